@@ -1,0 +1,132 @@
+"""The command line: `run`, `rerun` and `status`.
+
+Exit codes: 0 every job answered, 1 some failed for good, 2 bad input or set-up, 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import anyio
+from rich.console import Console
+
+from harness.errors import InputError
+from harness.ledger import LEDGER_NAME, read_ledger
+from harness.report import summarize, summary_table
+from harness.run import (
+    EXIT_INPUT,
+    EXIT_OK,
+    Overrides,
+    execute,
+    failed_matching,
+    open_index,
+    pending,
+    prepare,
+    set_aside,
+)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Parse the arguments, run the verb, return the exit code."""
+    args = _parser().parse_args(argv)
+    # Off a terminal rich would wrap tables at 80 columns; a log file can take wide lines.
+    console = Console(highlight=False, width=None if sys.stdout.isatty() else 160)
+    try:
+        return args.verb(args, console)
+    except InputError as exc:
+        Console(stderr=True, highlight=False).print(f"error: {exc}", markup=False)
+        return EXIT_INPUT
+
+
+def _run(args: argparse.Namespace, console: Console) -> int:
+    prepared = prepare(args.config, _overrides(args))
+    if args.fresh:
+        moved = set_aside(prepared.ledger_path)
+        if moved:
+            console.print(f"Started a new ledger; the old one is now {moved}")
+    index = open_index(prepared, console)
+    wanted = pending(index)
+    return anyio.run(lambda: execute(prepared, command="run", wanted=wanted, console=console))
+
+
+def _rerun(args: argparse.Namespace, console: Console) -> int:
+    prepared = prepare(args.config, _overrides(args))
+    index = open_index(prepared, console)
+    keys = failed_matching(
+        index, variants=args.variant, error_types=args.error_type, categories=args.category
+    )
+    if not keys:
+        console.print(f"{prepared.ledger_path}: no failed jobs match; nothing to rerun.")
+        return EXIT_OK
+    console.print(f"Rerunning {len(keys):,} failed job(s).")
+    return anyio.run(
+        lambda: execute(prepared, command="rerun", wanted=keys.__contains__, console=console)
+    )
+
+
+def _status(args: argparse.Namespace, console: Console) -> int:
+    path = Path(args.ledger)
+    if path.is_dir():
+        path = path / LEDGER_NAME
+    if not path.is_file():
+        raise InputError(f"{path}: no such ledger")
+    contents = read_ledger(path)
+    console.print(summary_table(summarize(contents), str(path)))
+    if contents.skipped:
+        console.print(f"{path}: skipped {contents.skipped} unreadable line(s)")
+    return EXIT_OK
+
+
+def _overrides(args: argparse.Namespace) -> Overrides:
+    return Overrides(
+        prompts=args.prompts,
+        output=args.output,
+        limit=args.limit,
+        models=tuple(args.models.split(",")) if args.models else (),
+    )
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m harness", description="Run LLM evaluations concurrently, resumably."
+    )
+    verbs = parser.add_subparsers(required=True, metavar="VERB")
+
+    run = verbs.add_parser("run", help="run every job not yet done (resumes an existing ledger)")
+    _add_selection(run)
+    run.add_argument("--fresh", action="store_true", help="set the old ledger aside, start anew")
+    run.set_defaults(verb=_run)
+
+    rerun = verbs.add_parser("rerun", help="run again only the jobs whose latest record failed")
+    _add_selection(rerun)
+    rerun.add_argument("--variant", action="append", default=[], help="variant id or model name")
+    rerun.add_argument("--error-type", action="append", default=[], help="e.g. RateLimited")
+    rerun.add_argument("--category", action="append", default=[], help="prompt category")
+    rerun.set_defaults(verb=_rerun)
+
+    status = verbs.add_parser("status", help="done / failed / pending per variant")
+    status.add_argument("ledger", help="a ledger file or the run's output directory")
+    status.set_defaults(verb=_status)
+    return parser
+
+
+def _add_selection(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("config", help="the run's TOML config")
+    parser.add_argument("--limit", type=_positive, help="only the first N prompts")
+    parser.add_argument("--prompts", type=Path, help="another prompts file")
+    parser.add_argument("--output", type=Path, help="another output directory")
+    parser.add_argument("--models", help="comma-separated model names to run")
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
+
+
+if __name__ == "__main__":
+    sys.exit(main())

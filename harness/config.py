@@ -1,0 +1,192 @@
+"""Run configuration: a TOML file to typed, validated, frozen objects.
+
+Every error names the file and the key path (`models[2].temperatures[0]: expected a number`).
+Strings may say `${VAR}` or `${VAR:-default}`; the raw, uninterpolated table is kept so that
+provenance never carries a secret that came from the environment.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from harness.api import SamplingParams
+from harness.errors import ConfigError
+from harness.fields import FieldError, from_table
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How a lane retries one job: attempts, exponential backoff bounds, per-attempt timeout."""
+
+    max_attempts: int = field(default=5, metadata={"min": 1})
+    initial_wait: float = field(default=1.0, metadata={"min": 0})
+    max_wait: float = field(default=60.0, metadata={"min": 0})
+    attempt_timeout: float = field(default=120.0, metadata={"min": 0.001})
+
+
+@dataclass(frozen=True, kw_only=True)
+class Defaults:
+    """Values every model takes unless it sets its own."""
+
+    temperatures: tuple[float, ...] = field(default=(0.0,), metadata={"min": 0, "nonempty": True})
+    top_p: float = field(default=1.0, metadata={"min": 0, "max": 1})
+    max_tokens: int = field(default=1024, metadata={"min": 1})
+    stop: tuple[str, ...] = ()
+    max_concurrency: int = field(default=16, metadata={"min": 1})
+
+
+@dataclass(frozen=True, kw_only=True)
+class ModelConfig(Defaults):
+    """One `[[models]]` entry: a provider instance, its limits, and the temperatures to sweep."""
+
+    name: str
+    provider: str
+    model: str = ""
+    requests_per_minute: float | None = field(default=None, metadata={"min": 0.001})
+    tokens_per_minute: float | None = field(default=None, metadata={"min": 1})
+    options: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def model_id(self) -> str:
+        """The model id sent to the provider (the entry's name unless `model` is set)."""
+        return self.model or self.name
+
+
+@dataclass(frozen=True)
+class Variant:
+    """A model with one set of sampling parameters; its id changes whenever they change."""
+
+    id: str
+    model: ModelConfig
+    sampling: SamplingParams
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """A whole run: where prompts come from, where results go, and every model."""
+
+    path: Path
+    prompts: Path
+    output: Path
+    seed: int
+    samples: int
+    retry: RetryPolicy
+    models: tuple[ModelConfig, ...]
+    raw: Mapping[str, Any]
+    grace_seconds: float = 10.0
+
+    def variants(self) -> list[Variant]:
+        """Every model x temperature, in config order."""
+        return [
+            make_variant(model, temperature, self.seed)
+            for model in self.models
+            for temperature in model.temperatures
+        ]
+
+
+@dataclass(frozen=True)
+class _TopLevel:
+    prompts: str
+    output: str = "results/run"
+    seed: int = 0
+    samples: int = field(default=1, metadata={"min": 1})
+    grace_seconds: float = field(default=10.0, metadata={"min": 0})
+    defaults: dict[str, Any] = field(default_factory=dict)
+    retry: dict[str, Any] = field(default_factory=dict)
+    models: tuple[dict[str, Any], ...] = field(default=(), metadata={"nonempty": True})
+
+
+def make_variant(model: ModelConfig, temperature: float, seed: int) -> Variant:
+    """The variant of `model` at `temperature`, with an id stable for its sampling parameters."""
+    sampling = SamplingParams(
+        temperature=temperature,
+        top_p=model.top_p,
+        max_tokens=model.max_tokens,
+        seed=seed,
+        stop=model.stop,
+    )
+    identity = {"provider": model.provider, "model": model.model_id, **sampling.as_record()}
+    digest = hashlib.sha256(orjson.dumps(identity, option=orjson.OPT_SORT_KEYS)).hexdigest()
+    return Variant(id=f"{model.name}@t{temperature:g}-{digest[:6]}", model=model, sampling=sampling)
+
+
+def load_config(path: str | Path, environ: Mapping[str, str] | None = None) -> RunConfig:
+    """Read and validate a config file; every problem is a ConfigError naming file and key."""
+    path = Path(path)
+    env = os.environ if environ is None else environ
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(path, "", "no such file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(path, "", f"cannot read: {exc}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(path, "", f"invalid TOML: {exc}") from None
+    try:
+        return _build(path, raw, _interpolate(raw, env, ""))
+    except FieldError as exc:
+        raise ConfigError(path, exc.path, exc.message) from None
+
+
+def _build(path: Path, raw: Mapping[str, Any], table: Mapping[str, Any]) -> RunConfig:
+    top = from_table(_TopLevel, table, "")
+    defaults = from_table(Defaults, top.defaults, "defaults")
+    inherited = dataclasses.asdict(defaults)
+    models = []
+    for index, entry in enumerate(top.models):
+        where = f"models[{index}]"
+        if not isinstance(entry, Mapping):
+            raise FieldError(where, "expected a table")
+        model = from_table(ModelConfig, {**inherited, **entry}, where)
+        if not model.name or "|" in model.name or "@" in model.name:
+            raise FieldError(f"{where}.name", "must be non-empty without '|' or '@'")
+        models.append(model)
+    names = [m.name for m in models]
+    for index, name in enumerate(names):
+        if name in names[:index]:
+            raise FieldError(f"models[{index}].name", f'duplicate model name "{name}"')
+    base = path.parent
+    return RunConfig(
+        path=path,
+        prompts=(base / top.prompts).resolve(),
+        output=Path(top.output),
+        seed=top.seed,
+        samples=top.samples,
+        retry=from_table(RetryPolicy, top.retry, "retry"),
+        models=tuple(models),
+        raw=raw,
+        grace_seconds=top.grace_seconds,
+    )
+
+
+_ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+def _interpolate(value: Any, env: Mapping[str, str], path: str) -> Any:
+    """Replace `${VAR}` and `${VAR:-default}` in every string, recursively."""
+    if isinstance(value, str):
+
+        def substitute(match: re.Match[str]) -> str:
+            name, default = match.group(1), match.group(2)
+            if name in env:
+                return env[name]
+            if default is not None:
+                return default
+            raise FieldError(path, f"environment variable {name} is not set")
+
+        return _ENV_REF.sub(substitute, value)
+    if isinstance(value, Mapping):
+        return {k: _interpolate(v, env, f"{path}.{k}" if path else k) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_interpolate(v, env, f"{path}[{i}]") for i, v in enumerate(value)]
+    return value

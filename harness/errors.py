@@ -1,0 +1,88 @@
+"""Every error the harness raises or records, in one place.
+
+    HarnessError
+    ├── InputError             bad input or set-up: the CLI prints one line and exits 2
+    │   ├── ConfigError        a config file: names the file and the key path
+    │   └── PromptsError       a prompts file: names the file and the item or line
+    └── ProviderError          one failed attempt, already classified by the provider
+        ├── RetryableError     worth another attempt, after `retry_after` if the server said
+        │   ├── RateLimited        429, quota exhausted
+        │   ├── ServerError        5xx, overloaded
+        │   ├── AttemptTimeout     no answer within the attempt timeout
+        │   └── ConnectionFailed   refused, reset, DNS
+        └── FatalError         never retried: 400, 401, 403, 404, content policy
+
+Providers translate their SDK's exceptions into these at their boundary
+(`raise RateLimited(...) from exc`), so nothing foreign reaches the scheduler.
+"""
+
+from __future__ import annotations
+
+
+class HarnessError(Exception):
+    """Base of everything the harness raises on purpose."""
+
+
+class InputError(HarnessError):
+    """Bad input or set-up; reported as one line, exit code 2."""
+
+
+class ConfigError(InputError):
+    """A config value is wrong; the message names the file and the key path."""
+
+    def __init__(self, file: object, path: str, message: str) -> None:
+        where = f"{file}: {path}" if path else f"{file}"
+        super().__init__(f"{where}: {message}")
+
+
+class PromptsError(InputError):
+    """A prompts file is wrong; the message names the file and the item or line."""
+
+
+class ProviderError(HarnessError):
+    """One failed attempt at a request, classified by the provider that made it."""
+
+    retryable = False
+
+    def __init__(
+        self, message: str, *, status: int | None = None, retry_after: float | None = None
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.status = status
+        self.retry_after = retry_after
+
+    def as_record(self) -> dict[str, object]:
+        """The `error` object stored in the ledger."""
+        return {
+            "type": type(self).__name__,
+            "message": self.message,
+            "retryable": self.retryable,
+            "status": self.status,
+        }
+
+
+class RetryableError(ProviderError):
+    """Worth another attempt."""
+
+    retryable = True
+
+
+class RateLimited(RetryableError):
+    """The provider asked us to slow down (429, quota exhausted)."""
+
+
+class ServerError(RetryableError):
+    """The provider failed on its side (5xx, overloaded)."""
+
+
+class AttemptTimeout(RetryableError):
+    """No answer within the per-attempt timeout."""
+
+
+class ConnectionFailed(RetryableError):
+    """The connection could not be made or was cut."""
+
+
+class FatalError(ProviderError):
+    """Retrying cannot help: the request itself is wrong or refused."""

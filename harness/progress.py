@@ -1,0 +1,144 @@
+"""Progress per variant: a rich live display on a terminal, plain timed lines anywhere else.
+
+Lanes only bump counters (cheap at thousands of records a second); a refresh task draws them a few
+times a second on a terminal, or prints a line per changed variant every few seconds otherwise.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import anyio
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    ProgressColumn,
+    Task,
+    TextColumn,
+    TimeRemainingColumn,
+)
+from rich.progress import Progress as RichProgress
+from rich.text import Text
+
+from harness.errors import ProviderError
+from harness.jobs import Job
+from harness.record import Record
+
+
+@dataclass
+class Tally:
+    """Counts for one variant in this run."""
+
+    total: int
+    ok: int = 0
+    failed: int = 0
+    retries: int = 0
+    retrying: int = 0
+
+    @property
+    def finished(self) -> int:
+        """Jobs that have their record."""
+        return self.ok + self.failed
+
+
+class _RateColumn(ProgressColumn):
+    def render(self, task: Task) -> Text:
+        speed = task.finished_speed or task.speed
+        return Text(f"{speed:,.1f}/s" if speed else "-/s", style="cyan")
+
+
+class Progress:
+    """Counts records and retries per variant and shows them."""
+
+    def __init__(
+        self, totals: Mapping[str, int], console: Console | None = None, plain_interval: float = 5.0
+    ) -> None:
+        self.console = console or Console()
+        self.plain_interval = plain_interval
+        self.tallies = {variant: Tally(total) for variant, total in totals.items()}
+        # Keys of jobs now between a failed attempt and their record: the "retrying" count.
+        self._retrying: set[str] = set()
+        self._started = time.monotonic()
+        self._live = self.console.is_terminal
+        self._bars: RichProgress | None = None
+        self._task_ids: dict[str, int] = {}
+        self._printed: dict[str, tuple[int, int, int]] = {}
+
+    def on_record(self, record: Record) -> None:
+        """Count one finished job."""
+        tally = self.tallies[record.variant]
+        if record.status == "ok":
+            tally.ok += 1
+        else:
+            tally.failed += 1
+        tally.retries += record.retry_count
+        if record.retry_count and record.key in self._retrying:
+            self._retrying.discard(record.key)
+            tally.retrying -= 1
+
+    def on_retry(self, job: Job, error: ProviderError, wait: float) -> None:
+        """Count a job that is waiting to try again."""
+        if job.key not in self._retrying:
+            self._retrying.add(job.key)
+            self.tallies[job.variant.id].retrying += 1
+
+    def __enter__(self) -> Progress:
+        if self._live:
+            self._bars = RichProgress(
+                TextColumn("{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                _RateColumn(),
+                TimeRemainingColumn(),
+                TextColumn("[red]failed {task.fields[failed]}"),
+                TextColumn("[yellow]retrying {task.fields[retrying]}"),
+                console=self.console,
+                refresh_per_second=4,
+            )
+            for variant, tally in self.tallies.items():
+                self._task_ids[variant] = self._bars.add_task(
+                    variant, total=tally.total, failed=0, retrying=0
+                )
+            self._bars.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.draw(final=True)
+        if self._bars is not None:
+            self._bars.stop()
+
+    async def refresh(self) -> None:
+        """Redraw until cancelled: four times a second live, every few seconds as plain lines."""
+        while True:
+            await anyio.sleep(0.25 if self._live else self.plain_interval)
+            self.draw()
+
+    def draw(self, *, final: bool = False) -> None:
+        """Push the counts to the live display, or print a line per variant that changed."""
+        for variant, tally in self.tallies.items():
+            if self._bars is not None:
+                self._bars.update(
+                    self._task_ids[variant],
+                    completed=tally.finished,
+                    failed=tally.failed,
+                    retrying=tally.retrying,
+                )
+                continue
+            state = (tally.finished, tally.failed, tally.retrying)
+            if self._printed.get(variant) == state and not final:
+                continue
+            self._printed[variant] = state
+            self.console.print(self._line(variant, tally), highlight=False, soft_wrap=True)
+
+    def _line(self, variant: str, tally: Tally) -> str:
+        elapsed = max(time.monotonic() - self._started, 1e-9)
+        rate = tally.finished / elapsed
+        remaining = tally.total - tally.finished
+        eta = f"{remaining / rate:,.0f}s" if rate and remaining else "-"
+        return (
+            f"{variant}: {tally.finished}/{tally.total} ok {tally.ok} failed {tally.failed} "
+            f"retrying {tally.retrying} {rate:,.1f}/s eta {eta}"
+        )

@@ -1,0 +1,106 @@
+"""The run line: what ran, where, with which code and config, and with every secret removed."""
+
+from __future__ import annotations
+
+import platform
+import re
+import secrets
+import subprocess
+import sys
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from harness.config import RunConfig, Variant
+from harness.record import SCHEMA, utc_timestamp
+
+_PACKAGES = (
+    "harness",
+    "anyio",
+    "aiolimiter",
+    "tenacity",
+    "orjson",
+    "rich",
+    "httpx",
+    "anthropic",
+    "google-genai",
+    "vllm",
+    "torch",
+    "transformers",
+)
+# Names that hold secrets: `api_key`, `hf_token`, `client_secret`, `authorization`, ... (but not
+# `max_tokens` or `tokens_per_minute`).
+_SECRET_KEY = re.compile(r"(key|token|secret|password|passwd|authorization|credentials?)$", re.I)
+REDACTED = "[redacted]"
+
+
+def new_run_id() -> str:
+    """A sortable, unique run id: `20251112T100000Z-a1b2c3`."""
+    return f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}-{secrets.token_hex(3)}"
+
+
+def run_line(
+    run_id: str,
+    command: str,
+    config: RunConfig,
+    variants: list[Variant],
+    plan: Mapping[str, int],
+) -> dict[str, Any]:
+    """The `{"type": "run"}` line a run appends before its first record."""
+    return {
+        "type": "run",
+        "schema": SCHEMA,
+        "run_id": run_id,
+        "command": command,
+        "started": utc_timestamp(),
+        "harness_version": _version("harness"),
+        "git_revision": _git_revision(),
+        "python": sys.version.split()[0],
+        "packages": {name: v for name in _PACKAGES if (v := _version(name))},
+        "host": platform.node(),
+        "platform": platform.platform(),
+        "config_path": str(config.path.resolve()),
+        "config": redact(config.raw),
+        "prompts": str(config.prompts),
+        "variants": {
+            v.id: {"model": v.model.name, "provider": v.model.provider, **v.sampling.as_record()}
+            for v in variants
+        },
+        "plan": dict(plan),
+    }
+
+
+def redact(value: Any) -> Any:
+    """The config as written (no `${ENV}` expanded), with secret-looking keys' values removed."""
+    if isinstance(value, Mapping):
+        return {
+            k: REDACTED if _SECRET_KEY.search(k) and not isinstance(v, Mapping) else redact(v)
+            for k, v in value.items()
+        }
+    if isinstance(value, list):
+        return [redact(v) for v in value]
+    return value
+
+
+def _version(package: str) -> str | None:
+    try:
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def _git_revision() -> str | None:
+    source = Path(__file__).resolve().parent
+    try:
+        result = subprocess.run(
+            ["git", "-C", str(source), "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return result.stdout.strip() if result.returncode == 0 else None

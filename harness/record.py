@@ -1,0 +1,108 @@
+"""The record: one ledger line per finished attempt series, success or failure.
+
+Field order is part of the format: `key` and `status` come first, so that the resume index can
+read a success from the head of its line (see `harness.ledger.build_index`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from harness.api import Completion, TokenLogprob
+from harness.errors import ProviderError
+from harness.jobs import Job
+
+SCHEMA = 1
+Status = Literal["ok", "error"]
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """One result line of the ledger (schema 1)."""
+
+    key: str
+    status: Status
+    schema: int
+    run_id: str
+    variant: str
+    provider: str
+    model: str
+    prompt_id: str
+    sample: int
+    full_response: str | None
+    finish_reason: str | None
+    tokens: dict[str, int] | None
+    token_logprobs: tuple[TokenLogprob, ...] | None
+    sampling_params: dict[str, Any]
+    timestamp: str
+    elapsed_seconds: float
+    retry_count: int
+    error: dict[str, Any] | None
+    prompt_category: str
+    is_synthetic_probe: bool
+    metadata: dict[str, Any]
+
+
+def utc_timestamp() -> str:
+    """Now, as ISO-8601 UTC with milliseconds: `2025-11-12T10:01:23.412Z`."""
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def success_record(
+    run_id: str, job: Job, completion: Completion, *, elapsed: float, retries: int
+) -> Record:
+    """The record of a job answered; its sampling parameters are those actually sent."""
+    sent = completion.sampling_sent
+    return Record(
+        **_job_fields(run_id, job, elapsed, retries),
+        status="ok",
+        model=completion.model or job.variant.model.model_id,
+        full_response=completion.text,
+        finish_reason=completion.finish_reason,
+        tokens=completion.usage.as_record(),
+        token_logprobs=completion.token_logprobs,
+        sampling_params=sent if sent is not None else _sampling(job),
+        error=None,
+    )
+
+
+def failure_record(
+    run_id: str, job: Job, error: ProviderError, *, elapsed: float, retries: int
+) -> Record:
+    """The record of a job that failed for good (fatal, or out of attempts)."""
+    return Record(
+        **_job_fields(run_id, job, elapsed, retries),
+        status="error",
+        model=job.variant.model.model_id,
+        full_response=None,
+        finish_reason=None,
+        tokens=None,
+        token_logprobs=None,
+        sampling_params=_sampling(job),
+        error=error.as_record(),
+    )
+
+
+def _sampling(job: Job) -> dict[str, Any]:
+    return job.request(1).sampling.as_record()
+
+
+def _job_fields(run_id: str, job: Job, elapsed: float, retries: int) -> dict[str, Any]:
+    prompt = job.prompt
+    return {
+        "key": job.key,
+        "schema": SCHEMA,
+        "run_id": run_id,
+        "variant": job.variant.id,
+        "provider": job.variant.model.provider,
+        "prompt_id": prompt.id,
+        "sample": job.sample,
+        "timestamp": utc_timestamp(),
+        "elapsed_seconds": round(elapsed, 4),
+        "retry_count": retries,
+        "prompt_category": prompt.category,
+        "is_synthetic_probe": prompt.is_synthetic_probe,
+        "metadata": dict(prompt.metadata),
+    }

@@ -1,0 +1,225 @@
+"""A run from start to end: validate everything, then pick the jobs, run the lanes, summarize.
+
+All checks (config, prompts, provider names and options) happen in `prepare`, before anything is
+written, so bad input leaves no output directory and no ledger behind.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Sequence
+from contextlib import AsyncExitStack
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from harness.api import Provider
+from harness.config import ModelConfig, RunConfig, Variant, load_config, make_variant
+from harness.errors import ConfigError, InputError
+from harness.fields import FieldError, from_table
+from harness.jobs import job_key
+from harness.lane import Lane
+from harness.ledger import LEDGER_NAME, LedgerWriter, ResumeIndex, build_index, read_ledger
+from harness.limits import LaneLimits
+from harness.progress import Progress
+from harness.prompts import Prompt, load_prompts
+from harness.provenance import new_run_id, run_line
+from harness.record import utc_timestamp
+from harness.report import summarize, summary_table
+from harness.scheduler import LaneWork, lane_events, run_lanes
+from providers import provider_class
+
+EXIT_OK, EXIT_FAILED, EXIT_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
+@dataclass(frozen=True)
+class Overrides:
+    """Command-line changes to a config: fewer prompts or models, other paths."""
+
+    prompts: Path | None = None
+    output: Path | None = None
+    limit: int | None = None
+    models: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class ModelSetup:
+    """A model, its validated provider options, and the provider class that takes them."""
+
+    model: ModelConfig
+    provider_cls: type[Provider]
+    options: Any
+    variants: tuple[Variant, ...]
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """Everything a run needs, checked; nothing written yet."""
+
+    config: RunConfig
+    prompts: list[Prompt]
+    models: tuple[ModelSetup, ...]
+
+    @property
+    def ledger_path(self) -> Path:
+        """Where this run's ledger lives."""
+        return self.config.output / LEDGER_NAME
+
+    @property
+    def variants(self) -> list[Variant]:
+        """Every variant of every model, in config order."""
+        return [v for setup in self.models for v in setup.variants]
+
+    def totals(self) -> dict[str, int]:
+        """How many jobs each variant has in all."""
+        per_variant = len(self.prompts) * self.config.samples
+        return {variant.id: per_variant for variant in self.variants}
+
+
+def prepare(config_path: str | Path, overrides: Overrides = Overrides()) -> Prepared:
+    """Load and check the config, prompts and providers; raises InputError on any problem."""
+    config = load_config(config_path)
+    if overrides.prompts is not None:
+        config = dataclasses.replace(config, prompts=overrides.prompts)
+    if overrides.output is not None:
+        config = dataclasses.replace(config, output=overrides.output)
+    prompts = load_prompts(config.prompts)
+    if overrides.limit is not None:
+        prompts = prompts[: overrides.limit]
+    chosen = [(i, m) for i, m in enumerate(config.models) if _chosen(m, overrides.models)]
+    unknown = set(overrides.models) - {m.name for m in config.models}
+    if unknown:
+        raise InputError(f"--models: no model named {', '.join(sorted(unknown))} in {config.path}")
+    return Prepared(config, prompts, tuple(_setup(config, i, m) for i, m in chosen))
+
+
+def _chosen(model: ModelConfig, names: Sequence[str]) -> bool:
+    return not names or model.name in names
+
+
+def _setup(config: RunConfig, index: int, model: ModelConfig) -> ModelSetup:
+    try:
+        cls = provider_class(model.provider)
+    except InputError as exc:
+        raise ConfigError(config.path, f"models[{index}].provider", str(exc)) from None
+    where = f"models[{index}].options"
+    try:
+        options = from_table(cls.Options, model.options, where)
+        cls.from_config(model.model_id, options)  # providers check their options when built
+    except FieldError as exc:
+        path = exc.path if exc.path.startswith(where) else f"{where}{exc.path and '.'}{exc.path}"
+        raise ConfigError(config.path, path, exc.message) from None
+    variants = tuple(make_variant(model, t, config.seed) for t in model.temperatures)
+    return ModelSetup(model, cls, options, variants)
+
+
+def set_aside(ledger: Path) -> Path | None:
+    """Rename an existing ledger out of the way (for `--fresh`); nothing is deleted."""
+    if not ledger.exists():
+        return None
+    stamp = utc_timestamp().replace(":", "").replace("-", "").replace(".", "")
+    target = ledger.with_name(f"ledger.{stamp}.jsonl")
+    ledger.rename(target)
+    return target
+
+
+async def execute(
+    prepared: Prepared,
+    *,
+    command: str,
+    wanted: Callable[[str], bool],
+    console: Console,
+) -> int:
+    """Run the wanted jobs, append to the ledger, print the summary; return the exit code."""
+    config = prepared.config
+    run_id = new_run_id()
+    writer = LedgerWriter(prepared.ledger_path)
+    try:
+        writer.append(run_line(run_id, command, config, prepared.variants, prepared.totals()))
+        writer.flush()
+        todo = _count_wanted(prepared, wanted)
+        progress = Progress(todo, console)
+        events = lane_events(writer, progress)
+        async with AsyncExitStack() as stack:
+            work = []
+            for setup in prepared.models:
+                provider = setup.provider_cls.from_config(setup.model.model_id, setup.options)
+                stack.push_async_callback(provider.aclose)
+                lane = Lane(
+                    setup.model.name,
+                    provider,
+                    limits=LaneLimits(
+                        setup.model.requests_per_minute, setup.model.tokens_per_minute
+                    ),
+                    concurrency=setup.model.max_concurrency,
+                    retry=config.retry,
+                    run_id=run_id,
+                    events=events,
+                )
+                work.append(LaneWork(lane, setup.variants))
+            with progress:
+                interrupted = await run_lanes(
+                    work,
+                    prompts=prepared.prompts,
+                    samples=config.samples,
+                    wanted=wanted,
+                    writer=writer,
+                    progress=progress,
+                    grace_seconds=config.grace_seconds,
+                )
+    finally:
+        writer.close()
+    contents = read_ledger(prepared.ledger_path)
+    console.print(summary_table(summarize(contents), f"{prepared.ledger_path} ({run_id})"))
+    if interrupted:
+        console.print("Interrupted: run the same command again to continue.")
+        return EXIT_INTERRUPTED
+    failed = sum(t.failed for t in progress.tallies.values())
+    return EXIT_FAILED if failed else EXIT_OK
+
+
+def _count_wanted(prepared: Prepared, wanted: Callable[[str], bool]) -> dict[str, int]:
+    counts = dict.fromkeys((v.id for v in prepared.variants), 0)
+    for prompt in prepared.prompts:
+        for sample in range(prepared.config.samples):
+            for variant in prepared.variants:
+                counts[variant.id] += wanted(job_key(variant.id, prompt.id, sample))
+    return counts
+
+
+def pending(index: ResumeIndex) -> Callable[[str], bool]:
+    """For `run`: every job not yet done."""
+    return lambda key: not index.is_done(key)
+
+
+def failed_matching(
+    index: ResumeIndex,
+    *,
+    variants: Sequence[str] = (),
+    error_types: Sequence[str] = (),
+    categories: Sequence[str] = (),
+) -> set[str]:
+    """For `rerun`: keys whose latest record failed, narrowed by variant (its id or its model's
+    name), error type and category."""
+    keys = set()
+    for key, record in index.failures.items():
+        error = record.get("error") or {}
+        variant = record.get("variant", "")
+        if variants and variant not in variants and variant.split("@")[0] not in variants:
+            continue
+        if error_types and error.get("type") not in error_types:
+            continue
+        if categories and record.get("prompt_category") not in categories:
+            continue
+        keys.add(key)
+    return keys
+
+
+def open_index(prepared: Prepared, console: Console) -> ResumeIndex:
+    """The resume index of the run's ledger, saying how many unreadable lines it skipped."""
+    index = build_index(prepared.ledger_path)
+    if index.skipped:
+        console.print(f"{prepared.ledger_path}: skipped {index.skipped} unreadable line(s)")
+    return index

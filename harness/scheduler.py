@@ -1,0 +1,79 @@
+"""The scheduler: every lane at once in one task group, records to the ledger, a clean stop.
+
+Jobs are drawn lazily from one iterator per lane, so nothing is made for a job before a worker is
+free for it. On the first SIGINT/SIGTERM no new job starts, in-flight attempts get a grace period
+to finish and be recorded, then whatever is left is cancelled and records nothing; a second signal
+cancels at once.
+"""
+
+from __future__ import annotations
+
+import signal
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import anyio
+
+from harness.config import Variant
+from harness.jobs import iter_jobs
+from harness.lane import Lane, LaneEvents
+from harness.ledger import LedgerWriter
+from harness.progress import Progress
+from harness.prompts import Prompt
+from harness.record import Record
+
+
+@dataclass(frozen=True)
+class LaneWork:
+    """A lane and the variants whose jobs it runs."""
+
+    lane: Lane
+    variants: Sequence[Variant]
+
+
+async def run_lanes(
+    work: Sequence[LaneWork],
+    *,
+    prompts: Sequence[Prompt],
+    samples: int,
+    wanted: Callable[[str], bool],
+    writer: LedgerWriter,
+    progress: Progress,
+    grace_seconds: float,
+    sync_seconds: float = 1.0,
+) -> bool:
+    """Run every wanted job of every lane; True when a signal stopped the run early."""
+    stopping = anyio.Event()
+    async with anyio.create_task_group() as background:
+        background.start_soon(writer.sync_every, sync_seconds)
+        background.start_soon(progress.refresh)
+        with anyio.CancelScope() as work_scope:
+            background.start_soon(_stop_on_signal, stopping, work_scope, grace_seconds)
+            async with anyio.create_task_group() as lanes:
+                for item in work:
+                    jobs = iter_jobs(item.variants, prompts, samples, wanted)
+                    lanes.start_soon(item.lane.run, jobs, stopping)
+        background.cancel_scope.cancel()
+    return stopping.is_set()
+
+
+def lane_events(writer: LedgerWriter, progress: Progress) -> LaneEvents:
+    """Send each record to the ledger first, then to the progress counts."""
+
+    def on_record(record: Record) -> None:
+        writer.append(record)
+        progress.on_record(record)
+
+    return LaneEvents(on_record=on_record, on_retry=progress.on_retry)
+
+
+async def _stop_on_signal(
+    stopping: anyio.Event, work_scope: anyio.CancelScope, grace_seconds: float
+) -> None:
+    with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async for _ in signals:
+            if stopping.is_set():
+                work_scope.cancel()
+                return
+            stopping.set()
+            work_scope.deadline = anyio.current_time() + grace_seconds

@@ -1,0 +1,42 @@
+"""Providers, registered by name. Each module is imported only when a config names it.
+
+`REGISTRY` maps `provider = "..."` to the module and class that implement it, and to what to
+install when its SDK is missing.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+
+from harness.api import Provider
+from harness.errors import InputError
+
+
+@dataclass(frozen=True)
+class Entry:
+    """Where a provider lives and how to get its dependencies."""
+
+    module: str
+    cls: str
+    install: str = "pip install -e ."
+
+
+REGISTRY: dict[str, Entry] = {
+    "simulated": Entry("providers.simulated", "SimulatedProvider"),
+}
+
+
+def provider_class(name: str) -> type[Provider]:
+    """Import and return the class registered as `name`; InputError if unknown or not installed."""
+    entry = REGISTRY.get(name)
+    if entry is None:
+        known = ", ".join(sorted(REGISTRY))
+        raise InputError(f'unknown provider "{name}" (known: {known})')
+    try:
+        module = importlib.import_module(entry.module)
+    except ImportError as exc:
+        raise InputError(
+            f'provider "{name}" needs {exc.name or "a missing package"}: {entry.install}'
+        ) from None
+    return getattr(module, entry.cls)

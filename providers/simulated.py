@@ -1,0 +1,132 @@
+"""A simulated provider: deterministic answers with configurable latency and injected failures.
+
+Needs no key, no network and no GPU, so the demo, the tests and the benchmarks all use it. Answers
+depend only on the prompt, the model and (above temperature 0) the seed; whether an attempt fails
+depends on the seed, the request id and the attempt number, so a run is reproducible and a retried
+attempt gets a fresh draw.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+
+import anyio
+
+from harness.api import Completion, Request, TokenLogprob, Usage
+from harness.errors import AttemptTimeout, FatalError, RateLimited, ServerError
+from harness.fields import FieldError
+
+_VERDICTS = ("Yes, it exists.", "No, I cannot find it.", "I am not certain.")
+_WORDS = (
+    "the advisory describes a vulnerability in version package release maintainers published "
+    "patch function returns value module exposes parameter remote attacker could execute code "
+    "through crafted input affected versions before upgrade mitigates issue documentation lists "
+    "this api call library registry source repository security researchers reported"
+).split()
+
+
+@dataclass(frozen=True)
+class SimulatedOptions:
+    """Options of `provider = "simulated"` (the `[models.options]` table)."""
+
+    latency_ms: float = field(default=0.0, metadata={"min": 0})
+    jitter_ms: float = field(default=0.0, metadata={"min": 0})
+    output_tokens: int = field(default=48, metadata={"min": 1})
+    top_logprobs: int = field(default=0, metadata={"min": 0, "max": 20})
+    rate_limit_rate: float = field(default=0.0, metadata={"min": 0, "max": 1})
+    retry_after: float = field(default=1.0, metadata={"min": 0})
+    server_error_rate: float = field(default=0.0, metadata={"min": 0, "max": 1})
+    timeout_rate: float = field(default=0.0, metadata={"min": 0, "max": 1})
+    fatal_rate: float = field(default=0.0, metadata={"min": 0, "max": 1})
+
+
+class SimulatedProvider:
+    """Scripted answers after a simulated delay, or one of the failures a real API gives."""
+
+    Options = SimulatedOptions
+
+    def __init__(self, model: str, options: SimulatedOptions) -> None:
+        self.model = model
+        self.options = options
+        rates = (
+            options.fatal_rate,
+            options.rate_limit_rate,
+            options.server_error_rate,
+            options.timeout_rate,
+        )
+        if sum(rates) > 1:
+            raise FieldError("", "the failure rates add up to more than 1")
+        # Upper bounds of each failure's slice of [0, 1), in the order `_fail` checks them.
+        self._bounds = [sum(rates[: i + 1]) for i in range(len(rates))]
+
+    @classmethod
+    def from_config(cls, model: str, options: SimulatedOptions) -> SimulatedProvider:
+        """Build from the model id and its options."""
+        return cls(model, options)
+
+    async def generate(self, request: Request) -> Completion:
+        """Wait the simulated latency, then fail as scripted or answer."""
+        if self._bounds[-1]:
+            draw = random.Random(f"{request.sampling.seed}|{request.id}|{request.attempt}")
+            await self._fail(draw)
+        else:
+            draw = None
+        await self._delay(draw)
+        return self._answer(request)
+
+    async def aclose(self) -> None:
+        """Nothing to release."""
+
+    async def _fail(self, draw: random.Random) -> None:
+        roll = draw.random()
+        fatal, limited, server, stalled = self._bounds
+        if roll < fatal:
+            raise FatalError("invalid_request_error: simulated bad request", status=400)
+        if roll < limited:
+            retry_after = self.options.retry_after
+            raise RateLimited("rate_limit_error: simulated", status=429, retry_after=retry_after)
+        if roll < server:
+            status = 503 if roll < (limited + server) / 2 else 500
+            raise ServerError(f"api_error: simulated {status}", status=status)
+        if roll < stalled:
+            await anyio.sleep(float("inf"))
+            raise AttemptTimeout("the simulated stall ended")  # only without an attempt timeout
+
+    async def _delay(self, draw: random.Random | None) -> None:
+        latency = self.options.latency_ms
+        if self.options.jitter_ms:
+            draw = draw or random.Random()
+            latency += draw.uniform(-self.options.jitter_ms, self.options.jitter_ms)
+        if latency > 0:
+            await anyio.sleep(latency / 1000)
+        else:
+            await anyio.lowlevel.checkpoint()
+
+    def _answer(self, request: Request) -> Completion:
+        sampling = request.sampling
+        text = "\n\n".join(m.content for m in request.messages)
+        greedy = sampling.temperature == 0
+        salt = "" if greedy else f"{sampling.seed}|{sampling.temperature}"
+        rng = random.Random(f"{self.model}|{text}|{salt}")
+        wanted = max(1, round(self.options.output_tokens * rng.uniform(0.5, 1.5)))
+        count = min(wanted, sampling.max_tokens)
+        tokens = [rng.choice(_VERDICTS), *rng.choices(_WORDS, k=count - 1)]
+        return Completion(
+            text=" ".join(tokens),
+            finish_reason="length" if wanted > sampling.max_tokens else "stop",
+            usage=Usage(input=len(text) // 4 + 1, output=count),
+            model=self.model,
+            token_logprobs=self._logprobs(rng, tokens) if self.options.top_logprobs else None,
+        )
+
+    def _logprobs(self, rng: random.Random, tokens: list[str]) -> tuple[TokenLogprob, ...]:
+        k = self.options.top_logprobs
+        entries = []
+        for token in tokens:
+            chosen = -rng.random() * 0.5
+            others = rng.sample([w for w in _WORDS if w != token], k - 1)
+            top = [(token, round(chosen, 4))]
+            top += [(w, round(chosen - 0.5 - i - rng.random(), 4)) for i, w in enumerate(others)]
+            entries.append(TokenLogprob(token, top[0][1], tuple(top)))
+        return tuple(entries)

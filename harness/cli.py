@@ -37,7 +37,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return args.verb(args, console)
     except InputError as exc:
-        Console(stderr=True, highlight=False).print(f"error: {exc}", markup=False)
+        print(f"error: {exc}", file=sys.stderr)
         return EXIT_INPUT
 
 

@@ -97,13 +97,13 @@ class RunConfig:
 @dataclass(frozen=True)
 class _TopLevel:
     prompts: str
+    models: tuple[dict[str, Any], ...] = field(metadata={"nonempty": True})
     output: str = "results/run"
     seed: int = 0
     samples: int = field(default=1, metadata={"min": 1})
     grace_seconds: float = field(default=10.0, metadata={"min": 0})
     defaults: dict[str, Any] = field(default_factory=dict)
     retry: dict[str, Any] = field(default_factory=dict)
-    models: tuple[dict[str, Any], ...] = field(default=(), metadata={"nonempty": True})
 
 
 def make_variant(model: ModelConfig, temperature: float, seed: int) -> Variant:

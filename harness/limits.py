@@ -1,9 +1,10 @@
 """Rate limits: aiolimiter leaky buckets for requests/min and tokens/min.
 
-A bucket holds one second's worth of its rate (at least one acquisition), not a minute's: providers
-enforce per-minute limits over shorter intervals, and a minute's burst would let a lane send twice
-its rate in its first minute. Each bucket starts full, so no window of any length sees more than
-the rate allows (plus one acquisition). Token estimates are settled against real usage afterwards.
+A minute-sized bucket would let a lane send twice its rate in its first minute, and providers
+enforce per-minute limits over shorter intervals anyway. So the request bucket holds a single
+request (requests go out evenly spaced, and no window of any length sees more than the rate
+allows) and the token bucket holds one second's worth. Both start full, so there is no opening
+burst. Token estimates are settled against real usage afterwards.
 """
 
 from __future__ import annotations
@@ -16,8 +17,7 @@ class Bucket(AsyncLimiter):
 
     __slots__ = ("_primed",)
 
-    def __init__(self, per_minute: float, burst_seconds: float = 1.0) -> None:
-        capacity = max(1.0, per_minute / 60.0 * burst_seconds)
+    def __init__(self, per_minute: float, capacity: float = 1.0) -> None:
         super().__init__(capacity, capacity * 60.0 / per_minute)
         self._primed = False
 
@@ -46,7 +46,11 @@ class LaneLimits:
 
     def __init__(self, requests_per_minute: float | None, tokens_per_minute: float | None) -> None:
         self.requests = Bucket(requests_per_minute) if requests_per_minute else None
-        self.tokens = Bucket(tokens_per_minute) if tokens_per_minute else None
+        self.tokens = (
+            Bucket(tokens_per_minute, capacity=max(1.0, tokens_per_minute / 60))
+            if tokens_per_minute
+            else None
+        )
 
     async def acquire(self, estimated_tokens: int) -> None:
         """Wait for one request's slot and its estimated tokens."""

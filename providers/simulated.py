@@ -17,6 +17,8 @@ from harness.api import Completion, Request, TokenLogprob, Usage
 from harness.errors import AttemptTimeout, FatalError, RateLimited, ServerError
 from harness.fields import FieldError
 
+_OUTCOMES = ("ok", "429", "500", "503", "timeout", "400")
+_DRAWN = ("400", "429", "500", "timeout")  # in the order of the rates in `__init__`
 _VERDICTS = ("Yes, it exists.", "No, I cannot find it.", "I am not certain.")
 _WORDS = (
     "the advisory describes a vulnerability in version package release maintainers published "
@@ -39,6 +41,12 @@ class SimulatedOptions:
     server_error_rate: float = field(default=0.0, metadata={"min": 0, "max": 1})
     timeout_rate: float = field(default=0.0, metadata={"min": 0, "max": 1})
     fatal_rate: float = field(default=0.0, metadata={"min": 0, "max": 1})
+    # Outcomes of attempts 1, 2, ... of every request ("ok", "429", "500", "503", "timeout",
+    # "400"); attempts past the script fall back to the rates above.
+    script: tuple[str, ...] = ()
+    # Taken like a real provider's key (so configs and tests can exercise secret handling);
+    # it is never sent or stored anywhere.
+    api_key: str = ""
 
 
 class SimulatedProvider:
@@ -57,7 +65,10 @@ class SimulatedProvider:
         )
         if sum(rates) > 1:
             raise FieldError("", "the failure rates add up to more than 1")
-        # Upper bounds of each failure's slice of [0, 1), in the order `_fail` checks them.
+        for index, outcome in enumerate(options.script):
+            if outcome not in _OUTCOMES:
+                raise FieldError(f"script[{index}]", f"expected one of {', '.join(_OUTCOMES)}")
+        # Upper bounds of each outcome's slice of [0, 1), in the order of `_DRAWN`.
         self._bounds = [sum(rates[: i + 1]) for i in range(len(rates))]
 
     @classmethod
@@ -66,32 +77,42 @@ class SimulatedProvider:
         return cls(model, options)
 
     async def generate(self, request: Request) -> Completion:
-        """Wait the simulated latency, then fail as scripted or answer."""
-        if self._bounds[-1]:
+        """Fail as scripted or drawn, or wait the simulated latency and answer."""
+        draw = None
+        script = self.options.script
+        if request.attempt <= len(script):
+            outcome = script[request.attempt - 1]
+        elif self._bounds[-1]:
             draw = random.Random(f"{request.sampling.seed}|{request.id}|{request.attempt}")
-            await self._fail(draw)
+            outcome = self._drawn(draw.random())
         else:
-            draw = None
+            outcome = "ok"
+        if outcome != "ok":
+            await self._fail(outcome)
         await self._delay(draw)
         return self._answer(request)
 
     async def aclose(self) -> None:
         """Nothing to release."""
 
-    async def _fail(self, draw: random.Random) -> None:
-        roll = draw.random()
-        fatal, limited, server, stalled = self._bounds
-        if roll < fatal:
+    def _drawn(self, roll: float) -> str:
+        for outcome, bound in zip(_DRAWN, self._bounds, strict=True):
+            if roll < bound:
+                if outcome == "500" and roll < bound - self.options.server_error_rate / 2:
+                    return "503"
+                return outcome
+        return "ok"
+
+    async def _fail(self, outcome: str) -> None:
+        if outcome == "400":
             raise FatalError("invalid_request_error: simulated bad request", status=400)
-        if roll < limited:
+        if outcome == "429":
             retry_after = self.options.retry_after
             raise RateLimited("rate_limit_error: simulated", status=429, retry_after=retry_after)
-        if roll < server:
-            status = 503 if roll < (limited + server) / 2 else 500
-            raise ServerError(f"api_error: simulated {status}", status=status)
-        if roll < stalled:
-            await anyio.sleep(float("inf"))
-            raise AttemptTimeout("the simulated stall ended")  # only without an attempt timeout
+        if outcome in ("500", "503"):
+            raise ServerError(f"api_error: simulated {outcome}", status=int(outcome))
+        await anyio.sleep(float("inf"))  # "timeout": stall until the lane's attempt timeout
+        raise AttemptTimeout("the simulated stall ended")
 
     async def _delay(self, draw: random.Random | None) -> None:
         latency = self.options.latency_ms

@@ -1,0 +1,98 @@
+"""Config loading: typed values, defaults, `${ENV}`, variant ids, and errors that say where."""
+
+from __future__ import annotations
+
+import pytest
+
+from harness.config import load_config
+from harness.errors import ConfigError
+from tests.conftest import SIMPLE_MODEL, write_config
+
+
+def config_error(tmp_path, body: str, environ=None) -> str:
+    path = write_config(tmp_path, body)
+    with pytest.raises(ConfigError) as caught:
+        load_config(path, environ or {})
+    return str(caught.value)
+
+
+def test_models_inherit_defaults_and_override_them(tmp_path):
+    body = """
+[defaults]
+temperatures = [0.0, 1]
+max_tokens = 64
+
+[[models]]
+name = "a"
+provider = "simulated"
+
+[[models]]
+name = "b"
+provider = "simulated"
+model = "b-2024"
+temperatures = [0.3]
+"""
+    config = load_config(write_config(tmp_path, body), {})
+    a, b = config.models
+    assert a.temperatures == (0.0, 1.0) and a.max_tokens == 64 and a.model_id == "a"
+    assert b.temperatures == (0.3,) and b.max_tokens == 64 and b.model_id == "b-2024"
+    assert [v.id.split("-")[0] for v in config.variants()] == ["a@t0", "a@t1", "b@t0.3"]
+
+
+def test_variant_id_is_stable_and_changes_with_sampling_parameters(tmp_path):
+    first = load_config(write_config(tmp_path, SIMPLE_MODEL), {}).variants()
+    again = load_config(write_config(tmp_path, SIMPLE_MODEL), {}).variants()
+    changed = SIMPLE_MODEL.replace('provider = "simulated"', 'provider = "simulated"\ntop_p = 0.9')
+    other = load_config(write_config(tmp_path, changed), {}).variants()
+    assert [v.id for v in first] == [v.id for v in again]
+    assert not {v.id for v in first} & {v.id for v in other}
+
+
+def test_env_references_are_filled_in_and_the_raw_table_keeps_them(tmp_path):
+    body = SIMPLE_MODEL + '[models.options]\napi_key = "${SIM_KEY}"\nlatency_ms = 1\n'
+    body = body.replace('name = "sim"', 'name = "${NAME:-sim}"')
+    config = load_config(write_config(tmp_path, body), {"SIM_KEY": "s3cret"})
+    assert config.models[0].options["api_key"] == "s3cret"
+    assert config.models[0].name == "sim"
+    assert config.raw["models"][0]["options"]["api_key"] == "${SIM_KEY}"
+
+
+def test_unset_env_reference_names_the_variable_and_key(tmp_path):
+    message = config_error(tmp_path, SIMPLE_MODEL.replace('"sim"', '"${NOPE}"', 1))
+    assert message.endswith("models[0].name: environment variable NOPE is not set")
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        (SIMPLE_MODEL.replace("[0.0, 0.5]", '[0.0, "hot"]'),
+         'models[0].temperatures[1]: expected a number, got "hot"'),
+        (SIMPLE_MODEL.replace("max_concurrency = 4", "max_concurrency = 0"),
+         "models[0].max_concurrency: must be >= 1, got 0"),
+        (SIMPLE_MODEL + "colour = 1\n", "models[0].colour: unknown key"),
+        (SIMPLE_MODEL.replace("max_attempts = 3", "max_attempts = true"),
+         "retry.max_attempts: expected an integer, got true"),
+        ("samples = 0\n" + SIMPLE_MODEL, "samples: must be >= 1, got 0"),
+        (SIMPLE_MODEL.replace('provider = "simulated"\n', ""),
+         "models[0].provider: missing required key"),
+        (SIMPLE_MODEL + SIMPLE_MODEL.split("[[models]]")[1].join(["[[models]]", ""]),
+         'models[1].name: duplicate model name "sim"'),
+        ("[defaults]\ntop_p = 2\n" + SIMPLE_MODEL, "defaults.top_p: must be <= 1, got 2"),
+        ("", "models: missing required key"),
+    ],
+)
+def test_bad_values_name_the_file_and_key_path(tmp_path, body, expected):
+    message = config_error(tmp_path, body)
+    assert message.startswith(str(tmp_path / "run.toml") + ": ")
+    assert expected in message
+
+
+def test_invalid_toml_names_the_file_and_line(tmp_path):
+    message = config_error(tmp_path, "broken = = 1\n" + SIMPLE_MODEL)
+    assert str(tmp_path / "run.toml") in message and "invalid TOML" in message
+    assert "line 4" in message
+
+
+def test_missing_config_file_is_an_input_error(tmp_path):
+    with pytest.raises(ConfigError, match="no such file"):
+        load_config(tmp_path / "absent.toml")

@@ -1,0 +1,135 @@
+"""The lane's retry loop: what is retried, how long it waits, and what ends up recorded."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import anyio
+
+from harness.config import ModelConfig, RetryPolicy, make_variant
+from harness.jobs import Job, job_key
+from harness.lane import Lane, LaneEvents
+from harness.limits import LaneLimits
+from harness.prompts import load_prompts
+from harness.record import Record
+from providers.simulated import SimulatedOptions, SimulatedProvider
+from tests.clock import run_virtual
+from tests.conftest import write_prompts
+
+RETRY = RetryPolicy(max_attempts=4, initial_wait=1.0, max_wait=8.0, attempt_timeout=5.0)
+
+
+def make_lane(options: SimulatedOptions, retry: RetryPolicy = RETRY, **limits: float):
+    """A lane over the simulated provider; returns it with the list its retries are noted in."""
+    retries: list[tuple[str, float, float]] = []
+
+    def on_retry(job: Job, error: Exception, wait: float) -> None:
+        retries.append((type(error).__name__, wait, anyio.current_time()))
+
+    lane = Lane(
+        "sim",
+        SimulatedProvider("sim-1", options),
+        limits=LaneLimits(limits.get("rpm"), limits.get("tpm")),
+        concurrency=4,
+        retry=retry,
+        run_id="test",
+        events=LaneEvents(on_record=lambda record: None, on_retry=on_retry),
+    )
+    return lane, retries
+
+
+def one_job(tmp_path) -> Job:
+    prompt = load_prompts(write_prompts(tmp_path / "p.json", 1))[0]
+    variant = make_variant(ModelConfig(name="sim", provider="simulated"), 0.0, 1)
+    return Job(job_key(variant.id, prompt.id, 0), variant, prompt, 0)
+
+
+def run_one(lane: Lane, job: Job) -> tuple[Record, float]:
+    async def go() -> tuple[Record, float]:
+        record = await lane.run_job(job)
+        return record, anyio.current_time()
+
+    return run_virtual(go)
+
+
+def test_retry_after_from_a_429_is_the_wait(tmp_path):
+    lane, retries = make_lane(SimulatedOptions(script=("429", "429"), retry_after=7.5))
+    record, finished = run_one(lane, one_job(tmp_path))
+    assert record.status == "ok" and record.retry_count == 2
+    assert [(name, wait) for name, wait, _ in retries] == [("RateLimited", 7.5)] * 2
+    assert finished >= 15.0
+
+
+def test_server_errors_back_off_exponentially_within_the_bounds(tmp_path):
+    lane, retries = make_lane(SimulatedOptions(script=("500", "503", "500")))
+    record, _ = run_one(lane, one_job(tmp_path))
+    assert record.status == "ok" and record.retry_count == 3
+    waits = [wait for _, wait, _ in retries]
+    assert all(0 < wait <= RETRY.max_wait for wait in waits)
+    assert waits[0] <= 2.0  # initial 1 s plus at most 1 s of jitter
+
+
+def test_fatal_error_is_recorded_after_one_attempt(tmp_path):
+    lane, retries = make_lane(SimulatedOptions(script=("400",)))
+    record, _ = run_one(lane, one_job(tmp_path))
+    assert retries == []
+    assert record.status == "error" and record.retry_count == 0
+    assert record.error == {
+        "type": "FatalError",
+        "message": "invalid_request_error: simulated bad request",
+        "retryable": False,
+        "status": 400,
+    }
+    assert record.full_response is None and record.tokens is None
+
+
+def test_retries_used_up_record_the_last_error(tmp_path):
+    lane, retries = make_lane(SimulatedOptions(script=("503",) * 4))
+    record, _ = run_one(lane, one_job(tmp_path))
+    assert len(retries) == 3
+    assert record.status == "error" and record.retry_count == 3
+    assert record.error["type"] == "ServerError" and record.error["status"] == 503
+    assert record.error["retryable"] is True
+
+
+def test_a_stalled_attempt_times_out_and_is_retried(tmp_path):
+    lane, retries = make_lane(SimulatedOptions(script=("timeout",)))
+    record, finished = run_one(lane, one_job(tmp_path))
+    assert [name for name, _, _ in retries] == ["AttemptTimeout"]
+    assert record.status == "ok" and record.retry_count == 1
+    assert finished >= RETRY.attempt_timeout
+
+
+def test_a_provider_bug_is_recorded_as_fatal_not_raised(tmp_path):
+    class Broken(SimulatedProvider):
+        async def generate(self, request):
+            raise KeyError("choices")
+
+    lane, retries = make_lane(SimulatedOptions())
+    lane.provider = Broken("sim-1", SimulatedOptions())
+    record, _ = run_one(lane, one_job(tmp_path))
+    assert retries == []
+    assert record.status == "error"
+    assert record.error["type"] == "FatalError" and "KeyError" in record.error["message"]
+
+
+def test_success_record_carries_the_answer_and_its_accounting(tmp_path):
+    lane, _ = make_lane(SimulatedOptions(output_tokens=10, top_logprobs=5))
+    job = one_job(tmp_path)
+    record, _ = run_one(lane, job)
+    assert record.key == job.key and record.variant == job.variant.id
+    assert record.tokens["total"] == record.tokens["input"] + record.tokens["output"]
+    assert len(record.token_logprobs) == record.tokens["output"]
+    assert all(len(entry.top) == 5 for entry in record.token_logprobs)
+    assert record.sampling_params == {
+        "temperature": 0.0, "top_p": 1.0, "max_tokens": 1024, "seed": 1, "stop": ()
+    }
+    assert record.timestamp.endswith("Z") and record.prompt_category == "a"
+    assert record.metadata == {"source": "test"}
+
+
+def test_every_sample_gets_its_own_seed(tmp_path):
+    job = one_job(tmp_path)
+    second = replace(job, sample=2)
+    assert job.request(1).sampling.seed == 1
+    assert second.request(1).sampling.seed == 3

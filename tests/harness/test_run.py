@@ -1,0 +1,126 @@
+"""Whole runs through the command line: resume, rerun of failures, status, fresh starts, secrets."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from tests.conftest import SIMPLE_MODEL, ledger_lines, results, write_config
+
+TWO_MODELS = """
+[retry]
+max_attempts = 1
+attempt_timeout = 2.0
+
+[[models]]
+name = "good"
+provider = "simulated"
+temperatures = [0.0, 0.7]
+
+[[models]]
+name = "flaky"
+provider = "simulated"
+[models.options]
+fatal_rate = 0.3
+server_error_rate = 0.3
+"""
+
+
+def test_run_records_every_job_once_and_exits_0(tmp_path, run_cli):
+    code, out, _ = run_cli("run", write_config(tmp_path, SIMPLE_MODEL, prompts=5))
+    assert code == 0
+    records = results(tmp_path / "out" / "ledger.jsonl")
+    assert len(records) == 10 and {r["status"] for r in records} == {"ok"}
+    assert Counter(r["key"] for r in records).most_common(1)[0][1] == 1
+    assert "sim@t0-" in out and "sim@t0.5-" in out
+
+
+def test_resume_skips_done_keys_and_runs_only_the_rest(tmp_path, run_cli):
+    config = write_config(tmp_path, SIMPLE_MODEL, prompts=6)
+    assert run_cli("run", config, "--limit", "2")[0] == 0
+    assert run_cli("run", config)[0] == 0
+    assert run_cli("run", config)[0] == 0
+    lines = ledger_lines(tmp_path / "out" / "ledger.jsonl")
+    runs = [line["run_id"] for line in lines if line.get("type") == "run"]
+    records = [line for line in lines if line.get("type") != "run"]
+    assert len(runs) == 3
+    per_run = Counter(r["run_id"] for r in records)
+    assert [per_run[run] for run in runs] == [4, 8, 0]
+    assert sorted(Counter(r["key"] for r in records).values()) == [1] * 12
+
+
+def test_failed_jobs_exit_1_and_rerun_runs_only_them(tmp_path, run_cli):
+    config = write_config(tmp_path, TWO_MODELS, prompts=20)
+    assert run_cli("run", config)[0] == 1
+    ledger = tmp_path / "out" / "ledger.jsonl"
+    failed = {r["key"] for r in results(ledger) if r["status"] == "error"}
+    assert failed and all(key.startswith("flaky@") for key in failed)
+
+    config.write_text(config.read_text().replace("0.3", "0.0"))
+    code, out, _ = run_cli("rerun", config)
+    assert code == 0 and f"Rerunning {len(failed)} failed job(s)" in out
+    lines = ledger_lines(ledger)
+    rerun_id = [line["run_id"] for line in lines if line.get("type") == "run"][-1]
+    rerun = [r for r in results(ledger) if r["run_id"] == rerun_id]
+    assert {r["key"] for r in rerun} == failed and len(rerun) == len(failed)
+    assert {r["status"] for r in rerun} == {"ok"}
+    assert len(results(ledger)) == 60 + len(failed)  # the old failure lines stay as history
+
+
+def test_rerun_narrows_by_error_type(tmp_path, run_cli):
+    config = write_config(tmp_path, TWO_MODELS, prompts=20)
+    run_cli("run", config)
+    ledger = tmp_path / "out" / "ledger.jsonl"
+    by_type = Counter(r["error"]["type"] for r in results(ledger) if r["error"])
+    assert set(by_type) == {"FatalError", "ServerError"}
+    config.write_text(config.read_text().replace("0.3", "0.0"))
+    code, out, _ = run_cli("rerun", config, "--error-type", "ServerError")
+    assert code == 0 and f"Rerunning {by_type['ServerError']} failed job(s)" in out
+    code, out, _ = run_cli("rerun", config, "--error-type", "ServerError")
+    assert code == 0 and "no failed jobs match" in out
+
+
+def test_status_counts_done_failed_and_pending_from_the_ledger(tmp_path, run_cli):
+    config = write_config(tmp_path, TWO_MODELS, prompts=20)
+    run_cli("run", config)
+    records = results(tmp_path / "out" / "ledger.jsonl")
+    flaky_failed = sum(r["status"] == "error" for r in records)
+    code, out, _ = run_cli("status", tmp_path / "out")
+    assert code == 0
+    row = next(line for line in out.splitlines() if "flaky@" in line)
+    cells = [c.strip() for c in row.split("│") if c.strip()]
+    assert cells[1:4] == [str(20 - flaky_failed), str(flaky_failed), "0"]
+
+
+def test_fresh_sets_the_old_ledger_aside_and_starts_again(tmp_path, run_cli):
+    config = write_config(tmp_path, SIMPLE_MODEL, prompts=3)
+    run_cli("run", config)
+    code, out, _ = run_cli("run", config, "--fresh")
+    assert code == 0 and "the old one is now" in out
+    ledgers = sorted(p.name for p in (tmp_path / "out").glob("ledger*.jsonl"))
+    assert len(ledgers) == 2
+    for name in ledgers:
+        assert len(results(tmp_path / "out" / name)) == 6
+
+
+def test_models_filter_runs_only_the_named_model(tmp_path, run_cli):
+    config = write_config(tmp_path, TWO_MODELS, prompts=4)
+    run_cli("run", config, "--models", "good")
+    records = results(tmp_path / "out" / "ledger.jsonl")
+    assert {r["variant"].split("@")[0] for r in records} == {"good"}
+
+
+def test_secrets_from_env_and_config_never_reach_any_output(tmp_path, run_cli, monkeypatch):
+    env_secret, literal_secret = "sk-env-4c1d9e-TESTONLY", "sk-literal-77aa21-TESTONLY"
+    monkeypatch.setenv("HARNESS_TEST_KEY", env_secret)
+    body = SIMPLE_MODEL + '[models.options]\napi_key = "${HARNESS_TEST_KEY}"\n'
+    body += '\n[[models]]\nname = "other"\nprovider = "simulated"\n'
+    body += f'[models.options]\napi_key = "{literal_secret}"\nfatal_rate = 0.5\n'
+    config = write_config(tmp_path, body, prompts=6)
+    outputs = [run_cli("run", config), run_cli("rerun", config), run_cli("status", tmp_path / "out")]
+    files = [p for p in (tmp_path / "out").rglob("*") if p.is_file()]
+    assert files
+    for secret in (env_secret, literal_secret):
+        assert not any(secret.encode() in p.read_bytes() for p in files)
+        assert not any(secret in out + err for _, out, err in outputs)
+    run_line = ledger_lines(tmp_path / "out" / "ledger.jsonl")[0]
+    assert run_line["config"]["models"][0]["options"]["api_key"] == "[redacted]"

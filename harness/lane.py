@@ -103,9 +103,7 @@ class Lane:
             elapsed = time.perf_counter() - started
             return failure_record(self.run_id, job, fatal, elapsed=elapsed, retries=attempts - 1)
         elapsed = time.perf_counter() - started
-        return success_record(
-            self.run_id, job, completion, elapsed=elapsed, retries=attempts - 1
-        )
+        return success_record(self.run_id, job, completion, elapsed=elapsed, retries=attempts - 1)
 
     async def _attempt(self, job: Job, attempt: int) -> Completion:
         try:

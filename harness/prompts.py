@@ -1,4 +1,4 @@
-"""Prompt sets: the legacy benchmark JSON (an object with a `prompts` list, or a bare list) and JSONL.
+"""Prompt sets: the legacy benchmark JSON (an object with a `prompts` list, or a bare list), JSONL.
 
 Each item has an id (`id` or `prompt_id`), the prompt as text (`prompt`, `text` or `prompt_text`)
 or as chat `messages`, an optional `system`, `category` and `is_synthetic_probe`; every other field
@@ -7,7 +7,7 @@ is kept as metadata. Errors name the file and the item, or the line and column.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -52,7 +52,9 @@ def load_prompts(path: str | Path) -> list[Prompt]:
     for where, item in items:
         prompt = _parse_item(path, where, item)
         if prompt.id in seen:
-            raise PromptsError(f"{path}: {where}: duplicate id {prompt.id!r} (first at {seen[prompt.id]})")
+            raise PromptsError(
+                f"{path}: {where}: duplicate id {prompt.id!r} (first at {seen[prompt.id]})"
+            )
         seen[prompt.id] = where
         prompts.append(prompt)
     if not prompts:
@@ -64,7 +66,9 @@ def _json_items(path: Path, data: bytes) -> Iterator[tuple[str, Any]]:
     document = _decode(path, data, "")
     if isinstance(document, Mapping):
         if "prompts" not in document:
-            raise PromptsError(f'{path}: expected a list of prompts or an object with a "prompts" list')
+            raise PromptsError(
+                f'{path}: expected a list of prompts or an object with a "prompts" list'
+            )
         document = document["prompts"]
     if not isinstance(document, list):
         raise PromptsError(f"{path}: prompts: expected a list")
@@ -110,7 +114,7 @@ def _parse_item(path: Path, where: str, item: Any) -> Prompt:
     return Prompt(prompt_id, messages, category, probe, metadata)
 
 
-def _messages(item: Mapping[str, Any], fail: Any) -> tuple[Message, ...]:
+def _messages(item: Mapping[str, Any], fail: Callable[[str], PromptsError]) -> tuple[Message, ...]:
     system = item.get("system")
     if system is not None and (not isinstance(system, str) or not system.strip()):
         raise fail("system: expected a non-empty string")

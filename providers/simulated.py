@@ -20,12 +20,12 @@ from harness.fields import FieldError
 _OUTCOMES = ("ok", "429", "500", "503", "timeout", "400")
 _DRAWN = ("400", "429", "500", "timeout")  # in the order of the rates in `__init__`
 _VERDICTS = ("Yes, it exists.", "No, I cannot find it.", "I am not certain.")
-_WORDS = (
+_WORDS = tuple(
     "the advisory describes a vulnerability in version package release maintainers published "
     "patch function returns value module exposes parameter remote attacker could execute code "
     "through crafted input affected versions before upgrade mitigates issue documentation lists "
-    "this api call library registry source repository security researchers reported"
-).split()
+    "this api call library registry source repository security researchers reported".split()
+)
 
 
 @dataclass(frozen=True)

@@ -10,17 +10,33 @@ from tests.conftest import SIMPLE_MODEL, write_config
 @pytest.mark.parametrize(
     ("body", "expected"),
     [
-        (SIMPLE_MODEL.replace("[0.0, 0.5]", '["hot"]'), "models[0].temperatures[0]: expected a number"),
-        (SIMPLE_MODEL.replace('"simulated"', '"nonesuch"'), 'models[0].provider: unknown provider "nonesuch"'),
-        (SIMPLE_MODEL + "[models.options]\nlatency = 3\n", "models[0].options.latency: unknown key"),
-        (SIMPLE_MODEL + '[models.options]\nscript = ["oops"]\n', "models[0].options.script[0]: expected one of"),
-        (SIMPLE_MODEL + "[models.options]\nrate_limit_rate = 0.7\nfatal_rate = 0.7\n",
-         "models[0].options: the failure rates add up to more than 1"),
+        (
+            SIMPLE_MODEL.replace("[0.0, 0.5]", '["hot"]'),
+            "models[0].temperatures[0]: expected a number",
+        ),
+        (
+            SIMPLE_MODEL.replace('"simulated"', '"nonesuch"'),
+            'models[0].provider: unknown provider "nonesuch"',
+        ),
+        (
+            SIMPLE_MODEL + "[models.options]\nlatency = 3\n",
+            "models[0].options.latency: unknown key",
+        ),
+        (
+            SIMPLE_MODEL + '[models.options]\nscript = ["oops"]\n',
+            "models[0].options.script[0]: expected one of",
+        ),
+        (
+            SIMPLE_MODEL + "[models.options]\nrate_limit_rate = 0.7\nfatal_rate = 0.7\n",
+            "models[0].options: the failure rates add up to more than 1",
+        ),
     ],
 )
-def test_bad_config_exits_2_naming_file_and_key_and_writes_nothing(tmp_path, run_cli, body, expected):
+def test_bad_config_exits_2_naming_file_and_key_and_writes_nothing(
+    tmp_path, run_cli, body, expected
+):
     config = write_config(tmp_path, body)
-    code, out, err = run_cli("run", config)
+    code, _out, err = run_cli("run", config)
     assert code == 2
     assert err.strip().count("\n") == 0
     assert err.startswith(f"error: {config}: ") and expected in err
@@ -29,7 +45,9 @@ def test_bad_config_exits_2_naming_file_and_key_and_writes_nothing(tmp_path, run
 
 def test_bad_prompts_exit_2_naming_the_line_and_write_nothing(tmp_path, run_cli):
     config = write_config(tmp_path, SIMPLE_MODEL)
-    (tmp_path / "prompts.json").write_text('[{"id": "a", "prompt": "x"},\n {"id": "a", "prompt": "y"}]')
+    (tmp_path / "prompts.json").write_text(
+        '[{"id": "a", "prompt": "x"},\n {"id": "a", "prompt": "y"}]'
+    )
     code, _, err = run_cli("run", config)
     assert code == 2 and "prompts[1]: duplicate id 'a'" in err and "prompts.json" in err
     assert not (tmp_path / "out").exists()

@@ -65,18 +65,28 @@ def test_unset_env_reference_names_the_variable_and_key(tmp_path):
 @pytest.mark.parametrize(
     ("body", "expected"),
     [
-        (SIMPLE_MODEL.replace("[0.0, 0.5]", '[0.0, "hot"]'),
-         'models[0].temperatures[1]: expected a number, got "hot"'),
-        (SIMPLE_MODEL.replace("max_concurrency = 4", "max_concurrency = 0"),
-         "models[0].max_concurrency: must be >= 1, got 0"),
+        (
+            SIMPLE_MODEL.replace("[0.0, 0.5]", '[0.0, "hot"]'),
+            'models[0].temperatures[1]: expected a number, got "hot"',
+        ),
+        (
+            SIMPLE_MODEL.replace("max_concurrency = 4", "max_concurrency = 0"),
+            "models[0].max_concurrency: must be >= 1, got 0",
+        ),
         (SIMPLE_MODEL + "colour = 1\n", "models[0].colour: unknown key"),
-        (SIMPLE_MODEL.replace("max_attempts = 3", "max_attempts = true"),
-         "retry.max_attempts: expected an integer, got true"),
+        (
+            SIMPLE_MODEL.replace("max_attempts = 3", "max_attempts = true"),
+            "retry.max_attempts: expected an integer, got true",
+        ),
         ("samples = 0\n" + SIMPLE_MODEL, "samples: must be >= 1, got 0"),
-        (SIMPLE_MODEL.replace('provider = "simulated"\n', ""),
-         "models[0].provider: missing required key"),
-        (SIMPLE_MODEL + SIMPLE_MODEL.split("[[models]]")[1].join(["[[models]]", ""]),
-         'models[1].name: duplicate model name "sim"'),
+        (
+            SIMPLE_MODEL.replace('provider = "simulated"\n', ""),
+            "models[0].provider: missing required key",
+        ),
+        (
+            SIMPLE_MODEL + SIMPLE_MODEL.split("[[models]]")[1].join(["[[models]]", ""]),
+            'models[1].name: duplicate model name "sim"',
+        ),
         ("[defaults]\ntop_p = 2\n" + SIMPLE_MODEL, "defaults.top_p: must be <= 1, got 2"),
         ("", "models: missing required key"),
     ],

@@ -122,7 +122,11 @@ def test_success_record_carries_the_answer_and_its_accounting(tmp_path):
     assert len(record.token_logprobs) == record.tokens["output"]
     assert all(len(entry.top) == 5 for entry in record.token_logprobs)
     assert record.sampling_params == {
-        "temperature": 0.0, "top_p": 1.0, "max_tokens": 1024, "seed": 1, "stop": ()
+        "temperature": 0.0,
+        "top_p": 1.0,
+        "max_tokens": 1024,
+        "seed": 1,
+        "stop": (),
     }
     assert record.timestamp.endswith("Z") and record.prompt_category == "a"
     assert record.metadata == {"source": "test"}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import bisect
+import itertools
 
 import anyio
 
@@ -48,7 +49,7 @@ def test_requests_run_at_the_configured_rate():
 
 def test_a_slow_rate_spaces_requests_evenly():
     times = acquire_times(per_minute=6, count=5, workers=3)
-    gaps = [b - a for a, b in zip(times, times[1:], strict=False)]
+    gaps = [b - a for a, b in itertools.pairwise(times)]
     assert all(abs(gap - 10.0) < 1e-3 for gap in gaps)
 
 

@@ -24,11 +24,23 @@ def error(path) -> str:
 
 
 def test_legacy_object_keeps_flags_and_metadata(tmp_path):
-    path = write(tmp_path, "p.json", {"version": 2, "prompts": [
-        {"id": "cve_1", "prompt": "Does CVE-2021-44228 exist?", "category": "cve_existence",
-         "is_synthetic_probe": False, "expected": "yes"},
-        {"prompt_id": 7, "text": "Is foo-bar on PyPI?", "is_synthetic_probe": True},
-    ]})
+    path = write(
+        tmp_path,
+        "p.json",
+        {
+            "version": 2,
+            "prompts": [
+                {
+                    "id": "cve_1",
+                    "prompt": "Does CVE-2021-44228 exist?",
+                    "category": "cve_existence",
+                    "is_synthetic_probe": False,
+                    "expected": "yes",
+                },
+                {"prompt_id": 7, "text": "Is foo-bar on PyPI?", "is_synthetic_probe": True},
+            ],
+        },
+    )
     first, second = load_prompts(path)
     assert (first.id, first.category, first.is_synthetic_probe) == ("cve_1", "cve_existence", False)
     assert first.text == "Does CVE-2021-44228 exist?" and first.metadata == {"expected": "yes"}
@@ -36,9 +48,21 @@ def test_legacy_object_keeps_flags_and_metadata(tmp_path):
 
 
 def test_bare_list_with_chat_messages_and_system(tmp_path):
-    path = write(tmp_path, "p.json", [{"id": "a", "system": "Be terse.", "messages": [
-        {"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello"},
-        {"role": "user", "content": "Is CVE-1 real?"}]}])
+    path = write(
+        tmp_path,
+        "p.json",
+        [
+            {
+                "id": "a",
+                "system": "Be terse.",
+                "messages": [
+                    {"role": "user", "content": "Hi"},
+                    {"role": "assistant", "content": "Hello"},
+                    {"role": "user", "content": "Is CVE-1 real?"},
+                ],
+            }
+        ],
+    )
     (prompt,) = load_prompts(path)
     assert [m.role for m in prompt.messages] == ["system", "user", "assistant", "user"]
 
@@ -60,19 +84,27 @@ def test_bundled_sample_mixes_real_items_and_probes_across_categories():
 @pytest.mark.parametrize(
     ("content", "expected"),
     [
-        ([{"id": "a", "prompt": "x"}, {"id": "a", "prompt": "y"}],
-         "prompts[1]: duplicate id 'a' (first at prompts[0])"),
+        (
+            [{"id": "a", "prompt": "x"}, {"id": "a", "prompt": "y"}],
+            "prompts[1]: duplicate id 'a' (first at prompts[0])",
+        ),
         ([{"prompt": "x"}], "prompts[0]: missing id"),
         ([{"id": "a", "prompt": "  "}], "prompts[0]: prompt: empty text"),
         ([{"id": "a"}], "prompts[0]: missing prompt text"),
-        ([{"id": "a", "messages": [{"role": "robot", "content": "x"}]}],
-         "prompts[0]: messages[0].role"),
-        ([{"id": "a", "prompt": "x", "is_synthetic_probe": "yes"}],
-         "prompts[0]: is_synthetic_probe: expected true or false"),
+        (
+            [{"id": "a", "messages": [{"role": "robot", "content": "x"}]}],
+            "prompts[0]: messages[0].role",
+        ),
+        (
+            [{"id": "a", "prompt": "x", "is_synthetic_probe": "yes"}],
+            "prompts[0]: is_synthetic_probe: expected true or false",
+        ),
         ({"items": []}, 'expected a list of prompts or an object with a "prompts" list'),
         ([], "no prompts"),
-        ('{"prompts": [\n  {"id": "a", "prompt": "x"}\n  {"id": "b"}]}',
-         "line 3, column 3: invalid JSON"),
+        (
+            '{"prompts": [\n  {"id": "a", "prompt": "x"}\n  {"id": "b"}]}',
+            "line 3, column 3: invalid JSON",
+        ),
     ],
 )
 def test_bad_json_prompts_say_which_item_or_position(tmp_path, content, expected):

@@ -116,7 +116,11 @@ def test_secrets_from_env_and_config_never_reach_any_output(tmp_path, run_cli, m
     body += '\n[[models]]\nname = "other"\nprovider = "simulated"\n'
     body += f'[models.options]\napi_key = "{literal_secret}"\nfatal_rate = 0.5\n'
     config = write_config(tmp_path, body, prompts=6)
-    outputs = [run_cli("run", config), run_cli("rerun", config), run_cli("status", tmp_path / "out")]
+    outputs = [
+        run_cli("run", config),
+        run_cli("rerun", config),
+        run_cli("status", tmp_path / "out"),
+    ]
     files = [p for p in (tmp_path / "out").rglob("*") if p.is_file()]
     assert files
     for secret in (env_secret, literal_secret):

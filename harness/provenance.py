@@ -20,7 +20,6 @@ _PACKAGES = (
     "harness",
     "anyio",
     "aiolimiter",
-    "tenacity",
     "orjson",
     "rich",
     "httpx",

@@ -14,7 +14,7 @@ import anyio
 from rich.console import Console
 
 from harness.errors import InputError
-from harness.ledger import LEDGER_NAME, read_ledger
+from harness.ledger import LEDGER_NAME
 from harness.report import summarize, summary_table
 from harness.run import (
     EXIT_INPUT,
@@ -73,10 +73,10 @@ def _status(args: argparse.Namespace, console: Console) -> int:
         path = path / LEDGER_NAME
     if not path.is_file():
         raise InputError(f"{path}: no such ledger")
-    contents = read_ledger(path)
-    console.print(summary_table(summarize(contents), str(path)))
-    if contents.skipped:
-        console.print(f"{path}: skipped {contents.skipped} unreadable line(s)")
+    summary = summarize(path)
+    console.print(summary_table(summary, str(path)))
+    if summary.skipped:
+        console.print(f"{path}: skipped {summary.skipped} unreadable line(s)")
     return EXIT_OK
 
 

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import statistics
-from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from pathlib import Path
 
 from rich.table import Table
 
-from harness.ledger import LedgerContents
+from harness.ledger import iter_lines
 
 
 @dataclass
@@ -37,47 +36,70 @@ class VariantSummary:
         return cuts[round(quantile * 100) - 1]
 
 
-def summarize(contents: LedgerContents) -> list[VariantSummary]:
-    """One summary per variant; the latest record per key counts, every run adds wall time."""
-    latest: dict[str, dict[str, Any]] = {}
+def summarize(path: Path) -> Summary:
+    """One summary per variant, streamed from the ledger: the latest record per key counts, and
+    every run adds its span of wall time. Memory holds a few numbers per key, not the records."""
+    # key -> (variant, ok?, input tokens, output tokens, latency, retried?) of its latest record
+    latest: dict[str, tuple[str, bool, int, int, float, bool]] = {}
     spans: dict[tuple[str, str], list[float]] = {}
-    for record in contents.records:
-        latest[record["key"]] = record
+    plan: dict[str, int] = {}
+    skipped = 0
+    for record in iter_lines(path):
+        if record is None or (record.get("type") != "run" and "key" not in record):
+            skipped += 1
+            continue
+        if record.get("type") == "run":
+            plan = record.get("plan") or {}
+            continue
+        variant, elapsed = record["variant"], record.get("elapsed_seconds", 0.0)
+        tokens = record.get("tokens") or {}
+        latest[record["key"]] = (
+            variant,
+            record["status"] == "ok",
+            tokens.get("input", 0),
+            tokens.get("output", 0),
+            elapsed,
+            record.get("retry_count", 0) > 0,
+        )
         end = datetime.fromisoformat(record["timestamp"]).timestamp()
-        span = spans.setdefault((record["variant"], record["run_id"]), [end, end])
-        span[0] = min(span[0], end - record.get("elapsed_seconds", 0.0))
+        span = spans.setdefault((variant, record["run_id"]), [end - elapsed, end])
+        span[0] = min(span[0], end - elapsed)
         span[1] = max(span[1], end)
-    summaries: dict[str, VariantSummary] = defaultdict(lambda: VariantSummary(""))
-    for record in latest.values():
-        summary = summaries[record["variant"]]
-        summary.variant = record["variant"]
-        if record["status"] == "ok":
+    variants: dict[str, VariantSummary] = {}
+    for variant, ok, tokens_in, tokens_out, elapsed, retried in latest.values():
+        summary = variants.setdefault(variant, VariantSummary(variant))
+        if ok:
             summary.ok += 1
-            tokens = record.get("tokens") or {}
-            summary.input_tokens += tokens.get("input", 0)
-            summary.output_tokens += tokens.get("output", 0)
-            summary.latencies.append(record.get("elapsed_seconds", 0.0))
+            summary.input_tokens += tokens_in
+            summary.output_tokens += tokens_out
+            summary.latencies.append(elapsed)
         else:
             summary.failed += 1
-        summary.retried += record.get("retry_count", 0) > 0
+        summary.retried += retried
     for (variant, _run), (start, end) in spans.items():
-        summaries[variant].wall_seconds += end - start
-    plan = contents.runs[-1].get("plan", {}) if contents.runs else {}
+        variants.setdefault(variant, VariantSummary(variant)).wall_seconds += end - start
     for variant, total in plan.items():
-        summary = summaries[variant]
-        summary.variant = variant
+        summary = variants.setdefault(variant, VariantSummary(variant))
         summary.pending = max(0, total - summary.ok - summary.failed)
-    return sorted(summaries.values(), key=lambda s: s.variant)
+    return Summary(sorted(variants.values(), key=lambda s: s.variant), skipped)
 
 
-def summary_table(summaries: list[VariantSummary], title: str) -> Table:
+@dataclass
+class Summary:
+    """Every variant's summary, and how many ledger lines could not be read."""
+
+    variants: list[VariantSummary]
+    skipped: int
+
+
+def summary_table(summary: Summary, title: str) -> Table:
     """A rich table of the summaries, one row per variant."""
     table = Table(title=title)
     for column in ("variant", "ok", "failed", "pending", "retried", "in tok", "out tok"):
         table.add_column(column, justify="left" if column == "variant" else "right")
     for column in ("p50 s", "p95 s", "wall s"):
         table.add_column(column, justify="right")
-    for s in summaries:
+    for s in summary.variants:
         table.add_row(
             s.variant,
             f"{s.ok:,}",

@@ -21,7 +21,7 @@ from harness.errors import ConfigError, InputError
 from harness.fields import FieldError, from_table
 from harness.jobs import job_key
 from harness.lane import Lane
-from harness.ledger import LEDGER_NAME, LedgerWriter, ResumeIndex, build_index, read_ledger
+from harness.ledger import LEDGER_NAME, LedgerWriter, ResumeIndex, build_index
 from harness.limits import LaneLimits
 from harness.progress import Progress
 from harness.prompts import Prompt, load_prompts
@@ -171,8 +171,8 @@ async def execute(
                 )
     finally:
         writer.close()
-    contents = read_ledger(prepared.ledger_path)
-    console.print(summary_table(summarize(contents), f"{prepared.ledger_path} ({run_id})"))
+    summary = summarize(prepared.ledger_path)
+    console.print(summary_table(summary, f"{prepared.ledger_path} ({run_id})"))
     if interrupted:
         console.print("Interrupted: run the same command again to continue.")
         return EXIT_INTERRUPTED

@@ -1,0 +1,141 @@
+"""`python -m benchmarks`: every figure of the core, measured in this one run.
+
+(a) jobs/s end to end, simulated provider at 0 ms, ledger on, 20,000 jobs (median of 3)
+(b) 2,000 jobs at 200 ms, concurrency 256: ideal / measured, and the speed-up over one at a time
+(c) achieved vs configured requests/min over a 60 s window, and the most in any 60 s window
+(d) seconds to build the resume index of a 1,000,000-record ledger (median of 3)
+(e) peak RSS of a 100,000-job run, next to a 20,000-job run's
+"""
+
+from __future__ import annotations
+
+import bisect
+import statistics
+import sys
+import tempfile
+import time
+from datetime import datetime
+from pathlib import Path
+
+from benchmarks.ledger_file import write_big_ledger
+from benchmarks.project import (
+    ledger_wall_seconds,
+    peak_rss_of_run,
+    run_in_process,
+    simulated_model,
+    write_project,
+)
+from harness.ledger import build_index, read_ledger
+
+ROUNDS = 3
+
+
+def report(name: str, measured: str, target: str, ok: bool) -> None:
+    print(f"{name:<58} {measured:>30}   target {target:<14} {'ok' if ok else 'MISSED'}")
+    sys.stdout.flush()
+
+
+def throughput(root: Path) -> None:
+    rates = []
+    for i in range(ROUNDS):
+        config = write_project(root / f"a{i}", 20_000, simulated_model(concurrency=256))
+        rates.append(20_000 / run_in_process(config))
+    rate = statistics.median(rates)
+    report(
+        "(a) jobs/s, 20,000 jobs at 0 ms, ledger on",
+        f"{rate:,.0f} jobs/s",
+        ">= 5,000",
+        rate >= 5000,
+    )
+
+
+def latency_bound(root: Path) -> None:
+    ideal = 2000 * 0.2 / 256
+    walls = []
+    for i in range(ROUNDS):
+        model = simulated_model(concurrency=256, latency_ms=200)
+        config = write_project(root / f"b{i}", 2000, model)
+        run_in_process(config)
+        walls.append(ledger_wall_seconds(config))
+    wall = statistics.median(walls)
+    sequential = write_project(root / "b-seq", 25, simulated_model(concurrency=1, latency_ms=200))
+    per_job = run_in_process(sequential) / 25
+    baseline = per_job * 2000
+    report(
+        "(b) 2,000 jobs at 200 ms, concurrency 256: ideal / wall",
+        f"{ideal:.3f} s / {wall:.3f} s = {ideal / wall:.3f}",
+        ">= 0.95",
+        ideal / wall >= 0.95,
+    )
+    report(
+        "    speed-up over one at a time (25 jobs, scaled to 2,000)",
+        f"{baseline:.1f} s / {wall:.3f} s = {baseline / wall:.0f}x",
+        "-",
+        True,
+    )
+
+
+def rate_accuracy(root: Path) -> None:
+    rpm = 1200
+    config = write_project(root / "c", 1320, simulated_model(concurrency=8, rpm=rpm))
+    run_in_process(config)
+    records = read_ledger(config.parent / "out" / "ledger.jsonl").records
+    starts = sorted(
+        datetime.fromisoformat(r["timestamp"]).timestamp() - r["elapsed_seconds"] for r in records
+    )
+    first_minute = bisect.bisect_left(starts, starts[0] + 60.0)
+    busiest = max(bisect.bisect_left(starts, t + 60.0) - i for i, t in enumerate(starts))
+    share = first_minute / rpm
+    report(
+        f"(c) requests in the first 60 s at {rpm:,}/min",
+        f"{first_minute:,} = {share:.1%}",
+        "98-100%",
+        0.98 <= share <= 1.0,
+    )
+    report("    most requests in any 60 s window", f"{busiest:,}", f"<= {rpm:,}", busiest <= rpm)
+
+
+def resume_index(root: Path) -> None:
+    ledger = root / "big" / "ledger.jsonl"
+    size = write_big_ledger(ledger, 1_000_000)
+    times = []
+    for _ in range(ROUNDS):
+        started = time.perf_counter()
+        index = build_index(ledger)
+        times.append(time.perf_counter() - started)
+    assert len(index.status) == 1_000_000
+    seconds = statistics.median(times)
+    report(
+        f"(d) resume index of 1,000,000 records ({size / 1e9:.2f} GB)",
+        f"{seconds:.2f} s",
+        "<= 3 s",
+        seconds <= 3,
+    )
+    ledger.unlink()
+
+
+def memory(root: Path) -> None:
+    small = write_project(root / "e20k", 20_000, simulated_model(concurrency=256))
+    _, small_rss = peak_rss_of_run(small)
+    big = write_project(root / "e100k", 20_000, simulated_model(concurrency=256), samples=5)
+    seconds, big_rss = peak_rss_of_run(big)
+    assert len(read_ledger(big.parent / "out" / "ledger.jsonl").records) == 100_000
+    report(
+        "(e) peak RSS, 100,000-job run (20,000-job run)",
+        f"{big_rss:.0f} MB ({small_rss:.0f} MB)",
+        "<= 300 MB",
+        big_rss <= 300,
+    )
+    report("    that 100,000-job run, process start to exit", f"{seconds:.1f} s", "-", True)
+
+
+def main() -> None:
+    print(__doc__)
+    with tempfile.TemporaryDirectory(prefix="harness-bench-") as folder:
+        root = Path(folder)
+        for bench in (throughput, latency_bound, rate_accuracy, resume_index, memory):
+            bench(root)
+
+
+if __name__ == "__main__":
+    main()

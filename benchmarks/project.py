@@ -1,0 +1,76 @@
+"""Throwaway projects for benchmarks: a prompts file, a config, and ways to run them."""
+
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import anyio
+from rich.console import Console
+
+from harness.ledger import build_index
+from harness.report import summarize
+from harness.run import execute, pending, prepare
+
+
+def write_project(folder: Path, prompts: int, body: str, *, samples: int = 1) -> Path:
+    """A prompts file of `prompts` items and a config around `body` ([[models]] etc.)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    items = [
+        {"id": f"p{i:06d}", "prompt": f"Does package number {i} exist on PyPI?", "category": "c"}
+        for i in range(prompts)
+    ]
+    (folder / "prompts.json").write_text(json.dumps({"prompts": items}))
+    config = folder / "run.toml"
+    head = f'prompts = "prompts.json"\noutput = "{folder / "out"}"\nsamples = {samples}\n'
+    config.write_text(head + body)
+    return config
+
+
+def simulated_model(*, concurrency: int, latency_ms: float = 0, rpm: float | None = None) -> str:
+    """A [[models]] table for one simulated model at one temperature."""
+    limit = f"requests_per_minute = {rpm}\n" if rpm else ""
+    return (
+        '[[models]]\nname = "sim"\nprovider = "simulated"\ntemperatures = [0.0]\n'
+        f"max_concurrency = {concurrency}\n{limit}"
+        f"[models.options]\nlatency_ms = {latency_ms}\noutput_tokens = 48\n"
+    )
+
+
+def run_in_process(config: Path) -> float:
+    """Run the config to the end in this process; returns the wall seconds of the whole run."""
+    prepared = prepare(config)
+    console = Console(file=io.StringIO(), width=160)
+    wanted = pending(build_index(prepared.ledger_path))
+    started = time.perf_counter()
+    code = anyio.run(lambda: execute(prepared, command="run", wanted=wanted, console=console))
+    elapsed = time.perf_counter() - started
+    if code != 0:
+        raise RuntimeError(f"benchmark run exited {code}")
+    return elapsed
+
+
+def ledger_wall_seconds(config: Path) -> float:
+    """The run's span from the ledger: first attempt started to last record written."""
+    ledger = config.parent / "out" / "ledger.jsonl"
+    return sum(s.wall_seconds for s in summarize(ledger).variants)
+
+
+def peak_rss_of_run(config: Path) -> tuple[float, float]:
+    """Run the config in a child `harness run`; returns (wall seconds, the child's peak RSS MB)."""
+    started = time.perf_counter()
+    child = subprocess.run(
+        [sys.executable, "-m", "benchmarks.peak_rss", "run", str(config)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        check=False,
+    )
+    elapsed = time.perf_counter() - started
+    if child.returncode != 0:
+        raise RuntimeError(child.stderr)
+    return elapsed, float(child.stderr.rsplit("peak_rss_mb=", 1)[1])

@@ -107,7 +107,6 @@ def _setup(config: RunConfig, index: int, model: ModelConfig) -> ModelSetup:
     where = f"models[{index}].options"
     try:
         options = from_table(cls.Options, model.options, where)
-        cls.from_config(model.model_id, options)  # providers check their options when built
     except FieldError as exc:
         path = exc.path if exc.path.startswith(where) else f"{where}{exc.path and '.'}{exc.path}"
         raise ConfigError(config.path, path, exc.message) from None

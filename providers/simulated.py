@@ -8,6 +8,7 @@ attempt gets a fresh draw.
 
 from __future__ import annotations
 
+import itertools
 import random
 from dataclasses import dataclass, field
 
@@ -18,7 +19,7 @@ from harness.errors import AttemptTimeout, FatalError, RateLimited, ServerError
 from harness.fields import FieldError
 
 _OUTCOMES = ("ok", "429", "500", "503", "timeout", "400")
-_DRAWN = ("400", "429", "500", "timeout")  # in the order of the rates in `__init__`
+_DRAWN = ("400", "429", "500", "timeout")  # in the order of `SimulatedOptions.rates`
 _VERDICTS = ("Yes, it exists.", "No, I cannot find it.", "I am not certain.")
 _WORDS = tuple(
     "the advisory describes a vulnerability in version package release maintainers published "
@@ -48,6 +49,18 @@ class SimulatedOptions:
     # it is never sent or stored anywhere.
     api_key: str = ""
 
+    def __post_init__(self) -> None:
+        if sum(self.rates) > 1:
+            raise FieldError("", "the failure rates add up to more than 1")
+        for index, outcome in enumerate(self.script):
+            if outcome not in _OUTCOMES:
+                raise FieldError(f"script[{index}]", f"expected one of {', '.join(_OUTCOMES)}")
+
+    @property
+    def rates(self) -> tuple[float, float, float, float]:
+        """The chance of each failure of `_DRAWN`, in its order."""
+        return (self.fatal_rate, self.rate_limit_rate, self.server_error_rate, self.timeout_rate)
+
 
 class SimulatedProvider:
     """Scripted answers after a simulated delay, or one of the failures a real API gives."""
@@ -57,19 +70,8 @@ class SimulatedProvider:
     def __init__(self, model: str, options: SimulatedOptions) -> None:
         self.model = model
         self.options = options
-        rates = (
-            options.fatal_rate,
-            options.rate_limit_rate,
-            options.server_error_rate,
-            options.timeout_rate,
-        )
-        if sum(rates) > 1:
-            raise FieldError("", "the failure rates add up to more than 1")
-        for index, outcome in enumerate(options.script):
-            if outcome not in _OUTCOMES:
-                raise FieldError(f"script[{index}]", f"expected one of {', '.join(_OUTCOMES)}")
         # Upper bounds of each outcome's slice of [0, 1), in the order of `_DRAWN`.
-        self._bounds = [sum(rates[: i + 1]) for i in range(len(rates))]
+        self._bounds = list(itertools.accumulate(options.rates))
 
     @classmethod
     def from_config(cls, model: str, options: SimulatedOptions) -> SimulatedProvider:

@@ -8,6 +8,7 @@ retries or holds a semaphore: the scheduler's lane owns all of that. Failures ar
 from __future__ import annotations
 
 from dataclasses import dataclass
+from collections.abc import Mapping
 from typing import Any, ClassVar, Literal, Protocol
 
 Role = Literal["system", "user", "assistant"]
@@ -55,14 +56,41 @@ class Request:
 
 @dataclass(frozen=True, slots=True)
 class Usage:
-    """Token counts as the provider reported them."""
+    """Token counts as the provider reported them; `details` holds extra counts it gives, such
+    as `cache_read`, `cache_write` or `thoughts`."""
 
     input: int
     output: int
+    details: Mapping[str, int] | None = None
 
     def as_record(self) -> dict[str, int]:
         """The `tokens` object stored in the ledger."""
-        return {"input": self.input, "output": self.output, "total": self.input + self.output}
+        counts = {"input": self.input, "output": self.output, "total": self.input + self.output}
+        if self.details:
+            counts.update(self.details)
+        return counts
+
+
+@dataclass(frozen=True, slots=True)
+class RateLimitState:
+    """What a server's response headers say is left of its limits, and when each resets."""
+
+    requests_remaining: int | None = None
+    requests_reset_seconds: float | None = None
+    tokens_remaining: int | None = None
+    tokens_reset_seconds: float | None = None
+
+    def wait_seconds(self) -> float | None:
+        """How long until an exhausted limit resets; None when nothing is exhausted."""
+        waits = [
+            reset
+            for remaining, reset in (
+                (self.requests_remaining, self.requests_reset_seconds),
+                (self.tokens_remaining, self.tokens_reset_seconds),
+            )
+            if remaining is not None and remaining <= 0 and reset is not None
+        ]
+        return max(waits) if waits else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +113,7 @@ class Completion:
     model: str
     token_logprobs: tuple[TokenLogprob, ...] | None = None
     sampling_sent: dict[str, Any] | None = None
+    rate_limit: RateLimitState | None = None
 
 
 class Provider(Protocol):
@@ -95,6 +124,11 @@ class Provider(Protocol):
     @classmethod
     def from_config(cls, model: str, options: Any) -> Provider:
         """Build from the model id and an instance of the provider's `Options` dataclass."""
+        ...
+
+    @classmethod
+    def preflight(cls, model: str, options: Any) -> list[str]:
+        """Problems that would fail every request (a missing key, a malformed URL); no I/O."""
         ...
 
     async def generate(self, request: Request) -> Completion:

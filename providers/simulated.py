@@ -78,6 +78,11 @@ class SimulatedProvider:
         """Build from the model id and its options."""
         return cls(model, options)
 
+    @classmethod
+    def preflight(cls, model: str, options: SimulatedOptions) -> list[str]:
+        """Nothing can be missing."""
+        return []
+
     async def generate(self, request: Request) -> Completion:
         """Fail as scripted or drawn, or wait the simulated latency and answer."""
         draw = None

@@ -1,0 +1,158 @@
+"""What every HTTP provider shares: status codes to harness errors, and reading rate-limit headers.
+
+Retryable: 408, 409, 429, 5xx and 529 (overloaded). Everything else 4xx is fatal. The wait a server
+asks for comes from `retry-after-ms`, `retry-after` (seconds or an HTTP date), or the earliest of
+the reset headers when the server says nothing remains.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import os
+import time
+from collections.abc import Mapping
+from datetime import datetime
+from urllib.parse import urlsplit
+
+from harness.api import RateLimitState
+from harness.errors import FatalError, ProviderError, RateLimited, ServerError
+
+_RETRYABLE_CLIENT = {408, 409}
+
+
+def error_for_status(
+    status: int, message: str, headers: Mapping[str, str] | None = None
+) -> ProviderError:
+    """The harness error for an HTTP error status, keeping the API's own message."""
+    headers = headers or {}
+    retry_after = retry_after_seconds(headers)
+    if status == 429:
+        if retry_after is None:
+            state = rate_limit_state(headers)
+            retry_after = state.wait_seconds() if state else None
+        return RateLimited(message, status=status, retry_after=retry_after)
+    if status >= 500 or status in _RETRYABLE_CLIENT:
+        return ServerError(message, status=status, retry_after=retry_after)
+    return FatalError(message, status=status)
+
+
+def retry_after_seconds(headers: Mapping[str, str]) -> float | None:
+    """Seconds the server asked us to wait, from `retry-after-ms` or `retry-after`."""
+    millis = _get(headers, "retry-after-ms")
+    if millis is not None:
+        try:
+            return max(0.0, float(millis) / 1000)
+        except ValueError:
+            pass
+    value = _get(headers, "retry-after")
+    if value is None:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+# (remaining requests, requests reset, remaining tokens, tokens reset) header names per API family.
+_FAMILIES = (
+    (
+        "anthropic-ratelimit-requests-remaining",
+        "anthropic-ratelimit-requests-reset",
+        "anthropic-ratelimit-tokens-remaining",
+        "anthropic-ratelimit-tokens-reset",
+    ),
+    (
+        "x-ratelimit-remaining-requests",
+        "x-ratelimit-reset-requests",
+        "x-ratelimit-remaining-tokens",
+        "x-ratelimit-reset-tokens",
+    ),
+)
+
+
+def rate_limit_state(headers: Mapping[str, str]) -> RateLimitState | None:
+    """What the server says is left of its limits and when they reset, if it says anything."""
+    for names in _FAMILIES:
+        values = [_get(headers, name) for name in names]
+        if any(v is not None for v in values):
+            requests, requests_reset, tokens, tokens_reset = values
+            return RateLimitState(
+                requests_remaining=_int(requests),
+                requests_reset_seconds=_reset_seconds(requests_reset),
+                tokens_remaining=_int(tokens),
+                tokens_reset_seconds=_reset_seconds(tokens_reset),
+            )
+    return None
+
+
+def _get(headers: Mapping[str, str], name: str) -> str | None:
+    value = headers.get(name)
+    if value is None:
+        value = headers.get(name.title())
+    return value
+
+
+def _int(value: str | None) -> int | None:
+    try:
+        return int(float(value)) if value is not None else None
+    except ValueError:
+        return None
+
+
+def _reset_seconds(value: str | None) -> float | None:
+    """Seconds until a reset given as an RFC 3339 time, seconds, or a duration like `1m30s`."""
+    if value is None:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    if value[:1].isdigit() and ("T" in value or "-" in value[4:5]):
+        try:
+            when = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            return None
+        return max(0.0, when.timestamp() - time.time())
+    return _duration_seconds(value)
+
+
+def _duration_seconds(value: str) -> float | None:
+    """`6m0s`, `1.5s`, `250ms` (OpenAI's reset format) as seconds."""
+    total, number = 0.0, ""
+    units = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001}
+    index = 0
+    while index < len(value):
+        char = value[index]
+        if char.isdigit() or char == ".":
+            number += char
+            index += 1
+            continue
+        unit = "ms" if value.startswith("ms", index) else char
+        if unit not in units or not number:
+            return None
+        total += float(number) * units[unit]
+        number = ""
+        index += len(unit)
+    return None if number else total
+
+
+def api_key(explicit: str, env_name: str) -> str:
+    """The key from the options (already `${ENV}`-expanded) or else from `env_name`."""
+    return explicit or os.environ.get(env_name, "")
+
+
+def setup_problems(explicit_key: str, key_env: str, base_url: str) -> list[str]:
+    """A missing key (naming the variable to set) and a malformed base URL, if any."""
+    problems = []
+    if key_env and not api_key(explicit_key, key_env):
+        problems.append(f"no API key: set the environment variable {key_env}")
+    if base_url:
+        parts = urlsplit(base_url)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            problems.append(f'base_url "{base_url}" is not an http(s) URL')
+    return problems

@@ -1,0 +1,133 @@
+"""`provider = "anthropic"`: Claude through the official SDK's Messages API.
+
+The SDK's own retries are off (`max_retries=0`) so that the harness alone retries and counts, and
+it talks over aiohttp (`DefaultAioHttpClient`), several times faster than httpx's own transport.
+Anthropic takes no seed: the record keeps the parameters actually sent.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import anthropic
+
+from harness.api import Completion, Request, Usage
+from harness.errors import AttemptTimeout, ConnectionFailed, ProviderError
+from providers._http import api_key, error_for_status, rate_limit_state, setup_problems
+
+_FINISH = {
+    "end_turn": "stop",
+    "stop_sequence": "stop",
+    "max_tokens": "length",
+    "model_context_window_exceeded": "length",
+    "refusal": "refusal",
+    "tool_use": "tool_calls",
+    "pause_turn": "pause",
+}
+
+
+@dataclass(frozen=True)
+class AnthropicOptions:
+    """Options of `provider = "anthropic"`."""
+
+    api_key_env: str = "ANTHROPIC_API_KEY"
+    api_key: str = ""
+    base_url: str = ""
+    timeout: float = 600.0
+
+
+class AnthropicProvider:
+    """Claude via `AsyncAnthropic(...).messages.create`."""
+
+    Options = AnthropicOptions
+
+    def __init__(self, model: str, options: AnthropicOptions) -> None:
+        self.model = model
+        self._client = anthropic.AsyncAnthropic(
+            api_key=api_key(options.api_key, options.api_key_env),
+            base_url=options.base_url or None,
+            max_retries=0,
+            timeout=options.timeout,
+            http_client=anthropic.DefaultAioHttpClient(timeout=options.timeout),
+        )
+
+    @classmethod
+    def from_config(cls, model: str, options: AnthropicOptions) -> AnthropicProvider:
+        """Build the client; it connects on the first request."""
+        return cls(model, options)
+
+    @classmethod
+    def preflight(cls, model: str, options: AnthropicOptions) -> list[str]:
+        """A missing key or a malformed base URL."""
+        return setup_problems(options.api_key, options.api_key_env, options.base_url)
+
+    async def generate(self, request: Request) -> Completion:
+        """One Messages API call, its errors translated."""
+        params = self._params(request)
+        try:
+            raw = await self._client.messages.with_raw_response.create(**params)
+        except anthropic.APIStatusError as exc:
+            message = f"{exc.type or 'error'}: {exc.api_message or exc.message}"
+            raise error_for_status(exc.status_code, message, exc.response.headers) from exc
+        except anthropic.APITimeoutError as exc:
+            raise AttemptTimeout(str(exc)) from exc
+        except anthropic.APIConnectionError as exc:
+            raise ConnectionFailed(f"{exc}: {exc.__cause__ or ''}".rstrip(": ")) from exc
+        except anthropic.APIError as exc:  # a response the SDK could not read
+            raise ProviderError(str(exc)) from exc
+        message = await raw.parse()
+        usage = message.usage
+        details = {
+            name: value
+            for name, value in (
+                ("cache_write", usage.cache_creation_input_tokens),
+                ("cache_read", usage.cache_read_input_tokens),
+            )
+            if value
+        }
+        return Completion(
+            text="".join(block.text for block in message.content if block.type == "text"),
+            finish_reason=_FINISH.get(message.stop_reason or "", message.stop_reason or "unknown"),
+            usage=Usage(usage.input_tokens, usage.output_tokens, details or None),
+            model=message.model,
+            sampling_sent=_sent(params),
+            rate_limit=rate_limit_state(raw.headers),
+        )
+
+    async def aclose(self) -> None:
+        """Close the HTTP client."""
+        await self._client.close()
+
+    def _params(self, request: Request) -> dict[str, Any]:
+        sampling = request.sampling
+        system = "\n\n".join(m.content for m in request.messages if m.role == "system")
+        params: dict[str, Any] = {
+            "model": request.model,
+            "max_tokens": sampling.max_tokens,
+            "messages": [
+                {"role": m.role, "content": m.content}
+                for m in request.messages
+                if m.role != "system"
+            ],
+        }
+        # Current SDKs no longer name the sampling parameters; the API still takes them.
+        sampling_body: dict[str, float] = {"temperature": sampling.temperature}
+        if sampling.top_p < 1.0:  # recent models reject temperature and top_p together
+            sampling_body["top_p"] = sampling.top_p
+        params["extra_body"] = sampling_body
+        if system:
+            params["system"] = system
+        if sampling.stop:
+            params["stop_sequences"] = list(sampling.stop)
+        return params
+
+
+def _sent(params: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "temperature": params["extra_body"]["temperature"],
+        "top_p": params["extra_body"].get("top_p"),
+        "max_tokens": params["max_tokens"],
+        "seed": None,
+        "stop": params.get("stop_sequences", []),
+    }

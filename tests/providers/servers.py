@@ -1,0 +1,90 @@
+"""Small servers on 127.0.0.1 that speak each provider's wire protocol, for the real SDKs to call.
+
+Each runs aiohttp in a thread of its own. A `Script` says what the next requests get ("ok",
+"429", "529", "503", "400", "stall", "safety"); once it runs out, every request gets "ok". Every
+request is kept (path, JSON body, headers, arrival time) for the test to inspect.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+from multidict import CIMultiDict
+
+Outcome = str
+
+
+@dataclass
+class Seen:
+    """One request as the server received it."""
+
+    path: str
+    body: dict[str, Any]
+    headers: CIMultiDict[str]
+    at: float
+
+
+@dataclass
+class Loopback:
+    """An HTTP server on 127.0.0.1:<free port>; `respond` builds each response."""
+
+    respond: Callable[[Outcome, Seen], web.Response]
+    script: Iterable[Outcome] = ()
+    retry_after: str = "0.3"
+    seen: list[Seen] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self._script: deque[Outcome] = deque(self.script)
+        self._ready = threading.Event()
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self.base_url = ""
+
+    def __enter__(self) -> Loopback:
+        self._thread.start()
+        self._ready.wait(10)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._loop.call_soon_threadsafe(self._stop.set)
+        self._thread.join(10)
+
+    def _serve(self) -> None:
+        asyncio.set_event_loop(self._loop)
+        self._loop.run_until_complete(self._main())
+
+    async def _main(self) -> None:
+        self._stop = asyncio.Event()
+        app = web.Application()
+        app.router.add_route("*", "/{tail:.*}", self._handle)
+        runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.1)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        port = runner.addresses[0][1]
+        self.base_url = f"http://127.0.0.1:{port}"
+        self._ready.set()
+        await self._stop.wait()
+        await runner.cleanup()
+
+    async def _handle(self, request: web.Request) -> web.Response:
+        body = await request.json() if request.can_read_body else {}
+        seen = Seen(request.path, body, CIMultiDict(request.headers), time.monotonic())
+        self.seen.append(seen)
+        outcome = self._script.popleft() if self._script else "ok"
+        if outcome == "stall":  # answer nothing until the server stops
+            await self._stop.wait()
+            return web.Response(status=503)
+        return self.respond(outcome, seen)
+
+
+def json_error(status: int, body: dict[str, Any], headers: dict[str, str] | None = None):
+    """A JSON error response."""
+    return web.json_response(body, status=status, headers=headers or {})

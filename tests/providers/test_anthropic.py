@@ -1,0 +1,134 @@
+"""The anthropic provider: the real SDK against a Messages API server on 127.0.0.1."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from tests.conftest import results, write_config
+from tests.providers.servers import Loopback, Seen, json_error
+
+KEY = "sk-ant-test-0123456789-TESTONLY"
+
+ERRORS = {
+    "429": (429, "rate_limit_error", "Number of request tokens has exceeded your per-minute limit."),
+    "529": (529, "overloaded_error", "Overloaded"),
+    "503": (503, "api_error", "Service unavailable"),
+    "400": (400, "invalid_request_error", "max_tokens: must be less than or equal to 8192"),
+}
+
+
+def messages_api(outcome: str, seen: Seen) -> web.Response:
+    """Anthropic's POST /v1/messages: a message, or an error body with its headers."""
+    headers = {
+        "request-id": "req_test",
+        "anthropic-ratelimit-requests-remaining": "99",
+        "anthropic-ratelimit-requests-reset": "2030-01-01T00:00:00Z",
+    }
+    if outcome in ERRORS:
+        status, kind, message = ERRORS[outcome]
+        if status == 429:
+            headers["retry-after"] = "0.4"
+        body = {"type": "error", "error": {"type": kind, "message": message}}
+        return json_error(status, body, headers)
+    prompt = seen.body["messages"][-1]["content"]
+    return web.json_response(
+        {
+            "id": "msg_test",
+            "type": "message",
+            "role": "assistant",
+            "model": "claude-test-20251001",
+            "content": [{"type": "text", "text": f"Answer to: {prompt}"}],
+            "stop_reason": "end_turn",
+            "stop_sequence": None,
+            "usage": {
+                "input_tokens": 21,
+                "output_tokens": 9,
+                "cache_read_input_tokens": 4,
+                "cache_creation_input_tokens": 0,
+            },
+        },
+        headers=headers,
+    )
+
+
+def config_for(tmp_path, server: Loopback, *, prompts: int = 3, attempts: int = 3) -> str:
+    body = f"""
+[retry]
+max_attempts = {attempts}
+initial_wait = 0.05
+max_wait = 0.1
+attempt_timeout = 1.0
+
+[[models]]
+name = "claude"
+provider = "anthropic"
+model = "claude-test"
+temperatures = [0.0]
+max_tokens = 64
+[models.options]
+base_url = "{server.base_url}"
+"""
+    return write_config(tmp_path, body, prompts=prompts)
+
+
+def run(tmp_path, run_cli, monkeypatch, script=(), prompts=1, attempts=3):
+    monkeypatch.setenv("ANTHROPIC_API_KEY", KEY)
+    with Loopback(messages_api, script) as server:
+        code, out, err = run_cli("run", config_for(tmp_path, server, prompts=prompts, attempts=attempts))
+    return code, results(tmp_path / "out" / "ledger.jsonl"), server.seen, out + err
+
+
+def test_answer_usage_and_parameters_sent_are_recorded(tmp_path, run_cli, monkeypatch):
+    code, (record,), seen, _ = run(tmp_path, run_cli, monkeypatch)
+    assert code == 0
+    assert record["status"] == "ok" and record["full_response"].startswith("Answer to: ")
+    assert record["model"] == "claude-test-20251001" and record["finish_reason"] == "stop"
+    assert record["tokens"] == {"input": 21, "output": 9, "total": 30, "cache_read": 4}
+    assert record["sampling_params"] == {
+        "temperature": 0.0, "top_p": None, "max_tokens": 64, "seed": None, "stop": []
+    }
+    (request,) = seen
+    assert request.path == "/v1/messages"
+    credentials = (request.headers.get("x-api-key"), request.headers.get("authorization"))
+    assert KEY in credentials or f"Bearer {KEY}" in credentials
+    assert request.headers.get("x-stainless-retry-count") == "0"
+    assert request.body["model"] == "claude-test" and request.body["temperature"] == 0.0
+    assert "seed" not in request.body and "top_p" not in request.body
+
+
+def test_429_waits_the_retry_after_then_succeeds(tmp_path, run_cli, monkeypatch):
+    code, (record,), seen, _ = run(tmp_path, run_cli, monkeypatch, script=["429"])
+    assert code == 0 and record["status"] == "ok" and record["retry_count"] == 1
+    assert len(seen) == 2 and seen[1].at - seen[0].at >= 0.4
+
+
+def test_overloaded_and_unavailable_are_retried(tmp_path, run_cli, monkeypatch):
+    code, (record,), seen, _ = run(tmp_path, run_cli, monkeypatch, script=["529", "503"])
+    assert code == 0 and record["retry_count"] == 2 and len(seen) == 3
+
+
+def test_a_stalled_server_times_out_and_is_retried(tmp_path, run_cli, monkeypatch):
+    code, (record,), seen, _ = run(tmp_path, run_cli, monkeypatch, script=["stall"])
+    assert code == 0 and record["status"] == "ok" and record["retry_count"] == 1
+    assert seen[1].at - seen[0].at >= 1.0
+
+
+def test_400_is_fatal_with_the_api_message_and_no_retry(tmp_path, run_cli, monkeypatch):
+    code, (record,), seen, _ = run(tmp_path, run_cli, monkeypatch, script=["400"])
+    assert code == 1 and len(seen) == 1
+    assert record["status"] == "error" and record["retry_count"] == 0
+    assert record["error"] == {
+        "type": "FatalError",
+        "message": "invalid_request_error: max_tokens: must be less than or equal to 8192",
+        "retryable": False,
+        "status": 400,
+    }
+
+
+def test_retries_used_up_record_the_last_error(tmp_path, run_cli, monkeypatch):
+    code, (record,), seen, _ = run(
+        tmp_path, run_cli, monkeypatch, script=["529", "529"], attempts=2
+    )
+    assert code == 1 and len(seen) == 2 and record["retry_count"] == 1
+    assert record["error"]["type"] == "ServerError" and record["error"]["status"] == 529
+    assert record["error"]["message"] == "overloaded_error: Overloaded"

@@ -7,8 +7,8 @@ retries or holds a semaphore: the scheduler's lane owns all of that. Failures ar
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any, ClassVar, Literal, Protocol
 
 Role = Literal["system", "user", "assistant"]
@@ -104,13 +104,15 @@ class TokenLogprob:
 
 @dataclass(frozen=True, slots=True)
 class Completion:
-    """A finished answer. `sampling_sent` is set when the provider sent other parameters than
-    configured (an API that takes no seed, say); the ledger records what was actually sent."""
+    """A finished answer. `finish_detail` says more about an unusual finish (a safety block's
+    reason). `sampling_sent` is set when the provider sent other parameters than configured (an
+    API that takes no seed, say); the ledger records what was actually sent."""
 
     text: str
     finish_reason: str
     usage: Usage
     model: str
+    finish_detail: str | None = None
     token_logprobs: tuple[TokenLogprob, ...] | None = None
     sampling_sent: dict[str, Any] | None = None
     rate_limit: RateLimitState | None = None

@@ -64,6 +64,13 @@ def check_type(value: Any, hint: Any, path: str) -> Any:
         raise errors[0]
     if hint is Any:
         return value
+    if origin is typing.Literal:
+        choices = typing.get_args(hint)
+        if value in choices:
+            return value
+        raise FieldError(
+            path, f"expected one of {', '.join(map(repr, choices))}, got {_describe(value)}"
+        )
     if hint is float:
         if isinstance(value, int | float) and not isinstance(value, bool):
             return float(value)

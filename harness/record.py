@@ -33,6 +33,7 @@ class Record:
     sample: int
     full_response: str | None
     finish_reason: str | None
+    finish_detail: str | None
     tokens: dict[str, int] | None
     token_logprobs: tuple[TokenLogprob, ...] | None
     sampling_params: dict[str, Any]
@@ -61,6 +62,7 @@ def success_record(
         model=completion.model or job.variant.model.model_id,
         full_response=completion.text,
         finish_reason=completion.finish_reason,
+        finish_detail=completion.finish_detail,
         tokens=completion.usage.as_record(),
         token_logprobs=completion.token_logprobs,
         sampling_params=sent if sent is not None else _sampling(job),
@@ -78,6 +80,7 @@ def failure_record(
         model=job.variant.model.model_id,
         full_response=None,
         finish_reason=None,
+        finish_detail=None,
         tokens=None,
         token_logprobs=None,
         sampling_params=_sampling(job),

@@ -24,7 +24,9 @@ class Entry:
 
 REGISTRY: dict[str, Entry] = {
     "simulated": Entry("providers.simulated", "SimulatedProvider"),
-    "anthropic": Entry("providers.anthropic", "AnthropicProvider", "pip install 'anthropic[aiohttp]'"),
+    "anthropic": Entry(
+        "providers.anthropic", "AnthropicProvider", "pip install 'anthropic[aiohttp]'"
+    ),
     "gemini": Entry("providers.gemini", "GeminiProvider", "pip install 'google-genai[aiohttp]'"),
     "openai": Entry("providers.openai", "OpenAIProvider", "pip install httpx-aiohttp"),
 }

@@ -10,7 +10,11 @@ from tests.providers.servers import Loopback, Seen, json_error
 KEY = "sk-ant-test-0123456789-TESTONLY"
 
 ERRORS = {
-    "429": (429, "rate_limit_error", "Number of request tokens has exceeded your per-minute limit."),
+    "429": (
+        429,
+        "rate_limit_error",
+        "Number of request tokens has exceeded your per-minute limit.",
+    ),
     "529": (529, "overloaded_error", "Overloaded"),
     "503": (503, "api_error", "Service unavailable"),
     "400": (400, "invalid_request_error", "max_tokens: must be less than or equal to 8192"),
@@ -74,7 +78,9 @@ base_url = "{server.base_url}"
 def run(tmp_path, run_cli, monkeypatch, script=(), prompts=1, attempts=3):
     monkeypatch.setenv("ANTHROPIC_API_KEY", KEY)
     with Loopback(messages_api, script) as server:
-        code, out, err = run_cli("run", config_for(tmp_path, server, prompts=prompts, attempts=attempts))
+        code, out, err = run_cli(
+            "run", config_for(tmp_path, server, prompts=prompts, attempts=attempts)
+        )
     return code, results(tmp_path / "out" / "ledger.jsonl"), server.seen, out + err
 
 
@@ -85,7 +91,11 @@ def test_answer_usage_and_parameters_sent_are_recorded(tmp_path, run_cli, monkey
     assert record["model"] == "claude-test-20251001" and record["finish_reason"] == "stop"
     assert record["tokens"] == {"input": 21, "output": 9, "total": 30, "cache_read": 4}
     assert record["sampling_params"] == {
-        "temperature": 0.0, "top_p": None, "max_tokens": 64, "seed": None, "stop": []
+        "temperature": 0.0,
+        "top_p": None,
+        "max_tokens": 64,
+        "seed": None,
+        "stop": [],
     }
     (request,) = seen
     assert request.path == "/v1/messages"

@@ -1,0 +1,131 @@
+"""The gemini provider: the real google-genai SDK against a generateContent server on 127.0.0.1."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from tests.conftest import results, write_config
+from tests.providers.servers import Loopback, Seen, json_error
+
+KEY = "AIza-gemini-test-9988-TESTONLY"
+
+
+def google_error(code: int, status: str, message: str, details=()):
+    return {"error": {"code": code, "message": message, "status": status, "details": list(details)}}
+
+
+def generate_content(outcome: str, seen: Seen) -> web.Response:
+    """Gemini's POST /v1beta/models/{model}:generateContent and Google's error bodies."""
+    if outcome == "429":
+        retry = {"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": "0.4s"}
+        body = google_error(429, "RESOURCE_EXHAUSTED", "Resource has been exhausted.", [retry])
+        return json_error(429, body)
+    if outcome == "503":
+        return json_error(503, google_error(503, "UNAVAILABLE", "The model is overloaded."))
+    if outcome == "400":
+        return json_error(
+            400, google_error(400, "INVALID_ARGUMENT", "Invalid value at 'contents'.")
+        )
+    usage = {
+        "promptTokenCount": 12,
+        "candidatesTokenCount": 3,
+        "thoughtsTokenCount": 5,
+        "totalTokenCount": 20,
+    }
+    if outcome == "safety":
+        candidate = {
+            "finishReason": "SAFETY",
+            "index": 0,
+            "safetyRatings": [
+                {
+                    "category": "HARM_CATEGORY_DANGEROUS_CONTENT",
+                    "probability": "HIGH",
+                    "blocked": True,
+                },
+                {"category": "HARM_CATEGORY_HARASSMENT", "probability": "NEGLIGIBLE"},
+            ],
+        }
+    else:
+        top = [{"token": "Yes", "logProbability": -0.2}, {"token": "No", "logProbability": -1.9}]
+        candidate = {
+            "content": {"role": "model", "parts": [{"text": "Yes, it exists."}]},
+            "finishReason": "STOP",
+            "index": 0,
+            "logprobsResult": {
+                "topCandidates": [{"candidates": top}],
+                "chosenCandidates": [{"token": "Yes", "logProbability": -0.2}],
+            },
+        }
+    body = {"candidates": [candidate], "usageMetadata": usage, "modelVersion": "gemini-test-001"}
+    return web.json_response(body)
+
+
+def run(tmp_path, run_cli, monkeypatch, *, script=(), attempts=3):
+    monkeypatch.setenv("GEMINI_API_KEY", KEY)
+    with Loopback(generate_content, script) as server:
+        body = f"""
+[retry]
+max_attempts = {attempts}
+initial_wait = 0.05
+max_wait = 0.1
+attempt_timeout = 1.0
+
+[[models]]
+name = "gemini"
+provider = "gemini"
+model = "gemini-test"
+temperatures = [0.0]
+max_tokens = 48
+[models.options]
+base_url = "{server.base_url}"
+top_logprobs = 2
+"""
+        code, _, _ = run_cli("run", write_config(tmp_path, body, prompts=1))
+    return code, results(tmp_path / "out" / "ledger.jsonl"), server.seen
+
+
+def test_answer_with_usage_thoughts_and_logprobs(tmp_path, run_cli, monkeypatch):
+    code, (record,), seen = run(tmp_path, run_cli, monkeypatch)
+    assert code == 0 and record["full_response"] == "Yes, it exists."
+    assert record["model"] == "gemini-test-001" and record["finish_reason"] == "stop"
+    assert record["tokens"] == {"input": 12, "output": 3, "total": 15, "thoughts": 5}
+    assert record["token_logprobs"] == [
+        {"token": "Yes", "logprob": -0.2, "top": [["Yes", -0.2], ["No", -1.9]]}
+    ]
+    (request,) = seen
+    assert request.path.endswith("/models/gemini-test:generateContent")  # v1 or v1beta
+    assert request.headers["x-goog-api-key"] == KEY
+    generation = request.body["generationConfig"]
+    assert generation["seed"] == 7 and generation["maxOutputTokens"] == 48
+    assert generation["responseLogprobs"] is True and generation["logprobs"] == 2
+    assert record["sampling_params"]["seed"] == 7
+
+
+def test_safety_block_is_a_finished_answer_not_a_retry(tmp_path, run_cli, monkeypatch):
+    code, (record,), seen = run(tmp_path, run_cli, monkeypatch, script=["safety"])
+    assert code == 0 and len(seen) == 1
+    assert record["status"] == "ok" and record["retry_count"] == 0
+    assert record["finish_reason"] == "safety" and record["full_response"] == ""
+    assert record["finish_detail"] == "SAFETY: HARM_CATEGORY_DANGEROUS_CONTENT (HIGH)"
+
+
+def test_resource_exhausted_waits_its_retry_delay(tmp_path, run_cli, monkeypatch):
+    code, (record,), seen = run(tmp_path, run_cli, monkeypatch, script=["429", "503"])
+    assert code == 0 and record["retry_count"] == 2 and len(seen) == 3
+    assert seen[1].at - seen[0].at >= 0.4
+
+
+def test_a_stalled_server_times_out(tmp_path, run_cli, monkeypatch):
+    code, (record,), seen = run(tmp_path, run_cli, monkeypatch, script=["stall"], attempts=2)
+    assert code == 0 and record["retry_count"] == 1 and seen[1].at - seen[0].at >= 1.0
+
+
+def test_invalid_argument_is_fatal_with_its_message(tmp_path, run_cli, monkeypatch):
+    code, (record,), seen = run(tmp_path, run_cli, monkeypatch, script=["400"])
+    assert code == 1 and len(seen) == 1
+    assert record["error"] == {
+        "type": "FatalError",
+        "message": "INVALID_ARGUMENT: Invalid value at 'contents'.",
+        "retryable": False,
+        "status": 400,
+    }

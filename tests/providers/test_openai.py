@@ -1,4 +1,4 @@
-"""The openai provider: chat and text completions against an OpenAI-compatible server on 127.0.0.1."""
+"""The openai provider: chat and text completions from an OpenAI-compatible loopback server."""
 
 from __future__ import annotations
 
@@ -85,7 +85,7 @@ api_key_env = "TEST_OPENAI_KEY"
 endpoint = "{endpoint}"
 top_logprobs = 2
 """
-        code, out, err = run_cli("run", write_config(tmp_path, body, prompts=1))
+        code, _, _ = run_cli("run", write_config(tmp_path, body, prompts=1))
     return code, results(tmp_path / "out" / "ledger.jsonl"), server.seen
 
 

@@ -1,4 +1,4 @@
-"""The command line: `run`, `rerun` and `status`.
+"""The command line: `run`, `rerun`, `status` and `doctor`.
 
 Exit codes: 0 every job answered, 1 some failed for good, 2 bad input or set-up, 130 interrupted.
 """
@@ -13,6 +13,7 @@ from pathlib import Path
 import anyio
 from rich.console import Console
 
+from harness.doctor import diagnose, report
 from harness.errors import InputError
 from harness.ledger import LEDGER_NAME
 from harness.report import summarize, summary_table
@@ -37,7 +38,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return args.verb(args, console)
     except InputError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        for line in str(exc).splitlines():
+            print(f"error: {line}", file=sys.stderr)
         return EXIT_INPUT
 
 
@@ -80,6 +82,11 @@ def _status(args: argparse.Namespace, console: Console) -> int:
     return EXIT_OK
 
 
+def _doctor(args: argparse.Namespace, console: Console) -> int:
+    checks = diagnose(Path(args.config))
+    return EXIT_OK if report(checks, console) else EXIT_INPUT
+
+
 def _overrides(args: argparse.Namespace) -> Overrides:
     return Overrides(
         prompts=args.prompts,
@@ -106,6 +113,10 @@ def _parser() -> argparse.ArgumentParser:
     rerun.add_argument("--error-type", action="append", default=[], help="e.g. RateLimited")
     rerun.add_argument("--category", action="append", default=[], help="prompt category")
     rerun.set_defaults(verb=_rerun)
+
+    doctor = verbs.add_parser("doctor", help="check dependencies, prompts, keys, GPU, disk")
+    doctor.add_argument("config", help="the run's TOML config")
+    doctor.set_defaults(verb=_doctor)
 
     status = verbs.add_parser("status", help="done / failed / pending per variant")
     status.add_argument("ledger", help="a ledger file or the run's output directory")

@@ -54,10 +54,10 @@ def run_line(
         "run_id": run_id,
         "command": command,
         "started": utc_timestamp(),
-        "harness_version": _version("harness"),
+        "harness_version": package_version("harness"),
         "git_revision": _git_revision(),
         "python": sys.version.split()[0],
-        "packages": {name: v for name in _PACKAGES if (v := _version(name))},
+        "packages": {name: v for name in _PACKAGES if (v := package_version(name))},
         "host": platform.node(),
         "platform": platform.platform(),
         "config_path": str(config.path.resolve()),
@@ -83,7 +83,8 @@ def redact(value: Any) -> Any:
     return value
 
 
-def _version(package: str) -> str | None:
+def package_version(package: str) -> str | None:
+    """The installed version of a distribution, or None."""
     try:
         return metadata.version(package)
     except metadata.PackageNotFoundError:

@@ -79,7 +79,8 @@ class Prepared:
 
 
 def prepare(config_path: str | Path, overrides: Overrides = Overrides()) -> Prepared:
-    """Load and check the config, prompts and providers; raises InputError on any problem."""
+    """Load and check the config, prompts and providers (keys, URLs); raises InputError, with
+    one line per problem, before anything is written."""
     config = load_config(config_path)
     if overrides.prompts is not None:
         config = dataclasses.replace(config, prompts=overrides.prompts)
@@ -92,7 +93,15 @@ def prepare(config_path: str | Path, overrides: Overrides = Overrides()) -> Prep
     unknown = set(overrides.models) - {m.name for m in config.models}
     if unknown:
         raise InputError(f"--models: no model named {', '.join(sorted(unknown))} in {config.path}")
-    return Prepared(config, prompts, tuple(_setup(config, i, m) for i, m in chosen))
+    setups = tuple(_setup(config, i, m) for i, m in chosen)
+    problems = [
+        f"{config.path}: models[{i}] ({setup.model.name}): {problem}"
+        for (i, _), setup in zip(chosen, setups, strict=True)
+        for problem in setup.provider_cls.preflight(setup.model.model_id, setup.options)
+    ]
+    if problems:
+        raise InputError("\n".join(problems))
+    return Prepared(config, prompts, setups)
 
 
 def _chosen(model: ModelConfig, names: Sequence[str]) -> bool:

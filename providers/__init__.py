@@ -15,20 +15,25 @@ from harness.errors import InputError
 
 @dataclass(frozen=True)
 class Entry:
-    """Where a provider lives and how to get its dependencies."""
+    """Where a provider lives, the package it rests on, and how to install that."""
 
     module: str
     cls: str
+    package: str = ""
     install: str = "pip install -e ."
 
 
 REGISTRY: dict[str, Entry] = {
     "simulated": Entry("providers.simulated", "SimulatedProvider"),
     "anthropic": Entry(
-        "providers.anthropic", "AnthropicProvider", "pip install 'anthropic[aiohttp]'"
+        "providers.anthropic", "AnthropicProvider", "anthropic", "pip install 'anthropic[aiohttp]'"
     ),
-    "gemini": Entry("providers.gemini", "GeminiProvider", "pip install 'google-genai[aiohttp]'"),
-    "openai": Entry("providers.openai", "OpenAIProvider", "pip install httpx-aiohttp"),
+    "gemini": Entry(
+        "providers.gemini", "GeminiProvider", "google-genai", "pip install 'google-genai[aiohttp]'"
+    ),
+    "openai": Entry(
+        "providers.openai", "OpenAIProvider", "httpx-aiohttp", "pip install httpx-aiohttp"
+    ),
 }
 
 

@@ -61,3 +61,32 @@ def test_unknown_model_filter_exits_2(tmp_path, run_cli):
 def test_status_of_a_missing_ledger_exits_2(tmp_path, run_cli):
     code, _, err = run_cli("status", tmp_path / "nothing")
     assert code == 2 and "no such ledger" in err
+
+
+def test_preflight_names_every_missing_key_and_bad_url_and_writes_nothing(
+    tmp_path, run_cli, monkeypatch
+):
+    monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
+    monkeypatch.delenv("GEMINI_API_KEY", raising=False)
+    body = """
+[[models]]
+name = "claude"
+provider = "anthropic"
+
+[[models]]
+name = "gemini"
+provider = "gemini"
+[models.options]
+base_url = "localhost:8080"
+"""
+    config = write_config(tmp_path, body)
+    code, _, err = run_cli("run", config)
+    assert code == 2
+    assert err.splitlines() == [
+        f"error: {config}: models[0] (claude): no API key: set the environment variable "
+        "ANTHROPIC_API_KEY",
+        f"error: {config}: models[1] (gemini): no API key: set the environment variable "
+        "GEMINI_API_KEY",
+        f'error: {config}: models[1] (gemini): base_url "localhost:8080" is not an http(s) URL',
+    ]
+    assert not (tmp_path / "out").exists()

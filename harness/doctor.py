@@ -1,0 +1,124 @@
+"""`doctor CONFIG`: check a machine before a long run, as the legacy `validate_setup.py` did.
+
+Dependencies of every provider the config names, the prompts file, keys (present or not, never
+shown), a GPU when a local model is configured, free disk and a writable output directory.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from harness.config import RunConfig, load_config
+from harness.errors import InputError
+from harness.fields import FieldError, from_table
+from harness.prompts import load_prompts
+from harness.provenance import package_version
+from providers import REGISTRY, provider_class
+
+_LOCAL = {"vllm", "transformers"}
+_MIN_FREE_GB = 1.0
+
+
+@dataclasses.dataclass(frozen=True)
+class Check:
+    """One line of the doctor's report."""
+
+    area: str
+    ok: bool
+    detail: str
+
+
+def diagnose(config_path: Path) -> list[Check]:
+    """Every check, in order; a broken config is one failed check, not an exception."""
+    try:
+        config = load_config(config_path)
+    except InputError as exc:
+        return [Check("config", False, str(exc))]
+    checks = [Check("config", True, f"{config_path}: {len(config.models)} model(s)")]
+    checks += _prompts(config)
+    checks += list(_providers(config))
+    if any(model.provider in _LOCAL for model in config.models):
+        checks.append(_gpu())
+    checks += _output(config.output)
+    return checks
+
+
+def report(checks: list[Check], console: Console) -> bool:
+    """Print the checks as a table; True when all passed."""
+    table = Table(title="harness doctor")
+    for column in ("check", "", "detail"):
+        table.add_column(column)
+    for check in checks:
+        table.add_row(check.area, "[green]ok" if check.ok else "[red]FAIL", check.detail)
+    console.print(table)
+    return all(check.ok for check in checks)
+
+
+def _prompts(config: RunConfig) -> list[Check]:
+    try:
+        prompts = load_prompts(config.prompts)
+    except InputError as exc:
+        return [Check("prompts", False, str(exc))]
+    probes = sum(p.is_synthetic_probe for p in prompts)
+    categories = len({p.category for p in prompts})
+    detail = f"{config.prompts}: {len(prompts)} prompts, {categories} categories, {probes} probes"
+    return [Check("prompts", True, detail)]
+
+
+def _providers(config: RunConfig) -> Iterator[Check]:
+    for index, model in enumerate(config.models):
+        area = f"models[{index}] {model.name}"
+        entry = REGISTRY.get(model.provider)
+        try:
+            cls = provider_class(model.provider)
+            options = from_table(cls.Options, model.options, f"models[{index}].options")
+        except (InputError, FieldError) as exc:
+            yield Check(area, False, str(exc))
+            continue
+        version = package_version(entry.package) if entry and entry.package else None
+        found = f"{model.provider} provider" + (f", {entry.package} {version}" if version else "")
+        yield Check(area, True, found)
+        problems = cls.preflight(model.model_id, options)
+        yield Check(f"{area} set-up", not problems, "; ".join(problems) or _key_source(options))
+
+
+def _key_source(options: object) -> str:
+    env = getattr(options, "api_key_env", "")
+    if getattr(options, "api_key", ""):
+        return "key given in the config"
+    return f"key found in ${env}" if env else "no key needed"
+
+
+def _gpu() -> Check:
+    smi = shutil.which("nvidia-smi")
+    if smi is None:
+        return Check("gpu", False, "a local model is configured but nvidia-smi is not found")
+    result = subprocess.run(
+        [smi, "--query-gpu=name,memory.total", "--format=csv,noheader"],
+        capture_output=True,
+        text=True,
+        timeout=20,
+        check=False,
+    )
+    names = result.stdout.strip().replace("\n", "; ")
+    return Check("gpu", result.returncode == 0 and bool(names), names or result.stderr.strip())
+
+
+def _output(output: Path) -> list[Check]:
+    existing = output
+    while not existing.exists():
+        existing = existing.parent
+    free_gb = shutil.disk_usage(existing).free / 1e9
+    writable = os.access(existing, os.W_OK)
+    return [
+        Check("disk", free_gb >= _MIN_FREE_GB, f"{free_gb:,.1f} GB free at {existing}"),
+        Check("output", writable, f"{output} {'can' if writable else 'cannot'} be written"),
+    ]

@@ -6,12 +6,14 @@ Exit codes: 0 every job answered, 1 some failed for good, 2 bad input or set-up,
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 import anyio
 from rich.console import Console
+from rich.logging import RichHandler
 
 from harness.doctor import diagnose, report
 from harness.errors import InputError
@@ -35,12 +37,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     # Off a terminal rich would wrap tables at 80 columns; a log file can take wide lines.
     console = Console(highlight=False, width=None if sys.stdout.isatty() else 160)
+    _log_to(console)
     try:
         return args.verb(args, console)
     except InputError as exc:
         for line in str(exc).splitlines():
             print(f"error: {line}", file=sys.stderr)
         return EXIT_INPUT
+
+
+def _log_to(console: Console) -> None:
+    """Send the harness's log lines (limit changes, pauses) through the progress console."""
+    logger = logging.getLogger("harness")
+    logger.handlers = [RichHandler(console=console, show_path=False, markup=False)]
+    logger.setLevel(logging.INFO)
 
 
 def _run(args: argparse.Namespace, console: Console) -> int:

@@ -16,9 +16,10 @@ from dataclasses import dataclass
 
 import anyio
 
+from harness.adaptive import AdaptiveConcurrency, Pacer
 from harness.api import Completion, Provider
 from harness.config import RetryPolicy
-from harness.errors import AttemptTimeout, FatalError, ProviderError, RetryableError
+from harness.errors import AttemptTimeout, FatalError, ProviderError, RateLimited, RetryableError
 from harness.jobs import Job
 from harness.limits import LaneLimits
 from harness.record import Record, failure_record, success_record
@@ -35,7 +36,8 @@ class LaneEvents:
 
 
 class Lane:
-    """Runs jobs through one provider under its limits; at most `concurrency` at a time."""
+    """Runs jobs through one provider under its limits; at most `concurrency` at a time, fewer
+    while the server is rate limiting (see `harness.adaptive`)."""
 
     def __init__(
         self,
@@ -52,7 +54,8 @@ class Lane:
         self.name = name
         self.provider = provider
         self.limits = limits
-        self.concurrency = concurrency
+        self.concurrency = AdaptiveConcurrency(name, concurrency)
+        self.pacer = Pacer(name)
         self.retry = retry
         self.run_id = run_id
         self.events = events
@@ -61,7 +64,7 @@ class Lane:
     async def run(self, jobs: Iterator[Job], stopping: anyio.Event) -> None:
         """Drain `jobs` with `concurrency` workers; stop taking new ones once `stopping` is set."""
         async with anyio.create_task_group() as group:
-            for _ in range(self.concurrency):
+            for _ in range(self.concurrency.cap):
                 group.start_soon(self._worker, jobs, stopping)
 
     async def _worker(self, jobs: Iterator[Job], stopping: anyio.Event) -> None:
@@ -76,12 +79,17 @@ class Lane:
         policy = self.retry
         for attempt in range(1, policy.max_attempts + 1):
             estimate = job.estimated_tokens()
-            await self.limits.acquire(estimate)
             started = time.perf_counter()
             try:
-                completion = await self._attempt(job, attempt)
+                async with self.concurrency.slots:
+                    await self.pacer.wait()
+                    await self.limits.acquire(estimate)
+                    started = time.perf_counter()
+                    completion = await self._attempt(job, attempt)
             except RetryableError as error:
                 # A failed attempt keeps its estimate charged: backing off is what we want.
+                if isinstance(error, RateLimited):
+                    self.concurrency.rate_limited()
                 if attempt == policy.max_attempts:
                     return self._failed(job, error, started, attempt)
                 wait = self._wait(error, attempt)
@@ -94,7 +102,11 @@ class Lane:
                 fatal = FatalError(f"{type(error).__name__}: {error}")
                 return self._failed(job, fatal, started, attempt)
             elapsed = time.perf_counter() - started
-            self.limits.settle(estimate, completion.usage.input + completion.usage.output)
+            usage = completion.usage
+            self.limits.settle(estimate, usage.input + usage.output)
+            self.concurrency.succeeded()
+            in_flight = int(self.concurrency.slots.borrowed_tokens) + 1
+            self.pacer.observe(completion.rate_limit, in_flight, estimate)
             return success_record(
                 self.run_id, job, completion, elapsed=elapsed, retries=attempt - 1
             )

@@ -1,0 +1,77 @@
+"""Adaptive limits on a virtual clock: pause on spent headers, halve on 429 bursts, recover."""
+
+from __future__ import annotations
+
+import logging
+
+import anyio
+
+from harness.adaptive import AdaptiveConcurrency, Pacer
+from harness.api import RateLimitState
+from tests.clock import run_virtual
+
+
+def test_a_burst_of_429s_halves_concurrency_once_per_cooldown(caplog):
+    async def main() -> list[int]:
+        adaptive = AdaptiveConcurrency("lane", 64, cooldown=1.0, quiet=10.0)
+        limits = []
+        for _ in range(20):  # twenty 429s arriving together
+            adaptive.rate_limited()
+        limits.append(adaptive.limit)
+        await anyio.sleep(1.5)
+        adaptive.rate_limited()
+        limits.append(adaptive.limit)
+        return limits
+
+    with caplog.at_level(logging.INFO, logger="harness.lane"):
+        assert run_virtual(main) == [32, 16]
+    assert [r.getMessage() for r in caplog.records] == [
+        "lane: concurrency 64 -> 32 (rate limited)",
+        "lane: concurrency 32 -> 16 (rate limited)",
+    ]
+
+
+def test_concurrency_recovers_step_by_step_after_quiet_periods():
+    async def main() -> list[int]:
+        adaptive = AdaptiveConcurrency("lane", 16, cooldown=0.0, quiet=10.0)
+        for _ in range(3):
+            adaptive.rate_limited()
+        seen = [adaptive.limit]
+        adaptive.succeeded()  # too soon: no change
+        seen.append(adaptive.limit)
+        for _ in range(8):
+            await anyio.sleep(10.0)
+            adaptive.succeeded()
+            seen.append(adaptive.limit)
+        return seen
+
+    assert run_virtual(main) == [2, 2, 4, 6, 8, 10, 12, 14, 16, 16]
+
+
+def test_pacer_holds_new_requests_until_a_spent_limit_resets(caplog):
+    async def main() -> tuple[float, float]:
+        pacer = Pacer("lane")
+        pacer.observe(RateLimitState(requests_remaining=50, requests_reset_seconds=9), 8, 100)
+        start = anyio.current_time()
+        await pacer.wait()
+        plenty = anyio.current_time() - start
+        pacer.observe(RateLimitState(requests_remaining=3, requests_reset_seconds=2.5), 8, 100)
+        await pacer.wait()
+        return plenty, anyio.current_time() - start
+
+    with caplog.at_level(logging.INFO, logger="harness.lane"):
+        plenty, paused = run_virtual(main)
+    assert plenty == 0 and 2.5 <= paused < 2.6
+    assert "pausing new requests 2.50 s" in caplog.records[0].getMessage()
+
+
+def test_pacer_watches_tokens_too():
+    async def main() -> float:
+        pacer = Pacer("lane")
+        state = RateLimitState(tokens_remaining=1000, tokens_reset_seconds=4.0)
+        pacer.observe(state, in_flight=4, tokens_each=500)
+        start = anyio.current_time()
+        await pacer.wait()
+        return anyio.current_time() - start
+
+    assert 4.0 <= run_virtual(main) < 4.1

@@ -5,11 +5,15 @@
 (c) achieved vs configured requests/min over a 60 s window, and the most in any 60 s window
 (d) seconds to build the resume index of a 1,000,000-record ledger (median of 3)
 (e) peak RSS of a 100,000-job run, next to a 20,000-job run's
+(f) 20,000 jobs through the openai and anthropic providers against a loopback server at 0 ms,
+    concurrency 64 and 256 (median of 3), next to a bare aiohttp client measured in the same run
+(g) configs/pilot.toml with every base URL on a loopback server answering after 300 ms
 """
 
 from __future__ import annotations
 
 import bisect
+import os
 import statistics
 import sys
 import tempfile
@@ -17,11 +21,14 @@ import time
 from datetime import datetime
 from pathlib import Path
 
+from benchmarks.http import bare_aiohttp_rate, loopback_server, provider_rate
 from benchmarks.ledger_file import write_big_ledger
 from benchmarks.project import (
+    REPO,
     ledger_wall_seconds,
     peak_rss_of_run,
     run_in_process,
+    run_with_summary,
     simulated_model,
     write_project,
 )
@@ -129,11 +136,60 @@ def memory(root: Path) -> None:
     report("    that 100,000-job run, process start to exit", f"{seconds:.1f} s", "-", True)
 
 
+def http_providers(root: Path) -> None:
+    with loopback_server() as url:
+        for concurrency in (64, 256):
+            ceiling = bare_aiohttp_rate(url, concurrency)
+            report(
+                f"(f) bare aiohttp client, concurrency {concurrency} (the ceiling)",
+                f"{ceiling:,.0f} req/s",
+                "-",
+                True,
+            )
+            for provider in ("openai", "anthropic"):
+                rate = statistics.median(
+                    provider_rate(root / str(i), provider, url, concurrency) for i in range(ROUNDS)
+                )
+                report(
+                    f"    {provider} provider, 20,000 jobs, concurrency {concurrency}",
+                    f"{rate:,.0f} jobs/s = {rate / ceiling:.2f} of bare",
+                    ">= 2,500" if provider == "openai" else "-",
+                    rate >= 2500 or provider != "openai",
+                )
+
+
+def pilot(root: Path) -> None:
+    with loopback_server(delay=0.3) as url:
+        environ = {
+            "ANTHROPIC_API_KEY": "bench-key",
+            "GEMINI_API_KEY": "bench-key",
+            "ANTHROPIC_BASE_URL": url,
+            "GEMINI_BASE_URL": url,
+            **{f"{name}_BASE_URL": f"{url}/v1" for name in ("QWEN", "LLAMA", "MISTRAL")},
+        }
+        os.environ.update(environ)
+        config = REPO / "configs" / "pilot.toml"
+        output = root / "pilot"
+        seconds, table = run_with_summary(config, output)
+    print(table)
+    report(
+        "(g) configs/pilot.toml on loopback servers (300 ms each)", f"{seconds:.1f} s", "-", True
+    )
+
+
 def main() -> None:
     print(__doc__)
     with tempfile.TemporaryDirectory(prefix="harness-bench-") as folder:
         root = Path(folder)
-        for bench in (throughput, latency_bound, rate_accuracy, resume_index, memory):
+        for bench in (
+            throughput,
+            latency_bound,
+            rate_accuracy,
+            resume_index,
+            memory,
+            http_providers,
+            pilot,
+        ):
             bench(root)
 
 

@@ -14,7 +14,7 @@ from rich.console import Console
 
 from harness.ledger import build_index
 from harness.report import summarize
-from harness.run import execute, pending, prepare
+from harness.run import Overrides, execute, pending, prepare
 
 
 def write_project(folder: Path, prompts: int, body: str, *, samples: int = 1) -> Path:
@@ -41,17 +41,27 @@ def simulated_model(*, concurrency: int, latency_ms: float = 0, rpm: float | Non
     )
 
 
-def run_in_process(config: Path) -> float:
-    """Run the config to the end in this process; returns the wall seconds of the whole run."""
-    prepared = prepare(config)
-    console = Console(file=io.StringIO(), width=160)
+REPO = Path(__file__).resolve().parents[1]
+
+
+def run_with_summary(config: Path, output: Path | None = None) -> tuple[float, str]:
+    """Run the config to the end in this process; returns (wall seconds, its closing table)."""
+    prepared = prepare(config, Overrides(output=output))
+    buffer = io.StringIO()
+    console = Console(file=buffer, width=160)
     wanted = pending(build_index(prepared.ledger_path))
     started = time.perf_counter()
     code = anyio.run(lambda: execute(prepared, command="run", wanted=wanted, console=console))
     elapsed = time.perf_counter() - started
+    printed = buffer.getvalue()
     if code != 0:
-        raise RuntimeError(f"benchmark run exited {code}")
-    return elapsed
+        raise RuntimeError(f"benchmark run exited {code}: {printed[-2000:]}")
+    return elapsed, printed[printed.rfind("\n", 0, printed.find("┏")) + 1 :]
+
+
+def run_in_process(config: Path) -> float:
+    """Run the config to the end in this process; returns the wall seconds of the whole run."""
+    return run_with_summary(config)[0]
 
 
 def ledger_wall_seconds(config: Path) -> float:

@@ -77,8 +77,12 @@ _FAMILIES = (
 
 def rate_limit_state(headers: Mapping[str, str]) -> RateLimitState | None:
     """What the server says is left of its limits and when they reset, if it says anything."""
+    # One pass over the headers: a lookup per name would scan httpx's header list each time.
+    found = {k.lower(): v for k, v in headers.items() if "ratelimit" in k.lower()}
+    if not found:
+        return None
     for names in _FAMILIES:
-        values = [_get(headers, name) for name in names]
+        values = [found.get(name) for name in names]
         if any(v is not None for v in values):
             requests, requests_reset, tokens, tokens_reset = values
             return RateLimitState(
@@ -92,9 +96,7 @@ def rate_limit_state(headers: Mapping[str, str]) -> RateLimitState | None:
 
 def _get(headers: Mapping[str, str], name: str) -> str | None:
     value = headers.get(name)
-    if value is None:
-        value = headers.get(name.title())
-    return value
+    return headers.get(name.title()) if value is None else value
 
 
 def _int(value: str | None) -> int | None:

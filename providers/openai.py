@@ -12,12 +12,14 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import httpx
+import orjson
 from httpx_aiohttp import HttpxAiohttpClient
 
 from harness.api import Completion, Request, TokenLogprob, Usage
 from harness.errors import AttemptTimeout, ConnectionFailed, ServerError
 from providers._http import api_key, error_for_status, rate_limit_state, setup_problems
 
+_JSON = {"content-type": "application/json"}
 _FINISH = {
     "stop": "stop",
     "length": "length",
@@ -49,8 +51,11 @@ class OpenAIProvider:
         self.model = model
         self.options = options
         key = api_key(options.api_key, options.api_key_env) if options.api_key_env else ""
+        base = options.base_url.rstrip("/")
+        # Parsed once: httpx would parse a string URL again on every request.
+        self._chat_url = httpx.URL(f"{base}/chat/completions")
+        self._completions_url = httpx.URL(f"{base}/completions")
         self._client = HttpxAiohttpClient(
-            base_url=options.base_url.rstrip("/") + "/",
             headers={"Authorization": f"Bearer {key}"} if key else {},
             timeout=options.timeout,
             limits=httpx.Limits(
@@ -75,7 +80,9 @@ class OpenAIProvider:
         body = self._body(request, chat)
         try:
             response = await self._client.post(
-                "chat/completions" if chat else "completions", json=body
+                self._chat_url if chat else self._completions_url,
+                content=orjson.dumps(body),
+                headers=_JSON,
             )
         except httpx.TimeoutException as exc:
             raise AttemptTimeout(f"{type(exc).__name__}: {exc}") from exc
@@ -84,9 +91,9 @@ class OpenAIProvider:
         if response.status_code >= 400:
             raise error_for_status(response.status_code, _error_message(response), response.headers)
         try:
-            data = response.json()
+            data = orjson.loads(response.content)
             choice = data["choices"][0]
-        except (ValueError, KeyError, IndexError, TypeError) as exc:
+        except (orjson.JSONDecodeError, KeyError, IndexError, TypeError) as exc:
             raise ServerError(f"unreadable response: {response.text[:200]}") from exc
         usage = data.get("usage") or {}
         text = (choice.get("message") or {}).get("content") if chat else choice.get("text")

@@ -22,7 +22,7 @@ _PACKAGES = (
     "aiolimiter",
     "orjson",
     "rich",
-    "httpx",
+    "aiohttp",
     "anthropic",
     "google-genai",
     "vllm",

@@ -31,9 +31,7 @@ REGISTRY: dict[str, Entry] = {
     "gemini": Entry(
         "providers.gemini", "GeminiProvider", "google-genai", "pip install 'google-genai[aiohttp]'"
     ),
-    "openai": Entry(
-        "providers.openai", "OpenAIProvider", "httpx-aiohttp", "pip install httpx-aiohttp"
-    ),
+    "openai": Entry("providers.openai", "OpenAIProvider", "aiohttp", "pip install aiohttp"),
 }
 
 

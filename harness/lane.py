@@ -105,7 +105,7 @@ class Lane:
             usage = completion.usage
             self.limits.settle(estimate, usage.input + usage.output)
             self.concurrency.succeeded()
-            in_flight = int(self.concurrency.slots.borrowed_tokens) + 1
+            in_flight = self.concurrency.slots.in_use + 1
             self.pacer.observe(completion.rate_limit, in_flight, estimate)
             return success_record(
                 self.run_id, job, completion, elapsed=elapsed, retries=attempt - 1

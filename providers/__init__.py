@@ -37,6 +37,12 @@ REGISTRY: dict[str, Entry] = {
         "vllm",
         "pip install -e '.[vllm]' (GPU), or make setup-vllm (CPU)",
     ),
+    "transformers": Entry(
+        "providers.transformers",
+        "TransformersProvider",
+        "transformers",
+        "pip install -e '.[transformers]'",
+    ),
     "openai": Entry("providers.openai", "OpenAIProvider", "aiohttp", "pip install aiohttp"),
 }
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import gc
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import anyio
@@ -22,6 +21,7 @@ from vllm.v1.engine.exceptions import EngineDeadError, EngineGenerateError
 
 from harness.api import Completion, Request, TokenLogprob, Usage
 from harness.errors import FatalError, ServerError
+from providers._local import missing_model, prompt_ids
 
 _FINISH = {"stop": "stop", "length": "length", "abort": "abort"}
 
@@ -68,16 +68,12 @@ class VLLMProvider:
     @classmethod
     def preflight(cls, model: str, options: VLLMOptions) -> list[str]:
         """A local model path that does not exist."""
-        path = options.path or model
-        looks_local = path.startswith((".", "/", "~")) or Path(path).expanduser().exists()
-        if looks_local and not (Path(path).expanduser() / "config.json").is_file():
-            return [f'no model at "{path}" (expected a folder with config.json)']
-        return []
+        return missing_model(options.path or model)
 
     async def generate(self, request: Request) -> Completion:
         """Submit one request to the engine and wait for its finished output."""
         engine = await self._started()
-        prompt_ids = self._prompt_ids(request)
+        prompt = prompt_ids(self._tokenizer, request.messages, self.options.chat)
         sampling = request.sampling
         params = SamplingParams(
             temperature=sampling.temperature,
@@ -109,7 +105,7 @@ class VLLMProvider:
             finish_reason=_FINISH.get(
                 choice.finish_reason or "", choice.finish_reason or "unknown"
             ),
-            usage=Usage(len(prompt_ids), len(choice.token_ids)),
+            usage=Usage(len(prompt), len(choice.token_ids)),
             model=self.path,
             token_logprobs=self._logprobs(choice.token_ids, choice.logprobs),
         )
@@ -149,16 +145,6 @@ class VLLMProvider:
             enforce_eager=o.enforce_eager,
             max_logprobs=max(o.top_logprobs, 1),
         )
-
-    def _prompt_ids(self, request: Request) -> list[int]:
-        if self.options.chat:
-            turns = [{"role": m.role, "content": m.content} for m in request.messages]
-            text = self._tokenizer.apply_chat_template(
-                turns, add_generation_prompt=True, tokenize=False
-            )
-            return list(self._tokenizer.encode(text, add_special_tokens=False))
-        text = "\n\n".join(m.content for m in request.messages)
-        return list(self._tokenizer.encode(text))
 
     def _logprobs(self, token_ids: Any, logprobs: Any) -> tuple[TokenLogprob, ...] | None:
         if not logprobs:

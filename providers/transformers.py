@@ -1,0 +1,211 @@
+"""`provider = "transformers"`: the legacy path for machines without vLLM (CPU, Apple), batched.
+
+Requests that arrive together and share sampling parameters go through one `model.generate` call
+(left-padded, in a worker thread), up to `batch_size` at a time. Logprobs come from the raw logits
+of each step, like vLLM's: the chosen token's and the top k alternatives with their text. A batch
+sampled above temperature 0 is seeded with its first request's seed, so sampled text reproduces
+for the same batch, not across different batchings.
+"""
+
+from __future__ import annotations
+
+import gc
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+import anyio
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
+from harness.api import Completion, Request, SamplingParams, TokenLogprob, Usage
+from harness.errors import FatalError
+from providers._local import missing_model, prompt_ids
+
+
+@dataclass(frozen=True)
+class TransformersOptions:
+    """Options of `provider = "transformers"`."""
+
+    path: str = ""  # a local folder or hub id; the model id when empty
+    revision: str = ""
+    dtype: str = "auto"
+    device: str = "auto"  # "cuda", "mps", "cpu", or "auto" for the first of those present
+    trust_remote_code: bool = False
+    chat: bool = True
+    batch_size: int = field(default=16, metadata={"min": 1})
+    top_logprobs: int = field(default=5, metadata={"min": 0, "max": 20})
+    max_logprob_tokens: int | None = field(default=None, metadata={"min": 0})
+
+
+@dataclass
+class _Pending:
+    request: Request
+    ids: list[int]
+    done: anyio.Event = field(default_factory=anyio.Event)
+    result: Completion | None = None
+    error: BaseException | None = None
+
+
+class TransformersProvider:
+    """Generates with a Hugging Face model in this process, batching concurrent requests."""
+
+    Options = TransformersOptions
+    holds_device = True
+
+    def __init__(self, model: str, options: TransformersOptions) -> None:
+        self.model = model
+        self.options = options
+        self.path = options.path or model
+        self._model: Any = None
+        self._tokenizer: Any = None
+        self._loading = anyio.Lock()
+        self._batching = anyio.Lock()
+        # Requests waiting for a batch, oldest first.
+        self._queue: deque[_Pending] = deque()
+
+    @classmethod
+    def from_config(cls, model: str, options: TransformersOptions) -> TransformersProvider:
+        """Nothing loads until the first request."""
+        return cls(model, options)
+
+    @classmethod
+    def preflight(cls, model: str, options: TransformersOptions) -> list[str]:
+        """A local model path that does not exist."""
+        return missing_model(options.path or model)
+
+    async def generate(self, request: Request) -> Completion:
+        """Queue the request; whoever holds the batch lock runs batches until it is answered."""
+        await self._loaded()
+        item = _Pending(request, prompt_ids(self._tokenizer, request.messages, self.options.chat))
+        self._queue.append(item)
+        async with self._batching:
+            await anyio.lowlevel.checkpoint()  # let requests that arrive together join
+            while not item.done.is_set():
+                await self._run_batch()
+        if item.error is not None:
+            raise FatalError(f"{type(item.error).__name__}: {item.error}") from item.error
+        assert item.result is not None
+        return item.result
+
+    async def aclose(self) -> None:
+        """Drop the model and free its memory."""
+        self._model = None
+        gc.collect()
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+
+    async def _loaded(self) -> None:
+        async with self._loading:
+            if self._model is None:
+                self._tokenizer, self._model = await anyio.to_thread.run_sync(self._load)
+
+    def _load(self) -> tuple[Any, Any]:
+        o = self.options
+        revision = o.revision or None
+        tokenizer = AutoTokenizer.from_pretrained(
+            self.path, revision=revision, trust_remote_code=o.trust_remote_code
+        )
+        tokenizer.padding_side = "left"
+        if tokenizer.pad_token is None:
+            tokenizer.pad_token = tokenizer.eos_token
+        model = AutoModelForCausalLM.from_pretrained(
+            self.path, revision=revision, dtype=o.dtype, trust_remote_code=o.trust_remote_code
+        )
+        return tokenizer, model.to(_device(o.device)).eval()
+
+    async def _run_batch(self) -> None:
+        head = self._queue[0].request.sampling
+        group = _group(head)
+        batch = [p for p in self._queue if _group(p.request.sampling) == group]
+        batch = batch[: self.options.batch_size]
+        for item in batch:
+            self._queue.remove(item)
+        try:
+            results = await anyio.to_thread.run_sync(self._generate_batch, batch, head)
+        except Exception as exc:  # one bad batch fails its requests, not the run
+            for item in batch:
+                item.error = exc
+                item.done.set()
+            return
+        for item, result in zip(batch, results, strict=True):
+            item.result = result
+            item.done.set()
+
+    def _generate_batch(self, batch: list[_Pending], sampling: SamplingParams) -> list[Completion]:
+        tokenizer, model = self._tokenizer, self._model
+        width = max(len(item.ids) for item in batch)
+        pad = tokenizer.pad_token_id
+        input_ids = torch.tensor([[pad] * (width - len(p.ids)) + p.ids for p in batch])
+        mask = torch.tensor([[0] * (width - len(p.ids)) + [1] * len(p.ids) for p in batch])
+        sampled = sampling.temperature > 0
+        if sampled and sampling.seed is not None:
+            torch.manual_seed(sampling.seed)
+        with torch.inference_mode():
+            out = model.generate(
+                input_ids=input_ids.to(model.device),
+                attention_mask=mask.to(model.device),
+                max_new_tokens=sampling.max_tokens,
+                do_sample=sampled,
+                temperature=sampling.temperature if sampled else None,
+                top_p=sampling.top_p if sampled else None,
+                top_k=None,
+                stop_strings=list(sampling.stop) or None,
+                tokenizer=tokenizer if sampling.stop else None,
+                pad_token_id=pad,
+                output_logits=bool(self.options.top_logprobs),
+                return_dict_in_generate=True,
+            )
+        logprobs = (
+            torch.log_softmax(torch.stack(out.logits, dim=1).float(), dim=-1)
+            if self.options.top_logprobs
+            else None
+        )
+        return [
+            self._completion(
+                item, out.sequences[row, width:], logprobs[row] if logprobs is not None else None
+            )
+            for row, item in enumerate(batch)
+        ]
+
+    def _completion(self, item: _Pending, generated: torch.Tensor, logprobs: Any) -> Completion:
+        tokens = generated.tolist()
+        eos = self._tokenizer.eos_token_id
+        count = tokens.index(eos) + 1 if eos in tokens else len(tokens)
+        tokens = tokens[:count]
+        return Completion(
+            text=self._tokenizer.decode(tokens, skip_special_tokens=True),
+            finish_reason="stop" if eos in tokens else "length",
+            usage=Usage(len(item.ids), count),
+            model=self.path,
+            token_logprobs=self._logprobs(tokens, logprobs) if logprobs is not None else None,
+        )
+
+    def _logprobs(self, tokens: list[int], logprobs: torch.Tensor) -> tuple[TokenLogprob, ...]:
+        k, cap = self.options.top_logprobs, self.options.max_logprob_tokens
+        decode = self._tokenizer.decode
+        entries = []
+        for step, token in enumerate(tokens[: cap if cap is not None else len(tokens)]):
+            values, indices = logprobs[step].topk(k)
+            top = tuple(
+                (decode([i]), round(float(v), 6))
+                for v, i in zip(values.tolist(), indices.tolist(), strict=True)
+            )
+            entries.append(
+                TokenLogprob(decode([token]), round(float(logprobs[step, token]), 6), top)
+            )
+        return tuple(entries)
+
+
+def _group(sampling: SamplingParams) -> tuple[Any, ...]:
+    return (sampling.temperature, sampling.top_p, sampling.max_tokens, sampling.stop)
+
+
+def _device(choice: str) -> str:
+    if choice != "auto":
+        return choice
+    if torch.cuda.is_available():
+        return "cuda"
+    if torch.backends.mps.is_available():
+        return "mps"
+    return "cpu"

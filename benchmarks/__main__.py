@@ -8,6 +8,8 @@
 (f) 20,000 jobs through the openai and anthropic providers against a loopback server at 0 ms,
     concurrency 64 and 256 (median of 3), next to a bare aiohttp client measured in the same run
 (g) configs/pilot.toml with every base URL on a loopback server answering after 300 ms
+(h) the tiny Llama: harness over vLLM alone (overhead), and vLLM vs the transformers backend vs
+    one-at-a-time transformers generate (the legacy way); generation only, loading left out
 """
 
 from __future__ import annotations
@@ -23,6 +25,12 @@ from pathlib import Path
 
 from benchmarks.http import bare_aiohttp_rate, loopback_server, provider_rate
 from benchmarks.ledger_file import write_big_ledger
+from benchmarks.local import (
+    MAX_TOKENS,
+    build_model,
+    direct_seconds,
+    harness_generation_seconds,
+)
 from benchmarks.project import (
     REPO,
     ledger_wall_seconds,
@@ -177,6 +185,42 @@ def pilot(root: Path) -> None:
     )
 
 
+def local_models(root: Path) -> None:
+    try:
+        import vllm  # noqa: F401
+    except ImportError:
+        print("(h) skipped: vLLM is not installed (make setup-vllm)")
+        return
+    model = build_model(root)
+    prompts = 256
+    direct = statistics.median(direct_seconds("vllm", model, prompts) for _ in range(ROUNDS))
+    harness = statistics.median(
+        harness_generation_seconds(root / str(i), "vllm", model, prompts) for i in range(ROUNDS)
+    )
+    overhead = harness / direct - 1
+    report(
+        f"(h) {prompts} prompts x {MAX_TOKENS} tokens: harness / vLLM alone",
+        f"{harness:.2f} s / {direct:.2f} s = +{overhead:.1%}",
+        "<= +10%",
+        overhead <= 0.10,
+    )
+    batched = harness_generation_seconds(root / "hf", "transformers", model, prompts)
+    sample = 32
+    sequential = direct_seconds("hf-sequential", model, sample) * prompts / sample
+    report(
+        "    transformers backend (batches of 16) / vLLM, same prompts",
+        f"{batched:.2f} s / {harness:.2f} s = {batched / harness:.1f}x slower",
+        "-",
+        True,
+    )
+    report(
+        f"    one-at-a-time generate ({sample} timed, scaled) / vLLM",
+        f"{sequential:.2f} s / {harness:.2f} s = {sequential / harness:.1f}x slower",
+        "-",
+        True,
+    )
+
+
 def main() -> None:
     print(__doc__)
     with tempfile.TemporaryDirectory(prefix="harness-bench-") as folder:
@@ -189,6 +233,7 @@ def main() -> None:
             memory,
             http_providers,
             pilot,
+            local_models,
         ):
             bench(root)
 

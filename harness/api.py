@@ -133,6 +133,10 @@ class Provider(Protocol):
         """Problems that would fail every request (a missing key, a malformed URL); no I/O."""
         ...
 
+    async def start(self) -> None:
+        """Load what the first request needs (a local model), before any attempt's timeout runs."""
+        ...
+
     async def generate(self, request: Request) -> Completion:
         """Answer one request or raise a classified `ProviderError`."""
         ...

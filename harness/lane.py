@@ -62,7 +62,14 @@ class Lane:
         self._sleep = sleep
 
     async def run(self, jobs: Iterator[Job], stopping: anyio.Event) -> None:
-        """Drain `jobs` with `concurrency` workers; stop taking new ones once `stopping` is set."""
+        """Start the provider (a local model loads here, outside any attempt's timeout), then
+        drain `jobs` with `concurrency` workers; stop taking new ones once `stopping` is set."""
+        try:
+            await self.provider.start()
+        except ProviderError as error:
+            for job in jobs:  # nothing can run: every job gets the reason
+                self.events.on_record(self._failed(job, error, time.perf_counter(), 1))
+            return
         async with anyio.create_task_group() as group:
             for _ in range(self.concurrency.cap):
                 group.start_soon(self._worker, jobs, stopping)

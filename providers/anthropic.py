@@ -62,6 +62,9 @@ class AnthropicProvider:
         """A missing key or a malformed base URL."""
         return setup_problems(options.api_key, options.api_key_env, options.base_url)
 
+    async def start(self) -> None:
+        """Nothing to load: the client connects on the first request."""
+
     async def generate(self, request: Request) -> Completion:
         """One Messages API call, its errors translated."""
         params = self._params(request)

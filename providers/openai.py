@@ -73,6 +73,9 @@ class OpenAIProvider:
         """A missing key (when one is named) or a malformed base URL."""
         return setup_problems(options.api_key, options.api_key_env, options.base_url)
 
+    async def start(self) -> None:
+        """Nothing to load: the client connects on the first request."""
+
     async def generate(self, request: Request) -> Completion:
         """One completion request, its errors translated."""
         chat = self.options.endpoint == "chat"

@@ -83,6 +83,9 @@ class SimulatedProvider:
         """Nothing can be missing."""
         return []
 
+    async def start(self) -> None:
+        """Nothing to load."""
+
     async def generate(self, request: Request) -> Completion:
         """Fail as scripted or drawn, or wait the simulated latency and answer."""
         draw = None

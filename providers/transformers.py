@@ -74,6 +74,10 @@ class TransformersProvider:
         """A local model path that does not exist."""
         return missing_model(options.path or model)
 
+    async def start(self) -> None:
+        """Load the tokenizer and model (in a worker thread)."""
+        await self._loaded()
+
     async def generate(self, request: Request) -> Completion:
         """Queue the request; whoever holds the batch lock runs batches until it is answered."""
         await self._loaded()
@@ -98,7 +102,11 @@ class TransformersProvider:
     async def _loaded(self) -> None:
         async with self._loading:
             if self._model is None:
-                self._tokenizer, self._model = await anyio.to_thread.run_sync(self._load)
+                try:
+                    self._tokenizer, self._model = await anyio.to_thread.run_sync(self._load)
+                except Exception as exc:
+                    message = f"could not load {self.path}: {type(exc).__name__}: {exc}"
+                    raise FatalError(message) from exc
 
     def _load(self) -> tuple[Any, Any]:
         o = self.options

@@ -70,6 +70,10 @@ class VLLMProvider:
         """A local model path that does not exist."""
         return missing_model(options.path or model)
 
+    async def start(self) -> None:
+        """Start the engine (in a worker thread: it takes seconds to minutes)."""
+        await self._started()
+
     async def generate(self, request: Request) -> Completion:
         """Submit one request to the engine and wait for its finished output."""
         engine = await self._started()
@@ -86,9 +90,7 @@ class VLLMProvider:
         final = None
         request_id = f"{request.id}#{request.attempt}"
         try:
-            async for output in engine.generate(
-                {"prompt_token_ids": prompt_ids}, params, request_id
-            ):
+            async for output in engine.generate({"prompt_token_ids": prompt}, params, request_id):
                 final = output
         except EngineDeadError as exc:
             self._dead = f"vLLM engine for {self.path} died: {exc}"
@@ -126,8 +128,12 @@ class VLLMProvider:
         async with self._starting:
             if self._engine is None:
                 args = self._engine_args()
-                self._engine = await anyio.to_thread.run_sync(AsyncLLM.from_engine_args, args)
-                self._tokenizer = self._engine.get_tokenizer()
+                try:
+                    engine = await anyio.to_thread.run_sync(AsyncLLM.from_engine_args, args)
+                except Exception as exc:
+                    self._dead = f"vLLM could not start {self.path}: {type(exc).__name__}: {exc}"
+                    raise FatalError(self._dead) from exc
+                self._engine, self._tokenizer = engine, engine.get_tokenizer()
         return self._engine
 
     def _engine_args(self) -> AsyncEngineArgs:

@@ -23,7 +23,9 @@ def hf_model(name: str, path, *, chat: bool = True, temperatures="[0.0, 0.7]") -
 
 
 def test_records_carry_top5_logprobs_exact_counts_and_reproduce(tmp_path, run_cli, tiny_llama):
-    body = hf_model("hf", tiny_llama) + hf_model("hf-raw", tiny_llama, chat=False, temperatures="[0.0]")
+    body = hf_model("hf", tiny_llama) + hf_model(
+        "hf-raw", tiny_llama, chat=False, temperatures="[0.0]"
+    )
     config = write_config(tmp_path, body, prompts=6)
     assert run_cli("run", config)[0] == 0
     first = {r["key"]: r for r in results(tmp_path / "out" / "ledger.jsonl")}
@@ -43,7 +45,9 @@ def test_records_carry_top5_logprobs_exact_counts_and_reproduce(tmp_path, run_cl
             chat = tokenizer.apply_chat_template(
                 [{"role": "user", "content": text}], add_generation_prompt=True, tokenize=False
             )
-            assert record["tokens"]["input"] == len(tokenizer.encode(chat, add_special_tokens=False))
+            assert record["tokens"]["input"] == len(
+                tokenizer.encode(chat, add_special_tokens=False)
+            )
         greedy = record["sampling_params"]["temperature"] == 0
         if greedy:  # the chosen token is the most likely one
             assert all(entry["top"][0][0] == entry["token"] for entry in entries)

@@ -1,0 +1,85 @@
+"""Local models on the tiny Llama: harness overhead over vLLM alone, and vLLM against the
+transformers backend and the legacy one-prompt-at-a-time `generate`.
+
+Each engine runs in a process of its own (one engine per event loop). Times cover generation
+only: engine and model loading are left out on every side.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from benchmarks.project import ledger_wall_seconds, write_project
+
+ENGINE_ENV = {
+    "TORCHDYNAMO_DISABLE": "1",
+    "VLLM_ENABLE_V1_MULTIPROCESSING": "0",
+    "VLLM_CPU_KVCACHE_SPACE": "1",
+    "HF_HUB_OFFLINE": "1",
+    "VLLM_LOGGING_LEVEL": "WARNING",
+}
+MAX_TOKENS = 64
+
+
+def local_body(provider: str, path: Path, concurrency: int = 256) -> str:
+    """One tiny-model variant at temperature 0."""
+    engine = 'dtype = "float32"\nmax_model_len = 256\nenforce_eager = true\n'
+    return (
+        f'[[models]]\nname = "tiny"\nprovider = "{provider}"\ntemperatures = [0.0]\n'
+        f"max_tokens = {MAX_TOKENS}\nmax_concurrency = {concurrency}\n[models.options]\n"
+        f'path = "{path}"\n' + (engine if provider == "vllm" else 'dtype = "float32"\n')
+    )
+
+
+def harness_generation_seconds(root: Path, provider: str, model: Path, prompts: int) -> float:
+    """Run the harness in a child process; the span of its records is the generation time."""
+    config = write_project(root / f"h-{provider}", prompts, local_body(provider, model))
+    env = {**os.environ, **ENGINE_ENV, "VLLM_CACHE_ROOT": str(root / "cache")}
+    child = subprocess.run(
+        [sys.executable, "-m", "harness", "run", str(config)],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if child.returncode != 0:
+        raise RuntimeError(child.stderr[-3000:])
+    return ledger_wall_seconds(config)
+
+
+def direct_seconds(mode: str, model: Path, prompts: int) -> float:
+    """Generation time of `prompts` prompts by `python -m benchmarks.local_direct MODE`."""
+    env = {**os.environ, **ENGINE_ENV}
+    child = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "benchmarks.local_direct",
+            mode,
+            str(model),
+            str(prompts),
+            str(MAX_TOKENS),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if child.returncode != 0:
+        raise RuntimeError(child.stderr[-3000:])
+    return json.loads(child.stdout.strip().splitlines()[-1])["seconds"]
+
+
+def build_model(root: Path) -> Path:
+    """The tests' tiny Llama, built here."""
+    from tests.local.tiny_model import build_tiny_llama
+
+    started = time.perf_counter()
+    path = build_tiny_llama(root / "tiny-llama")
+    print(f"    (tiny Llama built in {time.perf_counter() - started:.1f} s)")
+    return path

@@ -59,6 +59,7 @@ def run_line(
         "python": sys.version.split()[0],
         "packages": {name: v for name in _PACKAGES if (v := package_version(name))},
         "host": platform.node(),
+        "gpu": _gpu_name(),
         "platform": platform.platform(),
         "config_path": str(config.path.resolve()),
         "config": redact(config.raw),
@@ -89,6 +90,14 @@ def package_version(package: str) -> str | None:
         return metadata.version(package)
     except metadata.PackageNotFoundError:
         return None
+
+
+def _gpu_name() -> str | None:
+    """The GPU's name when a local model's provider has loaded torch and CUDA is there."""
+    torch = sys.modules.get("torch")  # never imported here just to ask
+    if torch is None or not torch.cuda.is_available():
+        return None
+    return str(torch.cuda.get_device_name(0))
 
 
 def _git_revision() -> str | None:

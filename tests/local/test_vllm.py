@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import signal
 from collections import Counter
+from pathlib import Path
 
 import pytest
 
@@ -80,3 +83,40 @@ def test_a_missing_model_folder_fails_preflight_with_exit_2(tmp_path, run_cli):
     code, _, err = run_cli("run", config)
     assert code == 2 and "no model at" in err and "models[0] (tiny)" in err
     assert not (tmp_path / "out").exists()
+
+
+def engine_processes(group: int) -> list[int]:
+    """Pids in process group `group` whose title names vLLM's engine core."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            title = (entry / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if int(stat.rsplit(")", 1)[1].split()[2]) == group and b"EngineCore" in title:
+            found.append(int(entry.name))
+    return found
+
+
+def test_an_engine_that_dies_fails_the_remaining_jobs_clearly_and_the_run_ends(
+    tmp_path, tiny_llama, engine_env
+):
+    body = local_model("tiny", tiny_llama).replace("max_tokens = 12", "max_tokens = 96")
+    body = body.replace("max_concurrency = 64", "max_concurrency = 8")
+    config = write_config(tmp_path, body, prompts=150)
+    ledger = tmp_path / "out" / "ledger.jsonl"
+    process = harness_process("run", str(config), env=engine_env)
+    wait_for_records(ledger, 8, process, deadline=300)
+    cores = engine_processes(process.pid)
+    assert cores and process.poll() is None
+    for pid in cores:
+        os.kill(pid, signal.SIGKILL)
+    assert process.wait(timeout=120) == 1
+    records = results(ledger)
+    failed = [r for r in records if r["status"] == "error"]
+    assert len(records) == 300 and failed
+    assert all(r["error"]["type"] == "FatalError" for r in failed)
+    assert all("vLLM engine for" in r["error"]["message"] for r in failed)

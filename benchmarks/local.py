@@ -39,40 +39,28 @@ def local_body(provider: str, path: Path, concurrency: int = 256) -> str:
 def harness_generation_seconds(root: Path, provider: str, model: Path, prompts: int) -> float:
     """Run the harness in a child process; the span of its records is the generation time."""
     config = write_project(root / f"h-{provider}", prompts, local_body(provider, model))
-    env = {**os.environ, **ENGINE_ENV, "VLLM_CACHE_ROOT": str(root / "cache")}
-    child = subprocess.run(
-        [sys.executable, "-m", "harness", "run", str(config)],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if child.returncode != 0:
-        raise RuntimeError(child.stderr[-3000:])
+    _child("harness", "run", str(config), VLLM_CACHE_ROOT=str(root / "cache"))
     return ledger_wall_seconds(config)
 
 
 def direct_seconds(mode: str, model: Path, prompts: int) -> float:
     """Generation time of `prompts` prompts by `python -m benchmarks.local_direct MODE`."""
-    env = {**os.environ, **ENGINE_ENV}
+    out = _child("benchmarks.local_direct", mode, str(model), str(prompts), str(MAX_TOKENS))
+    return json.loads(out.strip().splitlines()[-1])["seconds"]
+
+
+def _child(module: str, *args: str, **env: str) -> str:
+    """Run `python -m module args` with the engine settings; its stdout, or RuntimeError."""
     child = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "benchmarks.local_direct",
-            mode,
-            str(model),
-            str(prompts),
-            str(MAX_TOKENS),
-        ],
-        env=env,
+        [sys.executable, "-m", module, *args],
+        env={**os.environ, **ENGINE_ENV, **env},
         capture_output=True,
         text=True,
         check=False,
     )
     if child.returncode != 0:
         raise RuntimeError(child.stderr[-3000:])
-    return json.loads(child.stdout.strip().splitlines()[-1])["seconds"]
+    return child.stdout
 
 
 def build_model(root: Path) -> Path:

@@ -38,19 +38,15 @@ def error_for_status(
 
 def retry_after_seconds(headers: Mapping[str, str]) -> float | None:
     """Seconds the server asked us to wait, from `retry-after-ms` or `retry-after`."""
-    millis = _get(headers, "retry-after-ms")
+    millis = _seconds(_get(headers, "retry-after-ms"))
     if millis is not None:
-        try:
-            return max(0.0, float(millis) / 1000)
-        except ValueError:
-            pass
+        return millis / 1000
     value = _get(headers, "retry-after")
     if value is None:
         return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
+    seconds = _seconds(value)
+    if seconds is not None:
+        return seconds
     try:
         when = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError):
@@ -99,6 +95,14 @@ def _get(headers: Mapping[str, str], name: str) -> str | None:
     return headers.get(name.title()) if value is None else value
 
 
+def _seconds(value: str | None) -> float | None:
+    """A plain number of seconds (never negative), or None when it is not one."""
+    try:
+        return max(0.0, float(value)) if value is not None else None
+    except ValueError:
+        return None
+
+
 def _int(value: str | None) -> int | None:
     try:
         return int(float(value)) if value is not None else None
@@ -110,10 +114,9 @@ def _reset_seconds(value: str | None) -> float | None:
     """Seconds until a reset given as an RFC 3339 time, seconds, or a duration like `1m30s`."""
     if value is None:
         return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
+    seconds = _seconds(value)
+    if seconds is not None:
+        return seconds
     if value[:1].isdigit() and ("T" in value or "-" in value[4:5]):
         try:
             when = datetime.fromisoformat(value.replace("Z", "+00:00"))

@@ -88,3 +88,11 @@ class Loopback:
 def json_error(status: int, body: dict[str, Any], headers: dict[str, str] | None = None):
     """A JSON error response."""
     return web.json_response(body, status=status, headers=headers or {})
+
+
+def fast_retries(attempts: int) -> str:
+    """A [retry] table that keeps loopback tests quick: short waits, a 1 s attempt timeout."""
+    return (
+        f"\n[retry]\nmax_attempts = {attempts}\ninitial_wait = 0.05\nmax_wait = 0.1\n"
+        "attempt_timeout = 1.0\n"
+    )

@@ -5,7 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from tests.conftest import results, write_config
-from tests.providers.servers import Loopback, Seen, json_error
+from tests.providers.servers import Loopback, Seen, fast_retries, json_error
 
 KEY = "sk-ant-test-0123456789-TESTONLY"
 
@@ -56,13 +56,7 @@ def messages_api(outcome: str, seen: Seen) -> web.Response:
 
 
 def config_for(tmp_path, server: Loopback, *, prompts: int = 3, attempts: int = 3) -> str:
-    body = f"""
-[retry]
-max_attempts = {attempts}
-initial_wait = 0.05
-max_wait = 0.1
-attempt_timeout = 1.0
-
+    body = f"""{fast_retries(attempts)}
 [[models]]
 name = "claude"
 provider = "anthropic"

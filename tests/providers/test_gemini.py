@@ -5,7 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from tests.conftest import results, write_config
-from tests.providers.servers import Loopback, Seen, json_error
+from tests.providers.servers import Loopback, Seen, fast_retries, json_error
 
 KEY = "AIza-gemini-test-9988-TESTONLY"
 
@@ -63,13 +63,7 @@ def generate_content(outcome: str, seen: Seen) -> web.Response:
 def run(tmp_path, run_cli, monkeypatch, *, script=(), attempts=3):
     monkeypatch.setenv("GEMINI_API_KEY", KEY)
     with Loopback(generate_content, script) as server:
-        body = f"""
-[retry]
-max_attempts = {attempts}
-initial_wait = 0.05
-max_wait = 0.1
-attempt_timeout = 1.0
-
+        body = f"""{fast_retries(attempts)}
 [[models]]
 name = "gemini"
 provider = "gemini"

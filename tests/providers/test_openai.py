@@ -7,7 +7,7 @@ import math
 from aiohttp import web
 
 from tests.conftest import results, write_config
-from tests.providers.servers import Loopback, Seen, json_error
+from tests.providers.servers import Loopback, Seen, fast_retries, json_error
 
 KEY = "sk-openai-test-5566-TESTONLY"
 
@@ -66,13 +66,7 @@ def openai_api(outcome: str, seen: Seen) -> web.Response:
 def run(tmp_path, run_cli, monkeypatch, *, script=(), endpoint="chat", attempts=3):
     monkeypatch.setenv("TEST_OPENAI_KEY", KEY)
     with Loopback(openai_api, script) as server:
-        body = f"""
-[retry]
-max_attempts = {attempts}
-initial_wait = 0.05
-max_wait = 0.1
-attempt_timeout = 1.0
-
+        body = f"""{fast_retries(attempts)}
 [[models]]
 name = "local"
 provider = "openai"

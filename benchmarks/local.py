@@ -26,7 +26,7 @@ ENGINE_ENV = {
 MAX_TOKENS = 64
 
 
-def local_body(provider: str, path: Path, concurrency: int = 256) -> str:
+def local_body(provider: str, path: Path, concurrency: int = 1024) -> str:
     """One tiny-model variant at temperature 0."""
     engine = 'dtype = "float32"\nmax_model_len = 256\nenforce_eager = true\n'
     return (

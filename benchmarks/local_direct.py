@@ -20,6 +20,7 @@ def chat_ids(tokenizer, index: int) -> list[int]:
 def vllm_seconds(model: str, prompts: int, max_tokens: int) -> float:
     from vllm import SamplingParams
     from vllm.engine.arg_utils import AsyncEngineArgs
+    from vllm.sampling_params import RequestOutputKind
     from vllm.v1.engine.async_llm import AsyncLLM
 
     async def main() -> float:
@@ -28,7 +29,13 @@ def vllm_seconds(model: str, prompts: int, max_tokens: int) -> float:
         )
         engine = AsyncLLM.from_engine_args(args)
         tokenizer = engine.get_tokenizer()
-        params = SamplingParams(temperature=0.0, max_tokens=max_tokens, seed=0, logprobs=5)
+        params = SamplingParams(
+            temperature=0.0,
+            max_tokens=max_tokens,
+            seed=0,
+            logprobs=5,
+            output_kind=RequestOutputKind.FINAL_ONLY,
+        )
 
         async def one(index: int) -> None:
             ids = chat_ids(tokenizer, index)

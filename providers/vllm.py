@@ -16,6 +16,7 @@ from typing import Any
 import anyio
 from vllm import SamplingParams
 from vllm.engine.arg_utils import AsyncEngineArgs
+from vllm.sampling_params import RequestOutputKind
 from vllm.v1.engine.async_llm import AsyncLLM
 from vllm.v1.engine.exceptions import EngineDeadError, EngineGenerateError
 
@@ -86,6 +87,7 @@ class VLLMProvider:
             seed=sampling.seed,
             stop=list(sampling.stop) or None,
             logprobs=self.options.top_logprobs or None,
+            output_kind=RequestOutputKind.FINAL_ONLY,  # one output per request, not one per step
         )
         final = None
         request_id = f"{request.id}#{request.attempt}"

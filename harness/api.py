@@ -119,13 +119,13 @@ class Completion:
 
 
 class Provider(Protocol):
-    """What every provider implements. Construct with `from_config`; close with `aclose`."""
+    """What every provider implements. Built as `cls(model_id, options)` (cheap: nothing connects
+    or loads), started with `start`, closed with `aclose`."""
 
     Options: ClassVar[type]
 
-    @classmethod
-    def from_config(cls, model: str, options: Any) -> Provider:
-        """Build from the model id and an instance of the provider's `Options` dataclass."""
+    def __init__(self, model: str, options: Any) -> None:
+        """Take the model id and an instance of the provider's `Options` dataclass."""
         ...
 
     @classmethod

@@ -153,7 +153,7 @@ async def execute(
         async with AsyncExitStack() as stack:
             work = []
             for setup in prepared.models:
-                provider = setup.provider_cls.from_config(setup.model.model_id, setup.options)
+                provider = setup.provider_cls(setup.model.model_id, setup.options)
                 stack.push_async_callback(provider.aclose)
                 lane = Lane(
                     setup.model.name,

@@ -53,11 +53,6 @@ class AnthropicProvider:
         )
 
     @classmethod
-    def from_config(cls, model: str, options: AnthropicOptions) -> AnthropicProvider:
-        """Build the client; it connects on the first request."""
-        return cls(model, options)
-
-    @classmethod
     def preflight(cls, model: str, options: AnthropicOptions) -> list[str]:
         """A missing key or a malformed base URL."""
         return setup_problems(options.api_key, options.api_key_env, options.base_url)

@@ -52,11 +52,6 @@ class GeminiProvider:
         )
 
     @classmethod
-    def from_config(cls, model: str, options: GeminiOptions) -> GeminiProvider:
-        """Build the client; it connects on the first request."""
-        return cls(model, options)
-
-    @classmethod
     def preflight(cls, model: str, options: GeminiOptions) -> list[str]:
         """A missing key or a malformed base URL."""
         return setup_problems(options.api_key, options.api_key_env, options.base_url)

@@ -64,11 +64,6 @@ class OpenAIProvider:
         self._session: aiohttp.ClientSession | None = None
 
     @classmethod
-    def from_config(cls, model: str, options: OpenAIOptions) -> OpenAIProvider:
-        """Build the client; it connects on the first request."""
-        return cls(model, options)
-
-    @classmethod
     def preflight(cls, model: str, options: OpenAIOptions) -> list[str]:
         """A missing key (when one is named) or a malformed base URL."""
         return setup_problems(options.api_key, options.api_key_env, options.base_url)

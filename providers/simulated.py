@@ -74,11 +74,6 @@ class SimulatedProvider:
         self._bounds = list(itertools.accumulate(options.rates))
 
     @classmethod
-    def from_config(cls, model: str, options: SimulatedOptions) -> SimulatedProvider:
-        """Build from the model id and its options."""
-        return cls(model, options)
-
-    @classmethod
     def preflight(cls, model: str, options: SimulatedOptions) -> list[str]:
         """Nothing can be missing."""
         return []

@@ -65,11 +65,6 @@ class TransformersProvider:
         self._queue: deque[_Pending] = deque()
 
     @classmethod
-    def from_config(cls, model: str, options: TransformersOptions) -> TransformersProvider:
-        """Nothing loads until the first request."""
-        return cls(model, options)
-
-    @classmethod
     def preflight(cls, model: str, options: TransformersOptions) -> list[str]:
         """A local model path that does not exist."""
         return missing_model(options.path or model)

@@ -62,11 +62,6 @@ class VLLMProvider:
         self._dead: str | None = None
 
     @classmethod
-    def from_config(cls, model: str, options: VLLMOptions) -> VLLMProvider:
-        """Nothing loads until the first request."""
-        return cls(model, options)
-
-    @classmethod
     def preflight(cls, model: str, options: VLLMOptions) -> list[str]:
         """A local model path that does not exist."""
         return missing_model(options.path or model)

@@ -63,12 +63,17 @@ def test_records_carry_top5_logprobs_and_exact_counts_and_seeds_reproduce(
         assert record["full_response"] == first[key]["full_response"]
 
 
-def test_sigkill_mid_run_then_resume_gives_one_success_per_key(tmp_path, tiny_llama, engine_env):
+def start_long_run(tmp_path, tiny_llama, engine_env, *, prompts: int):
+    """Start a run long enough to interrupt: 96 tokens a job, 8 at a time."""
     body = local_model("tiny", tiny_llama).replace("max_tokens = 12", "max_tokens = 96")
     body = body.replace("max_concurrency = 64", "max_concurrency = 8")
-    config = write_config(tmp_path, body, prompts=120)
-    ledger = tmp_path / "out" / "ledger.jsonl"
+    config = write_config(tmp_path, body, prompts=prompts)
     process = harness_process("run", str(config), env=engine_env)
+    return config, tmp_path / "out" / "ledger.jsonl", process
+
+
+def test_sigkill_mid_run_then_resume_gives_one_success_per_key(tmp_path, tiny_llama, engine_env):
+    config, ledger, process = start_long_run(tmp_path, tiny_llama, engine_env, prompts=120)
     wait_for_records(ledger, 16, process, deadline=300)
     killed = process.poll() is None
     crash(process)
@@ -104,11 +109,7 @@ def engine_processes(group: int) -> list[int]:
 def test_an_engine_that_dies_fails_the_remaining_jobs_clearly_and_the_run_ends(
     tmp_path, tiny_llama, engine_env
 ):
-    body = local_model("tiny", tiny_llama).replace("max_tokens = 12", "max_tokens = 96")
-    body = body.replace("max_concurrency = 64", "max_concurrency = 8")
-    config = write_config(tmp_path, body, prompts=150)
-    ledger = tmp_path / "out" / "ledger.jsonl"
-    process = harness_process("run", str(config), env=engine_env)
+    _, ledger, process = start_long_run(tmp_path, tiny_llama, engine_env, prompts=150)
     wait_for_records(ledger, 8, process, deadline=300)
     cores = engine_processes(process.pid)
     assert cores and process.poll() is None

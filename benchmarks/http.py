@@ -21,11 +21,12 @@ JOBS = 20_000
 
 
 @contextmanager
-def loopback_server(delay: float = 0.0) -> Iterator[str]:
-    """Start the benchmark server in its own process; yields its base URL."""
+def loopback_server(delay: float = 0.0, limited: float = 0.0) -> Iterator[str]:
+    """Start the benchmark server in its own process (answers after `delay` s, a `limited` share
+    of random 429s with retry-after 1 s); yields its base URL."""
     port = free_port()
     process = multiprocessing.get_context("spawn").Process(
-        target=serve_forever, args=(port, delay), daemon=True
+        target=serve_forever, args=(port, delay, limited), daemon=True
     )
     process.start()
     deadline = time.monotonic() + 20
@@ -67,6 +68,12 @@ def bare_aiohttp_rate(url: str, concurrency: int, requests: int = JOBS) -> float
 
 def provider_rate(root: Path, provider: str, url: str, concurrency: int) -> float:
     """Jobs/s of a whole harness run of JOBS jobs through `provider` at `concurrency`."""
+    config = provider_project(root, provider, url, concurrency, JOBS)
+    return JOBS / run_in_process(config)
+
+
+def provider_project(root: Path, provider: str, url: str, concurrency: int, jobs: int) -> Path:
+    """A project of `jobs` jobs through `provider` on the server at `url`."""
     options = {
         "openai": f'base_url = "{url}/v1"\napi_key_env = ""\nmax_connections = {concurrency}\n',
         "anthropic": f'base_url = "{url}"\napi_key_env = "BENCH_ANTHROPIC_KEY"\n',
@@ -76,5 +83,4 @@ def provider_rate(root: Path, provider: str, url: str, concurrency: int) -> floa
         f"max_concurrency = {concurrency}\n[models.options]\n{options}"
     )
     os.environ.setdefault("BENCH_ANTHROPIC_KEY", "bench-key")
-    config = write_project(root / f"{provider}-{concurrency}", JOBS, body)
-    return JOBS / run_in_process(config)
+    return write_project(root / f"{provider}-{concurrency}", jobs, body)

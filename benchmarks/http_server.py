@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import random
 import socket
 
 from aiohttp import web
@@ -56,9 +57,17 @@ _GEMINI = json.dumps(
 ).encode()
 
 
-def _answer(body: bytes, delay: float):
+_LIMITED = json.dumps({"error": {"message": "Rate limit reached", "type": "rate_limit_error"}})
+
+
+def _answer(body: bytes, delay: float, limited: float, retry_after: str):
+    draw = random.Random(429)
+
     async def handler(request: web.Request) -> web.Response:
         await request.read()
+        if limited and draw.random() < limited:  # a random, load-independent 429, at once
+            headers = {"retry-after": retry_after}
+            return web.Response(status=429, text=_LIMITED, headers=headers)
         if delay:
             await asyncio.sleep(delay)
         return web.Response(body=body, content_type="application/json")
@@ -73,11 +82,15 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def serve_forever(port: int, delay: float = 0.0) -> None:
+def serve_forever(
+    port: int, delay: float = 0.0, limited: float = 0.0, retry_after: float = 1.0
+) -> None:
     """Serve OpenAI chat, Anthropic messages and Gemini generateContent on 127.0.0.1:port, each
-    answer `delay` seconds after its request, until killed."""
+    answer `delay` seconds after its request, until killed; a `limited` share of requests, drawn
+    at random, get a 429 with `retry-after` at once."""
     app = web.Application()
-    app.router.add_post("/v1/chat/completions", _answer(_CHAT, delay))
-    app.router.add_post("/v1/messages", _answer(_MESSAGE, delay))
-    app.router.add_post("/{version}/models/{model}", _answer(_GEMINI, delay))
+    after = f"{retry_after:g}"
+    app.router.add_post("/v1/chat/completions", _answer(_CHAT, delay, limited, after))
+    app.router.add_post("/v1/messages", _answer(_MESSAGE, delay, limited, after))
+    app.router.add_post("/{version}/models/{model}", _answer(_GEMINI, delay, limited, after))
     web.run_app(app, host="127.0.0.1", port=port, access_log=None, print=None)

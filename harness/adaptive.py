@@ -2,15 +2,14 @@
 
 - `Pacer`: when a response's headers say the remaining requests (or tokens) would not cover the
   requests in flight, no new attempt starts until that limit resets.
-- `AdaptiveConcurrency`: a burst of 429s halves the lane's concurrency (at most once per
-  `cooldown`); after `quiet` seconds without one it grows back a step at a time to the configured
-  cap. Both log every change.
+- `AdaptiveConcurrency`: when the share of 429s among recent attempts is high, the lane's
+  concurrency halves; when it is low again, it grows back in proportion to where it is. Single or
+  random 429s never move it: only a measured rate does. Both log every change.
 """
 
 from __future__ import annotations
 
 import logging
-import math
 from collections import deque
 
 import anyio
@@ -23,10 +22,11 @@ log = logging.getLogger("harness.lane")
 class Pacer:
     """Holds new attempts back until a limit the server says is nearly spent has reset."""
 
-    __slots__ = ("_name", "_resume_at")
+    __slots__ = ("_name", "_resume_at", "max_pause")
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, max_pause: float = float("inf")) -> None:
         self._name = name
+        self.max_pause = max_pause  # a reset hours away must not stall the lane for hours
         self._resume_at = 0.0
 
     async def wait(self) -> None:
@@ -44,6 +44,7 @@ class Pacer:
             pause = state.requests_reset_seconds
         if _short(state.tokens_remaining, in_flight * tokens_each) and state.tokens_reset_seconds:
             pause = max(pause, state.tokens_reset_seconds)
+        pause = min(pause, self.max_pause)
         resume_at = anyio.current_time() + pause
         if pause and resume_at > self._resume_at + 0.05:
             self._resume_at = resume_at
@@ -105,39 +106,48 @@ class Slots:
 
 
 class AdaptiveConcurrency:
-    """Slots whose number halves on rate limiting and recovers when things are quiet."""
+    """Slots whose number follows the share of pushback (429, overloaded) among recent attempts.
 
-    __slots__ = ("_last_change", "_last_limited", "_name", "cap", "cooldown", "quiet", "slots")
+    A decision is taken once per window of attempts (twice the current limit, at least
+    `min_window`), so it rests on a measured share rather than on single answers: above
+    `threshold` the limit halves; at or below half of it the limit grows by half, up to the cap.
+    Random, load-independent 429s (a few percent) never cross the threshold, so they cost only
+    the retries of the requests that got them; a server that rejects most requests brings the
+    limit down within a few windows, and it comes back as fast once the server accepts again.
+    """
 
-    def __init__(self, name: str, cap: int, *, cooldown: float = 1.0, quiet: float = 10.0) -> None:
+    __slots__ = ("_name", "_pushed", "_seen", "cap", "min_window", "slots", "threshold")
+
+    def __init__(
+        self, name: str, cap: int, *, threshold: float = 0.2, min_window: int = 16
+    ) -> None:
         self._name = name
         self.cap = cap
-        self.cooldown = cooldown
-        self.quiet = quiet
+        self.threshold = threshold
+        self.min_window = min_window
         self.slots = Slots(cap)
-        self._last_limited = -math.inf
-        self._last_change = -math.inf
+        # Attempts seen since the last decision, and how many of them were pushed back.
+        self._seen = 0
+        self._pushed = 0
 
     @property
     def limit(self) -> int:
         """How many attempts may be in flight now."""
         return self.slots.total
 
-    def rate_limited(self) -> None:
-        """A 429 arrived: halve the limit unless it was just lowered."""
-        now = anyio.current_time()
-        self._last_limited = now
-        if self.limit > 1 and now - self._last_change >= self.cooldown:
-            self._set(max(1, self.limit // 2), now, "rate limited")
+    def observe(self, pushed_back: bool) -> None:
+        """Count one finished attempt; at the end of a window, adjust the limit."""
+        self._seen += 1
+        self._pushed += pushed_back
+        if self._seen < max(self.min_window, 2 * self.limit):
+            return
+        share = self._pushed / self._seen
+        self._seen = self._pushed = 0
+        if share > self.threshold and self.limit > 1:
+            self._set(max(1, self.limit // 2), f"{share:.0%} of recent attempts rate limited")
+        elif share <= self.threshold / 2 and self.limit < self.cap:
+            self._set(min(self.cap, self.limit + max(1, self.limit // 2)), "recovering")
 
-    def succeeded(self) -> None:
-        """An attempt succeeded: after a quiet period, grow the limit by a step."""
-        now = anyio.current_time()
-        if self.limit < self.cap and now - max(self._last_limited, self._last_change) >= self.quiet:
-            step = max(1, self.cap // 8)
-            self._set(min(self.cap, self.limit + step), now, "quiet")
-
-    def _set(self, limit: int, now: float, why: str) -> None:
+    def _set(self, limit: int, why: str) -> None:
         log.info("%s: concurrency %d -> %d (%s)", self._name, self.limit, limit, why)
         self.slots.resize(limit)
-        self._last_change = now

@@ -26,12 +26,14 @@ from harness.fields import FieldError, from_table
 
 @dataclass(frozen=True)
 class RetryPolicy:
-    """How a lane retries one job: attempts, exponential backoff bounds, per-attempt timeout."""
+    """How a lane retries one job: attempts, exponential backoff bounds, per-attempt timeout, and
+    the longest wait a server may ask for before the job is recorded as failed instead."""
 
     max_attempts: int = field(default=5, metadata={"min": 1})
     initial_wait: float = field(default=1.0, metadata={"min": 0})
     max_wait: float = field(default=60.0, metadata={"min": 0})
     attempt_timeout: float = field(default=120.0, metadata={"min": 0.001})
+    max_retry_after: float = field(default=300.0, metadata={"min": 0})
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -18,6 +18,11 @@ Providers translate their SDK's exceptions into these at their boundary
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from harness.api import RateLimitState
+
 
 class HarnessError(Exception):
     """Base of everything the harness raises on purpose."""
@@ -45,12 +50,19 @@ class ProviderError(HarnessError):
     retryable = False
 
     def __init__(
-        self, message: str, *, status: int | None = None, retry_after: float | None = None
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        retry_after: float | None = None,
+        rate_limit: RateLimitState | None = None,
     ) -> None:
         super().__init__(message)
         self.message = message
         self.status = status
         self.retry_after = retry_after
+        # What the response's rate-limit headers said: a spent limit pauses the whole lane.
+        self.rate_limit = rate_limit
 
     def as_record(self) -> dict[str, object]:
         """The `error` object stored in the ledger."""
@@ -59,6 +71,7 @@ class ProviderError(HarnessError):
             "message": self.message,
             "retryable": self.retryable,
             "status": self.status,
+            "retry_after": self.retry_after,
         }
 
 

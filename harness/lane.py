@@ -2,9 +2,15 @@
 
 The lane turns a job into exactly one record. It owns everything a provider must not do itself:
 waiting for the buckets, the per-attempt timeout, and the retry loop, which honours a server's
-`retry_after` and otherwise backs off exponentially with jitter. Fatal errors end the series at
-once. Cancellation propagates and records nothing. The loop is a plain `for`: with tenacity's
-`AsyncRetrying` in its place, 20,000 simulated jobs took 3.7 s instead of 1.0 s.
+`retry_after` (up to `max_retry_after`; a longer wait is recorded as a failure to rerun later) and
+otherwise backs off exponentially with jitter. Fatal errors end the series at once. Cancellation
+propagates and records nothing. The loop is a plain `for`: with tenacity's `AsyncRetrying` in its
+place, 20,000 simulated jobs took 3.7 s instead of 1.0 s.
+
+A job waiting to retry holds no slot and no worker: the worker that ran its first attempt parks it
+in a task of its own and takes the next job, so a retry-after delays only the job that got it.
+What the server says about the whole lane (a spent limit in its headers, a high share of 429s)
+is handled by `harness.adaptive`.
 """
 
 from __future__ import annotations
@@ -12,19 +18,27 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Awaitable, Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import anyio
+from anyio.abc import TaskGroup
 
 from harness.adaptive import AdaptiveConcurrency, Pacer
 from harness.api import Completion, Provider
 from harness.config import RetryPolicy
-from harness.errors import AttemptTimeout, FatalError, ProviderError, RateLimited, RetryableError
+from harness.errors import (
+    AttemptTimeout,
+    FatalError,
+    ProviderError,
+    RateLimited,
+    RetryableError,
+)
 from harness.jobs import Job
 from harness.limits import LaneLimits
 from harness.record import Record, failure_record, success_record
 
 Sleep = Callable[[float], Awaitable[None]]
+_OVERLOADED = 529  # Anthropic's "overloaded": pushback like a 429
 
 
 @dataclass(frozen=True)
@@ -33,6 +47,15 @@ class LaneEvents:
 
     on_record: Callable[[Record], None]
     on_retry: Callable[[Job, ProviderError, float], None]
+
+
+@dataclass
+class _Series:
+    """One job's attempts so far: the next attempt's number and every failed attempt's error."""
+
+    job: Job
+    attempt: int = 1
+    errors: list[ProviderError] = field(default_factory=list)
 
 
 class Lane:
@@ -55,11 +78,15 @@ class Lane:
         self.provider = provider
         self.limits = limits
         self.concurrency = AdaptiveConcurrency(name, concurrency)
-        self.pacer = Pacer(name)
+        self.pacer = Pacer(name, max_pause=retry.max_retry_after)
         self.retry = retry
         self.run_id = run_id
         self.events = events
         self._sleep = sleep
+        # Jobs waiting out a retry in a task of their own; past the bound a worker waits itself,
+        # so a storm of 429s cannot pull every job of a huge run into memory.
+        self._parked = 0
+        self._max_parked = 4 * concurrency
 
     async def run(self, jobs: Iterator[Job], stopping: anyio.Event) -> None:
         """Start the provider (a local model loads here, outside any attempt's timeout), then
@@ -68,62 +95,113 @@ class Lane:
             await self.provider.start()
         except ProviderError as error:
             for job in jobs:  # nothing can run: every job gets the reason
-                self.events.on_record(self._failed(job, error, time.perf_counter(), 1))
+                self.events.on_record(self._failed(_Series(job), error, time.perf_counter()))
             return
         async with anyio.create_task_group() as group:
             for _ in range(self.concurrency.cap):
-                group.start_soon(self._worker, jobs, stopping)
+                group.start_soon(self._worker, jobs, stopping, group)
 
-    async def _worker(self, jobs: Iterator[Job], stopping: anyio.Event) -> None:
+    async def run_job(self, job: Job) -> Record:
+        """Every attempt one job gets, ending in its one record."""
+        series = _Series(job)
+        while True:
+            outcome = await self._attempt(series)
+            if isinstance(outcome, Record):
+                return outcome
+            await self._sleep(outcome)
+
+    async def _worker(self, jobs: Iterator[Job], stopping: anyio.Event, group: TaskGroup) -> None:
         while not stopping.is_set():
             job = next(jobs, None)
             if job is None:
                 return
-            self.events.on_record(await self.run_job(job))
+            series = _Series(job)
+            outcome = await self._attempt(series)
+            if isinstance(outcome, Record):
+                self.events.on_record(outcome)
+            elif self._parked < self._max_parked:
+                self._parked += 1
+                group.start_soon(self._parked_retries, series, outcome, stopping)
+            else:
+                await self._retries(series, outcome, stopping)
 
-    async def run_job(self, job: Job) -> Record:
-        """Every attempt one job gets, ending in its one record."""
-        policy = self.retry
-        for attempt in range(1, policy.max_attempts + 1):
-            estimate = job.estimated_tokens()
-            started = time.perf_counter()
-            try:
-                async with self.concurrency.slots:
-                    await self.pacer.wait()
-                    await self.limits.acquire(estimate)
-                    started = time.perf_counter()
-                    completion = await self._attempt(job, attempt)
-            except RetryableError as error:
-                # A failed attempt keeps its estimate charged: backing off is what we want.
-                if isinstance(error, RateLimited):
-                    self.concurrency.rate_limited()
-                if attempt == policy.max_attempts:
-                    return self._failed(job, error, started, attempt)
-                wait = self._wait(error, attempt)
-                self.events.on_retry(job, error, wait)
-                await self._sleep(wait)
-                continue
-            except ProviderError as error:
-                return self._failed(job, error, started, attempt)
-            except Exception as error:  # a provider bug: record it, never retry it, keep going
-                fatal = FatalError(f"{type(error).__name__}: {error}")
-                return self._failed(job, fatal, started, attempt)
-            elapsed = time.perf_counter() - started
-            usage = completion.usage
-            self.limits.settle(estimate, usage.input + usage.output)
-            self.concurrency.succeeded()
-            in_flight = self.concurrency.slots.in_use + 1
-            self.pacer.observe(completion.rate_limit, in_flight, estimate)
-            return success_record(
-                self.run_id, job, completion, elapsed=elapsed, retries=attempt - 1
-            )
-        raise AssertionError("unreachable: max_attempts >= 1")
+    async def _parked_retries(self, series: _Series, wait: float, stopping: anyio.Event) -> None:
+        try:
+            await self._retries(series, wait, stopping)
+        finally:
+            self._parked -= 1
 
-    def _failed(self, job: Job, error: ProviderError, started: float, attempt: int) -> Record:
+    async def _retries(self, series: _Series, wait: float, stopping: anyio.Event) -> None:
+        """Wait, try again, until the series ends; a stop while waiting leaves the job pending."""
+        while True:
+            await self._sleep(wait)
+            if stopping.is_set():
+                return
+            outcome = await self._attempt(series)
+            if isinstance(outcome, Record):
+                self.events.on_record(outcome)
+                return
+            wait = outcome
+
+    async def _attempt(self, series: _Series) -> Record | float:
+        """One attempt: the series' record when it ends here, else the wait before the next."""
+        job, attempt, policy = series.job, series.attempt, self.retry
+        estimate = job.estimated_tokens()
+        started = time.perf_counter()
+        try:
+            async with self.concurrency.slots:
+                await self.pacer.wait()
+                await self.limits.acquire(estimate)
+                started = time.perf_counter()
+                completion = await self._generate(job, attempt)
+        except RetryableError as error:
+            # A failed attempt keeps its estimate charged: backing off is what we want.
+            self._pushed_back(error, estimate)
+            wait = self._wait(error, attempt)
+            if attempt == policy.max_attempts or wait > policy.max_retry_after:
+                return self._failed(series, self._final(error, wait), started)
+            series.errors.append(error)
+            series.attempt += 1
+            self.events.on_retry(job, error, wait)
+            return wait
+        except ProviderError as error:
+            self.concurrency.observe(False)
+            return self._failed(series, error, started)
+        except Exception as error:  # a provider bug: record it, never retry it, keep going
+            fatal = FatalError(f"{type(error).__name__}: {error}")
+            return self._failed(series, fatal, started)
         elapsed = time.perf_counter() - started
-        return failure_record(self.run_id, job, error, elapsed=elapsed, retries=attempt - 1)
+        usage = completion.usage
+        self.limits.settle(estimate, usage.input + usage.output)
+        self.concurrency.observe(False)
+        self.pacer.observe(completion.rate_limit, self.concurrency.slots.in_use + 1, estimate)
+        return success_record(self.run_id, job, completion, elapsed=elapsed, retries=attempt - 1)
 
-    async def _attempt(self, job: Job, attempt: int) -> Completion:
+    def _pushed_back(self, error: RetryableError, estimate: int) -> None:
+        """Feed a retryable failure to the lane's adaptive limits."""
+        pushed = isinstance(error, RateLimited) or error.status == _OVERLOADED
+        self.concurrency.observe(pushed)
+        if error.rate_limit is not None:  # a 429 saying the limit is spent pauses the lane
+            self.pacer.observe(error.rate_limit, self.concurrency.slots.in_use + 1, estimate)
+
+    def _final(self, error: RetryableError, wait: float) -> RetryableError:
+        """The error to record; one whose wait is past `max_retry_after` says so."""
+        cap = self.retry.max_retry_after
+        if wait <= cap:
+            return error
+        note = (
+            f"{error.message} (the server asked to wait {wait:,.0f} s, more than "
+            f"[retry] max_retry_after = {cap:g} s: rerun later)"
+        )
+        return type(error)(note, status=error.status, retry_after=error.retry_after)
+
+    def _failed(self, series: _Series, error: ProviderError, started: float) -> Record:
+        elapsed = time.perf_counter() - started
+        return failure_record(
+            self.run_id, series.job, error, elapsed=elapsed, retries=series.attempt - 1
+        )
+
+    async def _generate(self, job: Job, attempt: int) -> Completion:
         try:
             with anyio.fail_after(self.retry.attempt_timeout):
                 return await self.provider.generate(job.request(attempt))

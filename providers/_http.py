@@ -27,10 +27,10 @@ def error_for_status(
     headers = headers or {}
     retry_after = retry_after_seconds(headers)
     if status == 429:
-        if retry_after is None:
-            state = rate_limit_state(headers)
-            retry_after = state.wait_seconds() if state else None
-        return RateLimited(message, status=status, retry_after=retry_after)
+        state = rate_limit_state(headers)
+        if retry_after is None and state is not None:
+            retry_after = state.wait_seconds()
+        return RateLimited(message, status=status, retry_after=retry_after, rate_limit=state)
     if status >= 500 or status in _RETRYABLE_CLIENT:
         return ServerError(message, status=status, retry_after=retry_after)
     return FatalError(message, status=status)

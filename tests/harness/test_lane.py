@@ -6,7 +6,9 @@ from dataclasses import replace
 
 import anyio
 
+from harness.api import RateLimitState
 from harness.config import ModelConfig, RetryPolicy, make_variant
+from harness.errors import RateLimited
 from harness.jobs import Job, job_key
 from harness.lane import Lane, LaneEvents
 from harness.limits import LaneLimits
@@ -79,6 +81,7 @@ def test_fatal_error_is_recorded_after_one_attempt(tmp_path):
         "message": "invalid_request_error: simulated bad request",
         "retryable": False,
         "status": 400,
+        "retry_after": None,
     }
     assert record.full_response is None and record.tokens is None
 
@@ -137,3 +140,62 @@ def test_every_sample_gets_its_own_seed(tmp_path):
     second = replace(job, sample=2)
     assert job.request(1).sampling.seed == 1
     assert second.request(1).sampling.seed == 3
+
+
+def test_a_wait_beyond_max_retry_after_is_recorded_as_failed_at_once(tmp_path):
+    retry = replace(RETRY, max_retry_after=300.0)
+    lane, retries = make_lane(SimulatedOptions(script=("429",), retry_after=86400.0), retry)
+    record, finished = run_one(lane, one_job(tmp_path))
+    assert retries == [] and finished < 1.0
+    assert record.status == "error" and record.error["type"] == "RateLimited"
+    assert "asked to wait 86,400 s" in record.error["message"]
+    assert "max_retry_after = 300 s" in record.error["message"]
+    assert record.error["retry_after"] == 86400.0
+
+
+class SpentLimit(SimulatedProvider):
+    """Answers after 1 s; the first request gets a 429 whose headers say the limit is spent for
+    the next 5 s. Notes when each request arrives."""
+
+    def __init__(self, model, options) -> None:
+        super().__init__(model, options)
+        self.arrivals: list[float] = []
+
+    async def generate(self, request):
+        self.arrivals.append(anyio.current_time())
+        if len(self.arrivals) == 1:
+            state = RateLimitState(requests_remaining=0, requests_reset_seconds=5.0)
+            raise RateLimited("rate limited", status=429, retry_after=5.0, rate_limit=state)
+        return await super().generate(request)
+
+
+def test_a_429_saying_the_limit_is_spent_pauses_the_whole_lane(tmp_path):
+    lane, _ = make_lane(SimulatedOptions(latency_ms=1000))
+    lane.provider = SpentLimit("sim-1", SimulatedOptions(latency_ms=1000))
+    job = one_job(tmp_path)
+    jobs = [replace(job, key=f"{job.key}-{i}", sample=i) for i in range(4)]
+
+    async def main() -> None:
+        await lane.run(iter(jobs), anyio.Event())
+
+    run_virtual(main)
+    first, *others = lane.provider.arrivals
+    assert first < 0.1 and len(others) == 4
+    assert min(others) >= 5.0  # not one request went out while the limit was spent
+
+
+def test_a_stop_while_a_job_waits_to_retry_leaves_it_pending(tmp_path):
+    records: list[Record] = []
+    lane, _ = make_lane(SimulatedOptions(script=("429",), retry_after=10.0))
+    lane.events = LaneEvents(on_record=records.append, on_retry=lambda *_: None)
+    job = one_job(tmp_path)
+
+    async def main() -> None:
+        stopping = anyio.Event()
+        async with anyio.create_task_group() as group:
+            group.start_soon(lane.run, iter([job]), stopping)
+            await anyio.sleep(1.0)
+            stopping.set()
+
+    run_virtual(main)
+    assert records == []  # no record: the next run takes the job up again

@@ -38,6 +38,7 @@ class Loopback:
     respond: Callable[[Outcome, Seen], web.Response]
     script: Iterable[Outcome] = ()
     retry_after: str = "0.3"
+    delay: float = 0.0  # seconds before every answer
     seen: list[Seen] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -82,6 +83,8 @@ class Loopback:
         if outcome == "stall":  # answer nothing until the server stops
             await self._stop.wait()
             return web.Response(status=503)
+        if self.delay:
+            await asyncio.sleep(self.delay)
         return self.respond(outcome, seen)
 
 

@@ -126,6 +126,7 @@ def test_400_is_fatal_with_the_api_message_and_no_retry(tmp_path, run_cli, monke
         "message": "invalid_request_error: max_tokens: must be less than or equal to 8192",
         "retryable": False,
         "status": 400,
+        "retry_after": None,
     }
 
 

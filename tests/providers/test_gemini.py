@@ -122,4 +122,5 @@ def test_invalid_argument_is_fatal_with_its_message(tmp_path, run_cli, monkeypat
         "message": "INVALID_ARGUMENT: Invalid value at 'contents'.",
         "retryable": False,
         "status": 400,
+        "retry_after": None,
     }

@@ -64,3 +64,10 @@ def test_openai_reset_durations_are_read():
 
 def test_no_rate_limit_headers_means_no_state():
     assert rate_limit_state({"content-type": "application/json"}) is None
+
+
+def test_a_429_carries_the_rate_limit_state_of_its_headers():
+    headers = {"x-ratelimit-remaining-requests": "0", "x-ratelimit-reset-requests": "6s"}
+    error = error_for_status(429, "slow down", headers)
+    assert error.retry_after == 6.0
+    assert error.rate_limit is not None and error.rate_limit.requests_remaining == 0

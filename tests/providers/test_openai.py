@@ -129,4 +129,5 @@ def test_400_is_fatal_with_the_servers_message(tmp_path, run_cli, monkeypatch):
         "message": "invalid_request_error: This model's maximum context length is 4096 tokens.",
         "retryable": False,
         "status": 400,
+        "retry_after": None,
     }

@@ -8,6 +8,9 @@
 (f) 20,000 jobs through the openai and anthropic providers against a loopback server at 0 ms,
     concurrency 64 and 256 (median of 3), next to a bare aiohttp client measured in the same run
 (g) configs/pilot.toml with every base URL on a loopback server answering after 300 ms
+(i) 2,000 jobs at 100 ms, concurrency 64, 5% random 429s with retry-after 1 s, through the
+    simulated provider and the openai provider on loopback: ideal / wall (median of 3), where the
+    ideal is every job's latency over the concurrency plus one retry-after
 (h) the tiny Llama: harness over vLLM alone (overhead), and vLLM vs the transformers backend vs
     one-at-a-time transformers generate (the legacy way); generation only, loading left out
 """
@@ -23,6 +26,7 @@ import time
 from datetime import datetime
 from pathlib import Path
 
+from benchmarks import faults
 from benchmarks.http import bare_aiohttp_rate, loopback_server, provider_rate
 from benchmarks.ledger_file import write_big_ledger
 from benchmarks.local import (
@@ -185,6 +189,24 @@ def pilot(root: Path) -> None:
     )
 
 
+def random_429s(root: Path) -> None:
+    for name, walls_of in (("simulated", faults.simulated_walls), ("openai", faults.openai_walls)):
+        wall, ideal = statistics.median(walls_of(root, ROUNDS)), faults.IDEAL
+        report(
+            f"(i) 5% random 429s, {name}: ideal / wall",
+            f"{ideal:.2f} s / {wall:.2f} s = {ideal / wall:.2f}",
+            ">= 0.8",
+            ideal / wall >= 0.8,
+        )
+    sequential = faults.one_at_a_time_seconds(root)
+    report(
+        "    speed-up over one at a time (scaled to 2,000 jobs)",
+        f"{sequential:.0f} s / {wall:.2f} s = {sequential / wall:.0f}x",
+        "-",
+        True,
+    )
+
+
 def local_models(root: Path) -> None:
     try:
         import vllm  # noqa: F401
@@ -233,6 +255,7 @@ def main() -> None:
             memory,
             http_providers,
             pilot,
+            random_429s,
             local_models,
         ):
             bench(root)

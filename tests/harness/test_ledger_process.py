@@ -69,7 +69,7 @@ def resume(config: Path, ledger: Path) -> None:
 
 @pytest.mark.slow
 def test_fresh_while_a_run_is_live_exits_2_and_renames_nothing(tmp_path):
-    config = slow_config(tmp_path, concurrency=4)
+    config = slow_config(tmp_path, concurrency=2)  # about 8 s: time for a second process
     ledger = tmp_path / "out" / "ledger.jsonl"
     live = harness_process("run", str(config))
     wait_for_records(ledger, 1, live)

@@ -1,6 +1,7 @@
 """The command line: `run`, `rerun`, `status` and `doctor`.
 
-Exit codes: 0 every job answered, 1 some failed for good, 2 bad input or set-up, 130 interrupted.
+Exit codes: 0 every job answered, 1 some failed for good, 2 bad input or set-up, 3 the ledger
+could not be written mid-run (disk full, file replaced), 130 interrupted.
 """
 
 from __future__ import annotations
@@ -16,11 +17,12 @@ from rich.console import Console
 from rich.logging import RichHandler
 
 from harness.doctor import diagnose, report
-from harness.errors import InputError
-from harness.ledger import LEDGER_NAME
+from harness.errors import InputError, LedgerWriteError
+from harness.ledger import LEDGER_NAME, ResumeIndex
 from harness.report import summarize, summary_table
 from harness.run import (
     EXIT_INPUT,
+    EXIT_LEDGER,
     EXIT_OK,
     Overrides,
     execute,
@@ -28,7 +30,6 @@ from harness.run import (
     open_index,
     pending,
     prepare,
-    set_aside,
 )
 
 
@@ -44,6 +45,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         for line in str(exc).splitlines():
             print(f"error: {line}", file=sys.stderr)
         return EXIT_INPUT
+    except LedgerWriteError as exc:  # one line, from the writer or the run's task group
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_LEDGER
 
 
 def _log_to(console: Console) -> None:
@@ -55,13 +59,11 @@ def _log_to(console: Console) -> None:
 
 def _run(args: argparse.Namespace, console: Console) -> int:
     prepared = prepare(args.config, _overrides(args))
-    if args.fresh:
-        moved = set_aside(prepared.ledger_path)
-        if moved:
-            console.print(f"Started a new ledger; the old one is now {moved}")
-    index = open_index(prepared, console)
-    wanted = pending(index)
-    return anyio.run(lambda: execute(prepared, command="run", wanted=wanted, console=console))
+    # --fresh: `execute` sets the old ledger aside under its lock and starts an empty one.
+    wanted = pending(ResumeIndex() if args.fresh else open_index(prepared, console))
+    return anyio.run(
+        lambda: execute(prepared, command="run", wanted=wanted, console=console, fresh=args.fresh)
+    )
 
 
 def _rerun(args: argparse.Namespace, console: Console) -> int:

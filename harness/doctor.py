@@ -1,7 +1,8 @@
 """`doctor CONFIG`: check a machine before a long run, as the legacy `validate_setup.py` did.
 
 Dependencies of every provider the config names, the prompts file, keys (present or not, never
-shown), a GPU when a local model is configured, free disk and a writable output directory.
+shown), a GPU when a local model is configured, free disk, an output directory a file can be
+created in (tried, not assumed), and a ledger path that is a file.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import dataclasses
 import os
 import shutil
 import subprocess
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,6 +21,7 @@ from rich.table import Table
 from harness.config import RunConfig, load_config
 from harness.errors import InputError
 from harness.fields import FieldError, from_table
+from harness.ledger import LEDGER_NAME
 from harness.prompts import load_prompts
 from harness.provenance import package_version
 from providers import REGISTRY, provider_class
@@ -117,8 +120,30 @@ def _output(output: Path) -> list[Check]:
     while not existing.exists():
         existing = existing.parent
     free_gb = shutil.disk_usage(existing).free / 1e9
-    writable = os.access(existing, os.W_OK)
     return [
         Check("disk", free_gb >= _MIN_FREE_GB, f"{free_gb:,.1f} GB free at {existing}"),
-        Check("output", writable, f"{output} {'can' if writable else 'cannot'} be written"),
+        _writable(output, existing),
+        *_ledger_path(output / LEDGER_NAME),
     ]
+
+
+def _writable(output: Path, existing: Path) -> Check:
+    """Create and remove a file where the run will write (os.access says yes to root)."""
+    if not existing.is_dir():
+        return Check("output", False, f"{existing} is a file, not a directory")
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".harness-doctor-", dir=existing)
+    except OSError as exc:
+        return Check("output", False, f"{output} cannot be written: {exc.strerror} at {existing}")
+    os.close(fd)
+    os.unlink(probe)
+    return Check("output", True, f"{output} can be written")
+
+
+def _ledger_path(ledger: Path) -> list[Check]:
+    """A failed check when something other than a file sits where the ledger goes."""
+    if ledger.is_dir():
+        return [Check("ledger", False, f"{ledger} is a directory, not a file")]
+    if ledger.exists() and not ledger.is_file():
+        return [Check("ledger", False, f"{ledger} is not a regular file")]
+    return []

@@ -4,6 +4,7 @@
     ├── InputError             bad input or set-up: the CLI prints one line and exits 2
     │   ├── ConfigError        a config file: names the file and the key path
     │   └── PromptsError       a prompts file: names the file and the item or line
+    ├── LedgerWriteError       the ledger failed mid-run (disk full, replaced): exit 3
     └── ProviderError          one failed attempt, already classified by the provider
         ├── RetryableError     worth another attempt, after `retry_after` if the server said
         │   ├── RateLimited        429, quota exhausted
@@ -42,6 +43,10 @@ class ConfigError(InputError):
 
 class PromptsError(InputError):
     """A prompts file is wrong; the message names the file and the item or line."""
+
+
+class LedgerWriteError(HarnessError):
+    """The ledger could not be written mid-run; what was written stays, the run stops."""
 
 
 class ProviderError(HarnessError):

@@ -6,45 +6,88 @@ Writes go out in small batches with `os.write` on an `O_APPEND` descriptor and a
 timer and at close, so a crash can lose at most the last moments of unsynced results (their jobs
 simply run again) and tear at most the last line. Reading skips and counts a torn line; the next
 writer moves it to `ledger.jsonl.torn` before appending, so every newline-ended line is whole.
-One writer at a time: the file is locked while a run appends to it.
+
+One writer at a time: the file is locked (flock) while a run appends to it. `--fresh` takes that
+lock on the old ledger first, renames it to `ledger.<stamp>.jsonl` while holding it, then creates
+and locks the new one, so a fresh start never pulls a ledger from under a live run. The directory
+is fsync'd after a ledger is created or renamed, so a power cut cannot lose the file itself.
+
+What the writer does when the file misbehaves under it (checked at every flush: one fstat, one
+stat; a flush is every 64 lines and every second):
+
+- the ledger was deleted: the open descriptor still holds every line, so they are copied to a new
+  ledger at the same path, a warning is logged, and the run carries on;
+- the path now holds another file (replaced): that file is never touched; everything this writer
+  holds goes to `ledger.recovered-<stamp>.jsonl` beside it, the rest of the run's lines follow it
+  there, and the run stops with `LedgerWriteError` naming that file;
+- a write or fsync fails (disk full, I/O error, file too large): the lines already written stay,
+  the run stops with `LedgerWriteError`, and `unwritten` counts the finished records that never
+  reached the file (their jobs run again on resume; a line cut short is a torn tail, set aside
+  as above).
+
+The CLI exits 2 when the ledger cannot be opened or its first line written (nothing ran), and 3
+when it fails mid-run (see harness.run.EXIT_LEDGER).
 """
 
 from __future__ import annotations
 
+import errno
 import fcntl
+import logging
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import anyio
 import orjson
 
-from harness.errors import InputError
+from harness.errors import InputError, LedgerWriteError
+from harness.record import utc_timestamp
 
 LEDGER_NAME = "ledger.jsonl"
 
+# os.write's shape: (descriptor, bytes) -> how many were written. Tests pass one that fails.
+Write = Callable[[int, memoryview], int]
+
+log = logging.getLogger("harness.ledger")
+
 
 class LedgerWriter:
-    """Buffers serialized lines and appends them in batches; `close` flushes and fsyncs."""
+    """Buffers serialized lines and appends them in batches; `close` flushes and fsyncs.
 
-    __slots__ = ("_batch", "_buffer", "_fd", "path")
+    `fresh` sets an existing ledger aside first (see the module docstring); `set_aside` is then
+    where it went. Opening raises InputError; a failed flush raises LedgerWriteError once, after
+    which the writer keeps what it could not write (`unwritten`) and writes nothing more.
+    """
 
-    def __init__(self, path: Path, *, batch: int = 64) -> None:
+    __slots__ = ("_batch", "_buffer", "_failed", "_fd", "_write", "path", "set_aside")
+
+    def __init__(
+        self, path: Path, *, batch: int = 64, fresh: bool = False, write: Write = os.write
+    ) -> None:
         self.path = path
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
+        fd = _open_locked(path)
         try:
-            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(self._fd)
-            raise InputError(f"{path}: in use by another harness run") from None
+            fd, self.set_aside = _start_fresh(path, fd) if fresh else (fd, None)
+            _set_aside_torn_tail(path, fd)
+            _sync_dir(path.parent)
+        except OSError as exc:
+            os.close(fd)
+            raise InputError(f"{path}: cannot prepare the ledger: {exc.strerror}") from None
+        self._fd = fd
         # Lines serialized but not yet written; written whenever `batch` of them are waiting.
         self._buffer: list[bytes] = []
         self._batch = batch
-        _set_aside_torn_tail(path, self._fd)
+        self._write = write
+        self._failed = False
+
+    @property
+    def unwritten(self) -> int:
+        """Finished records that could not be written (after a failed flush)."""
+        return len(self._buffer)
 
     def append(self, obj: Any) -> None:
         """Queue one record (a dict or dataclass); it reaches the file within one batch or tick."""
@@ -53,32 +96,175 @@ class LedgerWriter:
             self.flush()
 
     def flush(self) -> None:
-        """Write every queued line to the file (the OS's page cache, not yet the disk)."""
-        if self._buffer:
-            data = b"".join(self._buffer)
-            self._buffer.clear()
-            view = memoryview(data)
-            while view:
-                view = view[os.write(self._fd, view) :]
+        """Write every queued line to the file (the OS's page cache, not yet the disk), first
+        making sure the file at `path` is still the one this writer holds."""
+        if self._failed:
+            return
+        try:
+            self._follow_file()
+            self._write_out()
+        except OSError as exc:
+            self._fail(exc)
 
     def sync(self) -> None:
         """Flush and fsync: what was appended survives a power cut."""
         self.flush()
-        os.fsync(self._fd)
+        self._fsync()
 
     async def sync_every(self, seconds: float) -> None:
         """Flush on every tick and fsync in a worker thread, until cancelled."""
         while True:
             await anyio.sleep(seconds)
             self.flush()
-            await anyio.to_thread.run_sync(os.fsync, self._fd)
+            await anyio.to_thread.run_sync(self._fsync)
 
     def close(self) -> None:
-        """Flush, fsync and close the file."""
+        """Flush, fsync and close the file; after a failure, only close it."""
         try:
             self.sync()
         finally:
             os.close(self._fd)
+
+    def _write_out(self) -> None:
+        data = b"".join(self._buffer)
+        view = memoryview(data)
+        try:
+            while view:
+                view = view[self._write(self._fd, view) :]
+        except OSError:
+            del self._buffer[: data.count(b"\n", 0, len(data) - len(view))]
+            raise
+        self._buffer.clear()
+
+    def _fsync(self) -> None:
+        if self._failed:
+            return
+        fd = self._fd
+        try:
+            os.fsync(fd)
+        except OSError as exc:
+            if fd == self._fd:  # else the file was swapped under this thread: nothing lost
+                self._fail(exc)
+
+    def _fail(self, exc: OSError) -> NoReturn:
+        self._failed = True
+        raise LedgerWriteError(f"{self.path}: cannot write the ledger: {exc.strerror}") from exc
+
+    def _follow_file(self) -> None:
+        """Recreate a deleted ledger; move aside from one replaced by another file."""
+        held = os.fstat(self._fd)
+        try:
+            now = os.stat(self.path)
+        except FileNotFoundError:
+            self._recreate()
+            return
+        if (now.st_dev, now.st_ino) != (held.st_dev, held.st_ino):
+            self._recover()
+
+    def _recreate(self) -> None:
+        path = self.path
+        try:
+            size = self._move_to(path)
+        except FileExistsError:  # another file appeared there meanwhile
+            self._recover()
+        log.warning(
+            "%s was deleted during the run; recreated it from the %s bytes it held",
+            path,
+            f"{size:,}",
+        )
+
+    def _recover(self) -> NoReturn:
+        replaced = self.path
+        target = replaced.with_name(f"ledger.recovered-{_stamp()}.jsonl")
+        self._move_to(target)
+        self._write_out()
+        raise LedgerWriteError(
+            f"{replaced}: replaced by another file during the run; left that file alone; "
+            f"every line of this run's ledger is in {target}"
+        )
+
+    def _move_to(self, target: Path) -> int:
+        """Copy the held file to a new, locked `target` and write there from now on."""
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(target, os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_EXCL, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            size = _copy(self._fd, fd)
+            os.fsync(fd)
+            _sync_dir(target.parent)
+        except OSError:
+            os.close(fd)
+            raise
+        # Swap before closing: an fsync racing in a worker thread then ignores its EBADF.
+        old, self._fd, self.path = self._fd, fd, target
+        os.close(old)
+        return size
+
+
+def _open_locked(path: Path) -> int:
+    """Open (creating it and its folder) and lock the ledger; InputError says what is wrong."""
+    folder = path.parent
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:  # exist_ok forgives only a directory
+        raise InputError(f"{folder}: the output path is a file, not a directory") from None
+    except OSError as exc:
+        raise InputError(f"{folder}: cannot create the output directory: {exc.strerror}") from None
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
+    except IsADirectoryError:
+        raise InputError(f"{path}: the ledger path is a directory, not a file") from None
+    except OSError as exc:
+        raise InputError(f"{path}: cannot open the ledger: {exc.strerror}") from None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as exc:
+        os.close(fd)
+        held = isinstance(exc, BlockingIOError)
+        problem = "in use by another harness run" if held else f"cannot lock: {exc.strerror}"
+        raise InputError(f"{path}: {problem}") from None
+    return fd
+
+
+def _start_fresh(path: Path, old: int) -> tuple[int, Path | None]:
+    """Rename the locked ledger aside (if it holds anything), then create and lock a new one;
+    the old lock is held until the new one is taken."""
+    if not os.fstat(old).st_size:
+        return old, None
+    target = path.with_name(f"ledger.{_stamp()}.jsonl")
+    os.rename(path, target)
+    try:
+        return _open_locked(path), target
+    finally:
+        os.close(old)
+
+
+def _sync_dir(folder: Path) -> None:
+    """fsync a directory, so a file created or renamed in it survives a power cut."""
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    except OSError as exc:
+        if exc.errno != errno.EINVAL:  # EINVAL: a filesystem that cannot sync a directory
+            raise
+    finally:
+        os.close(fd)
+
+
+def _copy(source: int, target: int) -> int:
+    """Append the whole of one open file to another; returns the byte count."""
+    offset = 0
+    while chunk := os.pread(source, 1 << 20, offset):
+        view = memoryview(chunk)
+        while view:
+            view = view[os.write(target, view) :]
+        offset += len(chunk)
+    return offset
+
+
+def _stamp() -> str:
+    """Now, for a file name: `20261123T175742102Z`."""
+    return utc_timestamp().replace(":", "").replace("-", "").replace(".", "")
 
 
 def _set_aside_torn_tail(path: Path, fd: int) -> None:

@@ -17,7 +17,7 @@ from rich.console import Console
 
 from harness.api import Provider
 from harness.config import ModelConfig, RunConfig, Variant, load_config, make_variant
-from harness.errors import ConfigError, InputError
+from harness.errors import ConfigError, InputError, LedgerWriteError
 from harness.fields import FieldError, from_table
 from harness.jobs import job_key
 from harness.lane import Lane
@@ -26,12 +26,11 @@ from harness.limits import LaneLimits
 from harness.progress import Progress
 from harness.prompts import Prompt, load_prompts
 from harness.provenance import new_run_id, run_line
-from harness.record import utc_timestamp
 from harness.report import summarize, summary_table
 from harness.scheduler import LaneWork, lane_events, run_lanes
 from providers import provider_class
 
-EXIT_OK, EXIT_FAILED, EXIT_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
+EXIT_OK, EXIT_FAILED, EXIT_INPUT, EXIT_LEDGER, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
 
 @dataclass(frozen=True)
@@ -123,30 +122,24 @@ def _setup(config: RunConfig, index: int, model: ModelConfig) -> ModelSetup:
     return ModelSetup(model, cls, options, variants)
 
 
-def set_aside(ledger: Path) -> Path | None:
-    """Rename an existing ledger out of the way (for `--fresh`); nothing is deleted."""
-    if not ledger.exists():
-        return None
-    stamp = utc_timestamp().replace(":", "").replace("-", "").replace(".", "")
-    target = ledger.with_name(f"ledger.{stamp}.jsonl")
-    ledger.rename(target)
-    return target
-
-
 async def execute(
     prepared: Prepared,
     *,
     command: str,
     wanted: Callable[[str], bool],
     console: Console,
+    fresh: bool = False,
 ) -> int:
-    """Run the wanted jobs, append to the ledger, print the summary; return the exit code."""
+    """Run the wanted jobs, append to the ledger, print the summary; return the exit code.
+
+    `fresh` sets the old ledger aside first. A ledger that cannot be opened raises InputError;
+    one that fails mid-run stops the run and raises LedgerWriteError, counting what it lost.
+    """
     config = prepared.config
     run_id = new_run_id()
-    writer = LedgerWriter(prepared.ledger_path)
+    line = run_line(run_id, command, config, prepared.variants, prepared.totals())
+    writer = _open_ledger(prepared, line, fresh=fresh, console=console)
     try:
-        writer.append(run_line(run_id, command, config, prepared.variants, prepared.totals()))
-        writer.flush()
         todo = _count_wanted(prepared, wanted)
         progress = Progress(todo, console)
         events = lane_events(writer, progress)
@@ -177,6 +170,9 @@ async def execute(
                     progress=progress,
                     grace_seconds=config.grace_seconds,
                 )
+        writer.sync()
+    except* LedgerWriteError as group:
+        raise _ledger_failure(group, writer.unwritten) from None
     finally:
         writer.close()
     summary = summarize(prepared.ledger_path)
@@ -186,6 +182,32 @@ async def execute(
         return EXIT_INTERRUPTED
     failed = sum(t.failed for t in progress.tallies.values())
     return EXIT_FAILED if failed else EXIT_OK
+
+
+def _open_ledger(
+    prepared: Prepared, line: dict[str, Any], *, fresh: bool, console: Console
+) -> LedgerWriter:
+    """Open the ledger (setting the old one aside when `fresh`) and write the run line; any
+    failure is an InputError, as nothing has run yet."""
+    writer = LedgerWriter(prepared.ledger_path, fresh=fresh)
+    if writer.set_aside:
+        console.print(f"Started a new ledger; the old one is now {writer.set_aside}")
+    writer.append(line)
+    try:
+        writer.flush()
+    except LedgerWriteError as exc:
+        writer.close()
+        raise InputError(str(exc)) from None
+    return writer
+
+
+def _ledger_failure(group: BaseExceptionGroup, unwritten: int) -> LedgerWriteError:
+    """The one-line error for a ledger that failed mid-run, out of the task group's wrapping."""
+    error: BaseException = group
+    while isinstance(error, BaseExceptionGroup):
+        error = error.exceptions[0]
+    lost = f"; {unwritten:,} finished record(s) not written, to run again on resume"
+    return LedgerWriteError(f"{error}; stopped the run{lost if unwritten else ''}")
 
 
 def _count_wanted(prepared: Prepared, wanted: Callable[[str], bool]) -> dict[str, int]:
@@ -227,7 +249,15 @@ def failed_matching(
 
 def open_index(prepared: Prepared, console: Console) -> ResumeIndex:
     """The resume index of the run's ledger, saying how many unreadable lines it skipped."""
-    index = build_index(prepared.ledger_path)
+    path = prepared.ledger_path
+    if path.is_dir():
+        raise InputError(f"{path}: the ledger path is a directory, not a file")
+    if path.exists() and not path.is_file():  # a device could be read forever
+        raise InputError(f"{path}: the ledger path is not a regular file")
+    try:
+        index = build_index(path)
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read the ledger: {exc.strerror}") from None
     if index.skipped:
-        console.print(f"{prepared.ledger_path}: skipped {index.skipped} unreadable line(s)")
+        console.print(f"{path}: skipped {index.skipped} unreadable line(s)")
     return index

@@ -103,3 +103,29 @@ def crash(process: subprocess.Popen[bytes]) -> None:
 def project(tmp_path: Path) -> Iterator[Path]:
     """A temporary folder to hold a config, its prompts and its output."""
     yield tmp_path
+
+
+def _can_write(folder: Path) -> bool:
+    try:
+        (folder / ".probe").touch()
+    except OSError:
+        return False
+    (folder / ".probe").unlink()
+    return True
+
+
+@pytest.fixture
+def unwritable_dir(tmp_path: Path) -> Iterator[Path]:
+    """A directory in which no file can be created: a read-only one, or /sys when running as
+    root (which chmod does not stop)."""
+    folder = tmp_path / "read-only"
+    folder.mkdir()
+    folder.chmod(0o555)
+    try:
+        if _can_write(folder):
+            folder = Path("/sys")
+            if _can_write(folder):
+                pytest.skip("no directory here refuses writes")
+        yield folder
+    finally:
+        (tmp_path / "read-only").chmod(0o755)

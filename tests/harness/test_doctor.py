@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tests.conftest import REPO
+from tests.conftest import REPO, SIMPLE_MODEL, write_config
 
 PILOT = REPO / "configs" / "pilot.toml"
 
@@ -32,3 +32,45 @@ def test_a_broken_config_is_a_failed_check(tmp_path, run_cli):
     config.write_text("prompts = 3\n")
     code, out, _ = run_cli("doctor", config)
     assert code == 2 and "prompts: expected a string" in out
+
+
+def doctor_row(out: str, area: str) -> str:
+    return next(row for row in out.splitlines() if row.strip("│ ").startswith(area))
+
+
+def test_an_output_path_that_is_a_file_fails(tmp_path, run_cli):
+    config = write_config(tmp_path, SIMPLE_MODEL)
+    (tmp_path / "out").write_text("")
+    code, out, _ = run_cli("doctor", config)
+    assert code == 2
+    row = doctor_row(out, "output")
+    assert "FAIL" in row and f"{tmp_path / 'out'} is a file, not a directory" in row
+
+
+def test_a_ledger_path_that_is_a_directory_fails(tmp_path, run_cli):
+    config = write_config(tmp_path, SIMPLE_MODEL)
+    (tmp_path / "out" / "ledger.jsonl").mkdir(parents=True)
+    code, out, _ = run_cli("doctor", config)
+    assert code == 2
+    row = doctor_row(out, "ledger")
+    assert "FAIL" in row and "ledger.jsonl is a directory, not a file" in row
+    assert "FAIL" not in doctor_row(out, "output")
+
+
+def test_an_output_directory_that_refuses_writes_fails_even_for_root(
+    tmp_path, run_cli, unwritable_dir
+):
+    config = write_config(tmp_path, SIMPLE_MODEL)
+    config.write_text(config.read_text().replace(str(tmp_path / "out"), str(unwritable_dir)))
+    code, out, _ = run_cli("doctor", config)
+    assert code == 2
+    row = doctor_row(out, "output")
+    assert "FAIL" in row and f"{unwritable_dir} cannot be written" in row
+
+
+def test_a_writable_output_passes_and_shows_free_disk(tmp_path, run_cli):
+    code, out, _ = run_cli("doctor", write_config(tmp_path, SIMPLE_MODEL))
+    assert code == 0
+    assert "GB free at" in doctor_row(out, "disk")
+    assert "can be written" in doctor_row(out, "output")
+    assert not list(tmp_path.glob(".harness-doctor-*"))

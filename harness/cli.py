@@ -86,6 +86,8 @@ def _status(args: argparse.Namespace, console: Console) -> int:
     if not path.is_file():
         raise InputError(f"{path}: no such ledger")
     summary = summarize(path)
+    if not summary.runs and not summary.records:
+        raise InputError(f"{path}: not a ledger (no run line or result record in it)")
     console.print(summary_table(summary, str(path)))
     if summary.skipped:
         console.print(f"{path}: skipped {summary.skipped} unreadable line(s)")

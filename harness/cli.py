@@ -16,15 +16,18 @@ from rich.console import Console
 from rich.logging import RichHandler
 
 from harness.doctor import diagnose, report
-from harness.errors import InputError
+from harness.errors import InputError, recorded_error_types
 from harness.ledger import LEDGER_NAME
 from harness.report import summarize, summary_table
 from harness.run import (
+    EXIT_FAILED,
     EXIT_INPUT,
     EXIT_OK,
+    FailedJobs,
     Overrides,
+    Prepared,
     execute,
-    failed_matching,
+    failed_jobs,
     open_index,
     pending,
     prepare,
@@ -67,16 +70,41 @@ def _run(args: argparse.Namespace, console: Console) -> int:
 def _rerun(args: argparse.Namespace, console: Console) -> int:
     prepared = prepare(args.config, _overrides(args))
     index = open_index(prepared, console)
-    keys = failed_matching(
-        index, variants=args.variant, error_types=args.error_type, categories=args.category
+    failed = failed_jobs(
+        prepared,
+        index,
+        variants=args.variant,
+        error_types=args.error_type,
+        categories=args.category,
     )
-    if not keys:
+    _say_what_cannot_rerun(prepared, failed, console)
+    if not failed.runnable:
         console.print(f"{prepared.ledger_path}: no failed jobs match; nothing to rerun.")
         return EXIT_OK
-    console.print(f"Rerunning {len(keys):,} failed job(s).")
-    return anyio.run(
-        lambda: execute(prepared, command="rerun", wanted=keys.__contains__, console=console)
+    console.print(f"Rerunning {len(failed.runnable):,} failed job(s).")
+    code = anyio.run(
+        lambda: execute(
+            prepared, command="rerun", wanted=failed.runnable.__contains__, console=console
+        )
     )
+    return EXIT_FAILED if failed.elsewhere and code == EXIT_OK else code
+
+
+def _say_what_cannot_rerun(prepared: Prepared, failed: FailedJobs, console: Console) -> None:
+    """Name the variants of failed jobs this run does not have (an error when it can do none of
+    the jobs), and count those of prompts or samples it leaves out."""
+    if failed.elsewhere:
+        count = sum(failed.elsewhere.values())
+        names = ", ".join(f"{v} ({n:,})" for v, n in sorted(failed.elsewhere.items()))
+        message = f"{count:,} failed job(s) belong to variants not in this run: {names}"
+        if not failed.runnable:
+            raise InputError(f"{prepared.config.path}: {message}")
+        console.print(f"{message}; not rerunning them.")
+    if failed.left_out:
+        console.print(
+            f"{failed.left_out:,} failed job(s) are of prompts or samples this run leaves out "
+            "(--limit, --prompts, samples); not rerunning them."
+        )
 
 
 def _status(args: argparse.Namespace, console: Console) -> int:
@@ -122,7 +150,14 @@ def _parser() -> argparse.ArgumentParser:
     rerun = verbs.add_parser("rerun", help="run again only the jobs whose latest record failed")
     _add_selection(rerun)
     rerun.add_argument("--variant", action="append", default=[], help="variant id or model name")
-    rerun.add_argument("--error-type", action="append", default=[], help="e.g. RateLimited")
+    rerun.add_argument(
+        "--error-type",
+        action="append",
+        default=[],
+        choices=recorded_error_types(),
+        metavar="TYPE",
+        help=f"one of {', '.join(recorded_error_types())}",
+    )
     rerun.add_argument("--category", action="append", default=[], help="prompt category")
     rerun.set_defaults(verb=_rerun)
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections import Counter
 
+import pytest
+
 from tests.conftest import SIMPLE_MODEL, ledger_lines, results, write_config
 
 TWO_MODELS = """
@@ -128,3 +130,72 @@ def test_secrets_from_env_and_config_never_reach_any_output(tmp_path, run_cli, m
         assert not any(secret in out + err for _, out, err in outputs)
     run_line = ledger_lines(tmp_path / "out" / "ledger.jsonl")[0]
     assert run_line["config"]["models"][0]["options"]["api_key"] == "[redacted]"
+
+
+FLAKY_PAIR = """
+[retry]
+max_attempts = 1
+attempt_timeout = 2.0
+
+[[models]]
+name = "one"
+provider = "simulated"
+[models.options]
+fatal_rate = 0.5
+
+[[models]]
+name = "two"
+provider = "simulated"
+[models.options]
+fatal_rate = 0.5
+"""
+
+
+def failed_per_variant(ledger) -> Counter:
+    """Jobs whose latest record failed, per variant."""
+    latest = {r["key"]: r for r in results(ledger)}
+    return Counter(r["variant"] for r in latest.values() if r["status"] == "error")
+
+
+def test_rerun_of_failures_whose_variants_the_config_lacks_exits_2_naming_them(tmp_path, run_cli):
+    config = write_config(tmp_path, FLAKY_PAIR, prompts=20)
+    assert run_cli("run", config)[0] == 1
+    ledger = tmp_path / "out" / "ledger.jsonl"
+    failed, before = failed_per_variant(ledger), ledger.read_bytes()
+    renamed = FLAKY_PAIR.replace('"one"', '"three"').replace('"two"', '"four"')
+    config = write_config(tmp_path, renamed, prompts=20)
+    code, out, err = run_cli("rerun", config)
+    assert code == 2 and "Rerunning" not in out
+    names = ", ".join(f"{variant} ({count})" for variant, count in sorted(failed.items()))
+    assert err == (
+        f"error: {config}: {sum(failed.values())} failed job(s) belong to variants not in this "
+        f"run: {names}\n"
+    )
+    assert ledger.read_bytes() == before
+
+
+def test_rerun_counts_only_the_jobs_the_config_can_run_and_names_the_others(tmp_path, run_cli):
+    config = write_config(tmp_path, FLAKY_PAIR, prompts=20)
+    run_cli("run", config)
+    ledger = tmp_path / "out" / "ledger.jsonl"
+    failed = failed_per_variant(ledger)
+    (one,) = [variant for variant in failed if variant.startswith("one@")]
+    (two,) = [variant for variant in failed if variant.startswith("two@")]
+    only_two = FLAKY_PAIR.replace('"one"', '"three"').replace("fatal_rate = 0.5", "")
+    code, out, _ = run_cli("rerun", write_config(tmp_path, only_two, prompts=20))
+    assert f"Rerunning {failed[two]} failed job(s)." in out
+    assert f"{failed[one]} failed job(s) belong to variants not in this run: {one} " in out
+    assert code == 1  # the failures it could not rerun are still there
+    assert failed_per_variant(ledger) == Counter({one: failed[one]})
+
+
+def test_rerun_rejects_an_unknown_error_type_listing_the_known_ones(tmp_path, run_cli, capsys):
+    config = write_config(tmp_path, FLAKY_PAIR)
+    with pytest.raises(SystemExit) as exited:
+        run_cli("rerun", config, "--error-type", "Bogus")
+    assert exited.value.code == 2
+    err = capsys.readouterr().err
+    assert "invalid choice: 'Bogus'" in err
+    for known in ("RateLimited", "ServerError", "AttemptTimeout", "ConnectionFailed", "FatalError"):
+        assert known in err
+    assert not (tmp_path / "out").exists()

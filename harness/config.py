@@ -29,22 +29,25 @@ class RetryPolicy:
     """How a lane retries one job: attempts, exponential backoff bounds, per-attempt timeout, and
     the longest wait a server may ask for before the job is recorded as failed instead."""
 
-    max_attempts: int = field(default=5, metadata={"min": 1})
-    initial_wait: float = field(default=1.0, metadata={"min": 0})
-    max_wait: float = field(default=60.0, metadata={"min": 0})
-    attempt_timeout: float = field(default=120.0, metadata={"min": 0.001})
-    max_retry_after: float = field(default=300.0, metadata={"min": 0})
+    max_attempts: int = field(default=5, metadata={"min": 1, "max": 100})
+    initial_wait: float = field(default=1.0, metadata={"min": 0, "max": 3600})
+    max_wait: float = field(default=60.0, metadata={"min": 0, "max": 86_400})
+    attempt_timeout: float = field(default=120.0, metadata={"min": 0.001, "max": 86_400})
+    max_retry_after: float = field(default=300.0, metadata={"min": 0, "max": 86_400})
 
 
 @dataclass(frozen=True, kw_only=True)
 class Defaults:
     """Values every model takes unless it sets its own."""
 
-    temperatures: tuple[float, ...] = field(default=(0.0,), metadata={"min": 0, "nonempty": True})
+    # 2.0 is the highest temperature any API takes.
+    temperatures: tuple[float, ...] = field(
+        default=(0.0,), metadata={"min": 0, "max": 2.0, "nonempty": True}
+    )
     top_p: float = field(default=1.0, metadata={"min": 0, "max": 1})
-    max_tokens: int = field(default=1024, metadata={"min": 1})
+    max_tokens: int = field(default=1024, metadata={"min": 1, "max": 10_000_000})
     stop: tuple[str, ...] = ()
-    max_concurrency: int = field(default=16, metadata={"min": 1})
+    max_concurrency: int = field(default=16, metadata={"min": 1, "max": 100_000})
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -54,8 +57,8 @@ class ModelConfig(Defaults):
     name: str
     provider: str
     model: str = ""
-    requests_per_minute: float | None = field(default=None, metadata={"min": 0.001})
-    tokens_per_minute: float | None = field(default=None, metadata={"min": 1})
+    requests_per_minute: float | None = field(default=None, metadata={"min": 0.001, "max": 1e7})
+    tokens_per_minute: float | None = field(default=None, metadata={"min": 1, "max": 1e11})
     options: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -101,9 +104,9 @@ class _TopLevel:
     prompts: str
     models: tuple[dict[str, Any], ...] = field(metadata={"nonempty": True})
     output: str = "results/run"
-    seed: int = 0
-    samples: int = field(default=1, metadata={"min": 1})
-    grace_seconds: float = field(default=10.0, metadata={"min": 0})
+    seed: int = field(default=0, metadata={"min": 0, "max": 2**31 - 1})  # Gemini takes int32
+    samples: int = field(default=1, metadata={"min": 1, "max": 1_000_000})
+    grace_seconds: float = field(default=10.0, metadata={"min": 0, "max": 3600})
     defaults: dict[str, Any] = field(default_factory=dict)
     retry: dict[str, Any] = field(default_factory=dict)
 

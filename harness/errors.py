@@ -104,3 +104,16 @@ class ConnectionFailed(RetryableError):
 
 class FatalError(ProviderError):
     """Retrying cannot help: the request itself is wrong or refused."""
+
+
+def recorded_error_types() -> list[str]:
+    """The error types a failed record carries: every ProviderError defined here with no subclass
+    here, in the order of the tree above."""
+    ours = [
+        obj
+        for obj in globals().values()
+        if isinstance(obj, type) and issubclass(obj, ProviderError) and obj.__module__ == __name__
+    ]
+    return [
+        cls.__name__ for cls in ours if not any(o is not cls and issubclass(o, cls) for o in ours)
+    ]

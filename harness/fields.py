@@ -1,13 +1,15 @@
 """Typed tables: build a frozen dataclass from a TOML table, checking every key.
 
 One mechanism serves the config sections and every provider's declared options: the dataclass's
-annotations say each key's type, `field(metadata={"min": 0})` its bounds, and a default makes a
-key optional. Errors carry the key path; the caller adds the file.
+annotations say each key's type, `field(metadata={"min": 0, "max": 1})` its bounds, and a default
+makes a key optional. A float must be finite (TOML allows `nan` and `inf`) unless its metadata says
+`"nonfinite": True`. Errors carry the key path; the caller adds the file.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from collections.abc import Mapping
@@ -96,16 +98,24 @@ def check_type(value: Any, hint: Any, path: str) -> Any:
 
 
 def _check_bounds(value: Any, metadata: Mapping[str, Any], path: str) -> None:
-    values = value if isinstance(value, tuple) else (value,)
-    for v in values:
-        if not isinstance(v, int | float):
-            continue
-        if "min" in metadata and v < metadata["min"]:
-            raise FieldError(path, f"must be >= {metadata['min']}, got {v}")
-        if "max" in metadata and v > metadata["max"]:
-            raise FieldError(path, f"must be <= {metadata['max']}, got {v}")
+    if isinstance(value, tuple):
+        for index, item in enumerate(value):
+            _check_number(item, metadata, f"{path}[{index}]")
+    else:
+        _check_number(value, metadata, path)
     if metadata.get("nonempty") and not value:
         raise FieldError(path, "must not be empty")
+
+
+def _check_number(value: Any, metadata: Mapping[str, Any], path: str) -> None:
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        return
+    if not math.isfinite(value) and not metadata.get("nonfinite"):
+        raise FieldError(path, f"must be a finite number, got {value}")
+    if "min" in metadata and value < metadata["min"]:
+        raise FieldError(path, f"must be >= {metadata['min']}, got {value}")
+    if "max" in metadata and value > metadata["max"]:
+        raise FieldError(path, f"must be <= {metadata['max']}, got {value}")
 
 
 def _is_required(field: dataclasses.Field[Any]) -> bool:

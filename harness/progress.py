@@ -7,7 +7,7 @@ times a second on a terminal, or prints a line per changed variant every few sec
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import anyio
@@ -30,13 +30,15 @@ from harness.record import Record
 
 @dataclass
 class Tally:
-    """Counts for one variant in this run."""
+    """Counts for one variant in this run, and the span of its own work (clock readings)."""
 
     total: int
     ok: int = 0
     failed: int = 0
     retries: int = 0
     retrying: int = 0
+    started: float | None = None  # when its earliest finished job began
+    last: float = 0.0  # when its latest record came
 
     @property
     def finished(self) -> int:
@@ -54,14 +56,18 @@ class Progress:
     """Counts records and retries per variant and shows them."""
 
     def __init__(
-        self, totals: Mapping[str, int], console: Console | None = None, plain_interval: float = 5.0
+        self,
+        totals: Mapping[str, int],
+        console: Console | None = None,
+        plain_interval: float = 5.0,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.console = console or Console()
         self.plain_interval = plain_interval
+        self._clock = clock
         self.tallies = {variant: Tally(total) for variant, total in totals.items()}
         # Keys of jobs now between a failed attempt and their record: the "retrying" count.
         self._retrying: set[str] = set()
-        self._started = time.monotonic()
         self._live = self.console.is_terminal
         self._bars: RichProgress | None = None
         self._task_ids: dict[str, int] = {}
@@ -70,6 +76,9 @@ class Progress:
     def on_record(self, record: Record) -> None:
         """Count one finished job."""
         tally = self.tallies[record.variant]
+        tally.last = self._clock()
+        began = tally.last - record.elapsed_seconds
+        tally.started = began if tally.started is None else min(tally.started, began)
         if record.status == "ok":
             tally.ok += 1
         else:
@@ -134,11 +143,18 @@ class Progress:
             self.console.print(self._line(variant, tally), highlight=False, soft_wrap=True)
 
     def _line(self, variant: str, tally: Tally) -> str:
-        elapsed = max(time.monotonic() - self._started, 1e-9)
-        rate = tally.finished / elapsed
+        rate = self._rate(tally)
         remaining = tally.total - tally.finished
         eta = f"{remaining / rate:,.0f}s" if rate and remaining else "-"
         return (
             f"{variant}: {tally.finished}/{tally.total} ok {tally.ok} failed {tally.failed} "
             f"retrying {tally.retrying} {rate:,.1f}/s eta {eta}"
         )
+
+    def _rate(self, tally: Tally) -> float:
+        """Jobs a second over the variant's own time: from its first job's start to its latest
+        record once it is finished, to now while it runs."""
+        if tally.started is None:
+            return 0.0
+        end = tally.last if tally.finished >= tally.total else self._clock()
+        return tally.finished / max(end - tally.started, 1e-9)

@@ -6,6 +6,7 @@ import statistics
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from rich.table import Table
 
@@ -36,35 +37,74 @@ class VariantSummary:
         return cuts[round(quantile * 100) - 1]
 
 
+# What a summary keeps of a key's latest record: variant, ok?, input and output tokens, latency,
+# retried?
+_Latest = tuple[str, bool, int, int, float, bool]
+
+
 def summarize(path: Path) -> Summary:
     """One summary per variant, streamed from the ledger: the latest record per key counts, and
-    every run adds its span of wall time. Memory holds a few numbers per key, not the records."""
-    # key -> (variant, ok?, input tokens, output tokens, latency, retried?) of its latest record
-    latest: dict[str, tuple[str, bool, int, int, float, bool]] = {}
+    every run adds its span of wall time. A variant's pending jobs come from the latest run line
+    that planned it. Lines of any other shape are skipped and counted. Memory holds a few numbers
+    per key, not the records."""
+    latest: dict[str, _Latest] = {}
     spans: dict[tuple[str, str], list[float]] = {}
     plan: dict[str, int] = {}
-    skipped = 0
-    for record in iter_lines(path):
-        if record is None or (record.get("type") != "run" and "key" not in record):
-            skipped += 1
+    summary = Summary([], skipped=0)
+    for line in iter_lines(path):
+        planned = _plan(line)
+        if planned is not None:
+            plan.update(planned)
+            summary.runs += 1
             continue
-        if record.get("type") == "run":
-            plan = record.get("plan") or {}
+        result = _result(line)
+        if result is None:
+            summary.skipped += 1
             continue
-        variant, elapsed = record["variant"], record.get("elapsed_seconds", 0.0)
-        tokens = record.get("tokens") or {}
-        latest[record["key"]] = (
-            variant,
-            record["status"] == "ok",
-            tokens.get("input", 0),
-            tokens.get("output", 0),
-            elapsed,
-            record.get("retry_count", 0) > 0,
-        )
-        end = datetime.fromisoformat(record["timestamp"]).timestamp()
-        span = spans.setdefault((variant, record["run_id"]), [end - elapsed, end])
+        summary.records += 1
+        key, kept, run_id, end = result
+        latest[key] = kept
+        variant, elapsed = kept[0], kept[4]
+        span = spans.setdefault((variant, run_id), [end - elapsed, end])
         span[0] = min(span[0], end - elapsed)
         span[1] = max(span[1], end)
+    summary.variants = _per_variant(latest, spans, plan)
+    return summary
+
+
+def _plan(line: dict[str, Any] | None) -> dict[str, int] | None:
+    """A run line's plan (jobs per variant), or None when the line is not a run line."""
+    if line is None or line.get("type") != "run":
+        return None
+    plan = line.get("plan")
+    if not isinstance(plan, dict) or not all(_is_int(total) for total in plan.values()):
+        return None
+    return plan
+
+
+def _result(line: dict[str, Any] | None) -> tuple[str, _Latest, str, float] | None:
+    """(key, what the summary keeps, run id, end time) of a result line, or None when the line
+    is not one."""
+    if line is None:
+        return None
+    key, variant, status = line.get("key"), line.get("variant"), line.get("status")
+    run_id, elapsed = line.get("run_id", ""), line.get("elapsed_seconds", 0.0)
+    retries, tokens = line.get("retry_count", 0), line.get("tokens") or {}
+    if not all(isinstance(text, str) for text in (key, variant, status, run_id)):
+        return None
+    if not (_is_number(elapsed) and _is_int(retries) and isinstance(tokens, dict)):
+        return None
+    tokens_in, tokens_out = tokens.get("input", 0), tokens.get("output", 0)
+    end = _epoch(line.get("timestamp"))
+    if end is None or not (_is_int(tokens_in) and _is_int(tokens_out)):
+        return None
+    kept = (variant, status == "ok", tokens_in, tokens_out, float(elapsed), retries > 0)
+    return key, kept, run_id, end
+
+
+def _per_variant(
+    latest: dict[str, _Latest], spans: dict[tuple[str, str], list[float]], plan: dict[str, int]
+) -> list[VariantSummary]:
     variants: dict[str, VariantSummary] = {}
     for variant, ok, tokens_in, tokens_out, elapsed, retried in latest.values():
         summary = variants.setdefault(variant, VariantSummary(variant))
@@ -81,15 +121,36 @@ def summarize(path: Path) -> Summary:
     for variant, total in plan.items():
         summary = variants.setdefault(variant, VariantSummary(variant))
         summary.pending = max(0, total - summary.ok - summary.failed)
-    return Summary(sorted(variants.values(), key=lambda s: s.variant), skipped)
+    return sorted(variants.values(), key=lambda s: s.variant)
+
+
+def _epoch(timestamp: Any) -> float | None:
+    """Seconds since the epoch of an ISO-8601 timestamp, or None."""
+    if not isinstance(timestamp, str):
+        return None
+    try:
+        return datetime.fromisoformat(timestamp).timestamp()
+    except ValueError:
+        return None
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 @dataclass
 class Summary:
-    """Every variant's summary, and how many ledger lines could not be read."""
+    """Every variant's summary; how many run lines and result records were read, and how many
+    lines could not be read."""
 
     variants: list[VariantSummary]
     skipped: int
+    runs: int = 0
+    records: int = 0
 
 
 def summary_table(summary: Summary, title: str) -> Table:

@@ -7,6 +7,7 @@ written, so bad input leaves no output directory and no ledger behind.
 from __future__ import annotations
 
 import dataclasses
+from collections import Counter
 from collections.abc import Callable, Sequence
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
@@ -19,7 +20,7 @@ from harness.api import Provider
 from harness.config import ModelConfig, RunConfig, Variant, load_config, make_variant
 from harness.errors import ConfigError, InputError, LedgerWriteError
 from harness.fields import FieldError, from_table
-from harness.jobs import job_key
+from harness.jobs import iter_jobs, job_key
 from harness.lane import Lane
 from harness.ledger import LEDGER_NAME, LedgerWriter, ResumeIndex, build_index
 from harness.limits import LaneLimits
@@ -219,32 +220,76 @@ def _count_wanted(prepared: Prepared, wanted: Callable[[str], bool]) -> dict[str
     return counts
 
 
+def nothing_wanted(prepared: Prepared, wanted: Callable[[str], bool]) -> bool:
+    """True when no job of the plan is wanted (for `run`: every one is done)."""
+    jobs = iter_jobs(prepared.variants, prepared.prompts, prepared.config.samples, wanted)
+    return next(jobs, None) is None
+
+
 def pending(index: ResumeIndex) -> Callable[[str], bool]:
     """For `run`: every job not yet done."""
     return lambda key: not index.is_done(key)
 
 
-def failed_matching(
+@dataclass(frozen=True)
+class FailedJobs:
+    """The failed jobs a rerun's filters pick: those this run can do (key -> error type), those
+    of variants it does not have (failed jobs per variant id), and how many are of its variants
+    but of prompts or samples it leaves out."""
+
+    runnable: dict[str, str]
+    elsewhere: Counter[str]
+    left_out: int
+
+
+def failed_jobs(
+    prepared: Prepared,
     index: ResumeIndex,
     *,
     variants: Sequence[str] = (),
     error_types: Sequence[str] = (),
     categories: Sequence[str] = (),
-) -> set[str]:
-    """For `rerun`: keys whose latest record failed, narrowed by variant (its id or its model's
-    name), error type and category."""
-    keys = set()
+) -> FailedJobs:
+    """Keys whose latest record failed, narrowed by variant (its id or its model's name), error
+    type and category, and sorted by whether this run can do them."""
+    ours = {variant.id for variant in prepared.variants}
+    prompts = {prompt.id for prompt in prepared.prompts}
+    samples = {str(sample) for sample in range(prepared.config.samples)}
+    runnable: dict[str, str] = {}
+    elsewhere: Counter[str] = Counter()
+    left_out = 0
     for key, record in index.failures.items():
-        error = record.get("error") or {}
-        variant = record.get("variant", "")
-        if variants and variant not in variants and variant.split("@")[0] not in variants:
+        variant, _, rest = str(key).partition("|")  # keys are `variant|prompt_id|sample`
+        if not _matches(variant, record, variants, error_types, categories):
             continue
-        if error_types and error.get("type") not in error_types:
-            continue
-        if categories and record.get("prompt_category") not in categories:
-            continue
-        keys.add(key)
-    return keys
+        prompt_id, _, sample = rest.rpartition("|")
+        if variant not in ours:
+            elsewhere[variant] += 1
+        elif prompt_id in prompts and sample in samples:
+            runnable[key] = _error_type(record)
+        else:
+            left_out += 1
+    return FailedJobs(runnable, elsewhere, left_out)
+
+
+def _matches(
+    variant: str,
+    record: dict[str, Any],
+    variants: Sequence[str],
+    error_types: Sequence[str],
+    categories: Sequence[str],
+) -> bool:
+    """Whether a failure passes a rerun's filters; a variant is named by its id or model name."""
+    return (
+        (not variants or variant in variants or variant.split("@")[0] in variants)
+        and (not error_types or _error_type(record) in error_types)
+        and (not categories or record.get("prompt_category") in categories)
+    )
+
+
+def _error_type(record: dict[str, Any]) -> str:
+    error = record.get("error")
+    return str(error.get("type")) if isinstance(error, dict) else "unknown"
 
 
 def open_index(prepared: Prepared, console: Console) -> ResumeIndex:

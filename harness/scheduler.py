@@ -6,7 +6,7 @@ each closed before the next loads; all other lanes run alongside them.
 
 On the first SIGINT/SIGTERM no new job starts, in-flight attempts get a grace period
 to finish and be recorded, then whatever is left is cancelled and records nothing; a second signal
-cancels at once.
+cancels at once. The signal handlers the lanes take over are given back when they end.
 """
 
 from __future__ import annotations
@@ -25,6 +25,8 @@ from harness.ledger import LedgerWriter
 from harness.progress import Progress
 from harness.prompts import Prompt
 from harness.record import Record
+
+_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
 @dataclass(frozen=True)
@@ -97,10 +99,16 @@ def lane_events(writer: LedgerWriter, progress: Progress) -> LaneEvents:
 async def _stop_on_signal(
     stopping: anyio.Event, work_scope: anyio.CancelScope, grace_seconds: float
 ) -> None:
-    with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-        async for _ in signals:
-            if stopping.is_set():
-                work_scope.cancel()
-                return
-            stopping.set()
-            work_scope.deadline = anyio.current_time() + grace_seconds
+    # asyncio resets a signal to its default when its receiver closes; put back what was there.
+    previous = {sig: signal.getsignal(sig) for sig in _SIGNALS}
+    try:
+        with anyio.open_signal_receiver(*_SIGNALS) as signals:
+            async for _ in signals:
+                if stopping.is_set():
+                    work_scope.cancel()
+                    return
+                stopping.set()
+                work_scope.deadline = anyio.current_time() + grace_seconds
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)

@@ -7,7 +7,7 @@ Anthropic takes no seed: the record keeps the parameters actually sent.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import anthropic
@@ -34,7 +34,7 @@ class AnthropicOptions:
     api_key_env: str = "ANTHROPIC_API_KEY"
     api_key: str = ""
     base_url: str = ""
-    timeout: float = 600.0
+    timeout: float = field(default=600.0, metadata={"min": 0.001, "max": 86_400})
 
 
 class AnthropicProvider:

@@ -31,7 +31,7 @@ class GeminiOptions:
     api_key: str = ""
     base_url: str = ""
     top_logprobs: int = field(default=0, metadata={"min": 0, "max": 20})
-    timeout: float = field(default=600.0, metadata={"min": 0.001})
+    timeout: float = field(default=600.0, metadata={"min": 0.001, "max": 86_400})
 
 
 class GeminiProvider:

@@ -41,8 +41,8 @@ class OpenAIOptions:
     endpoint: Literal["chat", "completions"] = "chat"
     top_logprobs: int = field(default=0, metadata={"min": 0, "max": 20})
     send_seed: bool = True
-    max_connections: int = field(default=256, metadata={"min": 1})
-    timeout: float = field(default=600.0, metadata={"min": 0.001})
+    max_connections: int = field(default=256, metadata={"min": 1, "max": 100_000})
+    timeout: float = field(default=600.0, metadata={"min": 0.001, "max": 86_400})
 
 
 class OpenAIProvider:

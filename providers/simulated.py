@@ -33,12 +33,12 @@ _WORDS = tuple(
 class SimulatedOptions:
     """Options of `provider = "simulated"` (the `[models.options]` table)."""
 
-    latency_ms: float = field(default=0.0, metadata={"min": 0})
-    jitter_ms: float = field(default=0.0, metadata={"min": 0})
-    output_tokens: int = field(default=48, metadata={"min": 1})
+    latency_ms: float = field(default=0.0, metadata={"min": 0, "max": 3_600_000})
+    jitter_ms: float = field(default=0.0, metadata={"min": 0, "max": 3_600_000})
+    output_tokens: int = field(default=48, metadata={"min": 1, "max": 10_000_000})
     top_logprobs: int = field(default=0, metadata={"min": 0, "max": 20})
     rate_limit_rate: float = field(default=0.0, metadata={"min": 0, "max": 1})
-    retry_after: float = field(default=1.0, metadata={"min": 0})
+    retry_after: float = field(default=1.0, metadata={"min": 0, "max": 3600})
     server_error_rate: float = field(default=0.0, metadata={"min": 0, "max": 1})
     timeout_rate: float = field(default=0.0, metadata={"min": 0, "max": 1})
     fatal_rate: float = field(default=0.0, metadata={"min": 0, "max": 1})

@@ -33,9 +33,9 @@ class TransformersOptions:
     device: str = "auto"  # "cuda", "mps", "cpu", or "auto" for the first of those present
     trust_remote_code: bool = False
     chat: bool = True
-    batch_size: int = field(default=16, metadata={"min": 1})
+    batch_size: int = field(default=16, metadata={"min": 1, "max": 100_000})
     top_logprobs: int = field(default=5, metadata={"min": 0, "max": 20})
-    max_logprob_tokens: int | None = field(default=None, metadata={"min": 0})
+    max_logprob_tokens: int | None = field(default=None, metadata={"min": 0, "max": 10_000_000})
 
 
 @dataclass

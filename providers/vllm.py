@@ -34,16 +34,16 @@ class VLLMOptions:
     path: str = ""  # a local folder or hub id; the model id when empty
     revision: str = ""
     dtype: str = "auto"
-    max_model_len: int | None = field(default=None, metadata={"min": 1})
+    max_model_len: int | None = field(default=None, metadata={"min": 1, "max": 10_000_000})
     gpu_memory_utilization: float = field(default=0.9, metadata={"min": 0.01, "max": 1})
-    tensor_parallel_size: int = field(default=1, metadata={"min": 1})
+    tensor_parallel_size: int = field(default=1, metadata={"min": 1, "max": 1024})
     quantization: str = ""
     trust_remote_code: bool = False
-    seed: int = 0
+    seed: int = field(default=0, metadata={"min": 0, "max": 2**31 - 1})
     enforce_eager: bool = False
     chat: bool = True
     top_logprobs: int = field(default=5, metadata={"min": 0, "max": 20})
-    max_logprob_tokens: int | None = field(default=None, metadata={"min": 0})
+    max_logprob_tokens: int | None = field(default=None, metadata={"min": 0, "max": 10_000_000})
 
 
 class VLLMProvider:

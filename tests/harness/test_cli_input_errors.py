@@ -30,6 +30,26 @@ from tests.conftest import SIMPLE_MODEL, write_config
             SIMPLE_MODEL + "[models.options]\nrate_limit_rate = 0.7\nfatal_rate = 0.7\n",
             "models[0].options: the failure rates add up to more than 1",
         ),
+        (
+            SIMPLE_MODEL.replace("[0.0, 0.5]", "[0.0, 5]"),
+            "models[0].temperatures[1]: must be <= 2.0, got 5.0",
+        ),
+        (
+            SIMPLE_MODEL.replace("[0.0, 0.5]", "[nan]"),
+            "models[0].temperatures[0]: must be a finite number, got nan",
+        ),
+        (
+            SIMPLE_MODEL + "requests_per_minute = inf\n",
+            "models[0].requests_per_minute: must be a finite number, got inf",
+        ),
+        (
+            SIMPLE_MODEL.replace("attempt_timeout = 2.0", "attempt_timeout = -inf"),
+            "retry.attempt_timeout: must be a finite number, got -inf",
+        ),
+        (
+            SIMPLE_MODEL + "[models.options]\nlatency_ms = nan\n",
+            "models[0].options.latency_ms: must be a finite number, got nan",
+        ),
     ],
 )
 def test_bad_config_exits_2_naming_file_and_key_and_writes_nothing(

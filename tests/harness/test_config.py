@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import math
+from dataclasses import dataclass, field
+
 import pytest
 
-from harness.config import load_config
+from harness.config import Defaults, ModelConfig, RetryPolicy, _TopLevel, load_config
 from harness.errors import ConfigError
+from harness.fields import FieldError, from_table
+from tests.bounds import unbounded_numbers
 from tests.conftest import SIMPLE_MODEL, write_config
 
 
@@ -106,3 +111,21 @@ def test_invalid_toml_names_the_file_and_line(tmp_path):
 def test_missing_config_file_is_an_input_error(tmp_path):
     with pytest.raises(ConfigError, match="no such file"):
         load_config(tmp_path / "absent.toml")
+
+
+@pytest.mark.parametrize("cls", [_TopLevel, RetryPolicy, Defaults, ModelConfig])
+def test_every_numeric_config_key_has_a_min_and_a_max(cls):
+    assert unbounded_numbers(cls) == []
+
+
+@dataclass(frozen=True)
+class _Limits:
+    finite: float = 0.0
+    ceiling: float = field(default=0.0, metadata={"nonfinite": True})
+
+
+@pytest.mark.parametrize("value", [math.inf, -math.inf, math.nan])
+def test_floats_must_be_finite_unless_the_field_allows_it(value):
+    with pytest.raises(FieldError, match=r"limits\.finite: must be a finite number"):
+        from_table(_Limits, {"finite": value}, "limits")
+    assert str(from_table(_Limits, {"ceiling": value}, "limits").ceiling) == str(value)

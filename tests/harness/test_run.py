@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import shlex
+import subprocess
 from collections import Counter
+
+import pytest
 
 from tests.conftest import SIMPLE_MODEL, ledger_lines, results, write_config
 
@@ -38,14 +42,25 @@ def test_resume_skips_done_keys_and_runs_only_the_rest(tmp_path, run_cli):
     config = write_config(tmp_path, SIMPLE_MODEL, prompts=6)
     assert run_cli("run", config, "--limit", "2")[0] == 0
     assert run_cli("run", config)[0] == 0
-    assert run_cli("run", config)[0] == 0
     lines = ledger_lines(tmp_path / "out" / "ledger.jsonl")
     runs = [line["run_id"] for line in lines if line.get("type") == "run"]
     records = [line for line in lines if line.get("type") != "run"]
-    assert len(runs) == 3
+    assert len(runs) == 2
     per_run = Counter(r["run_id"] for r in records)
-    assert [per_run[run] for run in runs] == [4, 8, 0]
+    assert [per_run[run] for run in runs] == [4, 8]
     assert sorted(Counter(r["key"] for r in records).values()) == [1] * 12
+
+
+def test_a_run_with_nothing_left_to_do_says_so_and_appends_nothing(tmp_path, run_cli):
+    config = write_config(tmp_path, SIMPLE_MODEL, prompts=6)
+    run_cli("run", config)
+    ledger = tmp_path / "out" / "ledger.jsonl"
+    before = ledger.read_bytes()
+    code, out, err = run_cli("run", config)
+    assert (code, err) == (0, "")
+    assert out.splitlines()[0] == f"nothing to do: 12 jobs already done ({ledger})"
+    assert out.splitlines()[1].endswith(f"-m harness status {tmp_path / 'out'}")
+    assert ledger.read_bytes() == before
 
 
 def test_failed_jobs_exit_1_and_rerun_runs_only_them(tmp_path, run_cli):
@@ -128,3 +143,100 @@ def test_secrets_from_env_and_config_never_reach_any_output(tmp_path, run_cli, m
         assert not any(secret in out + err for _, out, err in outputs)
     run_line = ledger_lines(tmp_path / "out" / "ledger.jsonl")[0]
     assert run_line["config"]["models"][0]["options"]["api_key"] == "[redacted]"
+
+
+FLAKY_PAIR = """
+[retry]
+max_attempts = 1
+attempt_timeout = 2.0
+
+[[models]]
+name = "one"
+provider = "simulated"
+[models.options]
+fatal_rate = 0.5
+
+[[models]]
+name = "two"
+provider = "simulated"
+[models.options]
+fatal_rate = 0.5
+"""
+
+
+def failed_per_variant(ledger) -> Counter:
+    """Jobs whose latest record failed, per variant."""
+    latest = {r["key"]: r for r in results(ledger)}
+    return Counter(r["variant"] for r in latest.values() if r["status"] == "error")
+
+
+def test_rerun_of_failures_whose_variants_the_config_lacks_exits_2_naming_them(tmp_path, run_cli):
+    config = write_config(tmp_path, FLAKY_PAIR, prompts=20)
+    assert run_cli("run", config)[0] == 1
+    ledger = tmp_path / "out" / "ledger.jsonl"
+    failed, before = failed_per_variant(ledger), ledger.read_bytes()
+    renamed = FLAKY_PAIR.replace('"one"', '"three"').replace('"two"', '"four"')
+    config = write_config(tmp_path, renamed, prompts=20)
+    code, out, err = run_cli("rerun", config)
+    assert code == 2 and "Rerunning" not in out
+    names = ", ".join(f"{variant} ({count})" for variant, count in sorted(failed.items()))
+    assert err == (
+        f"error: {config}: {sum(failed.values())} failed job(s) belong to variants not in this "
+        f"run: {names}\n"
+    )
+    assert ledger.read_bytes() == before
+
+
+def test_rerun_counts_only_the_jobs_the_config_can_run_and_names_the_others(tmp_path, run_cli):
+    config = write_config(tmp_path, FLAKY_PAIR, prompts=20)
+    run_cli("run", config)
+    ledger = tmp_path / "out" / "ledger.jsonl"
+    failed = failed_per_variant(ledger)
+    (one,) = [variant for variant in failed if variant.startswith("one@")]
+    (two,) = [variant for variant in failed if variant.startswith("two@")]
+    only_two = FLAKY_PAIR.replace('"one"', '"three"').replace("fatal_rate = 0.5", "")
+    code, out, _ = run_cli("rerun", write_config(tmp_path, only_two, prompts=20))
+    assert f"Rerunning {failed[two]} failed job(s)." in out
+    assert f"{failed[one]} failed job(s) belong to variants not in this run: {one} " in out
+    assert code == 1  # the failures it could not rerun are still there
+    assert failed_per_variant(ledger) == Counter({one: failed[one]})
+
+
+def test_rerun_rejects_an_unknown_error_type_listing_the_known_ones(tmp_path, run_cli, capsys):
+    config = write_config(tmp_path, FLAKY_PAIR)
+    with pytest.raises(SystemExit) as exited:
+        run_cli("rerun", config, "--error-type", "Bogus")
+    assert exited.value.code == 2
+    err = capsys.readouterr().err
+    assert "invalid choice: 'Bogus'" in err
+    for known in ("RateLimited", "ServerError", "AttemptTimeout", "ConnectionFailed", "FatalError"):
+        assert known in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_run_ends_with_where_results_are_and_a_rerun_line_per_error_type_that_works(
+    tmp_path, run_cli
+):
+    config = write_config(tmp_path, TWO_MODELS, prompts=20)
+    output = tmp_path / "elsewhere"
+    code, out, _ = run_cli("run", config, "--output", output, "--limit", "12")
+    assert code == 1
+    ledger = output / "ledger.jsonl"
+    failed = Counter(r["error"]["type"] for r in results(ledger) if r["error"])
+    assert set(failed) == {"FatalError", "ServerError"}
+    lines = out.splitlines()
+    results_line = next(line for line in lines if line.startswith("Results: "))
+    assert results_line.startswith(f"Results: {ledger} (see them with: ")
+    assert results_line.endswith(f"-m harness status {output})")
+    still = next(line for line in lines if line.startswith("Still failing: "))
+    assert all(f"{count} {kind}" in still for kind, count in failed.items())
+    retry = next(line for line in lines if "--error-type ServerError" in line)
+    assert retry.endswith(f"  # {failed['ServerError']} job(s)")
+
+    config.write_text(config.read_text().replace("0.3", "0.0"))
+    rerun = subprocess.run(shlex.split(retry, comments=True), capture_output=True, check=False)
+    assert rerun.returncode == 0, rerun.stderr.decode()
+    assert f"Rerunning {failed['ServerError']} failed job(s)." in rerun.stdout.decode()
+    latest = {r["key"]: r for r in results(ledger)}
+    still_failed = Counter(r["error"]["type"] for r in latest.values() if r["error"])
+    assert still_failed == Counter(FatalError=failed["FatalError"])

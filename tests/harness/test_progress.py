@@ -1,0 +1,51 @@
+"""Progress off a terminal: plain lines per variant, each variant's rate over its own time."""
+
+from __future__ import annotations
+
+import io
+
+from rich.console import Console
+
+from harness.progress import Progress
+from harness.record import Record
+
+
+def record(variant: str, number: int, *, elapsed: float) -> Record:
+    return Record(
+        key=f"{variant}|p{number}|0",
+        status="ok",
+        schema=1,
+        run_id="r",
+        variant=variant,
+        provider="simulated",
+        model="m",
+        prompt_id=f"p{number}",
+        sample=0,
+        full_response="yes",
+        finish_reason="stop",
+        finish_detail=None,
+        tokens=None,
+        token_logprobs=None,
+        sampling_params={},
+        timestamp="2026-01-01T00:00:00.000Z",
+        elapsed_seconds=elapsed,
+        retry_count=0,
+        error=None,
+        prompt_category="a",
+        is_synthetic_probe=False,
+        metadata={},
+    )
+
+
+def test_plain_lines_show_each_variants_rate_over_its_own_time():
+    now = 0.0
+    out = io.StringIO()
+    progress = Progress({"a": 2, "b": 4}, Console(file=out, width=200), clock=lambda: now)
+    for now, variant, elapsed in [(1.0, "a", 1.0), (2.0, "a", 1.0), (10.0, "b", 2.0)]:
+        progress.on_record(record(variant, int(now), elapsed=elapsed))
+    now = 20.0
+    progress.draw()
+    lines = out.getvalue().splitlines()
+    # a finished at 2 s, two jobs since 0 s; b began at 8 s and has one job done at 20 s.
+    assert lines[0] == "a: 2/2 ok 2 failed 0 retrying 0 1.0/s eta -"
+    assert lines[1] == "b: 1/4 ok 1 failed 0 retrying 0 0.1/s eta 36s"

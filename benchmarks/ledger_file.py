@@ -19,7 +19,7 @@ def write_big_ledger(path: Path, records: int) -> int:
     """Write `records` real success records (about 1.2 KB each); returns the file size."""
     path.parent.mkdir(parents=True, exist_ok=True)
     variants = [
-        make_variant(ModelConfig(name=name, provider="simulated"), t, 42)
+        make_variant(ModelConfig(name=name, provider="simulated"), t, 42, {})
         for name in ("claude", "gemini")
         for t in (0.0, 0.7)
     ]
@@ -35,8 +35,6 @@ def write_big_ledger(path: Path, records: int) -> int:
                 {"subject": "CVE-2021-44228"},
             )
             job = Job(job_key(variant.id, prompt.id, 0), variant, prompt, 0)
-            record = success_record(
-                "20261123T000000Z-bench0", job, completion, elapsed=1.5, retries=0
-            )
+            record = success_record("20261123T000000Z-bench0", job, completion, elapsed=1.5)
             file.write(orjson.dumps(record, option=orjson.OPT_APPEND_NEWLINE))
     return path.stat().st_size

@@ -24,7 +24,7 @@ from rich.logging import RichHandler
 
 from harness.doctor import diagnose, report
 from harness.errors import InputError, LedgerWriteError, recorded_error_types
-from harness.ledger import LEDGER_NAME, ResumeIndex, build_index
+from harness.ledger import LEDGER_NAME, LedgerWriter, build_index
 from harness.report import summarize, summary_table
 from harness.run import (
     EXIT_FAILED,
@@ -35,10 +35,12 @@ from harness.run import (
     FailedJobs,
     Overrides,
     Prepared,
+    changed_content,
     execute,
     failed_jobs,
     nothing_wanted,
     open_index,
+    open_writer,
     pending,
     prepare,
 )
@@ -46,7 +48,9 @@ from harness.run import (
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Parse the arguments, run the verb, return the exit code."""
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = _parser().parse_args(argv)
+    args.argv = argv
     # Off a terminal rich would wrap tables at 80 columns; a log file can take wide lines.
     console = Console(highlight=False, width=None if sys.stdout.isatty() else 160)
     _log_to(console)
@@ -90,15 +94,35 @@ def _log_to(console: Console) -> None:
 
 def _run(args: argparse.Namespace, console: Console) -> int:
     prepared = prepare(args.config, _overrides(args))
-    # --fresh: `execute` sets the old ledger aside under its lock and starts an empty one.
-    wanted = pending(ResumeIndex() if args.fresh else open_index(prepared, console))
+    writer = open_writer(prepared, fresh=args.fresh, console=console)
+    try:
+        index = open_index(prepared, console)
+    except BaseException:
+        writer.close()
+        raise
+    wanted = pending(index)
     if nothing_wanted(prepared, wanted):
+        writer.close()  # nothing appended: not even a run line
         done = sum(prepared.totals().values())
         _say(console, f"nothing to do: {done:,} jobs already done ({prepared.ledger_path})")
         _say(console, f"see them with: {_command('status', str(prepared.config.output))}")
         return EXIT_OK
+    changed = changed_content(prepared, index)
+    if changed:
+        _say(
+            console,
+            f"{changed:,} job(s) were answered from other prompt content than they have now "
+            "(an edited prompt, or another prompts file with the same ids): running them again",
+        )
     code = anyio.run(
-        lambda: execute(prepared, command="run", wanted=wanted, console=console, fresh=args.fresh)
+        lambda: execute(
+            prepared,
+            command="run",
+            wanted=wanted,
+            console=console,
+            writer=writer,
+            argv=args.argv,
+        )
     )
     _what_next(args, prepared, console)
     return code
@@ -106,6 +130,16 @@ def _run(args: argparse.Namespace, console: Console) -> int:
 
 def _rerun(args: argparse.Namespace, console: Console) -> int:
     prepared = prepare(args.config, _overrides(args))
+    writer = open_writer(prepared, fresh=False, console=console)
+    try:
+        return _rerun_locked(args, prepared, writer, console)
+    finally:
+        writer.close()
+
+
+def _rerun_locked(
+    args: argparse.Namespace, prepared: Prepared, writer: LedgerWriter, console: Console
+) -> int:
     index = open_index(prepared, console)
     failed = failed_jobs(
         prepared,
@@ -121,7 +155,12 @@ def _rerun(args: argparse.Namespace, console: Console) -> int:
     console.print(f"Rerunning {len(failed.runnable):,} failed job(s).")
     code = anyio.run(
         lambda: execute(
-            prepared, command="rerun", wanted=failed.runnable.__contains__, console=console
+            prepared,
+            command="rerun",
+            wanted=lambda key, _: key in failed.runnable,
+            console=console,
+            writer=writer,
+            argv=args.argv,
         )
     )
     _what_next(args, prepared, console)

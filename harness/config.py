@@ -1,8 +1,8 @@
 """Run configuration: a TOML file to typed, validated, frozen objects.
 
 Every error names the file and the key path (`models[2].temperatures[0]: expected a number`).
-Strings may say `${VAR}` or `${VAR:-default}`; the raw, uninterpolated table is kept so that
-provenance never carries a secret that came from the environment.
+Strings may say `${VAR}` or `${VAR:-default}`; both the table as written and the table as resolved
+are kept, so provenance can say which server answered while secrets stay redacted.
 """
 
 from __future__ import annotations
@@ -69,11 +69,14 @@ class ModelConfig(Defaults):
 
 @dataclass(frozen=True)
 class Variant:
-    """A model with one set of sampling parameters; its id changes whenever they change."""
+    """A model with one set of sampling parameters. Its id hashes `identity`: everything that can
+    change an answer (provider, model id, the provider's answer-defining options, sampling), so
+    changing any of it starts a new variant instead of mixing results."""
 
     id: str
     model: ModelConfig
     sampling: SamplingParams
+    identity: Mapping[str, Any]
 
 
 @dataclass(frozen=True)
@@ -87,16 +90,9 @@ class RunConfig:
     samples: int
     retry: RetryPolicy
     models: tuple[ModelConfig, ...]
-    raw: Mapping[str, Any]
+    raw: Mapping[str, Any]  # as written, `${VAR}` unexpanded
+    resolved: Mapping[str, Any]  # with every `${VAR}` expanded: what the run actually used
     grace_seconds: float = 10.0
-
-    def variants(self) -> list[Variant]:
-        """Every model x temperature, in config order."""
-        return [
-            make_variant(model, temperature, self.seed)
-            for model in self.models
-            for temperature in model.temperatures
-        ]
 
 
 @dataclass(frozen=True)
@@ -111,8 +107,16 @@ class _TopLevel:
     retry: dict[str, Any] = field(default_factory=dict)
 
 
-def make_variant(model: ModelConfig, temperature: float, seed: int) -> Variant:
-    """The variant of `model` at `temperature`, with an id stable for its sampling parameters."""
+# Bumped whenever the meaning of a variant changes without its inputs changing (2: per-job seeds
+# derived from the prompt id), so that records made under the old meaning never count as done.
+IDENTITY_VERSION = 2
+
+
+def make_variant(
+    model: ModelConfig, temperature: float, seed: int, options: Mapping[str, Any]
+) -> Variant:
+    """The variant of `model` at `temperature`; `options` are the provider's answer-defining
+    options (see `harness.fields.answer_defining`)."""
     sampling = SamplingParams(
         temperature=temperature,
         top_p=model.top_p,
@@ -120,9 +124,16 @@ def make_variant(model: ModelConfig, temperature: float, seed: int) -> Variant:
         seed=seed,
         stop=model.stop,
     )
-    identity = {"provider": model.provider, "model": model.model_id, **sampling.as_record()}
+    identity = {
+        "version": IDENTITY_VERSION,
+        "provider": model.provider,
+        "model": model.model_id,
+        "sampling": sampling.as_record(),
+        "options": dict(options),
+    }
     digest = hashlib.sha256(orjson.dumps(identity, option=orjson.OPT_SORT_KEYS)).hexdigest()
-    return Variant(id=f"{model.name}@t{temperature:g}-{digest[:6]}", model=model, sampling=sampling)
+    variant_id = f"{model.name}@t{temperature:g}-{digest[:6]}"
+    return Variant(id=variant_id, model=model, sampling=sampling, identity=identity)
 
 
 def load_config(path: str | Path, environ: Mapping[str, str] | None = None) -> RunConfig:
@@ -155,6 +166,7 @@ def _build(path: Path, raw: Mapping[str, Any], table: Mapping[str, Any]) -> RunC
         model = from_table(ModelConfig, {**inherited, **entry}, where)
         if not model.name or "|" in model.name or "@" in model.name:
             raise FieldError(f"{where}.name", "must be non-empty without '|' or '@'")
+        _no_repeats(model.temperatures, f"{where}.temperatures")
         models.append(model)
     names = [m.name for m in models]
     for index, name in enumerate(names):
@@ -170,8 +182,16 @@ def _build(path: Path, raw: Mapping[str, Any], table: Mapping[str, Any]) -> RunC
         retry=from_table(RetryPolicy, top.retry, "retry"),
         models=tuple(models),
         raw=raw,
+        resolved=table,
         grace_seconds=top.grace_seconds,
     )
+
+
+def _no_repeats(temperatures: tuple[float, ...], path: str) -> None:
+    """Two equal temperatures would be one variant run twice, with two answers per job."""
+    for index, temperature in enumerate(temperatures):
+        if temperature in temperatures[:index]:
+            raise FieldError(f"{path}[{index}]", f"temperature {temperature:g} is listed twice")
 
 
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")

@@ -139,3 +139,18 @@ def _describe(value: Any) -> str:
     if isinstance(value, list | tuple):
         return "a list"
     return repr(value)
+
+
+# `field(metadata=OPERATIONAL)` marks an option that changes how or where a request is made but
+# never the answer (a key, a timeout, a connection limit). Every other option is answer-defining
+# and part of the variant id: a provider that forgets to mark one only starts a new variant.
+OPERATIONAL = {"identity": False}
+
+
+def answer_defining(options: Any) -> dict[str, Any]:
+    """The options of a dataclass instance that can change an answer, by name."""
+    return {
+        f.name: getattr(options, f.name)
+        for f in dataclasses.fields(options)
+        if f.metadata.get("identity", True)
+    }

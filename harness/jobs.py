@@ -2,12 +2,23 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 
 from harness.api import Request
 from harness.config import Variant
 from harness.prompts import Prompt
+
+
+def job_seed(run_seed: int, prompt_id: str, sample: int) -> int:
+    """The seed one job sends: the first 31 bits of SHA-256 of `"{run_seed}|{prompt_id}|{sample}"`.
+
+    Stable across runs, machines and Python versions (so a rerun draws the same), distinct per
+    prompt and sample (so no two prompts share their random draws), and below 2**31, which every
+    provider takes (Gemini's seed is an int32)."""
+    digest = hashlib.sha256(f"{run_seed}|{prompt_id}|{sample}".encode()).digest()
+    return int.from_bytes(digest[:4], "big") & 0x7FFF_FFFF
 
 
 def job_key(variant_id: str, prompt_id: str, sample: int) -> str:
@@ -25,10 +36,10 @@ class Job:
     sample: int
 
     def request(self, attempt: int) -> Request:
-        """The request for one attempt; each sample gets its own seed (`seed + sample`)."""
+        """The request for one attempt, with the job's own seed (see `job_seed`)."""
         sampling = self.variant.sampling
-        if sampling.seed is not None and self.sample:
-            sampling = replace(sampling, seed=sampling.seed + self.sample)
+        if sampling.seed is not None:
+            sampling = replace(sampling, seed=job_seed(sampling.seed, self.prompt.id, self.sample))
         return Request(
             id=self.key,
             model=self.variant.model.model_id,
@@ -42,16 +53,20 @@ class Job:
         return len(self.prompt.text) // 4 + 1 + self.variant.sampling.max_tokens
 
 
+# Whether a job is to run, from its key and its prompt's content hash.
+Wanted = Callable[[str, str], bool]
+
+
 def iter_jobs(
     variants: Sequence[Variant],
     prompts: Sequence[Prompt],
     samples: int,
-    wanted: Callable[[str], bool],
+    wanted: Wanted,
 ) -> Iterator[Job]:
     """Yield the wanted jobs prompt by prompt, so all variants advance together."""
     for prompt in prompts:
         for sample in range(samples):
             for variant in variants:
                 key = job_key(variant.id, prompt.id, sample)
-                if wanted(key):
+                if wanted(key, prompt.hash):
                     yield Job(key, variant, prompt, sample)

@@ -51,10 +51,9 @@ class LaneEvents:
 
 @dataclass
 class _Series:
-    """One job's attempts so far: the next attempt's number and every failed attempt's error."""
+    """One job's attempts so far: the error of every failed one."""
 
     job: Job
-    attempt: int = 1
     errors: list[ProviderError] = field(default_factory=list)
 
 
@@ -145,7 +144,7 @@ class Lane:
 
     async def _attempt(self, series: _Series) -> Record | float:
         """One attempt: the series' record when it ends here, else the wait before the next."""
-        job, attempt, policy = series.job, series.attempt, self.retry
+        job, attempt, policy = series.job, len(series.errors) + 1, self.retry
         estimate = job.estimated_tokens()
         started = time.perf_counter()
         try:
@@ -161,7 +160,6 @@ class Lane:
             if attempt == policy.max_attempts or wait > policy.max_retry_after:
                 return self._failed(series, self._final(error, wait), started)
             series.errors.append(error)
-            series.attempt += 1
             self.events.on_retry(job, error, wait)
             return wait
         except ProviderError as error:
@@ -175,7 +173,9 @@ class Lane:
         self.limits.settle(estimate, usage.input + usage.output)
         self.concurrency.observe(False)
         self.pacer.observe(completion.rate_limit, self.concurrency.slots.in_use + 1, estimate)
-        return success_record(self.run_id, job, completion, elapsed=elapsed, retries=attempt - 1)
+        return success_record(
+            self.run_id, job, completion, elapsed=elapsed, attempt_errors=series.errors
+        )
 
     def _pushed_back(self, error: RetryableError, estimate: int) -> None:
         """Feed a retryable failure to the lane's adaptive limits."""
@@ -198,7 +198,7 @@ class Lane:
     def _failed(self, series: _Series, error: ProviderError, started: float) -> Record:
         elapsed = time.perf_counter() - started
         return failure_record(
-            self.run_id, series.job, error, elapsed=elapsed, retries=series.attempt - 1
+            self.run_id, series.job, error, elapsed=elapsed, attempt_errors=series.errors
         )
 
     async def _generate(self, job: Job, attempt: int) -> Completion:

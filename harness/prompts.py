@@ -7,6 +7,7 @@ is kept as metadata. Errors name the file and the item, or the line and column.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,18 +26,30 @@ _ROLES = {"system", "user", "assistant"}
 
 @dataclass(frozen=True, slots=True)
 class Prompt:
-    """One benchmark item, ready to send."""
+    """One benchmark item, ready to send. `hash` identifies what is sent (see `content_hash`):
+    an answer counts for a job only if it was made from the same content."""
 
     id: str
     messages: tuple[Message, ...]
     category: str
     is_synthetic_probe: bool
     metadata: Mapping[str, Any]
+    hash: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.hash:
+            object.__setattr__(self, "hash", content_hash(self.messages))
 
     @property
     def text(self) -> str:
         """The prompt as plain text: every turn's content, in order."""
         return "\n\n".join(m.content for m in self.messages)
+
+
+def content_hash(messages: tuple[Message, ...]) -> str:
+    """16 hex digits of the SHA-256 of the turns (role and text, the system turn included)."""
+    turns = [[m.role, m.content] for m in messages]
+    return hashlib.sha256(orjson.dumps(turns)).hexdigest()[:16]
 
 
 def load_prompts(path: str | Path) -> list[Prompt]:

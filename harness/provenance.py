@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import hashlib
+import os
 import platform
 import re
 import secrets
 import subprocess
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 from harness.config import RunConfig, Variant
+from harness.prompts import Prompt
 from harness.record import SCHEMA, utc_timestamp
 
 _PACKAGES = (
@@ -44,18 +47,24 @@ def run_line(
     run_id: str,
     command: str,
     config: RunConfig,
-    variants: list[Variant],
+    prompts: Sequence[Prompt],
+    variants: Sequence[Variant],
     plan: Mapping[str, int],
+    argv: Sequence[str] = (),
 ) -> dict[str, Any]:
     """The `{"type": "run"}` line a run appends before its first record."""
+    revision, dirty = _git_state()
     return {
         "type": "run",
         "schema": SCHEMA,
         "run_id": run_id,
         "command": command,
+        "argv": list(argv),  # the command line after `python -m harness`, exactly as given
+        "cwd": os.getcwd(),
         "started": utc_timestamp(),
         "harness_version": package_version("harness"),
-        "git_revision": _git_revision(),
+        "git_revision": revision,
+        "git_dirty": dirty,
         "python": sys.version.split()[0],
         "packages": {name: v for name in _PACKAGES if (v := package_version(name))},
         "host": platform.node(),
@@ -63,17 +72,23 @@ def run_line(
         "platform": platform.platform(),
         "config_path": str(config.path.resolve()),
         "config": redact(config.raw),
-        "prompts": str(config.prompts),
-        "variants": {
-            v.id: {"model": v.model.name, "provider": v.model.provider, **v.sampling.as_record()}
-            for v in variants
+        "config_resolved": redact(config.resolved),
+        "prompts": {
+            "path": str(config.prompts),
+            "file_sha256": _file_sha256(config.prompts),
+            "count": len(prompts),
+            # The prompts this run sends (after --limit), by id and content, in order.
+            "content_sha256": hashlib.sha256(
+                "\n".join(f"{p.id}\t{p.hash}" for p in prompts).encode()
+            ).hexdigest(),
         },
+        "variants": {v.id: {"model": v.model.name, **v.identity} for v in variants},
         "plan": dict(plan),
     }
 
 
 def redact(value: Any) -> Any:
-    """The config as written (no `${ENV}` expanded), with secret-looking keys' values removed."""
+    """A config table with secret-looking keys' values removed."""
     if isinstance(value, Mapping):
         return {
             k: REDACTED if _SECRET_KEY.search(k) and not isinstance(v, Mapping) else redact(v)
@@ -100,11 +115,30 @@ def _gpu_name() -> str | None:
     return str(torch.cuda.get_device_name(0))
 
 
-def _git_revision() -> str | None:
+def _file_sha256(path: Path) -> str | None:
+    digest = hashlib.sha256()
+    try:
+        with path.open("rb") as file:
+            while chunk := file.read(1 << 20):
+                digest.update(chunk)
+    except OSError:
+        return None
+    return digest.hexdigest()
+
+
+def _git_state() -> tuple[str | None, bool | None]:
+    """The harness source's git revision, and whether its working tree has changes."""
+    revision = _git("rev-parse", "HEAD")
+    if revision is None:
+        return None, None
+    return revision, bool(_git("status", "--porcelain", "--untracked-files=no"))
+
+
+def _git(*args: str) -> str | None:
     source = Path(__file__).resolve().parent
     try:
         result = subprocess.run(
-            ["git", "-C", str(source), "rev-parse", "HEAD"],
+            ["git", "-C", str(source), *args],
             capture_output=True,
             text=True,
             timeout=5,

@@ -1,11 +1,16 @@
 """The record: one ledger line per finished attempt series, success or failure.
 
-Field order is part of the format: `key` and `status` come first, so that the resume index can
-read a success from the head of its line (see `harness.ledger.build_index`).
+Field order is part of the format: `key`, `status` and `prompt_hash` come first, so that the
+resume index can read a success from the head of its line (see `harness.ledger.build_index`).
+
+Schema 2 (schema 1 had no `prompt_hash` and no `attempt_errors`, and seeded sample i of every
+prompt with seed + i): `prompt_hash` is the content hash of the prompt the answer was made from;
+`attempt_errors` lists the error of every failed attempt before the last one, oldest first.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -14,16 +19,17 @@ from harness.api import Completion, TokenLogprob
 from harness.errors import ProviderError
 from harness.jobs import Job
 
-SCHEMA = 1
+SCHEMA = 2
 Status = Literal["ok", "error"]
 
 
 @dataclass(frozen=True, slots=True)
 class Record:
-    """One result line of the ledger (schema 1)."""
+    """One result line of the ledger (schema 2)."""
 
     key: str
     status: Status
+    prompt_hash: str
     schema: int
     run_id: str
     variant: str
@@ -41,6 +47,7 @@ class Record:
     elapsed_seconds: float
     retry_count: int
     error: dict[str, Any] | None
+    attempt_errors: list[dict[str, Any]]
     prompt_category: str
     is_synthetic_probe: bool
     metadata: dict[str, Any]
@@ -52,12 +59,17 @@ def utc_timestamp() -> str:
 
 
 def success_record(
-    run_id: str, job: Job, completion: Completion, *, elapsed: float, retries: int
+    run_id: str,
+    job: Job,
+    completion: Completion,
+    *,
+    elapsed: float,
+    attempt_errors: Sequence[ProviderError] = (),
 ) -> Record:
     """The record of a job answered; its sampling parameters are those actually sent."""
     sent = completion.sampling_sent
     return Record(
-        **_job_fields(run_id, job, elapsed, retries),
+        **_job_fields(run_id, job, elapsed, attempt_errors),
         status="ok",
         model=completion.model or job.variant.model.model_id,
         full_response=completion.text,
@@ -71,11 +83,16 @@ def success_record(
 
 
 def failure_record(
-    run_id: str, job: Job, error: ProviderError, *, elapsed: float, retries: int
+    run_id: str,
+    job: Job,
+    error: ProviderError,
+    *,
+    elapsed: float,
+    attempt_errors: Sequence[ProviderError] = (),
 ) -> Record:
     """The record of a job that failed for good (fatal, or out of attempts)."""
     return Record(
-        **_job_fields(run_id, job, elapsed, retries),
+        **_job_fields(run_id, job, elapsed, attempt_errors),
         status="error",
         model=job.variant.model.model_id,
         full_response=None,
@@ -92,10 +109,13 @@ def _sampling(job: Job) -> dict[str, Any]:
     return job.request(1).sampling.as_record()
 
 
-def _job_fields(run_id: str, job: Job, elapsed: float, retries: int) -> dict[str, Any]:
+def _job_fields(
+    run_id: str, job: Job, elapsed: float, attempt_errors: Sequence[ProviderError]
+) -> dict[str, Any]:
     prompt = job.prompt
     return {
         "key": job.key,
+        "prompt_hash": prompt.hash,
         "schema": SCHEMA,
         "run_id": run_id,
         "variant": job.variant.id,
@@ -104,7 +124,8 @@ def _job_fields(run_id: str, job: Job, elapsed: float, retries: int) -> dict[str
         "sample": job.sample,
         "timestamp": utc_timestamp(),
         "elapsed_seconds": round(elapsed, 4),
-        "retry_count": retries,
+        "retry_count": len(attempt_errors),
+        "attempt_errors": [error.as_record() for error in attempt_errors],
         "prompt_category": prompt.category,
         "is_synthetic_probe": prompt.is_synthetic_probe,
         "metadata": dict(prompt.metadata),

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,8 +19,8 @@ from rich.console import Console
 from harness.api import Provider
 from harness.config import ModelConfig, RunConfig, Variant, load_config, make_variant
 from harness.errors import ConfigError, InputError, LedgerWriteError
-from harness.fields import FieldError, from_table
-from harness.jobs import iter_jobs, job_key
+from harness.fields import FieldError, answer_defining, from_table
+from harness.jobs import Wanted, iter_jobs, job_key
 from harness.lane import Lane
 from harness.ledger import LEDGER_NAME, LedgerWriter, ResumeIndex, build_index
 from harness.limits import LaneLimits
@@ -119,7 +119,8 @@ def _setup(config: RunConfig, index: int, model: ModelConfig) -> ModelSetup:
     except FieldError as exc:
         path = exc.path if exc.path.startswith(where) else f"{where}{exc.path and '.'}{exc.path}"
         raise ConfigError(config.path, path, exc.message) from None
-    variants = tuple(make_variant(model, t, config.seed) for t in model.temperatures)
+    identity = answer_defining(options)
+    variants = tuple(make_variant(model, t, config.seed, identity) for t in model.temperatures)
     return ModelSetup(model, cls, options, variants)
 
 
@@ -127,19 +128,23 @@ async def execute(
     prepared: Prepared,
     *,
     command: str,
-    wanted: Callable[[str], bool],
+    wanted: Wanted,
     console: Console,
-    fresh: bool = False,
+    writer: LedgerWriter | None = None,
+    argv: Sequence[str] = (),
 ) -> int:
     """Run the wanted jobs, append to the ledger, print the summary; return the exit code.
 
-    `fresh` sets the old ledger aside first. A ledger that cannot be opened raises InputError;
-    one that fails mid-run stops the run and raises LedgerWriteError, counting what it lost.
+    `writer` is the ledger opened (and locked) by `open_writer` before its index was read; it is
+    closed here. A ledger that cannot be written at once raises InputError; one that fails
+    mid-run stops the run and raises LedgerWriteError, counting what it lost.
     """
     config = prepared.config
     run_id = new_run_id()
-    line = run_line(run_id, command, config, prepared.variants, prepared.totals())
-    writer = _open_ledger(prepared, line, fresh=fresh, console=console)
+    writer = writer or open_writer(prepared, fresh=False, console=console)
+    plan = prepared.totals()
+    line = run_line(run_id, command, config, prepared.prompts, prepared.variants, plan, argv)
+    _write_run_line(writer, line)
     try:
         todo = _count_wanted(prepared, wanted)
         progress = Progress(todo, console)
@@ -185,21 +190,23 @@ async def execute(
     return EXIT_FAILED if failed else EXIT_OK
 
 
-def _open_ledger(
-    prepared: Prepared, line: dict[str, Any], *, fresh: bool, console: Console
-) -> LedgerWriter:
-    """Open the ledger (setting the old one aside when `fresh`) and write the run line; any
-    failure is an InputError, as nothing has run yet."""
+def open_writer(prepared: Prepared, *, fresh: bool, console: Console) -> LedgerWriter:
+    """Open and lock the ledger (setting the old one aside when `fresh`): taken before its index
+    is read, so two runs can never both decide what is left to do."""
     writer = LedgerWriter(prepared.ledger_path, fresh=fresh)
     if writer.set_aside:
         console.print(f"Started a new ledger; the old one is now {writer.set_aside}")
+    return writer
+
+
+def _write_run_line(writer: LedgerWriter, line: dict[str, Any]) -> None:
+    """Write the run line at once; a failure is an InputError, as nothing has run yet."""
     writer.append(line)
     try:
         writer.flush()
     except LedgerWriteError as exc:
         writer.close()
         raise InputError(str(exc)) from None
-    return writer
 
 
 def _ledger_failure(group: BaseExceptionGroup, unwritten: int) -> LedgerWriteError:
@@ -211,24 +218,31 @@ def _ledger_failure(group: BaseExceptionGroup, unwritten: int) -> LedgerWriteErr
     return LedgerWriteError(f"{error}; stopped the run{lost if unwritten else ''}")
 
 
-def _count_wanted(prepared: Prepared, wanted: Callable[[str], bool]) -> dict[str, int]:
+def _count_wanted(prepared: Prepared, wanted: Wanted) -> dict[str, int]:
     counts = dict.fromkeys((v.id for v in prepared.variants), 0)
     for prompt in prepared.prompts:
         for sample in range(prepared.config.samples):
             for variant in prepared.variants:
-                counts[variant.id] += wanted(job_key(variant.id, prompt.id, sample))
+                counts[variant.id] += wanted(job_key(variant.id, prompt.id, sample), prompt.hash)
     return counts
 
 
-def nothing_wanted(prepared: Prepared, wanted: Callable[[str], bool]) -> bool:
+def nothing_wanted(prepared: Prepared, wanted: Wanted) -> bool:
     """True when no job of the plan is wanted (for `run`: every one is done)."""
     jobs = iter_jobs(prepared.variants, prepared.prompts, prepared.config.samples, wanted)
     return next(jobs, None) is None
 
 
-def pending(index: ResumeIndex) -> Callable[[str], bool]:
-    """For `run`: every job not yet done."""
-    return lambda key: not index.is_done(key)
+def pending(index: ResumeIndex) -> Wanted:
+    """For `run`: every job not yet done from its prompt's current content."""
+    return lambda key, prompt_hash: not index.is_done(key, prompt_hash)
+
+
+def changed_content(prepared: Prepared, index: ResumeIndex) -> int:
+    """How many jobs were answered from other prompt content than they have now (an edited
+    prompt, or another prompts file with the same ids): they run again."""
+    jobs = iter_jobs(prepared.variants, prepared.prompts, prepared.config.samples, index.changed)
+    return sum(1 for _ in jobs)
 
 
 @dataclass(frozen=True)

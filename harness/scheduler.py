@@ -19,7 +19,7 @@ from functools import partial
 import anyio
 
 from harness.config import Variant
-from harness.jobs import Job, iter_jobs
+from harness.jobs import Job, Wanted, iter_jobs
 from harness.lane import Lane, LaneEvents
 from harness.ledger import LedgerWriter
 from harness.progress import Progress
@@ -42,7 +42,7 @@ async def run_lanes(
     *,
     prompts: Sequence[Prompt],
     samples: int,
-    wanted: Callable[[str], bool],
+    wanted: Wanted,
     writer: LedgerWriter,
     progress: Progress,
     grace_seconds: float,

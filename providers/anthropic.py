@@ -14,6 +14,7 @@ import anthropic
 
 from harness.api import Completion, Request, Usage
 from harness.errors import AttemptTimeout, ConnectionFailed, ProviderError
+from harness.fields import OPERATIONAL
 from providers._http import api_key, error_for_status, rate_limit_state, setup_problems
 
 _FINISH = {
@@ -31,10 +32,10 @@ _FINISH = {
 class AnthropicOptions:
     """Options of `provider = "anthropic"`."""
 
-    api_key_env: str = "ANTHROPIC_API_KEY"
-    api_key: str = ""
+    api_key_env: str = field(default="ANTHROPIC_API_KEY", metadata=OPERATIONAL)
+    api_key: str = field(default="", metadata=OPERATIONAL)
     base_url: str = ""
-    timeout: float = field(default=600.0, metadata={"min": 0.001, "max": 86_400})
+    timeout: float = field(default=600.0, metadata={"min": 0.001, "max": 86_400, **OPERATIONAL})
 
 
 class AnthropicProvider:

@@ -17,6 +17,7 @@ from google.genai import errors, types
 
 from harness.api import Completion, Request, TokenLogprob, Usage
 from harness.errors import AttemptTimeout, ConnectionFailed
+from harness.fields import OPERATIONAL
 from providers._http import api_key, error_for_status, setup_problems
 
 _FINISH = {"STOP": "stop", "MAX_TOKENS": "length"}
@@ -27,11 +28,11 @@ _BLOCKED = {"SAFETY", "RECITATION", "BLOCKLIST", "PROHIBITED_CONTENT", "SPII", "
 class GeminiOptions:
     """Options of `provider = "gemini"`."""
 
-    api_key_env: str = "GEMINI_API_KEY"
-    api_key: str = ""
+    api_key_env: str = field(default="GEMINI_API_KEY", metadata=OPERATIONAL)
+    api_key: str = field(default="", metadata=OPERATIONAL)
     base_url: str = ""
     top_logprobs: int = field(default=0, metadata={"min": 0, "max": 20})
-    timeout: float = field(default=600.0, metadata={"min": 0.001, "max": 86_400})
+    timeout: float = field(default=600.0, metadata={"min": 0.001, "max": 86_400, **OPERATIONAL})
 
 
 class GeminiProvider:

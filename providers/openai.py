@@ -21,6 +21,7 @@ import yarl
 
 from harness.api import Completion, Request, TokenLogprob, Usage
 from harness.errors import AttemptTimeout, ConnectionFailed, ServerError
+from harness.fields import OPERATIONAL
 from providers._http import api_key, error_for_status, rate_limit_state, setup_problems
 
 _FINISH = {
@@ -36,13 +37,13 @@ class OpenAIOptions:
     """Options of `provider = "openai"`. An empty `api_key_env` means the server needs no key."""
 
     base_url: str = "https://api.openai.com/v1"
-    api_key_env: str = "OPENAI_API_KEY"
-    api_key: str = ""
+    api_key_env: str = field(default="OPENAI_API_KEY", metadata=OPERATIONAL)
+    api_key: str = field(default="", metadata=OPERATIONAL)
     endpoint: Literal["chat", "completions"] = "chat"
     top_logprobs: int = field(default=0, metadata={"min": 0, "max": 20})
     send_seed: bool = True
-    max_connections: int = field(default=256, metadata={"min": 1, "max": 100_000})
-    timeout: float = field(default=600.0, metadata={"min": 0.001, "max": 86_400})
+    max_connections: int = field(default=256, metadata={"min": 1, "max": 100_000, **OPERATIONAL})
+    timeout: float = field(default=600.0, metadata={"min": 0.001, "max": 86_400, **OPERATIONAL})
 
 
 class OpenAIProvider:

@@ -16,7 +16,7 @@ import anyio
 
 from harness.api import Completion, Request, TokenLogprob, Usage
 from harness.errors import AttemptTimeout, FatalError, RateLimited, ServerError
-from harness.fields import FieldError
+from harness.fields import OPERATIONAL, FieldError
 
 _OUTCOMES = ("ok", "429", "500", "503", "timeout", "400")
 _DRAWN = ("400", "429", "500", "timeout")  # in the order of `SimulatedOptions.rates`
@@ -33,21 +33,21 @@ _WORDS = tuple(
 class SimulatedOptions:
     """Options of `provider = "simulated"` (the `[models.options]` table)."""
 
-    latency_ms: float = field(default=0.0, metadata={"min": 0, "max": 3_600_000})
-    jitter_ms: float = field(default=0.0, metadata={"min": 0, "max": 3_600_000})
+    latency_ms: float = field(default=0.0, metadata={"min": 0, "max": 3_600_000, **OPERATIONAL})
+    jitter_ms: float = field(default=0.0, metadata={"min": 0, "max": 3_600_000, **OPERATIONAL})
     output_tokens: int = field(default=48, metadata={"min": 1, "max": 10_000_000})
     top_logprobs: int = field(default=0, metadata={"min": 0, "max": 20})
-    rate_limit_rate: float = field(default=0.0, metadata={"min": 0, "max": 1})
-    retry_after: float = field(default=1.0, metadata={"min": 0, "max": 3600})
-    server_error_rate: float = field(default=0.0, metadata={"min": 0, "max": 1})
-    timeout_rate: float = field(default=0.0, metadata={"min": 0, "max": 1})
-    fatal_rate: float = field(default=0.0, metadata={"min": 0, "max": 1})
+    rate_limit_rate: float = field(default=0.0, metadata={"min": 0, "max": 1, **OPERATIONAL})
+    retry_after: float = field(default=1.0, metadata={"min": 0, "max": 3600, **OPERATIONAL})
+    server_error_rate: float = field(default=0.0, metadata={"min": 0, "max": 1, **OPERATIONAL})
+    timeout_rate: float = field(default=0.0, metadata={"min": 0, "max": 1, **OPERATIONAL})
+    fatal_rate: float = field(default=0.0, metadata={"min": 0, "max": 1, **OPERATIONAL})
     # Outcomes of attempts 1, 2, ... of every request ("ok", "429", "500", "503", "timeout",
     # "400"); attempts past the script fall back to the rates above.
-    script: tuple[str, ...] = ()
+    script: tuple[str, ...] = field(default=(), metadata=OPERATIONAL)
     # Taken like a real provider's key (so configs and tests can exercise secret handling);
     # it is never sent or stored anywhere.
-    api_key: str = ""
+    api_key: str = field(default="", metadata=OPERATIONAL)
 
     def __post_init__(self) -> None:
         if sum(self.rates) > 1:

@@ -20,6 +20,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from harness.api import Completion, Request, SamplingParams, TokenLogprob, Usage
 from harness.errors import FatalError
+from harness.fields import OPERATIONAL
 from providers._local import missing_model, prompt_ids
 
 
@@ -30,10 +31,11 @@ class TransformersOptions:
     path: str = ""  # a local folder or hub id; the model id when empty
     revision: str = ""
     dtype: str = "auto"
-    device: str = "auto"  # "cuda", "mps", "cpu", or "auto" for the first of those present
-    trust_remote_code: bool = False
+    # "cuda", "mps", "cpu", or "auto" for the first of those present
+    device: str = field(default="auto", metadata=OPERATIONAL)
+    trust_remote_code: bool = field(default=False, metadata=OPERATIONAL)
     chat: bool = True
-    batch_size: int = field(default=16, metadata={"min": 1, "max": 100_000})
+    batch_size: int = field(default=16, metadata={"min": 1, "max": 100_000, **OPERATIONAL})
     top_logprobs: int = field(default=5, metadata={"min": 0, "max": 20})
     max_logprob_tokens: int | None = field(default=None, metadata={"min": 0, "max": 10_000_000})
 

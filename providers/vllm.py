@@ -22,6 +22,7 @@ from vllm.v1.engine.exceptions import EngineDeadError, EngineGenerateError
 
 from harness.api import Completion, Request, TokenLogprob, Usage
 from harness.errors import FatalError, ServerError
+from harness.fields import OPERATIONAL
 from providers._local import missing_model, prompt_ids
 
 _FINISH = {"stop": "stop", "length": "length", "abort": "abort"}
@@ -35,12 +36,14 @@ class VLLMOptions:
     revision: str = ""
     dtype: str = "auto"
     max_model_len: int | None = field(default=None, metadata={"min": 1, "max": 10_000_000})
-    gpu_memory_utilization: float = field(default=0.9, metadata={"min": 0.01, "max": 1})
-    tensor_parallel_size: int = field(default=1, metadata={"min": 1, "max": 1024})
+    gpu_memory_utilization: float = field(
+        default=0.9, metadata={"min": 0.01, "max": 1, **OPERATIONAL}
+    )
+    tensor_parallel_size: int = field(default=1, metadata={"min": 1, "max": 1024, **OPERATIONAL})
     quantization: str = ""
-    trust_remote_code: bool = False
+    trust_remote_code: bool = field(default=False, metadata=OPERATIONAL)
     seed: int = field(default=0, metadata={"min": 0, "max": 2**31 - 1})
-    enforce_eager: bool = False
+    enforce_eager: bool = field(default=False, metadata=OPERATIONAL)
     chat: bool = True
     top_logprobs: int = field(default=5, metadata={"min": 0, "max": 20})
     max_logprob_tokens: int | None = field(default=None, metadata={"min": 0, "max": 10_000_000})

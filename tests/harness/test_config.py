@@ -10,6 +10,7 @@ import pytest
 from harness.config import Defaults, ModelConfig, RetryPolicy, _TopLevel, load_config
 from harness.errors import ConfigError
 from harness.fields import FieldError, from_table
+from harness.run import prepare
 from tests.bounds import unbounded_numbers
 from tests.conftest import SIMPLE_MODEL, write_config
 
@@ -41,14 +42,15 @@ temperatures = [0.3]
     a, b = config.models
     assert a.temperatures == (0.0, 1.0) and a.max_tokens == 64 and a.model_id == "a"
     assert b.temperatures == (0.3,) and b.max_tokens == 64 and b.model_id == "b-2024"
-    assert [v.id.split("-")[0] for v in config.variants()] == ["a@t0", "a@t1", "b@t0.3"]
+    variants = prepare(config.path).variants
+    assert [v.id.split("-")[0] for v in variants] == ["a@t0", "a@t1", "b@t0.3"]
 
 
 def test_variant_id_is_stable_and_changes_with_sampling_parameters(tmp_path):
-    first = load_config(write_config(tmp_path, SIMPLE_MODEL), {}).variants()
-    again = load_config(write_config(tmp_path, SIMPLE_MODEL), {}).variants()
+    first = prepare(write_config(tmp_path, SIMPLE_MODEL)).variants
+    again = prepare(write_config(tmp_path, SIMPLE_MODEL)).variants
     changed = SIMPLE_MODEL.replace('provider = "simulated"', 'provider = "simulated"\ntop_p = 0.9')
-    other = load_config(write_config(tmp_path, changed), {}).variants()
+    other = prepare(write_config(tmp_path, changed)).variants
     assert [v.id for v in first] == [v.id for v in again]
     assert not {v.id for v in first} & {v.id for v in other}
 

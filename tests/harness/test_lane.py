@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import replace
 
 import anyio
@@ -9,7 +10,7 @@ import anyio
 from harness.api import RateLimitState
 from harness.config import ModelConfig, RetryPolicy, make_variant
 from harness.errors import RateLimited
-from harness.jobs import Job, job_key
+from harness.jobs import Job, job_key, job_seed
 from harness.lane import Lane, LaneEvents
 from harness.limits import LaneLimits
 from harness.prompts import load_prompts
@@ -42,7 +43,7 @@ def make_lane(options: SimulatedOptions, retry: RetryPolicy = RETRY, **limits: f
 
 def one_job(tmp_path) -> Job:
     prompt = load_prompts(write_prompts(tmp_path / "p.json", 1))[0]
-    variant = make_variant(ModelConfig(name="sim", provider="simulated"), 0.0, 1)
+    variant = make_variant(ModelConfig(name="sim", provider="simulated"), 0.0, 1, {})
     return Job(job_key(variant.id, prompt.id, 0), variant, prompt, 0)
 
 
@@ -128,18 +129,22 @@ def test_success_record_carries_the_answer_and_its_accounting(tmp_path):
         "temperature": 0.0,
         "top_p": 1.0,
         "max_tokens": 1024,
-        "seed": 1,
+        "seed": job_seed(1, "p000", 0),
         "stop": (),
     }
     assert record.timestamp.endswith("Z") and record.prompt_category == "a"
     assert record.metadata == {"source": "test"}
 
 
-def test_every_sample_gets_its_own_seed(tmp_path):
+def test_every_job_sends_a_seed_of_its_own_stable_across_runs(tmp_path):
     job = one_job(tmp_path)
-    second = replace(job, sample=2)
-    assert job.request(1).sampling.seed == 1
-    assert second.request(1).sampling.seed == 3
+    others = [replace(job, sample=2), replace(job, prompt=replace(job.prompt, id="p999"))]
+    seeds = [j.request(1).sampling.seed for j in (job, *others)]
+    assert len(set(seeds)) == 3  # no two prompts or samples share their random draws
+    # The documented function: the first 31 bits of SHA-256 of "run seed|prompt id|sample".
+    assert seeds[0] == int(hashlib.sha256(b"1|p000|0").hexdigest()[:8], 16) & 0x7FFFFFFF
+    assert job.request(2).sampling.seed == seeds[0]  # every attempt of a job draws the same
+    assert all(0 <= seed < 2**31 for seed in seeds)
 
 
 def test_a_wait_beyond_max_retry_after_is_recorded_as_failed_at_once(tmp_path):

@@ -1,4 +1,5 @@
-"""The ledger: append-only lines, torn tails, one writer, an index where the latest line wins."""
+"""The ledger: append-only lines, torn tails, checksums, one writer, an index where the latest
+line wins."""
 
 from __future__ import annotations
 
@@ -6,29 +7,46 @@ import orjson
 import pytest
 
 from harness.errors import InputError
-from harness.ledger import LedgerWriter, build_index, read_ledger
+from harness.ledger import LedgerWriter, build_index, read_ledger, sealed
 
-OK = {"status": "ok", "schema": 1, "variant": "v", "full_response": "fine"}
-ERR = {"status": "error", "schema": 1, "variant": "v", "error": {"type": "ServerError"}}
+HASH = "0123456789abcdef"
+OK = {
+    "status": "ok",
+    "prompt_hash": HASH,
+    "schema": 2,
+    "variant": "v",
+    "prompt_id": "p",
+    "sample": 0,
+    "full_response": "fine",
+}
+ERR = {**OK, "status": "error", "full_response": None, "error": {"type": "ServerError"}}
 
 
 def line(key: str, record: dict) -> bytes:
-    return orjson.dumps({"key": key, **record}, option=orjson.OPT_APPEND_NEWLINE)
+    return sealed({"key": key, **record})
 
 
 def test_latest_record_per_key_wins(tmp_path):
     path = tmp_path / "ledger.jsonl"
     path.write_bytes(line("a", ERR) + line("b", OK) + line("a", OK) + line("b", ERR))
     index = build_index(path)
-    assert index.is_done("a") and not index.is_done("b")
+    assert index.is_done("a", HASH) and not index.is_done("b", HASH)
     assert set(index.failures) == {"b"}
+
+
+def test_a_success_made_from_other_prompt_content_is_not_done(tmp_path):
+    path = tmp_path / "ledger.jsonl"
+    path.write_bytes(line("a", OK))
+    index = build_index(path)
+    assert not index.is_done("a", "fedcba9876543210")
+    assert index.changed("a", "fedcba9876543210") and not index.changed("a", HASH)
 
 
 def test_torn_last_line_is_skipped_and_counted(tmp_path):
     path = tmp_path / "ledger.jsonl"
     path.write_bytes(line("a", OK) + line("b", OK)[:25])
     index = build_index(path)
-    assert index.status == {"a": "ok"} and index.skipped == 1
+    assert index.answered == {"a": HASH} and index.skipped == 1
     contents = read_ledger(path)
     assert len(contents.records) == 1 and contents.skipped == 1
 
@@ -37,7 +55,57 @@ def test_a_torn_line_cut_after_its_status_is_not_taken_as_done(tmp_path):
     path = tmp_path / "ledger.jsonl"
     whole = line("b", OK)
     path.write_bytes(line("a", OK) + whole[: whole.index(b"full_response")])
-    assert not build_index(path).is_done("b")
+    assert not build_index(path).is_done("b", HASH)
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        lambda b: b.replace(b'"full_response":"fine"', b'"full_response":"fin\x00'),  # bad JSON
+        lambda b: b.replace(b"fine", b"fire"),  # still JSON, but not what was written
+        lambda b: b.replace(b'"sample":0', b'"sample":7'),
+    ],
+)
+def test_a_success_corrupted_in_the_middle_is_never_done(tmp_path, damage):
+    path = tmp_path / "ledger.jsonl"
+    good = line("a", OK)
+    path.write_bytes(damage(line("b", OK)) + good)
+    index = build_index(path)
+    assert not index.is_done("b", HASH) and index.is_done("a", HASH)
+    assert index.skipped == 1
+    contents = read_ledger(path)
+    assert [r["key"] for r in contents.records] == ["a"] and contents.skipped == 1
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        b'{"key":null,"status":"ok","prompt_hash":"0123456789abcdef"}\n',
+        b'{"key":["a"],"status":"ok"}\n',
+        b'{"key":"x","status":"ok"}\n',  # no variant, prompt_id, sample
+        b'{"key":"x","status":7,"variant":"v","prompt_id":"p","sample":0}\n',
+        b'{"key":"x","status":"ok","variant":"v","prompt_id":"p","sample":"0"}\n',
+        b'{"key":"bro\\ken","status":"ok","prompt_hash":"0123456789abcdef","x":1}\n',
+        b'{"key":"x","status":"ok","prompt_hash":"0123"}\n',
+        b'"just a string"\n',
+        b"[1, 2]\n",
+        b"{}\n",
+    ],
+)
+def test_lines_of_the_wrong_shape_are_skipped_and_counted_never_a_crash(tmp_path, bad):
+    path = tmp_path / "ledger.jsonl"
+    path.write_bytes(line("a", OK) + bad + line("b", ERR))
+    index = build_index(path)
+    assert index.answered == {"a": HASH} and set(index.failures) == {"b"}
+    assert index.skipped == 1
+    contents = read_ledger(path)
+    assert [r["key"] for r in contents.records] == ["a", "b"] and contents.skipped == 1
+
+
+def test_a_line_without_a_checksum_is_read_whole(tmp_path):
+    path = tmp_path / "ledger.jsonl"
+    path.write_bytes(orjson.dumps({"key": "a", **OK}) + b"\n")
+    assert build_index(path).is_done("a", HASH)
 
 
 def test_next_writer_sets_a_torn_tail_aside_before_appending(tmp_path):
@@ -57,15 +125,19 @@ def test_keys_with_quotes_and_unicode_index_like_a_full_parse(tmp_path):
     keys = ['v|say "status":"ok"|0', 'v|naïve,\\"x|1', 'v|{"key":|2']
     path.write_bytes(b"".join(line(k, OK) for k in keys) + line(keys[1], ERR))
     index = build_index(path)
-    assert index.status == {keys[0]: "ok", keys[1]: "error", keys[2]: "ok"}
+    assert index.answered == {keys[0]: HASH, keys[2]: HASH} and set(index.failures) == {keys[1]}
 
 
 def test_run_lines_and_foreign_lines_are_told_apart(tmp_path):
     path = tmp_path / "ledger.jsonl"
-    path.write_bytes(b'{"type":"run","run_id":"r1"}\n[1,2]\n' + line("a", OK))
+    path.write_bytes(sealed({"type": "run", "run_id": "r1"}) + b"[1,2]\n" + line("a", OK))
     index = build_index(path)
-    assert index.last_run == {"type": "run", "run_id": "r1"}
-    assert index.skipped == 1 and index.is_done("a")
+    assert index.skipped == 1 and index.is_done("a", HASH)
+    assert read_ledger(path).runs == [{"type": "run", "run_id": "r1", "crc": line_crc(path, 0)}]
+
+
+def line_crc(path, number: int) -> str:
+    return orjson.loads(path.read_bytes().splitlines()[number])["crc"]
 
 
 def test_only_one_writer_at_a_time(tmp_path):

@@ -9,20 +9,26 @@ import os
 import shutil
 import stat
 
-import orjson
 import pytest
 
 from harness.errors import InputError, LedgerWriteError
-from harness.ledger import LedgerWriter, read_ledger
+from harness.ledger import LedgerWriter, read_ledger, sealed
 from tests.conftest import SIMPLE_MODEL, write_config
 
 
 def rec(key: str) -> dict:
-    return {"key": key, "status": "ok", "full_response": "x" * 40}
+    return {
+        "key": key,
+        "status": "ok",
+        "variant": "v",
+        "prompt_id": key,
+        "sample": 0,
+        "full_response": "x" * 40,
+    }
 
 
 def line(key: str) -> bytes:
-    return orjson.dumps(rec(key), option=orjson.OPT_APPEND_NEWLINE)
+    return sealed(rec(key))
 
 
 def full_after(budget: int):

@@ -14,7 +14,8 @@ def record(variant: str, number: int, *, elapsed: float) -> Record:
     return Record(
         key=f"{variant}|p{number}|0",
         status="ok",
-        schema=1,
+        prompt_hash="0123456789abcdef",
+        schema=2,
         run_id="r",
         variant=variant,
         provider="simulated",
@@ -31,6 +32,7 @@ def record(variant: str, number: int, *, elapsed: float) -> Record:
         elapsed_seconds=elapsed,
         retry_count=0,
         error=None,
+        attempt_errors=[],
         prompt_category="a",
         is_synthetic_probe=False,
         metadata={},

@@ -22,6 +22,8 @@ def result(variant: str, prompt: str, status: str = "ok") -> dict:
         "status": status,
         "run_id": "r",
         "variant": variant,
+        "prompt_id": prompt,
+        "sample": 0,
         "timestamp": "2026-01-01T00:00:01.000Z",
         "elapsed_seconds": 0.5,
         "retry_count": 0,

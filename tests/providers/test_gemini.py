@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from harness.jobs import job_seed
 from tests.conftest import results, write_config
 from tests.providers.servers import Loopback, Seen, fast_retries, json_error
 
@@ -90,9 +91,9 @@ def test_answer_with_usage_thoughts_and_logprobs(tmp_path, run_cli, monkeypatch)
     assert request.path.endswith("/models/gemini-test:generateContent")  # v1 or v1beta
     assert request.headers["x-goog-api-key"] == KEY
     generation = request.body["generationConfig"]
-    assert generation["seed"] == 7 and generation["maxOutputTokens"] == 48
+    assert generation["seed"] == job_seed(7, "p000", 0) and generation["maxOutputTokens"] == 48
     assert generation["responseLogprobs"] is True and generation["logprobs"] == 2
-    assert record["sampling_params"]["seed"] == 7
+    assert record["sampling_params"]["seed"] == job_seed(7, "p000", 0)
 
 
 def test_safety_block_is_a_finished_answer_not_a_retry(tmp_path, run_cli, monkeypatch):

@@ -6,6 +6,7 @@ import math
 
 from aiohttp import web
 
+from harness.jobs import job_seed
 from tests.conftest import results, write_config
 from tests.providers.servers import Loopback, Seen, fast_retries, json_error
 
@@ -92,9 +93,9 @@ def test_chat_answer_with_logprobs_usage_and_seed(tmp_path, run_cli, monkeypatch
     (request,) = seen
     assert request.path == "/v1/chat/completions"
     assert request.headers["Authorization"] == f"Bearer {KEY}"
-    assert request.body["seed"] == 7 and request.body["temperature"] == 0.7
+    assert request.body["seed"] == job_seed(7, "p000", 0) and request.body["temperature"] == 0.7
     assert request.body["logprobs"] is True and request.body["top_logprobs"] == 2
-    assert record["sampling_params"]["seed"] == 7
+    assert record["sampling_params"]["seed"] == job_seed(7, "p000", 0)
 
 
 def test_completions_endpoint_sends_raw_text_for_base_models(tmp_path, run_cli, monkeypatch):

@@ -46,6 +46,7 @@ import orjson
 
 from harness.errors import InputError, LedgerWriteError
 from harness.record import utc_timestamp
+from harness.scrub import SECRETS
 
 LEDGER_NAME = "ledger.jsonl"
 
@@ -126,7 +127,7 @@ class LedgerWriter:
             os.close(self._fd)
 
     def _write_out(self) -> None:
-        data = b"".join(self._buffer)
+        data = SECRETS.scrub_bytes(b"".join(self._buffer))  # a replacement keeps every newline
         view = memoryview(data)
         try:
             while view:

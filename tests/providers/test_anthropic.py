@@ -28,6 +28,10 @@ def messages_api(outcome: str, seen: Seen) -> web.Response:
         "anthropic-ratelimit-requests-remaining": "99",
         "anthropic-ratelimit-requests-reset": "2030-01-01T00:00:00Z",
     }
+    if outcome == "401":  # the credentials echoed back
+        credentials = seen.headers.get("x-api-key") or seen.headers.get("authorization")
+        error = {"type": "authentication_error", "message": f"invalid x-api-key: {credentials}"}
+        return json_error(401, {"type": "error", "error": error}, headers)
     if outcome in ERRORS:
         status, kind, message = ERRORS[outcome]
         if status == 429:

@@ -20,6 +20,9 @@ def generate_content(outcome: str, seen: Seen) -> web.Response:
         retry = {"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": "0.4s"}
         body = google_error(429, "RESOURCE_EXHAUSTED", "Resource has been exhausted.", [retry])
         return json_error(429, body)
+    if outcome == "401":  # the credentials echoed back
+        message = f"API key not valid: {seen.headers.get('x-goog-api-key')}"
+        return json_error(401, google_error(401, "UNAUTHENTICATED", message))
     if outcome == "503":
         return json_error(503, google_error(503, "UNAVAILABLE", "The model is overloaded."))
     if outcome == "400":

@@ -95,11 +95,12 @@ class RateLimitState:
 
 @dataclass(frozen=True, slots=True)
 class TokenLogprob:
-    """One generated token, its logprob, and the top alternatives as (token, logprob) pairs."""
+    """One generated token, its logprob, and the top alternatives as (token, logprob) pairs; a
+    logprob the provider did not give is None (never 0.0, which would say probability 1)."""
 
     token: str
-    logprob: float
-    top: tuple[tuple[str, float], ...]
+    logprob: float | None
+    top: tuple[tuple[str, float | None], ...]
 
 
 @dataclass(frozen=True, slots=True)

@@ -44,6 +44,7 @@ from harness.run import (
     pending,
     prepare,
 )
+from harness.scrub import SECRETS, ScrubbedStream, scrub_log_record
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -52,13 +53,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     args.argv = argv
     # Off a terminal rich would wrap tables at 80 columns; a log file can take wide lines.
-    console = Console(highlight=False, width=None if sys.stdout.isatty() else 160)
+    console = Console(
+        file=ScrubbedStream(sys.stdout),
+        highlight=False,
+        width=None if sys.stdout.isatty() else 160,
+    )
     _log_to(console)
     try:
         with _signals_interrupt():
             return args.verb(args, console)
     except InputError as exc:
-        for line in str(exc).splitlines():
+        for line in SECRETS.scrub(str(exc)).splitlines():
             print(f"error: {line}", file=sys.stderr)
         return EXIT_INPUT
     except LedgerWriteError as exc:  # one line, from the writer or the run's task group
@@ -88,7 +93,9 @@ def _interrupt(signum: int, frame: object) -> None:
 def _log_to(console: Console) -> None:
     """Send the harness's log lines (limit changes, pauses) through the progress console."""
     logger = logging.getLogger("harness")
-    logger.handlers = [RichHandler(console=console, show_path=False, markup=False)]
+    handler = RichHandler(console=console, show_path=False, markup=False)
+    handler.addFilter(scrub_log_record)
+    logger.handlers = [handler]
     logger.setLevel(logging.INFO)
 
 

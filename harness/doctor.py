@@ -17,6 +17,7 @@ from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from harness.config import RunConfig, load_config
 from harness.errors import InputError
@@ -24,6 +25,7 @@ from harness.fields import FieldError, from_table
 from harness.ledger import LEDGER_NAME
 from harness.prompts import load_prompts
 from harness.provenance import package_version
+from harness.scrub import SECRETS, named_secrets, referenced_secrets
 from providers import REGISTRY, provider_class
 
 _LOCAL = {"vllm", "transformers"}
@@ -45,6 +47,7 @@ def diagnose(config_path: Path) -> list[Check]:
         config = load_config(config_path)
     except InputError as exc:
         return [Check("config", False, str(exc))]
+    SECRETS.add(*referenced_secrets(config.raw))
     checks = [Check("config", True, f"{config_path}: {len(config.models)} model(s)")]
     checks += _prompts(config)
     checks += list(_providers(config))
@@ -60,7 +63,8 @@ def report(checks: list[Check], console: Console) -> bool:
     for column in ("check", "", "detail"):
         table.add_column(column)
     for check in checks:
-        table.add_row(check.area, "[green]ok" if check.ok else "[red]FAIL", check.detail)
+        detail = Text(SECRETS.scrub(check.detail))  # before rich can wrap a key across lines
+        table.add_row(check.area, "[green]ok" if check.ok else "[red]FAIL", detail)
     console.print(table)
     return all(check.ok for check in checks)
 
@@ -86,6 +90,7 @@ def _providers(config: RunConfig) -> Iterator[Check]:
         except (InputError, FieldError) as exc:
             yield Check(area, False, str(exc))
             continue
+        SECRETS.add(*named_secrets(options))
         version = package_version(entry.package) if entry and entry.package else None
         found = f"{model.provider} provider" + (f", {entry.package} {version}" if version else "")
         yield Check(area, True, found)

@@ -48,6 +48,7 @@ import orjson
 
 from harness.errors import InputError, LedgerWriteError
 from harness.record import utc_timestamp
+from harness.scrub import SECRETS
 
 LEDGER_NAME = "ledger.jsonl"
 
@@ -434,8 +435,9 @@ _CRC_TAIL = len(_CRC_MARK) + 8 + len(b'"}\n')
 
 
 def sealed(obj: Any) -> bytes:
-    """One object as a ledger line: its JSON with the checksum as the last field, and a newline."""
-    head = orjson.dumps(obj)[:-1]  # without its closing brace
+    """One object as a ledger line: its JSON, every known secret scrubbed (see harness.scrub),
+    with the checksum as the last field, and a newline."""
+    head = SECRETS.scrub_bytes(orjson.dumps(obj)[:-1])  # without its closing brace
     return b'%b,"crc":"%08x"}\n' % (head, zlib.crc32(head))
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import os
 import platform
-import re
 import secrets
 import subprocess
 import sys
@@ -18,6 +17,8 @@ from typing import Any
 from harness.config import RunConfig, Variant
 from harness.prompts import Prompt
 from harness.record import SCHEMA, utc_timestamp
+from harness.scrub import REDACTED
+from harness.scrub import SECRET_NAME as _SECRET_KEY
 
 _PACKAGES = (
     "harness",
@@ -32,10 +33,6 @@ _PACKAGES = (
     "torch",
     "transformers",
 )
-# Names that hold secrets: `api_key`, `hf_token`, `client_secret`, `authorization`, ... (but not
-# `max_tokens` or `tokens_per_minute`).
-_SECRET_KEY = re.compile(r"(key|token|secret|password|passwd|authorization|credentials?)$", re.I)
-REDACTED = "[redacted]"
 
 
 def new_run_id() -> str:

@@ -2,7 +2,9 @@
 
 The SDK's own retries are off (`max_retries=0`) so that the harness alone retries and counts, and
 it talks over aiohttp (`DefaultAioHttpClient`), several times faster than httpx's own transport.
-Anthropic takes no seed: the record keeps the parameters actually sent.
+Anthropic takes no seed, and current models take temperature or top_p but not both: temperature,
+unless it is 1.0 and top_p is below 1, when top_p alone is sent. The record keeps the parameters
+actually sent (None for those that were not).
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from typing import Any
 
 import anthropic
 
-from harness.api import Completion, Request, Usage
+from harness.api import Completion, Request, SamplingParams, Usage
 from harness.errors import AttemptTimeout, ConnectionFailed, ProviderError
 from harness.fields import OPERATIONAL
 from providers._http import api_key, error_for_status, rate_limit_state, setup_problems
@@ -67,8 +69,7 @@ class AnthropicProvider:
         try:
             raw = await self._client.messages.with_raw_response.create(**params)
         except anthropic.APIStatusError as exc:
-            message = f"{exc.type or 'error'}: {exc.api_message or exc.message}"
-            raise error_for_status(exc.status_code, message, exc.response.headers) from exc
+            raise status_error(exc) from exc
         except anthropic.APITimeoutError as exc:
             raise AttemptTimeout(str(exc)) from exc
         except anthropic.APIConnectionError as exc:
@@ -111,10 +112,7 @@ class AnthropicProvider:
             ],
         }
         # Current SDKs no longer name the sampling parameters; the API still takes them.
-        sampling_body: dict[str, float] = {"temperature": sampling.temperature}
-        if sampling.top_p < 1.0:  # recent models reject temperature and top_p together
-            sampling_body["top_p"] = sampling.top_p
-        params["extra_body"] = sampling_body
+        params["extra_body"] = _sampling_body(sampling)
         if system:
             params["system"] = system
         if sampling.stop:
@@ -122,9 +120,27 @@ class AnthropicProvider:
         return params
 
 
+def status_error(exc: anthropic.APIStatusError) -> ProviderError:
+    """The harness error for an error status, with the API's `type: message` read from the body
+    (`exc.api_message` and `exc.type` exist only in some SDK versions)."""
+    error = exc.body.get("error") if isinstance(exc.body, dict) else None
+    error = error if isinstance(error, dict) else {}
+    message = f"{error.get('type') or 'error'}: {error.get('message') or exc.message}"
+    return error_for_status(exc.status_code, message, exc.response.headers)
+
+
+def _sampling_body(sampling: SamplingParams) -> dict[str, float]:
+    """Temperature or top_p, never both (current models reject the pair): top_p alone when it is
+    below 1 and temperature is 1.0 (the API's default, so nothing configured is lost), else
+    temperature alone."""
+    if sampling.top_p < 1.0 and sampling.temperature == 1.0:
+        return {"top_p": sampling.top_p}
+    return {"temperature": sampling.temperature}
+
+
 def _sent(params: dict[str, Any]) -> dict[str, Any]:
     return {
-        "temperature": params["extra_body"]["temperature"],
+        "temperature": params["extra_body"].get("temperature"),
         "top_p": params["extra_body"].get("top_p"),
         "max_tokens": params["max_tokens"],
         "seed": None,

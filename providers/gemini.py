@@ -89,8 +89,11 @@ class GeminiProvider:
         return _completion(response, request, config)
 
     async def aclose(self) -> None:
-        """Close the async client."""
-        await self._client.aio.aclose()
+        """Close the async client and the sync one the SDK opens alongside it."""
+        try:
+            await self._client.aio.aclose()
+        finally:
+            self._client.close()
 
     def _config(self, request: Request) -> types.GenerateContentConfig:
         sampling = request.sampling
@@ -162,8 +165,8 @@ def _logprobs(result: types.LogprobsResult | None) -> tuple[TokenLogprob, ...] |
     entries = []
     for i, chosen in enumerate(result.chosen_candidates):
         alternatives = tops[i].candidates if i < len(tops) and tops[i].candidates else []
-        top = tuple((alt.token or "", alt.log_probability or 0.0) for alt in alternatives)
-        entries.append(TokenLogprob(chosen.token or "", chosen.log_probability or 0.0, top))
+        top = tuple((alt.token or "", alt.log_probability) for alt in alternatives)
+        entries.append(TokenLogprob(chosen.token or "", chosen.log_probability, top))
     return tuple(entries)
 
 

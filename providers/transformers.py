@@ -2,21 +2,22 @@
 
 Requests that arrive together and share sampling parameters go through one `model.generate` call
 (left-padded, in a worker thread), up to `batch_size` at a time. Logprobs come from the raw logits
-of each step, like vLLM's: the chosen token's and the top k alternatives with their text. A batch
-sampled above temperature 0 is seeded with its first request's seed, so sampled text reproduces
-for the same batch, not across different batchings.
+of each step, like vLLM's: the chosen token's and the top k alternatives with their text. Above
+temperature 0 each request samples with a generator of its own, seeded with its own seed, so a
+request gives the same text whatever batch it shares. A request cancelled while queued never runs.
 """
 
 from __future__ import annotations
 
 import gc
+import math
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
 import anyio
 import torch
-from transformers import AutoModelForCausalLM, AutoTokenizer
+from transformers import AutoModelForCausalLM, AutoTokenizer, LogitsProcessor, LogitsProcessorList
 
 from harness.api import Completion, Request, SamplingParams, TokenLogprob, Usage
 from harness.errors import FatalError
@@ -40,7 +41,7 @@ class TransformersOptions:
     max_logprob_tokens: int | None = field(default=None, metadata={"min": 0, "max": 10_000_000})
 
 
-@dataclass
+@dataclass(eq=False)  # compared by identity: the queue removes exactly this one
 class _Pending:
     request: Request
     ids: list[int]
@@ -80,10 +81,15 @@ class TransformersProvider:
         await self._loaded()
         item = _Pending(request, prompt_ids(self._tokenizer, request.messages, self.options.chat))
         self._queue.append(item)
-        async with self._batching:
-            await anyio.lowlevel.checkpoint()  # let requests that arrive together join
-            while not item.done.is_set():
-                await self._run_batch()
+        try:
+            async with self._batching:
+                await anyio.lowlevel.checkpoint()  # let requests that arrive together join
+                while not item.done.is_set():
+                    await self._run_batch()
+        except BaseException:  # cancelled while queued: it must never run
+            if item in self._queue:
+                self._queue.remove(item)
+            raise
         if item.error is not None:
             raise FatalError(f"{type(item.error).__name__}: {item.error}") from item.error
         assert item.result is not None
@@ -97,6 +103,8 @@ class TransformersProvider:
             torch.cuda.empty_cache()
 
     async def _loaded(self) -> None:
+        if self._model is not None:  # no checkpoint: requests that arrive together queue together
+            return
         async with self._loading:
             if self._model is None:
                 try:
@@ -127,6 +135,8 @@ class TransformersProvider:
         for item in batch:
             self._queue.remove(item)
         try:
+            # Not abandoned on cancellation: every request in the batch gets its answer even when
+            # the one running the batch is cancelled.
             results = await anyio.to_thread.run_sync(self._generate_batch, batch, head)
         except Exception as exc:  # one bad batch fails its requests, not the run
             for item in batch:
@@ -143,17 +153,20 @@ class TransformersProvider:
         pad = tokenizer.pad_token_id
         input_ids = torch.tensor([[pad] * (width - len(p.ids)) + p.ids for p in batch])
         mask = torch.tensor([[0] * (width - len(p.ids)) + [1] * len(p.ids) for p in batch])
-        sampled = sampling.temperature > 0
-        if sampled and sampling.seed is not None:
-            torch.manual_seed(sampling.seed)
+        sampler = (
+            _RowSampler([p.request.sampling.seed for p in batch], sampling, model.device)
+            if sampling.temperature > 0
+            else None
+        )
         with torch.inference_mode():
             out = model.generate(
                 input_ids=input_ids.to(model.device),
                 attention_mask=mask.to(model.device),
                 max_new_tokens=sampling.max_tokens,
-                do_sample=sampled,
-                temperature=sampling.temperature if sampled else None,
-                top_p=sampling.top_p if sampled else None,
+                do_sample=False,  # greedy: the sampler leaves one token possible per row
+                logits_processor=LogitsProcessorList([sampler] if sampler else []),
+                temperature=None,
+                top_p=None,
                 top_k=None,
                 stop_strings=list(sampling.stop) or None,
                 tokenizer=tokenizer if sampling.stop else None,
@@ -200,6 +213,43 @@ class TransformersProvider:
                 TokenLogprob(decode([token]), round(float(logprobs[step, token]), 6), top)
             )
         return tuple(entries)
+
+
+class _RowSampler(LogitsProcessor):
+    """Samples every row with its own generator, at the batch's temperature and top_p, and leaves
+    only the drawn token possible, so that greedy search takes it. A row's draws come from its own
+    seed alone, never from the other requests in its batch."""
+
+    def __init__(self, seeds: list[int | None], sampling: SamplingParams, device: Any) -> None:
+        self.temperature = sampling.temperature
+        self.top_p = sampling.top_p
+        self.generators = [_generator(seed, device) for seed in seeds]
+
+    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+        probs = torch.softmax(scores.float() / self.temperature, dim=-1)
+        if self.top_p < 1.0:
+            probs = _nucleus(probs, self.top_p)
+        rows = zip(probs, self.generators, strict=True)
+        drawn = torch.cat([torch.multinomial(row, 1, generator=g) for row, g in rows])
+        return torch.full_like(scores, -math.inf).scatter_(1, drawn[:, None], 0.0)
+
+
+def _generator(seed: int | None, device: Any) -> torch.Generator:
+    generator = torch.Generator(device=device)
+    if seed is None:
+        generator.seed()
+    else:
+        generator.manual_seed(seed)
+    return generator
+
+
+def _nucleus(probs: torch.Tensor, top_p: float) -> torch.Tensor:
+    """`probs` with every token outside the smallest set whose mass reaches `top_p` set to 0."""
+    ranked, order = probs.sort(dim=-1, descending=True)
+    outside = ranked.cumsum(dim=-1) - ranked >= top_p
+    outside[:, 0] = False  # the likeliest token always stays
+    ranked[outside] = 0.0
+    return torch.zeros_like(probs).scatter_(-1, order, ranked)
 
 
 def _group(sampling: SamplingParams) -> tuple[Any, ...]:

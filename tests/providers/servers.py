@@ -1,8 +1,9 @@
 """Small servers on 127.0.0.1 that speak each provider's wire protocol, for the real SDKs to call.
 
 Each runs aiohttp in a thread of its own. A `Script` says what the next requests get ("ok",
-"429", "529", "503", "400", "stall", "safety"); once it runs out, every request gets "ok". Every
-request is kept (path, JSON body, headers, arrival time) for the test to inspect.
+"429", "529", "503", "400", "401" (which echoes the credentials it got), "stall", "safety");
+once it runs out, every request gets "ok". Every request is kept (path, JSON body, headers, arrival
+time) for the test to inspect.
 """
 
 from __future__ import annotations

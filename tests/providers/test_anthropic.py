@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import anthropic
+import anyio
 from aiohttp import web
 
+from harness.errors import RateLimited
+from providers.anthropic import status_error
 from tests.conftest import results, write_config
 from tests.providers.servers import Loopback, Seen, fast_retries, json_error
 
@@ -18,6 +24,11 @@ ERRORS = {
     "529": (529, "overloaded_error", "Overloaded"),
     "503": (503, "api_error", "Service unavailable"),
     "400": (400, "invalid_request_error", "max_tokens: must be less than or equal to 8192"),
+    "both": (
+        400,
+        "invalid_request_error",
+        "`temperature` and `top_p` cannot both be specified for this model.",
+    ),
 }
 
 
@@ -28,6 +39,12 @@ def messages_api(outcome: str, seen: Seen) -> web.Response:
         "anthropic-ratelimit-requests-remaining": "99",
         "anthropic-ratelimit-requests-reset": "2030-01-01T00:00:00Z",
     }
+    if outcome == "401":  # the credentials echoed back
+        credentials = seen.headers.get("x-api-key") or seen.headers.get("authorization")
+        error = {"type": "authentication_error", "message": f"invalid x-api-key: {credentials}"}
+        return json_error(401, {"type": "error", "error": error}, headers)
+    if outcome == "ok" and "temperature" in seen.body and "top_p" in seen.body:
+        outcome = "both"  # as current models do
     if outcome in ERRORS:
         status, kind, message = ERRORS[outcome]
         if status == 429:
@@ -55,13 +72,15 @@ def messages_api(outcome: str, seen: Seen) -> web.Response:
     )
 
 
-def config_for(tmp_path, server: Loopback, *, prompts: int = 3, attempts: int = 3) -> str:
+def config_for(
+    tmp_path, server: Loopback, *, prompts=3, attempts=3, sampling="temperatures = [0.0]"
+) -> Path:
     body = f"""{fast_retries(attempts)}
 [[models]]
 name = "claude"
 provider = "anthropic"
 model = "claude-test"
-temperatures = [0.0]
+{sampling}
 max_tokens = 64
 [models.options]
 base_url = "{server.base_url}"
@@ -137,3 +156,45 @@ def test_retries_used_up_record_the_last_error(tmp_path, run_cli, monkeypatch):
     assert code == 1 and len(seen) == 2 and record["retry_count"] == 1
     assert record["error"]["type"] == "ServerError" and record["error"]["status"] == 529
     assert record["error"]["message"] == "overloaded_error: Overloaded"
+
+
+def test_temperature_or_top_p_is_sent_never_both_and_the_record_says_which(
+    tmp_path, run_cli, monkeypatch
+):
+    monkeypatch.setenv("ANTHROPIC_API_KEY", KEY)
+    with Loopback(messages_api) as server:
+        sampling = "temperatures = [0.0, 1.0]\ntop_p = 0.9"
+        code, _, _ = run_cli("run", config_for(tmp_path, server, prompts=1, sampling=sampling))
+    assert code == 0
+    sent = {
+        r["sampling_params"]["temperature"]: r["sampling_params"]
+        for r in results(tmp_path / "out" / "ledger.jsonl")
+    }
+    assert sent[0.0]["top_p"] is None and sent[None]["top_p"] == 0.9
+    received = {(s.body.get("temperature"), s.body.get("top_p")) for s in server.seen}
+    assert received == {(0.0, None), (None, 0.9)}
+
+
+async def _sdk_error(base_url: str) -> anthropic.APIStatusError:
+    client = anthropic.AsyncAnthropic(api_key=KEY, base_url=base_url, max_retries=0)
+    try:
+        await client.messages.create(
+            model="claude-test", max_tokens=8, messages=[{"role": "user", "content": "hi"}]
+        )
+    except anthropic.APIStatusError as exc:
+        return exc
+    finally:
+        await client.close()
+    raise AssertionError("the server answered")
+
+
+def test_a_429_from_an_sdk_without_api_message_is_still_rate_limited():
+    with Loopback(messages_api, ["429"]) as server:
+        exc = anyio.run(_sdk_error, server.base_url)
+    for name in ("api_message", "type"):  # absent in anthropic 2.0 (api_message), 0.x (both)
+        exc.__dict__.pop(name, None)
+    error = status_error(exc)
+    assert isinstance(error, RateLimited) and error.retry_after == 0.4
+    assert error.message == (
+        "rate_limit_error: Number of request tokens has exceeded your per-minute limit."
+    )

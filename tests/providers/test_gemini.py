@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import anyio
 from aiohttp import web
 
+from harness.api import Message, Request, SamplingParams
 from harness.jobs import job_seed
+from providers.gemini import GeminiOptions, GeminiProvider
 from tests.conftest import results, write_config
 from tests.providers.servers import Loopback, Seen, fast_retries, json_error
 
@@ -21,6 +24,9 @@ def generate_content(outcome: str, seen: Seen) -> web.Response:
         retry = {"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": "0.4s"}
         body = google_error(429, "RESOURCE_EXHAUSTED", "Resource has been exhausted.", [retry])
         return json_error(429, body)
+    if outcome == "401":  # the credentials echoed back
+        message = f"API key not valid: {seen.headers.get('x-goog-api-key')}"
+        return json_error(401, google_error(401, "UNAUTHENTICATED", message))
     if outcome == "503":
         return json_error(503, google_error(503, "UNAVAILABLE", "The model is overloaded."))
     if outcome == "400":
@@ -47,15 +53,17 @@ def generate_content(outcome: str, seen: Seen) -> web.Response:
             ],
         }
     else:
-        top = [{"token": "Yes", "logProbability": -0.2}, {"token": "No", "logProbability": -1.9}]
+        yes = (
+            {"token": "Yes"}
+            if outcome == "no-logprob"
+            else {"token": "Yes", "logProbability": -0.2}
+        )
+        top = [yes, {"token": "No", "logProbability": -1.9}]
         candidate = {
             "content": {"role": "model", "parts": [{"text": "Yes, it exists."}]},
             "finishReason": "STOP",
             "index": 0,
-            "logprobsResult": {
-                "topCandidates": [{"candidates": top}],
-                "chosenCandidates": [{"token": "Yes", "logProbability": -0.2}],
-            },
+            "logprobsResult": {"topCandidates": [{"candidates": top}], "chosenCandidates": [yes]},
         }
     body = {"candidates": [candidate], "usageMetadata": usage, "modelVersion": "gemini-test-001"}
     return web.json_response(body)
@@ -125,3 +133,27 @@ def test_invalid_argument_is_fatal_with_its_message(tmp_path, run_cli, monkeypat
         "status": 400,
         "retry_after": None,
     }
+
+
+def test_a_logprob_the_api_left_out_is_null_not_zero(tmp_path, run_cli, monkeypatch):
+    code, (record,), _ = run(tmp_path, run_cli, monkeypatch, script=["no-logprob"])
+    assert code == 0
+    assert record["token_logprobs"] == [
+        {"token": "Yes", "logprob": None, "top": [["Yes", None], ["No", -1.9]]}
+    ]
+
+
+def test_aclose_closes_the_sync_client_too():
+    async def answer_then_close(base_url: str) -> GeminiProvider:
+        provider = GeminiProvider("gemini-test", GeminiOptions(api_key=KEY, base_url=base_url))
+        await provider.generate(
+            Request("r", "gemini-test", (Message("user", "hi"),), SamplingParams(0.0, 1.0, 8, 7))
+        )
+        await provider.aclose()
+        return provider
+
+    with Loopback(generate_content) as server:
+        provider = anyio.run(answer_then_close, server.base_url)
+    api_client = provider._client._api_client
+    assert api_client._httpx_client.is_closed
+    assert all(session.closed for session in api_client._aiohttp_sessions.values())

@@ -30,6 +30,13 @@ def openai_api(outcome: str, seen: Seen) -> web.Response:
         return json_error(429, {"error": error}, headers)
     if outcome == "503":
         return json_error(503, {"error": {"message": "overloaded", "type": "server_error"}})
+    if outcome == "401":  # the credentials echoed back, as some servers do
+        error = {
+            "message": f"Incorrect API key provided: {seen.headers.get('Authorization')}",
+            "type": "invalid_request_error",
+            "code": "invalid_api_key",
+        }
+        return json_error(401, {"error": error})
     if outcome == "400":
         error = {
             "message": "This model's maximum context length is 4096 tokens.",

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from tests.conftest import write_config
+import logging
+from urllib.parse import quote
+
+from tests.conftest import results, write_config
 from tests.providers.servers import Loopback
 from tests.providers.test_anthropic import messages_api
 from tests.providers.test_gemini import generate_content
@@ -61,3 +64,101 @@ api_key = "${{TEST_OPENAI_KEY}}"
         assert key.encode() not in written
         assert key not in printed
     assert any(key in str(seen.headers) for key in KEYS.values() for seen in claude.seen)
+
+
+# Keys long enough that rich would fold them across lines in a table or a log line, with
+# characters that change when URL-encoded.
+ECHOED = {
+    "ANTHROPIC_API_KEY": "sk-ant-echo-" + "a1b2c3d4" * 22 + "-TESTONLY",
+    "GEMINI_API_KEY": "AIza/echo+key=" + "e5f6g7h8" * 22 + "-TESTONLY",
+    "TEST_OPENAI_KEY": "sk-echo-" + "i9j0k1l2" * 22 + "-TESTONLY",
+}
+
+
+def leaked(key: str, text: str) -> bool:
+    """Whether any 12-character piece of `key` (or of its URL-encoded form) is in `text`."""
+    forms = (key, quote(key, safe=""))
+    return any(form[i : i + 12] in text for form in forms for i in range(0, len(form) - 11, 4))
+
+
+def models_on(claude: Loopback, gemini: Loopback, local: Loopback) -> str:
+    return f"""
+[retry]
+max_attempts = 2
+initial_wait = 0.01
+max_wait = 0.01
+
+[[models]]
+name = "claude"
+provider = "anthropic"
+[models.options]
+base_url = "{claude.base_url}"
+
+[[models]]
+name = "gemini"
+provider = "gemini"
+[models.options]
+base_url = "{gemini.base_url}"
+
+[[models]]
+name = "local"
+provider = "openai"
+[models.options]
+base_url = "{local.base_url}/v1"
+api_key_env = "TEST_OPENAI_KEY"
+"""
+
+
+def test_keys_echoed_in_error_bodies_reach_no_output(tmp_path, run_cli, monkeypatch):
+    for name, value in ECHOED.items():
+        monkeypatch.setenv(name, value)
+    with (
+        Loopback(messages_api, ["401"] * 3) as claude,
+        Loopback(generate_content, ["401"] * 3) as gemini,
+        Loopback(openai_api, ["401"] * 3) as local,
+    ):
+        config = write_config(tmp_path, models_on(claude, gemini, local), prompts=3)
+        outputs = [run_cli("run", config), run_cli("status", tmp_path / "out")]
+    assert outputs[0][0] == 1
+    ledger = tmp_path / "out" / "ledger.jsonl"
+    errors = {r["variant"].split("@")[0]: r["error"]["message"] for r in results(ledger)}
+    assert errors["claude"].startswith("authentication_error: invalid x-api-key: ")
+    assert errors["gemini"] == "UNAUTHENTICATED: API key not valid: [redacted]"
+    assert errors["local"] == "invalid_request_error: Incorrect API key provided: Bearer [redacted]"
+    assert errors["claude"].endswith("[redacted]")  # the SDK sends x-api-key or a Bearer token
+    files = [p for p in (tmp_path / "out").rglob("*") if p.is_file()]
+    written = b"".join(p.read_bytes() for p in files).decode()
+    printed = "".join(out + err for _, out, err in outputs)
+    for key in ECHOED.values():
+        assert not leaked(key, written) and not leaked(key, printed)
+
+
+def test_a_key_in_a_bad_base_url_is_not_printed(tmp_path, run_cli, monkeypatch):
+    key = ECHOED["GEMINI_API_KEY"]
+    monkeypatch.setenv("TEST_GEMINI_KEY", key)
+    monkeypatch.setenv("GEMINI_API_KEY", "AIza-other-TESTONLY")
+    body = """
+[[models]]
+name = "gemini"
+provider = "gemini"
+[models.options]
+base_url = "localhost:9/v1beta?key=${TEST_GEMINI_KEY}"
+"""
+    config = write_config(tmp_path, body, prompts=1)
+    code, out, err = run_cli("run", config)
+    assert code == 2 and 'base_url "localhost:9/v1beta?key=[redacted]"' in err
+    doctor = run_cli("doctor", config)
+    assert doctor[0] == 2 and "[redacted]" in doctor[1]
+    assert not leaked(key, out + err + doctor[1] + doctor[2])
+    assert not (tmp_path / "out").exists()
+
+
+def test_log_lines_are_scrubbed(tmp_path, run_cli, capsys, monkeypatch):
+    key = ECHOED["ANTHROPIC_API_KEY"]
+    monkeypatch.setenv("ANTHROPIC_API_KEY", key)
+    body = '[[models]]\nname = "claude"\nprovider = "anthropic"\n'
+    run_cli("doctor", write_config(tmp_path, body, prompts=1))  # sets up the log handler
+    logging.getLogger("harness.lane").warning("claude: the server said %s", f"Bearer {key}")
+    out, err = capsys.readouterr()
+    assert "claude: the server said Bearer [redacted]" in out
+    assert not leaked(key, out + err)

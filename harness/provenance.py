@@ -79,7 +79,7 @@ def run_line(
                 "\n".join(f"{p.id}\t{p.hash}" for p in prompts).encode()
             ).hexdigest(),
         },
-        "variants": {v.id: {"model": v.model.name, **v.identity} for v in variants},
+        "variants": {v.id: {"name": v.model.name, **v.identity} for v in variants},
         "plan": dict(plan),
     }
 

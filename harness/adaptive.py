@@ -4,13 +4,20 @@
   requests in flight, no new attempt starts until that limit resets.
 - `AdaptiveConcurrency`: when the share of 429s among recent attempts is high, the lane's
   concurrency halves; when it is low again, it grows back in proportion to where it is. Single or
-  random 429s never move it: only a measured rate does. Both log every change.
+  random 429s never move it: only a measured rate does.
+- `Outage`: when the server cannot be reached at all (a restart, a crash), the lane holds its
+  jobs and sends one probe a second, up to `patience` seconds, instead of spending every job's
+  attempts in a few seconds; failed connections meanwhile count against no job.
+
+All of them log every change.
 """
 
 from __future__ import annotations
 
 import logging
 from collections import deque
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 import anyio
 
@@ -151,3 +158,60 @@ class AdaptiveConcurrency:
     def _set(self, limit: int, why: str) -> None:
         log.info("%s: concurrency %d -> %d (%s)", self._name, self.limit, limit, why)
         self.slots.resize(limit)
+
+
+class Outage:
+    """The lane's server stopped answering: hold attempts back, one probe at a time, for at most
+    `patience` seconds from the first failed connection; any answer ends it."""
+
+    __slots__ = ("_gap", "_name", "_probe", "_since", "patience")
+
+    def __init__(self, name: str, patience: float, gap: float = 1.0) -> None:
+        self._name = name
+        self.patience = patience
+        self._gap = gap  # between probes
+        self._since: float | None = None  # the first failed connection of this outage
+        self._probe = anyio.Lock()
+
+    def holding(self) -> bool:
+        """True while an outage is within its patience: attempts wait, failures are not counted."""
+        return self._since is not None and anyio.current_time() - self._since < self.patience
+
+    def unreachable(self) -> None:
+        """A connection failed: start an outage unless one is on."""
+        if self._since is None and self.patience > 0:
+            self._since = anyio.current_time()
+            log.warning(
+                "%s: server unreachable; holding requests up to %.0f s, one probe every %.0f s",
+                self._name,
+                self.patience,
+                self._gap,
+            )
+
+    def reached(self) -> None:
+        """The server answered (with anything): the outage is over."""
+        if self._since is not None:
+            log.info(
+                "%s: server answers again after %.1f s",
+                self._name,
+                anyio.current_time() - self._since,
+            )
+            self._since = None
+
+    @asynccontextmanager
+    async def gate(self) -> AsyncIterator[None]:
+        """Around each attempt: free while the server answers; during an outage, one attempt at
+        a time goes, a probe every `gap` seconds."""
+        if not self.holding():
+            yield
+            return
+        await self._probe.acquire()
+        if not self.holding():  # the server came back while this one queued
+            self._probe.release()
+            yield
+            return
+        try:
+            await anyio.sleep(self._gap)
+            yield
+        finally:
+            self._probe.release()

@@ -26,14 +26,16 @@ from harness.fields import FieldError, from_table
 
 @dataclass(frozen=True)
 class RetryPolicy:
-    """How a lane retries one job: attempts, exponential backoff bounds, per-attempt timeout, and
-    the longest wait a server may ask for before the job is recorded as failed instead."""
+    """How a lane retries one job: attempts, exponential backoff bounds, per-attempt timeout, the
+    longest wait a server may ask for before the job is recorded as failed instead, and how long
+    the lane holds its jobs while its server cannot be reached at all."""
 
     max_attempts: int = field(default=5, metadata={"min": 1, "max": 100})
     initial_wait: float = field(default=1.0, metadata={"min": 0, "max": 3600})
     max_wait: float = field(default=60.0, metadata={"min": 0, "max": 86_400})
     attempt_timeout: float = field(default=120.0, metadata={"min": 0.001, "max": 86_400})
     max_retry_after: float = field(default=300.0, metadata={"min": 0, "max": 86_400})
+    server_down_wait: float = field(default=120.0, metadata={"min": 0, "max": 86_400})
 
 
 @dataclass(frozen=True, kw_only=True)

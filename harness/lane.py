@@ -23,11 +23,12 @@ from dataclasses import dataclass, field
 import anyio
 from anyio.abc import TaskGroup
 
-from harness.adaptive import AdaptiveConcurrency, Pacer
+from harness.adaptive import AdaptiveConcurrency, Outage, Pacer
 from harness.api import Completion, Provider
 from harness.config import RetryPolicy
 from harness.errors import (
     AttemptTimeout,
+    ConnectionFailed,
     FatalError,
     ProviderError,
     RateLimited,
@@ -51,10 +52,17 @@ class LaneEvents:
 
 @dataclass
 class _Series:
-    """One job's attempts so far: the error of every failed one."""
+    """One job's attempts so far: the error of every failed one, and how many of those failed
+    during a server outage (they count against no attempt limit)."""
 
     job: Job
     errors: list[ProviderError] = field(default_factory=list)
+    spared: int = 0
+
+    @property
+    def counted(self) -> int:
+        """Failed attempts that count against `max_attempts`."""
+        return len(self.errors) - self.spared
 
 
 class Lane:
@@ -78,6 +86,7 @@ class Lane:
         self.limits = limits
         self.concurrency = AdaptiveConcurrency(name, concurrency)
         self.pacer = Pacer(name, max_pause=retry.max_retry_after)
+        self.outage = Outage(name, retry.server_down_wait)
         self.retry = retry
         self.run_id = run_id
         self.events = events
@@ -144,31 +153,37 @@ class Lane:
 
     async def _attempt(self, series: _Series) -> Record | float:
         """One attempt: the series' record when it ends here, else the wait before the next."""
-        job, attempt, policy = series.job, len(series.errors) + 1, self.retry
+        job, attempt = series.job, len(series.errors) + 1
         estimate = job.estimated_tokens()
         started = time.perf_counter()
         try:
-            async with self.concurrency.slots:
+            async with self.outage.gate(), self.concurrency.slots:
                 await self.pacer.wait()
                 await self.limits.acquire(estimate)
                 started = time.perf_counter()
                 completion = await self._generate(job, attempt)
+        except ConnectionFailed as error:
+            self.outage.unreachable()
+            if self.outage.holding():  # the server is down: wait for it, spend no attempt
+                series.errors.append(error)
+                series.spared += 1
+                self.events.on_retry(job, error, 0.0)
+                return 0.0
+            return self._retry_or_fail(series, error, started)
         except RetryableError as error:
+            self.outage.reached()
             # A failed attempt keeps its estimate charged: backing off is what we want.
             self._pushed_back(error, estimate)
-            wait = self._wait(error, attempt)
-            if attempt == policy.max_attempts or wait > policy.max_retry_after:
-                return self._failed(series, self._final(error, wait), started)
-            series.errors.append(error)
-            self.events.on_retry(job, error, wait)
-            return wait
+            return self._retry_or_fail(series, error, started)
         except ProviderError as error:
+            self.outage.reached()
             self.concurrency.observe(False)
             return self._failed(series, error, started)
         except Exception as error:  # a provider bug: record it, never retry it, keep going
             fatal = FatalError(f"{type(error).__name__}: {error}")
             return self._failed(series, fatal, started)
         elapsed = time.perf_counter() - started
+        self.outage.reached()
         usage = completion.usage
         self.limits.settle(estimate, usage.input + usage.output)
         self.concurrency.observe(False)
@@ -176,6 +191,19 @@ class Lane:
         return success_record(
             self.run_id, job, completion, elapsed=elapsed, attempt_errors=series.errors
         )
+
+    def _retry_or_fail(
+        self, series: _Series, error: RetryableError, started: float
+    ) -> Record | float:
+        """The failed series' record when it is out of attempts or the server's wait is too
+        long, else the wait before the next attempt."""
+        policy = self.retry
+        wait = self._wait(error, series.counted + 1)
+        if series.counted + 1 >= policy.max_attempts or wait > policy.max_retry_after:
+            return self._failed(series, self._final(error, wait), started)
+        series.errors.append(error)
+        self.events.on_retry(series.job, error, wait)
+        return wait
 
     def _pushed_back(self, error: RetryableError, estimate: int) -> None:
         """Feed a retryable failure to the lane's adaptive limits."""

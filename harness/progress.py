@@ -39,11 +39,16 @@ class Tally:
     retrying: int = 0
     started: float | None = None  # when its earliest finished job began
     last: float = 0.0  # when its latest record came
+    waiting_until: float = 0.0  # the end of the longest server-given wait ahead of a retry
 
     @property
     def finished(self) -> int:
         """Jobs that have their record."""
         return self.ok + self.failed
+
+
+# A server-given wait at least this long is shown, so a lane that looks idle says why.
+LONG_WAIT = 10.0
 
 
 class _RateColumn(ProgressColumn):
@@ -89,10 +94,13 @@ class Progress:
             tally.retrying -= 1
 
     def on_retry(self, job: Job, error: ProviderError, wait: float) -> None:
-        """Count a job that is waiting to try again."""
+        """Count a job that is waiting to try again; note a long wait, so it shows."""
+        tally = self.tallies[job.variant.id]
         if job.key not in self._retrying:
             self._retrying.add(job.key)
-            self.tallies[job.variant.id].retrying += 1
+            tally.retrying += 1
+        if wait >= LONG_WAIT:
+            tally.waiting_until = max(tally.waiting_until, self._clock() + wait)
 
     def __enter__(self) -> Progress:
         if self._live:
@@ -133,10 +141,10 @@ class Progress:
                     self._task_ids[variant],
                     completed=tally.finished,
                     failed=tally.failed,
-                    retrying=tally.retrying,
+                    retrying=self._retrying_text(tally),
                 )
                 continue
-            state = (tally.finished, tally.failed, tally.retrying)
+            state = (tally.finished, tally.failed, self._retrying_text(tally))
             if self._printed.get(variant) == state and not final:
                 continue
             self._printed[variant] = state
@@ -148,7 +156,16 @@ class Progress:
         eta = f"{remaining / rate:,.0f}s" if rate and remaining else "-"
         return (
             f"{variant}: {tally.finished}/{tally.total} ok {tally.ok} failed {tally.failed} "
-            f"retrying {tally.retrying} {rate:,.1f}/s eta {eta}"
+            f"retrying {self._retrying_text(tally)} {rate:,.1f}/s eta {eta}"
+        )
+
+    def _retrying_text(self, tally: Tally) -> str:
+        """How many jobs wait to retry, and how long the longest server-given wait has left."""
+        left = tally.waiting_until - self._clock()
+        return (
+            f"{tally.retrying} (the server asked for {left:,.0f}s)"
+            if left >= 1
+            else str(tally.retrying)
         )
 
     def _rate(self, tally: Tally) -> float:

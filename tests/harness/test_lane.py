@@ -9,7 +9,7 @@ import anyio
 
 from harness.api import RateLimitState
 from harness.config import ModelConfig, RetryPolicy, make_variant
-from harness.errors import RateLimited
+from harness.errors import ConnectionFailed, RateLimited
 from harness.jobs import Job, job_key, job_seed
 from harness.lane import Lane, LaneEvents
 from harness.limits import LaneLimits
@@ -204,3 +204,47 @@ def test_a_stop_while_a_job_waits_to_retry_leaves_it_pending(tmp_path):
 
     run_virtual(main)
     assert records == []  # no record: the next run takes the job up again
+
+
+class DownBetween(SimulatedProvider):
+    """Refuses connections from `down` to `up` seconds (virtual), like a server restarting."""
+
+    down, up = 1.0, 40.0
+
+    async def generate(self, request):
+        if self.down <= anyio.current_time() < self.up:
+            raise ConnectionFailed("ClientConnectorError: Connection refused")
+        return await super().generate(request)
+
+
+def run_through_outage(tmp_path, patience: float) -> list[Record]:
+    records: list[Record] = []
+    retry = replace(
+        RETRY, max_attempts=3, initial_wait=0.5, max_wait=1.0, server_down_wait=patience
+    )
+    lane, _ = make_lane(SimulatedOptions(latency_ms=500), retry)
+    lane.provider = DownBetween("sim-1", SimulatedOptions(latency_ms=500))
+    lane.events = LaneEvents(on_record=records.append, on_retry=lambda *_: None)
+    job = one_job(tmp_path)
+    jobs = [replace(job, key=f"{job.key}-{i}", sample=i) for i in range(40)]
+
+    async def main() -> None:
+        await lane.run(iter(jobs), anyio.Event())
+
+    run_virtual(main)
+    return records
+
+
+def test_a_lane_waits_out_a_server_restart_without_spending_attempts(tmp_path):
+    records = run_through_outage(tmp_path, patience=120.0)
+    assert len(records) == 40 and {r.status for r in records} == {"ok"}
+    waited = [r for r in records if r.attempt_errors]
+    assert waited and all(e["type"] == "ConnectionFailed" for r in waited for e in r.attempt_errors)
+    assert max(r.retry_count for r in records) > 3  # more failures than max_attempts = 3 allows
+
+
+def test_a_server_down_past_the_wait_fails_its_jobs_with_their_history(tmp_path):
+    records = run_through_outage(tmp_path, patience=5.0)
+    failed = [r for r in records if r.status == "error"]
+    assert failed and {r.error["type"] for r in failed} == {"ConnectionFailed"}
+    assert all(r.attempt_errors for r in failed)

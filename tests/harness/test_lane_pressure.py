@@ -5,16 +5,18 @@ from __future__ import annotations
 
 import io
 import random
+import time
 
 import anyio
+import pytest
 from aiohttp import web
 from rich.console import Console
 
 from harness.ledger import build_index
 from harness.run import execute, pending, prepare
 from tests.clock import run_virtual
-from tests.conftest import results, write_config
-from tests.providers.servers import Loopback, Seen, json_error
+from tests.conftest import harness_process, results, write_config
+from tests.providers.servers import Loopback, Seen, free_port, json_error
 from tests.providers.test_openai import openai_api
 
 
@@ -195,3 +197,40 @@ api_key_env = "TEST_OPENAI_KEY"
     assert busiest <= 2 * 25  # at 64 requests in flight it would send 640 a second
     assert server_logic.rejected < 2 * len(records)
     assert sent[-1] - sent[0] <= 2 * 150 / 25
+
+
+@pytest.mark.slow
+def test_a_server_restarted_mid_run_costs_no_job(tmp_path):
+    port = free_port()
+    body = f"""
+[retry]
+max_attempts = 2
+initial_wait = 0.1
+max_wait = 0.2
+server_down_wait = 30
+
+[[models]]
+name = "restarting"
+provider = "openai"
+model = "m"
+max_concurrency = 4
+[models.options]
+base_url = "http://127.0.0.1:{port}/v1"
+api_key_env = ""
+"""
+    config = write_config(tmp_path, body, prompts=80)
+    with Loopback(openai_api, port=port, delay=0.05) as first:
+        process = harness_process("run", str(config))
+        deadline = time.monotonic() + 20
+        while len(first.seen) < 20 and time.monotonic() < deadline:
+            time.sleep(0.05)
+    time.sleep(3.0)  # longer than every attempt a job has, at these waits
+    with Loopback(openai_api, port=port, delay=0.05):
+        _, err = process.communicate(timeout=60)
+    assert process.returncode == 0, err.decode()
+    records = results(tmp_path / "out" / "ledger.jsonl")
+    assert len(records) == 80 and {r["status"] for r in records} == {"ok"}
+    waited = [r for r in records if r["attempt_errors"]]
+    assert waited and {e["type"] for r in waited for e in r["attempt_errors"]} == {
+        "ConnectionFailed"
+    }

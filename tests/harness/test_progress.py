@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import io
+from types import SimpleNamespace
 
 from rich.console import Console
 
+from harness.errors import RateLimited
 from harness.progress import Progress
 from harness.record import Record
 
@@ -51,3 +53,18 @@ def test_plain_lines_show_each_variants_rate_over_its_own_time():
     # a finished at 2 s, two jobs since 0 s; b began at 8 s and has one job done at 20 s.
     assert lines[0] == "a: 2/2 ok 2 failed 0 retrying 0 1.0/s eta -"
     assert lines[1] == "b: 1/4 ok 1 failed 0 retrying 0 0.1/s eta 36s"
+
+
+def test_a_long_server_wait_shows_in_the_progress_line_until_it_ends():
+    now = 0.0
+    out = io.StringIO()
+    progress = Progress({"a": 3}, Console(file=out, width=200), clock=lambda: now)
+    job = SimpleNamespace(key="a|p1|0", variant=SimpleNamespace(id="a"))
+    progress.on_retry(job, RateLimited("slow down", status=429, retry_after=120), 120.0)
+    now = 30.0
+    progress.draw()
+    now = 121.0
+    progress.draw()
+    first, second = out.getvalue().splitlines()
+    assert "retrying 1 (the server asked for 90s)" in first
+    assert "retrying 1 " in second and "asked" not in second

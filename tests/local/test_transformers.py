@@ -8,6 +8,7 @@ from collections import Counter
 import anyio
 import pytest
 
+from harness.jobs import job_seed
 from tests.conftest import crash, harness_process, results, write_config
 from tests.harness.test_crash import count_records, wait_for_records
 from tests.local.conftest import local_model
@@ -144,13 +145,13 @@ def test_records_name_the_seed_each_sample_was_drawn_with(tmp_path, run_cli, tin
     assert run_cli("run", write_config(tmp_path, body, prompts=4))[0] == 0
     records = results(tmp_path / "out" / "ledger.jsonl")
 
-    async def alone() -> dict[tuple[int, int], str]:
+    seeds = {(r["prompt_id"], r["sample"]): r["sampling_params"]["seed"] for r in records}
+
+    async def alone() -> dict[int, str]:
         provider = tiny_provider(tiny_llama)
-        texts = {
-            (p, s): (await provider.generate(request(p, s))).text
-            for p in range(4)
-            for s in (7, 8, 9)
-        }
+        texts = {}
+        for (prompt_id, _), seed in seeds.items():
+            texts[seed] = (await provider.generate(request(int(prompt_id[1:]), seed))).text
         await provider.aclose()
         return texts
 
@@ -158,8 +159,8 @@ def test_records_name_the_seed_each_sample_was_drawn_with(tmp_path, run_cli, tin
     assert len(records) == 12 and len(set(texts.values())) > 1
     for record in records:
         seed = record["sampling_params"]["seed"]
-        assert seed == 7 + record["sample"]
-        assert record["full_response"] == texts[int(record["prompt_id"][1:]), seed]
+        assert seed == job_seed(7, record["prompt_id"], record["sample"])
+        assert record["full_response"] == texts[seed]
 
 
 def test_a_request_cancelled_while_queued_never_runs(tiny_llama):

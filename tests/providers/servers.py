@@ -9,6 +9,7 @@ time) for the test to inspect.
 from __future__ import annotations
 
 import asyncio
+import socket
 import threading
 import time
 from collections import deque
@@ -40,6 +41,7 @@ class Loopback:
     script: Iterable[Outcome] = ()
     retry_after: str = "0.3"
     delay: float = 0.0  # seconds before every answer
+    port: int = 0  # 0: any free port
     seen: list[Seen] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -68,7 +70,7 @@ class Loopback:
         app.router.add_route("*", "/{tail:.*}", self._handle)
         runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.1)
         await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
+        site = web.TCPSite(runner, "127.0.0.1", self.port, reuse_address=True)
         await site.start()
         port = runner.addresses[0][1]
         self.base_url = f"http://127.0.0.1:{port}"
@@ -87,6 +89,13 @@ class Loopback:
         if self.delay:
             await asyncio.sleep(self.delay)
         return self.respond(outcome, seen)
+
+
+def free_port() -> int:
+    """A port on 127.0.0.1 nobody listens on right now (for a server restarted on the same one)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 
 def json_error(status: int, body: dict[str, Any], headers: dict[str, str] | None = None):

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import orjson
-
 from harness.api import Completion, Message, Usage
 from harness.config import ModelConfig, make_variant
 from harness.jobs import Job, job_key
+from harness.ledger import sealed
 from harness.prompts import Prompt
 from harness.record import success_record
 
@@ -36,5 +35,5 @@ def write_big_ledger(path: Path, records: int) -> int:
             )
             job = Job(job_key(variant.id, prompt.id, 0), variant, prompt, 0)
             record = success_record("20261123T000000Z-bench0", job, completion, elapsed=1.5)
-            file.write(orjson.dumps(record, option=orjson.OPT_APPEND_NEWLINE))
+            file.write(sealed(record))
     return path.stat().st_size

@@ -393,19 +393,25 @@ def build_index(path: Path) -> ResumeIndex:
     index = ResumeIndex()
     if not path.exists():
         return index
-    answered, failures, loads = index.answered, index.failures, orjson.loads
+    answered, failures, loads, crc32 = index.answered, index.failures, orjson.loads, zlib.crc32
     hashes: dict[bytes, str] = {}
     with path.open("rb") as file:
         for line in file:
             if line.startswith(_KEY_HEAD):
                 mark = line.find(_STATUS_MARK)
                 at = mark + _HASH_AT
-                if mark > 0 and line.startswith(_OK_HASH, mark + 11) and _intact(line):
+                if (
+                    mark > 0
+                    and line.startswith(_OK_HASH, mark + 11)
+                    and line[at + 16 : at + 18] == b'",'
+                    and line[-_CRC_TAIL : -_CRC_TAIL + 8] == _CRC_MARK
+                    and line.endswith(b'"}\n')
+                    and b"%08x" % crc32(line[:-_CRC_TAIL]) == line[-11:-3]
+                ):
                     key = loads(line[7:mark])
-                    raw = line[at : at + 16]
-                    content = hashes.get(raw) or hashes.setdefault(raw, raw.decode())
-                    if isinstance(key, str) and line[at + 16 : at + 17] == b'"':
-                        answered[key] = content
+                    if isinstance(key, str):
+                        raw = line[at : at + 16]
+                        answered[key] = hashes.get(raw) or hashes.setdefault(raw, raw.decode())
                         failures.pop(key, None)
                         continue
             _index_whole_line(index, line)
@@ -444,10 +450,6 @@ def sealed(obj: Any) -> bytes:
 def _intact(line: bytes) -> bool | None:
     """True when a line's checksum matches, False when it does not, None when it has none (a
     line written before checksums, or by hand)."""
-    if line[-_CRC_TAIL : -_CRC_TAIL + len(_CRC_MARK)] != _CRC_MARK or not line.endswith(b'"}\n'):
+    if line[-_CRC_TAIL : -_CRC_TAIL + 8] != _CRC_MARK or not line.endswith(b'"}\n'):
         return None
-    try:
-        expected = int(line[-11:-3], 16)
-    except ValueError:
-        return False
-    return zlib.crc32(memoryview(line)[:-_CRC_TAIL]) == expected
+    return b"%08x" % zlib.crc32(line[:-_CRC_TAIL]) == line[-11:-3]

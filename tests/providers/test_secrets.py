@@ -26,32 +26,7 @@ def test_no_api_key_appears_in_any_output(tmp_path, run_cli, monkeypatch):
         Loopback(generate_content, ["503", "400"]) as gemini,
         Loopback(openai_api, ["429", "400"]) as local,
     ):
-        body = f"""
-[retry]
-max_attempts = 2
-initial_wait = 0.01
-max_wait = 0.01
-
-[[models]]
-name = "claude"
-provider = "anthropic"
-[models.options]
-base_url = "{claude.base_url}"
-
-[[models]]
-name = "gemini"
-provider = "gemini"
-[models.options]
-base_url = "{gemini.base_url}"
-
-[[models]]
-name = "local"
-provider = "openai"
-[models.options]
-base_url = "{local.base_url}/v1"
-api_key_env = "TEST_OPENAI_KEY"
-api_key = "${{TEST_OPENAI_KEY}}"
-"""
+        body = models_on(claude, gemini, local) + 'api_key = "${TEST_OPENAI_KEY}"\n'
         config = write_config(tmp_path, body, prompts=3)
         outputs = [run_cli("run", config), run_cli("rerun", config), run_cli("doctor", config)]
         outputs.append(run_cli("status", tmp_path / "out"))

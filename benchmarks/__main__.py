@@ -7,7 +7,7 @@
 (e) peak RSS of a 100,000-job run, next to a 20,000-job run's
 (f) 20,000 jobs through the openai and anthropic providers against a loopback server at 0 ms,
     concurrency 64 and 256 (median of 3), next to a bare aiohttp client measured in the same run
-(g) configs/pilot.toml with every base URL on a loopback server answering after 300 ms
+(g) configs/pilot-served.toml with every base URL on a loopback server answering after 300 ms
 (i) 2,000 jobs at 100 ms, concurrency 64, 5% random 429s with retry-after 1 s, through the
     simulated provider and the openai provider on loopback: ideal / wall (median of 3), where the
     ideal is every job's latency over the concurrency plus one retry-after
@@ -180,12 +180,12 @@ def pilot(root: Path) -> None:
             **{f"{name}_BASE_URL": f"{url}/v1" for name in ("QWEN", "LLAMA", "MISTRAL")},
         }
         os.environ.update(environ)
-        config = REPO / "configs" / "pilot.toml"
+        config = REPO / "configs" / "pilot-served.toml"
         output = root / "pilot"
         seconds, table = run_with_summary(config, output)
     print(table)
     report(
-        "(g) configs/pilot.toml on loopback servers (300 ms each)", f"{seconds:.1f} s", "-", True
+        "(g) configs/pilot-served.toml on loopback servers (300 ms each)", f"{seconds:.1f} s", "-", True
     )
 
 

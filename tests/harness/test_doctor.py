@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from tests.conftest import REPO, SIMPLE_MODEL, write_config
 
-PILOT = REPO / "configs" / "pilot.toml"
+PILOT = REPO / "configs" / "pilot-served.toml"
 
 
 def test_pilot_without_keys_fails_naming_the_variables_to_set(run_cli, monkeypatch):

@@ -121,7 +121,11 @@ class Completion:
 
 class Provider(Protocol):
     """What every provider implements. Built as `cls(model_id, options)` (cheap: nothing connects
-    or loads), started with `start`, closed with `aclose`."""
+    or loads), started with `start`, closed with `aclose`.
+
+    A provider may also have a classmethod `resolve(model, options) -> options` that pins what
+    will answer (a local model's hub revision to its commit) before the variant id is made, and
+    raises InputError in one line when it cannot."""
 
     Options: ClassVar[type]
 

@@ -95,15 +95,15 @@ def prepare(config_path: str | Path, overrides: Overrides = Overrides()) -> Prep
     unknown = set(overrides.models) - {m.name for m in config.models}
     if unknown:
         raise InputError(f"--models: no model named {', '.join(sorted(unknown))} in {config.path}")
-    setups = tuple(_setup(config, i, m) for i, m in chosen)
-    problems = [
-        f"{config.path}: models[{i}] ({setup.model.name}): {problem}"
-        for (i, _), setup in zip(chosen, setups, strict=True)
-        for problem in setup.provider_cls.preflight(setup.model.model_id, setup.options)
-    ]
+    setups, problems = [], []
+    for index, model in chosen:
+        try:
+            setups.append(_setup(config, index, model))
+        except InputError as exc:  # every model's problem is told, not only the first one's
+            problems.append(str(exc))
     if problems:
         raise InputError("\n".join(problems))
-    return Prepared(config, prompts, setups)
+    return Prepared(config, prompts, tuple(setups))
 
 
 def _chosen(model: ModelConfig, names: Sequence[str]) -> bool:
@@ -111,6 +111,8 @@ def _chosen(model: ModelConfig, names: Sequence[str]) -> bool:
 
 
 def _setup(config: RunConfig, index: int, model: ModelConfig) -> ModelSetup:
+    """A model's provider, options and variants; InputError naming the file and model for each
+    problem (a provider not installed, bad options, weights not to be had, a missing key)."""
     try:
         cls = provider_class(model.provider)
     except InputError as exc:
@@ -122,6 +124,16 @@ def _setup(config: RunConfig, index: int, model: ModelConfig) -> ModelSetup:
         path = exc.path if exc.path.startswith(where) else f"{where}{exc.path and '.'}{exc.path}"
         raise ConfigError(config.path, path, exc.message) from None
     SECRETS.add(*named_secrets(options))
+    label = f"{config.path}: models[{index}] ({model.name})"
+    resolve = getattr(cls, "resolve", None)  # local models: the exact weights, pinned
+    if resolve is not None:
+        try:
+            options = resolve(model.model_id, options)
+        except InputError as exc:
+            raise InputError(f"{label}: {exc}") from None
+    problems = cls.preflight(model.model_id, options)
+    if problems:
+        raise InputError("\n".join(f"{label}: {problem}" for problem in problems))
     identity = answer_defining(options)
     variants = tuple(make_variant(model, t, config.seed, identity) for t in model.temperatures)
     return ModelSetup(model, cls, options, variants)

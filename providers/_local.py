@@ -1,21 +1,32 @@
-"""What the local-model providers (vllm, transformers) share: the prompt as token ids, and the
-check that a model folder exists."""
+"""What the local-model providers (vllm, transformers) share: the weights pinned to the commit
+that answers, the folder to load, and the prompt as token ids."""
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from harness.api import Message
+from providers._hub import locate, snapshot
+
+Options = TypeVar("Options")
 
 
-def missing_model(path: str) -> list[str]:
-    """A problem when `path` looks like a local folder but holds no model."""
-    folder = Path(path).expanduser()
-    looks_local = path.startswith((".", "/", "~")) or folder.exists()
-    if looks_local and not (folder / "config.json").is_file():
-        return [f'no model at "{path}" (expected a folder with config.json)']
-    return []
+def pinned(model: str, options: Options) -> Options:
+    """The options with `revision` set to the commit that will answer (a hub id's branch, tag or
+    commit resolved through the cache or the hub; empty for a folder). InputError when the
+    weights cannot be had."""
+    weights = locate(getattr(options, "path", "") or model, getattr(options, "revision", ""))
+    return dataclasses.replace(options, revision=weights.commit or "")  # type: ignore[type-var]
+
+
+def weights_folder(path: str, revision: str) -> tuple[Path, str]:
+    """The folder to load (downloaded first when the cache lacks it) and the name records give
+    the model: `hub/id@commit`, or the folder as configured."""
+    weights = locate(path, revision)
+    label = f"{weights.source}@{weights.commit}" if weights.commit else weights.source
+    return snapshot(weights), label
 
 
 def prompt_ids(tokenizer: Any, messages: tuple[Message, ...], chat: bool) -> list[int]:

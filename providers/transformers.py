@@ -22,7 +22,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer, LogitsProcessor, L
 from harness.api import Completion, Request, SamplingParams, TokenLogprob, Usage
 from harness.errors import FatalError
 from harness.fields import OPERATIONAL
-from providers._local import missing_model, prompt_ids
+from providers._local import pinned, prompt_ids, weights_folder
 
 
 @dataclass(frozen=True)
@@ -60,6 +60,7 @@ class TransformersProvider:
         self.model = model
         self.options = options
         self.path = options.path or model
+        self.label = self.path  # what records name: `hub/id@commit` once loaded
         self._model: Any = None
         self._tokenizer: Any = None
         self._loading = anyio.Lock()
@@ -68,9 +69,14 @@ class TransformersProvider:
         self._queue: deque[_Pending] = deque()
 
     @classmethod
+    def resolve(cls, model: str, options: TransformersOptions) -> TransformersOptions:
+        """Pin the weights: a folder, or a hub id's revision resolved to its commit."""
+        return pinned(model, options)
+
+    @classmethod
     def preflight(cls, model: str, options: TransformersOptions) -> list[str]:
-        """A local model path that does not exist."""
-        return missing_model(options.path or model)
+        """Nothing beyond `resolve`, which found the weights."""
+        return []
 
     async def start(self) -> None:
         """Load the tokenizer and model (in a worker thread)."""
@@ -115,15 +121,13 @@ class TransformersProvider:
 
     def _load(self) -> tuple[Any, Any]:
         o = self.options
-        revision = o.revision or None
-        tokenizer = AutoTokenizer.from_pretrained(
-            self.path, revision=revision, trust_remote_code=o.trust_remote_code
-        )
+        folder, self.label = weights_folder(self.path, o.revision)
+        tokenizer = AutoTokenizer.from_pretrained(folder, trust_remote_code=o.trust_remote_code)
         tokenizer.padding_side = "left"
         if tokenizer.pad_token is None:
             tokenizer.pad_token = tokenizer.eos_token
         model = AutoModelForCausalLM.from_pretrained(
-            self.path, revision=revision, dtype=o.dtype, trust_remote_code=o.trust_remote_code
+            folder, dtype=o.dtype, trust_remote_code=o.trust_remote_code
         )
         return tokenizer, model.to(_device(o.device)).eval()
 
@@ -195,7 +199,7 @@ class TransformersProvider:
             text=self._tokenizer.decode(tokens, skip_special_tokens=True),
             finish_reason="stop" if eos in tokens else "length",
             usage=Usage(len(item.ids), count),
-            model=self.path,
+            model=self.label,
             token_logprobs=self._logprobs(tokens, logprobs) if logprobs is not None else None,
         )
 

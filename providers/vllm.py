@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import gc
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -23,7 +24,7 @@ from vllm.v1.engine.exceptions import EngineDeadError, EngineGenerateError
 from harness.api import Completion, Request, TokenLogprob, Usage
 from harness.errors import FatalError, ServerError
 from harness.fields import OPERATIONAL
-from providers._local import missing_model, prompt_ids
+from providers._local import pinned, prompt_ids, weights_folder
 
 _FINISH = {"stop": "stop", "length": "length", "abort": "abort"}
 
@@ -59,15 +60,21 @@ class VLLMProvider:
         self.model = model
         self.options = options
         self.path = options.path or model
+        self.label = self.path  # what records name: `hub/id@commit` once started
         self._engine: AsyncLLM | None = None
         self._tokenizer: Any = None
         self._starting = anyio.Lock()
         self._dead: str | None = None
 
     @classmethod
+    def resolve(cls, model: str, options: VLLMOptions) -> VLLMOptions:
+        """Pin the weights: a folder, or a hub id's revision resolved to its commit."""
+        return pinned(model, options)
+
+    @classmethod
     def preflight(cls, model: str, options: VLLMOptions) -> list[str]:
-        """A local model path that does not exist."""
-        return missing_model(options.path or model)
+        """Nothing beyond `resolve`, which found the weights."""
+        return []
 
     async def start(self) -> None:
         """Start the engine (in a worker thread: it takes seconds to minutes)."""
@@ -108,7 +115,7 @@ class VLLMProvider:
                 choice.finish_reason or "", choice.finish_reason or "unknown"
             ),
             usage=Usage(len(prompt), len(choice.token_ids)),
-            model=self.path,
+            model=self.label,
             token_logprobs=self._logprobs(choice.token_ids, choice.logprobs),
         )
 
@@ -127,20 +134,23 @@ class VLLMProvider:
             raise FatalError(self._dead)
         async with self._starting:
             if self._engine is None:
-                args = self._engine_args()
                 try:
-                    engine = await anyio.to_thread.run_sync(AsyncLLM.from_engine_args, args)
+                    engine = await anyio.to_thread.run_sync(self._start_engine)
                 except Exception as exc:
                     self._dead = f"vLLM could not start {self.path}: {type(exc).__name__}: {exc}"
                     raise FatalError(self._dead) from exc
                 self._engine, self._tokenizer = engine, engine.get_tokenizer()
         return self._engine
 
-    def _engine_args(self) -> AsyncEngineArgs:
+    def _start_engine(self) -> AsyncLLM:
+        """Find (or download) the pinned weights and start the engine on them."""
+        folder, self.label = weights_folder(self.path, self.options.revision)
+        return AsyncLLM.from_engine_args(self._engine_args(folder))
+
+    def _engine_args(self, folder: Path) -> AsyncEngineArgs:
         o = self.options
         return AsyncEngineArgs(
-            model=self.path,
-            revision=o.revision or None,
+            model=str(folder),
             dtype=o.dtype,
             max_model_len=o.max_model_len,
             gpu_memory_utilization=o.gpu_memory_utilization,

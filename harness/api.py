@@ -95,12 +95,18 @@ class RateLimitState:
 
 @dataclass(frozen=True, slots=True)
 class TokenLogprob:
-    """One generated token, its logprob, and the top alternatives as (token, logprob) pairs; a
-    logprob the provider did not give is None (never 0.0, which would say probability 1)."""
+    """One generated token and its logprob, and `top`: the k most likely tokens at its position as
+    (text, logprob) pairs, sorted by logprob (descending), whether or not the chosen token is among
+    them. `token_id` and `top_ids` (the ids of `top`, in its order) are set where the provider gives
+    token ids: distinct tokens can share a text (partial UTF-8 byte tokens all decode to '' or
+    U+FFFD), never an id. A text or logprob the provider did not give is None (a logprob is never
+    0.0 in its place, which would say probability 1)."""
 
-    token: str
+    token: str | None
     logprob: float | None
-    top: tuple[tuple[str, float | None], ...]
+    top: tuple[tuple[str | None, float | None], ...]
+    token_id: int | None = None
+    top_ids: tuple[int, ...] | None = None
 
 
 @dataclass(frozen=True, slots=True)

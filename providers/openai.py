@@ -6,12 +6,25 @@ client made 6,900 requests/s and httpx on the aiohttp transport 2,800/s, on the 
 run; httpx's request and header models cost more than the whole harness around them.
 
 `endpoint = "chat"` posts to `/chat/completions`; `endpoint = "completions"` sends the raw prompt
-text to `/completions`, for base models. With `top_logprobs = k` the answer's token logprobs and k
-alternatives land in `token_logprobs`.
+text to `/completions`, for base models. With `top_logprobs = k` the answer's token logprobs and the
+k most likely tokens of every position land in `token_logprobs`.
+
+Servers list alternatives in two layouts. OpenAI sends the true top n, sorted; vLLM sends the
+sampled token first, then the most likely ones, cut at n, so the n-th is lost when the sampled
+token is not among them. Chat therefore asks for k + 1 (at most 20, OpenAI's limit and vLLM's
+default) and keeps the k most likely; completions list the sampled token beside the k asked for.
+Completions key alternatives by text, and tokens that decode alike (partial UTF-8 bytes decode to
+'' or U+FFFD) overwrite each other on the server: `token_ids` asks vLLM to name tokens
+`token_id:N` (`return_tokens_as_token_ids`), recorded as ids (`token_id`, `top_ids`) with no
+text. Chat keeps every alternative; a token whose `bytes` say more than its text (a partial UTF-8
+byte) takes its text from them, an undecodable byte as `\\xNN`.
 """
 
 from __future__ import annotations
 
+import math
+import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -23,6 +36,12 @@ from harness.api import Completion, Request, TokenLogprob, Usage
 from harness.errors import AttemptTimeout, ConnectionFailed, ServerError
 from harness.fields import OPERATIONAL
 from providers._http import api_key, error_for_status, rate_limit_state, setup_problems
+
+# The most alternatives OpenAI gives, and vLLM's default `--max-logprobs`.
+_MAX_LOGPROBS = 20
+# Hosts that reject request fields they do not know.
+_STRICT_HOSTS = ("openai.com", "openai.azure.com")
+_TOKEN_ID = re.compile(r"token_id:(\d+)")
 
 _FINISH = {
     "stop": "stop",
@@ -40,7 +59,10 @@ class OpenAIOptions:
     api_key_env: str = field(default="OPENAI_API_KEY", metadata=OPERATIONAL)
     api_key: str = field(default="", metadata=OPERATIONAL)
     endpoint: Literal["chat", "completions"] = "chat"
-    top_logprobs: int = field(default=0, metadata={"min": 0, "max": 20})
+    top_logprobs: int = field(default=0, metadata={"min": 0, "max": _MAX_LOGPROBS})
+    # Ask for token ids with logprobs (vLLM's `return_tokens_as_token_ids`); None: ask every
+    # server but OpenAI's own (api.openai.com, *.openai.azure.com), which reject unknown fields.
+    token_ids: bool | None = None
     send_seed: bool = True
     max_connections: int = field(default=256, metadata={"min": 1, "max": 100_000, **OPERATIONAL})
     timeout: float = field(default=600.0, metadata={"min": 0.001, "max": 86_400, **OPERATIONAL})
@@ -58,6 +80,7 @@ class OpenAIProvider:
         base = options.base_url.rstrip("/")
         self._chat_url = yarl.URL(f"{base}/chat/completions")
         self._completions_url = yarl.URL(f"{base}/completions")
+        self._token_ids = _asks_token_ids(options, self._chat_url.host or "")
         self._headers = {"Content-Type": "application/json"}
         if key:
             self._headers["Authorization"] = f"Bearer {key}"
@@ -98,7 +121,7 @@ class OpenAIProvider:
             finish_reason=_FINISH.get(choice.get("finish_reason"), choice.get("finish_reason")),
             usage=Usage(usage.get("prompt_tokens", 0), usage.get("completion_tokens", 0)),
             model=data.get("model") or request.model,
-            token_logprobs=_logprobs(choice.get("logprobs"), chat),
+            token_logprobs=_logprobs(choice.get("logprobs"), chat, self.options.top_logprobs),
             sampling_sent=_sent(body),
             rate_limit=rate_limit_state(headers),
         )
@@ -135,10 +158,18 @@ class OpenAIProvider:
             body["stop"] = list(sampling.stop)
         k = self.options.top_logprobs
         if k and chat:
-            body["logprobs"], body["top_logprobs"] = True, k
+            body["logprobs"], body["top_logprobs"] = True, min(k + 1, _MAX_LOGPROBS)
         elif k:
             body["logprobs"] = k
+        if k and self._token_ids:
+            body["return_tokens_as_token_ids"] = True
         return body
+
+
+def _asks_token_ids(options: OpenAIOptions, host: str) -> bool:
+    if options.token_ids is not None:
+        return options.token_ids
+    return not any(host == strict or host.endswith(f".{strict}") for strict in _STRICT_HOSTS)
 
 
 def _error_message(content: bytes, reason: str | None) -> str:
@@ -152,30 +183,65 @@ def _error_message(content: bytes, reason: str | None) -> str:
     return str(error)
 
 
-def _logprobs(logprobs: Any, chat: bool) -> tuple[TokenLogprob, ...] | None:
+# One listed token: its text (None when the server named it by id), its id (None when it gave
+# only text), and its logprob.
+_Listed = tuple[str | None, int | None, float | None]
+
+
+def _logprobs(logprobs: Any, chat: bool, k: int) -> tuple[TokenLogprob, ...] | None:
     if not logprobs:
         return None
     if chat:
-        return tuple(
-            TokenLogprob(
-                entry["token"],
-                entry["logprob"],
-                tuple((alt["token"], alt["logprob"]) for alt in entry.get("top_logprobs") or ()),
-            )
-            for entry in logprobs.get("content") or ()
-        )
+        return tuple(_chat_position(entry, k) for entry in logprobs.get("content") or ())
     tops = logprobs.get("top_logprobs") or []
+    chosen = zip(logprobs.get("tokens") or (), logprobs.get("token_logprobs") or (), strict=False)
     return tuple(
-        TokenLogprob(
-            token,
-            logprob,
-            tuple(sorted((tops[i] or {}).items(), key=lambda item: -item[1]))
-            if i < len(tops)
-            else (),
-        )
-        for i, (token, logprob) in enumerate(
-            zip(logprobs.get("tokens") or (), logprobs.get("token_logprobs") or (), strict=False)
-        )
+        _position((*_named(token), logprob), _keyed(tops[i] if i < len(tops) else None), k)
+        for i, (token, logprob) in enumerate(chosen)
+    )
+
+
+def _keyed(top: dict[str, float] | None) -> list[_Listed]:
+    """Completions' alternatives, keyed by text or by `token_id:N`."""
+    return [(*_named(name), logprob) for name, logprob in (top or {}).items()]
+
+
+def _chat_position(entry: dict[str, Any], k: int) -> TokenLogprob:
+    alternatives = [_chat_listed(alt) for alt in entry.get("top_logprobs") or ()]
+    return _position(_chat_listed(entry), alternatives, k, spare=k < _MAX_LOGPROBS)
+
+
+def _chat_listed(entry: dict[str, Any]) -> _Listed:
+    text, token_id = _named(entry["token"])
+    data = entry.get("bytes")
+    if text is not None and data is not None and bytes(data) != text.encode():
+        text = bytes(data).decode("utf-8", "backslashreplace")
+    return text, token_id, entry.get("logprob")
+
+
+def _named(token: str) -> tuple[str | None, int | None]:
+    """A token as the server named it: `token_id:N` (asked for with `token_ids`) or its text."""
+    match = _TOKEN_ID.fullmatch(token)
+    return (None, int(match[1])) if match else (token, None)
+
+
+def _position(
+    chosen: _Listed, listed: Iterable[_Listed], k: int, *, spare: bool = True
+) -> TokenLogprob:
+    """The chosen token and the k most likely of `listed`. Without a spare alternative asked for,
+    a chosen token listed last may stand anywhere below the k-th (vLLM lists it first, then the
+    k - 1 most likely), so it is left out."""
+    ranked = sorted(listed, key=lambda alt: -alt[2] if alt[2] is not None else math.inf)
+    if not spare and len(ranked) >= k and ranked[-1] == chosen:
+        ranked.pop()
+    top = ranked[:k]
+    ids = tuple(token_id for _, token_id, _ in top)
+    return TokenLogprob(
+        token=chosen[0],
+        logprob=chosen[2],
+        top=tuple((text, logprob) for text, _, logprob in top),
+        token_id=chosen[1],
+        top_ids=ids if top and None not in ids else None,
     )
 
 

@@ -96,12 +96,19 @@ def test_chat_answer_with_logprobs_usage_and_seed(tmp_path, run_cli, monkeypatch
     assert code == 0 and record["full_response"] == "Yes." and record["model"] == "served-model"
     assert record["tokens"] == {"input": 17, "output": 2, "total": 19}
     first = record["token_logprobs"][0]
-    assert first == {"token": "Yes", "logprob": -0.1, "top": [["Yes", -0.1], ["No", -2.5]]}
+    assert first == {
+        "token": "Yes",
+        "logprob": -0.1,
+        "top": [["Yes", -0.1], ["No", -2.5]],
+        "token_id": None,
+        "top_ids": None,
+    }
     (request,) = seen
     assert request.path == "/v1/chat/completions"
     assert request.headers["Authorization"] == f"Bearer {KEY}"
     assert request.body["seed"] == job_seed(7, "p000", 0) and request.body["temperature"] == 0.7
-    assert request.body["logprobs"] is True and request.body["top_logprobs"] == 2
+    assert request.body["logprobs"] is True and request.body["top_logprobs"] == 3  # k + 1
+    assert request.body["return_tokens_as_token_ids"] is True
     assert record["sampling_params"]["seed"] == job_seed(7, "p000", 0)
 
 

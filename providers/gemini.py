@@ -159,14 +159,23 @@ def _blocked_categories(candidate: types.Candidate, reason: str) -> str:
 
 
 def _logprobs(result: types.LogprobsResult | None) -> tuple[TokenLogprob, ...] | None:
+    """Gemini's chosen and top candidates (sorted by the API), with their token ids."""
     if result is None or not result.chosen_candidates:
         return None
     tops = result.top_candidates or []
     entries = []
     for i, chosen in enumerate(result.chosen_candidates):
         alternatives = tops[i].candidates if i < len(tops) and tops[i].candidates else []
-        top = tuple((alt.token or "", alt.log_probability) for alt in alternatives)
-        entries.append(TokenLogprob(chosen.token or "", chosen.log_probability, top))
+        ids = tuple(alt.token_id for alt in alternatives)
+        entries.append(
+            TokenLogprob(
+                token=chosen.token,
+                logprob=chosen.log_probability,
+                top=tuple((alt.token, alt.log_probability) for alt in alternatives),
+                token_id=chosen.token_id,
+                top_ids=ids if ids and None not in ids else None,
+            )
+        )
     return tuple(entries)
 
 

@@ -53,12 +53,15 @@ def generate_content(outcome: str, seen: Seen) -> web.Response:
             ],
         }
     else:
-        yes = (
-            {"token": "Yes"}
-            if outcome == "no-logprob"
-            else {"token": "Yes", "logProbability": -0.2}
-        )
-        top = [yes, {"token": "No", "logProbability": -1.9}]
+        yes = {"token": "Yes", "tokenId": 8438}
+        if outcome != "no-logprob":
+            yes["logProbability"] = -0.2
+        top = [yes, {"token": "No", "tokenId": 1294, "logProbability": -1.9}]
+        if outcome == "byte-tokens":  # two partial UTF-8 bytes, one text
+            top += [
+                {"token": "\ufffd", "tokenId": 239, "logProbability": -3.1},
+                {"token": "\ufffd", "tokenId": 241, "logProbability": -3.4},
+            ]
         candidate = {
             "content": {"role": "model", "parts": [{"text": "Yes, it exists."}]},
             "finishReason": "STOP",
@@ -93,7 +96,13 @@ def test_answer_with_usage_thoughts_and_logprobs(tmp_path, run_cli, monkeypatch)
     assert record["model"] == "gemini-test-001" and record["finish_reason"] == "stop"
     assert record["tokens"] == {"input": 12, "output": 3, "total": 15, "thoughts": 5}
     assert record["token_logprobs"] == [
-        {"token": "Yes", "logprob": -0.2, "top": [["Yes", -0.2], ["No", -1.9]]}
+        {
+            "token": "Yes",
+            "logprob": -0.2,
+            "top": [["Yes", -0.2], ["No", -1.9]],
+            "token_id": 8438,
+            "top_ids": [8438, 1294],
+        }
     ]
     (request,) = seen
     assert request.path.endswith("/models/gemini-test:generateContent")  # v1 or v1beta
@@ -138,9 +147,15 @@ def test_invalid_argument_is_fatal_with_its_message(tmp_path, run_cli, monkeypat
 def test_a_logprob_the_api_left_out_is_null_not_zero(tmp_path, run_cli, monkeypatch):
     code, (record,), _ = run(tmp_path, run_cli, monkeypatch, script=["no-logprob"])
     assert code == 0
-    assert record["token_logprobs"] == [
-        {"token": "Yes", "logprob": None, "top": [["Yes", None], ["No", -1.9]]}
-    ]
+    (entry,) = record["token_logprobs"]
+    assert entry["logprob"] is None and entry["top"] == [["Yes", None], ["No", -1.9]]
+
+
+def test_byte_tokens_of_one_text_keep_their_own_ids(tmp_path, run_cli, monkeypatch):
+    code, (record,), _ = run(tmp_path, run_cli, monkeypatch, script=["byte-tokens"])
+    (entry,) = record["token_logprobs"]
+    assert code == 0 and [text for text, _ in entry["top"][2:]] == ["\ufffd", "\ufffd"]
+    assert entry["top_ids"] == [8438, 1294, 239, 241]
 
 
 def test_aclose_closes_the_sync_client_too():

@@ -204,17 +204,25 @@ class TransformersProvider:
         )
 
     def _logprobs(self, tokens: list[int], logprobs: torch.Tensor) -> tuple[TokenLogprob, ...]:
+        """Each position's chosen token and its k most likely, with their ids: a byte token
+        decodes alone to '' or U+FFFD, like its neighbours, but keeps its own id."""
         k, cap = self.options.top_logprobs, self.options.max_logprob_tokens
         decode = self._tokenizer.decode
         entries = []
-        for step, token in enumerate(tokens[: cap if cap is not None else len(tokens)]):
+        for step, token in enumerate(tokens[:cap]):
             values, indices = logprobs[step].topk(k)
-            top = tuple(
-                (decode([i]), round(float(v), 6))
-                for v, i in zip(values.tolist(), indices.tolist(), strict=True)
-            )
+            ids = tuple(indices.tolist())
             entries.append(
-                TokenLogprob(decode([token]), round(float(logprobs[step, token]), 6), top)
+                TokenLogprob(
+                    token=decode([token]),
+                    logprob=round(float(logprobs[step, token]), 6),
+                    top=tuple(
+                        (decode([i]), round(v, 6))
+                        for v, i in zip(values.tolist(), ids, strict=True)
+                    ),
+                    token_id=token,
+                    top_ids=ids,
+                )
             )
         return tuple(entries)
 

@@ -163,21 +163,26 @@ class VLLMProvider:
         )
 
     def _logprobs(self, token_ids: Any, logprobs: Any) -> tuple[TokenLogprob, ...] | None:
+        """Each position's chosen token and its k most likely, by vLLM's rank: a position lists
+        the sampled token first, then ranks 1 to k, so a sampled token outside the top k is left
+        out of `top`. Ids keep byte tokens apart: vLLM decodes them alone to '' or U+FFFD."""
         if not logprobs:
             return None
-        cap = self.options.max_logprob_tokens
+        k, cap = self.options.top_logprobs, self.options.max_logprob_tokens
         entries = []
-        for token_id, candidates in zip(token_ids, logprobs, strict=False):
-            if cap is not None and len(entries) >= cap:
-                break
+        for token_id, candidates in zip(token_ids[:cap], logprobs, strict=False):
             chosen = candidates[token_id]
-            k = self.options.top_logprobs
-            ranked = sorted(
-                (c for c in candidates.values() if c.rank is not None and c.rank <= k),
-                key=lambda c: c.rank,
+            top = [(i, c) for i, c in candidates.items() if c.rank is not None and c.rank <= k]
+            top.sort(key=lambda item: item[1].rank)
+            entries.append(
+                TokenLogprob(
+                    token=chosen.decoded_token,
+                    logprob=chosen.logprob,
+                    top=tuple((c.decoded_token, c.logprob) for _, c in top),
+                    token_id=token_id,
+                    top_ids=tuple(i for i, _ in top),
+                )
             )
-            top = tuple((c.decoded_token or "", c.logprob) for c in ranked)
-            entries.append(TokenLogprob(chosen.decoded_token or "", chosen.logprob, top))
         return tuple(entries)
 
 

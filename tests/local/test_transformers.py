@@ -18,6 +18,7 @@ pytest.importorskip("torch")
 
 from harness.api import Message, Request, SamplingParams
 from providers.transformers import TransformersOptions, TransformersProvider
+from tests.local.truth import Truth, top_k_error
 
 
 def hf_model(name: str, path, *, chat: bool = True, temperatures="[0.0, 0.7]") -> str:
@@ -40,6 +41,7 @@ def test_records_carry_top5_logprobs_exact_counts_and_reproduce(tmp_path, run_cl
     from transformers import AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(tiny_llama)
+    truth, alike = Truth(tiny_llama), 0
     for record in first.values():
         entries = record["token_logprobs"]
         assert len(entries) == record["tokens"]["output"] <= 12
@@ -56,7 +58,12 @@ def test_records_carry_top5_logprobs_exact_counts_and_reproduce(tmp_path, run_cl
             )
         greedy = record["sampling_params"]["temperature"] == 0
         if greedy:  # the chosen token is the most likely one
-            assert all(entry["top"][0][0] == entry["token"] for entry in entries)
+            assert all(entry["top_ids"][0] == entry["token_id"] for entry in entries)
+        answer = [entry["token_id"] for entry in entries]
+        rows = truth.logprobs(text, not record["variant"].startswith("hf-raw@"), answer)
+        assert top_k_error(entries, rows, 5) < 1e-4
+        alike += sum(len({t for t, _ in entry["top"]}) < 5 for entry in entries)
+    assert alike > 0  # byte tokens that decode alike, kept apart by their ids
 
     assert run_cli("run", config, "--fresh")[0] == 0
     again = {r["key"]: r for r in results(tmp_path / "out" / "ledger.jsonl")}

@@ -17,6 +17,8 @@ K = 5
 def run(
     tmp_path, run_cli, layout: Layout, endpoint: str, *, k=K, token_ids=None, prompts=8, spread=1.0
 ):
+    """Every prompt at t=0 and t=0.7 through the openai provider to a fake model answering in
+    `layout`; returns the exit code, the records, the requests seen and the fake model."""
     model = FakeModel(layout, spread=spread)
     with Loopback(model) as server:
         ids = "" if token_ids is None else f"token_ids = {str(token_ids).lower()}\n"

@@ -185,7 +185,10 @@ def pilot(root: Path) -> None:
         seconds, table = run_with_summary(config, output)
     print(table)
     report(
-        "(g) configs/pilot-served.toml on loopback servers (300 ms each)", f"{seconds:.1f} s", "-", True
+        "(g) configs/pilot-served.toml on loopback servers (300 ms each)",
+        f"{seconds:.1f} s",
+        "-",
+        True,
     )
 
 

@@ -162,15 +162,19 @@ class AdaptiveConcurrency:
 
 class Outage:
     """The lane's server stopped answering: hold attempts back, one probe at a time, for at most
-    `patience` seconds from the first failed connection; any answer ends it."""
+    `patience` seconds from the first failed connection; any answer ends it. It takes `failures`
+    failed connections in a row, with no answer between them, to start one: a connection dropped
+    now and then among answers is retried like any other failure."""
 
-    __slots__ = ("_gap", "_name", "_probe", "_since", "patience")
+    __slots__ = ("_failures", "_gap", "_in_row", "_name", "_probe", "_since", "patience")
 
-    def __init__(self, name: str, patience: float, gap: float = 1.0) -> None:
+    def __init__(self, name: str, patience: float, gap: float = 1.0, failures: int = 3) -> None:
         self._name = name
         self.patience = patience
         self._gap = gap  # between probes
-        self._since: float | None = None  # the first failed connection of this outage
+        self._failures = failures
+        self._in_row = 0  # failed connections since the last answer
+        self._since: float | None = None  # when this outage started
         self._probe = anyio.Lock()
 
     def holding(self) -> bool:
@@ -178,8 +182,9 @@ class Outage:
         return self._since is not None and anyio.current_time() - self._since < self.patience
 
     def unreachable(self) -> None:
-        """A connection failed: start an outage unless one is on."""
-        if self._since is None and self.patience > 0:
+        """A connection failed: start an outage when enough have failed in a row."""
+        self._in_row += 1
+        if self._since is None and self.patience > 0 and self._in_row >= self._failures:
             self._since = anyio.current_time()
             log.warning(
                 "%s: server unreachable; holding requests up to %.0f s, one probe every %.0f s",
@@ -190,6 +195,7 @@ class Outage:
 
     def reached(self) -> None:
         """The server answered (with anything): the outage is over."""
+        self._in_row = 0
         if self._since is not None:
             log.info(
                 "%s: server answers again after %.1f s",

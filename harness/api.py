@@ -63,6 +63,12 @@ class Usage:
     output: int
     details: Mapping[str, int] | None = None
 
+    def __post_init__(self) -> None:
+        counts = {"input": self.input, "output": self.output, **(self.details or {})}
+        for name, count in counts.items():
+            if type(count) is not int or count < 0:  # a server's null, "3" or 1e308
+                raise ValueError(f"unreadable token count: {name} = {count!r}")
+
     def as_record(self) -> dict[str, int]:
         """The `tokens` object stored in the ledger."""
         counts = {"input": self.input, "output": self.output, "total": self.input + self.output}

@@ -137,6 +137,8 @@ def _run(args: argparse.Namespace, console: Console) -> int:
 
 def _rerun(args: argparse.Namespace, console: Console) -> int:
     prepared = prepare(args.config, _overrides(args))
+    if not prepared.ledger_path.exists():
+        raise InputError(f"{prepared.ledger_path}: no such ledger, so no failed job to rerun")
     writer = open_writer(prepared, fresh=False, console=console)
     try:
         return _rerun_locked(args, prepared, writer, console)
@@ -236,9 +238,14 @@ def _what_next(args: argparse.Namespace, prepared: Prepared, console: Console) -
         return
     counts = ", ".join(f"{count:,} {error_type}" for error_type, count in by_type)
     _say(console, f"Still failing: {counts}. To retry them:")
+    known = recorded_error_types()
     for error_type, count in by_type:
-        line = _command("rerun", *_same_jobs(args), "--error-type", error_type)
-        _say(console, f"  {line}  # {count:,} job(s)")
+        if error_type in known:
+            line = _command("rerun", *_same_jobs(args), "--error-type", error_type)
+            _say(console, f"  {line}  # {count:,} job(s)")
+    others = sum(count for error_type, count in by_type if error_type not in known)
+    if others:  # a type no --error-type names (a record written by hand, say): all of them
+        _say(console, f"  {_command('rerun', *_same_jobs(args))}  # every failed job")
 
 
 def _same_jobs(args: argparse.Namespace) -> list[str]:

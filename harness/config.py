@@ -196,6 +196,7 @@ def _no_repeats(temperatures: tuple[float, ...], path: str) -> None:
             raise FieldError(f"{path}[{index}]", f"temperature {temperature:g} is listed twice")
 
 
+_UNSUPPORTED = "unsupported ${...} form: use ${VAR} or ${VAR:-default}"
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 
@@ -205,13 +206,18 @@ def _interpolate(value: Any, env: Mapping[str, str], path: str) -> Any:
 
         def substitute(match: re.Match[str]) -> str:
             name, default = match.group(1), match.group(2)
+            if default is not None and "${" in default:  # no nesting: ${A:-${B}}
+                raise FieldError(path, _UNSUPPORTED)
             if name in env:
                 return env[name]
             if default is not None:
                 return default
             raise FieldError(path, f"environment variable {name} is not set")
 
-        return _ENV_REF.sub(substitute, value)
+        resolved = _ENV_REF.sub(substitute, value)
+        if "${" in _ENV_REF.sub("", value):
+            raise FieldError(path, _UNSUPPORTED)
+        return resolved
     if isinstance(value, Mapping):
         return {k: _interpolate(v, env, f"{path}.{k}" if path else k) for k, v in value.items()}
     if isinstance(value, list):

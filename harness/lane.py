@@ -199,7 +199,8 @@ class Lane:
         long, else the wait before the next attempt."""
         policy = self.retry
         wait = self._wait(error, series.counted + 1)
-        if series.counted + 1 >= policy.max_attempts or wait > policy.max_retry_after:
+        too_long = error.retry_after is not None and wait > policy.max_retry_after
+        if series.counted + 1 >= policy.max_attempts or too_long:
             return self._failed(series, self._final(error, wait), started)
         series.errors.append(error)
         self.events.on_retry(series.job, error, wait)
@@ -215,7 +216,7 @@ class Lane:
     def _final(self, error: RetryableError, wait: float) -> RetryableError:
         """The error to record; one whose wait is past `max_retry_after` says so."""
         cap = self.retry.max_retry_after
-        if wait <= cap:
+        if error.retry_after is None or wait <= cap:
             return error
         note = (
             f"{error.message} (the server asked to wait {wait:,.0f} s, more than "

@@ -162,11 +162,9 @@ class Progress:
     def _retrying_text(self, tally: Tally) -> str:
         """How many jobs wait to retry, and how long the longest server-given wait has left."""
         left = tally.waiting_until - self._clock()
-        return (
-            f"{tally.retrying} (the server asked for {left:,.0f}s)"
-            if left >= 1
-            else str(tally.retrying)
-        )
+        if left < 1:
+            return str(tally.retrying)
+        return f"{tally.retrying} (one waits {left:,.0f}s more, as the server asked)"
 
     def _rate(self, tally: Tally) -> float:
         """Jobs a second over the variant's own time: from its first job's start to its latest

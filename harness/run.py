@@ -29,7 +29,7 @@ from harness.prompts import Prompt, load_prompts
 from harness.provenance import new_run_id, run_line
 from harness.report import summarize, summary_table
 from harness.scheduler import LaneWork, lane_events, run_lanes
-from harness.scrub import SECRETS, named_secrets, referenced_secrets
+from harness.scrub import SECRETS, named_secrets, referenced_secrets, url_passwords
 from providers import provider_class
 
 EXIT_OK, EXIT_FAILED, EXIT_INPUT, EXIT_LEDGER, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
@@ -83,7 +83,7 @@ def prepare(config_path: str | Path, overrides: Overrides = Overrides()) -> Prep
     """Load and check the config, prompts and providers (keys, URLs); raises InputError, with
     one line per problem, before anything is written."""
     config = load_config(config_path)
-    SECRETS.add(*referenced_secrets(config.raw))
+    SECRETS.add(*referenced_secrets(config.raw), *url_passwords(config.resolved))
     if overrides.prompts is not None:
         config = dataclasses.replace(config, prompts=overrides.prompts)
     if overrides.output is not None:

@@ -26,7 +26,7 @@ import os
 import re
 from collections.abc import Iterator, Mapping
 from typing import Any, TextIO
-from urllib.parse import quote
+from urllib.parse import quote, unquote, urlsplit
 
 import orjson
 
@@ -106,6 +106,21 @@ def named_secrets(value: Any, environ: Mapping[str, str] = os.environ) -> set[st
     return found
 
 
+def url_passwords(table: Any) -> set[str]:
+    """Passwords written into URLs anywhere in a config table (`https://user:pass@host/v1`)."""
+    found = set()
+    for text in _strings(table):
+        if "://" in text and "@" in text:
+            try:
+                password = urlsplit(text).password
+            except ValueError:
+                continue
+            if password:
+                found.add(unquote(password))
+                found.add(password)
+    return found
+
+
 def referenced_secrets(raw: Any, environ: Mapping[str, str] = os.environ) -> set[str]:
     """Values of the environment variables with secret-looking names that a config's strings
     refer to as `${VAR}`."""
@@ -123,6 +138,12 @@ def _strings(value: Any) -> Iterator[str]:
     elif isinstance(value, Mapping | list):
         for item in value.values() if isinstance(value, Mapping) else value:
             yield from _strings(item)
+
+
+def excerpt(text: str, limit: int) -> str:
+    """At most `limit` characters of `text`, scrubbed before it is cut: a secret cut in half would
+    no longer match, and its first part would leak."""
+    return SECRETS.scrub(text)[:limit]
 
 
 def scrub_log_record(record: logging.LogRecord) -> bool:

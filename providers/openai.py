@@ -35,6 +35,7 @@ import yarl
 from harness.api import Completion, Request, TokenLogprob, Usage
 from harness.errors import AttemptTimeout, ConnectionFailed, ServerError
 from harness.fields import OPERATIONAL
+from harness.scrub import excerpt
 from providers._http import api_key, error_for_status, rate_limit_state, setup_problems
 
 # The most alternatives OpenAI gives, and vLLM's default `--max-logprobs`.
@@ -113,7 +114,8 @@ class OpenAIProvider:
             data = orjson.loads(content)
             choice = data["choices"][0]
         except (orjson.JSONDecodeError, KeyError, IndexError, TypeError) as exc:
-            raise ServerError(f"unreadable response: {content[:200]!r}") from exc
+            body = excerpt(content.decode(errors="replace"), 200)
+            raise ServerError(f"unreadable response: {body!r}") from exc
         usage = data.get("usage") or {}
         text = (choice.get("message") or {}).get("content") if chat else choice.get("text")
         return Completion(
@@ -176,7 +178,7 @@ def _error_message(content: bytes, reason: str | None) -> str:
     try:
         error = orjson.loads(content).get("error")
     except (orjson.JSONDecodeError, AttributeError):
-        return content[:500].decode(errors="replace") or reason or "error"
+        return excerpt(content.decode(errors="replace"), 500) or reason or "error"
     if isinstance(error, dict):
         kind = error.get("type") or error.get("code") or "error"
         return f"{kind}: {error.get('message', '')}"

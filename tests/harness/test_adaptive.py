@@ -7,7 +7,7 @@ import random
 
 import anyio
 
-from harness.adaptive import AdaptiveConcurrency, Pacer, Slots
+from harness.adaptive import AdaptiveConcurrency, Outage, Pacer, Slots
 from harness.api import RateLimitState
 from tests.clock import run_virtual
 
@@ -115,3 +115,19 @@ def test_a_cancelled_waiter_gives_its_slot_back():
             return slots.in_use
 
     assert run_virtual(main) == 1
+
+
+def test_a_connection_dropped_now_and_then_starts_no_outage():
+    async def main() -> list[bool]:
+        outage = Outage("lane", patience=120.0)
+        seen = []
+        for _ in range(5):
+            outage.unreachable()  # one dropped connection...
+            seen.append(outage.holding())
+            outage.reached()  # ...among answers
+        for _ in range(3):  # a server that refuses every connection
+            outage.unreachable()
+        seen.append(outage.holding())
+        return seen
+
+    assert run_virtual(main) == [False] * 5 + [True]

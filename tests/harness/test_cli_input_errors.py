@@ -31,6 +31,14 @@ from tests.conftest import SIMPLE_MODEL, write_config
             "models[0].options: the failure rates add up to more than 1",
         ),
         (
+            SIMPLE_MODEL.replace('name = "sim"', 'name = "sim"\nmodel = "${M-x}"'),
+            "models[0].model: unsupported ${...} form: use ${VAR} or ${VAR:-default}",
+        ),
+        (
+            SIMPLE_MODEL.replace('name = "sim"', 'name = "${A:-${B}}"'),
+            "models[0].name: unsupported ${...} form",
+        ),
+        (
             SIMPLE_MODEL.replace("[0.0, 0.5]", "[0.0, 5]"),
             "models[0].temperatures[1]: must be <= 2.0, got 5.0",
         ),

@@ -7,7 +7,7 @@ from dataclasses import replace
 
 import anyio
 
-from harness.api import RateLimitState
+from harness.api import RateLimitState, Usage
 from harness.config import ModelConfig, RetryPolicy, make_variant
 from harness.errors import ConnectionFailed, RateLimited
 from harness.jobs import Job, job_key, job_seed
@@ -240,7 +240,8 @@ def test_a_lane_waits_out_a_server_restart_without_spending_attempts(tmp_path):
     assert len(records) == 40 and {r.status for r in records} == {"ok"}
     waited = [r for r in records if r.attempt_errors]
     assert waited and all(e["type"] == "ConnectionFailed" for r in waited for e in r.attempt_errors)
-    assert max(r.retry_count for r in records) > 3  # more failures than max_attempts = 3 allows
+    # A job failed as often as max_attempts = 3 allows, and more, yet none failed for good.
+    assert max(r.retry_count for r in records) >= 3
 
 
 def test_a_server_down_past_the_wait_fails_its_jobs_with_their_history(tmp_path):
@@ -248,3 +249,23 @@ def test_a_server_down_past_the_wait_fails_its_jobs_with_their_history(tmp_path)
     failed = [r for r in records if r.status == "error"]
     assert failed and {r.error["type"] for r in failed} == {"ConnectionFailed"}
     assert all(r.attempt_errors for r in failed)
+
+
+def test_our_own_backoff_is_never_cut_by_max_retry_after(tmp_path):
+    retry = replace(RETRY, max_attempts=4, initial_wait=4.0, max_wait=8.0, max_retry_after=2.0)
+    lane, retries = make_lane(SimulatedOptions(script=("503", "503", "503")), retry)
+    record, _ = run_one(lane, one_job(tmp_path))
+    assert record.status == "ok" and len(retries) == 3  # the cap is for waits a server asks
+
+
+def test_a_server_that_sends_unreadable_token_counts_fails_that_job_not_the_run(tmp_path):
+    class NullUsage(SimulatedProvider):
+        async def generate(self, request):
+            completion = await super().generate(request)
+            return replace(completion, usage=Usage(None, 3))  # as a server's `null` arrives
+
+    lane, _ = make_lane(SimulatedOptions())
+    lane.provider = NullUsage("sim-1", SimulatedOptions())
+    record, _ = run_one(lane, one_job(tmp_path))
+    assert record.status == "error" and record.error["type"] == "FatalError"
+    assert "unreadable token count: input = None" in record.error["message"]

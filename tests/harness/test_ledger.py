@@ -3,6 +3,8 @@ line wins."""
 
 from __future__ import annotations
 
+import zlib
+
 import orjson
 import pytest
 
@@ -102,10 +104,27 @@ def test_lines_of_the_wrong_shape_are_skipped_and_counted_never_a_crash(tmp_path
     assert [r["key"] for r in contents.records] == ["a", "b"] and contents.skipped == 1
 
 
-def test_a_line_without_a_checksum_is_read_whole(tmp_path):
+def test_a_schema_1_line_has_no_checksum_and_is_read_whole(tmp_path):
     path = tmp_path / "ledger.jsonl"
-    path.write_bytes(orjson.dumps({"key": "a", **OK}) + b"\n")
+    path.write_bytes(orjson.dumps({"key": "a", **OK, "schema": 1}) + b"\n")
     assert build_index(path).is_done("a", HASH)
+
+
+def test_a_schema_2_line_that_lost_its_checksum_is_damaged(tmp_path):
+    path = tmp_path / "ledger.jsonl"
+    renamed = line("b", OK).replace(b'"crc":', b'"crC":')
+    path.write_bytes(orjson.dumps({"key": "a", **OK}) + b"\n" + renamed)
+    index = build_index(path)
+    assert index.answered == {} and index.skipped == 2
+    assert read_ledger(path).skipped == 2
+
+
+def test_a_checksummed_line_with_a_broken_key_is_skipped_not_a_crash(tmp_path):
+    path = tmp_path / "ledger.jsonl"
+    body = b'{"key":"v|p|0"x,"status":"ok","prompt_hash":"0123456789abcdef","schema":2'
+    path.write_bytes(body + b',"crc":"%08x"}\n' % zlib.crc32(body) + line("a", OK))
+    index = build_index(path)
+    assert index.answered == {"a": HASH} and index.skipped == 1
 
 
 def test_next_writer_sets_a_torn_tail_aside_before_appending(tmp_path):

@@ -66,5 +66,5 @@ def test_a_long_server_wait_shows_in_the_progress_line_until_it_ends():
     now = 121.0
     progress.draw()
     first, second = out.getvalue().splitlines()
-    assert "retrying 1 (the server asked for 90s)" in first
-    assert "retrying 1 " in second and "asked" not in second
+    assert "retrying 1 (one waits 90s more, as the server asked)" in first
+    assert "retrying 1 " in second and "waits" not in second

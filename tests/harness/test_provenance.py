@@ -68,3 +68,13 @@ def test_each_variant_in_the_run_line_lists_what_its_id_covers(tmp_path, run_cli
     assert identity["provider"] == "simulated"
     assert identity["version"] == 2
     assert identity["options"] == {"output_tokens": 48, "top_logprobs": 0}
+
+
+def test_a_password_written_into_a_url_reaches_no_output(tmp_path, run_cli):
+    body = SIMPLE_MODEL.replace(
+        'name = "sim"', 'name = "sim"\nmodel = "https://alice:hunter2-PASSWORD-xyz@host/v1"'
+    )
+    code, out, err = run_cli("run", write_config(tmp_path, body))
+    assert code == 0
+    written = (tmp_path / "out" / "ledger.jsonl").read_text()
+    assert "hunter2-PASSWORD-xyz" not in written + out + err and "[redacted]" in written

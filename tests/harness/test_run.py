@@ -8,6 +8,7 @@ from collections import Counter
 
 import pytest
 
+from harness.ledger import sealed
 from tests.conftest import SIMPLE_MODEL, ledger_lines, results, write_config
 
 TWO_MODELS = """
@@ -240,3 +241,26 @@ def test_a_run_ends_with_where_results_are_and_a_rerun_line_per_error_type_that_
     latest = {r["key"]: r for r in results(ledger)}
     still_failed = Counter(r["error"]["type"] for r in latest.values() if r["error"])
     assert still_failed == Counter(FatalError=failed["FatalError"])
+
+
+def test_rerun_without_a_ledger_exits_2_and_creates_none(tmp_path, run_cli):
+    config = write_config(tmp_path, SIMPLE_MODEL)
+    code, _, err = run_cli("rerun", config, "--output", tmp_path / "typo")
+    assert code == 2 and "no such ledger" in err
+    assert not (tmp_path / "typo").exists()
+
+
+def test_failures_of_a_type_no_option_names_get_a_rerun_line_that_works(tmp_path, run_cli):
+    config = write_config(tmp_path, TWO_MODELS, prompts=6)
+    run_cli("run", config)
+    ledger = tmp_path / "out" / "ledger.jsonl"
+    record = next(r for r in results(ledger) if r["error"])
+    with ledger.open("ab") as file:  # a failure whose type no --error-type names
+        file.write(sealed({**record, "error": {**record["error"], "type": "InternalError"}}))
+    _, out, _ = run_cli("rerun", config, "--error-type", "FatalError")
+    lines = out.splitlines()
+    assert "InternalError" in next(line for line in lines if line.startswith("Still failing"))
+    catch_all = next(line for line in lines if line.endswith("# every failed job"))
+    assert "--error-type" not in catch_all
+    rerun = subprocess.run(shlex.split(catch_all, comments=True), capture_output=True, check=False)
+    assert rerun.returncode in (0, 1), rerun.stderr.decode()

@@ -5,8 +5,10 @@ from __future__ import annotations
 import logging
 from urllib.parse import quote
 
+from aiohttp import web
+
 from tests.conftest import results, write_config
-from tests.providers.servers import Loopback
+from tests.providers.servers import Loopback, Seen
 from tests.providers.test_anthropic import messages_api
 from tests.providers.test_gemini import generate_content
 from tests.providers.test_openai import openai_api
@@ -137,3 +139,27 @@ def test_log_lines_are_scrubbed(tmp_path, run_cli, capsys, monkeypatch):
     out, err = capsys.readouterr()
     assert "claude: the server said Bearer [redacted]" in out
     assert not leaked(key, out + err)
+
+
+def test_a_key_cut_by_an_error_excerpt_does_not_leak(tmp_path, run_cli, monkeypatch):
+    key = "sk-echo-ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-TESTONLY"
+    monkeypatch.setenv("TEST_OPENAI_KEY", key)
+
+    def echo_at_the_cut(outcome: str, seen: Seen) -> web.Response:
+        auth = seen.headers["Authorization"]  # a plain-text body, cut at 500 characters
+        return web.Response(status=401, text="e" * (500 - len(auth) + 1) + auth)
+
+    with Loopback(echo_at_the_cut) as server:
+        body = f"""
+[[models]]
+name = "local"
+provider = "openai"
+[models.options]
+base_url = "{server.base_url}/v1"
+api_key_env = "TEST_OPENAI_KEY"
+"""
+        code, out, err = run_cli("run", write_config(tmp_path, body, prompts=1))
+    assert code == 1
+    written = (tmp_path / "out" / "ledger.jsonl").read_text()
+    assert "FatalError" in written
+    assert not leaked(key, written) and not leaked(key, out + err)

@@ -60,6 +60,11 @@ COUNTING = {
 }
 
 
+def counting_of(provider: str) -> Counting:
+    """How `provider` counts its tokens."""
+    return COUNTING.get(provider, COUNTING["openai"])
+
+
 @dataclass(frozen=True, slots=True)
 class Rates:
     """USD per million tokens of each kind a provider bills apart."""
@@ -234,7 +239,7 @@ def parse_price(
         long_context = LongContext(long.above, long.rates())
     return Price(
         rates=fields.rates(),
-        counting=COUNTING.get(provider, COUNTING["openai"]),
+        counting=counting_of(provider),
         source=source,
         long_context=long_context,
         batch_discount=fields.batch_discount,

@@ -1,4 +1,4 @@
-"""The command line: `run`, `rerun`, `status` and `doctor`.
+"""The command line: `run`, `rerun`, `status`, `plan` and `doctor`.
 
 Exit codes: 0 every job answered, 1 some failed for good, 2 bad input or set-up, 3 the ledger
 could not be written mid-run (disk full, file replaced), 130 interrupted.
@@ -25,6 +25,7 @@ from rich.logging import RichHandler
 from harness.doctor import diagnose, report
 from harness.errors import InputError, LedgerWriteError, recorded_error_types
 from harness.ledger import LEDGER_NAME, LedgerWriter, build_index
+from harness.plan import Assumptions, make_plan, plan_json, show_plan
 from harness.report import summarize, summary_table
 from harness.run import (
     EXIT_FAILED,
@@ -208,6 +209,19 @@ def _status(args: argparse.Namespace, console: Console) -> int:
     return EXIT_OK
 
 
+def _plan(args: argparse.Namespace, console: Console) -> int:
+    prepared = prepare(args.config, _overrides(args))
+    # With --json, stdout holds the JSON alone; what else there is to say goes to stderr.
+    notes = Console(file=ScrubbedStream(sys.stderr), highlight=False) if args.json else console
+    index = open_index(prepared, notes)
+    plan = make_plan(prepared, index, Assumptions(args.output_tokens, args.latency))
+    if args.json:
+        console.file.write(plan_json(plan) + "\n")
+    else:
+        show_plan(plan, console)
+    return EXIT_OK
+
+
 def _doctor(args: argparse.Namespace, console: Console) -> int:
     checks = diagnose(Path(args.config))
     return EXIT_OK if report(checks, console) else EXIT_INPUT
@@ -305,6 +319,21 @@ def _parser() -> argparse.ArgumentParser:
     rerun.add_argument("--category", action="append", default=[], help="prompt category")
     rerun.set_defaults(verb=_rerun)
 
+    plan = verbs.add_parser("plan", help="what the pending jobs will cost and take; sends nothing")
+    _add_selection(plan)
+    plan.add_argument("--json", action="store_true", help="print the plan as JSON")
+    plan.add_argument(
+        "--output-tokens",
+        type=_positive,
+        help="output tokens per answer until a variant has answers (default: half of max_tokens)",
+    )
+    plan.add_argument(
+        "--latency",
+        type=_seconds,
+        help="seconds per request until a variant has answers (default: 1 + 0.02 per token)",
+    )
+    plan.set_defaults(verb=_plan)
+
     doctor = verbs.add_parser("doctor", help="check dependencies, prompts, keys, GPU, disk")
     doctor.add_argument("config", help="the run's TOML config")
     doctor.set_defaults(verb=_doctor)
@@ -327,6 +356,13 @@ def _positive(text: str) -> int:
     value = int(text)
     if value < 1:
         raise argparse.ArgumentTypeError("must be at least 1")
+    return value
+
+
+def _seconds(text: str) -> float:
+    value = float(text)
+    if not 0 < value < 86_400:
+        raise argparse.ArgumentTypeError("must be more than 0 and less than 86400")
     return value
 
 

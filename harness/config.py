@@ -20,6 +20,7 @@ from typing import Any
 import orjson
 
 from harness.api import SamplingParams
+from harness.cost import parse_price
 from harness.errors import ConfigError
 from harness.fields import FieldError, from_table
 
@@ -62,6 +63,10 @@ class ModelConfig(Defaults):
     requests_per_minute: float | None = field(default=None, metadata={"min": 0.001, "max": 1e7})
     tokens_per_minute: float | None = field(default=None, metadata={"min": 1, "max": 1e11})
     options: dict[str, Any] = field(default_factory=dict)
+    # The model's price per million tokens, replacing the shipped one (see harness.cost).
+    price: dict[str, Any] = field(default_factory=dict)
+    # What the model's lane costs per hour of wall time (a local model's GPUs).
+    cost_per_gpu_hour: float | None = field(default=None, metadata={"min": 0, "max": 1e6})
 
     @property
     def model_id(self) -> str:
@@ -169,6 +174,8 @@ def _build(path: Path, raw: Mapping[str, Any], table: Mapping[str, Any]) -> RunC
         if not model.name or "|" in model.name or "@" in model.name:
             raise FieldError(f"{where}.name", "must be non-empty without '|' or '@'")
         _no_repeats(model.temperatures, f"{where}.temperatures")
+        if model.price:
+            parse_price(model.price, f"{where}.price", model.provider)
         models.append(model)
     names = [m.name for m in models]
     for index, name in enumerate(names):

@@ -10,7 +10,7 @@ from collections import defaultdict
 import pytest
 
 from harness import calibration
-from harness.ledger import LedgerWriter
+from harness.ledger import LedgerWriter, sealed
 from tests.conftest import SIMPLE_MODEL, results, write_config
 
 PRICED = SIMPLE_MODEL + "[models.price]\ninput = 1.0\noutput = 2.0\n"
@@ -169,11 +169,12 @@ def test_calibration_reads_only_successful_records_of_planned_variants(tmp_path,
     config = write_config(tmp_path, SIMPLE_MODEL, prompts=6)
     run_cli("run", config, "--limit", "2")
     ledger = tmp_path / "out" / "ledger.jsonl"
-    other = results(ledger)[0] | {"variant": "other@t0-000000", "key": "other@t0-000000|p000|0"}
-    failed = results(ledger)[0] | {"status": "error", "tokens": None}
+    first = {k: v for k, v in results(ledger)[0].items() if k != "crc"}
+    other = first | {"variant": "other@t0-000000", "key": "other@t0-000000|p000|0"}
+    failed = first | {"status": "error", "tokens": None}
     with ledger.open("ab") as file:
-        file.write(b"not json\n" + json.dumps(other).encode() + b"\n")
-        file.write(json.dumps(failed).encode() + b"\n" + b'{"key": "torn')
+        file.write(b"not json\n" + sealed(other))
+        file.write(sealed(failed) + b'{"key": "torn')
     code, out, err = run_cli("plan", config, "--json")
     assert code == 0 and "skipped 2 unreadable line(s)" in err  # on stderr: stdout is the JSON
     assert [v["calibrated_on"] for v in json.loads(out)["variants"]] == [2, 2]

@@ -91,7 +91,7 @@ class OpenAIProvider:
     @classmethod
     def preflight(cls, model: str, options: OpenAIOptions) -> list[str]:
         """A missing key (when one is named) or a malformed base URL."""
-        return setup_problems(options.api_key, options.api_key_env, options.base_url)
+        return setup_problems(options.api_key, options.api_key_env, options.base_url, keyless=True)
 
     async def start(self) -> None:
         """Nothing to load: the client connects on the first request."""

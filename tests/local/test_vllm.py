@@ -172,3 +172,12 @@ def test_an_engine_that_dies_of_an_error_records_that_error(tmp_path, tiny_llama
         f"vLLM engine for {tiny_llama} died: RuntimeError: CPU Generator does not use offset"
     }
     assert "Traceback" in err and "Traceback" not in out
+
+
+def test_doctor_probes_a_local_model_only_when_asked(tmp_path, tiny_llama, engine_env):
+    config = write_config(tmp_path, local_model("tiny", tiny_llama))
+    process = harness_process("doctor", str(config), "--probe", "--probe-local", env=engine_env)
+    out, err = process.communicate(timeout=600)
+    row = next(line for line in out.decode().splitlines() if "tiny probe" in line)
+    assert "ok" in row and "answered in" in row, out.decode() + err.decode()[-3000:]
+    assert "logprobs with 5 alternative(s) (asked 5)" in out.decode().replace("│", " ")

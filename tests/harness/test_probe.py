@@ -218,3 +218,18 @@ def test_without_preflight_run_sends_no_probe(tmp_path, run_cli):
     with Loopback(openai_api) as server:
         code, _, _ = run_cli("run", write_config(tmp_path, openai_model("live", server.base_url)))
     assert code == 0 and [seen.body["max_tokens"] for seen in server.seen] == [1024] * 6
+
+
+def no_such_path(outcome: str, seen: Seen) -> web.Response:
+    """What vLLM's server (FastAPI) answers for a path it does not have."""
+    return json_error(404, {"detail": "Not Found"})
+
+
+def test_a_base_url_without_its_path_shows_the_servers_answer(tmp_path, run_cli):
+    with Loopback(no_such_path) as server:
+        body = openai_model("nov1", server.base_url).replace("/v1", "")
+        code, out, _ = run_cli("doctor", write_config(tmp_path, body), "--probe")
+    assert code == 2
+    row = detail(out, "models[0] nov1 probe")
+    assert 'no model "qwen-test" there (or a wrong base_url path): {"detail": "Not Found"}' in row
+    assert server.seen[0].path == "/chat/completions"

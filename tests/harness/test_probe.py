@@ -94,7 +94,7 @@ def test_doctor_probes_a_live_server_a_closed_port_and_a_wrong_model(tmp_path, r
     assert typo.startswith('FAIL FatalError (404): no model "qwen-tset" there')
     assert "The model `qwen-tset` does not exist" in typo
     (probe,) = [seen for seen in server.seen if seen.body["model"] == SERVED]
-    assert probe.body["max_tokens"] == 1 and probe.body["top_logprobs"] == 2
+    assert probe.body["max_tokens"] == 1 and probe.body["logprobs"] is True
     assert not (tmp_path / "out").exists()
 
 

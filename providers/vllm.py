@@ -18,8 +18,8 @@ from __future__ import annotations
 import copy
 import gc
 import os
-import shutil
 import tempfile
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -166,6 +166,9 @@ class VLLMProvider:
         except Exception as exc:
             self._dead = f"vLLM could not start {self.path}: {self._cause(exc)}"
             raise FatalError(self._dead) from exc
+        finally:
+            if self._log is not None:
+                self._log.started()
 
     def _start_engine(self) -> AsyncLLM:
         """Find (or download) the pinned weights and start the engine on them."""
@@ -237,26 +240,28 @@ def _chunked_prefill(option: bool | None) -> bool | None:
 class _EngineLog:
     """vLLM's own logging set-up with its stream handler on stderr, plus the engine core's error
     records (a traceback ends each) written to `errors`. Given to the engine as its
-    `logging_config`, it applies here and in every process vLLM starts, spawned or forked."""
+    `logging_config`, it applies here and in every process vLLM starts, spawned or forked; each
+    reads `config_file` as it starts. `errors` is made only when an error is logged."""
 
-    folder: Path
-    config: LoggingConfig
+    config_file: Path
+    errors: Path
 
     @property
-    def errors(self) -> Path:
-        """Where the engine core's errors go."""
-        return self.folder / "engine-errors.log"
+    def config(self) -> LoggingConfig:
+        """The engine argument that carries the set-up."""
+        return LoggingConfig(pylogging_config_file=str(self.config_file))
 
     @classmethod
     def make(cls) -> _EngineLog | None:
-        """A set-up in a new temporary folder; None when `VLLM_CONFIGURE_LOGGING=0` or
+        """A set-up in the temporary folder; None when `VLLM_CONFIGURE_LOGGING=0` or
         `VLLM_LOGGING_CONFIG_PATH` says how vLLM logs."""
         if not vllm.envs.VLLM_CONFIGURE_LOGGING or vllm.envs.VLLM_LOGGING_CONFIG_PATH:
             return None
-        folder = Path(tempfile.mkdtemp(prefix="harness-vllm-log-"))
-        path = folder / "logging.json"
-        path.write_bytes(orjson.dumps(_logging_dict(folder / "engine-errors.log")))
-        return cls(folder, LoggingConfig(pylogging_config_file=str(path)))
+        errors = Path(tempfile.gettempdir()) / f"harness-vllm-errors-{uuid.uuid4().hex}.log"
+        fd, name = tempfile.mkstemp(prefix="harness-vllm-logging-", suffix=".json")
+        with os.fdopen(fd, "wb") as file:
+            file.write(orjson.dumps(_logging_dict(errors)))
+        return cls(Path(name), errors)
 
     def last_error(self) -> str | None:
         """The last line the engine core logged at error level: its last exception's type and
@@ -267,9 +272,14 @@ class _EngineLog:
             return None
         return next((line.strip() for line in reversed(lines) if line.strip()), None)
 
+    def started(self) -> None:
+        """Delete the config file, read by then (so a killed run leaves no file behind)."""
+        self.config_file.unlink(missing_ok=True)
+
     def remove(self) -> None:
-        """Delete the folder."""
-        shutil.rmtree(self.folder, ignore_errors=True)
+        """Delete both files."""
+        self.started()
+        self.errors.unlink(missing_ok=True)
 
 
 def _logging_dict(errors: Path) -> dict[str, Any]:

@@ -22,10 +22,11 @@ import anyio
 from rich.console import Console
 from rich.logging import RichHandler
 
-from harness.doctor import diagnose, report
+from harness.doctor import diagnose, probe_checks, report
 from harness.errors import InputError, LedgerWriteError, recorded_error_types
 from harness.ledger import LEDGER_NAME, LedgerWriter, build_index
 from harness.plan import Assumptions, make_plan, plan_json, show_plan
+from harness.probe import probe_all
 from harness.report import summarize, summary_table
 from harness.run import (
     EXIT_FAILED,
@@ -102,6 +103,7 @@ def _log_to(console: Console) -> None:
 
 def _run(args: argparse.Namespace, console: Console) -> int:
     prepared = prepare(args.config, _overrides(args))
+    _probe_first(prepared, console)
     writer = open_writer(prepared, fresh=args.fresh, console=console)
     try:
         index = open_index(prepared, console)
@@ -140,6 +142,7 @@ def _rerun(args: argparse.Namespace, console: Console) -> int:
     prepared = prepare(args.config, _overrides(args))
     if not prepared.ledger_path.exists():
         raise InputError(f"{prepared.ledger_path}: no such ledger, so no failed job to rerun")
+    _probe_first(prepared, console)
     writer = open_writer(prepared, fresh=False, console=console)
     try:
         return _rerun_locked(args, prepared, writer, console)
@@ -222,8 +225,28 @@ def _plan(args: argparse.Namespace, console: Console) -> int:
     return EXIT_OK
 
 
+def _probe_first(prepared: Prepared, console: Console) -> None:
+    """With `[preflight] probe = true`, every API model answers one request before anything is
+    written; otherwise an InputError with one line per model that did not."""
+    policy = prepared.config.preflight
+    if not policy.probe:
+        return
+    probes = anyio.run(lambda: probe_all(list(prepared.models), timeout=policy.timeout))
+    failed = [p for p in probes if p.ok is False]
+    if failed:
+        where = prepared.config.path
+        raise InputError("\n".join(f"{where}: {p.target.where}: probe: {p.detail}" for p in failed))
+    for p in probes:
+        _say(console, f"probe {p.target.model.name}: {p.detail}")
+
+
 def _doctor(args: argparse.Namespace, console: Console) -> int:
-    checks = diagnose(Path(args.config))
+    diagnosis = diagnose(Path(args.config))
+    checks = diagnosis.checks
+    if args.probe:
+        checks += anyio.run(
+            lambda: probe_checks(diagnosis, timeout=args.probe_timeout, local=args.probe_local)
+        )
     return EXIT_OK if report(checks, console) else EXIT_INPUT
 
 
@@ -336,6 +359,18 @@ def _parser() -> argparse.ArgumentParser:
 
     doctor = verbs.add_parser("doctor", help="check dependencies, prompts, keys, GPU, disk")
     doctor.add_argument("config", help="the run's TOML config")
+    doctor.add_argument(
+        "--probe", action="store_true", help="send every API model one request (max_tokens 1)"
+    )
+    doctor.add_argument(
+        "--probe-timeout",
+        type=_seconds,
+        metavar="SECONDS",
+        help="how long a probe may take (default: [preflight] timeout, 30)",
+    )
+    doctor.add_argument(
+        "--probe-local", action="store_true", help="with --probe: load and probe local models too"
+    )
     doctor.set_defaults(verb=_doctor)
 
     status = verbs.add_parser("status", help="done / failed / pending per variant")

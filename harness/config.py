@@ -39,6 +39,15 @@ class RetryPolicy:
     server_down_wait: float = field(default=120.0, metadata={"min": 0, "max": 86_400})
 
 
+@dataclass(frozen=True)
+class Preflight:
+    """`[preflight]`: whether `run` and `rerun` first send every API model one minimal request
+    (see `harness.probe`), and how long each may take."""
+
+    probe: bool = False
+    timeout: float = field(default=30.0, metadata={"min": 0.001, "max": 3600})
+
+
 @dataclass(frozen=True, kw_only=True)
 class Defaults:
     """Values every model takes unless it sets its own."""
@@ -100,6 +109,7 @@ class RunConfig:
     raw: Mapping[str, Any]  # as written, `${VAR}` unexpanded
     resolved: Mapping[str, Any]  # with every `${VAR}` expanded: what the run actually used
     grace_seconds: float = 10.0
+    preflight: Preflight = Preflight()
 
 
 @dataclass(frozen=True)
@@ -112,6 +122,7 @@ class _TopLevel:
     grace_seconds: float = field(default=10.0, metadata={"min": 0, "max": 3600})
     defaults: dict[str, Any] = field(default_factory=dict)
     retry: dict[str, Any] = field(default_factory=dict)
+    preflight: dict[str, Any] = field(default_factory=dict)
 
 
 # Bumped whenever the meaning of a variant changes without its inputs changing (2: per-job seeds
@@ -193,6 +204,7 @@ def _build(path: Path, raw: Mapping[str, Any], table: Mapping[str, Any]) -> RunC
         raw=raw,
         resolved=table,
         grace_seconds=top.grace_seconds,
+        preflight=from_table(Preflight, top.preflight, "preflight"),
     )
 
 

@@ -2,7 +2,8 @@
 
 Dependencies of every provider the config names, the prompts file, keys (present or not, never
 shown), a GPU when a local model is configured, free disk, an output directory a file can be
-created in (tried, not assumed), and a ledger path that is a file.
+created in (tried, not assumed), and a ledger path that is a file. With `--probe`, one minimal
+request per model (see `harness.probe`).
 """
 
 from __future__ import annotations
@@ -12,17 +13,17 @@ import os
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from harness.config import RunConfig, load_config
+from harness.config import ModelConfig, RunConfig, load_config
 from harness.errors import InputError
 from harness.fields import FieldError, from_table
 from harness.ledger import LEDGER_NAME
+from harness.probe import Target, probe_all
 from harness.prompts import load_prompts
 from harness.provenance import package_version
 from harness.scrub import SECRETS, named_secrets, referenced_secrets
@@ -34,39 +35,75 @@ _MIN_FREE_GB = 1.0
 
 @dataclasses.dataclass(frozen=True)
 class Check:
-    """One line of the doctor's report."""
+    """One line of the doctor's report; `ok` is None for a check skipped."""
 
     area: str
-    ok: bool
+    ok: bool | None
     detail: str
 
 
-def diagnose(config_path: Path) -> list[Check]:
+@dataclasses.dataclass(frozen=True)
+class Diagnosis:
+    """The checks, the config they read (None when it could not be read), and the models whose
+    set-up passed, which `probes` can send a request to."""
+
+    checks: list[Check]
+    config: RunConfig | None = None
+    targets: tuple[Target, ...] = ()
+
+
+def diagnose(config_path: Path) -> Diagnosis:
     """Every check, in order; a broken config is one failed check, not an exception."""
     try:
         config = load_config(config_path)
     except InputError as exc:
-        return [Check("config", False, str(exc))]
+        return Diagnosis([Check("config", False, str(exc))])
     SECRETS.add(*referenced_secrets(config.raw))
     checks = [Check("config", True, f"{config_path}: {len(config.models)} model(s)")]
     checks += _prompts(config)
-    checks += list(_providers(config))
+    targets = []
+    for index, model in enumerate(config.models):
+        found, target = _provider(index, model)
+        checks += found
+        targets += [target] if target else []
     if any(model.provider in _LOCAL for model in config.models):
         checks.append(_gpu())
     checks += _output(config.output)
-    return checks
+    return Diagnosis(checks, config, tuple(targets))
+
+
+async def probe_checks(diagnosis: Diagnosis, *, timeout: float | None, local: bool) -> list[Check]:
+    """One request per model whose set-up passed (local models only when `local`); `timeout`
+    defaults to the config's `[preflight] timeout`."""
+    if diagnosis.config is None:
+        return []
+    timeout = timeout or diagnosis.config.preflight.timeout
+    found = await probe_all(list(diagnosis.targets), timeout=timeout, local=local)
+    hint = "; add --probe-local to load and probe it"
+    return [
+        Check(
+            f"models[{p.target.index}] {p.target.model.name} probe",
+            p.ok,
+            p.detail + (hint if p.ok is None else ""),
+        )
+        for p in found
+    ]
 
 
 def report(checks: list[Check], console: Console) -> bool:
-    """Print the checks as a table; True when all passed."""
+    """Print the checks as a table; True when none failed (a skipped check is no failure)."""
     table = Table(title="harness doctor")
     for column in ("check", "", "detail"):
         table.add_column(column)
     for check in checks:
         detail = Text(SECRETS.scrub(check.detail))  # before rich can wrap a key across lines
-        table.add_row(check.area, "[green]ok" if check.ok else "[red]FAIL", detail)
+        table.add_row(check.area, _verdict(check.ok), detail)
     console.print(table)
-    return all(check.ok for check in checks)
+    return all(check.ok is not False for check in checks)
+
+
+def _verdict(ok: bool | None) -> str:
+    return "[yellow]skip" if ok is None else "[green]ok" if ok else "[red]FAIL"
 
 
 def _prompts(config: RunConfig) -> list[Check]:
@@ -80,22 +117,24 @@ def _prompts(config: RunConfig) -> list[Check]:
     return [Check("prompts", True, detail)]
 
 
-def _providers(config: RunConfig) -> Iterator[Check]:
-    for index, model in enumerate(config.models):
-        area = f"models[{index}] {model.name}"
-        entry = REGISTRY.get(model.provider)
-        try:
-            cls = provider_class(model.provider)
-            options = from_table(cls.Options, model.options, f"models[{index}].options")
-        except (InputError, FieldError) as exc:
-            yield Check(area, False, str(exc))
-            continue
-        SECRETS.add(*named_secrets(options))
-        version = package_version(entry.package) if entry and entry.package else None
-        found = f"{model.provider} provider" + (f", {entry.package} {version}" if version else "")
-        yield Check(area, True, found)
-        problems = cls.preflight(model.model_id, options)
-        yield Check(f"{area} set-up", not problems, "; ".join(problems) or _key_source(options))
+def _provider(index: int, model: ModelConfig) -> tuple[list[Check], Target | None]:
+    """The provider's checks for one model, and the model as a probe target if they passed."""
+    area = f"models[{index}] {model.name}"
+    entry = REGISTRY.get(model.provider)
+    try:
+        cls = provider_class(model.provider)
+        options = from_table(cls.Options, model.options, f"models[{index}].options")
+    except (InputError, FieldError) as exc:
+        return [Check(area, False, str(exc))], None
+    SECRETS.add(*named_secrets(options))
+    version = package_version(entry.package) if entry and entry.package else None
+    found = f"{model.provider} provider" + (f", {entry.package} {version}" if version else "")
+    problems = cls.preflight(model.model_id, options)
+    checks = [
+        Check(area, True, found),
+        Check(f"{area} set-up", not problems, "; ".join(problems) or _key_source(options)),
+    ]
+    return checks, None if problems else Target(index, model, cls, options)
 
 
 def _key_source(options: object) -> str:

@@ -16,7 +16,6 @@ from typing import Any
 
 from rich.console import Console
 
-from harness.api import Provider
 from harness.config import ModelConfig, RunConfig, Variant, load_config, make_variant
 from harness.errors import ConfigError, InputError, LedgerWriteError
 from harness.fields import FieldError, answer_defining, from_table
@@ -24,6 +23,7 @@ from harness.jobs import Wanted, iter_jobs, job_key
 from harness.lane import Lane
 from harness.ledger import LEDGER_NAME, LedgerWriter, ResumeIndex, build_index
 from harness.limits import LaneLimits
+from harness.probe import Target
 from harness.progress import Progress
 from harness.prompts import Prompt, load_prompts
 from harness.provenance import new_run_id, run_line
@@ -46,12 +46,10 @@ class Overrides:
 
 
 @dataclass(frozen=True)
-class ModelSetup:
-    """A model, its validated provider options, and the provider class that takes them."""
+class ModelSetup(Target):
+    """A model (its place in the config, its validated provider options and the provider class
+    that takes them) and its variants."""
 
-    model: ModelConfig
-    provider_cls: type[Provider]
-    options: Any
     variants: tuple[Variant, ...]
 
 
@@ -136,7 +134,7 @@ def _setup(config: RunConfig, index: int, model: ModelConfig) -> ModelSetup:
         raise InputError("\n".join(f"{label}: {problem}" for problem in problems))
     identity = answer_defining(options)
     variants = tuple(make_variant(model, t, config.seed, identity) for t in model.temperatures)
-    return ModelSetup(model, cls, options, variants)
+    return ModelSetup(index, model, cls, options, variants)
 
 
 async def execute(

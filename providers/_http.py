@@ -8,6 +8,7 @@ the reset headers when the server says nothing remains.
 from __future__ import annotations
 
 import email.utils
+import ipaddress
 import os
 import time
 from collections.abc import Mapping
@@ -151,13 +152,33 @@ def api_key(explicit: str, env_name: str) -> str:
     return explicit or os.environ.get(env_name, "")
 
 
-def setup_problems(explicit_key: str, key_env: str, base_url: str) -> list[str]:
-    """A missing key (naming the variable to set) and a malformed base URL, if any."""
+def setup_problems(
+    explicit_key: str, key_env: str, base_url: str, *, keyless: bool = False
+) -> list[str]:
+    """A missing key (naming the variable to set) and a malformed base URL, if any. `keyless`:
+    the provider takes `api_key_env = ""` for a server that needs no key, which a missing key
+    against a loopback or private URL most likely means."""
     problems = []
     if key_env and not api_key(explicit_key, key_env):
-        problems.append(f"no API key: set the environment variable {key_env}")
+        problem = f"no API key: set the environment variable {key_env}"
+        if keyless and is_private_url(base_url):
+            problem += f', or set api_key_env = "" (no key) if {base_url} takes none'
+        problems.append(problem)
     if base_url:
         parts = urlsplit(base_url)
         if parts.scheme not in ("http", "https") or not parts.netloc:
             problems.append(f'base_url "{base_url}" is not an http(s) URL')
     return problems
+
+
+def is_private_url(url: str) -> bool:
+    """Whether `url` names this machine or a private network (127/8, ::1, 10/8, 172.16/12,
+    192.168/16, localhost): most likely a server of one's own."""
+    host = urlsplit(url).hostname or ""
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return address.is_loopback or address.is_private

@@ -91,7 +91,7 @@ class OpenAIProvider:
     @classmethod
     def preflight(cls, model: str, options: OpenAIOptions) -> list[str]:
         """A missing key (when one is named) or a malformed base URL."""
-        return setup_problems(options.api_key, options.api_key_env, options.base_url)
+        return setup_problems(options.api_key, options.api_key_env, options.base_url, keyless=True)
 
     async def start(self) -> None:
         """Nothing to load: the client connects on the first request."""
@@ -175,14 +175,18 @@ def _asks_token_ids(options: OpenAIOptions, host: str) -> bool:
 
 
 def _error_message(content: bytes, reason: str | None) -> str:
+    """The body's `error` (`type: message`), else the body itself (`{"detail": "Not Found"}`
+    from a path the server does not have), else the status's reason phrase."""
     try:
         error = orjson.loads(content).get("error")
     except (orjson.JSONDecodeError, AttributeError):
-        return excerpt(content.decode(errors="replace"), 500) or reason or "error"
+        error = None
     if isinstance(error, dict):
         kind = error.get("type") or error.get("code") or "error"
         return f"{kind}: {error.get('message', '')}"
-    return str(error)
+    if error:
+        return str(error)
+    return excerpt(content.decode(errors="replace"), 500) or reason or "error"
 
 
 # One listed token: its text (None when the server named it by id), its id (None when it gave

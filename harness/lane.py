@@ -25,7 +25,9 @@ from anyio.abc import TaskGroup
 
 from harness.adaptive import AdaptiveConcurrency, Outage, Pacer
 from harness.api import Completion, Provider
+from harness.budget import Budgets
 from harness.config import RetryPolicy
+from harness.cost import Price, cost_usd
 from harness.errors import (
     AttemptTimeout,
     ConnectionFailed,
@@ -79,6 +81,8 @@ class Lane:
         retry: RetryPolicy,
         run_id: str,
         events: LaneEvents,
+        price: Price | None = None,
+        budgets: Budgets | None = None,
         sleep: Sleep = anyio.sleep,
     ) -> None:
         self.name = name
@@ -90,6 +94,8 @@ class Lane:
         self.retry = retry
         self.run_id = run_id
         self.events = events
+        self.price = price  # what each answer costs (None: unknown)
+        self.budgets = budgets  # the caps this lane answers to, if any
         self._sleep = sleep
         # Jobs waiting out a retry in a task of their own; past the bound a worker waits itself,
         # so a storm of 429s cannot pull every job of a huge run into memory.
@@ -109,12 +115,12 @@ class Lane:
             for _ in range(self.concurrency.cap):
                 group.start_soon(self._worker, jobs, stopping, group)
 
-    async def run_job(self, job: Job) -> Record:
-        """Every attempt one job gets, ending in its one record."""
+    async def run_job(self, job: Job) -> Record | None:
+        """Every attempt one job gets, ending in its one record (None: a budget stopped it)."""
         series = _Series(job)
         while True:
             outcome = await self._attempt(series)
-            if isinstance(outcome, Record):
+            if outcome is None or isinstance(outcome, Record):
                 return outcome
             await self._sleep(outcome)
 
@@ -125,6 +131,8 @@ class Lane:
                 return
             series = _Series(job)
             outcome = await self._attempt(series)
+            if outcome is None:  # over a budget: this job and the rest stay pending
+                return
             if isinstance(outcome, Record):
                 self.events.on_record(outcome)
             elif self._parked < self._max_parked:
@@ -146,22 +154,31 @@ class Lane:
             if stopping.is_set():
                 return
             outcome = await self._attempt(series)
-            if isinstance(outcome, Record):
-                self.events.on_record(outcome)
+            if outcome is None or isinstance(outcome, Record):
+                if outcome is not None:
+                    self.events.on_record(outcome)
                 return
             wait = outcome
 
-    async def _attempt(self, series: _Series) -> Record | float:
-        """One attempt: the series' record when it ends here, else the wait before the next."""
+    async def _attempt(self, series: _Series) -> Record | float | None:
+        """One attempt: the series' record when it ends here, the wait before the next, or None
+        when a budget cap leaves no room for it (the job stays pending)."""
         job, attempt = series.job, len(series.errors) + 1
         estimate = job.estimated_tokens()
         started = time.perf_counter()
+        reserved: float | None = 0.0
+        cost: float | None = None
         try:
             async with self.outage.gate(), self.concurrency.slots:
                 await self.pacer.wait()
                 await self.limits.acquire(estimate)
+                if self.budgets is not None:
+                    reserved = self.budgets.reserve(job)
+                    if reserved is None:
+                        return None
                 started = time.perf_counter()
                 completion = await self._generate(job, attempt)
+            cost = cost_usd(self.price, completion.usage.as_record())
         except ConnectionFailed as error:
             self.outage.unreachable()
             if self.outage.holding():  # the server is down: wait for it, spend no attempt
@@ -182,6 +199,9 @@ class Lane:
         except Exception as error:  # a provider bug: record it, never retry it, keep going
             fatal = FatalError(f"{type(error).__name__}: {error}")
             return self._failed(series, fatal, started)
+        finally:
+            if reserved and self.budgets is not None:
+                self.budgets.settle(reserved, cost)
         elapsed = time.perf_counter() - started
         self.outage.reached()
         usage = completion.usage
@@ -189,7 +209,7 @@ class Lane:
         self.concurrency.observe(False)
         self.pacer.observe(completion.rate_limit, self.concurrency.slots.in_use + 1, estimate)
         return success_record(
-            self.run_id, job, completion, elapsed=elapsed, attempt_errors=series.errors
+            self.run_id, job, completion, elapsed=elapsed, attempt_errors=series.errors, cost=cost
         )
 
     def _retry_or_fail(
@@ -227,7 +247,12 @@ class Lane:
     def _failed(self, series: _Series, error: ProviderError, started: float) -> Record:
         elapsed = time.perf_counter() - started
         return failure_record(
-            self.run_id, series.job, error, elapsed=elapsed, attempt_errors=series.errors
+            self.run_id,
+            series.job,
+            error,
+            elapsed=elapsed,
+            attempt_errors=series.errors,
+            cost=None if self.price is None else 0.0,
         )
 
     async def _generate(self, job: Job, attempt: int) -> Completion:

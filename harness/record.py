@@ -41,6 +41,7 @@ class Record:
     finish_reason: str | None
     finish_detail: str | None
     tokens: dict[str, int] | None
+    cost_usd: float | None
     token_logprobs: tuple[TokenLogprob, ...] | None
     sampling_params: dict[str, Any]
     timestamp: str
@@ -65,8 +66,10 @@ def success_record(
     *,
     elapsed: float,
     attempt_errors: Sequence[ProviderError] = (),
+    cost: float | None = None,
 ) -> Record:
-    """The record of a job answered; its sampling parameters are those actually sent."""
+    """The record of a job answered; its sampling parameters are those actually sent, its cost
+    that of its usage (None when the model has no price)."""
     sent = completion.sampling_sent
     return Record(
         **_job_fields(run_id, job, elapsed, attempt_errors),
@@ -76,6 +79,7 @@ def success_record(
         finish_reason=completion.finish_reason,
         finish_detail=completion.finish_detail,
         tokens=completion.usage.as_record(),
+        cost_usd=cost,
         token_logprobs=completion.token_logprobs,
         sampling_params=sent if sent is not None else _sampling(job),
         error=None,
@@ -89,8 +93,10 @@ def failure_record(
     *,
     elapsed: float,
     attempt_errors: Sequence[ProviderError] = (),
+    cost: float | None = None,
 ) -> Record:
-    """The record of a job that failed for good (fatal, or out of attempts)."""
+    """The record of a job that failed for good (fatal, or out of attempts); it cost nothing
+    when the model has a price (APIs bill answers, not errors)."""
     return Record(
         **_job_fields(run_id, job, elapsed, attempt_errors),
         status="error",
@@ -99,6 +105,7 @@ def failure_record(
         finish_reason=None,
         finish_detail=None,
         tokens=None,
+        cost_usd=cost,
         token_logprobs=None,
         sampling_params=_sampling(job),
         error=error.as_record(),

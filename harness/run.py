@@ -16,7 +16,9 @@ from typing import Any
 
 from rich.console import Console
 
+from harness.budget import Budget, Budgets, ledger_spend
 from harness.config import ModelConfig, RunConfig, Variant, load_config, make_variant
+from harness.cost import Price, model_price
 from harness.errors import ConfigError, InputError, LedgerWriteError
 from harness.fields import FieldError, answer_defining, from_table
 from harness.jobs import Wanted, iter_jobs, job_key
@@ -32,7 +34,7 @@ from harness.scheduler import LaneWork, lane_events, run_lanes
 from harness.scrub import SECRETS, named_secrets, referenced_secrets, url_passwords
 from providers import provider_class
 
-EXIT_OK, EXIT_FAILED, EXIT_INPUT, EXIT_LEDGER, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+EXIT_OK, EXIT_FAILED, EXIT_INPUT, EXIT_LEDGER, EXIT_BUDGET, EXIT_INTERRUPTED = 0, 1, 2, 3, 4, 130
 
 
 @dataclass(frozen=True)
@@ -130,6 +132,11 @@ def _setup(config: RunConfig, index: int, model: ModelConfig) -> ModelSetup:
         except InputError as exc:
             raise InputError(f"{label}: {exc}") from None
     problems = cls.preflight(model.model_id, options)
+    if _budgeted(config, model) and not model.unpriced_ok and model_price(model) is None:
+        problems.append(
+            f'no price known for "{model.model_id}" under a budget: set [models.price], '
+            "or unpriced_ok = true to count its answers as free"
+        )
     if problems:
         raise InputError("\n".join(f"{label}: {problem}" for problem in problems))
     identity = answer_defining(options)
@@ -158,6 +165,7 @@ async def execute(
     plan = prepared.totals()
     line = run_line(run_id, command, config, prepared.prompts, prepared.variants, plan, argv)
     _write_run_line(writer, line)
+    caps = _caps(prepared)
     try:
         todo = _count_wanted(prepared, wanted)
         progress = Progress(todo, console)
@@ -167,6 +175,7 @@ async def execute(
             for setup in prepared.models:
                 provider = setup.provider_cls(setup.model.model_id, setup.options)
                 stack.push_async_callback(provider.aclose)
+                price = model_price(setup.model)
                 lane = Lane(
                     setup.model.name,
                     provider,
@@ -177,6 +186,8 @@ async def execute(
                     retry=config.retry,
                     run_id=run_id,
                     events=events,
+                    price=price,
+                    budgets=caps.of(setup.model, price),
                 )
                 work.append(LaneWork(lane, setup.variants))
             with progress:
@@ -199,8 +210,66 @@ async def execute(
     if interrupted:
         console.print("Interrupted: run the same command again to continue.")
         return EXIT_INTERRUPTED
+    if caps.stopped():
+        console.print(caps.report())
+        return EXIT_BUDGET
     failed = sum(t.failed for t in progress.tallies.values())
     return EXIT_FAILED if failed else EXIT_OK
+
+
+@dataclass
+class _Caps:
+    """The run's budget caps: the ledger's, and each model's, with what the ledger already holds
+    counted as spent; the lanes' `Budgets` share them."""
+
+    ledger: Budget | None
+    models: dict[str, Budget]
+    lanes: list[Budgets] = dataclasses.field(default_factory=list)
+
+    def of(self, model: ModelConfig, price: Price | None) -> Budgets | None:
+        """The caps a model's lane answers to, or None when there are none."""
+        caps = [c for c in (self.ledger, self.models.get(model.name)) if c is not None]
+        if not caps:
+            return None
+        budgets = Budgets(caps, price)
+        self.lanes.append(budgets)
+        return budgets
+
+    def stopped(self) -> bool:
+        """Whether a cap stopped a lane with jobs left."""
+        return any(budgets.exhausted for budgets in self.lanes)
+
+    def report(self) -> str:
+        """What was spent of what, and what to do next."""
+        spent = [c for c in (self.ledger, *self.models.values()) if c is not None]
+        figures = "; ".join(f"{c.name}: ${c.total:,.4f} of ${c.cap:,.2f}" for c in spent)
+        return (
+            f"Stopped at the budget ({figures}): the jobs left stay pending. "
+            "Raise budget_usd and run the same command again to continue."
+        )
+
+
+def _budgeted(config: RunConfig, model: ModelConfig) -> bool:
+    return config.budget_usd is not None or model.budget_usd is not None
+
+
+def _caps(prepared: Prepared) -> _Caps:
+    config = prepared.config
+    models = {m.model.name: m.model for m in prepared.models if m.model.budget_usd is not None}
+    if config.budget_usd is None and not models:
+        return _Caps(None, {})
+    held = ledger_spend(prepared.ledger_path)
+    ledger = (
+        Budget("ledger", config.budget_usd, held=sum(held.values()))
+        if config.budget_usd is not None
+        else None
+    )
+    caps = {
+        name: Budget(name, model.budget_usd, held=held.get(name, 0.0))
+        for name, model in models.items()
+        if model.budget_usd is not None
+    }
+    return _Caps(ledger, caps)
 
 
 def open_writer(prepared: Prepared, *, fresh: bool, console: Console) -> LedgerWriter:

@@ -28,6 +28,7 @@ def record(variant: str, number: int, *, elapsed: float) -> Record:
         finish_reason="stop",
         finish_detail=None,
         tokens=None,
+        cost_usd=None,
         token_logprobs=None,
         sampling_params={},
         timestamp="2026-01-01T00:00:00.000Z",

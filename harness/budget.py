@@ -1,0 +1,100 @@
+"""Budget caps: a run never spends more than `budget_usd`, for the whole ledger or one model.
+
+Before each attempt its worst case (`reservation`) is reserved against every cap that applies;
+after it, the reservation is settled with what the attempt really cost (nothing for a failed one:
+APIs bill answers, not errors). When a reservation would pass a cap, the lane stops taking jobs:
+attempts in flight finish and are recorded, the rest stay pending, and raising the cap and running
+again continues. What the ledger already holds counts as spent, so a resumed run cannot overspend.
+
+The worst case prices `max_tokens` of output and twice the estimated input plus 32 tokens (chat
+templates and tokenizers of other languages run denser than four characters a token), so a cap is
+held even when the estimate of a prompt's tokens is low.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from harness.cost import Price, estimated_input_tokens, worst_case_usd
+from harness.jobs import Job
+
+
+@dataclass
+class Budget:
+    """One cap: what the ledger held when the run began, what this run spent, what is reserved
+    for attempts in flight."""
+
+    name: str
+    cap: float
+    held: float = 0.0
+    spent: float = 0.0
+    reserved: float = 0.0
+
+    @property
+    def total(self) -> float:
+        """Everything spent against this cap, the ledger's earlier records included."""
+        return self.held + self.spent
+
+    def fits(self, amount: float) -> bool:
+        """Whether `amount` more can be reserved without passing the cap."""
+        return self.total + self.reserved + amount <= self.cap
+
+
+@dataclass
+class Budgets:
+    """The caps one lane answers to (the ledger's and its model's), reserved all or none."""
+
+    caps: Sequence[Budget]
+    price: Price | None
+    exhausted: bool = False
+    _reservations: dict[int, float] = field(default_factory=dict)
+
+    def reservation(self, job: Job) -> float:
+        """The most one attempt at `job` can cost."""
+        tokens = 2 * estimated_input_tokens(job.prompt.text) + 32
+        return worst_case_usd(self.price, tokens, job.variant.sampling.max_tokens) or 0.0
+
+    def reserve(self, job: Job) -> float | None:
+        """Reserve an attempt's worst case on every cap; None (and `exhausted`) when one would
+        be passed."""
+        amount = self.reservation(job)
+        if self.exhausted or not all(cap.fits(amount) for cap in self.caps):
+            self.exhausted = True
+            return None
+        for cap in self.caps:
+            cap.reserved += amount
+        return amount
+
+    def settle(self, reserved: float, cost: float | None) -> None:
+        """Replace a reservation by what the attempt cost."""
+        for cap in self.caps:
+            cap.reserved -= reserved
+            cap.spent += cost or 0.0
+
+
+# The fields the spend scan needs, read without parsing the whole line: the key's variant (up to
+# its `@`) and the record's cost.
+_VARIANT = re.compile(rb'^\{"key":"([^"@|]*)@')
+_COST = re.compile(rb'"cost_usd":([0-9.eE+-]+)')
+
+
+def ledger_spend(path: Path) -> dict[str, float]:
+    """What the ledger's records cost, per model name: every record counts, superseded ones too
+    (they were paid for)."""
+    spend: dict[str, float] = defaultdict(float)
+    if not path.exists():
+        return spend
+    with path.open("rb") as file:
+        for line in file:
+            cost = _COST.search(line)
+            variant = _VARIANT.match(line)
+            if cost and variant:
+                try:
+                    spend[variant.group(1).decode()] += float(cost.group(1))
+                except ValueError:
+                    continue
+    return spend

@@ -2,9 +2,11 @@
 
 Before each attempt its worst case (`reservation`) is reserved against every cap that applies;
 after it, the reservation is settled with what the attempt really cost (nothing for a failed one:
-APIs bill answers, not errors). When a reservation would pass a cap, the lane stops taking jobs:
-attempts in flight finish and are recorded, the rest stay pending, and raising the cap and running
-again continues. What the ledger already holds counts as spent, so a resumed run cannot overspend.
+APIs bill answers, not errors). When a reservation would pass a cap, the attempt waits for those
+in flight to settle (they usually cost less than their worst case); when none is left in flight
+and it still does not fit, the lane stops taking jobs: the rest stay pending, and raising the cap
+and running again continues. What the ledger already holds counts as spent, so a resumed run
+cannot overspend.
 
 The worst case prices `max_tokens` of output and twice the estimated input plus 32 tokens (chat
 templates and tokenizers of other languages run denser than four characters a token), so a cap is
@@ -18,6 +20,8 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import anyio
 
 from harness.cost import Price, estimated_input_tokens, worst_case_usd
 from harness.jobs import Job
@@ -33,6 +37,9 @@ class Budget:
     held: float = 0.0
     spent: float = 0.0
     reserved: float = 0.0
+    in_flight: int = 0  # reservations not yet settled (counted: float sums leave residues)
+    # Set (and replaced) whenever a reservation is settled: what a waiting reservation waits for.
+    settled: anyio.Event = field(default_factory=anyio.Event, repr=False)
 
     @property
     def total(self) -> float:
@@ -42,6 +49,14 @@ class Budget:
     def fits(self, amount: float) -> bool:
         """Whether `amount` more can be reserved without passing the cap."""
         return self.total + self.reserved + amount <= self.cap
+
+    def settle(self, reserved: float, cost: float | None) -> None:
+        """Replace a reservation by what the attempt cost, and wake the waiting reservations."""
+        self.reserved -= reserved
+        self.in_flight -= 1
+        self.spent += cost or 0.0
+        self.settled.set()
+        self.settled = anyio.Event()
 
 
 @dataclass
@@ -58,22 +73,27 @@ class Budgets:
         tokens = 2 * estimated_input_tokens(job.prompt.text) + 32
         return worst_case_usd(self.price, tokens, job.variant.sampling.max_tokens) or 0.0
 
-    def reserve(self, job: Job) -> float | None:
-        """Reserve an attempt's worst case on every cap; None (and `exhausted`) when one would
-        be passed."""
+    async def reserve(self, job: Job) -> float | None:
+        """Reserve an attempt's worst case on every cap, waiting while attempts in flight may
+        free room; None (and `exhausted`) once a cap would be passed with none in flight."""
         amount = self.reservation(job)
-        if self.exhausted or not all(cap.fits(amount) for cap in self.caps):
-            self.exhausted = True
-            return None
-        for cap in self.caps:
-            cap.reserved += amount
-        return amount
+        while not self.exhausted:
+            blocking = [cap for cap in self.caps if not cap.fits(amount)]
+            if not blocking:
+                for cap in self.caps:
+                    cap.reserved += amount
+                    cap.in_flight += 1
+                return amount
+            if all(cap.in_flight == 0 for cap in blocking):
+                self.exhausted = True
+            else:
+                await blocking[0].settled.wait()
+        return None
 
     def settle(self, reserved: float, cost: float | None) -> None:
         """Replace a reservation by what the attempt cost."""
         for cap in self.caps:
-            cap.reserved -= reserved
-            cap.spent += cost or 0.0
+            cap.settle(reserved, cost)
 
 
 # The fields the spend scan needs, read without parsing the whole line: the key's variant (up to

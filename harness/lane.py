@@ -166,14 +166,14 @@ class Lane:
         job, attempt = series.job, len(series.errors) + 1
         estimate = job.estimated_tokens()
         started = time.perf_counter()
-        reserved: float | None = 0.0
+        reserved: float | None = None  # this attempt's share of its budget caps
         cost: float | None = None
         try:
             async with self.outage.gate(), self.concurrency.slots:
                 await self.pacer.wait()
                 await self.limits.acquire(estimate)
                 if self.budgets is not None:
-                    reserved = self.budgets.reserve(job)
+                    reserved = await self.budgets.reserve(job)
                     if reserved is None:
                         return None
                 started = time.perf_counter()
@@ -200,7 +200,7 @@ class Lane:
             fatal = FatalError(f"{type(error).__name__}: {error}")
             return self._failed(series, fatal, started)
         finally:
-            if reserved and self.budgets is not None:
+            if reserved is not None and self.budgets is not None:
                 self.budgets.settle(reserved, cost)
         elapsed = time.perf_counter() - started
         self.outage.reached()

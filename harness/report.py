@@ -26,6 +26,8 @@ class VariantSummary:
     output_tokens: int = 0
     latencies: list[float] = field(default_factory=list)
     wall_seconds: float = 0.0
+    cost_usd: float = 0.0  # every record's cost, superseded ones too: they were paid for
+    cost_unknown: bool = False  # some record's cost is unknown (a model without a price)
 
     def latency(self, quantile: float) -> float | None:
         """The latency at `quantile` (0.5 for the median) over successful records."""
@@ -48,6 +50,7 @@ def summarize(path: Path) -> Summary:
     that planned it. Lines of any other shape are skipped and counted. Memory holds a few numbers
     per key, not the records."""
     latest: dict[str, _Latest] = {}
+    costs: dict[str, float | None] = {}  # per variant; None once one record's is unknown
     spans: dict[tuple[str, str], list[float]] = {}
     plan: dict[str, int] = {}
     summary = Summary([], skipped=0)
@@ -65,11 +68,22 @@ def summarize(path: Path) -> Summary:
         key, kept, run_id, end = result
         latest[key] = kept
         variant, elapsed = kept[0], kept[4]
+        _add_cost(costs, variant, line.get("cost_usd"))  # type: ignore[union-attr]
         span = spans.setdefault((variant, run_id), [end - elapsed, end])
         span[0] = min(span[0], end - elapsed)
         span[1] = max(span[1], end)
     summary.variants = _per_variant(latest, spans, plan)
+    for variant in summary.variants:
+        cost = costs.get(variant.variant, 0.0)
+        variant.cost_usd, variant.cost_unknown = cost or 0.0, cost is None
     return summary
+
+
+def _add_cost(costs: dict[str, float | None], variant: str, cost: Any) -> None:
+    if not _is_number(cost):
+        costs[variant] = None
+    elif variant not in costs or costs[variant] is not None:
+        costs[variant] = (costs.get(variant) or 0.0) + cost
 
 
 def _plan(line: dict[str, Any] | None) -> dict[str, int] | None:
@@ -158,7 +172,7 @@ def summary_table(summary: Summary, title: str) -> Table:
     table = Table(title=title)
     for column in ("variant", "ok", "failed", "pending", "retried", "in tok", "out tok"):
         table.add_column(column, justify="left" if column == "variant" else "right")
-    for column in ("p50 s", "p95 s", "wall s"):
+    for column in ("p50 s", "p95 s", "wall s", "cost"):
         table.add_column(column, justify="right")
     for s in summary.variants:
         table.add_row(
@@ -172,8 +186,21 @@ def summary_table(summary: Summary, title: str) -> Table:
             _seconds(s.latency(0.5)),
             _seconds(s.latency(0.95)),
             f"{s.wall_seconds:,.1f}",
+            "unknown" if s.cost_unknown else f"${s.cost_usd:,.4f}",
         )
+    table.caption = _total(summary.variants)
     return table
+
+
+def _total(variants: list[VariantSummary]) -> str:
+    """The ledger's total cost, naming the variants whose cost is unknown."""
+    known = sum(s.cost_usd for s in variants if not s.cost_unknown)
+    unknown = [s.variant for s in variants if s.cost_unknown]
+    if not unknown:
+        return f"total cost: ${known:,.4f}"
+    if len(unknown) == len(variants):
+        return "total cost: unknown (no price: set [models.price])"
+    return f"total cost: ${known:,.4f}, and unknown for {', '.join(unknown)} (no price)"
 
 
 def _seconds(value: float | None) -> str:

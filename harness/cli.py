@@ -1,7 +1,8 @@
 """The command line: `run`, `rerun`, `status`, `plan` and `doctor`.
 
 Exit codes: 0 every job answered, 1 some failed for good, 2 bad input or set-up, 3 the ledger
-could not be written mid-run (disk full, file replaced), 130 interrupted.
+could not be written mid-run (disk full, file replaced), 4 a budget cap stopped the run (raise
+budget_usd and run again), 130 interrupted.
 """
 
 from __future__ import annotations
@@ -319,7 +320,13 @@ def _say(console: Console, text: str) -> None:
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m harness", description="Run LLM evaluations concurrently, resumably."
+        prog="python -m harness",
+        description="Run LLM evaluations concurrently, resumably.",
+        epilog=(
+            "exit codes: 0 every job answered, 1 some jobs failed for good, 2 bad input or "
+            "set-up (nothing written), 3 the ledger could not be written mid-run, 4 a budget "
+            "cap stopped the run (raise budget_usd and run again), 130 interrupted"
+        ),
     )
     verbs = parser.add_subparsers(required=True, metavar="VERB")
 

@@ -1,7 +1,7 @@
 """`python -m benchmarks`: every figure of the core, measured in this one run.
 
 (a) jobs/s end to end, simulated provider at 0 ms, ledger on, 20,000 jobs (median of 3)
-(k) the same with a price and a budget cap: what the reservations cost
+(k) the same priced, without and with a budget cap: what the reservations cost (median of 3)
 (b) 2,000 jobs at 200 ms, concurrency 256: ideal / measured, and the speed-up over one at a time
 (c) achieved vs configured requests/min over a 60 s window, and the most in any 60 s window
 (d) seconds to build the resume index of a 1,000,000-record ledger (median of 3)
@@ -59,24 +59,26 @@ def report(name: str, measured: str, target: str, ok: bool) -> None:
 
 
 def throughput(root: Path) -> None:
-    plain, budgeted = [], []
-    capped = simulated_model(concurrency=256) + "[models.price]\ninput = 3.0\noutput = 15.0\n"
-    for i in range(ROUNDS):  # interleaved, so both see the same machine
-        config = write_project(root / f"a{i}", 20_000, simulated_model(concurrency=256))
-        plain.append(20_000 / run_in_process(config))
-        config = write_project(root / f"k{i}", 20_000, "budget_usd = 1e6\n" + capped)
-        budgeted.append(20_000 / run_in_process(config))
-    rate, with_budget = statistics.median(plain), statistics.median(budgeted)
+    plain, priced, budgeted = [], [], []
+    model = simulated_model(concurrency=256)
+    with_price = model + "[models.price]\ninput = 3.0\noutput = 15.0\n"
+    for i in range(ROUNDS):  # interleaved, so all three see the same machine
+        for rates, body in ((plain, model), (priced, with_price), (budgeted, with_price)):
+            budget = "budget_usd = 1e6\n" if rates is budgeted else ""
+            config = write_project(root / f"a{i}-{len(rates)}-{id(rates)}", 20_000, budget + body)
+            rates.append(20_000 / run_in_process(config))
+    rate = statistics.median(plain)
     report(
         "(a) jobs/s, 20,000 jobs at 0 ms, ledger on",
         f"{rate:,.0f} jobs/s",
         ">= 5,000",
         rate >= 5000,
     )
-    cost = 1 - with_budget / rate
+    base, capped = statistics.median(priced), statistics.median(budgeted)
+    cost = 1 - capped / base
     report(
-        "(k) the same under a budget cap (priced, reserved, settled)",
-        f"{with_budget:,.0f} jobs/s = {cost:+.1%} slower",
+        "(k) priced, then also under a budget cap: jobs/s",
+        f"{base:,.0f} / {capped:,.0f} = {cost:+.1%} slower",
         "<= +5%",
         cost <= 0.05,
     )

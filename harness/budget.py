@@ -38,7 +38,8 @@ class Budget:
     spent: float = 0.0
     reserved: float = 0.0
     in_flight: int = 0  # reservations not yet settled (counted: float sums leave residues)
-    # Set (and replaced) whenever a reservation is settled: what a waiting reservation waits for.
+    waiting: int = 0  # reservations waiting for room
+    # Set (and replaced) when a reservation is settled while others wait for room.
     settled: anyio.Event = field(default_factory=anyio.Event, repr=False)
 
     @property
@@ -55,8 +56,9 @@ class Budget:
         self.reserved -= reserved
         self.in_flight -= 1
         self.spent += cost or 0.0
-        self.settled.set()
-        self.settled = anyio.Event()
+        if self.waiting:
+            self.settled.set()
+            self.settled = anyio.Event()
 
 
 @dataclass
@@ -66,12 +68,19 @@ class Budgets:
     caps: Sequence[Budget]
     price: Price | None
     exhausted: bool = False
-    _reservations: dict[int, float] = field(default_factory=dict)
+    # The worst case per (prompt content, max_tokens): every variant and sample of a prompt
+    # shares it, and working it out again for each attempt showed in the jobs/s benchmark.
+    _worst: dict[tuple[str, int], float] = field(default_factory=dict)
 
     def reservation(self, job: Job) -> float:
         """The most one attempt at `job` can cost."""
-        tokens = 2 * estimated_input_tokens(job.prompt.text) + 32
-        return worst_case_usd(self.price, tokens, job.variant.sampling.max_tokens) or 0.0
+        key = (job.prompt.hash, job.variant.sampling.max_tokens)
+        worst = self._worst.get(key)
+        if worst is None:
+            tokens = 2 * estimated_input_tokens(job.prompt.text) + 32
+            worst = worst_case_usd(self.price, tokens, key[1]) or 0.0
+            self._worst[key] = worst
+        return worst
 
     async def reserve(self, job: Job) -> float | None:
         """Reserve an attempt's worst case on every cap, waiting while attempts in flight may
@@ -87,13 +96,22 @@ class Budgets:
             if all(cap.in_flight == 0 for cap in blocking):
                 self.exhausted = True
             else:
-                await blocking[0].settled.wait()
+                await _room(blocking[0])
         return None
 
     def settle(self, reserved: float, cost: float | None) -> None:
         """Replace a reservation by what the attempt cost."""
         for cap in self.caps:
             cap.settle(reserved, cost)
+
+
+async def _room(cap: Budget) -> None:
+    """Wait for a reservation on `cap` to be settled."""
+    cap.waiting += 1
+    try:
+        await cap.settled.wait()
+    finally:
+        cap.waiting -= 1
 
 
 # The fields the spend scan needs, read without parsing the whole line: the key's variant (up to

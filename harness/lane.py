@@ -178,7 +178,8 @@ class Lane:
                         return None
                 started = time.perf_counter()
                 completion = await self._generate(job, attempt)
-            cost = cost_usd(self.price, completion.usage.as_record())
+            if self.price is not None:
+                cost = cost_usd(self.price, completion.usage.as_record())
         except ConnectionFailed as error:
             self.outage.unreachable()
             if self.outage.holding():  # the server is down: wait for it, spend no attempt

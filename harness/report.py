@@ -53,11 +53,13 @@ def summarize(path: Path) -> Summary:
     costs: dict[str, float | None] = {}  # per variant; None once one record's is unknown
     spans: dict[tuple[str, str], list[float]] = {}
     plan: dict[str, int] = {}
+    gpu = _GpuTime()
     summary = Summary([], skipped=0)
     for line in iter_lines(path):
         planned = _plan(line)
         if planned is not None:
             plan.update(planned)
+            gpu.read(line)  # type: ignore[arg-type]
             summary.runs += 1
             continue
         result = _result(line)
@@ -73,10 +75,51 @@ def summarize(path: Path) -> Summary:
         span[0] = min(span[0], end - elapsed)
         span[1] = max(span[1], end)
     summary.variants = _per_variant(latest, spans, plan)
+    charged = gpu.charges(spans)
     for variant in summary.variants:
         cost = costs.get(variant.variant, 0.0)
-        variant.cost_usd, variant.cost_unknown = cost or 0.0, cost is None
+        variant.cost_usd = (cost or 0.0) + charged.get(variant.variant, 0.0)
+        variant.cost_unknown = cost is None
     return summary
+
+
+@dataclass
+class _GpuTime:
+    """What models on your own GPUs cost: `cost_per_gpu_hour` (from the run lines' resolved
+    config) for the wall time of their lane in each run, shared by the variants it ran."""
+
+    rates: dict[str, float] = field(default_factory=dict)  # model name -> USD per hour
+    names: dict[str, str] = field(default_factory=dict)  # variant id -> model name
+
+    def read(self, line: dict[str, Any]) -> None:
+        """Take a run line's hourly rates and variant names."""
+        config = line.get("config_resolved")
+        models = config.get("models") if isinstance(config, dict) else None
+        for model in models if isinstance(models, list) else ():
+            rate = model.get("cost_per_gpu_hour") if isinstance(model, dict) else None
+            if _is_number(rate) and isinstance(model.get("name"), str):
+                self.rates[model["name"]] = float(rate)
+        variants = line.get("variants")
+        for variant, identity in (variants if isinstance(variants, dict) else {}).items():
+            if isinstance(identity, dict) and isinstance(identity.get("name"), str):
+                self.names[variant] = identity["name"]
+
+    def charges(self, spans: dict[tuple[str, str], list[float]]) -> dict[str, float]:
+        """Per variant, its share of its lane's GPU time in every run."""
+        lanes: dict[tuple[str, str], list[Any]] = {}  # (model, run) -> [start, end, variants]
+        for (variant, run), (start, end) in spans.items():
+            name = self.names.get(variant)
+            if name not in self.rates:
+                continue
+            lane = lanes.setdefault((name, run), [start, end, []])
+            lane[0], lane[1] = min(lane[0], start), max(lane[1], end)
+            lane[2].append(variant)
+        charged: dict[str, float] = {}
+        for (name, _run), (start, end, variants) in lanes.items():
+            share = (end - start) / 3600 * self.rates[name] / len(variants)
+            for variant in variants:
+                charged[variant] = charged.get(variant, 0.0) + share
+        return charged
 
 
 def _add_cost(costs: dict[str, float | None], variant: str, cost: Any) -> None:

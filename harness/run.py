@@ -18,7 +18,7 @@ from rich.console import Console
 
 from harness.budget import Budget, Budgets, ledger_spend
 from harness.config import ModelConfig, RunConfig, Variant, load_config, make_variant
-from harness.cost import Price, model_price
+from harness.cost import Price, model_price, parse_price
 from harness.errors import ConfigError, InputError, LedgerWriteError
 from harness.fields import FieldError, answer_defining, from_table
 from harness.jobs import Wanted, iter_jobs, job_key
@@ -132,7 +132,7 @@ def _setup(config: RunConfig, index: int, model: ModelConfig) -> ModelSetup:
         except InputError as exc:
             raise InputError(f"{label}: {exc}") from None
     problems = cls.preflight(model.model_id, options)
-    if _budgeted(config, model) and not model.unpriced_ok and model_price(model) is None:
+    if _budgeted(config, model) and not model.unpriced_ok and lane_price(model) is None:
         problems.append(
             f'no price known for "{model.model_id}" under a budget: set [models.price], '
             "or unpriced_ok = true to count its answers as free"
@@ -175,7 +175,7 @@ async def execute(
             for setup in prepared.models:
                 provider = setup.provider_cls(setup.model.model_id, setup.options)
                 stack.push_async_callback(provider.aclose)
-                price = model_price(setup.model)
+                price = lane_price(setup.model)
                 lane = Lane(
                     setup.model.name,
                     provider,
@@ -247,6 +247,16 @@ class _Caps:
             f"Stopped at the budget ({figures}): the jobs left stay pending. "
             "Raise budget_usd and run the same command again to continue."
         )
+
+
+def lane_price(model: ModelConfig) -> Price | None:
+    """What a model's answers cost: its price; for a model priced only by `cost_per_gpu_hour`,
+    tokens are free (its GPU time is charged by the summary, from the lane's wall time)."""
+    price = model_price(model)
+    if price is None and model.cost_per_gpu_hour is not None:
+        free = {"input": 0.0, "output": 0.0}
+        price = parse_price(free, "cost_per_gpu_hour", model.provider, "cost_per_gpu_hour")
+    return price
 
 
 def _budgeted(config: RunConfig, model: ModelConfig) -> bool:

@@ -4,6 +4,7 @@ under the same cap without spending more; a model without a price under a budget
 from __future__ import annotations
 
 import io
+from datetime import datetime
 
 import pytest
 from rich.console import Console
@@ -102,3 +103,20 @@ def test_an_unpriced_model_beside_a_capped_one_neither_waits_nor_blocks(tmp_path
     records = results(tmp_path / "out" / "ledger.jsonl")
     assert sum(r["variant"].startswith("free") for r in records) == 60
     assert spent(tmp_path) <= 0.05
+
+
+def test_a_model_priced_by_the_gpu_hour_costs_its_lanes_wall_time(tmp_path, run_cli):
+    body = '\n[[models]]\nname = "local"\nprovider = "simulated"\ntemperatures = [0.0, 0.7]\n'
+    body += "cost_per_gpu_hour = 3600.0\nmax_concurrency = 4\n[models.options]\nlatency_ms = 50\n"
+    config = write_config(tmp_path, body, prompts=8)
+    code, out, _ = run_cli("run", config)
+    assert code == 0
+    records = results(tmp_path / "out" / "ledger.jsonl")
+    assert {r["cost_usd"] for r in records} == {0.0}  # its tokens are free
+    starts = [
+        datetime.fromisoformat(r["timestamp"]).timestamp() - r["elapsed_seconds"] for r in records
+    ]
+    ends = [datetime.fromisoformat(r["timestamp"]).timestamp() for r in records]
+    lane_seconds = max(ends) - min(starts)  # $1 a second at 3,600 an hour
+    total = float(out.split("total cost: $")[1].split()[0].replace(",", ""))
+    assert lane_seconds * 0.99 <= total <= lane_seconds * 1.01 + 0.0001

@@ -176,10 +176,10 @@ class _Work:
         slot times two, plus one for prompts longer than `long_chars` characters."""
         counts = [0] * (2 * len(self.categories))
         chars = [0] * (2 * len(self.categories))
-        is_done = self.index.is_done
+        answered = self.index.answered.get  # what `is_done` asks, without a call per job
         for sample in range(self.samples):
             for prompt_id, prompt_hash, length, category in self.rows:
-                if not is_done(job_key(variant, prompt_id, sample), prompt_hash):
+                if answered(job_key(variant, prompt_id, sample)) != prompt_hash:
                     at = 2 * category + (length > long_chars)
                     counts[at] += 1
                     chars[at] += length

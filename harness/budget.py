@@ -23,8 +23,7 @@ from pathlib import Path
 
 import anyio
 
-from harness.cost import Price, estimated_input_tokens, worst_case_usd
-from harness.jobs import Job
+from harness.cost import Price, worst_case_usd
 
 
 @dataclass
@@ -68,24 +67,35 @@ class Budgets:
     caps: Sequence[Budget]
     price: Price | None
     exhausted: bool = False
-    # The worst case per (prompt content, max_tokens): every variant and sample of a prompt
-    # shares it, and working it out again for each attempt showed in the jobs/s benchmark.
-    _worst: dict[tuple[str, int], float] = field(default_factory=dict)
+    # The worst case per (estimated input tokens, max_tokens): prompts of one length share it,
+    # and pricing it again for each attempt showed in the jobs/s benchmark.
+    _worst: dict[tuple[int, int], float] = field(default_factory=dict)
 
-    def reservation(self, job: Job) -> float:
-        """The most one attempt at `job` can cost."""
-        key = (job.prompt.hash, job.variant.sampling.max_tokens)
+    def reservation(self, input_tokens: int, max_tokens: int) -> float:
+        """The most one attempt can cost, from its estimated input tokens and `max_tokens`."""
+        key = (input_tokens, max_tokens)
         worst = self._worst.get(key)
         if worst is None:
-            tokens = 2 * estimated_input_tokens(job.prompt.text) + 32
-            worst = worst_case_usd(self.price, tokens, key[1]) or 0.0
+            worst = worst_case_usd(self.price, 2 * input_tokens + 32, max_tokens) or 0.0
             self._worst[key] = worst
         return worst
 
-    async def reserve(self, job: Job) -> float | None:
+    def reserve_now(self, input_tokens: int, max_tokens: int) -> float | None:
+        """Reserve an attempt's worst case at once when every cap has room for it (the common
+        case, kept free of awaits); None when one has not, and `reserve` must wait."""
+        amount = self.reservation(input_tokens, max_tokens)
+        caps = self.caps
+        if self.exhausted or any(c.total + c.reserved + amount > c.cap for c in caps):
+            return None
+        for cap in caps:
+            cap.reserved += amount
+            cap.in_flight += 1
+        return amount
+
+    async def reserve(self, input_tokens: int, max_tokens: int) -> float | None:
         """Reserve an attempt's worst case on every cap, waiting while attempts in flight may
         free room; None (and `exhausted`) once a cap would be passed with none in flight."""
-        amount = self.reservation(job)
+        amount = self.reservation(input_tokens, max_tokens)
         while not self.exhausted:
             blocking = [cap for cap in self.caps if not cap.fits(amount)]
             if not blocking:

@@ -173,7 +173,10 @@ class Lane:
                 await self.pacer.wait()
                 await self.limits.acquire(estimate)
                 if self.budgets is not None:
-                    reserved = await self.budgets.reserve(job)
+                    most = job.variant.sampling.max_tokens
+                    reserved = self.budgets.reserve_now(estimate - most, most)
+                    if reserved is None:
+                        reserved = await self.budgets.reserve(estimate - most, most)
                     if reserved is None:
                         return None
                 started = time.perf_counter()

@@ -118,7 +118,7 @@ def _run(args: argparse.Namespace, console: Console) -> int:
         _say(console, f"nothing to do: {done:,} jobs already done ({prepared.ledger_path})")
         _say(console, f"see them with: {_command('status', str(prepared.config.output))}")
         return EXIT_OK
-    changed = changed_content(prepared, index)
+    changed = changed_content(prepared, index) if index.answered else 0
     if changed:
         _say(
             console,
@@ -135,7 +135,8 @@ def _run(args: argparse.Namespace, console: Console) -> int:
             argv=args.argv,
         )
     )
-    _what_next(args, prepared, console)
+    # Every job of the plan answered: no failure is left to name, no need to read the ledger again.
+    _what_next(args, prepared, console, failures=code != EXIT_OK)
     return code
 
 
@@ -260,11 +261,15 @@ def _overrides(args: argparse.Namespace) -> Overrides:
     )
 
 
-def _what_next(args: argparse.Namespace, prepared: Prepared, console: Console) -> None:
-    """Say where the results are, how to see them, and for each type of error still failing,
-    the `rerun` line that retries those jobs."""
+def _what_next(
+    args: argparse.Namespace, prepared: Prepared, console: Console, *, failures: bool = True
+) -> None:
+    """Say where the results are, how to see them, and (unless `failures` is false) for each
+    type of error still failing, the `rerun` line that retries those jobs."""
     output = str(prepared.config.output)
     _say(console, f"Results: {prepared.ledger_path} (see them with: {_command('status', output)})")
+    if not failures:
+        return
     failed = failed_jobs(
         prepared,
         build_index(prepared.ledger_path),

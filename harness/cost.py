@@ -184,6 +184,16 @@ def model_price(model: ModelConfig) -> Price | None:
     return price_for(model.provider, model.model_id, model.price)
 
 
+def answer_price(model: ModelConfig) -> Price | None:
+    """What a configured model's answers cost: its price; for a model priced only by
+    `cost_per_gpu_hour`, tokens are free (its GPU time is charged from its lane's wall time)."""
+    price = model_price(model)
+    if price is None and model.cost_per_gpu_hour is not None:
+        free = {"input": 0.0, "output": 0.0}
+        price = parse_price(free, "cost_per_gpu_hour", model.provider, "cost_per_gpu_hour")
+    return price
+
+
 def price_for(
     provider: str, model_id: str, override: Mapping[str, Any] | None = None
 ) -> Price | None:

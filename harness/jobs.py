@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
-from harness.api import Request
+from harness.api import Request, SamplingParams
 from harness.config import Variant
 from harness.prompts import Prompt
 
@@ -34,17 +34,23 @@ class Job:
     variant: Variant
     prompt: Prompt
     sample: int
+    # The variant's sampling with the job's own seed (see `job_seed`): made once per job, for
+    # every attempt and the record alike.
+    sampling: SamplingParams = field(init=False)
 
-    def request(self, attempt: int) -> Request:
-        """The request for one attempt, with the job's own seed (see `job_seed`)."""
+    def __post_init__(self) -> None:
         sampling = self.variant.sampling
         if sampling.seed is not None:
             sampling = replace(sampling, seed=job_seed(sampling.seed, self.prompt.id, self.sample))
+        object.__setattr__(self, "sampling", sampling)
+
+    def request(self, attempt: int) -> Request:
+        """The request for one attempt."""
         return Request(
             id=self.key,
             model=self.variant.model.model_id,
             messages=self.prompt.messages,
-            sampling=sampling,
+            sampling=self.sampling,
             attempt=attempt,
         )
 

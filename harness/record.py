@@ -81,7 +81,7 @@ def success_record(
         tokens=completion.usage.as_record(),
         cost_usd=cost,
         token_logprobs=completion.token_logprobs,
-        sampling_params=sent if sent is not None else _sampling(job),
+        sampling_params=sent if sent is not None else job.sampling.as_record(),
         error=None,
     )
 
@@ -107,13 +107,9 @@ def failure_record(
         tokens=None,
         cost_usd=cost,
         token_logprobs=None,
-        sampling_params=_sampling(job),
+        sampling_params=job.sampling.as_record(),
         error=error.as_record(),
     )
-
-
-def _sampling(job: Job) -> dict[str, Any]:
-    return job.request(1).sampling.as_record()
 
 
 def _job_fields(

@@ -18,7 +18,7 @@ from rich.console import Console
 
 from harness.budget import Budget, Budgets, ledger_spend
 from harness.config import ModelConfig, RunConfig, Variant, load_config, make_variant
-from harness.cost import Price, model_price, parse_price
+from harness.cost import Price, answer_price
 from harness.errors import ConfigError, InputError, LedgerWriteError
 from harness.fields import FieldError, answer_defining, from_table
 from harness.jobs import Wanted, iter_jobs, job_key
@@ -132,7 +132,7 @@ def _setup(config: RunConfig, index: int, model: ModelConfig) -> ModelSetup:
         except InputError as exc:
             raise InputError(f"{label}: {exc}") from None
     problems = cls.preflight(model.model_id, options)
-    if _budgeted(config, model) and not model.unpriced_ok and lane_price(model) is None:
+    if _budgeted(config, model) and not model.unpriced_ok and answer_price(model) is None:
         problems.append(
             f'no price known for "{model.model_id}" under a budget: set [models.price], '
             "or unpriced_ok = true to count its answers as free"
@@ -175,7 +175,7 @@ async def execute(
             for setup in prepared.models:
                 provider = setup.provider_cls(setup.model.model_id, setup.options)
                 stack.push_async_callback(provider.aclose)
-                price = lane_price(setup.model)
+                price = answer_price(setup.model)
                 lane = Lane(
                     setup.model.name,
                     provider,
@@ -249,23 +249,13 @@ class _Caps:
         )
 
 
-def lane_price(model: ModelConfig) -> Price | None:
-    """What a model's answers cost: its price; for a model priced only by `cost_per_gpu_hour`,
-    tokens are free (its GPU time is charged by the summary, from the lane's wall time)."""
-    price = model_price(model)
-    if price is None and model.cost_per_gpu_hour is not None:
-        free = {"input": 0.0, "output": 0.0}
-        price = parse_price(free, "cost_per_gpu_hour", model.provider, "cost_per_gpu_hour")
-    return price
-
-
 def _budgeted(config: RunConfig, model: ModelConfig) -> bool:
     return config.budget_usd is not None or model.budget_usd is not None
 
 
 def _caps(prepared: Prepared) -> _Caps:
     config = prepared.config
-    models = {m.model.name: m.model for m in prepared.models if m.model.budget_usd is not None}
+    models = {s.model.name: s.model for s in prepared.models if s.model.budget_usd is not None}
     if config.budget_usd is None and not models:
         return _Caps(None, {})
     held = ledger_spend(prepared.ledger_path)
@@ -275,9 +265,7 @@ def _caps(prepared: Prepared) -> _Caps:
         else None
     )
     caps = {
-        name: Budget(name, model.budget_usd, held=held.get(name, 0.0))
-        for name, model in models.items()
-        if model.budget_usd is not None
+        name: Budget(name, m.budget_usd, held=held.get(name, 0.0)) for name, m in models.items()
     }
     return _Caps(ledger, caps)
 

@@ -26,7 +26,8 @@ from rich.logging import RichHandler
 from harness.doctor import diagnose, probe_checks, report
 from harness.errors import InputError, LedgerWriteError, recorded_error_types
 from harness.ledger import LEDGER_NAME, LedgerWriter, build_index
-from harness.plan import Assumptions, make_plan, plan_json, show_plan
+from harness.plan import Assumptions, make_plan
+from harness.plan_view import plan_json, show_plan
 from harness.probe import probe_all
 from harness.report import summarize, summary_table
 from harness.run import (

@@ -315,7 +315,7 @@ def iter_lines(path: Path) -> Iterator[dict[str, Any] | None]:
     with path.open("rb") as file:
         for line in file:
             if line.strip():
-                yield _parsed(line)
+                yield parse_line(line)
 
 
 def read_ledger(path: Path) -> LedgerContents:
@@ -331,7 +331,19 @@ def read_ledger(path: Path) -> LedgerContents:
     return contents
 
 
-def _parsed(line: bytes) -> dict[str, Any] | None:
+def parse_line(line: bytes) -> dict[str, Any] | None:
+    """One ledger line parsed: a run line or a result record; None for a line that is torn, not
+    JSON, fails its checksum, or has neither shape."""
+    obj = parse_sealed(line)
+    if obj is not None and (obj.get("type") == "run" or is_record(obj)):
+        return obj
+    return None
+
+
+def parse_sealed(line: bytes, *, always_sealed: bool = False) -> dict[str, Any] | None:
+    """One line of a sealed JSONL file (the ledger, scores) as its object; None for a line that
+    is torn, not a JSON object, fails its checksum, or lost the checksum it must have (every line
+    of a file whose lines are `always_sealed`, or one whose schema promises it)."""
     intact = _intact(line)
     if intact is False:
         return None
@@ -341,11 +353,9 @@ def _parsed(line: bytes) -> dict[str, Any] | None:
         return None
     if not isinstance(obj, dict):
         return None
-    if intact is None and _sealed_schema(obj):  # written with a checksum that is gone: damaged
+    if intact is None and (always_sealed or _sealed_schema(obj)):  # its checksum is gone
         return None
-    if obj.get("type") == "run" or is_record(obj):
-        return obj
-    return None
+    return obj
 
 
 def _sealed_schema(obj: dict[str, Any]) -> bool:
@@ -381,7 +391,7 @@ class ResumeIndex:
         """Every key whose latest record is a failure, with that record."""
         for key, line in list(self.failed.items()):
             if isinstance(line, bytes):
-                record = _parsed(line)
+                record = parse_line(line)
                 if record is None or record.get("key") != key:
                     del self.failed[key]
                     self.skipped += 1
@@ -451,7 +461,7 @@ def build_index(path: Path) -> ResumeIndex:
 
 
 def _index_whole_line(index: ResumeIndex, line: bytes) -> None:
-    obj = _parsed(line) if line.strip() else None
+    obj = parse_line(line) if line.strip() else None
     if obj is None:
         index.skipped += bool(line.strip())
     elif obj.get("type") != "run":

@@ -49,6 +49,7 @@ from harness.run import (
     prepare,
 )
 from harness.scrub import SECRETS, ScrubbedStream, scrub_log_record
+from harness.selection import Selection
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -157,13 +158,7 @@ def _rerun_locked(
     args: argparse.Namespace, prepared: Prepared, writer: LedgerWriter, console: Console
 ) -> int:
     index = open_index(prepared, console)
-    failed = failed_jobs(
-        prepared,
-        index,
-        variants=args.variant,
-        error_types=args.error_type,
-        categories=args.category,
-    )
+    failed = failed_jobs(prepared, index, variants=args.variant, error_types=args.error_type)
     _say_what_cannot_rerun(prepared, failed, console)
     if not failed.runnable:
         console.print(f"{prepared.ledger_path}: no failed jobs match; nothing to rerun.")
@@ -196,8 +191,14 @@ def _say_what_cannot_rerun(prepared: Prepared, failed: FailedJobs, console: Cons
     if failed.left_out:
         console.print(
             f"{failed.left_out:,} failed job(s) are of prompts or samples this run leaves out "
-            "(--limit, --prompts, samples); not rerunning them."
+            f"({_left_out_by(prepared)}); not rerunning them."
         )
+
+
+def _left_out_by(prepared: Prepared) -> str:
+    """What makes a run leave prompts out, as the user set it."""
+    words = [w for w in prepared.selection.argv() if w.startswith("--")]
+    return ", ".join([*words, "--prompts", "samples"])
 
 
 def _status(args: argparse.Namespace, console: Console) -> int:
@@ -206,10 +207,17 @@ def _status(args: argparse.Namespace, console: Console) -> int:
         path = path / LEDGER_NAME
     if not path.is_file():
         raise InputError(f"{path}: no such ledger")
-    summary = summarize(path)
+    selection = _selection(args)
+    keeps = selection.keeps_record() if selection.argv() else None
+    summary = summarize(path, keeps=keeps)
     if not summary.runs and not summary.records:
         raise InputError(f"{path}: not a ledger (no run line or result record in it)")
     console.print(summary_table(summary, str(path)))
+    if keeps is not None:
+        console.print(
+            f"Only the records of {selection.describe()}; pending jobs are counted for whole "
+            "runs, so they are not shown (`plan CONFIG` with the same options counts them)."
+        )
     if summary.skipped:
         console.print(f"{path}: skipped {summary.skipped} unreadable line(s)")
     return EXIT_OK
@@ -257,8 +265,19 @@ def _overrides(args: argparse.Namespace) -> Overrides:
     return Overrides(
         prompts=args.prompts,
         output=args.output,
-        limit=args.limit,
+        selection=_selection(args),
         models=tuple(args.models.split(",")) if args.models else (),
+    )
+
+
+def _selection(args: argparse.Namespace) -> Selection:
+    categories = [c.strip() for given in args.category for c in given.split(",") if c.strip()]
+    return Selection(
+        categories=tuple(dict.fromkeys(categories)),
+        ids_file=args.ids,
+        probes=args.probes,
+        sample=getattr(args, "sample", None),
+        limit=getattr(args, "limit", None),
     )
 
 
@@ -272,10 +291,7 @@ def _what_next(
     if not failures:
         return
     failed = failed_jobs(
-        prepared,
-        build_index(prepared.ledger_path),
-        variants=getattr(args, "variant", ()),
-        categories=getattr(args, "category", ()),
+        prepared, build_index(prepared.ledger_path), variants=getattr(args, "variant", ())
     )
     by_type = Counter(failed.runnable.values()).most_common()
     if not by_type:
@@ -294,13 +310,12 @@ def _what_next(
 
 def _same_jobs(args: argparse.Namespace) -> list[str]:
     """The config and the options that make another command pick the jobs this one picked."""
-    words = [args.config]
-    for flag in ("limit", "prompts", "output", "models"):
+    words = [args.config, *_selection(args).argv()]
+    for flag in ("prompts", "output", "models"):
         if getattr(args, flag) is not None:
             words += [f"--{flag}", str(getattr(args, flag))]
-    for flag in ("variant", "category"):
-        for value in getattr(args, flag, ()):
-            words += [f"--{flag}", value]
+    for value in getattr(args, "variant", ()):
+        words += ["--variant", value]
     return words
 
 
@@ -352,7 +367,6 @@ def _parser() -> argparse.ArgumentParser:
         metavar="TYPE",
         help=f"one of {', '.join(recorded_error_types())}",
     )
-    rerun.add_argument("--category", action="append", default=[], help="prompt category")
     rerun.set_defaults(verb=_rerun)
 
     plan = verbs.add_parser("plan", help="what the pending jobs will cost and take; sends nothing")
@@ -388,16 +402,43 @@ def _parser() -> argparse.ArgumentParser:
 
     status = verbs.add_parser("status", help="done / failed / pending per variant")
     status.add_argument("ledger", help="a ledger file or the run's output directory")
+    _add_filters(status)
     status.set_defaults(verb=_status)
     return parser
 
 
 def _add_selection(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("config", help="the run's TOML config")
-    parser.add_argument("--limit", type=_positive, help="only the first N prompts")
-    parser.add_argument("--prompts", type=Path, help="another prompts file")
+    _add_filters(parser)
+    parser.add_argument(
+        "--sample",
+        type=_positive,
+        metavar="N",
+        help="N prompts drawn by category and probe flag, the same for the same seed",
+    )
+    parser.add_argument("--limit", type=_positive, help="only the first N prompts (after filters)")
+    parser.add_argument("--prompts", type=Path, help="another prompts file or dataset folder")
     parser.add_argument("--output", type=Path, help="another output directory")
     parser.add_argument("--models", help="comma-separated model names to run")
+
+
+def _add_filters(parser: argparse.ArgumentParser) -> None:
+    """The filters a ledger's records can be read by as well as a prompt set."""
+    parser.add_argument(
+        "--category",
+        action="append",
+        default=[],
+        metavar="A,B",
+        help="only prompts of these categories (comma-separated, repeatable)",
+    )
+    parser.add_argument("--ids", type=Path, metavar="FILE", help="only the ids in FILE (1/line)")
+    probes = parser.add_mutually_exclusive_group()
+    probes.add_argument(
+        "--probes-only", dest="probes", action="store_const", const=True, help="only probes"
+    )
+    probes.add_argument(
+        "--no-probes", dest="probes", action="store_const", const=False, help="no probes"
+    )
 
 
 def _positive(text: str) -> int:

@@ -11,6 +11,7 @@ import dataclasses
 import hashlib
 import os
 import re
+import string
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -23,6 +24,7 @@ from harness.api import SamplingParams
 from harness.cost import parse_price
 from harness.errors import ConfigError
 from harness.fields import FieldError, from_table
+from harness.prompt_files import PromptSource, PromptTable
 
 
 @dataclass(frozen=True)
@@ -104,7 +106,7 @@ class RunConfig:
     """A whole run: where prompts come from, where results go, and every model."""
 
     path: Path
-    prompts: Path
+    prompts: PromptSource
     output: Path
     seed: int
     samples: int
@@ -119,7 +121,7 @@ class RunConfig:
 
 @dataclass(frozen=True)
 class _TopLevel:
-    prompts: str
+    prompts: str | dict[str, Any]
     models: tuple[dict[str, Any], ...] = field(metadata={"nonempty": True})
     output: str = "results/run"
     seed: int = field(default=0, metadata={"min": 0, "max": 2**31 - 1})  # Gemini takes int32
@@ -201,7 +203,7 @@ def _build(path: Path, raw: Mapping[str, Any], table: Mapping[str, Any]) -> RunC
     base = path.parent
     return RunConfig(
         path=path,
-        prompts=(base / top.prompts).resolve(),
+        prompts=_prompt_source(top.prompts, base),
         output=Path(top.output),
         seed=top.seed,
         samples=top.samples,
@@ -213,6 +215,23 @@ def _build(path: Path, raw: Mapping[str, Any], table: Mapping[str, Any]) -> RunC
         preflight=from_table(Preflight, top.preflight, "preflight"),
         budget_usd=top.budget_usd,
     )
+
+
+def _prompt_source(value: str | dict[str, Any], base: Path) -> PromptSource:
+    """`prompts = "file"`, or a `[prompts]` table: where the set is, its format and split, and
+    which fields hold what (see harness.prompts)."""
+    given = value if isinstance(value, dict) else {"path": value}
+    table = from_table(PromptTable, given, "prompts")
+    if table.text and table.template:
+        raise FieldError("prompts.template", "set either text or template, not both")
+    if table.template:
+        try:
+            names = [name for _, name, _, _ in string.Formatter().parse(table.template) if name]
+        except ValueError as exc:
+            raise FieldError("prompts.template", f"not a valid template: {exc}") from None
+        if not names:
+            raise FieldError("prompts.template", "names no field (write {field} for each)")
+    return PromptSource.from_config(table, base)
 
 
 def _no_repeats(temperatures: tuple[float, ...], path: str) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import statistics
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -20,7 +21,7 @@ class VariantSummary:
     variant: str
     ok: int = 0
     failed: int = 0
-    pending: int = 0
+    pending: int | None = 0  # None: not known (a summary of some prompts' records only)
     retried: int = 0
     input_tokens: int = 0
     output_tokens: int = 0
@@ -44,11 +45,12 @@ class VariantSummary:
 _Latest = tuple[str, bool, int, int, float, bool]
 
 
-def summarize(path: Path) -> Summary:
+def summarize(path: Path, keeps: Callable[[dict[str, Any]], bool] | None = None) -> Summary:
     """One summary per variant, streamed from the ledger: the latest record per key counts, and
     every run adds its span of wall time. A variant's pending jobs come from the latest run line
     that planned it. Lines of any other shape are skipped and counted. Memory holds a few numbers
-    per key, not the records."""
+    per key, not the records. With `keeps`, only the records it keeps count, and pending jobs
+    are not known."""
     latest: dict[str, _Latest] = {}
     costs: dict[str, float | None] = {}  # per variant; None once one record's is unknown
     spans: dict[tuple[str, str], list[float]] = {}
@@ -66,6 +68,8 @@ def summarize(path: Path) -> Summary:
         if result is None:
             summary.skipped += 1
             continue
+        if keeps is not None and not keeps(line):  # type: ignore[arg-type]
+            continue
         summary.records += 1
         key, kept, run_id, end = result
         latest[key] = kept
@@ -74,7 +78,7 @@ def summarize(path: Path) -> Summary:
         span = spans.setdefault((variant, run_id), [end - elapsed, end])
         span[0] = min(span[0], end - elapsed)
         span[1] = max(span[1], end)
-    summary.variants = _per_variant(latest, spans, plan)
+    summary.variants = _per_variant(latest, spans, plan if keeps is None else None)
     charged = gpu.charges(spans)
     for variant in summary.variants:
         cost = costs.get(variant.variant, 0.0)
@@ -160,7 +164,9 @@ def _result(line: dict[str, Any] | None) -> tuple[str, _Latest, str, float] | No
 
 
 def _per_variant(
-    latest: dict[str, _Latest], spans: dict[tuple[str, str], list[float]], plan: dict[str, int]
+    latest: dict[str, _Latest],
+    spans: dict[tuple[str, str], list[float]],
+    plan: dict[str, int] | None,
 ) -> list[VariantSummary]:
     variants: dict[str, VariantSummary] = {}
     for variant, ok, tokens_in, tokens_out, elapsed, retried in latest.values():
@@ -175,6 +181,10 @@ def _per_variant(
         summary.retried += retried
     for (variant, _run), (start, end) in spans.items():
         variants.setdefault(variant, VariantSummary(variant)).wall_seconds += end - start
+    if plan is None:
+        for summary in variants.values():
+            summary.pending = None
+        plan = {}
     for variant, total in plan.items():
         summary = variants.setdefault(variant, VariantSummary(variant))
         summary.pending = max(0, total - summary.ok - summary.failed)
@@ -222,7 +232,7 @@ def summary_table(summary: Summary, title: str) -> Table:
             s.variant,
             f"{s.ok:,}",
             f"[red]{s.failed:,}" if s.failed else "0",
-            f"{s.pending:,}",
+            "-" if s.pending is None else f"{s.pending:,}",
             f"{s.retried:,}",
             f"{s.input_tokens:,}",
             f"{s.output_tokens:,}",

@@ -10,7 +10,7 @@ import dataclasses
 from collections import Counter
 from collections.abc import Sequence
 from contextlib import AsyncExitStack
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +32,7 @@ from harness.provenance import new_run_id, run_line
 from harness.report import summarize, summary_table
 from harness.scheduler import LaneWork, lane_events, run_lanes
 from harness.scrub import SECRETS, named_secrets, referenced_secrets, url_passwords
+from harness.selection import Selection
 from providers import provider_class
 
 EXIT_OK, EXIT_FAILED, EXIT_INPUT, EXIT_LEDGER, EXIT_BUDGET, EXIT_INTERRUPTED = 0, 1, 2, 3, 4, 130
@@ -43,7 +44,7 @@ class Overrides:
 
     prompts: Path | None = None
     output: Path | None = None
-    limit: int | None = None
+    selection: Selection = field(default_factory=Selection)
     models: tuple[str, ...] = ()
 
 
@@ -62,6 +63,7 @@ class Prepared:
     config: RunConfig
     prompts: list[Prompt]
     models: tuple[ModelSetup, ...]
+    selection: Selection = field(default_factory=Selection)
 
     @property
     def ledger_path(self) -> Path:
@@ -85,12 +87,10 @@ def prepare(config_path: str | Path, overrides: Overrides = Overrides()) -> Prep
     config = load_config(config_path)
     SECRETS.add(*referenced_secrets(config.raw), *url_passwords(config.resolved))
     if overrides.prompts is not None:
-        config = dataclasses.replace(config, prompts=overrides.prompts)
+        config = dataclasses.replace(config, prompts=config.prompts.at(overrides.prompts))
     if overrides.output is not None:
         config = dataclasses.replace(config, output=overrides.output)
-    prompts = load_prompts(config.prompts)
-    if overrides.limit is not None:
-        prompts = prompts[: overrides.limit]
+    prompts = overrides.selection.apply(load_prompts(config.prompts), config.seed)
     chosen = [(i, m) for i, m in enumerate(config.models) if _chosen(m, overrides.models)]
     unknown = set(overrides.models) - {m.name for m in config.models}
     if unknown:
@@ -103,7 +103,7 @@ def prepare(config_path: str | Path, overrides: Overrides = Overrides()) -> Prep
             problems.append(str(exc))
     if problems:
         raise InputError("\n".join(problems))
-    return Prepared(config, prompts, tuple(setups))
+    return Prepared(config, prompts, tuple(setups), overrides.selection)
 
 
 def _chosen(model: ModelConfig, names: Sequence[str]) -> bool:
@@ -163,7 +163,16 @@ async def execute(
     run_id = new_run_id()
     writer = writer or open_writer(prepared, fresh=False, console=console)
     plan = prepared.totals()
-    line = run_line(run_id, command, config, prepared.prompts, prepared.variants, plan, argv)
+    line = run_line(
+        run_id,
+        command,
+        config,
+        prepared.prompts,
+        prepared.variants,
+        plan,
+        argv,
+        selection=prepared.selection.as_record(config.seed),
+    )
     _write_run_line(writer, line)
     caps = _caps(prepared)
     try:
@@ -342,10 +351,9 @@ def failed_jobs(
     *,
     variants: Sequence[str] = (),
     error_types: Sequence[str] = (),
-    categories: Sequence[str] = (),
 ) -> FailedJobs:
-    """Keys whose latest record failed, narrowed by variant (its id or its model's name), error
-    type and category, and sorted by whether this run can do them."""
+    """Keys whose latest record failed, narrowed by variant (its id or its model's name) and
+    error type, and sorted by whether this run can do them (its prompts: see harness.selection)."""
     ours = {variant.id for variant in prepared.variants}
     prompts = {prompt.id for prompt in prepared.prompts}
     samples = {str(sample) for sample in range(prepared.config.samples)}
@@ -354,7 +362,7 @@ def failed_jobs(
     left_out = 0
     for key, record in index.failures.items():
         variant, _, rest = str(key).partition("|")  # keys are `variant|prompt_id|sample`
-        if not _matches(variant, record, variants, error_types, categories):
+        if not _matches(variant, record, variants, error_types):
             continue
         prompt_id, _, sample = rest.rpartition("|")
         if variant not in ours:
@@ -371,13 +379,10 @@ def _matches(
     record: dict[str, Any],
     variants: Sequence[str],
     error_types: Sequence[str],
-    categories: Sequence[str],
 ) -> bool:
     """Whether a failure passes a rerun's filters; a variant is named by its id or model name."""
-    return (
-        (not variants or variant in variants or variant.split("@")[0] in variants)
-        and (not error_types or _error_type(record) in error_types)
-        and (not categories or record.get("prompt_category") in categories)
+    return (not variants or variant in variants or variant.split("@")[0] in variants) and (
+        not error_types or _error_type(record) in error_types
     )
 
 

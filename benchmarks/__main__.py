@@ -16,6 +16,8 @@
     one-at-a-time transformers generate (the legacy way); generation only, loading left out
 (j) `python -m harness plan --json` on 100,000 prompts x 10 variants against a 1,000,000-record
     ledger (a tenth of it failures), process start to exit (median of 3)
+(l) loading 1,000,000 prompts from JSONL, CSV and Parquet: seconds and peak RSS of a fresh
+    process (median of 3)
 """
 
 from __future__ import annotations
@@ -48,6 +50,7 @@ from benchmarks.project import (
     simulated_model,
     write_project,
 )
+from benchmarks.prompt_sets import load_figures, write_prompt_sets
 from harness.ledger import build_index, read_ledger
 
 ROUNDS = 3
@@ -275,6 +278,18 @@ def plan_at_scale(root: Path) -> None:
     (config.parent / "out" / "ledger.jsonl").unlink()
 
 
+def prompt_set_loading(root: Path) -> None:
+    for name, path in write_prompt_sets(root / "prompt-sets", 1_000_000).items():
+        seconds, peak = load_figures(path, ROUNDS)
+        report(
+            f"(l) load 1,000,000 prompts from {name.upper()}",
+            f"{seconds:.2f} s, {peak:,.0f} MB",
+            "<= 10 s, 1.5 GB",
+            seconds <= 10 and peak <= 1536,
+        )
+        path.unlink()
+
+
 def main() -> None:
     print(__doc__)
     with tempfile.TemporaryDirectory(prefix="harness-bench-") as folder:
@@ -290,6 +305,7 @@ def main() -> None:
             random_429s,
             local_models,
             plan_at_scale,
+            prompt_set_loading,
         ):
             bench(root)
 

@@ -88,11 +88,12 @@ class PromptSource:
         return cls(location, table.format, table.split, FieldMap(**mapping))
 
     def at(self, location: str | Path) -> PromptSource:
-        """The same reading rules for another file (`--prompts`)."""
+        """Another file or folder (`--prompts`), read by its own extension, with this source's
+        split and field mapping."""
         location = str(location)
         if not location.startswith("hf://"):
             location = str(Path(location).expanduser().resolve())
-        return PromptSource(location, self.format, self.split, self.fields)
+        return PromptSource(location, "auto", self.split, self.fields)
 
     def __str__(self) -> str:
         return self.location + (f" (split {self.split})" if self.split else "")

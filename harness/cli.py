@@ -1,4 +1,4 @@
-"""The command line: `run`, `rerun`, `status`, `plan` and `doctor`.
+"""The command line: `run`, `rerun`, `status`, `plan`, `doctor` and `batches cancel`.
 
 Exit codes: 0 every job answered, 1 some failed for good, 2 bad input or set-up, 3 the ledger
 could not be written mid-run (disk full, file replaced), 4 a budget cap stopped the run (raise
@@ -23,9 +23,11 @@ import anyio
 from rich.console import Console
 from rich.logging import RichHandler
 
+from harness import open_batches
+from harness.batch import reattachable
 from harness.doctor import diagnose, probe_checks, report
 from harness.errors import InputError, LedgerWriteError, recorded_error_types
-from harness.ledger import LEDGER_NAME, LedgerWriter, build_index
+from harness.ledger import LEDGER_NAME, LedgerWriter, ResumeIndex, build_index
 from harness.plan import Assumptions, make_plan
 from harness.plan_view import plan_json, show_plan
 from harness.probe import probe_all
@@ -114,7 +116,7 @@ def _run(args: argparse.Namespace, console: Console) -> int:
         writer.close()
         raise
     wanted = pending(index)
-    if nothing_wanted(prepared, wanted):
+    if nothing_wanted(prepared, wanted) and not _batches_to_collect(prepared, index):
         writer.close()  # nothing appended: not even a run line
         done = sum(prepared.totals().values())
         _say(console, f"nothing to do: {done:,} jobs already done ({prepared.ledger_path})")
@@ -135,6 +137,7 @@ def _run(args: argparse.Namespace, console: Console) -> int:
             console=console,
             writer=writer,
             argv=args.argv,
+            index=index,
         )
     )
     # Every job of the plan answered: no failure is left to name, no need to read the ledger again.
@@ -172,6 +175,7 @@ def _rerun_locked(
             console=console,
             writer=writer,
             argv=args.argv,
+            index=index,
         )
     )
     _what_next(args, prepared, console)
@@ -220,7 +224,51 @@ def _status(args: argparse.Namespace, console: Console) -> int:
         )
     if summary.skipped:
         console.print(f"{path}: skipped {summary.skipped} unreadable line(s)")
+    index = build_index(path)
+    if index.batches:
+        runs = open_batches.senders(path)
+        lines = anyio.run(lambda: open_batches.states(index, runs, args.config))
+        _say(console, f"{len(lines):,} open batch(es), still owing results:")
+        for _, line in lines:
+            _say(console, f"  {line}")
+        commands = open_batches.sender_commands(runs, [batch for batch, _ in lines])
+        for words in commands:
+            _say(console, f"collect them with: {_command(*words)}")
+        _say(console, f"cancel them with: {_command('batches', 'cancel', str(args.ledger))}")
     return EXIT_OK
+
+
+def _cancel_batches(args: argparse.Namespace, console: Console) -> int:
+    path = Path(args.ledger)
+    if path.is_dir():
+        path = path / LEDGER_NAME
+    if not path.is_file():
+        raise InputError(f"{path}: no such ledger")
+    index = build_index(path)
+    if not index.batches:
+        _say(console, f"{path}: no open batches; nothing to cancel")
+        return EXIT_OK
+    runs = open_batches.senders(path)
+    lines = anyio.run(lambda: open_batches.cancel(index, runs, args.config))
+    for _, line in lines:
+        _say(console, line)
+    commands = open_batches.sender_commands(runs, [batch for batch, _ in lines])
+    _say(
+        console,
+        "The next run records what they answered, and the rest as BatchCancelled "
+        "(rerun them with --error-type BatchCancelled):",
+    )
+    for words in commands:
+        _say(console, f"  {_command(*words)}")
+    return EXIT_FAILED if any(line.startswith("error:") for _, line in lines) else EXIT_OK
+
+
+def _batches_to_collect(prepared: Prepared, index: ResumeIndex) -> bool:
+    """Whether the ledger holds open batches this run can collect."""
+    if not index.batches:
+        return False
+    config = prepared.config
+    return bool(reattachable(index, prepared.variants, prepared.prompts, config.samples).by_model)
 
 
 def _plan(args: argparse.Namespace, console: Console) -> int:
@@ -267,6 +315,7 @@ def _overrides(args: argparse.Namespace) -> Overrides:
         output=args.output,
         selection=_selection(args),
         models=tuple(args.models.split(",")) if args.models else (),
+        mode=args.mode,
     )
 
 
@@ -311,7 +360,7 @@ def _what_next(
 def _same_jobs(args: argparse.Namespace) -> list[str]:
     """The config and the options that make another command pick the jobs this one picked."""
     words = [args.config, *_selection(args).argv()]
-    for flag in ("prompts", "output", "models"):
+    for flag in ("prompts", "output", "models", "mode"):
         if getattr(args, flag) is not None:
             words += [f"--{flag}", str(getattr(args, flag))]
     for value in getattr(args, "variant", ()):
@@ -400,11 +449,31 @@ def _parser() -> argparse.ArgumentParser:
     )
     doctor.set_defaults(verb=_doctor)
 
-    status = verbs.add_parser("status", help="done / failed / pending per variant")
+    status = verbs.add_parser(
+        "status", help="done / failed / pending per variant, and open batches' provider state"
+    )
     status.add_argument("ledger", help="a ledger file or the run's output directory")
     _add_filters(status)
+    _add_batch_config(status)
     status.set_defaults(verb=_status)
+
+    batches = verbs.add_parser("batches", help="the ledger's open provider batches")
+    batch_verbs = batches.add_subparsers(required=True, metavar="ACTION")
+    cancel = batch_verbs.add_parser(
+        "cancel", help="cancel every open batch at its provider (the next run records them)"
+    )
+    cancel.add_argument("ledger", help="a ledger file or the run's output directory")
+    _add_batch_config(cancel)
+    cancel.set_defaults(verb=_cancel_batches)
     return parser
+
+
+def _add_batch_config(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--config",
+        help="the config whose models' keys reach the open batches (default: the config of "
+        "the run that sent each one, as its run line names it)",
+    )
 
 
 def _add_selection(parser: argparse.ArgumentParser) -> None:
@@ -420,6 +489,12 @@ def _add_selection(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--prompts", type=Path, help="another prompts file or dataset folder")
     parser.add_argument("--output", type=Path, help="another output directory")
     parser.add_argument("--models", help="comma-separated model names to run")
+    parser.add_argument(
+        "--mode",
+        choices=("live", "batch"),
+        help="run every model live or through its provider's batch API (default: each "
+        "model's mode)",
+    )
 
 
 def _add_filters(parser: argparse.ArgumentParser) -> None:

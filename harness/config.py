@@ -16,7 +16,7 @@ import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import orjson
 
@@ -50,6 +50,22 @@ class Preflight:
     timeout: float = field(default=30.0, metadata={"min": 0.001, "max": 3600})
 
 
+@dataclass(frozen=True)
+class BatchPolicy:
+    """`[models.batch]` (or `[defaults.batch]`): how a model in batch mode sizes and polls its
+    batches. A batch holds at most `max_requests` requests and `max_bytes` of them (each at most
+    the provider's own limit, its default); the first poll comes `poll_interval` seconds after
+    submission and each later one 1.5 times as long after, up to `max_poll_interval`."""
+
+    max_requests: int | None = field(default=None, metadata={"min": 1, "max": 10_000_000})
+    max_bytes: int | None = field(default=None, metadata={"min": 4096, "max": 1 << 40})
+    poll_interval: float = field(default=30.0, metadata={"min": 0.001, "max": 86_400})
+    max_poll_interval: float = field(default=300.0, metadata={"min": 0.001, "max": 86_400})
+
+
+Mode = Literal["live", "batch"]
+
+
 @dataclass(frozen=True, kw_only=True)
 class Defaults:
     """Values every model takes unless it sets its own."""
@@ -62,6 +78,10 @@ class Defaults:
     max_tokens: int = field(default=1024, metadata={"min": 1, "max": 10_000_000})
     stop: tuple[str, ...] = ()
     max_concurrency: int = field(default=16, metadata={"min": 1, "max": 100_000})
+    # "batch": the model's jobs go through its provider's batch API (see harness.batch); this
+    # changes price and waiting, never the answer, so it is not part of the variant id.
+    mode: Mode = "live"
+    batch: dict[str, Any] = field(default_factory=dict)  # a BatchPolicy table
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -87,6 +107,11 @@ class ModelConfig(Defaults):
     def model_id(self) -> str:
         """The model id sent to the provider (the entry's name unless `model` is set)."""
         return self.model or self.name
+
+    @property
+    def batch_policy(self) -> BatchPolicy:
+        """The model's `[models.batch]` table (checked when the config was loaded)."""
+        return from_table(BatchPolicy, self.batch, "batch")
 
 
 @dataclass(frozen=True)
@@ -189,10 +214,14 @@ def _build(path: Path, raw: Mapping[str, Any], table: Mapping[str, Any]) -> RunC
         where = f"models[{index}]"
         if not isinstance(entry, Mapping):
             raise FieldError(where, "expected a table")
-        model = from_table(ModelConfig, {**inherited, **entry}, where)
+        merged = {**inherited, **entry}
+        if isinstance(entry.get("batch"), Mapping):  # [models.batch] adds to [defaults.batch]
+            merged["batch"] = {**defaults.batch, **entry["batch"]}
+        model = from_table(ModelConfig, merged, where)
         if not model.name or "|" in model.name or "@" in model.name:
             raise FieldError(f"{where}.name", "must be non-empty without '|' or '@'")
         _no_repeats(model.temperatures, f"{where}.temperatures")
+        from_table(BatchPolicy, model.batch, f"{where}.batch")
         if model.price:
             parse_price(model.price, f"{where}.price", model.provider)
         models.append(model)

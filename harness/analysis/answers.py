@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from harness.ledger import iter_lines, parse_line
+from harness.ledger import is_record, iter_lines, parse_line
 
 
 def latest_offsets(path: Path) -> dict[str, int]:
@@ -21,7 +21,7 @@ def latest_offsets(path: Path) -> dict[str, int]:
         for line in file:
             if line.strip():
                 record = parse_line(line)
-                if record is not None and record.get("type") != "run":
+                if record is not None and is_record(record):  # not a run or batch line
                     offsets[record["key"]] = offset
             offset += len(line)
     return offsets

@@ -134,7 +134,7 @@ def reattachable(
         jobs = _owed_jobs(batch, index.owed(batch), by_id, by_prompt, samples)
         if jobs is None:
             found.left.append(batch)
-        elif jobs:
+        else:
             found.by_model.setdefault(batch.model, []).append(Reattach(batch, jobs))
     return found
 
@@ -345,6 +345,9 @@ class BatchLane:
 
     async def _follow(self, batch: _Batch, stopping: anyio.Event) -> None:
         """Poll a batch until it ends, then record its results; on a stop, leave it open."""
+        if not batch.jobs:  # an earlier run recorded all it held, and died before closing it
+            self._close(batch, "collected")
+            return
         if batch.batch_id is None and not await self._recover(batch, stopping):
             return
         wait = self.policy.poll_interval

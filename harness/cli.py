@@ -9,9 +9,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
-import shlex
-import shutil
 import signal
 import sys
 from collections import Counter
@@ -52,6 +49,7 @@ from harness.run import (
 )
 from harness.scrub import SECRETS, ScrubbedStream, scrub_log_record
 from harness.selection import Selection
+from harness.shell import harness_command as _command
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -366,21 +364,6 @@ def _same_jobs(args: argparse.Namespace) -> list[str]:
     for value in getattr(args, "variant", ()):
         words += ["--variant", value]
     return words
-
-
-def _command(verb: str, *words: str) -> str:
-    """A harness command line, quoted for the shell, that works as printed."""
-    return shlex.join([_python(), "-m", "harness", verb, *words])
-
-
-def _python() -> str:
-    """This interpreter as the user's shell finds it: `python` when that is it, else its path
-    (relative to the working directory when it lies inside)."""
-    found = shutil.which("python")
-    if found and os.path.abspath(found) == os.path.abspath(sys.executable):
-        return "python"
-    path = Path(os.path.abspath(sys.executable))
-    return str(path.relative_to(Path.cwd())) if path.is_relative_to(Path.cwd()) else str(path)
 
 
 def _say(console: Console, text: str) -> None:

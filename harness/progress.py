@@ -75,8 +75,9 @@ class _Bars(RichProgress):
 
 def batch_line(model: str, batch_id: str | None, jobs: int, status: BatchStatus) -> str:
     """One open batch as the progress display shows it."""
-    counts = " ".join(f"{name} {count:,}" for name, count in (status.counts or {}).items())
-    return f"batch {batch_id or '(creating)'} of {model}, {jobs:,} jobs: {status.state} {counts}"
+    counts = ", ".join(f"{name} {n:,}" for name, n in (status.counts or {}).items() if n)
+    counts = f" ({counts})" if counts else ""
+    return f"batch {batch_id or '(creating)'} of {model}, {jobs:,} jobs: {status.state}{counts}"
 
 
 class Progress:

@@ -41,6 +41,7 @@ from harness.report import summarize, summary_table
 from harness.scheduler import LaneWork, batch_events, lane_events, run_lanes
 from harness.scrub import SECRETS, named_secrets, referenced_secrets, url_passwords
 from harness.selection import Selection
+from harness.shell import harness_command
 from providers import REGISTRY, provider_class
 
 EXIT_OK, EXIT_FAILED, EXIT_INPUT, EXIT_LEDGER, EXIT_BUDGET, EXIT_INTERRUPTED = 0, 1, 2, 3, 4, 130
@@ -329,8 +330,8 @@ def _open_batches_note(still_open: Sequence[str], left: Sequence[OpenBatch], out
     lines = []
     if still_open:
         lines.append(
-            f"{len(still_open):,} batch(es) still open at the provider, running on: "
-            f"{', '.join(still_open)}. Run the same command again to collect their results."
+            f"{len(still_open):,} batch(es) still open at the provider, left running there "
+            f"({', '.join(still_open)}): run the same command again to collect their results."
         )
     if left:
         names = ", ".join(
@@ -341,7 +342,8 @@ def _open_batches_note(still_open: Sequence[str], left: Sequence[OpenBatch], out
             f"--prompts, samples): {names}. Their jobs are not sent again; run with the options "
             "that sent them to collect them."
         )
-    lines.append(f"`status {output}` shows them; `batches cancel {output}` cancels them.")
+    lines.append(f"See them with: {harness_command('status', str(output))}")
+    lines.append(f"Cancel them with: {harness_command('batches', 'cancel', str(output))}")
     return "\n".join(lines)
 
 

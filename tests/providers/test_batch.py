@@ -109,9 +109,9 @@ def test_an_expired_batch_fails_its_jobs_as_batch_expired(kind, tmp_path, run_cl
 
 
 def test_a_live_model_and_a_batch_model_run_at_once(kind, tmp_path, run_cli):
-    backend = kind.backend(delay=1.0)
+    backend = kind.backend(delay=3.0)
     with server(kind, backend) as loopback:
-        loopback.delay = 0.05  # each live answer: 40 of them, 16 at a time, take about 0.15 s
+        loopback.delay = 0.2  # each live answer: 40 of them, 16 at a time, take about 0.6 s
         live = model_table(kind, loopback.base_url, name="fast", mode="live")
         batched = model_table(kind, loopback.base_url, name="cheap")
         config = project(tmp_path, live + batched, prompts=20)

@@ -86,9 +86,10 @@ api_key_env = "BATCH_TEST_KEY"
 """
 
 
-def project(tmp_path: Path, body: str, prompts: int) -> Path:
+def project(tmp_path: Path, body: str, prompts: int, head: str = "") -> Path:
+    """A config of `prompts` prompts and the [[models]] of `body`; `head` goes on top."""
     retry = "\n[retry]\nmax_attempts = 3\ninitial_wait = 0.02\nmax_wait = 0.05\n"
-    return write_config(tmp_path, "grace_seconds = 1.0\n" + retry + body, prompts=prompts)
+    return write_config(tmp_path, f"{head}grace_seconds = 1.0\n{retry}{body}", prompts=prompts)
 
 
 def sent_per_job(kind: Kind, backend: _Backend) -> Counter[tuple[int, float]]:

@@ -141,3 +141,21 @@ def test_a_batch_line_carries_every_key_and_hash_before_its_id(kind, tmp_path, r
     assert [by_key[key] for key in submit["keys"]] == submit["hashes"]
     assert submit["provider"] == kind.provider and submit["model"] == "m"
     assert read_ledger(tmp_path / "out" / "ledger.jsonl").skipped == 0
+
+
+def test_a_budget_cap_holds_over_batches_and_the_next_run_goes_on(kind, tmp_path, run_cli):
+    backend = kind.backend(delay=0.05)
+    ledger = tmp_path / "out" / "ledger.jsonl"
+    with server(kind, backend) as loopback:
+        table = model_table(
+            kind, loopback.base_url, batch="max_requests = 10\npoll_interval = 0.02"
+        )
+        config = project(tmp_path, table, prompts=100, head="budget_usd = 0.001\n")
+        code, out, _ = run_cli("run", config)
+        assert code == 4, out
+        records = [r for r in results(ledger) if "key" in r]
+        assert 0 < len(records) < 200 and sum(r["cost_usd"] for r in records) <= 0.001
+        config.write_text(config.read_text().replace("budget_usd = 0.001", "budget_usd = 1.0"))
+        assert run_cli("run", config)[0] == 0
+    sent = sent_per_job(kind, backend)
+    assert len(sent) == 200 and set(sent.values()) == {1}

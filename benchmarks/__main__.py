@@ -18,6 +18,9 @@
     ledger (a tenth of it failures), process start to exit (median of 3)
 (l) loading 1,000,000 prompts from JSONL, CSV and Parquet: seconds and peak RSS of a fresh
     process (median of 3)
+(m) 100,000 jobs in batch mode through each provider's batch API (the real SDKs) on a loopback
+    server that ends every batch at once: the run's start to its last record, and peak RSS, at the
+    default batch sizes and (Anthropic) in batches of 10,000, each next to 20,000 jobs' RSS
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from datetime import datetime
 from pathlib import Path
 
 from benchmarks import faults
+from benchmarks.batch import batch_run
 from benchmarks.http import bare_aiohttp_rate, loopback_server, provider_rate
 from benchmarks.ledger_file import write_big_ledger
 from benchmarks.local import (
@@ -290,6 +294,28 @@ def prompt_set_loading(root: Path) -> None:
         path.unlink()
 
 
+def batch_mode(root: Path) -> None:
+    for provider, batch, label in (
+        ("anthropic", "", "anthropic, default size (100,000 a batch)"),
+        ("anthropic", "max_requests = 10000\n", "anthropic, 10,000 a batch"),
+        ("gemini", "", "gemini, default size (10,000 a batch)"),
+    ):
+        seconds, rss, batches = batch_run(root / "m", provider, 100_000, batch)
+        _, small_rss, _ = batch_run(root / "m", provider, 20_000, batch)
+        report(
+            f"(m) batch, {label}: start to last record",
+            f"{seconds:,.1f} s ({batches} batches)",
+            "-",
+            True,
+        )
+        report(
+            "    peak RSS, 100,000 jobs (20,000 jobs)",
+            f"{rss:.0f} MB ({small_rss:.0f} MB)",
+            "<= 300 MB" if batch or provider == "gemini" else "-",
+            rss <= 300 or not (batch or provider == "gemini"),
+        )
+
+
 def main() -> None:
     print(__doc__)
     with tempfile.TemporaryDirectory(prefix="harness-bench-") as folder:
@@ -306,6 +332,7 @@ def main() -> None:
             local_models,
             plan_at_scale,
             prompt_set_loading,
+            batch_mode,
         ):
             bench(root)
 

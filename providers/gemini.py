@@ -36,7 +36,7 @@ from harness.fields import OPERATIONAL
 from providers._http import api_key, error_for_status, setup_problems
 
 _FINISH = {"STOP": "stop", "MAX_TOKENS": "length"}
-BATCH_REQUESTS = 100_000
+BATCH_REQUESTS = 10_000
 _BLOCKED = {"SAFETY", "RECITATION", "BLOCKLIST", "PROHIBITED_CONTENT", "SPII", "IMAGE_SAFETY"}
 
 # google.rpc.Code -> (its name, the HTTP status it maps to), as google/rpc/code.proto gives them.

@@ -60,6 +60,7 @@ log = logging.getLogger("harness.batch")
 # Room left in a batch's byte limit for what wraps its requests (the JSON around the list).
 _ENVELOPE = 4096
 _POLL_GROWTH = 1.5
+_YIELD_EVERY = 512  # requests packed between two turns of the event loop
 # Errors after which a batch may exist though its creation failed: ask before creating it again.
 _UNKNOWN_OUTCOME = (AttemptTimeout, ConnectionFailed, ServerError)
 
@@ -229,6 +230,8 @@ class BatchLane:
             job, self._next = self._next or next(jobs, None), None
             if job is None:
                 break
+            if batch.size % _YIELD_EVERY == _YIELD_EVERY - 1:
+                await anyio.sleep(0)  # packing 100,000 requests takes seconds: let others run
             cid = custom_id(batch.label, batch.size)
             item = self.provider.batch_item(job.request(1), cid)
             size = len(orjson.dumps(item)) + 1
@@ -248,7 +251,7 @@ class BatchLane:
                 break
             batch.jobs[cid] = job
             batch.items.append(item)
-            if reserved:
+            if self.budgets is not None:  # settled when its result is recorded
                 batch.reserved[cid] = reserved
             batch.size += 1
             used += size
@@ -256,7 +259,8 @@ class BatchLane:
 
     async def _reserve(self, job: Job, *, waiting: bool) -> float | None:
         """A job's worst case, reserved on its budgets (0.0 without any); None when there is no
-        room: at once when others in this batch could go first, else once a budget is spent."""
+        room: at once when others in this batch could go first (`waiting` false), else once a
+        budget is spent."""
         if self.budgets is None:
             return 0.0
         estimate, most = job.estimated_tokens(), job.variant.sampling.max_tokens
@@ -388,7 +392,7 @@ class BatchLane:
                 log.warning("%s: polling batch %s failed: %s", self.name, batch.batch_id, error)
                 if await _stopped_during(backoff(self.retry, error, attempt), stopping):
                     return None
-            except (ProviderError, Exception) as error:
+            except Exception as error:  # a 404, a key refused, a provider bug
                 log.error(
                     "%s: cannot poll batch %s (%s): left open", self.name, batch.batch_id, error
                 )
@@ -422,7 +426,7 @@ class BatchLane:
                     backoff(self.retry, error, attempt), stopping
                 ):
                     return
-            except (ProviderError, Exception) as error:
+            except Exception as error:  # a key refused, results gone, a provider bug
                 log.error("%s: cannot read batch %s (%s): left open", self.name, batch_id, error)
                 return
         missing = status.error or ServerError(f"batch {batch_id} ended without this request")

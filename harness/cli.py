@@ -204,11 +204,7 @@ def _left_out_by(prepared: Prepared) -> str:
 
 
 def _status(args: argparse.Namespace, console: Console) -> int:
-    path = Path(args.ledger)
-    if path.is_dir():
-        path = path / LEDGER_NAME
-    if not path.is_file():
-        raise InputError(f"{path}: no such ledger")
+    path = _ledger(args)
     selection = _selection(args)
     keeps = selection.keeps_record() if selection.argv() else None
     summary = summarize(path, keeps=keeps)
@@ -237,11 +233,7 @@ def _status(args: argparse.Namespace, console: Console) -> int:
 
 
 def _cancel_batches(args: argparse.Namespace, console: Console) -> int:
-    path = Path(args.ledger)
-    if path.is_dir():
-        path = path / LEDGER_NAME
-    if not path.is_file():
-        raise InputError(f"{path}: no such ledger")
+    path = _ledger(args)
     index = build_index(path)
     if not index.batches:
         _say(console, f"{path}: no open batches; nothing to cancel")
@@ -259,6 +251,16 @@ def _cancel_batches(args: argparse.Namespace, console: Console) -> int:
     for words in commands:
         _say(console, f"  {_command(*words)}")
     return EXIT_FAILED if any(line.startswith("error:") for _, line in lines) else EXIT_OK
+
+
+def _ledger(args: argparse.Namespace) -> Path:
+    """The ledger a verb names (a file, or the run's output directory); it must exist."""
+    path = Path(args.ledger)
+    if path.is_dir():
+        path = path / LEDGER_NAME
+    if not path.is_file():
+        raise InputError(f"{path}: no such ledger")
+    return path
 
 
 def _batches_to_collect(prepared: Prepared, index: ResumeIndex) -> bool:

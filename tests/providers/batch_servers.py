@@ -114,10 +114,10 @@ _ANTHROPIC_ERRORS = {
 
 
 def anthropic_message(params: dict[str, Any]) -> dict[str, Any]:
-    """The Message a request gets: its last turn echoed."""
+    """The Message a request gets, live or in a batch: its last turn echoed."""
     prompt = params["messages"][-1]["content"]
     return {
-        "id": "msg_batch",
+        "id": "msg_test",
         "type": "message",
         "role": "assistant",
         "model": "claude-test-20251001",

@@ -8,11 +8,12 @@ import random
 import signal
 import time
 from collections import Counter
+from functools import partial
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import crash, harness_process, results
+from tests.conftest import crash, harness_process, kill_until_finished, results
 from tests.providers.batch_project import KEY, KINDS, model_table, project, sent_per_job, server
 
 pytestmark = [pytest.mark.slow, pytest.mark.parametrize("kind", KINDS.values(), ids=list(KINDS))]
@@ -42,27 +43,19 @@ def test_sigkill_while_batches_are_in_flight_then_run_sends_each_job_once(kind, 
     backend = kind.backend(delay=1.0)
     ledger = tmp_path / "out" / "ledger.jsonl"
     rng = random.Random(f"kill-{kind.provider}")
-    kills = 0
+
+    def until(process):
+        if rng.random() < 0.5:  # while batches are created, or waited on
+            marker, more = b'"event":"submitted"', rng.randint(1, 5)
+        else:  # while results are written
+            marker, more = b'"status"', rng.randint(1, 150)
+        goal = count(ledger, marker) + more
+        wait_until(lambda: count(ledger, marker) >= goal, process)
+
     with server(kind, backend) as loopback:
         table = model_table(kind, loopback.base_url, batch=SMALL_BATCHES)
         config = project(tmp_path, table, prompts=200)  # 400 jobs, 10 batches
-        for _ in range(8):
-            submitted = count(ledger, b'"event":"submitted"')
-            recorded = count(ledger, b'"status"')
-            if rng.random() < 0.5:  # while batches are created, or waited on
-                goal, marker = submitted + rng.randint(1, 5), b'"event":"submitted"'
-            else:  # while results are written
-                goal, marker = recorded + rng.randint(1, 150), b'"status"'
-            process = harness_process("run", str(config), env=ENV)
-            wait_until(lambda: count(ledger, marker) >= goal, process)  # noqa: B023
-            if process.poll() is None:
-                crash(process)
-                kills += 1
-                continue
-            assert process.wait() == 0, process.stderr.read().decode()
-            break
-        else:
-            pytest.fail("the run never finished")
+        kills = kill_until_finished(partial(harness_process, "run", str(config), env=ENV), until, 8)
         process = harness_process("run", str(config), env=ENV)
         assert process.wait(timeout=60) == 0, process.stderr.read().decode()
     assert kills >= 2

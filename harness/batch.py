@@ -451,7 +451,13 @@ class BatchLane:
         else:
             cost = cost_usd(self.price, outcome.usage.as_record()) if self.price else None
             record = success_record(
-                self.run_id, job, outcome, elapsed=elapsed, cost=cost, batch_id=batch_id
+                self.run_id,
+                job,
+                outcome,
+                elapsed=elapsed,
+                cost=cost,
+                mode="batch",
+                batch_id=batch_id,
             )
         if self.budgets is not None:
             if reserved is None:
@@ -465,7 +471,7 @@ class BatchLane:
     ) -> Record:
         cost = None if self.price is None else 0.0
         return failure_record(
-            self.run_id, job, error, elapsed=elapsed, cost=cost, batch_id=batch_id
+            self.run_id, job, error, elapsed=elapsed, cost=cost, mode="batch", batch_id=batch_id
         )
 
     def _close(self, batch: _Batch, state: str) -> None:

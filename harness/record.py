@@ -75,13 +75,16 @@ def success_record(
     elapsed: float,
     attempt_errors: Sequence[ProviderError] = (),
     cost: float | None = None,
+    mode: Mode = "live",
     batch_id: str | None = None,
 ) -> Record:
     """The record of a job answered; its sampling parameters are those actually sent, its cost
     that of its usage (None when the model has no price); `batch_id` when a batch carried it."""
     sent = completion.sampling_sent
     return Record(
-        **_job_fields(run_id, job, elapsed, attempt_errors, batch_id),
+        **_job_fields(run_id, job, elapsed, attempt_errors),
+        mode=mode,
+        batch_id=batch_id,
         status="ok",
         model=completion.model or job.variant.model.model_id,
         full_response=completion.text,
@@ -103,12 +106,16 @@ def failure_record(
     elapsed: float,
     attempt_errors: Sequence[ProviderError] = (),
     cost: float | None = None,
+    mode: Mode = "live",
     batch_id: str | None = None,
 ) -> Record:
     """The record of a job that failed for good (fatal, or out of attempts); it cost nothing
-    when the model has a price (APIs bill answers, not errors)."""
+    when the model has a price (APIs bill answers, not errors). A batch job that failed before
+    a batch carried it (its batch could not be created) has mode "batch" and no `batch_id`."""
     return Record(
-        **_job_fields(run_id, job, elapsed, attempt_errors, batch_id),
+        **_job_fields(run_id, job, elapsed, attempt_errors),
+        mode=mode,
+        batch_id=batch_id,
         status="error",
         model=job.variant.model.model_id,
         full_response=None,
@@ -123,11 +130,7 @@ def failure_record(
 
 
 def _job_fields(
-    run_id: str,
-    job: Job,
-    elapsed: float,
-    attempt_errors: Sequence[ProviderError],
-    batch_id: str | None,
+    run_id: str, job: Job, elapsed: float, attempt_errors: Sequence[ProviderError]
 ) -> dict[str, Any]:
     prompt = job.prompt
     return {
@@ -146,6 +149,4 @@ def _job_fields(
         "prompt_category": prompt.category,
         "is_synthetic_probe": prompt.is_synthetic_probe,
         "metadata": dict(prompt.metadata),
-        "mode": "live" if batch_id is None else "batch",
-        "batch_id": batch_id,
     }

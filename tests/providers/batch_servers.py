@@ -3,7 +3,8 @@ Gemini's Batch Mode with inline requests (pass `routes=backend.routes` to `Loopb
 
 A batch ends `delay` seconds after it was created (cancelled: at once); `create_delay` holds the
 answer to a create that long after the batch exists (a client killed meanwhile never learns its
-id). Each request's result comes
+id); `create_errors` lists what the next creates get instead of a batch ("400", "overloaded").
+Each request's result comes
 from `outcome(request)` where `request` is the wire body of one request: "ok", or an error kind
 ("400", "429", "500", "overloaded"); with `expire` set, every batch expires instead. Every request
 of every batch created is kept in `submitted` as (batch id, custom id, request), for tests to count
@@ -78,6 +79,7 @@ class _Backend:
     outcome: Outcome = always_ok
     expire: bool = False
     create_delay: float = 0.0
+    create_errors: list[str] = field(default_factory=list)
     batches: dict[str, Batch] = field(default_factory=dict)
     submitted: list[tuple[str, str, dict[str, Any]]] = field(default_factory=list)
     _ids: itertools.count = field(default_factory=itertools.count)
@@ -148,6 +150,11 @@ class AnthropicBatches(_Backend):
 
     async def create(self, request: web.Request) -> web.Response:
         body = await request.json()
+        if self.create_errors:
+            kind, message = _ANTHROPIC_ERRORS[self.create_errors.pop(0)]
+            status = {"invalid_request_error": 400, "overloaded_error": 529}[kind]
+            error = {"type": kind, "message": message}
+            return web.json_response({"type": "error", "error": error}, status=status)
         items = [(item["custom_id"], item["params"]) for item in body["requests"]]
         batch = self._new(items, "", items[0][1]["model"] if items else "")
         await asyncio.sleep(self.create_delay)
@@ -282,6 +289,11 @@ class GeminiBatches(_Backend):
 
     async def create(self, request: web.Request) -> web.Response:
         body = (await request.json())["batch"]
+        if self.create_errors:
+            code, message = _GEMINI_ERRORS[self.create_errors.pop(0)]
+            status, name = {3: (400, "INVALID_ARGUMENT"), 14: (503, "UNAVAILABLE")}[code]
+            error = {"code": status, "message": message, "status": name}
+            return web.json_response({"error": error}, status=status)
         items = body["inputConfig"]["requests"]["requests"]
         requests = [(item["metadata"]["key"], item["request"]) for item in items]
         batch = self._new(requests, body.get("displayName", ""), request.match_info["model"])

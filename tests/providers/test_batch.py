@@ -159,3 +159,23 @@ def test_a_budget_cap_holds_over_batches_and_the_next_run_goes_on(kind, tmp_path
         assert run_cli("run", config)[0] == 0
     sent = sent_per_job(kind, backend)
     assert len(sent) == 200 and set(sent.values()) == {1}
+
+
+def test_a_create_that_fails_is_retried_and_one_refused_fails_its_jobs_in_batch_mode(
+    kind, tmp_path, run_cli
+):
+    backend = kind.backend(create_errors=["overloaded", "400"])
+    ledger = tmp_path / "out" / "ledger.jsonl"
+    with server(kind, backend) as loopback:
+        table = model_table(
+            kind, loopback.base_url, batch="max_requests = 10\npoll_interval = 0.02"
+        )
+        config = project(tmp_path, table, prompts=10)  # 20 jobs: 2 batches
+        assert run_cli("run", config)[0] == 1
+    records = [r for r in results(ledger) if "key" in r]
+    refused = [r for r in records if r["status"] == "error"]
+    assert len(refused) == 10 and len(backend.batches) == 1  # the overloaded one, retried
+    assert {(r["error"]["type"], r["error"]["status"]) for r in refused} == {("FatalError", 400)}
+    assert {(r["mode"], r["batch_id"]) for r in refused} == {("batch", None)}
+    states = sorted(line["state"] for line in results(ledger) if line.get("event") == "closed")
+    assert states[0] in ("ended", "JOB_STATE_SUCCEEDED") and states[1].startswith("not created: ")

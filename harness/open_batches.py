@@ -117,7 +117,7 @@ async def _provider(config: str, model: str) -> BatchProvider | str:
     try:
         setup = setup_model(config, model)
     except InputError as exc:
-        return str(exc).splitlines()[0]
+        return f"{str(exc).splitlines()[0]} (--config CONFIG names the config to use)"
     provider = setup.provider_cls(setup.model.model_id, setup.options)
     if not hasattr(provider, "batch_status"):
         await provider.aclose()

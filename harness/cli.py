@@ -159,7 +159,7 @@ def _rerun_locked(
 ) -> int:
     index = open_index(prepared, console)
     failed = failed_jobs(prepared, index, variants=args.variant, error_types=args.error_type)
-    _say_what_cannot_rerun(prepared, failed, console)
+    _say_what_cannot_rerun(args, prepared, failed, console)
     if not failed.runnable:
         console.print(f"{prepared.ledger_path}: no failed jobs match; nothing to rerun.")
         return EXIT_OK
@@ -178,7 +178,9 @@ def _rerun_locked(
     return EXIT_FAILED if failed.elsewhere and code == EXIT_OK else code
 
 
-def _say_what_cannot_rerun(prepared: Prepared, failed: FailedJobs, console: Console) -> None:
+def _say_what_cannot_rerun(
+    args: argparse.Namespace, prepared: Prepared, failed: FailedJobs, console: Console
+) -> None:
     """Name the variants of failed jobs this run does not have (an error when it can do none of
     the jobs), and count those of prompts or samples it leaves out."""
     if failed.elsewhere:
@@ -191,14 +193,14 @@ def _say_what_cannot_rerun(prepared: Prepared, failed: FailedJobs, console: Cons
     if failed.left_out:
         console.print(
             f"{failed.left_out:,} failed job(s) are of prompts or samples this run leaves out "
-            f"({_left_out_by(prepared)}); not rerunning them."
+            f"({_left_out_by(args, prepared)}); not rerunning them."
         )
 
 
-def _left_out_by(prepared: Prepared) -> str:
+def _left_out_by(args: argparse.Namespace, prepared: Prepared) -> str:
     """What makes a run leave prompts out, as the user set it."""
     words = [w for w in prepared.selection.argv() if w.startswith("--")]
-    return ", ".join([*words, "--prompts", "samples"])
+    return ", ".join([*words, *(["--prompts"] if args.prompts else []), "samples"])
 
 
 def _status(args: argparse.Namespace, console: Console) -> int:
@@ -212,6 +214,8 @@ def _status(args: argparse.Namespace, console: Console) -> int:
     summary = summarize(path, keeps=keeps)
     if not summary.runs and not summary.records:
         raise InputError(f"{path}: not a ledger (no run line or result record in it)")
+    if keeps is not None and not summary.variants:
+        raise InputError(f"{path}: no record of {selection.describe()}")
     console.print(summary_table(summary, str(path)))
     if keeps is not None:
         console.print(
@@ -272,6 +276,8 @@ def _overrides(args: argparse.Namespace) -> Overrides:
 
 def _selection(args: argparse.Namespace) -> Selection:
     categories = [c.strip() for given in args.category for c in given.split(",") if c.strip()]
+    if args.category and not categories:
+        raise InputError("--category: no category named (an empty value would run them all)")
     return Selection(
         categories=tuple(dict.fromkeys(categories)),
         ids_file=args.ids,
@@ -417,7 +423,9 @@ def _add_selection(parser: argparse.ArgumentParser) -> None:
         help="N prompts drawn by category and probe flag, the same for the same seed",
     )
     parser.add_argument("--limit", type=_positive, help="only the first N prompts (after filters)")
-    parser.add_argument("--prompts", type=Path, help="another prompts file or dataset folder")
+    parser.add_argument(
+        "--prompts", help="another prompts file, dataset folder or hf://datasets/ORG/NAME"
+    )
     parser.add_argument("--output", type=Path, help="another output directory")
     parser.add_argument("--models", help="comma-separated model names to run")
 

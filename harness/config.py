@@ -11,7 +11,6 @@ import dataclasses
 import hashlib
 import os
 import re
-import string
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -25,6 +24,7 @@ from harness.cost import parse_price
 from harness.errors import ConfigError
 from harness.fields import FieldError, from_table
 from harness.prompt_files import PromptSource, PromptTable
+from harness.prompt_template import PromptTemplate, TemplateError
 
 
 @dataclass(frozen=True)
@@ -224,13 +224,13 @@ def _prompt_source(value: str | dict[str, Any], base: Path) -> PromptSource:
     table = from_table(PromptTable, given, "prompts")
     if table.text and table.template:
         raise FieldError("prompts.template", "set either text or template, not both")
+    if not table.path.strip():
+        raise FieldError("prompts.path", "must not be empty")
     if table.template:
         try:
-            names = [name for _, name, _, _ in string.Formatter().parse(table.template) if name]
-        except ValueError as exc:
-            raise FieldError("prompts.template", f"not a valid template: {exc}") from None
-        if not names:
-            raise FieldError("prompts.template", "names no field (write {field} for each)")
+            PromptTemplate(table.template)
+        except TemplateError as exc:
+            raise FieldError("prompts.template", str(exc)) from None
     return PromptSource.from_config(table, base)
 
 

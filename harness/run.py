@@ -42,7 +42,7 @@ EXIT_OK, EXIT_FAILED, EXIT_INPUT, EXIT_LEDGER, EXIT_BUDGET, EXIT_INTERRUPTED = 0
 class Overrides:
     """Command-line changes to a config: fewer prompts or models, other paths."""
 
-    prompts: Path | None = None
+    prompts: str | Path | None = None
     output: Path | None = None
     selection: Selection = field(default_factory=Selection)
     models: tuple[str, ...] = ()

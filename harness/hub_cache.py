@@ -67,17 +67,12 @@ def _commit(cache: Path, revision: str) -> str | None:
 
 
 def _cached_revisions(cache: Path) -> str:
+    """What the cache holds of a dataset, for an error: its refs and commits, or its snapshots."""
     refs = cache / "refs"
-    names = (
-        sorted(
-            f"{p.relative_to(refs)} ({p.read_text().strip()[:12]})"
-            for p in refs.rglob("*")
-            if p.is_file()
-        )
-        if refs.is_dir()
-        else []
+    found = refs.rglob("*") if refs.is_dir() else ()
+    names = sorted(
+        f"{p.relative_to(refs)} ({p.read_text().strip()[:12]})" for p in found if p.is_file()
     )
-    snapshots = (
-        sorted(p.name[:12] for p in (cache / "snapshots").glob("*")) if cache.is_dir() else []
-    )
-    return ", ".join(names) or (f"snapshots {', '.join(snapshots)}" if snapshots else "")
+    snapshots = cache / "snapshots"
+    commits = sorted(p.name[:12] for p in snapshots.iterdir()) if snapshots.is_dir() else []
+    return ", ".join(names) or (f"snapshots {', '.join(commits)}" if commits else "")

@@ -148,15 +148,17 @@ class _RowReader:
         self.numbered: bool | None = None  # decided by the first row
 
     def prompt(self, row: Any, file: DataFile) -> Prompt:
-        if not isinstance(row, Mapping):
+        if type(row) is not dict and not isinstance(row, Mapping):
             raise _RowError("expected an object")
         self.rows += 1
         fields, text_cells = self.fields, file.text_cells
         rest = dict(row)
         nested = rest.pop("metadata", None)
-        if isinstance(nested, Mapping):
+        if nested is None:
+            pass
+        elif isinstance(nested, Mapping):
             nested = dict(nested)
-        elif nested is not None:
+        else:
             rest["metadata"] = nested
             nested = None
         prompt_id = self._id(row, rest, text_cells)
@@ -184,6 +186,15 @@ class _RowReader:
                 raise _RowError(f"{key}: this row has an id but the first row has none")
             return str(self.rows)
         value = _take(row, rest, key) if key is not None else None
+        if (
+            type(value) is str
+            and value
+            and not value[0].isspace()
+            and not value[-1].isspace()
+            and "|" not in value
+            and "\n" not in value
+        ):
+            return value  # the usual id, checked at once
         name = mapped or key or "id"
         if isinstance(value, float) and value.is_integer():
             value = int(value)  # an integer column with a gap, as pandas stores it
@@ -196,7 +207,9 @@ class _RowReader:
         if text_cells:
             value = value.strip()
         if not value or value != value.strip() or "\n" in value:
-            raise _RowError(f"{name}: {value!r}: an id must not begin or end with spaces")
+            raise _RowError(
+                f"{name}: {value!r}: an id has no line breaks and no spaces at its ends"
+            )
         if "|" in value:
             raise _RowError(f"id {value!r} must not contain '|'")
         return value
@@ -322,7 +335,7 @@ def _category(value: Any, text_cells: bool) -> str:
     """A category: text (trimmed in CSV/TSV), or an integer (a level, a class) as text."""
     if value is None:
         return ""
-    if isinstance(value, str):
+    if type(value) is str:
         return value.strip() if text_cells else value
     if isinstance(value, int) and not isinstance(value, bool):
         return str(value)

@@ -408,7 +408,10 @@ def test_dotted_paths_index_lists(tmp_path):
     ("row", "message"),
     [
         ({"id": True, "prompt": "x"}, "id: expected a string or an integer, got True"),
-        ({"id": " a ", "prompt": "x"}, "id: ' a ': an id must not begin or end with spaces"),
+        (
+            {"id": " a ", "prompt": "x"},
+            "id: ' a ': no line breaks or spaces at its ends",
+        ),
         ({"id": "a", "prompt": "x", "category": 2.5}, "category: expected a string, got 2.5"),
     ],
 )

@@ -207,9 +207,7 @@ class _RowReader:
         if text_cells:
             value = value.strip()
         if not value or value != value.strip() or "\n" in value:
-            raise _RowError(
-                f"{name}: {value!r}: an id has no line breaks and no spaces at its ends"
-            )
+            raise _RowError(f"{name}: {value!r}: no line breaks or spaces at its ends, please")
         if "|" in value:
             raise _RowError(f"id {value!r} must not contain '|'")
         return value

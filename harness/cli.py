@@ -1,4 +1,5 @@
-"""The command line: `run`, `rerun`, `status`, `plan` and `doctor`.
+"""The command line: `run`, `rerun`, `status`, `plan` and `doctor` (and, from
+`harness.cli_analysis`, `score` and `annotate`).
 
 Exit codes: 0 every job answered, 1 some failed for good, 2 bad input or set-up, 3 the ledger
 could not be written mid-run (disk full, file replaced), 4 a budget cap stopped the run (raise
@@ -9,9 +10,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
-import shlex
-import shutil
 import signal
 import sys
 from collections import Counter
@@ -23,6 +21,9 @@ import anyio
 from rich.console import Console
 from rich.logging import RichHandler
 
+from harness.cli_analysis import add_analysis_verbs
+from harness.commands import command_line as _command
+from harness.commands import say as _say
 from harness.doctor import diagnose, probe_checks, report
 from harness.errors import InputError, LedgerWriteError, recorded_error_types
 from harness.ledger import LEDGER_NAME, LedgerWriter, build_index
@@ -44,6 +45,7 @@ from harness.run import (
     failed_jobs,
     nothing_wanted,
     open_index,
+    open_locked,
     open_writer,
     pending,
     prepare,
@@ -107,12 +109,7 @@ def _log_to(console: Console) -> None:
 def _run(args: argparse.Namespace, console: Console) -> int:
     prepared = prepare(args.config, _overrides(args))
     _probe_first(prepared, console)
-    writer = open_writer(prepared, fresh=args.fresh, console=console)
-    try:
-        index = open_index(prepared, console)
-    except BaseException:
-        writer.close()
-        raise
+    writer, index = open_locked(prepared, fresh=args.fresh, console=console)
     wanted = pending(index)
     if nothing_wanted(prepared, wanted):
         writer.close()  # nothing appended: not even a run line
@@ -325,26 +322,6 @@ def _same_jobs(args: argparse.Namespace) -> list[str]:
     return words
 
 
-def _command(verb: str, *words: str) -> str:
-    """A harness command line, quoted for the shell, that works as printed."""
-    return shlex.join([_python(), "-m", "harness", verb, *words])
-
-
-def _python() -> str:
-    """This interpreter as the user's shell finds it: `python` when that is it, else its path
-    (relative to the working directory when it lies inside)."""
-    found = shutil.which("python")
-    if found and os.path.abspath(found) == os.path.abspath(sys.executable):
-        return "python"
-    path = Path(os.path.abspath(sys.executable))
-    return str(path.relative_to(Path.cwd())) if path.is_relative_to(Path.cwd()) else str(path)
-
-
-def _say(console: Console, text: str) -> None:
-    """Print a line as it is: no markup, no wrapping (so a command can be copied whole)."""
-    console.print(text, markup=False, highlight=False, soft_wrap=True)
-
-
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m harness",
@@ -410,6 +387,7 @@ def _parser() -> argparse.ArgumentParser:
     status.add_argument("ledger", help="a ledger file or the run's output directory")
     _add_filters(status)
     status.set_defaults(verb=_status)
+    add_analysis_verbs(verbs)
     return parser
 
 

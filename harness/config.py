@@ -25,6 +25,7 @@ from harness.errors import ConfigError
 from harness.fields import FieldError, from_table
 from harness.prompt_files import PromptSource, PromptTable
 from harness.prompt_template import PromptTemplate, TemplateError
+from harness.scorer_config import Scorer, parse_scorers
 
 
 @dataclass(frozen=True)
@@ -117,6 +118,7 @@ class RunConfig:
     grace_seconds: float = 10.0
     preflight: Preflight = Preflight()
     budget_usd: float | None = None  # the most the whole ledger may spend, in USD
+    scorers: tuple[Scorer, ...] = ()  # `[[scorers]]`: see harness.scorer_config
 
 
 @dataclass(frozen=True)
@@ -131,6 +133,7 @@ class _TopLevel:
     retry: dict[str, Any] = field(default_factory=dict)
     preflight: dict[str, Any] = field(default_factory=dict)
     budget_usd: float | None = field(default=None, metadata={"min": 0, "max": 1e9})
+    scorers: tuple[dict[str, Any], ...] = ()
 
 
 # Bumped whenever the meaning of a variant changes without its inputs changing (2: per-job seeds
@@ -184,9 +187,8 @@ def _build(path: Path, raw: Mapping[str, Any], table: Mapping[str, Any]) -> RunC
     top = from_table(_TopLevel, table, "")
     defaults = from_table(Defaults, top.defaults, "defaults")
     inherited = dataclasses.asdict(defaults)
-    models = []
-    for index, entry in enumerate(top.models):
-        where = f"models[{index}]"
+
+    def model_entry(entry: Any, where: str) -> ModelConfig:
         if not isinstance(entry, Mapping):
             raise FieldError(where, "expected a table")
         model = from_table(ModelConfig, {**inherited, **entry}, where)
@@ -195,7 +197,9 @@ def _build(path: Path, raw: Mapping[str, Any], table: Mapping[str, Any]) -> RunC
         _no_repeats(model.temperatures, f"{where}.temperatures")
         if model.price:
             parse_price(model.price, f"{where}.price", model.provider)
-        models.append(model)
+        return model
+
+    models = [model_entry(entry, f"models[{i}]") for i, entry in enumerate(top.models)]
     names = [m.name for m in models]
     for index, name in enumerate(names):
         if name in names[:index]:
@@ -214,6 +218,7 @@ def _build(path: Path, raw: Mapping[str, Any], table: Mapping[str, Any]) -> RunC
         grace_seconds=top.grace_seconds,
         preflight=from_table(Preflight, top.preflight, "preflight"),
         budget_usd=top.budget_usd,
+        scorers=parse_scorers(top.scorers, models, model_entry),
     )
 
 

@@ -110,21 +110,35 @@ def _chosen(model: ModelConfig, names: Sequence[str]) -> bool:
     return not names or model.name in names
 
 
-def _setup(config: RunConfig, index: int, model: ModelConfig) -> ModelSetup:
+def prepare_prompts(
+    config: RunConfig, prompts: list[Prompt], models: Sequence[tuple[ModelConfig, str]]
+) -> Prepared:
+    """A run of prompts made in memory (a judge's, from answers) through `models`, each given
+    with where the config defines it (`scorers[1].model`), checked as `prepare` checks a config's
+    models; `config` says where the ledger goes and what limits the run."""
+    setups = [_setup(config, index, model, where) for index, (model, where) in enumerate(models)]
+    return Prepared(config, prompts, tuple(setups))
+
+
+def _setup(
+    config: RunConfig, index: int, model: ModelConfig, entry: str | None = None
+) -> ModelSetup:
     """A model's provider, options and variants; InputError naming the file and model for each
-    problem (a provider not installed, bad options, weights not to be had, a missing key)."""
+    problem (a provider not installed, bad options, weights not to be had, a missing key).
+    `entry` says where the config defines the model, `models[index]` unless given."""
+    entry = entry or f"models[{index}]"
     try:
         cls = provider_class(model.provider)
     except InputError as exc:
-        raise ConfigError(config.path, f"models[{index}].provider", str(exc)) from None
-    where = f"models[{index}].options"
+        raise ConfigError(config.path, f"{entry}.provider", str(exc)) from None
+    where = f"{entry}.options"
     try:
         options = from_table(cls.Options, model.options, where)
     except FieldError as exc:
         path = exc.path if exc.path.startswith(where) else f"{where}{exc.path and '.'}{exc.path}"
         raise ConfigError(config.path, path, exc.message) from None
     SECRETS.add(*named_secrets(options))
-    label = f"{config.path}: models[{index}] ({model.name})"
+    label = f"{config.path}: {entry} ({model.name})"
     resolve = getattr(cls, "resolve", None)  # local models: the exact weights, pinned
     if resolve is not None:
         try:
@@ -277,6 +291,33 @@ def _caps(prepared: Prepared) -> _Caps:
         name: Budget(name, m.budget_usd, held=held.get(name, 0.0)) for name, m in models.items()
     }
     return _Caps(ledger, caps)
+
+
+async def run_pending(
+    prepared: Prepared, *, command: str, console: Console, argv: Sequence[str] = ()
+) -> int | None:
+    """Run every job of `prepared` its ledger does not hold done (resuming it), as `run` does;
+    the exit code, or None when nothing was left to do (and nothing was appended)."""
+    writer, index = open_locked(prepared, fresh=False, console=console)
+    wanted = pending(index)
+    if nothing_wanted(prepared, wanted):
+        writer.close()
+        return None
+    return await execute(
+        prepared, command=command, wanted=wanted, console=console, writer=writer, argv=argv
+    )
+
+
+def open_locked(
+    prepared: Prepared, *, fresh: bool, console: Console
+) -> tuple[LedgerWriter, ResumeIndex]:
+    """The ledger opened and locked (see `open_writer`), then its index read."""
+    writer = open_writer(prepared, fresh=fresh, console=console)
+    try:
+        return writer, open_index(prepared, console)
+    except BaseException:
+        writer.close()
+        raise
 
 
 def open_writer(prepared: Prepared, *, fresh: bool, console: Console) -> LedgerWriter:

@@ -1,7 +1,8 @@
 """Agreement between raters: Cohen's kappa per pair, Fleiss' kappa for three or more, and the
 items they disagree on, for adjudication.
 
-Kappa comes from statsmodels (`statsmodels.stats.inter_rater`), with its asymptotic 95% interval.
+Kappa comes from statsmodels (`statsmodels.stats.inter_rater`), with its asymptotic 95% interval
+(a normal approximation, which can pass 1 on small samples: shown clipped to [-1, 1]).
 It is undefined when chance agreement is certain (both raters gave every item one and the same
 label): shown as such, not as 0 or 1. A scorer named at export (`--scorer`) is compared with each
 rater on the items it labelled within the label set.
@@ -30,7 +31,7 @@ class PairAgreement:
     n: int
     agreed: int
     kappa: float | None  # None: undefined (chance agreement is certain) or no items
-    low: float | None
+    low: float | None  # the asymptotic 95% interval, clipped to [-1, 1]
     high: float | None
 
 
@@ -57,10 +58,8 @@ def cohen(
     if math.isclose(chance, 1.0):
         return PairAgreement(first, second, n, agreed, None, None, None)
     result = cohens_kappa(table)
-    return PairAgreement(
-        first, second, n, agreed, float(result.kappa), float(result.kappa_low),
-        float(result.kappa_upp),
-    )  # fmt: skip
+    low, high = max(-1.0, float(result.kappa_low)), min(1.0, float(result.kappa_upp))
+    return PairAgreement(first, second, n, agreed, float(result.kappa), low, high)
 
 
 def fleiss(by_rater: Mapping[str, Mapping[str, str]], labels: Sequence[str]) -> float | None:

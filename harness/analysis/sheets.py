@@ -2,8 +2,9 @@
 
 Every sheet is checked before anything is stored; each problem is one line naming the sheet and
 the spreadsheet row (the header is row 1): a row id the key does not have, rows of two raters in
-one sheet, a row twice, an empty label or one outside the label set (labels match ignoring case
-and surrounding spaces), and the rows a sheet lacks. With any problem nothing is written.
+one sheet, a row twice, a label outside the label set (labels match ignoring case and surrounding
+spaces), and the rows a sheet lacks; the rows left without a label are listed in one line per
+sheet. With any problem nothing is written.
 
 A rater's labels become scores `human:<rater>` (with `rater` set and the `notes` cell as
 `detail`), keyed by the answer the rater was shown: an answer rerun since is not labelled by them.
@@ -115,6 +116,7 @@ def _read_sheet(key: AnnotationKey, path: Path, problems: list[str]) -> RaterShe
     folded = {label.casefold(): label for label in key.labels}
     sheet: RaterSheet | None = None
     seen: dict[str, int] = {}
+    unlabelled: list[int] = []
     for number, cells in enumerate(rows, start=2):
         if not any(cell.strip() for cell in cells):
             continue
@@ -135,10 +137,13 @@ def _read_sheet(key: AnnotationKey, path: Path, problems: list[str]) -> RaterShe
             problems.append(f"{where}: row {cell['row']} again (first at row {seen[item]})")
             continue
         seen[item] = number
+        if not cell["label"]:
+            unlabelled.append(number)
+            continue
         label = folded.get(cell["label"].casefold())
         if label is None:
-            given = f"label {cell['label']!r}" if cell["label"] else "no label"
-            problems.append(f"{where}: {given}: expected one of {', '.join(key.labels)}")
+            expected = ", ".join(key.labels)
+            problems.append(f"{where}: label {cell['label']!r} is not one of {expected}")
             continue
         sheet.labels[item] = label
         if cell.get("notes"):
@@ -146,6 +151,9 @@ def _read_sheet(key: AnnotationKey, path: Path, problems: list[str]) -> RaterShe
     if sheet is None:
         problems.append(f"{path}: no rows")
         return None
+    if unlabelled:
+        rows = ", ".join(map(str, unlabelled[:10])) + (", ..." if len(unlabelled) > 10 else "")
+        problems.append(f"{path}: {len(unlabelled)} row(s) without a label: row {rows}")
     lacking = [f"{sheet.rater}-{item}" for item in key.items if item not in seen]
     if lacking:
         listed = ", ".join(lacking[:5]) + (", ..." if len(lacking) > 5 else "")

@@ -19,6 +19,7 @@ Every file is written whole to a temporary file and renamed into place.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import random
 import re
 from collections.abc import Iterator, Sequence
@@ -33,7 +34,8 @@ from harness.analysis.scores import SCORES_NAME, UNPARSEABLE, answer_digest, rea
 from harness.analysis.whole import written_whole
 from harness.errors import InputError
 from harness.ledger import LEDGER_NAME, iter_lines
-from harness.prompts import Prompt, load_prompts
+from harness.prompt_files import FieldMap, PromptSource
+from harness.prompts import Prompt, as_source, load_prompts
 from harness.record import utc_timestamp
 
 KEY_SCHEMA = 1
@@ -102,8 +104,8 @@ def export_sheets(request: ExportRequest) -> Exported:
             "or export another with --name"
         )
     labels = request.labels or _labels_given(output, request.scorer)
-    prompts_path = request.prompts or _prompts_of(ledger)
-    prompts = {p.id: p for p in load_prompts(prompts_path)}
+    source = prompt_source(ledger, request.prompts)
+    prompts = _load(source, request.prompts)
     eligible = [
         key for key, prompt_id, digest in _answers(ledger) if _shown(prompts, prompt_id, digest)
     ]
@@ -114,7 +116,7 @@ def export_sheets(request: ExportRequest) -> Exported:
         else rng.sample(eligible, min(request.sample, len(eligible)))
     )
     if not chosen:
-        raise InputError(f"{ledger}: no answer whose prompt text is in {prompts_path}")
+        raise InputError(f"{ledger}: no answer whose prompt text is in {source}")
     rng.shuffle(chosen)
     width = max(4, len(str(len(chosen))))
     item_of = {answer_key: f"{n:0{width}d}" for n, answer_key in enumerate(chosen, start=1)}
@@ -137,7 +139,7 @@ def export_sheets(request: ExportRequest) -> Exported:
         "scorer": request.scorer,
         "raters": list(request.raters),
         "ledger": str(ledger.resolve()),
-        "prompts": str(prompts_path.resolve()),
+        "prompts": dataclasses.asdict(source),
         "items": items,
         "orders": orders,
     }
@@ -160,15 +162,30 @@ def _labels_given(output: Path, scorer: str | None) -> tuple[str, ...]:
     return tuple(labels)
 
 
-def _prompts_of(ledger: Path) -> Path:
-    """The prompts file of the ledger's latest run (its run line says where)."""
+def prompt_source(ledger: Path, given: Path | None) -> PromptSource:
+    """The prompt set to show: `given` (`--prompts`), else the one the ledger's latest run read,
+    as its run line describes it (location, format, split, field mapping)."""
+    if given is not None:
+        return as_source(given)
     for line in reversed(run_lines(ledger)):
-        path = (line.get("prompts") or {}).get("path")
-        if isinstance(path, str):
-            if not Path(path).is_file():
-                raise InputError(f"{path}: the prompts file of {ledger} is gone; pass --prompts")
-            return Path(path)
+        described = line.get("prompts") or {}
+        if isinstance(described.get("path"), str):
+            return PromptSource(
+                described["path"],
+                described.get("format", "auto"),
+                described.get("split", ""),
+                FieldMap(**described.get("fields", {})),
+            )
     raise InputError(f"{ledger}: no run line says where the prompts are; pass --prompts")
+
+
+def _load(source: PromptSource, given: Path | None) -> dict[str, Prompt]:
+    """The prompts by id; an error that says how to point at them when they cannot be read."""
+    try:
+        return {p.id: p for p in load_prompts(source)}
+    except InputError as exc:
+        hint = "" if given is not None else " (the run's prompt set; pass --prompts)"
+        raise InputError(f"{exc}{hint}") from None
 
 
 def _answers(ledger: Path) -> Iterator[tuple[str, str, str]]:
@@ -238,14 +255,14 @@ def _write_instructions(path: Path, labels: Sequence[str], raters: Sequence[str]
 
 
 def shown_texts(
-    ledger: Path, prompts_path: Path, items: dict[str, dict[str, Any]]
+    ledger: Path, source: PromptSource, items: dict[str, dict[str, Any]]
 ) -> dict[str, tuple[str, str]]:
     """The prompt and answer each item showed (found by answer key and digest anywhere in the
     ledger, so an answer rerun since is still found); items no longer found are left out."""
     wanted = {(entry["answer_key"], entry["answer"]): item for item, entry in items.items()}
     keys = {answer_key for answer_key, _ in wanted}
     try:
-        prompts = {p.id: p.text for p in load_prompts(prompts_path)}
+        prompts = {p.id: p.text for p in load_prompts(source)}
     except InputError:
         prompts = {}
     texts: dict[str, tuple[str, str]] = {}

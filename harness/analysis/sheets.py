@@ -31,6 +31,7 @@ from harness.analysis.scores import (
 )
 from harness.errors import InputError
 from harness.ledger import LedgerWriter
+from harness.prompt_files import FieldMap, PromptSource
 
 _MOST_PROBLEMS = 20
 
@@ -41,7 +42,7 @@ class AnnotationKey:
 
     path: Path
     name: str
-    prompts: Path
+    prompts: PromptSource
     labels: tuple[str, ...]
     raters: tuple[str, ...]
     scorer: str | None
@@ -71,7 +72,7 @@ def read_key(output: Path, name: str) -> AnnotationKey:
         return AnnotationKey(
             path,
             body["name"],
-            Path(body["prompts"]),
+            _source(body["prompts"]),
             tuple(body["labels"]),
             tuple(body["raters"]),
             body.get("scorer"),
@@ -81,6 +82,11 @@ def read_key(output: Path, name: str) -> AnnotationKey:
         raise InputError(f"{path}: no such annotation key (export first, or pass --name)") from None
     except (OSError, orjson.JSONDecodeError, KeyError, TypeError) as exc:
         raise InputError(f"{path}: not an annotation key ({exc})") from None
+
+
+def _source(described: dict[str, Any]) -> PromptSource:
+    fields = FieldMap(**described.pop("fields", {}))
+    return PromptSource(**described, fields=fields)
 
 
 def read_sheets(key: AnnotationKey, paths: Sequence[Path]) -> list[RaterSheet]:

@@ -57,7 +57,8 @@ def cohen(
     chance = (table.sum(axis=1) @ table.sum(axis=0)) / n**2 if n else 1.0
     if math.isclose(chance, 1.0):
         return PairAgreement(first, second, n, agreed, None, None, None)
-    result = cohens_kappa(table)
+    with np.errstate(invalid="ignore", divide="ignore"):  # its z test, unused, can be 0 / 0
+        result = cohens_kappa(table)
     low, high = max(-1.0, float(result.kappa_low)), min(1.0, float(result.kappa_upp))
     return PairAgreement(first, second, n, agreed, float(result.kappa), low, high)
 

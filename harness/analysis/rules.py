@@ -6,6 +6,13 @@ literal phrase that must stand between word boundaries ("exists" does not match 
 Matching ignores case unless `case_sensitive`, and curly apostrophes count as straight ones. A
 `refusal` scorer is the same with one rule: the shipped patterns (`harness.analysis.refusal`) and
 its `extra_patterns`.
+
+Speed (a million answers are scored in seconds, see `make bench`): ignoring case, keywords and the
+shipped patterns are searched in the lowercased answer with lowercase patterns, each on its own, so
+Python's `re` jumps from one occurrence of its first word to the next; the word boundary before a
+keyword is checked by hand, since a leading lookbehind or `\b` would make `re` try every position.
+Your own regular expressions are searched as written (with IGNORECASE unless `case_sensitive`):
+they are fastest when they start with a literal word.
 """
 
 from __future__ import annotations
@@ -20,58 +27,85 @@ from harness.scorer_config import RefusalScorer, RuleScorer
 
 # Bumped whenever the same rules would label some text differently (it is in every definition).
 MATCHING_VERSION = 1
-_APOSTROPHES = str.maketrans({"\u2019": "'", "\u2018": "'"})
 _DETAIL_CHARS = 200
 
 
 @dataclass(frozen=True)
-class _Compiled:
-    label: str
-    patterns: tuple[re.Pattern[str], ...]
+class _Pattern:
+    """One alternative of a rule: searched in the lowercased answer or as it is, and whether a
+    match must begin where a word begins."""
+
+    regex: re.Pattern[str]
+    lowered: bool
+    word_start: bool
 
     def search(self, text: str) -> re.Match[str] | None:
-        for pattern in self.patterns:
-            found = pattern.search(text)
-            if found:
-                return found
-        return None
+        found = self.regex.search(text)
+        if not self.word_start:
+            return found
+        while found is not None and found.start() and _word_char(text[found.start() - 1]):
+            found = self.regex.search(text, found.start() + 1)
+        return found
+
+
+def _word_char(char: str) -> bool:
+    return char.isalnum() or char == "_"
+
+
+@dataclass(frozen=True)
+class _Rule:
+    label: str
+    patterns: tuple[_Pattern, ...]
 
 
 class RuleMatcher:
     """A rules or refusal scorer, compiled: `label(text)` gives its label and what matched."""
 
     def __init__(self, scorer: RuleScorer | RefusalScorer) -> None:
-        flags = 0 if scorer.case_sensitive else re.IGNORECASE
         self.definition = _definition(scorer)
         self.default = scorer.default
+        fold = not scorer.case_sensitive
         if isinstance(scorer, RefusalScorer):
-            sources: list[tuple[str, Sequence[str], Sequence[str]]] = [
-                (scorer.label, (*PATTERNS, *scorer.extra_patterns), ())
-            ]
+            shipped = [_Pattern(re.compile(p), lowered=True, word_start=True) for p in PATTERNS]
+            extra = _regexes(scorer.extra_patterns, fold)
+            self._rules = (_Rule(scorer.label, (*shipped, *extra)),)
         else:
-            sources = [(rule.label, rule.regex, rule.keywords) for rule in scorer.rules]
-        self._rules = tuple(
-            _Compiled(label, _compile(regex, keywords, flags)) for label, regex, keywords in sources
-        )
+            self._rules = tuple(
+                _Rule(r.label, (*_keywords(r.keywords, fold), *_regexes(r.regex, fold)))
+                for r in scorer.rules
+            )
+        self._lowers = any(p.lowered for rule in self._rules for p in rule.patterns)
 
     def label(self, text: str) -> tuple[str, str | None]:
         """The label of the first rule that matches, with the matched text; else the default."""
-        text = text.translate(_APOSTROPHES)
+        text = text.replace("\u2019", "'").replace("\u2018", "'")
+        lowered = text.lower() if self._lowers else text
         for rule in self._rules:
-            found = rule.search(text)
-            if found is not None:
-                return rule.label, found.group(0)[:_DETAIL_CHARS]
+            for pattern in rule.patterns:
+                found = pattern.search(lowered if pattern.lowered else text)
+                if found is not None:
+                    return rule.label, _detail(found, text, pattern.lowered and lowered)
         return self.default, None
 
 
-def _compile(regex: Sequence[str], keywords: Sequence[str], flags: int) -> tuple[re.Pattern, ...]:
-    """One pattern for all of a rule's alternatives where they combine; one each where they do
-    not (a pattern with global inline flags such as `(?i)` must stand alone)."""
-    sources = [*regex, *(rf"(?<!\w){re.escape(k)}(?!\w)" for k in keywords)]
-    try:
-        return (re.compile("|".join(f"(?:{s})" for s in sources), flags),)
-    except re.error:
-        return tuple(re.compile(s, flags) for s in sources)
+def _keywords(keywords: Sequence[str], fold: bool) -> list[_Pattern]:
+    """One pattern per keyword: the phrase, then no word character."""
+    return [
+        _Pattern(re.compile(re.escape(k.lower() if fold else k) + r"(?!\w)"), fold, True)
+        for k in keywords
+    ]
+
+
+def _regexes(patterns: Sequence[str], fold: bool) -> list[_Pattern]:
+    flags = re.IGNORECASE if fold else 0
+    return [_Pattern(re.compile(p, flags), lowered=False, word_start=False) for p in patterns]
+
+
+def _detail(found: re.Match[str], text: str, lowered: str | bool) -> str:
+    """What matched, from the answer as written where lowercasing kept its length."""
+    if lowered and len(lowered) == len(text):
+        return text[found.start() : found.end()][:_DETAIL_CHARS]
+    return found.group(0)[:_DETAIL_CHARS]
 
 
 def _definition(scorer: RuleScorer | RefusalScorer) -> dict[str, Any]:
@@ -82,7 +116,7 @@ def _definition(scorer: RuleScorer | RefusalScorer) -> dict[str, Any]:
         "case_sensitive": scorer.case_sensitive,
     }
     if isinstance(scorer, RefusalScorer):
-        patterns = [*PATTERNS, *scorer.extra_patterns]
+        patterns = {"shipped": list(PATTERNS), "extra": list(scorer.extra_patterns)}
         return {"type": "refusal", "label": scorer.label, "patterns": patterns, **common}
     rules = [[r.label, list(r.regex), list(r.keywords)] for r in scorer.rules]
     return {"type": "rules", "rules": rules, **common}

@@ -5,6 +5,12 @@ from __future__ import annotations
 from collections import Counter
 from pathlib import Path
 
+from harness.api import Completion, Message, Usage
+from harness.config import ModelConfig, make_variant
+from harness.jobs import Job, job_key
+from harness.ledger import sealed
+from harness.prompts import Prompt
+from harness.record import success_record
 from tests.conftest import SIMPLE_MODEL, ledger_lines, write_config
 
 # "sim" at two temperatures; the answers begin "Yes, it exists.", "No, I cannot find it." or
@@ -58,3 +64,22 @@ def per_key(output: Path) -> Counter[str]:
 def answers(output: Path) -> list[dict]:
     """The answers of the run."""
     return [line for line in ledger_lines(output / "ledger.jsonl") if line.get("type") != "run"]
+
+
+_TEXTS = (
+    "Yes, it exists: the advisory describes a remote code execution in the parser. " * 4,
+    "No, I cannot find any record of it in the registry or the advisories. " * 4,
+    "I'm sorry, but I can't help with that request. " * 4,
+)
+
+
+def write_answers(ledger: Path, count: int) -> None:
+    """`count` answers of one variant, written as a run writes them (sealed records)."""
+    variant = make_variant(ModelConfig(name="sim", provider="simulated"), 0.0, 7, {})
+    ledger.parent.mkdir(parents=True, exist_ok=True)
+    with ledger.open("wb") as file:
+        for n in range(count):
+            prompt = Prompt(f"p{n:06d}", (Message("user", "q"),), "c", n % 3 == 0, {})
+            job = Job(job_key(variant.id, prompt.id, 0), variant, prompt, 0)
+            completion = Completion(_TEXTS[n % 3], "stop", Usage(10, 40), "sim")
+            file.write(sealed(success_record("run-0", job, completion, elapsed=0.1)))

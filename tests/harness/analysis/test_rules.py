@@ -81,7 +81,7 @@ def test_extra_patterns_extend_the_shipped_set_and_change_the_definition():
     assert shipped.label("I'd rather not say.")[0] == "no_refusal"
     assert extended.label("I'd rather not say.")[0] == "refusal"
     assert definition_hash(shipped.definition) != definition_hash(extended.definition)
-    assert shipped.definition["patterns"] == list(PATTERNS)
+    assert shipped.definition["patterns"]["shipped"] == list(PATTERNS)
 
 
 def test_the_definition_covers_rules_their_order_default_and_case():

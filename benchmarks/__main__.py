@@ -18,6 +18,8 @@
     ledger (a tenth of it failures), process start to exit (median of 3)
 (l) loading 1,000,000 prompts from JSONL, CSV and Parquet: seconds and peak RSS of a fresh
     process (median of 3)
+(m) `python -m harness score` of 1,000,000 answers by two rule scorers (one run; see
+    benchmarks/scoring.py), then again with every score current: seconds and peak RSS
 """
 
 from __future__ import annotations
@@ -51,6 +53,7 @@ from benchmarks.project import (
     write_project,
 )
 from benchmarks.prompt_sets import load_figures, write_prompt_sets
+from benchmarks.scoring import score_figures, write_scoring_project
 from harness.ledger import build_index, read_ledger
 
 ROUNDS = 3
@@ -290,6 +293,22 @@ def prompt_set_loading(root: Path) -> None:
         path.unlink()
 
 
+def rule_scoring(root: Path) -> None:
+    config, size = write_scoring_project(root / "scoring", 1_000_000)
+    seconds, peak = score_figures(config)
+    report(
+        f"(m) score 1,000,000 answers, 2 rule scorers ({size / 1e9:.1f} GB)",
+        f"{seconds:.1f} s, {peak:,.0f} MB",
+        "<= 30 s, 1 GB",
+        seconds <= 30 and peak <= 1024,
+    )
+    seconds, peak = score_figures(config)
+    report("    again, every score current: nothing appended", f"{seconds:.1f} s, {peak:,.0f} MB",
+           "-", True)  # fmt: skip
+    (config.parent / "out" / "ledger.jsonl").unlink()
+    (config.parent / "out" / "scores.jsonl").unlink()
+
+
 def main() -> None:
     print(__doc__)
     with tempfile.TemporaryDirectory(prefix="harness-bench-") as folder:
@@ -306,6 +325,7 @@ def main() -> None:
             local_models,
             plan_at_scale,
             prompt_set_loading,
+            rule_scoring,
         ):
             bench(root)
 

@@ -1,4 +1,4 @@
-"""The shipped refusal patterns: phrasings with which chat models decline a request.
+r"""The shipped refusal patterns: phrasings with which chat models decline a request.
 
 Drawn from the refusal prefixes jailbreak studies score with (the "test prefixes" of Zou et al.
 2023, "Universal and Transferable Adversarial Attacks") and from typical refusals of chat models,

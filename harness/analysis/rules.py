@@ -1,4 +1,4 @@
-"""Rule scorers: labels from regular expressions and keywords over the answer text.
+r"""Rule scorers: labels from regular expressions and keywords over the answer text.
 
 A `rules` scorer tries its rules in order and the first that matches anywhere in the answer gives
 its label (the matched text goes to the score's `detail`); no match gives `default`. A keyword is a
@@ -11,8 +11,9 @@ Speed (a million answers are scored in seconds, see `make bench`): ignoring case
 shipped patterns are searched in the lowercased answer with lowercase patterns, each on its own, so
 Python's `re` jumps from one occurrence of its first word to the next; the word boundary before a
 keyword is checked by hand, since a leading lookbehind or `\b` would make `re` try every position.
-Your own regular expressions are searched as written (with IGNORECASE unless `case_sensitive`):
-they are fastest when they start with a literal word.
+Your own regular expressions, ignoring case, are searched in the lowercased answer when written in
+lowercase (`cannot\s+find`), else in the answer with IGNORECASE (`\S`, `\W` and other uppercase
+escapes keep their meaning): lowercase ones that start with a literal word are fastest.
 """
 
 from __future__ import annotations
@@ -41,9 +42,12 @@ class _Pattern:
 
     def search(self, text: str) -> re.Match[str] | None:
         found = self.regex.search(text)
-        if not self.word_start:
-            return found
-        while found is not None and found.start() and _word_char(text[found.start() - 1]):
+        while (
+            self.word_start
+            and found is not None
+            and found.start()
+            and _word_char(text[found.start() - 1])
+        ):
             found = self.regex.search(text, found.start() + 1)
         return found
 
@@ -74,18 +78,25 @@ class RuleMatcher:
                 _Rule(r.label, (*_keywords(r.keywords, fold), *_regexes(r.regex, fold)))
                 for r in scorer.rules
             )
-        self._lowers = any(p.lowered for rule in self._rules for p in rule.patterns)
 
     def label(self, text: str) -> tuple[str, str | None]:
         """The label of the first rule that matches, with the matched text; else the default."""
-        text = text.replace("\u2019", "'").replace("\u2018", "'")
-        lowered = text.lower() if self._lowers else text
+        return self.label_seen(*seen_as(text))
+
+    def label_seen(self, text: str, lowered: str) -> tuple[str, str | None]:
+        """`label` of an answer already made ready by `seen_as` (once for all scorers)."""
         for rule in self._rules:
             for pattern in rule.patterns:
                 found = pattern.search(lowered if pattern.lowered else text)
                 if found is not None:
                     return rule.label, _detail(found, text, pattern.lowered and lowered)
         return self.default, None
+
+
+def seen_as(text: str) -> tuple[str, str]:
+    """An answer as the rules see it (curly apostrophes made straight), and lowercased."""
+    text = text.replace("\u2019", "'").replace("\u2018", "'")
+    return text, text.lower()
 
 
 def _keywords(keywords: Sequence[str], fold: bool) -> list[_Pattern]:
@@ -97,8 +108,14 @@ def _keywords(keywords: Sequence[str], fold: bool) -> list[_Pattern]:
 
 
 def _regexes(patterns: Sequence[str], fold: bool) -> list[_Pattern]:
-    flags = re.IGNORECASE if fold else 0
-    return [_Pattern(re.compile(p, flags), lowered=False, word_start=False) for p in patterns]
+    """Your regular expressions: ignoring case, one written in lowercase is searched in the
+    lowercased answer as it is (IGNORECASE costs `re` its fast scan), any other with IGNORECASE."""
+    compiled = []
+    for pattern in patterns:
+        lowered = fold and pattern == pattern.lower()
+        flags = re.IGNORECASE if fold and not lowered else 0
+        compiled.append(_Pattern(re.compile(pattern, flags), lowered=lowered, word_start=False))
+    return compiled
 
 
 def _detail(found: re.Match[str], text: str, lowered: str | bool) -> str:

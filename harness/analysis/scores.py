@@ -71,8 +71,10 @@ def score_line(
     detail: str | None = None,
     error: Mapping[str, Any] | None = None,
     input: str | None = None,
+    timestamp: str | None = None,
 ) -> dict[str, Any]:
-    """One score as its line (before sealing), its fields in the documented order."""
+    """One score as its line (before sealing), its fields in the documented order; `timestamp`
+    defaults to now."""
     return {
         "key": score_key(answer_key, scorer),
         "status": status,
@@ -88,7 +90,7 @@ def score_line(
         "detail": detail,
         "error": dict(error) if error is not None else None,
         "input": input,
-        "timestamp": utc_timestamp(),
+        "timestamp": timestamp or utc_timestamp(),
     }
 
 

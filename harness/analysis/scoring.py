@@ -29,7 +29,7 @@ from harness.analysis.judge import (
     judged,
     setup_judge,
 )
-from harness.analysis.rules import RuleMatcher
+from harness.analysis.rules import RuleMatcher, seen_as
 from harness.analysis.score_view import Tally
 from harness.analysis.scores import (
     SCORES_NAME,
@@ -44,6 +44,7 @@ from harness.config import RunConfig, load_config
 from harness.errors import InputError
 from harness.ledger import LEDGER_NAME, LedgerWriter
 from harness.prompts import Prompt, load_prompts
+from harness.record import utc_timestamp
 from harness.run import EXIT_OK, Prepared, run_pending
 from harness.scorer_config import JudgeScorer, Scorer
 from harness.scrub import SECRETS, referenced_secrets, url_passwords
@@ -109,11 +110,13 @@ def prepare_scoring(
             matcher = RuleMatcher(scorer)
             rules[scorer.name] = (matcher, definition_hash(matcher.definition))
     judges = []
-    prompts: list[Prompt] = []
-    if any(isinstance(s, JudgeScorer) for s in scorers):
-        prompts = load_prompts(config.prompts)
+    chosen = {s.name for s in scorers}
+    # The prompt set as the config names it (all of it: an answer's prompt is found by id).
+    prompts = (
+        load_prompts(config.prompts) if any(isinstance(s, JudgeScorer) for s in scorers) else []
+    )
     for index, scorer in enumerate(config.scorers):
-        if isinstance(scorer, JudgeScorer) and scorer in scorers:
+        if isinstance(scorer, JudgeScorer) and scorer.name in chosen:
             check_fields(config, index, scorer, prompts)
             prepared = setup_judge(config, scorer)
             digest = definition_hash(definition(scorer, prepared.variants[0].id))
@@ -163,15 +166,17 @@ def _score_rules(
     with _counter(console, "rule scoring: answers") as advance:
         for record in latest_records(plan.ledger, successes_only=True):
             key, digest = record["key"], answer_digest(record)
+            text, now = None, utc_timestamp()
             for name, (matcher, definition_id) in plan.rules.items():
                 state = states.get(score_key(key, name))
                 if state is not None and state.current(definition_id, digest):
                     result.tallies[name].add(record, state.label)
                     continue
-                label, detail = matcher.label(record["full_response"] or "")
+                text = text or seen_as(record["full_response"] or "")
+                label, detail = matcher.label_seen(*text)
                 writer.append(
                     score_line(key, name, definition=definition_id, answer=digest, label=label,
-                               detail=detail)
+                               detail=detail, timestamp=now)
                 )  # fmt: skip
                 result.tallies[name].add(record, label, new=True)
             advance()
@@ -192,12 +197,38 @@ async def _score_judge(
     """Ask the judge about every answer without a current score, then turn its answers into
     scores; the judge run's exit code."""
     name, tally = judge.scorer.name, result.tallies[judge.scorer.name]
-    todo: dict[str, tuple[Prompt, dict[str, Any]]] = {}  # judge prompt id -> it, and the answer
+    todo = _questions(plan, judge, states, result)
+    if not todo:
+        return EXIT_OK
+    model = judge.prepared.models[0].model.name
+    console.print(f"{name}: asking {model} about {len(todo):,} answer(s)")
+    prepared = replace(judge.prepared, prompts=[asked for asked, _ in todo.values()])
+    code = await run_pending(prepared, command="score", console=console, argv=argv)
+    for asked, record in judged(prepared, prepared.prompts):
+        line = _judge_score(judge, asked, record)
+        writer.append(line)
+        tally.add(todo.pop(asked.id)[1], line["label"], new=True)
+    if todo:
+        tally.unscored += len(todo)
+        result.notes.append(
+            f"{name}: {len(todo):,} answer(s) not judged yet (stopped early): "
+            "run the same command again to continue"
+        )
+    return EXIT_OK if code is None else code
+
+
+def _questions(
+    plan: ScoringPlan, judge: _Judge, states: dict[str, ScoreState], result: ScoringResult
+) -> dict[str, tuple[Prompt, dict[str, Any]]]:
+    """The judge's prompt for every answer without a current score (by prompt id, with what a
+    tally needs of the answer); answers with a current score are counted as they are."""
+    name, tally = judge.scorer.name, result.tallies[judge.scorer.name]
+    todo: dict[str, tuple[Prompt, dict[str, Any]]] = {}
     changed = 0
     for record in latest_records(plan.ledger, successes_only=True):
         prompt = plan.prompts.get(record["prompt_id"])
         if prompt is None or prompt.hash != record.get("prompt_hash"):
-            changed += 1  # its prompt's text is not the one the answer was made from
+            changed += 1  # the prompt set no longer has the text this answer was made from
             continue
         asked = judge_prompt(judge.scorer, record, prompt)
         state = states.get(score_key(record["key"], name))
@@ -208,30 +239,10 @@ async def _score_judge(
     if changed:
         tally.unscored += changed
         result.notes.append(
-            f"{name}: {changed:,} answer(s) were made from prompt text the prompts file no "
+            f"{name}: {changed:,} answer(s) were made from prompt text the prompt set no "
             "longer has (edited or removed): not judged; `harness run` answers them again"
         )
-    if not todo:
-        return EXIT_OK
-    console.print(
-        f"{name}: asking {judge.prepared.models[0].model.name} about {len(todo):,} answer(s)"
-    )
-    prepared = replace(judge.prepared, prompts=[asked for asked, _ in todo.values()])
-    code = await run_pending(prepared, command="score", console=console, argv=argv)
-    for asked, record in judged(prepared, [asked for asked, _ in todo.values()]):
-        answer = todo.pop(asked.id)[1]
-        writer.append(_judge_score(judge, asked, record))
-        label = (
-            judge.parse(record["full_response"] or "").label if record["status"] == "ok" else None
-        )
-        tally.add(answer, label, new=True)
-    if todo:
-        tally.unscored += len(todo)
-        result.notes.append(
-            f"{name}: {len(todo):,} answer(s) not judged yet (stopped early): "
-            "run the same command again to continue"
-        )
-    return EXIT_OK if code is None else code
+    return todo
 
 
 def _judge_score(judge: _Judge, asked: Prompt, record: dict[str, Any]) -> dict[str, Any]:

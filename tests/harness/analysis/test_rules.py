@@ -41,6 +41,13 @@ def test_case_is_ignored_unless_case_sensitive():
     assert strict.label("YES")[0] == "yes"
 
 
+def test_a_lowercase_regex_ignoring_case_matches_as_ignorecase_does_and_keeps_the_text():
+    matcher = rules(Rule("denies", regex=(r"cannot\s+find", r"no\S+record")))
+    assert matcher.label("I CANNOT  Find it") == ("denies", "CANNOT  Find")
+    assert matcher.label("NO-RECORD here") == ("denies", "NO-RECORD")
+    assert matcher.label("cannotfind")[0] == "no_match"
+
+
 def test_a_pattern_with_global_inline_flags_still_works_beside_others():
     matcher = rules(Rule("x", regex=("(?s)a.b", "zzz")), case_sensitive=True)
     assert matcher.label("a\nb")[0] == "x" and matcher.label("zzz")[0] == "x"

@@ -23,6 +23,7 @@ from rich.logging import RichHandler
 
 from harness.cli_analysis import add_analysis_verbs
 from harness.commands import command_line as _command
+from harness.commands import positive as _positive
 from harness.commands import say as _say
 from harness.doctor import diagnose, probe_checks, report
 from harness.errors import InputError, LedgerWriteError, recorded_error_types
@@ -425,13 +426,6 @@ def _add_filters(parser: argparse.ArgumentParser) -> None:
     probes.add_argument(
         "--no-probes", dest="probes", action="store_const", const=False, help="no probes"
     )
-
-
-def _positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError("must be at least 1")
-    return value
 
 
 def _seconds(text: str) -> float:

@@ -32,7 +32,7 @@ from harness.analysis.sheets import (
     scorer_labels,
     store,
 )
-from harness.commands import command_line, say
+from harness.commands import command_line, positive, say
 from harness.errors import InputError
 from harness.ledger import LEDGER_NAME
 
@@ -57,7 +57,7 @@ def add_analysis_verbs(verbs: argparse._SubParsersAction) -> None:
         "--scorer",
         help="a scorer to compare the raters with; its labels are the label set without --labels",
     )
-    export.add_argument("--sample", type=_count, help="N answers drawn at random (default: all)")
+    export.add_argument("--sample", type=positive, help="N answers drawn at random (default: all)")
     export.add_argument("--seed", type=int, help="the seed of the sample and the row orders")
     export.add_argument("--name", type=_name, default="annotation", help="default: annotation")
     export.add_argument("--prompts", type=Path, help="the prompts file, if not the run's")
@@ -157,13 +157,6 @@ def _against_scorer(
 
 def _named(name: str) -> list[str]:
     return [] if name == "annotation" else ["--name", name]
-
-
-def _count(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError("must be at least 1")
-    return value
 
 
 def _name(text: str) -> str:

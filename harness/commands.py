@@ -1,7 +1,9 @@
-"""Command lines and plain lines for the user: what every verb prints to say what to do next."""
+"""Command lines and plain lines for the user (what every verb prints to say what to do next), and
+the argument types the verbs share."""
 
 from __future__ import annotations
 
+import argparse
 import os
 import shlex
 import shutil
@@ -29,3 +31,11 @@ def _python_path() -> str:
 def say(console: Console, text: str) -> None:
     """Print a line as it is: no markup, no wrapping (so a command can be copied whole)."""
     console.print(text, markup=False, highlight=False, soft_wrap=True)
+
+
+def positive(text: str) -> int:
+    """An argument that must be a whole number of at least 1."""
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value

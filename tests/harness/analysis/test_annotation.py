@@ -12,23 +12,8 @@ import pytest
 
 from harness.analysis.agreement import cohen, fleiss
 from harness.analysis.scores import read_scores
-from tests.conftest import write_config
+from tests.conftest import SIMPLE_MODEL, write_config
 from tests.harness.analysis.score_project import EXISTENCE, answers, project, score_lines
-
-# 25 prompts at two temperatures: the 50 answers of the worked example below.
-TWO_TEMPERATURES = """
-[retry]
-max_attempts = 3
-initial_wait = 0.0
-max_wait = 0.0
-attempt_timeout = 2.0
-
-[[models]]
-name = "sim"
-provider = "simulated"
-temperatures = [0.0, 0.5]
-max_concurrency = 8
-"""
 
 # Wikipedia, "Cohen's kappa", worked example: 50 grant proposals read by A and B; both "yes"
 # 20, A yes and B no 5, A no and B yes 10, both "no" 15: p_o = 0.7, p_e = 0.5, kappa = 0.4.
@@ -47,7 +32,9 @@ def write_sheet(path: Path, rows: list[list[str]]) -> Path:
 
 
 def exported(tmp_path, run_cli, *args: str, prompts: int = 25) -> Path:
-    config = write_config(tmp_path, TWO_TEMPERATURES, prompts=prompts)
+    """Answers of `prompts` prompts at two temperatures (50: those of the worked example), and
+    sheets for two raters labelling them yes or no."""
+    config = write_config(tmp_path, SIMPLE_MODEL, prompts=prompts)
     assert run_cli("run", config)[0] == 0
     out = tmp_path / "out"
     code, _, err = run_cli("annotate", "export", out, "--labels", "yes,no", *args)
@@ -102,7 +89,7 @@ def test_the_same_seed_draws_the_same_sample_and_orders(tmp_path, run_cli):
 
 
 def test_a_cell_a_spreadsheet_would_run_as_a_formula_is_quoted(tmp_path, run_cli):
-    config = write_config(tmp_path, TWO_TEMPERATURES, prompts=1)
+    config = write_config(tmp_path, SIMPLE_MODEL, prompts=1)
     prompts = tmp_path / "prompts.json"
     prompts.write_text(prompts.read_text().replace("Does thing", "=HYPERLINK(1) Does thing"))
     assert run_cli("run", config)[0] == 0

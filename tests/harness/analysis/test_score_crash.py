@@ -41,16 +41,24 @@ def asked(judge_ledger: Path) -> int:
     return judge_ledger.read_bytes().count(b'"status"') if judge_ledger.exists() else 0
 
 
-def kill_when(grown: Callable[[], bool], process, deadline: float = 30.0) -> bool:
-    """SIGKILL the process once `grown()` holds; False when it ended first."""
-    end = time.monotonic() + deadline
-    while time.monotonic() < end and process.poll() is None:
-        if grown():
-            crash(process)
-            return True
-        time.sleep(0.005)
-    assert process.wait() == 0, process.stderr.read().decode()
-    return False
+def kill_until_done(config: Path, progress: Callable[[], int], step: Callable[[], int]) -> int:
+    """Start `harness score` again and again, SIGKILLing it once `progress()` has grown by
+    `step()` since its start, until one finishes; then once more, which must find nothing to
+    do wrong. Returns how many were killed."""
+    kills = 0
+    for _ in range(20):
+        target = progress() + step()
+        process = harness_process("score", str(config))
+        while process.poll() is None and progress() < target:
+            time.sleep(0.005)
+        if process.poll() is not None:
+            assert process.wait() == 0, process.stderr.read().decode()
+            break
+        crash(process)
+        kills += 1
+    process = harness_process("score", str(config))
+    assert process.wait(timeout=120) == 0, process.stderr.read().decode()
+    return kills
 
 
 @pytest.mark.slow
@@ -58,17 +66,8 @@ def test_sigkill_during_rule_scoring_then_resume_gives_one_score_per_answer(tmp_
     config = write_config(tmp_path, SIMPLE_MODEL + EXISTENCE + REFUSAL)
     out = tmp_path / "out"
     write_answers(out / "ledger.jsonl", 20_000)
-    scores = out / "scores.jsonl"
-    rng = random.Random(20261124)
-    kills = 0
-    for _ in range(20):
-        target = size(scores) + rng.randint(100_000, 2_000_000)
-        process = harness_process("score", str(config))
-        if not kill_when(lambda target=target: size(scores) >= target, process):
-            break
-        kills += 1
-    process = harness_process("score", str(config))
-    assert process.wait(timeout=120) == 0, process.stderr.read().decode()
+    scores, rng = out / "scores.jsonl", random.Random(20261124)
+    kills = kill_until_done(config, lambda: size(scores), lambda: rng.randint(100_000, 2_000_000))
     assert kills >= 2
     counts = per_key(out)
     assert len(counts) == 40_000 and set(counts.values()) == {1}
@@ -81,15 +80,7 @@ def test_sigkill_during_a_judges_run_then_resume_asks_each_question_once(tmp_pat
     out = tmp_path / "out"
     judge_ledger = out / "judge" / "grader" / "ledger.jsonl"
     rng = random.Random(7)
-    kills = 0
-    for _ in range(20):
-        target = asked(judge_ledger) + rng.randint(5, 40)
-        process = harness_process("score", str(config))
-        if not kill_when(lambda target=target: asked(judge_ledger) >= target, process):
-            break
-        kills += 1
-    process = harness_process("score", str(config))
-    assert process.wait(timeout=120) == 0, process.stderr.read().decode()
+    kills = kill_until_done(config, lambda: asked(judge_ledger), lambda: rng.randint(5, 40))
     assert kills >= 2
     answered = Counter(r["key"] for r in results(judge_ledger) if r["status"] == "ok")
     assert len(answered) == 240 and set(answered.values()) == {1}

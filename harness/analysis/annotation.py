@@ -106,28 +106,15 @@ def export_sheets(request: ExportRequest) -> Exported:
     labels = request.labels or _labels_given(output, request.scorer)
     source = prompt_source(ledger, request.prompts)
     prompts = _load(source, request.prompts)
-    eligible = [
-        key for key, prompt_id, digest in _answers(ledger) if _shown(prompts, prompt_id, digest)
-    ]
-    rng = random.Random(request.seed)
-    chosen = (
-        eligible
-        if request.sample is None
-        else rng.sample(eligible, min(request.sample, len(eligible)))
-    )
-    if not chosen:
+    shown = [k for k, prompt_id, hashed in _answers(ledger) if _shown(prompts, prompt_id, hashed)]
+    if not shown:
         raise InputError(f"{ledger}: no answer whose prompt text is in {source}")
-    rng.shuffle(chosen)
-    width = max(4, len(str(len(chosen))))
-    item_of = {answer_key: f"{n:0{width}d}" for n, answer_key in enumerate(chosen, start=1)}
-    items, texts = _items(ledger, item_of, prompts)
+    rng = random.Random(request.seed)
+    items, texts = _items(ledger, _draw(rng, shown, request.sample), prompts)
     orders = {rater: rng.sample(list(items), len(items)) for rater in request.raters}
     folder = output / request.name
-    sheets = []
     for rater, order in orders.items():
-        sheet = folder / f"{rater}.csv"
-        _write_sheet(sheet, rater, order, texts)
-        sheets.append(sheet)
+        _write_sheet(folder / f"{rater}.csv", rater, order, texts)
     _write_instructions(folder / "INSTRUCTIONS.txt", labels, request.raters)
     body = {
         "schema": KEY_SCHEMA,
@@ -143,9 +130,20 @@ def export_sheets(request: ExportRequest) -> Exported:
         "items": items,
         "orders": orders,
     }
-    with written_whole(key) as temporary:
+    with written_whole(key) as temporary:  # last: a key means a whole export
         temporary.write_bytes(orjson.dumps(body, option=orjson.OPT_INDENT_2))
-    return Exported(tuple(sheets), key, len(items), labels, len(eligible))
+    sheets = tuple(folder / f"{rater}.csv" for rater in orders)
+    return Exported(sheets, key, len(items), labels, len(shown))
+
+
+def _draw(rng: random.Random, answer_keys: list[str], sample: int | None) -> dict[str, str]:
+    """The answers to rate (`sample` of them, or all), shuffled, each with its item number."""
+    chosen = (
+        answer_keys if sample is None else rng.sample(answer_keys, min(sample, len(answer_keys)))
+    )
+    rng.shuffle(chosen)
+    width = max(4, len(str(len(chosen))))
+    return {answer_key: f"{n:0{width}d}" for n, answer_key in enumerate(chosen, start=1)}
 
 
 def _labels_given(output: Path, scorer: str | None) -> tuple[str, ...]:

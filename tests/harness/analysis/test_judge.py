@@ -246,3 +246,34 @@ def test_the_judge_keeps_its_ledger_beside_the_answers_and_resumes_it(tmp_path, 
     judge_ledger = ledger_lines(tmp_path / "out" / "judge" / "grader" / "ledger.jsonl")
     run_lines = [line for line in judge_ledger if line.get("type") == "run"]
     assert len(run_lines) == 1 and run_lines[0]["command"] == "score"
+
+
+def test_a_judges_budget_stops_it_and_a_larger_one_lets_it_finish(tmp_path, run_cli):
+    judge = """
+[[scorers]]
+name = "priced"
+type = "judge"
+labels = ["Yes", "No"]
+verdict_pattern = "\\\\A(\\\\w+)"
+template = "Grade: {response}"
+budget_usd = 0.005
+[scorers.model]
+provider = "simulated"
+max_tokens = 64
+max_concurrency = 1
+[scorers.model.price]
+input = 10.0
+output = 10.0
+"""
+    config = project(tmp_path, run_cli, judge, prompts=10)
+    code, stdout, _ = run_cli("score", config)
+    judge_ledger = tmp_path / "out" / "judge" / "priced" / "ledger.jsonl"
+    spent = sum(r["cost_usd"] for r in results(judge_ledger))
+    assert code == 4 and "Stopped at the budget" in stdout and "not judged yet" in stdout
+    assert 0 < len(results(judge_ledger)) < 20 and spent <= 0.005
+    scored = len(per_key(tmp_path / "out"))
+    assert scored == len(results(judge_ledger))
+    rewrite_scorers(config, "budget_usd = 0.005", "budget_usd = 1.0")
+    code, stdout, _ = run_cli("score", config)
+    assert code == 0 and len(per_key(tmp_path / "out")) == 20
+    assert len(results(judge_ledger)) == 20  # the judged ones were not asked again

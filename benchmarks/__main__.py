@@ -18,7 +18,9 @@
     ledger (a tenth of it failures), process start to exit (median of 3)
 (l) loading 1,000,000 prompts from JSONL, CSV and Parquet: seconds and peak RSS of a fresh
     process (median of 3)
-(m) 100,000 jobs in batch mode through each provider's batch API (the real SDKs) on a loopback
+(m) `python -m harness score` of 1,000,000 answers by two rule scorers (one run; see
+    benchmarks/scoring.py), then again with every score current: seconds and peak RSS
+(n) 100,000 jobs in batch mode through each provider's batch API (the real SDKs) on a loopback
     server that ends every batch at once: the run's start to its last record, and peak RSS, at the
     default batch sizes and (Anthropic) in batches of 10,000, each next to 20,000 jobs' RSS
 """
@@ -55,6 +57,7 @@ from benchmarks.project import (
     write_project,
 )
 from benchmarks.prompt_sets import load_figures, write_prompt_sets
+from benchmarks.scoring import score_figures, write_scoring_project
 from harness.ledger import build_index, read_ledger
 
 ROUNDS = 3
@@ -294,16 +297,32 @@ def prompt_set_loading(root: Path) -> None:
         path.unlink()
 
 
+def rule_scoring(root: Path) -> None:
+    config, size = write_scoring_project(root / "scoring", 1_000_000)
+    seconds, peak = score_figures(config)
+    report(
+        f"(m) score 1,000,000 answers, 2 rule scorers ({size / 1e9:.1f} GB)",
+        f"{seconds:.1f} s, {peak:,.0f} MB",
+        "<= 30 s, 1 GB",
+        seconds <= 30 and peak <= 1024,
+    )
+    seconds, peak = score_figures(config)
+    report("    again, every score current: nothing appended", f"{seconds:.1f} s, {peak:,.0f} MB",
+           "-", True)  # fmt: skip
+    (config.parent / "out" / "ledger.jsonl").unlink()
+    (config.parent / "out" / "scores.jsonl").unlink()
+
+
 def batch_mode(root: Path) -> None:
     for provider, batch, label in (
         ("anthropic", "", "anthropic, default size (100,000 a batch)"),
         ("anthropic", "max_requests = 10000\n", "anthropic, 10,000 a batch"),
         ("gemini", "", "gemini, default size (10,000 a batch)"),
     ):
-        seconds, rss, batches = batch_run(root / "m", provider, 100_000, batch)
-        _, small_rss, _ = batch_run(root / "m", provider, 20_000, batch)
+        seconds, rss, batches = batch_run(root / "n", provider, 100_000, batch)
+        _, small_rss, _ = batch_run(root / "n", provider, 20_000, batch)
         report(
-            f"(m) batch, {label}: start to last record",
+            f"(n) batch, {label}: start to last record",
             f"{seconds:,.1f} s ({batches} batches)",
             "-",
             True,
@@ -332,6 +351,7 @@ def main() -> None:
             local_models,
             plan_at_scale,
             prompt_set_loading,
+            rule_scoring,
             batch_mode,
         ):
             bench(root)

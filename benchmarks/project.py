@@ -70,11 +70,12 @@ def ledger_wall_seconds(config: Path) -> float:
     return sum(s.wall_seconds for s in summarize(ledger).variants)
 
 
-def peak_rss_of_run(config: Path) -> tuple[float, float]:
-    """Run the config in a child `harness run`; returns (wall seconds, the child's peak RSS MB)."""
+def peak_rss_of_run(config: Path, verb: str = "run") -> tuple[float, float]:
+    """Run the config in a child `harness run` (or another verb); returns (wall seconds, the
+    child's peak RSS MB)."""
     started = time.perf_counter()
     child = subprocess.run(
-        [sys.executable, "-m", "benchmarks.peak_rss", "run", str(config)],
+        [sys.executable, "-m", "benchmarks.peak_rss", verb, str(config)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,

@@ -1,4 +1,5 @@
-"""The command line: `run`, `rerun`, `status`, `plan`, `doctor` and `batches cancel`.
+"""The command line: `run`, `rerun`, `status`, `plan`, `doctor` and `batches cancel` (and, from
+`harness.cli_analysis`, `score` and `annotate`).
 
 Exit codes: 0 every job answered, 1 some failed for good, 2 bad input or set-up, 3 the ledger
 could not be written mid-run (disk full, file replaced), 4 a budget cap stopped the run (raise
@@ -21,10 +22,13 @@ from rich.console import Console
 from rich.logging import RichHandler
 
 from harness import open_batches
-from harness.batch import reattachable
+from harness.cli_analysis import add_analysis_verbs
+from harness.commands import command_line as _command
+from harness.commands import positive as _positive
+from harness.commands import say as _say
 from harness.doctor import diagnose, probe_checks, report
 from harness.errors import InputError, LedgerWriteError, recorded_error_types
-from harness.ledger import LEDGER_NAME, LedgerWriter, ResumeIndex, build_index
+from harness.ledger import LEDGER_NAME, LedgerWriter, build_index
 from harness.plan import Assumptions, make_plan
 from harness.plan_view import plan_json, show_plan
 from harness.probe import probe_all
@@ -38,18 +42,19 @@ from harness.run import (
     FailedJobs,
     Overrides,
     Prepared,
+    batches_to_collect,
     changed_content,
     execute,
     failed_jobs,
     nothing_wanted,
     open_index,
+    open_locked,
     open_writer,
     pending,
     prepare,
 )
 from harness.scrub import SECRETS, ScrubbedStream, scrub_log_record
 from harness.selection import Selection
-from harness.shell import harness_command as _command
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -107,14 +112,9 @@ def _log_to(console: Console) -> None:
 def _run(args: argparse.Namespace, console: Console) -> int:
     prepared = prepare(args.config, _overrides(args))
     _probe_first(prepared, console)
-    writer = open_writer(prepared, fresh=args.fresh, console=console)
-    try:
-        index = open_index(prepared, console)
-    except BaseException:
-        writer.close()
-        raise
+    writer, index = open_locked(prepared, fresh=args.fresh, console=console)
     wanted = pending(index)
-    if nothing_wanted(prepared, wanted) and not _batches_to_collect(prepared, index):
+    if nothing_wanted(prepared, wanted) and not batches_to_collect(prepared, index):
         writer.close()  # nothing appended: not even a run line
         done = sum(prepared.totals().values())
         _say(console, f"nothing to do: {done:,} jobs already done ({prepared.ledger_path})")
@@ -160,7 +160,7 @@ def _rerun_locked(
 ) -> int:
     index = open_index(prepared, console)
     failed = failed_jobs(prepared, index, variants=args.variant, error_types=args.error_type)
-    _say_what_cannot_rerun(prepared, failed, console)
+    _say_what_cannot_rerun(args, prepared, failed, console)
     if not failed.runnable:
         console.print(f"{prepared.ledger_path}: no failed jobs match; nothing to rerun.")
         return EXIT_OK
@@ -180,7 +180,9 @@ def _rerun_locked(
     return EXIT_FAILED if failed.elsewhere and code == EXIT_OK else code
 
 
-def _say_what_cannot_rerun(prepared: Prepared, failed: FailedJobs, console: Console) -> None:
+def _say_what_cannot_rerun(
+    args: argparse.Namespace, prepared: Prepared, failed: FailedJobs, console: Console
+) -> None:
     """Name the variants of failed jobs this run does not have (an error when it can do none of
     the jobs), and count those of prompts or samples it leaves out."""
     if failed.elsewhere:
@@ -193,14 +195,14 @@ def _say_what_cannot_rerun(prepared: Prepared, failed: FailedJobs, console: Cons
     if failed.left_out:
         console.print(
             f"{failed.left_out:,} failed job(s) are of prompts or samples this run leaves out "
-            f"({_left_out_by(prepared)}); not rerunning them."
+            f"({_left_out_by(args, prepared)}); not rerunning them."
         )
 
 
-def _left_out_by(prepared: Prepared) -> str:
+def _left_out_by(args: argparse.Namespace, prepared: Prepared) -> str:
     """What makes a run leave prompts out, as the user set it."""
     words = [w for w in prepared.selection.argv() if w.startswith("--")]
-    return ", ".join([*words, "--prompts", "samples"])
+    return ", ".join([*words, *(["--prompts"] if args.prompts else []), "samples"])
 
 
 def _status(args: argparse.Namespace, console: Console) -> int:
@@ -210,6 +212,8 @@ def _status(args: argparse.Namespace, console: Console) -> int:
     summary = summarize(path, keeps=keeps)
     if not summary.runs and not summary.records:
         raise InputError(f"{path}: not a ledger (no run line or result record in it)")
+    if keeps is not None and not summary.variants:
+        raise InputError(f"{path}: no record of {selection.describe()}")
     console.print(summary_table(summary, str(path)))
     if keeps is not None:
         console.print(
@@ -263,14 +267,6 @@ def _ledger(args: argparse.Namespace) -> Path:
     return path
 
 
-def _batches_to_collect(prepared: Prepared, index: ResumeIndex) -> bool:
-    """Whether the ledger holds open batches this run can collect."""
-    if not index.batches:
-        return False
-    config = prepared.config
-    return bool(reattachable(index, prepared.variants, prepared.prompts, config.samples).by_model)
-
-
 def _plan(args: argparse.Namespace, console: Console) -> int:
     prepared = prepare(args.config, _overrides(args))
     # With --json, stdout holds the JSON alone; what else there is to say goes to stderr.
@@ -321,6 +317,8 @@ def _overrides(args: argparse.Namespace) -> Overrides:
 
 def _selection(args: argparse.Namespace) -> Selection:
     categories = [c.strip() for given in args.category for c in given.split(",") if c.strip()]
+    if args.category and not categories:
+        raise InputError("--category: no category named (an empty value would run them all)")
     return Selection(
         categories=tuple(dict.fromkeys(categories)),
         ids_file=args.ids,
@@ -366,11 +364,6 @@ def _same_jobs(args: argparse.Namespace) -> list[str]:
     for value in getattr(args, "variant", ()):
         words += ["--variant", value]
     return words
-
-
-def _say(console: Console, text: str) -> None:
-    """Print a line as it is: no markup, no wrapping (so a command can be copied whole)."""
-    console.print(text, markup=False, highlight=False, soft_wrap=True)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -450,6 +443,7 @@ def _parser() -> argparse.ArgumentParser:
     cancel.add_argument("ledger", help="a ledger file or the run's output directory")
     _add_batch_config(cancel)
     cancel.set_defaults(verb=_cancel_batches)
+    add_analysis_verbs(verbs)
     return parser
 
 
@@ -471,7 +465,9 @@ def _add_selection(parser: argparse.ArgumentParser) -> None:
         help="N prompts drawn by category and probe flag, the same for the same seed",
     )
     parser.add_argument("--limit", type=_positive, help="only the first N prompts (after filters)")
-    parser.add_argument("--prompts", type=Path, help="another prompts file or dataset folder")
+    parser.add_argument(
+        "--prompts", help="another prompts file, dataset folder or hf://datasets/ORG/NAME"
+    )
     parser.add_argument("--output", type=Path, help="another output directory")
     parser.add_argument("--models", help="comma-separated model names to run")
     parser.add_argument(
@@ -499,13 +495,6 @@ def _add_filters(parser: argparse.ArgumentParser) -> None:
     probes.add_argument(
         "--no-probes", dest="probes", action="store_const", const=False, help="no probes"
     )
-
-
-def _positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError("must be at least 1")
-    return value
 
 
 def _seconds(text: str) -> float:

@@ -11,7 +11,6 @@ import dataclasses
 import hashlib
 import os
 import re
-import string
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -25,6 +24,8 @@ from harness.cost import parse_price
 from harness.errors import ConfigError
 from harness.fields import FieldError, from_table
 from harness.prompt_files import PromptSource, PromptTable
+from harness.prompt_template import PromptTemplate, TemplateError
+from harness.scorer_config import Scorer, parse_scorers
 
 
 @dataclass(frozen=True)
@@ -142,6 +143,7 @@ class RunConfig:
     grace_seconds: float = 10.0
     preflight: Preflight = Preflight()
     budget_usd: float | None = None  # the most the whole ledger may spend, in USD
+    scorers: tuple[Scorer, ...] = ()  # `[[scorers]]`: see harness.scorer_config
 
 
 @dataclass(frozen=True)
@@ -156,6 +158,7 @@ class _TopLevel:
     retry: dict[str, Any] = field(default_factory=dict)
     preflight: dict[str, Any] = field(default_factory=dict)
     budget_usd: float | None = field(default=None, metadata={"min": 0, "max": 1e9})
+    scorers: tuple[dict[str, Any], ...] = ()
 
 
 # Bumped whenever the meaning of a variant changes without its inputs changing (2: per-job seeds
@@ -209,9 +212,8 @@ def _build(path: Path, raw: Mapping[str, Any], table: Mapping[str, Any]) -> RunC
     top = from_table(_TopLevel, table, "")
     defaults = from_table(Defaults, top.defaults, "defaults")
     inherited = dataclasses.asdict(defaults)
-    models = []
-    for index, entry in enumerate(top.models):
-        where = f"models[{index}]"
+
+    def model_entry(entry: Any, where: str) -> ModelConfig:
         if not isinstance(entry, Mapping):
             raise FieldError(where, "expected a table")
         merged = {**inherited, **entry}
@@ -224,7 +226,9 @@ def _build(path: Path, raw: Mapping[str, Any], table: Mapping[str, Any]) -> RunC
         from_table(BatchPolicy, model.batch, f"{where}.batch")
         if model.price:
             parse_price(model.price, f"{where}.price", model.provider)
-        models.append(model)
+        return model
+
+    models = [model_entry(entry, f"models[{i}]") for i, entry in enumerate(top.models)]
     names = [m.name for m in models]
     for index, name in enumerate(names):
         if name in names[:index]:
@@ -243,6 +247,7 @@ def _build(path: Path, raw: Mapping[str, Any], table: Mapping[str, Any]) -> RunC
         grace_seconds=top.grace_seconds,
         preflight=from_table(Preflight, top.preflight, "preflight"),
         budget_usd=top.budget_usd,
+        scorers=parse_scorers(top.scorers, models, model_entry),
     )
 
 
@@ -253,13 +258,13 @@ def _prompt_source(value: str | dict[str, Any], base: Path) -> PromptSource:
     table = from_table(PromptTable, given, "prompts")
     if table.text and table.template:
         raise FieldError("prompts.template", "set either text or template, not both")
+    if not table.path.strip():
+        raise FieldError("prompts.path", "must not be empty")
     if table.template:
         try:
-            names = [name for _, name, _, _ in string.Formatter().parse(table.template) if name]
-        except ValueError as exc:
-            raise FieldError("prompts.template", f"not a valid template: {exc}") from None
-        if not names:
-            raise FieldError("prompts.template", "names no field (write {field} for each)")
+            PromptTemplate(table.template)
+        except TemplateError as exc:
+            raise FieldError("prompts.template", str(exc)) from None
     return PromptSource.from_config(table, base)
 
 

@@ -1,35 +1,34 @@
-"""Where a prompt set is and how to read it: rows streamed from any of the formats researchers keep.
+"""Where a prompt set is and which files it reads (their rows: harness.prompt_readers).
 
 A source is a file (`.json`, `.jsonl`/`.ndjson`, `.csv`, `.tsv`, `.parquet`, `.arrow`), a folder
 (a Hugging Face dataset saved with `save_to_disk`, or a folder of data files such as a hub
-dataset's snapshot), or `hf://datasets/ORG/NAME[@REVISION][/SUBFOLDER]`: a hub dataset read from
-the local Hugging Face cache only, never downloaded. The format comes from the extension unless
-`format` says otherwise; a folder with several splits needs `split`.
+dataset's snapshot), or `hf://datasets/ORG/NAME[@REVISION][/FOLDER]`: a hub dataset read from the
+local Hugging Face cache only, never downloaded (harness.hub_cache). The format comes from the
+extension unless `format` says otherwise.
 
-Every reader yields `(position, row)`: rows are plain mappings, and `DataFile.where(position)`
-names the row for errors: `prompts[2]` (JSON), `line 7` (JSONL), `row 4` (CSV/TSV, counted as a
-spreadsheet counts them: the header is row 1), `row 3` (Parquet, Arrow). JSONL, CSV/TSV, Parquet
-and Arrow stream (memory holds one batch, not the file); a JSON document is read whole.
+A folder of data files is read as Hugging Face lays out a dataset: files whose path names a split
+(`test-00000-of-00001.parquet`, `data/train.jsonl`, `validation/part-0.csv`) belong to it, and
+with any such file only one split is read (`split`, needed when there are several; files naming
+none are then left out: they are a dataset's metadata). Data files in several sub-folders that
+are not splits are several configurations (gsm8k's `main/` and `socratic/`): the path must name
+one.
 """
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 import json
-import os
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-import orjson
-
 from harness.errors import PromptsError
+from harness.hub_cache import hub_snapshot
+from harness.prompt_readers import Rows, read_rows, where
 
 Format = Literal["auto", "json", "jsonl", "csv", "tsv", "parquet", "arrow"]
-Row = Mapping[str, Any]
 
 _EXTENSIONS: dict[str, Format] = {
     ".json": "json",
@@ -41,9 +40,8 @@ _EXTENSIONS: dict[str, Format] = {
     ".pq": "parquet",
     ".arrow": "arrow",
 }
-_HUB = re.compile(r"hf://datasets/([\w.-]+/[\w.-]+)(?:@([\w./-]+?))?(/.*)?$")
 _SPLIT_NAMES = ("train", "validation", "valid", "dev", "test", "eval")
-_BATCH_ROWS = 65_536
+_NOT_DATA = ("dataset_info", "dataset_infos", "dataset_dict", "state")  # datasets' own files
 
 
 @dataclass(frozen=True)
@@ -58,6 +56,7 @@ class FieldMap:
     category: str = ""
     probe: str = ""  # the synthetic-probe flag
     target: str = ""
+    drop: tuple[str, ...] = ()  # fields not kept on records (images, long contexts)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -107,10 +106,17 @@ class DataFile:
     format: Format
 
     def where(self, position: int) -> str:
-        """A row's place in the file, as its readers count."""
-        if self.format == "json":
-            return f"prompts[{position}]"
-        return f"{'line' if self.format == 'jsonl' else 'row'} {position}"
+        """A row's place in the file, as its reader counts."""
+        return where(self.format, position)
+
+    def rows(self) -> Rows:
+        """Every row and its position."""
+        return read_rows(self.path, self.format)
+
+    @property
+    def typed(self) -> bool:
+        """Whether values arrive with column types (Parquet, Arrow), some of which JSON lacks."""
+        return self.format in ("parquet", "arrow")
 
     @property
     def text_cells(self) -> bool:
@@ -122,7 +128,7 @@ def data_files(source: PromptSource) -> tuple[list[DataFile], str | None]:
     """The files a source reads, in order, and the hub commit they come from (None off the hub)."""
     commit = None
     if source.location.startswith("hf://"):
-        path, commit = _hub_snapshot(source.location)
+        path, commit = hub_snapshot(source.location)
     else:
         path = Path(source.location)
     if path.is_dir():
@@ -130,16 +136,9 @@ def data_files(source: PromptSource) -> tuple[list[DataFile], str | None]:
     if not path.exists():
         hint = " (a Hugging Face hub dataset? write hf://datasets/ORG/NAME)" * (not path.suffix)
         raise PromptsError(f"{source.location}: no such file or folder{hint}")
+    if source.split:
+        raise PromptsError(f"{path}: split {source.split!r} given, but one file has no splits")
     return [DataFile(path, _format_of(path, source.format))], commit
-
-
-def iter_rows(file: DataFile) -> Iterator[tuple[int, Any]]:
-    """Every row of one data file and its position (see `DataFile.where`); PromptsError for a
-    file that cannot be read."""
-    try:
-        yield from _READERS[file.format](file.path)
-    except OSError as exc:
-        raise PromptsError(f"{file.path}: cannot read: {exc.strerror or exc}") from None
 
 
 def _format_of(path: Path, declared: Format) -> Format:
@@ -159,29 +158,58 @@ def _folder_files(folder: Path, source: PromptSource) -> list[DataFile]:
         split = _pick_split(folder, [str(s) for s in splits], source.split)
         return _folder_files(folder / split, PromptSource(str(folder / split), source.format))
     if (folder / "state.json").exists():
+        if source.split:
+            raise PromptsError(f"{folder}: split {source.split!r} given, but it is one split")
         state = _json_file(folder / "state.json")
         names = [entry.get("filename") for entry in state.get("_data_files", [])]
         if not names or not all(isinstance(n, str) for n in names):
             raise PromptsError(f"{folder / 'state.json'}: _data_files: expected a list of files")
         return [DataFile(folder / name, "arrow") for name in names]
-    found = sorted(
-        path
-        for path in folder.rglob("*")
-        if path.suffix.lower() in _EXTENSIONS
-        and path.is_file()
-        and not any(part.startswith(".") for part in path.relative_to(folder).parts)
-    )
+    found = sorted(_data_paths(folder))
     if not found:
         raise PromptsError(f"{folder}: no data files ({', '.join(sorted(_EXTENSIONS))})")
     by_split: dict[str, list[Path]] = {}
     for path in found:
         by_split.setdefault(_split_of(path.relative_to(folder)), []).append(path)
     named = sorted(s for s in by_split if s)
-    if source.split or len(named) > 1:
-        chosen = by_split.get(_pick_split(folder, named, source.split), [])
+    if named:
+        chosen = by_split[_pick_split(folder, named, source.split)]
+    elif source.split:
+        raise PromptsError(f"{folder}: split {source.split!r} given, but no file names a split")
     else:
         chosen = found
+    _one_configuration(folder, chosen)
     return [DataFile(path, _format_of(path, source.format)) for path in chosen]
+
+
+def _data_paths(folder: Path) -> Iterator[Path]:
+    for path in folder.rglob("*"):
+        relative = path.relative_to(folder)
+        if (
+            path.suffix.lower() in _EXTENSIONS
+            and path.stem not in _NOT_DATA
+            and not any(part.startswith(".") for part in relative.parts)
+            and path.is_file()
+        ):
+            yield path
+
+
+def _one_configuration(folder: Path, files: list[Path]) -> None:
+    """Refuse files spread over sub-folders that are not splits: configurations of a dataset."""
+    tops = sorted(
+        {
+            path.relative_to(folder).parts[0]
+            for path in files
+            if len(path.relative_to(folder).parts) > 1
+        }
+        - {*_SPLIT_NAMES, "data"}
+    )
+    if len(tops) > 1:
+        shown = ", ".join(tops[:8]) + (", ..." if len(tops) > 8 else "")
+        raise PromptsError(
+            f"{folder}: {len(tops)} configurations ({shown}): add one to the path "
+            f"({folder.name}/{tops[0]})"
+        )
 
 
 def _split_of(relative: Path) -> str:
@@ -203,34 +231,6 @@ def _pick_split(folder: Path, splits: list[str], wanted: str) -> str:
     )
 
 
-def _hub_snapshot(location: str) -> tuple[Path, str]:
-    """A hub dataset's snapshot folder in the local cache, and its commit; never the network."""
-    match = _HUB.match(location)
-    if match is None:
-        raise PromptsError(f"{location}: expected hf://datasets/ORG/NAME[@REVISION][/FOLDER]")
-    name, revision, inner = match.group(1), match.group(2) or "main", match.group(3) or ""
-    cache = _hub_cache() / f"datasets--{name.replace('/', '--')}"
-    commit = revision
-    ref = cache / "refs" / revision
-    if ref.is_file():
-        commit = ref.read_text().strip()
-    snapshot = cache / "snapshots" / commit
-    if not snapshot.is_dir():
-        raise PromptsError(
-            f"{location}: not in the local Hugging Face cache ({cache}); the harness never "
-            f"downloads prompts: run `hf download --repo-type dataset {name}` first, or point "
-            "prompts at a folder saved with datasets' save_to_disk"
-        )
-    return snapshot / inner.strip("/"), commit
-
-
-def _hub_cache() -> Path:
-    if os.environ.get("HF_HUB_CACHE"):
-        return Path(os.environ["HF_HUB_CACHE"])
-    home = os.environ.get("HF_HOME") or str(Path("~/.cache/huggingface").expanduser())
-    return Path(home) / "hub"
-
-
 def _json_file(path: Path) -> dict[str, Any]:
     try:
         document = json.loads(path.read_text(encoding="utf-8"))
@@ -239,111 +239,3 @@ def _json_file(path: Path) -> dict[str, Any]:
     if not isinstance(document, dict):
         raise PromptsError(f"{path}: expected a JSON object")
     return document
-
-
-def _json_rows(path: Path) -> Iterator[tuple[int, Any]]:
-    document = _decode(path, path.read_bytes(), "")
-    if isinstance(document, Mapping):
-        if "prompts" not in document:
-            raise PromptsError(
-                f'{path}: expected a list of prompts or an object with a "prompts" list'
-            )
-        document = document["prompts"]
-    if not isinstance(document, list):
-        raise PromptsError(f"{path}: prompts: expected a list")
-    yield from enumerate(document)
-
-
-def _jsonl_rows(path: Path) -> Iterator[tuple[int, Any]]:
-    with path.open("rb") as file:
-        for number, line in enumerate(file, start=1):
-            if line.strip():
-                yield number, _decode(path, line, f"line {number}, ")
-
-
-def _decode(path: Path, data: bytes, where: str) -> Any:
-    try:
-        return orjson.loads(data)
-    except orjson.JSONDecodeError as exc:
-        position = f"column {exc.colno}" if where else f"line {exc.lineno}, column {exc.colno}"
-        raise PromptsError(f"{path}: {where}{position}: invalid JSON: {exc.msg}") from None
-
-
-def _delimited_rows(path: Path, delimiter: str) -> Iterator[tuple[int, Any]]:
-    with path.open(encoding="utf-8-sig", newline="") as file:
-        reader = csv.reader(file, delimiter=delimiter, strict=True)
-        try:
-            header = next(reader, None)
-            if header is None:
-                return
-            names = [name.strip() for name in header]
-            repeated = next((n for i, n in enumerate(names) if n in names[:i]), None)
-            if repeated is not None or "" in names:
-                what = f"column {repeated!r} twice" if repeated else "an empty column name"
-                raise PromptsError(f"{path}: line 1: header has {what}")
-            for number, cells in enumerate(reader, start=2):
-                if not any(cell.strip() for cell in cells):
-                    continue
-                if len(cells) != len(names):
-                    raise PromptsError(
-                        f"{path}: row {number}: {len(cells)} cells for {len(names)} columns"
-                    )
-                yield number, dict(zip(names, cells, strict=True))
-        except csv.Error as exc:
-            raise PromptsError(f"{path}: line {reader.line_num}: {exc}") from None
-        except UnicodeDecodeError as exc:
-            raise PromptsError(f"{path}: not UTF-8 text ({exc.reason})") from None
-
-
-def _csv_rows(path: Path) -> Iterator[tuple[int, Any]]:
-    return _delimited_rows(path, ",")
-
-
-def _tsv_rows(path: Path) -> Iterator[tuple[int, Any]]:
-    return _delimited_rows(path, "\t")
-
-
-def _parquet_rows(path: Path) -> Iterator[tuple[int, Any]]:
-    import pyarrow.parquet as pq
-    from pyarrow import ArrowException
-
-    try:
-        batches = pq.ParquetFile(path).iter_batches(batch_size=_BATCH_ROWS)
-        yield from _numbered(batch.to_pylist() for batch in batches)
-    except ArrowException as exc:
-        raise PromptsError(f"{path}: not a readable Parquet file: {exc}") from None
-
-
-def _arrow_rows(path: Path) -> Iterator[tuple[int, Any]]:
-    """An Arrow IPC stream (what `save_to_disk` writes) or an Arrow IPC file, memory-mapped."""
-    import pyarrow as pa
-
-    try:
-        source = pa.memory_map(str(path))
-        try:
-            reader = pa.ipc.open_stream(source)
-        except pa.ArrowInvalid:
-            source.seek(0)
-            opened = pa.ipc.open_file(source)
-            reader = (opened.get_batch(i) for i in range(opened.num_record_batches))
-        yield from _numbered(batch.to_pylist() for batch in reader)
-    except pa.ArrowException as exc:
-        raise PromptsError(f"{path}: not a readable Arrow file: {exc}") from None
-
-
-def _numbered(batches: Iterator[list[dict[str, Any]]]) -> Iterator[tuple[int, Any]]:
-    number = 0
-    for rows in batches:
-        for row in rows:
-            number += 1
-            yield number, row
-
-
-_READERS = {
-    "json": _json_rows,
-    "jsonl": _jsonl_rows,
-    "csv": _csv_rows,
-    "tsv": _tsv_rows,
-    "parquet": _parquet_rows,
-    "arrow": _arrow_rows,
-}

@@ -16,8 +16,8 @@ config can name any other field for each (see harness.prompt_files.FieldMap):
 | target    | `target`                                                                         |
 
 Every other field is kept on the prompt's records as metadata, `target` included (so a judge's
-rubric can say `{target}`), with the fields of Inspect's `metadata` object merged in. Errors name
-the file, the row or line, and the field.
+rubric can say `{target}`), with the fields of Inspect's `metadata` object merged in, except those
+`drop` names and those the prompt is made of. Errors name the file, the row or line, and the field.
 """
 
 from __future__ import annotations
@@ -29,6 +29,8 @@ import sys
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +38,8 @@ import orjson
 
 from harness.api import Message
 from harness.errors import PromptsError
-from harness.prompt_files import DataFile, FieldMap, PromptSource, data_files, iter_rows
+from harness.prompt_files import DataFile, FieldMap, PromptSource, data_files
+from harness.prompt_template import PromptTemplate, TemplateError
 
 _ID_KEYS = ("id", "prompt_id", "idx", "task_id", "question_id")
 _TEXT_KEYS = ("input", "prompt", "text", "prompt_text", "question")
@@ -88,9 +91,9 @@ def load_prompts(source: PromptSource | str | Path) -> list[Prompt]:
     seen: set[str] = set()
     with _collection_paused():
         for file in files:
-            for position, row in iter_rows(file):
+            for position, row in file.rows():
                 try:
-                    prompt = reader.prompt(row, file.text_cells)
+                    prompt = reader.prompt(row, file)
                 except _RowError as exc:
                     raise PromptsError(f"{file.path}: {file.where(position)}: {exc}") from None
                 if prompt.id in seen:
@@ -121,7 +124,7 @@ def _collection_paused() -> Iterator[None]:
 
 def _place(files: list[DataFile], ordinal: int) -> str:
     """Where the `ordinal`-th row of a set is (read again: only an error needs it)."""
-    rows = ((file, position) for file in files for position, _ in iter_rows(file))
+    rows = ((file, position) for file in files for position, _ in file.rows())
     file, position = next(itertools.islice(rows, ordinal, None))
     return file.where(position) if len(files) == 1 else f"{file.path.name} {file.where(position)}"
 
@@ -133,43 +136,47 @@ class _RowError(ValueError):
 class _RowReader:
     """Turns rows into prompts by the field rules above; numbers the rows of a set without ids.
 
-    A row's fields are copied once; each field that is read as the id, the prompt, the system
-    turn, the category, the flag or the target is taken out of the copy, and the rest is metadata.
+    A row's fields are copied once; each field that is read as the id, the prompt (a template's
+    fields included), the system turn, the category, the flag or the target is taken out of the
+    copy, and the rest is metadata.
     """
 
     def __init__(self, fields: FieldMap) -> None:
         self.fields = fields
+        self.template = PromptTemplate(fields.template) if fields.template else None
         self.rows = 0
         self.numbered: bool | None = None  # decided by the first row
 
-    def prompt(self, row: Any, text_cells: bool) -> Prompt:
-        if not isinstance(row, Mapping):
+    def prompt(self, row: Any, file: DataFile) -> Prompt:
+        if type(row) is not dict and not isinstance(row, Mapping):
             raise _RowError("expected an object")
         self.rows += 1
-        fields = self.fields
+        fields, text_cells = self.fields, file.text_cells
         rest = dict(row)
         nested = rest.pop("metadata", None)
-        if isinstance(nested, Mapping):
+        if nested is None:
+            pass
+        elif isinstance(nested, Mapping):
             nested = dict(nested)
-        elif nested is not None:
+        else:
             rest["metadata"] = nested
             nested = None
-        prompt_id = self._id(row, rest)
-        messages = _messages(row, rest, nested, fields)
-        category = _pick(row, rest, nested, fields.category, "category")
-        if category is None:
-            category = ""
-        elif not isinstance(category, str):
-            raise _RowError(f"{fields.category or 'category'}: expected a string")
+        prompt_id = self._id(row, rest, text_cells)
+        messages = self._messages(row, rest, nested)
+        category = _category(_pick(row, rest, nested, fields.category, "category"), text_cells)
         flag = _pick(row, rest, nested, fields.probe, "is_synthetic_probe")
         probe = _flag(flag, text_cells, fields.probe or "is_synthetic_probe")
         if fields.target:
             rest["target"] = _take(row, rest, fields.target)
         if nested:
             rest = {**nested, **rest}
+        for name in fields.drop:
+            rest.pop(name, None)
+        if file.typed:
+            rest = _json_ready(rest)
         return Prompt(prompt_id, messages, sys.intern(category), probe, rest)
 
-    def _id(self, row: Mapping[str, Any], rest: dict[str, Any]) -> str:
+    def _id(self, row: Mapping[str, Any], rest: dict[str, Any], text_cells: bool) -> str:
         mapped = self.fields.id
         key = mapped or next((k for k in _ID_KEYS if k in row), None)
         if self.numbered is None:
@@ -179,32 +186,58 @@ class _RowReader:
                 raise _RowError(f"{key}: this row has an id but the first row has none")
             return str(self.rows)
         value = _take(row, rest, key) if key is not None else None
+        if (
+            type(value) is str
+            and value
+            and not value[0].isspace()
+            and not value[-1].isspace()
+            and "|" not in value
+            and "\n" not in value
+        ):
+            return value  # the usual id, checked at once
+        name = mapped or key or "id"
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)  # an integer column with a gap, as pandas stores it
         if isinstance(value, int) and not isinstance(value, bool):
             value = str(value)
-        if not isinstance(value, str) or not value.strip():
-            raise _RowError(f'missing id (set "{mapped or "id"}" to a non-empty string)')
+        if value is None or value == "" or (isinstance(value, float) and value != value):
+            raise _RowError(f'missing id (set "{name}" to a non-empty string)')
+        if not isinstance(value, str):
+            raise _RowError(f"{name}: expected a string or an integer, got {value!r}")
+        if text_cells:
+            value = value.strip()
+        if not value or value != value.strip() or "\n" in value:
+            raise _RowError(f"{name}: {value!r}: no line breaks or spaces at its ends, please")
         if "|" in value:
             raise _RowError(f"id {value!r} must not contain '|'")
         return value
 
+    def _messages(
+        self, row: Mapping[str, Any], rest: dict[str, Any], nested: Mapping[str, Any] | None
+    ) -> tuple[Message, ...]:
+        """The turns to send: the system turn, if any, then the prompt as text or chat turns."""
+        fields = self.fields
+        system = _take(row, rest, fields.system) if fields.system else rest.pop("system", None)
+        if system not in (None, "") and (not isinstance(system, str) or not system.strip()):
+            raise _RowError(f"{fields.system or 'system'}: expected a non-empty string")
+        head = (Message("system", system),) if system else ()
+        if self.template is not None:
+            try:
+                text = self.template.render({**(nested or {}), **row})
+            except TemplateError as exc:
+                raise _RowError(f"template: {exc}") from None
+            for name in self.template.fields:
+                rest.pop(name, None)
+            return (*head, Message("user", _text(text, "template")))
+        return head + _prompt(row, rest, fields)
 
-def _messages(
-    row: Mapping[str, Any],
-    rest: dict[str, Any],
-    nested: Mapping[str, Any] | None,
-    fields: FieldMap,
-) -> tuple[Message, ...]:
-    """The turns to send: the system turn, if any, then the prompt as text or chat turns."""
-    system = _take(row, rest, fields.system) if fields.system else rest.pop("system", None)
-    if system not in (None, "") and (not isinstance(system, str) or not system.strip()):
-        raise _RowError(f"{fields.system or 'system'}: expected a non-empty string")
-    head = (Message("system", system),) if system else ()
-    if fields.template:
-        return (*head, Message("user", _render(fields.template, row, nested)))
+
+def _prompt(row: Mapping[str, Any], rest: dict[str, Any], fields: FieldMap) -> tuple[Message, ...]:
+    """The prompt's turns, from the field the rules above pick."""
     if fields.text:
-        return head + _turns(_take(row, rest, fields.text), fields.text)
+        return _turns(_take(row, rest, fields.text), fields.text)
     if "messages" in row:
-        return head + _turns(rest.pop("messages"), "messages", chat_only=True)
+        return _turns(rest.pop("messages"), "messages", chat_only=True)
     if "instruction" in row:  # Alpaca: the instruction, then its input when there is one
         text = _text(rest.pop("instruction"), "instruction")
         extra = rest.pop("input", None)
@@ -212,10 +245,10 @@ def _messages(
             text = f"{text}\n\n{extra}"
         elif extra not in (None, ""):
             raise _RowError("input: expected a string")
-        return (*head, Message("user", text))
+        return (Message("user", text),)
     for key in _TEXT_KEYS:
         if key in row:
-            return head + _turns(rest.pop(key), key)
+            return _turns(rest.pop(key), key)
     found = ", ".join(map(str, row)) or "none"
     raise _RowError(
         f"no prompt field (expected one of messages, instruction, {', '.join(_TEXT_KEYS)}; "
@@ -233,6 +266,8 @@ def _turns(value: Any, name: str, *, chat_only: bool = False) -> tuple[Message, 
     turns = []
     for index, turn in enumerate(value):
         role = turn.get("role") if isinstance(turn, Mapping) else None
+        if role == "tool" or (isinstance(turn, Mapping) and turn.get("tool_calls")):
+            raise _RowError(f"{name}[{index}]: tool calls and tool turns cannot be sent")
         if role not in _ROLES:
             raise _RowError(f"{name}[{index}].role: expected one of {sorted(_ROLES)}")
         turns.append(Message(role, _content(turn.get("content"), f"{name}[{index}]")))
@@ -262,18 +297,6 @@ def _text(value: Any, name: str) -> str:
     return value
 
 
-def _render(template: str, row: Mapping[str, Any], nested: Mapping[str, Any] | None) -> str:
-    """`prompts.template` filled from the row's fields (Inspect's metadata fields too)."""
-    try:
-        text = template.format_map({**(nested or {}), **row})
-    except KeyError as exc:
-        found = ", ".join(map(str, row))
-        raise _RowError(f"template: no field {exc.args[0]!r} (fields found: {found})") from None
-    except (IndexError, AttributeError, ValueError, TypeError) as exc:
-        raise _RowError(f"template: {exc}") from None
-    return _text(text, "template")
-
-
 def _take(row: Mapping[str, Any], rest: dict[str, Any], path: str) -> Any:
     """The value at a field name or a dotted path into nested objects; a top-level field taken
     is not kept again as metadata."""
@@ -281,10 +304,13 @@ def _take(row: Mapping[str, Any], rest: dict[str, Any], path: str) -> Any:
         return rest.pop(path, row[path])
     value: Any = row
     for part in path.split("."):
-        if not isinstance(value, Mapping) or part not in value:
+        if isinstance(value, list) and part.isdigit() and int(part) < len(value):
+            value = value[int(part)]
+        elif isinstance(value, Mapping) and part in value:
+            value = value[part]
+        else:
             found = ", ".join(map(str, row)) or "none"
             raise _RowError(f"{path}: no such field (fields found: {found})")
-        value = value[part]
     return value
 
 
@@ -301,6 +327,43 @@ def _pick(
     if name in row:
         return rest.pop(name)
     return nested.pop(name, None) if nested else None
+
+
+def _category(value: Any, text_cells: bool) -> str:
+    """A category: text (trimmed in CSV/TSV), or an integer (a level, a class) as text."""
+    if value is None:
+        return ""
+    if type(value) is str:
+        return value.strip() if text_cells else value
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    raise _RowError(f"category: expected a string, got {value!r}")
+
+
+def _json_ready(metadata: dict[str, Any]) -> dict[str, Any]:
+    """Metadata as records can hold it: a column type JSON lacks (Parquet's decimals and
+    durations) becomes text or seconds; binary data (an image, audio) is an error naming it."""
+    try:
+        orjson.dumps(metadata)
+        return metadata
+    except TypeError:
+        pass
+    for key, value in metadata.items():
+        try:
+            orjson.dumps(value, default=_plain)
+        except TypeError as exc:  # orjson's error; what `_plain` said is its cause
+            raise _RowError(f"{key}: {exc.__cause__ or exc}") from None
+    return orjson.loads(orjson.dumps(metadata, default=_plain))
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, timedelta):
+        return value.total_seconds()
+    if isinstance(value, bytes | bytearray):
+        raise TypeError("binary data (an image? audio?) cannot be kept on records: add it to drop")
+    raise TypeError(f"a {type(value).__name__} cannot be kept on records: add it to drop")
 
 
 def _flag(value: Any, text_cells: bool, name: str) -> bool:

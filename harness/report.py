@@ -267,7 +267,7 @@ def _total(variants: list[VariantSummary]) -> str:
     if not unknown:
         return f"total cost: ${known:,.4f}"
     if len(unknown) == len(variants):
-        return "total cost: unknown (no price: set [models.price])"
+        return "total cost: unknown (no price: set \\[models.price])"
     return f"total cost: ${known:,.4f}, and unknown for {', '.join(unknown)} (no price)"
 
 

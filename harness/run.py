@@ -18,6 +18,7 @@ from rich.console import Console
 
 from harness.batch import BatchLane, reattachable
 from harness.budget import Budget, Budgets, ledger_spend
+from harness.commands import command_line
 from harness.config import (
     ModelConfig,
     RetryPolicy,
@@ -41,7 +42,6 @@ from harness.report import summarize, summary_table
 from harness.scheduler import LaneWork, batch_events, lane_events, run_lanes
 from harness.scrub import SECRETS, named_secrets, referenced_secrets, url_passwords
 from harness.selection import Selection
-from harness.shell import harness_command
 from providers import REGISTRY, provider_class
 
 EXIT_OK, EXIT_FAILED, EXIT_INPUT, EXIT_LEDGER, EXIT_BUDGET, EXIT_INTERRUPTED = 0, 1, 2, 3, 4, 130
@@ -51,7 +51,7 @@ EXIT_OK, EXIT_FAILED, EXIT_INPUT, EXIT_LEDGER, EXIT_BUDGET, EXIT_INTERRUPTED = 0
 class Overrides:
     """Command-line changes to a config: fewer prompts or models, other paths."""
 
-    prompts: Path | None = None
+    prompts: str | Path | None = None
     output: Path | None = None
     selection: Selection = field(default_factory=Selection)
     models: tuple[str, ...] = ()
@@ -134,7 +134,7 @@ def _chosen(model: ModelConfig, names: Sequence[str]) -> bool:
     return not names or model.name in names
 
 
-def _check_batch(config: RunConfig, index: int, model: ModelConfig, cls: type) -> None:
+def _check_batch(config: RunConfig, entry: str, model: ModelConfig, cls: type) -> None:
     """A model in batch mode needs a provider with a batch API, and limits within its own."""
     limits = getattr(cls, "batch_limits", None)
     if model.mode != "batch":
@@ -142,7 +142,7 @@ def _check_batch(config: RunConfig, index: int, model: ModelConfig, cls: type) -
     if limits is None:
         batched = ", ".join(sorted(name for name, entry in REGISTRY.items() if entry.batch))
         message = f'provider "{model.provider}" has no batch API (batch mode: {batched})'
-        raise ConfigError(config.path, f"models[{index}].mode", message)
+        raise ConfigError(config.path, f"{entry}.mode", message)
     policy = model.batch_policy
     for name, value, most in (
         ("max_requests", policy.max_requests, limits.requests),
@@ -150,31 +150,45 @@ def _check_batch(config: RunConfig, index: int, model: ModelConfig, cls: type) -
     ):
         if value is not None and value > most:
             message = f"must be <= {most:,} (the {model.provider} batch API's limit), got {value:,}"
-            raise ConfigError(config.path, f"models[{index}].batch.{name}", message)
+            raise ConfigError(config.path, f"{entry}.batch.{name}", message)
 
 
-def _setup(config: RunConfig, index: int, model: ModelConfig) -> ModelSetup:
+def prepare_prompts(
+    config: RunConfig, prompts: list[Prompt], models: Sequence[tuple[ModelConfig, str]]
+) -> Prepared:
+    """A run of prompts made in memory (a judge's, from answers) through `models`, each given
+    with where the config defines it (`scorers[1].model`), checked as `prepare` checks a config's
+    models; `config` says where the ledger goes and what limits the run."""
+    setups = [_setup(config, index, model, where) for index, (model, where) in enumerate(models)]
+    return Prepared(config, prompts, tuple(setups))
+
+
+def _setup(
+    config: RunConfig, index: int, model: ModelConfig, entry: str | None = None
+) -> ModelSetup:
     """A model's provider, options and variants; InputError naming the file and model for each
-    problem (a provider not installed, bad options, weights not to be had, a missing key)."""
+    problem (a provider not installed, bad options, weights not to be had, a missing key).
+    `entry` says where the config defines the model, `models[index]` unless given."""
+    entry = entry or f"models[{index}]"
     try:
         cls = provider_class(model.provider)
     except InputError as exc:
-        raise ConfigError(config.path, f"models[{index}].provider", str(exc)) from None
-    where = f"models[{index}].options"
+        raise ConfigError(config.path, f"{entry}.provider", str(exc)) from None
+    where = f"{entry}.options"
     try:
         options = from_table(cls.Options, model.options, where)
     except FieldError as exc:
         path = exc.path if exc.path.startswith(where) else f"{where}{exc.path and '.'}{exc.path}"
         raise ConfigError(config.path, path, exc.message) from None
     SECRETS.add(*named_secrets(options))
-    label = f"{config.path}: models[{index}] ({model.name})"
+    label = f"{config.path}: {entry} ({model.name})"
     resolve = getattr(cls, "resolve", None)  # local models: the exact weights, pinned
     if resolve is not None:
         try:
             options = resolve(model.model_id, options)
         except InputError as exc:
             raise InputError(f"{label}: {exc}") from None
-    _check_batch(config, index, model, cls)
+    _check_batch(config, entry, model, cls)
     problems = cls.preflight(model.model_id, options)
     if _budgeted(config, model) and not model.unpriced_ok and answer_price(model) is None:
         problems.append(
@@ -342,8 +356,8 @@ def _open_batches_note(still_open: Sequence[str], left: Sequence[OpenBatch], out
             f"--prompts, samples): {names}. Their jobs are not sent again; run with the options "
             "that sent them to collect them."
         )
-    lines.append(f"See them with: {harness_command('status', str(output))}")
-    lines.append(f"Cancel them with: {harness_command('batches', 'cancel', str(output))}")
+    lines.append(f"See them with: {command_line('status', str(output))}")
+    lines.append(f"Cancel them with: {command_line('batches', 'cancel', str(output))}")
     return "\n".join(lines)
 
 
@@ -398,6 +412,47 @@ def _caps(prepared: Prepared) -> _Caps:
         name: Budget(name, m.budget_usd, held=held.get(name, 0.0)) for name, m in models.items()
     }
     return _Caps(ledger, caps)
+
+
+async def run_pending(
+    prepared: Prepared, *, command: str, console: Console, argv: Sequence[str] = ()
+) -> int | None:
+    """Run every job of `prepared` its ledger does not hold done (resuming it), as `run` does;
+    the exit code, or None when nothing was left to do (and nothing was appended)."""
+    writer, index = open_locked(prepared, fresh=False, console=console)
+    wanted = pending(index)
+    if nothing_wanted(prepared, wanted) and not batches_to_collect(prepared, index):
+        writer.close()
+        return None
+    return await execute(
+        prepared,
+        command=command,
+        wanted=wanted,
+        console=console,
+        writer=writer,
+        argv=argv,
+        index=index,
+    )
+
+
+def batches_to_collect(prepared: Prepared, index: ResumeIndex) -> bool:
+    """Whether the ledger holds open batches this run can collect."""
+    if not index.batches:
+        return False
+    config = prepared.config
+    return bool(reattachable(index, prepared.variants, prepared.prompts, config.samples).by_model)
+
+
+def open_locked(
+    prepared: Prepared, *, fresh: bool, console: Console
+) -> tuple[LedgerWriter, ResumeIndex]:
+    """The ledger opened and locked (see `open_writer`), then its index read."""
+    writer = open_writer(prepared, fresh=fresh, console=console)
+    try:
+        return writer, open_index(prepared, console)
+    except BaseException:
+        writer.close()
+        raise
 
 
 def open_writer(prepared: Prepared, *, fresh: bool, console: Console) -> LedgerWriter:

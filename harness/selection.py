@@ -8,13 +8,15 @@ The sample is deterministic: within each stratum, prompts are ranked by a hash o
 their id, so the same seed draws the same prompts whatever the file's order, and adding prompts
 to a set changes few of those drawn. Strata get one prompt each first (every category before a
 category's second stratum, so N >= the number of categories covers every category), then the
-rest in proportion to their sizes (largest remainders).
+rest one at a time to the stratum with the most prompts per prompt drawn (Sainte-Lague), which
+keeps the shares close to the strata's sizes and makes every sample of N part of the sample of
+N + 1: a run that grows its sample only adds prompts.
 """
 
 from __future__ import annotations
 
 import hashlib
-import math
+import heapq
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -37,17 +39,13 @@ class Selection:
     sample: int | None = None
     limit: int | None = None
 
-    @property
-    def narrows(self) -> bool:
-        """Whether it leaves any prompt out (of a set with more than it keeps)."""
-        return bool(self.categories or self.ids_file or self.probes is not None) or bool(
-            self.sample or self.limit
-        )
-
     def apply(self, prompts: Sequence[Prompt], seed: int) -> list[Prompt]:
         """The prompts chosen, in file order; InputError for a filter that names what the set
         lacks, or that leaves nothing."""
         chosen = list(prompts)
+        if self.ids_file is not None:
+            ids = read_ids(self.ids_file)
+            _all_known(ids, chosen, self.ids_file)
         if self.categories:
             present = {p.category for p in chosen}
             missing = [c for c in self.categories if c not in present]
@@ -57,7 +55,7 @@ class Selection:
             wanted = set(self.categories)
             chosen = [p for p in chosen if p.category in wanted]
         if self.ids_file is not None:
-            chosen = _with_ids(chosen, read_ids(self.ids_file), self.ids_file)
+            chosen = [p for p in chosen if p.id in ids]
         if self.probes is not None:
             chosen = [p for p in chosen if p.is_synthetic_probe == self.probes]
         if self.sample is not None:
@@ -126,7 +124,7 @@ class Selection:
 def read_ids(path: Path) -> set[str]:
     """Prompt ids, one per line; blank lines and lines starting with # are skipped."""
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError) as exc:
         raise InputError(f"--ids {path}: cannot read: {exc}") from None
     ids = {line.strip() for line in text.splitlines()}
@@ -136,14 +134,11 @@ def read_ids(path: Path) -> set[str]:
     return ids
 
 
-def _with_ids(prompts: list[Prompt], ids: set[str], path: Path) -> list[Prompt]:
+def _all_known(ids: set[str], prompts: list[Prompt], path: Path) -> None:
     unknown = ids - {p.id for p in prompts}
     if unknown:
         shown = ", ".join(sorted(unknown)[:5]) + (", ..." if len(unknown) > 5 else "")
-        raise InputError(
-            f"--ids {path}: {len(unknown):,} id(s) not among the prompts chosen: {shown}"
-        )
-    return [p for p in prompts if p.id in ids]
+        raise InputError(f"--ids {path}: {len(unknown):,} id(s) not in the prompt set: {shown}")
 
 
 def stratified_sample(prompts: Sequence[Prompt], n: int, seed: int) -> list[Prompt]:
@@ -162,22 +157,19 @@ def stratified_sample(prompts: Sequence[Prompt], n: int, seed: int) -> list[Prom
 
 
 def _quotas(sizes: dict[Stratum, int], n: int, seed: int) -> Counter[Stratum]:
-    """How many prompts each stratum gives: one each in coverage order, then the rest in
-    proportion to the sizes left (largest remainder first; ties by the seeded order)."""
+    """How many prompts each stratum gives: one each in coverage order, then one at a time to
+    the stratum with the highest size / (2 x drawn + 1) that has prompts left (ties: coverage
+    order). Each draw only adds to the last, so the quotas of N + 1 contain those of N."""
     order = _coverage_order(sizes, seed)
     quotas: Counter[Stratum] = Counter({s: 1 for s in order[:n]})
-    left = n - sum(quotas.values())
-    if left <= 0:
-        return quotas
-    room = {s: sizes[s] - quotas[s] for s in order}
-    total = sum(room.values())
-    shares = {s: left * room[s] / total for s in order}
-    for s in order:
-        quotas[s] += math.floor(shares[s])
-    left = n - sum(quotas.values())
-    by_remainder = sorted(order, key=lambda s: -(shares[s] - math.floor(shares[s])))
-    for s in by_remainder[:left]:
-        quotas[s] += 1
+    place = {s: i for i, s in enumerate(order)}
+    heap = [(-sizes[s] / 3, place[s], s) for s in order if sizes[s] > 1]
+    heapq.heapify(heap)
+    for _ in range(n - len(quotas)):
+        _, at, stratum = heapq.heappop(heap)
+        quotas[stratum] += 1
+        if quotas[stratum] < sizes[stratum]:
+            heapq.heappush(heap, (-sizes[stratum] / (2 * quotas[stratum] + 1), at, stratum))
     return quotas
 
 

@@ -23,7 +23,7 @@ def jsonl(path: Path, rows: list[dict]) -> Path:
     return path
 
 
-def source(path: Path | str, **fields: str) -> PromptSource:
+def source(path: Path | str, **fields) -> PromptSource:
     split = fields.pop("split", "")
     fmt = fields.pop("format", "auto")
     location = str(path) if str(path).startswith("hf://") else str(Path(path).resolve())
@@ -136,7 +136,7 @@ def test_a_template_builds_the_prompt_from_fields_and_dotted_paths_reach_nested_
         source(path, template="{q}\nA) {choices[0]}\nB) {choices[1]}", category="info.topic")
     )
     assert prompt.text == "Pick one.\nA) x\nB) y" and prompt.category == "t1"
-    assert prompt.metadata["q"] == "Pick one."  # a template's fields stay as metadata
+    assert prompt.metadata == {"info": {"topic": "t1"}}  # a template's fields are the prompt
 
 
 def test_a_row_where_no_field_maps_names_the_fields_it_found(tmp_path):
@@ -321,3 +321,202 @@ def test_a_bad_prompts_table_names_the_key(tmp_path, table, key):
     with pytest.raises(ConfigError) as caught:
         load_config(config)
     assert str(caught.value).startswith(f"{config}: {key}")
+
+
+def test_parquet_decimals_and_durations_are_kept_as_text_and_seconds(tmp_path):
+    from datetime import timedelta
+    from decimal import Decimal
+
+    path = tmp_path / "typed.parquet"
+    table = pa.table(
+        {
+            "id": ["a"],
+            "question": ["q"],
+            "price": pa.array([Decimal("1.50")], pa.decimal128(5, 2)),
+            "took": pa.array([timedelta(seconds=90)], pa.duration("s")),
+        }
+    )
+    pq.write_table(table, path)
+    (prompt,) = load_prompts(path)
+    assert prompt.metadata == {"price": "1.50", "took": 90.0}
+
+
+def test_a_binary_column_is_refused_at_load_naming_the_row_and_column(tmp_path):
+    path = tmp_path / "blob.parquet"
+    pq.write_table(pa.table({"id": ["a"], "question": ["q"], "image": [b"\x89PNG"]}), path)
+    assert error(path).startswith(f"{path}: row 1: image: binary data")
+    assert error(path).endswith("add it to drop")
+    (prompt,) = load_prompts(source(path, drop=("image",)))
+    assert prompt.metadata == {}
+
+
+def test_a_folder_of_several_configurations_asks_for_one(tmp_path):
+    for config in ("main", "socratic"):
+        (tmp_path / "gsm8k" / config).mkdir(parents=True)
+        pq.write_table(
+            pa.table({"question": [f"{config} q"]}),
+            tmp_path / "gsm8k" / config / "test-00000-of-00001.parquet",
+        )
+    assert "2 configurations (main, socratic): add one to the path (gsm8k/main)" in error(
+        tmp_path / "gsm8k"
+    )
+    assert [p.text for p in load_prompts(tmp_path / "gsm8k" / "main")] == ["main q"]
+
+
+def test_a_folders_metadata_files_are_not_read_as_prompts(tmp_path):
+    (tmp_path / "set" / "data").mkdir(parents=True)
+    (tmp_path / "set" / "dataset_infos.json").write_text('{"default": {}}')
+    (tmp_path / "set" / "notes.json").write_text('{"about": "no split named"}')
+    jsonl(tmp_path / "set" / "data" / "test.jsonl", [{"question": "only me"}])
+    assert [p.text for p in load_prompts(tmp_path / "set")] == ["only me"]
+
+
+@pytest.mark.parametrize(
+    ("template", "row", "message"),
+    [
+        ("{q}", {"q": None}, "template: {q} is empty (null)"),
+        (
+            "{input}",
+            {"input": [{"role": "user", "content": "x"}]},
+            "template: {input} is a list: index it",
+        ),
+        ("{c[3]}", {"c": ["a"]}, "template: {c[3]}: no such item"),
+    ],
+)
+def test_a_template_never_sends_null_or_a_python_repr(tmp_path, template, row, message):
+    path = jsonl(tmp_path / "t.jsonl", [{"id": "a", **row}])
+    assert f"line 1: {message}" in error(source(path, template=template))
+
+
+@pytest.mark.parametrize("template", ["{q.__class__}", "{q!r}", "{0}", "{q:{w}}"])
+def test_a_template_with_attributes_conversions_or_positions_is_refused_at_load(tmp_path, template):
+    config = tmp_path / "run.toml"
+    config.write_text(
+        f"[prompts]\npath = \"p.jsonl\"\ntemplate = '{template}'\n\n"
+        '[[models]]\nname = "s"\nprovider = "simulated"\n'
+    )
+    with pytest.raises(ConfigError, match=r"prompts.template: .*write a field by name"):
+        load_config(config)
+
+
+def test_dotted_paths_index_lists(tmp_path):
+    path = jsonl(tmp_path / "l.jsonl", [{"id": "a", "turns": ["first", "second"]}])
+    assert load_prompts(source(path, text="turns.1"))[0].text == "second"
+
+
+@pytest.mark.parametrize(
+    ("row", "message"),
+    [
+        ({"id": True, "prompt": "x"}, "id: expected a string or an integer, got True"),
+        (
+            {"id": " a ", "prompt": "x"},
+            "id: ' a ': no line breaks or spaces at its ends",
+        ),
+        ({"id": "a", "prompt": "x", "category": 2.5}, "category: expected a string, got 2.5"),
+    ],
+)
+def test_ids_and_categories_of_the_wrong_kind_are_named(tmp_path, row, message):
+    assert message in error(jsonl(tmp_path / "x.jsonl", [row]))
+
+
+def test_integral_float_ids_and_integer_categories_read_as_text(tmp_path):
+    path = tmp_path / "f.parquet"
+    pq.write_table(pa.table({"id": [1.0, 2.0], "question": ["a", "b"], "level": [3, 5]}), path)
+    prompts = load_prompts(source(path, category="level"))
+    assert [(p.id, p.category) for p in prompts] == [("1", "3"), ("2", "5")]
+
+
+def test_class_labels_of_a_saved_dataset_arrive_as_names(tmp_path):
+    datasets = pytest.importorskip("datasets")
+    features = datasets.Features(
+        {
+            "question": datasets.Value("string"),
+            "answer": datasets.ClassLabel(names=["A", "B"]),
+            "subject": datasets.ClassLabel(names=["bio", "chem"]),
+        }
+    )
+    rows = {"question": ["q1", "q2"], "answer": [1, 0], "subject": [0, 1]}
+    saved = datasets.Dataset.from_dict(rows, features=features)
+    saved.save_to_disk(tmp_path / "saved")
+    saved.to_parquet(tmp_path / "hub.parquet")
+    for where in (tmp_path / "saved", tmp_path / "hub.parquet"):
+        first, second = load_prompts(source(where, category="subject", target="answer"))
+        assert (first.category, first.metadata, second.category) == ("bio", {"target": "B"}, "chem")
+
+
+def test_excel_csv_quirks_load_and_a_semicolon_file_says_what_it_is(tmp_path):
+    path = tmp_path / "excel.csv"
+    path.write_bytes(b'\xef\xbb\xbfid,question,,\r\nq1,"a\r\nb",,\r\n')
+    (prompt,) = load_prompts(path)
+    assert prompt.text == "a\r\nb" and prompt.metadata == {}
+    semi = tmp_path / "semi.csv"
+    semi.write_text("id;question\nq1;hi\n")
+    assert "a semicolon-separated file?" in error(semi)
+
+
+def test_tsv_cells_may_begin_with_a_quote_and_long_cells_load(tmp_path):
+    path = tmp_path / "q.tsv"
+    path.write_text('id\tquestion\nq1\t"Hello," she said\n')
+    assert load_prompts(path)[0].text == '"Hello," she said'
+    long = tmp_path / "long.csv"
+    long.write_text("id,question\nq1," + "x" * 300_000 + "\n")
+    assert len(load_prompts(long)[0].text) == 300_000
+
+
+def test_json_with_a_byte_order_mark_loads_and_nan_gets_a_hint(tmp_path):
+    path = tmp_path / "bom.jsonl"
+    path.write_bytes(b'\xef\xbb\xbf{"id": "a", "prompt": "x"}\n')
+    assert load_prompts(path)[0].id == "a"
+    nan = tmp_path / "nan.jsonl"
+    nan.write_text('{"id": "a", "prompt": "x", "score": NaN}\n')
+    assert "NaN and Infinity are not JSON: write null" in error(nan)
+
+
+def test_hub_revisions_by_branch_short_commit_and_encoded_ref(tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
+    commit = "c0ffee" * 6 + "abcd"
+    hub_cache(tmp_path / "hub", "org/bench", commit)
+    repo = tmp_path / "hub" / "datasets--org--bench"
+    (repo / "refs" / "refs" / "convert").mkdir(parents=True)
+    (repo / "refs" / "refs" / "convert" / "parquet").write_text(commit)
+    for revision in ("main", "c0ffeec0", "refs%2Fconvert%2Fparquet"):
+        (prompt,) = load_prompts(source(f"hf://datasets/org/bench@{revision}", split="test"))
+        assert prompt.text == "x1"
+    message = error(source("hf://datasets/org/bench@v2", split="test"))
+    assert "revision v2 is not in the local Hugging Face cache" in message
+    assert "--revision v2" in message and "the cache holds main (c0ffeec0ffee)" in message
+    assert "is not a revision" in error(source("hf://datasets/org/bench@..%2F..%2Fx"))
+    assert "no nope in the cached snapshot" in error(source("hf://datasets/org/bench/nope"))
+
+
+@pytest.mark.parametrize(
+    ("table", "key"),
+    [
+        ('path = ""', "prompts.path: must not be empty"),
+    ],
+)
+def test_an_empty_prompts_path_is_refused(tmp_path, table, key):
+    config = tmp_path / "run.toml"
+    config.write_text(f'[prompts]\n{table}\n\n[[models]]\nname = "s"\nprovider = "simulated"\n')
+    with pytest.raises(ConfigError, match=key):
+        load_config(config)
+
+
+def test_a_split_for_a_single_file_is_refused(tmp_path):
+    path = jsonl(tmp_path / "one.jsonl", [{"id": "a", "prompt": "x"}])
+    assert "split 'test' given, but one file has no splits" in error(source(path, split="test"))
+
+
+def test_prompts_on_the_command_line_may_name_a_hub_dataset(tmp_path, monkeypatch, run_cli):
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
+    hub_cache(tmp_path / "hub", "org/bench", "c0ffee" * 6 + "abcd")
+    config = tmp_path / "run.toml"
+    config.write_text(
+        f'prompts = "absent.jsonl"\noutput = "{tmp_path / "out"}"\n'
+        '[[models]]\nname = "s"\nprovider = "simulated"\n'
+    )
+    code, _, err = run_cli(
+        "run", config, "--prompts", "hf://datasets/org/bench/data/test-00000-of-00001.parquet"
+    )
+    assert code == 0, err
+    assert read_ledger(tmp_path / "out" / "ledger.jsonl").records[0]["prompt_id"] == "1"

@@ -78,6 +78,40 @@ def test_a_sample_has_exactly_n_prompts_or_all_of_them(n):
         assert count <= SIZES[stratum]
 
 
+def test_a_larger_sample_only_adds_prompts():
+    # Strata sizes where largest-remainder quotas shrink a stratum as N grows (the Alabama
+    # paradox): sample(25) was not part of sample(26).
+    prompts = prompt_set(
+        {
+            ("c0", False): 25,
+            ("c1", False): 14,
+            ("c2", False): 7,
+            ("c3", False): 32,
+            ("c4", False): 2,
+        }
+    )
+    for seed in (7, 8):
+        previous: set[str] = set()
+        for n in range(1, 81):
+            drawn = {p.id for p in stratified_sample(prompts, n, seed)}
+            assert previous <= drawn and len(drawn) == n
+            previous = drawn
+
+
+def test_an_ids_file_with_a_byte_order_mark_and_crlf_lines_reads_clean(tmp_path):
+    ids = tmp_path / "ids.txt"
+    ids.write_bytes(b"\xef\xbb\xbfcve-0-0\r\ncve-0-1\r\n")
+    chosen = Selection(ids_file=ids).apply(prompt_set(SIZES), 0)
+    assert {p.id for p in chosen} == {"cve-0-0", "cve-0-1"}
+
+
+def test_ids_of_the_set_outside_the_chosen_categories_are_left_out_not_refused(tmp_path):
+    ids = tmp_path / "ids.txt"
+    ids.write_text("cve-0-0\napi-0-0\n")
+    chosen = Selection(categories=("api",), ids_file=ids).apply(prompt_set(SIZES), 0)
+    assert [p.id for p in chosen] == ["api-0-0"]
+
+
 def test_filters_apply_in_order_then_the_limit(tmp_path):
     prompts = prompt_set(SIZES)
     ids = tmp_path / "ids.txt"
@@ -104,9 +138,7 @@ def test_a_filter_naming_what_the_set_lacks_is_bad_input(selection, message):
 def test_ids_not_in_the_set_are_named(tmp_path):
     ids = tmp_path / "ids.txt"
     ids.write_text("cve-0-0\nghost-1\nghost-2\n")
-    with pytest.raises(
-        InputError, match="2 id\\(s\\) not among the prompts chosen: ghost-1, ghost-2"
-    ):
+    with pytest.raises(InputError, match="2 id\\(s\\) not in the prompt set: ghost-1, ghost-2"):
         Selection(ids_file=ids).apply(prompt_set(SIZES), 0)
 
 
@@ -139,6 +171,9 @@ def test_a_rerun_hint_repeats_the_filters(tmp_path, run_cli):
 
 def test_bad_filters_exit_2_and_write_nothing(tmp_path, run_cli):
     config = write_config(tmp_path, SIMPLE_MODEL, prompts=6)
+    for empty in ("", " , "):
+        code, _, err = run_cli("run", config, "--category", empty)
+        assert code == 2 and "--category: no category named" in err
     code, _, err = run_cli("run", config, "--category", "zzz")
     assert code == 2 and "--category: no prompt in zzz" in err
     code, _, err = run_cli("run", config, "--ids", tmp_path / "absent.txt")
@@ -156,6 +191,8 @@ def test_status_under_a_filter_counts_only_those_records(tmp_path, run_cli):
     assert [(v.ok, v.failed, v.pending) for v in summary.variants] == [(4, 0, None)] * 2
     code, out, _ = run_cli("status", tmp_path / "out", "--category", "b", "--no-probes")
     assert code == 0 and "pending jobs are counted for whole runs" in out
+    code, _, err = run_cli("status", tmp_path / "out", "--category", "nope")
+    assert code == 2 and "no record of --category nope" in err
 
 
 def test_plan_takes_the_same_filters(tmp_path, run_cli):

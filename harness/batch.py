@@ -124,15 +124,24 @@ class Reattachable:
 
 
 def reattachable(
-    index: ResumeIndex, variants: Sequence[Variant], prompts: Sequence[Prompt], samples: int
+    index: ResumeIndex,
+    variants: Sequence[Variant],
+    prompts: Sequence[Prompt],
+    samples: int,
+    holds: Callable[[str], bool] | None = None,
 ) -> Reattachable:
-    """Sort the index's open batches into those this run's variants and prompts can collect
-    and those they cannot."""
+    """Sort the index's open batches into those this run's variants and prompts (and shard:
+    `holds`) can collect and those they cannot; a batch of another shard's jobs alone is none of
+    this run's business, and left out of both."""
     found = Reattachable()
     by_id = {variant.id: variant for variant in variants}
     by_prompt = {prompt.id: prompt for prompt in prompts}
     for batch in index.batches.values():
-        jobs = _owed_jobs(batch, index.owed(batch), by_id, by_prompt, samples)
+        owed = index.owed(batch)
+        ours = len(owed) if holds is None else sum(holds(batch.keys[p]) for p in owed)
+        if not ours and owed:
+            continue
+        jobs = _owed_jobs(batch, owed, by_id, by_prompt, samples) if ours == len(owed) else None
         if jobs is None:
             found.left.append(batch)
         else:

@@ -28,7 +28,8 @@ from harness.commands import positive as _positive
 from harness.commands import say as _say
 from harness.doctor import diagnose, probe_checks, report
 from harness.errors import InputError, LedgerWriteError, recorded_error_types
-from harness.ledger import LEDGER_NAME, LedgerWriter, build_index
+from harness.ledger import LedgerWriter, build_index
+from harness.ledger_set import Ledgers, ledgers_of
 from harness.plan import Assumptions, make_plan
 from harness.plan_view import plan_json, show_plan
 from harness.probe import probe_all
@@ -52,9 +53,11 @@ from harness.run import (
     open_writer,
     pending,
     prepare,
+    read_index,
 )
 from harness.scrub import SECRETS, ScrubbedStream, scrub_log_record
 from harness.selection import Selection
+from harness.shards import Shard
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -145,7 +148,7 @@ def _run(args: argparse.Namespace, console: Console) -> int:
 
 def _rerun(args: argparse.Namespace, console: Console) -> int:
     prepared = prepare(args.config, _overrides(args))
-    if not prepared.ledger_path.exists():
+    if not prepared.reads() and not prepared.ledger_path.exists():
         raise InputError(f"{prepared.ledger_path}: no such ledger, so no failed job to rerun")
     _probe_first(prepared, console)
     writer = open_writer(prepared, fresh=False, console=console)
@@ -206,7 +209,7 @@ def _left_out_by(args: argparse.Namespace, prepared: Prepared) -> str:
 
 
 def _status(args: argparse.Namespace, console: Console) -> int:
-    path = _ledger(args)
+    path = ledgers_of(args.ledger)
     selection = _selection(args)
     keeps = selection.keeps_record() if selection.argv() else None
     summary = summarize(path, keeps=keeps)
@@ -214,7 +217,7 @@ def _status(args: argparse.Namespace, console: Console) -> int:
         raise InputError(f"{path}: not a ledger (no run line or result record in it)")
     if keeps is not None and not summary.variants:
         raise InputError(f"{path}: no record of {selection.describe()}")
-    console.print(summary_table(summary, str(path)))
+    console.print(summary_table(summary, _title(path)))
     if keeps is not None:
         console.print(
             f"Only the records of {selection.describe()}; pending jobs are counted for whole "
@@ -222,8 +225,8 @@ def _status(args: argparse.Namespace, console: Console) -> int:
         )
     if summary.skipped:
         console.print(f"{path}: skipped {summary.skipped} unreadable line(s)")
-    index = build_index(path)
-    if index.batches:
+    index = build_index(path) if summary.batch_lines else None
+    if index is not None and index.batches:
         runs = open_batches.senders(path)
         lines = anyio.run(lambda: open_batches.states(index, runs, args.config))
         _say(console, f"{len(lines):,} open batch(es), still owing results:")
@@ -232,12 +235,19 @@ def _status(args: argparse.Namespace, console: Console) -> int:
         commands = open_batches.sender_commands(runs, [batch for batch, _ in lines])
         for words in commands:
             _say(console, f"collect them with: {_command(*words)}")
-        _say(console, f"cancel them with: {_command('batches', 'cancel', str(args.ledger))}")
+        _say(console, f"cancel them with: {_command('batches', 'cancel', *args.ledger)}")
     return EXIT_OK
 
 
+def _title(ledgers: Ledgers) -> str:
+    """A summary's title: the ledger, or the ledgers read as one."""
+    if len(ledgers.paths) == 1:
+        return str(ledgers.paths[0])
+    return f"{ledgers} ({len(ledgers.paths)} ledgers read as one)"
+
+
 def _cancel_batches(args: argparse.Namespace, console: Console) -> int:
-    path = _ledger(args)
+    path = ledgers_of(args.ledger)
     index = build_index(path)
     if not index.batches:
         _say(console, f"{path}: no open batches; nothing to cancel")
@@ -255,16 +265,6 @@ def _cancel_batches(args: argparse.Namespace, console: Console) -> int:
     for words in commands:
         _say(console, f"  {_command(*words)}")
     return EXIT_FAILED if any(line.startswith("error:") for _, line in lines) else EXIT_OK
-
-
-def _ledger(args: argparse.Namespace) -> Path:
-    """The ledger a verb names (a file, or the run's output directory); it must exist."""
-    path = Path(args.ledger)
-    if path.is_dir():
-        path = path / LEDGER_NAME
-    if not path.is_file():
-        raise InputError(f"{path}: no such ledger")
-    return path
 
 
 def _plan(args: argparse.Namespace, console: Console) -> int:
@@ -312,6 +312,7 @@ def _overrides(args: argparse.Namespace) -> Overrides:
         selection=_selection(args),
         models=tuple(args.models.split(",")) if args.models else (),
         mode=args.mode,
+        shard=Shard.parse(args.shard) if args.shard is not None else None,
     )
 
 
@@ -335,11 +336,19 @@ def _what_next(
     type of error still failing, the `rerun` line that retries those jobs."""
     output = str(prepared.config.output)
     _say(console, f"Results: {prepared.ledger_path} (see them with: {_command('status', output)})")
+    if prepared.shard is not None:
+        root = str(prepared.root)
+        inside = prepared.config.output.resolve().is_relative_to(Path(root).resolve())
+        sources = [root] if inside else [root, output, "(and the other shards' outputs)"]
+        _say(
+            console,
+            f"Every shard's results together: {_command('status', *sources[:2])}; once the "
+            f"shards are done, join them: {_command('merge', *sources[:2], '--into', root)}"
+            + ("" if inside else f" {sources[2]}"),
+        )
     if not failures:
         return
-    failed = failed_jobs(
-        prepared, build_index(prepared.ledger_path), variants=getattr(args, "variant", ())
-    )
+    failed = failed_jobs(prepared, read_index(prepared), variants=getattr(args, "variant", ()))
     by_type = Counter(failed.runnable.values()).most_common()
     if not by_type:
         return
@@ -358,7 +367,7 @@ def _what_next(
 def _same_jobs(args: argparse.Namespace) -> list[str]:
     """The config and the options that make another command pick the jobs this one picked."""
     words = [args.config, *_selection(args).argv()]
-    for flag in ("prompts", "output", "models", "mode"):
+    for flag in ("prompts", "output", "models", "mode", "shard"):
         if getattr(args, flag) is not None:
             words += [f"--{flag}", str(getattr(args, flag))]
     for value in getattr(args, "variant", ()):
@@ -430,7 +439,7 @@ def _parser() -> argparse.ArgumentParser:
     status = verbs.add_parser(
         "status", help="done / failed / pending per variant, and open batches' provider state"
     )
-    status.add_argument("ledger", help="a ledger file or the run's output directory")
+    status.add_argument("ledger", nargs="+", help=_LEDGERS_HELP)
     _add_filters(status)
     _add_batch_config(status)
     status.set_defaults(verb=_status)
@@ -440,11 +449,17 @@ def _parser() -> argparse.ArgumentParser:
     cancel = batch_verbs.add_parser(
         "cancel", help="cancel every open batch at its provider (the next run records them)"
     )
-    cancel.add_argument("ledger", help="a ledger file or the run's output directory")
+    cancel.add_argument("ledger", nargs="+", help=_LEDGERS_HELP)
     _add_batch_config(cancel)
     cancel.set_defaults(verb=_cancel_batches)
     add_analysis_verbs(verbs)
     return parser
+
+
+_LEDGERS_HELP = (
+    "ledger files or run output directories (a directory: its ledger and every shard's), "
+    "read as one"
+)
 
 
 def _add_batch_config(parser: argparse.ArgumentParser) -> None:
@@ -475,6 +490,12 @@ def _add_selection(parser: argparse.ArgumentParser) -> None:
         choices=("live", "batch"),
         help="run every model live or through its provider's batch API (default: each "
         "model's mode)",
+    )
+    parser.add_argument(
+        "--shard",
+        metavar="K/N",
+        help="only part K of N of the jobs (0-based: $SLURM_ARRAY_TASK_ID/"
+        "$SLURM_ARRAY_TASK_COUNT), into OUTPUT/shards/K-of-N unless --output is given",
     )
 
 

@@ -44,7 +44,7 @@ import os
 import stat
 import time
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NoReturn
@@ -316,20 +316,33 @@ class LedgerContents:
     skipped: int = 0
 
 
-def iter_lines(path: Path) -> Iterator[dict[str, Any] | None]:
+# What a reader reads: a ledger file, or lines (`harness.ledger_set.Ledgers`: several ledgers
+# read as one).
+Source = Path | Iterable[bytes]
+
+
+def source_lines(source: Source) -> Iterator[bytes]:
+    """The lines of a ledger file, or of lines given as they are."""
+    if isinstance(source, Path):
+        with source.open("rb") as file:
+            yield from file
+    else:
+        yield from source
+
+
+def iter_lines(source: Source) -> Iterator[dict[str, Any] | None]:
     """Yield each line of the ledger parsed: a run line, a batch line, a result record, or None
     for a line that is torn, not JSON, fails its checksum, or is not shaped like any of them."""
-    with path.open("rb") as file:
-        for line in file:
-            if line.strip():
-                yield parse_line(line)
+    for line in source_lines(source):
+        if line.strip():
+            yield parse_line(line)
 
 
-def read_ledger(path: Path) -> LedgerContents:
+def read_ledger(source: Source) -> LedgerContents:
     """All result records, run lines and batch lines, in file order; unreadable lines are
     counted."""
     contents = LedgerContents()
-    for obj in iter_lines(path):
+    for obj in iter_lines(source):
         if obj is None:
             contents.skipped += 1
         elif obj.get("type") == "run":
@@ -473,60 +486,62 @@ _ERROR = b'error"'
 _HASH_AT = len(_STATUS_MARK) + len(_OK_HASH)
 
 
-def build_index(path: Path) -> ResumeIndex:
-    """Scan the ledger once; the latest record per key wins. A missing ledger is empty.
+def build_index(source: Source, keeps: Callable[[str], bool] | None = None) -> ResumeIndex:
+    """Scan the ledger once; the latest record per key wins. A missing ledger is empty. With
+    `keeps`, only the records of the keys it keeps are indexed (a shard's own).
 
     Successes, nearly every line, are read from their first fields and their checksum alone (a
     line whose checksum fails is never done); everything else is parsed whole and must have a
     record's shape. Prompt hashes are interned: every variant and sample of a prompt shares one.
     """
     index = ResumeIndex()
-    if not path.exists():
+    if isinstance(source, Path) and not source.exists():
         return index
     answered, failed, loads, crc32 = index.answered, index.failed, orjson.loads, zlib.crc32
     awaiting = index.awaiting  # a record for a key of an open batch: that batch delivered it
     hashes: dict[bytes, str] = {}
-    with path.open("rb") as file:
-        for line in file:
-            if line.startswith(_KEY_HEAD):
-                mark = line.find(_STATUS_MARK)
-                at = mark + _HASH_AT
-                if (
-                    mark > 0
-                    and line[-_CRC_TAIL : -_CRC_TAIL + 8] == _CRC_MARK
-                    and line.endswith(b'"}\n')
-                    and b"%08x" % crc32(line[:-_CRC_TAIL]) == line[-11:-3]
-                ):
-                    try:
-                        key = loads(line[7:mark])
-                    except orjson.JSONDecodeError:
-                        key = None  # a checksum that matches a line built by hand
-                    if not isinstance(key, str):
-                        pass
-                    elif line.startswith(_OK_HASH, mark + 11) and line[at + 16 : at + 18] == b'",':
-                        raw = line[at : at + 16]
-                        answered[key] = hashes.get(raw) or hashes.setdefault(raw, raw.decode())
-                        failed.pop(key, None)
-                        if awaiting:
-                            awaiting.pop(key, None)
-                        continue
-                    elif line.startswith(_ERROR, mark + 11):
-                        answered.pop(key, None)
-                        failed[key] = line
-                        if awaiting:
-                            awaiting.pop(key, None)
-                        continue
-            _index_whole_line(index, line)
+    for line in source_lines(source):
+        if line.startswith(_KEY_HEAD):
+            mark = line.find(_STATUS_MARK)
+            at = mark + _HASH_AT
+            if (
+                mark > 0
+                and line[-_CRC_TAIL : -_CRC_TAIL + 8] == _CRC_MARK
+                and line.endswith(b'"}\n')
+                and b"%08x" % crc32(line[:-_CRC_TAIL]) == line[-11:-3]
+            ):
+                try:
+                    key = loads(line[7:mark])
+                except orjson.JSONDecodeError:
+                    key = None  # a checksum that matches a line built by hand
+                if not isinstance(key, str):
+                    pass
+                elif keeps is not None and not keeps(key):
+                    continue
+                elif line.startswith(_OK_HASH, mark + 11) and line[at + 16 : at + 18] == b'",':
+                    raw = line[at : at + 16]
+                    answered[key] = hashes.get(raw) or hashes.setdefault(raw, raw.decode())
+                    failed.pop(key, None)
+                    if awaiting:
+                        awaiting.pop(key, None)
+                    continue
+                elif line.startswith(_ERROR, mark + 11):
+                    answered.pop(key, None)
+                    failed[key] = line
+                    if awaiting:
+                        awaiting.pop(key, None)
+                    continue
+        _index_whole_line(index, line, keeps)
     return index
 
 
-def _index_whole_line(index: ResumeIndex, line: bytes) -> None:
+def _index_whole_line(index: ResumeIndex, line: bytes, keeps: Callable[[str], bool] | None) -> None:
     obj = parse_line(line) if line.strip() else None
     if obj is None:
         index.skipped += bool(line.strip())
     elif obj.get("type") == "batch":
         _index_batch_line(index, obj)
-    elif obj.get("type") != "run":
+    elif obj.get("type") != "run" and (keeps is None or keeps(obj["key"])):
         key = obj["key"]
         index.awaiting.pop(key, None)
         if obj["status"] == "ok":

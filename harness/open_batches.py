@@ -13,12 +13,11 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 from harness.api import BatchProvider
 from harness.errors import InputError, ProviderError
-from harness.ledger import OpenBatch, ResumeIndex, parse_line
+from harness.ledger import OpenBatch, ResumeIndex, Source, parse_line, source_lines
 from harness.progress import batch_line
 from harness.run import setup_model
 
@@ -31,16 +30,15 @@ class Sender:
     argv: tuple[str, ...]
 
 
-def senders(path: Path) -> dict[str, Sender]:
+def senders(source: Source) -> dict[str, Sender]:
     """Every run of the ledger by run id (run lines alone are parsed)."""
     found = {}
-    with path.open("rb") as file:
-        for line in file:
-            if line.startswith(b'{"type":"run"'):
-                run = parse_line(line)
-                if run is not None and isinstance(run.get("config_path"), str):
-                    argv = run.get("argv") if isinstance(run.get("argv"), list) else []
-                    found[str(run.get("run_id"))] = Sender(run["config_path"], tuple(argv))
+    for line in source_lines(source):
+        if line.startswith(b'{"type":"run"'):
+            run = parse_line(line)
+            if run is not None and isinstance(run.get("config_path"), str):
+                argv = run.get("argv") if isinstance(run.get("argv"), list) else []
+                found[str(run.get("run_id"))] = Sender(run["config_path"], tuple(argv))
     return found
 
 

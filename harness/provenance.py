@@ -52,9 +52,11 @@ def run_line(
     argv: Sequence[str] = (),
     *,
     selection: Mapping[str, Any] | None = None,
+    shard: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The `{"type": "run"}` line a run appends before its first record; `selection` is what
-    chose its prompts (see harness.selection)."""
+    chose its prompts (see harness.selection), `shard` which part of the jobs it runs (see
+    harness.shards; null for all of them)."""
     revision, dirty = _git_state()
     return {
         "type": "run",
@@ -86,6 +88,7 @@ def run_line(
         },
         "variants": {v.id: {"name": v.model.name, **v.identity} for v in variants},
         "plan": dict(plan),
+        "shard": dict(shard) if shard is not None else None,
     }
 
 

@@ -1,17 +1,28 @@
-"""Summaries computed from the ledger alone: per variant, what is done, failed and still pending."""
+"""Summaries computed from the ledger alone: per variant, what is done, failed and still pending.
+
+Two passes, so memory holds a few numbers per variant rather than something per key: the first
+notes every record's key fingerprint (8 bytes each; see `harness.ledger_set` for why Python's
+hash of a key is safe to compare within a process) and finds the keys with more than one record;
+the second adds up every record of a key with one record at once, and keeps the latest of the
+others (the few keys answered again) until the end. A fingerprint two keys share only sends both
+to the exact path.
+"""
 
 from __future__ import annotations
 
-import statistics
-from collections.abc import Callable
+import gc
+from array import array
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
+import numpy as np
+import orjson
 from rich.table import Table
 
-from harness.ledger import iter_lines
+from harness.ledger import Source, iter_lines, source_lines
 
 
 @dataclass
@@ -25,8 +36,8 @@ class VariantSummary:
     retried: int = 0
     input_tokens: int = 0
     output_tokens: int = 0
-    latencies: list[float] = field(default_factory=list)  # live answers' request latency
-    batch_seconds: list[float] = field(default_factory=list)  # batch answers' batch time
+    latencies: array[float] = field(default_factory=lambda: array("d"))  # live answers'
+    batch_seconds: array[float] = field(default_factory=lambda: array("d"))  # batch answers'
     wall_seconds: float = 0.0
     cost_usd: float = 0.0  # every record's cost, superseded ones too: they were paid for
     cost_unknown: bool = False  # some record's cost is unknown (a model without a price)
@@ -40,14 +51,24 @@ class VariantSummary:
         `quantile` over those records."""
         return _quantile(self.batch_seconds, quantile)
 
+    def add(self, kept: _Latest) -> None:
+        """Count a key's latest record."""
+        _, ok, tokens_in, tokens_out, elapsed, retried, batch = kept
+        if ok:
+            self.ok += 1
+            self.input_tokens += tokens_in
+            self.output_tokens += tokens_out
+            (self.batch_seconds if batch else self.latencies).append(elapsed)
+        else:
+            self.failed += 1
+        self.retried += retried
 
-def _quantile(values: list[float], quantile: float) -> float | None:
+
+def _quantile(values: array[float], quantile: float) -> float | None:
+    """Linear interpolation between the closest ranks (`statistics.quantiles`' "inclusive")."""
     if not values:
         return None
-    if len(values) == 1:
-        return values[0]
-    cuts = statistics.quantiles(values, n=100, method="inclusive")
-    return cuts[round(quantile * 100) - 1]
+    return float(np.quantile(np.frombuffer(values, np.float64), quantile))
 
 
 # What a summary keeps of a key's latest record: variant, ok?, input and output tokens, latency
@@ -55,48 +76,141 @@ def _quantile(values: list[float], quantile: float) -> float | None:
 _Latest = tuple[str, bool, int, int, float, bool, bool]
 
 
-def summarize(path: Path, keeps: Callable[[dict[str, Any]], bool] | None = None) -> Summary:
-    """One summary per variant, streamed from the ledger: the latest record per key counts, and
-    every run adds its span of wall time. A variant's pending jobs come from the latest run line
-    that planned it. Batch lines are passed over; lines of any other shape are skipped and
-    counted. Memory holds a few numbers per key, not the records. With `keeps`, only the records
-    it keeps count, and pending jobs are not known."""
-    latest: dict[str, _Latest] = {}
+def summarize(source: Source, keeps: Callable[[dict[str, Any]], bool] | None = None) -> Summary:
+    """One summary per variant, streamed from the ledger (a file, or several read as one): the
+    latest record per key counts, and every run adds its span of wall time. A variant's pending
+    jobs come from the latest run line that planned it (see `_Plans`). Batch lines are passed
+    over and counted; lines of any other shape are skipped and counted. With `keeps`, only the
+    records it keeps count, and pending jobs are not known."""
+    repeated = _repeated_keys(source)
+    latest: dict[str, _Latest] = {}  # the keys with more than one record
+    variants: dict[str, VariantSummary] = {}
     costs: dict[str, float | None] = {}  # per variant; None once one record's is unknown
     spans: dict[tuple[str, str], list[float]] = {}
-    plan: dict[str, int] = {}
+    plans = _Plans()
     gpu = _GpuTime()
     summary = Summary([], skipped=0)
-    for line in iter_lines(path):
-        planned = _plan(line)
-        if planned is not None:
-            plan.update(planned)
-            gpu.read(line)  # type: ignore[arg-type]
-            summary.runs += 1
-            continue
-        if line is not None and line.get("type") == "batch":
-            continue
-        result = _result(line)
-        if result is None:
-            summary.skipped += 1
-            continue
-        if keeps is not None and not keeps(line):  # type: ignore[arg-type]
-            continue
-        summary.records += 1
-        key, kept, run_id, end = result
-        latest[key] = kept
-        variant, elapsed = kept[0], kept[4]
-        _add_cost(costs, variant, line.get("cost_usd"))  # type: ignore[union-attr]
-        span = spans.setdefault((variant, run_id), [end - elapsed, end])
-        span[0] = min(span[0], end - elapsed)
-        span[1] = max(span[1], end)
-    summary.variants = _per_variant(latest, spans, plan if keeps is None else None)
+    with _collector_paused():
+        for line in iter_lines(source):
+            if plans.read(line):
+                gpu.read(line)  # type: ignore[arg-type]
+                summary.runs += 1
+                continue
+            if line is not None and line.get("type") == "batch":
+                summary.batch_lines += 1
+                continue
+            result = _result(line)
+            if result is None:
+                summary.skipped += 1
+                continue
+            if keeps is not None and not keeps(line):  # type: ignore[arg-type]
+                continue
+            summary.records += 1
+            key, kept, run_id, end = result
+            variant, elapsed = kept[0], kept[4]
+            if hash(key) in repeated:
+                latest[key] = kept
+            else:
+                _variant(variants, variant).add(kept)
+            _add_cost(costs, variant, line.get("cost_usd"))  # type: ignore[union-attr]
+            span = spans.setdefault((variant, run_id), [end - elapsed, end])
+            span[0] = min(span[0], end - elapsed)
+            span[1] = max(span[1], end)
+    for kept in latest.values():
+        _variant(variants, kept[0]).add(kept)
+    base = plans.pending_base() if keeps is None else None
+    summary.variants = _per_variant(variants, spans, base)
     charged = gpu.charges(spans)
     for variant in summary.variants:
         cost = costs.get(variant.variant, 0.0)
         variant.cost_usd = (cost or 0.0) + charged.get(variant.variant, 0.0)
         variant.cost_unknown = cost is None
     return summary
+
+
+def _repeated_keys(source: Source) -> set[int]:
+    """The fingerprints of the keys that more than one line names (see the module docstring):
+    a success or failure read from its head, any other line parsed."""
+    seen = array("q")
+    loads = orjson.loads
+    for line in source_lines(source):
+        mark = line.find(b',"status":"') if line.startswith(b'{"key":') else -1
+        try:
+            key = loads(line[7:mark]) if mark > 0 else _key(line)
+        except orjson.JSONDecodeError:
+            key = _key(line)
+        if isinstance(key, str):
+            seen.append(hash(key))
+    fingerprints = np.sort(np.frombuffer(seen, np.int64))
+    return set(fingerprints[1:][fingerprints[1:] == fingerprints[:-1]].tolist())
+
+
+def _key(line: bytes) -> Any:
+    """The key of a line parsed whole (None for a line that has none)."""
+    try:
+        obj = orjson.loads(line)
+    except orjson.JSONDecodeError:
+        return None
+    return obj.get("key") if isinstance(obj, dict) else None
+
+
+@contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Python's cycle collector paused while millions of parsed lines are made and dropped
+    (none of them in cycles)."""
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
+
+
+def _variant(variants: dict[str, VariantSummary], variant: str) -> VariantSummary:
+    found = variants.get(variant)
+    if found is None:
+        found = variants[variant] = VariantSummary(variant)
+    return found
+
+
+@dataclass
+class _Plans:
+    """What the run lines planned, per variant: the latest plan of the jobs a run ran (its
+    shard's, for a sharded run) and the latest plan of all jobs (every shard's together).
+    Pending jobs are counted against a shard's plan when every run line read is of that one
+    shard (its own ledger), else against all jobs (a shard tree, or a merged ledger)."""
+
+    own: dict[str, int] = field(default_factory=dict)
+    whole: dict[str, int] = field(default_factory=dict)
+    shards: set[tuple[int, int] | None] = field(default_factory=set)
+
+    def read(self, line: dict[str, Any] | None) -> bool:
+        """Take a run line's plans; False when the line is not a run line."""
+        if line is None or line.get("type") != "run":
+            return False
+        plan = line.get("plan")
+        if not _is_plan(plan):
+            return False
+        shard = line.get("shard")
+        unsharded = shard.get("plan_unsharded") if isinstance(shard, dict) else None
+        if isinstance(shard, dict) and _is_plan(unsharded):
+            self.shards.add((shard.get("index"), shard.get("count")))  # type: ignore[arg-type]
+            self.whole.update(unsharded)
+        else:
+            self.shards.add(None)
+            self.whole.update(plan)
+        self.own.update(plan)
+        return True
+
+    def pending_base(self) -> dict[str, int]:
+        """The jobs per variant that pending jobs are counted against."""
+        one_shard = len(self.shards) == 1 and None not in self.shards
+        return self.own if one_shard else self.whole
+
+
+def _is_plan(plan: Any) -> bool:
+    return isinstance(plan, dict) and all(_is_int(total) for total in plan.values())
 
 
 @dataclass
@@ -145,16 +259,6 @@ def _add_cost(costs: dict[str, float | None], variant: str, cost: Any) -> None:
         costs[variant] = (costs.get(variant) or 0.0) + cost
 
 
-def _plan(line: dict[str, Any] | None) -> dict[str, int] | None:
-    """A run line's plan (jobs per variant), or None when the line is not a run line."""
-    if line is None or line.get("type") != "run":
-        return None
-    plan = line.get("plan")
-    if not isinstance(plan, dict) or not all(_is_int(total) for total in plan.values()):
-        return None
-    return plan
-
-
 def _result(line: dict[str, Any] | None) -> tuple[str, _Latest, str, float] | None:
     """(key, what the summary keeps, run id, end time) of a result line, or None when the line
     is not one."""
@@ -177,29 +281,18 @@ def _result(line: dict[str, Any] | None) -> tuple[str, _Latest, str, float] | No
 
 
 def _per_variant(
-    latest: dict[str, _Latest],
+    variants: dict[str, VariantSummary],
     spans: dict[tuple[str, str], list[float]],
     plan: dict[str, int] | None,
 ) -> list[VariantSummary]:
-    variants: dict[str, VariantSummary] = {}
-    for variant, ok, tokens_in, tokens_out, elapsed, retried, batch in latest.values():
-        summary = variants.setdefault(variant, VariantSummary(variant))
-        if ok:
-            summary.ok += 1
-            summary.input_tokens += tokens_in
-            summary.output_tokens += tokens_out
-            (summary.batch_seconds if batch else summary.latencies).append(elapsed)
-        else:
-            summary.failed += 1
-        summary.retried += retried
     for (variant, _run), (start, end) in spans.items():
-        variants.setdefault(variant, VariantSummary(variant)).wall_seconds += end - start
+        _variant(variants, variant).wall_seconds += end - start
     if plan is None:
         for summary in variants.values():
             summary.pending = None
         plan = {}
     for variant, total in plan.items():
-        summary = variants.setdefault(variant, VariantSummary(variant))
+        summary = _variant(variants, variant)
         summary.pending = max(0, total - summary.ok - summary.failed)
     return sorted(variants.values(), key=lambda s: s.variant)
 
@@ -231,6 +324,7 @@ class Summary:
     skipped: int
     runs: int = 0
     records: int = 0
+    batch_lines: int = 0
 
 
 def summary_table(summary: Summary, title: str) -> Table:

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import dataclasses
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -30,9 +31,10 @@ from harness.config import (
 from harness.cost import Price, answer_price
 from harness.errors import ConfigError, InputError, LedgerWriteError
 from harness.fields import FieldError, answer_defining, from_table
-from harness.jobs import Wanted, iter_jobs, job_key
+from harness.jobs import Job, Wanted, iter_jobs
 from harness.lane import Lane, LaneEvents
 from harness.ledger import LEDGER_NAME, LedgerWriter, OpenBatch, ResumeIndex, build_index
+from harness.ledger_set import Ledgers, tree
 from harness.limits import LaneLimits
 from harness.probe import Target
 from harness.progress import Progress
@@ -42,6 +44,7 @@ from harness.report import summarize, summary_table
 from harness.scheduler import LaneWork, batch_events, lane_events, run_lanes
 from harness.scrub import SECRETS, named_secrets, referenced_secrets, url_passwords
 from harness.selection import Selection
+from harness.shards import SHARDS_DIR, Shard
 from providers import REGISTRY, provider_class
 
 EXIT_OK, EXIT_FAILED, EXIT_INPUT, EXIT_LEDGER, EXIT_BUDGET, EXIT_INTERRUPTED = 0, 1, 2, 3, 4, 130
@@ -56,6 +59,7 @@ class Overrides:
     selection: Selection = field(default_factory=Selection)
     models: tuple[str, ...] = ()
     mode: str | None = None  # "live" or "batch" for every model
+    shard: Shard | None = None
 
 
 @dataclass(frozen=True)
@@ -68,12 +72,16 @@ class ModelSetup(Target):
 
 @dataclass(frozen=True)
 class Prepared:
-    """Everything a run needs, checked; nothing written yet."""
+    """Everything a run needs, checked; nothing written yet. A sharded run's `config.output` is
+    its shard's folder (or `--output`), and `root` the config's own output, where the shard tree
+    and the merged ledger live."""
 
     config: RunConfig
     prompts: list[Prompt]
     models: tuple[ModelSetup, ...]
     selection: Selection = field(default_factory=Selection)
+    shard: Shard | None = None
+    root: Path | None = None
 
     @property
     def ledger_path(self) -> Path:
@@ -85,10 +93,66 @@ class Prepared:
         """Every variant of every model, in config order."""
         return [v for setup in self.models for v in setup.variants]
 
+    def holds(self, key: str) -> bool:
+        """Whether a job is this run's to do, as far as its shard goes."""
+        return self.shard is None or self.shard.holds(key)
+
+    def jobs(self, wanted: Wanted, variants: Sequence[Variant] | None = None) -> Iterator[Job]:
+        """The jobs of the plan (of `variants`, else all) that `wanted` wants, prompt by prompt:
+        the one place every count and every lane takes its jobs from, so a shard is kept alike."""
+        if self.shard is not None:
+            shard, asked = self.shard, wanted
+            wanted = lambda key, prompt_hash: asked(key, prompt_hash) and shard.holds(key)  # noqa: E731
+        variants = self.variants if variants is None else variants
+        return iter_jobs(variants, self.prompts, self.config.samples, wanted)
+
     def totals(self) -> dict[str, int]:
-        """How many jobs each variant has in all."""
+        """How many jobs each variant has in all (in this run's shard)."""
+        return self._totals
+
+    def totals_unsharded(self) -> dict[str, int]:
+        """How many jobs each variant has in all shards together."""
         per_variant = len(self.prompts) * self.config.samples
         return {variant.id: per_variant for variant in self.variants}
+
+    @cached_property
+    def _totals(self) -> dict[str, int]:
+        if self.shard is None:
+            return self.totals_unsharded()
+        counts = dict.fromkeys((v.id for v in self.variants), 0)
+        for job in self.jobs(lambda key, prompt_hash: True):
+            counts[job.variant.id] += 1
+        return counts
+
+    def reads(self) -> list[Path]:
+        """The ledgers whose results this run takes as done or failed: its own; a shard's, also
+        the merged ledger of its root; a run without a shard, also every shard's ledger under
+        its output (see `harness.ledger_set`)."""
+        own = self.ledger_path
+        if self.shard is None:
+            found = tree(self.config.output)
+        else:
+            merged = (self.root or self.config.output) / LEDGER_NAME
+            found = [merged] if merged.is_file() else []
+        return _once([*found, own] if own.is_file() else found)
+
+    def other_shards(self) -> list[Path]:
+        """Shard folders under this run's root cut another way (another N): a sharded run does
+        not read them, so their jobs would run again until they are merged."""
+        if self.shard is None:
+            return []
+        root = self.root or self.config.output
+        suffix = f"-of-{self.shard.count}"
+        return sorted(
+            folder
+            for folder in (root / SHARDS_DIR).glob("*")
+            if (folder / LEDGER_NAME).is_file() and not folder.name.endswith(suffix)
+        )
+
+
+def _once(paths: list[Path]) -> list[Path]:
+    """Each file once, however it is named."""
+    return list({path.resolve(): path for path in paths}.values())
 
 
 def prepare(config_path: str | Path, overrides: Overrides = Overrides()) -> Prepared:
@@ -98,8 +162,11 @@ def prepare(config_path: str | Path, overrides: Overrides = Overrides()) -> Prep
     SECRETS.add(*referenced_secrets(config.raw), *url_passwords(config.resolved))
     if overrides.prompts is not None:
         config = dataclasses.replace(config, prompts=config.prompts.at(overrides.prompts))
+    root = config.output
     if overrides.output is not None:
         config = dataclasses.replace(config, output=overrides.output)
+    elif overrides.shard is not None:
+        config = dataclasses.replace(config, output=overrides.shard.folder(config.output))
     if overrides.mode is not None:
         models = tuple(dataclasses.replace(m, mode=overrides.mode) for m in config.models)
         config = dataclasses.replace(config, models=models)
@@ -116,7 +183,7 @@ def prepare(config_path: str | Path, overrides: Overrides = Overrides()) -> Prep
             problems.append(str(exc))
     if problems:
         raise InputError("\n".join(problems))
-    return Prepared(config, prompts, tuple(setups), overrides.selection)
+    return Prepared(config, prompts, tuple(setups), overrides.selection, overrides.shard, root)
 
 
 def setup_model(config_path: str | Path, name: str) -> ModelSetup:
@@ -228,19 +295,21 @@ async def execute(
     except BaseException:
         writer.close()
         raise
-    earlier = reattachable(index, prepared.variants, prepared.prompts, config.samples)
+    earlier = reattachable(
+        index, prepared.variants, prepared.prompts, config.samples, holds=prepared.holds
+    )
     if index.awaiting:
         wanted = _not_owed(wanted, index.awaiting)
-    plan = prepared.totals()
     line = run_line(
         run_id,
         command,
         config,
         prepared.prompts,
         prepared.variants,
-        plan,
+        prepared.totals(),
         argv,
         selection=prepared.selection.as_record(config.seed),
+        shard=_shard_record(prepared),
     )
     _write_run_line(writer, line)
     caps = _caps(prepared)
@@ -282,9 +351,7 @@ async def execute(
             with progress:
                 interrupted = await run_lanes(
                     work,
-                    prompts=prepared.prompts,
-                    samples=config.samples,
-                    wanted=wanted,
+                    jobs_of=lambda variants: prepared.jobs(wanted, variants),
                     writer=writer,
                     progress=progress,
                     grace_seconds=config.grace_seconds,
@@ -332,6 +399,13 @@ def _live_lane(
         price=price,
         budgets=caps.of(model, price),
     )
+
+
+def _shard_record(prepared: Prepared) -> dict[str, Any] | None:
+    """What the run line says of the run's shard: which one, and every shard's jobs together."""
+    if prepared.shard is None:
+        return None
+    return {**prepared.shard.as_record(), "plan_unsharded": prepared.totals_unsharded()}
 
 
 def _not_owed(wanted: Wanted, awaiting: Mapping[str, str]) -> Wanted:
@@ -398,18 +472,27 @@ def _budgeted(config: RunConfig, model: ModelConfig) -> bool:
 
 
 def _caps(prepared: Prepared) -> _Caps:
+    """The run's caps. A shard of N gets 1/N of each (shards are the same size, give or take),
+    and counts as spent its own ledger's records and 1/N of those merged into its root's."""
     config = prepared.config
     models = {s.model.name: s.model for s in prepared.models if s.model.budget_usd is not None}
     if config.budget_usd is None and not models:
         return _Caps(None, {})
     held = ledger_spend(prepared.ledger_path)
+    share = 1.0
+    if prepared.shard is not None:
+        share = 1 / prepared.shard.count
+        merged = ledger_spend((prepared.root or config.output) / LEDGER_NAME)
+        for name, spent in merged.items():
+            held[name] += spent * share
     ledger = (
-        Budget("ledger", config.budget_usd, held=sum(held.values()))
+        Budget("ledger", config.budget_usd * share, held=sum(held.values()))
         if config.budget_usd is not None
         else None
     )
     caps = {
-        name: Budget(name, m.budget_usd, held=held.get(name, 0.0)) for name, m in models.items()
+        name: Budget(name, m.budget_usd * share, held=held.get(name, 0.0))
+        for name, m in models.items()
     }
     return _Caps(ledger, caps)
 
@@ -485,17 +568,14 @@ def _ledger_failure(group: BaseExceptionGroup, unwritten: int) -> LedgerWriteErr
 
 def _count_wanted(prepared: Prepared, wanted: Wanted) -> dict[str, int]:
     counts = dict.fromkeys((v.id for v in prepared.variants), 0)
-    for prompt in prepared.prompts:
-        for sample in range(prepared.config.samples):
-            for variant in prepared.variants:
-                counts[variant.id] += wanted(job_key(variant.id, prompt.id, sample), prompt.hash)
+    for job in prepared.jobs(wanted):
+        counts[job.variant.id] += 1
     return counts
 
 
 def nothing_wanted(prepared: Prepared, wanted: Wanted) -> bool:
     """True when no job of the plan is wanted (for `run`: every one is done)."""
-    jobs = iter_jobs(prepared.variants, prepared.prompts, prepared.config.samples, wanted)
-    return next(jobs, None) is None
+    return next(prepared.jobs(wanted), None) is None
 
 
 def pending(index: ResumeIndex) -> Wanted:
@@ -506,19 +586,19 @@ def pending(index: ResumeIndex) -> Wanted:
 def changed_content(prepared: Prepared, index: ResumeIndex) -> int:
     """How many jobs were answered from other prompt content than they have now (an edited
     prompt, or another prompts file with the same ids): they run again."""
-    jobs = iter_jobs(prepared.variants, prepared.prompts, prepared.config.samples, index.changed)
-    return sum(1 for _ in jobs)
+    return sum(1 for _ in prepared.jobs(index.changed))
 
 
 @dataclass(frozen=True)
 class FailedJobs:
     """The failed jobs a rerun's filters pick: those this run can do (key -> error type), those
-    of variants it does not have (failed jobs per variant id), and how many are of its variants
-    but of prompts or samples it leaves out."""
+    of variants it does not have (failed jobs per variant id), how many are of its variants but
+    of prompts or samples it leaves out, and how many are other shards' jobs."""
 
     runnable: dict[str, str]
     elsewhere: Counter[str]
     left_out: int
+    other_shards: int = 0
 
 
 def failed_jobs(
@@ -535,7 +615,7 @@ def failed_jobs(
     samples = {str(sample) for sample in range(prepared.config.samples)}
     runnable: dict[str, str] = {}
     elsewhere: Counter[str] = Counter()
-    left_out = 0
+    left_out = other_shards = 0
     for key, record in index.failures.items():
         if key in index.awaiting:  # an open batch carries it again: it is not failing now
             continue
@@ -543,13 +623,15 @@ def failed_jobs(
         if not _matches(variant, record, variants, error_types):
             continue
         prompt_id, _, sample = rest.rpartition("|")
-        if variant not in ours:
+        if not prepared.holds(key):
+            other_shards += 1
+        elif variant not in ours:
             elsewhere[variant] += 1
         elif prompt_id in prompts and sample in samples:
             runnable[key] = _error_type(record)
         else:
             left_out += 1
-    return FailedJobs(runnable, elsewhere, left_out)
+    return FailedJobs(runnable, elsewhere, left_out, other_shards)
 
 
 def _matches(
@@ -570,16 +652,34 @@ def _error_type(record: dict[str, Any]) -> str:
 
 
 def open_index(prepared: Prepared, console: Console) -> ResumeIndex:
-    """The resume index of the run's ledger, saying how many unreadable lines it skipped."""
+    """The resume index of the ledgers the run reads (see `Prepared.reads`), saying how many
+    unreadable lines it skipped; a shard's holds its own jobs only."""
     path = prepared.ledger_path
     if path.is_dir():
         raise InputError(f"{path}: the ledger path is a directory, not a file")
     if path.exists() and not path.is_file():  # a device could be read forever
         raise InputError(f"{path}: the ledger path is not a regular file")
-    try:
-        index = build_index(path)
-    except OSError as exc:
-        raise InputError(f"{path}: cannot read the ledger: {exc.strerror}") from None
+    for folder in prepared.other_shards():
+        root = str(folder.parent.parent)
+        console.print(
+            f"{folder}: a shard cut another way; its jobs are not skipped here until merged "
+            f"({command_line('merge', root, '--into', root)})",
+            markup=False,
+        )
+    index = read_index(prepared)
     if index.skipped:
-        console.print(f"{path}: skipped {index.skipped} unreadable line(s)")
+        console.print(f"{_read_source(prepared)}: skipped {index.skipped} unreadable line(s)")
     return index
+
+
+def read_index(prepared: Prepared) -> ResumeIndex:
+    """The resume index of the ledgers the run reads; InputError when one cannot be read."""
+    try:
+        return build_index(_read_source(prepared), prepared.holds if prepared.shard else None)
+    except OSError as exc:
+        raise InputError(f"{exc.filename}: cannot read the ledger: {exc.strerror}") from None
+
+
+def _read_source(prepared: Prepared) -> Ledgers | Path:
+    reads = prepared.reads()
+    return Ledgers(tuple(reads)) if reads else prepared.ledger_path

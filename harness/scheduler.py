@@ -14,18 +14,16 @@ from __future__ import annotations
 import signal
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from functools import partial
 from typing import Any
 
 import anyio
 
 from harness.batch import BatchEvents, BatchLane
 from harness.config import Variant
-from harness.jobs import Job, Wanted, iter_jobs
+from harness.jobs import Job
 from harness.lane import Lane, LaneEvents
 from harness.ledger import LedgerWriter
 from harness.progress import Progress
-from harness.prompts import Prompt
 from harness.record import Record
 
 _SIGNALS = (signal.SIGINT, signal.SIGTERM)
@@ -39,12 +37,14 @@ class LaneWork:
     variants: Sequence[Variant]
 
 
+# The wanted jobs of some variants, made lazily (see `harness.run.Prepared.jobs`).
+JobsOf = Callable[[Sequence[Variant]], Iterator[Job]]
+
+
 async def run_lanes(
     work: Sequence[LaneWork],
     *,
-    prompts: Sequence[Prompt],
-    samples: int,
-    wanted: Wanted,
+    jobs_of: JobsOf,
     writer: LedgerWriter,
     progress: Progress,
     grace_seconds: float,
@@ -61,10 +61,8 @@ async def run_lanes(
                 one_device = [item for item in work if _holds_device(item)]
                 for item in work:
                     if item not in one_device:
-                        jobs = iter_jobs(item.variants, prompts, samples, wanted)
-                        lanes.start_soon(item.lane.run, jobs, stopping)
+                        lanes.start_soon(item.lane.run, jobs_of(item.variants), stopping)
                 if one_device:
-                    jobs_of = partial(iter_jobs, prompts=prompts, samples=samples, wanted=wanted)
                     lanes.start_soon(_one_after_another, one_device, jobs_of, stopping)
         background.cancel_scope.cancel()
     return stopping.is_set()
@@ -75,7 +73,7 @@ def _holds_device(item: LaneWork) -> bool:
 
 
 async def _one_after_another(
-    work: Sequence[LaneWork], jobs_of: Callable[..., Iterator[Job]], stopping: anyio.Event
+    work: Sequence[LaneWork], jobs_of: JobsOf, stopping: anyio.Event
 ) -> None:
     """Local models share one device: each loads, runs all its jobs and frees it for the next."""
     for item in work:

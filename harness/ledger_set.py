@@ -1,0 +1,258 @@
+"""Several ledgers read as one: a shard tree, or any ledgers named on the command line.
+
+A verb that reads results takes a ledger file, a run's output directory, or several of either.
+A directory stands for its `ledger.jsonl` and every `shards/*/ledger.jsonl` under it (see
+`harness.shards`), so `status results/x` sees a sharded run whole, merged or not.
+
+Read as one, the lines of several ledgers come in timestamp order (a result's `timestamp`, a run
+line's `started`, a batch line's `timestamp`), each ledger's own lines in their own order (a line
+without a readable time keeps its place after the line before it), ties in the order the ledgers
+were named, and an exact duplicate of an earlier line left out. That is the file `harness merge`
+writes, so a verb over a shard tree reads exactly what it would read from the merged ledger. The
+latest line for a key wins, as in one ledger.
+
+Duplicates are found in a first pass: every line's 128-bit fingerprint (Python's 64-bit hash of
+its bytes, which is fixed within a process, and its CRC-32 and length) is sorted with numpy; a
+line is left out only when an earlier line has the same fingerprint. Two different lines of ten
+million share one by chance with a probability of about 10^-16 (the birthday bound over 2^96
+values of the independent hash and CRC), far below the chance of a disk error going unnoticed.
+One ledger alone is read as it is, in one pass.
+"""
+
+from __future__ import annotations
+
+import heapq
+import zlib
+from array import array
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from operator import itemgetter
+from pathlib import Path
+
+import numpy as np
+
+from harness.errors import InputError
+from harness.ledger import LEDGER_NAME, parse_sealed
+from harness.shards import SHARDS_DIR, shard_name_order
+
+Advance = Callable[[int], None]  # called with the bytes read since its last call
+
+_RUN_HEAD, _BATCH_HEAD, _RECORD_HEAD = b'{"type":"run"', b'{"type":"batch"', b'{"key":'
+_STAMP, _STARTED = b',"timestamp":"', b',"started":"'
+_STAMP_LENGTH = len(b"2025-11-12T10:01:23.412Z")
+_REPORT_EVERY = 1 << 22  # bytes between two calls of `advance`
+
+
+@dataclass(frozen=True)
+class Ledgers:
+    """Ledger files read as one (see the module docstring); iterating yields their lines.
+
+    `label` names them in messages: the argument as given when there is one, else a count."""
+
+    paths: tuple[Path, ...]
+    label: str = ""
+    advance: Advance | None = field(default=None, compare=False)
+
+    def __str__(self) -> str:
+        if self.label:
+            return self.label
+        return str(self.paths[0]) if len(self.paths) == 1 else f"{len(self.paths)} ledgers"
+
+    def __iter__(self) -> Iterator[bytes]:
+        if len(self.paths) == 1:
+            return _plain(self.paths[0], self.advance)
+        return (line for _, line in merged(self.paths, scan(self.paths), self.advance))
+
+    @property
+    def size(self) -> int:
+        """The bytes of every ledger, as they are now."""
+        return sum(path.stat().st_size for path in self.paths if path.exists())
+
+    def reporting(self, advance: Advance | None) -> Ledgers:
+        """The same ledgers, reading through which calls `advance` with the bytes read."""
+        return Ledgers(self.paths, self.label, advance)
+
+
+def tree(output: Path) -> list[Path]:
+    """The ledgers of a run's output directory: its own, then each shard's (2-of-8 before
+    10-of-16: by N, then K)."""
+    found = [output / LEDGER_NAME] if (output / LEDGER_NAME).is_file() else []
+    shards = sorted((output / SHARDS_DIR).glob("*"), key=shard_name_order)
+    return found + [folder / LEDGER_NAME for folder in shards if (folder / LEDGER_NAME).is_file()]
+
+
+def ledgers_of(arguments: Sequence[str | Path]) -> Ledgers:
+    """The ledgers that command-line arguments name: a file is itself, a directory is its tree.
+    InputError when an argument names no ledger; a file named twice is read once."""
+    paths: dict[Path, None] = {}
+    for argument in arguments:
+        path = Path(argument)
+        if path.is_dir():
+            found = tree(path)
+            if not found:
+                raise InputError(
+                    f"{path}: no ledger in it (neither {LEDGER_NAME} nor "
+                    f"{SHARDS_DIR}/*/{LEDGER_NAME})"
+                )
+        elif path.is_file():
+            found = [path]
+        else:
+            raise InputError(f"{path}: no such ledger")
+        for each in found:
+            paths.setdefault(each, None)
+    unique = _unique(list(paths))
+    label = " ".join(str(a) for a in arguments) if len(arguments) <= 3 else ""
+    return Ledgers(tuple(unique), label)
+
+
+def _unique(paths: list[Path]) -> list[Path]:
+    """Each file once, however it was reached (a symlink, `a/../a`)."""
+    seen: set[tuple[int, int]] = set()
+    unique = []
+    for path in paths:
+        stat = path.stat()
+        if (stat.st_dev, stat.st_ino) not in seen:
+            seen.add((stat.st_dev, stat.st_ino))
+            unique.append(path)
+    return unique
+
+
+@dataclass
+class Scan:
+    """The first pass over several ledgers: each one's count of non-blank lines, the line
+    numbers (among them) that repeat an earlier line exactly, ascending, and, where asked for,
+    the places and key fingerprints of lines that look like successes (their head says so; the
+    second pass checks them)."""
+
+    counts: list[int]
+    repeats: list[np.ndarray]
+    success_places: np.ndarray | None = None  # global places: ledger's start + line number
+    success_keys: np.ndarray | None = None
+
+    def start(self, ledger: int) -> int:
+        """The global place of a ledger's first line."""
+        return sum(self.counts[:ledger])
+
+
+def scan(paths: Sequence[Path], *, successes: bool = False) -> Scan:
+    """Fingerprint every line of `paths` and find the exact repeats (see the module docstring);
+    with `successes`, also note where the lines that look like successes are and their keys'
+    fingerprints."""
+    first, second = array("q"), array("q")
+    places, keys = array("q"), array("q")
+    counts = []
+    place = 0
+    for path in paths:
+        count = 0
+        with path.open("rb") as file:
+            for line in file:
+                if not line.strip():
+                    continue
+                first.append(hash(line))
+                second.append(zlib.crc32(line) | len(line) << 32)
+                if successes and line.startswith(_RECORD_HEAD):
+                    key = success_key(line)
+                    if key is not None:
+                        places.append(place)
+                        keys.append(hash(key))
+                count += 1
+                place += 1
+        counts.append(count)
+    repeated = _repeats(np.frombuffer(first, np.int64), np.frombuffer(second, np.int64))
+    edges = np.cumsum([0, *counts])
+    per_ledger = [
+        repeated[np.searchsorted(repeated, edges[i]) : np.searchsorted(repeated, edges[i + 1])]
+        - edges[i]
+        for i in range(len(counts))
+    ]
+    found = Scan(counts, per_ledger)
+    if successes:
+        kept = ~np.isin(np.frombuffer(places, np.int64), repeated)
+        found.success_places = np.frombuffer(places, np.int64)[kept]
+        found.success_keys = np.frombuffer(keys, np.int64)[kept]
+    return found
+
+
+def _repeats(first: np.ndarray, second: np.ndarray) -> np.ndarray:
+    """The places whose fingerprint an earlier place has, ascending (a stable sort keeps equal
+    fingerprints in place order, so each group's first is the one kept)."""
+    if first.size < 2:
+        return np.zeros(0, np.int64)
+    order = np.lexsort((second, first))
+    a, b = first[order], second[order]
+    same = (a[1:] == a[:-1]) & (b[1:] == b[:-1])
+    return np.sort(order[1:][same])
+
+
+def success_key(line: bytes) -> bytes | None:
+    """The JSON-encoded key of a line whose head says it is a success, else None (unchecked:
+    the line may be damaged)."""
+    mark = line.find(b',"status":"')
+    if mark < 0 or not line.startswith(b'ok"', mark + 11):
+        return None
+    return line[len(_RECORD_HEAD) : mark]
+
+
+def merged(
+    paths: Sequence[Path], found: Scan, advance: Advance | None = None
+) -> Iterator[tuple[int, bytes]]:
+    """Every line of `paths` but the repeats `found`, in timestamp order (see the module
+    docstring), each with the number of the ledger it comes from."""
+    streams = [
+        _stamped(number, path, found.repeats[number], advance) for number, path in enumerate(paths)
+    ]
+    for _, number, line in heapq.merge(*streams, key=itemgetter(0)):
+        yield number, line
+
+
+def _stamped(
+    number: int, path: Path, repeats: np.ndarray, advance: Advance | None
+) -> Iterator[tuple[bytes, int, bytes]]:
+    """A ledger's non-blank lines but its repeats, each with its time and the ledger's number."""
+    skip = iter(repeats.tolist())
+    next_skip = next(skip, -1)
+    stamp = b""
+    count = 0
+    for line in _plain(path, advance):
+        if not line.strip():
+            continue
+        if count == next_skip:
+            next_skip = next(skip, -1)
+        else:
+            stamp = line_time(line) or stamp
+            yield stamp, number, line
+        count += 1
+
+
+def line_time(line: bytes) -> bytes | None:
+    """When a line was written, as its ISO-8601 text: read from its head for the lines the
+    harness writes, else from the parsed line; None when it has none."""
+    if line.startswith((_RECORD_HEAD, _BATCH_HEAD)):
+        at = line.find(_STAMP)
+        at = at + len(_STAMP) if at > 0 else -1
+    elif line.startswith(_RUN_HEAD):
+        at = line.find(_STARTED)
+        at = at + len(_STARTED) if at > 0 else -1
+    else:
+        at = -1
+    if at > 0 and line[at + _STAMP_LENGTH - 1 : at + _STAMP_LENGTH] == b"Z":
+        return line[at : at + _STAMP_LENGTH]
+    obj = parse_sealed(line)
+    stamp = obj.get("timestamp", obj.get("started")) if obj is not None else None
+    return stamp.encode() if isinstance(stamp, str) else None
+
+
+def _plain(path: Path, advance: Advance | None) -> Iterator[bytes]:
+    """A file's lines, reporting the bytes read to `advance` every few MiB."""
+    with path.open("rb") as file:
+        if advance is None:
+            yield from file
+            return
+        unreported = 0
+        for line in file:
+            unreported += len(line)
+            if unreported >= _REPORT_EVERY:
+                advance(unreported)
+                unreported = 0
+            yield line
+        advance(unreported)

@@ -12,6 +12,7 @@ import argparse
 import logging
 import signal
 import sys
+import time
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -28,11 +29,13 @@ from harness.commands import positive as _positive
 from harness.commands import say as _say
 from harness.doctor import diagnose, probe_checks, report
 from harness.errors import InputError, LedgerWriteError, recorded_error_types
-from harness.ledger import LedgerWriter, build_index
+from harness.ledger import LEDGER_NAME, LedgerWriter, build_index
 from harness.ledger_set import Ledgers, ledgers_of
+from harness.merge import merge
 from harness.plan import Assumptions, make_plan
 from harness.plan_view import plan_json, show_plan
 from harness.probe import probe_all
+from harness.progress import reading_bar
 from harness.report import summarize, summary_table
 from harness.run import (
     EXIT_FAILED,
@@ -267,6 +270,35 @@ def _cancel_batches(args: argparse.Namespace, console: Console) -> int:
     return EXIT_FAILED if any(line.startswith("error:") for _, line in lines) else EXIT_OK
 
 
+def _merge(args: argparse.Namespace, console: Console) -> int:
+    sources = ledgers_of(args.ledgers)
+    started = time.perf_counter()
+    into = args.into
+    if into.exists() and not into.is_dir():
+        raise InputError(f"{into}: --into names a file; name the output directory")
+    into.mkdir(parents=True, exist_ok=True)
+    existing = (into / LEDGER_NAME).stat().st_size if (into / LEDGER_NAME).is_file() else 0
+    total = 2 * (sum(path.stat().st_size for path in sources.paths) + existing)
+    with reading_bar(console, "merging", total) as advance:
+        done = merge(sources, into, advance)
+    left = f"{done.duplicates:,} exact duplicate line(s) written once"
+    if done.unfinished:
+        left += f"; {done.unfinished:,} unfinished last line(s) left out (a run still writing)"
+    _say(
+        console,
+        f"Merged {done.ledgers:,} ledger(s) into {done.ledger}: {done.lines:,} lines ({left}) "
+        f"in {time.perf_counter() - started:.1f} s",
+    )
+    if done.conflicts:
+        _say(
+            console,
+            f"{done.conflicts:,} key(s) have different answers in different ledgers: every answer "
+            f"is kept and the latest is read; each is listed in {done.conflicts_path}",
+        )
+    _say(console, f"See them with: {_command('status', str(done.ledger))}")
+    return EXIT_FAILED if done.conflicts else EXIT_OK
+
+
 def _plan(args: argparse.Namespace, console: Console) -> int:
     prepared = prepare(args.config, _overrides(args))
     # With --json, stdout holds the JSON alone; what else there is to say goes to stderr.
@@ -443,6 +475,19 @@ def _parser() -> argparse.ArgumentParser:
     _add_filters(status)
     _add_batch_config(status)
     status.set_defaults(verb=_status)
+
+    merging = verbs.add_parser(
+        "merge",
+        help="join ledgers (a shard tree, runs made elsewhere) into OUTPUT's ledger; nothing "
+        "recorded is dropped",
+        epilog="exit 1 when some key has different answers in different ledgers (listed in "
+        "OUTPUT/merge-conflicts.jsonl; the merge is complete)",
+    )
+    merging.add_argument("ledgers", nargs="+", help=_LEDGERS_HELP)
+    merging.add_argument(
+        "--into", type=Path, required=True, metavar="OUTPUT", help="the output directory"
+    )
+    merging.set_defaults(verb=_merge)
 
     batches = verbs.add_parser("batches", help="the ledger's open provider batches")
     batch_verbs = batches.add_subparsers(required=True, metavar="ACTION")

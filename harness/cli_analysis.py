@@ -34,7 +34,6 @@ from harness.analysis.sheets import (
 )
 from harness.commands import command_line, positive, say
 from harness.errors import InputError
-from harness.ledger import LEDGER_NAME
 
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 
@@ -133,7 +132,7 @@ def _import(args: argparse.Namespace, console: Console) -> int:
     disputed = disagreements(by_rater)
     if disputed:
         path = args.output / f"{key.name}.disagreements.csv"
-        texts = shown_texts(args.output / LEDGER_NAME, key.prompts, key.items)
+        texts = shown_texts(args.output, key.prompts, key.items)
         write_disagreements(path, disputed, by_rater, texts)
         say(
             console,

@@ -78,10 +78,10 @@ class LedgerWriter:
         self, path: Path, *, batch: int = 64, fresh: bool = False, write: Write = os.write
     ) -> None:
         self.path = path
-        fd = _open_locked(path)
+        fd = open_and_lock(path)
         try:
             fd, self.set_aside = _start_fresh(path, fd) if fresh else (fd, None)
-            _set_aside_torn_tail(path, fd)
+            set_aside_torn_tail(path, fd)
             sync_dir(path.parent)
         except OSError as exc:
             os.close(fd)
@@ -214,7 +214,7 @@ class LedgerWriter:
         return size
 
 
-def _open_locked(path: Path) -> int:
+def open_and_lock(path: Path) -> int:
     """Open (creating it and its folder) and lock the ledger; InputError says what is wrong."""
     folder = path.parent
     try:
@@ -250,7 +250,7 @@ def _start_fresh(path: Path, old: int) -> tuple[int, Path | None]:
     target = path.with_name(f"ledger.{_stamp()}.jsonl")
     os.rename(path, target)
     try:
-        return _open_locked(path), target
+        return open_and_lock(path), target
     finally:
         os.close(old)
 
@@ -283,7 +283,7 @@ def _stamp() -> str:
     return utc_timestamp().replace(":", "").replace("-", "").replace(".", "")
 
 
-def _set_aside_torn_tail(path: Path, fd: int) -> None:
+def set_aside_torn_tail(path: Path, fd: int) -> None:
     """Move a crash's unfinished last line to `<ledger>.torn`, keeping every line whole."""
     size = os.fstat(fd).st_size
     if size == 0 or os.pread(fd, 1, size - 1) == b"\n":

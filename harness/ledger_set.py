@@ -32,12 +32,13 @@ from pathlib import Path
 import numpy as np
 
 from harness.errors import InputError
-from harness.ledger import LEDGER_NAME, parse_sealed
+from harness.ledger import LEDGER_NAME, parse_line, parse_sealed
 from harness.shards import SHARDS_DIR, shard_name_order
 
 Advance = Callable[[int], None]  # called with the bytes read since its last call
 
 _RUN_HEAD, _BATCH_HEAD, _RECORD_HEAD = b'{"type":"run"', b'{"type":"batch"', b'{"key":'
+_HEADS = (_RUN_HEAD, _BATCH_HEAD, _RECORD_HEAD)
 _STAMP, _STARTED = b',"timestamp":"', b',"started":"'
 _STAMP_LENGTH = len(b"2025-11-12T10:01:23.412Z")
 _REPORT_EVERY = 1 << 22  # bytes between two calls of `advance`
@@ -61,12 +62,22 @@ class Ledgers:
     def __iter__(self) -> Iterator[bytes]:
         if len(self.paths) == 1:
             return _plain(self.paths[0], self.advance)
-        return (line for _, line in merged(self.paths, scan(self.paths), self.advance))
+        return (line for _, line in self.placed())
+
+    def placed(self) -> Iterator[tuple[int, bytes]]:
+        """Every line with its place: the ledger's number (in `paths`) times 2**40 plus the
+        line's number in it (blank lines of several ledgers left out). A place stays the same
+        when lines are appended, so a second reading finds the lines the first one noted."""
+        if len(self.paths) == 1:
+            return enumerate(_plain(self.paths[0], self.advance))
+        return merged(self.paths, scan(self.paths, advance=self.advance), self.advance)
 
     @property
     def size(self) -> int:
-        """The bytes of every ledger, as they are now."""
-        return sum(path.stat().st_size for path in self.paths if path.exists())
+        """The bytes one reading goes through: every ledger once, or twice when there are
+        several (the pass that finds the duplicates, then the merge)."""
+        size = sum(path.stat().st_size for path in self.paths if path.exists())
+        return size if len(self.paths) == 1 else 2 * size
 
     def reporting(self, advance: Advance | None) -> Ledgers:
         """The same ledgers, reading through which calls `advance` with the bytes read."""
@@ -119,56 +130,54 @@ def _unique(paths: list[Path]) -> list[Path]:
 
 @dataclass
 class Scan:
-    """The first pass over several ledgers: each one's count of non-blank lines, the line
-    numbers (among them) that repeat an earlier line exactly, ascending, and, where asked for,
-    the places and key fingerprints of lines that look like successes (their head says so; the
-    second pass checks them)."""
+    """The first pass over several ledgers: each one's count of non-blank lines and of those
+    that look like a ledger's (a record, run or batch line), the line numbers (among the
+    non-blank ones) that repeat an earlier line exactly, ascending, and, where asked for, the
+    places and key fingerprints of the lines that look like successes (the second pass checks
+    them)."""
 
     counts: list[int]
+    known: list[int]
     repeats: list[np.ndarray]
-    success_places: np.ndarray | None = None  # global places: ledger's start + line number
+    success_places: np.ndarray | None = None  # global places: earlier ledgers' counts + number
     success_keys: np.ndarray | None = None
 
-    def start(self, ledger: int) -> int:
-        """The global place of a ledger's first line."""
-        return sum(self.counts[:ledger])
 
-
-def scan(paths: Sequence[Path], *, successes: bool = False) -> Scan:
+def scan(paths: Sequence[Path], *, successes: bool = False, advance: Advance | None = None) -> Scan:
     """Fingerprint every line of `paths` and find the exact repeats (see the module docstring);
     with `successes`, also note where the lines that look like successes are and their keys'
-    fingerprints."""
+    fingerprints (Python's hash of the key's JSON)."""
     first, second = array("q"), array("q")
     places, keys = array("q"), array("q")
-    counts = []
+    counts, known = [], []
     place = 0
     for path in paths:
-        count = 0
-        with path.open("rb") as file:
-            for line in file:
-                if not line.strip():
-                    continue
-                first.append(hash(line))
-                second.append(zlib.crc32(line) | len(line) << 32)
-                if successes and line.startswith(_RECORD_HEAD):
-                    key = success_key(line)
-                    if key is not None:
-                        places.append(place)
-                        keys.append(hash(key))
-                count += 1
-                place += 1
+        count = recognized = 0
+        for line in _plain(path, advance):
+            if not line.strip():
+                continue
+            first.append(hash(line))
+            second.append(zlib.crc32(line) | len(line) << 32)
+            if line.startswith(_HEADS) or parse_line(line) is not None:
+                recognized += 1
+            if successes and line.startswith(_RECORD_HEAD):
+                key = success_key(line)
+                if key is not None:
+                    places.append(place)
+                    keys.append(hash(key))
+            count += 1
+            place += 1
         counts.append(count)
+        known.append(recognized)
     repeated = _repeats(np.frombuffer(first, np.int64), np.frombuffer(second, np.int64))
     edges = np.cumsum([0, *counts])
-    per_ledger = [
-        repeated[np.searchsorted(repeated, edges[i]) : np.searchsorted(repeated, edges[i + 1])]
-        - edges[i]
-        for i in range(len(counts))
-    ]
-    found = Scan(counts, per_ledger)
+    cuts = np.searchsorted(repeated, edges)
+    per_ledger = [repeated[cuts[i] : cuts[i + 1]] - edges[i] for i in range(len(counts))]
+    found = Scan(counts, known, per_ledger)
     if successes:
-        kept = ~np.isin(np.frombuffer(places, np.int64), repeated)
-        found.success_places = np.frombuffer(places, np.int64)[kept]
+        at = np.frombuffer(places, np.int64)
+        kept = ~np.isin(at, repeated)
+        found.success_places = at[kept]
         found.success_keys = np.frombuffer(keys, np.int64)[kept]
     return found
 
@@ -193,26 +202,30 @@ def success_key(line: bytes) -> bytes | None:
     return line[len(_RECORD_HEAD) : mark]
 
 
+LEDGER_PLACE = 1 << 40  # a place is its ledger's number times this, plus its line's number
+
+
 def merged(
     paths: Sequence[Path], found: Scan, advance: Advance | None = None
 ) -> Iterator[tuple[int, bytes]]:
     """Every line of `paths` but the repeats `found`, in timestamp order (see the module
-    docstring), each with the number of the ledger it comes from."""
+    docstring), each with its place (see `Ledgers.placed`)."""
     streams = [
         _stamped(number, path, found.repeats[number], advance) for number, path in enumerate(paths)
     ]
-    for _, number, line in heapq.merge(*streams, key=itemgetter(0)):
-        yield number, line
+    for _, place, line in heapq.merge(*streams, key=itemgetter(0)):
+        yield place, line
 
 
 def _stamped(
     number: int, path: Path, repeats: np.ndarray, advance: Advance | None
 ) -> Iterator[tuple[bytes, int, bytes]]:
-    """A ledger's non-blank lines but its repeats, each with its time and the ledger's number."""
+    """A ledger's non-blank lines but its repeats, each with its time and its place."""
     skip = iter(repeats.tolist())
     next_skip = next(skip, -1)
     stamp = b""
     count = 0
+    base = number * LEDGER_PLACE
     for line in _plain(path, advance):
         if not line.strip():
             continue
@@ -220,8 +233,14 @@ def _stamped(
             next_skip = next(skip, -1)
         else:
             stamp = line_time(line) or stamp
-            yield stamp, number, line
+            yield stamp, base + count, line
         count += 1
+
+
+def placed_lines(source: Path | Ledgers) -> Iterator[tuple[int, bytes]]:
+    """The lines of a ledger file or of ledgers read as one, each with a place that a second
+    reading gives the same line (see `Ledgers.placed`)."""
+    return Ledgers((source,)).placed() if isinstance(source, Path) else source.placed()
 
 
 def line_time(line: bytes) -> bytes | None:

@@ -23,7 +23,7 @@ wall time; a model with neither price has an unknown cost, never 0.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -138,7 +138,8 @@ def make_plan(prepared: Prepared, index: ResumeIndex, assumptions: Assumptions) 
     known = {prompt_id: (prompt_hash, length) for prompt_id, prompt_hash, length, _ in rows}
     variants = {v.id for v in prepared.variants}
     calibration = observe(prepared.ledger_path, variants, known)
-    work = _Work(index, rows, categories, prepared.config.samples)
+    holds = prepared.holds if prepared.shard is not None else None
+    work = _Work(index, rows, categories, prepared.config.samples, prepared.totals(), holds)
     lanes = [_lane(setup, work, calibration, assumptions) for setup in prepared.models]
     device = sum(lane.wall for lane in lanes if lane.holds_device)
     alongside = [lane.wall for lane in lanes if not lane.holds_device]
@@ -166,6 +167,8 @@ class _Work:
     rows: list[tuple[str, str, int, int]]
     categories: list[str]
     samples: int
+    totals: dict[str, int]  # jobs per variant (in the run's shard)
+    holds: Callable[[str], bool] | None  # a shard's test of a key; None: every key
 
     def pending(self, variant: str, long_chars: float) -> tuple[list[int], list[int]]:
         """A variant's jobs not yet done, and their prompts' characters, by slot: a category's
@@ -173,9 +176,11 @@ class _Work:
         counts = [0] * (2 * len(self.categories))
         chars = [0] * (2 * len(self.categories))
         answered = self.index.answered.get  # what `is_done` asks, without a call per job
+        holds = self.holds
         for sample in range(self.samples):
             for prompt_id, prompt_hash, length, category in self.rows:
-                if answered(job_key(variant, prompt_id, sample)) != prompt_hash:
+                key = job_key(variant, prompt_id, sample)
+                if answered(key) != prompt_hash and (holds is None or holds(key)):
                     at = 2 * category + (length > long_chars)
                     counts[at] += 1
                     chars[at] += length
@@ -233,7 +238,7 @@ def _lane(
             VariantPlan(
                 variant=variant.id,
                 model=model.name,
-                jobs=len(work.rows) * work.samples,
+                jobs=work.totals[variant.id],
                 pending=e.pending,
                 input_tokens=round(e.input),
                 output_tokens=round(e.output),

@@ -9,18 +9,21 @@ provider's counts, printed (off a terminal) whenever it changes.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import anyio
 from rich.console import Console, RenderableType
 from rich.progress import (
     BarColumn,
+    DownloadColumn,
     MofNCompleteColumn,
     ProgressColumn,
     Task,
     TextColumn,
     TimeRemainingColumn,
+    TransferSpeedColumn,
 )
 from rich.progress import Progress as RichProgress
 from rich.text import Text
@@ -210,3 +213,22 @@ class Progress:
             return 0.0
         end = tally.last if tally.finished >= tally.total else self._clock()
         return tally.finished / max(end - tally.started, 1e-9)
+
+
+@contextmanager
+def reading_bar(console: Console, what: str, total: int) -> Iterator[Callable[[int], None]]:
+    """A transient bar over `total` bytes read, on a terminal only (elsewhere reading is
+    silent); yields the callable that advances it by the bytes just read."""
+    if not console.is_terminal:
+        yield lambda count: None
+        return
+    columns = (
+        TextColumn(what),
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        TimeRemainingColumn(),
+    )
+    with RichProgress(*columns, console=console, transient=True) as bar:
+        task = bar.add_task(what, total=total)
+        yield lambda count: bar.advance(task, count)

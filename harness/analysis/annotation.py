@@ -34,6 +34,7 @@ from harness.analysis.scores import SCORES_NAME, UNPARSEABLE, answer_digest, rea
 from harness.analysis.whole import written_whole
 from harness.errors import InputError
 from harness.ledger import LEDGER_NAME, iter_lines
+from harness.ledger_set import Ledgers, ledgers_of, tree
 from harness.prompt_files import FieldMap, PromptSource
 from harness.prompts import Prompt, as_source, load_prompts
 from harness.record import utc_timestamp
@@ -94,9 +95,10 @@ def export_sheets(request: ExportRequest) -> Exported:
     """Sample the answers, write one blinded sheet per rater and the key; InputError (nothing
     written) when the ledger, prompts or labels are missing or the annotation already exists."""
     output = request.output
-    ledger = output / LEDGER_NAME
-    if not ledger.is_file():
+    if not tree(output):
+        ledger = output / LEDGER_NAME
         raise InputError(f"{ledger}: no such ledger (is {output} a run's output directory?)")
+    ledger = ledgers_of([output])
     key = key_path(output, request.name)
     if key.exists():
         raise InputError(
@@ -125,7 +127,7 @@ def export_sheets(request: ExportRequest) -> Exported:
         "labels": list(labels),
         "scorer": request.scorer,
         "raters": list(request.raters),
-        "ledger": str(ledger.resolve()),
+        "ledger": str((output / LEDGER_NAME).resolve()),
         "prompts": dataclasses.asdict(source),
         "items": items,
         "orders": orders,
@@ -160,7 +162,7 @@ def _labels_given(output: Path, scorer: str | None) -> tuple[str, ...]:
     return tuple(labels)
 
 
-def prompt_source(ledger: Path, given: Path | None) -> PromptSource:
+def prompt_source(ledger: Ledgers, given: Path | None) -> PromptSource:
     """The prompt set to show: `given` (`--prompts`), else the one the ledger's latest run read,
     as its run line describes it (location, format, split, field mapping)."""
     if given is not None:
@@ -186,7 +188,7 @@ def _load(source: PromptSource, given: Path | None) -> dict[str, Prompt]:
         raise InputError(f"{exc}{hint}") from None
 
 
-def _answers(ledger: Path) -> Iterator[tuple[str, str, str]]:
+def _answers(ledger: Ledgers) -> Iterator[tuple[str, str, str]]:
     """Each latest answer's key, prompt id and prompt hash."""
     for record in latest_records(ledger, successes_only=True):
         yield record["key"], record["prompt_id"], record.get("prompt_hash") or ""
@@ -199,7 +201,7 @@ def _shown(prompts: dict[str, Prompt], prompt_id: str, prompt_hash: str) -> bool
 
 
 def _items(
-    ledger: Path, item_of: dict[str, str], prompts: dict[str, Prompt]
+    ledger: Ledgers, item_of: dict[str, str], prompts: dict[str, Prompt]
 ) -> tuple[dict[str, dict[str, Any]], dict[str, tuple[str, str]]]:
     """The key's entry of every chosen answer and the texts its sheet rows show, by item."""
     items: dict[str, dict[str, Any]] = {}
@@ -253,7 +255,7 @@ def _write_instructions(path: Path, labels: Sequence[str], raters: Sequence[str]
 
 
 def shown_texts(
-    ledger: Path, source: PromptSource, items: dict[str, dict[str, Any]]
+    output: Path, source: PromptSource, items: dict[str, dict[str, Any]]
 ) -> dict[str, tuple[str, str]]:
     """The prompt and answer each item showed (found by answer key and digest anywhere in the
     ledger, so an answer rerun since is still found); items no longer found are left out."""
@@ -264,7 +266,7 @@ def shown_texts(
     except InputError:
         prompts = {}
     texts: dict[str, tuple[str, str]] = {}
-    for record in iter_lines(ledger) if ledger.is_file() else ():
+    for record in iter_lines(ledgers_of([output])) if tree(output) else ():
         if record is None or record.get("key") not in keys or record.get("status") != "ok":
             continue
         item = wanted.get((record["key"], answer_digest(record)))

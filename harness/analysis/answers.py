@@ -1,7 +1,9 @@
 """The latest-wins view of a ledger's results, streamed: what every reader of answers starts from.
 
-One pass notes the byte offset of each key's latest record (a few dozen bytes per key); a second
-pass yields those records in file order, so memory holds offsets, never a million records.
+One pass notes the place of each key's latest record (a few dozen bytes per key); a second pass
+yields those records in ledger order, so memory holds places, never a million records. A source
+is one ledger file or several read as one (`harness.ledger_set.Ledgers`: a shard tree); a place
+is stable when lines are appended between the passes.
 """
 
 from __future__ import annotations
@@ -11,36 +13,33 @@ from pathlib import Path
 from typing import Any
 
 from harness.ledger import is_record, iter_lines, parse_line
+from harness.ledger_set import Ledgers, placed_lines
 
 
-def latest_offsets(path: Path) -> dict[str, int]:
-    """Each key's latest result record, as its line's byte offset in the ledger."""
-    offsets: dict[str, int] = {}
-    offset = 0
-    with path.open("rb") as file:
-        for line in file:
-            if line.strip():
-                record = parse_line(line)
-                if record is not None and is_record(record):  # not a run or batch line
-                    offsets[record["key"]] = offset
-            offset += len(line)
-    return offsets
+def latest_places(source: Path | Ledgers) -> dict[str, int]:
+    """Each key's latest result record, as its line's place (see `harness.ledger_set`)."""
+    places: dict[str, int] = {}
+    for place, line in placed_lines(source):
+        if line.strip():
+            record = parse_line(line)
+            if record is not None and is_record(record):  # not a run or batch line
+                places[record["key"]] = place
+    return places
 
 
-def latest_records(path: Path, *, successes_only: bool = False) -> Iterator[dict[str, Any]]:
+def latest_records(
+    source: Path | Ledgers, *, successes_only: bool = False
+) -> Iterator[dict[str, Any]]:
     """The latest record of every key, in ledger order; with `successes_only`, only the keys
     whose latest record is an answer (a failure that superseded an answer hides it)."""
-    wanted = set(latest_offsets(path).values())
-    offset = 0
-    with path.open("rb") as file:
-        for line in file:
-            if offset in wanted:
-                record = parse_line(line)
-                if record is not None and (not successes_only or record["status"] == "ok"):
-                    yield record
-            offset += len(line)
+    wanted = set(latest_places(source).values())
+    for place, line in placed_lines(source):
+        if place in wanted:
+            record = parse_line(line)
+            if record is not None and (not successes_only or record["status"] == "ok"):
+                yield record
 
 
-def run_lines(path: Path) -> list[dict[str, Any]]:
+def run_lines(source: Path | Ledgers) -> list[dict[str, Any]]:
     """Every run line of the ledger (provenance), oldest first."""
-    return [obj for obj in iter_lines(path) if obj is not None and obj.get("type") == "run"]
+    return [obj for obj in iter_lines(source) if obj is not None and obj.get("type") == "run"]

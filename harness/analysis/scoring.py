@@ -43,6 +43,7 @@ from harness.analysis.scores import (
 from harness.config import RunConfig, load_config
 from harness.errors import InputError
 from harness.ledger import LEDGER_NAME, LedgerWriter
+from harness.ledger_set import Ledgers, ledgers_of, tree
 from harness.prompts import Prompt, load_prompts
 from harness.record import utc_timestamp
 from harness.run import EXIT_OK, Prepared, run_pending
@@ -71,9 +72,9 @@ class ScoringPlan:
     prompts: dict[str, Prompt]  # by id; loaded only when a judge needs them
 
     @property
-    def ledger(self) -> Path:
-        """The answers' ledger."""
-        return self.config.output / LEDGER_NAME
+    def ledger(self) -> Ledgers:
+        """The answers' ledgers: the output's, and every shard's under it, read as one."""
+        return ledgers_of([self.config.output])
 
     @property
     def scores_path(self) -> Path:
@@ -101,8 +102,8 @@ def prepare_scoring(
     if output is not None:
         config = replace(config, output=output)
     scorers = _chosen(config, names)
-    ledger = config.output / LEDGER_NAME
-    if not ledger.is_file():
+    if not tree(config.output):
+        ledger = config.output / LEDGER_NAME
         raise InputError(f"{ledger}: no answers to score (run `harness run {config.path}` first)")
     rules = {}
     for scorer in scorers:

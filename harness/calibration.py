@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import statistics
 from collections import Counter
-from collections.abc import Collection, Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -69,15 +69,16 @@ class Calibration:
 
 
 def observe(
-    path: Path, variants: Collection[str], prompts: Mapping[str, tuple[str, int]]
+    paths: Sequence[Path], variants: Collection[str], prompts: Mapping[str, tuple[str, int]]
 ) -> Calibration:
-    """Read the answers of `variants` in the ledger at `path` (a missing ledger has none);
-    `prompts` maps each prompt id to its content hash and its length in characters."""
+    """Read the answers of `variants` in the ledgers at `paths` (each sampled alone when large;
+    a missing ledger has none); `prompts` maps each prompt id to its content hash and its length
+    in characters."""
     found: dict[str, Observed] = {}
-    if not path.exists():
-        return Calibration(found, sampled=False)
-    sampled = path.stat().st_size > WHOLE
-    for line in _lines(path, sampled):
+    present = [path for path in paths if path.exists()]
+    sampled = any(path.stat().st_size > WHOLE for path in present)
+    lines = (line for path in present for line in _lines(path, path.stat().st_size > WHOLE))
+    for line in lines:
         record = _answer(line)
         if record is None or record["variant"] not in variants:
             continue

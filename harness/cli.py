@@ -281,7 +281,7 @@ def _merge(args: argparse.Namespace, console: Console) -> int:
     total = 2 * (sum(path.stat().st_size for path in sources.paths) + existing)
     with reading_bar(console, "merging", total) as advance:
         done = merge(sources, into, advance)
-    left = f"{done.duplicates:,} exact duplicate line(s) written once"
+    left = f"{done.duplicates:,} exact duplicate line(s) left out"
     if done.unfinished:
         left += f"; {done.unfinished:,} unfinished last line(s) left out (a run still writing)"
     _say(

@@ -137,7 +137,7 @@ def make_plan(prepared: Prepared, index: ResumeIndex, assumptions: Assumptions) 
     rows = [(p.id, p.hash, len(p.text), slots[p.category]) for p in prepared.prompts]
     known = {prompt_id: (prompt_hash, length) for prompt_id, prompt_hash, length, _ in rows}
     variants = {v.id for v in prepared.variants}
-    calibration = observe(prepared.ledger_path, variants, known)
+    calibration = observe(prepared.reads(), variants, known)
     holds = prepared.holds if prepared.shard is not None else None
     work = _Work(index, rows, categories, prepared.config.samples, prepared.totals(), holds)
     lanes = [_lane(setup, work, calibration, assumptions) for setup in prepared.models]

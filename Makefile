@@ -33,7 +33,7 @@ test: setup setup-vllm
 	$(PY) -m pytest -q
 
 bench: setup
-	$(PY) -m benchmarks
+	$(PY) -m benchmarks $(BENCH_ARGS)
 
 lint: setup
 	$(PY) -m ruff check .

@@ -23,6 +23,11 @@
 (n) 100,000 jobs in batch mode through each provider's batch API (the real SDKs) on a loopback
     server that ends every batch at once: the run's start to its last record, and peak RSS, at the
     default batch sizes and (Anthropic) in batches of 10,000, each next to 20,000 jobs' RSS
+(o) with --scale only (about 15 minutes, 14 GB of disk at the peak): a 10,000,000-job ledger
+    (250,000 prompts x 10 variants x 4 samples, written directly as 8 shards; see
+    benchmarks/scale.py): `merge` of the 8 shards, the resume index of the merged ledger (its
+    build time and the process's peak RSS), `status`, `run` finding every job done; then real
+    runs of 1,000,000 and 2,000,000 jobs at 0 ms (the same prompts, 4 and 8 samples): peak RSS
 """
 
 from __future__ import annotations
@@ -57,6 +62,13 @@ from benchmarks.project import (
     write_project,
 )
 from benchmarks.prompt_sets import load_figures, write_prompt_sets
+from benchmarks.scale import (
+    PROMPTS,
+    index_figures,
+    measured,
+    write_scale_project,
+    write_shard_ledgers,
+)
 from benchmarks.scoring import score_figures, write_scoring_project
 from harness.ledger import build_index, read_ledger
 
@@ -335,10 +347,65 @@ def batch_mode(root: Path) -> None:
         )
 
 
+def scale(root: Path) -> None:
+    config = write_scale_project(root / "scale")
+    out = config.parent / "out"
+    started = time.perf_counter()
+    shards, size = write_shard_ledgers(config, 8)
+    report(
+        f"(o) 10,000,000 records written as 8 shards ({size / 1e9:.1f} GB)",
+        f"{time.perf_counter() - started:.0f} s",
+        "-",
+        True,
+    )
+    seconds, peak, _ = measured(["merge", str(out), "--into", str(out)])
+    figures = f"{seconds:.1f} s, {peak:,.0f} MB"
+    report("    merge of the 8 shards", figures, "<= 60 s", seconds <= 60)
+    for shard in shards:
+        shard.unlink()
+    seconds, peak, keys = index_figures(out / "ledger.jsonl")
+    assert keys == 10_000_000, keys
+    report(
+        "    resume index of the merged 10,000,000 records",
+        f"{seconds:.1f} s, {peak:,.0f} MB",
+        "<= 30 s, 2.5 GB",
+        seconds <= 30 and peak <= 2560,
+    )
+    seconds, peak, _ = measured(["status", str(out)])
+    report("    status of the 10,000,000 records", f"{seconds:.1f} s, {peak:,.0f} MB", "-", True)
+    seconds, peak, printed = measured(["run", str(config)])
+    assert "nothing to do: 10,000,000 jobs already done" in printed, printed[-2000:]
+    report(
+        f"    run, every job done ({PROMPTS:,} prompts loaded, index, all jobs checked)",
+        f"{seconds:.1f} s, {peak:,.0f} MB",
+        "-",
+        True,
+    )
+    (out / "ledger.jsonl").unlink()
+    peaks = []
+    for samples in (4, 8):
+        small = write_scale_project(root / f"run{samples}", prompts=25_000, samples=samples)
+        seconds, peak, _ = measured(["run", str(small)])
+        peaks.append(peak)
+        report(
+            f"    run of {samples * 250_000:,} jobs at 0 ms (25,000 prompts x 10 x {samples})",
+            f"{seconds:.0f} s, {peak:,.0f} MB",
+            "-",
+            True,
+        )
+        (small.parent / "out" / "ledger.jsonl").unlink()
+    growth = peaks[1] / peaks[0] - 1
+    report("    peak RSS, 2,000,000 jobs over 1,000,000", f"{growth:+.1%}", "<= +10%",
+           growth <= 0.1)  # fmt: skip
+
+
 def main() -> None:
     print(__doc__)
     with tempfile.TemporaryDirectory(prefix="harness-bench-") as folder:
         root = Path(folder)
+        if "--scale" in sys.argv[1:]:
+            scale(root)
+            return
         for bench in (
             throughput,
             latency_bound,

@@ -333,9 +333,15 @@ def source_lines(source: Source) -> Iterator[bytes]:
 def iter_lines(source: Source) -> Iterator[dict[str, Any] | None]:
     """Yield each line of the ledger parsed: a run line, a batch line, a result record, or None
     for a line that is torn, not JSON, fails its checksum, or is not shaped like any of them."""
-    for line in source_lines(source):
-        if line.strip():
-            yield parse_line(line)
+    if isinstance(source, Path):
+        with source.open("rb") as file:
+            yield from map(parse_line, filter(_not_blank, file))
+    else:
+        yield from map(parse_line, filter(_not_blank, source))
+
+
+def _not_blank(line: bytes) -> bool:
+    return line[:1] == b"{" or bool(line.strip())
 
 
 def read_ledger(source: Source) -> LedgerContents:

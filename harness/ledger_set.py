@@ -154,7 +154,7 @@ def scan(paths: Sequence[Path], *, successes: bool = False, advance: Advance | N
     for path in paths:
         count = recognized = 0
         for line in _plain(path, advance):
-            if not line.strip():
+            if blank(line):
                 continue
             first.append(hash(line))
             second.append(zlib.crc32(line) | len(line) << 32)
@@ -227,7 +227,7 @@ def _stamped(
     count = 0
     base = number * LEDGER_PLACE
     for line in _plain(path, advance):
-        if not line.strip():
+        if blank(line):
             continue
         if count == next_skip:
             next_skip = next(skip, -1)
@@ -241,6 +241,12 @@ def placed_lines(source: Path | Ledgers) -> Iterator[tuple[int, bytes]]:
     """The lines of a ledger file or of ledgers read as one, each with a place that a second
     reading gives the same line (see `Ledgers.placed`)."""
     return Ledgers((source,)).placed() if isinstance(source, Path) else source.placed()
+
+
+def blank(line: bytes) -> bool:
+    """Whether a line holds nothing but white space (a ledger line starts with its brace, so
+    this is one comparison for nearly every line)."""
+    return line[:1] != b"{" and not line.strip()
 
 
 def line_time(line: bytes) -> bytes | None:

@@ -20,7 +20,7 @@ def latest_places(source: Path | Ledgers) -> dict[str, int]:
     """Each key's latest result record, as its line's place (see `harness.ledger_set`)."""
     places: dict[str, int] = {}
     for place, line in placed_lines(source):
-        if line.strip():
+        if line[:1] == b"{" or line.strip():
             record = parse_line(line)
             if record is not None and is_record(record):  # not a run or batch line
                 places[record["key"]] = place

@@ -276,7 +276,10 @@ def _merge(args: argparse.Namespace, console: Console) -> int:
     into = args.into
     if into.exists() and not into.is_dir():
         raise InputError(f"{into}: --into names a file; name the output directory")
-    into.mkdir(parents=True, exist_ok=True)
+    try:
+        into.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InputError(f"{into}: cannot create the output directory: {exc.strerror}") from None
     existing = (into / LEDGER_NAME).stat().st_size if (into / LEDGER_NAME).is_file() else 0
     total = 2 * (sum(path.stat().st_size for path in sources.paths) + existing)
     with reading_bar(console, "merging", total) as advance:

@@ -11,12 +11,14 @@ were named, and an exact duplicate of an earlier line left out. That is the file
 writes, so a verb over a shard tree reads exactly what it would read from the merged ledger. The
 latest line for a key wins, as in one ledger.
 
-Duplicates are found in a first pass: every line's 128-bit fingerprint (Python's 64-bit hash of
-its bytes, which is fixed within a process, and its CRC-32 and length) is sorted with numpy; a
-line is left out only when an earlier line has the same fingerprint. Two different lines of ten
-million share one by chance with a probability of about 10^-16 (the birthday bound over 2^96
-values of the independent hash and CRC), far below the chance of a disk error going unnoticed.
-One ledger alone is read as it is, in one pass.
+A first pass checks that no ledger's times go back (they do not, unless a run moved to a machine
+whose clock is behind); then a duplicate has its original's time, and is found among the lines of
+that time as they are merged. Otherwise the first pass finds the duplicates from every line's
+fingerprint (Python's 64-bit hash of its bytes, fixed within a process, with its CRC-32 and
+length), sorted with numpy: a line is left out only when an earlier line has the same
+fingerprint, and two different lines of ten million share one by chance with a probability of
+about 10^-16 (the birthday bound over 2^96 values), far below that of a disk error going
+unnoticed. One ledger alone is read as it is, in one pass.
 """
 
 from __future__ import annotations
@@ -68,14 +70,15 @@ class Ledgers:
         """Every line with its place: the ledger's number (in `paths`) times 2**40 plus the
         line's number in it (blank lines of several ledgers left out). A place stays the same
         when lines are appended, so a second reading finds the lines the first one noted."""
-        if len(self.paths) == 1:
-            return enumerate(_plain(self.paths[0], self.advance))
-        return merged(self.paths, scan(self.paths, advance=self.advance), self.advance)
+        paths, advance = self.paths, self.advance
+        if len(paths) == 1:
+            return enumerate(_plain(paths[0], advance))
+        return merged(paths, None if in_order(paths, advance) else repeats(paths, advance), advance)
 
     @property
     def size(self) -> int:
         """The bytes one reading goes through: every ledger once, or twice when there are
-        several (the pass that finds the duplicates, then the merge)."""
+        several (the first pass, then the merge)."""
         size = sum(path.stat().st_size for path in self.paths if path.exists())
         return size if len(self.paths) == 1 else 2 * size
 
@@ -128,58 +131,42 @@ def _unique(paths: list[Path]) -> list[Path]:
     return unique
 
 
-@dataclass
-class Scan:
-    """The first pass over several ledgers: each one's count of non-blank lines and of those
-    that look like a ledger's (a record, run or batch line), the line numbers (among the
-    non-blank ones) that repeat an earlier line exactly, ascending, and, where asked for, the
-    places and key fingerprints of the lines that look like successes (the second pass checks
-    them)."""
-
-    counts: list[int]
-    known: list[int]
-    repeats: list[np.ndarray]
-    success_places: np.ndarray | None = None  # global places: earlier ledgers' counts + number
-    success_keys: np.ndarray | None = None
+class OutOfOrder(Exception):
+    """A ledger's times went back (its run moved to a machine whose clock is behind): duplicates
+    cannot be found within equal times; read it again with `repeats`."""
 
 
-def scan(paths: Sequence[Path], *, successes: bool = False, advance: Advance | None = None) -> Scan:
-    """Fingerprint every line of `paths` and find the exact repeats (see the module docstring);
-    with `successes`, also note where the lines that look like successes are and their keys'
-    fingerprints (Python's hash of the key's JSON)."""
-    first, second = array("q"), array("q")
-    places, keys = array("q"), array("q")
-    counts, known = [], []
-    place = 0
+def in_order(paths: Sequence[Path], advance: Advance | None = None) -> bool:
+    """Whether every ledger's line times never go back (the first pass before reading several)."""
     for path in paths:
-        count = recognized = 0
+        stamp = b""
         for line in _plain(path, advance):
-            if blank(line):
-                continue
-            first.append(hash(line))
-            second.append(zlib.crc32(line) | len(line) << 32)
-            if line.startswith(_HEADS) or parse_line(line) is not None:
-                recognized += 1
-            if successes and line.startswith(_RECORD_HEAD):
-                key = success_key(line)
-                if key is not None:
-                    places.append(place)
-                    keys.append(hash(key))
-            count += 1
-            place += 1
+            now = line_time(line) if not blank(line) else None
+            if now is not None:
+                if now < stamp:
+                    return False
+                stamp = now
+    return True
+
+
+def repeats(paths: Sequence[Path], advance: Advance | None = None) -> list[np.ndarray]:
+    """Per ledger, the numbers of its non-blank lines that repeat an earlier line (of any of the
+    ledgers) exactly, ascending: found from every line's fingerprint (see the module docstring),
+    for ledgers whose times go back."""
+    first, second = array("q"), array("q")
+    counts = []
+    for path in paths:
+        count = 0
+        for line in _plain(path, advance):
+            if not blank(line):
+                first.append(hash(line))
+                second.append(zlib.crc32(line) | len(line) << 32)
+                count += 1
         counts.append(count)
-        known.append(recognized)
     repeated = _repeats(np.frombuffer(first, np.int64), np.frombuffer(second, np.int64))
     edges = np.cumsum([0, *counts])
     cuts = np.searchsorted(repeated, edges)
-    per_ledger = [repeated[cuts[i] : cuts[i + 1]] - edges[i] for i in range(len(counts))]
-    found = Scan(counts, known, per_ledger)
-    if successes:
-        at = np.frombuffer(places, np.int64)
-        kept = ~np.isin(at, repeated)
-        found.success_places = at[kept]
-        found.success_keys = np.frombuffer(keys, np.int64)[kept]
-    return found
+    return [repeated[cuts[i] : cuts[i + 1]] - edges[i] for i in range(len(counts))]
 
 
 def _repeats(first: np.ndarray, second: np.ndarray) -> np.ndarray:
@@ -193,35 +180,57 @@ def _repeats(first: np.ndarray, second: np.ndarray) -> np.ndarray:
     return np.sort(order[1:][same])
 
 
-def success_key(line: bytes) -> bytes | None:
-    """The JSON-encoded key of a line whose head says it is a success, else None (unchecked:
-    the line may be damaged)."""
-    mark = line.find(b',"status":"')
-    if mark < 0 or not line.startswith(b'ok"', mark + 11):
-        return None
-    return line[len(_RECORD_HEAD) : mark]
-
-
 LEDGER_PLACE = 1 << 40  # a place is its ledger's number times this, plus its line's number
 
 
 def merged(
-    paths: Sequence[Path], found: Scan, advance: Advance | None = None
+    paths: Sequence[Path],
+    repeated: Sequence[np.ndarray] | None = None,
+    advance: Advance | None = None,
+    *,
+    strict: bool = False,
+    counts: list[int] | None = None,
 ) -> Iterator[tuple[int, bytes]]:
-    """Every line of `paths` but the repeats `found`, in timestamp order (see the module
-    docstring), each with its place (see `Ledgers.placed`)."""
+    """Every line of `paths` in timestamp order (see the module docstring), each with its place
+    (see `Ledgers.placed`), exact duplicates once. Without `repeated` (from `repeats`), every
+    ledger's times must never go back: a duplicate then has the time of its original, and is
+    found among the lines of that time; with `strict`, OutOfOrder is raised at the first time
+    that goes back (else such a ledger's duplicates may be read twice). `counts`, when given,
+    gets each ledger's count of non-blank lines read, duplicates included."""
+    counts = counts if counts is not None else [0] * len(paths)
     streams = [
-        _stamped(number, path, found.repeats[number], advance) for number, path in enumerate(paths)
+        _stamped(
+            number, path, None if repeated is None else repeated[number], advance, strict, counts
+        )
+        for number, path in enumerate(paths)
     ]
-    for _, place, line in heapq.merge(*streams, key=itemgetter(0)):
+    if repeated is not None:
+        for _, place, line in heapq.merge(*streams, key=itemgetter(0)):
+            yield place, line
+        return
+    stamp: bytes = b""
+    seen: set[bytes] = set()  # the lines of the time `stamp`
+    for now, place, line in heapq.merge(*streams, key=itemgetter(0)):
+        if now != stamp:
+            stamp = now
+            seen.clear()
+        elif line in seen:
+            continue
+        seen.add(line)
         yield place, line
 
 
 def _stamped(
-    number: int, path: Path, repeats: np.ndarray, advance: Advance | None
+    number: int,
+    path: Path,
+    repeated: np.ndarray | None,
+    advance: Advance | None,
+    strict: bool,
+    counts: list[int],
 ) -> Iterator[tuple[bytes, int, bytes]]:
-    """A ledger's non-blank lines but its repeats, each with its time and its place."""
-    skip = iter(repeats.tolist())
+    """A ledger's non-blank lines (less its `repeated` ones), each with its time and place,
+    counted in `counts`; with `strict`, OutOfOrder when a time goes back."""
+    skip = iter(repeated.tolist() if repeated is not None else ())
     next_skip = next(skip, -1)
     stamp = b""
     count = 0
@@ -232,15 +241,35 @@ def _stamped(
         if count == next_skip:
             next_skip = next(skip, -1)
         else:
-            stamp = line_time(line) or stamp
+            now = line_time(line)
+            if now is not None:
+                if now < stamp and strict:
+                    raise OutOfOrder(path)
+                stamp = now
             yield stamp, base + count, line
         count += 1
+        counts[number] = count
 
 
 def placed_lines(source: Path | Ledgers) -> Iterator[tuple[int, bytes]]:
     """The lines of a ledger file or of ledgers read as one, each with a place that a second
     reading gives the same line (see `Ledgers.placed`)."""
     return Ledgers((source,)).placed() if isinstance(source, Path) else source.placed()
+
+
+def success_key(line: bytes) -> bytes | None:
+    """The JSON-encoded key of a line whose head says it is a success, else None (unchecked:
+    the line may be damaged)."""
+    mark = line.find(b',"status":"', len(_RECORD_HEAD))
+    if mark < 0 or not line.startswith(b'ok"', mark + 11):
+        return None
+    return line[len(_RECORD_HEAD) : mark]
+
+
+def is_ledger_line(line: bytes) -> bool:
+    """Whether a line is one a ledger holds (a record, run or batch line), by its head or else
+    parsed."""
+    return line.startswith(_HEADS) or parse_line(line) is not None
 
 
 def blank(line: bytes) -> bool:

@@ -24,7 +24,9 @@ from __future__ import annotations
 import hashlib
 import os
 import secrets
+from array import array
 from dataclasses import dataclass, field
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +35,17 @@ import orjson
 
 from harness.errors import InputError
 from harness.ledger import LEDGER_NAME, open_and_lock, parse_line, set_aside_torn_tail, sync_dir
-from harness.ledger_set import LEDGER_PLACE, Advance, Ledgers, Scan, merged, scan
+from harness.ledger_set import (
+    LEDGER_PLACE,
+    Advance,
+    Ledgers,
+    OutOfOrder,
+    blank,
+    is_ledger_line,
+    merged,
+    repeats,
+    success_key,
+)
 
 CONFLICTS_NAME = "merge-conflicts.jsonl"
 _RECORD_HEAD = b'{"key":'
@@ -56,48 +68,93 @@ class Merged:
 def merge(sources: Ledgers, into: Path, advance: Advance | None = None) -> Merged:
     """Merge `sources` and the ledger already in `into` (a run's output directory) into
     `into/ledger.jsonl`; InputError when it cannot (the ledger in use, a folder that is a file,
-    an input that is no ledger), with nothing written."""
+    an input that is no ledger), with nothing written. `advance` is given the bytes read."""
     target = into / LEDGER_NAME
+    created = not target.exists()
     fd = open_and_lock(target)  # creates an empty ledger when there is none, to hold the lock
+    replaced = False
+    temporary = into / f".{LEDGER_NAME}.{secrets.token_hex(4)}.tmp"
     try:
         set_aside_torn_tail(target, fd)
         inputs = _inputs(target, sources)
-        found = scan(inputs, successes=True, advance=advance)
-        _refuse_non_ledgers(inputs, found)
-        result = Merged(target, len(inputs), duplicates=sum(len(r) for r in found.repeats))
-        conflicts = _Conflicts(inputs, _candidates(found))
-        temporary = into / f".{LEDGER_NAME}.{secrets.token_hex(4)}.tmp"
+        _refuse_non_ledgers(inputs)
         try:
-            with temporary.open("wb") as out:
-                for place, line in merged(inputs, found, advance):
-                    if not line.endswith(b"\n"):
-                        result.unfinished += 1
-                        continue
-                    out.write(line)
-                    result.lines += 1
-                    if conflicts.candidates and line.startswith(_RECORD_HEAD):
-                        conflicts.see(place // LEDGER_PLACE, line)
-                out.flush()
-                os.fsync(out.fileno())
-            os.replace(temporary, target)
-            sync_dir(into)
-        finally:
-            temporary.unlink(missing_ok=True)
+            result, answers = _write(inputs, temporary, None, advance)
+        except OutOfOrder:  # a clock went back: find the duplicates by fingerprint instead
+            result, answers = _write(inputs, temporary, repeats(inputs, advance), advance)
+        result.ledger = target
+        os.replace(temporary, target)
+        replaced = True
+        sync_dir(into)
+        listed = _conflicts(target, inputs, answers)
     except OSError as exc:
         raise InputError(f"{exc.filename or target}: cannot merge: {exc.strerror}") from None
     finally:
+        temporary.unlink(missing_ok=True)
+        if created and not replaced:  # the empty ledger made to hold the lock
+            target.unlink(missing_ok=True)
         os.close(fd)
-    listed = conflicts.listing()
     if listed:
         result.conflicts = len(listed)
         result.conflicts_path = _write_whole(into / CONFLICTS_NAME, listed)
     return result
 
 
+@dataclass
+class _Answers:
+    """Where the merged ledger's successes came from: each one's key fingerprint (Python's hash
+    of its JSON), the number of its ledger, and its line number in the merged ledger."""
+
+    keys: array[int] = field(default_factory=lambda: array("q"))
+    ledgers: array[int] = field(default_factory=lambda: array("q"))
+    lines: array[int] = field(default_factory=lambda: array("q"))
+
+
+def _write(
+    inputs: list[Path],
+    temporary: Path,
+    repeated: list[np.ndarray] | None,
+    advance: Advance | None,
+) -> tuple[Merged, _Answers]:
+    """Write the merged lines of `inputs` to `temporary`, fsync'd; OutOfOrder (without
+    `repeated`) when a ledger's times go back; InputError for an input that is not a ledger."""
+    result = Merged(temporary, len(inputs))
+    answers = _Answers()
+    counts = [0] * len(inputs)
+    with temporary.open("wb") as out:
+        lines = merged(inputs, repeated, advance, strict=repeated is None, counts=counts)
+        for place, line in lines:
+            if not line.endswith(b"\n"):
+                result.unfinished += 1
+                continue
+            out.write(line)
+            if line.startswith(_RECORD_HEAD):
+                key = success_key(line)
+                if key is not None:
+                    answers.keys.append(hash(key))
+                    answers.ledgers.append(place // LEDGER_PLACE)
+                    answers.lines.append(result.lines)
+            result.lines += 1
+        out.flush()
+        os.fsync(out.fileno())
+    result.duplicates = sum(counts) - result.lines - result.unfinished
+    return result, answers
+
+
+def _refuse_non_ledgers(inputs: list[Path]) -> None:
+    """An input none of whose first lines is a ledger's is not merged (a wrong file named)."""
+    for path in inputs:
+        with path.open("rb") as file:
+            head = list(islice((line for line in file if not blank(line)), 64))
+        if head and not any(is_ledger_line(line) for line in head):
+            raise InputError(f"{path}: not a ledger (no run line or result record in it)")
+
+
 def _inputs(target: Path, sources: Ledgers) -> list[Path]:
     """The target's ledger first (when it holds anything), then every source once."""
-    inputs = [target] if target.stat().st_size else []
-    held = {(s.st_dev, s.st_ino) for s in (target.stat(),)}
+    own = target.stat()
+    inputs = [target] if own.st_size else []
+    held = {(own.st_dev, own.st_ino)}
     for path in sources.paths:
         stat = path.stat()
         if (stat.st_dev, stat.st_ino) not in held:
@@ -106,40 +163,45 @@ def _inputs(target: Path, sources: Ledgers) -> list[Path]:
     return inputs
 
 
-def _refuse_non_ledgers(inputs: list[Path], found: Scan) -> None:
-    """An input with lines of which none is a ledger's is not merged (a wrong file named)."""
-    for path, count, known in zip(inputs, found.counts, found.known, strict=True):
-        if count and not known:
-            raise InputError(f"{path}: not a ledger (no run line or result record in it)")
-
-
-def _candidates(found: Scan) -> set[int]:
-    """The key fingerprints with successes in more than one ledger (a superset of the
-    conflicts: the lines are compared when they are copied)."""
-    keys, places = found.success_keys, found.success_places
-    if keys is None or places is None or keys.size < 2:
-        return set()
-    edges = np.cumsum(found.counts)
-    ledger = np.searchsorted(edges, places, side="right")
-    order = np.lexsort((ledger, keys))
-    keys, ledger = keys[order], ledger[order]
-    across = (keys[1:] == keys[:-1]) & (ledger[1:] != ledger[:-1])
-    return set(keys[1:][across].tolist())
+def _conflicts(merged_ledger: Path, inputs: list[Path], answers: _Answers) -> list[dict[str, Any]]:
+    """The keys with different answers from different ledgers, read back from the merged
+    ledger: only those whose successes came from more than one ledger are looked at."""
+    keys = np.frombuffer(answers.keys, np.int64)
+    ledgers = np.frombuffer(answers.ledgers, np.int64)
+    if keys.size < 2:
+        return []
+    order = np.lexsort((ledgers, keys))
+    sorted_keys, sorted_ledgers = keys[order], ledgers[order]
+    across = (sorted_keys[1:] == sorted_keys[:-1]) & (sorted_ledgers[1:] != sorted_ledgers[:-1])
+    candidates = set(sorted_keys[1:][across].tolist())
+    if not candidates:
+        return []
+    from_ledger = {
+        line: int(number)
+        for line, number, key in zip(answers.lines, answers.ledgers, answers.keys, strict=True)
+        if key in candidates
+    }
+    found = _Conflicts(inputs, candidates)
+    with merged_ledger.open("rb") as file:
+        for number, line in enumerate(file):
+            if line.startswith(_RECORD_HEAD):
+                found.see(from_ledger.get(number), line)
+    return found.listing()
 
 
 @dataclass
 class _Conflicts:
-    """The records of the candidate keys, gathered as they are copied."""
+    """The records of the candidate keys, read back from the merged ledger."""
 
     inputs: list[Path]
     candidates: set[int]
     answers: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     latest_ok: dict[str, bool] = field(default_factory=dict)
 
-    def see(self, number: int, line: bytes) -> None:
-        """Note a copied result line of a candidate key: whether it is the key's latest so far
-        a success, and if so its answer."""
-        mark = line.find(b',"status":"')
+    def see(self, number: int | None, line: bytes) -> None:
+        """Note a result line of a candidate key (`number`: the ledger a success came from):
+        whether it is the key's latest so far a success, and if so its answer."""
+        mark = line.find(b',"status":"', len(_RECORD_HEAD))
         if mark < 0 or hash(line[len(_RECORD_HEAD) : mark]) not in self.candidates:
             return
         record = parse_line(line)
@@ -147,7 +209,7 @@ class _Conflicts:
             return
         key, ok = record["key"], record["status"] == "ok"
         self.latest_ok[key] = ok
-        if ok:
+        if ok and number is not None:
             self.answers.setdefault(key, []).append(
                 {
                     "ledger": str(self.inputs[number]),

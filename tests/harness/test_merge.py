@@ -159,7 +159,7 @@ def test_a_file_that_is_not_a_ledger_is_refused_and_nothing_is_written(tmp_path,
     code, _, err = run_cli("merge", a, other, "--into", tmp_path / "m")
     assert code == 2
     assert err == f"error: {other}: not a ledger (no run line or result record in it)\n"
-    assert not (tmp_path / "m" / "ledger.jsonl").read_bytes()
+    assert not (tmp_path / "m" / "ledger.jsonl").exists()
 
 
 def test_a_directory_without_ledgers_is_bad_input(tmp_path, run_cli):
@@ -192,3 +192,19 @@ def test_ledgers_read_as_one_are_the_merged_ledger(tmp_path, run_cli):
     assert run_cli("merge", a, b, a, "--into", tmp_path / "m")[0] == 0
     merged = (tmp_path / "m" / "ledger.jsonl").read_bytes()
     assert b"".join(ledgers_of([a, b, tmp_path / "b"])) == merged
+
+
+def test_duplicates_are_found_when_a_clock_went_back(tmp_path, run_cli):
+    # Out of order, duplicates no longer meet at one time: the fingerprint pass finds them.
+    a = ledger(tmp_path / "a", answer("p1", "yes", t(30)), failure("p2", t(10)),
+               answer("p2", "ok", t(20)))  # fmt: skip
+    b = ledger(tmp_path / "b", answer("p3", "no", t(15)))
+    out = tmp_path / "m"
+    assert run_cli("merge", a, b, "--into", out)[0] == 0
+    first = (out / "ledger.jsonl").read_bytes()
+    code, stdout, _ = run_cli("merge", a, b, "--into", out)
+    assert code == 0 and (out / "ledger.jsonl").read_bytes() == first
+    assert "4 exact duplicate line(s) left out" in stdout
+    assert b"".join(ledgers_of([out, a, b])) == first
+    index = build_index(out / "ledger.jsonl")
+    assert set(index.answered) == {job("p1").key, job("p2").key, job("p3").key}

@@ -66,9 +66,10 @@ def read_adapter(name: str, path: str) -> Adapter:
     InputError in one line when it is missing or not a LoRA adapter PEFT could load."""
     folder = Path(path).expanduser()
     config_file = folder / CONFIG_FILE
+    if not folder.is_dir():
+        raise InputError(f'no adapter at "{path}": no such folder')
     if not config_file.is_file():
-        what = "folder" if folder.is_dir() else "no folder"
-        raise InputError(f'no adapter at "{path}" ({what} without {CONFIG_FILE})')
+        raise InputError(f'no adapter at "{path}": the folder has no {CONFIG_FILE}')
     try:
         config = orjson.loads(config_file.read_bytes())
     except OSError as exc:

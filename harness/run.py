@@ -232,7 +232,8 @@ def _adapters(
     where = f"{entry}.adapters"
     check = getattr(cls, "adapter_problems", None)
     if check is None:
-        problems.append(str(ConfigError(config.path, where, f'"{model.provider}" serves none')))
+        refusal = f'provider "{model.provider}" cannot serve LoRA adapters'
+        problems.append(str(ConfigError(config.path, where, refusal)))
         return ()
     adapters = []
     for name, path in model.adapters.items():

@@ -4,6 +4,7 @@ that answers, the folder to load, the prompt as token ids, and whether a LoRA ad
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 import logging
 from collections.abc import Sequence
 from pathlib import Path
@@ -53,6 +54,8 @@ def adapter_fit(model: str, options: Any, adapter: Adapter) -> list[str]:
     transformers knows the architecture; else the engine finds out. An adapter that names another
     base model in its config is only warned about: the same weights go by many names (a hub id,
     a copy in a folder, a cache snapshot)."""
+    if importlib.util.find_spec("peft") is None:
+        return ["adapters need PEFT (to be checked, and served by transformers): pip install peft"]
     weights = locate(getattr(options, "path", "") or model, getattr(options, "revision", ""))
     if not _same_model(adapter.base_model, model, weights):
         log.warning(

@@ -394,9 +394,13 @@ def scale(root: Path) -> None:
             True,
         )
         (small.parent / "out" / "ledger.jsonl").unlink()
-    growth = peaks[1] / peaks[0] - 1
-    report("    peak RSS, 2,000,000 jobs over 1,000,000", f"{growth:+.1%}", "<= +10%",
-           growth <= 0.1)  # fmt: skip
+    per_million = peaks[1] - peaks[0]  # the second run has 1,000,000 jobs more
+    report(
+        "    peak RSS growth per 1,000,000 more jobs",
+        f"{per_million:+.0f} MB",
+        "<= 10 MB",
+        per_million <= 10,
+    )
 
 
 def main() -> None:

@@ -141,7 +141,8 @@ def _repeated_keys(source: Source) -> set[int]:
             key = _key(line)
         if isinstance(key, str):
             seen.append(hash(key))
-    fingerprints = np.sort(np.frombuffer(seen, np.int64))
+    fingerprints = np.frombuffer(seen, np.int64)  # a view of `seen`: sorted in place
+    fingerprints.sort()
     return set(fingerprints[1:][fingerprints[1:] == fingerprints[:-1]].tolist())
 
 

@@ -5,7 +5,8 @@
 
 Each task runs `python -m harness run CONFIG --shard K/N` wherever Ray places it (with `--gpus`
 GPUs reserved for it; vLLM in the task sees those), into OUTPUT/shards/K-of-N/ledger.jsonl, so
-OUTPUT must be on storage every node shares (NFS, Lustre, a mounted bucket). A task whose worker
+OUTPUT must be on storage every node shares (NFS, Lustre, a mounted bucket), named by an absolute
+path in the config (tasks run in a copy of the working directory). A task whose worker
 dies (a node lost, an OOM kill) is retried by Ray and resumes its shard's ledger; a shard that
 ends with failed jobs (exit 1) is not retried: `harness rerun CONFIG --shard K/N` does that. Once
 every task has ended, the shards are merged into OUTPUT/ledger.jsonl and the script exits with
@@ -34,20 +35,20 @@ def run_shard(config: str, index: int, count: int, options: list[str]) -> int:
     return subprocess.run([*command, *options], check=False).returncode
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("config", help="the run's TOML config")
     parser.add_argument("--shards", type=int, required=True, help="N: how many shards")
     parser.add_argument("--gpus", type=float, default=0, help="GPUs per shard (default 0)")
     parser.add_argument("--cpus", type=float, default=1, help="CPUs per shard (default 1)")
-    parser.add_argument("options", nargs="*", help="options for every `harness run`, after --")
-    args = parser.parse_args(argv)
-    if "--output" in args.options:  # every shard would write to the one ledger
+    cut = argv.index("--") if "--" in argv else len(argv)
+    args, options = parser.parse_args(argv[:cut]), argv[cut + 1 :]
+    if "--output" in options:  # every shard would write to the one ledger
         parser.error("--output: the shards go under the config's output; set `output` there")
     ray.init()  # the cluster `ray job submit` runs this on (RAY_ADDRESS), or a local one
     resources = {"num_gpus": args.gpus, "num_cpus": args.cpus}
     tasks = [
-        run_shard.options(**resources).remote(args.config, index, args.shards, args.options)
+        run_shard.options(**resources).remote(args.config, index, args.shards, options)
         for index in range(args.shards)
     ]
     codes = ray.get(tasks)
@@ -61,4 +62,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(sys.argv[1:]))

@@ -281,7 +281,7 @@ def _merge(args: argparse.Namespace, console: Console) -> int:
     except OSError as exc:
         raise InputError(f"{into}: cannot create the output directory: {exc.strerror}") from None
     existing = (into / LEDGER_NAME).stat().st_size if (into / LEDGER_NAME).is_file() else 0
-    total = 2 * (sum(path.stat().st_size for path in sources.paths) + existing)
+    total = sum(path.stat().st_size for path in sources.paths) + existing
     with reading_bar(console, "merging", total) as advance:
         done = merge(sources, into, advance)
     left = f"{done.duplicates:,} exact duplicate line(s) left out"

@@ -27,7 +27,7 @@ import heapq
 import zlib
 from array import array
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from operator import itemgetter
 from pathlib import Path
 
@@ -50,11 +50,10 @@ _REPORT_EVERY = 1 << 22  # bytes between two calls of `advance`
 class Ledgers:
     """Ledger files read as one (see the module docstring); iterating yields their lines.
 
-    `label` names them in messages: the argument as given when there is one, else a count."""
+    `label` names them in messages: the arguments as given, else a count."""
 
     paths: tuple[Path, ...]
     label: str = ""
-    advance: Advance | None = field(default=None, compare=False)
 
     def __str__(self) -> str:
         if self.label:
@@ -63,28 +62,17 @@ class Ledgers:
 
     def __iter__(self) -> Iterator[bytes]:
         if len(self.paths) == 1:
-            return _plain(self.paths[0], self.advance)
+            return _plain(self.paths[0], None)
         return (line for _, line in self.placed())
 
     def placed(self) -> Iterator[tuple[int, bytes]]:
         """Every line with its place: the ledger's number (in `paths`) times 2**40 plus the
         line's number in it (blank lines of several ledgers left out). A place stays the same
         when lines are appended, so a second reading finds the lines the first one noted."""
-        paths, advance = self.paths, self.advance
+        paths = self.paths
         if len(paths) == 1:
-            return enumerate(_plain(paths[0], advance))
-        return merged(paths, None if in_order(paths, advance) else repeats(paths, advance), advance)
-
-    @property
-    def size(self) -> int:
-        """The bytes one reading goes through: every ledger once, or twice when there are
-        several (the first pass, then the merge)."""
-        size = sum(path.stat().st_size for path in self.paths if path.exists())
-        return size if len(self.paths) == 1 else 2 * size
-
-    def reporting(self, advance: Advance | None) -> Ledgers:
-        """The same ledgers, reading through which calls `advance` with the bytes read."""
-        return Ledgers(self.paths, self.label, advance)
+            return enumerate(_plain(paths[0], None))
+        return merged(paths, None if in_order(paths) else repeats(paths))
 
 
 def tree(output: Path) -> list[Path]:
@@ -98,7 +86,7 @@ def tree(output: Path) -> list[Path]:
 def ledgers_of(arguments: Sequence[str | Path]) -> Ledgers:
     """The ledgers that command-line arguments name: a file is itself, a directory is its tree.
     InputError when an argument names no ledger; a file named twice is read once."""
-    paths: dict[Path, None] = {}
+    paths: list[Path] = []
     for argument in arguments:
         path = Path(argument)
         if path.is_dir():
@@ -112,11 +100,9 @@ def ledgers_of(arguments: Sequence[str | Path]) -> Ledgers:
             found = [path]
         else:
             raise InputError(f"{path}: no such ledger")
-        for each in found:
-            paths.setdefault(each, None)
-    unique = _unique(list(paths))
+        paths += found
     label = " ".join(str(a) for a in arguments) if len(arguments) <= 3 else ""
-    return Ledgers(tuple(unique), label)
+    return Ledgers(tuple(_unique(paths)), label)
 
 
 def _unique(paths: list[Path]) -> list[Path]:

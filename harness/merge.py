@@ -102,12 +102,11 @@ def merge(sources: Ledgers, into: Path, advance: Advance | None = None) -> Merge
 
 @dataclass
 class _Answers:
-    """Where the merged ledger's successes came from: each one's key fingerprint (Python's hash
-    of its JSON), the number of its ledger, and its line number in the merged ledger."""
+    """Where the merged ledger's successes came from, in its order: each one's key fingerprint
+    (Python's hash of its JSON) and the number of its ledger (12 bytes a success)."""
 
     keys: array[int] = field(default_factory=lambda: array("q"))
-    ledgers: array[int] = field(default_factory=lambda: array("q"))
-    lines: array[int] = field(default_factory=lambda: array("q"))
+    ledgers: array[int] = field(default_factory=lambda: array("i"))
 
 
 def _write(
@@ -133,7 +132,6 @@ def _write(
                 if key is not None:
                     answers.keys.append(hash(key))
                     answers.ledgers.append(place // LEDGER_PLACE)
-                    answers.lines.append(result.lines)
             result.lines += 1
         out.flush()
         os.fsync(out.fileno())
@@ -167,7 +165,7 @@ def _conflicts(merged_ledger: Path, inputs: list[Path], answers: _Answers) -> li
     """The keys with different answers from different ledgers, read back from the merged
     ledger: only those whose successes came from more than one ledger are looked at."""
     keys = np.frombuffer(answers.keys, np.int64)
-    ledgers = np.frombuffer(answers.ledgers, np.int64)
+    ledgers = np.frombuffer(answers.ledgers, np.int32)
     if keys.size < 2:
         return []
     order = np.lexsort((ledgers, keys))
@@ -176,16 +174,13 @@ def _conflicts(merged_ledger: Path, inputs: list[Path], answers: _Answers) -> li
     candidates = set(sorted_keys[1:][across].tolist())
     if not candidates:
         return []
-    from_ledger = {
-        line: int(number)
-        for line, number, key in zip(answers.lines, answers.ledgers, answers.keys, strict=True)
-        if key in candidates
-    }
     found = _Conflicts(inputs, candidates)
+    successes = iter(answers.ledgers)  # the i-th success line came from this ledger
     with merged_ledger.open("rb") as file:
-        for number, line in enumerate(file):
+        for line in file:
             if line.startswith(_RECORD_HEAD):
-                found.see(from_ledger.get(number), line)
+                number = next(successes) if success_key(line) is not None else None
+                found.see(number, line)
     return found.listing()
 
 

@@ -9,7 +9,9 @@ from collections import Counter
 
 import pytest
 
+from harness.batch import reattachable
 from harness.errors import InputError
+from harness.ledger import OpenBatch, ResumeIndex
 from harness.run import Overrides, prepare
 from harness.shards import Shard, part_of
 from tests.conftest import SIMPLE_MODEL, ledger_lines, results, write_config
@@ -171,3 +173,22 @@ def test_plan_counts_a_shards_jobs_only(tmp_path, run_cli):
         plan = __import__("json").loads(out)
         pending += sum(v["pending"] for v in plan["variants"])
     assert pending == 60
+
+
+def test_a_shard_collects_its_own_open_batches_and_leaves_other_shards_alone(tmp_path):
+    config = write_config(tmp_path, SIMPLE_MODEL, prompts=12)
+    whole = prepare(config)
+    keys = [job.key for job in whole.jobs(lambda key, prompt_hash: True)]
+    index = ResumeIndex()
+    for k in range(2):
+        mine = [key for key in keys if part_of(key, 2) == k]
+        batch = OpenBatch(f"b{k}", "sim", "anthropic", "r", "2026-11-24T00:00:00.000Z", mine,
+                          [whole.prompts[0].hash] * len(mine), f"id{k}")  # fmt: skip
+        index.batches[batch.label] = batch
+        index.awaiting.update(dict.fromkeys(mine, batch.label))
+    for k in range(2):
+        shard = prepare(config, Overrides(shard=Shard(k, 2)))
+        found = reattachable(index, shard.variants, shard.prompts, 1, holds=shard.holds)
+        assert [r.batch.label for r in found.by_model["sim"]] == [f"b{k}"] and not found.left
+    found = reattachable(index, whole.variants, whole.prompts, 1)
+    assert len(found.by_model["sim"]) == 2

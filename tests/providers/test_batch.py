@@ -9,6 +9,7 @@ import pytest
 
 from harness.cost import cost_usd, price_for
 from harness.ledger import build_index, read_ledger
+from harness.shards import part_of
 from tests.conftest import ledger_lines, results
 from tests.providers.batch_project import (
     KEY,
@@ -179,3 +180,22 @@ def test_a_create_that_fails_is_retried_and_one_refused_fails_its_jobs_in_batch_
     assert {(r["mode"], r["batch_id"]) for r in refused} == {("batch", None)}
     states = sorted(line["state"] for line in results(ledger) if line.get("event") == "closed")
     assert states[0] in ("ended", "JOB_STATE_SUCCEEDED") and states[1].startswith("not created: ")
+
+
+def test_shards_in_batch_mode_send_each_job_once_and_merge_whole(kind, tmp_path, run_cli):
+    backend = kind.backend(delay=0.05)
+    with server(kind, backend) as loopback:
+        config = project(tmp_path, model_table(kind, loopback.base_url), prompts=200)
+        for shard in ("0/3", "1/3", "2/3"):
+            code, out, err = run_cli("run", config, "--shard", shard)
+            assert code == 0, out + err
+    sent = sent_per_job(kind, backend)
+    assert len(sent) == 400 and set(sent.values()) == {1}
+    out = tmp_path / "out"
+    for k in range(3):
+        lines = ledger_lines(out / "shards" / f"{k}-of-3" / "ledger.jsonl")
+        keys = [key for line in lines if line.get("event") == "submit" for key in line["keys"]]
+        assert keys and all(part_of(key, 3) == k for key in keys)
+    assert run_cli("merge", out, "--into", out)[0] == 0
+    index = build_index(out / "ledger.jsonl")
+    assert not index.batches and not index.awaiting and len(index.answered) == 400

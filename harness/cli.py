@@ -1,5 +1,5 @@
-"""The command line: `run`, `rerun`, `status`, `plan`, `doctor` and `batches cancel` (and, from
-`harness.cli_analysis`, `score` and `annotate`).
+"""The command line: `run`, `rerun`, `status`, `plan`, `doctor`, `merge` and `batches cancel` (and,
+from `harness.cli_analysis`, `score` and `annotate`).
 
 Exit codes: 0 every job answered, 1 some failed for good, 2 bad input or set-up, 3 the ledger
 could not be written mid-run (disk full, file replaced), 4 a budget cap stopped the run (raise

@@ -7,7 +7,7 @@ written, so bad input leaves no output directory and no ledger behind.
 from __future__ import annotations
 
 import dataclasses
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
@@ -518,19 +518,20 @@ def _budgeted(config: RunConfig, model: ModelConfig) -> bool:
 
 
 def _caps(prepared: Prepared) -> _Caps:
-    """The run's caps. A shard of N gets 1/N of each (shards are the same size, give or take),
-    and counts as spent its own ledger's records and 1/N of those merged into its root's."""
+    """The run's caps, with what the ledgers it reads hold counted as spent (a line merged and
+    still in its shard counts twice: the caps err on the safe side). A shard of N gets 1/N of
+    each cap (shards are the same size, give or take) and counts its own ledger's spend and 1/N
+    of its root's."""
     config = prepared.config
     models = {s.model.name: s.model for s in prepared.models if s.model.budget_usd is not None}
     if config.budget_usd is None and not models:
         return _Caps(None, {})
-    held = ledger_spend(prepared.ledger_path)
-    share = 1.0
-    if prepared.shard is not None:
-        share = 1 / prepared.shard.count
-        merged = ledger_spend((prepared.root or config.output) / LEDGER_NAME)
-        for name, spent in merged.items():
-            held[name] += spent * share
+    share = 1.0 if prepared.shard is None else 1 / prepared.shard.count
+    held: dict[str, float] = defaultdict(float)
+    for path in prepared.reads():
+        weight = share if prepared.shard is not None and path != prepared.ledger_path else 1.0
+        for name, spent in ledger_spend(path).items():
+            held[name] += spent * weight
     ledger = (
         Budget("ledger", config.budget_usd * share, held=sum(held.values()))
         if config.budget_usd is not None

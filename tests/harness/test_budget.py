@@ -120,3 +120,20 @@ def test_a_model_priced_by_the_gpu_hour_costs_its_lanes_wall_time(tmp_path, run_
     lane_seconds = max(ends) - min(starts)  # $1 a second at 3,600 an hour
     total = float(out.split("total cost: $")[1].split()[0].replace(",", ""))
     assert lane_seconds * 0.99 <= total <= lane_seconds * 1.01 + 0.0001
+
+
+def test_shards_share_a_cap_evenly_and_together_never_pass_it(tmp_path, run_cli):
+    config = write_config(tmp_path, capped(0.12, 0), prompts=120)
+    for k in range(3):
+        code, out, _ = run_cli("run", config, "--shard", f"{k}/3")
+        assert code == EXIT_BUDGET and "Stopped at the budget (ledger: $" in out
+    shards = tmp_path / "out" / "shards"
+    spent_each = [
+        sum(r["cost_usd"] or 0.0 for r in results(shards / f"{k}-of-3" / "ledger.jsonl"))
+        for k in range(3)
+    ]
+    assert all(0.04 - WORST <= each <= 0.04 for each in spent_each)
+    assert sum(spent_each) <= 0.12
+    code, _, _ = run_cli("run", config)  # a run of all the jobs counts what every shard spent
+    assert code == EXIT_BUDGET
+    assert sum(spent_each) + spent(tmp_path) <= 0.12

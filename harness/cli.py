@@ -1,4 +1,4 @@
-"""The command line: `run`, `rerun`, `status`, `plan` and `doctor`.
+"""The command line: `run`, `rerun`, `status`, `plan`, `doctor`, `stats` and `export`.
 
 Exit codes: 0 every job answered, 1 some failed for good, 2 bad input or set-up, 3 the ledger
 could not be written mid-run (disk full, file replaced), 4 a budget cap stopped the run (raise
@@ -23,6 +23,11 @@ import anyio
 from rich.console import Console
 from rich.logging import RichHandler
 
+from harness.analysis.reading import reading
+from harness.analysis.scores import SCORES_NAME
+from harness.analysis.stats import compute_stats
+from harness.analysis.stats_view import show_stats
+from harness.analysis.whole import written_whole
 from harness.doctor import diagnose, probe_checks, report
 from harness.errors import InputError, LedgerWriteError, recorded_error_types
 from harness.ledger import LEDGER_NAME, LedgerWriter, build_index
@@ -201,11 +206,7 @@ def _say_what_cannot_rerun(prepared: Prepared, failed: FailedJobs, console: Cons
 
 
 def _status(args: argparse.Namespace, console: Console) -> int:
-    path = Path(args.ledger)
-    if path.is_dir():
-        path = path / LEDGER_NAME
-    if not path.is_file():
-        raise InputError(f"{path}: no such ledger")
+    path = _ledger_at(args.ledger)
     summary = summarize(path)
     if not summary.runs and not summary.records:
         raise InputError(f"{path}: not a ledger (no run line or result record in it)")
@@ -213,6 +214,42 @@ def _status(args: argparse.Namespace, console: Console) -> int:
     if summary.skipped:
         console.print(f"{path}: skipped {summary.skipped} unreadable line(s)")
     return EXIT_OK
+
+
+def _stats(args: argparse.Namespace, console: Console) -> int:
+    ledger = _ledger_at(args.output)
+    scores = ledger.with_name(SCORES_NAME)
+    size = ledger.stat().st_size * 2 + (scores.stat().st_size if scores.exists() else 0)
+    with reading(console, "reading", size) as advance:
+        stats = compute_stats(
+            ledger,
+            scores,
+            scorers=args.scorer,
+            label=args.label,
+            resamples=args.resamples,
+            seed=args.seed,
+            advance=advance,
+        )
+    if not stats.answers:
+        raise InputError(f"{ledger}: no result records in it")
+    show_stats(stats, console)
+    if args.json is not None:
+        with written_whole(args.json) as temporary:
+            temporary.write_bytes(stats.as_json())
+        _say(console, f"Statistics: {args.json}")
+    export = _command("export", args.output, "--format", "parquet")
+    _say(console, f"Every answer with its scores, for a notebook: {export}")
+    return EXIT_OK
+
+
+def _ledger_at(text: str) -> Path:
+    """The ledger a read verb names: a ledger file or the run's output directory."""
+    path = Path(text)
+    if path.is_dir():
+        path = path / LEDGER_NAME
+    if not path.is_file():
+        raise InputError(f"{path}: no such ledger")
+    return path
 
 
 def _plan(args: argparse.Namespace, console: Console) -> int:
@@ -389,6 +426,24 @@ def _parser() -> argparse.ArgumentParser:
     status = verbs.add_parser("status", help="done / failed / pending per variant")
     status.add_argument("ledger", help="a ledger file or the run's output directory")
     status.set_defaults(verb=_status)
+
+    stats = verbs.add_parser(
+        "stats", help="rates with intervals, paired comparisons, uncertainty AUROC"
+    )
+    stats.add_argument("output", help="the run's output directory (or its ledger)")
+    stats.add_argument(
+        "--scorer", action="append", default=[], help="only this scorer (repeatable)"
+    )
+    stats.add_argument("--label", help="only this label; also the target of the uncertainty AUROC")
+    stats.add_argument("--json", type=Path, metavar="FILE", help="also write the report as JSON")
+    stats.add_argument(
+        "--resamples",
+        type=_count,
+        default=1000,
+        help="bootstrap resamples of each AUROC interval (default 1000; 0: none)",
+    )
+    stats.add_argument("--seed", type=_count, default=0, help="the bootstrap's seed (default 0)")
+    stats.set_defaults(verb=_stats)
     return parser
 
 
@@ -404,6 +459,13 @@ def _positive(text: str) -> int:
     value = int(text)
     if value < 1:
         raise argparse.ArgumentTypeError("must be at least 1")
+    return value
+
+
+def _count(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError("must be 0 or more")
     return value
 
 

@@ -76,7 +76,7 @@ class LedgerWriter:
         try:
             fd, self.set_aside = _start_fresh(path, fd) if fresh else (fd, None)
             _set_aside_torn_tail(path, fd)
-            _sync_dir(path.parent)
+            sync_dir(path.parent)
         except OSError as exc:
             os.close(fd)
             raise InputError(f"{path}: cannot prepare the ledger: {exc.strerror}") from None
@@ -198,7 +198,7 @@ class LedgerWriter:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             size = _copy(self._fd, fd)
             os.fsync(fd)
-            _sync_dir(target.parent)
+            sync_dir(target.parent)
         except OSError:
             os.close(fd)
             raise
@@ -249,7 +249,7 @@ def _start_fresh(path: Path, old: int) -> tuple[int, Path | None]:
         os.close(old)
 
 
-def _sync_dir(folder: Path) -> None:
+def sync_dir(folder: Path) -> None:
     """fsync a directory, so a file created or renamed in it survives a power cut."""
     fd = os.open(folder, os.O_RDONLY)
     try:

@@ -2,45 +2,71 @@
 
 One pass notes the byte offset of each key's latest record (a few dozen bytes per key); a second
 pass yields those records in file order, so memory holds offsets, never a million records.
+`advance`, where a reader takes it, is called with the bytes read since its last call (every few
+MiB), for a progress bar.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Collection, Iterator
 from pathlib import Path
 from typing import Any
 
 from harness.ledger import iter_lines, parse_line
 
+Advance = Callable[[int], None]
 
-def latest_offsets(path: Path) -> dict[str, int]:
+_REPORT_EVERY = 1 << 22  # bytes between two calls of `advance`
+
+
+def latest_offsets(path: Path, advance: Advance | None = None) -> dict[str, int]:
     """Each key's latest result record, as its line's byte offset in the ledger."""
     offsets: dict[str, int] = {}
-    offset = 0
-    with path.open("rb") as file:
-        for line in file:
-            if line.strip():
-                record = parse_line(line)
-                if record is not None and record.get("type") != "run":
-                    offsets[record["key"]] = offset
-            offset += len(line)
+    for offset, line in _lines(path, advance):
+        if line.strip():
+            record = parse_line(line)
+            if record is not None and record.get("type") != "run":
+                offsets[record["key"]] = offset
     return offsets
+
+
+def records_at(
+    path: Path,
+    offsets: Collection[int],
+    *,
+    successes_only: bool = False,
+    advance: Advance | None = None,
+) -> Iterator[dict[str, Any]]:
+    """The records whose lines start at `offsets` (a set, for speed), in ledger order; with
+    `successes_only`, only those that are answers."""
+    for offset, line in _lines(path, advance):
+        if offset in offsets:
+            record = parse_line(line)
+            if record is not None and (not successes_only or record["status"] == "ok"):
+                yield record
 
 
 def latest_records(path: Path, *, successes_only: bool = False) -> Iterator[dict[str, Any]]:
     """The latest record of every key, in ledger order; with `successes_only`, only the keys
     whose latest record is an answer (a failure that superseded an answer hides it)."""
     wanted = set(latest_offsets(path).values())
-    offset = 0
-    with path.open("rb") as file:
-        for line in file:
-            if offset in wanted:
-                record = parse_line(line)
-                if record is not None and (not successes_only or record["status"] == "ok"):
-                    yield record
-            offset += len(line)
+    return records_at(path, wanted, successes_only=successes_only)
 
 
 def run_lines(path: Path) -> list[dict[str, Any]]:
     """Every run line of the ledger (provenance), oldest first."""
     return [obj for obj in iter_lines(path) if obj is not None and obj.get("type") == "run"]
+
+
+def _lines(path: Path, advance: Advance | None) -> Iterator[tuple[int, bytes]]:
+    """Each line of the file with its byte offset, reporting progress to `advance`."""
+    offset = reported = 0
+    with path.open("rb") as file:
+        for line in file:
+            yield offset, line
+            offset += len(line)
+            if advance is not None and offset - reported >= _REPORT_EVERY:
+                advance(offset - reported)
+                reported = offset
+    if advance is not None and offset > reported:
+        advance(offset - reported)

@@ -23,6 +23,9 @@ import anyio
 from rich.console import Console
 from rich.logging import RichHandler
 
+from harness.analysis.export import write_export
+from harness.analysis.labels import read_labels
+from harness.analysis.pilot import write_pilot_json
 from harness.analysis.reading import reading
 from harness.analysis.scores import SCORES_NAME
 from harness.analysis.stats import compute_stats
@@ -242,6 +245,41 @@ def _stats(args: argparse.Namespace, console: Console) -> int:
     return EXIT_OK
 
 
+# What `export --format` writes, and its file name in the output directory without `--to`.
+_EXPORTS = {
+    "parquet": "answers.parquet",
+    "csv": "answers.csv",
+    "jsonl": "answers.jsonl",
+    "pilot-json": "pilot_results.json",
+}
+
+
+def _export(args: argparse.Namespace, console: Console) -> int:
+    ledger = _ledger_at(args.output)
+    scores = ledger.with_name(SCORES_NAME)
+    target = args.to or ledger.with_name(_EXPORTS[args.format])
+    size = ledger.stat().st_size * 2 + (scores.stat().st_size if scores.exists() else 0)
+    with reading(console, f"exporting to {target.name}", size) as advance:
+        labels = read_labels(scores, advance=advance)
+        if args.format == "pilot-json":
+            rows = write_pilot_json(ledger, labels, target, advance)
+        else:
+            rows = write_export(ledger, labels, args.format, target, advance)
+    if labels.skipped:
+        _say(console, f"{scores}: skipped {labels.skipped} unreadable line(s)")
+    _say(console, f"Exported {rows:,} job(s) to {target}")
+    if args.format != "pilot-json":
+        _say(console, f"Read it in Python: {_READERS[args.format].format(path=str(target))}")
+    return EXIT_OK
+
+
+_READERS = {
+    "parquet": "pandas.read_parquet({path!r})",
+    "csv": "pandas.read_csv({path!r})",
+    "jsonl": "pandas.read_json({path!r}, lines=True)",
+}
+
+
 def _ledger_at(text: str) -> Path:
     """The ledger a read verb names: a ledger file or the run's output directory."""
     path = Path(text)
@@ -444,6 +482,16 @@ def _parser() -> argparse.ArgumentParser:
     )
     stats.add_argument("--seed", type=_count, default=0, help="the bootstrap's seed (default 0)")
     stats.set_defaults(verb=_stats)
+
+    export = verbs.add_parser(
+        "export", help="every job's latest answer with its scores, for pandas, polars, DuckDB"
+    )
+    export.add_argument("output", help="the run's output directory (or its ledger)")
+    export.add_argument("--format", required=True, choices=list(_EXPORTS))
+    export.add_argument(
+        "--to", type=Path, metavar="PATH", help="where to write (default: OUTPUT/answers.<ext>)"
+    )
+    export.set_defaults(verb=_export)
     return parser
 
 

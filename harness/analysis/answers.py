@@ -3,7 +3,8 @@
 One pass notes the byte offset of each key's latest record (a few dozen bytes per key); a second
 pass yields those records in file order, so memory holds offsets, never a million records.
 `advance`, where a reader takes it, is called with the bytes read since its last call (every few
-MiB), for a progress bar.
+MiB), for a progress bar; `observe` is given every result record the first pass reads (superseded
+ones too), for a reader that needs to know something of all of them before the second pass.
 """
 
 from __future__ import annotations
@@ -19,7 +20,11 @@ Advance = Callable[[int], None]
 _REPORT_EVERY = 1 << 22  # bytes between two calls of `advance`
 
 
-def latest_offsets(path: Path, advance: Advance | None = None) -> dict[str, int]:
+def latest_offsets(
+    path: Path,
+    advance: Advance | None = None,
+    observe: Callable[[dict[str, Any]], None] | None = None,
+) -> dict[str, int]:
     """Each key's latest result record, as its line's byte offset in the ledger."""
     offsets: dict[str, int] = {}
     for offset, line in _lines(path, advance):
@@ -27,6 +32,8 @@ def latest_offsets(path: Path, advance: Advance | None = None) -> dict[str, int]
             record = parse_line(line)
             if record is not None and record.get("type") != "run":
                 offsets[record["key"]] = offset
+                if observe is not None:
+                    observe(record)
     return offsets
 
 

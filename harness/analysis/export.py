@@ -254,8 +254,8 @@ def _batch(
     except MalformedLogprobs as exc:
         key = records[exc.index]["key"]
         raise InputError(f"{ledger}: record {key!r}: token_logprobs: {exc}") from None
-    for name in MEASURES:
-        values[f"uncertainty.{name}"] = measured[name].tolist()
+    for name in MEASURES:  # unknown is null, not NaN
+        values[f"uncertainty.{name}"] = [None if v != v else v for v in measured[name].tolist()]
     if labels.scorers:
         digests = [answer_digest(r) if r["status"] == "ok" else "" for r in records]
         for name, scorer in labels.scorers.items():

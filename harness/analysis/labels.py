@@ -69,6 +69,7 @@ class Labels:
 
     scorers: dict[str, ScorerLabels] = field(default_factory=dict)
     skipped: int = 0
+    named: set[str] = field(default_factory=set)  # every scorer the file names, kept or not
 
 
 def read_labels(path: Path, only: Collection[str] = (), advance: Advance | None = None) -> Labels:
@@ -89,6 +90,7 @@ def read_labels(path: Path, only: Collection[str] = (), advance: Advance | None 
                 labels.skipped += 1
                 continue
             scorer = obj["scorer"]
+            labels.named.add(scorer)
             if only and scorer not in only:
                 continue
             table = labels.scorers.get(scorer) or labels.scorers.setdefault(

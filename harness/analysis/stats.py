@@ -136,7 +136,7 @@ def compute_stats(
 def _check_selection(
     scores: Path, labels: Labels, scorers: Sequence[str], label: str | None
 ) -> None:
-    known = ", ".join(sorted(labels.scorers)) or "none"
+    known = ", ".join(sorted(labels.named)) or "none"
     missing = [name for name in scorers if name not in labels.scorers]
     if missing:
         names = ", ".join(missing)
@@ -204,10 +204,10 @@ def _tabulate(
 
 
 def _compared_labels(names: list[str], label: str | None) -> list[str]:
-    if label is not None:
-        return [label] if label in names else []
     if len(names) < 2:
         return []
+    if label is not None:
+        return [label] if label in names else []
     return sorted(names)[:1] if len(names) == 2 else sorted(names)
 
 
@@ -249,10 +249,16 @@ def _compare(
 
 def _adjusted(comparisons: list[Comparison]) -> list[Comparison]:
     """The comparisons with their Benjamini-Hochberg p-values, all of them one family."""
-    if not comparisons:
+    adjusted = benjamini_hochberg([c.p_value for c in comparisons])
+    return [replace(c, p_adjusted=p) for c, p in zip(comparisons, adjusted, strict=True)]
+
+
+def benjamini_hochberg(p_values: Sequence[float]) -> list[float]:
+    """Benjamini-Hochberg adjusted p-values (`multipletests(method="fdr_bh")`), in the same
+    order: reject at FDR q every hypothesis whose adjusted p is at most q."""
+    if not p_values:
         return []
-    adjusted = multipletests([c.p_value for c in comparisons], method="fdr_bh")[1]
-    return [replace(c, p_adjusted=float(p)) for c, p in zip(comparisons, adjusted, strict=True)]
+    return [float(p) for p in multipletests(list(p_values), method="fdr_bh")[1]]
 
 
 def _separations(

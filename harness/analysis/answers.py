@@ -1,7 +1,9 @@
 """The latest-wins view of a ledger's results, streamed: what every reader of answers starts from.
 
-One pass notes the byte offset of each key's latest record (a few dozen bytes per key); a second
-pass yields those records in file order, so memory holds offsets, never a million records.
+One pass notes the byte offset of each key's latest record (a few dozen bytes per key), reading
+the key of a sealed result line from its head (`harness.ledger.head_key`, as the resume index
+does) and parsing other lines whole; a second pass yields those records in file order, parsed
+and checked, so memory holds offsets, never a million records.
 `advance`, where a reader takes it, is called with the bytes read since its last call (every few
 MiB), for a progress bar; `observe` is given every result record the first pass reads (superseded
 ones too), for a reader that needs to know something of all of them before the second pass.
@@ -9,11 +11,13 @@ ones too), for a reader that needs to know something of all of them before the s
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Callable, Collection, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from harness.ledger import iter_lines, parse_line
+from harness.ledger import head_key, iter_lines, parse_line
 
 Advance = Callable[[int], None]
 
@@ -28,7 +32,10 @@ def latest_offsets(
     """Each key's latest result record, as its line's byte offset in the ledger."""
     offsets: dict[str, int] = {}
     for offset, line in _lines(path, advance):
-        if line.strip():
+        key = head_key(line) if observe is None else None
+        if key is not None:
+            offsets[key] = offset
+        elif line.strip():
             record = parse_line(line)
             if record is not None and record.get("type") != "run":
                 offsets[record["key"]] = offset
@@ -58,6 +65,20 @@ def latest_records(path: Path, *, successes_only: bool = False) -> Iterator[dict
     whose latest record is an answer (a failure that superseded an answer hides it)."""
     wanted = set(latest_offsets(path).values())
     return records_at(path, wanted, successes_only=successes_only)
+
+
+@contextmanager
+def bulk() -> Iterator[None]:
+    """Python's cycle collector paused while a reader makes and drops millions of parsed objects
+    (none of them in cycles): with a batch of records and a million joined labels alive, each
+    full collection walks them all again; 100,000 records exported in 8.9 s instead of 26.7 s."""
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
 
 
 def run_lines(path: Path) -> list[dict[str, Any]]:

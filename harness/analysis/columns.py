@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from array import array
 from dataclasses import dataclass, field
+from itertools import repeat
 from pathlib import Path
 from typing import Any
 
@@ -18,11 +19,12 @@ import numpy as np
 
 from harness.analysis.answers import Advance, latest_offsets, records_at
 from harness.analysis.labels import Labels
+from harness.analysis.positions import MalformedLogprobs
 from harness.analysis.scores import answer_digest
-from harness.analysis.uncertainty import MEASURES, MalformedLogprobs, measure
+from harness.analysis.uncertainty import MEASURES, measure
 from harness.errors import InputError
 
-_BATCH = 4096  # records whose logprobs are measured together
+_BATCH = 4096  # records turned into codes together
 
 
 class _Codes(dict[Any, int]):
@@ -33,9 +35,6 @@ class _Codes(dict[Any, int]):
         if found is None:
             found = self[value] = len(self)
         return found
-
-    def names(self) -> list[Any]:
-        return list(self)
 
 
 @dataclass
@@ -57,67 +56,80 @@ class AnswerColumns:
 
 def answer_columns(ledger: Path, labels: Labels, advance: Advance | None = None) -> AnswerColumns:
     """Read the latest record of every key of `ledger`, joined with `labels`."""
-    builder = _Builder(labels)
+    builder = _Builder(ledger, labels)
     offsets = set(latest_offsets(ledger, advance).values())
+    batch: list[dict[str, Any]] = []
     for record in records_at(ledger, offsets, advance=advance):
-        builder.add(record)
-        if len(builder.pending) >= _BATCH:
-            builder.measure(ledger)
-    builder.measure(ledger)
+        batch.append(record)
+        if len(batch) == _BATCH:
+            builder.add(batch)
+            batch = []
+    builder.add(batch)
     return builder.columns()
 
 
 class _Builder:
-    def __init__(self, labels: Labels) -> None:
+    def __init__(self, ledger: Path, labels: Labels) -> None:
+        self.ledger = ledger
         self.scorers = labels.scorers
         self.variants, self.categories, self.items = _Codes(), _Codes(), _Codes()
         self.label_codes = {name: _Codes() for name in self.scorers}
         for name, scorer in self.scorers.items():
             for label in scorer.labels():
                 self.label_codes[name].code(label)
-        self.variant, self.category = array("i"), array("i")
-        self.item = array("q")
+        self.variant, self.category, self.item = array("i"), array("i"), array("q")
         self.probe, self.ok = array("b"), array("b")
         self.label = {name: array("i") for name in self.scorers}
         self.unscored = dict.fromkeys(self.scorers, 0)
         self.unsure: dict[str, list[np.ndarray]] = {name: [] for name in MEASURES}
-        self.pending: list[Any] = []  # the token logprobs of records not yet measured
-        self.pending_keys: list[str] = []
 
-    def add(self, record: dict[str, Any]) -> None:
-        self.variant.append(self.variants.code(record["variant"]))
-        self.category.append(self.categories.code(str(record.get("prompt_category"))))
-        self.item.append(self.items.code((record["prompt_id"], record["sample"])))
-        self.probe.append(record.get("is_synthetic_probe") is True)
-        ok = record["status"] == "ok"
-        self.ok.append(ok)
-        self.pending.append(record.get("token_logprobs") if ok else None)
-        self.pending_keys.append(record["key"])
-        digest = answer_digest(record) if ok and self.scorers else ""
-        for name, scorer in self.scorers.items():
-            given = scorer.label_of(record["key"], digest) if ok else None
-            if given is None or given[0] is None:
-                self.label[name].append(-1)
-                self.unscored[name] += ok
-            else:
-                self.label[name].append(self.label_codes[name][given[0]])
+    def add(self, batch: list[dict[str, Any]]) -> None:
+        get = dict.get
+        self.variant.extend(map(self.variants.code, map(get, batch, repeat("variant"))))
+        categories = map(str, map(get, batch, repeat("prompt_category")))
+        self.category.extend(map(self.categories.code, categories))
+        ids, samples = map(get, batch, repeat("prompt_id")), map(get, batch, repeat("sample"))
+        self.item.extend(map(self.items.code, zip(ids, samples, strict=True)))
+        probes = map(get, batch, repeat("is_synthetic_probe"))
+        self.probe.extend([value is True for value in probes])
+        ok = [status == "ok" for status in map(get, batch, repeat("status"))]
+        self.ok.extend(ok)
+        self._measure(batch, ok)
+        if self.scorers:
+            self._join(batch, ok)
 
-    def measure(self, ledger: Path) -> None:
+    def _measure(self, batch: list[dict[str, Any]], ok: list[bool]) -> None:
+        logprobs = [
+            r.get("token_logprobs") if answered else None
+            for r, answered in zip(batch, ok, strict=True)
+        ]
         try:
-            measured = measure(self.pending)
+            measured = measure(logprobs)
         except MalformedLogprobs as exc:
-            key = self.pending_keys[exc.index]
-            raise InputError(f"{ledger}: record {key!r}: token_logprobs: {exc}") from None
+            key = batch[exc.index]["key"]
+            raise InputError(f"{self.ledger}: record {key!r}: token_logprobs: {exc}") from None
         for name in MEASURES:
             self.unsure[name].append(measured[name])
-        self.pending.clear()
-        self.pending_keys.clear()
+
+    def _join(self, batch: list[dict[str, Any]], ok: list[bool]) -> None:
+        keys = [record["key"] for record in batch]
+        digests = [answer_digest(r) if ans else "" for r, ans in zip(batch, ok, strict=True)]
+        for name, scorer in self.scorers.items():
+            codes = self.label_codes[name]
+            column = self.label[name]
+            for key, digest, answered in zip(keys, digests, ok, strict=True):
+                given = scorer.label_of(key, digest) if answered else None
+                if given is None or given[0] is None:
+                    column.append(-1)
+                    self.unscored[name] += answered
+                else:
+                    column.append(codes[given[0]])
 
     def columns(self) -> AnswerColumns:
         return AnswerColumns(
-            variants=self.variants.names(),
-            categories=self.categories.names(),
-            labels={name: codes.names() for name, codes in self.label_codes.items()},
+            variants=list(self.variants),
+            categories=list(self.categories),
+            labels={name: list(codes) for name, codes in self.label_codes.items()},
             variant=np.frombuffer(self.variant, dtype=np.int32),
             category=np.frombuffer(self.category, dtype=np.int32),
             item=np.frombuffer(self.item, dtype=np.int64),

@@ -37,8 +37,9 @@ import pyarrow.parquet as pq
 
 from harness.analysis.answers import Advance, latest_offsets, records_at
 from harness.analysis.labels import Labels
+from harness.analysis.positions import MalformedLogprobs
 from harness.analysis.scores import answer_digest
-from harness.analysis.uncertainty import MEASURES, MalformedLogprobs, measure
+from harness.analysis.uncertainty import MEASURES, measure
 from harness.analysis.whole import written_whole
 from harness.errors import InputError
 

@@ -20,12 +20,14 @@ from __future__ import annotations
 import functools
 import math
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 from scipy import stats
+
+from harness.analysis.positions import MalformedLogprobs, flatten
 
 MEASURES = ("first_token_margin", "mean_topk_entropy", "sequence_logprob")
 # Each measure's sign that makes larger mean less certain.
@@ -35,83 +37,70 @@ UNSURE_SIGN = {"first_token_margin": -1.0, "mean_topk_entropy": 1.0, "sequence_l
 _BATCH_CELLS = 4_000_000
 
 
-class MalformedLogprobs(ValueError):
-    """An answer's `token_logprobs` is not shaped as the ledger writes them; `.index` is its
-    position in the batch."""
-
-    def __init__(self, index: int, problem: str) -> None:
-        super().__init__(problem)
-        self.index = index
-
-
-def measure(batch: Sequence[Sequence[Mapping[str, Any]] | None]) -> dict[str, np.ndarray]:
-    """The three measures of each answer's `token_logprobs` (None: no logprobs)."""
+def measure(batch: Sequence[Sequence[dict[str, Any]] | None]) -> dict[str, np.ndarray]:
+    """The three measures of each answer's `token_logprobs` (None: no logprobs), computed over
+    the whole batch at once; MalformedLogprobs names an answer of the wrong shape."""
+    positions = flatten(batch)
     count = len(batch)
-    margin = np.full(count, np.nan)
-    sequence = np.full(count, np.nan)
-    owners: list[int] = []  # the answer of each position
-    widths: list[int] = []  # how many alternatives each position has
-    alternatives: list[float] = []  # every position's alternatives' logprobs, in order
-    for index, positions in enumerate(batch):
-        if not positions:
-            continue
-        try:
-            sequence[index] = _read_positions(positions, index, owners, widths, alternatives)
-            first = _known(positions[0])
-        except (TypeError, ValueError, AttributeError, KeyError, IndexError) as exc:
-            raise MalformedLogprobs(index, str(exc)) from None
-        if len(first) >= 2:
-            first.sort(reverse=True)
-            margin[index] = math.exp(first[0]) - math.exp(first[1])
+    try:
+        chosen = np.asarray(positions.logprob, dtype=float)  # None: NaN
+        alternatives = np.asarray(positions.top_logprobs, dtype=float)
+    except (TypeError, ValueError):
+        return measure_one_by_one(batch)
+    counts = np.asarray(positions.counts, dtype=np.intp)
+    owner = np.repeat(np.arange(count), counts)
+    sequence = np.bincount(owner, chosen, minlength=count).astype(float)  # NaN: one missing
+    sequence[counts == 0] = np.nan
+    table = _alternatives_table(np.asarray(positions.widths, dtype=np.intp), alternatives)
     return {
-        "first_token_margin": margin,
-        "mean_topk_entropy": _mean_entropy(count, owners, widths, alternatives),
+        "first_token_margin": _first_margin(table, counts),
+        "mean_topk_entropy": _mean_entropy(table, owner, count),
         "sequence_logprob": sequence,
     }
 
 
-def _read_positions(
-    positions: Sequence[Mapping[str, Any]],
-    index: int,
-    owners: list[int],
-    widths: list[int],
-    alternatives: list[float],
-) -> float:
-    """Append each position's alternatives; returns the sum of the chosen logprobs."""
-    total = 0.0
-    for position in positions:
-        chosen = position["logprob"]
-        total = math.nan if chosen is None else total + float(chosen)
-        known = _known(position)
-        owners.append(index)
-        widths.append(len(known))
-        alternatives.extend(known)
-    return total
+def measure_one_by_one(batch: Sequence[Sequence[dict[str, Any]] | None]) -> dict[str, np.ndarray]:
+    """`measure`, answer by answer, to name the one whose logprobs are not numbers."""
+    for index, answer in enumerate(batch):
+        values = flatten([answer])
+        try:
+            np.asarray(values.logprob, dtype=float)
+            np.asarray(values.top_logprobs, dtype=float)
+        except (TypeError, ValueError) as exc:
+            raise MalformedLogprobs(index, f"a logprob is not a number: {exc}") from None
+    raise MalformedLogprobs(0, "unreadable")  # every answer reads alone: cannot happen
 
 
-def _known(position: Mapping[str, Any]) -> list[float]:
-    """The logprobs of a position's alternatives that the provider gave."""
-    return [float(logprob) for _, logprob in position["top"] or () if logprob is not None]
+def _alternatives_table(widths: np.ndarray, alternatives: np.ndarray) -> np.ndarray:
+    """One row per position, its alternatives' logprobs in the first columns, -inf after them
+    (and where a logprob was not given)."""
+    table = np.full((len(widths), max(1, int(widths.max(initial=0)))), -np.inf)
+    rows = np.repeat(np.arange(len(widths)), widths)
+    columns = np.arange(len(alternatives)) - np.repeat(np.cumsum(widths) - widths, widths)
+    table[rows, columns] = np.where(np.isnan(alternatives), -np.inf, alternatives)
+    return table
 
 
-def _mean_entropy(
-    count: int, owners: list[int], widths: list[int], alternatives: list[float]
-) -> np.ndarray:
-    if not owners:
-        return np.full(count, np.nan)
-    width = np.asarray(widths)
-    rows = np.repeat(np.arange(len(width)), width)
-    starts = np.cumsum(width) - width
-    columns = np.arange(len(alternatives)) - np.repeat(starts, width)
-    probabilities = np.zeros((len(width), max(1, int(width.max()))))
-    probabilities[rows, columns] = np.exp(np.asarray(alternatives))
+def _first_margin(table: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    margin = np.full(len(counts), np.nan)
+    has = counts > 0
+    if table.shape[1] < 2 or not has.any():
+        return margin
+    first = (np.cumsum(counts) - counts)[has]
+    best = np.sort(table[first], axis=1)[:, -2:]
+    known = np.isfinite(best[:, 0])  # a second alternative was given
+    margin[np.flatnonzero(has)[known]] = np.exp(best[known, 1]) - np.exp(best[known, 0])
+    return margin
+
+
+def _mean_entropy(table: np.ndarray, owner: np.ndarray, count: int) -> np.ndarray:
     with np.errstate(invalid="ignore", divide="ignore"):
-        entropy = stats.entropy(probabilities, axis=1)  # a row of no alternatives: NaN
-        known = np.isfinite(entropy)
-        owner = np.asarray(owners)
-        total = np.bincount(owner[known], entropy[known], minlength=count)
-        positions = np.bincount(owner[known], minlength=count)
-        return np.where(positions > 0, total / np.maximum(positions, 1), np.nan)
+        entropy = stats.entropy(np.exp(table), axis=1)  # a row of no alternatives: NaN
+    known = np.isfinite(entropy)
+    total = np.bincount(owner[known], entropy[known], minlength=count)
+    positions = np.bincount(owner[known], minlength=count)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(positions > 0, total / positions, np.nan)
 
 
 @dataclass(frozen=True)

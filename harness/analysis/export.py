@@ -25,19 +25,21 @@ the file is written whole (`harness.analysis.whole`).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Iterator
+from dataclasses import dataclass, field, replace
+from itertools import repeat
 from pathlib import Path
 from typing import Any, Literal
 
+import numpy as np
 import orjson
 import pyarrow as pa
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
-from harness.analysis.answers import Advance, latest_offsets, records_at
+from harness.analysis.answers import Advance, bulk, latest_offsets, records_at
 from harness.analysis.labels import Labels
-from harness.analysis.positions import MalformedLogprobs
+from harness.analysis.positions import MalformedLogprobs, Positions, flatten
 from harness.analysis.scores import answer_digest
 from harness.analysis.uncertainty import MEASURES, measure
 from harness.analysis.whole import written_whole
@@ -94,8 +96,8 @@ _POSITION = pa.struct(
 _TIMESTAMP = pa.timestamp("ms", tz="UTC")
 
 # How a column's values are written: as they are; as their JSON text in Parquet and CSV (values
-# of mixed types); reshaped for Parquet and as JSON text in CSV (nested values); or parsed from
-# ISO-8601 text (the timestamp).
+# of mixed types); as Parquet's nested type and as JSON text in CSV (lists, structs); or parsed
+# from ISO-8601 text (the timestamp).
 Form = Literal["plain", "text", "nested", "timestamp"]
 
 
@@ -104,22 +106,37 @@ class Column:
     name: str
     type: pa.DataType  # its type in Parquet
     form: Form = "plain"
-    shape: Callable[[Any], Any] | None = None  # a nested value made to fit `type`
+    source: tuple[str, str | None] | None = None  # the record's field (and its object's key)
 
 
-def _positions(positions: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Token logprobs as Parquet holds them: the alternatives as parallel lists."""
-    return [
-        {
-            "token": position.get("token"),
-            "logprob": position.get("logprob"),
-            "token_id": position.get("token_id"),
-            "top_tokens": [token for token, _ in position.get("top") or ()],
-            "top_logprobs": [logprob for _, logprob in position.get("top") or ()],
-            "top_ids": position.get("top_ids"),
-        }
-        for position in positions
-    ]
+@dataclass
+class Batch:
+    """Rows of the export: each column's values, and the rows' token logprobs flattened."""
+
+    values: dict[str, list[Any]]
+    positions: Positions
+
+
+def _token_logprobs_array(positions: Positions) -> pa.Array:
+    """Token logprobs as Parquet holds them, built from the flattened lists in one go."""
+    widths = np.asarray(positions.widths, dtype=np.int32)
+    tops = np.concatenate([[0], np.cumsum(widths)]).astype(np.int32)
+    top_ids = pa.array(positions.top_ids, pa.list_(pa.int64()))
+    position = pa.StructArray.from_arrays(
+        [
+            pa.array(positions.token, pa.string()),
+            pa.array(positions.logprob, pa.float64()),
+            pa.array(positions.token_id, pa.int64()),
+            pa.ListArray.from_arrays(tops, pa.array(positions.top_tokens, pa.string())),
+            pa.ListArray.from_arrays(tops, pa.array(positions.top_logprobs, pa.float64())),
+            top_ids,
+        ],
+        fields=list(_POSITION),
+    )
+    counts = np.asarray(positions.counts, dtype=np.int32)
+    starts = np.concatenate([[0], np.cumsum(counts)]).astype(np.int32)
+    missing = pa.array(np.logical_not(positions.present))
+    return pa.ListArray.from_arrays(pa.array(starts), position, mask=missing)
 
 
 class _Kinds:
@@ -184,24 +201,28 @@ class Layout:
                 raise InputError(f"{where}: expected an object, got {values!r:.60}")
             types = tuple(map(type, values.values()))
             signature = (name, *values, *types)
-            if signature in self._signatures:
-                continue
-            if list not in types and dict not in types:
+            if signature not in self._signatures:  # a new shape: every value counts
                 self._signatures.add(signature)
-            for key, value in values.items():
-                kinds.setdefault(key, _Kinds()).add(value)
+                for key, value in values.items():
+                    kinds.setdefault(key, _Kinds()).add(value)
+            elif list in types or dict in types:  # a known shape: only what it holds can differ
+                for key, value in values.items():
+                    if value and type(value) in (list, dict):
+                        kinds[key].add(value)
 
     def columns(self) -> list[Column]:
-        columns = [Column(name, kind) for name, kind in _HEAD]
+        columns = [Column(name, kind, source=(name, None)) for name, kind in _HEAD]
         columns += self._group("tokens")
-        columns.append(Column("cost_usd", pa.float64()))
+        columns.append(Column("cost_usd", pa.float64(), source=("cost_usd", None)))
         columns += self._group("sampling_params")
-        columns.append(Column("timestamp", _TIMESTAMP, "timestamp"))
-        columns += [Column(name, kind) for name, kind in _MIDDLE]
+        columns.append(Column("timestamp", _TIMESTAMP, "timestamp", ("timestamp", None)))
+        columns += [Column(name, kind, source=(name, None)) for name, kind in _MIDDLE]
         columns += self._group("error")
-        columns.append(Column("attempt_errors", pa.list_(_ERROR), "nested"))
+        columns.append(
+            Column("attempt_errors", pa.list_(_ERROR), "nested", ("attempt_errors", None))
+        )
         columns += self._group("metadata")
-        columns.append(Column("token_logprobs", pa.list_(_POSITION), "nested", _positions))
+        columns.append(Column("token_logprobs", pa.list_(_POSITION), "nested"))
         columns += [Column(f"uncertainty.{name}", pa.float64()) for name in MEASURES]
         for name, scorer in self.labels.scorers.items():
             columns.append(Column(f"score.{name}", pa.string()))
@@ -211,7 +232,10 @@ class Layout:
 
     def _group(self, name: str) -> list[Column]:
         prefix = _GROUPS[name]
-        return [kinds.column(f"{prefix}.{key}") for key, kinds in self.fields[name].items()]
+        return [
+            replace(kinds.column(f"{prefix}.{key}"), source=(name, key))
+            for key, kinds in self.fields[name].items()
+        ]
 
 
 def export_rows(
@@ -227,7 +251,7 @@ def export_rows(
 
 def _batches(
     ledger: Path, columns: list[Column], labels: Labels, records: Iterator[dict[str, Any]]
-) -> Iterator[dict[str, list[Any]]]:
+) -> Iterator[Batch]:
     batch: list[dict[str, Any]] = []
     for record in records:
         batch.append(record)
@@ -240,37 +264,57 @@ def _batches(
 
 def _batch(
     ledger: Path, columns: list[Column], labels: Labels, records: list[dict[str, Any]]
-) -> dict[str, list[Any]]:
+) -> Batch:
+    get = dict.get
     values: dict[str, list[Any]] = {}
+    objects: dict[str, list[dict[str, Any]]] = {}  # each record's tokens, sampling_params, ...
     for column in columns:
-        name = column.name
-        group, _, key = name.partition(".")
-        source = _SOURCES.get(group)
-        if source is not None and key:
-            values[name] = [(r.get(source) or {}).get(key) for r in records]
-        elif group not in ("uncertainty", "score"):
-            values[name] = [r.get(name) for r in records]
+        if column.source is None:
+            continue
+        field, key = column.source
+        if key is None:
+            values[column.name] = list(map(get, records, repeat(field)))
+            continue
+        if field not in objects:
+            objects[field] = [found or {} for found in map(get, records, repeat(field))]
+        values[column.name] = list(map(get, objects[field], repeat(key)))
+    logprobs = list(map(get, records, repeat("token_logprobs")))
+    values["token_logprobs"] = logprobs
     try:
-        measured = measure([r.get("token_logprobs") for r in records])
+        positions = flatten(logprobs)
+        measured = measure(logprobs, positions)
     except MalformedLogprobs as exc:
         key = records[exc.index]["key"]
         raise InputError(f"{ledger}: record {key!r}: token_logprobs: {exc}") from None
     for name in MEASURES:  # unknown is null, not NaN
         values[f"uncertainty.{name}"] = [None if v != v else v for v in measured[name].tolist()]
     if labels.scorers:
-        digests = [answer_digest(r) if r["status"] == "ok" else "" for r in records]
-        for name, scorer in labels.scorers.items():
-            given = [scorer.label_of(r["key"], d) for r, d in zip(records, digests, strict=True)]
-            values[f"score.{name}"] = [g[0] if g else None for g in given]
-            if scorer.has_values:
-                values[f"score.{name}.value"] = [g[1] if g else None for g in given]
-    return values
+        _join_scores(values, labels, records)
+    return Batch(values, positions)
+
+
+def _join_scores(
+    values: dict[str, list[Any]], labels: Labels, records: list[dict[str, Any]]
+) -> None:
+    digests = [answer_digest(r) if r["status"] == "ok" else "" for r in records]
+    for name, scorer in labels.scorers.items():
+        given = [scorer.label_of(r["key"], d) for r, d in zip(records, digests, strict=True)]
+        values[f"score.{name}"] = [g[0] if g else None for g in given]
+        if scorer.has_values:
+            values[f"score.{name}.value"] = [g[1] if g else None for g in given]
 
 
 def write_export(
     ledger: Path, labels: Labels, form: Format, target: Path, advance: Advance | None = None
 ) -> int:
     """Write the export to `target`, whole; returns the number of rows."""
+    with bulk():
+        return _write(ledger, labels, form, target, advance)
+
+
+def _write(
+    ledger: Path, labels: Labels, form: Format, target: Path, advance: Advance | None
+) -> int:
     columns, batches = export_rows(ledger, labels, advance)
     with written_whole(target) as temporary:
         if form == "jsonl":
@@ -283,20 +327,19 @@ def write_export(
             writer = pa_csv.CSVWriter(temporary, schema)
         rows = 0
         with writer:
-            for values in batches:
-                arrays = [_array(ledger, c, values, nested) for c in columns]
+            for batch in batches:
+                arrays = [_array(ledger, c, batch, nested) for c in columns]
                 writer.write_batch(pa.RecordBatch.from_arrays(arrays, schema=schema))
-                rows += len(values["key"])
+                rows += len(batch.values["key"])
         return rows
 
 
-def _write_jsonl(
-    target: Path, columns: list[Column], batches: Iterator[dict[str, list[Any]]]
-) -> int:
+def _write_jsonl(target: Path, columns: list[Column], batches: Iterator[Batch]) -> int:
     names = [c.name for c in columns]
     rows = 0
     with target.open("wb") as file:
-        for values in batches:
+        for batch in batches:
+            values = batch.values
             ordered = [values[name] for name in names]
             file.writelines(
                 orjson.dumps(dict(zip(names, row, strict=True))) + b"\n"
@@ -312,9 +355,12 @@ def _written_type(column: Column, nested: bool) -> pa.DataType:
     return column.type
 
 
-def _array(ledger: Path, column: Column, values: dict[str, list[Any]], nested: bool) -> pa.Array:
+def _array(ledger: Path, column: Column, batch: Batch, nested: bool) -> pa.Array:
     """One column of a batch as an Arrow array; InputError naming the first record whose value
     does not fit."""
+    if nested and column.name == "token_logprobs":
+        return _token_logprobs_array(batch.positions)
+    values = batch.values
     data = values[column.name]
     try:
         return _converted(column, data, nested)
@@ -342,6 +388,4 @@ def _converted(column: Column, data: list[Any], nested: bool) -> pa.Array:
         return pa.array(data, pa.string()).cast(written)
     if written == pa.string() and column.form in ("text", "nested"):
         data = [None if v is None else orjson.dumps(v).decode() for v in data]
-    elif column.shape is not None:
-        data = [None if v is None else column.shape(v) for v in data]
     return pa.array(data, written)

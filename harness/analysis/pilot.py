@@ -34,7 +34,7 @@ from typing import IO, Any
 
 import orjson
 
-from harness.analysis.answers import Advance, latest_offsets, run_lines
+from harness.analysis.answers import Advance, bulk, latest_offsets, run_lines
 from harness.analysis.labels import Labels
 from harness.analysis.scores import answer_digest
 from harness.analysis.whole import written_whole
@@ -49,6 +49,11 @@ def write_pilot_json(
     ledger: Path, labels: Labels, target: Path, advance: Advance | None = None
 ) -> int:
     """Write the pilot's results file for `ledger` to `target`; returns the number of results."""
+    with bulk():
+        return _write(ledger, labels, target, advance)
+
+
+def _write(ledger: Path, labels: Labels, target: Path, advance: Advance | None) -> int:
     latest: dict[str, tuple[str, bool]] = {}  # key -> (variant, answered), of its latest record
 
     def observe(record: dict[str, Any]) -> None:

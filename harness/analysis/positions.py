@@ -61,7 +61,7 @@ def _flatten(batch: Sequence[Sequence[dict[str, Any]] | None]) -> Positions:
     get = dict.get
     tops = [top or () for top in map(get, positions, repeat("top"))]
     pairs = list(chain.from_iterable(tops))
-    if any(len(pair) != 2 for pair in pairs):
+    if not set(map(len, pairs)) <= {2}:
         raise ValueError("an alternative is not a [token, logprob] pair")
     return Positions(
         present=present,

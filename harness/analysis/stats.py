@@ -36,7 +36,7 @@ from statsmodels.stats.proportion import proportion_confint, proportion_effectsi
 from harness.analysis.answers import Advance, bulk
 from harness.analysis.columns import AnswerColumns, answer_columns
 from harness.analysis.labels import Labels, read_labels
-from harness.analysis.uncertainty import MEASURES, UNSURE_SIGN, auroc
+from harness.analysis.uncertainty import MEASURES, UNSURE_SIGN, aurocs
 from harness.errors import InputError
 
 STATUS = "(status)"  # the pseudo-scorer the ledger alone gives: each answer `ok` or `error`
@@ -274,15 +274,15 @@ def _separations(
     rows = []
     for code, variant in enumerate(columns.variants):
         mine = columns.variant == code
-        for measure in MEASURES:
-            unsure = UNSURE_SIGN[measure] * columns.unsure[measure]
-            if not np.isfinite(unsure[mine]).any():
-                continue
-            for target, among, positive in targets:
-                keep = mine & among
-                found = auroc(unsure[keep], positive[keep], resamples=resamples, seed=seed)
-                if found is not None:
-                    rows.append(Separation(variant, measure, target, **asdict(found)))
+        if not any(np.isfinite(columns.unsure[m][mine]).any() for m in MEASURES):
+            continue
+        for target, among, positive in targets:
+            keep = mine & among
+            unsure = {m: UNSURE_SIGN[m] * columns.unsure[m][keep] for m in MEASURES}
+            found = aurocs(unsure, positive[keep], resamples=resamples, seed=seed)
+            rows += [
+                Separation(variant, m, target, **asdict(found[m])) for m in MEASURES if m in found
+            ]
     return rows
 
 

@@ -9,7 +9,7 @@ import pytest
 from scipy import stats as scipy_stats
 
 from harness.analysis.stats import STATUS, benjamini_hochberg, compute_stats
-from harness.analysis.uncertainty import auroc, auroc_of_codes, measure
+from harness.analysis.uncertainty import ResampledAuroc, auroc, measure
 from tests.harness.analysis.ledgers import (
     answer,
     failure,
@@ -154,18 +154,18 @@ def test_auroc_needs_a_positive_and_a_negative():
     assert auroc(nan, np.array([True, False]), resamples=0, seed=0) is None  # unknown is left out
 
 
-def test_the_bootstrap_statistic_equals_mann_whitney_u_over_n1_n2_with_ties():
+def test_the_bootstrap_statistic_equals_mann_whitney_u_of_each_resample_with_ties():
     rng = np.random.default_rng(3)
     for _ in range(20):
-        yes = rng.integers(0, 6, rng.integers(1, 40)).astype(float)
-        no = rng.integers(0, 6, rng.integers(1, 40)).astype(float)
-        distinct, codes = np.unique(np.concatenate([yes, no]), return_inverse=True)
-        fast = auroc_of_codes(codes[: len(yes)], codes[len(yes) :], levels=len(distinct))
-        u = scipy_stats.mannwhitneyu(yes, no).statistic
-        assert fast == pytest.approx(u / (len(yes) * len(no)))
-    # and batched: each row of a batch is its own resample
-    batch = auroc_of_codes(np.array([[2, 2], [0, 0]]), np.array([[1, 1], [1, 1]]), levels=3)
-    assert batch.tolist() == [1.0, 0.0]
+        yes = np.sort(rng.integers(0, 6, rng.integers(1, 40)).astype(float))
+        no = np.sort(rng.integers(0, 6, rng.integers(1, 40)).astype(float))
+        draws_yes = rng.integers(0, len(yes), (3, len(yes)))  # three resamples, as indices
+        draws_no = rng.integers(0, len(no), (3, len(no)))
+        fast = ResampledAuroc(yes, no)(draws_yes, draws_no)
+        for row in range(3):
+            a, b = yes[draws_yes[row]], no[draws_no[row]]
+            u = scipy_stats.mannwhitneyu(a, b).statistic
+            assert fast[row] == pytest.approx(u / (len(a) * len(b)))
 
 
 def test_the_interval_is_the_same_for_the_same_seed():

@@ -16,6 +16,9 @@
     one-at-a-time transformers generate (the legacy way); generation only, loading left out
 (j) `python -m harness plan --json` on 100,000 prompts x 10 variants against a 1,000,000-record
     ledger (a tenth of it failures), process start to exit (median of 3)
+(l) `python -m harness stats` over 1,000,000 answers (4 variants, 2 with top-5 logprobs of 8
+    tokens, 1% failures) and a scores file labelling every answer: process start to exit, peak RSS
+(m) `python -m harness export --format parquet` of the same 1,000,000 records with their scores
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from datetime import datetime
 from pathlib import Path
 
 from benchmarks import faults
+from benchmarks.analysis import timed_verb, write_answers
 from benchmarks.http import bare_aiohttp_rate, loopback_server, provider_rate
 from benchmarks.ledger_file import write_big_ledger
 from benchmarks.local import (
@@ -275,6 +279,29 @@ def plan_at_scale(root: Path) -> None:
     (config.parent / "out" / "ledger.jsonl").unlink()
 
 
+def analysis(root: Path) -> None:
+    folder = root / "analysis"
+    ledger_size, scores_size = write_answers(folder, 1_000_000)
+    sizes = f"{ledger_size / 1e9:.2f} + {scores_size / 1e9:.2f} GB"
+    seconds, rss = timed_verb("stats", str(folder))
+    report(
+        f"(l) stats over 1,000,000 answers and their scores ({sizes})",
+        f"{seconds:.1f} s, {rss:.0f} MB",
+        "<= 30 s, 1 GB",
+        seconds <= 30 and rss <= 1000,
+    )
+    target = folder / "answers.parquet"
+    seconds, rss = timed_verb("export", str(folder), "--format", "parquet", "--to", str(target))
+    report(
+        f"(m) export of 1,000,000 records to Parquet ({target.stat().st_size / 1e6:.0f} MB)",
+        f"{seconds:.1f} s, {rss:.0f} MB",
+        "<= 30 s, 1 GB",
+        seconds <= 30 and rss <= 1000,
+    )
+    for path in folder.iterdir():
+        path.unlink()
+
+
 def main() -> None:
     print(__doc__)
     with tempfile.TemporaryDirectory(prefix="harness-bench-") as folder:
@@ -290,6 +317,7 @@ def main() -> None:
             random_429s,
             local_models,
             plan_at_scale,
+            analysis,
         ):
             bench(root)
 

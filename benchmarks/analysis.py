@@ -44,21 +44,15 @@ def write_answers(folder: Path, records: int) -> tuple[int, int]:
         for n in range(records):
             variant = variants[n % len(variants)]
             number = n // len(variants)
-            probe = number % 3 == 0
-            prompt = Prompt(
-                f"prompt_{number:07d}",
-                (Message("user", f"Does thing {number} exist?"),),
-                CATEGORIES[number % len(CATEGORIES)],
-                probe,
-                {"subject": f"CVE-2024-{number:05d}", "ground_truth": "fake" if probe else "real"},
-            )
+            if n % len(variants) == 0:
+                prompt = _prompt(number)
             job = Job(job_key(variant.id, prompt.id, 0), variant, prompt, 0)
             if draw.random() < 0.01:
                 error = ServerError("503 overloaded", status=503)
                 answers.write(sealed(failure_record("bench", job, error, elapsed=1.0)))
                 continue
-            label = _label(draw, probe)
-            unsure = probe and draw.random() < 0.6
+            label = _label(draw, prompt.is_synthetic_probe)
+            unsure = prompt.is_synthetic_probe and draw.random() < 0.6
             logprobs = _logprobs(draw, unsure) if variant.model.name == "qwen" else None
             completion = Completion(
                 _ANSWERS[label], "stop", Usage(12, 40), "sim-1", token_logprobs=logprobs
@@ -67,6 +61,17 @@ def write_answers(folder: Path, records: int) -> tuple[int, int]:
             answers.write(sealed(record))
             labels.write(sealed(_score(record.key, label, definition, record)))
     return ledger.stat().st_size, scores.stat().st_size
+
+
+def _prompt(number: int) -> Prompt:
+    probe = number % 3 == 0
+    return Prompt(
+        f"prompt_{number:07d}",
+        (Message("user", f"Does thing {number} exist?"),),
+        CATEGORIES[number % len(CATEGORIES)],
+        probe,
+        {"subject": f"CVE-2024-{number:05d}", "ground_truth": "fake" if probe else "real"},
+    )
 
 
 def _label(draw: random.Random, probe: bool) -> str:

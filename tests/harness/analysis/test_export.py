@@ -200,7 +200,7 @@ def test_a_record_that_does_not_fit_its_column_exits_2_and_writes_nothing(tmp_pa
     ledger = write_ledger(tmp_path / "ledger.jsonl", records)
     target = tmp_path / "answers.parquet"
     target.write_bytes(b"an older export")
-    code, out, err = run_cli("export", tmp_path, "--format", "parquet")
+    code, _, err = run_cli("export", tmp_path, "--format", "parquet")
     assert code == 2
     assert err.startswith(f"error: {ledger}: record 'a@t0|p2|0': elapsed_seconds: 'slow'")
     assert len(err.splitlines()) == 1

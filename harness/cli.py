@@ -23,14 +23,7 @@ import anyio
 from rich.console import Console
 from rich.logging import RichHandler
 
-from harness.analysis.export import write_export
-from harness.analysis.labels import read_labels
-from harness.analysis.pilot import write_pilot_json
-from harness.analysis.reading import reading
 from harness.analysis.scores import SCORES_NAME
-from harness.analysis.stats import compute_stats
-from harness.analysis.stats_view import show_stats
-from harness.analysis.whole import written_whole
 from harness.doctor import diagnose, probe_checks, report
 from harness.errors import InputError, LedgerWriteError, recorded_error_types
 from harness.ledger import LEDGER_NAME, LedgerWriter, build_index
@@ -220,6 +213,12 @@ def _status(args: argparse.Namespace, console: Console) -> int:
 
 
 def _stats(args: argparse.Namespace, console: Console) -> int:
+    # The analysis layer's libraries (scipy, statsmodels, pyarrow) load only for its verbs.
+    from harness.analysis.reading import reading
+    from harness.analysis.stats import compute_stats
+    from harness.analysis.stats_view import show_stats
+    from harness.analysis.whole import written_whole
+
     ledger = _ledger_at(args.output)
     scores = ledger.with_name(SCORES_NAME)
     size = ledger.stat().st_size * 2 + (scores.stat().st_size if scores.exists() else 0)
@@ -255,19 +254,22 @@ _EXPORTS = {
 
 
 def _export(args: argparse.Namespace, console: Console) -> int:
+    from harness.analysis.export import write_export
+    from harness.analysis.pilot import write_pilot_json
+    from harness.analysis.reading import reading
+
     ledger = _ledger_at(args.output)
     scores = ledger.with_name(SCORES_NAME)
     target = args.to or ledger.with_name(_EXPORTS[args.format])
     size = ledger.stat().st_size * 2 + (scores.stat().st_size if scores.exists() else 0)
     with reading(console, f"exporting to {target.name}", size) as advance:
-        labels = read_labels(scores, advance=advance)
         if args.format == "pilot-json":
-            rows = write_pilot_json(ledger, labels, target, advance)
+            exported = write_pilot_json(ledger, scores, target, advance)
         else:
-            rows = write_export(ledger, labels, args.format, target, advance)
-    if labels.skipped:
-        _say(console, f"{scores}: skipped {labels.skipped} unreadable line(s)")
-    _say(console, f"Exported {rows:,} job(s) to {target}")
+            exported = write_export(ledger, scores, args.format, target, advance)
+    if exported.skipped_scores:
+        _say(console, f"{scores}: skipped {exported.skipped_scores} unreadable line(s)")
+    _say(console, f"Exported {exported.rows:,} job(s) to {target}")
     if args.format != "pilot-json":
         _say(console, f"Read it in Python: {_READERS[args.format].format(path=str(target))}")
     return EXIT_OK

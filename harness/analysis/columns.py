@@ -10,6 +10,7 @@ value; memory is a few dozen bytes per answer.
 from __future__ import annotations
 
 from array import array
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from itertools import repeat
 from pathlib import Path
@@ -17,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from harness.analysis.answers import Advance, latest_offsets, records_at
+from harness.analysis.answers import Advance, records_at
 from harness.analysis.labels import Labels
 from harness.analysis.positions import MalformedLogprobs
 from harness.analysis.scores import answer_digest
@@ -54,12 +55,14 @@ class AnswerColumns:
     unscored: dict[str, int] = field(default_factory=dict)  # answers without a current score
 
 
-def answer_columns(ledger: Path, labels: Labels, advance: Advance | None = None) -> AnswerColumns:
-    """Read the latest record of every key of `ledger`, joined with `labels`."""
+def answer_columns(
+    ledger: Path, positions: Sequence[int], labels: Labels, advance: Advance | None = None
+) -> AnswerColumns:
+    """Read the records of `ledger` at `positions` (see `latest_positions`), joined with
+    `labels`."""
     builder = _Builder(ledger, labels)
-    offsets = set(latest_offsets(ledger, advance).values())
     batch: list[dict[str, Any]] = []
-    for record in records_at(ledger, offsets, advance=advance):
+    for record in records_at(ledger, positions, advance=advance):
         batch.append(record)
         if len(batch) == _BATCH:
             builder.add(batch)

@@ -37,8 +37,8 @@ import pyarrow as pa
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
-from harness.analysis.answers import Advance, bulk, latest_offsets, records_at
-from harness.analysis.labels import Labels
+from harness.analysis.answers import Advance, bulk, latest_positions, records_at
+from harness.analysis.labels import Labels, read_labels
 from harness.analysis.positions import MalformedLogprobs, Positions, flatten
 from harness.analysis.scores import answer_digest
 from harness.analysis.uncertainty import MEASURES, measure
@@ -185,7 +185,6 @@ class Layout:
     """The export's columns, learned from the records (`observe` each one)."""
 
     ledger: Path
-    labels: Labels
     fields: dict[str, dict[str, _Kinds]] = field(
         default_factory=lambda: {name: {} for name in _GROUPS}
     )
@@ -210,7 +209,7 @@ class Layout:
                     if value and type(value) in (list, dict):
                         kinds[key].add(value)
 
-    def columns(self) -> list[Column]:
+    def columns(self, labels: Labels) -> list[Column]:
         columns = [Column(name, kind, source=(name, None)) for name, kind in _HEAD]
         columns += self._group("tokens")
         columns.append(Column("cost_usd", pa.float64(), source=("cost_usd", None)))
@@ -224,7 +223,7 @@ class Layout:
         columns += self._group("metadata")
         columns.append(Column("token_logprobs", pa.list_(_POSITION), "nested"))
         columns += [Column(f"uncertainty.{name}", pa.float64()) for name in MEASURES]
-        for name, scorer in self.labels.scorers.items():
+        for name, scorer in labels.scorers.items():
             columns.append(Column(f"score.{name}", pa.string()))
             if scorer.has_values:
                 columns.append(Column(f"score.{name}.value", pa.float64()))
@@ -239,14 +238,16 @@ class Layout:
 
 
 def export_rows(
-    ledger: Path, labels: Labels, advance: Advance | None = None
-) -> tuple[list[Column], Iterator[dict[str, list[Any]]]]:
-    """The columns, and the rows in batches (column name -> values), in ledger order."""
-    layout = Layout(ledger, labels)
-    offsets = set(latest_offsets(ledger, advance, layout.observe).values())
-    columns = layout.columns()
-    records = records_at(ledger, offsets, advance=advance)
-    return columns, _batches(ledger, columns, labels, records)
+    ledger: Path, scores: Path, advance: Advance | None = None
+) -> tuple[list[Column], Labels, Iterator[Batch]]:
+    """The columns, the labels joined (from the scores file `scores`, which may not exist), and
+    the rows in batches, in ledger order."""
+    layout = Layout(ledger)
+    positions = latest_positions(ledger, advance, layout.observe)  # its keys go before labels
+    labels = read_labels(scores, advance=advance)
+    columns = layout.columns(labels)
+    records = records_at(ledger, positions, advance=advance)
+    return columns, labels, _batches(ledger, columns, labels, records)
 
 
 def _batches(
@@ -304,18 +305,27 @@ def _join_scores(
             values[f"score.{name}.value"] = [g[1] if g else None for g in given]
 
 
+@dataclass(frozen=True)
+class Exported:
+    """What an export wrote: its rows, and the scores file's unreadable lines (skipped)."""
+
+    rows: int
+    skipped_scores: int
+
+
 def write_export(
-    ledger: Path, labels: Labels, form: Format, target: Path, advance: Advance | None = None
-) -> int:
-    """Write the export to `target`, whole; returns the number of rows."""
+    ledger: Path, scores: Path, form: Format, target: Path, advance: Advance | None = None
+) -> Exported:
+    """Write the export of `ledger` joined with the scores file `scores` (which may not exist)
+    to `target`, whole."""
     with bulk():
-        return _write(ledger, labels, form, target, advance)
+        columns, labels, batches = export_rows(ledger, scores, advance)
+        return Exported(_write(form, target, columns, batches, ledger), labels.skipped)
 
 
 def _write(
-    ledger: Path, labels: Labels, form: Format, target: Path, advance: Advance | None
+    form: Format, target: Path, columns: list[Column], batches: Iterator[Batch], ledger: Path
 ) -> int:
-    columns, batches = export_rows(ledger, labels, advance)
     with written_whole(target) as temporary:
         if form == "jsonl":
             return _write_jsonl(temporary, columns, batches)

@@ -35,7 +35,8 @@ from typing import IO, Any
 import orjson
 
 from harness.analysis.answers import Advance, bulk, latest_offsets, run_lines
-from harness.analysis.labels import Labels
+from harness.analysis.export import Exported
+from harness.analysis.labels import Labels, read_labels
 from harness.analysis.scores import answer_digest
 from harness.analysis.whole import written_whole
 from harness.ledger import parse_line
@@ -46,20 +47,22 @@ FORMAT = "harness pilot-json 1"
 
 
 def write_pilot_json(
-    ledger: Path, labels: Labels, target: Path, advance: Advance | None = None
-) -> int:
-    """Write the pilot's results file for `ledger` to `target`; returns the number of results."""
+    ledger: Path, scores: Path, target: Path, advance: Advance | None = None
+) -> Exported:
+    """Write the pilot's results file for `ledger` and the scores file `scores` (which may not
+    exist) to `target`, whole."""
     with bulk():
-        return _write(ledger, labels, target, advance)
+        return _write(ledger, scores, target, advance)
 
 
-def _write(ledger: Path, labels: Labels, target: Path, advance: Advance | None) -> int:
+def _write(ledger: Path, scores: Path, target: Path, advance: Advance | None) -> Exported:
     latest: dict[str, tuple[str, bool]] = {}  # key -> (variant, answered), of its latest record
 
     def observe(record: dict[str, Any]) -> None:
         latest[record["key"]] = (record["variant"], record["status"] == "ok")
 
     offsets = latest_offsets(ledger, advance, observe)
+    labels = read_labels(scores, advance=advance)
     by_variant: dict[str, list[int]] = {}
     for key, offset in offsets.items():
         by_variant.setdefault(latest[key][0], []).append(offset)
@@ -85,7 +88,7 @@ def _write(ledger: Path, labels: Labels, target: Path, advance: Advance | None) 
             file.write(b",\n" if number else b"\n")
             _write_run(file, ledger, variant, sorted(at), runs, labels)
         file.write(b"\n]}\n")
-    return len(offsets)
+    return Exported(len(offsets), labels.skipped)
 
 
 def _write_run(

@@ -33,7 +33,7 @@ from statsmodels.stats.contingency_tables import mcnemar
 from statsmodels.stats.multitest import multipletests
 from statsmodels.stats.proportion import proportion_confint, proportion_effectsize
 
-from harness.analysis.answers import Advance, bulk
+from harness.analysis.answers import Advance, bulk, latest_positions
 from harness.analysis.columns import AnswerColumns, answer_columns
 from harness.analysis.labels import Labels, read_labels
 from harness.analysis.uncertainty import MEASURES, UNSURE_SIGN, aurocs
@@ -114,9 +114,10 @@ def compute_stats(
     """The report for `ledger` and the scores file `scores` (which may not exist), narrowed to
     `scorers` and `label` when given (InputError when they name nothing there)."""
     with bulk():
+        positions = latest_positions(ledger, advance)  # first: its keys go before labels come
         labels = read_labels(scores, scorers, advance)
         _check_selection(scores, labels, scorers, label)
-        columns = answer_columns(ledger, labels, advance)
+        columns = answer_columns(ledger, positions, labels, advance)
     stats = Stats(
         str(ledger),
         str(scores) if scores.exists() else None,

@@ -164,12 +164,15 @@ def test_csv_and_jsonl_hold_the_same_rows(project, run_cli):
     assert csv["key"].tolist() == parquet["key"].tolist() == jsonl["key"].tolist()
     assert csv["score.claims"].tolist()[1:3] == ["refused", "exists"]
     assert csv["tokens.total"].tolist()[:3] == [30, 30, 30]
-    # nested values: JSON text in CSV, as the ledger has them in JSONL
-    assert json.loads(csv["token_logprobs"][1])[0]["top"] == [["t0_0", -0.1], ["t0_1", -2.5]]
+    # nested values: as in Parquet, as JSON text in CSV
+    first = json.loads(csv["token_logprobs"][1])[0]
+    assert (first["top_tokens"], first["top_logprobs"]) == (["t0_0", "t0_1"], [-0.1, -2.5])
     lines = [orjson.loads(line) for line in (output / "answers.jsonl").read_bytes().splitlines()]
-    assert lines[1]["token_logprobs"][1]["top"] == [["t1_0", -0.7], ["t1_1", -0.9]]
-    assert lines[0]["metadata.year"] == 2021 and lines[0]["uncertainty.first_token_margin"] is None
+    assert lines[1]["token_logprobs"][1]["top_logprobs"] == [-0.7, -0.9]
+    assert lines[0]["metadata.year"] == "2021" and lines[1]["metadata.year"] == '"unknown"'
+    assert lines[0]["uncertainty.first_token_margin"] is None
     assert lines[2]["attempt_errors"][0]["type"] == "ServerError"
+    assert lines[0]["timestamp"] == "2026-11-24T00:00:01+00:00"
 
 
 def test_duckdb_reads_the_ledger_as_is_and_the_parquet_file(project, run_cli):

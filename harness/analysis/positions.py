@@ -40,21 +40,23 @@ class Positions:
     top_logprobs: list[Any]
 
 
-def flatten(batch: Sequence[Sequence[dict[str, Any]] | None]) -> Positions:
-    """The positions of `batch`; MalformedLogprobs names the first answer of the wrong shape."""
+def flatten(batch: Sequence[Sequence[dict[str, Any]] | None], *, texts: bool = True) -> Positions:
+    """The positions of `batch` (without `texts`: their numbers only, the token, token_id,
+    top_tokens and top_ids lists left empty); MalformedLogprobs names the first answer of the
+    wrong shape."""
     try:
-        return _flatten(batch)
+        return _flatten(batch, texts)
     except (TypeError, ValueError, AttributeError, KeyError, IndexError):
         pass
     for index, answer in enumerate(batch):
         try:
-            _flatten([answer])
+            _flatten([answer], texts)
         except (TypeError, ValueError, AttributeError, KeyError, IndexError) as exc:
             raise MalformedLogprobs(index, f"{type(exc).__name__}: {exc}") from None
     raise MalformedLogprobs(0, "unreadable")  # every answer reads alone: cannot happen
 
 
-def _flatten(batch: Sequence[Sequence[dict[str, Any]] | None]) -> Positions:
+def _flatten(batch: Sequence[Sequence[dict[str, Any]] | None], texts: bool) -> Positions:
     present = [answer is not None for answer in batch]
     counts = [len(answer) if answer else 0 for answer in batch]
     positions = list(chain.from_iterable(answer for answer in batch if answer))
@@ -66,11 +68,11 @@ def _flatten(batch: Sequence[Sequence[dict[str, Any]] | None]) -> Positions:
     return Positions(
         present=present,
         counts=counts,
-        token=list(map(get, positions, repeat("token"))),
+        token=list(map(get, positions, repeat("token"))) if texts else [],
         logprob=list(map(get, positions, repeat("logprob"))),
-        token_id=list(map(get, positions, repeat("token_id"))),
-        top_ids=list(map(get, positions, repeat("top_ids"))),
+        token_id=list(map(get, positions, repeat("token_id"))) if texts else [],
+        top_ids=list(map(get, positions, repeat("top_ids"))) if texts else [],
         widths=list(map(len, tops)),
-        top_tokens=list(map(_FIRST, pairs)),
+        top_tokens=list(map(_FIRST, pairs)) if texts else [],
         top_logprobs=list(map(_SECOND, pairs)),
     )

@@ -42,7 +42,7 @@ def measure(
     """The three measures of each answer's `token_logprobs` (None: no logprobs), computed over
     the whole batch at once (from `positions`, its flattened form, when given);
     MalformedLogprobs names an answer of the wrong shape."""
-    positions = flatten(batch) if positions is None else positions
+    positions = flatten(batch, texts=False) if positions is None else positions
     count = len(batch)
     try:
         chosen = np.asarray(positions.logprob, dtype=float)  # None: NaN
@@ -64,7 +64,7 @@ def measure(
 def measure_one_by_one(batch: Sequence[Sequence[dict[str, Any]] | None]) -> dict[str, np.ndarray]:
     """`measure`, answer by answer, to name the one whose logprobs are not numbers."""
     for index, answer in enumerate(batch):
-        values = flatten([answer])
+        values = flatten([answer], texts=False)
         try:
             np.asarray(values.logprob, dtype=float)
             np.asarray(values.top_logprobs, dtype=float)

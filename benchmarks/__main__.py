@@ -33,7 +33,7 @@ from datetime import datetime
 from pathlib import Path
 
 from benchmarks import faults
-from benchmarks.analysis import timed_verb, write_answers
+from benchmarks.analysis import write_answers
 from benchmarks.http import bare_aiohttp_rate, loopback_server, provider_rate
 from benchmarks.ledger_file import write_big_ledger
 from benchmarks.local import (
@@ -46,6 +46,7 @@ from benchmarks.plan import plan_seconds, write_plan_ledger, write_plan_project
 from benchmarks.project import (
     REPO,
     ledger_wall_seconds,
+    peak_rss_of,
     peak_rss_of_run,
     run_in_process,
     run_with_summary,
@@ -283,7 +284,7 @@ def analysis(root: Path) -> None:
     folder = root / "analysis"
     ledger_size, scores_size = write_answers(folder, 1_000_000)
     sizes = f"{ledger_size / 1e9:.2f} + {scores_size / 1e9:.2f} GB"
-    seconds, rss = timed_verb("stats", str(folder))
+    seconds, rss = peak_rss_of("stats", str(folder))
     report(
         f"(l) stats over 1,000,000 answers and their scores ({sizes})",
         f"{seconds:.1f} s, {rss:.0f} MB",
@@ -291,7 +292,7 @@ def analysis(root: Path) -> None:
         seconds <= 30 and rss <= 1000,
     )
     target = folder / "answers.parquet"
-    seconds, rss = timed_verb("export", str(folder), "--format", "parquet", "--to", str(target))
+    seconds, rss = peak_rss_of("export", str(folder), "--format", "parquet", "--to", str(target))
     report(
         f"(m) export of 1,000,000 records to Parquet ({target.stat().st_size / 1e6:.0f} MB)",
         f"{seconds:.1f} s, {rss:.0f} MB",

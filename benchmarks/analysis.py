@@ -1,12 +1,9 @@
 """A million answers and their scores, written the way the harness writes them, for the stats and
-export benchmarks; and the child process that times a verb and reads its peak RSS."""
+export benchmarks."""
 
 from __future__ import annotations
 
 import random
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 from harness.analysis.scores import answer_digest, definition_hash, score_key
@@ -111,19 +108,3 @@ def _score(answer_key: str, label: str, definition: str, record: object) -> dict
         "error": None,
         "timestamp": "2026-11-24T00:00:00.000Z",
     }
-
-
-def timed_verb(*args: str) -> tuple[float, float]:
-    """Run `python -m harness ARGS` in a child; returns (wall seconds, its peak RSS in MB)."""
-    started = time.perf_counter()
-    child = subprocess.run(
-        [sys.executable, "-m", "benchmarks.peak_rss", *args],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-        check=False,
-    )
-    elapsed = time.perf_counter() - started
-    if child.returncode != 0:
-        raise RuntimeError(child.stderr)
-    return elapsed, float(child.stderr.rsplit("peak_rss_mb=", 1)[1])

@@ -219,9 +219,7 @@ def _stats(args: argparse.Namespace, console: Console) -> int:
     from harness.analysis.stats_view import show_stats
     from harness.analysis.whole import written_whole
 
-    ledger = _ledger_at(args.output)
-    scores = ledger.with_name(SCORES_NAME)
-    size = ledger.stat().st_size * 2 + (scores.stat().st_size if scores.exists() else 0)
+    ledger, scores, size = _analysis_inputs(args.output)
     with reading(console, "reading", size) as advance:
         stats = compute_stats(
             ledger,
@@ -258,10 +256,8 @@ def _export(args: argparse.Namespace, console: Console) -> int:
     from harness.analysis.pilot import write_pilot_json
     from harness.analysis.reading import reading
 
-    ledger = _ledger_at(args.output)
-    scores = ledger.with_name(SCORES_NAME)
+    ledger, scores, size = _analysis_inputs(args.output)
     target = args.to or ledger.with_name(_EXPORTS[args.format])
-    size = ledger.stat().st_size * 2 + (scores.stat().st_size if scores.exists() else 0)
     with reading(console, f"exporting to {target.name}", size) as advance:
         if args.format == "pilot-json":
             exported = write_pilot_json(ledger, scores, target, advance)
@@ -280,6 +276,15 @@ _READERS = {
     "csv": "pandas.read_csv({path!r})",
     "jsonl": "pandas.read_json({path!r}, lines=True)",
 }
+
+
+def _analysis_inputs(text: str) -> tuple[Path, Path, int]:
+    """The ledger an analysis verb reads, the scores file beside it (which may not exist), and
+    the bytes its two passes through the ledger and one through the scores will read."""
+    ledger = _ledger_at(text)
+    scores = ledger.with_name(SCORES_NAME)
+    size = ledger.stat().st_size * 2 + (scores.stat().st_size if scores.exists() else 0)
+    return ledger, scores, size
 
 
 def _ledger_at(text: str) -> Path:

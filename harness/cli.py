@@ -242,12 +242,13 @@ def _stats(args: argparse.Namespace, console: Console) -> int:
     return EXIT_OK
 
 
-# What `export --format` writes, and its file name in the output directory without `--to`.
+# What `export --format` writes: its file name in the output directory without `--to`, and how
+# Python reads it.
 _EXPORTS = {
-    "parquet": "answers.parquet",
-    "csv": "answers.csv",
-    "jsonl": "answers.jsonl",
-    "pilot-json": "pilot_results.json",
+    "parquet": ("answers.parquet", "pandas.read_parquet({path!r})"),
+    "csv": ("answers.csv", "pandas.read_csv({path!r})"),
+    "jsonl": ("answers.jsonl", "pandas.read_json({path!r}, lines=True)"),
+    "pilot-json": ("pilot_results.json", "json.loads(pathlib.Path({path!r}).read_text())"),
 }
 
 
@@ -257,7 +258,8 @@ def _export(args: argparse.Namespace, console: Console) -> int:
     from harness.analysis.reading import reading
 
     ledger, scores, size = _analysis_inputs(args.output)
-    target = args.to or ledger.with_name(_EXPORTS[args.format])
+    name, reader = _EXPORTS[args.format]
+    target = args.to or ledger.with_name(name)
     with reading(console, f"exporting to {target.name}", size) as advance:
         if args.format == "pilot-json":
             exported = write_pilot_json(ledger, scores, target, advance)
@@ -266,16 +268,8 @@ def _export(args: argparse.Namespace, console: Console) -> int:
     if exported.skipped_scores:
         _say(console, f"{scores}: skipped {exported.skipped_scores} unreadable line(s)")
     _say(console, f"Exported {exported.rows:,} job(s) to {target}")
-    if args.format != "pilot-json":
-        _say(console, f"Read it in Python: {_READERS[args.format].format(path=str(target))}")
+    _say(console, f"Read it in Python: {reader.format(path=str(target))}")
     return EXIT_OK
-
-
-_READERS = {
-    "parquet": "pandas.read_parquet({path!r})",
-    "csv": "pandas.read_csv({path!r})",
-    "jsonl": "pandas.read_json({path!r}, lines=True)",
-}
 
 
 def _analysis_inputs(text: str) -> tuple[Path, Path, int]:

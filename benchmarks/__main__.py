@@ -16,9 +16,16 @@
     one-at-a-time transformers generate (the legacy way); generation only, loading left out
 (j) `python -m harness plan --json` on 100,000 prompts x 10 variants against a 1,000,000-record
     ledger (a tenth of it failures), process start to exit (median of 3)
-(l) `python -m harness stats` over 1,000,000 answers (4 variants, 2 with top-5 logprobs of 8
+(l) loading 1,000,000 prompts from JSONL, CSV and Parquet: seconds and peak RSS of a fresh
+    process (median of 3)
+(m) `python -m harness score` of 1,000,000 answers by two rule scorers (one run; see
+    benchmarks/scoring.py), then again with every score current: seconds and peak RSS
+(n) 100,000 jobs in batch mode through each provider's batch API (the real SDKs) on a loopback
+    server that ends every batch at once: the run's start to its last record, and peak RSS, at the
+    default batch sizes and (Anthropic) in batches of 10,000, each next to 20,000 jobs' RSS
+(o) `python -m harness stats` over 1,000,000 answers (4 variants, 2 with top-5 logprobs of 8
     tokens, 1% failures) and a scores file labelling every answer: process start to exit, peak RSS
-(m) `python -m harness export --format parquet` of the same 1,000,000 records with their scores
+(p) `python -m harness export --format parquet` of the same 1,000,000 records with their scores
 """
 
 from __future__ import annotations
@@ -34,6 +41,7 @@ from pathlib import Path
 
 from benchmarks import faults
 from benchmarks.analysis import write_answers
+from benchmarks.batch import batch_run
 from benchmarks.http import bare_aiohttp_rate, loopback_server, provider_rate
 from benchmarks.ledger_file import write_big_ledger
 from benchmarks.local import (
@@ -53,6 +61,8 @@ from benchmarks.project import (
     simulated_model,
     write_project,
 )
+from benchmarks.prompt_sets import load_figures, write_prompt_sets
+from benchmarks.scoring import score_figures, write_scoring_project
 from harness.ledger import build_index, read_ledger
 
 ROUNDS = 3
@@ -280,13 +290,63 @@ def plan_at_scale(root: Path) -> None:
     (config.parent / "out" / "ledger.jsonl").unlink()
 
 
+def prompt_set_loading(root: Path) -> None:
+    for name, path in write_prompt_sets(root / "prompt-sets", 1_000_000).items():
+        seconds, peak = load_figures(path, ROUNDS)
+        report(
+            f"(l) load 1,000,000 prompts from {name.upper()}",
+            f"{seconds:.2f} s, {peak:,.0f} MB",
+            "<= 10 s, 1.5 GB",
+            seconds <= 10 and peak <= 1536,
+        )
+        path.unlink()
+
+
+def rule_scoring(root: Path) -> None:
+    config, size = write_scoring_project(root / "scoring", 1_000_000)
+    seconds, peak = score_figures(config)
+    report(
+        f"(m) score 1,000,000 answers, 2 rule scorers ({size / 1e9:.1f} GB)",
+        f"{seconds:.1f} s, {peak:,.0f} MB",
+        "<= 30 s, 1 GB",
+        seconds <= 30 and peak <= 1024,
+    )
+    seconds, peak = score_figures(config)
+    report("    again, every score current: nothing appended", f"{seconds:.1f} s, {peak:,.0f} MB",
+           "-", True)  # fmt: skip
+    (config.parent / "out" / "ledger.jsonl").unlink()
+    (config.parent / "out" / "scores.jsonl").unlink()
+
+
+def batch_mode(root: Path) -> None:
+    for provider, batch, label in (
+        ("anthropic", "", "anthropic, default size (100,000 a batch)"),
+        ("anthropic", "max_requests = 10000\n", "anthropic, 10,000 a batch"),
+        ("gemini", "", "gemini, default size (10,000 a batch)"),
+    ):
+        seconds, rss, batches = batch_run(root / "n", provider, 100_000, batch)
+        _, small_rss, _ = batch_run(root / "n", provider, 20_000, batch)
+        report(
+            f"(n) batch, {label}: start to last record",
+            f"{seconds:,.1f} s ({batches} batches)",
+            "-",
+            True,
+        )
+        report(
+            "    peak RSS, 100,000 jobs (20,000 jobs)",
+            f"{rss:.0f} MB ({small_rss:.0f} MB)",
+            "<= 300 MB" if batch or provider == "gemini" else "-",
+            rss <= 300 or not (batch or provider == "gemini"),
+        )
+
+
 def analysis(root: Path) -> None:
     folder = root / "analysis"
     ledger_size, scores_size = write_answers(folder, 1_000_000)
     sizes = f"{ledger_size / 1e9:.2f} + {scores_size / 1e9:.2f} GB"
     seconds, rss = peak_rss_of("stats", str(folder))
     report(
-        f"(l) stats over 1,000,000 answers and their scores ({sizes})",
+        f"(o) stats over 1,000,000 answers and their scores ({sizes})",
         f"{seconds:.1f} s, {rss:.0f} MB",
         "<= 30 s, 1 GB",
         seconds <= 30 and rss <= 1000,
@@ -294,7 +354,7 @@ def analysis(root: Path) -> None:
     target = folder / "answers.parquet"
     seconds, rss = peak_rss_of("export", str(folder), "--format", "parquet", "--to", str(target))
     report(
-        f"(m) export of 1,000,000 records to Parquet ({target.stat().st_size / 1e6:.0f} MB)",
+        f"(p) export of 1,000,000 records to Parquet ({target.stat().st_size / 1e6:.0f} MB)",
         f"{seconds:.1f} s, {rss:.0f} MB",
         "<= 30 s, 1 GB",
         seconds <= 30 and rss <= 1000,
@@ -318,6 +378,9 @@ def main() -> None:
             random_429s,
             local_models,
             plan_at_scale,
+            prompt_set_loading,
+            rule_scoring,
+            batch_mode,
             analysis,
         ):
             bench(root)

@@ -7,7 +7,7 @@ import multiprocessing
 import os
 import socket
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -21,13 +21,16 @@ JOBS = 20_000
 
 
 @contextmanager
-def loopback_server(delay: float = 0.0, limited: float = 0.0) -> Iterator[str]:
+def loopback_server(
+    delay: float = 0.0, limited: float = 0.0, serve: Callable[..., None] | None = None
+) -> Iterator[str]:
     """Start the benchmark server in its own process (answers after `delay` s, a `limited` share
-    of random 429s with retry-after 1 s); yields its base URL."""
+    of random 429s with retry-after 1 s), or `serve(port)` in its place; yields its base URL."""
     port = free_port()
-    process = multiprocessing.get_context("spawn").Process(
-        target=serve_forever, args=(port, delay, limited), daemon=True
+    target, args = (
+        (serve, (port,)) if serve is not None else (serve_forever, (port, delay, limited))
     )
+    process = multiprocessing.get_context("spawn").Process(target=target, args=args, daemon=True)
     process.start()
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:

@@ -94,3 +94,14 @@ def serve_forever(
     app.router.add_post("/v1/messages", _answer(_MESSAGE, delay, limited, after))
     app.router.add_post("/{version}/models/{model}", _answer(_GEMINI, delay, limited, after))
     web.run_app(app, host="127.0.0.1", port=port, access_log=None, print=None)
+
+
+def serve_batches(port: int) -> None:
+    """Serve Anthropic's Message Batches and Gemini's Batch Mode (inline requests) on
+    127.0.0.1:port, every batch processed at once (the loopback servers of the tests)."""
+    from tests.providers.batch_servers import AnthropicBatches, GeminiBatches
+
+    app = web.Application(client_max_size=1 << 30)
+    AnthropicBatches().routes(app)
+    GeminiBatches().routes(app)
+    web.run_app(app, host="127.0.0.1", port=port, access_log=None, print=None)

@@ -70,9 +70,10 @@ def ledger_wall_seconds(config: Path) -> float:
     return sum(s.wall_seconds for s in summarize(ledger).variants)
 
 
-def peak_rss_of_run(config: Path) -> tuple[float, float]:
-    """Run the config in a child `harness run`; returns (wall seconds, the child's peak RSS MB)."""
-    return peak_rss_of("run", str(config))
+def peak_rss_of_run(config: Path, verb: str = "run") -> tuple[float, float]:
+    """Run the config in a child `harness run` (or another verb); returns (wall seconds, the
+    child's peak RSS MB)."""
+    return peak_rss_of(verb, str(config))
 
 
 def peak_rss_of(*args: str) -> tuple[float, float]:

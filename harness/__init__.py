@@ -1,13 +1,27 @@
 """harness: send a benchmark's prompts to many models at once, record everything, resume anywhere.
 
 The public surface is small: configs and prompts load into frozen objects, providers implement
-`harness.api.Provider`, and every result lands in the append-only ledger (`harness.ledger`).
+`harness.api.Provider` (and `harness.api.BatchProvider` where their API has batches), and every
+result lands in the append-only ledger (`harness.ledger`).
 """
 
-from harness.api import Completion, Message, Provider, Request, SamplingParams, TokenLogprob, Usage
+from harness.api import (
+    BatchLimits,
+    BatchProvider,
+    BatchStatus,
+    Completion,
+    Message,
+    Provider,
+    Request,
+    SamplingParams,
+    TokenLogprob,
+    Usage,
+)
 from harness.config import RunConfig, load_config
 from harness.errors import (
     AttemptTimeout,
+    BatchCancelled,
+    BatchExpired,
     ConnectionFailed,
     FatalError,
     HarnessError,
@@ -22,6 +36,11 @@ from harness.prompts import Prompt, load_prompts
 
 __all__ = [
     "AttemptTimeout",
+    "BatchCancelled",
+    "BatchExpired",
+    "BatchLimits",
+    "BatchProvider",
+    "BatchStatus",
     "Completion",
     "ConnectionFailed",
     "FatalError",

@@ -3,13 +3,17 @@
 A provider is one class with one coroutine, `generate(request) -> Completion`. It never sleeps,
 retries or holds a semaphore: the scheduler's lane owns all of that. Failures are raised as the
 `ProviderError` subclasses of `harness.errors`, translated from the SDK at the provider's boundary.
+A provider whose API has a batch interface also implements `BatchProvider` (see `harness.batch`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, ClassVar, Literal, Protocol
+
+from harness.errors import ProviderError
 
 Role = Literal["system", "user", "assistant"]
 
@@ -160,4 +164,62 @@ class Provider(Protocol):
 
     async def aclose(self) -> None:
         """Release clients and connections."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class BatchLimits:
+    """The most one provider batch may carry, from the provider's documentation."""
+
+    requests: int
+    bytes: int
+
+
+@dataclass(frozen=True, slots=True)
+class BatchStatus:
+    """A provider batch as last polled: the provider's own word for its state (`in_progress`,
+    `JOB_STATE_RUNNING`), whether processing is over, its requests by status where the provider
+    counts them, and once it ended, how long it took and the error of every request it holds no
+    result for (a cancelled, expired or failed batch's reason)."""
+
+    state: str
+    ended: bool
+    counts: Mapping[str, int] | None = None
+    seconds: float | None = None
+    error: ProviderError | None = None
+
+
+class BatchProvider(Provider, Protocol):
+    """A provider that also speaks its API's batch interface. Custom ids are the harness's (a
+    batch's label, a dash, the job's place in it); they come back with each result."""
+
+    batch_limits: ClassVar[BatchLimits]
+
+    def batch_item(self, request: Request, custom_id: str) -> dict[str, Any]:
+        """One request in the form `submit_batch` sends it (its JSON size counts against
+        `batch_limits.bytes`)."""
+        ...
+
+    async def submit_batch(self, items: Sequence[dict[str, Any]], label: str) -> str:
+        """Create a batch of `items`, labelled where the provider keeps a label; its id."""
+        ...
+
+    async def find_batches(self, label: str, since: datetime, count: int) -> list[str]:
+        """Ids of batches that may be the one submitted as `label` at `since` with `count`
+        requests, when its creation was never confirmed (the run died while asking)."""
+        ...
+
+    async def batch_status(self, batch_id: str) -> BatchStatus:
+        """Poll one batch."""
+        ...
+
+    def batch_results(
+        self, batch_id: str, request_of: Callable[[str], Request | None]
+    ) -> AsyncIterator[tuple[str, Completion | ProviderError]]:
+        """The ended batch's result per custom id: an answer, or the request's error classified
+        as a live one would be. `request_of` gives the request a custom id was made from."""
+        ...
+
+    async def cancel_batch(self, batch_id: str) -> None:
+        """Ask the provider to cancel a batch (it ends soon after, keeping what it answered)."""
         ...

@@ -114,6 +114,11 @@ class Budgets:
         for cap in self.caps:
             cap.settle(reserved, cost)
 
+    def charge(self, cost: float | None) -> None:
+        """Count a cost nothing was reserved for: an answer of a batch an earlier run sent."""
+        for cap in self.caps:
+            cap.spent += cost or 0.0
+
 
 async def _room(cap: Budget) -> None:
     """Wait for a reservation on `cap` to be settled."""

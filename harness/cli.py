@@ -1,4 +1,6 @@
-"""The command line: `run`, `rerun`, `status`, `plan`, `doctor`, `stats` and `export`.
+"""The command line: `run`, `rerun`, `status`, `plan`, `doctor` and `batches cancel` (and, from
+`harness.cli_analysis`, `score` and `annotate`; from `harness.cli_results`, `stats` and
+`export`).
 
 Exit codes: 0 every job answered, 1 some failed for good, 2 bad input or set-up, 3 the ledger
 could not be written mid-run (disk full, file replaced), 4 a budget cap stopped the run (raise
@@ -9,9 +11,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
-import shlex
-import shutil
 import signal
 import sys
 from collections import Counter
@@ -23,10 +22,16 @@ import anyio
 from rich.console import Console
 from rich.logging import RichHandler
 
-from harness.analysis.scores import SCORES_NAME
+from harness import open_batches
+from harness.cli_analysis import add_analysis_verbs
+from harness.cli_results import add_result_verbs
+from harness.commands import command_line as _command
+from harness.commands import ledger_at
+from harness.commands import positive as _positive
+from harness.commands import say as _say
 from harness.doctor import diagnose, probe_checks, report
 from harness.errors import InputError, LedgerWriteError, recorded_error_types
-from harness.ledger import LEDGER_NAME, LedgerWriter, build_index
+from harness.ledger import LedgerWriter, build_index
 from harness.plan import Assumptions, make_plan
 from harness.plan_view import plan_json, show_plan
 from harness.probe import probe_all
@@ -40,16 +45,19 @@ from harness.run import (
     FailedJobs,
     Overrides,
     Prepared,
+    batches_to_collect,
     changed_content,
     execute,
     failed_jobs,
     nothing_wanted,
     open_index,
+    open_locked,
     open_writer,
     pending,
     prepare,
 )
 from harness.scrub import SECRETS, ScrubbedStream, scrub_log_record
+from harness.selection import Selection
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -107,14 +115,9 @@ def _log_to(console: Console) -> None:
 def _run(args: argparse.Namespace, console: Console) -> int:
     prepared = prepare(args.config, _overrides(args))
     _probe_first(prepared, console)
-    writer = open_writer(prepared, fresh=args.fresh, console=console)
-    try:
-        index = open_index(prepared, console)
-    except BaseException:
-        writer.close()
-        raise
+    writer, index = open_locked(prepared, fresh=args.fresh, console=console)
     wanted = pending(index)
-    if nothing_wanted(prepared, wanted):
+    if nothing_wanted(prepared, wanted) and not batches_to_collect(prepared, index):
         writer.close()  # nothing appended: not even a run line
         done = sum(prepared.totals().values())
         _say(console, f"nothing to do: {done:,} jobs already done ({prepared.ledger_path})")
@@ -135,6 +138,7 @@ def _run(args: argparse.Namespace, console: Console) -> int:
             console=console,
             writer=writer,
             argv=args.argv,
+            index=index,
         )
     )
     # Every job of the plan answered: no failure is left to name, no need to read the ledger again.
@@ -158,14 +162,8 @@ def _rerun_locked(
     args: argparse.Namespace, prepared: Prepared, writer: LedgerWriter, console: Console
 ) -> int:
     index = open_index(prepared, console)
-    failed = failed_jobs(
-        prepared,
-        index,
-        variants=args.variant,
-        error_types=args.error_type,
-        categories=args.category,
-    )
-    _say_what_cannot_rerun(prepared, failed, console)
+    failed = failed_jobs(prepared, index, variants=args.variant, error_types=args.error_type)
+    _say_what_cannot_rerun(args, prepared, failed, console)
     if not failed.runnable:
         console.print(f"{prepared.ledger_path}: no failed jobs match; nothing to rerun.")
         return EXIT_OK
@@ -178,13 +176,16 @@ def _rerun_locked(
             console=console,
             writer=writer,
             argv=args.argv,
+            index=index,
         )
     )
     _what_next(args, prepared, console)
     return EXIT_FAILED if failed.elsewhere and code == EXIT_OK else code
 
 
-def _say_what_cannot_rerun(prepared: Prepared, failed: FailedJobs, console: Console) -> None:
+def _say_what_cannot_rerun(
+    args: argparse.Namespace, prepared: Prepared, failed: FailedJobs, console: Console
+) -> None:
     """Name the variants of failed jobs this run does not have (an error when it can do none of
     the jobs), and count those of prompts or samples it leaves out."""
     if failed.elsewhere:
@@ -197,98 +198,71 @@ def _say_what_cannot_rerun(prepared: Prepared, failed: FailedJobs, console: Cons
     if failed.left_out:
         console.print(
             f"{failed.left_out:,} failed job(s) are of prompts or samples this run leaves out "
-            "(--limit, --prompts, samples); not rerunning them."
+            f"({_left_out_by(args, prepared)}); not rerunning them."
         )
+
+
+def _left_out_by(args: argparse.Namespace, prepared: Prepared) -> str:
+    """What makes a run leave prompts out, as the user set it."""
+    words = [w for w in prepared.selection.argv() if w.startswith("--")]
+    return ", ".join([*words, *(["--prompts"] if args.prompts else []), "samples"])
 
 
 def _status(args: argparse.Namespace, console: Console) -> int:
-    path = _ledger_at(args.ledger)
-    summary = summarize(path)
+    path = _ledger(args)
+    selection = _selection(args)
+    keeps = selection.keeps_record() if selection.argv() else None
+    summary = summarize(path, keeps=keeps)
     if not summary.runs and not summary.records:
         raise InputError(f"{path}: not a ledger (no run line or result record in it)")
+    if keeps is not None and not summary.variants:
+        raise InputError(f"{path}: no record of {selection.describe()}")
     console.print(summary_table(summary, str(path)))
+    if keeps is not None:
+        console.print(
+            f"Only the records of {selection.describe()}; pending jobs are counted for whole "
+            "runs, so they are not shown (`plan CONFIG` with the same options counts them)."
+        )
     if summary.skipped:
         console.print(f"{path}: skipped {summary.skipped} unreadable line(s)")
+    index = build_index(path)
+    if index.batches:
+        runs = open_batches.senders(path)
+        lines = anyio.run(lambda: open_batches.states(index, runs, args.config))
+        _say(console, f"{len(lines):,} open batch(es), still owing results:")
+        for _, line in lines:
+            _say(console, f"  {line}")
+        commands = open_batches.sender_commands(runs, [batch for batch, _ in lines])
+        for words in commands:
+            _say(console, f"collect them with: {_command(*words)}")
+        _say(console, f"cancel them with: {_command('batches', 'cancel', str(args.ledger))}")
     return EXIT_OK
 
 
-def _stats(args: argparse.Namespace, console: Console) -> int:
-    # The analysis layer's libraries (scipy, statsmodels, pyarrow) load only for its verbs.
-    from harness.analysis.reading import reading
-    from harness.analysis.stats import compute_stats
-    from harness.analysis.stats_view import show_stats
-    from harness.analysis.whole import written_whole
-
-    ledger, scores, size = _analysis_inputs(args.output)
-    with reading(console, "reading", size) as advance:
-        stats = compute_stats(
-            ledger,
-            scores,
-            scorers=args.scorer,
-            label=args.label,
-            resamples=args.resamples,
-            seed=args.seed,
-            advance=advance,
-        )
-    if not stats.answers:
-        raise InputError(f"{ledger}: no result records in it")
-    show_stats(stats, console)
-    if args.json is not None:
-        with written_whole(args.json) as temporary:
-            temporary.write_bytes(stats.as_json())
-        _say(console, f"Statistics: {args.json}")
-    export = _command("export", args.output, "--format", "parquet")
-    _say(console, f"Every answer with its scores, for a notebook: {export}")
-    return EXIT_OK
+def _cancel_batches(args: argparse.Namespace, console: Console) -> int:
+    path = _ledger(args)
+    index = build_index(path)
+    if not index.batches:
+        _say(console, f"{path}: no open batches; nothing to cancel")
+        return EXIT_OK
+    runs = open_batches.senders(path)
+    lines = anyio.run(lambda: open_batches.cancel(index, runs, args.config))
+    for _, line in lines:
+        _say(console, line)
+    commands = open_batches.sender_commands(runs, [batch for batch, _ in lines])
+    _say(
+        console,
+        "The next run records what they answered, and the rest as BatchCancelled "
+        "(rerun them with --error-type BatchCancelled):",
+    )
+    for words in commands:
+        _say(console, f"  {_command(*words)}")
+    return EXIT_FAILED if any(line.startswith("error:") for _, line in lines) else EXIT_OK
 
 
-# What `export --format` writes: its file name in the output directory without `--to`, and how
-# Python reads it.
-_EXPORTS = {
-    "parquet": ("answers.parquet", "pandas.read_parquet({path!r})"),
-    "csv": ("answers.csv", "pandas.read_csv({path!r})"),
-    "jsonl": ("answers.jsonl", "pandas.read_json({path!r}, lines=True)"),
-    "pilot-json": ("pilot_results.json", "json.loads(pathlib.Path({path!r}).read_text())"),
-}
-
-
-def _export(args: argparse.Namespace, console: Console) -> int:
-    from harness.analysis.export import write_export
-    from harness.analysis.pilot import write_pilot_json
-    from harness.analysis.reading import reading
-
-    ledger, scores, size = _analysis_inputs(args.output)
-    name, reader = _EXPORTS[args.format]
-    target = args.to or ledger.with_name(name)
-    with reading(console, f"exporting to {target.name}", size) as advance:
-        if args.format == "pilot-json":
-            exported = write_pilot_json(ledger, scores, target, advance)
-        else:
-            exported = write_export(ledger, scores, args.format, target, advance)
-    if exported.skipped_scores:
-        _say(console, f"{scores}: skipped {exported.skipped_scores} unreadable line(s)")
-    _say(console, f"Exported {exported.rows:,} job(s) to {target}")
-    _say(console, f"Read it in Python: {reader.format(path=str(target))}")
-    return EXIT_OK
-
-
-def _analysis_inputs(text: str) -> tuple[Path, Path, int]:
-    """The ledger an analysis verb reads, the scores file beside it (which may not exist), and
-    the bytes its two passes through the ledger and one through the scores will read."""
-    ledger = _ledger_at(text)
-    scores = ledger.with_name(SCORES_NAME)
-    size = ledger.stat().st_size * 2 + (scores.stat().st_size if scores.exists() else 0)
-    return ledger, scores, size
-
-
-def _ledger_at(text: str) -> Path:
-    """The ledger a read verb names: a ledger file or the run's output directory."""
-    path = Path(text)
-    if path.is_dir():
-        path = path / LEDGER_NAME
-    if not path.is_file():
-        raise InputError(f"{path}: no such ledger")
-    return path
+def _ledger(args: argparse.Namespace) -> Path:
+    """The ledger a verb names (a file, or the run's output directory); it must exist."""
+    return ledger_at(args.ledger)
 
 
 def _plan(args: argparse.Namespace, console: Console) -> int:
@@ -333,8 +307,22 @@ def _overrides(args: argparse.Namespace) -> Overrides:
     return Overrides(
         prompts=args.prompts,
         output=args.output,
-        limit=args.limit,
+        selection=_selection(args),
         models=tuple(args.models.split(",")) if args.models else (),
+        mode=args.mode,
+    )
+
+
+def _selection(args: argparse.Namespace) -> Selection:
+    categories = [c.strip() for given in args.category for c in given.split(",") if c.strip()]
+    if args.category and not categories:
+        raise InputError("--category: no category named (an empty value would run them all)")
+    return Selection(
+        categories=tuple(dict.fromkeys(categories)),
+        ids_file=args.ids,
+        probes=args.probes,
+        sample=getattr(args, "sample", None),
+        limit=getattr(args, "limit", None),
     )
 
 
@@ -348,10 +336,7 @@ def _what_next(
     if not failures:
         return
     failed = failed_jobs(
-        prepared,
-        build_index(prepared.ledger_path),
-        variants=getattr(args, "variant", ()),
-        categories=getattr(args, "category", ()),
+        prepared, build_index(prepared.ledger_path), variants=getattr(args, "variant", ())
     )
     by_type = Counter(failed.runnable.values()).most_common()
     if not by_type:
@@ -370,34 +355,13 @@ def _what_next(
 
 def _same_jobs(args: argparse.Namespace) -> list[str]:
     """The config and the options that make another command pick the jobs this one picked."""
-    words = [args.config]
-    for flag in ("limit", "prompts", "output", "models"):
+    words = [args.config, *_selection(args).argv()]
+    for flag in ("prompts", "output", "models", "mode"):
         if getattr(args, flag) is not None:
             words += [f"--{flag}", str(getattr(args, flag))]
-    for flag in ("variant", "category"):
-        for value in getattr(args, flag, ()):
-            words += [f"--{flag}", value]
+    for value in getattr(args, "variant", ()):
+        words += ["--variant", value]
     return words
-
-
-def _command(verb: str, *words: str) -> str:
-    """A harness command line, quoted for the shell, that works as printed."""
-    return shlex.join([_python(), "-m", "harness", verb, *words])
-
-
-def _python() -> str:
-    """This interpreter as the user's shell finds it: `python` when that is it, else its path
-    (relative to the working directory when it lies inside)."""
-    found = shutil.which("python")
-    if found and os.path.abspath(found) == os.path.abspath(sys.executable):
-        return "python"
-    path = Path(os.path.abspath(sys.executable))
-    return str(path.relative_to(Path.cwd())) if path.is_relative_to(Path.cwd()) else str(path)
-
-
-def _say(console: Console, text: str) -> None:
-    """Print a line as it is: no markup, no wrapping (so a command can be copied whole)."""
-    console.print(text, markup=False, highlight=False, soft_wrap=True)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -428,7 +392,6 @@ def _parser() -> argparse.ArgumentParser:
         metavar="TYPE",
         help=f"one of {', '.join(recorded_error_types())}",
     )
-    rerun.add_argument("--category", action="append", default=[], help="prompt category")
     rerun.set_defaults(verb=_rerun)
 
     plan = verbs.add_parser("plan", help="what the pending jobs will cost and take; sends nothing")
@@ -462,60 +425,75 @@ def _parser() -> argparse.ArgumentParser:
     )
     doctor.set_defaults(verb=_doctor)
 
-    status = verbs.add_parser("status", help="done / failed / pending per variant")
+    status = verbs.add_parser(
+        "status", help="done / failed / pending per variant, and open batches' provider state"
+    )
     status.add_argument("ledger", help="a ledger file or the run's output directory")
+    _add_filters(status)
+    _add_batch_config(status)
     status.set_defaults(verb=_status)
 
-    stats = verbs.add_parser(
-        "stats", help="rates with intervals, paired comparisons, uncertainty AUROC"
+    batches = verbs.add_parser("batches", help="the ledger's open provider batches")
+    batch_verbs = batches.add_subparsers(required=True, metavar="ACTION")
+    cancel = batch_verbs.add_parser(
+        "cancel", help="cancel every open batch at its provider (the next run records them)"
     )
-    stats.add_argument("output", help="the run's output directory (or its ledger)")
-    stats.add_argument(
-        "--scorer", action="append", default=[], help="only this scorer (repeatable)"
-    )
-    stats.add_argument("--label", help="only this label; also the target of the uncertainty AUROC")
-    stats.add_argument("--json", type=Path, metavar="FILE", help="also write the report as JSON")
-    stats.add_argument(
-        "--resamples",
-        type=_count,
-        default=1000,
-        help="bootstrap resamples of each AUROC interval (default 1000; 0: none)",
-    )
-    stats.add_argument("--seed", type=_count, default=0, help="the bootstrap's seed (default 0)")
-    stats.set_defaults(verb=_stats)
-
-    export = verbs.add_parser(
-        "export", help="every job's latest answer with its scores, for pandas, polars, DuckDB"
-    )
-    export.add_argument("output", help="the run's output directory (or its ledger)")
-    export.add_argument("--format", required=True, choices=list(_EXPORTS))
-    export.add_argument(
-        "--to", type=Path, metavar="PATH", help="where to write (default: OUTPUT/answers.<ext>)"
-    )
-    export.set_defaults(verb=_export)
+    cancel.add_argument("ledger", help="a ledger file or the run's output directory")
+    _add_batch_config(cancel)
+    cancel.set_defaults(verb=_cancel_batches)
+    add_analysis_verbs(verbs)
+    add_result_verbs(verbs)
     return parser
+
+
+def _add_batch_config(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--config",
+        help="the config whose models' keys reach the open batches (default: the config of "
+        "the run that sent each one, as its run line names it)",
+    )
 
 
 def _add_selection(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("config", help="the run's TOML config")
-    parser.add_argument("--limit", type=_positive, help="only the first N prompts")
-    parser.add_argument("--prompts", type=Path, help="another prompts file")
+    _add_filters(parser)
+    parser.add_argument(
+        "--sample",
+        type=_positive,
+        metavar="N",
+        help="N prompts drawn by category and probe flag, the same for the same seed",
+    )
+    parser.add_argument("--limit", type=_positive, help="only the first N prompts (after filters)")
+    parser.add_argument(
+        "--prompts", help="another prompts file, dataset folder or hf://datasets/ORG/NAME"
+    )
     parser.add_argument("--output", type=Path, help="another output directory")
     parser.add_argument("--models", help="comma-separated model names to run")
+    parser.add_argument(
+        "--mode",
+        choices=("live", "batch"),
+        help="run every model live or through its provider's batch API (default: each "
+        "model's mode)",
+    )
 
 
-def _positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError("must be at least 1")
-    return value
-
-
-def _count(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError("must be 0 or more")
-    return value
+def _add_filters(parser: argparse.ArgumentParser) -> None:
+    """The filters a ledger's records can be read by as well as a prompt set."""
+    parser.add_argument(
+        "--category",
+        action="append",
+        default=[],
+        metavar="A,B",
+        help="only prompts of these categories (comma-separated, repeatable)",
+    )
+    parser.add_argument("--ids", type=Path, metavar="FILE", help="only the ids in FILE (1/line)")
+    probes = parser.add_mutually_exclusive_group()
+    probes.add_argument(
+        "--probes-only", dest="probes", action="store_const", const=True, help="only probes"
+    )
+    probes.add_argument(
+        "--no-probes", dest="probes", action="store_const", const=False, help="no probes"
+    )
 
 
 def _seconds(text: str) -> float:

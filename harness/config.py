@@ -15,7 +15,7 @@ import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import orjson
 
@@ -23,6 +23,9 @@ from harness.api import SamplingParams
 from harness.cost import parse_price
 from harness.errors import ConfigError
 from harness.fields import FieldError, from_table
+from harness.prompt_files import PromptSource, PromptTable
+from harness.prompt_template import PromptTemplate, TemplateError
+from harness.scorer_config import Scorer, parse_scorers
 
 
 @dataclass(frozen=True)
@@ -48,6 +51,22 @@ class Preflight:
     timeout: float = field(default=30.0, metadata={"min": 0.001, "max": 3600})
 
 
+@dataclass(frozen=True)
+class BatchPolicy:
+    """`[models.batch]` (or `[defaults.batch]`): how a model in batch mode sizes and polls its
+    batches. A batch holds at most `max_requests` requests and `max_bytes` of them (each at most
+    the provider's own limit, its default); the first poll comes `poll_interval` seconds after
+    submission and each later one 1.5 times as long after, up to `max_poll_interval`."""
+
+    max_requests: int | None = field(default=None, metadata={"min": 1, "max": 10_000_000})
+    max_bytes: int | None = field(default=None, metadata={"min": 4096, "max": 1 << 40})
+    poll_interval: float = field(default=30.0, metadata={"min": 0.001, "max": 86_400})
+    max_poll_interval: float = field(default=300.0, metadata={"min": 0.001, "max": 86_400})
+
+
+Mode = Literal["live", "batch"]
+
+
 @dataclass(frozen=True, kw_only=True)
 class Defaults:
     """Values every model takes unless it sets its own."""
@@ -60,6 +79,10 @@ class Defaults:
     max_tokens: int = field(default=1024, metadata={"min": 1, "max": 10_000_000})
     stop: tuple[str, ...] = ()
     max_concurrency: int = field(default=16, metadata={"min": 1, "max": 100_000})
+    # "batch": the model's jobs go through its provider's batch API (see harness.batch); this
+    # changes price and waiting, never the answer, so it is not part of the variant id.
+    mode: Mode = "live"
+    batch: dict[str, Any] = field(default_factory=dict)  # a BatchPolicy table
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -86,6 +109,11 @@ class ModelConfig(Defaults):
         """The model id sent to the provider (the entry's name unless `model` is set)."""
         return self.model or self.name
 
+    @property
+    def batch_policy(self) -> BatchPolicy:
+        """The model's `[models.batch]` table (checked when the config was loaded)."""
+        return from_table(BatchPolicy, self.batch, "batch")
+
 
 @dataclass(frozen=True)
 class Variant:
@@ -104,7 +132,7 @@ class RunConfig:
     """A whole run: where prompts come from, where results go, and every model."""
 
     path: Path
-    prompts: Path
+    prompts: PromptSource
     output: Path
     seed: int
     samples: int
@@ -115,11 +143,12 @@ class RunConfig:
     grace_seconds: float = 10.0
     preflight: Preflight = Preflight()
     budget_usd: float | None = None  # the most the whole ledger may spend, in USD
+    scorers: tuple[Scorer, ...] = ()  # `[[scorers]]`: see harness.scorer_config
 
 
 @dataclass(frozen=True)
 class _TopLevel:
-    prompts: str
+    prompts: str | dict[str, Any]
     models: tuple[dict[str, Any], ...] = field(metadata={"nonempty": True})
     output: str = "results/run"
     seed: int = field(default=0, metadata={"min": 0, "max": 2**31 - 1})  # Gemini takes int32
@@ -129,6 +158,7 @@ class _TopLevel:
     retry: dict[str, Any] = field(default_factory=dict)
     preflight: dict[str, Any] = field(default_factory=dict)
     budget_usd: float | None = field(default=None, metadata={"min": 0, "max": 1e9})
+    scorers: tuple[dict[str, Any], ...] = ()
 
 
 # Bumped whenever the meaning of a variant changes without its inputs changing (2: per-job seeds
@@ -182,18 +212,23 @@ def _build(path: Path, raw: Mapping[str, Any], table: Mapping[str, Any]) -> RunC
     top = from_table(_TopLevel, table, "")
     defaults = from_table(Defaults, top.defaults, "defaults")
     inherited = dataclasses.asdict(defaults)
-    models = []
-    for index, entry in enumerate(top.models):
-        where = f"models[{index}]"
+
+    def model_entry(entry: Any, where: str) -> ModelConfig:
         if not isinstance(entry, Mapping):
             raise FieldError(where, "expected a table")
-        model = from_table(ModelConfig, {**inherited, **entry}, where)
+        merged = {**inherited, **entry}
+        if isinstance(entry.get("batch"), Mapping):  # [models.batch] adds to [defaults.batch]
+            merged["batch"] = {**defaults.batch, **entry["batch"]}
+        model = from_table(ModelConfig, merged, where)
         if not model.name or "|" in model.name or "@" in model.name:
             raise FieldError(f"{where}.name", "must be non-empty without '|' or '@'")
         _no_repeats(model.temperatures, f"{where}.temperatures")
+        from_table(BatchPolicy, model.batch, f"{where}.batch")
         if model.price:
             parse_price(model.price, f"{where}.price", model.provider)
-        models.append(model)
+        return model
+
+    models = [model_entry(entry, f"models[{i}]") for i, entry in enumerate(top.models)]
     names = [m.name for m in models]
     for index, name in enumerate(names):
         if name in names[:index]:
@@ -201,7 +236,7 @@ def _build(path: Path, raw: Mapping[str, Any], table: Mapping[str, Any]) -> RunC
     base = path.parent
     return RunConfig(
         path=path,
-        prompts=(base / top.prompts).resolve(),
+        prompts=_prompt_source(top.prompts, base),
         output=Path(top.output),
         seed=top.seed,
         samples=top.samples,
@@ -212,7 +247,25 @@ def _build(path: Path, raw: Mapping[str, Any], table: Mapping[str, Any]) -> RunC
         grace_seconds=top.grace_seconds,
         preflight=from_table(Preflight, top.preflight, "preflight"),
         budget_usd=top.budget_usd,
+        scorers=parse_scorers(top.scorers, models, model_entry),
     )
+
+
+def _prompt_source(value: str | dict[str, Any], base: Path) -> PromptSource:
+    """`prompts = "file"`, or a `[prompts]` table: where the set is, its format and split, and
+    which fields hold what (see harness.prompts)."""
+    given = value if isinstance(value, dict) else {"path": value}
+    table = from_table(PromptTable, given, "prompts")
+    if table.text and table.template:
+        raise FieldError("prompts.template", "set either text or template, not both")
+    if not table.path.strip():
+        raise FieldError("prompts.path", "must not be empty")
+    if table.template:
+        try:
+            PromptTemplate(table.template)
+        except TemplateError as exc:
+            raise FieldError("prompts.template", str(exc)) from None
+    return PromptSource.from_config(table, base)
 
 
 def _no_repeats(temperatures: tuple[float, ...], path: str) -> None:

@@ -16,6 +16,12 @@ rate, never at 0. Above `long_context.above` prompt tokens (cache reads and writ
 every token of the request is charged at the long-context rates, as Gemini 2.5 Pro and Claude
 Sonnet 4's 1M-token context are billed. A local model instead costs `cost_per_gpu_hour` for the
 wall time of its lane (`gpu_cost_usd`).
+
+A model run through its provider's batch API (`mode = "batch"`) is priced at the batch rates:
+`batch_discount` off input and output, and off cache reads and writes where the provider discounts
+those too (Anthropic: its batch discount applies to all usage; Gemini bills context caching at
+its usual rate). A price without a `batch_discount` is charged in full: an upper bound, never an
+undercount.
 """
 
 from __future__ import annotations
@@ -47,6 +53,9 @@ class Counting:
     input_has_cache_read: bool
     output_has_thoughts: bool
 
+
+# Providers whose batch discount applies to cache reads and writes as well as input and output.
+BATCH_DISCOUNTS_CACHE = frozenset({"anthropic"})
 
 # anthropic: input_tokens leaves out cache reads and writes, which come apart; output_tokens
 # includes extended thinking. gemini: prompt_token_count includes cached content;
@@ -106,6 +115,7 @@ class Price:
     source: str
     long_context: LongContext | None = None
     batch_discount: float | None = None
+    batch_discounts_cache: bool = False  # the batch discount applies to cache reads and writes
     unconfirmed: str = ""
 
     def rates_for(self, prompt_tokens: int) -> Rates:
@@ -180,8 +190,34 @@ def estimated_input_tokens(text: str) -> int:
 
 
 def model_price(model: ModelConfig) -> Price | None:
-    """The price of a configured model: its `[models.price]`, else the shipped table's."""
-    return price_for(model.provider, model.model_id, model.price)
+    """The price of a configured model's answers: its `[models.price]`, else the shipped
+    table's; at the batch rates when the model runs in batch mode."""
+    price = price_for(model.provider, model.model_id, model.price)
+    return batch_price(price) if model.mode == "batch" else price
+
+
+def batch_price(price: Price | None) -> Price | None:
+    """`price` at its provider's batch rates (see the module docstring)."""
+    if price is None or not price.batch_discount:
+        return price
+    keep = 1 - price.batch_discount
+    cache = keep if price.batch_discounts_cache else 1.0
+
+    def scaled(rates: Rates) -> Rates:
+        return Rates(
+            rates.input * keep,
+            rates.output * keep,
+            rates.cache_read * cache,
+            rates.cache_write * cache,
+        )
+
+    long = price.long_context
+    return dataclasses.replace(
+        price,
+        rates=scaled(price.rates),
+        long_context=None if long is None else LongContext(long.above, scaled(long.rates)),
+        batch_discount=None,  # applied
+    )
 
 
 def answer_price(model: ModelConfig) -> Price | None:
@@ -253,6 +289,7 @@ def parse_price(
         source=source,
         long_context=long_context,
         batch_discount=fields.batch_discount,
+        batch_discounts_cache=provider in BATCH_DISCOUNTS_CACHE,
     )
 
 

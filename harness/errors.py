@@ -10,8 +10,10 @@
         │   ├── RateLimited        429, quota exhausted
         │   ├── ServerError        5xx, overloaded
         │   ├── AttemptTimeout     no answer within the attempt timeout
-        │   └── ConnectionFailed   refused, reset, DNS
-        └── FatalError         never retried: 400, 401, 403, 404, content policy
+        │   ├── ConnectionFailed   refused, reset, DNS
+        │   └── BatchExpired       a provider batch ended before the request was processed
+        ├── FatalError         never retried: 400, 401, 403, 404, content policy
+        └── BatchCancelled     a provider batch was cancelled before the request ran
 
 Providers translate their SDK's exceptions into these at their boundary
 (`raise RateLimited(...) from exc`), so nothing foreign reaches the scheduler.
@@ -102,8 +104,17 @@ class ConnectionFailed(RetryableError):
     """The connection could not be made or was cut."""
 
 
+class BatchExpired(RetryableError):
+    """A provider batch reached its deadline (24 h at Anthropic) before this request ran."""
+
+
 class FatalError(ProviderError):
     """Retrying cannot help: the request itself is wrong or refused."""
+
+
+class BatchCancelled(ProviderError):
+    """The provider batch that carried this request was cancelled before the request ran (on
+    purpose: not retried, but `rerun --error-type BatchCancelled` runs it again)."""
 
 
 def recorded_error_types() -> list[str]:

@@ -267,9 +267,13 @@ class Lane:
             raise AttemptTimeout(f"no answer within {self.retry.attempt_timeout:g} s") from None
 
     def _wait(self, error: RetryableError, attempt: int) -> float:
-        """The server's retry-after when it gave one, else exponential backoff with jitter."""
-        if error.retry_after is not None:
-            return max(0.0, error.retry_after)
-        policy = self.retry
-        base = min(policy.max_wait, policy.initial_wait * 2 ** (attempt - 1))
-        return min(policy.max_wait, base + random.uniform(0, base))
+        return backoff(self.retry, error, attempt)
+
+
+def backoff(policy: RetryPolicy, error: RetryableError, attempt: int) -> float:
+    """The wait before attempt `attempt + 1`: the server's retry-after when it gave one, else
+    exponential backoff with jitter."""
+    if error.retry_after is not None:
+        return max(0.0, error.retry_after)
+    base = min(policy.max_wait, policy.initial_wait * 2 ** (attempt - 1))
+    return min(policy.max_wait, base + random.uniform(0, base))

@@ -2,6 +2,12 @@
 
 Rules (see design.md): one JSON object per line; a result line is written only after an attempt
 series has ended; the latest line for a key wins; a key is done when that line says `"ok"`.
+Besides results, a ledger holds a `{"type": "run"}` line per run (provenance) and
+`{"type": "batch"}` lines that follow a provider batch (see `harness.batch`): `submit` (its label,
+model, provider and keys, written and fsync'd before the batch is created), `submitted` (the
+provider's id for it) and `closed` (its results are all recorded). The index keeps every batch not
+closed and the keys it still owes a record, so a run re-attaches to it instead of sending them
+again.
 Writes go out in small batches with `os.write` on an `O_APPEND` descriptor and are fsync'd on a
 timer and at close, so a crash can lose at most the last moments of unsynced results (their jobs
 simply run again) and tear at most the last line. Reading skips and counts a torn line; the next
@@ -306,12 +312,13 @@ class LedgerContents:
 
     records: list[dict[str, Any]] = field(default_factory=list)
     runs: list[dict[str, Any]] = field(default_factory=list)
+    batches: list[dict[str, Any]] = field(default_factory=list)
     skipped: int = 0
 
 
 def iter_lines(path: Path) -> Iterator[dict[str, Any] | None]:
-    """Yield each line of the ledger parsed: a run line, a result record, or None for a line that
-    is torn, not JSON, fails its checksum, or is not shaped like either."""
+    """Yield each line of the ledger parsed: a run line, a batch line, a result record, or None
+    for a line that is torn, not JSON, fails its checksum, or is not shaped like any of them."""
     with path.open("rb") as file:
         for line in file:
             if line.strip():
@@ -319,25 +326,47 @@ def iter_lines(path: Path) -> Iterator[dict[str, Any] | None]:
 
 
 def read_ledger(path: Path) -> LedgerContents:
-    """All result records and run lines, in file order; unreadable lines are counted."""
+    """All result records, run lines and batch lines, in file order; unreadable lines are
+    counted."""
     contents = LedgerContents()
     for obj in iter_lines(path):
         if obj is None:
             contents.skipped += 1
         elif obj.get("type") == "run":
             contents.runs.append(obj)
+        elif obj.get("type") == "batch":
+            contents.batches.append(obj)
         else:
             contents.records.append(obj)
     return contents
 
 
 def parse_line(line: bytes) -> dict[str, Any] | None:
-    """One ledger line parsed: a run line or a result record; None for a line that is torn, not
-    JSON, fails its checksum, or has neither shape."""
+    """One ledger line parsed: a run line, a batch line or a result record; None for a line that
+    is torn, not JSON, fails its checksum, or has none of those shapes."""
     obj = parse_sealed(line)
-    if obj is not None and (obj.get("type") == "run" or is_record(obj)):
+    if obj is not None and (obj.get("type") == "run" or is_batch_line(obj) or is_record(obj)):
         return obj
     return None
+
+
+def is_batch_line(obj: dict[str, Any]) -> bool:
+    """Whether a parsed line is a well-formed batch line (see the module docstring)."""
+    if obj.get("type") != "batch" or not isinstance(obj.get("batch"), str):
+        return False
+    event = obj.get("event")
+    if event == "submit":
+        keys, hashes = obj.get("keys"), obj.get("hashes")
+        return (
+            all(isinstance(obj.get(name), str) for name in ("model", "provider", "timestamp"))
+            and isinstance(keys, list)
+            and isinstance(hashes, list)
+            and len(keys) == len(hashes)
+            and all(isinstance(item, str) for item in keys + hashes)
+        )
+    if event == "submitted":
+        return isinstance(obj.get("batch_id"), str)
+    return event == "closed"
 
 
 def parse_sealed(line: bytes, *, always_sealed: bool = False) -> dict[str, Any] | None:
@@ -376,15 +405,41 @@ def is_record(obj: dict[str, Any]) -> bool:
 
 
 @dataclass
+class OpenBatch:
+    """A provider batch the ledger says was submitted, or was being submitted, and is not closed:
+    its label, the model (config name) and provider that sent it, its `submit` line's run and
+    time, its keys and the prompt hashes they were sent with (in custom-id order), and the
+    provider's id for it (None: its creation was never confirmed)."""
+
+    label: str
+    model: str
+    provider: str
+    run_id: str
+    submitted: str
+    keys: list[str]
+    hashes: list[str]
+    batch_id: str | None = None
+
+
+@dataclass
 class ResumeIndex:
     """The latest state of every key: the prompt content its success was made from, or its
-    latest failure record. `skipped` counts lines that could not be read."""
+    latest failure record; and every open batch, with the keys it still owes a record
+    (`awaiting`: key -> batch label). `skipped` counts lines that could not be read."""
 
     answered: dict[str, str | None] = field(default_factory=dict)
     # A key's latest failure: its checksummed line, parsed only when `failures` is asked for
     # (`run` needs none of them; parsing a tenth of a 1M-record ledger cost 0.4 s).
     failed: dict[str, bytes | dict[str, Any]] = field(default_factory=dict)
+    batches: dict[str, OpenBatch] = field(default_factory=dict)
+    awaiting: dict[str, str] = field(default_factory=dict)
+    batch_ids: set[str] = field(default_factory=set)  # every provider batch id in the ledger
     skipped: int = 0
+
+    def owed(self, batch: OpenBatch) -> list[int]:
+        """The places (custom-id order) of an open batch's keys that have no record yet."""
+        label, awaiting = batch.label, self.awaiting
+        return [i for i, key in enumerate(batch.keys) if awaiting.get(key) == label]
 
     @property
     def failures(self) -> dict[str, dict[str, Any]]:
@@ -429,6 +484,7 @@ def build_index(path: Path) -> ResumeIndex:
     if not path.exists():
         return index
     answered, failed, loads, crc32 = index.answered, index.failed, orjson.loads, zlib.crc32
+    awaiting = index.awaiting  # a record for a key of an open batch: that batch delivered it
     hashes: dict[bytes, str] = {}
     with path.open("rb") as file:
         for line in file:
@@ -451,10 +507,14 @@ def build_index(path: Path) -> ResumeIndex:
                         raw = line[at : at + 16]
                         answered[key] = hashes.get(raw) or hashes.setdefault(raw, raw.decode())
                         failed.pop(key, None)
+                        if awaiting:
+                            awaiting.pop(key, None)
                         continue
                     elif line.startswith(_ERROR, mark + 11):
                         answered.pop(key, None)
                         failed[key] = line
+                        if awaiting:
+                            awaiting.pop(key, None)
                         continue
             _index_whole_line(index, line)
     return index
@@ -481,8 +541,11 @@ def _index_whole_line(index: ResumeIndex, line: bytes) -> None:
     obj = parse_line(line) if line.strip() else None
     if obj is None:
         index.skipped += bool(line.strip())
+    elif obj.get("type") == "batch":
+        _index_batch_line(index, obj)
     elif obj.get("type") != "run":
         key = obj["key"]
+        index.awaiting.pop(key, None)
         if obj["status"] == "ok":
             hashed = obj.get("prompt_hash")
             index.answered[key] = hashed if isinstance(hashed, str) else None
@@ -490,6 +553,35 @@ def _index_whole_line(index: ResumeIndex, line: bytes) -> None:
         else:
             index.answered.pop(key, None)
             index.failed[key] = obj
+
+
+def _index_batch_line(index: ResumeIndex, line: dict[str, Any]) -> None:
+    """Open a batch, note its provider id, or close it (releasing the keys it still owed)."""
+    label, event = line["batch"], line["event"]
+    if event == "submit":
+        keys = line["keys"]
+        index.batches[label] = OpenBatch(
+            label,
+            line["model"],
+            line["provider"],
+            str(line.get("run_id", "")),
+            line["timestamp"],
+            keys,
+            line["hashes"],
+        )
+        index.awaiting.update(dict.fromkeys(keys, label))
+        return
+    batch = index.batches.get(label)
+    if batch is None:
+        return
+    if event == "submitted":
+        batch.batch_id = line["batch_id"]
+        index.batch_ids.add(batch.batch_id)
+    else:
+        del index.batches[label]
+        for key in batch.keys:
+            if index.awaiting.get(key) == label:
+                del index.awaiting[key]
 
 
 # Every line the writer appends ends with its checksum: `,"crc":"<8 hex>"}` and a newline, the

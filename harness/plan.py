@@ -140,12 +140,19 @@ def make_plan(prepared: Prepared, index: ResumeIndex, assumptions: Assumptions) 
     calibration = observe(prepared.ledger_path, variants, known)
     work = _Work(index, rows, categories, prepared.config.samples)
     lanes = [_lane(setup, work, calibration, assumptions) for setup in prepared.models]
-    device = sum(lane.wall for lane in lanes if lane.holds_device)
-    alongside = [lane.wall for lane in lanes if not lane.holds_device]
+    live = [lane for lane in lanes if lane.model.mode != "batch"]
+    device = sum(lane.wall for lane in live if lane.holds_device)
+    alongside = [lane.wall for lane in live if not lane.holds_device]
     notes = [
         f"{lane.model.name}: price {lane.price.unconfirmed} ({lane.price.source})"
         for lane in lanes
         if lane.price is not None and lane.price.unconfirmed
+    ]
+    notes += [
+        f"{lane.model.name}: batch mode; its answers come within the provider's batch window "
+        "(up to 24 h), left out of the wall time"
+        for lane in lanes
+        if lane.model.mode == "batch"
     ]
     return Plan(
         config=prepared.config.path,

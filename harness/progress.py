@@ -2,16 +2,18 @@
 
 Lanes only bump counters (cheap at thousands of records a second); a refresh task draws them a few
 times a second on a terminal, or prints a line per changed variant every few seconds otherwise.
+Each open provider batch has a line of its own under the bars: its model, id, jobs, state and the
+provider's counts, printed (off a terminal) whenever it changes.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
 import anyio
-from rich.console import Console
+from rich.console import Console, RenderableType
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -23,6 +25,7 @@ from rich.progress import (
 from rich.progress import Progress as RichProgress
 from rich.text import Text
 
+from harness.api import BatchStatus
 from harness.errors import ProviderError
 from harness.jobs import Job
 from harness.record import Record
@@ -57,6 +60,26 @@ class _RateColumn(ProgressColumn):
         return Text(f"{speed:,.1f}/s" if speed else "-/s", style="cyan")
 
 
+class _Bars(RichProgress):
+    """The bars, with a line per open batch under them."""
+
+    def __init__(self, *columns: ProgressColumn, batches: Mapping[str, str], **kwargs) -> None:
+        super().__init__(*columns, **kwargs)
+        self.batches = batches
+
+    def get_renderables(self) -> Iterable[RenderableType]:
+        yield self.make_tasks_table(self.tasks)
+        for line in self.batches.values():
+            yield Text(line, style="magenta")
+
+
+def batch_line(model: str, batch_id: str | None, jobs: int, status: BatchStatus) -> str:
+    """One open batch as the progress display shows it."""
+    counts = ", ".join(f"{name} {n:,}" for name, n in (status.counts or {}).items() if n)
+    counts = f" ({counts})" if counts else ""
+    return f"batch {batch_id or '(creating)'} of {model}, {jobs:,} jobs: {status.state}{counts}"
+
+
 class Progress:
     """Counts records and retries per variant and shows them."""
 
@@ -77,6 +100,7 @@ class Progress:
         self._bars: RichProgress | None = None
         self._task_ids: dict[str, int] = {}
         self._printed: dict[str, tuple[int, int, int]] = {}
+        self.batches: dict[str, str] = {}  # open batch label -> its line
 
     def on_record(self, record: Record) -> None:
         """Count one finished job."""
@@ -102,9 +126,21 @@ class Progress:
         if wait >= LONG_WAIT:
             tally.waiting_until = max(tally.waiting_until, self._clock() + wait)
 
+    def on_batch(
+        self, label: str, model: str, batch_id: str | None, jobs: int, status: BatchStatus | None
+    ) -> None:
+        """Show a batch's state (None: it closed, and its line goes)."""
+        if status is None:
+            self.batches.pop(label, None)
+            return
+        line = batch_line(model, batch_id, jobs, status)
+        if self.batches.get(label) != line and not self._live:
+            self.console.print(line, highlight=False, soft_wrap=True)
+        self.batches[label] = line
+
     def __enter__(self) -> Progress:
         if self._live:
-            self._bars = RichProgress(
+            self._bars = _Bars(
                 TextColumn("{task.description}"),
                 BarColumn(),
                 MofNCompleteColumn(),
@@ -114,6 +150,7 @@ class Progress:
                 TextColumn("[yellow]retrying {task.fields[retrying]}"),
                 console=self.console,
                 refresh_per_second=4,
+                batches=self.batches,
             )
             for variant, tally in self.tallies.items():
                 self._task_ids[variant] = self._bars.add_task(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
 import platform
@@ -15,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.config import RunConfig, Variant
+from harness.prompt_files import PromptSource, data_files
 from harness.prompts import Prompt
 from harness.record import SCHEMA, utc_timestamp
 from harness.scrub import REDACTED
@@ -48,8 +50,11 @@ def run_line(
     variants: Sequence[Variant],
     plan: Mapping[str, int],
     argv: Sequence[str] = (),
+    *,
+    selection: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The `{"type": "run"}` line a run appends before its first record."""
+    """The `{"type": "run"}` line a run appends before its first record; `selection` is what
+    chose its prompts (see harness.selection)."""
     revision, dirty = _git_state()
     return {
         "type": "run",
@@ -71,10 +76,10 @@ def run_line(
         "config": redact(config.raw),
         "config_resolved": redact(config.resolved),
         "prompts": {
-            "path": str(config.prompts),
-            "file_sha256": _file_sha256(config.prompts),
+            **_prompt_files(config.prompts),
+            "selection": dict(selection or {}),
             "count": len(prompts),
-            # The prompts this run sends (after --limit), by id and content, in order.
+            # The prompts this run sends (after its filters), by id and content, in order.
             "content_sha256": hashlib.sha256(
                 "\n".join(f"{p.id}\t{p.hash}" for p in prompts).encode()
             ).hexdigest(),
@@ -110,6 +115,25 @@ def _gpu_name() -> str | None:
     if torch is None or not torch.cuda.is_available():
         return None
     return str(torch.cuda.get_device_name(0))
+
+
+def _prompt_files(source: PromptSource) -> dict[str, Any]:
+    """Where the prompts came from: the source, how it was read, each data file's SHA-256, and
+    the hub commit of a cached hub dataset."""
+    files, commit = data_files(source)
+    fields = {k: v for k, v in dataclasses.asdict(source.fields).items() if v}
+    described: dict[str, Any] = {"path": source.location, "format": source.format}
+    if len(files) == 1:
+        described["file_sha256"] = _file_sha256(files[0].path)
+    else:
+        described["files"] = {str(f.path): _file_sha256(f.path) for f in files}
+    if source.split:
+        described["split"] = source.split
+    if fields:
+        described["fields"] = fields
+    if commit is not None:
+        described["hub_commit"] = commit
+    return described
 
 
 def _file_sha256(path: Path) -> str | None:

@@ -6,6 +6,11 @@ resume index can read a success from the head of its line (see `harness.ledger.b
 Schema 2 (schema 1 had no `prompt_hash` and no `attempt_errors`, and seeded sample i of every
 prompt with seed + i): `prompt_hash` is the content hash of the prompt the answer was made from;
 `attempt_errors` lists the error of every failed attempt before the last one, oldest first.
+
+`mode` ("live" or "batch") and `batch_id` (the provider's id of the batch that carried the job,
+null when live) come last: they were added within schema 2, so a line without them is a live one,
+and the head that the resume index reads is unchanged. A batch record's `elapsed_seconds` is its
+batch's processing time at the provider, not a request's latency.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from harness.jobs import Job
 
 SCHEMA = 2
 Status = Literal["ok", "error"]
+Mode = Literal["live", "batch"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +58,8 @@ class Record:
     prompt_category: str
     is_synthetic_probe: bool
     metadata: dict[str, Any]
+    mode: Mode
+    batch_id: str | None
 
 
 def utc_timestamp() -> str:
@@ -67,12 +75,16 @@ def success_record(
     elapsed: float,
     attempt_errors: Sequence[ProviderError] = (),
     cost: float | None = None,
+    mode: Mode = "live",
+    batch_id: str | None = None,
 ) -> Record:
     """The record of a job answered; its sampling parameters are those actually sent, its cost
-    that of its usage (None when the model has no price)."""
+    that of its usage (None when the model has no price); `batch_id` when a batch carried it."""
     sent = completion.sampling_sent
     return Record(
         **_job_fields(run_id, job, elapsed, attempt_errors),
+        mode=mode,
+        batch_id=batch_id,
         status="ok",
         model=completion.model or job.variant.model.model_id,
         full_response=completion.text,
@@ -94,11 +106,16 @@ def failure_record(
     elapsed: float,
     attempt_errors: Sequence[ProviderError] = (),
     cost: float | None = None,
+    mode: Mode = "live",
+    batch_id: str | None = None,
 ) -> Record:
     """The record of a job that failed for good (fatal, or out of attempts); it cost nothing
-    when the model has a price (APIs bill answers, not errors)."""
+    when the model has a price (APIs bill answers, not errors). A batch job that failed before
+    a batch carried it (its batch could not be created) has mode "batch" and no `batch_id`."""
     return Record(
         **_job_fields(run_id, job, elapsed, attempt_errors),
+        mode=mode,
+        batch_id=batch_id,
         status="error",
         model=job.variant.model.model_id,
         full_response=None,

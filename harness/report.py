@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import statistics
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -20,35 +21,46 @@ class VariantSummary:
     variant: str
     ok: int = 0
     failed: int = 0
-    pending: int = 0
+    pending: int | None = 0  # None: not known (a summary of some prompts' records only)
     retried: int = 0
     input_tokens: int = 0
     output_tokens: int = 0
-    latencies: list[float] = field(default_factory=list)
+    latencies: list[float] = field(default_factory=list)  # live answers' request latency
+    batch_seconds: list[float] = field(default_factory=list)  # batch answers' batch time
     wall_seconds: float = 0.0
     cost_usd: float = 0.0  # every record's cost, superseded ones too: they were paid for
     cost_unknown: bool = False  # some record's cost is unknown (a model without a price)
 
     def latency(self, quantile: float) -> float | None:
-        """The latency at `quantile` (0.5 for the median) over successful records."""
-        if not self.latencies:
-            return None
-        if len(self.latencies) == 1:
-            return self.latencies[0]
-        cuts = statistics.quantiles(self.latencies, n=100, method="inclusive")
-        return cuts[round(quantile * 100) - 1]
+        """The latency at `quantile` (0.5 for the median) over successful live records."""
+        return _quantile(self.latencies, quantile)
+
+    def batch_time(self, quantile: float) -> float | None:
+        """The processing time of the batches that carried its successful batch records, at
+        `quantile` over those records."""
+        return _quantile(self.batch_seconds, quantile)
 
 
-# What a summary keeps of a key's latest record: variant, ok?, input and output tokens, latency,
-# retried?
-_Latest = tuple[str, bool, int, int, float, bool]
+def _quantile(values: list[float], quantile: float) -> float | None:
+    if not values:
+        return None
+    if len(values) == 1:
+        return values[0]
+    cuts = statistics.quantiles(values, n=100, method="inclusive")
+    return cuts[round(quantile * 100) - 1]
 
 
-def summarize(path: Path) -> Summary:
+# What a summary keeps of a key's latest record: variant, ok?, input and output tokens, latency
+# (a batch record's: its batch's processing time), retried?, batch?
+_Latest = tuple[str, bool, int, int, float, bool, bool]
+
+
+def summarize(path: Path, keeps: Callable[[dict[str, Any]], bool] | None = None) -> Summary:
     """One summary per variant, streamed from the ledger: the latest record per key counts, and
     every run adds its span of wall time. A variant's pending jobs come from the latest run line
-    that planned it. Lines of any other shape are skipped and counted. Memory holds a few numbers
-    per key, not the records."""
+    that planned it. Batch lines are passed over; lines of any other shape are skipped and
+    counted. Memory holds a few numbers per key, not the records. With `keeps`, only the records
+    it keeps count, and pending jobs are not known."""
     latest: dict[str, _Latest] = {}
     costs: dict[str, float | None] = {}  # per variant; None once one record's is unknown
     spans: dict[tuple[str, str], list[float]] = {}
@@ -62,9 +74,13 @@ def summarize(path: Path) -> Summary:
             gpu.read(line)  # type: ignore[arg-type]
             summary.runs += 1
             continue
+        if line is not None and line.get("type") == "batch":
+            continue
         result = _result(line)
         if result is None:
             summary.skipped += 1
+            continue
+        if keeps is not None and not keeps(line):  # type: ignore[arg-type]
             continue
         summary.records += 1
         key, kept, run_id, end = result
@@ -74,7 +90,7 @@ def summarize(path: Path) -> Summary:
         span = spans.setdefault((variant, run_id), [end - elapsed, end])
         span[0] = min(span[0], end - elapsed)
         span[1] = max(span[1], end)
-    summary.variants = _per_variant(latest, spans, plan)
+    summary.variants = _per_variant(latest, spans, plan if keeps is None else None)
     charged = gpu.charges(spans)
     for variant in summary.variants:
         cost = costs.get(variant.variant, 0.0)
@@ -155,26 +171,33 @@ def _result(line: dict[str, Any] | None) -> tuple[str, _Latest, str, float] | No
     end = _epoch(line.get("timestamp"))
     if end is None or not (_is_int(tokens_in) and _is_int(tokens_out)):
         return None
-    kept = (variant, status == "ok", tokens_in, tokens_out, float(elapsed), retries > 0)
+    batch = line.get("mode") == "batch"
+    kept = (variant, status == "ok", tokens_in, tokens_out, float(elapsed), retries > 0, batch)
     return key, kept, run_id, end
 
 
 def _per_variant(
-    latest: dict[str, _Latest], spans: dict[tuple[str, str], list[float]], plan: dict[str, int]
+    latest: dict[str, _Latest],
+    spans: dict[tuple[str, str], list[float]],
+    plan: dict[str, int] | None,
 ) -> list[VariantSummary]:
     variants: dict[str, VariantSummary] = {}
-    for variant, ok, tokens_in, tokens_out, elapsed, retried in latest.values():
+    for variant, ok, tokens_in, tokens_out, elapsed, retried, batch in latest.values():
         summary = variants.setdefault(variant, VariantSummary(variant))
         if ok:
             summary.ok += 1
             summary.input_tokens += tokens_in
             summary.output_tokens += tokens_out
-            summary.latencies.append(elapsed)
+            (summary.batch_seconds if batch else summary.latencies).append(elapsed)
         else:
             summary.failed += 1
         summary.retried += retried
     for (variant, _run), (start, end) in spans.items():
         variants.setdefault(variant, VariantSummary(variant)).wall_seconds += end - start
+    if plan is None:
+        for summary in variants.values():
+            summary.pending = None
+        plan = {}
     for variant, total in plan.items():
         summary = variants.setdefault(variant, VariantSummary(variant))
         summary.pending = max(0, total - summary.ok - summary.failed)
@@ -211,23 +234,25 @@ class Summary:
 
 
 def summary_table(summary: Summary, title: str) -> Table:
-    """A rich table of the summaries, one row per variant."""
+    """A rich table of the summaries, one row per variant: p50 and p95 are live requests'
+    latency, `batch s` the median processing time of the batches its batch answers came in."""
     table = Table(title=title)
     for column in ("variant", "ok", "failed", "pending", "retried", "in tok", "out tok"):
         table.add_column(column, justify="left" if column == "variant" else "right")
-    for column in ("p50 s", "p95 s", "wall s", "cost"):
+    for column in ("p50 s", "p95 s", "batch s", "wall s", "cost"):
         table.add_column(column, justify="right")
     for s in summary.variants:
         table.add_row(
             s.variant,
             f"{s.ok:,}",
             f"[red]{s.failed:,}" if s.failed else "0",
-            f"{s.pending:,}",
+            "-" if s.pending is None else f"{s.pending:,}",
             f"{s.retried:,}",
             f"{s.input_tokens:,}",
             f"{s.output_tokens:,}",
             _seconds(s.latency(0.5)),
             _seconds(s.latency(0.95)),
+            _seconds(s.batch_time(0.5), 1),
             f"{s.wall_seconds:,.1f}",
             "unknown" if s.cost_unknown else f"${s.cost_usd:,.4f}",
         )
@@ -242,9 +267,9 @@ def _total(variants: list[VariantSummary]) -> str:
     if not unknown:
         return f"total cost: ${known:,.4f}"
     if len(unknown) == len(variants):
-        return "total cost: unknown (no price: set [models.price])"
+        return "total cost: unknown (no price: set \\[models.price])"
     return f"total cost: ${known:,.4f}, and unknown for {', '.join(unknown)} (no price)"
 
 
-def _seconds(value: float | None) -> str:
-    return "-" if value is None else f"{value:.3f}"
+def _seconds(value: float | None, decimals: int = 3) -> str:
+    return "-" if value is None else f"{value:,.{decimals}f}"

@@ -8,31 +8,41 @@ from __future__ import annotations
 
 import dataclasses
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from contextlib import AsyncExitStack
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from rich.console import Console
 
+from harness.batch import BatchLane, reattachable
 from harness.budget import Budget, Budgets, ledger_spend
-from harness.config import ModelConfig, RunConfig, Variant, load_config, make_variant
+from harness.commands import command_line
+from harness.config import (
+    ModelConfig,
+    RetryPolicy,
+    RunConfig,
+    Variant,
+    load_config,
+    make_variant,
+)
 from harness.cost import Price, answer_price
 from harness.errors import ConfigError, InputError, LedgerWriteError
 from harness.fields import FieldError, answer_defining, from_table
 from harness.jobs import Wanted, iter_jobs, job_key
-from harness.lane import Lane
-from harness.ledger import LEDGER_NAME, LedgerWriter, ResumeIndex, build_index
+from harness.lane import Lane, LaneEvents
+from harness.ledger import LEDGER_NAME, LedgerWriter, OpenBatch, ResumeIndex, build_index
 from harness.limits import LaneLimits
 from harness.probe import Target
 from harness.progress import Progress
 from harness.prompts import Prompt, load_prompts
 from harness.provenance import new_run_id, run_line
 from harness.report import summarize, summary_table
-from harness.scheduler import LaneWork, lane_events, run_lanes
+from harness.scheduler import LaneWork, batch_events, lane_events, run_lanes
 from harness.scrub import SECRETS, named_secrets, referenced_secrets, url_passwords
-from providers import provider_class
+from harness.selection import Selection
+from providers import REGISTRY, provider_class
 
 EXIT_OK, EXIT_FAILED, EXIT_INPUT, EXIT_LEDGER, EXIT_BUDGET, EXIT_INTERRUPTED = 0, 1, 2, 3, 4, 130
 
@@ -41,10 +51,11 @@ EXIT_OK, EXIT_FAILED, EXIT_INPUT, EXIT_LEDGER, EXIT_BUDGET, EXIT_INTERRUPTED = 0
 class Overrides:
     """Command-line changes to a config: fewer prompts or models, other paths."""
 
-    prompts: Path | None = None
+    prompts: str | Path | None = None
     output: Path | None = None
-    limit: int | None = None
+    selection: Selection = field(default_factory=Selection)
     models: tuple[str, ...] = ()
+    mode: str | None = None  # "live" or "batch" for every model
 
 
 @dataclass(frozen=True)
@@ -62,6 +73,7 @@ class Prepared:
     config: RunConfig
     prompts: list[Prompt]
     models: tuple[ModelSetup, ...]
+    selection: Selection = field(default_factory=Selection)
 
     @property
     def ledger_path(self) -> Path:
@@ -85,12 +97,13 @@ def prepare(config_path: str | Path, overrides: Overrides = Overrides()) -> Prep
     config = load_config(config_path)
     SECRETS.add(*referenced_secrets(config.raw), *url_passwords(config.resolved))
     if overrides.prompts is not None:
-        config = dataclasses.replace(config, prompts=overrides.prompts)
+        config = dataclasses.replace(config, prompts=config.prompts.at(overrides.prompts))
     if overrides.output is not None:
         config = dataclasses.replace(config, output=overrides.output)
-    prompts = load_prompts(config.prompts)
-    if overrides.limit is not None:
-        prompts = prompts[: overrides.limit]
+    if overrides.mode is not None:
+        models = tuple(dataclasses.replace(m, mode=overrides.mode) for m in config.models)
+        config = dataclasses.replace(config, models=models)
+    prompts = overrides.selection.apply(load_prompts(config.prompts), config.seed)
     chosen = [(i, m) for i, m in enumerate(config.models) if _chosen(m, overrides.models)]
     unknown = set(overrides.models) - {m.name for m in config.models}
     if unknown:
@@ -103,34 +116,79 @@ def prepare(config_path: str | Path, overrides: Overrides = Overrides()) -> Prep
             problems.append(str(exc))
     if problems:
         raise InputError("\n".join(problems))
-    return Prepared(config, prompts, tuple(setups))
+    return Prepared(config, prompts, tuple(setups), overrides.selection)
+
+
+def setup_model(config_path: str | Path, name: str) -> ModelSetup:
+    """One model of a config, checked as `prepare` checks it (its provider, options and key);
+    InputError when the config has no model of that name or it cannot be set up."""
+    config = load_config(config_path)
+    SECRETS.add(*referenced_secrets(config.raw), *url_passwords(config.resolved))
+    for index, model in enumerate(config.models):
+        if model.name == name:
+            return _setup(config, index, model)
+    raise InputError(f"{config.path}: no model named {name}")
 
 
 def _chosen(model: ModelConfig, names: Sequence[str]) -> bool:
     return not names or model.name in names
 
 
-def _setup(config: RunConfig, index: int, model: ModelConfig) -> ModelSetup:
+def _check_batch(config: RunConfig, entry: str, model: ModelConfig, cls: type) -> None:
+    """A model in batch mode needs a provider with a batch API, and limits within its own."""
+    limits = getattr(cls, "batch_limits", None)
+    if model.mode != "batch":
+        return
+    if limits is None:
+        batched = ", ".join(sorted(name for name, entry in REGISTRY.items() if entry.batch))
+        message = f'provider "{model.provider}" has no batch API (batch mode: {batched})'
+        raise ConfigError(config.path, f"{entry}.mode", message)
+    policy = model.batch_policy
+    for name, value, most in (
+        ("max_requests", policy.max_requests, limits.requests),
+        ("max_bytes", policy.max_bytes, limits.bytes),
+    ):
+        if value is not None and value > most:
+            message = f"must be <= {most:,} (the {model.provider} batch API's limit), got {value:,}"
+            raise ConfigError(config.path, f"{entry}.batch.{name}", message)
+
+
+def prepare_prompts(
+    config: RunConfig, prompts: list[Prompt], models: Sequence[tuple[ModelConfig, str]]
+) -> Prepared:
+    """A run of prompts made in memory (a judge's, from answers) through `models`, each given
+    with where the config defines it (`scorers[1].model`), checked as `prepare` checks a config's
+    models; `config` says where the ledger goes and what limits the run."""
+    setups = [_setup(config, index, model, where) for index, (model, where) in enumerate(models)]
+    return Prepared(config, prompts, tuple(setups))
+
+
+def _setup(
+    config: RunConfig, index: int, model: ModelConfig, entry: str | None = None
+) -> ModelSetup:
     """A model's provider, options and variants; InputError naming the file and model for each
-    problem (a provider not installed, bad options, weights not to be had, a missing key)."""
+    problem (a provider not installed, bad options, weights not to be had, a missing key).
+    `entry` says where the config defines the model, `models[index]` unless given."""
+    entry = entry or f"models[{index}]"
     try:
         cls = provider_class(model.provider)
     except InputError as exc:
-        raise ConfigError(config.path, f"models[{index}].provider", str(exc)) from None
-    where = f"models[{index}].options"
+        raise ConfigError(config.path, f"{entry}.provider", str(exc)) from None
+    where = f"{entry}.options"
     try:
         options = from_table(cls.Options, model.options, where)
     except FieldError as exc:
         path = exc.path if exc.path.startswith(where) else f"{where}{exc.path and '.'}{exc.path}"
         raise ConfigError(config.path, path, exc.message) from None
     SECRETS.add(*named_secrets(options))
-    label = f"{config.path}: models[{index}] ({model.name})"
+    label = f"{config.path}: {entry} ({model.name})"
     resolve = getattr(cls, "resolve", None)  # local models: the exact weights, pinned
     if resolve is not None:
         try:
             options = resolve(model.model_id, options)
         except InputError as exc:
             raise InputError(f"{label}: {exc}") from None
+    _check_batch(config, entry, model, cls)
     problems = cls.preflight(model.model_id, options)
     if _budgeted(config, model) and not model.unpriced_ok and answer_price(model) is None:
         problems.append(
@@ -152,22 +210,45 @@ async def execute(
     console: Console,
     writer: LedgerWriter | None = None,
     argv: Sequence[str] = (),
+    index: ResumeIndex | None = None,
 ) -> int:
     """Run the wanted jobs, append to the ledger, print the summary; return the exit code.
 
-    `writer` is the ledger opened (and locked) by `open_writer` before its index was read; it is
-    closed here. A ledger that cannot be written at once raises InputError; one that fails
-    mid-run stops the run and raises LedgerWriteError, counting what it lost.
+    `writer` is the ledger opened (and locked) by `open_writer` before `index` was read from it
+    (read here when not given); it is closed here. Keys that an open batch of the ledger still
+    owes are never sent again: the batch is collected instead (see `harness.batch`). A ledger
+    that cannot be written at once raises InputError; one that fails mid-run stops the run and
+    raises LedgerWriteError, counting what it lost.
     """
     config = prepared.config
     run_id = new_run_id()
     writer = writer or open_writer(prepared, fresh=False, console=console)
+    try:
+        index = index if index is not None else open_index(prepared, console)
+    except BaseException:
+        writer.close()
+        raise
+    earlier = reattachable(index, prepared.variants, prepared.prompts, config.samples)
+    if index.awaiting:
+        wanted = _not_owed(wanted, index.awaiting)
     plan = prepared.totals()
-    line = run_line(run_id, command, config, prepared.prompts, prepared.variants, plan, argv)
+    line = run_line(
+        run_id,
+        command,
+        config,
+        prepared.prompts,
+        prepared.variants,
+        plan,
+        argv,
+        selection=prepared.selection.as_record(config.seed),
+    )
     _write_run_line(writer, line)
     caps = _caps(prepared)
+    batch_lanes: list[BatchLane] = []
     try:
         todo = _count_wanted(prepared, wanted)
+        for variant, owed in earlier.jobs_per_variant().items():
+            todo[variant] += owed
         progress = Progress(todo, console)
         events = lane_events(writer, progress)
         async with AsyncExitStack() as stack:
@@ -175,21 +256,29 @@ async def execute(
             for setup in prepared.models:
                 provider = setup.provider_cls(setup.model.model_id, setup.options)
                 stack.push_async_callback(provider.aclose)
-                price = answer_price(setup.model)
-                lane = Lane(
-                    setup.model.name,
-                    provider,
-                    limits=LaneLimits(
-                        setup.model.requests_per_minute, setup.model.tokens_per_minute
-                    ),
-                    concurrency=setup.model.max_concurrency,
-                    retry=config.retry,
-                    run_id=run_id,
-                    events=events,
-                    price=price,
-                    budgets=caps.of(setup.model, price),
-                )
-                work.append(LaneWork(lane, setup.variants))
+                reattach = earlier.by_model.get(setup.model.name, [])
+                if setup.model.mode == "batch" or reattach:
+                    # the model's batches are priced at batch rates, even when it now runs live
+                    model = dataclasses.replace(setup.model, mode="batch")
+                    price = answer_price(model)
+                    batch_lane = BatchLane(
+                        setup.model.name,
+                        provider,  # type: ignore[arg-type]
+                        policy=setup.model.batch_policy,
+                        retry=config.retry,
+                        run_id=run_id,
+                        events=batch_events(writer, progress),
+                        price=price,
+                        budgets=caps.of(model, price),
+                        reattach=reattach,
+                        known_ids=frozenset(index.batch_ids),
+                    )
+                    batch_lanes.append(batch_lane)
+                    batch_variants = setup.variants if setup.model.mode == "batch" else ()
+                    work.append(LaneWork(batch_lane, batch_variants))
+                if setup.model.mode == "live":
+                    lane = _live_lane(setup, provider, config.retry, run_id, events, caps)
+                    work.append(LaneWork(lane, setup.variants))
             with progress:
                 interrupted = await run_lanes(
                     work,
@@ -207,6 +296,11 @@ async def execute(
         writer.close()
     summary = summarize(prepared.ledger_path)
     console.print(summary_table(summary, f"{prepared.ledger_path} ({run_id})"))
+    still_open = [
+        batch_id or label for lane in batch_lanes for label, batch_id in lane.open.items()
+    ]
+    if still_open or earlier.left:
+        console.print(_open_batches_note(still_open, earlier.left, prepared.config.output))
     if interrupted:
         console.print("Interrupted: run the same command again to continue.")
         return EXIT_INTERRUPTED
@@ -214,7 +308,57 @@ async def execute(
         console.print(caps.report())
         return EXIT_BUDGET
     failed = sum(t.failed for t in progress.tallies.values())
-    return EXIT_FAILED if failed else EXIT_OK
+    return EXIT_FAILED if failed or still_open else EXIT_OK
+
+
+def _live_lane(
+    setup: ModelSetup,
+    provider: Any,
+    retry: RetryPolicy,
+    run_id: str,
+    events: LaneEvents,
+    caps: _Caps,
+) -> Lane:
+    """The live lane of a model: its buckets, concurrency, retries and budgets."""
+    model, price = setup.model, answer_price(setup.model)
+    return Lane(
+        model.name,
+        provider,
+        limits=LaneLimits(model.requests_per_minute, model.tokens_per_minute),
+        concurrency=model.max_concurrency,
+        retry=retry,
+        run_id=run_id,
+        events=events,
+        price=price,
+        budgets=caps.of(model, price),
+    )
+
+
+def _not_owed(wanted: Wanted, awaiting: Mapping[str, str]) -> Wanted:
+    """`wanted`, less the keys an open batch still owes a record (they are never sent twice)."""
+    return lambda key, prompt_hash: key not in awaiting and wanted(key, prompt_hash)
+
+
+def _open_batches_note(still_open: Sequence[str], left: Sequence[OpenBatch], output: Path) -> str:
+    """What the run leaves open at the provider, and what to do about it."""
+    lines = []
+    if still_open:
+        lines.append(
+            f"{len(still_open):,} batch(es) still open at the provider, left running there "
+            f"({', '.join(still_open)}): run the same command again to collect their results."
+        )
+    if left:
+        names = ", ".join(
+            f"{b.batch_id or b.label} ({b.model}, {len(b.keys):,} jobs)" for b in left
+        )
+        lines.append(
+            f"{len(left):,} open batch(es) hold jobs this run leaves out (--models, --limit, "
+            f"--prompts, samples): {names}. Their jobs are not sent again; run with the options "
+            "that sent them to collect them."
+        )
+    lines.append(f"See them with: {command_line('status', str(output))}")
+    lines.append(f"Cancel them with: {command_line('batches', 'cancel', str(output))}")
+    return "\n".join(lines)
 
 
 @dataclass
@@ -268,6 +412,47 @@ def _caps(prepared: Prepared) -> _Caps:
         name: Budget(name, m.budget_usd, held=held.get(name, 0.0)) for name, m in models.items()
     }
     return _Caps(ledger, caps)
+
+
+async def run_pending(
+    prepared: Prepared, *, command: str, console: Console, argv: Sequence[str] = ()
+) -> int | None:
+    """Run every job of `prepared` its ledger does not hold done (resuming it), as `run` does;
+    the exit code, or None when nothing was left to do (and nothing was appended)."""
+    writer, index = open_locked(prepared, fresh=False, console=console)
+    wanted = pending(index)
+    if nothing_wanted(prepared, wanted) and not batches_to_collect(prepared, index):
+        writer.close()
+        return None
+    return await execute(
+        prepared,
+        command=command,
+        wanted=wanted,
+        console=console,
+        writer=writer,
+        argv=argv,
+        index=index,
+    )
+
+
+def batches_to_collect(prepared: Prepared, index: ResumeIndex) -> bool:
+    """Whether the ledger holds open batches this run can collect."""
+    if not index.batches:
+        return False
+    config = prepared.config
+    return bool(reattachable(index, prepared.variants, prepared.prompts, config.samples).by_model)
+
+
+def open_locked(
+    prepared: Prepared, *, fresh: bool, console: Console
+) -> tuple[LedgerWriter, ResumeIndex]:
+    """The ledger opened and locked (see `open_writer`), then its index read."""
+    writer = open_writer(prepared, fresh=fresh, console=console)
+    try:
+        return writer, open_index(prepared, console)
+    except BaseException:
+        writer.close()
+        raise
 
 
 def open_writer(prepared: Prepared, *, fresh: bool, console: Console) -> LedgerWriter:
@@ -342,10 +527,9 @@ def failed_jobs(
     *,
     variants: Sequence[str] = (),
     error_types: Sequence[str] = (),
-    categories: Sequence[str] = (),
 ) -> FailedJobs:
-    """Keys whose latest record failed, narrowed by variant (its id or its model's name), error
-    type and category, and sorted by whether this run can do them."""
+    """Keys whose latest record failed, narrowed by variant (its id or its model's name) and
+    error type, and sorted by whether this run can do them (its prompts: see harness.selection)."""
     ours = {variant.id for variant in prepared.variants}
     prompts = {prompt.id for prompt in prepared.prompts}
     samples = {str(sample) for sample in range(prepared.config.samples)}
@@ -353,8 +537,10 @@ def failed_jobs(
     elsewhere: Counter[str] = Counter()
     left_out = 0
     for key, record in index.failures.items():
+        if key in index.awaiting:  # an open batch carries it again: it is not failing now
+            continue
         variant, _, rest = str(key).partition("|")  # keys are `variant|prompt_id|sample`
-        if not _matches(variant, record, variants, error_types, categories):
+        if not _matches(variant, record, variants, error_types):
             continue
         prompt_id, _, sample = rest.rpartition("|")
         if variant not in ours:
@@ -371,13 +557,10 @@ def _matches(
     record: dict[str, Any],
     variants: Sequence[str],
     error_types: Sequence[str],
-    categories: Sequence[str],
 ) -> bool:
     """Whether a failure passes a rerun's filters; a variant is named by its id or model name."""
-    return (
-        (not variants or variant in variants or variant.split("@")[0] in variants)
-        and (not error_types or _error_type(record) in error_types)
-        and (not categories or record.get("prompt_category") in categories)
+    return (not variants or variant in variants or variant.split("@")[0] in variants) and (
+        not error_types or _error_type(record) in error_types
     )
 
 

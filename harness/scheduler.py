@@ -15,9 +15,11 @@ import signal
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import partial
+from typing import Any
 
 import anyio
 
+from harness.batch import BatchEvents, BatchLane
 from harness.config import Variant
 from harness.jobs import Job, Wanted, iter_jobs
 from harness.lane import Lane, LaneEvents
@@ -31,9 +33,9 @@ _SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 @dataclass(frozen=True)
 class LaneWork:
-    """A lane and the variants whose jobs it runs."""
+    """A lane (live or batch) and the variants whose jobs it runs."""
 
-    lane: Lane
+    lane: Lane | BatchLane
     variants: Sequence[Variant]
 
 
@@ -94,6 +96,21 @@ def lane_events(writer: LedgerWriter, progress: Progress) -> LaneEvents:
         progress.on_record(record)
 
     return LaneEvents(on_record=on_record, on_retry=progress.on_retry)
+
+
+def batch_events(writer: LedgerWriter, progress: Progress) -> BatchEvents:
+    """Records as a live lane's go; a batch line reaches the disk (fsync'd) before the lane goes
+    on, so no batch is created, or waited on, that the ledger does not know of."""
+
+    def on_line(line: dict[str, Any]) -> None:
+        writer.append(line)
+        writer.sync()
+
+    return BatchEvents(
+        on_record=lane_events(writer, progress).on_record,
+        on_line=on_line,
+        on_state=progress.on_batch,
+    )
 
 
 async def _stop_on_signal(

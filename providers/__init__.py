@@ -1,7 +1,7 @@
 """Providers, registered by name. Each module is imported only when a config names it.
 
-`REGISTRY` maps `provider = "..."` to the module and class that implement it, and to what to
-install when its SDK is missing.
+`REGISTRY` maps `provider = "..."` to the module and class that implement it, to what to install
+when its SDK is missing, and to whether its API has a batch interface (`mode = "batch"`).
 """
 
 from __future__ import annotations
@@ -21,15 +21,24 @@ class Entry:
     cls: str
     package: str = ""
     install: str = "pip install -e ."
+    batch: bool = False  # the class implements harness.api.BatchProvider
 
 
 REGISTRY: dict[str, Entry] = {
     "simulated": Entry("providers.simulated", "SimulatedProvider"),
     "anthropic": Entry(
-        "providers.anthropic", "AnthropicProvider", "anthropic", "pip install 'anthropic[aiohttp]'"
+        "providers.anthropic",
+        "AnthropicProvider",
+        "anthropic",
+        "pip install 'anthropic[aiohttp]'",
+        batch=True,
     ),
     "gemini": Entry(
-        "providers.gemini", "GeminiProvider", "google-genai", "pip install 'google-genai[aiohttp]'"
+        "providers.gemini",
+        "GeminiProvider",
+        "google-genai",
+        "pip install 'google-genai[aiohttp]'",
+        batch=True,
     ),
     "vllm": Entry(
         "providers.vllm",

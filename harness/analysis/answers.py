@@ -18,7 +18,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from harness.ledger import head_key, iter_lines, parse_line
+from harness.ledger import head_key, is_record, iter_lines, parse_line
 
 Advance = Callable[[int], None]
 
@@ -38,7 +38,7 @@ def latest_offsets(
             offsets[key] = offset
         elif line.strip():
             record = parse_line(line)
-            if record is not None and record.get("type") != "run":
+            if record is not None and is_record(record):  # not a run or batch line
                 offsets[record["key"]] = offset
                 if observe is not None:
                     observe(record)

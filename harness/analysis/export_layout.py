@@ -50,6 +50,8 @@ HEAD = (
     ("finish_reason", pa.string()),
     ("finish_detail", pa.string()),
 )
+# How the job was sent: "live" or "batch", and the provider's id of its batch.
+TAIL = (("mode", pa.string()), ("batch_id", pa.string()))
 # The record's objects whose fields become columns, with their columns' prefix.
 GROUPS = {
     "tokens": "tokens",
@@ -166,6 +168,7 @@ class Layout:
         fields.append(pa.field("error", self._struct("error")))
         fields.append(pa.field("attempt_errors", pa.list_(ERROR)))
         fields.append(pa.field("metadata", self._struct("metadata")))
+        fields += [pa.field(name, kind) for name, kind in TAIL]
         return pa.struct(fields)
 
     def columns(self, labels: Labels) -> list[Column]:
@@ -179,6 +182,7 @@ class Layout:
             columns.append(Column(name, kind, source=(name, None)))
         columns += self._group("error")
         columns.append(Column("attempt_errors", pa.list_(ERROR), source=("attempt_errors", None)))
+        columns += [Column(name, kind, source=(name, None)) for name, kind in TAIL]
         columns += self._group("metadata")
         columns.append(Column("token_logprobs", pa.list_(POSITION), "token_logprobs"))
         columns += [

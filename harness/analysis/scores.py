@@ -7,7 +7,7 @@ wins). One line per score, its first fields fixed:
     {"key": "<answer key>|<scorer>", "status": "ok" | "error", "definition": "<12 hex>",
      "answer": "<16 hex>", "type": "score", "schema": 1, "answer_key": "...", "scorer": "...",
      "label": str | null, "value": number | null, "rater": str | null, "detail": str | null,
-     "error": {...} | null, "timestamp": "...", "crc": "<8 hex>"}
+     "error": {...} | null, "input": "<16 hex>" | null, "timestamp": "...", "crc": "<8 hex>"}
 
 - `scorer`: the scorer's name in the config (`[[scorers]] name`), or `human:<rater>` for one
   rater's annotation (`rater` then names the rater).
@@ -15,6 +15,10 @@ wins). One line per score, its first fields fixed:
   verdict parser): edit a scorer and its old scores stop counting for it.
 - `answer`: the digest of the answer scored (`answer_digest`): an answer rerun under the same key
   makes its old scores stale.
+- `input`: for a scorer that is given more than the answer (a judge's rendered rubric, with the
+  prompt and its fields), the content hash of that input: a prompt field the rubric uses (say
+  `{target}`) edited for one prompt makes the scores of that prompt's answers stale, and only
+  theirs. Null for rule scorers and human raters.
 - `status` "error" is a score that could not be given (a judge request that failed for good);
   an unparseable verdict is an "ok" score with label `UNPARSEABLE` and the verdict in `detail`.
 """
@@ -22,7 +26,7 @@ wins). One line per score, its first fields fixed:
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,6 +34,7 @@ from typing import Any
 import orjson
 
 from harness.ledger import parse_sealed
+from harness.record import utc_timestamp
 
 SCORES_NAME = "scores.jsonl"
 SCHEMA = 1
@@ -53,6 +58,42 @@ def definition_hash(definition: Mapping[str, Any]) -> str:
     return hashlib.sha256(body).hexdigest()[:12]
 
 
+def score_line(
+    answer_key: str,
+    scorer: str,
+    *,
+    definition: str,
+    answer: str,
+    status: str = "ok",
+    label: str | None = None,
+    value: float | None = None,
+    rater: str | None = None,
+    detail: str | None = None,
+    error: Mapping[str, Any] | None = None,
+    input: str | None = None,
+    timestamp: str | None = None,
+) -> dict[str, Any]:
+    """One score as its line (before sealing), its fields in the documented order; `timestamp`
+    defaults to now."""
+    return {
+        "key": score_key(answer_key, scorer),
+        "status": status,
+        "definition": definition,
+        "answer": answer,
+        "type": "score",
+        "schema": SCHEMA,
+        "answer_key": answer_key,
+        "scorer": scorer,
+        "label": label,
+        "value": value,
+        "rater": rater,
+        "detail": detail,
+        "error": dict(error) if error is not None else None,
+        "input": input,
+        "timestamp": timestamp or utc_timestamp(),
+    }
+
+
 def is_score(obj: Mapping[str, Any]) -> bool:
     """Whether a parsed line has the fields every reader of scores relies on."""
     return (
@@ -66,6 +107,30 @@ def is_score(obj: Mapping[str, Any]) -> bool:
     )
 
 
+@dataclass(frozen=True, slots=True)
+class ScoreState:
+    """What tells whether a score is current, and its label: all `harness score` keeps of a
+    score's latest line (a few hundred bytes, against a parsed line's kilobyte and more)."""
+
+    status: str
+    definition: str
+    answer: str
+    input: str | None
+    label: str | None
+
+    @classmethod
+    def of(cls, line: Mapping[str, Any]) -> ScoreState:
+        """The state of a parsed score line."""
+        status, definition, answer = line["status"], line["definition"], line["answer"]
+        return cls(status, definition, answer, line.get("input"), line.get("label"))
+
+    def current(self, definition: str, answer: str, input: str | None = None) -> bool:
+        """Whether it scores this answer with the scorer as defined now (and, for a scorer given
+        more than the answer, from the same `input`)."""
+        held = (self.definition, self.answer, self.input)
+        return self.status == "ok" and held == (definition, answer, input)
+
+
 @dataclass
 class ScoreFile:
     """The latest line of every score key, and how many lines could not be read."""
@@ -73,30 +138,50 @@ class ScoreFile:
     latest: dict[str, dict[str, Any]]
     skipped: int = 0
 
-    def current(self, answer_key: str, scorer: str, definition: str, answer: str) -> bool:
-        """Whether this answer already has a score from this scorer as defined now."""
+    def current(
+        self, answer_key: str, scorer: str, definition: str, answer: str, input: str | None = None
+    ) -> bool:
+        """Whether this answer already has a score from this scorer as defined now (and, for a
+        scorer given more than the answer, from the same `input`)."""
         line = self.latest.get(score_key(answer_key, scorer))
-        return (
-            line is not None
-            and line["status"] == "ok"
-            and line["definition"] == definition
-            and line["answer"] == answer
-        )
+        return line is not None and ScoreState.of(line).current(definition, answer, input)
 
 
 def read_scores(path: Path) -> ScoreFile:
     """Every score key's latest line; a missing file has none. Damaged lines are skipped and
     counted, never guessed at."""
     scores = ScoreFile({})
+    for obj in _score_lines(path):
+        if obj is None:
+            scores.skipped += 1
+        else:
+            scores.latest[obj["key"]] = obj
+    return scores
+
+
+def read_score_states(path: Path, scorers: Collection[str]) -> tuple[dict[str, ScoreState], int]:
+    """The latest state of every score key of the named scorers, and how many lines could not be
+    read. Repeated strings (statuses, definitions, labels) are kept once, not once a line."""
+    states: dict[str, ScoreState] = {}
+    skipped = 0
+    shared: dict[Any, Any] = {}
+    for obj in _score_lines(path):
+        if obj is None:
+            skipped += 1
+        elif obj["scorer"] in scorers:
+            for name in ("status", "definition", "label"):
+                obj[name] = shared.setdefault(obj.get(name), obj.get(name))
+            states[obj["key"]] = ScoreState.of(obj)
+    return states, skipped
+
+
+def _score_lines(path: Path) -> Iterator[dict[str, Any] | None]:
+    """Every non-blank line of a scores file parsed, None for one that is damaged or not a
+    score; a missing file has none."""
     if not path.exists():
-        return scores
+        return
     with path.open("rb") as file:
         for line in file:
-            if not line.strip():
-                continue
-            obj = parse_sealed(line, always_sealed=True)
-            if obj is None or not is_score(obj):
-                scores.skipped += 1
-            else:
-                scores.latest[obj["key"]] = obj
-    return scores
+            if line.strip():
+                obj = parse_sealed(line, always_sealed=True)
+                yield obj if obj is not None and is_score(obj) else None

@@ -58,6 +58,25 @@ from tests.conftest import SIMPLE_MODEL, write_config
             SIMPLE_MODEL + "[models.options]\nlatency_ms = nan\n",
             "models[0].options.latency_ms: must be a finite number, got nan",
         ),
+        (
+            SIMPLE_MODEL + 'mode = "batch"\n',
+            'models[0].mode: provider "simulated" has no batch API (batch mode: anthropic, gemini)',
+        ),
+        (SIMPLE_MODEL + 'mode = "fast"\n', "models[0].mode: expected one of 'live', 'batch'"),
+        (
+            SIMPLE_MODEL + "[models.batch]\npoll_interval = 0\n",
+            "models[0].batch.poll_interval: must be >= 0.001, got 0",
+        ),
+        (
+            SIMPLE_MODEL.replace('"simulated"', '"anthropic"')
+            + 'mode = "batch"\n[models.batch]\nmax_requests = 100001\n',
+            "models[0].batch.max_requests: must be <= 100,000 (the anthropic batch API's limit)",
+        ),
+        (
+            SIMPLE_MODEL.replace('"simulated"', '"gemini"')
+            + 'mode = "batch"\n[models.batch]\nmax_bytes = 30000000\n',
+            "models[0].batch.max_bytes: must be <= 20,000,000 (the gemini batch API's limit)",
+        ),
     ],
 )
 def test_bad_config_exits_2_naming_file_and_key_and_writes_nothing(

@@ -7,7 +7,14 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from harness.config import Defaults, ModelConfig, RetryPolicy, _TopLevel, load_config
+from harness.config import (
+    BatchPolicy,
+    Defaults,
+    ModelConfig,
+    RetryPolicy,
+    _TopLevel,
+    load_config,
+)
 from harness.errors import ConfigError
 from harness.fields import FieldError, from_table
 from harness.run import prepare
@@ -115,7 +122,7 @@ def test_missing_config_file_is_an_input_error(tmp_path):
         load_config(tmp_path / "absent.toml")
 
 
-@pytest.mark.parametrize("cls", [_TopLevel, RetryPolicy, Defaults, ModelConfig])
+@pytest.mark.parametrize("cls", [_TopLevel, RetryPolicy, Defaults, ModelConfig, BatchPolicy])
 def test_every_numeric_config_key_has_a_min_and_a_max(cls):
     assert unbounded_numbers(cls) == []
 
@@ -131,3 +138,17 @@ def test_floats_must_be_finite_unless_the_field_allows_it(value):
     with pytest.raises(FieldError, match=r"limits\.finite: must be a finite number"):
         from_table(_Limits, {"finite": value}, "limits")
     assert str(from_table(_Limits, {"ceiling": value}, "limits").ceiling) == str(value)
+
+
+def test_a_models_batch_table_adds_to_the_defaults_one_and_mode_is_not_in_the_variant(
+    tmp_path, monkeypatch
+):
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-test-TESTONLY-0000")
+    model = '[[models]]\nname = "claude"\nprovider = "anthropic"\n'
+    batched = '[defaults]\nmode = "batch"\n[defaults.batch]\npoll_interval = 5.0\n\n' + model
+    batched += "[models.batch]\nmax_requests = 10\n"
+    (config,) = load_config(write_config(tmp_path, batched)).models
+    assert config.mode == "batch"
+    assert config.batch_policy == BatchPolicy(max_requests=10, poll_interval=5.0)
+    batch_ids = [v.id for v in prepare(write_config(tmp_path, batched)).variants]
+    assert batch_ids == [v.id for v in prepare(write_config(tmp_path, model)).variants]

@@ -12,6 +12,7 @@ import pytest
 from harness.config import load_config
 from harness.cost import (
     COUNTING,
+    batch_price,
     cost_usd,
     gpu_cost_usd,
     model_price,
@@ -56,6 +57,32 @@ def test_anthropic_long_context_counts_cache_reads_in_the_prompt():
     tokens = {"input": 150_000, "cache_read": 60_000, "output": 1000}
     # 210,000 prompt tokens > 200,000: $6 on input and (unpriced) cache reads, $22.50 on output
     assert cost_usd(price, tokens) == pytest.approx(0.9 + 0.36 + 0.0225)
+
+
+def test_anthropic_batches_cost_half_on_every_kind_of_token_cache_included():
+    price = batch_price(price_for("anthropic", "claude-sonnet-4-5"))
+    tokens = {"input": 1000, "output": 500, "total": 1500, "cache_read": 2000, "cache_write": 100}
+    assert cost_usd(price, tokens) == pytest.approx(0.011475 / 2)
+
+
+def test_gemini_batches_halve_input_and_output_but_not_the_cache_and_keep_long_context():
+    price = batch_price(price_for("gemini", "gemini-2.5-flash"))
+    tokens = {"input": 10_000, "output": 800, "total": 10_800, "thoughts": 1200, "cache_read": 4000}
+    # 6,000 uncached x $0.15 + 4,000 cached x $0.03 + (800 + 1,200) x $1.25
+    assert cost_usd(price, tokens) == pytest.approx(0.00352)
+    pro = batch_price(price_for("gemini", "gemini-2.5-pro"))
+    assert cost_usd(pro, {"input": 300_000, "output": 1000}) == pytest.approx((0.75 + 0.015) / 2)
+
+
+def test_a_model_in_batch_mode_is_priced_at_batch_rates_or_in_full_without_a_discount(tmp_path):
+    body = SIMPLE_MODEL.replace('provider = "simulated"', 'provider = "anthropic"')
+    body += 'model = "claude-sonnet-4-5"\nmode = "batch"\n'
+    model = load_config(write_config(tmp_path, body)).models[0]
+    tokens = {"input": 1000, "output": 500}
+    assert cost_usd(model_price(model), tokens) == pytest.approx((3.0 + 7.5) / 1000 / 2)
+    own = body + "[models.price]\ninput = 3.0\noutput = 15.0\n"  # no batch_discount
+    model = load_config(write_config(tmp_path, own)).models[0]
+    assert cost_usd(model_price(model), tokens) == pytest.approx((3.0 + 7.5) / 1000)
 
 
 def test_local_and_simulated_models_and_unlisted_ids_have_no_price_and_cost_unknown():

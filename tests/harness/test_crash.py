@@ -9,7 +9,7 @@ from collections import Counter
 
 import pytest
 
-from tests.conftest import harness_process, results, write_config
+from tests.conftest import harness_process, kill_until_finished, results, write_config
 
 BUSY_MODEL = """
 grace_seconds = {grace}
@@ -59,20 +59,11 @@ def test_sigkill_mid_run_then_resume_gives_one_success_per_key(tmp_path):
     config = busy_config(tmp_path, prompts=150)
     ledger = tmp_path / "out" / "ledger.jsonl"
     rng = random.Random(20251112)
-    kills = 0
-    for _ in range(30):
-        before = count_records(ledger)
-        process = harness_process("run", str(config))
-        wait_for_records(ledger, before + rng.randint(5, 60), process)
-        if process.poll() is None:
-            process.send_signal(signal.SIGKILL)
-            process.wait()
-            kills += 1
-            continue
-        assert process.wait() == 0, process.stderr.read().decode()
-        break
-    else:
-        pytest.fail("the run never finished")
+
+    def until(process):
+        wait_for_records(ledger, count_records(ledger) + rng.randint(5, 60), process)
+
+    kills = kill_until_finished(lambda: harness_process("run", str(config)), until, rounds=30)
     process = harness_process("run", str(config))
     assert process.wait(timeout=60) == 0
     assert kills >= 3

@@ -34,6 +34,11 @@ OPERATIONAL = {
     "vllm": {
         "gpu_memory_utilization",
         "tensor_parallel_size",
+        "pipeline_parallel_size",
+        "data_parallel_size",
+        "distributed_executor_backend",
+        "enable_prefix_caching",
+        "max_num_seqs",
         "trust_remote_code",
         "enforce_eager",
         "chunked_prefill",

@@ -178,3 +178,17 @@ def test_calibration_reads_only_successful_records_of_planned_variants(tmp_path,
     code, out, err = run_cli("plan", config, "--json")
     assert code == 0 and "skipped 2 unreadable line(s)" in err  # on stderr: stdout is the JSON
     assert [v["calibrated_on"] for v in json.loads(out)["variants"]] == [2, 2]
+
+
+def test_a_batch_model_is_left_out_of_the_wall_time_and_says_so(tmp_path, run_cli, monkeypatch):
+    monkeypatch.setenv("PLAN_TEST_KEY", "sk-ant-test-0000")
+    body = SIMPLE_MODEL.replace(
+        "max_concurrency = 4", "max_concurrency = 2\nrequests_per_minute = 60"
+    ) + (
+        '\n[[models]]\nname = "claude"\nprovider = "anthropic"\nmodel = "claude-sonnet-4-5"\n'
+        'mode = "batch"\ntemperatures = [0.0]\nrequests_per_minute = 1\n'
+        '[models.options]\napi_key_env = "PLAN_TEST_KEY"\n'
+    )
+    data = plan(run_cli, write_config(tmp_path, body, prompts=10), "--latency", "1")
+    assert data["total"]["wall_seconds"] == pytest.approx(20)  # the live lane's alone
+    assert any(n.startswith("claude: batch mode") for n in data["notes"])

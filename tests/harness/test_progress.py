@@ -39,6 +39,8 @@ def record(variant: str, number: int, *, elapsed: float) -> Record:
         prompt_category="a",
         is_synthetic_probe=False,
         metadata={},
+        mode="live",
+        batch_id=None,
     )
 
 

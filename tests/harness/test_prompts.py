@@ -88,9 +88,10 @@ def test_bundled_sample_mixes_real_items_and_probes_across_categories():
             [{"id": "a", "prompt": "x"}, {"id": "a", "prompt": "y"}],
             "prompts[1]: duplicate id 'a' (first at prompts[0])",
         ),
-        ([{"prompt": "x"}], "prompts[0]: missing id"),
+        ([{"id": "a", "prompt": "x"}, {"prompt": "y"}], "prompts[1]: missing id"),
+        ([{"prompt": "x"}, {"id": "b", "prompt": "y"}], "prompts[1]: id: this row has an id"),
         ([{"id": "a", "prompt": "  "}], "prompts[0]: prompt: empty text"),
-        ([{"id": "a"}], "prompts[0]: missing prompt text"),
+        ([{"id": "a", "answer": "x"}], "prompts[0]: no prompt field (expected one of messages"),
         (
             [{"id": "a", "messages": [{"role": "robot", "content": "x"}]}],
             "prompts[0]: messages[0].role",
@@ -119,4 +120,4 @@ def test_bad_jsonl_line_says_line_and_column(tmp_path):
 
 
 def test_missing_prompts_file_is_reported(tmp_path):
-    assert "cannot read" in error(tmp_path / "absent.json")
+    assert error(tmp_path / "absent.json").endswith("absent.json: no such file or folder")

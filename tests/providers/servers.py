@@ -3,7 +3,8 @@
 Each runs aiohttp in a thread of its own. A `Script` says what the next requests get ("ok",
 "429", "529", "503", "400", "401" (which echoes the credentials it got), "stall", "safety");
 once it runs out, every request gets "ok". Every request is kept (path, JSON body, headers, arrival
-time) for the test to inspect.
+time) for the test to inspect. `routes` adds handlers of its own ahead of that (the batch APIs of
+tests/providers/batch_servers.py).
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ class Loopback:
     delay: float = 0.0  # seconds before every answer
     port: int = 0  # 0: any free port
     seen: list[Seen] = field(default_factory=list)
+    routes: Callable[[web.Application], None] | None = None
 
     def __post_init__(self) -> None:
         self._script: deque[Outcome] = deque(self.script)
@@ -66,7 +68,9 @@ class Loopback:
 
     async def _main(self) -> None:
         self._stop = asyncio.Event()
-        app = web.Application()
+        app = web.Application(client_max_size=1 << 30)  # a batch of requests is large
+        if self.routes is not None:
+            self.routes(app)
         app.router.add_route("*", "/{tail:.*}", self._handle)
         runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.1)
         await runner.setup()

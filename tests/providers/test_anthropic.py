@@ -11,6 +11,7 @@ from aiohttp import web
 from harness.errors import RateLimited
 from providers.anthropic import status_error
 from tests.conftest import results, write_config
+from tests.providers.batch_servers import anthropic_message
 from tests.providers.servers import Loopback, Seen, fast_retries, json_error
 
 KEY = "sk-ant-test-0123456789-TESTONLY"
@@ -51,25 +52,7 @@ def messages_api(outcome: str, seen: Seen) -> web.Response:
             headers["retry-after"] = "0.4"
         body = {"type": "error", "error": {"type": kind, "message": message}}
         return json_error(status, body, headers)
-    prompt = seen.body["messages"][-1]["content"]
-    return web.json_response(
-        {
-            "id": "msg_test",
-            "type": "message",
-            "role": "assistant",
-            "model": "claude-test-20251001",
-            "content": [{"type": "text", "text": f"Answer to: {prompt}"}],
-            "stop_reason": "end_turn",
-            "stop_sequence": None,
-            "usage": {
-                "input_tokens": 21,
-                "output_tokens": 9,
-                "cache_read_input_tokens": 4,
-                "cache_creation_input_tokens": 0,
-            },
-        },
-        headers=headers,
-    )
+    return web.json_response(anthropic_message(seen.body), headers=headers)
 
 
 def config_for(

@@ -53,6 +53,8 @@ def answer(
         prompt_category=category,
         is_synthetic_probe=probe,
         metadata={"subject": prompt_id},
+        mode="live",
+        batch_id=None,
     )
     return {**dataclasses.asdict(record), **fields}
 

@@ -1,0 +1,166 @@
+"""The judge scorer: a model grades each answer with a rubric, and its verdict becomes a label.
+
+A judge is a run like any other (design.md). Each answer to grade becomes a prompt: the rubric
+`template` with `{prompt}` (the prompt's text, every turn), `{response}` (the answer),
+`{prompt_id}`, `{category}`, `{is_synthetic_probe}`, `{labels}` (the label set, comma-separated)
+and any field of the prompt (`{target}`, `{ground_truth}`: what the prompts file holds beside the
+text) filled in, sent as the user turn after the optional `system` text. Its id is the answer's
+key with `%` and `|` escaped (`%25`, `%7C`), so the judge's ledger,
+`OUTPUT/judge/<scorer>/ledger.jsonl`, says which answer each verdict is about. The prompts run
+through `harness.run` as a run's do: the judge model's lane, rate limits, retries, concurrency,
+cost and budget (`budget_usd` on the scorer caps its ledger), and the resume: a killed `score`
+sends again only what its judge ledger lacks.
+
+The verdict is the last match of `verdict_pattern` in the judge's answer (default `VERDICT:
+<label>`, bold markdown allowed); its group, stripped, must be one of `labels` (ignoring case
+unless `case_sensitive`). Anything else (no match, a word outside the set) is recorded as the
+label `UNPARSEABLE` with the judge's whole answer in `detail`: never guessed. A judge request that
+failed for good is a score with status "error", tried again by the next `score`.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from harness.analysis.answers import latest_records
+from harness.analysis.scores import UNPARSEABLE, answer_digest
+from harness.api import Message
+from harness.config import RunConfig
+from harness.errors import ConfigError
+from harness.jobs import job_key
+from harness.ledger import LEDGER_NAME
+from harness.prompts import Prompt
+from harness.run import Prepared, prepare_prompts
+from harness.scorer_config import ANSWER_FIELDS, JudgeScorer
+
+# Bumped whenever the same judge answer would be parsed differently (it is in every definition).
+PARSER_VERSION = 1
+
+
+def judge_output(config: RunConfig, scorer: JudgeScorer) -> Path:
+    """Where a judge scorer's own run keeps its ledger."""
+    return config.output / "judge" / scorer.name
+
+
+def setup_judge(config: RunConfig, scorer: JudgeScorer) -> Prepared:
+    """The judge's run, checked (provider, options, key), with no prompts yet: its ledger beside
+    the answers, one sample, the scorer's budget."""
+    judge_config = dataclasses.replace(
+        config,
+        output=judge_output(config, scorer),
+        samples=1,
+        models=(scorer.model,),
+        budget_usd=scorer.budget_usd,
+        scorers=(),
+    )
+    return prepare_prompts(judge_config, [], [(scorer.model, scorer.where)])
+
+
+def definition(scorer: JudgeScorer, variant_id: str) -> dict[str, Any]:
+    """Everything that can change a judge's labels: its variant (provider, model, options,
+    sampling, seed), rubric, label set and verdict parser."""
+    return {
+        "type": "judge",
+        "version": PARSER_VERSION,
+        "variant": variant_id,
+        "system": scorer.system,
+        "template": scorer.template,
+        "labels": list(scorer.labels),
+        "verdict_pattern": scorer.verdict_pattern,
+        "case_sensitive": scorer.case_sensitive,
+    }
+
+
+def check_fields(config: RunConfig, index: int, scorer: JudgeScorer, prompts: list[Prompt]) -> None:
+    """Every placeholder of the rubric must be an answer field or a field of every prompt: a
+    ConfigError naming the first prompt that lacks one, before anything is sent."""
+    wanted = [name for name in scorer.placeholders if name not in ANSWER_FIELDS]
+    for prompt in prompts:
+        missing = [name for name in wanted if name not in prompt.metadata]
+        if missing:
+            fields = ", ".join([*ANSWER_FIELDS, *prompt.metadata]) or "none"
+            raise ConfigError(
+                config.path,
+                f"scorers[{index}].template",
+                f"{{{missing[0]}}} is not a field of prompt {prompt.id!r} in {config.prompts} "
+                f"(its fields: {fields})",
+            )
+
+
+def judge_prompt(scorer: JudgeScorer, answer: Mapping[str, Any], prompt: Prompt) -> Prompt:
+    """The judge's prompt for one answer: the rubric filled in from the answer and its prompt."""
+    values = {
+        **{name: _text(value) for name, value in prompt.metadata.items()},
+        "prompt": prompt.text,
+        "response": answer["full_response"] or "",
+        "prompt_id": prompt.id,
+        "category": prompt.category,
+        "is_synthetic_probe": _text(prompt.is_synthetic_probe),
+        "labels": ", ".join(scorer.labels),
+    }
+    turns = [Message("user", scorer.template.format_map(values))]
+    if scorer.system:
+        turns.insert(0, Message("system", scorer.system.format_map(values)))
+    return Prompt(
+        id=answer["key"].replace("%", "%25").replace("|", "%7C"),
+        messages=tuple(turns),
+        category=prompt.category,
+        is_synthetic_probe=prompt.is_synthetic_probe,
+        metadata={"answer_key": answer["key"], "answer": answer_digest(answer)},
+    )
+
+
+def _text(value: Any) -> str:
+    """A prompt field as the rubric shows it: strings as they are, anything else as JSON."""
+    return value if isinstance(value, str) else orjson.dumps(value).decode()
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """A judge's answer parsed: a label (or UNPARSEABLE), and the text it came from."""
+
+    label: str
+    detail: str
+
+
+class VerdictParser:
+    """The last match of the scorer's verdict pattern, checked against its labels."""
+
+    def __init__(self, scorer: JudgeScorer) -> None:
+        self._pattern = re.compile(scorer.verdict_pattern)
+        fold = (lambda text: text) if scorer.case_sensitive else str.casefold
+        self._fold = fold
+        self._labels = {fold(label): label for label in scorer.labels}
+
+    def __call__(self, text: str) -> Verdict:
+        """The verdict in `text`; UNPARSEABLE (with the whole text) when there is none."""
+        last = collections.deque(self._pattern.finditer(text), maxlen=1)
+        if not last:
+            return Verdict(UNPARSEABLE, text)
+        found = last[0]
+        label = self._labels.get(self._fold((found.group(1) or "").strip()))
+        return Verdict(UNPARSEABLE, text) if label is None else Verdict(label, found.group(0))
+
+
+def judged(
+    prepared: Prepared, prompts: Iterable[Prompt]
+) -> Iterable[tuple[Prompt, dict[str, Any]]]:
+    """Each prompt with the judge's latest record for it, made from that same prompt content;
+    prompts the judge has not (yet) answered are left out."""
+    variant = prepared.variants[0].id
+    wanted = {job_key(variant, p.id, 0): p for p in prompts}
+    ledger = prepared.config.output / LEDGER_NAME
+    if not ledger.exists():
+        return
+    for record in latest_records(ledger):
+        prompt = wanted.get(record["key"])
+        if prompt is not None and record.get("prompt_hash") == prompt.hash:
+            yield prompt, record

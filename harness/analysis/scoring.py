@@ -1,0 +1,293 @@
+"""`harness score`: every configured scorer over the latest successful answers, into scores.jsonl.
+
+`prepare_scoring` checks everything first (the config, the scorers asked for, the answers'
+ledger, the prompts and rubric fields a judge needs, the judge's provider and key), so bad input
+writes nothing. `score` then locks `OUTPUT/scores.jsonl`, reads which scores are current (the
+same definition hash, answer digest and, for a judge, rendered rubric), and appends a line for
+every other answer: the rule scorers in one pass over the answers, then each judge through its own
+run (see `harness.analysis.judge`). A killed `score` loses at most scores not yet written; the next
+one skips those that were, and a judge sends again only what its ledger lacks.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.progress import Progress, TextColumn, TimeElapsedColumn
+
+from harness.analysis.answers import latest_records
+from harness.analysis.judge import (
+    VerdictParser,
+    check_fields,
+    definition,
+    judge_prompt,
+    judged,
+    setup_judge,
+)
+from harness.analysis.rules import RuleMatcher, seen_as
+from harness.analysis.score_view import Tally
+from harness.analysis.scores import (
+    SCORES_NAME,
+    ScoreState,
+    answer_digest,
+    definition_hash,
+    read_score_states,
+    score_key,
+    score_line,
+)
+from harness.config import RunConfig, load_config
+from harness.errors import InputError
+from harness.ledger import LEDGER_NAME, LedgerWriter
+from harness.prompts import Prompt, load_prompts
+from harness.record import utc_timestamp
+from harness.run import EXIT_OK, Prepared, run_pending
+from harness.scorer_config import JudgeScorer, Scorer
+from harness.scrub import SECRETS, referenced_secrets, url_passwords
+
+_SYNC_SECONDS = 1.0
+
+
+@dataclass(frozen=True)
+class _Judge:
+    scorer: JudgeScorer
+    prepared: Prepared  # the judge's run, checked, without prompts
+    definition: str
+    parse: VerdictParser
+
+
+@dataclass(frozen=True)
+class ScoringPlan:
+    """Everything `score` needs, checked; nothing written yet."""
+
+    config: RunConfig
+    scorers: tuple[Scorer, ...]
+    rules: dict[str, tuple[RuleMatcher, str]]  # scorer name -> its matcher, definition hash
+    judges: tuple[_Judge, ...]
+    prompts: dict[str, Prompt]  # by id; loaded only when a judge needs them
+
+    @property
+    def ledger(self) -> Path:
+        """The answers' ledger."""
+        return self.config.output / LEDGER_NAME
+
+    @property
+    def scores_path(self) -> Path:
+        """Where the scores go."""
+        return self.config.output / SCORES_NAME
+
+
+@dataclass
+class ScoringResult:
+    """What `score` did: each scorer's labels over every answer, and the judges' exit code."""
+
+    tallies: dict[str, Tally]
+    skipped_lines: int = 0
+    code: int = EXIT_OK
+    notes: list[str] = field(default_factory=list)
+
+
+def prepare_scoring(
+    config_path: str | Path, names: Sequence[str] = (), output: Path | None = None
+) -> ScoringPlan:
+    """Load and check the config, the chosen scorers (all when `names` is empty) and what they
+    need; raises InputError before anything is written."""
+    config = load_config(config_path)
+    SECRETS.add(*referenced_secrets(config.raw), *url_passwords(config.resolved))
+    if output is not None:
+        config = replace(config, output=output)
+    scorers = _chosen(config, names)
+    ledger = config.output / LEDGER_NAME
+    if not ledger.is_file():
+        raise InputError(f"{ledger}: no answers to score (run `harness run {config.path}` first)")
+    rules = {}
+    for scorer in scorers:
+        if not isinstance(scorer, JudgeScorer):
+            matcher = RuleMatcher(scorer)
+            rules[scorer.name] = (matcher, definition_hash(matcher.definition))
+    judges = []
+    chosen = {s.name for s in scorers}
+    # The prompt set as the config names it (all of it: an answer's prompt is found by id).
+    prompts = (
+        load_prompts(config.prompts) if any(isinstance(s, JudgeScorer) for s in scorers) else []
+    )
+    for index, scorer in enumerate(config.scorers):
+        if isinstance(scorer, JudgeScorer) and scorer.name in chosen:
+            check_fields(config, index, scorer, prompts)
+            prepared = setup_judge(config, scorer)
+            digest = definition_hash(definition(scorer, prepared.variants[0].id))
+            judges.append(_Judge(scorer, prepared, digest, VerdictParser(scorer)))
+    by_id = {prompt.id: prompt for prompt in prompts}
+    return ScoringPlan(config, scorers, rules, tuple(judges), by_id)
+
+
+def _chosen(config: RunConfig, names: Sequence[str]) -> tuple[Scorer, ...]:
+    if not config.scorers:
+        raise InputError(f"{config.path}: no [[scorers]] table: add one (see README, Scoring)")
+    known = [s.name for s in config.scorers]
+    unknown = [name for name in names if name not in known]
+    if unknown:
+        raise InputError(
+            f"--scorers: no scorer named {', '.join(unknown)} in {config.path} "
+            f"(scorers: {', '.join(known)})"
+        )
+    return tuple(s for s in config.scorers if not names or s.name in names)
+
+
+async def score(plan: ScoringPlan, console: Console, argv: Sequence[str] = ()) -> ScoringResult:
+    """Append every score not yet current; returns the labels of all answers per scorer."""
+    writer = LedgerWriter(plan.scores_path, batch=1024)
+    try:
+        states, skipped = read_score_states(plan.scores_path, [s.name for s in plan.scorers])
+        result = ScoringResult({s.name: Tally(s.name) for s in plan.scorers}, skipped)
+        if plan.rules:
+            _score_rules(plan, states, writer, result, console)
+        for judge in plan.judges:
+            code = await _score_judge(plan, judge, states, writer, result, console, argv)
+            result.code = max(result.code, code)
+    finally:
+        writer.close()
+    return result
+
+
+def _score_rules(
+    plan: ScoringPlan,
+    states: dict[str, ScoreState],
+    writer: LedgerWriter,
+    result: ScoringResult,
+    console: Console,
+) -> None:
+    """One pass over the answers for every rule scorer."""
+    synced = time.monotonic()
+    with _counter(console, "rule scoring: answers") as advance:
+        for record in latest_records(plan.ledger, successes_only=True):
+            key, digest = record["key"], answer_digest(record)
+            text, now = None, utc_timestamp()
+            for name, (matcher, definition_id) in plan.rules.items():
+                state = states.get(score_key(key, name))
+                if state is not None and state.current(definition_id, digest):
+                    result.tallies[name].add(record, state.label)
+                    continue
+                text = text or seen_as(record["full_response"] or "")
+                label, detail = matcher.label_seen(*text)
+                writer.append(
+                    score_line(key, name, definition=definition_id, answer=digest, label=label,
+                               detail=detail, timestamp=now)
+                )  # fmt: skip
+                result.tallies[name].add(record, label, new=True)
+            advance()
+            if time.monotonic() - synced > _SYNC_SECONDS:
+                writer.sync()
+                synced = time.monotonic()
+
+
+async def _score_judge(
+    plan: ScoringPlan,
+    judge: _Judge,
+    states: dict[str, ScoreState],
+    writer: LedgerWriter,
+    result: ScoringResult,
+    console: Console,
+    argv: Sequence[str],
+) -> int:
+    """Ask the judge about every answer without a current score, then turn its answers into
+    scores; the judge run's exit code."""
+    name, tally = judge.scorer.name, result.tallies[judge.scorer.name]
+    todo = _questions(plan, judge, states, result)
+    if not todo:
+        return EXIT_OK
+    model = judge.prepared.models[0].model.name
+    console.print(f"{name}: asking {model} about {len(todo):,} answer(s)")
+    prepared = replace(judge.prepared, prompts=[asked for asked, _ in todo.values()])
+    code = await run_pending(prepared, command="score", console=console, argv=argv)
+    for asked, record in judged(prepared, prepared.prompts):
+        line = _judge_score(judge, asked, record)
+        writer.append(line)
+        tally.add(todo.pop(asked.id)[1], line["label"], new=True)
+    if todo:
+        tally.unscored += len(todo)
+        result.notes.append(
+            f"{name}: {len(todo):,} answer(s) not judged yet (stopped early): "
+            "run the same command again to continue"
+        )
+    return EXIT_OK if code is None else code
+
+
+def _questions(
+    plan: ScoringPlan, judge: _Judge, states: dict[str, ScoreState], result: ScoringResult
+) -> dict[str, tuple[Prompt, dict[str, Any]]]:
+    """The judge's prompt for every answer without a current score (by prompt id, with what a
+    tally needs of the answer); answers with a current score are counted as they are."""
+    name, tally = judge.scorer.name, result.tallies[judge.scorer.name]
+    todo: dict[str, tuple[Prompt, dict[str, Any]]] = {}
+    changed = 0
+    for record in latest_records(plan.ledger, successes_only=True):
+        prompt = plan.prompts.get(record["prompt_id"])
+        if prompt is None or prompt.hash != record.get("prompt_hash"):
+            changed += 1  # the prompt set no longer has the text this answer was made from
+            continue
+        asked = judge_prompt(judge.scorer, record, prompt)
+        state = states.get(score_key(record["key"], name))
+        if state is not None and state.current(judge.definition, answer_digest(record), asked.hash):
+            tally.add(record, state.label)
+        else:
+            todo[asked.id] = (asked, _slim(record))
+    if changed:
+        tally.unscored += changed
+        result.notes.append(
+            f"{name}: {changed:,} answer(s) were made from prompt text the prompt set no "
+            "longer has (edited or removed): not judged; `harness run` answers them again"
+        )
+    return todo
+
+
+def _judge_score(judge: _Judge, asked: Prompt, record: dict[str, Any]) -> dict[str, Any]:
+    """The score line of one judge record: its verdict, or the error that ended its request."""
+    answer_key, answer = asked.metadata["answer_key"], asked.metadata["answer"]
+    common = {"definition": judge.definition, "answer": answer, "input": asked.hash}
+    if record["status"] != "ok":
+        return score_line(
+            answer_key, judge.scorer.name, status="error", error=record["error"], **common
+        )
+    verdict = judge.parse(record["full_response"] or "")
+    return score_line(
+        answer_key, judge.scorer.name, label=verdict.label, detail=verdict.detail, **common
+    )
+
+
+def _slim(record: dict[str, Any]) -> dict[str, Any]:
+    """What a tally needs of an answer."""
+    return {"variant": record["variant"], "prompt_category": record.get("prompt_category", "")}
+
+
+class _counter:
+    """A live count of items done and their rate on a terminal; nothing elsewhere. Entering
+    gives the function that counts one."""
+
+    def __init__(self, console: Console, label: str) -> None:
+        self._progress = Progress(
+            TextColumn(label),
+            TextColumn("{task.completed:,}"),
+            TimeElapsedColumn(),
+            console=console,
+            disable=not console.is_terminal,
+        )
+        self._task = self._progress.add_task(label, total=None)
+        self._count = 0
+
+    def __enter__(self) -> Callable[[], None]:
+        self._progress.start()
+        return self._advance
+
+    def __exit__(self, *exc: object) -> None:
+        self._progress.update(self._task, completed=self._count)
+        self._progress.stop()
+
+    def _advance(self) -> None:
+        self._count += 1
+        if self._count % 1024 == 0:
+            self._progress.update(self._task, completed=self._count)

@@ -1,0 +1,227 @@
+"""Filled annotation sheets read back: checked against their key, stored as scores.
+
+Every sheet is checked before anything is stored; each problem is one line naming the sheet and
+the spreadsheet row (the header is row 1): a row id the key does not have, rows of two raters in
+one sheet, a row twice, a label outside the label set (labels match ignoring case and surrounding
+spaces), and the rows a sheet lacks; the rows left without a label are listed in one line per
+sheet. With any problem nothing is written.
+
+A rater's labels become scores `human:<rater>` (with `rater` set and the `notes` cell as
+`detail`), keyed by the answer the rater was shown: an answer rerun since is not labelled by them.
+Importing a sheet again appends only the labels that changed.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from harness.analysis.annotation import key_path
+from harness.analysis.scores import (
+    SCORES_NAME,
+    definition_hash,
+    read_score_states,
+    score_key,
+    score_line,
+)
+from harness.errors import InputError
+from harness.ledger import LedgerWriter
+from harness.prompt_files import FieldMap, PromptSource
+
+_MOST_PROBLEMS = 20
+
+
+@dataclass(frozen=True)
+class AnnotationKey:
+    """An export's unblinding key, as `annotate export` wrote it."""
+
+    path: Path
+    name: str
+    prompts: PromptSource
+    labels: tuple[str, ...]
+    raters: tuple[str, ...]
+    scorer: str | None
+    items: dict[str, dict[str, Any]]
+
+    @property
+    def definition(self) -> str:
+        """The definition hash of every rater's scores from this export."""
+        return definition_hash({"type": "human", "annotation": self.name, "labels": self.labels})
+
+
+@dataclass
+class RaterSheet:
+    """One rater's labels (and notes) by item."""
+
+    rater: str
+    path: Path
+    labels: dict[str, str] = field(default_factory=dict)
+    notes: dict[str, str] = field(default_factory=dict)
+
+
+def read_key(output: Path, name: str) -> AnnotationKey:
+    """The key of annotation `name` in `output`; InputError when it is missing or damaged."""
+    path = key_path(output, name)
+    try:
+        body = orjson.loads(path.read_bytes())
+        return AnnotationKey(
+            path,
+            body["name"],
+            _source(body["prompts"]),
+            tuple(body["labels"]),
+            tuple(body["raters"]),
+            body.get("scorer"),
+            dict(body["items"]),
+        )
+    except FileNotFoundError:
+        raise InputError(f"{path}: no such annotation key (export first, or pass --name)") from None
+    except (OSError, orjson.JSONDecodeError, KeyError, TypeError) as exc:
+        raise InputError(f"{path}: not an annotation key ({exc})") from None
+
+
+def _source(described: dict[str, Any]) -> PromptSource:
+    fields = FieldMap(**described.pop("fields", {}))
+    return PromptSource(**described, fields=fields)
+
+
+def read_sheets(key: AnnotationKey, paths: Sequence[Path]) -> list[RaterSheet]:
+    """Every sheet, checked against the key; InputError listing each problem."""
+    problems: list[str] = []
+    sheets: list[RaterSheet] = []
+    for path in paths:
+        sheet = _read_sheet(key, path, problems)
+        if sheet is None:
+            continue
+        earlier = next((s for s in sheets if s.rater == sheet.rater), None)
+        if earlier is not None:
+            problems.append(f"{path}: holds {sheet.rater}'s rows, as {earlier.path} does")
+        sheets.append(sheet)
+    if problems:
+        shown = problems[:_MOST_PROBLEMS]
+        if len(problems) > _MOST_PROBLEMS:
+            shown.append(f"... and {len(problems) - _MOST_PROBLEMS} more problem(s)")
+        raise InputError("\n".join(shown))
+    return sheets
+
+
+def _read_sheet(key: AnnotationKey, path: Path, problems: list[str]) -> RaterSheet | None:
+    rows = _rows(path, problems)
+    header = next(rows, None)
+    if header is None:
+        return None
+    missing = [column for column in ("row", "label") if column not in header]
+    if missing:
+        problems.append(f'{path}: row 1: no "{missing[0]}" column (keep the header row)')
+        return None
+    at = {name: header.index(name) for name in ("row", "label", "notes") if name in header}
+    folded = {label.casefold(): label for label in key.labels}
+    sheet: RaterSheet | None = None
+    seen: dict[str, int] = {}
+    unlabelled: list[int] = []
+    for number, cells in enumerate(rows, start=2):
+        if not any(cell.strip() for cell in cells):
+            continue
+        cell = {name: cells[i].strip() if i < len(cells) else "" for name, i in at.items()}
+        where = f"{path}: row {number}"
+        rater, item = _row_id(key, cell["row"])
+        if rater is None:
+            problems.append(f"{where}: unknown row id {cell['row']!r}")
+            continue
+        if sheet is None:
+            sheet = RaterSheet(rater, path)
+        elif rater != sheet.rater:
+            problems.append(
+                f"{where}: row {cell['row']} is {rater}'s; the rows above are {sheet.rater}'s"
+            )
+            continue
+        if item in seen:
+            problems.append(f"{where}: row {cell['row']} again (first at row {seen[item]})")
+            continue
+        seen[item] = number
+        if not cell["label"]:
+            unlabelled.append(number)
+            continue
+        label = folded.get(cell["label"].casefold())
+        if label is None:
+            expected = ", ".join(key.labels)
+            problems.append(f"{where}: label {cell['label']!r} is not one of {expected}")
+            continue
+        sheet.labels[item] = label
+        if cell.get("notes"):
+            sheet.notes[item] = cell["notes"]
+    if sheet is None:
+        problems.append(f"{path}: no rows")
+        return None
+    if unlabelled:
+        rows = ", ".join(map(str, unlabelled[:10])) + (", ..." if len(unlabelled) > 10 else "")
+        problems.append(f"{path}: {len(unlabelled)} row(s) without a label: row {rows}")
+    lacking = [f"{sheet.rater}-{item}" for item in key.items if item not in seen]
+    if lacking:
+        listed = ", ".join(lacking[:5]) + (", ..." if len(lacking) > 5 else "")
+        problems.append(f"{path}: {len(lacking)} row(s) missing: {listed}")
+    return sheet
+
+
+def _rows(path: Path, problems: list[str]) -> Iterator[list[str]]:
+    """The sheet's rows as cells; a problem (and no rows) when it cannot be read as CSV."""
+    try:
+        with path.open(encoding="utf-8-sig", newline="") as file:
+            yield from csv.reader(file)
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        problems.append(f"{path}: cannot read as a UTF-8 CSV sheet: {exc}")
+
+
+def _row_id(key: AnnotationKey, row_id: str) -> tuple[str | None, str]:
+    rater, _, item = row_id.rpartition("-")
+    if rater in key.raters and item in key.items:
+        return rater, item
+    return None, item
+
+
+def store(output: Path, key: AnnotationKey, sheets: Sequence[RaterSheet]) -> int:
+    """Append each rater's labels as `human:<rater>` scores, skipping those already stored as
+    they are; how many lines were appended."""
+    path = output / SCORES_NAME
+    writer = LedgerWriter(path)
+    try:
+        names = [f"human:{sheet.rater}" for sheet in sheets]
+        states, _ = read_score_states(path, names)
+        appended = 0
+        for sheet, scorer in zip(sheets, names, strict=True):
+            for item, label in sheet.labels.items():
+                entry = key.items[item]
+                answer_key, answer = entry["answer_key"], entry["answer"]
+                held = states.get(score_key(answer_key, scorer))
+                if (
+                    held is not None
+                    and held.current(key.definition, answer)
+                    and held.label == label
+                ):
+                    continue
+                writer.append(
+                    score_line(answer_key, scorer, definition=key.definition, answer=answer,
+                               label=label, rater=sheet.rater, detail=sheet.notes.get(item))
+                )  # fmt: skip
+                appended += 1
+    finally:
+        writer.close()
+    return appended
+
+
+def scorer_labels(output: Path, key: AnnotationKey) -> dict[str, str]:
+    """The label the scorer named at export gave each item's answer (as shown), where it gave
+    one within the label set; by item."""
+    if key.scorer is None:
+        return {}
+    states, _ = read_score_states(output / SCORES_NAME, [key.scorer])
+    labels: dict[str, str] = {}
+    for item, entry in key.items.items():
+        state = states.get(score_key(entry["answer_key"], key.scorer))
+        if state is not None and state.answer == entry["answer"] and state.label in key.labels:
+            labels[item] = state.label
+    return labels

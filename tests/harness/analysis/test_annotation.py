@@ -1,0 +1,248 @@
+"""Blinded annotation: sheets per rater without what could sway them, the key beside the ledger,
+filled sheets read back with clear errors, stored as human scores, and agreement checked against
+published worked examples."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import orjson
+import pytest
+
+from harness.analysis.agreement import cohen, fleiss
+from harness.analysis.scores import read_scores
+from tests.conftest import SIMPLE_MODEL, write_config
+from tests.harness.analysis.score_project import EXISTENCE, answers, project, score_lines
+
+# Wikipedia, "Cohen's kappa", worked example: 50 grant proposals read by A and B; both "yes"
+# 20, A yes and B no 5, A no and B yes 10, both "no" 15: p_o = 0.7, p_e = 0.5, kappa = 0.4.
+WORKED = [("yes", "yes")] * 20 + [("yes", "no")] * 5 + [("no", "yes")] * 10 + [("no", "no")] * 15
+
+
+def read_sheet(path: Path) -> list[list[str]]:
+    with path.open(encoding="utf-8-sig", newline="") as file:
+        return list(csv.reader(file))
+
+
+def write_sheet(path: Path, rows: list[list[str]]) -> Path:
+    with path.open("w", encoding="utf-8", newline="") as file:
+        csv.writer(file).writerows(rows)
+    return path
+
+
+def exported(tmp_path, run_cli, *args: str, prompts: int = 25) -> Path:
+    """Answers of `prompts` prompts at two temperatures (50: those of the worked example), and
+    sheets for two raters labelling them yes or no."""
+    config = write_config(tmp_path, SIMPLE_MODEL, prompts=prompts)
+    assert run_cli("run", config)[0] == 0
+    out = tmp_path / "out"
+    code, _, err = run_cli("annotate", "export", out, "--labels", "yes,no", *args)
+    assert code == 0, err
+    return out
+
+
+def fill(out: Path, rater: str, label_of, target: Path) -> Path:
+    """The rater's sheet with each row labelled `label_of(item)`."""
+    rows = read_sheet(out / "annotation" / f"{rater}.csv")
+    for row in rows[1:]:
+        row[3] = label_of(row[0].split("-")[1])
+    return write_sheet(target, rows)
+
+
+def test_sheets_are_blinded_shuffled_per_rater_and_the_key_is_kept_apart(tmp_path, run_cli):
+    out = exported(tmp_path, run_cli, "--seed", "11")
+    records = answers(out)
+    first, second = (read_sheet(out / "annotation" / f"r{i}.csv") for i in (1, 2))
+    assert first[0] == ["row", "prompt", "answer", "label", "notes"]
+    assert len(first) == len(second) == 51
+    items = [[row[0].split("-")[1] for row in sheet[1:]] for sheet in (first, second)]
+    assert sorted(items[0]) == sorted(items[1]) and items[0] != items[1]
+    assert all(row[0].startswith("r1-") for row in first[1:])
+    assert all(row[3] == "" and row[4] == "" for row in first[1:])
+    text = (out / "annotation" / "r1.csv").read_text(encoding="utf-8-sig")
+    for record in records:
+        assert record["variant"] not in text and record["key"] not in text
+    assert "sim" not in text and "temperature" not in text and "0.5" not in text
+    key = orjson.loads((out / "annotation.key.json").read_bytes())
+    assert key["seed"] == 11 and key["labels"] == ["yes", "no"] and key["raters"] == ["r1", "r2"]
+    assert {e["answer_key"] for e in key["items"].values()} == {r["key"] for r in records}
+    assert key["orders"]["r1"] == items[0]
+    assert sorted(p.name for p in (out / "annotation").iterdir()) == [
+        "INSTRUCTIONS.txt",
+        "r1.csv",
+        "r2.csv",
+    ]
+    shown = {row[0].split("-")[1]: row[2] for row in first[1:]}
+    by_key = {r["key"]: r["full_response"] for r in records}
+    assert all(shown[i] == by_key[e["answer_key"]] for i, e in key["items"].items())
+
+
+def test_the_same_seed_draws_the_same_sample_and_orders(tmp_path, run_cli):
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    one = exported(tmp_path / "a", run_cli, "--seed", "5", "--sample", "7", prompts=10)
+    two = exported(tmp_path / "b", run_cli, "--seed", "5", "--sample", "7", prompts=10)
+    keys = [orjson.loads((out / "annotation.key.json").read_bytes()) for out in (one, two)]
+    assert len(keys[0]["items"]) == 7
+    assert keys[0]["items"] == keys[1]["items"] and keys[0]["orders"] == keys[1]["orders"]
+
+
+def test_a_cell_a_spreadsheet_would_run_as_a_formula_is_quoted(tmp_path, run_cli):
+    config = write_config(tmp_path, SIMPLE_MODEL, prompts=1)
+    prompts = tmp_path / "prompts.json"
+    prompts.write_text(prompts.read_text().replace("Does thing", "=HYPERLINK(1) Does thing"))
+    assert run_cli("run", config)[0] == 0
+    code, _, _ = run_cli("annotate", "export", tmp_path / "out", "--labels", "a,b")
+    rows = read_sheet(tmp_path / "out" / "annotation" / "r1.csv")
+    assert code == 0 and rows[1][1].startswith("'=HYPERLINK(1)")
+
+
+def test_round_trip_two_raters_give_the_worked_examples_kappa(tmp_path, run_cli):
+    out = exported(tmp_path, run_cli)
+    items = sorted(orjson.loads((out / "annotation.key.json").read_bytes())["items"])
+    pairs = dict(zip(items, WORKED, strict=True))
+    a = fill(out, "r1", lambda item: pairs[item][0], tmp_path / "a.csv")
+    b = fill(out, "r2", lambda item: pairs[item][1].upper(), tmp_path / "b.csv")  # case ignored
+    code, stdout, err = run_cli("annotate", "import", out, a, b)
+    assert code == 0, err
+    assert "r1 / r2" in stdout and "0.400" in stdout and "35 (70%)" in stdout
+    humans = [line for line in score_lines(out) if line["scorer"].startswith("human:")]
+    assert len(humans) == 100
+    assert {(h["scorer"], h["rater"]) for h in humans} == {("human:r1", "r1"), ("human:r2", "r2")}
+    key = orjson.loads((out / "annotation.key.json").read_bytes())
+    latest = read_scores(out / "scores.jsonl").latest
+    for item, (first, second) in pairs.items():
+        answer_key = key["items"][item]["answer_key"]
+        assert latest[f"{answer_key}|human:r1"]["label"] == first
+        assert latest[f"{answer_key}|human:r2"]["label"] == second
+    disputed = read_sheet(out / "annotation.disagreements.csv")
+    assert disputed[0] == ["item", "prompt", "answer", "r1", "r2", "adjudicated"]
+    assert len(disputed) == 16 and all(row[3] != row[4] for row in disputed[1:])
+    assert all(row[1].startswith("Does thing number") for row in disputed[1:])
+    code, stdout, _ = run_cli("annotate", "import", out, a, b)
+    assert code == 0 and "(0 new, as human:<rater>)" in stdout
+
+
+def test_a_label_changed_and_imported_again_is_appended_and_wins(tmp_path, run_cli):
+    out = exported(tmp_path, run_cli, prompts=3)
+    sheet = fill(out, "r1", lambda item: "yes", tmp_path / "a.csv")
+    assert run_cli("annotate", "import", out, sheet)[0] == 0
+    rows = read_sheet(sheet)
+    rows[1][3] = "no"
+    write_sheet(sheet, rows)
+    code, stdout, _ = run_cli("annotate", "import", out, sheet)
+    assert code == 0 and "(1 new" in stdout and "agreement needs a second sheet" in stdout
+    assert "Still to import: the sheets of r2" in stdout
+    labels = [line["label"] for line in read_scores(out / "scores.jsonl").latest.values()]
+    assert sorted(labels) == ["no", "yes", "yes", "yes", "yes", "yes"]
+
+
+def test_raters_are_compared_with_the_scorer_named_at_export(tmp_path, run_cli):
+    config = project(tmp_path, run_cli, EXISTENCE, prompts=12)
+    out = tmp_path / "out"
+    assert run_cli("score", config)[0] == 0
+    code, stdout, _ = run_cli("annotate", "export", out, "--scorer", "existence")
+    assert code == 0 and "labels: claims, denies, other" in stdout
+    key = orjson.loads((out / "annotation.key.json").read_bytes())
+    latest = read_scores(out / "scores.jsonl").latest
+    machine = {i: latest[f"{e['answer_key']}|existence"]["label"] for i, e in key["items"].items()}
+    a = fill(out, "r1", machine.__getitem__, tmp_path / "a.csv")
+    b = fill(out, "r2", lambda item: "other", tmp_path / "b.csv")
+    code, stdout, _ = run_cli("annotate", "import", out, a, b)
+    assert code == 0 and "r1 / existence" in stdout and "r2 / existence" in stdout
+    assert "1.000" in stdout  # r1 agrees with the scorer on every item
+
+
+def test_fleiss_kappa_of_the_worked_example_is_0_210():
+    # Wikipedia, "Fleiss' kappa", worked example: 10 subjects, 14 raters, 5 categories.
+    counts = [
+        [0, 0, 0, 0, 14],
+        [0, 2, 6, 4, 2],
+        [0, 0, 3, 5, 6],
+        [0, 3, 9, 2, 0],
+        [2, 2, 8, 1, 1],
+        [7, 7, 0, 0, 0],
+        [3, 2, 6, 3, 0],
+        [2, 5, 3, 2, 2],
+        [6, 5, 2, 1, 0],
+        [0, 2, 2, 3, 7],
+    ]
+    labels = ["1", "2", "3", "4", "5"]
+    by_rater: dict[str, dict[str, str]] = {f"r{n}": {} for n in range(14)}
+    for subject, row in enumerate(counts):
+        given = [label for label, count in zip(labels, row, strict=True) for _ in range(count)]
+        for rater, label in zip(by_rater.values(), given, strict=True):
+            rater[str(subject)] = label
+    assert fleiss(by_rater, labels) == pytest.approx(0.2099, abs=1e-4)
+
+
+def test_cohens_kappa_is_undefined_when_chance_agreement_is_certain():
+    same = {str(i): "yes" for i in range(5)}
+    pair = cohen("a", "b", same, same, ["yes", "no"])
+    assert pair.kappa is None and pair.agreed == 5
+    worked = dict(enumerate(WORKED))
+    a = {str(i): first for i, (first, _) in worked.items()}
+    b = {str(i): second for i, (_, second) in worked.items()}
+    pair = cohen("a", "b", a, b, ["yes", "no"])
+    assert pair.kappa == pytest.approx(0.4) and pair.low < 0.4 < pair.high <= 1
+
+
+@pytest.mark.parametrize(
+    ("edit", "expected"),
+    [
+        (lambda rows: rows[1].__setitem__(0, "r1-9999"), "row 2: unknown row id 'r1-9999'"),
+        (lambda rows: rows[1].__setitem__(0, "r3-0001"), "row 2: unknown row id 'r3-0001'"),
+        (
+            lambda rows: rows[2].__setitem__(3, "maybe"),
+            "row 3: label 'maybe' is not one of yes, no",
+        ),
+        (lambda rows: rows[2].__setitem__(3, ""), "1 row(s) without a label: row 3"),
+        (lambda rows: rows.pop(4), "1 row(s) missing: r1-"),
+        (lambda rows: rows.append(list(rows[1])), "row 8: row r1-"),
+        (lambda rows: rows[0].__setitem__(3, "verdict"), 'row 1: no "label" column'),
+    ],
+)
+def test_a_bad_sheet_is_refused_naming_the_file_and_row_and_nothing_is_stored(
+    tmp_path, run_cli, edit, expected
+):
+    out = exported(tmp_path, run_cli, prompts=3)
+    sheet = fill(out, "r1", lambda item: "yes", tmp_path / "a.csv")
+    rows = read_sheet(sheet)
+    edit(rows)
+    write_sheet(sheet, rows)
+    code, _, err = run_cli("annotate", "import", out, sheet)
+    assert code == 2
+    assert f"error: {sheet}: {expected}" in err, err
+    assert not (out / "scores.jsonl").exists()
+
+
+def test_one_bad_sheet_among_good_ones_stores_nothing(tmp_path, run_cli):
+    out = exported(tmp_path, run_cli, prompts=3)
+    good = fill(out, "r1", lambda item: "yes", tmp_path / "a.csv")
+    bad = fill(out, "r2", lambda item: "perhaps", tmp_path / "b.csv")
+    code, _, err = run_cli("annotate", "import", out, good, bad)
+    assert code == 2 and len(err.splitlines()) == 6 and str(good) not in err
+    assert not (out / "scores.jsonl").exists()
+    code, _, err = run_cli("annotate", "import", out, good, good)
+    assert code == 2 and "holds r1's rows" in err
+
+
+def test_export_refuses_to_overwrite_a_key_and_needs_labels(tmp_path, run_cli):
+    out = exported(tmp_path, run_cli, prompts=2)
+    key = (out / "annotation.key.json").read_bytes()
+    code, _, err = run_cli("annotate", "export", out, "--labels", "a,b")
+    assert code == 2 and "was exported already" in err and "--name" in err
+    assert (out / "annotation.key.json").read_bytes() == key
+    code, _, err = run_cli("annotate", "export", out, "--name", "second")
+    assert code == 2 and "--labels" in err and not (out / "second").exists()
+    code, _, err = run_cli("annotate", "export", out, "--name", "second", "--labels", "a,a")
+    assert code == 2 and "distinct" in err
+    code, _, err = run_cli("annotate", "export", tmp_path / "nothing", "--labels", "a")
+    assert code == 2 and "no such ledger" in err
+    code, _, err = run_cli("annotate", "import", out, tmp_path / "absent.csv", "--name", "x")
+    assert code == 2 and "no such annotation key" in err
+    code, stdout, _ = run_cli("annotate", "export", out, "--name", "second", "--labels", "a,b",
+                              "--raters", "ana,ben")  # fmt: skip
+    assert code == 0 and (out / "second" / "ana.csv").exists()
+    assert "annotate import" in stdout and "--name second" in stdout

@@ -18,9 +18,10 @@ lists). Parquet holds them so; CSV holds lists and structs as their JSON text; J
 row as one JSON object. Unknown uncertainty (no logprobs) is null. A score counts as in
 `harness.analysis.labels`.
 
-Each batch of 4,096 records is converted by Arrow in one call (the records' dicts read in C++,
-not field by field in Python) and written in row groups of 65,536 rows, so memory stays flat;
-the file is written whole (`harness.analysis.whole`).
+The first pass finds each key's latest record from line heads alone; the second converts them,
+4,096 at a time, by Arrow in one call (the records' dicts read in C++, not field by field in
+Python) and writes them in row groups of 65,536 rows, so memory stays flat; the file is written
+whole (`harness.analysis.whole`).
 """
 
 from __future__ import annotations
@@ -65,40 +66,42 @@ def write_export(
     ledger: Path, scores: Path, form: Format, target: Path, advance: Advance | None = None
 ) -> Exported:
     """Write the export of `ledger` joined with the scores file `scores` (which may not exist)
-    to `target`, whole."""
+    to `target`, whole.
+
+    The columns are learned from the records as they are read, and fixed by the first batch; a
+    later record with a field (or a kind of value) the first batch did not have makes the export
+    read every record first, then start again with all the columns (one more pass)."""
     with bulk():
-        schema, labels, batches = export_batches(ledger, scores, advance)
+        positions = latest_positions(ledger, advance)  # its keys go before the labels come
+        labels = read_labels(scores, advance=advance)
+        layout = Layout(ledger)
         with written_whole(target) as temporary:
-            rows = _WRITERS[form](temporary, schema, batches)
+            try:
+                converter = _Converter(ledger, layout, labels)
+                records = records_at(ledger, positions, advance=advance)
+                rows = _WRITERS[form](temporary, converter, records)
+            except _LayoutGrew:
+                for record in records_at(ledger, positions, advance=advance):
+                    layout.observe(record)
+                converter = _Converter(ledger, layout, labels)
+                records = records_at(ledger, positions, advance=advance)
+                rows = _WRITERS[form](temporary, converter, records)
         return Exported(rows, labels.skipped)
 
 
-def export_batches(
-    ledger: Path, scores: Path, advance: Advance | None = None
-) -> tuple[pa.Schema, Labels, Iterator[pa.RecordBatch]]:
-    """The export's schema, the labels joined, and its rows as Arrow batches, in ledger order."""
-    layout = Layout(ledger)
-    positions = latest_positions(ledger, advance, layout.observe)  # its keys go before labels
-    labels = read_labels(scores, advance=advance)
-    columns = layout.columns(labels)
-    schema = pa.schema([pa.field(c.name, c.type) for c in columns])
-    converter = _Converter(ledger, layout.record_type(), columns, schema, labels)
-    return schema, labels, converter.batches(records_at(ledger, positions, advance=advance))
+class _LayoutGrew(Exception):
+    """A record has a field, or a kind of value, that the export's columns do not."""
 
 
 class _Converter:
-    """Records to Arrow batches of the export's schema."""
+    """Records to Arrow batches; the first batch fixes the columns (see `write_export`)."""
 
-    def __init__(
-        self,
-        ledger: Path,
-        record_type: pa.StructType,
-        columns: list[Column],
-        schema: pa.Schema,
-        labels: Labels,
-    ) -> None:
-        self.ledger, self.record_type, self.columns = ledger, record_type, columns
-        self.schema, self.labels = schema, labels
+    def __init__(self, ledger: Path, layout: Layout, labels: Labels) -> None:
+        self.ledger, self.layout, self.labels = ledger, layout, labels
+        self.fixed_at: int | None = None  # the layout's `grown` when the columns were fixed
+        self.columns: list[Column] = []
+        self.schema = pa.schema([])
+        self.record_type = pa.struct([])
 
     def batches(self, records: Iterator[dict[str, Any]]) -> Iterator[pa.RecordBatch]:
         batch: list[dict[str, Any]] = []
@@ -107,10 +110,23 @@ class _Converter:
             if len(batch) == BATCH:
                 yield self.convert(batch)
                 batch = []
-        if batch:
+        if batch or self.fixed_at is None:
             yield self.convert(batch)
 
+    def _fix(self) -> None:
+        """Learn nothing more: the columns are those of the layout now."""
+        self.fixed_at = self.layout.grown
+        self.columns = self.layout.columns(self.labels)
+        self.schema = pa.schema([pa.field(c.name, c.type) for c in self.columns])
+        self.record_type = self.layout.record_type()
+
     def convert(self, records: list[dict[str, Any]]) -> pa.RecordBatch:
+        for record in records:
+            self.layout.observe(record)
+        if self.fixed_at is None:
+            self._fix()
+        elif self.layout.grown != self.fixed_at:
+            raise _LayoutGrew
         taken = self._taken(records)
         logprobs = [record.get("token_logprobs") for record in records]
         try:
@@ -218,41 +234,56 @@ def _token_logprobs(positions: Positions) -> pa.Array:
     )
 
 
-def _write_parquet(target: Path, schema: pa.Schema, batches: Iterator[pa.RecordBatch]) -> int:
+def _write_parquet(target: Path, converter: _Converter, records: Iterator[dict[str, Any]]) -> int:
     rows = 0
     pending: list[pa.RecordBatch] = []
-    with pq.ParquetWriter(target, schema, compression="zstd") as writer:
-        for batch in batches:
+    writer: pq.ParquetWriter | None = None
+    try:
+        for batch in converter.batches(records):
+            writer = writer or pq.ParquetWriter(target, batch.schema, compression="zstd")
             pending.append(batch)
             rows += batch.num_rows
             if sum(b.num_rows for b in pending) >= ROW_GROUP:
                 writer.write_table(pa.Table.from_batches(pending), row_group_size=ROW_GROUP)
                 pending = []
-        if pending or not rows:
-            writer.write_table(pa.Table.from_batches(pending, schema=schema))
+        if pending and writer is not None:
+            writer.write_table(pa.Table.from_batches(pending), row_group_size=ROW_GROUP)
+    finally:
+        if writer is not None:
+            writer.close()
     return rows
 
 
-def _write_csv(target: Path, schema: pa.Schema, batches: Iterator[pa.RecordBatch]) -> int:
-    nested = [i for i, f in enumerate(schema) if pa.types.is_list(f.type)]
-    flat = schema
-    for i in nested:
-        flat = flat.set(i, pa.field(schema[i].name, pa.string()))
+def _write_csv(target: Path, converter: _Converter, records: Iterator[dict[str, Any]]) -> int:
     rows = 0
-    with pa_csv.CSVWriter(target, flat) as writer:
-        for batch in batches:
-            arrays = list(batch.columns)
-            for i in nested:
-                arrays[i] = pa.array([_json_text(v) for v in arrays[i].to_pylist()], pa.string())
-            writer.write_batch(pa.RecordBatch.from_arrays(arrays, schema=flat))
+    writer: pa_csv.CSVWriter | None = None
+    try:
+        for batch in converter.batches(records):
+            flat = _json_text_columns(batch)
+            writer = writer or pa_csv.CSVWriter(target, flat.schema)
+            writer.write_batch(flat)
             rows += batch.num_rows
+    finally:
+        if writer is not None:
+            writer.close()
     return rows
 
 
-def _write_jsonl(target: Path, schema: pa.Schema, batches: Iterator[pa.RecordBatch]) -> int:
+def _json_text_columns(batch: pa.RecordBatch) -> pa.RecordBatch:
+    """The batch with its lists and structs as their JSON text, for CSV."""
+    arrays, fields = list(batch.columns), list(batch.schema)
+    for at, column in enumerate(fields):
+        if pa.types.is_list(column.type):
+            texts = [_json_text(value) for value in arrays[at].to_pylist()]
+            arrays[at] = pa.array(texts, pa.string())
+            fields[at] = pa.field(column.name, pa.string())
+    return pa.RecordBatch.from_arrays(arrays, schema=pa.schema(fields))
+
+
+def _write_jsonl(target: Path, converter: _Converter, records: Iterator[dict[str, Any]]) -> int:
     rows = 0
     with target.open("wb") as file:
-        for batch in batches:
+        for batch in converter.batches(records):
             file.writelines(orjson.dumps(row) + b"\n" for row in batch.to_pylist())
             rows += batch.num_rows
     return rows

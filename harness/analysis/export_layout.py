@@ -2,9 +2,9 @@
 `sampling_params`, `error` and `metadata` objects hold, and the type each column gets.
 
 A field's type follows its values: bool, int64, float64 (numbers of both kinds), string,
-list<string>; values of any other kind, or of mixed kinds, are written as their JSON text. Every
-record the offsets pass reads is observed (superseded ones too: a field only they had is an
-empty column). Records of a shape already seen cost a tuple and a set lookup.
+list<string>; values of any other kind, or of mixed kinds, are written as their JSON text. The
+records exported are observed as they are read; records of a shape already seen cost a tuple
+and a set lookup.
 """
 
 from __future__ import annotations
@@ -89,9 +89,15 @@ class _Kinds:
     def __init__(self) -> None:
         self.seen: set[str] = set()
 
-    def add(self, value: Any) -> None:
-        if value is not None:
-            self.seen.add(_kind(value))
+    def add(self, value: Any) -> bool:
+        """Note a value; whether its kind is new for the field."""
+        if value is None:
+            return False
+        kind = _kind(value)
+        if kind in self.seen:
+            return False
+        self.seen.add(kind)
+        return True
 
     def type(self) -> pa.DataType | None:
         """The Arrow type of the field, or None for JSON text."""
@@ -131,10 +137,12 @@ def _kind(value: Any) -> str:
 
 @dataclass
 class Layout:
-    """The fields of the records' objects, learned one record at a time (`observe`)."""
+    """The fields of the records' objects, learned one record at a time (`observe`); `grown`
+    counts the changes (a new field, or a new kind of value for one)."""
 
     ledger: Path
     fields: dict[str, dict[str, _Kinds]] = field(default_factory=lambda: {g: {} for g in GROUPS})
+    grown: int = 0
     _shapes: set[tuple[Any, ...]] = field(default_factory=set)
 
     def observe(self, record: dict[str, Any]) -> None:
@@ -150,11 +158,14 @@ class Layout:
             if shape not in self._shapes:  # a new shape: every value counts
                 self._shapes.add(shape)
                 for key, value in values.items():
-                    kinds.setdefault(key, _Kinds()).add(value)
+                    if key not in kinds:
+                        kinds[key] = _Kinds()
+                        self.grown += 1
+                    self.grown += kinds[key].add(value)
             elif list in types or dict in types:  # a known shape: only what it holds can differ
                 for key, value in values.items():
                     if value and type(value) in (list, dict):
-                        kinds[key].add(value)
+                        self.grown += kinds[key].add(value)
 
     def record_type(self) -> pa.StructType:
         """The struct Arrow converts each record to: every column taken as it is."""

@@ -12,6 +12,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
+from harness.analysis.export import BATCH
 from tests.harness.analysis.ledgers import (
     answer,
     failure,
@@ -185,3 +186,20 @@ def test_export_to_a_path_in_a_new_folder_and_bad_targets(project, run_cli):
     assert (code, err) == (2, f"error: {output}: is a directory; name a file to write\n")
     code, _, err = run_cli("export", output.parent / "nothing", "--format", "csv")
     assert code == 2 and "no such ledger" in err
+
+
+def test_fields_first_seen_after_the_first_batch_get_their_columns(tmp_path, run_cli):
+    records = [answer("a@t0", f"p{i}") for i in range(BATCH + 10)]
+    records[-5]["metadata"] = {"subject": "late", "difficulty": 3}
+    records[-3] = failure("a@t0", records[-3]["prompt_id"])
+    records[-1]["metadata"] = {"subject": 7}  # now numbers and strings: JSON text
+    write_ledger(tmp_path / "ledger.jsonl", records)
+    assert run_cli("export", tmp_path, "--format", "parquet")[0] == 0
+    table = pq.read_table(tmp_path / "answers.parquet")
+    assert table.num_rows == BATCH + 10
+    assert str(table.schema.field("metadata.difficulty").type) == "int64"
+    assert str(table.schema.field("metadata.subject").type) == "string"
+    assert table.column("metadata.difficulty").to_pylist()[-5:] == [3, None, None, None, None]
+    assert table.column("metadata.subject").to_pylist()[-5:-3] == ['"late"', '"p4102"']
+    assert table.column("metadata.subject").to_pylist()[-1] == "7"
+    assert table.column("error.type").to_pylist()[-3] == "ServerError"

@@ -143,7 +143,9 @@ class Layout:
     ledger: Path
     fields: dict[str, dict[str, _Kinds]] = field(default_factory=lambda: {g: {} for g in GROUPS})
     grown: int = 0
-    _shapes: set[tuple[Any, ...]] = field(default_factory=set)
+    # Each shape seen (object, keys, value types), with the keys whose values are lists or
+    # objects: the only values of a known shape whose kind can still be new.
+    _shapes: dict[tuple[Any, ...], tuple[str, ...]] = field(default_factory=dict)
 
     def observe(self, record: dict[str, Any]) -> None:
         for name, kinds in self.fields.items():
@@ -153,19 +155,22 @@ class Layout:
             if type(values) is not dict:
                 where = f"{self.ledger}: record {record['key']!r}: {name}"
                 raise InputError(f"{where}: expected an object, got {values!r:.60}")
-            types = tuple(map(type, values.values()))
-            shape = (name, *values, *types)
-            if shape not in self._shapes:  # a new shape: every value counts
-                self._shapes.add(shape)
+            shape = (name, *values, *map(type, values.values()))
+            containers = self._shapes.get(shape)
+            if containers is None:  # a new shape: every value counts
+                self._shapes[shape] = tuple(
+                    key for key, value in values.items() if type(value) in (list, dict)
+                )
                 for key, value in values.items():
                     if key not in kinds:
                         kinds[key] = _Kinds()
                         self.grown += 1
                     self.grown += kinds[key].add(value)
-            elif list in types or dict in types:  # a known shape: only what it holds can differ
-                for key, value in values.items():
-                    if value and type(value) in (list, dict):
-                        self.grown += kinds[key].add(value)
+                continue
+            for key in containers:
+                value = values[key]
+                if value:
+                    self.grown += kinds[key].add(value)
 
     def record_type(self) -> pa.StructType:
         """The struct Arrow converts each record to: every column taken as it is."""

@@ -5,7 +5,8 @@ predicts a synthetic probe or a label (AUROC with a bootstrap interval).
 - Rates: per scorer x variant x category (and all categories, `category` None) x label: n answers
   with a current label, how many have the label, the rate and its 95% Wilson score interval
   (`statsmodels.stats.proportion.proportion_confint`). The ledger alone gives the pseudo-scorer
-  `(status)`: each key's latest record `ok` or `error`.
+  `(status)`: the share of keys whose latest record is an `error` (left out when scorers or a
+  label are asked for).
 - Comparisons: for every pair of variants, over the items (prompt id and sample) both have a
   current label for: the 2x2 table of "has the label" and its exact McNemar p
   (`statsmodels.stats.contingency_tables.mcnemar(exact=True)`: the binomial test on the
@@ -125,7 +126,7 @@ def compute_stats(
         resamples=resamples,
         seed=seed,
     )
-    stats.rates = _status_rates(columns) if label is None else []
+    stats.rates = _status_rates(columns) if label is None and not scorers else []
     for name in labels.scorers:
         stats.rates += _rates(columns, name, label)
         stats.comparisons += _comparisons(columns, name, label)

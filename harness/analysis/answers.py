@@ -32,7 +32,7 @@ def latest_offsets(
 ) -> dict[str, int]:
     """Each key's latest result record, as its line's byte offset in the ledger."""
     offsets: dict[str, int] = {}
-    for offset, line in _lines(path, advance):
+    for offset, line in lines_at(path, advance):
         key = head_key(line) if observe is None else None
         if key is not None:
             offsets[key] = offset
@@ -65,7 +65,7 @@ def records_at(
     `successes_only`, only those that are answers."""
     wanted = iter(offsets)
     next_wanted = next(wanted, -1)
-    for offset, line in _lines(path, advance):
+    for offset, line in lines_at(path, advance):
         if offset != next_wanted:
             continue
         next_wanted = next(wanted, -1)
@@ -99,7 +99,7 @@ def run_lines(path: Path) -> list[dict[str, Any]]:
     return [obj for obj in iter_lines(path) if obj is not None and obj.get("type") == "run"]
 
 
-def _lines(path: Path, advance: Advance | None) -> Iterator[tuple[int, bytes]]:
+def lines_at(path: Path, advance: Advance | None = None) -> Iterator[tuple[int, bytes]]:
     """Each line of the file with its byte offset, reporting progress to `advance`."""
     offset = reported = 0
     with path.open("rb") as file:

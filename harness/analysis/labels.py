@@ -20,8 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.analysis.answers import Advance
-from harness.analysis.scores import is_score
-from harness.ledger import parse_sealed
+from harness.analysis.scores import score_lines
 
 # (label, value, answer digest, definition) of one answer's latest score from one scorer.
 Given = tuple[str | None, float | None, str, str]
@@ -76,28 +75,20 @@ def read_labels(path: Path, only: Collection[str] = (), advance: Advance | None 
     """The scores file at `path` (none: no labels), reduced to current labels; `only` keeps the
     named scorers. Damaged lines are skipped and counted."""
     labels = Labels()
-    if not path.exists():
-        return labels
     strings: dict[object, object] = {}  # one copy of each label and definition
-    with path.open("rb") as file:
-        for line in file:
-            if advance is not None:
-                advance(len(line))
-            if not line.strip():
-                continue
-            obj = parse_sealed(line, always_sealed=True)
-            if obj is None or not is_score(obj):
-                labels.skipped += 1
-                continue
-            scorer = obj["scorer"]
-            labels.named.add(scorer)
-            if only and scorer not in only:
-                continue
-            table = labels.scorers.get(scorer) or labels.scorers.setdefault(
-                scorer, ScorerLabels(scorer)
-            )
-            table.definition = strings.setdefault(obj["definition"], obj["definition"])
-            table.given[obj["answer_key"]] = _given(obj, table.definition, strings)
+    for obj in score_lines(path, advance):
+        if obj is None:
+            labels.skipped += 1
+            continue
+        scorer = obj["scorer"]
+        labels.named.add(scorer)
+        if only and scorer not in only:
+            continue
+        table = labels.scorers.get(scorer) or labels.scorers.setdefault(
+            scorer, ScorerLabels(scorer)
+        )
+        table.definition = strings.setdefault(obj["definition"], obj["definition"])
+        table.given[obj["answer_key"]] = _given(obj, table.definition, strings)
     for table in labels.scorers.values():
         table._settle()
     return labels

@@ -16,17 +16,20 @@ from array import array
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from harness.ledger import head_key, is_record, iter_lines, parse_line
 
 Advance = Callable[[int], None]
+# A ledger to read: its path, or the file already open (so that two passes read one file, even if
+# the path is given to another meanwhile, as `run --fresh` does).
+Source = Path | BinaryIO
 
 _REPORT_EVERY = 1 << 22  # bytes between two calls of `advance`
 
 
 def latest_offsets(
-    path: Path,
+    path: Source,
     advance: Advance | None = None,
     observe: Callable[[dict[str, Any]], None] | None = None,
 ) -> dict[str, int]:
@@ -46,7 +49,7 @@ def latest_offsets(
 
 
 def latest_positions(
-    path: Path,
+    path: Source,
     advance: Advance | None = None,
     observe: Callable[[dict[str, Any]], None] | None = None,
 ) -> array[int]:
@@ -55,7 +58,7 @@ def latest_positions(
 
 
 def records_at(
-    path: Path,
+    path: Source,
     offsets: Sequence[int],
     *,
     successes_only: bool = False,
@@ -99,10 +102,11 @@ def run_lines(path: Path) -> list[dict[str, Any]]:
     return [obj for obj in iter_lines(path) if obj is not None and obj.get("type") == "run"]
 
 
-def lines_at(path: Path, advance: Advance | None = None) -> Iterator[tuple[int, bytes]]:
-    """Each line of the file with its byte offset, reporting progress to `advance`."""
-    offset = reported = 0
-    with path.open("rb") as file:
+def lines_at(source: Source, advance: Advance | None = None) -> Iterator[tuple[int, bytes]]:
+    """Each line of the file (a path, or a file open for reading, read from its start) with its
+    byte offset, reporting progress to `advance`."""
+    with _opened(source) as file:
+        offset = reported = 0
         for line in file:
             yield offset, line
             offset += len(line)
@@ -111,3 +115,13 @@ def lines_at(path: Path, advance: Advance | None = None) -> Iterator[tuple[int, 
                 reported = offset
     if advance is not None and offset > reported:
         advance(offset - reported)
+
+
+@contextmanager
+def _opened(source: Source) -> Iterator[BinaryIO]:
+    if isinstance(source, Path):
+        with source.open("rb") as file:
+            yield file
+    else:
+        source.seek(0)
+        yield source

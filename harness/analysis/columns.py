@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from harness.analysis.answers import Advance, records_at
+from harness.analysis.answers import Advance, Source, records_at
 from harness.analysis.labels import Labels
 from harness.analysis.positions import MalformedLogprobs
 from harness.analysis.scores import answer_digest
@@ -56,13 +56,17 @@ class AnswerColumns:
 
 
 def answer_columns(
-    ledger: Path, positions: Sequence[int], labels: Labels, advance: Advance | None = None
+    ledger: Path,
+    positions: Sequence[int],
+    labels: Labels,
+    advance: Advance | None = None,
+    source: Source | None = None,
 ) -> AnswerColumns:
-    """Read the records of `ledger` at `positions` (see `latest_positions`), joined with
-    `labels`."""
+    """Read the records of `ledger` (from `source`, its open file, when given) at `positions`
+    (see `latest_positions`), joined with `labels`."""
     builder = _Builder(ledger, labels)
     batch: list[dict[str, Any]] = []
-    for record in records_at(ledger, positions, advance=advance):
+    for record in records_at(source or ledger, positions, advance=advance):
         batch.append(record)
         if len(batch) == _BATCH:
             builder.add(batch)

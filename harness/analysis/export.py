@@ -71,20 +71,20 @@ def write_export(
     The columns are learned from the records as they are read, and fixed by the first batch; a
     later record with a field (or a kind of value) the first batch did not have makes the export
     read every record first, then start again with all the columns (one more pass)."""
-    with bulk():
-        positions = latest_positions(ledger, advance)  # its keys go before the labels come
+    with bulk(), ledger.open("rb") as file:  # every pass reads this one file
+        positions = latest_positions(file, advance)  # its keys go before the labels come
         labels = read_labels(scores, advance=advance)
         layout = Layout(ledger)
         with written_whole(target) as temporary:
             try:
                 converter = _Converter(ledger, layout, labels)
-                records = records_at(ledger, positions, advance=advance)
+                records = records_at(file, positions, advance=advance)
                 rows = _WRITERS[form](temporary, converter, records)
             except _LayoutGrew:
-                for record in records_at(ledger, positions, advance=advance):
+                for record in records_at(file, positions, advance=advance):
                     layout.observe(record)
                 converter = _Converter(ledger, layout, labels)
-                records = records_at(ledger, positions, advance=advance)
+                records = records_at(file, positions, advance=advance)
                 rows = _WRITERS[form](temporary, converter, records)
         return Exported(rows, labels.skipped)
 

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, BinaryIO
 
 import orjson
 
@@ -51,17 +51,19 @@ def write_pilot_json(
 ) -> Exported:
     """Write the pilot's results file for `ledger` and the scores file `scores` (which may not
     exist) to `target`, whole."""
-    with bulk():
-        return _write(ledger, scores, target, advance)
+    with bulk(), ledger.open("rb") as source:  # both passes read this one file
+        return _write(ledger, source, scores, target, advance)
 
 
-def _write(ledger: Path, scores: Path, target: Path, advance: Advance | None) -> Exported:
+def _write(
+    ledger: Path, source: BinaryIO, scores: Path, target: Path, advance: Advance | None
+) -> Exported:
     latest: dict[str, tuple[str, bool]] = {}  # key -> (variant, answered), of its latest record
 
     def observe(record: dict[str, Any]) -> None:
         latest[record["key"]] = (record["variant"], record["status"] == "ok")
 
-    offsets = latest_offsets(ledger, advance, observe)
+    offsets = latest_offsets(source, advance, observe)
     labels = read_labels(scores, advance=advance)
     by_variant: dict[str, list[int]] = {}
     for key, offset in offsets.items():
@@ -86,21 +88,21 @@ def _write(ledger: Path, scores: Path, target: Path, advance: Advance | None) ->
         file.write(b'{"metadata": ' + orjson.dumps(metadata) + b',\n "runs": [')
         for number, (variant, at) in enumerate(by_variant.items()):
             file.write(b",\n" if number else b"\n")
-            _write_run(file, ledger, variant, sorted(at), runs, labels)
+            _write_run(file, source, variant, sorted(at), runs, labels)
         file.write(b"\n]}\n")
     return Exported(len(offsets), labels.skipped)
 
 
 def _write_run(
     file: IO[bytes],
-    ledger: Path,
+    source: BinaryIO,
     variant: str,
     offsets: list[int],
     runs: list[dict[str, Any]],
     labels: Labels,
 ) -> None:
     config: dict[str, Any] | None = None
-    for number, record in enumerate(_records(ledger, offsets)):
+    for number, record in enumerate(_records(source, offsets)):
         if config is None:
             config = _model_config(variant, runs, record)
             file.write(b'{"model_config": ' + orjson.dumps(config) + b',\n  "results": [\n   ')
@@ -109,13 +111,12 @@ def _write_run(
     file.write(b"\n  ]}")
 
 
-def _records(ledger: Path, offsets: list[int]) -> Iterator[dict[str, Any]]:
-    with ledger.open("rb") as file:
-        for offset in offsets:
-            file.seek(offset)
-            record = parse_line(file.readline())
-            if record is not None:
-                yield record
+def _records(source: BinaryIO, offsets: list[int]) -> Iterator[dict[str, Any]]:
+    for offset in offsets:
+        source.seek(offset)
+        record = parse_line(source.readline())
+        if record is not None:
+            yield record
 
 
 def _model_config(

@@ -114,11 +114,11 @@ def compute_stats(
 ) -> Stats:
     """The report for `ledger` and the scores file `scores` (which may not exist), narrowed to
     `scorers` and `label` when given (InputError when they name nothing there)."""
-    with bulk():
-        positions = latest_positions(ledger, advance)  # first: its keys go before labels come
+    with bulk(), ledger.open("rb") as file:  # both passes read this one file
+        positions = latest_positions(file, advance)  # first: its keys go before labels come
         labels = read_labels(scores, scorers, advance)
         _check_selection(scores, labels, scorers, label)
-        columns = answer_columns(ledger, positions, labels, advance)
+        columns = answer_columns(ledger, positions, labels, advance, source=file)
     stats = Stats(
         str(ledger),
         str(scores) if scores.exists() else None,

@@ -12,7 +12,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-from harness.analysis.export import BATCH
+from harness.analysis.export import BATCH, write_export
 from tests.harness.analysis.ledgers import (
     answer,
     failure,
@@ -203,3 +203,20 @@ def test_fields_first_seen_after_the_first_batch_get_their_columns(tmp_path, run
     assert table.column("metadata.subject").to_pylist()[-5:-3] == ['"late"', '"p4102"']
     assert table.column("metadata.subject").to_pylist()[-1] == "7"
     assert table.column("error.type").to_pylist()[-3] == "ServerError"
+
+
+def test_every_pass_reads_the_file_it_started_with_when_the_path_is_replaced(tmp_path):
+    ledger = write_ledger(tmp_path / "ledger.jsonl", [answer("a@t0", f"p{i}") for i in range(3)])
+    replaced = []
+
+    def replace_the_ledger(count: int) -> None:  # as `run --fresh` does, between two passes
+        if not replaced:
+            ledger.rename(tmp_path / "ledger.old.jsonl")
+            write_ledger(ledger, [answer("z@t0", "other")])
+            replaced.append(True)
+
+    target = tmp_path / "answers.jsonl"
+    exported = write_export(ledger, tmp_path / "scores.jsonl", "jsonl", target, replace_the_ledger)
+    assert replaced and exported.rows == 3
+    keys = [orjson.loads(line)["key"] for line in target.read_bytes().splitlines()]
+    assert keys == ["a@t0|p0|0", "a@t0|p1|0", "a@t0|p2|0"]

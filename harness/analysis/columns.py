@@ -25,7 +25,7 @@ from harness.analysis.scores import answer_digest
 from harness.analysis.uncertainty import MEASURES, measure
 from harness.errors import InputError
 
-_BATCH = 4096  # records turned into codes together
+_BATCH = 256  # records turned into codes together: few enough to stay in the CPU caches
 
 
 class _Codes(dict[Any, int]):

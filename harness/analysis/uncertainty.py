@@ -32,8 +32,9 @@ MEASURES = ("first_token_margin", "mean_topk_entropy", "sequence_logprob")
 # Each measure's sign that makes larger mean less certain.
 UNSURE_SIGN = {"first_token_margin": -1.0, "mean_topk_entropy": 1.0, "sequence_logprob": -1.0}
 
-# Numbers held at once by one bootstrap batch (resamples x (answers + distinct values)).
-_BATCH_CELLS = 4_000_000
+# Numbers one bootstrap batch holds (resamples x answers): few enough to stay in the CPU caches
+# (1,000 resamples of 250,000 answers: 2.6 s, against 3.7 s at 4,000,000).
+_BATCH_CELLS = 250_000
 
 
 def measure(

@@ -4,8 +4,10 @@ export benchmarks."""
 from __future__ import annotations
 
 import random
+import resource
 from pathlib import Path
 
+from benchmarks.project import peak_rss_of
 from harness.analysis.scores import answer_digest, definition_hash, score_key
 from harness.api import Completion, Message, TokenLogprob, Usage
 from harness.config import ModelConfig, make_variant
@@ -108,3 +110,13 @@ def _score(answer_key: str, label: str, definition: str, record: object) -> dict
         "error": None,
         "timestamp": "2026-11-24T00:00:00.000Z",
     }
+
+
+def verb_figures(*args: str) -> tuple[float, float, float]:
+    """`python -m harness ARGS` in a child: wall seconds, CPU seconds (user and system: on a
+    machine others share, the figure their load does not stretch) and peak RSS in MB."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    seconds, rss = peak_rss_of(*args)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return seconds, cpu, rss

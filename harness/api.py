@@ -49,13 +49,16 @@ class SamplingParams:
 
 @dataclass(frozen=True, slots=True)
 class Request:
-    """One attempt at one job. `id` is stable across attempts; `attempt` counts from 1."""
+    """One attempt at one job. `id` is stable across attempts; `attempt` counts from 1.
+    `adapter` names the LoRA adapter to answer through (see harness.adapters); None: the model
+    itself."""
 
     id: str
     model: str
     messages: tuple[Message, ...]
     sampling: SamplingParams
     attempt: int = 1
+    adapter: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,7 +144,12 @@ class Provider(Protocol):
 
     A provider may also have a classmethod `resolve(model, options) -> options` that pins what
     will answer (a local model's hub revision to its commit) before the variant id is made, and
-    raises InputError in one line when it cannot."""
+    raises InputError in one line when it cannot.
+
+    A provider that serves LoRA adapters (see harness.adapters) takes them as
+    `cls(model_id, options, adapters=...)`, answers each request through `request.adapter`, and
+    has a classmethod `adapter_problems(model, options, adapter) -> list[str]`: what its engine
+    cannot serve of that adapter, found before the run starts."""
 
     Options: ClassVar[type]
 

@@ -19,6 +19,8 @@ from typing import Any, Literal
 
 import orjson
 
+from harness.adapters import NAME as ADAPTER_NAME
+from harness.adapters import Adapter
 from harness.api import SamplingParams
 from harness.cost import parse_price
 from harness.errors import ConfigError
@@ -103,6 +105,8 @@ class ModelConfig(Defaults):
     budget_usd: float | None = field(default=None, metadata={"min": 0, "max": 1e9})
     # Under a budget, a model without a price is an error unless this says its cost may count as 0.
     unpriced_ok: bool = False
+    # A local model's LoRA adapters, name -> folder: each a variant of its own (harness.adapters).
+    adapters: dict[str, Any] = field(default_factory=dict)
 
     @property
     def model_id(self) -> str:
@@ -117,14 +121,16 @@ class ModelConfig(Defaults):
 
 @dataclass(frozen=True)
 class Variant:
-    """A model with one set of sampling parameters. Its id hashes `identity`: everything that can
-    change an answer (provider, model id, the provider's answer-defining options, sampling), so
-    changing any of it starts a new variant instead of mixing results."""
+    """A model with one set of sampling parameters, and the LoRA adapter it answers through (None:
+    the model itself). Its id hashes `identity`: everything that can change an answer (provider,
+    model id, the provider's answer-defining options, sampling, the adapter's path and content),
+    so changing any of it starts a new variant instead of mixing results."""
 
     id: str
     model: ModelConfig
     sampling: SamplingParams
     identity: Mapping[str, Any]
+    adapter: Adapter | None = None
 
 
 @dataclass(frozen=True)
@@ -167,10 +173,15 @@ IDENTITY_VERSION = 2
 
 
 def make_variant(
-    model: ModelConfig, temperature: float, seed: int, options: Mapping[str, Any]
+    model: ModelConfig,
+    temperature: float,
+    seed: int,
+    options: Mapping[str, Any],
+    adapter: Adapter | None = None,
 ) -> Variant:
-    """The variant of `model` at `temperature`; `options` are the provider's answer-defining
-    options (see `harness.fields.answer_defining`)."""
+    """The variant of `model` at `temperature`, through `adapter` if given; `options` are the
+    provider's answer-defining options (see `harness.fields.answer_defining`). The id is
+    `name@t0.7-<hash>`, or `name+adapter@t0.7-<hash>`."""
     sampling = SamplingParams(
         temperature=temperature,
         top_p=model.top_p,
@@ -185,9 +196,13 @@ def make_variant(
         "sampling": sampling.as_record(),
         "options": dict(options),
     }
+    # Only an adapter's variants carry the key, so the model's own ids stay as they were.
+    if adapter is not None:
+        identity["adapter"] = adapter.identity()
     digest = hashlib.sha256(orjson.dumps(identity, option=orjson.OPT_SORT_KEYS)).hexdigest()
-    variant_id = f"{model.name}@t{temperature:g}-{digest[:6]}"
-    return Variant(id=variant_id, model=model, sampling=sampling, identity=identity)
+    label = f"{model.name}+{adapter.name}" if adapter is not None else model.name
+    variant_id = f"{label}@t{temperature:g}-{digest[:6]}"
+    return Variant(variant_id, model, sampling, identity, adapter)
 
 
 def load_config(path: str | Path, environ: Mapping[str, str] | None = None) -> RunConfig:
@@ -220,9 +235,10 @@ def _build(path: Path, raw: Mapping[str, Any], table: Mapping[str, Any]) -> RunC
         if isinstance(entry.get("batch"), Mapping):  # [models.batch] adds to [defaults.batch]
             merged["batch"] = {**defaults.batch, **entry["batch"]}
         model = from_table(ModelConfig, merged, where)
-        if not model.name or "|" in model.name or "@" in model.name:
-            raise FieldError(f"{where}.name", "must be non-empty without '|' or '@'")
+        if not model.name or any(c in model.name for c in "|@+"):
+            raise FieldError(f"{where}.name", "must be non-empty without '|', '@' or '+'")
         _no_repeats(model.temperatures, f"{where}.temperatures")
+        _adapter_names(model.adapters, f"{where}.adapters")
         from_table(BatchPolicy, model.batch, f"{where}.batch")
         if model.price:
             parse_price(model.price, f"{where}.price", model.provider)
@@ -273,6 +289,19 @@ def _no_repeats(temperatures: tuple[float, ...], path: str) -> None:
     for index, temperature in enumerate(temperatures):
         if temperature in temperatures[:index]:
             raise FieldError(f"{path}[{index}]", f"temperature {temperature:g} is listed twice")
+
+
+def _adapter_names(adapters: Mapping[str, Any], path: str) -> None:
+    """Each adapter is `name = "folder"`, its name a plain word (it shows in variant ids)."""
+    for name, folder in adapters.items():
+        if not ADAPTER_NAME.fullmatch(name):
+            raise FieldError(
+                f"{path}.{name}",
+                "an adapter's name is 1-64 letters, digits, '_', '.' or '-', starting with a "
+                "letter or digit",
+            )
+        if not isinstance(folder, str) or not folder.strip():
+            raise FieldError(f"{path}.{name}", "expected the adapter's folder, a non-empty string")
 
 
 _UNSUPPORTED = "unsupported ${...} form: use ${VAR} or ${VAR:-default}"

@@ -52,6 +52,7 @@ class Job:
             messages=self.prompt.messages,
             sampling=self.sampling,
             attempt=attempt,
+            adapter=self.variant.adapter.name if self.variant.adapter else None,
         )
 
     def estimated_tokens(self) -> int:

@@ -10,7 +10,9 @@ prompt with seed + i): `prompt_hash` is the content hash of the prompt the answe
 `mode` ("live" or "batch") and `batch_id` (the provider's id of the batch that carried the job,
 null when live) come last: they were added within schema 2, so a line without them is a live one,
 and the head that the resume index reads is unchanged. A batch record's `elapsed_seconds` is its
-batch's processing time at the provider, not a request's latency.
+batch's processing time at the provider, not a request's latency. `adapter`, added after them,
+names the LoRA adapter that answered (see harness.adapters): null, or missing on an older line,
+when the model itself did.
 """
 
 from __future__ import annotations
@@ -60,6 +62,7 @@ class Record:
     metadata: dict[str, Any]
     mode: Mode
     batch_id: str | None
+    adapter: str | None
 
 
 def utc_timestamp() -> str:
@@ -149,4 +152,5 @@ def _job_fields(
         "prompt_category": prompt.category,
         "is_synthetic_probe": prompt.is_synthetic_probe,
         "metadata": dict(prompt.metadata),
+        "adapter": job.variant.adapter.name if job.variant.adapter else None,
     }

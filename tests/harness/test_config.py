@@ -103,6 +103,18 @@ def test_unset_env_reference_names_the_variable_and_key(tmp_path):
         ),
         ("[defaults]\ntop_p = 2\n" + SIMPLE_MODEL, "defaults.top_p: must be <= 1, got 2"),
         ("", "models: missing required key"),
+        (
+            SIMPLE_MODEL.replace('name = "sim"', 'name = "sim+sft"'),
+            "models[0].name: must be non-empty without '|', '@' or '+'",
+        ),
+        (
+            SIMPLE_MODEL + "[models.adapters]\nsft = 3\n",
+            "models[0].adapters.sft: expected the adapter's folder, a non-empty string",
+        ),
+        (
+            SIMPLE_MODEL + '[models.adapters]\n"s ft" = "x"\n',
+            "models[0].adapters.s ft: an adapter's name is 1-64 letters",
+        ),
     ],
 )
 def test_bad_values_name_the_file_and_key_path(tmp_path, body, expected):

@@ -39,6 +39,7 @@ OPERATIONAL = {
         "distributed_executor_backend",
         "enable_prefix_caching",
         "max_num_seqs",
+        "max_loras",
         "trust_remote_code",
         "enforce_eager",
         "chunked_prefill",

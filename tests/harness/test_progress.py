@@ -22,6 +22,7 @@ def record(variant: str, number: int, *, elapsed: float) -> Record:
         variant=variant,
         provider="simulated",
         model="m",
+        adapter=None,
         prompt_id=f"p{number}",
         sample=0,
         full_response="yes",

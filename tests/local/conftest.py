@@ -3,6 +3,7 @@ the CPU fast and offline (settings measured on a 2-core machine)."""
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -56,3 +57,25 @@ top_logprobs = 5
 def environ_with(extra: dict[str, str]) -> dict[str, str]:
     """This process's environment plus `extra`."""
     return {**os.environ, **extra}
+
+
+@pytest.fixture(scope="session")
+def tiny_adapters(tiny_llama: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Two LoRA adapters of the tiny Llama, `sft` and `dpo`, made with PEFT (read only: a test
+    that edits one copies it first)."""
+    pytest.importorskip("peft")
+    from tests.local.tiny_model import build_tiny_adapter
+
+    root = tmp_path_factory.mktemp("tiny-adapters")
+    return {
+        name: build_tiny_adapter(tiny_llama, root / name, seed=seed)
+        for name, seed in (("sft", 1), ("dpo", 2))
+    }
+
+
+def with_adapters(body: str, adapters: dict[str, Path]) -> str:
+    """A [[models]] table with a [models.adapters] table naming `adapters`."""
+    lines = "".join(
+        f"{json.dumps(name)} = {json.dumps(str(path))}\n" for name, path in adapters.items()
+    )
+    return f"{body}[models.adapters]\n{lines}"

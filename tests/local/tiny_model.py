@@ -56,3 +56,43 @@ def build_tiny_llama(folder: Path, *, seed: int = 0) -> Path:
     torch.manual_seed(seed)
     LlamaForCausalLM(config).to(torch.float32).save_pretrained(folder)
     return folder
+
+
+def build_tiny_adapter(
+    model: Path,
+    folder: Path,
+    *,
+    seed: int,
+    rank: int = 8,
+    targets: tuple[str, ...] = ("q_proj", "v_proj", "o_proj", "down_proj"),
+    use_dora: bool = False,
+    hidden_size: int | None = None,
+) -> Path:
+    """Save a LoRA adapter of the tiny Llama in `model` to `folder`, made with PEFT, its weights
+    drawn from `seed` and large enough that its answers differ from the model's. `hidden_size`
+    makes it for a Llama of another width instead (an adapter that does not fit)."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoConfig, AutoModelForCausalLM, LlamaForCausalLM
+
+    if hidden_size is None:
+        base = AutoModelForCausalLM.from_pretrained(model, dtype=torch.float32)
+    else:
+        config = AutoConfig.from_pretrained(model)
+        config.hidden_size, config.intermediate_size = hidden_size, 2 * hidden_size
+        base = LlamaForCausalLM(config)
+    lora = LoraConfig(
+        r=rank,
+        lora_alpha=2 * rank,
+        target_modules=list(targets),
+        init_lora_weights=False,
+        use_dora=use_dora,
+    )
+    adapted = get_peft_model(base, lora)
+    draws = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, weights in adapted.named_parameters():
+            if "lora_" in name:
+                weights.copy_(torch.randn(weights.shape, generator=draws) * 0.5)
+    adapted.save_pretrained(folder)
+    return folder

@@ -6,8 +6,8 @@ Columns, in this order (`a.b` is field b of the record's object a):
     key, status, variant, provider, model, prompt_id, sample, prompt_category,
     is_synthetic_probe, prompt_hash, run_id, schema, full_response, finish_reason, finish_detail,
     tokens.<count>..., cost_usd, sampling.<parameter>..., timestamp, elapsed_seconds,
-    retry_count, error.<field>..., attempt_errors, mode, batch_id, metadata.<prompt field>...,
-    token_logprobs,
+    retry_count, error.<field>..., attempt_errors, mode, batch_id, adapter,
+    metadata.<prompt field>..., token_logprobs,
     uncertainty.first_token_margin, uncertainty.mean_topk_entropy, uncertainty.sequence_logprob,
     score.<scorer>... (the current label), score.<scorer>.value (for scorers that give numbers)
 

@@ -50,8 +50,9 @@ HEAD = (
     ("finish_reason", pa.string()),
     ("finish_detail", pa.string()),
 )
-# How the job was sent: "live" or "batch", and the provider's id of its batch.
-TAIL = (("mode", pa.string()), ("batch_id", pa.string()))
+# How the job was sent ("live" or "batch"), the provider's id of its batch, and the LoRA adapter
+# that answered.
+TAIL = (("mode", pa.string()), ("batch_id", pa.string()), ("adapter", pa.string()))
 # The record's objects whose fields become columns, with their columns' prefix.
 GROUPS = {
     "tokens": "tokens",

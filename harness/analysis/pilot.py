@@ -18,10 +18,11 @@ The file is one JSON object:
   `category`, `is_synthetic_probe`, `sample`, `response` (null for a failure), `success`,
   `error` ("Type: message" or null), `finish_reason`, `tokens_used` (input + output),
   `input_tokens`, `output_tokens`, `cost_usd`, `latency_seconds`, `timestamp`, `retry_count`,
-  `mode` ("live" or "batch"), `seed`, `metadata` (the prompt's other fields), `scores`
-  ({scorer: current label}) and `token_logprobs`: null without logprobs, else one
-  `{token_position, token, logprob, top_tokens, top_logprobs}` per generated token (position
-  from 0; the alternatives sorted most likely first, as the ledger's `top`).
+  `mode` ("live" or "batch"), `adapter` (the LoRA adapter that answered, or null), `seed`,
+  `metadata` (the prompt's other fields), `scores` ({scorer: current label}) and
+  `token_logprobs`: null without logprobs, else one `{token_position, token, logprob,
+  top_tokens, top_logprobs}` per generated token (position from 0; the alternatives sorted most
+  likely first, as the ledger's `top`).
 
 Written whole, a variant at a time: memory holds offsets, never the results.
 """
@@ -180,6 +181,7 @@ def _result(record: dict[str, Any], labels: Labels) -> dict[str, Any]:
         "timestamp": record.get("timestamp"),
         "retry_count": record.get("retry_count"),
         "mode": record.get("mode"),
+        "adapter": record.get("adapter"),
         "seed": (record.get("sampling_params") or {}).get("seed"),
         "metadata": record.get("metadata") or {},
         "scores": scores,

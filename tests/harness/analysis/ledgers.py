@@ -55,6 +55,7 @@ def answer(
         metadata={"subject": prompt_id},
         mode="live",
         batch_id=None,
+        adapter=None,
     )
     return {**dataclasses.asdict(record), **fields}
 

@@ -67,7 +67,8 @@ sampling.max_tokens int64 | sampling.seed int64 | sampling.stop list<element: st
 timestamp timestamp[ms, tz=UTC] | elapsed_seconds double | retry_count int64 | error.type string
 error.message string | error.retryable bool | error.status int64 | error.retry_after string
 attempt_errors list<element: struct<type: string, message: string, retryable: bool, status: int64, retry_after: double>>
-mode string | batch_id string | metadata.subject string | metadata.year string
+mode string | batch_id string | adapter string | metadata.subject string
+metadata.year string
 token_logprobs list<element: struct<token: string, logprob: double, token_id: int64, top_tokens: list<element: string>, top_logprobs: list<element: double>, top_ids: list<element: int64>>>
 uncertainty.first_token_margin double | uncertainty.mean_topk_entropy double
 uncertainty.sequence_logprob double | score.claims string | score.judge string

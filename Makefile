@@ -28,6 +28,7 @@ $(VENV)/.vllm: $(VENV)/.installed
 demo: setup
 	$(PY) -m harness run configs/demo.toml
 	$(PY) -m harness score configs/demo.toml --scorers existence
+	$(PY) -m harness stats results/demo --scorer existence
 
 test: setup setup-vllm
 	$(PY) -m pytest -q

@@ -23,7 +23,10 @@
 (n) 100,000 jobs in batch mode through each provider's batch API (the real SDKs) on a loopback
     server that ends every batch at once: the run's start to its last record, and peak RSS, at the
     default batch sizes and (Anthropic) in batches of 10,000, each next to 20,000 jobs' RSS
-(o) with --scale only (about 20 minutes, 14 GB of disk at the peak): a 10,000,000-job ledger
+(o) `python -m harness stats` over 1,000,000 answers (4 variants, 2 with top-5 logprobs of 8
+    tokens, 1% failures) and a scores file labelling every answer: process start to exit, peak RSS
+(p) `python -m harness export --format parquet` of the same 1,000,000 records with their scores
+(q) with --scale only (about 20 minutes, 14 GB of disk at the peak): a 10,000,000-job ledger
     (250,000 prompts x 10 variants x 4 samples, written directly as 8 shards; see
     benchmarks/scale.py): `status` of the 8 shards read as one, their `merge`, the resume index
     of the merged ledger (build time and the process's peak RSS), its `status`, `run` finding
@@ -43,6 +46,7 @@ from datetime import datetime
 from pathlib import Path
 
 from benchmarks import faults
+from benchmarks.analysis import verb_figures, write_answers
 from benchmarks.batch import batch_run
 from benchmarks.http import bare_aiohttp_rate, loopback_server, provider_rate
 from benchmarks.ledger_file import write_big_ledger
@@ -348,13 +352,42 @@ def batch_mode(root: Path) -> None:
         )
 
 
+def analysis(root: Path) -> None:
+    folder = root / "analysis"
+    ledger_size, scores_size = write_answers(folder, 1_000_000)
+    sizes = f"{ledger_size / 1e9:.2f} + {scores_size / 1e9:.2f} GB"
+    seconds, cpu, rss = verb_figures("stats", str(folder))
+    report(
+        f"(o) stats over 1,000,000 answers and their scores ({sizes})",
+        f"{seconds:.1f} s (CPU {cpu:.1f} s), {rss:.0f} MB",
+        "<= 30 s, 1 GB",
+        seconds <= 30 and rss <= 1000,
+    )
+    seconds, cpu, rss = verb_figures("stats", str(folder), "--resamples", "0")
+    report(
+        "    the same without bootstrap intervals (--resamples 0)",
+        f"{seconds:.1f} s (CPU {cpu:.1f} s), {rss:.0f} MB",
+        "-",
+        True,
+    )
+    target = folder / "answers.parquet"
+    export = ("export", str(folder), "--format", "parquet", "--to", str(target))
+    seconds, cpu, rss = verb_figures(*export)
+    report(
+        f"(p) export of 1,000,000 records to Parquet ({target.stat().st_size / 1e6:.0f} MB)",
+        f"{seconds:.1f} s (CPU {cpu:.1f} s), {rss:.0f} MB",
+        "<= 30 s, 1 GB",
+        seconds <= 30 and rss <= 1000,
+    )
+    for path in folder.iterdir():
+        path.unlink()
 def scale(root: Path) -> None:
     config = write_scale_project(root / "scale")
     out = config.parent / "out"
     started = time.perf_counter()
     shards, size = write_shard_ledgers(config, 8)
     report(
-        f"(o) 10,000,000 records written as 8 shards ({size / 1e9:.1f} GB)",
+        f"(q) 10,000,000 records written as 8 shards ({size / 1e9:.1f} GB)",
         f"{time.perf_counter() - started:.0f} s",
         "-",
         True,
@@ -427,6 +460,7 @@ def main() -> None:
             prompt_set_loading,
             rule_scoring,
             batch_mode,
+            analysis,
         ):
             bench(root)
 

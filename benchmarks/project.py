@@ -73,9 +73,14 @@ def ledger_wall_seconds(config: Path) -> float:
 def peak_rss_of_run(config: Path, verb: str = "run") -> tuple[float, float]:
     """Run the config in a child `harness run` (or another verb); returns (wall seconds, the
     child's peak RSS MB)."""
+    return peak_rss_of(verb, str(config))
+
+
+def peak_rss_of(*args: str) -> tuple[float, float]:
+    """Run `python -m harness ARGS` in a child; returns (wall seconds, its peak RSS in MB)."""
     started = time.perf_counter()
     child = subprocess.run(
-        [sys.executable, "-m", "benchmarks.peak_rss", verb, str(config)],
+        [sys.executable, "-m", "benchmarks.peak_rss", *args],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,

@@ -33,6 +33,14 @@ def say(console: Console, text: str) -> None:
     console.print(text, markup=False, highlight=False, soft_wrap=True)
 
 
+def count(text: str) -> int:
+    """An argument that must be a whole number of at least 0."""
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError("must be 0 or more")
+    return value
+
+
 def positive(text: str) -> int:
     """An argument that must be a whole number of at least 1."""
     value = int(text)

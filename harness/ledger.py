@@ -541,6 +541,23 @@ def build_index(source: Source, keeps: Callable[[str], bool] | None = None) -> R
     return index
 
 
+def head_key(line: bytes) -> str | None:
+    """The key of a result line read from its head, trusted on its checksum alone (as
+    `build_index` trusts it): `{"key":<json string>,"status":"ok"|"error",` then the rest, sealed.
+    None for any other line (a run line, one without a checksum, or whose checksum fails): parse
+    those whole."""
+    if not line.startswith(_KEY_HEAD) or _intact(line) is not True:
+        return None
+    mark = line.find(_STATUS_MARK)
+    if mark < 0 or not line.startswith((b'ok"', _ERROR), mark + len(_STATUS_MARK)):
+        return None
+    try:
+        key = orjson.loads(line[len(_KEY_HEAD) : mark])
+    except orjson.JSONDecodeError:
+        return None
+    return key if isinstance(key, str) else None
+
+
 def _index_whole_line(index: ResumeIndex, line: bytes, keeps: Callable[[str], bool] | None) -> None:
     obj = parse_line(line) if line.strip() else None
     if obj is None:

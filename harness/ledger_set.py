@@ -50,10 +50,13 @@ _REPORT_EVERY = 1 << 22  # bytes between two calls of `advance`
 class Ledgers:
     """Ledger files read as one (see the module docstring); iterating yields their lines.
 
-    `label` names them in messages: the arguments as given, else a count."""
+    `label` names them in messages: the arguments as given, else a count. `sizes` are the files'
+    sizes when they were named: every reading stops there, so two passes read the same lines
+    while runs go on appending (a line cut there is an unfinished one)."""
 
     paths: tuple[Path, ...]
     label: str = ""
+    sizes: tuple[int, ...] | None = None
 
     def __str__(self) -> str:
         if self.label:
@@ -61,18 +64,22 @@ class Ledgers:
         return str(self.paths[0]) if len(self.paths) == 1 else f"{len(self.paths)} ledgers"
 
     def __iter__(self) -> Iterator[bytes]:
-        if len(self.paths) == 1:
-            return _plain(self.paths[0], None)
-        return (line for _, line in self.placed())
+        return self.lines()
 
-    def placed(self) -> Iterator[tuple[int, bytes]]:
-        """Every line with its place: the ledger's number (in `paths`) times 2**40 plus the
-        line's number in it (blank lines of several ledgers left out). A place stays the same
-        when lines are appended, so a second reading finds the lines the first one noted."""
-        paths = self.paths
+    def lines(self, advance: Advance | None = None) -> Iterator[bytes]:
+        """Every line, in the order of the module docstring; `advance` is given the bytes read."""
+        paths, sizes = self.paths, self.sizes
         if len(paths) == 1:
-            return enumerate(_plain(paths[0], None))
-        return merged(paths, None if in_order(paths) else repeats(paths))
+            return _plain(paths[0], advance, sizes[0] if sizes else None)
+        found = None if in_order(paths, advance, sizes) else repeats(paths, advance, sizes)
+        return (line for _, line in merged(paths, found, advance, limits=sizes))
+
+    @property
+    def reading_size(self) -> int:
+        """The bytes one reading goes through: each file once, or twice when there are several
+        (the first pass, then the merge)."""
+        size = sum(self.sizes or (path.stat().st_size for path in self.paths))
+        return size if len(self.paths) == 1 else 2 * size
 
 
 def tree(output: Path) -> list[Path]:
@@ -91,18 +98,16 @@ def ledgers_of(arguments: Sequence[str | Path]) -> Ledgers:
         path = Path(argument)
         if path.is_dir():
             found = tree(path)
-            if not found:
-                raise InputError(
-                    f"{path}: no ledger in it (neither {LEDGER_NAME} nor "
-                    f"{SHARDS_DIR}/*/{LEDGER_NAME})"
-                )
+            if not found:  # neither its own ledger nor a shard's
+                raise InputError(f"{path / LEDGER_NAME}: no such ledger")
         elif path.is_file():
             found = [path]
         else:
             raise InputError(f"{path}: no such ledger")
         paths += found
     label = " ".join(str(a) for a in arguments) if len(arguments) <= 3 else ""
-    return Ledgers(tuple(_unique(paths)), label)
+    unique = _unique(paths)
+    return Ledgers(tuple(unique), label, tuple(path.stat().st_size for path in unique))
 
 
 def _unique(paths: list[Path]) -> list[Path]:
@@ -122,11 +127,15 @@ class OutOfOrder(Exception):
     cannot be found within equal times; read it again with `repeats`."""
 
 
-def in_order(paths: Sequence[Path], advance: Advance | None = None) -> bool:
+# Where each file's reading stops (None: at its end), as `Ledgers.sizes`.
+Limits = Sequence[int | None] | None
+
+
+def in_order(paths: Sequence[Path], advance: Advance | None = None, limits: Limits = None) -> bool:
     """Whether every ledger's line times never go back (the first pass before reading several)."""
-    for path in paths:
+    for number, path in enumerate(paths):
         stamp = b""
-        for line in _plain(path, advance):
+        for line in _plain(path, advance, limits[number] if limits else None):
             now = line_time(line) if not blank(line) else None
             if now is not None:
                 if now < stamp:
@@ -135,15 +144,17 @@ def in_order(paths: Sequence[Path], advance: Advance | None = None) -> bool:
     return True
 
 
-def repeats(paths: Sequence[Path], advance: Advance | None = None) -> list[np.ndarray]:
+def repeats(
+    paths: Sequence[Path], advance: Advance | None = None, limits: Limits = None
+) -> list[np.ndarray]:
     """Per ledger, the numbers of its non-blank lines that repeat an earlier line (of any of the
     ledgers) exactly, ascending: found from every line's fingerprint (see the module docstring),
     for ledgers whose times go back."""
     first, second = array("q"), array("q")
     counts = []
-    for path in paths:
+    for number, path in enumerate(paths):
         count = 0
-        for line in _plain(path, advance):
+        for line in _plain(path, advance, limits[number] if limits else None):
             if not blank(line):
                 first.append(hash(line))
                 second.append(zlib.crc32(line) | len(line) << 32)
@@ -176,17 +187,23 @@ def merged(
     *,
     strict: bool = False,
     counts: list[int] | None = None,
+    limits: Limits = None,
 ) -> Iterator[tuple[int, bytes]]:
     """Every line of `paths` in timestamp order (see the module docstring), each with its place
-    (see `Ledgers.placed`), exact duplicates once. Without `repeated` (from `repeats`), every
-    ledger's times must never go back: a duplicate then has the time of its original, and is
-    found among the lines of that time; with `strict`, OutOfOrder is raised at the first time
-    that goes back (else such a ledger's duplicates may be read twice). `counts`, when given,
-    gets each ledger's count of non-blank lines read, duplicates included."""
+    (its ledger's number times LEDGER_PLACE plus its number there), exact duplicates once.
+    Without `repeated` (from `repeats`), every ledger's times must never go back: a duplicate then
+    has the time of its original, and is found among the lines of that time; with `strict`,
+    OutOfOrder is raised at the first time that goes back (else such a ledger's duplicates may be
+    read twice). `counts`, when given, gets each ledger's count of non-blank lines read,
+    duplicates included; `limits` say where each file's reading stops."""
     counts = counts if counts is not None else [0] * len(paths)
     streams = [
         _stamped(
-            number, path, None if repeated is None else repeated[number], advance, strict, counts
+            number,
+            _plain(path, advance, limits[number] if limits else None),
+            None if repeated is None else repeated[number],
+            strict,
+            counts,
         )
         for number, path in enumerate(paths)
     ]
@@ -208,9 +225,8 @@ def merged(
 
 def _stamped(
     number: int,
-    path: Path,
+    lines: Iterator[bytes],
     repeated: np.ndarray | None,
-    advance: Advance | None,
     strict: bool,
     counts: list[int],
 ) -> Iterator[tuple[bytes, int, bytes]]:
@@ -221,7 +237,7 @@ def _stamped(
     stamp = b""
     count = 0
     base = number * LEDGER_PLACE
-    for line in _plain(path, advance):
+    for line in lines:
         if blank(line):
             continue
         if count == next_skip:
@@ -230,17 +246,11 @@ def _stamped(
             now = line_time(line)
             if now is not None:
                 if now < stamp and strict:
-                    raise OutOfOrder(path)
+                    raise OutOfOrder(number)
                 stamp = now
             yield stamp, base + count, line
         count += 1
         counts[number] = count
-
-
-def placed_lines(source: Path | Ledgers) -> Iterator[tuple[int, bytes]]:
-    """The lines of a ledger file or of ledgers read as one, each with a place that a second
-    reading gives the same line (see `Ledgers.placed`)."""
-    return Ledgers((source,)).placed() if isinstance(source, Path) else source.placed()
 
 
 def success_key(line: bytes) -> bytes | None:
@@ -282,17 +292,27 @@ def line_time(line: bytes) -> bytes | None:
     return stamp.encode() if isinstance(stamp, str) else None
 
 
-def _plain(path: Path, advance: Advance | None) -> Iterator[bytes]:
-    """A file's lines, reporting the bytes read to `advance` every few MiB."""
+def _plain(path: Path, advance: Advance | None, limit: int | None = None) -> Iterator[bytes]:
+    """A file's lines up to `limit` bytes (a line cut there ends without its newline), reporting
+    the bytes read to `advance` every few MiB."""
+    read = unreported = 0
     with path.open("rb") as file:
-        if advance is None:
+        if limit is None and advance is None:
             yield from file
             return
-        unreported = 0
         for line in file:
-            unreported += len(line)
-            if unreported >= _REPORT_EVERY:
-                advance(unreported)
-                unreported = 0
+            if limit is not None and read + len(line) > limit:
+                line = line[: limit - read]
+                if not line:
+                    break
+            read += len(line)
+            if advance is not None:
+                unreported += len(line)
+                if unreported >= _REPORT_EVERY:
+                    advance(unreported)
+                    unreported = 0
             yield line
+            if limit is not None and read >= limit:
+                break
+    if advance is not None and unreported:
         advance(unreported)

@@ -76,12 +76,13 @@ def merge(sources: Ledgers, into: Path, advance: Advance | None = None) -> Merge
     temporary = into / f".{LEDGER_NAME}.{secrets.token_hex(4)}.tmp"
     try:
         set_aside_torn_tail(target, fd)
-        inputs = _inputs(target, sources)
+        inputs, limits = _inputs(target, sources)
         _refuse_non_ledgers(inputs)
         try:
-            result, answers = _write(inputs, temporary, None, advance)
+            result, answers = _write(inputs, limits, temporary, None, advance)
         except OutOfOrder:  # a clock went back: find the duplicates by fingerprint instead
-            result, answers = _write(inputs, temporary, repeats(inputs, advance), advance)
+            found = repeats(inputs, advance, limits)
+            result, answers = _write(inputs, limits, temporary, found, advance)
         result.ledger = target
         os.replace(temporary, target)
         replaced = True
@@ -111,6 +112,7 @@ class _Answers:
 
 def _write(
     inputs: list[Path],
+    limits: list[int | None],
     temporary: Path,
     repeated: list[np.ndarray] | None,
     advance: Advance | None,
@@ -121,7 +123,9 @@ def _write(
     answers = _Answers()
     counts = [0] * len(inputs)
     with temporary.open("wb") as out:
-        lines = merged(inputs, repeated, advance, strict=repeated is None, counts=counts)
+        lines = merged(
+            inputs, repeated, advance, strict=repeated is None, counts=counts, limits=limits
+        )
         for place, line in lines:
             if not line.endswith(b"\n"):
                 result.unfinished += 1
@@ -148,17 +152,20 @@ def _refuse_non_ledgers(inputs: list[Path]) -> None:
             raise InputError(f"{path}: not a ledger (no run line or result record in it)")
 
 
-def _inputs(target: Path, sources: Ledgers) -> list[Path]:
-    """The target's ledger first (when it holds anything), then every source once."""
+def _inputs(target: Path, sources: Ledgers) -> tuple[list[Path], list[int | None]]:
+    """The target's ledger first (when it holds anything), then every source once; and where
+    each one's reading stops (the sources' sizes when they were named)."""
     own = target.stat()
-    inputs = [target] if own.st_size else []
+    inputs, limits = ([target], [None]) if own.st_size else ([], [])
     held = {(own.st_dev, own.st_ino)}
-    for path in sources.paths:
+    sizes = sources.sizes or (None,) * len(sources.paths)
+    for path, size in zip(sources.paths, sizes, strict=True):
         stat = path.stat()
         if (stat.st_dev, stat.st_ino) not in held:
             held.add((stat.st_dev, stat.st_ino))
             inputs.append(path)
-    return inputs
+            limits.append(size)
+    return inputs, limits
 
 
 def _conflicts(merged_ledger: Path, inputs: list[Path], answers: _Answers) -> list[dict[str, Any]]:

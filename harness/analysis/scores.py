@@ -33,6 +33,7 @@ from typing import Any
 
 import orjson
 
+from harness.analysis.answers import Advance, lines_at
 from harness.ledger import parse_sealed
 from harness.record import utc_timestamp
 
@@ -151,7 +152,7 @@ def read_scores(path: Path) -> ScoreFile:
     """Every score key's latest line; a missing file has none. Damaged lines are skipped and
     counted, never guessed at."""
     scores = ScoreFile({})
-    for obj in _score_lines(path):
+    for obj in score_lines(path):
         if obj is None:
             scores.skipped += 1
         else:
@@ -165,7 +166,7 @@ def read_score_states(path: Path, scorers: Collection[str]) -> tuple[dict[str, S
     states: dict[str, ScoreState] = {}
     skipped = 0
     shared: dict[Any, Any] = {}
-    for obj in _score_lines(path):
+    for obj in score_lines(path):
         if obj is None:
             skipped += 1
         elif obj["scorer"] in scorers:
@@ -175,13 +176,12 @@ def read_score_states(path: Path, scorers: Collection[str]) -> tuple[dict[str, S
     return states, skipped
 
 
-def _score_lines(path: Path) -> Iterator[dict[str, Any] | None]:
+def score_lines(path: Path, advance: Advance | None = None) -> Iterator[dict[str, Any] | None]:
     """Every non-blank line of a scores file parsed, None for one that is damaged or not a
-    score; a missing file has none."""
+    score; a missing file has none. `advance`: as `harness.analysis.answers.lines_at`."""
     if not path.exists():
         return
-    with path.open("rb") as file:
-        for line in file:
-            if line.strip():
-                obj = parse_sealed(line, always_sealed=True)
-                yield obj if obj is not None and is_score(obj) else None
+    for _, line in lines_at(path, advance):
+        if line.strip():
+            obj = parse_sealed(line, always_sealed=True)
+            yield obj if obj is not None and is_score(obj) else None

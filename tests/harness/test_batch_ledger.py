@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import orjson
 
-from harness.analysis.answers import latest_places
+from harness.analysis.answers import latest_offsets
 from harness.ledger import build_index, read_ledger, sealed
 from harness.report import summarize
 from harness.run import failed_jobs, prepare
@@ -94,7 +94,7 @@ def test_readers_pass_batch_lines_over_without_counting_them_as_unreadable(tmp_p
     assert len(contents.batches) == 3 and len(contents.records) == 1 and contents.skipped == 0
     summary = summarize(path)
     assert summary.records == 1 and summary.skipped == 0
-    assert list(latest_places(path)) == ["v|a|0"]
+    assert list(latest_offsets(path)) == ["v|a|0"]
 
 
 def test_a_failed_job_that_an_open_batch_carries_again_is_not_rerun(tmp_path):

@@ -12,10 +12,11 @@ import pyarrow.parquet as pq
 import pytest
 
 from harness.config import load_config
-from harness.errors import ConfigError, PromptsError
+from harness.errors import ConfigError
 from harness.ledger import read_ledger
 from harness.prompt_files import FieldMap, PromptSource
 from harness.prompts import load_prompts
+from tests.harness.test_prompts import error
 
 
 def jsonl(path: Path, rows: list[dict]) -> Path:
@@ -28,12 +29,6 @@ def source(path: Path | str, **fields) -> PromptSource:
     fmt = fields.pop("format", "auto")
     location = str(path) if str(path).startswith("hf://") else str(Path(path).resolve())
     return PromptSource(location, fmt, split, FieldMap(**fields))  # type: ignore[arg-type]
-
-
-def error(given) -> str:
-    with pytest.raises(PromptsError) as caught:
-        load_prompts(given)
-    return str(caught.value)
 
 
 def test_an_inspect_dataset_with_chat_inputs_targets_and_metadata_loads(tmp_path):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pyarrow.parquet as pq
 import pytest
 
 from tests.conftest import SIMPLE_MODEL, ledger_lines, results, write_config
@@ -122,3 +123,28 @@ def test_a_shards_rerun_reads_its_own_failures_and_writes_its_own_ledger(sharded
     assert rerun[0]["type"] == "run" and rerun[0]["shard"]["index"] == 2
     assert {line["key"] for line in rerun[1:]} == failed
     assert not (tree / "ledger.jsonl").exists()
+
+
+def test_stats_and_exports_of_a_tree_are_those_of_its_merged_ledger(sharded, run_cli):
+    config, tree, merged = sharded
+    assert run_cli("score", config)[0] == 0
+    assert run_cli("score", config, "--output", merged)[0] == 0
+    printed = []
+    for folder in (tree, merged):
+        code, out, err = run_cli("stats", folder, "--resamples", "50")
+        assert code == 0, err
+        printed.append(without(out, folder))
+    assert printed[0] == printed[1] and "existence" in printed[0]
+    for form, name in (("parquet", "answers.parquet"), ("jsonl", "answers.jsonl"),
+                       ("pilot-json", "pilot_results.json")):  # fmt: skip
+        for folder in (tree, merged):
+            code, _, err = run_cli("export", folder, "--format", form)
+            assert code == 0, err
+        if form == "parquet":
+            tables = [pq.read_table(f / name) for f in (tree, merged)]  # rows in the same order
+            assert tables[0].equals(tables[1]) and tables[0].num_rows == 60
+        elif form == "jsonl":
+            assert ledger_lines(tree / name) == ledger_lines(merged / name)
+        else:
+            runs = [json.loads((f / name).read_text())["runs"] for f in (tree, merged)]
+            assert runs[0] == runs[1]

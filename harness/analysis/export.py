@@ -1,0 +1,297 @@
+"""`harness export`: every job's latest record joined with its current scores, one row per job,
+as Parquet, CSV or JSONL (the legacy pilot's JSON is `harness.analysis.pilot`).
+
+Columns, in this order (`a.b` is field b of the record's object a):
+
+    key, status, variant, provider, model, prompt_id, sample, prompt_category,
+    is_synthetic_probe, prompt_hash, run_id, schema, full_response, finish_reason, finish_detail,
+    tokens.<count>..., cost_usd, sampling.<parameter>..., timestamp, elapsed_seconds,
+    retry_count, error.<field>..., attempt_errors, mode, batch_id, adapter,
+    metadata.<prompt field>..., token_logprobs,
+    uncertainty.first_token_margin, uncertainty.mean_topk_entropy, uncertainty.sequence_logprob,
+    score.<scorer>... (the current label), score.<scorer>.value (for scorers that give numbers)
+
+Types: see `harness.analysis.export_layout`. `timestamp` is a UTC timestamp; `attempt_errors` is
+a list of `{type, message, retryable, status, retry_after}`; `token_logprobs` a list of positions
+`{token, logprob, token_id, top_tokens, top_logprobs, top_ids}` (the ledger's `top` pairs as two
+lists). Parquet holds them so; CSV holds lists and structs as their JSON text; JSONL writes each
+row as one JSON object. Unknown uncertainty (no logprobs) is null. A score counts as in
+`harness.analysis.labels`.
+
+The first pass finds each key's latest record from line heads alone; the second converts them
+256 at a time (few enough to stay in the CPU's caches: 30% faster than 4,096) by Arrow in one
+call (the records' dicts read in C++, not field by field in Python) and writes them in row groups
+of 65,536 rows, so memory stays flat; the file is written whole (`harness.analysis.whole`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from itertools import repeat
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import orjson
+import pyarrow as pa
+import pyarrow.csv as pa_csv
+import pyarrow.parquet as pq
+
+from harness.analysis.answers import Advance, bulk, held, latest_positions, records_at
+from harness.analysis.export_layout import POSITION, TIMESTAMP, Column, Layout
+from harness.analysis.labels import Labels, read_labels
+from harness.analysis.positions import MalformedLogprobs, Positions, flatten
+from harness.analysis.scores import answer_digest
+from harness.analysis.uncertainty import measure
+from harness.analysis.whole import written_whole
+from harness.errors import InputError
+from harness.ledger_set import Ledgers
+
+Format = Literal["parquet", "csv", "jsonl"]
+BATCH = 256  # records converted at once: few enough that their parsed dicts stay in the caches
+ROW_GROUP = 65_536  # rows per Parquet row group
+
+_UNFIT = (pa.ArrowException, TypeError, ValueError, AttributeError, OverflowError)
+
+
+@dataclass(frozen=True)
+class Exported:
+    """What an export wrote: its rows, and the scores file's unreadable lines (skipped)."""
+
+    rows: int
+    skipped_scores: int
+
+
+def write_export(
+    ledger: Path | Ledgers,
+    scores: Path,
+    form: Format,
+    target: Path,
+    advance: Advance | None = None,
+) -> Exported:
+    """Write the export of `ledger` joined with the scores file `scores` (which may not exist)
+    to `target`, whole.
+
+    The columns are learned from the records as they are read, and fixed by the first batch; a
+    later record with a field (or a kind of value) the first batch did not have makes the export
+    read every record first, then start again with all the columns (one more pass)."""
+    with bulk(), held(ledger) as file:  # every pass reads this one file (or these ledgers)
+        positions = latest_positions(file, advance)  # its keys go before the labels come
+        labels = read_labels(scores, advance=advance)
+        layout = Layout(ledger)
+        with written_whole(target) as temporary:
+            try:
+                converter = _Converter(ledger, layout, labels)
+                records = records_at(file, positions, advance=advance)
+                rows = _WRITERS[form](temporary, converter, records)
+            except _LayoutGrew:
+                for record in records_at(file, positions, advance=advance):
+                    layout.observe(record)
+                converter = _Converter(ledger, layout, labels)
+                records = records_at(file, positions, advance=advance)
+                rows = _WRITERS[form](temporary, converter, records)
+        return Exported(rows, labels.skipped)
+
+
+class _LayoutGrew(Exception):
+    """A record has a field, or a kind of value, that the export's columns do not."""
+
+
+class _Converter:
+    """Records to Arrow batches; the first batch fixes the columns (see `write_export`)."""
+
+    def __init__(self, ledger: Path | Ledgers, layout: Layout, labels: Labels) -> None:
+        self.ledger, self.layout, self.labels = ledger, layout, labels
+        self.fixed_at: int | None = None  # the layout's `grown` when the columns were fixed
+        self.columns: list[Column] = []
+        self.schema = pa.schema([])
+        self.record_type = pa.struct([])
+
+    def batches(self, records: Iterator[dict[str, Any]]) -> Iterator[pa.RecordBatch]:
+        batch: list[dict[str, Any]] = []
+        for record in records:
+            batch.append(record)
+            if len(batch) == BATCH:
+                yield self.convert(batch)
+                batch = []
+        if batch or self.fixed_at is None:
+            yield self.convert(batch)
+
+    def _fix(self) -> None:
+        """Learn nothing more: the columns are those of the layout now."""
+        self.fixed_at = self.layout.grown
+        self.columns = self.layout.columns(self.labels)
+        self.schema = pa.schema([pa.field(c.name, c.type) for c in self.columns])
+        self.record_type = self.layout.record_type()
+
+    def convert(self, records: list[dict[str, Any]]) -> pa.RecordBatch:
+        for record in records:
+            self.layout.observe(record)
+        if self.fixed_at is None:
+            self._fix()
+        elif self.layout.grown != self.fixed_at:
+            raise _LayoutGrew
+        taken = self._taken(records)
+        logprobs = [record.get("token_logprobs") for record in records]
+        try:
+            positions = flatten(logprobs)
+            measured = measure(logprobs, positions)
+        except MalformedLogprobs as exc:
+            raise self._misfit(records[exc.index], "token_logprobs", str(exc)) from None
+        scores = self._scores(records)
+        arrays = []
+        for column in self.columns:
+            field, key = column.source
+            if column.form == "plain":
+                arrays.append(taken[field] if key is None else taken[field][key])
+            elif column.form == "timestamp":
+                arrays.append(self._timestamps(records, taken["timestamp"]))
+            elif column.form == "text":
+                objects = map(dict.get, records, repeat(field))
+                values = [(found or {}).get(key) for found in objects]
+                arrays.append(pa.array([_json_text(v) for v in values], pa.string()))
+            elif column.form == "token_logprobs":
+                arrays.append(_token_logprobs(positions))
+            elif column.form == "uncertainty":
+                values = measured[field]
+                arrays.append(pa.array(values, pa.float64(), mask=np.isnan(values)))
+            else:  # a score's label or value
+                arrays.append(pa.array(scores[field][column.form == "value"], column.type))
+        return pa.RecordBatch.from_arrays(arrays, schema=self.schema)
+
+    def _taken(self, records: list[dict[str, Any]]) -> dict[str, Any]:
+        """The records as Arrow converts them, by field, and by key inside each object."""
+        try:
+            converted = pa.array(records, type=self.record_type)
+        except _UNFIT:
+            raise self._first_misfit(records) from None
+        taken: dict[str, Any] = {}
+        for field, array in zip(self.record_type.names, converted.flatten(), strict=True):
+            if pa.types.is_struct(array.type):
+                taken[field] = dict(zip(array.type.names, array.flatten(), strict=True))
+            else:
+                taken[field] = array
+        return taken
+
+    def _timestamps(self, records: list[dict[str, Any]], texts: pa.Array) -> pa.Array:
+        try:
+            return texts.cast(TIMESTAMP)
+        except _UNFIT:
+            for record in records:
+                try:
+                    pa.array([record.get("timestamp")], pa.string()).cast(TIMESTAMP)
+                except _UNFIT:
+                    raise self._misfit(record, "timestamp", "not an ISO-8601 time") from None
+            raise
+
+    def _scores(self, records: list[dict[str, Any]]) -> dict[str, tuple[list[Any], list[Any]]]:
+        if not self.labels.scorers:
+            return {}
+        digests = [answer_digest(r) if r["status"] == "ok" else "" for r in records]
+        joined = {}
+        for name, scorer in self.labels.scorers.items():
+            given = [scorer.label_of(r["key"], d) for r, d in zip(records, digests, strict=True)]
+            joined[name] = (
+                [g[0] if g else None for g in given],
+                [g[1] if g else None for g in given],
+            )
+        return joined
+
+    def _first_misfit(self, records: list[dict[str, Any]]) -> InputError:
+        """The error naming the first record, and its field, that Arrow cannot convert."""
+        for record in records:
+            for field in self.record_type:
+                value = record.get(field.name)
+                try:
+                    pa.array([value], field.type)
+                except _UNFIT as exc:
+                    return self._misfit(record, field.name, f"{value!r:.80} ({exc})")
+        return InputError(f"{self.ledger}: records that Arrow cannot convert")
+
+    def _misfit(self, record: dict[str, Any], field: str, problem: str) -> InputError:
+        return InputError(f"{self.ledger}: record {record.get('key')!r}: {field}: {problem}")
+
+
+def _json_text(value: Any) -> str | None:
+    return None if value is None else orjson.dumps(value).decode()
+
+
+def _token_logprobs(positions: Positions) -> pa.Array:
+    """Token logprobs as the export holds them, built from the flattened lists in one go."""
+    widths = np.asarray(positions.widths, dtype=np.int32)
+    tops = pa.array(np.concatenate([[0], np.cumsum(widths)]).astype(np.int32))
+    position = pa.StructArray.from_arrays(
+        [
+            pa.array(positions.token, pa.string()),
+            pa.array(positions.logprob, pa.float64()),
+            pa.array(positions.token_id, pa.int64()),
+            pa.ListArray.from_arrays(tops, pa.array(positions.top_tokens, pa.string())),
+            pa.ListArray.from_arrays(tops, pa.array(positions.top_logprobs, pa.float64())),
+            pa.array(positions.top_ids, pa.list_(pa.int64())),
+        ],
+        fields=list(POSITION),
+    )
+    counts = np.asarray(positions.counts, dtype=np.int32)
+    starts = pa.array(np.concatenate([[0], np.cumsum(counts)]).astype(np.int32))
+    return pa.ListArray.from_arrays(
+        starts, position, mask=pa.array(np.logical_not(positions.present))
+    )
+
+
+def _write_parquet(target: Path, converter: _Converter, records: Iterator[dict[str, Any]]) -> int:
+    rows = written = 0
+    pending: list[pa.RecordBatch] = []
+    writer: pq.ParquetWriter | None = None
+    try:
+        for batch in converter.batches(records):
+            writer = writer or pq.ParquetWriter(target, batch.schema, compression="zstd")
+            pending.append(batch)
+            rows += batch.num_rows
+            if rows - written >= ROW_GROUP:
+                writer.write_table(pa.Table.from_batches(pending), row_group_size=ROW_GROUP)
+                pending, written = [], rows
+        if pending and writer is not None:
+            writer.write_table(pa.Table.from_batches(pending), row_group_size=ROW_GROUP)
+    finally:
+        if writer is not None:
+            writer.close()
+    return rows
+
+
+def _write_csv(target: Path, converter: _Converter, records: Iterator[dict[str, Any]]) -> int:
+    rows = 0
+    writer: pa_csv.CSVWriter | None = None
+    try:
+        for batch in converter.batches(records):
+            flat = _json_text_columns(batch)
+            writer = writer or pa_csv.CSVWriter(target, flat.schema)
+            writer.write_batch(flat)
+            rows += batch.num_rows
+    finally:
+        if writer is not None:
+            writer.close()
+    return rows
+
+
+def _json_text_columns(batch: pa.RecordBatch) -> pa.RecordBatch:
+    """The batch with its lists and structs as their JSON text, for CSV."""
+    arrays, fields = list(batch.columns), list(batch.schema)
+    for at, column in enumerate(fields):
+        if pa.types.is_list(column.type):
+            texts = [_json_text(value) for value in arrays[at].to_pylist()]
+            arrays[at] = pa.array(texts, pa.string())
+            fields[at] = pa.field(column.name, pa.string())
+    return pa.RecordBatch.from_arrays(arrays, schema=pa.schema(fields))
+
+
+def _write_jsonl(target: Path, converter: _Converter, records: Iterator[dict[str, Any]]) -> int:
+    rows = 0
+    with target.open("wb") as file:
+        for batch in converter.batches(records):
+            file.writelines(orjson.dumps(row) + b"\n" for row in batch.to_pylist())
+            rows += batch.num_rows
+    return rows
+
+
+_WRITERS = {"parquet": _write_parquet, "csv": _write_csv, "jsonl": _write_jsonl}

@@ -1,0 +1,318 @@
+"""Statistics over a ledger and its scores: rates with Wilson intervals, paired comparisons of
+variants (exact McNemar, Cohen's h, Benjamini-Hochberg), and how well token-logprob uncertainty
+predicts a synthetic probe or a label (AUROC with a bootstrap interval).
+
+- Rates: per scorer x variant x category (and all categories, `category` None) x label: n answers
+  with a current label, how many have the label, the rate and its 95% Wilson score interval
+  (`statsmodels.stats.proportion.proportion_confint`). The ledger alone gives the pseudo-scorer
+  `(status)`: the share of keys whose latest record is an `error` (left out when scorers or a
+  label are asked for).
+- Comparisons: for every pair of variants, over the items (prompt id and sample) both have a
+  current label for: the 2x2 table of "has the label" and its exact McNemar p
+  (`statsmodels.stats.contingency_tables.mcnemar(exact=True)`: the binomial test on the
+  discordant pairs), Cohen's h of the two rates on those items
+  (`statsmodels.stats.proportion.proportion_effectsize`), and the Benjamini-Hochberg adjusted p
+  over every comparison in the report (`statsmodels.stats.multitest.multipletests`, fdr_bh).
+  Labels compared: the one asked for, else each of the scorer's labels (of two labels only the
+  first: the other's test is the same); a scorer with one label has nothing to compare.
+- Uncertainty: per variant with logprobs and measure (see `harness.analysis.uncertainty`), the
+  AUROC for the synthetic-probe flag over its answers, and for the label asked for over the
+  answers each scorer gave a current label.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+import orjson
+from statsmodels.stats.contingency_tables import mcnemar
+from statsmodels.stats.multitest import multipletests
+from statsmodels.stats.proportion import proportion_confint, proportion_effectsize
+
+from harness.analysis.answers import Advance, bulk, held, latest_positions
+from harness.analysis.columns import AnswerColumns, answer_columns
+from harness.analysis.labels import Labels, read_labels
+from harness.analysis.uncertainty import MEASURES, UNSURE_SIGN, aurocs
+from harness.errors import InputError
+from harness.ledger_set import Ledgers
+
+STATUS = "(status)"  # the pseudo-scorer the ledger alone gives: each answer `ok` or `error`
+PROBE = "is_synthetic_probe"  # the AUROC target that needs no scores
+
+
+@dataclass(frozen=True)
+class Rate:
+    scorer: str
+    variant: str
+    category: str | None  # None: every category
+    label: str
+    n: int
+    count: int
+    rate: float
+    low: float
+    high: float
+
+
+@dataclass(frozen=True)
+class Comparison:
+    scorer: str
+    label: str
+    variant_a: str
+    variant_b: str
+    pairs: int  # items both variants have a current label for
+    rate_a: float
+    rate_b: float
+    a_only: int  # pairs where only a has the label
+    b_only: int
+    p_value: float  # exact McNemar
+    cohens_h: float  # of rate_a against rate_b
+    p_adjusted: float = math.nan  # Benjamini-Hochberg, across every comparison of the report
+
+
+@dataclass(frozen=True)
+class Separation:
+    variant: str
+    measure: str
+    target: str  # PROBE, or `scorer=label`
+    positives: int
+    negatives: int
+    auroc: float
+    low: float | None
+    high: float | None
+
+
+@dataclass
+class Stats:
+    ledger: str
+    scores: str | None
+    answers: int
+    rates: list[Rate] = field(default_factory=list)
+    comparisons: list[Comparison] = field(default_factory=list)
+    separations: list[Separation] = field(default_factory=list)
+    resamples: int = 0
+    seed: int = 0
+    notes: list[str] = field(default_factory=list)
+
+    def as_json(self) -> bytes:
+        """The whole report as JSON (NaN as null)."""
+        return orjson.dumps(asdict(self), option=orjson.OPT_INDENT_2) + b"\n"
+
+
+def compute_stats(
+    ledger: Path | Ledgers,
+    scores: Path,
+    *,
+    scorers: Sequence[str] = (),
+    label: str | None = None,
+    resamples: int = 1000,
+    seed: int = 0,
+    advance: Advance | None = None,
+) -> Stats:
+    """The report for `ledger` and the scores file `scores` (which may not exist), narrowed to
+    `scorers` and `label` when given (InputError when they name nothing there)."""
+    with bulk(), held(ledger) as file:  # both passes read this one file (or these ledgers)
+        positions = latest_positions(file, advance)  # first: its keys go before labels come
+        labels = read_labels(scores, scorers, advance)
+        _check_selection(scores, labels, scorers, label)
+        columns = answer_columns(ledger, positions, labels, advance, source=file)
+    stats = Stats(
+        str(ledger),
+        str(scores) if scores.exists() else None,
+        len(columns.variant),
+        resamples=resamples,
+        seed=seed,
+    )
+    stats.rates = _status_rates(columns) if label is None and not scorers else []
+    for name in labels.scorers:
+        stats.rates += _rates(columns, name, label)
+        stats.comparisons += _comparisons(columns, name, label)
+    stats.comparisons = _adjusted(stats.comparisons)
+    stats.separations = _separations(columns, label, resamples, seed)
+    stats.notes = _notes(labels, columns, scores)
+    return stats
+
+
+def _check_selection(
+    scores: Path, labels: Labels, scorers: Sequence[str], label: str | None
+) -> None:
+    known = ", ".join(sorted(labels.named)) or "none"
+    missing = [name for name in scorers if name not in labels.scorers]
+    if missing:
+        names = ", ".join(missing)
+        raise InputError(f"{scores}: no current scores from {names} (scorers: {known})")
+    if label is not None and not any(label in s.labels() for s in labels.scorers.values()):
+        given = sorted({x for s in labels.scorers.values() for x in s.labels()})
+        raise InputError(
+            f"{scores}: no current score has the label {label!r} "
+            f"(labels: {', '.join(given) or 'none'})"
+        )
+
+
+def _status_rates(columns: AnswerColumns) -> list[Rate]:
+    status = np.where(columns.ok, 0, 1).astype(np.int32)
+    return _tabulate(columns, STATUS, status, ["ok", "error"], "error")
+
+
+def _rates(columns: AnswerColumns, scorer: str, label: str | None) -> list[Rate]:
+    return _tabulate(columns, scorer, columns.label[scorer], columns.labels[scorer], label)
+
+
+def _tabulate(
+    columns: AnswerColumns,
+    scorer: str,
+    codes: np.ndarray,
+    names: list[str],
+    only: str | None,
+) -> list[Rate]:
+    """Rates of every label (or `only`) per variant x category and per variant."""
+    if not names or (only is not None and only not in names):
+        return []
+    given = codes >= 0
+    variants, categories = len(columns.variants), len(columns.categories)
+    cell = (columns.variant * (categories + 1) + columns.category)[given]
+    every = (columns.variant * (categories + 1) + categories)[given]  # the variant's "all" cell
+    width = variants * (categories + 1)
+    chosen = codes[given]
+    totals = np.bincount(cell, minlength=width) + np.bincount(every, minlength=width)
+    rows: list[Rate] = []
+    for code, name in enumerate(names):
+        if only is not None and name != only:
+            continue
+        hit = chosen == code
+        counts = np.bincount(cell[hit], minlength=width) + np.bincount(every[hit], minlength=width)
+        present = np.flatnonzero(totals)
+        low, high = proportion_confint(counts[present], totals[present], method="wilson")
+        for at, lo, hi in zip(present, np.atleast_1d(low), np.atleast_1d(high), strict=True):
+            variant, category = divmod(int(at), categories + 1)
+            n, count = int(totals[at]), int(counts[at])
+            rows.append(
+                Rate(
+                    scorer,
+                    columns.variants[variant],
+                    columns.categories[category] if category < categories else None,
+                    name,
+                    n,
+                    count,
+                    count / n,
+                    float(lo),
+                    float(hi),
+                )
+            )
+    rows.sort(key=lambda r: (r.variant, r.category is None, r.category or "", r.label))
+    return rows
+
+
+def _compared_labels(names: list[str], label: str | None) -> list[str]:
+    if len(names) < 2:
+        return []
+    if label is not None:
+        return [label] if label in names else []
+    return sorted(names)[:1] if len(names) == 2 else sorted(names)
+
+
+def _comparisons(columns: AnswerColumns, scorer: str, label: str | None) -> list[Comparison]:
+    names = columns.labels[scorer]
+    codes = columns.label[scorer]
+    labels = _compared_labels(names, label)
+    if not labels:
+        return []
+    per_variant = {}
+    for code, variant in enumerate(columns.variants):
+        mine = (columns.variant == code) & (codes >= 0)
+        order = np.argsort(columns.item[mine], kind="stable")
+        per_variant[variant] = (columns.item[mine][order], codes[mine][order])
+    rows = []
+    for a, b in itertools.combinations(sorted(per_variant), 2):
+        (items_a, codes_a), (items_b, codes_b) = per_variant[a], per_variant[b]
+        _, at_a, at_b = np.intersect1d(items_a, items_b, assume_unique=True, return_indices=True)
+        if not len(at_a):
+            continue
+        for name in labels:
+            code = names.index(name)
+            rows.append(_compare(scorer, name, a, b, codes_a[at_a] == code, codes_b[at_b] == code))
+    return rows
+
+
+def _compare(
+    scorer: str, label: str, a: str, b: str, yes_a: np.ndarray, yes_b: np.ndarray
+) -> Comparison:
+    both = int(np.sum(yes_a & yes_b))
+    a_only = int(np.sum(yes_a & ~yes_b))
+    b_only = int(np.sum(~yes_a & yes_b))
+    neither = len(yes_a) - both - a_only - b_only
+    p_value = float(mcnemar([[both, a_only], [b_only, neither]], exact=True).pvalue)
+    rate_a, rate_b = float(yes_a.mean()), float(yes_b.mean())
+    h = float(proportion_effectsize(rate_a, rate_b))
+    return Comparison(scorer, label, a, b, len(yes_a), rate_a, rate_b, a_only, b_only, p_value, h)
+
+
+def _adjusted(comparisons: list[Comparison]) -> list[Comparison]:
+    """The comparisons with their Benjamini-Hochberg p-values, all of them one family."""
+    adjusted = benjamini_hochberg([c.p_value for c in comparisons])
+    return [replace(c, p_adjusted=p) for c, p in zip(comparisons, adjusted, strict=True)]
+
+
+def benjamini_hochberg(p_values: Sequence[float]) -> list[float]:
+    """Benjamini-Hochberg adjusted p-values (`multipletests(method="fdr_bh")`), in the same
+    order: reject at FDR q every hypothesis whose adjusted p is at most q."""
+    if not p_values:
+        return []
+    return [float(p) for p in multipletests(list(p_values), method="fdr_bh")[1]]
+
+
+def _separations(
+    columns: AnswerColumns, label: str | None, resamples: int, seed: int
+) -> list[Separation]:
+    targets: list[tuple[str, np.ndarray, np.ndarray]] = [(PROBE, columns.ok, columns.probe)]
+    if label is not None:
+        for scorer, names in columns.labels.items():
+            if label in names:
+                codes = columns.label[scorer]
+                targets.append((f"{scorer}={label}", codes >= 0, codes == names.index(label)))
+    rows = []
+    for code, variant in enumerate(columns.variants):
+        mine = columns.variant == code
+        if not any(np.isfinite(columns.unsure[m][mine]).any() for m in MEASURES):
+            continue
+        for target, among, positive in targets:
+            keep = mine & among
+            unsure = {m: UNSURE_SIGN[m] * columns.unsure[m][keep] for m in MEASURES}
+            found = aurocs(unsure, positive[keep], resamples=resamples, seed=seed)
+            rows += [
+                Separation(variant, m, target, **asdict(found[m])) for m in MEASURES if m in found
+            ]
+    return rows
+
+
+def _notes(labels: Labels, columns: AnswerColumns, scores: Path) -> list[str]:
+    notes = []
+    if not scores.exists():
+        notes.append(f"no scores file ({scores}): rates of the ledger's status only")
+    if labels.skipped:
+        notes.append(f"{scores}: skipped {labels.skipped} unreadable line(s)")
+    for name, scorer in labels.scorers.items():
+        if columns.unscored.get(name):
+            notes.append(
+                f"{name}: {columns.unscored[name]:,} answer(s) have no current score "
+                "(not scored yet, or answered again since)"
+            )
+        if scorer.earlier_definition:
+            notes.append(
+                f"{name}: {scorer.earlier_definition:,} score(s) were given under an earlier "
+                "definition of the scorer and are left out"
+            )
+        if scorer.failed:
+            notes.append(f"{name}: {scorer.failed:,} score(s) failed (no label)")
+    without = [
+        v
+        for code, v in enumerate(columns.variants)
+        if not np.isfinite(columns.unsure["mean_topk_entropy"][columns.variant == code]).any()
+    ]
+    if without:
+        notes.append(f"no token logprobs, so no uncertainty: {', '.join(sorted(without))}")
+    return notes

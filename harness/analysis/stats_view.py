@@ -1,0 +1,87 @@
+"""`harness stats` on a terminal: rates with their intervals, comparisons, uncertainty."""
+
+from __future__ import annotations
+
+from itertools import groupby
+
+from rich.console import Console
+from rich.table import Table
+
+from harness.analysis.stats import Stats
+
+EVERY_CATEGORY = "(all)"
+
+
+def show_stats(stats: Stats, console: Console) -> None:
+    """Print one table of rates per scorer, then the comparisons, the AUROCs and the notes."""
+    for scorer, rates in groupby(stats.rates, key=lambda r: r.scorer):
+        console.print(_rates_table(scorer, list(rates)))
+    if stats.comparisons:
+        console.print(_comparisons_table(stats))
+    if stats.separations:
+        console.print(_separations_table(stats))
+    for note in stats.notes:
+        console.print(f"note: {note}", markup=False, highlight=False)
+
+
+def _rates_table(scorer: str, rates: list) -> Table:
+    labels = sorted({r.label for r in rates})
+    table = Table(title=f"{scorer}: rate per label, 95% Wilson interval")
+    for name in ("variant", "category", "n", *labels):
+        table.add_column(name, justify="left" if name in ("variant", "category") else "right")
+    cells = {(r.variant, r.category, r.label): r for r in rates}
+    rows = dict.fromkeys((r.variant, r.category, r.n) for r in rates)
+    for variant, category, n in rows:
+        line = [variant, category if category is not None else EVERY_CATEGORY, f"{n:,}"]
+        for label in labels:
+            rate = cells.get((variant, category, label))
+            line.append("" if rate is None else _interval(rate.rate, rate.low, rate.high))
+        table.add_row(*line, end_section=category is None)
+    return table
+
+
+def _comparisons_table(stats: Stats) -> Table:
+    table = Table(title="paired comparisons: exact McNemar, Benjamini-Hochberg over all rows")
+    for name in ("scorer", "label", "variant a", "variant b", "pairs", "rate a", "rate b"):
+        table.add_column(name, justify="right" if name.startswith(("pairs", "rate")) else "left")
+    for name in ("a only", "b only", "p", "p (BH)", "Cohen's h"):
+        table.add_column(name, justify="right")
+    for c in stats.comparisons:
+        table.add_row(
+            c.scorer,
+            c.label,
+            c.variant_a,
+            c.variant_b,
+            f"{c.pairs:,}",
+            f"{c.rate_a:.1%}",
+            f"{c.rate_b:.1%}",
+            f"{c.a_only:,}",
+            f"{c.b_only:,}",
+            _p(c.p_value),
+            _p(c.p_adjusted),
+            f"{c.cohens_h:+.3f}",
+        )
+    return table
+
+
+def _separations_table(stats: Stats) -> Table:
+    title = "uncertainty from token logprobs: AUROC for the target"
+    if stats.resamples:
+        title += f", 95% bootstrap interval ({stats.resamples:,} resamples, seed {stats.seed})"
+    table = Table(title=title)
+    for name in ("variant", "measure", "target", "positives", "negatives", "AUROC"):
+        table.add_column(name, justify="right" if name in ("positives", "negatives") else "left")
+    for s in stats.separations:
+        auroc = f"{s.auroc:.3f}"
+        if s.low is not None and s.high is not None:
+            auroc += f" [{s.low:.3f}, {s.high:.3f}]"
+        table.add_row(s.variant, s.measure, s.target, f"{s.positives:,}", f"{s.negatives:,}", auroc)
+    return table
+
+
+def _interval(rate: float, low: float, high: float) -> str:
+    return f"{rate:.1%} [{low:.1%}, {high:.1%}]"
+
+
+def _p(value: float) -> str:
+    return f"{value:.2e}" if value < 1e-3 else f"{value:.3f}"

@@ -1,0 +1,223 @@
+"""`harness export`: one row per job (latest wins) joined with current scores, as Parquet, CSV and
+JSONL with the documented columns and types; DuckDB reads the ledger and the Parquet file."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import duckdb
+import orjson
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+
+from harness.analysis.export import BATCH, write_export
+from tests.harness.analysis.ledgers import (
+    answer,
+    failure,
+    logprobs,
+    score,
+    write_ledger,
+    write_scores,
+)
+
+
+@pytest.fixture
+def project(tmp_path):
+    """A ledger of 5 jobs (one answered twice, one answered then failed) and its scores."""
+    superseded = answer("a@t0", "p0", response="first try")
+    p0 = answer("a@t0", "p0", response="second try", metadata={"subject": "x", "year": 2021})
+    p1 = answer(
+        "a@t0",
+        "p1",
+        probe=True,
+        metadata={"subject": "y", "year": "unknown"},
+        token_logprobs=logprobs([-0.1, -2.5], [-0.7, -0.9]),
+        tokens={"input": 10, "output": 20, "total": 30, "cache_read": 4},
+    )
+    p2_answered = answer("a@t0", "p2")
+    p2 = failure("a@t0", "p2")
+    b0 = answer("b@t0.7", "p0", category="pkg", cost_usd=None, attempt_errors=[p2["error"]])
+    records = [superseded, p0, p1, p2_answered, b0, p2]
+    for second, record in enumerate(records):  # written one after another, as a run writes them
+        record["timestamp"] = f"2026-11-24T00:00:{second:02d}.000Z"
+    ledger = write_ledger(tmp_path / "out" / "ledger.jsonl", records)
+    write_scores(
+        tmp_path / "out" / "scores.jsonl",
+        [
+            score(superseded, "claims", "exists"),  # given to the first answer: stale
+            score(p1, "claims", "refused"),
+            score(b0, "claims", "exists"),
+            score(p0, "judge", "wrong", value=0.25),
+            score(p1, "judge", None, status="error"),
+        ],
+    )
+    return tmp_path / "out", ledger
+
+
+# The export's columns, in order, and their Parquet types.
+COLUMNS = """
+key string | status string | variant string | provider string | model string | prompt_id string
+sample int64 | prompt_category string | is_synthetic_probe bool | prompt_hash string
+run_id string | schema int64 | full_response string | finish_reason string
+finish_detail string | tokens.input int64 | tokens.output int64 | tokens.total int64
+tokens.cache_read int64 | cost_usd double | sampling.temperature double | sampling.top_p double
+sampling.max_tokens int64 | sampling.seed int64 | sampling.stop list<element: string>
+timestamp timestamp[ms, tz=UTC] | elapsed_seconds double | retry_count int64 | error.type string
+error.message string | error.retryable bool | error.status int64 | error.retry_after string
+attempt_errors list<element: struct<type: string, message: string, retryable: bool, status: int64, retry_after: double>>
+mode string | batch_id string | adapter string | metadata.subject string
+metadata.year string
+token_logprobs list<element: struct<token: string, logprob: double, token_id: int64, top_tokens: list<element: string>, top_logprobs: list<element: double>, top_ids: list<element: int64>>>
+uncertainty.first_token_margin double | uncertainty.mean_topk_entropy double
+uncertainty.sequence_logprob double | score.claims string | score.judge string
+score.judge.value double
+"""  # noqa: E501
+# error.retry_after is never given a value: a null column; metadata.year is 2021 in one record
+# and "unknown" in another: the values' JSON text.
+
+
+def test_parquet_has_one_typed_row_per_job_with_its_current_scores(project, run_cli):
+    output, _ = project
+    code, out, err = run_cli("export", output, "--format", "parquet")
+    assert code == 0, err
+    target = output / "answers.parquet"
+    assert f"Exported 4 job(s) to {target}" in out
+    assert f"pandas.read_parquet('{target}')" in out
+    table = pq.read_table(target)
+    expected = [
+        column.split(" ", 1) for line in COLUMNS.split("\n") for column in line.split(" | ")
+    ]
+    assert [[f.name, str(f.type)] for f in table.schema] == [c for c in expected if c != [""]]
+    rows = {row["key"]: row for row in table.to_pylist()}
+    assert list(rows) == ["a@t0|p0|0", "a@t0|p1|0", "b@t0.7|p0|0", "a@t0|p2|0"]  # ledger order
+    p0, p1, b0, p2 = rows.values()
+    assert p0["full_response"] == "second try"
+    assert p0["score.claims"] is None  # its only score was given to the first answer
+    assert (p0["score.judge"], p0["score.judge.value"]) == ("wrong", 0.25)
+    assert p0["metadata.year"] == "2021" and p1["metadata.year"] == '"unknown"'
+    assert p1["score.claims"] == "refused" and p1["score.judge"] is None  # the judge failed
+    assert p1["tokens.cache_read"] == 4 and p0["tokens.cache_read"] is None
+    assert b0["cost_usd"] is None and b0["attempt_errors"][0]["status"] == 503
+    assert (p2["status"], p2["error.type"], p2["full_response"]) == ("error", "ServerError", None)
+    assert p2["error.retryable"] is True and p2["tokens.input"] is None
+    assert p0["timestamp"].isoformat() == "2026-11-24T00:00:01+00:00"
+    assert p2["timestamp"].isoformat() == "2026-11-24T00:00:05+00:00"
+    assert p0["sampling.stop"] == [] and p0["token_logprobs"] is None
+    first, second = p1["token_logprobs"]
+    assert first == {
+        "token": "t0",
+        "logprob": -0.1,
+        "token_id": None,
+        "top_tokens": ["t0_0", "t0_1"],
+        "top_logprobs": [-0.1, -2.5],
+        "top_ids": None,
+    }
+    assert second["top_logprobs"] == [-0.7, -0.9]
+    assert p1["uncertainty.first_token_margin"] == pytest.approx(math.exp(-0.1) - math.exp(-2.5))
+    assert p1["uncertainty.sequence_logprob"] == pytest.approx(-0.8)
+    assert p0["uncertainty.mean_topk_entropy"] is None  # no logprobs: null, not NaN
+
+
+def test_csv_and_jsonl_hold_the_same_rows(project, run_cli):
+    output, _ = project
+    for form in ("parquet", "csv", "jsonl"):
+        assert run_cli("export", output, "--format", form)[0] == 0
+    parquet = pd.read_parquet(output / "answers.parquet")
+    csv = pd.read_csv(output / "answers.csv")
+    jsonl = pd.read_json(output / "answers.jsonl", lines=True)
+    assert list(csv.columns) == list(parquet.columns) == list(jsonl.columns)
+    assert csv["key"].tolist() == parquet["key"].tolist() == jsonl["key"].tolist()
+    assert csv["score.claims"].tolist()[1:3] == ["refused", "exists"]
+    assert csv["tokens.total"].tolist()[:3] == [30, 30, 30]
+    # nested values: as in Parquet, as JSON text in CSV
+    first = json.loads(csv["token_logprobs"][1])[0]
+    assert (first["top_tokens"], first["top_logprobs"]) == (["t0_0", "t0_1"], [-0.1, -2.5])
+    lines = [orjson.loads(line) for line in (output / "answers.jsonl").read_bytes().splitlines()]
+    assert lines[1]["token_logprobs"][1]["top_logprobs"] == [-0.7, -0.9]
+    assert lines[0]["metadata.year"] == "2021" and lines[1]["metadata.year"] == '"unknown"'
+    assert lines[0]["uncertainty.first_token_margin"] is None
+    assert lines[2]["attempt_errors"][0]["type"] == "ServerError"
+    assert lines[0]["timestamp"] == "2026-11-24T00:00:01+00:00"
+
+
+def test_duckdb_reads_the_ledger_as_is_and_the_parquet_file(project, run_cli):
+    output, ledger = project
+    assert run_cli("export", output, "--format", "parquet")[0] == 0
+    latest = duckdb.sql(
+        f"""
+        SELECT key, status, full_response FROM read_json('{ledger}')
+        WHERE key IS NOT NULL
+        QUALIFY row_number() OVER (PARTITION BY key ORDER BY timestamp DESC) = 1
+        ORDER BY key
+        """
+    ).fetchall()
+    exported = duckdb.sql(
+        f"SELECT key, status, full_response FROM '{output / 'answers.parquet'}' ORDER BY key"
+    ).fetchall()
+    assert latest == exported
+    by_label = duckdb.sql(
+        f"""SELECT "score.claims", count(*) FROM '{output / "answers.parquet"}'
+        GROUP BY ALL ORDER BY ALL"""
+    ).fetchall()
+    assert by_label == [("exists", 1), ("refused", 1), (None, 2)]
+
+
+def test_a_record_that_does_not_fit_its_column_exits_2_and_writes_nothing(tmp_path, run_cli):
+    records = [answer("a@t0", f"p{i}") for i in range(3)]
+    records[2]["elapsed_seconds"] = "slow"
+    ledger = write_ledger(tmp_path / "ledger.jsonl", records)
+    target = tmp_path / "answers.parquet"
+    target.write_bytes(b"an older export")
+    code, _, err = run_cli("export", tmp_path, "--format", "parquet")
+    assert code == 2
+    assert err.startswith(f"error: {ledger}: record 'a@t0|p2|0': elapsed_seconds: 'slow'")
+    assert len(err.splitlines()) == 1
+    assert target.read_bytes() == b"an older export"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["answers.parquet", "ledger.jsonl"]
+
+
+def test_export_to_a_path_in_a_new_folder_and_bad_targets(project, run_cli):
+    output, _ = project
+    target = output.parent / "exports" / "run1.csv"
+    assert run_cli("export", output, "--format", "csv", "--to", target)[0] == 0
+    assert len(pd.read_csv(target)) == 4
+    code, _, err = run_cli("export", output, "--format", "csv", "--to", output)
+    assert (code, err) == (2, f"error: {output}: is a directory; name a file to write\n")
+    code, _, err = run_cli("export", output.parent / "nothing", "--format", "csv")
+    assert code == 2 and "no such ledger" in err
+
+
+def test_fields_first_seen_after_the_first_batch_get_their_columns(tmp_path, run_cli):
+    records = [answer("a@t0", f"p{i}") for i in range(BATCH + 10)]
+    records[-5]["metadata"] = {"subject": "late", "difficulty": 3}
+    records[-3] = failure("a@t0", records[-3]["prompt_id"])
+    records[-1]["metadata"] = {"subject": 7}  # now numbers and strings: JSON text
+    write_ledger(tmp_path / "ledger.jsonl", records)
+    assert run_cli("export", tmp_path, "--format", "parquet")[0] == 0
+    table = pq.read_table(tmp_path / "answers.parquet")
+    assert table.num_rows == BATCH + 10
+    assert str(table.schema.field("metadata.difficulty").type) == "int64"
+    assert str(table.schema.field("metadata.subject").type) == "string"
+    assert table.column("metadata.difficulty").to_pylist()[-5:] == [3, None, None, None, None]
+    assert table.column("metadata.subject").to_pylist()[-5:-3] == ['"late"', f'"p{BATCH + 6}"']
+    assert table.column("metadata.subject").to_pylist()[-1] == "7"
+    assert table.column("error.type").to_pylist()[-3] == "ServerError"
+
+
+def test_every_pass_reads_the_file_it_started_with_when_the_path_is_replaced(tmp_path):
+    ledger = write_ledger(tmp_path / "ledger.jsonl", [answer("a@t0", f"p{i}") for i in range(3)])
+    replaced = []
+
+    def replace_the_ledger(count: int) -> None:  # as `run --fresh` does, between two passes
+        if not replaced:
+            ledger.rename(tmp_path / "ledger.old.jsonl")
+            write_ledger(ledger, [answer("z@t0", "other")])
+            replaced.append(True)
+
+    target = tmp_path / "answers.jsonl"
+    exported = write_export(ledger, tmp_path / "scores.jsonl", "jsonl", target, replace_the_ledger)
+    assert replaced and exported.rows == 3
+    keys = [orjson.loads(line)["key"] for line in target.read_bytes().splitlines()]
+    assert keys == ["a@t0|p0|0", "a@t0|p1|0", "a@t0|p2|0"]

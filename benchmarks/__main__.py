@@ -381,6 +381,8 @@ def analysis(root: Path) -> None:
     )
     for path in folder.iterdir():
         path.unlink()
+
+
 def scale(root: Path) -> None:
     config = write_scale_project(root / "scale")
     out = config.parent / "out"

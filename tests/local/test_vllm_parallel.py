@@ -59,7 +59,8 @@ SHAPE = {"heads": 32, "kv_heads": 8, "layers": 40}
         ({"distributed_executor_backend": "ray"}, 1, "needs Ray: pip install ray"),
     ],
 )
-def test_impossible_parallelism_is_named(changes, gpus, problem):
+def test_impossible_parallelism_is_named(changes, gpus, problem, monkeypatch):
+    monkeypatch.setattr("importlib.util.find_spec", lambda name, *a: None)  # Ray not installed
     problems = parallel_problems(dataclasses.replace(VLLMOptions(), **changes), SHAPE, gpus)
     assert len(problems) == 1 and problem in problems[0]
 

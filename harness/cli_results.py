@@ -54,13 +54,13 @@ def add_result_verbs(verbs: argparse._SubParsersAction) -> None:
 
 
 def _stats(args: argparse.Namespace, console: Console) -> int:
-    from harness.analysis.reading import reading
     from harness.analysis.stats import compute_stats
     from harness.analysis.stats_view import show_stats
     from harness.analysis.whole import written_whole
+    from harness.progress import reading_bar
 
     ledger, scores, size = _inputs(args.output)
-    with reading(console, "reading", size) as advance:
+    with reading_bar(console, "reading", size) as advance:
         stats = compute_stats(
             ledger,
             scores,
@@ -85,12 +85,12 @@ def _stats(args: argparse.Namespace, console: Console) -> int:
 def _export(args: argparse.Namespace, console: Console) -> int:
     from harness.analysis.export import write_export
     from harness.analysis.pilot import write_pilot_json
-    from harness.analysis.reading import reading
+    from harness.progress import reading_bar
 
     ledger, scores, size = _inputs(args.output)
     name, reader = _EXPORTS[args.format]
     target = args.to or scores.with_name(name)
-    with reading(console, f"exporting to {target.name}", size) as advance:
+    with reading_bar(console, f"exporting to {target.name}", size) as advance:
         if args.format == "pilot-json":
             exported = write_pilot_json(ledger, scores, target, advance)
         else:

@@ -22,12 +22,10 @@ rubric can say `{target}`), with the fields of Inspect's `metadata` object merge
 
 from __future__ import annotations
 
-import gc
 import hashlib
 import itertools
 import sys
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from decimal import Decimal
@@ -37,6 +35,7 @@ from typing import Any
 import orjson
 
 from harness.api import Message
+from harness.bulk import collector_paused
 from harness.errors import PromptsError
 from harness.prompt_files import DataFile, FieldMap, PromptSource, data_files
 from harness.prompt_template import PromptTemplate, TemplateError
@@ -89,7 +88,7 @@ def load_prompts(source: PromptSource | str | Path) -> list[Prompt]:
     reader = _RowReader(source.fields)
     prompts: list[Prompt] = []
     seen: set[str] = set()
-    with _collection_paused():
+    with collector_paused():
         for file in files:
             for position, row in file.rows():
                 try:
@@ -107,19 +106,6 @@ def load_prompts(source: PromptSource | str | Path) -> list[Prompt]:
     if not prompts:
         raise PromptsError(f"{source}: no prompts")
     return prompts
-
-
-@contextmanager
-def _collection_paused() -> Iterator[None]:
-    """Hold the cyclic garbage collector while a million prompts are made: they hold no cycles,
-    and its passes over the growing heap took a quarter of the load time."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
 
 
 def _place(files: list[DataFile], ordinal: int) -> str:

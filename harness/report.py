@@ -10,10 +10,8 @@ to the exact path.
 
 from __future__ import annotations
 
-import gc
 from array import array
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -22,6 +20,7 @@ import numpy as np
 import orjson
 from rich.table import Table
 
+from harness.bulk import collector_paused
 from harness.ledger import Source, iter_lines, source_lines
 
 
@@ -90,7 +89,7 @@ def summarize(source: Source, keeps: Callable[[dict[str, Any]], bool] | None = N
     plans = _Plans()
     gpu = _GpuTime()
     summary = Summary([], skipped=0)
-    with _collector_paused():
+    with collector_paused():
         for line in iter_lines(source):
             if plans.read(line):
                 gpu.read(line)  # type: ignore[arg-type]
@@ -153,19 +152,6 @@ def _key(line: bytes) -> Any:
     except orjson.JSONDecodeError:
         return None
     return obj.get("key") if isinstance(obj, dict) else None
-
-
-@contextmanager
-def _collector_paused() -> Iterator[None]:
-    """Python's cycle collector paused while millions of parsed lines are made and dropped
-    (none of them in cycles)."""
-    was = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was:
-            gc.enable()
 
 
 def _variant(variants: dict[str, VariantSummary], variant: str) -> VariantSummary:

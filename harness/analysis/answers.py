@@ -14,7 +14,6 @@ ones too), for a reader that needs to know something of all of them before the s
 
 from __future__ import annotations
 
-import gc
 from array import array
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -86,20 +85,6 @@ def latest_records(
     """The latest record of every key, in ledger order; with `successes_only`, only the keys
     whose latest record is an answer (a failure that superseded an answer hides it)."""
     return records_at(path, latest_positions(path), successes_only=successes_only)
-
-
-@contextmanager
-def bulk() -> Iterator[None]:
-    """Python's cycle collector paused while a reader makes and drops millions of parsed objects
-    (none of them in cycles): with a batch of records and a million joined labels alive, each
-    full collection walks them all again; 100,000 records exported in 8.9 s instead of 26.7 s."""
-    was = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was:
-            gc.enable()
 
 
 def run_lines(path: Path | Ledgers) -> list[dict[str, Any]]:

@@ -38,13 +38,14 @@ import pyarrow as pa
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
-from harness.analysis.answers import Advance, bulk, held, latest_positions, records_at
+from harness.analysis.answers import Advance, held, latest_positions, records_at
 from harness.analysis.export_layout import POSITION, TIMESTAMP, Column, Layout
 from harness.analysis.labels import Labels, read_labels
 from harness.analysis.positions import MalformedLogprobs, Positions, flatten
 from harness.analysis.scores import answer_digest
 from harness.analysis.uncertainty import measure
 from harness.analysis.whole import written_whole
+from harness.bulk import collector_paused
 from harness.errors import InputError
 from harness.ledger_set import Ledgers
 
@@ -76,7 +77,10 @@ def write_export(
     The columns are learned from the records as they are read, and fixed by the first batch; a
     later record with a field (or a kind of value) the first batch did not have makes the export
     read every record first, then start again with all the columns (one more pass)."""
-    with bulk(), held(ledger) as file:  # every pass reads this one file (or these ledgers)
+    with (
+        collector_paused(),
+        held(ledger) as file,
+    ):  # every pass reads this one source
         positions = latest_positions(file, advance)  # its keys go before the labels come
         labels = read_labels(scores, advance=advance)
         layout = Layout(ledger)

@@ -38,7 +38,6 @@ import orjson
 from harness.analysis.answers import (
     Advance,
     Source,
-    bulk,
     held,
     latest_offsets,
     records_at,
@@ -48,6 +47,7 @@ from harness.analysis.export import Exported
 from harness.analysis.labels import Labels, read_labels
 from harness.analysis.scores import answer_digest
 from harness.analysis.whole import written_whole
+from harness.bulk import collector_paused
 from harness.ledger import parse_line
 from harness.ledger_set import Ledgers
 from harness.provenance import package_version
@@ -61,7 +61,10 @@ def write_pilot_json(
 ) -> Exported:
     """Write the pilot's results file for `ledger` and the scores file `scores` (which may not
     exist) to `target`, whole."""
-    with bulk(), held(ledger) as source:  # every pass reads this one file (or these ledgers)
+    with (
+        collector_paused(),
+        held(ledger) as source,
+    ):  # every pass reads this one source
         return _write(ledger, source, scores, target, advance)
 
 

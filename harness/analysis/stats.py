@@ -34,10 +34,11 @@ from statsmodels.stats.contingency_tables import mcnemar
 from statsmodels.stats.multitest import multipletests
 from statsmodels.stats.proportion import proportion_confint, proportion_effectsize
 
-from harness.analysis.answers import Advance, bulk, held, latest_positions
+from harness.analysis.answers import Advance, held, latest_positions
 from harness.analysis.columns import AnswerColumns, answer_columns
 from harness.analysis.labels import Labels, read_labels
 from harness.analysis.uncertainty import MEASURES, UNSURE_SIGN, aurocs
+from harness.bulk import collector_paused
 from harness.errors import InputError
 from harness.ledger_set import Ledgers
 
@@ -115,7 +116,10 @@ def compute_stats(
 ) -> Stats:
     """The report for `ledger` and the scores file `scores` (which may not exist), narrowed to
     `scorers` and `label` when given (InputError when they name nothing there)."""
-    with bulk(), held(ledger) as file:  # both passes read this one file (or these ledgers)
+    with (
+        collector_paused(),
+        held(ledger) as file,
+    ):  # both passes read this one source
         positions = latest_positions(file, advance)  # first: its keys go before labels come
         labels = read_labels(scores, scorers, advance)
         _check_selection(scores, labels, scorers, label)

@@ -186,8 +186,9 @@ class ResampledAurocs:
     def __init__(self, yes: np.ndarray, no: np.ndarray) -> None:
         self.order = np.argsort(no, axis=1, kind="stable")  # each measure's negatives, sorted
         ranked = np.take_along_axis(no, self.order, axis=1)
-        self.left = np.stack([np.searchsorted(r, y, side="left") for r, y in zip(ranked, yes)])
-        self.right = np.stack([np.searchsorted(r, y, side="right") for r, y in zip(ranked, yes)])
+        pairs = list(zip(ranked, yes, strict=True))
+        self.left = np.stack([np.searchsorted(r, y, side="left") for r, y in pairs])
+        self.right = np.stack([np.searchsorted(r, y, side="right") for r, y in pairs])
 
     def __call__(self, yes: np.ndarray, no: np.ndarray, axis: int = -1) -> np.ndarray:
         yes, no = np.moveaxis(yes, axis, -1), np.moveaxis(no, axis, -1)

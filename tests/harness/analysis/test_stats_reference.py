@@ -165,10 +165,10 @@ def test_the_bootstrap_statistic_equals_mann_whitney_u_of_each_resample_with_tie
         draws_no = rng.integers(0, n_no, (3, n_no))
         fast = ResampledAurocs(yes, no)(draws_yes, draws_no)
         assert fast.shape == (2, 3)
-        for measure, row in itertools.product(range(2), range(3)):
-            a, b = yes[measure, draws_yes[row]], no[measure, draws_no[row]]
+        for kind, row in itertools.product(range(2), range(3)):
+            a, b = yes[kind, draws_yes[row]], no[kind, draws_no[row]]
             u = scipy_stats.mannwhitneyu(a, b).statistic
-            assert fast[measure, row] == pytest.approx(u / (len(a) * len(b)))
+            assert fast[kind, row] == pytest.approx(u / (len(a) * len(b)))
 
 
 def test_measures_known_for_different_answers_each_get_their_own_auroc():

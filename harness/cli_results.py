@@ -59,7 +59,7 @@ def _stats(args: argparse.Namespace, console: Console) -> int:
     from harness.analysis.whole import written_whole
     from harness.progress import reading_bar
 
-    ledger, scores, size = _inputs(args.output)
+    ledger, scores, size = result_inputs(args.output)
     with reading_bar(console, "reading", size) as advance:
         stats = compute_stats(
             ledger,
@@ -87,7 +87,7 @@ def _export(args: argparse.Namespace, console: Console) -> int:
     from harness.analysis.pilot import write_pilot_json
     from harness.progress import reading_bar
 
-    ledger, scores, size = _inputs(args.output)
+    ledger, scores, size = result_inputs(args.output)
     name, reader = _EXPORTS[args.format]
     target = args.to or scores.with_name(name)
     with reading_bar(console, f"exporting to {target.name}", size) as advance:
@@ -102,7 +102,7 @@ def _export(args: argparse.Namespace, console: Console) -> int:
     return 0
 
 
-def _inputs(text: str) -> tuple[Path | Ledgers, Path, int]:
+def result_inputs(text: str) -> tuple[Path | Ledgers, Path, int]:
     """The ledger a verb reads (a run's output directory holding shards: all its ledgers, read
     as one), the scores file beside it (which may not exist), and the bytes its two passes
     through the ledger and one through the scores will read."""

@@ -1,0 +1,251 @@
+"""The report built and written: the ledger read (`read.py`), the statistics of
+`harness.analysis.stats`, the status summary of `harness.report`, the figures, and the page
+assembled from the template files in `assets/` (HTML, CSS, JS: package data), written whole.
+
+A template marker is an HTML comment, `<!--harness:NAME-->`; every marker is replaced in one pass,
+so nothing inserted is ever read as a marker. What is inserted: the CSS and JS as they are, the
+figures' SVG (matplotlib escapes their text), the overview and statistics as JSON that cannot
+close its script block (`browser.inline_json`), and the records as base64.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import html
+import re
+from dataclasses import dataclass, field
+from importlib.resources import files
+from pathlib import Path
+from typing import Any
+
+from harness.analysis.annotation import run_prompt_source
+from harness.analysis.answers import Advance, held, latest_positions
+from harness.analysis.labels import read_labels
+from harness.analysis.stats import Stats, benjamini_hochberg, compute_stats
+from harness.analysis.whole import written_whole
+from harness.bulk import collector_paused
+from harness.errors import InputError
+from harness.ledger_set import Ledgers
+from harness.prompts import Prompt, load_prompts
+from harness.report import summarize
+from harness.report_html.browser import inline_json, packed, payload
+from harness.report_html.figures import Drawn, draw_all
+from harness.report_html.overview import (
+    learn_secrets,
+    planned_variants,
+    run_rows,
+    variant_rows,
+)
+from harness.report_html.read import Limits, Reading, prompt_texts, read_ledger
+
+_MARKER = re.compile(r"<!--harness:([a-z_]+)-->")
+
+
+@dataclass(frozen=True)
+class ReportRequest:
+    """What to report on and where to write it."""
+
+    ledger: Path | Ledgers
+    scores: Path
+    target: Path
+    scorer: str | None = None  # the figures' scorer; None: the scores file's first
+    label: str | None = None
+    variants: tuple[str, ...] = ()  # only these; empty: every one
+    prompts: Path | None = None  # the prompt set, if not the one the run line names
+    figures: Path | None = None  # also write each figure there as SVG and PNG
+    limits: Limits = field(default_factory=Limits)
+    resamples: int = 1000
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class Built:
+    """What was written: the page, its size, the records in it, each figure's inline size, the
+    compressed records' size, and what the page left out or could not show."""
+
+    path: Path
+    size: int
+    records: int
+    figures: list[tuple[str, int]]
+    records_bytes: int
+    notes: list[str] = field(default_factory=list)
+    next_command: str | None = None  # `harness score CONFIG` when there are no scores
+
+
+def build_report(request: ReportRequest, advance: Advance | None = None) -> Built:
+    """Read, compute, draw and write the report; InputError (nothing written) for a ledger
+    without records or a scorer, label or variant it does not have."""
+    limits = request.limits
+    summary = summarize(request.ledger)
+    if not summary.records:
+        raise InputError(f"{request.ledger}: no result records in it")
+    _check_variants(request, [s.variant for s in summary.variants])
+    only = set(request.variants) or None
+    with collector_paused(), held(request.ledger) as source:
+        positions = latest_positions(source, advance)
+        labels = read_labels(request.scores, advance=advance)
+        reading = read_ledger(request.ledger, source, positions, labels, limits, only, advance)
+    learn_secrets(reading.runs)
+    stats = compute_stats(
+        request.ledger,
+        request.scores,
+        scorers=[request.scorer] if request.scorer else [],
+        label=request.label,
+        resamples=request.resamples,
+        seed=request.seed,
+        advance=advance,
+    )
+    scorer = request.scorer or _first_scorer(stats, request.label)
+    if only:
+        stats = _only(stats, only)
+    notes = _left_out(reading, limits)
+    prompts = _prompts(request, reading, notes)
+    texts, missing, cut = prompt_texts(reading.rows, prompts, limits.prompt_chars)
+    if prompts is not None and missing:
+        notes.append(f"{missing:,} prompt(s) not in the prompt set as answered: no text shown")
+    if cut:
+        notes.append(f"{cut:,} prompt(s) cut to {limits.prompt_chars:,} characters")
+    figures_dir = _figures_dir(request.figures)
+    drawn, figure_notes = draw_all(
+        stats, reading.rows, reading.timeline, scorer=scorer, label=request.label,
+        figures_dir=figures_dir,
+    )  # fmt: skip
+    planned = planned_variants(reading.runs)
+    variants = [
+        v for v in variant_rows(summary, planned)
+        if not request.variants or v["variant"] in request.variants
+    ]  # fmt: skip
+    if any(v["pending"] is None for v in variants):
+        notes.append("pending jobs unknown for variants no run line planned (shown as ?)")
+    next_command = _score_command(reading) if not stats.scores else None
+    records = packed(payload(reading.rows, texts, reading.logprobs))
+    meta = {
+        "ledger": str(request.ledger),
+        "scores": stats.scores,
+        "scorer": scorer,
+        "label": request.label,
+        "records": len(reading.rows),
+        "runs": run_rows(reading.runs, reading.timeline.run_end),
+        "variants": variants,
+        "stats": dataclasses.asdict(stats),
+        "notes": notes + stats.notes + figure_notes,
+        "next_command": next_command,
+        "limits": dataclasses.asdict(limits),
+    }
+    page = _page(meta, drawn, records)
+    with written_whole(request.target) as temporary:
+        temporary.write_text(page, encoding="utf-8")
+    return Built(
+        request.target,
+        request.target.stat().st_size,
+        len(reading.rows),
+        [(figure.name, len(figure.svg.encode())) for figure in drawn],
+        len(records),
+        meta["notes"],
+        next_command,
+    )
+
+
+def _check_variants(request: ReportRequest, variants: list[str]) -> None:
+    unknown = [v for v in request.variants if v not in variants]
+    if unknown:
+        known = ", ".join(sorted(variants))
+        raise InputError(f"{request.ledger}: no variant {', '.join(unknown)} (variants: {known})")
+
+
+def _first_scorer(stats: Stats, label: str | None) -> str | None:
+    """The scorer the figures show when none is named: the first with rates (of `label`)."""
+    return next(
+        (r.scorer for r in stats.rates if r.scorer != "(status)" and label in (None, r.label)),
+        None,
+    )
+
+
+def _only(stats: Stats, variants: set[str]) -> Stats:
+    """The statistics of `variants` alone; the comparisons among them adjusted as one family."""
+    comparisons = [
+        c for c in stats.comparisons if c.variant_a in variants and c.variant_b in variants
+    ]
+    adjusted = benjamini_hochberg([c.p_value for c in comparisons])
+    return dataclasses.replace(
+        stats,
+        rates=[r for r in stats.rates if r.variant in variants],
+        comparisons=[
+            dataclasses.replace(c, p_adjusted=p) for c, p in zip(comparisons, adjusted, strict=True)
+        ],
+        separations=[s for s in stats.separations if s.variant in variants],
+    )
+
+
+def _left_out(reading: Reading, limits: Limits) -> list[str]:
+    notes = []
+    rows, sample = reading.rows, reading.logprobs
+    if rows.cut:
+        notes.append(
+            f"{rows.cut:,} answer(s) cut to {limits.answer_chars:,} characters "
+            "(`harness export` has them whole)"
+        )
+    kept = len(sample.heap)
+    if kept < sample.total:
+        notes.append(
+            f"token logprobs kept for {kept:,} of the {sample.total:,} answers that have them: "
+            "every variant's answers to the prompts first in a hash of their id (filter "
+            "'with token logprobs'); `harness export` has them all"
+        )
+    if sample.cut:
+        notes.append(
+            f"{sample.cut:,} answer(s) shown with their first {limits.logprob_positions} "
+            "token positions only"
+        )
+    return notes
+
+
+def _prompts(
+    request: ReportRequest, reading: Reading, notes: list[str]
+) -> dict[str, Prompt] | None:
+    """The prompt set by id; None (with a note) when the run's cannot be read, an InputError
+    when the one given with `--prompts` cannot."""
+    try:
+        source = run_prompt_source(reading.runs, request.prompts, request.ledger)
+        return {p.id: p for p in load_prompts(source)}
+    except InputError as exc:
+        if request.prompts is not None:
+            raise
+        notes.append(f"prompt texts not shown: {exc} (pass --prompts FILE)")
+        return None
+
+
+def _figures_dir(folder: Path | None) -> Path | None:
+    if folder is None:
+        return None
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InputError(f"{folder}: cannot create the folder: {exc.strerror}") from None
+    return folder
+
+
+def _score_command(reading: Reading) -> str:
+    """What labels the answers: `harness score` with the latest run's config."""
+    configs = [run.get("config_path") for run in reading.runs if run.get("config_path")]
+    return f"python -m harness score {configs[-1] if configs else 'CONFIG'}"
+
+
+def _page(meta: dict[str, Any], drawn: list[Drawn], records: str) -> str:
+    assets = files("harness.report_html") / "assets"
+    parts = {
+        "style": (assets / "report.css").read_text(encoding="utf-8"),
+        "script": (assets / "report.js").read_text(encoding="utf-8"),
+        "meta": inline_json(meta),
+        "figures": "\n".join(_figure_html(figure) for figure in drawn),
+        "records": records,
+    }
+    template = (assets / "report.html").read_text(encoding="utf-8")
+    return _MARKER.sub(lambda found: parts[found.group(1)], template)
+
+
+def _figure_html(figure: Drawn) -> str:
+    return (
+        f'<figure class="figure" data-figure="{figure.name}">{figure.svg}'
+        f"<figcaption>{html.escape(figure.caption)}</figcaption></figure>"
+    )

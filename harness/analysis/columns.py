@@ -65,7 +65,7 @@ def answer_columns(
 ) -> AnswerColumns:
     """Read the records of `ledger` (from `source`, its open file, when given) at `positions`
     (see `latest_positions`), joined with `labels`."""
-    builder = _Builder(ledger, labels)
+    builder = ColumnsBuilder(ledger, labels)
     batch: list[dict[str, Any]] = []
     for record in records_at(source or ledger, positions, advance=advance):
         batch.append(record)
@@ -76,7 +76,9 @@ def answer_columns(
     return builder.columns()
 
 
-class _Builder:
+class ColumnsBuilder:
+    """Records, a batch at a time, to `AnswerColumns` (for a reader that reads them itself)."""
+
     def __init__(self, ledger: Path | Ledgers, labels: Labels) -> None:
         self.ledger = ledger
         self.scorers = labels.scorers

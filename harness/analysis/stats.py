@@ -122,8 +122,24 @@ def compute_stats(
     ):  # both passes read this one source
         positions = latest_positions(file, advance)  # first: its keys go before labels come
         labels = read_labels(scores, scorers, advance)
-        _check_selection(scores, labels, scorers, label)
+        check_selection(scores, labels, scorers, label)
         columns = answer_columns(ledger, positions, labels, advance, source=file)
+    return stats_of(ledger, scores, labels, columns, label, resamples, seed, scorers=scorers)
+
+
+def stats_of(
+    ledger: Path | Ledgers,
+    scores: Path,
+    labels: Labels,
+    columns: AnswerColumns,
+    label: str | None,
+    resamples: int,
+    seed: int,
+    *,
+    scorers: Sequence[str] = (),
+) -> Stats:
+    """The report of answers already read (`compute_stats` reads them), whose `labels` were
+    checked against `scorers` and `label`."""
     stats = Stats(
         str(ledger),
         str(scores) if scores.exists() else None,
@@ -141,9 +157,10 @@ def compute_stats(
     return stats
 
 
-def _check_selection(
+def check_selection(
     scores: Path, labels: Labels, scorers: Sequence[str], label: str | None
 ) -> None:
+    """InputError when `scorers` or `label` name nothing in the scores file's current labels."""
     known = ", ".join(sorted(labels.named)) or "none"
     missing = [name for name in scorers if name not in labels.scorers]
     if missing:

@@ -23,40 +23,43 @@ from typing import Any
 import numpy as np
 import orjson
 
+from harness.analysis.columns import AnswerColumns
 from harness.report_html.read import LogprobSample, Rows
 from harness.scrub import SECRETS
 
 
-def payload(rows: Rows, texts: list[str | None], sample: LogprobSample) -> dict[str, Any]:
+def payload(
+    columns: AnswerColumns, rows: Rows, texts: list[str | None], sample: LogprobSample
+) -> dict[str, Any]:
     """The browser's data as plain lists (see the module docstring)."""
     kept = sample.kept()
     order = sorted(kept)
     at = {row: n for n, row in enumerate(order)}
-    prompts = sorted(rows.prompts.items(), key=lambda item: item[1])
+    first = np.asarray(rows.first_row, dtype=np.intp)
     latency = np.frombuffer(rows.latency, dtype=np.float64)
     return {
-        "variants": list(rows.variants),
-        "categories": list(rows.categories),
+        "variants": columns.variants,
+        "categories": columns.categories,
         "error_types": list(rows.error_types),
-        "scorers": [{"name": name, "labels": list(codes)} for name, codes in rows.labels.items()],
+        "scorers": [{"name": name, "labels": labels} for name, labels in columns.labels.items()],
         "prompts": {
-            "id": [prompt_id for prompt_id, _ in prompts],
-            "category": [rows.prompt_category[code] for _, code in prompts],
-            "probe": [int(rows.prompt_probe[code]) for _, code in prompts],
+            "id": list(rows.prompts),
+            "category": columns.category[first].tolist(),
+            "probe": columns.probe[first].astype(int).tolist(),
             "text": texts,
         },
         "rows": {
-            "variant": rows.variant.tolist(),
+            "variant": columns.variant.tolist(),
             "prompt": rows.prompt.tolist(),
             "sample": rows.sample.tolist(),
-            "ok": rows.ok.tolist(),
+            "ok": columns.ok.astype(int).tolist(),
             "error": rows.error.tolist(),
             "retries": rows.retries.tolist(),
             "tokens": rows.output_tokens.tolist(),
             "latency": [None if np.isnan(x) else round(float(x), 3) for x in latency],
             "text": rows.text,
             "logprobs": [at.get(row, -1) for row in range(len(rows))],
-            "labels": {name: codes.tolist() for name, codes in rows.label.items()},
+            "labels": {name: codes.tolist() for name, codes in columns.label.items()},
         },
         "logprobs": [kept[row] for row in order],
     }

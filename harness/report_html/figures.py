@@ -24,6 +24,7 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
+from harness.analysis.columns import AnswerColumns
 from harness.analysis.stats import PROBE, Stats
 from harness.analysis.uncertainty import MEASURES, UNSURE_SIGN
 from harness.report_html.read import Rows, Timeline
@@ -58,6 +59,7 @@ class Drawn:
 
 def draw_all(
     stats: Stats,
+    columns: AnswerColumns,
     rows: Rows,
     timeline: Timeline,
     *,
@@ -71,9 +73,9 @@ def draw_all(
     makers = [
         ("rates", lambda: rates_figure(stats, scorer, label)),
         ("comparisons", lambda: comparisons_figure(stats, scorer, label)),
-        ("distributions", lambda: distributions_figure(rows)),
+        ("distributions", lambda: distributions_figure(columns, rows)),
         ("timeline", lambda: timeline_figure(timeline)),
-        ("roc", lambda: roc_figure(stats, rows, scorer, label)),
+        ("roc", lambda: roc_figure(stats, columns, scorer, label)),
     ]
     with matplotlib.rc_context(_STYLE):
         for name, make in makers:
@@ -167,22 +169,21 @@ def comparisons_figure(
     return figure, caption
 
 
-def distributions_figure(rows: Rows) -> tuple[Figure, str] | str:
-    ok = np.frombuffer(rows.ok, dtype=np.int8).astype(bool)
+def distributions_figure(columns: AnswerColumns, rows: Rows) -> tuple[Figure, str] | str:
+    ok, variant = columns.ok, columns.variant
     if not ok.any():
         return "distributions: no answers"
     live = np.frombuffer(rows.live, dtype=np.int8).astype(bool)
-    variant = np.frombuffer(rows.variant, dtype=np.int32)
     latency = np.frombuffer(rows.latency, dtype=np.float64)
     tokens = np.frombuffer(rows.output_tokens, dtype=np.int32).astype(float)
-    names = sorted(rows.variants)
+    names = sorted(columns.variants)
     figure = Figure(figsize=(_WIDTH, 0.8 + 0.3 * len(names)), layout="constrained")
     left, right = figure.subplots(1, 2, sharey=True)
     for ax, values, keep, title in (
         (left, latency, ok & live & np.isfinite(latency), "latency of live answers (s)"),
         (right, tokens, ok & (tokens >= 0), "output tokens per answer"),
     ):
-        data = [values[keep & (variant == rows.variants[name])] for name in names]
+        data = [values[keep & (variant == columns.variants.index(name))] for name in names]
         shown = [n for n, d in enumerate(data) if len(d)]
         if shown:
             ax.boxplot([data[n] for n in shown], positions=shown, orientation="horizontal",
@@ -247,27 +248,25 @@ def _epochs(stamps: Sequence[str]) -> np.ndarray:
 
 
 def roc_figure(
-    stats: Stats, rows: Rows, scorer: str | None, label: str | None
+    stats: Stats, columns: AnswerColumns, scorer: str | None, label: str | None
 ) -> tuple[Figure, str] | str:
-    measures = rows.measures()
-    variant = np.frombuffer(rows.variant, dtype=np.int32)
-    ok = np.frombuffer(rows.ok, dtype=np.int8).astype(bool)
+    measures, variant = columns.unsure, columns.variant
     known = np.zeros(len(variant), dtype=bool)
     for name in MEASURES:
         known |= np.isfinite(measures[name])
     with_logprobs = sorted(
-        v for v, code in rows.variants.items() if (known & (variant == code)).any()
+        name for code, name in enumerate(columns.variants) if (known & (variant == code)).any()
     )
     if not with_logprobs:
         return "roc: no variant has token logprobs"
-    target, among, positive = _target(rows, ok, scorer, label)
+    target, among, positive = _target(columns, scorer, label)
     auroc = {(s.variant, s.measure): s for s in stats.separations if s.target == target}
-    columns = min(3, len(with_logprobs))
-    lines = -(-len(with_logprobs) // columns)
+    across = min(3, len(with_logprobs))
+    lines = -(-len(with_logprobs) // across)
     figure = Figure(figsize=(_WIDTH, 0.4 + 3.2 * lines), layout="constrained")
-    axes = figure.subplots(lines, columns, squeeze=False).ravel()
+    axes = figure.subplots(lines, across, squeeze=False).ravel()
     for ax, name in zip(axes, with_logprobs, strict=False):
-        mine = among & (variant == rows.variants[name])
+        mine = among & (variant == columns.variants.index(name))
         for measure in MEASURES:
             unsure = UNSURE_SIGN[measure] * measures[measure][mine]
             curve = roc_points(unsure, positive[mine])
@@ -275,7 +274,7 @@ def roc_figure(
                 continue
             found = auroc.get((name, measure))
             area = "" if found is None else f" (AUROC {found.auroc:.2f})"
-            ax.plot(*curve, lw=1.2, label=f"{measure}{area}")
+            ax.plot(*_thinned(*curve), lw=1.2, label=f"{measure}{area}")
         ax.plot([0, 1], [0, 1], color="grey", lw=0.6, ls="--")
         ax.set_title(name, loc="left")
         ax.set_xlabel("false positive rate")
@@ -292,15 +291,23 @@ def roc_figure(
 
 
 def _target(
-    rows: Rows, ok: np.ndarray, scorer: str | None, label: str | None
+    columns: AnswerColumns, scorer: str | None, label: str | None
 ) -> tuple[str, np.ndarray, np.ndarray]:
     """The ROC's target: the chosen scorer's label when one is asked for, else the probe flag;
     with the answers it is known for and whether each is positive."""
-    if scorer is not None and label is not None and label in rows.labels.get(scorer, {}):
-        codes = np.frombuffer(rows.label[scorer], dtype=np.int32)
-        return f"{scorer}={label}", codes >= 0, codes == rows.labels[scorer][label]
-    probe = np.array([rows.prompt_probe[p] for p in rows.prompt], dtype=bool)
-    return PROBE, ok, probe
+    if scorer is not None and label is not None and label in columns.labels.get(scorer, []):
+        codes = columns.label[scorer]
+        return f"{scorer}={label}", codes >= 0, codes == columns.labels[scorer].index(label)
+    return PROBE, columns.ok, columns.probe
+
+
+def _thinned(x: np.ndarray, y: np.ndarray, points: int = 400) -> tuple[np.ndarray, np.ndarray]:
+    """A curve of many points drawn with at most about `points` of them (its ends kept): the
+    SVG of 25,000 steps is 100 KB and looks the same."""
+    if len(x) <= points:
+        return x, y
+    keep = np.unique(np.r_[np.linspace(0, len(x) - 1, points).astype(int), len(x) - 1])
+    return x[keep], y[keep]
 
 
 def roc_points(unsure: np.ndarray, positive: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:

@@ -83,9 +83,11 @@ def _models(run: dict[str, Any]) -> list[dict[str, Any]]:
     return rows
 
 
-def variant_rows(summary: Summary, planned: set[str]) -> list[dict[str, Any]]:
-    """Each variant's counts, tokens, latency, cost and wall time; pending is null for a variant
-    no run line planned (not known)."""
+def variant_rows(
+    summary: Summary, planned: set[str], only: tuple[str, ...] = ()
+) -> list[dict[str, Any]]:
+    """Each variant's (of `only`, when given) counts, tokens, latency, cost and wall time;
+    pending is null for a variant no run line planned (not known)."""
     return [
         {
             "variant": s.variant,
@@ -101,6 +103,7 @@ def variant_rows(summary: Summary, planned: set[str]) -> list[dict[str, Any]]:
             "cost_usd": None if s.cost_unknown else s.cost_usd,
         }
         for s in summary.variants
+        if not only or s.variant in only
     ]
 
 

@@ -20,14 +20,14 @@ from typing import Any
 
 from harness.analysis.annotation import run_prompt_source
 from harness.analysis.answers import Advance, held, latest_positions
-from harness.analysis.labels import read_labels
-from harness.analysis.stats import Stats, benjamini_hochberg, compute_stats
+from harness.analysis.labels import Labels, read_labels
+from harness.analysis.stats import check_selection, stats_of
 from harness.analysis.whole import written_whole
 from harness.bulk import collector_paused
 from harness.errors import InputError
 from harness.ledger_set import Ledgers
 from harness.prompts import Prompt, load_prompts
-from harness.report import summarize
+from harness.report import Summary, summarize
 from harness.report_html.browser import inline_json, packed, payload
 from harness.report_html.figures import Drawn, draw_all
 from harness.report_html.overview import (
@@ -75,50 +75,24 @@ class Built:
 def build_report(request: ReportRequest, advance: Advance | None = None) -> Built:
     """Read, compute, draw and write the report; InputError (nothing written) for a ledger
     without records or a scorer, label or variant it does not have."""
-    limits = request.limits
-    summary = summarize(request.ledger)
-    if not summary.records:
-        raise InputError(f"{request.ledger}: no result records in it")
-    _check_variants(request, [s.variant for s in summary.variants])
-    only = set(request.variants) or None
-    with collector_paused(), held(request.ledger) as source:
-        positions = latest_positions(source, advance)
-        labels = read_labels(request.scores, advance=advance)
-        reading = read_ledger(request.ledger, source, positions, labels, limits, only, advance)
+    summary, reading, labels = _read(request, advance)
     learn_secrets(reading.runs)
-    stats = compute_stats(
-        request.ledger,
-        request.scores,
-        scorers=[request.scorer] if request.scorer else [],
-        label=request.label,
-        resamples=request.resamples,
-        seed=request.seed,
-        advance=advance,
-    )
-    scorer = request.scorer or _first_scorer(stats, request.label)
-    if only:
-        stats = _only(stats, only)
-    notes = _left_out(reading, limits)
-    prompts = _prompts(request, reading, notes)
-    texts, missing, cut = prompt_texts(reading.rows, prompts, limits.prompt_chars)
-    if prompts is not None and missing:
-        notes.append(f"{missing:,} prompt(s) not in the prompt set as answered: no text shown")
-    if cut:
-        notes.append(f"{cut:,} prompt(s) cut to {limits.prompt_chars:,} characters")
-    figures_dir = _figures_dir(request.figures)
-    drawn, figure_notes = draw_all(
-        stats, reading.rows, reading.timeline, scorer=scorer, label=request.label,
-        figures_dir=figures_dir,
+    stats = stats_of(
+        request.ledger, request.scores, labels, reading.columns, request.label,
+        request.resamples, request.seed,
     )  # fmt: skip
-    planned = planned_variants(reading.runs)
-    variants = [
-        v for v in variant_rows(summary, planned)
-        if not request.variants or v["variant"] in request.variants
-    ]  # fmt: skip
+    scorer = request.scorer or next(iter(reading.columns.labels), None)
+    notes = _left_out(reading, request.limits)
+    texts = _prompt_texts(request, reading, notes)
+    drawn, figure_notes = draw_all(
+        stats, reading.columns, reading.rows, reading.timeline, scorer=scorer,
+        label=request.label, figures_dir=_figures_dir(request.figures),
+    )  # fmt: skip
+    variants = variant_rows(summary, planned_variants(reading.runs), request.variants)
     if any(v["pending"] is None for v in variants):
         notes.append("pending jobs unknown for variants no run line planned (shown as ?)")
-    next_command = _score_command(reading) if not stats.scores else None
-    records = packed(payload(reading.rows, texts, reading.logprobs))
+    next_command = None if stats.scores else _score_command(reading)
+    records = packed(payload(reading.columns, reading.rows, texts, reading.logprobs))
     meta = {
         "ledger": str(request.ledger),
         "scores": stats.scores,
@@ -130,7 +104,7 @@ def build_report(request: ReportRequest, advance: Advance | None = None) -> Buil
         "stats": dataclasses.asdict(stats),
         "notes": notes + stats.notes + figure_notes,
         "next_command": next_command,
-        "limits": dataclasses.asdict(limits),
+        "limits": dataclasses.asdict(request.limits),
     }
     page = _page(meta, drawn, records)
     with written_whole(request.target) as temporary:
@@ -146,35 +120,38 @@ def build_report(request: ReportRequest, advance: Advance | None = None) -> Buil
     )
 
 
-def _check_variants(request: ReportRequest, variants: list[str]) -> None:
+def _read(request: ReportRequest, advance: Advance | None) -> tuple[Summary, Reading, Labels]:
+    """The status summary, the ledger read once, and the current labels, the request checked
+    against them (InputError)."""
+    summary = summarize(request.ledger)
+    if not summary.records:
+        raise InputError(f"{request.ledger}: no result records in it")
+    variants = [s.variant for s in summary.variants]
     unknown = [v for v in request.variants if v not in variants]
     if unknown:
         known = ", ".join(sorted(variants))
         raise InputError(f"{request.ledger}: no variant {', '.join(unknown)} (variants: {known})")
+    with collector_paused(), held(request.ledger) as source:
+        positions = latest_positions(source, advance)
+        labels = read_labels(request.scores, advance=advance)
+        _check_scorer(request, labels)
+        reading = read_ledger(
+            request.ledger, source, positions, labels, request.limits,
+            set(request.variants) or None, advance,
+        )  # fmt: skip
+    return summary, reading, labels
 
 
-def _first_scorer(stats: Stats, label: str | None) -> str | None:
-    """The scorer the figures show when none is named: the first with rates (of `label`)."""
-    return next(
-        (r.scorer for r in stats.rates if r.scorer != "(status)" and label in (None, r.label)),
-        None,
-    )
-
-
-def _only(stats: Stats, variants: set[str]) -> Stats:
-    """The statistics of `variants` alone; the comparisons among them adjusted as one family."""
-    comparisons = [
-        c for c in stats.comparisons if c.variant_a in variants and c.variant_b in variants
-    ]
-    adjusted = benjamini_hochberg([c.p_value for c in comparisons])
-    return dataclasses.replace(
-        stats,
-        rates=[r for r in stats.rates if r.variant in variants],
-        comparisons=[
-            dataclasses.replace(c, p_adjusted=p) for c, p in zip(comparisons, adjusted, strict=True)
-        ],
-        separations=[s for s in stats.separations if s.variant in variants],
-    )
+def _check_scorer(request: ReportRequest, labels: Labels) -> None:
+    scorers = [request.scorer] if request.scorer else []
+    check_selection(request.scores, labels, scorers, request.label)
+    if request.scorer and request.label:
+        given = labels.scorers[request.scorer].labels()
+        if request.label not in given:
+            raise InputError(
+                f"{request.scores}: {request.scorer} gives no label {request.label!r} "
+                f"(its labels: {', '.join(given)})"
+            )
 
 
 def _left_out(reading: Reading, limits: Limits) -> list[str]:
@@ -198,6 +175,18 @@ def _left_out(reading: Reading, limits: Limits) -> list[str]:
             "token positions only"
         )
     return notes
+
+
+def _prompt_texts(request: ReportRequest, reading: Reading, notes: list[str]) -> list[str | None]:
+    """Each prompt's text for the page (see `read.prompt_texts`), noting what is not shown."""
+    limit = request.limits.prompt_chars
+    prompts = _prompts(request, reading, notes)
+    texts, missing, cut = prompt_texts(reading.rows, prompts, limit)
+    if prompts is not None and missing:
+        notes.append(f"{missing:,} prompt(s) not in the prompt set as answered: no text shown")
+    if cut:
+        notes.append(f"{cut:,} prompt(s) cut to {limit:,} characters")
+    return texts
 
 
 def _prompts(

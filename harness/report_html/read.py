@@ -1,11 +1,13 @@
 """One pass over a ledger for the report: its run lines, every result line's time, retries and
 errors (superseded lines too: the timeline is the run's history), and the latest record of every
-key (the record browser's rows, with each answer's current labels and uncertainty measures).
+key, each line parsed once.
 
-The latest records are the ones at `positions` (`harness.analysis.answers.latest_positions`);
-every other line is parsed once and let go. Memory: a row per key (its answer cut to
-`limits.answer_chars`), a few numbers per result line, and the token logprobs of at most
-`limits.logprob_answers` answers (see `LogprobSample`).
+The latest records (at `positions`, from `harness.analysis.answers.latest_positions`) become the
+statistics' columns (`harness.analysis.columns.ColumnsBuilder`: variant, category, probe flag,
+current labels, uncertainty measures) and, beside them, the record browser's rows (prompt,
+sample, status, error type, latency, tokens, retries, the answer's text). Memory: a row per key
+(its answer cut to `limits.answer_chars`), a few numbers per result line, and the parsed token
+logprobs of at most `limits.logprob_answers` answers (see `LogprobSample`).
 """
 
 from __future__ import annotations
@@ -15,21 +17,20 @@ import zlib
 from array import array
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from itertools import pairwise
 from typing import Any
 
 import numpy as np
 
 from harness.analysis.answers import Advance, Source, lines_at
+from harness.analysis.columns import AnswerColumns, ColumnsBuilder
 from harness.analysis.labels import Labels
-from harness.analysis.positions import MalformedLogprobs
-from harness.analysis.scores import answer_digest
-from harness.analysis.uncertainty import MEASURES, measure
+from harness.analysis.positions import flatten
 from harness.bulk import collector_paused
-from harness.errors import InputError
 from harness.ledger import is_record, parse_line
 from harness.prompts import Prompt
 
-_BATCH = 256  # latest records measured together (as `harness.analysis.columns` does)
+_BATCH = 256  # latest records turned into columns together (as `answer_columns` does)
 
 
 @dataclass(frozen=True)
@@ -55,19 +56,15 @@ class _Codes(dict[Any, int]):
 
 @dataclass
 class Rows:
-    """The latest record of every key, one entry per record in each list."""
+    """What the browser shows of the latest records beyond their columns, one entry per record
+    in each list, in the columns' order."""
 
-    variants: _Codes = field(default_factory=_Codes)
-    categories: _Codes = field(default_factory=_Codes)
-    error_types: _Codes = field(default_factory=_Codes)
     prompts: _Codes = field(default_factory=_Codes)  # prompt ids
-    prompt_category: dict[int, int] = field(default_factory=dict)
-    prompt_probe: dict[int, bool] = field(default_factory=dict)
-    prompt_hash: dict[int, str] = field(default_factory=dict)  # of its first answer
-    variant: array[int] = field(default_factory=lambda: array("i"))
+    first_row: list[int] = field(default_factory=list)  # per prompt: its first record's row
+    prompt_hash: list[str] = field(default_factory=list)  # per prompt: its first record's
+    error_types: _Codes = field(default_factory=_Codes)
     prompt: array[int] = field(default_factory=lambda: array("i"))
     sample: array[int] = field(default_factory=lambda: array("i"))
-    ok: array[int] = field(default_factory=lambda: array("b"))
     live: array[int] = field(default_factory=lambda: array("b"))
     error: array[int] = field(default_factory=lambda: array("i"))  # -1: none
     latency: array[float] = field(default_factory=lambda: array("d"))
@@ -75,71 +72,69 @@ class Rows:
     retries: array[int] = field(default_factory=lambda: array("i"))
     text: list[str] = field(default_factory=list)  # the answer, or the error's message
     cut: int = 0  # texts cut to the limit
-    label: dict[str, array[int]] = field(default_factory=dict)  # per scorer; -1: none current
-    labels: dict[str, _Codes] = field(default_factory=dict)
-    unsure: dict[str, list[np.ndarray]] = field(default_factory=dict)
 
     def __len__(self) -> int:
-        return len(self.variant)
-
-    def measures(self) -> dict[str, np.ndarray]:
-        """Each answer's uncertainty measures (NaN where unknown)."""
-        return {
-            m: np.concatenate(parts) if parts else np.empty(0) for m, parts in self.unsure.items()
-        }
+        return len(self.prompt)
 
 
 @dataclass
 class Timeline:
-    """Every result line: when it ended, whether it is an answer, how many retries it took; and
-    every failed attempt (retried ones and final ones) with its error type."""
+    """Every result line: when it ended, whether it is an answer, how many retries it took; every
+    failed attempt (retried ones and final ones) with its error type; each run's last line."""
 
     seconds: list[str] = field(default_factory=list)  # ISO timestamps
     ok: array[int] = field(default_factory=lambda: array("b"))
     retries: array[int] = field(default_factory=lambda: array("i"))
     error_at: list[str] = field(default_factory=list)
     error_type: list[str] = field(default_factory=list)
-    run_end: dict[str, str] = field(default_factory=dict)  # each run's last result line's time
+    run_end: dict[str, str] = field(default_factory=dict)
 
 
 class LogprobSample:
     """The token logprobs the page keeps: those of the answers to the prompts that come first in
     a hash of the prompt id (crc32), at most `size` answers, so a prompt's answers from every
-    variant are kept together. A bounded heap: an answer's logprobs are encoded only while it is
-    among the first `size` seen so far."""
+    variant are kept together. A bounded heap holds the parsed logprobs of the first `size` seen
+    so far; they are encoded once, at the end."""
 
     def __init__(self, size: int, positions: int) -> None:
         self.size, self.positions = size, positions
-        self.heap: list[tuple[int, int, dict[str, list[Any]]]] = []  # (-rank, -row, encoded)
+        self.heap: list[tuple[int, int, list[dict[str, Any]]]] = []  # (-rank, -row, logprobs)
         self.total = 0  # answers with token logprobs
         self.cut = 0  # kept answers cut to `positions`
 
-    def offer(self, row: int, prompt_id: str, logprobs: Sequence[dict[str, Any]]) -> None:
+    def offer(self, row: int, prompt_id: str, logprobs: list[dict[str, Any]]) -> None:
         self.total += 1
-        rank = (-zlib.crc32(prompt_id.encode()), -row)
-        if len(self.heap) >= self.size and rank <= self.heap[0][:2]:
-            return
-        item = (*rank, self._encoded(logprobs))
+        item = (-zlib.crc32(prompt_id.encode()), -row, logprobs)
         if len(self.heap) < self.size:
             heapq.heappush(self.heap, item)
-        else:
+        elif item[:2] > self.heap[0][:2]:
             heapq.heapreplace(self.heap, item)
 
     def kept(self) -> dict[int, dict[str, list[Any]]]:
-        """Each kept answer's encoded logprobs, by row."""
-        return {-row: encoded for _, row, encoded in self.heap}
-
-    def _encoded(self, logprobs: Sequence[dict[str, Any]]) -> dict[str, list[Any]]:
-        """Tokens, their logprobs (3 decimals) and their top alternatives, as parallel lists."""
-        if len(logprobs) > self.positions:
-            self.cut += 1
-            logprobs = logprobs[: self.positions]
-        return {
-            "t": [_token(p.get("token"), p.get("token_id")) for p in logprobs],
-            "p": [_rounded(p.get("logprob")) for p in logprobs],
-            "a": [[_token(t, None) for t, _ in p.get("top") or ()] for p in logprobs],
-            "q": [[_rounded(lp) for _, lp in p.get("top") or ()] for p in logprobs],
-        }
+        """Each kept answer's tokens, their logprobs (3 decimals) and top alternatives, as
+        parallel lists (`t`, `p`, `a`, `q`), by row."""
+        rows = sorted(-row for _, row, _ in self.heap)
+        answers = {-row: logprobs for _, row, logprobs in self.heap}
+        batch = [answers[row][: self.positions] for row in rows]
+        self.cut = sum(len(answers[row]) > self.positions for row in rows)
+        flat = flatten(batch)
+        tokens = [_token(t, i) for t, i in zip(flat.token, flat.token_id, strict=True)]
+        chosen = _rounded(flat.logprob)
+        alternatives = [_token(t, None) for t in flat.top_tokens]
+        alternative_logprobs = _rounded(flat.top_logprobs)
+        kept: dict[int, dict[str, list[Any]]] = {}
+        at = top = 0
+        for row, count in zip(rows, flat.counts, strict=True):
+            widths = flat.widths[at : at + count]
+            starts = np.cumsum([top, *widths]).tolist()
+            kept[row] = {
+                "t": tokens[at : at + count],
+                "p": chosen[at : at + count],
+                "a": [alternatives[a:b] for a, b in pairwise(starts)],
+                "q": [alternative_logprobs[a:b] for a, b in pairwise(starts)],
+            }
+            at, top = at + count, starts[-1]
+        return kept
 
 
 def _token(text: Any, token_id: Any) -> str:
@@ -148,8 +143,11 @@ def _token(text: Any, token_id: Any) -> str:
     return f"#{token_id}" if isinstance(token_id, int) else "?"
 
 
-def _rounded(value: Any) -> float | None:
-    return round(value, 3) if isinstance(value, int | float) and value == value else None
+def _rounded(values: list[Any]) -> list[float | None]:
+    """Logprobs to 3 decimals; one not given (or not a number) as None."""
+    numbers = np.array([v if isinstance(v, int | float) else np.nan for v in values], dtype=float)
+    rounded = np.round(numbers, 3)
+    return [None if v != v else v for v in rounded.tolist()]
 
 
 @dataclass
@@ -157,6 +155,7 @@ class Reading:
     """What the pass found."""
 
     runs: list[dict[str, Any]]
+    columns: AnswerColumns
     rows: Rows
     timeline: Timeline
     logprobs: LogprobSample
@@ -173,7 +172,7 @@ def read_ledger(
 ) -> Reading:
     """Read `source` (the ledger `ledger` names in messages) once; `positions` are its latest
     records' (ascending), `labels` the current scores; `variants`: only their records."""
-    reader = _Reader(ledger, labels, limits)
+    reader = _Reader(ColumnsBuilder(ledger, labels), limits)
     wanted = iter(positions)
     next_wanted = next(wanted, -1)
     with collector_paused():
@@ -191,21 +190,16 @@ def read_ledger(
                 if latest:
                     reader.latest(obj)
         reader.flush()
-    return Reading(reader.runs, reader.rows, reader.timeline, reader.sample)
+    columns = reader.columns.columns()
+    return Reading(reader.runs, columns, reader.rows, reader.timeline, reader.sample)
 
 
 class _Reader:
-    def __init__(self, ledger: Any, labels: Labels, limits: Limits) -> None:
-        self.ledger, self.scorers, self.limits = ledger, labels.scorers, limits
+    def __init__(self, columns: ColumnsBuilder, limits: Limits) -> None:
+        self.columns, self.limits = columns, limits
         self.runs: list[dict[str, Any]] = []
         self.rows, self.timeline = Rows(), Timeline()
         self.sample = LogprobSample(limits.logprob_answers, limits.logprob_positions)
-        self.rows.unsure = {name: [] for name in MEASURES}
-        for name, scorer in self.scorers.items():
-            self.rows.label[name] = array("i")
-            self.rows.labels[name] = _Codes()
-            for label in scorer.labels():
-                self.rows.labels[name].code(label)
         self.batch: list[dict[str, Any]] = []
 
     def history(self, record: dict[str, Any]) -> None:
@@ -230,15 +224,12 @@ class _Reader:
         rows, get = self.rows, record.get
         ok = record["status"] == "ok"
         prompt = rows.prompts.code(record["prompt_id"])
-        if prompt not in rows.prompt_category:
-            rows.prompt_category[prompt] = rows.categories.code(str(get("prompt_category")))
-            rows.prompt_probe[prompt] = get("is_synthetic_probe") is True
-            rows.prompt_hash[prompt] = str(get("prompt_hash") or "")
-        rows.variant.append(rows.variants.code(record["variant"]))
+        if prompt == len(rows.first_row):
+            rows.first_row.append(len(rows))
+            rows.prompt_hash.append(str(get("prompt_hash") or ""))
         rows.prompt.append(prompt)
         sample = get("sample")
         rows.sample.append(sample if isinstance(sample, int) else 0)
-        rows.ok.append(ok)
         rows.live.append(get("mode") != "batch")
         rows.error.append(-1 if ok else rows.error_types.code(_error_type(get("error"))))
         elapsed = get("elapsed_seconds")
@@ -249,7 +240,6 @@ class _Reader:
         retries = get("retry_count")
         rows.retries.append(retries if isinstance(retries, int) else 0)
         rows.text.append(self._text(record, ok))
-        self._label(record, ok)
         logprobs = get("token_logprobs") if ok else None
         if isinstance(logprobs, list) and logprobs:
             self.sample.offer(len(rows) - 1, record["prompt_id"], logprobs)
@@ -258,18 +248,9 @@ class _Reader:
             self.flush()
 
     def flush(self) -> None:
-        """Measure the uncertainty of the records read since the last flush."""
-        batch, self.batch = self.batch, []
-        if not batch:
-            return
-        logprobs = [r.get("token_logprobs") if r["status"] == "ok" else None for r in batch]
-        try:
-            measured = measure(logprobs)
-        except MalformedLogprobs as exc:
-            key = batch[exc.index]["key"]
-            raise InputError(f"{self.ledger}: record {key!r}: token_logprobs: {exc}") from None
-        for name in MEASURES:
-            self.rows.unsure[name].append(measured[name])
+        """Turn the records read since the last flush into columns."""
+        self.columns.add(self.batch)
+        self.batch = []
 
     def _text(self, record: dict[str, Any], ok: bool) -> str:
         if ok:
@@ -282,17 +263,6 @@ class _Reader:
             self.rows.cut += 1
             return text[: self.limits.answer_chars]
         return text
-
-    def _label(self, record: dict[str, Any], ok: bool) -> None:
-        if not self.scorers:
-            return
-        digest = answer_digest(record) if ok else ""
-        for name, scorer in self.scorers.items():
-            given = scorer.label_of(record["key"], digest) if ok else None
-            code = (
-                -1 if given is None or given[0] is None else self.rows.labels[name].code(given[0])
-            )
-            self.rows.label[name].append(code)
 
 
 def _error_type(error: Any) -> str:

@@ -40,7 +40,7 @@ class Limits:
 
     answer_chars: int = 4000
     prompt_chars: int = 4000
-    logprob_answers: int = 2000
+    logprob_answers: int = 1000
     logprob_positions: int = 200
 
 
@@ -100,7 +100,6 @@ class LogprobSample:
         self.size, self.positions = size, positions
         self.heap: list[tuple[int, int, list[dict[str, Any]]]] = []  # (-rank, -row, logprobs)
         self.total = 0  # answers with token logprobs
-        self.cut = 0  # kept answers cut to `positions`
 
     def offer(self, row: int, prompt_id: str, logprobs: list[dict[str, Any]]) -> None:
         self.total += 1
@@ -110,13 +109,17 @@ class LogprobSample:
         elif item[:2] > self.heap[0][:2]:
             heapq.heapreplace(self.heap, item)
 
+    @property
+    def cut(self) -> int:
+        """Kept answers with more than `positions` positions (cut to them)."""
+        return sum(len(logprobs) > self.positions for _, _, logprobs in self.heap)
+
     def kept(self) -> dict[int, dict[str, list[Any]]]:
         """Each kept answer's tokens, their logprobs (3 decimals) and top alternatives, as
         parallel lists (`t`, `p`, `a`, `q`), by row."""
         rows = sorted(-row for _, row, _ in self.heap)
         answers = {-row: logprobs for _, row, logprobs in self.heap}
         batch = [answers[row][: self.positions] for row in rows]
-        self.cut = sum(len(answers[row]) > self.positions for row in rows)
         flat = flatten(batch)
         tokens = [_token(t, i) for t, i in zip(flat.token, flat.token_id, strict=True)]
         chosen = _rounded(flat.logprob)

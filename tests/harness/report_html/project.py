@@ -96,9 +96,8 @@ def write_project(root: Path) -> Project:
                     "status": 503 if i == 5 else 429,
                     "retry_after": None,
                 }
-                records.append(
-                    answer(variant, item["id"], status="error", error=error, retry_count=4, **common)
-                )
+                failed = {"status": "error", "error": error, "retry_count": 4}
+                records.append(answer(variant, item["id"], **failed, **common))
                 continue
             tops = [[-0.1 - 0.05 * i, -1.5, -2.5, -3.5, -4.5], [-0.7, -0.9, -2.0, -3.0, -5.0]]
             records.append(

@@ -118,9 +118,7 @@ def test_no_scores_says_what_to_run_and_still_shows_the_rest(project, run_cli):
     assert html.count("<svg") >= 4  # rates of failures, distributions, timeline, ROC
 
 
-def test_a_secret_the_environment_holds_never_reaches_the_page(
-    project, run_cli, monkeypatch
-):
+def test_a_secret_the_environment_holds_never_reaches_the_page(project, run_cli, monkeypatch):
     monkeypatch.setenv(SECRET_ENV, SECRET)
     run_cli("report", project.output)
     target = project.output / "report.html"
@@ -168,9 +166,7 @@ def test_a_variant_narrows_every_part_of_the_page(project, run_cli):
     assert pairs == {(VARIANTS[0], VARIANTS[2])}
 
 
-def test_figures_are_written_as_svg_and_png_and_the_svg_is_reproducible(
-    project, run_cli, tmp_path
-):
+def test_figures_are_written_as_svg_and_png_and_the_svg_is_reproducible(project, run_cli, tmp_path):
     for folder in ("one", "two"):
         code, _, _ = run_cli("report", project.output, "--figures", tmp_path / folder)
         assert code == 0

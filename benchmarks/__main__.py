@@ -26,6 +26,10 @@
 (o) `python -m harness stats` over 1,000,000 answers (4 variants, 2 with top-5 logprobs of 8
     tokens, 1% failures) and a scores file labelling every answer: process start to exit, peak RSS
 (p) `python -m harness export --format parquet` of the same 1,000,000 records with their scores
+(r) `python -m harness report` of 100,000 records (4 variants, answers of a few hundred characters,
+    two variants with 20-100 tokens of top-5 logprobs, a rule scorer's labels; see
+    benchmarks/report.py): process start to exit, peak RSS, the page's size, and its first render
+    (the first page of rows drawn) in headless Chromium
 (q) with --scale only (about 20 minutes, 14 GB of disk at the peak): a 10,000,000-job ledger
     (250,000 prompts x 10 variants x 4 samples, written directly as 8 shards; see
     benchmarks/scale.py): `status` of the 8 shards read as one, their `merge`, the resume index
@@ -67,6 +71,7 @@ from benchmarks.project import (
     write_project,
 )
 from benchmarks.prompt_sets import load_figures, write_prompt_sets
+from benchmarks.report import first_render_seconds, write_report_project
 from benchmarks.scale import (
     PROMPTS,
     index_figures,
@@ -383,6 +388,31 @@ def analysis(root: Path) -> None:
         path.unlink()
 
 
+def report_page(root: Path) -> None:
+    folder = root / "report"
+    config, size = write_report_project(folder, 100_000)
+    peak_rss_of_run(config, verb="score")
+    seconds, cpu, rss = verb_figures("report", str(folder))
+    page = folder / "report.html"
+    megabytes = page.stat().st_size / 1e6
+    report(
+        f"(r) report of 100,000 records ({size / 1e6:.0f} MB ledger)",
+        f"{seconds:.1f} s (CPU {cpu:.1f} s), {rss:.0f} MB",
+        "<= 20 s, 1 GB",
+        seconds <= 20 and rss <= 1024,
+    )
+    report("    the page's size", f"{megabytes:.1f} MB", "<= 25 MB", megabytes <= 25)
+    try:
+        measured, seen = first_render_seconds(page)
+    except ImportError:
+        print("    first render: skipped (playwright is not installed)")
+    else:
+        figures = f"{measured:.1f} s (seen from Playwright: {seen:.1f} s)"
+        report("    first render in headless Chromium", figures, "-", True)
+    for path in folder.iterdir():
+        path.unlink()
+
+
 def scale(root: Path) -> None:
     config = write_scale_project(root / "scale")
     out = config.parent / "out"
@@ -463,6 +493,7 @@ def main() -> None:
             rule_scoring,
             batch_mode,
             analysis,
+            report_page,
         ):
             bench(root)
 

@@ -134,7 +134,7 @@ def first_render_seconds(page: Path) -> tuple[float, float]:
                   else route.abort())  # fmt: skip
         started = time.perf_counter()
         tab.goto(page.as_uri())
-        tab.wait_for_selector("body[data-ready='1'] #rows tr", timeout=120_000)
+        tab.wait_for_selector("body[data-ready='1'] #rows tr", state="attached", timeout=120_000)
         seen = time.perf_counter() - started
         measured = tab.evaluate("window.harnessReport.firstRender") / 1000
         browser.close()

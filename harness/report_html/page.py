@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import html
 import re
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from importlib.resources import files
 from pathlib import Path
@@ -84,15 +85,18 @@ def build_report(request: ReportRequest, advance: Advance | None = None) -> Buil
     scorer = request.scorer or next(iter(reading.columns.labels), None)
     notes = _left_out(reading, request.limits)
     texts = _prompt_texts(request, reading, notes)
-    drawn, figure_notes = draw_all(
-        stats, reading.columns, reading.rows, reading.timeline, scorer=scorer,
-        label=request.label, figures_dir=_figures_dir(request.figures),
-    )  # fmt: skip
+    data = payload(reading.columns, reading.rows, texts, reading.logprobs)
+    with ThreadPoolExecutor(1) as compressing:  # zlib lets go of the GIL: draw meanwhile
+        packing = compressing.submit(packed, data)
+        drawn, figure_notes = draw_all(
+            stats, reading.columns, reading.rows, reading.timeline, scorer=scorer,
+            label=request.label, figures_dir=_figures_dir(request.figures),
+        )  # fmt: skip
+        records = packing.result()
     variants = variant_rows(summary, planned_variants(reading.runs), request.variants)
     if any(v["pending"] is None for v in variants):
         notes.append("pending jobs unknown for variants no run line planned (shown as ?)")
     next_command = None if stats.scores else _score_command(reading)
-    records = packed(payload(reading.columns, reading.rows, texts, reading.logprobs))
     meta = {
         "ledger": str(request.ledger),
         "scores": stats.scores,

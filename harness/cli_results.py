@@ -10,7 +10,7 @@ from pathlib import Path
 from rich.console import Console
 
 from harness.analysis.scores import SCORES_NAME
-from harness.commands import command_line, count, say
+from harness.commands import command_line, count, positive, say
 from harness.errors import InputError
 from harness.ledger_set import Ledgers, ledgers_of
 
@@ -40,6 +40,7 @@ def add_result_verbs(verbs: argparse._SubParsersAction) -> None:
         help="bootstrap resamples of each AUROC interval (default 1000; 0: none)",
     )
     stats.add_argument("--seed", type=count, default=0, help="the bootstrap's seed (default 0)")
+    _add_workers(stats)
     stats.set_defaults(verb=_stats)
 
     export = verbs.add_parser(
@@ -50,7 +51,18 @@ def add_result_verbs(verbs: argparse._SubParsersAction) -> None:
     export.add_argument(
         "--to", type=Path, metavar="PATH", help="where to write (default: OUTPUT/answers.<ext>)"
     )
+    _add_workers(export)
     export.set_defaults(verb=_export)
+
+
+def _add_workers(verb: argparse.ArgumentParser) -> None:
+    verb.add_argument(
+        "--workers",
+        type=positive,
+        metavar="N",
+        help="processes reading one ledger file (default: one per core, up to 8, for a ledger "
+        "over 32 MiB; 1: this process alone)",
+    )
 
 
 def _stats(args: argparse.Namespace, console: Console) -> int:
@@ -69,6 +81,7 @@ def _stats(args: argparse.Namespace, console: Console) -> int:
             resamples=args.resamples,
             seed=args.seed,
             advance=advance,
+            workers=args.workers,
         )
     if not stats.answers:
         raise InputError(f"{ledger}: no result records in it")
@@ -94,7 +107,7 @@ def _export(args: argparse.Namespace, console: Console) -> int:
         if args.format == "pilot-json":
             exported = write_pilot_json(ledger, scores, target, advance)
         else:
-            exported = write_export(ledger, scores, args.format, target, advance)
+            exported = write_export(ledger, scores, args.format, target, advance, args.workers)
     if exported.skipped_scores:
         say(console, f"{scores}: skipped {exported.skipped_scores} unreadable line(s)")
     say(console, f"Exported {exported.rows:,} job(s) to {target}")

@@ -45,10 +45,11 @@ class AnswerColumns:
 
     variants: list[str]
     categories: list[str]
+    items: list[tuple[str, int]]  # (prompt id, sample): the unit two variants are paired on
     labels: dict[str, list[str]]  # per scorer, its labels: the codes index them
     variant: np.ndarray  # int32 codes into `variants`
     category: np.ndarray  # int32 codes into `categories`
-    item: np.ndarray  # int64 codes of (prompt id, sample)
+    item: np.ndarray  # int64 codes into `items`
     probe: np.ndarray  # bool: a synthetic probe
     ok: np.ndarray  # bool: the record is an answer
     unsure: dict[str, np.ndarray]  # per measure (see uncertainty.MEASURES), NaN where unknown
@@ -139,6 +140,7 @@ class ColumnsBuilder:
         return AnswerColumns(
             variants=list(self.variants),
             categories=list(self.categories),
+            items=list(self.items),
             labels={name: list(codes) for name, codes in self.label_codes.items()},
             variant=np.frombuffer(self.variant, dtype=np.int32),
             category=np.frombuffer(self.category, dtype=np.int32),
@@ -153,3 +155,33 @@ class ColumnsBuilder:
 
 def _joined(parts: list[np.ndarray]) -> np.ndarray:
     return np.concatenate(parts) if parts else np.empty(0)
+
+
+def joined_columns(parts: Sequence[AnswerColumns]) -> AnswerColumns:
+    """The columns of consecutive runs of records (read by several workers) as one, in order:
+    each part's codes turned into codes of the whole."""
+    variants, categories, items = _Codes(), _Codes(), _Codes()
+
+    def recoded(codes: _Codes, values: list[Any], column: np.ndarray) -> np.ndarray:
+        table = np.fromiter(map(codes.code, values), dtype=column.dtype, count=len(values))
+        return table[column] if len(values) else column
+
+    first = parts[0]
+    variant = [recoded(variants, p.variants, p.variant) for p in parts]
+    category = [recoded(categories, p.categories, p.category) for p in parts]
+    item = [recoded(items, p.items, p.item) for p in parts]
+    unscored = {name: sum(p.unscored[name] for p in parts) for name in first.unscored}
+    return AnswerColumns(
+        variants=list(variants),
+        categories=list(categories),
+        items=list(items),
+        labels=first.labels,  # every part numbers a scorer's labels alike (see ColumnsBuilder)
+        variant=np.concatenate(variant),
+        category=np.concatenate(category),
+        item=np.concatenate(item),
+        probe=np.concatenate([p.probe for p in parts]),
+        ok=np.concatenate([p.ok for p in parts]),
+        unsure={m: np.concatenate([p.unsure[m] for p in parts]) for m in first.unsure},
+        label={s: np.concatenate([p.label[s] for p in parts]) for s in first.label},
+        unscored=unscored,
+    )

@@ -26,7 +26,9 @@ of 65,536 rows, so memory stays flat; the file is written whole (`harness.analys
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import os
+import tempfile
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from itertools import repeat
 from pathlib import Path
@@ -38,10 +40,21 @@ import pyarrow as pa
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
-from harness.analysis.answers import Advance, held, latest_positions, records_at
-from harness.analysis.export_layout import POSITION, TIMESTAMP, Column, Layout
-from harness.analysis.labels import Labels, read_labels
+from harness.analysis.answers import Advance, Source, Stretch, held, records_at
+from harness.analysis.export_layout import (
+    POSITION,
+    TIMESTAMP,
+    Column,
+    Layout,
+    conformed,
+    export_schema,
+    json_text,
+    plain_schema,
+)
+from harness.analysis.labels import Labels
+from harness.analysis.parallel import in_workers, report_read, shared
 from harness.analysis.positions import MalformedLogprobs, Positions, flatten
+from harness.analysis.reading import Latest, read_latest
 from harness.analysis.scores import answer_digest
 from harness.analysis.uncertainty import measure
 from harness.analysis.whole import written_whole
@@ -52,6 +65,8 @@ from harness.ledger_set import Ledgers
 Format = Literal["parquet", "csv", "jsonl"]
 BATCH = 256  # records converted at once: few enough that their parsed dicts stay in the caches
 ROW_GROUP = 65_536  # rows per Parquet row group
+# Parts per worker process: this process writes the first while the workers convert the others.
+_PARTS_PER_WORKER = 4
 
 _UNFIT = (pa.ArrowException, TypeError, ValueError, AttributeError, OverflowError)
 
@@ -64,15 +79,21 @@ class Exported:
     skipped_scores: int
 
 
+class _LayoutGrew(Exception):
+    """A record has a field, or a kind of value, that the export's columns do not."""
+
+
 def write_export(
     ledger: Path | Ledgers,
     scores: Path,
     form: Format,
     target: Path,
     advance: Advance | None = None,
+    workers: int | None = None,
 ) -> Exported:
     """Write the export of `ledger` joined with the scores file `scores` (which may not exist)
-    to `target`, whole.
+    to `target`, whole; `workers`: processes to convert the records (None: one per core when
+    the ledger is big enough; see `harness.analysis.reading`).
 
     The columns are learned from the records as they are read, and fixed by the first batch; a
     later record with a field (or a kind of value) the first batch did not have makes the export
@@ -81,38 +102,135 @@ def write_export(
         collector_paused(),
         held(ledger) as file,
     ):  # every pass reads this one source
-        positions = latest_positions(file, advance)  # its keys go before the labels come
-        labels = read_labels(scores, advance=advance)
-        layout = Layout(ledger)
+        latest = read_latest(file, scores, (), advance, workers)
         with written_whole(target) as temporary:
-            try:
-                converter = _Converter(ledger, layout, labels)
-                records = records_at(file, positions, advance=advance)
-                rows = _WRITERS[form](temporary, converter, records)
-            except _LayoutGrew:
-                for record in records_at(file, positions, advance=advance):
-                    layout.observe(record)
-                converter = _Converter(ledger, layout, labels)
-                records = records_at(file, positions, advance=advance)
-                rows = _WRITERS[form](temporary, converter, records)
-        return Exported(rows, labels.skipped)
+            if latest.workers == 1:
+                rows = _export_here(ledger, file, latest, form, temporary, advance)
+            else:
+                rows = _export_in_workers(ledger, file, latest, form, temporary, advance)
+        return Exported(rows, latest.labels.skipped)
 
 
-class _LayoutGrew(Exception):
-    """A record has a field, or a kind of value, that the export's columns do not."""
+def _export_here(
+    ledger: Path | Ledgers,
+    file: Source,
+    latest: Latest,
+    form: Format,
+    temporary: Path,
+    advance: Advance | None,
+) -> int:
+    layout, labels, positions = Layout(ledger), latest.labels, latest.positions
+    try:
+        records = records_at(file, positions, advance=advance)
+        return _write(form, temporary, _Converter(ledger, layout, labels).batches(records))
+    except _LayoutGrew:
+        for record in records_at(file, positions, advance=advance):
+            layout.observe(record)
+    records = records_at(file, positions, advance=advance)
+    return _write(form, temporary, _Converter(ledger, layout, labels).batches(records))
+
+
+def _export_in_workers(
+    ledger: Path | Ledgers,
+    file: Source,
+    latest: Latest,
+    form: Format,
+    temporary: Path,
+    advance: Advance | None,
+) -> int:
+    """Each worker converts stretches of the records into Arrow files of their own (parts,
+    beside `temporary`), their columns growing as the records need; this process writes the
+    parts into `temporary` in order, each as soon as it is done, while their columns are those
+    of the first. When they are not (a record with a field the first part lacks), it writes
+    them all again once every part is done, each conformed to the columns of all of them."""
+    stretches = latest.stretches(_PARTS_PER_WORKER)
+    with (
+        in_workers(latest.workers, (ledger, file, latest.labels), advance) as pool,
+        tempfile.TemporaryDirectory(dir=temporary.parent, prefix=".export-parts-") as folder,
+    ):
+        parts = [pool.submit(_convert_part, *s, folder, n) for n, s in enumerate(stretches)]
+        try:
+            return _write(form, temporary, _as_first(parts))
+        except _LayoutGrew:
+            done = [wait() for wait in parts]
+        layout = Layout(ledger)
+        for part in done:
+            layout.include(part.layout)
+        return _write(form, temporary, _conformed(done, layout.columns(latest.labels)))
+
+
+@dataclass
+class _Part:
+    """What a worker made of a stretch: Arrow files of its batches (a new one each time the
+    columns grew), and what it learned of every record."""
+
+    files: list[str]
+    layout: Layout
+
+
+def _convert_part(
+    positions: Sequence[int], start: int, end: int, folder: str, number: int
+) -> _Part:
+    """In a worker: the records at `positions` (between bytes `start` and `end` of the ledger)
+    converted into Arrow files in `folder`, named after the part's `number`."""
+    ledger, file, labels = shared()
+    converter = _Converter(ledger, Layout(ledger), labels, refit=True)
+    records = records_at(Stretch(file, start, end), positions, advance=report_read)
+    files: list[str] = []
+    writer: pa.ipc.RecordBatchStreamWriter | None = None
+    schema = pa.schema([])
+    try:
+        for batch in converter.batches(records):
+            if writer is None or not batch.schema.equals(schema, check_metadata=True):
+                if writer is not None:
+                    writer.close()
+                files.append(os.path.join(folder, f"{number}-{len(files)}.arrow"))
+                schema = batch.schema
+                writer = pa.ipc.new_stream(files[-1], schema)
+            writer.write_batch(batch)
+    finally:
+        if writer is not None:
+            writer.close()
+    return _Part(files, converter.layout)
+
+
+def _as_first(parts: list[Callable[[], _Part]]) -> Iterator[pa.RecordBatch]:
+    """The batches of every part in order, waiting for each; _LayoutGrew at the first file
+    whose columns are not those of the first file."""
+    schema = None
+    for wait in parts:
+        for path in wait().files:
+            with pa.ipc.open_stream(path) as reader:
+                schema = reader.schema if schema is None else schema
+                if not reader.schema.equals(schema, check_metadata=True):
+                    raise _LayoutGrew
+                yield from reader
+
+
+def _conformed(parts: list[_Part], columns: list[Column]) -> Iterator[pa.RecordBatch]:
+    """The batches of every part in order, conformed to `columns`."""
+    schema = export_schema(columns)
+    for part in parts:
+        for path in part.files:
+            with pa.ipc.open_stream(path) as reader:
+                for batch in reader:
+                    yield conformed(batch, columns, schema)
 
 
 class _Converter:
-    """Records to Arrow batches; the first batch fixes the columns (see `write_export`)."""
+    """Records to Arrow batches; the first batch fixes the columns (see `write_export`), or,
+    with `refit`, each batch whose records grew the layout fixes them anew."""
 
-    def __init__(self, ledger: Path | Ledgers, layout: Layout, labels: Labels) -> None:
-        self.ledger, self.layout, self.labels = ledger, layout, labels
+    def __init__(
+        self, ledger: Path | Ledgers, layout: Layout, labels: Labels, *, refit: bool = False
+    ) -> None:
+        self.ledger, self.layout, self.labels, self.refit = ledger, layout, labels, refit
         self.fixed_at: int | None = None  # the layout's `grown` when the columns were fixed
         self.columns: list[Column] = []
         self.schema = pa.schema([])
         self.record_type = pa.struct([])
 
-    def batches(self, records: Iterator[dict[str, Any]]) -> Iterator[pa.RecordBatch]:
+    def batches(self, records: Iterable[dict[str, Any]]) -> Iterator[pa.RecordBatch]:
         batch: list[dict[str, Any]] = []
         for record in records:
             batch.append(record)
@@ -126,13 +244,13 @@ class _Converter:
         """Learn nothing more: the columns are those of the layout now."""
         self.fixed_at = self.layout.grown
         self.columns = self.layout.columns(self.labels)
-        self.schema = pa.schema([pa.field(c.name, c.type) for c in self.columns])
+        self.schema = export_schema(self.columns)
         self.record_type = self.layout.record_type()
 
     def convert(self, records: list[dict[str, Any]]) -> pa.RecordBatch:
         for record in records:
             self.layout.observe(record)
-        if self.fixed_at is None:
+        if self.fixed_at is None or (self.refit and self.layout.grown != self.fixed_at):
             self._fix()
         elif self.layout.grown != self.fixed_at:
             raise _LayoutGrew
@@ -154,7 +272,7 @@ class _Converter:
             elif column.form == "text":
                 objects = map(dict.get, records, repeat(field))
                 values = [(found or {}).get(key) for found in objects]
-                arrays.append(pa.array([_json_text(v) for v in values], pa.string()))
+                arrays.append(pa.array([json_text(v) for v in values], pa.string()))
             elif column.form == "token_logprobs":
                 arrays.append(_token_logprobs(positions))
             elif column.form == "uncertainty":
@@ -217,10 +335,6 @@ class _Converter:
         return InputError(f"{self.ledger}: record {record.get('key')!r}: {field}: {problem}")
 
 
-def _json_text(value: Any) -> str | None:
-    return None if value is None else orjson.dumps(value).decode()
-
-
 def _token_logprobs(positions: Positions) -> pa.Array:
     """Token logprobs as the export holds them, built from the flattened lists in one go."""
     widths = np.asarray(positions.widths, dtype=np.int32)
@@ -243,12 +357,12 @@ def _token_logprobs(positions: Positions) -> pa.Array:
     )
 
 
-def _write_parquet(target: Path, converter: _Converter, records: Iterator[dict[str, Any]]) -> int:
+def _write_parquet(target: Path, batches: Iterator[pa.RecordBatch]) -> int:
     rows = written = 0
     pending: list[pa.RecordBatch] = []
     writer: pq.ParquetWriter | None = None
     try:
-        for batch in converter.batches(records):
+        for batch in batches:
             writer = writer or pq.ParquetWriter(target, batch.schema, compression="zstd")
             pending.append(batch)
             rows += batch.num_rows
@@ -263,11 +377,11 @@ def _write_parquet(target: Path, converter: _Converter, records: Iterator[dict[s
     return rows
 
 
-def _write_csv(target: Path, converter: _Converter, records: Iterator[dict[str, Any]]) -> int:
+def _write_csv(target: Path, batches: Iterator[pa.RecordBatch]) -> int:
     rows = 0
     writer: pa_csv.CSVWriter | None = None
     try:
-        for batch in converter.batches(records):
+        for batch in batches:
             flat = _json_text_columns(batch)
             writer = writer or pa_csv.CSVWriter(target, flat.schema)
             writer.write_batch(flat)
@@ -283,19 +397,33 @@ def _json_text_columns(batch: pa.RecordBatch) -> pa.RecordBatch:
     arrays, fields = list(batch.columns), list(batch.schema)
     for at, column in enumerate(fields):
         if pa.types.is_list(column.type):
-            texts = [_json_text(value) for value in arrays[at].to_pylist()]
+            texts = [json_text(value) for value in arrays[at].to_pylist()]
             arrays[at] = pa.array(texts, pa.string())
             fields[at] = pa.field(column.name, pa.string())
     return pa.RecordBatch.from_arrays(arrays, schema=pa.schema(fields))
 
 
-def _write_jsonl(target: Path, converter: _Converter, records: Iterator[dict[str, Any]]) -> int:
+def _write_jsonl(target: Path, batches: Iterator[pa.RecordBatch]) -> int:
     rows = 0
     with target.open("wb") as file:
-        for batch in converter.batches(records):
+        for batch in batches:
             file.writelines(orjson.dumps(row) + b"\n" for row in batch.to_pylist())
             rows += batch.num_rows
     return rows
+
+
+def _write(form: Format, target: Path, batches: Iterator[pa.RecordBatch]) -> int:
+    """Write `batches` to `target` as `form`, their fields' metadata left out; the rows
+    written."""
+    plain: dict[pa.Schema, pa.Schema] = {}
+
+    def without_metadata(batch: pa.RecordBatch) -> pa.RecordBatch:
+        schema = plain.get(batch.schema) or plain.setdefault(
+            batch.schema, plain_schema(batch.schema)
+        )
+        return pa.RecordBatch.from_arrays(batch.columns, schema=schema)
+
+    return _WRITERS[form](target, map(without_metadata, batches))
 
 
 _WRITERS = {"parquet": _write_parquet, "csv": _write_csv, "jsonl": _write_jsonl}

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+import orjson
 import pyarrow as pa
 
 from harness.analysis.labels import Labels
@@ -81,6 +82,7 @@ POSITION = pa.struct(
     ]
 )
 TIMESTAMP = pa.timestamp("ms", tz="UTC")
+_FORM = b"form"  # a field's metadata key: how its column was made
 
 
 class _Kinds:
@@ -174,6 +176,19 @@ class Layout:
                 if value:
                     self.grown += kinds[key].add(value)
 
+    def include(self, other: Layout) -> None:
+        """Learn what `other` learned (of records read after this one's), as if this layout had
+        observed them too."""
+        for group, kinds in other.fields.items():
+            mine = self.fields[group]
+            for key, seen in kinds.items():
+                if key not in mine:
+                    mine[key] = _Kinds()
+                    self.grown += 1
+                self.grown += len(seen.seen - mine[key].seen)
+                mine[key].seen |= seen.seen
+        self._shapes.update(other._shapes)
+
     def record_type(self) -> pa.StructType:
         """The struct Arrow converts each record to: every column taken as it is."""
         fields = [pa.field(name, kind) for name, kind in HEAD]
@@ -233,3 +248,47 @@ class Layout:
             else:
                 columns.append(Column(name, kind, source=(group, key)))
         return columns
+
+
+def export_schema(columns: list[Column]) -> pa.Schema:
+    """The schema of `columns`; a column of JSON text says so in its field's metadata (`form`),
+    which the files written leave out (see `plain_schema`)."""
+    return pa.schema(
+        [
+            pa.field(c.name, c.type, metadata={_FORM: b"text"} if c.form == "text" else None)
+            for c in columns
+        ]
+    )
+
+
+def plain_schema(schema: pa.Schema) -> pa.Schema:
+    """`schema` without the fields' metadata."""
+    return pa.schema([pa.field(f.name, f.type) for f in schema])
+
+
+def conformed(batch: pa.RecordBatch, columns: list[Column], schema: pa.Schema) -> pa.RecordBatch:
+    """A batch converted with the columns of fewer records than `columns` (of `schema`) was
+    learned from, given those columns: a column it lacks is null (none of its records had the
+    field), a number column that became float is cast, and one that became JSON text is written
+    as such (a field's kinds only grow, and JSON text takes any kind)."""
+    if batch.schema.equals(schema, check_metadata=True):
+        return batch
+    arrays = []
+    for column, wanted in zip(columns, schema, strict=True):
+        at = batch.schema.get_field_index(column.name)
+        if at < 0:
+            arrays.append(pa.nulls(batch.num_rows, column.type))
+            continue
+        array, had = batch.column(at), batch.schema.field(at)
+        if had.equals(wanted, check_metadata=True):
+            arrays.append(array)
+        elif column.form == "text":
+            arrays.append(pa.array([json_text(v) for v in array.to_pylist()], pa.string()))
+        else:
+            arrays.append(array.cast(column.type))
+    return pa.RecordBatch.from_arrays(arrays, schema=schema)
+
+
+def json_text(value: Any) -> str | None:
+    """A value as JSON text (None stays None)."""
+    return None if value is None else orjson.dumps(value).decode()

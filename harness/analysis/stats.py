@@ -24,9 +24,10 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import orjson
@@ -34,9 +35,11 @@ from statsmodels.stats.contingency_tables import mcnemar
 from statsmodels.stats.multitest import multipletests
 from statsmodels.stats.proportion import proportion_confint, proportion_effectsize
 
-from harness.analysis.answers import Advance, held, latest_positions
-from harness.analysis.columns import AnswerColumns, answer_columns
-from harness.analysis.labels import Labels, read_labels
+from harness.analysis.answers import Advance, Stretch, held
+from harness.analysis.columns import AnswerColumns, answer_columns, joined_columns
+from harness.analysis.labels import Labels
+from harness.analysis.parallel import in_workers, report_read, shared
+from harness.analysis.reading import read_latest
 from harness.analysis.uncertainty import MEASURES, UNSURE_SIGN, aurocs
 from harness.bulk import collector_paused
 from harness.errors import InputError
@@ -113,18 +116,30 @@ def compute_stats(
     resamples: int = 1000,
     seed: int = 0,
     advance: Advance | None = None,
+    workers: int | None = None,
 ) -> Stats:
     """The report for `ledger` and the scores file `scores` (which may not exist), narrowed to
-    `scorers` and `label` when given (InputError when they name nothing there)."""
+    `scorers` and `label` when given (InputError when they name nothing there); `workers`:
+    processes to read the records and draw the bootstrap (None: one per core when the ledger is
+    big enough; see `harness.analysis.reading`)."""
     with (
         collector_paused(),
         held(ledger) as file,
     ):  # both passes read this one source
-        positions = latest_positions(file, advance)  # first: its keys go before labels come
-        labels = read_labels(scores, scorers, advance)
+        latest = read_latest(file, scores, scorers, advance, workers)
+        labels = latest.labels
         check_selection(scores, labels, scorers, label)
-        columns = answer_columns(ledger, positions, labels, advance, source=file)
-    return stats_of(ledger, scores, labels, columns, label, resamples, seed, scorers=scorers)
+        if latest.workers == 1:
+            columns = answer_columns(ledger, latest.positions, labels, advance, source=file)
+            separations = _separations(columns, label, resamples, seed, _in_turn)
+        else:
+            with in_workers(latest.workers, (ledger, file, labels), advance) as pool:
+                columns = joined_columns(pool.map(_columns_of, latest.stretches()))
+                separations = _separations(columns, label, resamples, seed, pool.map)
+    return stats_of(
+        ledger, scores, labels, columns, label, resamples, seed,
+        scorers=scorers, separations=separations,
+    )  # fmt: skip
 
 
 def stats_of(
@@ -137,9 +152,11 @@ def stats_of(
     seed: int,
     *,
     scorers: Sequence[str] = (),
+    separations: list[Separation] | None = None,
 ) -> Stats:
     """The report of answers already read (`compute_stats` reads them), whose `labels` were
-    checked against `scorers` and `label`."""
+    checked against `scorers` and `label`; `separations`: the AUROCs when already drawn (else
+    they are drawn here, in this process)."""
     stats = Stats(
         str(ledger),
         str(scores) if scores.exists() else None,
@@ -152,9 +169,22 @@ def stats_of(
         stats.rates += _rates(columns, name, label)
         stats.comparisons += _comparisons(columns, name, label)
     stats.comparisons = _adjusted(stats.comparisons)
-    stats.separations = _separations(columns, label, resamples, seed)
+    if separations is None:
+        separations = _separations(columns, label, resamples, seed, _in_turn)
+    stats.separations = separations
     stats.notes = _notes(labels, columns, scores)
     return stats
+
+
+def _columns_of(positions: Sequence[int], start: int, end: int) -> AnswerColumns:
+    """In a worker: the columns of the records at `positions`, read from the bytes `start` to
+    `end` of the ledger file held open."""
+    ledger, file, labels = shared()
+    return answer_columns(ledger, positions, labels, report_read, source=Stretch(file, start, end))
+
+
+def _in_turn(function: Callable[..., Any], arguments: Iterable[tuple[Any, ...]]) -> list[Any]:
+    return [function(*args) for args in arguments]
 
 
 def check_selection(
@@ -287,26 +317,46 @@ def benjamini_hochberg(p_values: Sequence[float]) -> list[float]:
 
 
 def _separations(
-    columns: AnswerColumns, label: str | None, resamples: int, seed: int
+    columns: AnswerColumns,
+    label: str | None,
+    resamples: int,
+    seed: int,
+    spread: Callable[[Callable[..., Any], Iterable[tuple[Any, ...]]], list[Any]],
 ) -> list[Separation]:
+    """The AUROCs of every variant with logprobs, one variant to a call of `spread` (in turn, or
+    in worker processes)."""
     targets: list[tuple[str, np.ndarray, np.ndarray]] = [(PROBE, columns.ok, columns.probe)]
     if label is not None:
         for scorer, names in columns.labels.items():
             if label in names:
                 codes = columns.label[scorer]
                 targets.append((f"{scorer}={label}", codes >= 0, codes == names.index(label)))
-    rows = []
+    tasks = []
     for code, variant in enumerate(columns.variants):
         mine = columns.variant == code
-        if not any(np.isfinite(columns.unsure[m][mine]).any() for m in MEASURES):
-            continue
-        for target, among, positive in targets:
-            keep = mine & among
-            unsure = {m: UNSURE_SIGN[m] * columns.unsure[m][keep] for m in MEASURES}
-            found = aurocs(unsure, positive[keep], resamples=resamples, seed=seed)
-            rows += [
-                Separation(variant, m, target, **asdict(found[m])) for m in MEASURES if m in found
-            ]
+        unsure = {m: UNSURE_SIGN[m] * columns.unsure[m][mine] for m in MEASURES}
+        if any(np.isfinite(values).any() for values in unsure.values()):
+            picked = [(name, among[mine], positive[mine]) for name, among, positive in targets]
+            tasks.append((variant, unsure, picked, resamples, seed))
+    return [row for rows in spread(_variant_separations, tasks) for row in rows]
+
+
+def _variant_separations(
+    variant: str,
+    unsure: dict[str, np.ndarray],
+    targets: list[tuple[str, np.ndarray, np.ndarray]],
+    resamples: int,
+    seed: int,
+) -> list[Separation]:
+    rows = []
+    for target, among, positive in targets:
+        found = aurocs(
+            {m: values[among] for m, values in unsure.items()},
+            positive[among],
+            resamples=resamples,
+            seed=seed,
+        )
+        rows += [Separation(variant, m, target, **asdict(found[m])) for m in MEASURES if m in found]
     return rows
 
 

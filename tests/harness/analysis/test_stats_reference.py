@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import numpy as np
@@ -9,7 +10,7 @@ import pytest
 from scipy import stats as scipy_stats
 
 from harness.analysis.stats import STATUS, benjamini_hochberg, compute_stats
-from harness.analysis.uncertainty import ResampledAuroc, auroc, measure
+from harness.analysis.uncertainty import ResampledAurocs, auroc, aurocs, measure
 from tests.harness.analysis.ledgers import (
     answer,
     failure,
@@ -157,15 +158,31 @@ def test_auroc_needs_a_positive_and_a_negative():
 def test_the_bootstrap_statistic_equals_mann_whitney_u_of_each_resample_with_ties():
     rng = np.random.default_rng(3)
     for _ in range(20):
-        yes = np.sort(rng.integers(0, 6, rng.integers(1, 40)).astype(float))
-        no = np.sort(rng.integers(0, 6, rng.integers(1, 40)).astype(float))
-        draws_yes = rng.integers(0, len(yes), (3, len(yes)))  # three resamples, as indices
-        draws_no = rng.integers(0, len(no), (3, len(no)))
-        fast = ResampledAuroc(yes, no)(draws_yes, draws_no)
-        for row in range(3):
-            a, b = yes[draws_yes[row]], no[draws_no[row]]
+        n_yes, n_no = rng.integers(1, 40, 2)
+        yes = rng.integers(0, 6, (2, n_yes)).astype(float)  # two measures of the same answers
+        no = rng.integers(0, 6, (2, n_no)).astype(float)
+        draws_yes = rng.integers(0, n_yes, (3, n_yes))  # three resamples, as indices
+        draws_no = rng.integers(0, n_no, (3, n_no))
+        fast = ResampledAurocs(yes, no)(draws_yes, draws_no)
+        assert fast.shape == (2, 3)
+        for kind, row in itertools.product(range(2), range(3)):
+            a, b = yes[kind, draws_yes[row]], no[kind, draws_no[row]]
             u = scipy_stats.mannwhitneyu(a, b).statistic
-            assert fast[row] == pytest.approx(u / (len(a) * len(b)))
+            assert fast[kind, row] == pytest.approx(u / (len(a) * len(b)))
+
+
+def test_measures_known_for_different_answers_each_get_their_own_auroc():
+    rng = np.random.default_rng(4)
+    positive = rng.random(300) < 0.3
+    first, second = rng.normal(size=300) + positive, rng.normal(size=300) - positive
+    second[:100] = np.nan  # known for fewer answers
+    found = aurocs({"a": first, "b": second}, positive, resamples=200, seed=0)
+    for name, values in (("a", first), ("b", second)):
+        alone = auroc(values, positive, resamples=0, seed=0)
+        assert (found[name].positives, found[name].negatives) == (alone.positives, alone.negatives)
+        assert found[name].auroc == pytest.approx(alone.auroc)
+        assert found[name].low < found[name].auroc < found[name].high
+    assert found["a"].auroc > 0.7 and found["b"].auroc < 0.3
 
 
 def test_the_interval_is_the_same_for_the_same_seed():

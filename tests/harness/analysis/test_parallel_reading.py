@@ -1,0 +1,149 @@
+"""`stats` and `export` spread over worker processes give exactly what one process gives: the
+same report, the same rows and columns (also when records met late add columns, or change a
+column's kind), the same one-line errors; and they leave no part files behind."""
+
+from __future__ import annotations
+
+import random
+
+import pyarrow.parquet as pq
+import pytest
+
+from harness.analysis import answers
+from harness.analysis.answers import Stretch, lines_at
+from harness.analysis.export import BATCH, write_export
+from harness.analysis.stats import compute_stats
+from tests.harness.analysis.ledgers import (
+    answer,
+    failure,
+    logprobs,
+    score,
+    write_ledger,
+    write_scores,
+)
+
+PROMPTS = 400
+
+
+def test_a_stretch_yields_the_lines_that_start_in_it_whatever_the_block_size(tmp_path, monkeypatch):
+    draw = random.Random(1)
+    path = tmp_path / "lines"
+    for _ in range(300):
+        monkeypatch.setattr(answers, "_REPORT_EVERY", draw.randint(1, 30))
+        lines = [b"x" * draw.randint(0, 20) + b"\n" for _ in range(draw.randint(0, 10))]
+        torn = [b"torn"] if draw.random() < 0.5 else []
+        path.write_bytes(b"".join(lines + torn))
+        starts = [0]
+        for line in lines + torn:
+            starts.append(starts[-1] + len(line))
+        start, end = sorted(draw.choices(starts[: len(lines) + 1], k=2))
+        with path.open("rb") as file:
+            within = list(lines_at(Stretch(file, start, end)))
+            whole = list(lines_at(Stretch(file, 0, starts[-1] + 100)))  # past the end
+        pairs = zip(starts, lines, strict=False)
+        assert within == [(at, line) for at, line in pairs if start <= at < end]
+        assert whole == list(zip(starts, lines + torn, strict=False))
+
+
+def _mixed_records(growing: bool) -> list[dict]:
+    """Three variants over PROMPTS prompts, two with logprobs, answers superseded by answers and
+    by failures; `growing`: fields that only later records have, and kinds that change late."""
+    draw = random.Random(7)
+    records = []
+    for n in range(PROMPTS):
+        for variant in ("a@t0", "b@t0", "c@t0.7"):
+            fields = {}
+            if variant != "c@t0.7":
+                top = sorted((-draw.expovariate(1.0) for _ in range(5)), reverse=True)
+                fields["token_logprobs"] = logprobs(top, top[::-1])
+            if growing and n > PROMPTS * 3 // 4:
+                fields["metadata"] = {"subject": n, "year": 2020.5, "late": [f"tag{n}"]}
+            elif growing:
+                fields["metadata"] = {"subject": f"s{n}", "year": 2020}
+            record = answer(variant, f"p{n:04d}", probe=n % 3 == 0, category=f"c{n % 4}", **fields)
+            records.append(record)
+            if draw.random() < 0.05:  # answered again, or failed after its answer
+                again = draw.random() < 0.5
+                records.append(
+                    answer(variant, f"p{n:04d}", response="again", **fields)
+                    if again
+                    else failure(variant, f"p{n:04d}")
+                )
+    if not growing:
+        for record in records:
+            if record["status"] == "error":
+                record["error"] = None  # every record has the same fields
+                record["status"] = "ok"
+                record["full_response"] = "recovered"
+    return records
+
+
+@pytest.fixture(params=[False, True], ids=["same-columns", "columns-grow-late"])
+def mixed(tmp_path, request):
+    records = _mixed_records(request.param)
+    ledger = write_ledger(tmp_path / "ledger.jsonl", records)
+    draw = random.Random(3)
+    latest = {r["key"]: r for r in records}
+    lines = []
+    for record in latest.values():
+        if record["status"] == "ok" and draw.random() < 0.9:
+            lines.append(score(record, "claims", draw.choice(["exists", "none", "refused"])))
+        if record["status"] == "ok" and draw.random() < 0.5:
+            lines.append(score(record, "judge", draw.choice(["yes", "no"]), value=draw.random()))
+    scores = write_scores(tmp_path / "scores.jsonl", lines)
+    return ledger, scores
+
+
+def test_stats_in_workers_equal_stats_in_one_process(mixed):
+    ledger, scores = mixed
+    alone = compute_stats(ledger, scores, resamples=200, seed=4, workers=1)
+    assert {s.variant for s in alone.separations} == {"a@t0", "b@t0"}
+    assert alone.comparisons and alone.rates
+    for workers in (2, 3):
+        spread = compute_stats(ledger, scores, resamples=200, seed=4, workers=workers)
+        assert spread.as_json() == alone.as_json()
+    labelled = compute_stats(ledger, scores, label="exists", resamples=50, workers=1)
+    assert compute_stats(ledger, scores, label="exists", resamples=50, workers=2) == labelled
+
+
+@pytest.mark.parametrize("form", ["parquet", "csv", "jsonl"])
+def test_export_in_workers_equals_export_in_one_process(mixed, form, tmp_path):
+    ledger, scores = mixed
+    alone, spread = tmp_path / f"alone.{form}", tmp_path / f"spread.{form}"
+    rows = write_export(ledger, scores, form, alone, workers=1).rows
+    assert rows == 3 * PROMPTS > 4 * BATCH  # several batches in each of the workers' parts
+    assert write_export(ledger, scores, form, spread, workers=3).rows == rows
+    if form == "parquet":
+        assert pq.read_table(spread).equals(pq.read_table(alone), check_metadata=True)
+    else:
+        assert spread.read_bytes() == alone.read_bytes()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no parts left
+
+
+def test_columns_that_grow_late_are_typed_as_in_one_process(tmp_path):
+    ledger = write_ledger(tmp_path / "ledger.jsonl", _mixed_records(growing=True))
+    target = tmp_path / "answers.parquet"
+    write_export(ledger, tmp_path / "scores.jsonl", "parquet", target, workers=3)
+    table = pq.read_table(target)
+    assert str(table.schema.field("metadata.year").type) == "double"  # 2020, then 2020.5
+    assert str(table.schema.field("metadata.late").type) == "list<element: string>"
+    subjects = table.column("metadata.subject").to_pylist()  # "s1", then 301: JSON text
+    assert subjects[3] == '"s1"' and subjects[-1] == str(PROMPTS - 1)
+    assert table.column("error.type").to_pylist().count("ServerError") > 0
+
+
+def test_a_bad_record_in_a_later_workers_part_is_one_line_and_writes_nothing(tmp_path, run_cli):
+    records = [answer("a@t0", f"p{i:04d}") for i in range(2000)]
+    records[1700]["elapsed_seconds"] = "slow"
+    ledger = write_ledger(tmp_path / "ledger.jsonl", records)
+    for verb in (["export", "--format", "parquet"], ["stats"]):
+        code, _, err = run_cli(verb[0], tmp_path, *verb[1:], "--workers", "2")
+        if verb[0] == "stats":
+            assert code == 0  # stats reads no elapsed time
+            continue
+        assert code == 2
+        assert err == (
+            f"error: {ledger}: record 'a@t0|p1700|0': elapsed_seconds: 'slow' "
+            "(Could not convert 'slow' with type str: tried to convert to double)\n"
+        )
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ledger.jsonl"]

@@ -16,6 +16,7 @@ import pytest
 from harness.analysis.stats import compute_stats
 from harness.analysis.uncertainty import MEASURES, UNSURE_SIGN
 from harness.report_html.figures import roc_points
+from harness.scrub import SECRETS
 from tests.harness.analysis.ledgers import write_ledger
 from tests.harness.report_html.project import SECRET, SECRET_ENV, VARIANTS, write_project
 
@@ -119,6 +120,8 @@ def test_no_scores_says_what_to_run_and_still_shows_the_rest(project, run_cli):
 
 
 def test_a_secret_the_environment_holds_never_reaches_the_page(project, run_cli, monkeypatch):
+    for slot, empty in (("_known", set()), ("_text", []), ("_bytes", [])):
+        monkeypatch.setattr(SECRETS, slot, empty)  # learned here, forgotten after the test
     monkeypatch.setenv(SECRET_ENV, SECRET)
     run_cli("report", project.output)
     target = project.output / "report.html"

@@ -1,8 +1,8 @@
 """The report of 100,000 records: a ledger written the way the harness writes it (a run line
 naming the prompts file, 4 variants, answers of a few hundred characters of English-like text,
 two variants with 20 to 100 tokens of top-5 logprobs, 2% failures with retries, a spread of
-timestamps), scored by `harness score` with a rule scorer; `harness report` in a child process;
-the page's first render in headless Chromium."""
+timestamps), scored by `harness score` with the scoring benchmark's two rule scorers; `harness
+report` in a child process; the page's first render in headless Chromium."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ import orjson
 
 from benchmarks.analysis import CATEGORIES
 from benchmarks.project import REPO
+from benchmarks.scoring import SCORERS
 from harness.api import Completion, Message, TokenLogprob, Usage
 from harness.config import ModelConfig, make_variant
 from harness.errors import RateLimited, ServerError
@@ -27,22 +28,6 @@ from harness.record import failure_record, success_record
 
 # Words drawn with their frequencies in the README: text that compresses as English does.
 _WORDS = re.findall(r"[a-z][a-z'-]+", (REPO / "README.md").read_text().lower())
-_SCORER = """
-[[models]]
-name = "bench"
-provider = "simulated"
-
-[[scorers]]
-name = "topic"
-type = "rules"
-default = "other"
-[[scorers.rules]]
-label = "ledger"
-keywords = ["ledger"]
-[[scorers.rules]]
-label = "batch"
-keywords = ["batch"]
-"""
 _START = datetime(2026, 11, 24, tzinfo=UTC)
 
 
@@ -52,7 +37,10 @@ def write_report_project(folder: Path, records: int) -> tuple[Path, int]:
     size."""
     folder.mkdir(parents=True, exist_ok=True)
     config = folder / "bench.toml"
-    config.write_text(f'prompts = "prompts.jsonl"\noutput = "{folder}"\n' + _SCORER)
+    config.write_text(
+        f'prompts = "prompts.jsonl"\noutput = "{folder}"\n'
+        '[[models]]\nname = "bench"\nprovider = "simulated"\n' + SCORERS
+    )
     draw = random.Random(12)
     names = ("claude", "gemini", "qwen", "llama")
     variants = [make_variant(ModelConfig(name=n, provider="simulated"), 0.7, 42, {}) for n in names]

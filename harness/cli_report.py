@@ -9,7 +9,8 @@ from pathlib import Path
 
 from rich.console import Console
 
-from harness.commands import command_line, count, say
+from harness.cli_results import add_bootstrap_arguments
+from harness.commands import command_line, say
 from harness.errors import InputError
 
 REPORT_NAME = "report.html"
@@ -29,13 +30,7 @@ def add_report_verb(verbs: argparse._SubParsersAction) -> None:
     report.add_argument(
         "--figures", type=Path, metavar="DIR", help="also write each figure as SVG and PNG there"
     )
-    report.add_argument(
-        "--resamples",
-        type=count,
-        default=1000,
-        help="bootstrap resamples of each AUROC interval (default 1000; 0: none)",
-    )
-    report.add_argument("--seed", type=count, default=0, help="the bootstrap's seed (default 0)")
+    add_bootstrap_arguments(report)
     report.add_argument("--open", action="store_true", help="open it in the default browser")
     report.set_defaults(verb=_report)
 

@@ -33,13 +33,7 @@ def add_result_verbs(verbs: argparse._SubParsersAction) -> None:
     stats.add_argument("--scorer", action="append", default=[], help="only this scorer (repeat)")
     stats.add_argument("--label", help="only this label; also the target of the uncertainty AUROC")
     stats.add_argument("--json", type=Path, metavar="FILE", help="also write the report as JSON")
-    stats.add_argument(
-        "--resamples",
-        type=count,
-        default=1000,
-        help="bootstrap resamples of each AUROC interval (default 1000; 0: none)",
-    )
-    stats.add_argument("--seed", type=count, default=0, help="the bootstrap's seed (default 0)")
+    add_bootstrap_arguments(stats)
     _add_workers(stats)
     stats.set_defaults(verb=_stats)
 
@@ -63,6 +57,17 @@ def _add_workers(verb: argparse.ArgumentParser) -> None:
         help="processes reading one ledger file (default: one per core, up to 8, for a ledger "
         "over 32 MiB; 1: this process alone)",
     )
+
+
+def add_bootstrap_arguments(parser: argparse.ArgumentParser) -> None:
+    """`--resamples` and `--seed` of the AUROC intervals' bootstrap."""
+    parser.add_argument(
+        "--resamples",
+        type=count,
+        default=1000,
+        help="bootstrap resamples of each AUROC interval (default 1000; 0: none)",
+    )
+    parser.add_argument("--seed", type=count, default=0, help="the bootstrap's seed (default 0)")
 
 
 def _stats(args: argparse.Namespace, console: Console) -> int:

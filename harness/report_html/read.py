@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from harness.analysis.answers import Advance, Source, lines_at
-from harness.analysis.columns import AnswerColumns, ColumnsBuilder
+from harness.analysis.columns import AnswerColumns, Codes, ColumnsBuilder
 from harness.analysis.labels import Labels
 from harness.analysis.positions import flatten
 from harness.bulk import collector_paused
@@ -44,25 +44,15 @@ class Limits:
     logprob_positions: int = 200
 
 
-class _Codes(dict[Any, int]):
-    """Distinct values numbered in order of first sight."""
-
-    def code(self, value: Any) -> int:
-        found = self.get(value)
-        if found is None:
-            found = self[value] = len(self)
-        return found
-
-
 @dataclass
 class Rows:
     """What the browser shows of the latest records beyond their columns, one entry per record
     in each list, in the columns' order."""
 
-    prompts: _Codes = field(default_factory=_Codes)  # prompt ids
+    prompts: Codes = field(default_factory=Codes)  # prompt ids
     first_row: list[int] = field(default_factory=list)  # per prompt: its first record's row
     prompt_hash: list[str] = field(default_factory=list)  # per prompt: its first record's
-    error_types: _Codes = field(default_factory=_Codes)
+    error_types: Codes = field(default_factory=Codes)
     prompt: array[int] = field(default_factory=lambda: array("i"))
     sample: array[int] = field(default_factory=lambda: array("i"))
     live: array[int] = field(default_factory=lambda: array("b"))

@@ -32,8 +32,8 @@ def _unavailable(reason: str) -> None:
     pytest.skip(reason)
 
 
-@pytest.fixture(scope="session")
-def chromium() -> Iterator[Any]:
+@pytest.fixture(scope="module")  # closed with its module: Playwright's sync API holds an event
+def chromium() -> Iterator[Any]:  # loop while open, and other tests run their own
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:

@@ -4,10 +4,14 @@ export benchmarks."""
 from __future__ import annotations
 
 import random
+import re
 import resource
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
 from pathlib import Path
 
-from benchmarks.project import peak_rss_of
 from harness.analysis.scores import answer_digest, definition_hash, score_key
 from harness.api import Completion, Message, TokenLogprob, Usage
 from harness.config import ModelConfig, make_variant
@@ -112,11 +116,40 @@ def _score(answer_key: str, label: str, definition: str, record: object) -> dict
     }
 
 
-def verb_figures(*args: str) -> tuple[float, float, float]:
-    """`python -m harness ARGS` in a child: wall seconds, CPU seconds (user and system: on a
-    machine others share, the figure their load does not stretch) and peak RSS in MB."""
+@dataclass(frozen=True)
+class VerbFigures:
+    """A verb's wall seconds, CPU seconds (user and system, of it and its worker processes: on a
+    machine others share, the figure their load does not stretch), its process's peak RSS and
+    the peak memory of it and its workers together (PSS), in MB."""
+
+    seconds: float
+    cpu: float
+    rss: float
+    tree: float
+
+    def __str__(self) -> str:
+        return (
+            f"{self.seconds:.1f} s (CPU {self.cpu:.1f} s), {self.rss:.0f} MB "
+            f"(with its workers: {self.tree:.0f} MB)"
+        )
+
+
+def verb_figures(*args: str) -> VerbFigures:
+    """`python -m harness ARGS` in a child, measured."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    seconds, rss = peak_rss_of(*args)
+    started = time.perf_counter()
+    child = subprocess.run(
+        [sys.executable, "-m", "benchmarks.peak_rss", *args],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        check=False,
+    )
+    seconds = time.perf_counter() - started
+    if child.returncode != 0:
+        raise RuntimeError(child.stderr)
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    return seconds, cpu, rss
+    rss = float(re.findall(r"peak_rss_mb=([\d.]+)", child.stderr)[-1])
+    tree = float(re.findall(r"tree_pss_mb=([\d.]+)", child.stderr)[-1])
+    return VerbFigures(seconds, cpu, rss, tree)

@@ -1,12 +1,18 @@
-"""`python -m benchmarks.peak_rss ARGS`: run the harness CLI, then print this process's peak RSS.
+"""`python -m benchmarks.peak_rss ARGS`: run the harness CLI, then print this process's peak RSS,
+and the peak memory of it and the worker processes it forks together.
 
-Read from /proc/self/status (VmHWM), which starts afresh at exec; a parent's wait4 ru_maxrss would
-also count the memory of the benchmark process that forked it.
+Peak RSS is read from /proc/self/status (VmHWM), which starts afresh at exec; a parent's wait4
+ru_maxrss would also count the memory of the benchmark process that forked it. The process
+tree's memory is its PSS (each page shared by n processes counted 1/n in each, so forked workers
+sharing their parent's pages are not counted twice), sampled every 50 ms from
+/proc/PID/smaps_rollup.
 """
 
 from __future__ import annotations
 
+import os
 import sys
+import threading
 from pathlib import Path
 
 from harness.cli import main
@@ -20,7 +26,40 @@ def peak_rss_mb() -> float:
     raise RuntimeError("no VmHWM in /proc/self/status")
 
 
+def tree_pss_kb(pid: int) -> int:
+    """The PSS of process `pid` and every process under it, in kB (0 for one that is gone)."""
+    total = 0
+    try:
+        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+            if line.startswith("Pss:"):
+                total += int(line.split()[1])
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            for child in (task / "children").read_text().split():
+                total += tree_pss_kb(int(child))
+    except (FileNotFoundError, ProcessLookupError, PermissionError):
+        pass
+    return total
+
+
+class TreeMemory(threading.Thread):
+    """Samples this process tree's PSS until stopped; `peak_kb` is the most seen."""
+
+    def __init__(self) -> None:
+        super().__init__(daemon=True)
+        self.peak_kb = 0
+        self.stopped = threading.Event()
+
+    def run(self) -> None:
+        while not self.stopped.wait(0.05):
+            self.peak_kb = max(self.peak_kb, tree_pss_kb(os.getpid()))
+
+
 if __name__ == "__main__":
+    sampler = TreeMemory()
+    sampler.start()
     code = main(sys.argv[1:])
+    sampler.stopped.set()
+    sampler.join()
+    print(f"tree_pss_mb={sampler.peak_kb / 1024:.1f}", file=sys.stderr)
     print(f"peak_rss_mb={peak_rss_mb():.1f}", file=sys.stderr)
     sys.exit(code)

@@ -18,6 +18,7 @@ import itertools
 import multiprocessing
 import os
 import signal
+import sys
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -45,11 +46,11 @@ def available_cores() -> int:
 def worker_count(requested: int | None, records: int) -> int:
     """How many processes should read `records` latest records: `requested` (at most one per
     record), or one per core up to MAX_WORKERS, fewer when the records are too few to be worth
-    it; 1 is the parent alone."""
+    it; 1 is the parent alone (always, off Linux)."""
+    if not sys.platform.startswith("linux"):  # fork is missing (Windows) or unsafe (macOS)
+        return 1
     if requested is not None:
         return max(1, min(requested, records))
-    if "fork" not in multiprocessing.get_all_start_methods():
-        return 1
     return max(1, min(available_cores(), MAX_WORKERS, records // MIN_RECORDS_PER_WORKER))
 
 

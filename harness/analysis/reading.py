@@ -20,6 +20,7 @@ from harness.analysis.parallel import in_workers, report_read, shared, split, wo
 from harness.ledger_set import Advance, Ledgers
 
 PARALLEL_BYTES = 32 << 20  # a smaller ledger is read in one process unless workers are asked for
+_ANY = 1 << 62  # records enough for any number of workers
 
 
 @dataclass
@@ -51,14 +52,12 @@ def read_latest(
     """The latest positions of `source` (a ledger file held open, or a shard tree) and the
     labels of `scores` (`scorers` only, when named); `workers`: processes for the records
     (None: one per core when the ledger is big enough)."""
-    if isinstance(source, Path | Ledgers | Stretch) or workers == 1:
+    alone = isinstance(source, Path | Ledgers | Stretch) or worker_count(workers, _ANY) == 1
+    if alone or (workers is None and file_size(source) < PARALLEL_BYTES):
         positions = latest_positions(source, advance)  # first: its keys go before labels come
         labels = read_labels(scores, scorers, advance)
         return Latest(source, positions, labels, 1)
     end = file_size(source)
-    if workers is None and end < PARALLEL_BYTES:
-        positions = latest_positions(source, advance)
-        return Latest(source, positions, read_labels(scores, scorers, advance), 1, end)
     with in_workers(1, source, advance) as pool:
         positions_read = pool.submit(_latest_positions, end)
         labels = read_labels(scores, scorers, advance)

@@ -4,7 +4,11 @@ column's kind), the same one-line errors; and they leave no part files behind.""
 
 from __future__ import annotations
 
+import os
 import random
+import signal
+import time
+from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
@@ -13,6 +17,7 @@ from harness.analysis import answers
 from harness.analysis.answers import Stretch, lines_at
 from harness.analysis.export import BATCH, write_export
 from harness.analysis.stats import compute_stats
+from tests.conftest import harness_process
 from tests.harness.analysis.ledgers import (
     answer,
     failure,
@@ -147,3 +152,30 @@ def test_a_bad_record_in_a_later_workers_part_is_one_line_and_writes_nothing(tmp
             "(Could not convert 'slow' with type str: tried to convert to double)\n"
         )
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ledger.jsonl"]
+
+
+@pytest.mark.slow
+def test_ctrl_c_during_a_spread_export_exits_130_stops_the_workers_and_leaves_nothing(tmp_path):
+    records = [answer("a@t0", f"p{i:06d}", response="word " * 100) for i in range(40_000)]
+    write_ledger(tmp_path / "ledger.jsonl", records)
+    process = harness_process("export", str(tmp_path), "--format", "csv", "--workers", "2")
+    deadline = time.monotonic() + 60
+    while not [p for p in tmp_path.iterdir() if p.name.startswith(".export-parts-")]:
+        assert process.poll() is None and time.monotonic() < deadline
+        time.sleep(0.01)
+    os.killpg(process.pid, signal.SIGINT)  # as Ctrl-C at a terminal: to every process of it
+    assert process.wait(timeout=30) == 130
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ledger.jsonl"]
+    assert not _processes_naming(tmp_path)  # no worker left behind
+
+
+def _processes_naming(path: Path) -> list[int]:
+    """The processes whose command line names `path` (a forked worker has its parent's)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit() and str(path).encode() in (entry / "cmdline").read_bytes():
+                found.append(int(entry.name))
+        except OSError:
+            pass
+    return found

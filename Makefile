@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 # finds torch's `+cpu` builds, e.g. TORCH_INDEX=https://download.pytorch.org/whl/cpu.
 TORCH_INDEX ?=
 
-.PHONY: setup setup-vllm demo test bench lint
+.PHONY: setup setup-vllm demo test bench lint screenshot
 
 setup: $(VENV)/.installed
 
@@ -29,6 +29,11 @@ demo: setup
 	$(PY) -m harness run configs/demo.toml
 	$(PY) -m harness score configs/demo.toml --scorers existence
 	$(PY) -m harness stats results/demo --scorer existence
+	$(PY) -m harness report results/demo --scorer existence
+
+# docs/report.png, the README's picture of the report (the demo's, in headless Chromium)
+screenshot: setup
+	$(PY) docs/screenshot.py
 
 test: setup setup-vllm
 	$(PY) -m pytest -q

@@ -29,6 +29,10 @@
     processes, peak RSS, and the peak memory (PSS) of it and its workers together
 (p) `python -m harness export --format parquet` of the same 1,000,000 records with their scores
     (the same figures)
+(r) `python -m harness report` of 100,000 records (4 variants, answers of a few hundred characters,
+    two variants with 20-100 tokens of top-5 logprobs, rule scorers' labels; see
+    benchmarks/report.py): process start to exit, peak RSS, the page's size, and its first render
+    (the first page of rows drawn) in headless Chromium
 (q) with --scale only (about 20 minutes, 14 GB of disk at the peak): a 10,000,000-job ledger
     (250,000 prompts x 10 variants x 4 samples, written directly as 8 shards; see
     benchmarks/scale.py): `status` of the 8 shards read as one, their `merge`, the resume index
@@ -70,6 +74,7 @@ from benchmarks.project import (
     write_project,
 )
 from benchmarks.prompt_sets import load_figures, write_prompt_sets
+from benchmarks.report import first_render_seconds, write_report_project
 from benchmarks.scale import (
     PROMPTS,
     index_figures,
@@ -394,6 +399,31 @@ def _median_run(args: tuple[str, ...]) -> VerbFigures:
     return runs[len(runs) // 2]
 
 
+def report_page(root: Path) -> None:
+    folder = root / "report"
+    config, size = write_report_project(folder, 100_000)
+    peak_rss_of_run(config, verb="score")
+    figures = verb_figures("report", str(folder))
+    page = folder / "report.html"
+    megabytes = page.stat().st_size / 1e6
+    report(
+        f"(r) report of 100,000 records ({size / 1e6:.0f} MB ledger)",
+        f"{figures.seconds:.1f} s (CPU {figures.cpu:.1f} s), {figures.rss:.0f} MB",
+        "<= 20 s, 1 GB",
+        figures.seconds <= 20 and figures.rss <= 1024,
+    )
+    report("    the page's size", f"{megabytes:.1f} MB", "<= 25 MB", megabytes <= 25)
+    try:
+        measured, seen = first_render_seconds(page)
+    except ImportError:
+        print("    first render: skipped (playwright is not installed)")
+    else:
+        render = f"{measured:.1f} s (seen from Playwright: {seen:.1f} s)"
+        report("    first render in headless Chromium", render, "-", True)
+    for path in folder.iterdir():
+        path.unlink()
+
+
 def scale(root: Path) -> None:
     config = write_scale_project(root / "scale")
     out = config.parent / "out"
@@ -474,6 +504,7 @@ def main() -> None:
             rule_scoring,
             batch_mode,
             analysis,
+            report_page,
         ):
             bench(root)
 

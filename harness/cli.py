@@ -1,6 +1,6 @@
 """The command line: `run`, `rerun`, `status`, `plan`, `doctor`, `merge` and `batches cancel`
 (and, from `harness.cli_analysis`, `score` and `annotate`; from `harness.cli_results`, `stats` and
-`export`).
+`export`; from `harness.cli_report`, `report`).
 
 Exit codes: 0 every job answered, 1 some failed for good, 2 bad input or set-up, 3 the ledger
 could not be written mid-run (disk full, file replaced), 4 a budget cap stopped the run (raise
@@ -25,6 +25,7 @@ from rich.logging import RichHandler
 
 from harness import open_batches
 from harness.cli_analysis import add_analysis_verbs
+from harness.cli_report import add_report_verb
 from harness.cli_results import add_result_verbs
 from harness.commands import command_line as _command
 from harness.commands import positive as _positive
@@ -504,6 +505,7 @@ def _parser() -> argparse.ArgumentParser:
     cancel.set_defaults(verb=_cancel_batches)
     add_analysis_verbs(verbs)
     add_result_verbs(verbs)
+    add_report_verb(verbs)
     return parser
 
 

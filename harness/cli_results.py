@@ -33,13 +33,7 @@ def add_result_verbs(verbs: argparse._SubParsersAction) -> None:
     stats.add_argument("--scorer", action="append", default=[], help="only this scorer (repeat)")
     stats.add_argument("--label", help="only this label; also the target of the uncertainty AUROC")
     stats.add_argument("--json", type=Path, metavar="FILE", help="also write the report as JSON")
-    stats.add_argument(
-        "--resamples",
-        type=count,
-        default=1000,
-        help="bootstrap resamples of each AUROC interval (default 1000; 0: none)",
-    )
-    stats.add_argument("--seed", type=count, default=0, help="the bootstrap's seed (default 0)")
+    add_bootstrap_arguments(stats)
     _add_workers(stats)
     stats.set_defaults(verb=_stats)
 
@@ -65,13 +59,24 @@ def _add_workers(verb: argparse.ArgumentParser) -> None:
     )
 
 
+def add_bootstrap_arguments(parser: argparse.ArgumentParser) -> None:
+    """`--resamples` and `--seed` of the AUROC intervals' bootstrap."""
+    parser.add_argument(
+        "--resamples",
+        type=count,
+        default=1000,
+        help="bootstrap resamples of each AUROC interval (default 1000; 0: none)",
+    )
+    parser.add_argument("--seed", type=count, default=0, help="the bootstrap's seed (default 0)")
+
+
 def _stats(args: argparse.Namespace, console: Console) -> int:
     from harness.analysis.stats import compute_stats
     from harness.analysis.stats_view import show_stats
     from harness.analysis.whole import written_whole
     from harness.progress import reading_bar
 
-    ledger, scores, size = _inputs(args.output)
+    ledger, scores, size = result_inputs(args.output)
     with reading_bar(console, "reading", size) as advance:
         stats = compute_stats(
             ledger,
@@ -100,7 +105,7 @@ def _export(args: argparse.Namespace, console: Console) -> int:
     from harness.analysis.pilot import write_pilot_json
     from harness.progress import reading_bar
 
-    ledger, scores, size = _inputs(args.output)
+    ledger, scores, size = result_inputs(args.output)
     name, reader = _EXPORTS[args.format]
     target = args.to or scores.with_name(name)
     with reading_bar(console, f"exporting to {target.name}", size) as advance:
@@ -115,7 +120,7 @@ def _export(args: argparse.Namespace, console: Console) -> int:
     return 0
 
 
-def _inputs(text: str) -> tuple[Path | Ledgers, Path, int]:
+def result_inputs(text: str) -> tuple[Path | Ledgers, Path, int]:
     """The ledger a verb reads (a run's output directory holding shards: all its ledgers, read
     as one), the scores file beside it (which may not exist), and the bytes its two passes
     through the ledger and one through the scores will read."""

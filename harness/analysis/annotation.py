@@ -165,9 +165,17 @@ def _labels_given(output: Path, scorer: str | None) -> tuple[str, ...]:
 def prompt_source(ledger: Ledgers, given: Path | None) -> PromptSource:
     """The prompt set to show: `given` (`--prompts`), else the one the ledger's latest run read,
     as its run line describes it (location, format, split, field mapping)."""
+    return run_prompt_source(run_lines(ledger) if given is None else [], given, ledger)
+
+
+def run_prompt_source(
+    runs: list[dict[str, Any]], given: Path | None, ledger: object
+) -> PromptSource:
+    """`prompt_source` from the ledger's run lines, already read (`ledger` names it in the
+    error)."""
     if given is not None:
         return as_source(given)
-    for line in reversed(run_lines(ledger)):
+    for line in reversed(runs):
         described = line.get("prompts") or {}
         if isinstance(described.get("path"), str):
             return PromptSource(

@@ -29,7 +29,7 @@ from harness.ledger_set import Ledgers
 _BATCH = 256  # records turned into codes together: few enough to stay in the CPU caches
 
 
-class _Codes(dict[Any, int]):
+class Codes(dict[Any, int]):
     """Distinct values numbered in order of first sight."""
 
     def code(self, value: Any) -> int:
@@ -66,7 +66,7 @@ def answer_columns(
 ) -> AnswerColumns:
     """Read the records of `ledger` (from `source`, its open file, when given) at `positions`
     (see `latest_positions`), joined with `labels`."""
-    builder = _Builder(ledger, labels)
+    builder = ColumnsBuilder(ledger, labels)
     batch: list[dict[str, Any]] = []
     for record in records_at(source or ledger, positions, advance=advance):
         batch.append(record)
@@ -77,12 +77,14 @@ def answer_columns(
     return builder.columns()
 
 
-class _Builder:
+class ColumnsBuilder:
+    """Records, a batch at a time, to `AnswerColumns` (for a reader that reads them itself)."""
+
     def __init__(self, ledger: Path | Ledgers, labels: Labels) -> None:
         self.ledger = ledger
         self.scorers = labels.scorers
-        self.variants, self.categories, self.items = _Codes(), _Codes(), _Codes()
-        self.label_codes = {name: _Codes() for name in self.scorers}
+        self.variants, self.categories, self.items = Codes(), Codes(), Codes()
+        self.label_codes = {name: Codes() for name in self.scorers}
         for name, scorer in self.scorers.items():
             for label in scorer.labels():
                 self.label_codes[name].code(label)
@@ -158,9 +160,9 @@ def _joined(parts: list[np.ndarray]) -> np.ndarray:
 def joined_columns(parts: Sequence[AnswerColumns]) -> AnswerColumns:
     """The columns of consecutive runs of records (read by several workers) as one, in order:
     each part's codes turned into codes of the whole."""
-    variants, categories, items = _Codes(), _Codes(), _Codes()
+    variants, categories, items = Codes(), Codes(), Codes()
 
-    def recoded(codes: _Codes, values: list[Any], column: np.ndarray) -> np.ndarray:
+    def recoded(codes: Codes, values: list[Any], column: np.ndarray) -> np.ndarray:
         table = np.fromiter(map(codes.code, values), dtype=column.dtype, count=len(values))
         return table[column] if len(values) else column
 
@@ -173,7 +175,7 @@ def joined_columns(parts: Sequence[AnswerColumns]) -> AnswerColumns:
         variants=list(variants),
         categories=list(categories),
         items=list(items),
-        labels=first.labels,  # every part numbers a scorer's labels alike (see _Builder)
+        labels=first.labels,  # every part numbers a scorer's labels alike (see ColumnsBuilder)
         variant=np.concatenate(variant),
         category=np.concatenate(category),
         item=np.concatenate(item),

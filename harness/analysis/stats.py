@@ -128,7 +128,7 @@ def compute_stats(
     ):  # both passes read this one source
         latest = read_latest(file, scores, scorers, advance, workers)
         labels = latest.labels
-        _check_selection(scores, labels, scorers, label)
+        check_selection(scores, labels, scorers, label)
         if latest.workers == 1:
             columns = answer_columns(ledger, latest.positions, labels, advance, source=file)
             separations = _separations(columns, label, resamples, seed, _in_turn)
@@ -136,6 +136,27 @@ def compute_stats(
             with in_workers(latest.workers, (ledger, file, labels), advance) as pool:
                 columns = joined_columns(pool.map(_columns_of, latest.stretches()))
                 separations = _separations(columns, label, resamples, seed, pool.map)
+    return stats_of(
+        ledger, scores, labels, columns, label, resamples, seed,
+        scorers=scorers, separations=separations,
+    )  # fmt: skip
+
+
+def stats_of(
+    ledger: Path | Ledgers,
+    scores: Path,
+    labels: Labels,
+    columns: AnswerColumns,
+    label: str | None,
+    resamples: int,
+    seed: int,
+    *,
+    scorers: Sequence[str] = (),
+    separations: list[Separation] | None = None,
+) -> Stats:
+    """The report of answers already read (`compute_stats` reads them), whose `labels` were
+    checked against `scorers` and `label`; `separations`: the AUROCs when already drawn (else
+    they are drawn here, in this process)."""
     stats = Stats(
         str(ledger),
         str(scores) if scores.exists() else None,
@@ -148,6 +169,8 @@ def compute_stats(
         stats.rates += _rates(columns, name, label)
         stats.comparisons += _comparisons(columns, name, label)
     stats.comparisons = _adjusted(stats.comparisons)
+    if separations is None:
+        separations = _separations(columns, label, resamples, seed, _in_turn)
     stats.separations = separations
     stats.notes = _notes(labels, columns, scores)
     return stats
@@ -164,9 +187,10 @@ def _in_turn(function: Callable[..., Any], arguments: Iterable[tuple[Any, ...]])
     return [function(*args) for args in arguments]
 
 
-def _check_selection(
+def check_selection(
     scores: Path, labels: Labels, scorers: Sequence[str], label: str | None
 ) -> None:
+    """InputError when `scorers` or `label` name nothing in the scores file's current labels."""
     known = ", ".join(sorted(labels.named)) or "none"
     missing = [name for name in scorers if name not in labels.scorers]
     if missing:

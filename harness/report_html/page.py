@@ -1,0 +1,244 @@
+"""The report built and written: the ledger read (`read.py`), the statistics of
+`harness.analysis.stats`, the status summary of `harness.report`, the figures, and the page
+assembled from the template files in `assets/` (HTML, CSS, JS: package data), written whole.
+
+A template marker is an HTML comment, `<!--harness:NAME-->`; every marker is replaced in one pass,
+so nothing inserted is ever read as a marker. What is inserted: the CSS and JS as they are, the
+figures' SVG (matplotlib escapes their text), the overview and statistics as JSON that cannot
+close its script block (`browser.inline_json`), and the records as base64.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import html
+import re
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from importlib.resources import files
+from pathlib import Path
+from typing import Any
+
+from harness.analysis.annotation import run_prompt_source
+from harness.analysis.answers import Advance, held, latest_positions
+from harness.analysis.labels import Labels, read_labels
+from harness.analysis.stats import check_selection, stats_of
+from harness.analysis.whole import written_whole
+from harness.bulk import collector_paused
+from harness.errors import InputError
+from harness.ledger_set import Ledgers
+from harness.prompts import Prompt, load_prompts
+from harness.report import Summary, summarize
+from harness.report_html.browser import inline_json, packed, payload
+from harness.report_html.figures import Drawn, draw_all
+from harness.report_html.overview import (
+    learn_secrets,
+    planned_variants,
+    run_rows,
+    variant_rows,
+)
+from harness.report_html.read import Limits, Reading, prompt_texts, read_ledger
+
+_MARKER = re.compile(r"<!--harness:([a-z_]+)-->")
+
+
+@dataclass(frozen=True)
+class ReportRequest:
+    """What to report on and where to write it."""
+
+    ledger: Path | Ledgers
+    scores: Path
+    target: Path
+    scorer: str | None = None  # the figures' scorer; None: the scores file's first
+    label: str | None = None
+    variants: tuple[str, ...] = ()  # only these; empty: every one
+    prompts: Path | None = None  # the prompt set, if not the one the run line names
+    figures: Path | None = None  # also write each figure there as SVG and PNG
+    limits: Limits = field(default_factory=Limits)
+    resamples: int = 1000
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class Built:
+    """What was written: the page, its size, the records in it, each figure's inline size, the
+    compressed records' size, and what the page left out or could not show."""
+
+    path: Path
+    size: int
+    records: int
+    figures: list[tuple[str, int]]
+    records_bytes: int
+    notes: list[str] = field(default_factory=list)
+    next_command: str | None = None  # `harness score CONFIG` when there are no scores
+
+
+def build_report(request: ReportRequest, advance: Advance | None = None) -> Built:
+    """Read, compute, draw and write the report; InputError (nothing written) for a ledger
+    without records or a scorer, label or variant it does not have."""
+    summary, reading, labels = _read(request, advance)
+    learn_secrets(reading.runs)
+    stats = stats_of(
+        request.ledger, request.scores, labels, reading.columns, request.label,
+        request.resamples, request.seed,
+    )  # fmt: skip
+    scorer = request.scorer or next(iter(reading.columns.labels), None)
+    notes = _left_out(reading, request.limits)
+    texts = _prompt_texts(request, reading, notes)
+    data = payload(reading.columns, reading.rows, texts, reading.logprobs)
+    with ThreadPoolExecutor(1) as compressing:  # zlib lets go of the GIL: draw meanwhile
+        packing = compressing.submit(packed, data)
+        drawn, figure_notes = draw_all(
+            stats, reading.columns, reading.rows, reading.timeline, scorer=scorer,
+            label=request.label, figures_dir=_figures_dir(request.figures),
+        )  # fmt: skip
+        records = packing.result()
+    variants = variant_rows(summary, planned_variants(reading.runs), request.variants)
+    if any(v["pending"] is None for v in variants):
+        notes.append("pending jobs unknown for variants no run line planned (shown as ?)")
+    next_command = None if stats.scores else _score_command(reading)
+    meta = {
+        "ledger": str(request.ledger),
+        "scores": stats.scores,
+        "scorer": scorer,
+        "label": request.label,
+        "records": len(reading.rows),
+        "runs": run_rows(reading.runs, reading.timeline.run_end),
+        "variants": variants,
+        "stats": dataclasses.asdict(stats),
+        "notes": notes + stats.notes + figure_notes,
+        "next_command": next_command,
+        "limits": dataclasses.asdict(request.limits),
+    }
+    page = _page(meta, drawn, records)
+    with written_whole(request.target) as temporary:
+        temporary.write_text(page, encoding="utf-8")
+    return Built(
+        request.target,
+        request.target.stat().st_size,
+        len(reading.rows),
+        [(figure.name, len(figure.svg.encode())) for figure in drawn],
+        len(records),
+        meta["notes"],
+        next_command,
+    )
+
+
+def _read(request: ReportRequest, advance: Advance | None) -> tuple[Summary, Reading, Labels]:
+    """The status summary, the ledger read once, and the current labels, the request checked
+    against them (InputError)."""
+    summary = summarize(request.ledger)
+    if not summary.records:
+        raise InputError(f"{request.ledger}: no result records in it")
+    variants = [s.variant for s in summary.variants]
+    unknown = [v for v in request.variants if v not in variants]
+    if unknown:
+        known = ", ".join(sorted(variants))
+        raise InputError(f"{request.ledger}: no variant {', '.join(unknown)} (variants: {known})")
+    with collector_paused(), held(request.ledger) as source:
+        positions = latest_positions(source, advance)
+        labels = read_labels(request.scores, advance=advance)
+        _check_scorer(request, labels)
+        reading = read_ledger(
+            request.ledger, source, positions, labels, request.limits,
+            set(request.variants) or None, advance,
+        )  # fmt: skip
+    return summary, reading, labels
+
+
+def _check_scorer(request: ReportRequest, labels: Labels) -> None:
+    scorers = [request.scorer] if request.scorer else []
+    check_selection(request.scores, labels, scorers, request.label)
+    if request.scorer and request.label:
+        given = labels.scorers[request.scorer].labels()
+        if request.label not in given:
+            raise InputError(
+                f"{request.scores}: {request.scorer} gives no label {request.label!r} "
+                f"(its labels: {', '.join(given)})"
+            )
+
+
+def _left_out(reading: Reading, limits: Limits) -> list[str]:
+    notes = []
+    rows, sample = reading.rows, reading.logprobs
+    if rows.cut:
+        notes.append(
+            f"{rows.cut:,} answer(s) cut to {limits.answer_chars:,} characters "
+            "(`harness export` has them whole)"
+        )
+    kept = len(sample.heap)
+    if kept < sample.total:
+        notes.append(
+            f"token logprobs kept for {kept:,} of the {sample.total:,} answers that have them: "
+            "every variant's answers to the prompts first in a hash of their id (filter "
+            "'with token logprobs'); `harness export` has them all"
+        )
+    if sample.cut:
+        notes.append(
+            f"{sample.cut:,} answer(s) shown with their first {limits.logprob_positions} "
+            "token positions only"
+        )
+    return notes
+
+
+def _prompt_texts(request: ReportRequest, reading: Reading, notes: list[str]) -> list[str | None]:
+    """Each prompt's text for the page (see `read.prompt_texts`), noting what is not shown."""
+    limit = request.limits.prompt_chars
+    prompts = _prompts(request, reading, notes)
+    texts, missing, cut = prompt_texts(reading.rows, prompts, limit)
+    if prompts is not None and missing:
+        notes.append(f"{missing:,} prompt(s) not in the prompt set as answered: no text shown")
+    if cut:
+        notes.append(f"{cut:,} prompt(s) cut to {limit:,} characters")
+    return texts
+
+
+def _prompts(
+    request: ReportRequest, reading: Reading, notes: list[str]
+) -> dict[str, Prompt] | None:
+    """The prompt set by id; None (with a note) when the run's cannot be read, an InputError
+    when the one given with `--prompts` cannot."""
+    try:
+        source = run_prompt_source(reading.runs, request.prompts, request.ledger)
+        return {p.id: p for p in load_prompts(source)}
+    except InputError as exc:
+        if request.prompts is not None:
+            raise
+        notes.append(f"prompt texts not shown: {exc} (pass --prompts FILE)")
+        return None
+
+
+def _figures_dir(folder: Path | None) -> Path | None:
+    if folder is None:
+        return None
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InputError(f"{folder}: cannot create the folder: {exc.strerror}") from None
+    return folder
+
+
+def _score_command(reading: Reading) -> str:
+    """What labels the answers: `harness score` with the latest run's config."""
+    configs = [run.get("config_path") for run in reading.runs if run.get("config_path")]
+    return f"python -m harness score {configs[-1] if configs else 'CONFIG'}"
+
+
+def _page(meta: dict[str, Any], drawn: list[Drawn], records: str) -> str:
+    assets = files("harness.report_html") / "assets"
+    parts = {
+        "style": (assets / "report.css").read_text(encoding="utf-8"),
+        "script": (assets / "report.js").read_text(encoding="utf-8"),
+        "meta": inline_json(meta),
+        "figures": "\n".join(_figure_html(figure) for figure in drawn),
+        "records": records,
+    }
+    template = (assets / "report.html").read_text(encoding="utf-8")
+    return _MARKER.sub(lambda found: parts[found.group(1)], template)
+
+
+def _figure_html(figure: Drawn) -> str:
+    return (
+        f'<figure class="figure" data-figure="{figure.name}">{figure.svg}'
+        f"<figcaption>{html.escape(figure.caption)}</figcaption></figure>"
+    )

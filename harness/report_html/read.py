@@ -1,0 +1,284 @@
+"""One pass over a ledger for the report: its run lines, every result line's time, retries and
+errors (superseded lines too: the timeline is the run's history), and the latest record of every
+key, each line parsed once.
+
+The latest records (at `positions`, from `harness.analysis.answers.latest_positions`) become the
+statistics' columns (`harness.analysis.columns.ColumnsBuilder`: variant, category, probe flag,
+current labels, uncertainty measures) and, beside them, the record browser's rows (prompt,
+sample, status, error type, latency, tokens, retries, the answer's text). Memory: a row per key
+(its answer cut to `limits.answer_chars`), a few numbers per result line, and the parsed token
+logprobs of at most `limits.logprob_answers` answers (see `LogprobSample`).
+"""
+
+from __future__ import annotations
+
+import heapq
+import zlib
+from array import array
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from itertools import pairwise
+from typing import Any
+
+import numpy as np
+
+from harness.analysis.answers import Advance, Source, lines_at
+from harness.analysis.columns import AnswerColumns, Codes, ColumnsBuilder
+from harness.analysis.labels import Labels
+from harness.analysis.positions import flatten
+from harness.bulk import collector_paused
+from harness.ledger import is_record, parse_line
+from harness.prompts import Prompt
+
+_BATCH = 256  # latest records turned into columns together (as `answer_columns` does)
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What the page keeps of long data: answers and prompts cut to so many characters, token
+    logprobs for so many answers (whole prompts: every variant's answer), so many positions each."""
+
+    answer_chars: int = 4000
+    prompt_chars: int = 4000
+    logprob_answers: int = 1000
+    logprob_positions: int = 200
+
+
+@dataclass
+class Rows:
+    """What the browser shows of the latest records beyond their columns, one entry per record
+    in each list, in the columns' order."""
+
+    prompts: Codes = field(default_factory=Codes)  # prompt ids
+    first_row: list[int] = field(default_factory=list)  # per prompt: its first record's row
+    prompt_hash: list[str] = field(default_factory=list)  # per prompt: its first record's
+    error_types: Codes = field(default_factory=Codes)
+    prompt: array[int] = field(default_factory=lambda: array("i"))
+    sample: array[int] = field(default_factory=lambda: array("i"))
+    live: array[int] = field(default_factory=lambda: array("b"))
+    error: array[int] = field(default_factory=lambda: array("i"))  # -1: none
+    latency: array[float] = field(default_factory=lambda: array("d"))
+    output_tokens: array[int] = field(default_factory=lambda: array("i"))  # -1: unknown
+    retries: array[int] = field(default_factory=lambda: array("i"))
+    text: list[str] = field(default_factory=list)  # the answer, or the error's message
+    cut: int = 0  # texts cut to the limit
+
+    def __len__(self) -> int:
+        return len(self.prompt)
+
+
+@dataclass
+class Timeline:
+    """Every result line: when it ended, whether it is an answer, how many retries it took; every
+    failed attempt (retried ones and final ones) with its error type; each run's last line."""
+
+    seconds: list[str] = field(default_factory=list)  # ISO timestamps
+    ok: array[int] = field(default_factory=lambda: array("b"))
+    retries: array[int] = field(default_factory=lambda: array("i"))
+    error_at: list[str] = field(default_factory=list)
+    error_type: list[str] = field(default_factory=list)
+    run_end: dict[str, str] = field(default_factory=dict)
+
+
+class LogprobSample:
+    """The token logprobs the page keeps: those of the answers to the prompts that come first in
+    a hash of the prompt id (crc32), at most `size` answers, so a prompt's answers from every
+    variant are kept together. A bounded heap holds the parsed logprobs of the first `size` seen
+    so far; they are encoded once, at the end."""
+
+    def __init__(self, size: int, positions: int) -> None:
+        self.size, self.positions = size, positions
+        self.heap: list[tuple[int, int, list[dict[str, Any]]]] = []  # (-rank, -row, logprobs)
+        self.total = 0  # answers with token logprobs
+
+    def offer(self, row: int, prompt_id: str, logprobs: list[dict[str, Any]]) -> None:
+        self.total += 1
+        item = (-zlib.crc32(prompt_id.encode()), -row, logprobs)
+        if len(self.heap) < self.size:
+            heapq.heappush(self.heap, item)
+        elif item[:2] > self.heap[0][:2]:
+            heapq.heapreplace(self.heap, item)
+
+    @property
+    def cut(self) -> int:
+        """Kept answers with more than `positions` positions (cut to them)."""
+        return sum(len(logprobs) > self.positions for _, _, logprobs in self.heap)
+
+    def kept(self) -> dict[int, dict[str, list[Any]]]:
+        """Each kept answer's tokens, their logprobs (3 decimals) and top alternatives, as
+        parallel lists (`t`, `p`, `a`, `q`), by row."""
+        rows = sorted(-row for _, row, _ in self.heap)
+        answers = {-row: logprobs for _, row, logprobs in self.heap}
+        batch = [answers[row][: self.positions] for row in rows]
+        flat = flatten(batch)
+        tokens = [_token(t, i) for t, i in zip(flat.token, flat.token_id, strict=True)]
+        chosen = _rounded(flat.logprob)
+        alternatives = [_token(t, None) for t in flat.top_tokens]
+        alternative_logprobs = _rounded(flat.top_logprobs)
+        kept: dict[int, dict[str, list[Any]]] = {}
+        at = top = 0
+        for row, count in zip(rows, flat.counts, strict=True):
+            widths = flat.widths[at : at + count]
+            starts = np.cumsum([top, *widths]).tolist()
+            kept[row] = {
+                "t": tokens[at : at + count],
+                "p": chosen[at : at + count],
+                "a": [alternatives[a:b] for a, b in pairwise(starts)],
+                "q": [alternative_logprobs[a:b] for a, b in pairwise(starts)],
+            }
+            at, top = at + count, starts[-1]
+        return kept
+
+
+def _token(text: Any, token_id: Any) -> str:
+    if isinstance(text, str):
+        return text
+    return f"#{token_id}" if isinstance(token_id, int) else "?"
+
+
+def _rounded(values: list[Any]) -> list[float | None]:
+    """Logprobs to 3 decimals; one not given (or not a number) as None."""
+    numbers = np.array([v if isinstance(v, int | float) else np.nan for v in values], dtype=float)
+    rounded = np.round(numbers, 3)
+    return [None if v != v else v for v in rounded.tolist()]
+
+
+@dataclass
+class Reading:
+    """What the pass found."""
+
+    runs: list[dict[str, Any]]
+    columns: AnswerColumns
+    rows: Rows
+    timeline: Timeline
+    logprobs: LogprobSample
+
+
+def read_ledger(
+    ledger: Any,
+    source: Source,
+    positions: Sequence[int],
+    labels: Labels,
+    limits: Limits,
+    variants: set[str] | None = None,
+    advance: Advance | None = None,
+) -> Reading:
+    """Read `source` (the ledger `ledger` names in messages) once; `positions` are its latest
+    records' (ascending), `labels` the current scores; `variants`: only their records."""
+    reader = _Reader(ColumnsBuilder(ledger, labels), limits)
+    wanted = iter(positions)
+    next_wanted = next(wanted, -1)
+    with collector_paused():
+        for offset, line in lines_at(source, advance):
+            latest = offset == next_wanted
+            if latest:
+                next_wanted = next(wanted, -1)
+            obj = parse_line(line) if line.strip() else None
+            if obj is None:
+                continue
+            if obj.get("type") == "run":
+                reader.runs.append(obj)
+            elif is_record(obj) and (variants is None or obj["variant"] in variants):
+                reader.history(obj)
+                if latest:
+                    reader.latest(obj)
+        reader.flush()
+    columns = reader.columns.columns()
+    return Reading(reader.runs, columns, reader.rows, reader.timeline, reader.sample)
+
+
+class _Reader:
+    def __init__(self, columns: ColumnsBuilder, limits: Limits) -> None:
+        self.columns, self.limits = columns, limits
+        self.runs: list[dict[str, Any]] = []
+        self.rows, self.timeline = Rows(), Timeline()
+        self.sample = LogprobSample(limits.logprob_answers, limits.logprob_positions)
+        self.batch: list[dict[str, Any]] = []
+
+    def history(self, record: dict[str, Any]) -> None:
+        timeline = self.timeline
+        stamp = record.get("timestamp")
+        if not isinstance(stamp, str):
+            return
+        timeline.seconds.append(stamp)
+        run_id = str(record.get("run_id"))
+        timeline.run_end[run_id] = max(stamp, timeline.run_end.get(run_id, stamp))
+        timeline.ok.append(record["status"] == "ok")
+        retries = record.get("retry_count")
+        timeline.retries.append(retries if isinstance(retries, int) else 0)
+        failures = record.get("attempt_errors") or []
+        if record["status"] != "ok":
+            failures = [*failures, record.get("error")]
+        for failure in failures:
+            timeline.error_at.append(stamp)
+            timeline.error_type.append(_error_type(failure))
+
+    def latest(self, record: dict[str, Any]) -> None:
+        rows, get = self.rows, record.get
+        ok = record["status"] == "ok"
+        prompt = rows.prompts.code(record["prompt_id"])
+        if prompt == len(rows.first_row):
+            rows.first_row.append(len(rows))
+            rows.prompt_hash.append(str(get("prompt_hash") or ""))
+        rows.prompt.append(prompt)
+        sample = get("sample")
+        rows.sample.append(sample if isinstance(sample, int) else 0)
+        rows.live.append(get("mode") != "batch")
+        rows.error.append(-1 if ok else rows.error_types.code(_error_type(get("error"))))
+        elapsed = get("elapsed_seconds")
+        rows.latency.append(float(elapsed) if isinstance(elapsed, int | float) else np.nan)
+        tokens = get("tokens")
+        output = tokens.get("output") if isinstance(tokens, dict) else None
+        rows.output_tokens.append(output if isinstance(output, int) else -1)
+        retries = get("retry_count")
+        rows.retries.append(retries if isinstance(retries, int) else 0)
+        rows.text.append(self._text(record, ok))
+        logprobs = get("token_logprobs") if ok else None
+        if isinstance(logprobs, list) and logprobs:
+            self.sample.offer(len(rows) - 1, record["prompt_id"], logprobs)
+        self.batch.append(record)
+        if len(self.batch) == _BATCH:
+            self.flush()
+
+    def flush(self) -> None:
+        """Turn the records read since the last flush into columns."""
+        self.columns.add(self.batch)
+        self.batch = []
+
+    def _text(self, record: dict[str, Any], ok: bool) -> str:
+        if ok:
+            text = record.get("full_response") or ""
+        else:
+            error = record.get("error")
+            message = error.get("message") if isinstance(error, dict) else None
+            text = str(message or "")
+        if len(text) > self.limits.answer_chars:
+            self.rows.cut += 1
+            return text[: self.limits.answer_chars]
+        return text
+
+
+def _error_type(error: Any) -> str:
+    kind = error.get("type") if isinstance(error, dict) else None
+    return kind if isinstance(kind, str) else "unknown"
+
+
+def prompt_texts(
+    rows: Rows, prompts: dict[str, Prompt] | None, limit: int
+) -> tuple[list[str | None], int, int]:
+    """Each prompt's text, cut to `limit` characters (None: not at hand, or changed since its
+    answers were made); how many were not at hand and how many were cut."""
+    texts: list[str | None] = []
+    missing = cut = 0
+    for prompt_id, code in rows.prompts.items():
+        prompt = None if prompts is None else prompts.get(prompt_id)
+        if prompt is None or prompt.hash != rows.prompt_hash[code]:
+            texts.append(None)
+            missing += 1
+            continue
+        text = prompt.text
+        if len(text) > limit:
+            cut += 1
+            text = text[:limit]
+        texts.append(text)
+    return texts, missing, cut

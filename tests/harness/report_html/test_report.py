@@ -1,0 +1,251 @@
+"""`harness report` without a browser: what the page carries (records, statistics, provenance),
+what it leaves out and says so, bad input, the figure files, shard trees, secrets."""
+
+from __future__ import annotations
+
+import base64
+import gzip
+import json
+import re
+import shutil
+
+import numpy as np
+import orjson
+import pytest
+
+from harness.analysis.stats import compute_stats
+from harness.analysis.uncertainty import MEASURES, UNSURE_SIGN
+from harness.report_html.figures import roc_points
+from harness.scrub import SECRETS
+from tests.harness.analysis.ledgers import write_ledger
+from tests.harness.report_html.project import SECRET, SECRET_ENV, VARIANTS, write_project
+
+
+def page_data(path):
+    """The page's overview JSON and its records, decoded as the page decodes them."""
+    html = path.read_text()
+    meta = re.search(r'<script type="application/json" id="meta">(.*?)</script>', html, re.S)
+    packed = re.search(r'id="records-data">([^<]*)</script>', html)
+    records = orjson.loads(gzip.decompress(base64.b64decode(packed.group(1))))
+    return json.loads(meta.group(1)), records
+
+
+@pytest.fixture
+def project(tmp_path):
+    return write_project(tmp_path)
+
+
+def test_the_page_carries_every_latest_record_with_its_labels(project, run_cli):
+    code, out, _ = run_cli("report", project.output)
+    assert code == 0, out
+    target = project.output / "report.html"
+    assert f"Report: {target}" in out and "Open it in a browser: file://" in out
+    meta, data = page_data(target)
+    latest = project.latest()
+    rows = data["rows"]
+    assert meta["records"] == len(latest) == len(rows["variant"])
+    shown = {
+        (data["variants"][v], data["prompts"]["id"][p], s): (ok, text)
+        for v, p, s, ok, text in zip(
+            rows["variant"], rows["prompt"], rows["sample"], rows["ok"], rows["text"], strict=True
+        )
+    }
+    for record in latest:
+        ok, text = shown[(record["variant"], record["prompt_id"], record["sample"])]
+        assert ok == (record["status"] == "ok")
+        expected = record["full_response"] if ok else record["error"]["message"]
+        assert text == expected
+    claims = data["scorers"][0]
+    assert claims["name"] == "claims"
+    given = [claims["labels"][c] for c in rows["labels"]["claims"] if c >= 0]
+    assert sorted(given) == sorted(
+        "exists" if "exists" in r["full_response"] else "denies"
+        for r in latest
+        if r["status"] == "ok"
+    )
+
+
+def test_the_statistics_are_those_of_harness_stats(project, run_cli):
+    run_cli("report", project.output, "--resamples", "50")
+    meta, _ = page_data(project.output / "report.html")
+    stats = compute_stats(
+        project.output / "ledger.jsonl", project.output / "scores.jsonl", resamples=50
+    )
+    expected = json.loads(stats.as_json())
+    assert meta["stats"]["rates"] == expected["rates"]
+    assert meta["stats"]["comparisons"] == expected["comparisons"]
+    assert meta["stats"]["separations"] == expected["separations"]
+
+
+def test_the_overview_has_each_runs_provenance_and_the_variants_counts(project, run_cli):
+    run_cli("report", project.output)
+    meta, _ = page_data(project.output / "report.html")
+    (run,) = meta["runs"]
+    assert run["git_revision"].startswith("0123456789ab") and run["git_dirty"] is True
+    assert run["host"] == "testhost" and run["config_path"] == "/somewhere/report.toml"
+    assert {m["base_url"] for m in run["models"]} == {"http://127.0.0.1:9/v1"}
+    assert {m["revision"] for m in run["models"]} == {"rev-a", "rev-b", "rev-g"}
+    counts = {v["variant"]: (v["ok"], v["failed"], v["pending"]) for v in meta["variants"]}
+    assert counts == {
+        VARIANTS[0]: (11, 1, 0),  # p03 failed, then answered; p05 failed
+        VARIANTS[1]: (11, 1, 0),
+        VARIANTS[2]: (12, 0, 0),
+    }
+
+
+def test_pending_is_unknown_without_a_run_line_that_planned_it(project, run_cli):
+    ledger = project.output / "ledger.jsonl"
+    write_ledger(ledger.with_name("bare.jsonl"), project.records)
+    ledger.unlink()
+    ledger.with_name("bare.jsonl").rename(ledger)
+    code, out, _ = run_cli("report", project.output)
+    assert code == 0
+    meta, _ = page_data(project.output / "report.html")
+    assert all(v["pending"] is None for v in meta["variants"])
+    assert "pending jobs unknown" in out
+    assert "prompt texts not shown" in out  # no run line says where the prompts are
+
+
+def test_no_scores_says_what_to_run_and_still_shows_the_rest(project, run_cli):
+    (project.output / "scores.jsonl").unlink()
+    code, out, _ = run_cli("report", project.output)
+    assert code == 0
+    assert "No scores yet: python -m harness score /somewhere/report.toml" in out
+    meta, data = page_data(project.output / "report.html")
+    assert meta["next_command"] == "python -m harness score /somewhere/report.toml"
+    assert {r["scorer"] for r in meta["stats"]["rates"]} == {"(status)"}
+    assert len(data["rows"]["variant"]) == len(project.latest())
+    html = (project.output / "report.html").read_text()
+    assert html.count("<svg") >= 4  # rates of failures, distributions, timeline, ROC
+
+
+def test_a_secret_the_environment_holds_never_reaches_the_page(project, run_cli, monkeypatch):
+    for slot, empty in (("_known", set()), ("_text", []), ("_bytes", [])):
+        monkeypatch.setattr(SECRETS, slot, empty)  # learned here, forgotten after the test
+    monkeypatch.setenv(SECRET_ENV, SECRET)
+    run_cli("report", project.output)
+    target = project.output / "report.html"
+    _, data = page_data(target)
+    assert SECRET not in target.read_text()
+    assert SECRET not in orjson.dumps(data).decode()
+    assert any("[redacted]" in text for text in data["rows"]["text"])
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--scorer", "nope"], "no current scores from nope"),
+        (["--label", "nope"], "no current score has the label 'nope'"),
+        (["--scorer", "refusal", "--label", "exists"], "refusal gives no label 'exists'"),
+        (["--variant", "delta@t0-dddddd"], "no variant delta@t0-dddddd"),
+        (["--prompts", "missing.json"], "missing.json"),
+    ],
+)
+def test_bad_input_is_one_line_exit_2_and_nothing_written(project, run_cli, args, message):
+    code, out, err = run_cli("report", project.output, *args)
+    assert code == 2, out
+    assert message in err and len(err.strip().splitlines()) == 1
+    assert not (project.output / "report.html").exists()
+    assert not list(project.output.glob(".report.html.*"))
+
+
+def test_a_missing_folder_or_an_empty_ledger_is_exit_2(tmp_path, run_cli):
+    code, _, err = run_cli("report", tmp_path / "nothing")
+    assert code == 2 and "no such ledger" in err
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "empty" / "ledger.jsonl").write_bytes(b"")
+    code, _, err = run_cli("report", tmp_path / "empty")
+    assert code == 2 and "no result records" in err
+    assert not (tmp_path / "empty" / "report.html").exists()
+
+
+def test_a_variant_narrows_every_part_of_the_page(project, run_cli):
+    only = ["--variant", VARIANTS[0], "--variant", VARIANTS[2]]
+    assert run_cli("report", project.output, *only)[0] == 0
+    meta, data = page_data(project.output / "report.html")
+    assert set(data["variants"]) == {VARIANTS[0], VARIANTS[2]}
+    assert {v["variant"] for v in meta["variants"]} == {VARIANTS[0], VARIANTS[2]}
+    pairs = {(c["variant_a"], c["variant_b"]) for c in meta["stats"]["comparisons"]}
+    assert pairs == {(VARIANTS[0], VARIANTS[2])}
+
+
+def test_figures_are_written_as_svg_and_png_and_the_svg_is_reproducible(project, run_cli, tmp_path):
+    for folder in ("one", "two"):
+        code, _, _ = run_cli("report", project.output, "--figures", tmp_path / folder)
+        assert code == 0
+    names = {"rates", "comparisons", "distributions", "timeline", "roc"}
+    assert {p.stem for p in (tmp_path / "one").glob("*.svg")} == names
+    assert {p.stem for p in (tmp_path / "one").glob("*.png")} == names
+    for name in names:
+        one, two = (tmp_path / f / f"{name}.svg" for f in ("one", "two"))
+        assert one.read_bytes() == two.read_bytes(), name
+        png = (tmp_path / "one" / f"{name}.png").read_bytes()
+        assert png.startswith(b"\x89PNG")
+
+
+def test_long_answers_and_logprobs_are_cut_and_the_page_says_so(tmp_path, run_cli):
+    from harness.report_html import ReportRequest, build_report
+    from harness.report_html.read import Limits
+
+    project = write_project(tmp_path)
+    limits = Limits(answer_chars=20, logprob_answers=3, logprob_positions=1)
+    built = build_report(
+        ReportRequest(
+            project.output / "ledger.jsonl",
+            project.output / "scores.jsonl",
+            tmp_path / "small.html",
+            limits=limits,
+            resamples=0,
+        )
+    )
+    _, data = page_data(built.path)
+    assert max(len(text) for text in data["rows"]["text"]) == 20
+    assert len(data["logprobs"]) == 3 and all(len(lp["t"]) == 1 for lp in data["logprobs"])
+    kept = [data["prompts"]["id"][data["rows"]["prompt"][i]]
+            for i, at in enumerate(data["rows"]["logprobs"]) if at >= 0]  # fmt: skip
+    assert len(kept) == 3
+    notes = " | ".join(built.notes)
+    assert "cut to 20 characters" in notes
+    assert "token logprobs kept for 3 of the 12 answers" in notes
+    assert "first 1 token positions only" in notes
+
+
+def test_a_shard_tree_reads_as_its_merged_ledger(project, run_cli, tmp_path):
+    shards = tmp_path / "sharded"
+    lines = (project.output / "ledger.jsonl").read_bytes().splitlines(keepends=True)
+    run, records = lines[0], lines[1:]
+    for k in range(2):
+        folder = shards / "shards" / f"{k}-of-2"
+        folder.mkdir(parents=True)
+        (folder / "ledger.jsonl").write_bytes(run + b"".join(records[k::2]))
+    shutil.copy(project.output / "scores.jsonl", shards / "scores.jsonl")
+    assert run_cli("report", shards)[0] == 0
+    assert run_cli("report", project.output)[0] == 0
+    _, sharded = page_data(shards / "report.html")
+    _, whole = page_data(project.output / "report.html")
+
+    def rows(data):
+        r = data["rows"]
+        return sorted(
+            (data["variants"][v], data["prompts"]["id"][p], ok, text)
+            for v, p, ok, text in zip(r["variant"], r["prompt"], r["ok"], r["text"], strict=True)
+        )
+
+    assert rows(sharded) == rows(whole)
+
+
+def test_the_roc_curve_encloses_the_auroc_of_harness_stats(project):
+    stats = compute_stats(project.output / "ledger.jsonl", project.output / "scores.jsonl")
+    from harness.analysis.answers import latest_positions
+    from harness.analysis.columns import answer_columns
+    from harness.analysis.labels import read_labels
+
+    ledger = project.output / "ledger.jsonl"
+    columns = answer_columns(ledger, latest_positions(ledger), read_labels(ledger.parent / "x"))
+    gamma = columns.variant == columns.variants.index(VARIANTS[2])
+    for measure in MEASURES:
+        found = [s for s in stats.separations if s.measure == measure and s.variant == VARIANTS[2]]
+        unsure = UNSURE_SIGN[measure] * columns.unsure[measure][gamma]
+        curve = roc_points(unsure, columns.probe[gamma])
+        assert curve is not None and len(found) == 1
+        assert np.trapezoid(curve[1], curve[0]) == pytest.approx(found[0].auroc)

@@ -48,11 +48,18 @@ def write_report_project(folder: Path, records: int) -> tuple[Path, int]:
     prompts_file = folder / "prompts.jsonl"
     prompts_file.write_bytes(
         b"".join(
-            orjson.dumps({"id": p.id, "prompt": p.messages[0].content, "category": p.category,
-                          "is_synthetic_probe": p.is_synthetic_probe}) + b"\n"
+            orjson.dumps(
+                {
+                    "id": p.id,
+                    "prompt": p.messages[0].content,
+                    "category": p.category,
+                    "is_synthetic_probe": p.is_synthetic_probe,
+                }
+            )
+            + b"\n"
             for p in prompts
         )
-    )  # fmt: skip
+    )
     run = {
         "type": "run",
         "run_id": "bench",
@@ -118,8 +125,12 @@ def first_render_seconds(page: Path) -> tuple[float, float]:
             executable_path="/usr/bin/chromium", args=["--headless", "--no-sandbox"]
         )
         tab = browser.new_page()
-        tab.route("**/*", lambda route: route.continue_() if route.request.url.startswith("file:")
-                  else route.abort())  # fmt: skip
+        tab.route(
+            "**/*",
+            lambda route: (
+                route.continue_() if route.request.url.startswith("file:") else route.abort()
+            ),
+        )
         started = time.perf_counter()
         tab.goto(page.as_uri())
         tab.wait_for_selector("body[data-ready='1'] #rows tr", state="attached", timeout=120_000)

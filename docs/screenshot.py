@@ -17,8 +17,9 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run"
 
 
 def harness(*args: str) -> None:
-    subprocess.run([sys.executable, "-m", "harness", *args], cwd=REPO, check=True,
-                   stdout=subprocess.DEVNULL)  # fmt: skip
+    subprocess.run(
+        [sys.executable, "-m", "harness", *args], cwd=REPO, check=True, stdout=subprocess.DEVNULL
+    )
 
 
 def screenshot(report: Path, target: Path) -> None:
@@ -30,8 +31,9 @@ def screenshot(report: Path, target: Path) -> None:
             executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS
         )
         page = browser.new_page(viewport={"width": 1200, "height": 1000})
-        page.route("**/*", lambda r: r.continue_() if r.request.url.startswith("file:")
-                   else r.abort())  # fmt: skip
+        page.route(
+            "**/*", lambda r: r.continue_() if r.request.url.startswith("file:") else r.abort()
+        )
         page.goto(report.as_uri())
         page.wait_for_selector("body[data-ready='1']")
         page.click("nav button[data-view=records]")

@@ -137,9 +137,16 @@ def compute_stats(
                 columns = joined_columns(pool.map(_columns_of, latest.stretches()))
                 separations = _separations(columns, label, resamples, seed, pool.map)
     return stats_of(
-        ledger, scores, labels, columns, label, resamples, seed,
-        scorers=scorers, separations=separations,
-    )  # fmt: skip
+        ledger,
+        scores,
+        labels,
+        columns,
+        label,
+        resamples,
+        seed,
+        scorers=scorers,
+        separations=separations,
+    )
 
 
 def stats_of(

@@ -119,9 +119,15 @@ def rates_figure(stats: Stats, scorer: str | None, label: str | None) -> tuple[F
             value = np.array([np.nan if r is None else r.rate for r in found])
             low = np.array([0.0 if r is None else r.rate - r.low for r in found])
             high = np.array([0.0 if r is None else r.high - r.rate for r in found])
-            ax.bar(places + (n - (len(variants) - 1) / 2) * width, value, width,
-                   yerr=[low, high], capsize=1.5, label=variant,
-                   error_kw={"elinewidth": 0.6, "capthick": 0.6})  # fmt: skip
+            ax.bar(
+                places + (n - (len(variants) - 1) / 2) * width,
+                value,
+                width,
+                yerr=[low, high],
+                capsize=1.5,
+                label=variant,
+                error_kw={"elinewidth": 0.6, "capthick": 0.6},
+            )
         ax.set_ylim(0, 1)
         ax.grid(axis="x", visible=False)
         ax.set_ylabel(f"rate of {name}")
@@ -186,8 +192,13 @@ def distributions_figure(columns: AnswerColumns, rows: Rows) -> tuple[Figure, st
         data = [values[keep & (variant == columns.variants.index(name))] for name in names]
         shown = [n for n, d in enumerate(data) if len(d)]
         if shown:
-            ax.boxplot([data[n] for n in shown], positions=shown, orientation="horizontal",
-                       showfliers=False, widths=0.6)  # fmt: skip
+            ax.boxplot(
+                [data[n] for n in shown],
+                positions=shown,
+                orientation="horizontal",
+                showfliers=False,
+                widths=0.6,
+            )
         ax.set_title(title, loc="left")
         ax.set_yticks(range(len(names)), names)
         ax.set_ylim(-0.6, len(names) - 0.4)
@@ -215,8 +226,15 @@ def timeline_figure(timeline: Timeline) -> tuple[Figure, str] | str:
     failures, _ = np.histogram(at[~ok], edges)
     retried, _ = np.histogram(at, edges, weights=retries)
     top.bar(edges[:-1], answers, width, align="edge", label="answers", color="tab:blue")
-    top.bar(edges[:-1], failures, width, bottom=answers, align="edge", label="failed jobs",
-            color="tab:red")  # fmt: skip
+    top.bar(
+        edges[:-1],
+        failures,
+        width,
+        bottom=answers,
+        align="edge",
+        label="failed jobs",
+        color="tab:red",
+    )
     top.plot(edges[:-1] + width / 2, retried, color="tab:orange", label="retries", lw=1.2)
     top.set_ylabel("per bin")
     top.set_title("results recorded over time (every line, superseded ones too)", loc="left")

@@ -79,9 +79,14 @@ def build_report(request: ReportRequest, advance: Advance | None = None) -> Buil
     summary, reading, labels = _read(request, advance)
     learn_secrets(reading.runs)
     stats = stats_of(
-        request.ledger, request.scores, labels, reading.columns, request.label,
-        request.resamples, request.seed,
-    )  # fmt: skip
+        request.ledger,
+        request.scores,
+        labels,
+        reading.columns,
+        request.label,
+        request.resamples,
+        request.seed,
+    )
     scorer = request.scorer or next(iter(reading.columns.labels), None)
     notes = _left_out(reading, request.limits)
     texts = _prompt_texts(request, reading, notes)
@@ -89,9 +94,14 @@ def build_report(request: ReportRequest, advance: Advance | None = None) -> Buil
     with ThreadPoolExecutor(1) as compressing:  # zlib lets go of the GIL: draw meanwhile
         packing = compressing.submit(packed, data)
         drawn, figure_notes = draw_all(
-            stats, reading.columns, reading.rows, reading.timeline, scorer=scorer,
-            label=request.label, figures_dir=_figures_dir(request.figures),
-        )  # fmt: skip
+            stats,
+            reading.columns,
+            reading.rows,
+            reading.timeline,
+            scorer=scorer,
+            label=request.label,
+            figures_dir=_figures_dir(request.figures),
+        )
         records = packing.result()
     variants = variant_rows(summary, planned_variants(reading.runs), request.variants)
     if any(v["pending"] is None for v in variants):
@@ -140,9 +150,14 @@ def _read(request: ReportRequest, advance: Advance | None) -> tuple[Summary, Rea
         labels = read_labels(request.scores, advance=advance)
         _check_scorer(request, labels)
         reading = read_ledger(
-            request.ledger, source, positions, labels, request.limits,
-            set(request.variants) or None, advance,
-        )  # fmt: skip
+            request.ledger,
+            source,
+            positions,
+            labels,
+            request.limits,
+            set(request.variants) or None,
+            advance,
+        )
     return summary, reading, labels
 
 

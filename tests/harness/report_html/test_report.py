@@ -201,8 +201,11 @@ def test_long_answers_and_logprobs_are_cut_and_the_page_says_so(tmp_path, run_cl
     _, data = page_data(built.path)
     assert max(len(text) for text in data["rows"]["text"]) == 20
     assert len(data["logprobs"]) == 3 and all(len(lp["t"]) == 1 for lp in data["logprobs"])
-    kept = [data["prompts"]["id"][data["rows"]["prompt"][i]]
-            for i, at in enumerate(data["rows"]["logprobs"]) if at >= 0]  # fmt: skip
+    kept = [
+        data["prompts"]["id"][data["rows"]["prompt"][i]]
+        for i, at in enumerate(data["rows"]["logprobs"])
+        if at >= 0
+    ]
     assert len(kept) == 3
     notes = " | ".join(built.notes)
     assert "cut to 20 characters" in notes

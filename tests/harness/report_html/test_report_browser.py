@@ -37,8 +37,12 @@ def test_the_page_loads_offline_without_errors_and_draws_every_figure(report, ta
     page.click("nav button[data-view=figures]")
     figures = page.query_selector_all("figure.figure")
     assert {f.get_attribute("data-figure") for f in figures} == {
-        "rates", "comparisons", "distributions", "timeline", "roc",
-    }  # fmt: skip
+        "rates",
+        "comparisons",
+        "distributions",
+        "timeline",
+        "roc",
+    }
     for figure in figures:
         box = figure.query_selector("svg").bounding_box()
         assert box["width"] > 100 and box["height"] > 100
@@ -81,8 +85,11 @@ def test_filters_and_search_show_the_rows_python_counts(report, tab):
         check("#f-error", kind, lambda r, k=kind: (r["error"] or {}).get("type") == k)
     exists = lambda r: r["status"] == "ok" and "exists" in r["full_response"]  # noqa: E731
     check("#f-label", "claims: exists", exists)
-    check("#f-label", "refusal: (no current score)",
-          lambda r: r["status"] != "ok" or r["prompt_id"] >= "p06")  # fmt: skip
+    check(
+        "#f-label",
+        "refusal: (no current score)",
+        lambda r: r["status"] != "ok" or r["prompt_id"] >= "p06",
+    )
 
     page.check("#f-logprobs")
     assert _count(page) == sum(r["token_logprobs"] is not None for r in latest)
@@ -142,8 +149,9 @@ def test_token_logprobs_show_their_top_5_on_hover(report, tab):
     page.click("#rows tr >> nth=0")
     tokens = page.locator(f'.answer-card[data-variant="{VARIANTS[2]}"] .token')
     assert tokens.count() == 2
-    record = next(r for r in project.latest()
-                  if r["variant"] == VARIANTS[2] and r["prompt_id"] == "p03")  # fmt: skip
+    record = next(
+        r for r in project.latest() if r["variant"] == VARIANTS[2] and r["prompt_id"] == "p03"
+    )
     for position, logprob in enumerate(record["token_logprobs"]):
         tokens.nth(position).hover()
         assert page.is_visible("#tooltip")

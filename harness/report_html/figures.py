@@ -117,8 +117,9 @@ def rates_figure(stats: Stats, scorer: str | None, label: str | None) -> tuple[F
         for n, variant in enumerate(variants):
             found = [cells.get((name, variant, c)) for c in [*categories, None]]
             value = np.array([np.nan if r is None else r.rate for r in found])
-            low = np.array([0.0 if r is None else r.rate - r.low for r in found])
-            high = np.array([0.0 if r is None else r.high - r.rate for r in found])
+            # a rate of 0 or 1 may lie a rounding error outside its own interval: no bar below 0
+            low = np.array([0.0 if r is None else max(0.0, r.rate - r.low) for r in found])
+            high = np.array([0.0 if r is None else max(0.0, r.high - r.rate) for r in found])
             ax.bar(
                 places + (n - (len(variants) - 1) / 2) * width,
                 value,

@@ -13,9 +13,9 @@ import numpy as np
 import orjson
 import pytest
 
-from harness.analysis.stats import compute_stats
+from harness.analysis.stats import Rate, Stats, compute_stats
 from harness.analysis.uncertainty import MEASURES, UNSURE_SIGN
-from harness.report_html.figures import roc_points
+from harness.report_html.figures import rates_figure, roc_points
 from harness.scrub import SECRETS
 from tests.harness.analysis.ledgers import write_ledger
 from tests.harness.report_html.project import SECRET, SECRET_ENV, VARIANTS, write_project
@@ -252,3 +252,12 @@ def test_the_roc_curve_encloses_the_auroc_of_harness_stats(project):
         curve = roc_points(unsure, columns.probe[gamma])
         assert curve is not None and len(found) == 1
         assert np.trapezoid(curve[1], curve[0]) == pytest.approx(found[0].auroc)
+
+
+def test_a_rate_a_rounding_error_outside_its_interval_is_drawn(tmp_path):
+    # The Wilson interval of 12 of 12 ends at 0.9999999999999999 by statsmodels' arithmetic.
+    whole = Rate("claims", "a@t0", "cve", "exists", 12, 12, 1.0, 0.757, 1.0 - 2**-53)
+    none = Rate("claims", "a@t0", None, "exists", 12, 0, 0.0, 2**-60, 0.243)
+    stats = Stats("ledger.jsonl", None, 12, rates=[whole, none])
+    figure = rates_figure(stats, "claims", None)
+    assert isinstance(figure, tuple)  # drawn (a str says why not)

@@ -29,6 +29,7 @@ from harness.ledger_set import Advance
 # collecting costs more than it saves.
 MIN_RECORDS_PER_WORKER = 20_000
 MAX_WORKERS = 8  # beyond this, reading the one file is the bottleneck
+ANY = 1 << 62  # records enough for any number of workers (see `worker_count`)
 _POLL_SECONDS = 0.2
 
 _shared: Any = None  # what the pool's starter gave its workers

@@ -14,14 +14,17 @@ import dataclasses
 import html
 import re
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
 from harness.analysis.annotation import run_prompt_source
-from harness.analysis.answers import Advance, held, latest_positions
-from harness.analysis.labels import Labels, read_labels
+from harness.analysis.answers import Advance, held
+from harness.analysis.labels import Labels
+from harness.analysis.parallel import ANY, in_workers, worker_count
+from harness.analysis.reading import read_latest
 from harness.analysis.stats import check_selection, stats_of
 from harness.analysis.whole import written_whole
 from harness.bulk import collector_paused
@@ -135,9 +138,32 @@ def build_report(request: ReportRequest, advance: Advance | None = None) -> Buil
 
 
 def _read(request: ReportRequest, advance: Advance | None) -> tuple[Summary, Reading, Labels]:
-    """The status summary, the ledger read once, and the current labels, the request checked
-    against them (InputError)."""
-    summary = summarize(request.ledger)
+    """The status summary (made meanwhile in a worker process, on Linux), the ledger read once,
+    and the current labels, the request checked against them (InputError)."""
+    spread = worker_count(None, ANY) > 1
+    with (
+        collector_paused(),
+        held(request.ledger) as source,
+        in_workers(1, None) if spread else nullcontext() as pool,
+    ):
+        summary_made = pool.submit(summarize, request.ledger) if pool else None
+        latest = read_latest(source, request.scores, (), advance)
+        _check_scorer(request, latest.labels)
+        reading = read_ledger(
+            request.ledger,
+            source,
+            latest.positions,
+            latest.labels,
+            request.limits,
+            set(request.variants) or None,
+            advance,
+        )
+        summary = summary_made() if summary_made else summarize(request.ledger)
+    _check_variants(request, summary)
+    return summary, reading, latest.labels
+
+
+def _check_variants(request: ReportRequest, summary: Summary) -> None:
     if not summary.records:
         raise InputError(f"{request.ledger}: no result records in it")
     variants = [s.variant for s in summary.variants]
@@ -145,20 +171,6 @@ def _read(request: ReportRequest, advance: Advance | None) -> tuple[Summary, Rea
     if unknown:
         known = ", ".join(sorted(variants))
         raise InputError(f"{request.ledger}: no variant {', '.join(unknown)} (variants: {known})")
-    with collector_paused(), held(request.ledger) as source:
-        positions = latest_positions(source, advance)
-        labels = read_labels(request.scores, advance=advance)
-        _check_scorer(request, labels)
-        reading = read_ledger(
-            request.ledger,
-            source,
-            positions,
-            labels,
-            request.limits,
-            set(request.variants) or None,
-            advance,
-        )
-    return summary, reading, labels
 
 
 def _check_scorer(request: ReportRequest, labels: Labels) -> None:

@@ -4,14 +4,11 @@ export benchmarks."""
 from __future__ import annotations
 
 import random
-import re
 import resource
-import subprocess
-import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from benchmarks.project import measure_of, measured_child
 from harness.analysis.scores import answer_digest, definition_hash, score_key
 from harness.api import Completion, Message, TokenLogprob, Usage
 from harness.config import ModelConfig, make_variant
@@ -137,19 +134,8 @@ class VerbFigures:
 def verb_figures(*args: str) -> VerbFigures:
     """`python -m harness ARGS` in a child, measured."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    started = time.perf_counter()
-    child = subprocess.run(
-        [sys.executable, "-m", "benchmarks.peak_rss", *args],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-        check=False,
-    )
-    seconds = time.perf_counter() - started
-    if child.returncode != 0:
-        raise RuntimeError(child.stderr)
+    seconds, stderr = measured_child(*args)
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    rss = float(re.findall(r"peak_rss_mb=([\d.]+)", child.stderr)[-1])
-    tree = float(re.findall(r"tree_pss_mb=([\d.]+)", child.stderr)[-1])
+    rss, tree = measure_of(stderr, "peak_rss_mb"), measure_of(stderr, "tree_pss_mb")
     return VerbFigures(seconds, cpu, rss, tree)

@@ -78,6 +78,13 @@ def peak_rss_of_run(config: Path, verb: str = "run") -> tuple[float, float]:
 
 def peak_rss_of(*args: str) -> tuple[float, float]:
     """Run `python -m harness ARGS` in a child; returns (wall seconds, its peak RSS in MB)."""
+    elapsed, stderr = measured_child(*args)
+    return elapsed, measure_of(stderr, "peak_rss_mb")
+
+
+def measured_child(*args: str) -> tuple[float, str]:
+    """Run `python -m harness ARGS` in a child under `benchmarks.peak_rss`; returns its wall
+    seconds and its stderr (where its figures are)."""
     started = time.perf_counter()
     child = subprocess.run(
         [sys.executable, "-m", "benchmarks.peak_rss", *args],
@@ -89,4 +96,9 @@ def peak_rss_of(*args: str) -> tuple[float, float]:
     elapsed = time.perf_counter() - started
     if child.returncode != 0:
         raise RuntimeError(child.stderr)
-    return elapsed, float(child.stderr.rsplit("peak_rss_mb=", 1)[1])
+    return elapsed, child.stderr
+
+
+def measure_of(stderr: str, name: str) -> float:
+    """The last figure `name=` that `benchmarks.peak_rss` printed."""
+    return float(stderr.rsplit(f"{name}=", 1)[1].split()[0])

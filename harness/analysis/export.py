@@ -102,24 +102,29 @@ def write_export(
         collector_paused(),
         held(ledger) as file,
     ):  # every pass reads this one source
-        latest = read_latest(file, scores, (), advance, workers)
+        read = _Read(ledger, file, read_latest(file, scores, (), advance, workers), advance)
         with written_whole(target) as temporary:
-            if latest.workers == 1:
-                rows = _export_here(ledger, file, latest, form, temporary, advance)
+            if read.latest.workers == 1:
+                rows = _export_here(read, form, temporary)
             else:
-                rows = _export_in_workers(ledger, file, latest, form, temporary, advance)
-        return Exported(rows, latest.labels.skipped)
+                rows = _export_in_workers(read, form, temporary)
+        return Exported(rows, read.latest.labels.skipped)
 
 
-def _export_here(
-    ledger: Path | Ledgers,
-    file: Source,
-    latest: Latest,
-    form: Format,
-    temporary: Path,
-    advance: Advance | None,
-) -> int:
-    layout, labels, positions = Layout(ledger), latest.labels, latest.positions
+@dataclass(frozen=True)
+class _Read:
+    """The ledger an export reads (`ledger` names it; `file` is it, held open), where its
+    latest records are, with their labels, and what to tell of the bytes read."""
+
+    ledger: Path | Ledgers
+    file: Source
+    latest: Latest
+    advance: Advance | None
+
+
+def _export_here(read: _Read, form: Format, temporary: Path) -> int:
+    ledger, file, advance = read.ledger, read.file, read.advance
+    layout, labels, positions = Layout(ledger), read.latest.labels, read.latest.positions
     try:
         records = records_at(file, positions, advance=advance)
         return _write(form, temporary, _Converter(ledger, layout, labels).batches(records))
@@ -130,22 +135,16 @@ def _export_here(
     return _write(form, temporary, _Converter(ledger, layout, labels).batches(records))
 
 
-def _export_in_workers(
-    ledger: Path | Ledgers,
-    file: Source,
-    latest: Latest,
-    form: Format,
-    temporary: Path,
-    advance: Advance | None,
-) -> int:
+def _export_in_workers(read: _Read, form: Format, temporary: Path) -> int:
     """Each worker converts stretches of the records into Arrow files of their own (parts,
     beside `temporary`), their columns growing as the records need; this process writes the
     parts into `temporary` in order, each as soon as it is done, while their columns are those
     of the first. When they are not (a record with a field the first part lacks), it writes
     them all again once every part is done, each conformed to the columns of all of them."""
+    ledger, latest = read.ledger, read.latest
     stretches = latest.stretches(_PARTS_PER_WORKER)
     with (
-        in_workers(latest.workers, (ledger, file, latest.labels), advance) as pool,
+        in_workers(latest.workers, (ledger, read.file, latest.labels), read.advance) as pool,
         tempfile.TemporaryDirectory(dir=temporary.parent, prefix=".export-parts-") as folder,
     ):
         parts = [pool.submit(_convert_part, *s, folder, n) for n, s in enumerate(stretches)]

@@ -68,8 +68,10 @@ def _report(args: argparse.Namespace, console: Console) -> int:
     if built.next_command:
         say(console, f"No scores yet: {built.next_command}, then make the report again")
     uri = built.path.resolve().as_uri()
-    if args.open:
-        webbrowser.open(uri)
+    if args.open and webbrowser.open(uri):
+        say(console, f"Opened {uri} in the default browser")
+    elif args.open:
+        say(console, f"No browser could be started here; open {uri} in one (it works offline)")
     else:
         out = ["--out", str(args.out)] if args.out else []
         line = command_line("report", args.output, *out, "--open")

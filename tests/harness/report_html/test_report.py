@@ -8,6 +8,7 @@ import gzip
 import json
 import re
 import shutil
+import webbrowser
 
 import numpy as np
 import orjson
@@ -261,3 +262,16 @@ def test_a_rate_a_rounding_error_outside_its_interval_is_drawn(tmp_path):
     stats = Stats("ledger.jsonl", None, 12, rates=[whole, none])
     figure = rates_figure(stats, "claims", None)
     assert isinstance(figure, tuple)  # drawn (a str says why not)
+
+
+@pytest.mark.parametrize("started", [True, False])
+def test_open_hands_the_file_to_the_default_browser_or_says_it_could_not(
+    project, run_cli, monkeypatch, started
+):
+    opened = []
+    monkeypatch.setattr(webbrowser, "open", lambda uri: opened.append(uri) or started)
+    code, out, _ = run_cli("report", project.output, "--open")
+    uri = (project.output / "report.html").resolve().as_uri()
+    assert (code, opened) == (0, [uri])
+    said = "Opened" if started else "No browser could be started here; open"
+    assert f"{said} {uri}" in " ".join(out.split())

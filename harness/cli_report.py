@@ -9,7 +9,7 @@ from pathlib import Path
 
 from rich.console import Console
 
-from harness.cli_results import add_bootstrap_arguments
+from harness.cli_results import add_bootstrap_arguments, add_workers_argument
 from harness.commands import command_line, say
 from harness.errors import InputError
 
@@ -31,6 +31,7 @@ def add_report_verb(verbs: argparse._SubParsersAction) -> None:
         "--figures", type=Path, metavar="DIR", help="also write each figure as SVG and PNG there"
     )
     add_bootstrap_arguments(report)
+    add_workers_argument(report)
     report.add_argument("--open", action="store_true", help="open it in the default browser")
     report.set_defaults(verb=_report)
 
@@ -55,6 +56,7 @@ def _report(args: argparse.Namespace, console: Console) -> int:
         figures=args.figures,
         resamples=args.resamples,
         seed=args.seed,
+        workers=args.workers,
     )
     with reading_bar(console, "reading", size * 2) as advance:
         built = build_report(request, advance)

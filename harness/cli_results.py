@@ -34,7 +34,7 @@ def add_result_verbs(verbs: argparse._SubParsersAction) -> None:
     stats.add_argument("--label", help="only this label; also the target of the uncertainty AUROC")
     stats.add_argument("--json", type=Path, metavar="FILE", help="also write the report as JSON")
     add_bootstrap_arguments(stats)
-    _add_workers(stats)
+    add_workers_argument(stats)
     stats.set_defaults(verb=_stats)
 
     export = verbs.add_parser(
@@ -45,11 +45,12 @@ def add_result_verbs(verbs: argparse._SubParsersAction) -> None:
     export.add_argument(
         "--to", type=Path, metavar="PATH", help="where to write (default: OUTPUT/answers.<ext>)"
     )
-    _add_workers(export)
+    add_workers_argument(export)
     export.set_defaults(verb=_export)
 
 
-def _add_workers(verb: argparse.ArgumentParser) -> None:
+def add_workers_argument(verb: argparse.ArgumentParser) -> None:
+    """`--workers`: processes reading one ledger file (see `harness.analysis.parallel`)."""
     verb.add_argument(
         "--workers",
         type=positive,

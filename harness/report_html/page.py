@@ -40,7 +40,13 @@ from harness.report_html.overview import (
     run_rows,
     variant_rows,
 )
-from harness.report_html.read import Limits, Reading, prompt_texts, read_ledger
+from harness.report_html.read import (
+    Limits,
+    Reading,
+    prompt_texts,
+    read_in_workers,
+    read_ledger,
+)
 
 _MARKER = re.compile(r"<!--harness:([a-z_]+)-->")
 
@@ -60,6 +66,7 @@ class ReportRequest:
     limits: Limits = field(default_factory=Limits)
     resamples: int = 1000
     seed: int = 0
+    workers: int | None = None  # processes reading the ledger (None: see read_latest)
 
 
 @dataclass(frozen=True)
@@ -140,24 +147,28 @@ def build_report(request: ReportRequest, advance: Advance | None = None) -> Buil
 def _read(request: ReportRequest, advance: Advance | None) -> tuple[Summary, Reading, Labels]:
     """The status summary (made meanwhile in a worker process, on Linux), the ledger read once,
     and the current labels, the request checked against them (InputError)."""
-    spread = worker_count(None, ANY) > 1
+    spread = worker_count(request.workers, ANY) > 1
     with (
         collector_paused(),
         held(request.ledger) as source,
         in_workers(1, None) if spread else nullcontext() as pool,
     ):
         summary_made = pool.submit(summarize, request.ledger) if pool else None
-        latest = read_latest(source, request.scores, (), advance)
+        latest = read_latest(source, request.scores, (), advance, request.workers)
         _check_scorer(request, latest.labels)
-        reading = read_ledger(
-            request.ledger,
-            source,
-            latest.positions,
-            latest.labels,
-            request.limits,
-            set(request.variants) or None,
-            advance,
-        )
+        variants = set(request.variants) or None
+        if latest.workers > 1:
+            reading = read_in_workers(request.ledger, latest, request.limits, variants, advance)
+        else:
+            reading = read_ledger(
+                request.ledger,
+                source,
+                latest.positions,
+                latest.labels,
+                request.limits,
+                variants,
+                advance,
+            )
         summary = summary_made() if summary_made else summarize(request.ledger)
     _check_variants(request, summary)
     return summary, reading, latest.labels

@@ -22,10 +22,12 @@ from typing import Any
 
 import numpy as np
 
-from harness.analysis.answers import Advance, Source, lines_at
-from harness.analysis.columns import AnswerColumns, Codes, ColumnsBuilder
+from harness.analysis.answers import Advance, Source, Stretch, lines_at
+from harness.analysis.columns import AnswerColumns, Codes, ColumnsBuilder, joined_columns
 from harness.analysis.labels import Labels
+from harness.analysis.parallel import in_workers, report_read, shared
 from harness.analysis.positions import flatten
+from harness.analysis.reading import Latest
 from harness.bulk import collector_paused
 from harness.ledger import is_record, parse_line
 from harness.prompts import Prompt
@@ -66,6 +68,21 @@ class Rows:
     def __len__(self) -> int:
         return len(self.prompt)
 
+    def extend(self, later: Rows) -> None:
+        """Append the rows of the records that follow these (read by another worker)."""
+        offset = len(self)
+        prompts = [self.prompts.code(p) for p in later.prompts]
+        for code, first in enumerate(later.first_row):
+            if prompts[code] == len(self.first_row):  # a prompt first seen there
+                self.first_row.append(offset + first)
+                self.prompt_hash.append(later.prompt_hash[code])
+        errors = [self.error_types.code(e) for e in later.error_types]
+        self.prompt.extend(prompts[p] for p in later.prompt)
+        self.error.extend(-1 if e < 0 else errors[e] for e in later.error)
+        for name in ("sample", "live", "latency", "output_tokens", "retries", "text"):
+            getattr(self, name).extend(getattr(later, name))
+        self.cut += later.cut
+
 
 @dataclass
 class Timeline:
@@ -78,6 +95,13 @@ class Timeline:
     error_at: list[str] = field(default_factory=list)
     error_type: list[str] = field(default_factory=list)
     run_end: dict[str, str] = field(default_factory=dict)
+
+    def extend(self, later: Timeline) -> None:
+        """Append the result lines that follow these (read by another worker)."""
+        for name in ("seconds", "ok", "retries", "error_at", "error_type"):
+            getattr(self, name).extend(getattr(later, name))
+        for run_id, stamp in later.run_end.items():
+            self.run_end[run_id] = max(stamp, self.run_end.get(run_id, stamp))
 
 
 class LogprobSample:
@@ -98,6 +122,14 @@ class LogprobSample:
             heapq.heappush(self.heap, item)
         elif item[:2] > self.heap[0][:2]:
             heapq.heapreplace(self.heap, item)
+
+    def extend(self, later: LogprobSample, offset: int) -> None:
+        """Take in the sample of the records that follow these (read by another worker, its
+        rows numbered from `offset` here): the same answers as one sample of them all."""
+        moved = [(rank, row - offset, logprobs) for rank, row, logprobs in later.heap]
+        self.heap = heapq.nlargest(self.size, self.heap + moved, key=lambda item: item[:2])
+        heapq.heapify(self.heap)
+        self.total += later.total
 
     @property
     def cut(self) -> int:
@@ -152,6 +184,38 @@ class Reading:
     rows: Rows
     timeline: Timeline
     logprobs: LogprobSample
+
+
+def read_in_workers(
+    ledger: Any,
+    latest: Latest,
+    limits: Limits,
+    variants: set[str] | None,
+    advance: Advance | None = None,
+) -> Reading:
+    """`read_ledger` of the file `latest` was read from (`Latest.source`), one stretch of it
+    per worker process (see `harness.analysis.parallel`), the parts joined in order: the same
+    reading."""
+    stretches = latest.stretches()
+    stretches[0] = (stretches[0][0], 0, stretches[0][2])  # the lines before the first too
+    sharing = (ledger, latest.source, latest.labels, limits, variants)
+    with in_workers(latest.workers, sharing, advance) as pool:
+        parts = pool.map(_read_stretch, stretches)
+    whole = parts[0]
+    for part in parts[1:]:
+        whole.logprobs.extend(part.logprobs, len(whole.rows))
+        whole.rows.extend(part.rows)
+        whole.timeline.extend(part.timeline)
+        whole.runs += part.runs
+    whole.columns = joined_columns([part.columns for part in parts])
+    return whole
+
+
+def _read_stretch(positions: Sequence[int], start: int, end: int) -> Reading:
+    """In a worker: `read_ledger` of the bytes `start` to `end` of the ledger file held open."""
+    ledger, file, labels, limits, variants = shared()
+    stretch = Stretch(file, start, end)
+    return read_ledger(ledger, stretch, positions, labels, limits, variants, report_read)
 
 
 def read_ledger(

@@ -14,11 +14,15 @@ import numpy as np
 import orjson
 import pytest
 
+from harness.analysis.answers import held
+from harness.analysis.reading import read_latest
 from harness.analysis.stats import Rate, Stats, compute_stats
 from harness.analysis.uncertainty import MEASURES, UNSURE_SIGN
+from harness.report_html.browser import payload
 from harness.report_html.figures import rates_figure, roc_points
+from harness.report_html.read import Limits, read_in_workers, read_ledger
 from harness.scrub import SECRETS
-from tests.harness.analysis.ledgers import write_ledger
+from tests.harness.analysis.ledgers import answer, logprobs, write_ledger
 from tests.harness.report_html.project import SECRET, SECRET_ENV, VARIANTS, write_project
 
 
@@ -275,3 +279,33 @@ def test_open_hands_the_file_to_the_default_browser_or_says_it_could_not(
     assert (code, opened) == (0, [uri])
     said = "Opened" if started else "No browser could be started here; open"
     assert f"{said} {uri}" in " ".join(out.split())
+
+
+def test_the_page_read_by_worker_processes_is_the_page_read_by_one(project, run_cli, tmp_path):
+    pages = {}
+    for workers in ("1", "3"):
+        target = tmp_path / f"report-{workers}.html"
+        args = ("report", project.output, "--workers", workers, "--out", target)
+        assert run_cli(*args)[0] == 0
+        pages[workers] = target.read_bytes()
+    assert pages["3"] == pages["1"]
+
+
+def test_workers_keep_the_same_token_logprobs_as_one_process_when_some_are_left_out(tmp_path):
+    records = [
+        answer(v, f"p{n:02d}", token_logprobs=logprobs([-0.1 * n, -2.0], [-0.5, -1.0]))
+        for n in range(12)
+        for v in ("a@t0", "b@t0", "c@t0")
+    ]
+    ledger = write_ledger(tmp_path / "ledger.jsonl", records)
+    limits = Limits(logprob_answers=4, logprob_positions=1)
+    with held(ledger) as source:
+        latest = read_latest(source, tmp_path / "scores.jsonl", workers=3)
+        assert latest.workers == 3
+        spread = read_in_workers(ledger, latest, limits, None)
+        alone = read_ledger(ledger, source, latest.positions, latest.labels, limits)
+    assert len(alone.logprobs.heap) == 4 < alone.logprobs.total == 36
+    texts = [None] * len(alone.rows.prompts)
+    made = [payload(r.columns, r.rows, texts, r.logprobs) for r in (spread, alone)]
+    assert made[0] == made[1]
+    assert spread.timeline == alone.timeline and spread.runs == alone.runs

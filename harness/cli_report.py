@@ -10,7 +10,7 @@ from pathlib import Path
 from rich.console import Console
 
 from harness.cli_results import add_bootstrap_arguments, add_workers_argument
-from harness.commands import command_line, say
+from harness.commands import say
 from harness.errors import InputError
 
 REPORT_NAME = "report.html"
@@ -75,7 +75,9 @@ def _report(args: argparse.Namespace, console: Console) -> int:
     elif args.open:
         say(console, f"No browser could be started here; open {uri} in one (it works offline)")
     else:
-        out = ["--out", str(args.out)] if args.out else []
-        line = command_line("report", args.output, *out, "--open")
-        say(console, f"Open it in a browser: {uri} (or: {line}); it works offline, to share whole")
+        say(
+            console,
+            f"Open it in a browser: {uri} (--open opens it when the report is made); "
+            "it works offline, to share whole",
+        )
     return 0

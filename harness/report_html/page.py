@@ -28,11 +28,13 @@ from harness.analysis.reading import read_latest
 from harness.analysis.stats import check_selection, stats_of
 from harness.analysis.whole import written_whole
 from harness.bulk import collector_paused
+from harness.commands import command_line
 from harness.errors import InputError
 from harness.ledger_set import Ledgers
 from harness.prompts import Prompt, load_prompts
 from harness.report import Summary, summarize
 from harness.report_html.browser import inline_json, packed, payload
+from harness.report_html.figure_files import put_in_place, staged
 from harness.report_html.figures import Drawn, draw_all
 from harness.report_html.overview import (
     learn_secrets,
@@ -84,8 +86,17 @@ class Built:
 
 
 def build_report(request: ReportRequest, advance: Advance | None = None) -> Built:
-    """Read, compute, draw and write the report; InputError (nothing written) for a ledger
-    without records or a scorer, label or variant it does not have."""
+    """Read, compute, draw and write the report, then put the figure files in place; InputError
+    (nothing written) for a ledger without records or a scorer, label or variant it does not
+    have."""
+    with staged(request.figures) as staging:
+        built = _build(request, advance, staging)
+        if staging is not None and request.figures is not None:
+            put_in_place(staging, request.figures)
+    return built
+
+
+def _build(request: ReportRequest, advance: Advance | None, figures_dir: Path | None) -> Built:
     summary, reading, labels = _read(request, advance)
     learn_secrets(reading.runs)
     stats = stats_of(
@@ -97,7 +108,7 @@ def build_report(request: ReportRequest, advance: Advance | None = None) -> Buil
         request.resamples,
         request.seed,
     )
-    scorer = request.scorer or next(iter(reading.columns.labels), None)
+    scorer = request.scorer or _figures_scorer(reading.columns.labels, request.label)
     notes = _left_out(reading, request.limits)
     texts = _prompt_texts(request, reading, notes)
     data = payload(reading.columns, reading.rows, texts, reading.logprobs)
@@ -110,7 +121,7 @@ def build_report(request: ReportRequest, advance: Advance | None = None) -> Buil
             reading.timeline,
             scorer=scorer,
             label=request.label,
-            figures_dir=_figures_dir(request.figures),
+            figures_dir=figures_dir,
         )
         records = packing.result()
     variants = variant_rows(summary, planned_variants(reading.runs), request.variants)
@@ -123,7 +134,7 @@ def build_report(request: ReportRequest, advance: Advance | None = None) -> Buil
         "scorer": scorer,
         "label": request.label,
         "records": len(reading.rows),
-        "runs": run_rows(reading.runs, reading.timeline.run_end),
+        "runs": run_rows(reading.runs, reading.timeline.run_end()),
         "variants": variants,
         "stats": dataclasses.asdict(stats),
         "notes": notes + stats.notes + figure_notes,
@@ -141,6 +152,14 @@ def build_report(request: ReportRequest, advance: Advance | None = None) -> Buil
         len(records),
         meta["notes"],
         next_command,
+    )
+
+
+def _figures_scorer(given: dict[str, list[str]], label: str | None) -> str | None:
+    """The scorer the figures show when none is asked for: the first that gives `label`
+    (the first at all without one); None without scores."""
+    return next((name for name, labels in given.items() if label in labels), None) or next(
+        iter(given), None
     )
 
 
@@ -242,24 +261,14 @@ def _prompts(
     except InputError as exc:
         if request.prompts is not None:
             raise
-        notes.append(f"prompt texts not shown: {exc} (pass --prompts FILE)")
+        notes.append(f"prompt texts not shown: {exc}")
         return None
-
-
-def _figures_dir(folder: Path | None) -> Path | None:
-    if folder is None:
-        return None
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise InputError(f"{folder}: cannot create the folder: {exc.strerror}") from None
-    return folder
 
 
 def _score_command(reading: Reading) -> str:
     """What labels the answers: `harness score` with the latest run's config."""
     configs = [run.get("config_path") for run in reading.runs if run.get("config_path")]
-    return f"python -m harness score {configs[-1] if configs else 'CONFIG'}"
+    return command_line("score", configs[-1] if configs else "CONFIG")
 
 
 def _page(meta: dict[str, Any], drawn: list[Drawn], records: str) -> str:

@@ -17,6 +17,7 @@ import zlib
 from array import array
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from itertools import pairwise
 from typing import Any
 
@@ -86,22 +87,42 @@ class Rows:
 
 @dataclass
 class Timeline:
-    """Every result line: when it ended, whether it is an answer, how many retries it took; every
-    failed attempt (retried ones and final ones) with its error type; each run's last line."""
+    """Every result line with a readable timestamp: when it ended (seconds since the epoch),
+    whether it is an answer, how many retries it took; every failed attempt (retried ones and
+    final ones) with its error type; each run's last line; the lines left out for a timestamp
+    that is missing or not ISO 8601."""
 
-    seconds: list[str] = field(default_factory=list)  # ISO timestamps
+    seconds: array[float] = field(default_factory=lambda: array("d"))
     ok: array[int] = field(default_factory=lambda: array("b"))
     retries: array[int] = field(default_factory=lambda: array("i"))
-    error_at: list[str] = field(default_factory=list)
+    error_at: array[float] = field(default_factory=lambda: array("d"))
     error_type: list[str] = field(default_factory=list)
-    run_end: dict[str, str] = field(default_factory=dict)
+    last: dict[str, tuple[float, str]] = field(default_factory=dict)  # run id: (seconds, stamp)
+    unreadable: int = 0
 
     def extend(self, later: Timeline) -> None:
         """Append the result lines that follow these (read by another worker)."""
         for name in ("seconds", "ok", "retries", "error_at", "error_type"):
             getattr(self, name).extend(getattr(later, name))
-        for run_id, stamp in later.run_end.items():
-            self.run_end[run_id] = max(stamp, self.run_end.get(run_id, stamp))
+        for run_id, ended in later.last.items():
+            self.last[run_id] = max(ended, self.last.get(run_id, ended))
+        self.unreadable += later.unreadable
+
+    def run_end(self) -> dict[str, str]:
+        """Each run's last result line's timestamp, as written."""
+        return {run_id: stamp for run_id, (_, stamp) in self.last.items()}
+
+
+def epoch_seconds(stamp: Any) -> float | None:
+    """Seconds since the epoch of an ISO 8601 timestamp (`2026-11-24T00:27:59.196Z`; one without
+    a zone is UTC); None for anything else."""
+    if not isinstance(stamp, str):
+        return None
+    try:
+        moment = datetime.fromisoformat(stamp)
+    except ValueError:
+        return None
+    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
 
 
 class LogprobSample:
@@ -262,11 +283,14 @@ class _Reader:
     def history(self, record: dict[str, Any]) -> None:
         timeline = self.timeline
         stamp = record.get("timestamp")
-        if not isinstance(stamp, str):
+        seconds = epoch_seconds(stamp)
+        if seconds is None:
+            timeline.unreadable += 1
             return
-        timeline.seconds.append(stamp)
+        timeline.seconds.append(seconds)
         run_id = str(record.get("run_id"))
-        timeline.run_end[run_id] = max(stamp, timeline.run_end.get(run_id, stamp))
+        ended = (seconds, stamp)
+        timeline.last[run_id] = max(ended, timeline.last.get(run_id, ended))
         timeline.ok.append(record["status"] == "ok")
         retries = record.get("retry_count")
         timeline.retries.append(retries if isinstance(retries, int) else 0)
@@ -274,7 +298,7 @@ class _Reader:
         if record["status"] != "ok":
             failures = [*failures, record.get("error")]
         for failure in failures:
-            timeline.error_at.append(stamp)
+            timeline.error_at.append(seconds)
             timeline.error_type.append(_error_type(failure))
 
     def latest(self, record: dict[str, Any]) -> None:

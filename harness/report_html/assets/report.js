@@ -151,13 +151,19 @@
     select.replaceChildren(...entries.map(([value, label]) => el("option", { value }, label)));
   }
 
+  // [value, name] of each name (its code after `prefix`), by name
+  function byName(names, prefix = "") {
+    const pairs = names.map((name, code) => [`${prefix}${code}`, name]);
+    return pairs.sort(([, a], [, b]) => (a < b ? -1 : a > b ? 1 : 0));
+  }
+
   function setUpFilters() {
-    options($("f-variant"), [["", "any"], ...data.variants.map((v, i) => [i, v])]);
-    options($("f-category"), [["", "any"], ...data.categories.map((c, i) => [i, c])]);
-    options($("f-error"), [["", "any"], ...data.error_types.map((e, i) => [i, e])]);
+    options($("f-variant"), [["", "any"], ...byName(data.variants)]);
+    options($("f-category"), [["", "any"], ...byName(data.categories)]);
+    options($("f-error"), [["", "any"], ...byName(data.error_types)]);
     const labels = [["", "any"]];
     data.scorers.forEach((s, n) => {
-      s.labels.forEach((label, code) => labels.push([`${n}:${code}`, `${s.name}: ${label}`]));
+      byName(s.labels, `${n}:`).forEach(([value, label]) => labels.push([value, `${s.name}: ${label}`]));
       labels.push([`${n}:-1`, `${s.name}: (no current score)`]);
     });
     options($("f-label"), labels);

@@ -19,7 +19,10 @@ from harness.analysis.reading import read_latest
 from harness.analysis.stats import Rate, Stats, compute_stats
 from harness.analysis.uncertainty import MEASURES, UNSURE_SIGN
 from harness.report_html.browser import payload
-from harness.report_html.figures import rates_figure, roc_points
+from harness.commands import command_line
+from harness.report_html.figures import rates_figure
+from harness.report_html.figures_answers import roc_points
+from harness.report_html.made import Made
 from harness.report_html.read import Limits, read_in_workers, read_ledger
 from harness.scrub import SECRETS
 from tests.harness.analysis.ledgers import answer, logprobs, write_ledger
@@ -111,13 +114,18 @@ def test_pending_is_unknown_without_a_run_line_that_planned_it(project, run_cli)
     assert "prompt texts not shown" in out  # no run line says where the prompts are
 
 
-def test_no_scores_says_what_to_run_and_still_shows_the_rest(project, run_cli):
+def test_no_scores_says_what_to_run_with_this_python_and_still_shows_the_rest(
+    project, run_cli, monkeypatch
+):
+    monkeypatch.setattr(shutil, "which", lambda name: None)  # `python` is not this one
     (project.output / "scores.jsonl").unlink()
     code, out, _ = run_cli("report", project.output)
     assert code == 0
-    assert "No scores yet: python -m harness score /somewhere/report.toml" in out
+    expected = command_line("score", "/somewhere/report.toml")
+    assert not expected.startswith("python ")
+    assert f"No scores yet: {expected}" in out
     meta, data = page_data(project.output / "report.html")
-    assert meta["next_command"] == "python -m harness score /somewhere/report.toml"
+    assert meta["next_command"] == expected
     assert {r["scorer"] for r in meta["stats"]["rates"]} == {"(status)"}
     assert len(data["rows"]["variant"]) == len(project.latest())
     html = (project.output / "report.html").read_text()
@@ -264,8 +272,8 @@ def test_a_rate_a_rounding_error_outside_its_interval_is_drawn(tmp_path):
     whole = Rate("claims", "a@t0", "cve", "exists", 12, 12, 1.0, 0.757, 1.0 - 2**-53)
     none = Rate("claims", "a@t0", None, "exists", 12, 0, 0.0, 2**-60, 0.243)
     stats = Stats("ledger.jsonl", None, 12, rates=[whole, none])
-    figure = rates_figure(stats, "claims", None)
-    assert isinstance(figure, tuple)  # drawn (a str says why not)
+    figure = rates_figure(stats, "claims", None, ["a@t0"])
+    assert isinstance(figure, Made)  # drawn (a str says why not)
 
 
 @pytest.mark.parametrize("started", [True, False])

@@ -174,7 +174,10 @@ def roc_figure(
         ax.set_xlabel("false positive rate")
         ax.set_ylabel("true positive rate")
         ax.set_aspect("equal")
-        ax.legend(loc="upper left", bbox_to_anchor=(0.0, -0.22), fontsize=6)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(loc="upper left", bbox_to_anchor=(0.0, -0.22), fontsize=6)
+        else:
+            ax.text(0.5, 0.3, "no positive and negative\nanswers", ha="center", fontsize=7)
     for ax in axes[len(with_logprobs) :]:
         ax.set_visible(False)
     caption = (

@@ -255,13 +255,15 @@ def _prompts(
 ) -> dict[str, Prompt] | None:
     """The prompt set by id; None (with a note) when the run's cannot be read, an InputError
     when the one given with `--prompts` cannot."""
+    hint = ""  # where no run line names the prompts, the error says to pass --prompts
     try:
         source = run_prompt_source(reading.runs, request.prompts, request.ledger)
+        hint = " (the run's prompt set; pass --prompts FILE)"
         return {p.id: p for p in load_prompts(source)}
     except InputError as exc:
         if request.prompts is not None:
             raise
-        notes.append(f"prompt texts not shown: {exc}")
+        notes.append(f"prompt texts not shown: {exc}{hint}")
         return None
 
 

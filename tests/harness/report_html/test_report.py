@@ -18,8 +18,8 @@ from harness.analysis.answers import held
 from harness.analysis.reading import read_latest
 from harness.analysis.stats import Rate, Stats, compute_stats
 from harness.analysis.uncertainty import MEASURES, UNSURE_SIGN
-from harness.report_html.browser import payload
 from harness.commands import command_line
+from harness.report_html.browser import payload
 from harness.report_html.figures import rates_figure
 from harness.report_html.figures_answers import roc_points
 from harness.report_html.made import Made
@@ -317,3 +317,90 @@ def test_workers_keep_the_same_token_logprobs_as_one_process_when_some_are_left_
     made = [payload(r.columns, r.rows, texts, r.logprobs) for r in (spread, alone)]
     assert made[0] == made[1]
     assert spread.timeline == alone.timeline and spread.runs == alone.runs
+
+
+@pytest.mark.parametrize("workers", ["1", "3"])
+def test_result_lines_with_unreadable_timestamps_are_left_out_of_the_timeline_and_noted(
+    project, run_cli, workers
+):
+    records = [dict(r) for r in project.records]
+    records[len(records) // 2]["timestamp"] = "not-a-date"
+    del records[len(records) // 3]["timestamp"]
+    ledger = project.output / "ledger.jsonl"
+    run_line = ledger.read_bytes().splitlines(keepends=True)[0]
+    write_ledger(ledger.with_name("records.jsonl"), records)
+    ledger.write_bytes(run_line + ledger.with_name("records.jsonl").read_bytes())
+    ledger.with_name("records.jsonl").unlink()
+    code, out, err = run_cli("report", project.output, "--workers", workers)
+    assert code == 0, err
+    assert "timeline: 2 result line(s) left out: no readable timestamp" in out
+    meta, data = page_data(project.output / "report.html")
+    assert "timeline: 2 result line(s) left out: no readable timestamp" in meta["notes"]
+    assert len(data["rows"]["variant"]) == len(project.latest())  # every record still shown
+    stamps = [r.get("timestamp") for r in records]
+    assert meta["runs"][0]["ended"] == max(s for s in stamps if s and s[0].isdigit())
+    assert 'data-figure="timeline"' in (project.output / "report.html").read_text()
+
+
+def test_the_figures_show_the_first_scorer_that_gives_the_label_asked_for(project, run_cli):
+    code, out, _ = run_cli("report", project.output, "--label", "no_refusal")
+    assert code == 0
+    meta, _ = page_data(project.output / "report.html")
+    assert meta["scorer"] == "refusal"  # "claims", the first scorer, gives no `no_refusal`
+    assert "no rates for" not in out
+    html = (project.output / "report.html").read_text()
+    assert "refusal: no_refusal" in html  # the rates panel's title
+
+
+def test_the_closing_line_names_the_page_and_no_command_that_would_remake_it(project, run_cli):
+    target = project.output / "only-alpha.html"
+    code, out, _ = run_cli("report", project.output, "--variant", VARIANTS[0], "--out", target)
+    assert code == 0
+    said = " ".join(out.split())
+    assert f"Open it in a browser: {target.resolve().as_uri()}" in said
+    assert "--open opens it" in said
+    assert "-m harness report" not in said  # run as printed, it would drop --variant
+
+
+def test_figure_files_are_written_only_once_the_page_is(project, run_cli, tmp_path):
+    place = tmp_path / "place"  # the project lies in tmp_path
+    place.mkdir()
+    figures = place / "figures"
+    blocked = place / "a-file"
+    blocked.write_text("not a folder")
+    code, _, err = run_cli(
+        "report", project.output, "--figures", figures, "--out", blocked / "r.html"
+    )
+    assert code == 2 and len(err.strip().splitlines()) == 1
+    assert sorted(p.name for p in place.iterdir()) == ["a-file"]  # no folder, no staging
+    figures.mkdir()
+    (figures / "rates.svg").write_text("earlier")
+    code, _, _ = run_cli("report", project.output, "--figures", figures, "--out", blocked / "r")
+    assert code == 2 and [p.name for p in figures.iterdir()] == ["rates.svg"]
+    assert (figures / "rates.svg").read_text() == "earlier"
+    assert sorted(p.name for p in place.iterdir()) == ["a-file", "figures"]
+    code, _, _ = run_cli("report", project.output, "--figures", figures / "deeper" / "still")
+    assert code == 0
+    assert len(list((figures / "deeper" / "still").glob("*.png"))) == 5
+    assert sorted(p.name for p in place.iterdir()) == ["a-file", "figures"]
+
+
+def test_figures_asked_for_in_a_file_are_refused_before_anything_is_written(
+    project, run_cli, tmp_path
+):
+    code, _, err = run_cli("report", project.output, "--figures", project.output / "ledger.jsonl")
+    assert code == 2 and "is not a folder" in err
+    assert not (project.output / "report.html").exists()
+
+
+@pytest.mark.parametrize("lost", ["run line", "prompts file"])
+def test_prompt_texts_not_at_hand_are_noted_with_one_hint(project, run_cli, lost):
+    if lost == "run line":
+        ledger = project.output / "ledger.jsonl"
+        ledger.write_bytes(b"".join(ledger.read_bytes().splitlines(keepends=True)[1:]))
+    else:
+        (project.output.parent / "prompts.json").unlink()
+    code, out, _ = run_cli("report", project.output)
+    assert code == 0
+    (note,) = [line for line in out.splitlines() if "prompt texts not shown" in line]
+    assert note.count("--prompts") == 1, note

@@ -161,3 +161,30 @@ def test_token_logprobs_show_their_top_5_on_hover(report, tab):
         assert tip.count("%") == 6  # the chosen token's probability, then the top 5
     tab.shot("logprob-tooltip")
     assert tab.errors == [] and tab.blocked == []
+
+
+def test_the_filters_list_variants_categories_labels_and_error_types_by_name(tmp_path, tab):
+    from harness.cli import main
+
+    project = write_project(tmp_path)
+    ledger = project.output / "ledger.jsonl"
+    run, *records = ledger.read_bytes().splitlines(keepends=True)
+    last = [line for line in records if VARIANTS[2].encode() in line]
+    ledger.write_bytes(run + b"".join(last + [r for r in records if r not in last]))
+    assert main(["report", str(project.output), "--resamples", "0"]) == 0
+    page = tab.open(project.output / "report.html")
+    page.click("nav button[data-view=records]")
+
+    def shown(select: str) -> list[str]:
+        return page.eval_on_selector_all(f"{select} option", "os => os.map(o => o.textContent)")
+
+    assert shown("#f-variant") == ["any", *sorted(VARIANTS)]  # the ledger has gamma first
+    assert shown("#f-category") == ["any", "api", "cve", "pkg"]
+    assert shown("#f-error") == ["any", "RateLimited", "ServerError"]
+    labels = shown("#f-label")[1:]
+    for scorer in ("claims", "refusal"):
+        given = [x for x in labels if x.startswith(f"{scorer}: ") and "(no current" not in x]
+        assert given == sorted(given) and given, scorer
+    _option(page, "#f-variant", VARIANTS[0])
+    assert _count(page) == sum(r["variant"] == VARIANTS[0] for r in project.latest())
+    assert tab.errors == [] and tab.blocked == []

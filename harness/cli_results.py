@@ -56,7 +56,7 @@ def add_workers_argument(verb: argparse.ArgumentParser) -> None:
         type=positive,
         metavar="N",
         help="processes reading one ledger file (default: one per core, up to 8, for a ledger "
-        "over 32 MiB; 1: this process alone)",
+        "over 32 MiB; 1: this process alone; at most 8, or one per core where there are more)",
     )
 
 
@@ -78,6 +78,8 @@ def _stats(args: argparse.Namespace, console: Console) -> int:
     from harness.progress import reading_bar
 
     ledger, scores, size = result_inputs(args.output)
+    if args.json is not None:
+        refuse_inputs_as_target(args.json, ledger, scores, "--json")
     with reading_bar(console, "reading", size) as advance:
         stats = compute_stats(
             ledger,
@@ -109,11 +111,14 @@ def _export(args: argparse.Namespace, console: Console) -> int:
     ledger, scores, size = result_inputs(args.output)
     name, reader = _EXPORTS[args.format]
     target = args.to or scores.with_name(name)
+    refuse_inputs_as_target(target, ledger, scores, "--to")
     with reading_bar(console, f"exporting to {target.name}", size) as advance:
         if args.format == "pilot-json":
             exported = write_pilot_json(ledger, scores, target, advance)
         else:
             exported = write_export(ledger, scores, args.format, target, advance, args.workers)
+    if exported.skipped_lines:
+        say(console, f"{ledger}: skipped {exported.skipped_lines} unreadable line(s)")
     if exported.skipped_scores:
         say(console, f"{scores}: skipped {exported.skipped_scores} unreadable line(s)")
     say(console, f"Exported {exported.rows:,} job(s) to {target}")
@@ -128,5 +133,18 @@ def result_inputs(text: str) -> tuple[Path | Ledgers, Path, int]:
     ledgers = ledgers_of([text])
     ledger: Path | Ledgers = ledgers.paths[0] if len(ledgers.paths) == 1 else ledgers
     scores = (Path(text) if Path(text).is_dir() else Path(text).parent) / SCORES_NAME
+    if scores.exists() and not scores.is_file():
+        raise InputError(f"{scores}: is not a file (the scores file must be one)")
     size = ledgers.reading_size * 2 + (scores.stat().st_size if scores.exists() else 0)
     return ledger, scores, size
+
+
+def refuse_inputs_as_target(
+    target: Path, ledger: Path | Ledgers, scores: Path, option: str
+) -> None:
+    """InputError when `target` (given with `option`) is a file the verb reads: a ledger, or
+    the scores file, which writing it whole would replace."""
+    inputs = ledger.paths if isinstance(ledger, Ledgers) else (ledger,)
+    for path in (*inputs, scores):
+        if path.exists() and target.exists() and target.resolve() == path.resolve():
+            raise InputError(f"{target}: {option} names a file this reads; name another file")

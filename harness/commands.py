@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import shlex
 import shutil
 import sys
 from pathlib import Path
 
 from rich.console import Console
+from rich.text import Text
 
 
 def command_line(verb: str, *words: str) -> str:
@@ -28,9 +30,24 @@ def _python_path() -> str:
     return str(path.relative_to(Path.cwd())) if path.is_relative_to(Path.cwd()) else str(path)
 
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def shown(text: object) -> Text:
+    """A string from data (a ledger, a prompt set, a config, a scores file) as a table cell or
+    title: never read as markup (`[/]` would end a style, or fail), control characters as their
+    escapes (an ESC would drive the terminal)."""
+    return Text(_escaped(str(text)))
+
+
+def _escaped(text: str) -> str:
+    return _CONTROL.sub(lambda m: m.group().encode("unicode_escape").decode(), text)
+
+
 def say(console: Console, text: str) -> None:
-    """Print a line as it is: no markup, no wrapping (so a command can be copied whole)."""
-    console.print(text, markup=False, highlight=False, soft_wrap=True)
+    """Print a line as it is: no markup, no wrapping (so a command can be copied whole), control
+    characters as their escapes."""
+    console.print(_escaped(text), markup=False, highlight=False, soft_wrap=True)
 
 
 def count(text: str) -> int:

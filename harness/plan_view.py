@@ -8,6 +8,7 @@ import orjson
 from rich.console import Console
 from rich.table import Table
 
+from harness.commands import shown
 from harness.cost import CHARS_PER_TOKEN
 from harness.plan import Plan
 
@@ -22,7 +23,7 @@ def show_plan(plan: Plan, console: Console) -> None:
     sampled = " sampled" if plan.sampled else ""
     for v in plan.variants:
         table.add_row(
-            v.variant,
+            shown(v.variant),
             f"{v.pending:,}",
             f"{v.input_tokens:,}",
             f"{v.output_tokens:,}",

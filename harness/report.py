@@ -21,6 +21,7 @@ import orjson
 from rich.table import Table
 
 from harness.bulk import collector_paused
+from harness.commands import shown
 from harness.ledger import Source, iter_lines, source_lines
 
 
@@ -346,7 +347,7 @@ def summary_table(summary: Summary, title: str) -> Table:
         table.add_column(column, justify="right")
     for s in summary.variants:
         table.add_row(
-            s.variant,
+            shown(s.variant),
             f"{s.ok:,}",
             f"[red]{s.failed:,}" if s.failed else "0",
             "-" if s.pending is None else f"{s.pending:,}",

@@ -20,6 +20,7 @@ from rich.table import Table
 
 from harness.analysis.annotation import sheet_cell
 from harness.analysis.whole import written_whole
+from harness.commands import shown
 
 
 @dataclass(frozen=True)
@@ -123,7 +124,8 @@ def agreement_table(pairs: Sequence[PairAgreement], fleiss_kappa: float | None) 
             kappa, interval = "undefined", "-"
         else:
             kappa, interval = f"{pair.kappa:.3f}", f"{pair.low:.3f} to {pair.high:.3f}"
-        table.add_row(f"{pair.first} / {pair.second}", f"{pair.n:,}", share, kappa, interval)
+        raters = shown(f"{pair.first} / {pair.second}")
+        table.add_row(raters, f"{pair.n:,}", share, kappa, interval)
     if fleiss_kappa is not None:
         table.caption = f"Fleiss' kappa over all raters: {fleiss_kappa:.3f}"
     return table

@@ -46,33 +46,56 @@ Source = Path | BinaryIO | Stretch | Ledgers
 _REPORT_EVERY = 1 << 22  # bytes between two calls of `advance`, and read at once from a stretch
 
 
-def latest_offsets(
+@dataclass
+class Scan:
+    """Each key's latest result record, as its line's position, and how many lines were
+    skipped: torn, damaged (their checksum fails) or of no known shape."""
+
+    offsets: dict[str, int]
+    skipped: int = 0
+
+
+def scan(
     path: Source,
     advance: Advance | None = None,
     observe: Callable[[dict[str, Any]], None] | None = None,
-) -> dict[str, int]:
-    """Each key's latest result record, as its line's byte offset in the ledger."""
-    offsets: dict[str, int] = {}
+) -> Scan:
+    """The ledger's latest records (see `Scan`)."""
+    found = Scan({})
+    offsets = found.offsets
     for offset, line in lines_at(path, advance):
         key = head_key(line) if observe is None else None
         if key is not None:
             offsets[key] = offset
         elif line.strip():
             record = parse_line(line)
-            if record is not None and is_record(record):  # not a run or batch line
+            if record is None:
+                found.skipped += 1
+            elif is_record(record):  # not a run or batch line
                 offsets[record["key"]] = offset
                 if observe is not None:
                     observe(record)
-    return offsets
+    return found
 
 
-def latest_positions(
+def latest_offsets(
     path: Source,
     advance: Advance | None = None,
     observe: Callable[[dict[str, Any]], None] | None = None,
-) -> array[int]:
+) -> dict[str, int]:
+    """Each key's latest result record, as its line's byte offset in the ledger."""
+    return scan(path, advance, observe).offsets
+
+
+def latest_positions(path: Source, advance: Advance | None = None) -> array[int]:
     """The byte offsets of the latest records, ascending: 8 bytes each, the keys let go."""
-    return array("q", sorted(latest_offsets(path, advance, observe).values()))
+    return scanned_positions(path, advance)[0]
+
+
+def scanned_positions(path: Source, advance: Advance | None = None) -> tuple[array[int], int]:
+    """The latest positions (see `latest_positions`) and the lines skipped (see `Scan`)."""
+    found = scan(path, advance)
+    return array("q", sorted(found.offsets.values())), found.skipped
 
 
 def records_at(

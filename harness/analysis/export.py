@@ -27,6 +27,9 @@ of 65,536 rows, so memory stays flat; the file is written whole (`harness.analys
 from __future__ import annotations
 
 import os
+import re
+import shutil
+import socket
 import tempfile
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -37,6 +40,7 @@ from typing import Any, Literal
 import numpy as np
 import orjson
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
@@ -68,6 +72,9 @@ ROW_GROUP = 65_536  # rows per Parquet row group
 # Parts per worker process: this process writes the first while the workers convert the others.
 _PARTS_PER_WORKER = 4
 
+_FINEST = pa.timestamp("ns", tz="UTC")
+# What a field a line was written without means: a line from before `mode` was live.
+_UNWRITTEN_MEANS = {"mode": "live"}
 _UNFIT = (pa.ArrowException, TypeError, ValueError, AttributeError, OverflowError)
 
 
@@ -77,6 +84,7 @@ class Exported:
 
     rows: int
     skipped_scores: int
+    skipped_lines: int = 0  # the ledger's: torn, damaged, of no known shape
 
 
 class _LayoutGrew(Exception):
@@ -103,12 +111,14 @@ def write_export(
         held(ledger) as file,
     ):  # every pass reads this one source
         read = _Read(ledger, file, read_latest(file, scores, (), advance, workers), advance)
+        if not read.latest.positions:
+            raise InputError(f"{ledger}: no result records in it")
         with written_whole(target) as temporary:
             if read.latest.workers == 1:
                 rows = _export_here(read, form, temporary)
             else:
                 rows = _export_in_workers(read, form, temporary)
-        return Exported(rows, read.latest.labels.skipped)
+        return Exported(rows, read.latest.labels.skipped, read.latest.skipped)
 
 
 @dataclass(frozen=True)
@@ -143,9 +153,10 @@ def _export_in_workers(read: _Read, form: Format, temporary: Path) -> int:
     them all again once every part is done, each conformed to the columns of all of them."""
     ledger, latest = read.ledger, read.latest
     stretches = latest.stretches(_PARTS_PER_WORKER)
+    _remove_stale_parts(temporary.parent)
     with (
         in_workers(latest.workers, (ledger, read.file, latest.labels), read.advance) as pool,
-        tempfile.TemporaryDirectory(dir=temporary.parent, prefix=".export-parts-") as folder,
+        tempfile.TemporaryDirectory(dir=temporary.parent, prefix=_parts_prefix()) as folder,
     ):
         parts = [pool.submit(_convert_part, *s, folder, n) for n, s in enumerate(stretches)]
         try:
@@ -156,6 +167,31 @@ def _export_in_workers(read: _Read, form: Format, temporary: Path) -> int:
         for part in done:
             layout.include(part.layout)
         return _write(form, temporary, _conformed(done, layout.columns(latest.labels)))
+
+
+def _parts_prefix() -> str:
+    """The name that begins a folder of parts: this host's name and this process's id."""
+    return f".export-parts-{socket.gethostname()}-{os.getpid()}-"
+
+
+def _remove_stale_parts(folder: Path) -> None:
+    """Remove the folders of parts that exports on this host left when killed (SIGKILL: no
+    clean-up ran), found by their process being gone."""
+    mine = re.compile(re.escape(f".export-parts-{socket.gethostname()}-") + r"(\d+)-.*")
+    for found in folder.glob(".export-parts-*"):
+        match = mine.fullmatch(found.name)
+        if match and found.is_dir() and not _alive(int(match.group(1))):
+            shutil.rmtree(found, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's
+        return True
+    return True
 
 
 @dataclass
@@ -264,7 +300,9 @@ class _Converter:
         arrays = []
         for column in self.columns:
             field, key = column.source
-            if column.form == "plain":
+            if column.form == "plain" and field in _UNWRITTEN_MEANS:
+                arrays.append(pc.fill_null(taken[field], _UNWRITTEN_MEANS[field]))
+            elif column.form == "plain":
                 arrays.append(taken[field] if key is None else taken[field][key])
             elif column.form == "timestamp":
                 arrays.append(self._timestamps(records, taken["timestamp"]))
@@ -297,11 +335,11 @@ class _Converter:
 
     def _timestamps(self, records: list[dict[str, Any]], texts: pa.Array) -> pa.Array:
         try:
-            return texts.cast(TIMESTAMP)
+            return _to_milliseconds(texts)
         except _UNFIT:
             for record in records:
                 try:
-                    pa.array([record.get("timestamp")], pa.string()).cast(TIMESTAMP)
+                    _to_milliseconds(pa.array([record.get("timestamp")], pa.string()))
                 except _UNFIT:
                     raise self._misfit(record, "timestamp", "not an ISO-8601 time") from None
             raise
@@ -332,6 +370,12 @@ class _Converter:
 
     def _misfit(self, record: dict[str, Any], field: str, problem: str) -> InputError:
         return InputError(f"{self.ledger}: record {record.get('key')!r}: {field}: {problem}")
+
+
+def _to_milliseconds(texts: pa.Array) -> pa.Array:
+    """ISO-8601 times as the export's timestamps: finer fractions of a second (a hand-made or
+    converted ledger's microseconds) cut to the millisecond the harness writes."""
+    return texts.cast(_FINEST).cast(TIMESTAMP, safe=False)
 
 
 def _token_logprobs(positions: Positions) -> pa.Array:

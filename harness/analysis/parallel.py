@@ -14,6 +14,7 @@ two; Parquet export 36 s in one, 19 s in two.
 
 from __future__ import annotations
 
+import ctypes
 import itertools
 import multiprocessing
 import os
@@ -31,6 +32,7 @@ MIN_RECORDS_PER_WORKER = 20_000
 MAX_WORKERS = 8  # beyond this, reading the one file is the bottleneck
 ANY = 1 << 62  # records enough for any number of workers (see `worker_count`)
 _POLL_SECONDS = 0.2
+_PR_SET_PDEATHSIG = 1  # prctl(2): the signal a process gets when its parent dies
 
 _shared: Any = None  # what the pool's starter gave its workers
 _counter: Any = None  # bytes read by every worker, for the progress bar
@@ -46,12 +48,12 @@ def available_cores() -> int:
 
 def worker_count(requested: int | None, records: int) -> int:
     """How many processes should read `records` latest records: `requested` (at most one per
-    record), or one per core up to MAX_WORKERS, fewer when the records are too few to be worth
-    it; 1 is the parent alone (always, off Linux)."""
+    record, and MAX_WORKERS or one per core), or one per core up to MAX_WORKERS, fewer when the
+    records are too few to be worth it; 1 is the parent alone (always, off Linux)."""
     if not sys.platform.startswith("linux"):  # fork is missing (Windows) or unsafe (macOS)
         return 1
     if requested is not None:
-        return max(1, min(requested, records))
+        return max(1, min(requested, records, max(MAX_WORKERS, available_cores())))
     return max(1, min(available_cores(), MAX_WORKERS, records // MIN_RECORDS_PER_WORKER))
 
 
@@ -107,7 +109,7 @@ def in_workers(workers: int, sharing: Any, advance: Advance | None = None) -> It
     global _shared, _counter
     context = multiprocessing.get_context("fork")
     _shared, _counter = sharing, context.Value("q", 0)
-    pool = context.Pool(workers, initializer=_worker_signals)
+    pool = context.Pool(workers, initializer=_worker_signals, initargs=(os.getpid(),))
     try:
         yield Workers(pool, advance)
         pool.close()  # the workers finish and exit
@@ -119,12 +121,16 @@ def in_workers(workers: int, sharing: Any, advance: Advance | None = None) -> It
         _shared = _counter = None
 
 
-def _worker_signals() -> None:
+def _worker_signals(parent: int) -> None:
     """Ctrl-C is the parent's to handle; SIGTERM (the parent stopping the pool) ends a worker
     at once, whatever lock it waits on (the harness turns it into KeyboardInterrupt, which a
-    worker blocked on a lock that a dead one held would never see)."""
+    worker blocked on a lock that a dead one held would never see); and the parent's death,
+    even by SIGKILL, ends it too (Linux's PR_SET_PDEATHSIG)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL) != 0 or os.getppid() != parent:
+        os._exit(1)  # cannot be tied to its parent, or the parent is gone already
 
 
 def split(positions: Sequence[int], parts: int) -> list[Sequence[int]]:

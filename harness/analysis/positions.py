@@ -51,9 +51,23 @@ def flatten(batch: Sequence[Sequence[dict[str, Any]] | None], *, texts: bool = T
     for index, answer in enumerate(batch):
         try:
             _flatten([answer], texts)
-        except (TypeError, ValueError, AttributeError, KeyError, IndexError) as exc:
-            raise MalformedLogprobs(index, f"{type(exc).__name__}: {exc}") from None
+        except (TypeError, ValueError, AttributeError, KeyError, IndexError):
+            raise MalformedLogprobs(index, _shape_problem(answer)) from None
     raise MalformedLogprobs(0, "unreadable")  # every answer reads alone: cannot happen
+
+
+def _shape_problem(answer: Any) -> str:
+    """What is wrong with one answer's token logprobs, in the ledger's terms."""
+    if not isinstance(answer, list):
+        return f"expected a list of positions, got {type(answer).__name__}"
+    for n, position in enumerate(answer):
+        if not isinstance(position, dict):
+            return f"position {n}: expected an object, got {type(position).__name__}"
+        top = position.get("top")
+        pairs = isinstance(top, list) and all(isinstance(p, list) and len(p) == 2 for p in top)
+        if top is not None and not pairs:
+            return f"position {n}: top: expected [token, logprob] pairs, got {top!r:.60}"
+    return "not shaped as the ledger writes them"
 
 
 def _flatten(batch: Sequence[Sequence[dict[str, Any]] | None], texts: bool) -> Positions:

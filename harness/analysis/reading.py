@@ -14,7 +14,7 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness.analysis.answers import Source, Stretch, file_size, latest_positions
+from harness.analysis.answers import Source, Stretch, file_size, scanned_positions
 from harness.analysis.labels import Labels, read_labels
 from harness.analysis.parallel import ANY, in_workers, report_read, shared, split, worker_count
 from harness.ledger_set import Advance, Ledgers
@@ -24,11 +24,13 @@ PARALLEL_BYTES = 32 << 20  # a smaller ledger is read in one process unless work
 
 @dataclass
 class Latest:
-    """The positions of the latest records (ascending), the labels, and how many processes
-    should read the records (1: this one)."""
+    """The positions of the latest records (ascending), the ledger's lines skipped (torn,
+    damaged, of no known shape), the labels, and how many processes should read the records
+    (1: this one)."""
 
     source: Source
     positions: Sequence[int]
+    skipped: int
     labels: Labels
     workers: int
     end: int = 0  # a single file's bytes that the first pass read: no stretch goes past them
@@ -53,17 +55,19 @@ def read_latest(
     (None: one per core when the ledger is big enough)."""
     alone = isinstance(source, Path | Ledgers | Stretch) or worker_count(workers, ANY) == 1
     if alone or (workers is None and file_size(source) < PARALLEL_BYTES):
-        positions = latest_positions(source, advance)  # first: its keys go before labels come
+        positions, skipped = scanned_positions(source, advance)  # keys go before labels come
         labels = read_labels(scores, scorers, advance)
-        return Latest(source, positions, labels, 1)
+        return Latest(source, positions, skipped, labels, 1)
     end = file_size(source)
     with in_workers(1, source, advance) as pool:
-        positions_read = pool.submit(_latest_positions, end)
+        positions_read = pool.submit(_scanned_positions, end)
         labels = read_labels(scores, scorers, advance)
-        positions = positions_read()
-    return Latest(source, positions, labels, worker_count(workers, len(positions)), end)
+        positions, skipped = positions_read()
+    workers = worker_count(workers, len(positions))
+    return Latest(source, positions, skipped, labels, workers, end)
 
 
-def _latest_positions(end: int) -> array[int]:
-    """In a worker: the latest positions of the held ledger file's first `end` bytes."""
-    return latest_positions(Stretch(shared(), 0, end), report_read)
+def _scanned_positions(end: int) -> tuple[array[int], int]:
+    """In a worker: the latest positions of the held ledger file's first `end` bytes, and the
+    lines skipped."""
+    return scanned_positions(Stretch(shared(), 0, end), report_read)

@@ -10,6 +10,7 @@ from typing import Any
 from rich.table import Table
 
 from harness.analysis.scores import UNPARSEABLE
+from harness.commands import shown
 
 # How a score that could not be given (a judge request that failed for good) is counted.
 ERROR_LABEL = "(error)"
@@ -47,14 +48,14 @@ def label_table(tally: Tally, labels: Sequence[str]) -> Table:
     groups: dict[tuple[str, str], Counter[str]] = {}
     for (variant, category, label), count in tally.counts.items():
         groups.setdefault((variant, category), Counter())[label] += count
-    table = Table(title=f"{tally.scorer}: labels per variant and category")
+    table = Table(title=shown(f"{tally.scorer}: labels per variant and category"))
     table.add_column("variant")
     table.add_column("category")
     table.add_column("n", justify="right")
     for label in columns:
-        table.add_column(label, justify="right")
+        table.add_column(shown(label), justify="right")
     for (variant, category), counts in sorted(groups.items()):
         n = counts.total()
         shares = [f"{counts[label]:,} ({counts[label] / n:.0%})" for label in columns]
-        table.add_row(variant, category or "-", f"{n:,}", *shares)
+        table.add_row(shown(variant), shown(category or "-"), f"{n:,}", *shares)
     return table

@@ -146,6 +146,7 @@ def compute_stats(
         seed,
         scorers=scorers,
         separations=separations,
+        skipped_lines=latest.skipped,
     )
 
 
@@ -160,10 +161,12 @@ def stats_of(
     *,
     scorers: Sequence[str] = (),
     separations: list[Separation] | None = None,
+    skipped_lines: int = 0,
 ) -> Stats:
     """The report of answers already read (`compute_stats` reads them), whose `labels` were
     checked against `scorers` and `label`; `separations`: the AUROCs when already drawn (else
-    they are drawn here, in this process)."""
+    they are drawn here, in this process); `skipped_lines`: the ledger's lines left unread
+    (torn, damaged, of no known shape), for a note."""
     stats = Stats(
         str(ledger),
         str(scores) if scores.exists() else None,
@@ -180,6 +183,9 @@ def stats_of(
         separations = _separations(columns, label, resamples, seed, _in_turn)
     stats.separations = separations
     stats.notes = _notes(labels, columns, scores)
+    if skipped_lines:
+        unread = f"{skipped_lines:,} unreadable line(s) (torn, damaged, or not records)"
+        stats.notes.insert(0, f"{ledger}: skipped {unread}")
     return stats
 
 
@@ -248,6 +254,8 @@ def _tabulate(
         for at, lo, hi in zip(present, np.atleast_1d(low), np.atleast_1d(high), strict=True):
             variant, category = divmod(int(at), categories + 1)
             n, count = int(totals[at]), int(counts[at])
+            # statsmodels' bounds of 0 of n and n of n can miss 0 and 1 by a rounding error
+            lo, hi = min(float(lo), count / n), max(float(hi), count / n)
             rows.append(
                 Rate(
                     scorer,
@@ -257,8 +265,8 @@ def _tabulate(
                     n,
                     count,
                     count / n,
-                    float(lo),
-                    float(hi),
+                    lo,
+                    hi,
                 )
             )
     rows.sort(key=lambda r: (r.variant, r.category is None, r.category or "", r.label))

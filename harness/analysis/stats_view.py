@@ -8,6 +8,7 @@ from rich.console import Console
 from rich.table import Table
 
 from harness.analysis.stats import Stats
+from harness.commands import say, shown
 
 EVERY_CATEGORY = "(all)"
 
@@ -21,18 +22,20 @@ def show_stats(stats: Stats, console: Console) -> None:
     if stats.separations:
         console.print(_separations_table(stats))
     for note in stats.notes:
-        console.print(f"note: {note}", markup=False, highlight=False)
+        say(console, f"note: {note}")
 
 
 def _rates_table(scorer: str, rates: list) -> Table:
     labels = sorted({r.label for r in rates})
-    table = Table(title=f"{scorer}: rate per label, 95% Wilson interval")
-    for name in ("variant", "category", "n", *labels):
-        table.add_column(name, justify="left" if name in ("variant", "category") else "right")
+    table = Table(title=shown(f"{scorer}: rate per label, 95% Wilson interval"))
+    for name in ("variant", "category", "n"):
+        table.add_column(name, justify="right" if name == "n" else "left")
+    for label in labels:
+        table.add_column(shown(label), justify="right")
     cells = {(r.variant, r.category, r.label): r for r in rates}
     rows = dict.fromkeys((r.variant, r.category, r.n) for r in rates)
     for variant, category, n in rows:
-        line = [variant, category if category is not None else EVERY_CATEGORY, f"{n:,}"]
+        line = [shown(variant), shown(EVERY_CATEGORY if category is None else category), f"{n:,}"]
         for label in labels:
             rate = cells.get((variant, category, label))
             line.append("" if rate is None else _interval(rate.rate, rate.low, rate.high))
@@ -48,10 +51,10 @@ def _comparisons_table(stats: Stats) -> Table:
         table.add_column(name, justify="right")
     for c in stats.comparisons:
         table.add_row(
-            c.scorer,
-            c.label,
-            c.variant_a,
-            c.variant_b,
+            shown(c.scorer),
+            shown(c.label),
+            shown(c.variant_a),
+            shown(c.variant_b),
             f"{c.pairs:,}",
             f"{c.rate_a:.1%}",
             f"{c.rate_b:.1%}",
@@ -75,7 +78,8 @@ def _separations_table(stats: Stats) -> Table:
         auroc = f"{s.auroc:.3f}"
         if s.low is not None and s.high is not None:
             auroc += f" [{s.low:.3f}, {s.high:.3f}]"
-        table.add_row(s.variant, s.measure, s.target, f"{s.positives:,}", f"{s.negatives:,}", auroc)
+        counts = f"{s.positives:,}", f"{s.negatives:,}"
+        table.add_row(shown(s.variant), s.measure, shown(s.target), *counts, auroc)
     return table
 
 

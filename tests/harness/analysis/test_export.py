@@ -221,3 +221,16 @@ def test_every_pass_reads_the_file_it_started_with_when_the_path_is_replaced(tmp
     assert replaced and exported.rows == 3
     keys = [orjson.loads(line)["key"] for line in target.read_bytes().splitlines()]
     assert keys == ["a@t0|p0|0", "a@t0|p1|0", "a@t0|p2|0"]
+
+
+def test_microsecond_times_and_lines_from_before_mode_export_as_the_harness_means_them(
+    tmp_path, run_cli
+):
+    old = answer("a@t0", "p0", timestamp="2026-11-24T00:00:01.123456Z")
+    del old["mode"]  # written before the field existed: a live answer
+    write_ledger(tmp_path / "ledger.jsonl", [old, answer("a@t0", "p1", mode="batch")])
+    assert run_cli("export", tmp_path, "--format", "parquet")[0] == 0
+    table = pq.read_table(tmp_path / "answers.parquet")
+    assert table.column("mode").to_pylist() == ["live", "batch"]
+    stamp = table.column("timestamp").to_pylist()[0]
+    assert stamp.isoformat() == "2026-11-24T00:00:01.123000+00:00"

@@ -16,6 +16,7 @@ import pytest
 from harness.analysis import answers
 from harness.analysis.answers import Stretch, lines_at
 from harness.analysis.export import BATCH, write_export
+from harness.analysis.parallel import MAX_WORKERS, available_cores, worker_count
 from harness.analysis.stats import compute_stats
 from tests.conftest import harness_process
 from tests.harness.analysis.ledgers import (
@@ -179,3 +180,31 @@ def _processes_naming(path: Path) -> list[int]:
         except OSError:
             pass
     return found
+
+
+@pytest.mark.slow
+def test_workers_die_with_a_killed_export_and_the_next_export_clears_their_parts(tmp_path):
+    records = [answer("a@t0", f"p{i:06d}", response="word " * 100) for i in range(40_000)]
+    write_ledger(tmp_path / "ledger.jsonl", records)
+    process = harness_process("export", str(tmp_path), "--format", "csv", "--workers", "2")
+    deadline = time.monotonic() + 60
+    while not (parts := [p for p in tmp_path.iterdir() if p.name.startswith(".export-parts-")]):
+        assert process.poll() is None and time.monotonic() < deadline
+        time.sleep(0.01)
+    process.kill()  # SIGKILL to the parent alone: no clean-up runs in it
+    process.wait()
+    deadline = time.monotonic() + 10
+    while _processes_naming(tmp_path):
+        assert time.monotonic() < deadline, "workers outlived their parent"
+        time.sleep(0.05)
+    assert parts[0].exists()
+    again = harness_process("export", str(tmp_path), "--format", "csv", "--workers", "2")
+    assert again.wait(timeout=120) == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["answers.csv", "ledger.jsonl"]
+
+
+def test_workers_asked_for_are_at_most_one_per_record_and_eight_or_one_per_core():
+    cores = available_cores()
+    assert worker_count(3, 2) == 2
+    assert worker_count(100, 10**6) == max(MAX_WORKERS, cores)
+    assert worker_count(None, 10) == 1  # too few to be worth a second process

@@ -153,10 +153,34 @@ def test_stats_on_no_ledger_or_an_empty_one_exits_2(tmp_path, run_cli):
     assert (code, err) == (2, f"error: {tmp_path / 'ledger.jsonl'}: no result records in it\n")
 
 
-def test_malformed_token_logprobs_exit_2_naming_the_record(tmp_path, run_cli):
-    bad = answer("a@t0", "p1", token_logprobs=[{"token": "x", "logprob": -1.0, "top": 5}])
+@pytest.mark.parametrize(
+    ("logprobs", "problem"),
+    [
+        (
+            [{"token": "x", "logprob": -1.0, "top": 5}],
+            "position 0: top: expected [token, logprob] pairs, got 5",
+        ),
+        ("garbage", "expected a list of positions, got str"),
+        ([["x", -1.0]], "position 0: expected an object, got list"),
+    ],
+)
+def test_malformed_token_logprobs_exit_2_naming_the_record_and_the_problem(
+    tmp_path, run_cli, logprobs, problem
+):
+    bad = answer("a@t0", "p1", token_logprobs=logprobs)
     write_ledger(tmp_path / "ledger.jsonl", [answer("a@t0", "p0"), bad])
-    code, _, err = run_cli("stats", tmp_path)
-    assert code == 2
-    assert err.startswith(f"error: {tmp_path / 'ledger.jsonl'}: record 'a@t0|p1|0': token_logprobs")
-    assert len(err.splitlines()) == 1
+    for verb in (["stats"], ["export", "--format", "parquet"]):
+        code, _, err = run_cli(verb[0], tmp_path, *verb[1:])
+        where = f"{tmp_path / 'ledger.jsonl'}: record 'a@t0|p1|0': token_logprobs"
+        assert (code, err) == (2, f"error: {where}: {problem}\n")
+
+
+@pytest.mark.parametrize("n", [7, 9, 12, 14, 18, 19, 28, 36])
+def test_a_rate_of_none_or_all_lies_inside_its_interval_exactly(tmp_path, n):
+    # statsmodels gives 2.8e-17 as the lower bound of 0 of 7, and 1 - 1.1e-16 as the upper of 7
+    # of 7: a bound must not leave the rate outside its own interval.
+    ledger = write_ledger(tmp_path / "ledger.jsonl", [answer("a@t0", f"p{i}") for i in range(n)])
+    rates = compute_stats(ledger, tmp_path / "scores.jsonl", resamples=0).rates
+    for rate in rates:
+        assert rate.low <= rate.rate <= rate.high
+        assert (rate.low == 0.0) if rate.count == 0 else (rate.high == 1.0)

@@ -9,7 +9,11 @@ from pathlib import Path
 
 from rich.console import Console
 
-from harness.cli_results import add_bootstrap_arguments, add_workers_argument
+from harness.cli_results import (
+    add_bootstrap_arguments,
+    add_workers_argument,
+    refuse_inputs_as_target,
+)
 from harness.commands import say
 from harness.errors import InputError
 
@@ -43,6 +47,7 @@ def _report(args: argparse.Namespace, console: Console) -> int:
 
     ledger, scores, size = result_inputs(args.output)
     target = args.out or scores.with_name(REPORT_NAME)
+    refuse_inputs_as_target(target, ledger, scores, "--out")
     if target.exists() and not target.is_file():
         raise InputError(f"{target}: is not a file; name the report's file with --out")
     request = ReportRequest(

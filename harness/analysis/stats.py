@@ -400,5 +400,7 @@ def _notes(labels: Labels, columns: AnswerColumns, scores: Path) -> list[str]:
         if not np.isfinite(columns.unsure["mean_topk_entropy"][columns.variant == code]).any()
     ]
     if without:
-        notes.append(f"no token logprobs, so no uncertainty: {', '.join(sorted(without))}")
+        names = sorted(without)
+        more = f" and {len(names) - 5:,} more" if len(names) > 5 else ""
+        notes.append(f"no token logprobs, so no uncertainty: {', '.join(names[:5])}{more}")
     return notes

@@ -107,6 +107,7 @@ def _build(request: ReportRequest, advance: Advance | None, figures_dir: Path | 
         request.label,
         request.resamples,
         request.seed,
+        skipped_lines=reading.skipped,
     )
     scorer = request.scorer or _figures_scorer(reading.columns.labels, request.label)
     notes = _left_out(reading, request.limits)

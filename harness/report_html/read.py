@@ -205,6 +205,7 @@ class Reading:
     rows: Rows
     timeline: Timeline
     logprobs: LogprobSample
+    skipped: int = 0  # lines torn, damaged, or of no known shape
 
 
 def read_in_workers(
@@ -228,6 +229,7 @@ def read_in_workers(
         whole.rows.extend(part.rows)
         whole.timeline.extend(part.timeline)
         whole.runs += part.runs
+        whole.skipped += part.skipped
     whole.columns = joined_columns([part.columns for part in parts])
     return whole
 
@@ -253,6 +255,7 @@ def read_ledger(
     reader = _Reader(ColumnsBuilder(ledger, labels), limits)
     wanted = iter(positions)
     next_wanted = next(wanted, -1)
+    skipped = 0
     with collector_paused():
         for offset, line in lines_at(source, advance):
             latest = offset == next_wanted
@@ -260,6 +263,7 @@ def read_ledger(
                 next_wanted = next(wanted, -1)
             obj = parse_line(line) if line.strip() else None
             if obj is None:
+                skipped += bool(line.strip())
                 continue
             if obj.get("type") == "run":
                 reader.runs.append(obj)
@@ -269,7 +273,7 @@ def read_ledger(
                     reader.latest(obj)
         reader.flush()
     columns = reader.columns.columns()
-    return Reading(reader.runs, columns, reader.rows, reader.timeline, reader.sample)
+    return Reading(reader.runs, columns, reader.rows, reader.timeline, reader.sample, skipped)
 
 
 class _Reader:

@@ -404,3 +404,26 @@ def test_prompt_texts_not_at_hand_are_noted_with_one_hint(project, run_cli, lost
     assert code == 0
     (note,) = [line for line in out.splitlines() if "prompt texts not shown" in line]
     assert note.count("--prompts") == 1, note
+
+
+def test_a_report_over_its_own_inputs_is_refused(project, run_cli):
+    for name in ("ledger.jsonl", "scores.jsonl"):
+        target = project.output / name
+        before = target.read_bytes()
+        code, _, err = run_cli("report", project.output, "--out", target)
+        assert (code, err) == (
+            2,
+            f"error: {target}: --out names a file this reads; name another file\n",
+        )
+        assert target.read_bytes() == before
+
+
+def test_damaged_ledger_lines_are_counted_on_the_page(project, run_cli):
+    ledger = project.output / "ledger.jsonl"
+    with ledger.open("ab") as file:
+        file.write(b'not json\n{"key": null}\n')
+    code, out, _ = run_cli("report", project.output, "--workers", "2")
+    assert code == 0
+    assert f"{ledger}: skipped 2 unreadable line(s)" in " ".join(out.split())
+    meta, _ = page_data(project.output / "report.html")
+    assert any("skipped 2 unreadable line(s)" in note for note in meta["notes"])

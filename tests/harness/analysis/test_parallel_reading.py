@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import random
 import signal
+import subprocess
 import time
 from pathlib import Path
 
@@ -157,17 +158,24 @@ def test_a_bad_record_in_a_later_workers_part_is_one_line_and_writes_nothing(tmp
 
 @pytest.mark.slow
 def test_ctrl_c_during_a_spread_export_exits_130_stops_the_workers_and_leaves_nothing(tmp_path):
-    records = [answer("a@t0", f"p{i:06d}", response="word " * 100) for i in range(40_000)]
-    write_ledger(tmp_path / "ledger.jsonl", records)
-    process = harness_process("export", str(tmp_path), "--format", "csv", "--workers", "2")
-    deadline = time.monotonic() + 60
-    while not [p for p in tmp_path.iterdir() if p.name.startswith(".export-parts-")]:
-        assert process.poll() is None and time.monotonic() < deadline
-        time.sleep(0.01)
+    process, _ = _export_under_way(tmp_path)
     os.killpg(process.pid, signal.SIGINT)  # as Ctrl-C at a terminal: to every process of it
     assert process.wait(timeout=30) == 130
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ledger.jsonl"]
     assert not _processes_naming(tmp_path)  # no worker left behind
+
+
+def _export_under_way(folder: Path) -> tuple[subprocess.Popen[bytes], list[Path]]:
+    """A spread CSV export of 40,000 records in `folder`, once its workers write their parts;
+    and the folders of parts."""
+    records = [answer("a@t0", f"p{i:06d}", response="word " * 100) for i in range(40_000)]
+    write_ledger(folder / "ledger.jsonl", records)
+    process = harness_process("export", str(folder), "--format", "csv", "--workers", "2")
+    deadline = time.monotonic() + 60
+    while not (parts := [p for p in folder.iterdir() if p.name.startswith(".export-parts-")]):
+        assert process.poll() is None and time.monotonic() < deadline
+        time.sleep(0.01)
+    return process, parts
 
 
 def _processes_naming(path: Path) -> list[int]:
@@ -184,13 +192,7 @@ def _processes_naming(path: Path) -> list[int]:
 
 @pytest.mark.slow
 def test_workers_die_with_a_killed_export_and_the_next_export_clears_their_parts(tmp_path):
-    records = [answer("a@t0", f"p{i:06d}", response="word " * 100) for i in range(40_000)]
-    write_ledger(tmp_path / "ledger.jsonl", records)
-    process = harness_process("export", str(tmp_path), "--format", "csv", "--workers", "2")
-    deadline = time.monotonic() + 60
-    while not (parts := [p for p in tmp_path.iterdir() if p.name.startswith(".export-parts-")]):
-        assert process.poll() is None and time.monotonic() < deadline
-        time.sleep(0.01)
+    process, parts = _export_under_way(tmp_path)
     process.kill()  # SIGKILL to the parent alone: no clean-up runs in it
     process.wait()
     deadline = time.monotonic() + 10

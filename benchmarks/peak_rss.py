@@ -1,18 +1,15 @@
-"""`python -m benchmarks.peak_rss ARGS`: run the harness CLI, then print this process's peak RSS,
-and the peak memory of it and the worker processes it forks together.
+"""`python -m benchmarks.peak_rss ARGS`: run the harness CLI, then print this process's peak RSS.
 
 Peak RSS is read from /proc/self/status (VmHWM), which starts afresh at exec; a parent's wait4
-ru_maxrss would also count the memory of the benchmark process that forked it. The process
-tree's memory is its PSS (each page shared by n processes counted 1/n in each, so forked workers
-sharing their parent's pages are not counted twice), sampled every 50 ms from
-/proc/PID/smaps_rollup.
+ru_maxrss would also count the memory of the benchmark process that forked it. `tree_pss_kb`
+measures a process with the workers it forks: their PSS (each page shared by n processes
+counted 1/n in each, so workers sharing their parent's pages are not counted twice), sampled by
+the benchmark from outside (`benchmarks.project.measured_child`).
 """
 
 from __future__ import annotations
 
-import os
 import sys
-import threading
 from pathlib import Path
 
 from harness.cli import main
@@ -41,25 +38,7 @@ def tree_pss_kb(pid: int) -> int:
     return total
 
 
-class TreeMemory(threading.Thread):
-    """Samples this process tree's PSS until stopped; `peak_kb` is the most seen."""
-
-    def __init__(self) -> None:
-        super().__init__(daemon=True)
-        self.peak_kb = 0
-        self.stopped = threading.Event()
-
-    def run(self) -> None:
-        while not self.stopped.wait(0.05):
-            self.peak_kb = max(self.peak_kb, tree_pss_kb(os.getpid()))
-
-
 if __name__ == "__main__":
-    sampler = TreeMemory()
-    sampler.start()
     code = main(sys.argv[1:])
-    sampler.stopped.set()
-    sampler.join()
-    print(f"tree_pss_mb={sampler.peak_kb / 1024:.1f}", file=sys.stderr)
     print(f"peak_rss_mb={peak_rss_mb():.1f}", file=sys.stderr)
     sys.exit(code)

@@ -6,12 +6,14 @@ import io
 import json
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 import anyio
 from rich.console import Console
 
+from benchmarks.peak_rss import tree_pss_kb
 from harness.ledger import build_index
 from harness.report import summarize
 from harness.run import Overrides, execute, pending, prepare
@@ -84,19 +86,26 @@ def peak_rss_of(*args: str) -> tuple[float, float]:
 
 def measured_child(*args: str) -> tuple[float, str]:
     """Run `python -m harness ARGS` in a child under `benchmarks.peak_rss`; returns its wall
-    seconds and its stderr (where its figures are)."""
+    seconds and its stderr (where its figures are), to which the peak memory of the child with
+    the workers it forks is added as `tree_pss_mb=` (sampled every 50 ms from here)."""
     started = time.perf_counter()
-    child = subprocess.run(
-        [sys.executable, "-m", "benchmarks.peak_rss", *args],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-        check=False,
-    )
-    elapsed = time.perf_counter() - started
+    with tempfile.TemporaryFile("w+") as errors:
+        child = subprocess.Popen(
+            [sys.executable, "-m", "benchmarks.peak_rss", *args],
+            stdout=subprocess.DEVNULL,
+            stderr=errors,
+            text=True,
+        )
+        peak = 0
+        while child.poll() is None:
+            peak = max(peak, tree_pss_kb(child.pid))
+            time.sleep(0.05)
+        elapsed = time.perf_counter() - started
+        errors.seek(0)
+        stderr = errors.read()
     if child.returncode != 0:
-        raise RuntimeError(child.stderr)
-    return elapsed, child.stderr
+        raise RuntimeError(stderr)
+    return elapsed, f"{stderr}tree_pss_mb={peak / 1024:.1f}\n"
 
 
 def measure_of(stderr: str, name: str) -> float:

@@ -118,7 +118,7 @@ def _export(args: argparse.Namespace, console: Console) -> int:
         else:
             exported = write_export(ledger, scores, args.format, target, advance, args.workers)
     if exported.skipped_lines:
-        say(console, f"{ledger}: skipped {exported.skipped_lines} unreadable line(s)")
+        say(console, f"{ledger}: skipped {exported.skipped_lines:,} unreadable line(s)")
     if exported.skipped_scores:
         say(console, f"{scores}: skipped {exported.skipped_scores} unreadable line(s)")
     say(console, f"Exported {exported.rows:,} job(s) to {target}")

@@ -266,29 +266,6 @@ def plain_schema(schema: pa.Schema) -> pa.Schema:
     return pa.schema([pa.field(f.name, f.type) for f in schema])
 
 
-def conformed(batch: pa.RecordBatch, columns: list[Column], schema: pa.Schema) -> pa.RecordBatch:
-    """A batch converted with the columns of fewer records than `columns` (of `schema`) was
-    learned from, given those columns: a column it lacks is null (none of its records had the
-    field), a number column that became float is cast, and one that became JSON text is written
-    as such (a field's kinds only grow, and JSON text takes any kind)."""
-    if batch.schema.equals(schema, check_metadata=True):
-        return batch
-    arrays = []
-    for column, wanted in zip(columns, schema, strict=True):
-        at = batch.schema.get_field_index(column.name)
-        if at < 0:
-            arrays.append(pa.nulls(batch.num_rows, column.type))
-            continue
-        array, had = batch.column(at), batch.schema.field(at)
-        if had.equals(wanted, check_metadata=True):
-            arrays.append(array)
-        elif column.form == "text":
-            arrays.append(pa.array([json_text(v) for v in array.to_pylist()], pa.string()))
-        else:
-            arrays.append(array.cast(column.type))
-    return pa.RecordBatch.from_arrays(arrays, schema=schema)
-
-
 def json_text(value: Any) -> str | None:
     """A value as JSON text (None stays None)."""
     return None if value is None else orjson.dumps(value).decode()

@@ -75,8 +75,9 @@ class ScorerLabels:
             number = line.get("value")
             if isinstance(number, int | float) and not isinstance(number, bool):
                 value = float(number)
-        row = self.rows.setdefault(answer_key, len(self.rows))
-        if row == len(self.label):
+        row = self.rows.get(answer_key)
+        if row is None:
+            self.rows[answer_key] = len(self.label)
             self.label.append(label)
             self.value.append(value)
             self.digest.append(digest)
@@ -146,7 +147,8 @@ def read_labels(path: Path, only: Collection[str] = (), advance: Advance | None 
         )
         try:
             table._give(obj["answer_key"], obj)
-        except InvalidDigest:
+        except InvalidDigest:  # the latest line is unreadable: no score is current
+            table.rows.pop(obj["answer_key"], None)
             labels.skipped += 1
             continue
         table.definition = obj["definition"]

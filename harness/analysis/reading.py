@@ -16,7 +16,14 @@ from pathlib import Path
 
 from harness.analysis.answers import Source, Stretch, file_size, scanned_positions
 from harness.analysis.labels import Labels, read_labels
-from harness.analysis.parallel import ANY, in_workers, report_read, shared, split, worker_count
+from harness.analysis.parallel import (
+    in_workers,
+    may_spread,
+    report_read,
+    shared,
+    split,
+    worker_count,
+)
 from harness.ledger_set import Advance, Ledgers
 
 PARALLEL_BYTES = 32 << 20  # a smaller ledger is read in one process unless workers are asked for
@@ -53,7 +60,7 @@ def read_latest(
     """The latest positions of `source` (a ledger file held open, or a shard tree) and the
     labels of `scores` (`scorers` only, when named); `workers`: processes for the records
     (None: one per core when the ledger is big enough)."""
-    alone = isinstance(source, Path | Ledgers | Stretch) or worker_count(workers, ANY) == 1
+    alone = isinstance(source, Path | Ledgers | Stretch) or not may_spread(workers)
     if alone or (workers is None and file_size(source) < PARALLEL_BYTES):
         positions, skipped = scanned_positions(source, advance)  # keys go before labels come
         labels = read_labels(scores, scorers, advance)

@@ -23,7 +23,7 @@ from typing import Any
 from harness.analysis.annotation import run_prompt_source
 from harness.analysis.answers import Advance, held
 from harness.analysis.labels import Labels
-from harness.analysis.parallel import ANY, in_workers, worker_count
+from harness.analysis.parallel import in_workers, may_spread
 from harness.analysis.reading import read_latest
 from harness.analysis.stats import check_selection, stats_of
 from harness.analysis.whole import written_whole
@@ -167,7 +167,7 @@ def _figures_scorer(given: dict[str, list[str]], label: str | None) -> str | Non
 def _read(request: ReportRequest, advance: Advance | None) -> tuple[Summary, Reading, Labels]:
     """The status summary (made meanwhile in a worker process, on Linux), the ledger read once,
     and the current labels, the request checked against them (InputError)."""
-    spread = worker_count(request.workers, ANY) > 1
+    spread = may_spread(request.workers)
     with (
         collector_paused(),
         held(request.ledger) as source,

@@ -17,8 +17,15 @@ import pytest
 from harness.analysis import answers
 from harness.analysis.answers import Stretch, lines_at
 from harness.analysis.export import BATCH, write_export
-from harness.analysis.parallel import MAX_WORKERS, available_cores, worker_count
+from harness.analysis.parallel import (
+    MAX_WORKERS,
+    WorkerDied,
+    available_cores,
+    in_workers,
+    worker_count,
+)
 from harness.analysis.stats import compute_stats
+from harness.errors import InputError
 from tests.conftest import harness_process
 from tests.harness.analysis.ledgers import (
     answer,
@@ -210,3 +217,44 @@ def test_workers_asked_for_are_at_most_one_per_record_and_eight_or_one_per_core(
     assert worker_count(3, 2) == 2
     assert worker_count(100, 10**6) == max(MAX_WORKERS, cores)
     assert worker_count(None, 10) == 1  # too few to be worth a second process
+
+
+def _die() -> None:
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def _refuse() -> None:
+    raise InputError("ledger.jsonl: record 'k': a field that does not fit")
+
+
+def test_a_worker_that_dies_is_one_error_not_an_endless_wait_and_errors_come_back_as_raised():
+    started = time.monotonic()
+    died = pytest.raises(WorkerDied, match=r"ended \(signal 9\) before its work was done")
+    with died, in_workers(2, None) as pool:
+        pool.map(_die, [(), ()])
+    assert time.monotonic() - started < 10
+    with pytest.raises(InputError, match="a field that does not fit"), in_workers(2, None) as pool:
+        pool.map(_refuse, [()])
+
+
+def test_an_export_whose_parts_typed_a_field_apart_is_the_export_of_one_process(tmp_path):
+    # Numbers in the first half, an object in the second: as one process, the numbers' own JSON
+    # text (3, not the 3.0 of a float column the first half's workers made).
+    records = [answer("a@t0", f"p{n:04d}", metadata={"x": 3 if n % 2 else 2.5}) for n in range(600)]
+    records += [answer("a@t0", f"q{n:04d}", metadata={"x": {"a": 1}}) for n in range(600)]
+    ledger = write_ledger(tmp_path / "ledger.jsonl", records)
+    alone, spread = tmp_path / "alone.csv", tmp_path / "spread.csv"
+    write_export(ledger, tmp_path / "scores.jsonl", "csv", alone, workers=1)
+    write_export(ledger, tmp_path / "scores.jsonl", "csv", spread, workers=2)
+    assert spread.read_bytes() == alone.read_bytes()
+    assert b',"3",' in alone.read_bytes() and b',"3.0",' not in alone.read_bytes()
+
+
+def test_a_number_a_column_cannot_hold_is_the_same_one_line_error_with_workers(tmp_path, run_cli):
+    records = [answer("a@t0", f"p{n:04d}", metadata={"x": 2**53 + 1}) for n in range(600)]
+    records += [answer("a@t0", f"q{n:04d}", metadata={"x": 0.5}) for n in range(600)]
+    write_ledger(tmp_path / "ledger.jsonl", records)
+    alone = run_cli("export", tmp_path, "--format", "parquet", "--workers", "1")
+    spread = run_cli("export", tmp_path, "--format", "parquet", "--workers", "2")
+    assert alone[0] == 2 and "record 'a@t0|p0000|0': metadata" in alone[2]
+    assert (spread[0], spread[2]) == (alone[0], alone[2])

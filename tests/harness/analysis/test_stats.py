@@ -184,3 +184,19 @@ def test_a_rate_of_none_or_all_lies_inside_its_interval_exactly(tmp_path, n):
     for rate in rates:
         assert rate.low <= rate.rate <= rate.high
         assert (rate.low == 0.0) if rate.count == 0 else (rate.high == 1.0)
+
+
+def test_a_latest_score_line_with_an_unreadable_digest_leaves_its_answer_unscored(tmp_path):
+    records = [answer("a@t0", f"p{i}") for i in range(3)]
+    ledger = write_ledger(tmp_path / "ledger.jsonl", records)
+    damaged = score(records[0], "claims", "no")
+    damaged["answer"] = "not a digest"
+    lines = [score(records[0], "claims", "yes"), damaged]
+    lines += [score(records[1], "claims", "yes"), score(records[2], "claims", "no")]
+    report = compute_stats(ledger, write_scores(tmp_path / "scores.jsonl", lines), resamples=0)
+    overall = {
+        r.label: (r.count, r.n) for r in report.rates if r.category is None and r.scorer == "claims"
+    }
+    assert overall == {"yes": (1, 2), "no": (1, 2)}  # p0 unscored, p1 and p2 as given
+    notes = " | ".join(report.notes)
+    assert "skipped 1 unreadable line(s)" in notes and "1 answer(s) have no current score" in notes

@@ -164,8 +164,16 @@ class Workers:
         return self.results.pop(task)
 
     def _died(self, worker: int) -> WorkerDied:
-        code = self.processes[worker].exitcode or 0
-        how = f"signal {-code}" if code < 0 else f"exit code {code}"
+        process = self.processes[worker]
+        process.join(timeout=5)  # its pipe closes as it dies, a moment before it can be reaped
+        code = process.exitcode
+        how = (
+            "still running"
+            if code is None
+            else f"signal {-code}"
+            if code < 0
+            else f"exit code {code}"
+        )
         return WorkerDied(
             f"a worker process ended ({how}) before its work was done (out of memory?); "
             "try fewer --workers, or --workers 1"

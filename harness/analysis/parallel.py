@@ -2,14 +2,15 @@
 reading its own stretch of one ledger file, their results collected in order.
 
 Workers are forked (on Linux: no pickling of what they share, such as a million labels, and no
-imports to repeat), so whatever the parent holds when they start is theirs to read. Tasks go to
-them in turn over a pipe each, and results come back over another, in order. They read the
-ledger by `os.pread` on the parent's descriptor (`harness.analysis.answers.Stretch`), never
-through a shared file offset, and report the bytes they read through one shared counter, which
-the parent passes on to its progress bar. They ignore Ctrl-C: the parent gets it, stops them
-(SIGTERM, which they do not handle), and exits as any verb does. A worker that dies (killed, out
-of memory) ends the verb with one line, never a wait for a result that will not come; a parent
-that dies (even by SIGKILL) takes its workers with it (Linux's PR_SET_PDEATHSIG).
+imports to repeat), so whatever the parent holds when they start is theirs to read. A task goes
+to the first free worker over a pipe, its result comes back over another, and the caller gets
+them in order. They read the ledger by `os.pread` on the parent's descriptor
+(`harness.analysis.answers.Stretch`), never through a shared file offset, and count the bytes
+they read, each in a number of its own, which the parent sums for its progress bar. They ignore
+Ctrl-C: the parent gets it, stops them (SIGKILL), and exits as any verb does. A worker that dies
+(killed, out of memory) ends the verb with one line, never a wait for a result that will not
+come; a parent that dies (even by SIGKILL) takes its workers with it (Linux's
+PR_SET_PDEATHSIG).
 
 `make bench` (o), (p) and (r) measure each verb with its workers and in one process.
 """
@@ -42,7 +43,7 @@ _POLL_SECONDS = 0.2
 _PR_SET_PDEATHSIG = 1  # prctl(2): the signal a process gets when its parent dies
 
 _shared: Any = None  # in a worker: what its parent gave it to share
-_counter: Any = None  # in a worker: the bytes every worker read, for the parent's progress bar
+_counter: Any = None  # in a worker: where it counts the bytes it read (the parent sums them)
 
 
 class WorkerDied(InputError):
@@ -80,8 +81,7 @@ def shared() -> Any:
 
 def report_read(count: int) -> None:
     """In a worker: `count` more bytes read (for the parent's progress bar)."""
-    with _counter.get_lock():
-        _counter.value += count
+    _counter.value += count
 
 
 class Workers:
@@ -90,19 +90,22 @@ class Workers:
 
     def __init__(self, count: int, sharing: Any, advance: Advance | None) -> None:
         context = multiprocessing.get_context("fork")
-        self.counter, self.advance, self.reported = context.Value("q", 0), advance, 0
+        # Each worker counts its bytes in its own number, without a lock (a worker killed while
+        # holding one would stop the parent reading them).
+        self.counters = [context.RawValue("q", 0) for _ in range(count)]
+        self.advance, self.reported = advance, 0
         self.queue: deque[tuple[int, tuple[Callable[..., Any], tuple[Any, ...]]]] = deque()
         self.results: dict[int, tuple[bool, Any]] = {}
         self.submitted = 0
         self.processes: list[Any] = []
         self.tasks: list[Connection] = []
         self.replies: list[Connection] = []
-        for _ in range(count):
+        for counter in self.counters:
             tasks_out, tasks_in = context.Pipe(duplex=False)
             replies_out, replies_in = context.Pipe(duplex=False)
             process = context.Process(
                 target=_serve,
-                args=(tasks_out, replies_in, sharing, self.counter, os.getpid()),
+                args=(tasks_out, replies_in, sharing, counter, os.getpid()),
                 daemon=True,
             )
             process.start()
@@ -181,21 +184,22 @@ class Workers:
 
     def _progress(self) -> None:
         if self.advance is not None:
-            total = self.counter.value
+            total = sum(counter.value for counter in self.counters)
             if total > self.reported:
                 self.advance(total - self.reported)
                 self.reported = total
 
     def close(self, finished: bool) -> None:
         """End the workers: after their last task when `finished` and none is running, else at
-        once; wait for them."""
+        once (SIGKILL: a SIGTERM landing just after the fork, before a worker set its handlers,
+        is caught by the parent's and lost); wait for them."""
         idle = finished and all(task is None for task in self.running)
         for worker, process in enumerate(self.processes):
             if idle:
                 with contextlib.suppress(OSError):
                     self.tasks[worker].send(None)
             elif process.exitcode is None:
-                process.terminate()  # SIGTERM: they die where they are
+                process.kill()  # at once, wherever it is (SIGTERM may land before its handlers)
         for process in self.processes:
             process.join()
         for connection in (*self.tasks, *self.replies):
@@ -240,9 +244,9 @@ def _serve(tasks: Any, replies: Any, sharing: Any, counter: Any, parent: int) ->
 
 
 def _worker_signals(parent: int) -> None:
-    """Ctrl-C is the parent's to handle; SIGTERM (the parent stopping its workers) ends a worker
-    at once, whatever it waits on (the harness turns it into KeyboardInterrupt, which a worker
-    blocked on a lock would never see); and the parent's death, even by SIGKILL, ends it too."""
+    """Ctrl-C is the parent's to handle; SIGTERM ends a worker at once, whatever it waits on
+    (the harness turns it into KeyboardInterrupt, which a worker blocked on a lock would never
+    see); and the parent's death, even by SIGKILL, ends it too."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     libc = ctypes.CDLL(None, use_errno=True)

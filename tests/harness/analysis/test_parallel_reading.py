@@ -258,3 +258,21 @@ def test_a_number_a_column_cannot_hold_is_the_same_one_line_error_with_workers(t
     spread = run_cli("export", tmp_path, "--format", "parquet", "--workers", "2")
     assert alone[0] == 2 and "record 'a@t0|p0000|0': metadata" in alone[2]
     assert (spread[0], spread[2]) == (alone[0], alone[2])
+
+
+def test_workers_stopped_the_moment_they_start_end_at_once():
+    # An error right after the fork (a bad --scorer) stops workers that may not have set their
+    # signal handlers yet: the harness's SIGTERM handler would swallow a SIGTERM there.
+    previous = signal.signal(signal.SIGTERM, _as_the_harness_does)
+    try:
+        for _ in range(20):
+            started = time.monotonic()
+            with pytest.raises(InputError), in_workers(2, None):
+                raise InputError("bad input found at once")
+            assert time.monotonic() - started < 5
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _as_the_harness_does(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt

@@ -67,8 +67,9 @@ class _Bars(RichProgress):
     """The bars, with a line per open batch under them."""
 
     def __init__(self, *columns: ProgressColumn, batches: Mapping[str, str], **kwargs) -> None:
-        super().__init__(*columns, **kwargs)
+        # Set before rich's __init__: rich 15's Live asks for the renderables while it is made.
         self.batches = batches
+        super().__init__(*columns, **kwargs)
 
     def get_renderables(self) -> Iterable[RenderableType]:
         yield self.make_tasks_table(self.tasks)
@@ -144,13 +145,13 @@ class Progress:
     def __enter__(self) -> Progress:
         if self._live:
             self._bars = _Bars(
-                TextColumn("{task.description}"),
+                TextColumn("{task.description}", markup=False),
                 BarColumn(),
                 MofNCompleteColumn(),
                 _RateColumn(),
                 TimeRemainingColumn(),
-                TextColumn("[red]failed {task.fields[failed]}"),
-                TextColumn("[yellow]retrying {task.fields[retrying]}"),
+                TextColumn("failed {task.fields[failed]}", style="red", markup=False),
+                TextColumn("retrying {task.fields[retrying]}", style="yellow", markup=False),
                 console=self.console,
                 refresh_per_second=4,
                 batches=self.batches,
@@ -223,7 +224,7 @@ def reading_bar(console: Console, what: str, total: int) -> Iterator[Callable[[i
         yield lambda count: None
         return
     columns = (
-        TextColumn(what),
+        TextColumn(what, markup=False),
         BarColumn(),
         DownloadColumn(),
         TransferSpeedColumn(),

@@ -71,10 +71,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = _parser().parse_args(argv)
     args.argv = argv
-    # Off a terminal rich would wrap tables at 80 columns; a log file can take wide lines.
+    # Off a terminal rich would wrap tables at 80 columns; a log file can take wide lines. No
+    # markup: names, paths and messages are shown as typed (`[/]` would crash rich, `[v2]` vanish);
+    # styles are given as `Text` styles.
     console = Console(
         file=ScrubbedStream(sys.stdout),
         highlight=False,
+        markup=False,
         width=None if sys.stdout.isatty() else 160,
     )
     _log_to(console)
@@ -308,7 +311,11 @@ def _merge(args: argparse.Namespace, console: Console) -> int:
 def _plan(args: argparse.Namespace, console: Console) -> int:
     prepared = prepare(args.config, _overrides(args))
     # With --json, stdout holds the JSON alone; what else there is to say goes to stderr.
-    notes = Console(file=ScrubbedStream(sys.stderr), highlight=False) if args.json else console
+    notes = (
+        Console(file=ScrubbedStream(sys.stderr), highlight=False, markup=False)
+        if args.json
+        else console
+    )
     index = open_index(prepared, notes)
     plan = make_plan(prepared, index, Assumptions(args.output_tokens, args.latency))
     if args.json:

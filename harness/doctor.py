@@ -105,8 +105,10 @@ def report(checks: list[Check], console: Console) -> bool:
     return all(check.ok is not False for check in checks)
 
 
-def _verdict(ok: bool | None) -> str:
-    return "[yellow]skip" if ok is None else "[green]ok" if ok else "[red]FAIL"
+def _verdict(ok: bool | None) -> Text:
+    if ok is None:
+        return Text("skip", style="yellow")
+    return Text("ok", style="green") if ok else Text("FAIL", style="red")
 
 
 def _prompts(config: RunConfig) -> list[Check]:

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import orjson
 from rich.table import Table
+from rich.text import Text
 
 from harness.bulk import collector_paused
 from harness.commands import shown
@@ -349,7 +350,7 @@ def summary_table(summary: Summary, title: str) -> Table:
         table.add_row(
             shown(s.variant),
             f"{s.ok:,}",
-            f"[red]{s.failed:,}" if s.failed else "0",
+            Text(f"{s.failed:,}", style="red") if s.failed else "0",
             "-" if s.pending is None else f"{s.pending:,}",
             f"{s.retried:,}",
             f"{s.input_tokens:,}",
@@ -371,7 +372,7 @@ def _total(variants: list[VariantSummary]) -> str:
     if not unknown:
         return f"total cost: ${known:,.4f}"
     if len(unknown) == len(variants):
-        return "total cost: unknown (no price: set \\[models.price])"
+        return "total cost: unknown (no price: set [models.price])"
     return f"total cost: ${known:,.4f}, and unknown for {', '.join(unknown)} (no price)"
 
 

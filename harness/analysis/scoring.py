@@ -271,7 +271,7 @@ class _counter:
 
     def __init__(self, console: Console, label: str) -> None:
         self._progress = Progress(
-            TextColumn(label),
+            TextColumn(label, markup=False),
             TextColumn("{task.completed:,}"),
             TimeElapsedColumn(),
             console=console,

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import InputError
-from harness.input_files import refuse_special
+from harness.input_files import refuse_special, utf8_problem
 from harness.prompts import Prompt
 
 Stratum = tuple[str, bool]
@@ -157,9 +157,13 @@ def read_ids(path: Path) -> set[str]:
     """Prompt ids, one per line; blank lines and lines starting with # are skipped."""
     refuse_special(path, "--ids")
     try:
-        text = path.read_text(encoding="utf-8-sig")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(f"--ids {path}: cannot read: {exc}") from None
+        data = path.read_bytes()
+    except OSError as exc:
+        raise InputError(f"--ids {path}: cannot read: {exc.strerror or exc}") from None
+    bad = utf8_problem(data)
+    if bad is not None:
+        raise InputError(f"--ids {path}: line {bad[0]}: not UTF-8 text ({bad[1]})")
+    text = data.decode("utf-8").removeprefix("\ufeff")
     ids = {line.strip() for line in text.splitlines()}
     ids = {i for i in ids if i and not i.startswith("#")}
     if not ids:

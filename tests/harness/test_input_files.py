@@ -156,3 +156,21 @@ def test_a_fifo_inside_a_dataset_folder_is_never_opened(tmp_path, run_cli):
         code, _, err = run_cli("plan", config)
     assert not freed and code == 2
     assert err.startswith(f"error: {info}: {REFUSED}")
+
+
+def test_a_sheet_or_ids_file_with_a_byte_that_is_not_utf8_names_its_line(tmp_path, run_cli, done):
+    out = tmp_path / "out"
+    assert run_cli("annotate", "export", out, "--labels", "yes,no", "--raters", "1")[0] == 0
+    sheet = out / "annotation" / "r1.csv"
+    lines = sheet.read_bytes().splitlines(keepends=True)
+    lines[2] = lines[2].replace(b",", b",\xe9", 1)  # on line 3
+    sheet.write_bytes(b"".join(lines))
+    code, _, err = run_cli("annotate", "import", out, sheet)
+    assert code == 2 and f"{sheet}: line 3: not UTF-8 text (invalid continuation byte)" in err
+    ids = tmp_path / "ids.txt"
+    ids.write_bytes(b"p000\np001\ncaf\xe9\n")
+    code, _, err = run_cli("plan", done, "--ids", ids)
+    assert (code, err) == (
+        2,
+        f"error: --ids {ids}: line 3: not UTF-8 text (invalid continuation byte)\n",
+    )

@@ -27,8 +27,8 @@ from harness import open_batches
 from harness.cli_analysis import add_analysis_verbs
 from harness.cli_report import add_report_verb
 from harness.cli_results import add_result_verbs
+from harness.commands import PROMPT_COUNT, TOKENS, Parser, seconds
 from harness.commands import command_line as _command
-from harness.commands import positive as _positive
 from harness.commands import say as _say
 from harness.doctor import diagnose, probe_checks, report
 from harness.errors import InputError, LedgerWriteError, recorded_error_types
@@ -60,6 +60,7 @@ from harness.run import (
     pending,
     prepare,
     read_index,
+    refuse_unknown_variants,
 )
 from harness.scrub import SECRETS, ScrubbedStream, scrub_log_record
 from harness.selection import Selection
@@ -171,6 +172,7 @@ def _rerun_locked(
     args: argparse.Namespace, prepared: Prepared, writer: LedgerWriter, console: Console
 ) -> int:
     index = open_index(prepared, console)
+    refuse_unknown_variants(prepared, index, args.variant)
     failed = failed_jobs(prepared, index, variants=args.variant, error_types=args.error_type)
     _say_what_cannot_rerun(args, prepared, failed, console)
     if not failed.runnable:
@@ -224,6 +226,8 @@ def _status(args: argparse.Namespace, console: Console) -> int:
     summary = summarize(path, keeps=keeps)
     if not summary.runs and not summary.records:
         raise InputError(f"{path}: not a ledger (no run line or result record in it)")
+    if keeps is not None:
+        keeps.refuse_unmet(path)
     if keeps is not None and not summary.variants:
         raise InputError(f"{path}: no record of {selection.describe()}")
     console.print(summary_table(summary, _title(path)))
@@ -421,7 +425,7 @@ def _same_jobs(args: argparse.Namespace) -> list[str]:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="python -m harness",
         description="Run LLM evaluations concurrently, resumably.",
         epilog=(
@@ -455,12 +459,12 @@ def _parser() -> argparse.ArgumentParser:
     plan.add_argument("--json", action="store_true", help="print the plan as JSON")
     plan.add_argument(
         "--output-tokens",
-        type=_positive,
+        type=TOKENS,
         help="output tokens per answer until a variant has answers (default: half of max_tokens)",
     )
     plan.add_argument(
         "--latency",
-        type=_seconds,
+        type=seconds,
         help="seconds per request until a variant has answers (default: 1 + 0.02 per token)",
     )
     plan.set_defaults(verb=_plan)
@@ -472,7 +476,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     doctor.add_argument(
         "--probe-timeout",
-        type=_seconds,
+        type=seconds,
         metavar="SECONDS",
         help="how long a probe may take (default: [preflight] timeout, 30)",
     )
@@ -535,11 +539,13 @@ def _add_selection(parser: argparse.ArgumentParser) -> None:
     _add_filters(parser)
     parser.add_argument(
         "--sample",
-        type=_positive,
+        type=PROMPT_COUNT,
         metavar="N",
         help="N prompts drawn by category and probe flag, the same for the same seed",
     )
-    parser.add_argument("--limit", type=_positive, help="only the first N prompts (after filters)")
+    parser.add_argument(
+        "--limit", type=PROMPT_COUNT, help="only the first N prompts (after filters)"
+    )
     parser.add_argument(
         "--prompts", help="another prompts file, dataset folder or hf://datasets/ORG/NAME"
     )
@@ -576,13 +582,6 @@ def _add_filters(parser: argparse.ArgumentParser) -> None:
     probes.add_argument(
         "--no-probes", dest="probes", action="store_const", const=False, help="no probes"
     )
-
-
-def _seconds(text: str) -> float:
-    value = float(text)
-    if not 0 < value < 86_400:
-        raise argparse.ArgumentTypeError("must be more than 0 and less than 86400")
-    return value
 
 
 if __name__ == "__main__":

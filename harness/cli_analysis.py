@@ -32,7 +32,7 @@ from harness.analysis.sheets import (
     scorer_labels,
     store,
 )
-from harness.commands import command_line, positive, say
+from harness.commands import PROMPT_COUNT, SEED, command_line, say
 from harness.errors import InputError
 
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
@@ -56,8 +56,10 @@ def add_analysis_verbs(verbs: argparse._SubParsersAction) -> None:
         "--scorer",
         help="a scorer to compare the raters with; its labels are the label set without --labels",
     )
-    export.add_argument("--sample", type=positive, help="N answers drawn at random (default: all)")
-    export.add_argument("--seed", type=int, help="the seed of the sample and the row orders")
+    export.add_argument(
+        "--sample", type=PROMPT_COUNT, help="N answers drawn at random (default: all)"
+    )
+    export.add_argument("--seed", type=SEED, help="the seed of the sample and the row orders")
     export.add_argument("--name", type=_name, default="annotation", help="default: annotation")
     export.add_argument("--prompts", type=Path, help="the prompts file, if not the run's")
     export.set_defaults(verb=_export)

@@ -10,8 +10,9 @@ from pathlib import Path
 from rich.console import Console
 
 from harness.analysis.scores import SCORES_NAME
-from harness.commands import command_line, count, positive, say
+from harness.commands import RESAMPLES, SEED, WORKERS, command_line, say
 from harness.errors import InputError
+from harness.input_files import refuse_special
 from harness.ledger_set import Ledgers, ledgers_of
 
 # What `export --format` writes: its file name beside the ledger without `--to`, and how Python
@@ -53,7 +54,7 @@ def add_workers_argument(verb: argparse.ArgumentParser) -> None:
     """`--workers`: processes reading one ledger file (see `harness.analysis.parallel`)."""
     verb.add_argument(
         "--workers",
-        type=positive,
+        type=WORKERS,
         metavar="N",
         help="processes reading one ledger file (default: one per core, up to 8, for a ledger "
         "over 32 MiB; 1: this process alone; at most 8, or one per core where there are more)",
@@ -64,11 +65,11 @@ def add_bootstrap_arguments(parser: argparse.ArgumentParser) -> None:
     """`--resamples` and `--seed` of the AUROC intervals' bootstrap."""
     parser.add_argument(
         "--resamples",
-        type=count,
+        type=RESAMPLES,
         default=1000,
         help="bootstrap resamples of each AUROC interval (default 1000; 0: none)",
     )
-    parser.add_argument("--seed", type=count, default=0, help="the bootstrap's seed (default 0)")
+    parser.add_argument("--seed", type=SEED, default=0, help="the bootstrap's seed (default 0)")
 
 
 def _stats(args: argparse.Namespace, console: Console) -> int:
@@ -133,6 +134,7 @@ def result_inputs(text: str) -> tuple[Path | Ledgers, Path, int]:
     ledgers = ledgers_of([text])
     ledger: Path | Ledgers = ledgers.paths[0] if len(ledgers.paths) == 1 else ledgers
     scores = (Path(text) if Path(text).is_dir() else Path(text).parent) / SCORES_NAME
+    refuse_special(scores)
     if scores.exists() and not scores.is_file():
         raise InputError(f"{scores}: is not a file (the scores file must be one)")
     size = ledgers.reading_size * 2 + (scores.stat().st_size if scores.exists() else 0)

@@ -4,12 +4,15 @@ the argument types the verbs share."""
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import re
 import shlex
 import shutil
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import NoReturn
 
 from rich.console import Console
 from rich.text import Text
@@ -50,17 +53,51 @@ def say(console: Console, text: str) -> None:
     console.print(_escaped(text), markup=False, highlight=False, soft_wrap=True)
 
 
-def count(text: str) -> int:
-    """An argument that must be a whole number of at least 0."""
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError("must be 0 or more")
+class Parser(argparse.ArgumentParser):
+    """argparse's parser (its sub-parsers too) whose errors are one line and exit 2, as every
+    other bad input's: `error: argument --seed: ... (python -m harness stats --help)`."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"error: {message} (see: {self.prog} --help)\n")
+
+
+def whole(low: int, high: int) -> Callable[[str], int]:
+    """An argument type: a whole number from `low` to `high`. Every number the command line takes
+    is bounded, so a typo cannot ask for hours of work or all the memory there is."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:  # not a number, or more than 4,300 digits
+            value = None
+        if value is None or not low <= value <= high:
+            raise argparse.ArgumentTypeError(
+                f"expected a whole number from {low:,} to {high:,}, got {_shown_arg(text)}"
+            )
+        return value
+
+    return parse
+
+
+def seconds(text: str) -> float:
+    """An argument type: more than 0 seconds, at most a day."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not 0 < value <= 86_400:  # NaN fails too
+        raise argparse.ArgumentTypeError(
+            f"expected seconds, more than 0 and at most 86,400, got {_shown_arg(text)}"
+        )
     return value
 
 
-def positive(text: str) -> int:
-    """An argument that must be a whole number of at least 1."""
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError("must be at least 1")
-    return value
+def _shown_arg(text: str) -> str:
+    return repr(text if len(text) <= 40 else text[:37] + "...")
+
+
+SEED = whole(0, 2**32 - 1)  # what numpy's and Python's generators take from any platform
+PROMPT_COUNT = whole(1, 100_000_000)  # `--sample`, `--limit`: more than any prompt set
+RESAMPLES = whole(0, 100_000)  # a bootstrap's: 10,000 is already generous
+WORKERS = whole(1, 1024)
+TOKENS = whole(1, 10_000_000)  # as a model's max_tokens

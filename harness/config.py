@@ -25,6 +25,7 @@ from harness.api import SamplingParams
 from harness.cost import parse_price
 from harness.errors import ConfigError
 from harness.fields import FieldError, from_table
+from harness.input_files import refuse_special, utf8_problem
 from harness.prompt_files import PromptSource, PromptTable
 from harness.prompt_template import PromptTemplate, TemplateError
 from harness.scorer_config import Scorer, parse_scorers
@@ -209,12 +210,19 @@ def load_config(path: str | Path, environ: Mapping[str, str] | None = None) -> R
     """Read and validate a config file; every problem is a ConfigError naming file and key."""
     path = Path(path)
     env = os.environ if environ is None else environ
+    refuse_special(path)
     try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+        data = path.read_bytes()
     except FileNotFoundError:
         raise ConfigError(path, "", "no such file") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(path, "", f"cannot read: {exc}") from None
+    except OSError as exc:
+        raise ConfigError(path, "", f"cannot read: {exc.strerror or exc}") from None
+    bad = utf8_problem(data)
+    if bad is not None:
+        raise ConfigError(path, "", f"line {bad[0]}: not UTF-8 text ({bad[1]})")
+    try:
+        # as `read_text` gave it: line ends made "\n"
+        raw = tomllib.loads(data.decode("utf-8").replace("\r\n", "\n").replace("\r", "\n"))
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(path, "", f"invalid TOML: {exc}") from None
     try:

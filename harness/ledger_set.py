@@ -34,6 +34,7 @@ from pathlib import Path
 import numpy as np
 
 from harness.errors import InputError
+from harness.input_files import refuse_special
 from harness.ledger import LEDGER_NAME, parse_line, parse_sealed
 from harness.shards import SHARDS_DIR, shard_name_order
 
@@ -96,6 +97,7 @@ def ledgers_of(arguments: Sequence[str | Path]) -> Ledgers:
     paths: list[Path] = []
     for argument in arguments:
         path = Path(argument)
+        refuse_special(path)
         if path.is_dir():
             found = tree(path)
             if not found:  # neither its own ledger nor a shard's

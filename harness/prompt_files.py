@@ -26,6 +26,7 @@ from typing import Any, Literal
 
 from harness.errors import PromptsError
 from harness.hub_cache import hub_snapshot
+from harness.input_files import refuse_special
 from harness.prompt_readers import Rows, read_rows, where
 
 Format = Literal["auto", "json", "jsonl", "csv", "tsv", "parquet", "arrow"]
@@ -136,6 +137,7 @@ def data_files(source: PromptSource) -> tuple[list[DataFile], str | None]:
     if not path.exists():
         hint = " (a Hugging Face hub dataset? write hf://datasets/ORG/NAME)" * (not path.suffix)
         raise PromptsError(f"{source.location}: no such file or folder{hint}")
+    refuse_special(path)
     if source.split:
         raise PromptsError(f"{path}: split {source.split!r} given, but one file has no splits")
     return [DataFile(path, _format_of(path, source.format))], commit
@@ -232,6 +234,7 @@ def _pick_split(folder: Path, splits: list[str], wanted: str) -> str:
 
 
 def _json_file(path: Path) -> dict[str, Any]:
+    refuse_special(path)
     try:
         document = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:

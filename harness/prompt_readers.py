@@ -23,6 +23,7 @@ from typing import Any
 import orjson
 
 from harness.errors import PromptsError
+from harness.input_files import refuse_special, utf8_problem, utf8_problem_in
 
 Rows = Iterator[tuple[int, Any]]
 _BATCH_ROWS = 65_536
@@ -38,7 +39,9 @@ def where(format: str, position: int) -> str:
 
 
 def read_rows(path: Path, format: str) -> Rows:
-    """Every row of one data file and its position; PromptsError for a file that cannot be read."""
+    """Every row of one data file and its position; PromptsError for a file that cannot be read
+    (InputError for one that is not a regular file)."""
+    refuse_special(path)
     try:
         yield from _READERS[format](path)
     except OSError as exc:
@@ -64,13 +67,21 @@ def _jsonl_rows(path: Path) -> Rows:
             if number == 1:
                 line = line.removeprefix(_BOM)
             if line.strip():
-                yield number, _decode(path, line, f"line {number}, ")
+                yield number, _decode(path, line, f"line {number}, ", number)
 
 
-def _decode(path: Path, data: bytes, where: str) -> Any:
+def _decode(path: Path, data: bytes, where: str, first_line: int = 1) -> Any:
+    """`data` parsed as JSON; `where` names it in errors ("" for a whole file), `first_line` is
+    the file's line it starts on."""
     try:
         return orjson.loads(data)
     except orjson.JSONDecodeError as exc:
+        bad = utf8_problem(data)
+        if bad is not None:
+            line, reason = bad
+            raise PromptsError(
+                f"{path}: line {first_line + line - 1}: not UTF-8 text ({reason})"
+            ) from None
         position = f"column {exc.colno}" if where else f"line {exc.lineno}, column {exc.colno}"
         hint = ""
         if any(word in exc.doc[max(0, exc.pos - 9) : exc.pos + 9] for word in ("NaN", "Infinity")):
@@ -105,9 +116,9 @@ def _delimited_rows(path: Path, **dialect: Any) -> Rows:
                 yield number, dict(zip(names, cells[:width], strict=True))
         except csv.Error as exc:
             raise PromptsError(f"{path}: line {reader.line_num}: {exc}") from None
-        except UnicodeDecodeError as exc:
-            line = reader.line_num + 1
-            raise PromptsError(f"{path}: line {line}: not UTF-8 text ({exc.reason})") from None
+        except UnicodeDecodeError as exc:  # raised for a block read ahead: find the true line
+            line, reason = utf8_problem_in(path) or (reader.line_num + 1, exc.reason)
+            raise PromptsError(f"{path}: line {line}: not UTF-8 text ({reason})") from None
 
 
 def _header(path: Path, names: list[str], delimiter: str) -> list[str]:
@@ -173,6 +184,7 @@ def _numbered(batches: Iterator[list[dict[str, Any]]], labels: dict[str, list[st
 
 def _saved_class_labels(info: Path) -> dict[str, list[str]]:
     """The ClassLabel columns of a dataset saved with `save_to_disk`, and their names."""
+    refuse_special(info)
     try:
         features = json.loads(info.read_text(encoding="utf-8")).get("features")
     except (OSError, ValueError, AttributeError):

@@ -23,6 +23,7 @@ from rich.text import Text
 
 from harness.bulk import collector_paused
 from harness.commands import shown
+from harness.cost import price_for
 from harness.ledger import Source, iter_lines, source_lines
 
 
@@ -90,11 +91,13 @@ def summarize(source: Source, keeps: Callable[[dict[str, Any]], bool] | None = N
     spans: dict[tuple[str, str], list[float]] = {}
     plans = _Plans()
     gpu = _GpuTime()
+    priced = _Priced()
     summary = Summary([], skipped=0)
     with collector_paused():
         for line in iter_lines(source):
             if plans.read(line):
                 gpu.read(line)  # type: ignore[arg-type]
+                priced.read(line)  # type: ignore[arg-type]
                 summary.runs += 1
                 continue
             if line is not None and line.get("type") == "batch":
@@ -123,8 +126,10 @@ def summarize(source: Source, keeps: Callable[[dict[str, Any]], bool] | None = N
     summary.variants = _per_variant(variants, spans, base)
     charged = gpu.charges(spans)
     for variant in summary.variants:
-        cost = costs.get(variant.variant, 0.0)
-        variant.cost_usd = (cost or 0.0) + charged.get(variant.variant, 0.0)
+        name = variant.variant
+        # no record yet: $0 when its model has a price, else as unknown as its records will be
+        cost = costs.get(name, 0.0 if priced.variants.get(name, True) else None)
+        variant.cost_usd = (cost or 0.0) + charged.get(name, 0.0)
         variant.cost_unknown = cost is None
     return summary
 
@@ -239,6 +244,40 @@ class _GpuTime:
             for variant in variants:
                 charged[variant] = charged.get(variant, 0.0) + share
         return charged
+
+
+@dataclass
+class _Priced:
+    """Whether each variant a run line planned has a price (its model's `[models.price]`, the
+    shipped table's, or a `cost_per_gpu_hour`), as the latest run line's config says: the cost
+    of a variant with no record yet is $0 when it has, unknown (never $0) when it has not."""
+
+    variants: dict[str, bool] = field(default_factory=dict)
+
+    def read(self, line: dict[str, Any]) -> None:
+        """Take a run line's variants and whether their models are priced."""
+        config = line.get("config_resolved")
+        models = config.get("models") if isinstance(config, dict) else None
+        by_name = {
+            model["name"]: model
+            for model in (models if isinstance(models, list) else ())
+            if isinstance(model, dict) and isinstance(model.get("name"), str)
+        }
+        variants = line.get("variants")
+        for variant, identity in (variants if isinstance(variants, dict) else {}).items():
+            if isinstance(identity, dict):
+                self.variants[variant] = _has_price(identity, by_name.get(identity.get("name")))
+
+
+def _has_price(identity: dict[str, Any], model: dict[str, Any] | None) -> bool:
+    """Whether a variant's model (its run line's config entry, if found) has a price."""
+    model = model or {}
+    if model.get("price") or _is_number(model.get("cost_per_gpu_hour")):
+        return True
+    provider, model_id = identity.get("provider"), identity.get("model")
+    if not (isinstance(provider, str) and isinstance(model_id, str)):
+        return False
+    return price_for(provider, model_id) is not None
 
 
 def _add_cost(costs: dict[str, float | None], variant: str, cost: Any) -> None:

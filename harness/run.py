@@ -185,7 +185,11 @@ def prepare(config_path: str | Path, overrides: Overrides = Overrides()) -> Prep
     chosen = [(i, m) for i, m in enumerate(config.models) if _chosen(m, overrides.models)]
     unknown = set(overrides.models) - {m.name for m in config.models}
     if unknown:
-        raise InputError(f"--models: no model named {', '.join(sorted(unknown))} in {config.path}")
+        known = ", ".join(m.name for m in config.models)
+        raise InputError(
+            f"--models: no model named {', '.join(sorted(unknown))} in {config.path} "
+            f"(models: {known})"
+        )
     setups, problems = [], []
     for index, model in chosen:
         try:
@@ -681,17 +685,37 @@ def failed_jobs(
     return FailedJobs(runnable, elsewhere, left_out, other_shards)
 
 
+def variant_names(variant: str) -> set[str]:
+    """The names `--variant` picks a variant by: its id, its model's name (every variant of the
+    model) or `name+adapter` (every variant of that adapter)."""
+    label = variant.split("@")[0]  # `name`, or `name+adapter`
+    return {variant, label, label.partition("+")[0]}
+
+
+def refuse_unknown_variants(prepared: Prepared, index: ResumeIndex, given: Sequence[str]) -> None:
+    """InputError when a `--variant` names no variant of this run nor of its ledger, listing the
+    names known."""
+    known = {name for variant in prepared.variants for name in variant_names(variant.id)}
+    if all(name in known for name in given):
+        return
+    for key in (*index.answered, *index.failed):
+        known |= variant_names(key.partition("|")[0])
+    unknown = [name for name in given if name not in known]
+    if unknown:
+        raise InputError(
+            f"--variant: no variant {', '.join(unknown)} in {prepared.config.path} or its "
+            f"ledger (known: {', '.join(sorted(known))})"
+        )
+
+
 def _matches(
     variant: str,
     record: dict[str, Any],
     variants: Sequence[str],
     error_types: Sequence[str],
 ) -> bool:
-    """Whether a failure passes a rerun's filters; a variant is named by its id, its model's name
-    (every variant of the model) or `name+adapter` (every variant of that adapter)."""
-    label = variant.split("@")[0]  # `name`, or `name+adapter`
-    names = {variant, label, label.partition("+")[0]}
-    return (not variants or not names.isdisjoint(variants)) and (
+    """Whether a failure passes a rerun's filters (a variant by any of its `variant_names`)."""
+    return (not variants or not variant_names(variant).isdisjoint(variants)) and (
         not error_types or _error_type(record) in error_types
     )
 

@@ -18,12 +18,13 @@ from __future__ import annotations
 import hashlib
 import heapq
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from harness.errors import InputError
+from harness.input_files import refuse_special, utf8_problem
 from harness.prompts import Prompt
 
 Stratum = tuple[str, bool]
@@ -104,29 +105,65 @@ class Selection:
             record["limit"] = self.limit
         return record
 
-    def keeps_record(self) -> Callable[[dict[str, Any]], bool]:
+    def keeps_record(self) -> RecordFilter:
         """A test for ledger records by the filters a record itself can answer (category, ids,
         probe flag): what `status` shows under them."""
-        categories = set(self.categories)
-        ids = read_ids(self.ids_file) if self.ids_file is not None else None
-        probes = self.probes
+        return RecordFilter(self)
 
-        def keeps(record: dict[str, Any]) -> bool:
-            return (
-                (not categories or record.get("prompt_category") in categories)
-                and (ids is None or record.get("prompt_id") in ids)
-                and (probes is None or record.get("is_synthetic_probe") is probes)
+
+class RecordFilter:
+    """A selection's test for ledger records, which notes the categories it meets and the ids
+    it meets, so that a category or id no record has is refused as `run` refuses one its prompt
+    set lacks (`refuse_unmet`, once every record has been tested)."""
+
+    def __init__(self, selection: Selection) -> None:
+        self.categories = set(selection.categories)
+        self.ids_file = selection.ids_file
+        self.ids = read_ids(selection.ids_file) if selection.ids_file is not None else None
+        self.probes = selection.probes
+        self.met_categories: set[Any] = set()
+        self.met_ids: set[str] = set()
+
+    def __call__(self, record: dict[str, Any]) -> bool:
+        category, prompt_id = record.get("prompt_category"), record.get("prompt_id")
+        self.met_categories.add(category)
+        listed = self.ids is None or prompt_id in self.ids
+        if listed and self.ids is not None:
+            self.met_ids.add(prompt_id)  # type: ignore[arg-type]
+        return (
+            listed
+            and (not self.categories or category in self.categories)
+            and (self.probes is None or record.get("is_synthetic_probe") is self.probes)
+        )
+
+    def refuse_unmet(self, where: object) -> None:
+        """InputError, naming `where` (the ledgers read), for a category or an id of `--ids`
+        that no record has."""
+        missing = sorted(self.categories - self.met_categories)
+        if missing:
+            known = ", ".join(sorted(str(c) for c in self.met_categories)) or "none"
+            raise InputError(
+                f"{where}: --category: no record in {', '.join(missing)} (have: {known})"
             )
-
-        return keeps
+        unmet = sorted((self.ids or set()) - self.met_ids)
+        if unmet:
+            shown = ", ".join(unmet[:5]) + (", ..." if len(unmet) > 5 else "")
+            raise InputError(
+                f"{where}: --ids {self.ids_file}: {len(unmet):,} id(s) with no record here: {shown}"
+            )
 
 
 def read_ids(path: Path) -> set[str]:
     """Prompt ids, one per line; blank lines and lines starting with # are skipped."""
+    refuse_special(path, "--ids")
     try:
-        text = path.read_text(encoding="utf-8-sig")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(f"--ids {path}: cannot read: {exc}") from None
+        data = path.read_bytes()
+    except OSError as exc:
+        raise InputError(f"--ids {path}: cannot read: {exc.strerror or exc}") from None
+    bad = utf8_problem(data)
+    if bad is not None:
+        raise InputError(f"--ids {path}: line {bad[0]}: not UTF-8 text ({bad[1]})")
+    text = data.decode("utf-8").removeprefix("\ufeff")
     ids = {line.strip() for line in text.splitlines()}
     ids = {i for i in ids if i and not i.startswith("#")}
     if not ids:

@@ -30,7 +30,13 @@ from typing import Any
 import orjson
 
 from harness.analysis.answers import latest_records, run_lines
-from harness.analysis.scores import SCORES_NAME, UNPARSEABLE, answer_digest, read_score_states
+from harness.analysis.scores import (
+    SCORES_NAME,
+    UNPARSEABLE,
+    answer_digest,
+    known_scorers,
+    read_score_states,
+)
 from harness.analysis.whole import written_whole
 from harness.errors import InputError
 from harness.ledger import LEDGER_NAME, iter_lines
@@ -105,6 +111,13 @@ def export_sheets(request: ExportRequest) -> Exported:
             f"{key}: annotation {request.name!r} was exported already; import its sheets, "
             "or export another with --name"
         )
+    if request.scorer is not None:
+        known = known_scorers(output / SCORES_NAME, run_lines(ledger))
+        if request.scorer not in known:
+            shown_known = ", ".join(sorted(known)) or "none"
+            raise InputError(
+                f"{output}: --scorer: no scorer named {request.scorer} (known: {shown_known})"
+            )
     labels = request.labels or _labels_given(output, request.scorer)
     source = prompt_source(ledger, request.prompts)
     prompts = _load(source, request.prompts)

@@ -26,7 +26,7 @@ wins). One line per score, its first fields fixed:
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Collection, Iterator, Mapping
+from collections.abc import Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,6 +34,7 @@ from typing import Any
 import orjson
 
 from harness.analysis.answers import Advance, lines_at
+from harness.input_files import refuse_special
 from harness.ledger import parse_sealed
 from harness.record import utc_timestamp
 
@@ -176,11 +177,25 @@ def read_score_states(path: Path, scorers: Collection[str]) -> tuple[dict[str, S
     return states, skipped
 
 
+def known_scorers(path: Path, runs: Iterable[Mapping[str, Any]]) -> set[str]:
+    """The scorers a run's `--scorer` may name: those with a line in the scores file at `path`,
+    and those the configs of `runs` (the ledger's run lines) define."""
+    names = {obj["scorer"] for obj in score_lines(path) if obj is not None}
+    for run in runs:
+        config = run.get("config_resolved")
+        tables = config.get("scorers") if isinstance(config, Mapping) else None
+        for table in tables if isinstance(tables, list) else ():
+            if isinstance(table, Mapping) and isinstance(table.get("name"), str):
+                names.add(table["name"])
+    return names
+
+
 def score_lines(path: Path, advance: Advance | None = None) -> Iterator[dict[str, Any] | None]:
     """Every non-blank line of a scores file parsed, None for one that is damaged or not a
     score; a missing file has none. `advance`: as `harness.analysis.answers.lines_at`."""
     if not path.exists():
         return
+    refuse_special(path)
     for _, line in lines_at(path, advance):
         if line.strip():
             obj = parse_sealed(line, always_sealed=True)

@@ -30,6 +30,7 @@ from harness.analysis.scores import (
     score_line,
 )
 from harness.errors import InputError
+from harness.input_files import refuse_special, special_problem, utf8_problem_in
 from harness.ledger import LedgerWriter
 from harness.prompt_files import FieldMap, PromptSource
 
@@ -67,6 +68,7 @@ class RaterSheet:
 def read_key(output: Path, name: str) -> AnnotationKey:
     """The key of annotation `name` in `output`; InputError when it is missing or damaged."""
     path = key_path(output, name)
+    refuse_special(path)
     try:
         body = orjson.loads(path.read_bytes())
         return AnnotationKey(
@@ -169,10 +171,17 @@ def _read_sheet(key: AnnotationKey, path: Path, problems: list[str]) -> RaterShe
 
 def _rows(path: Path, problems: list[str]) -> Iterator[list[str]]:
     """The sheet's rows as cells; a problem (and no rows) when it cannot be read as CSV."""
+    special = special_problem(path)
+    if special is not None:
+        problems.append(special)
+        return
     try:
         with path.open(encoding="utf-8-sig", newline="") as file:
             yield from csv.reader(file)
-    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+    except UnicodeDecodeError as exc:  # raised for a block read ahead: find the true line
+        line, reason = utf8_problem_in(path) or (0, exc.reason)
+        problems.append(f"{path}: line {line}: not UTF-8 text ({reason})")
+    except (OSError, csv.Error) as exc:
         problems.append(f"{path}: cannot read as a UTF-8 CSV sheet: {exc}")
 
 

@@ -137,3 +137,62 @@ base_url = "localhost:8080"
         f'error: {config}: models[1] (gemini): base_url "localhost:8080" is not an http(s) URL',
     ]
     assert not (tmp_path / "out").exists()
+
+
+def _numeric_options() -> list[tuple[str, str, object]]:
+    """(verb, option, its type) for every option of every verb that takes a number."""
+    import argparse
+
+    from harness.cli import _parser
+
+    found = []
+
+    def walk(parser: argparse.ArgumentParser, verb: str) -> None:
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for name, sub in action.choices.items():
+                    walk(sub, f"{verb} {name}".strip())
+            elif action.option_strings and action.type is not None:
+                try:
+                    numeric = isinstance(action.type("1"), int | float)
+                except (ValueError, argparse.ArgumentTypeError):
+                    numeric = False
+                if numeric:
+                    found.append((verb, action.option_strings[0], action.type))
+
+    walk(_parser(), "")
+    return found
+
+
+NUMERIC_OPTIONS = _numeric_options()
+
+
+def test_every_numeric_option_is_found():
+    options = {(verb, option) for verb, option, _ in NUMERIC_OPTIONS}
+    assert {("stats", "--resamples"), ("report", "--seed"), ("run", "--limit")} <= options
+    assert {
+        ("annotate export", "--seed"),
+        ("plan", "--latency"),
+        ("export", "--workers"),
+    } <= options
+
+
+@pytest.mark.parametrize(("verb", "option", "kind"), NUMERIC_OPTIONS)
+@pytest.mark.parametrize("value", ["100000000000", "-1", "1e400", "nan"])
+def test_every_numeric_option_refuses_a_value_out_of_its_range(verb, option, kind, value):
+    import argparse
+
+    with pytest.raises(argparse.ArgumentTypeError, match=r"from .* to |at most"):
+        kind(value)  # type: ignore[operator]
+
+
+def test_an_out_of_range_option_is_one_line_naming_it_and_its_range(tmp_path, capsys):
+    from harness.cli import main
+
+    with pytest.raises(SystemExit) as exited:
+        main(["stats", str(tmp_path), "--resamples", "100000000000"])
+    assert exited.value.code == 2
+    assert capsys.readouterr().err == (
+        "error: argument --resamples: expected a whole number from 0 to 100,000, got "
+        "'100000000000' (see: python -m harness stats --help)\n"
+    )

@@ -164,3 +164,31 @@ def test_a_models_batch_table_adds_to_the_defaults_one_and_mode_is_not_in_the_va
     assert config.batch_policy == BatchPolicy(max_requests=10, poll_interval=5.0)
     batch_ids = [v.id for v in prepare(write_config(tmp_path, batched)).variants]
     assert batch_ids == [v.id for v in prepare(write_config(tmp_path, model)).variants]
+
+
+def test_every_number_a_config_table_takes_declares_its_range():
+    import dataclasses
+    import types
+    import typing
+
+    from harness import config, cost, prompt_files, scorer_config
+
+    def numeric(hint: object) -> bool:
+        if typing.get_origin(hint) in (typing.Union, types.UnionType, tuple):
+            return any(numeric(arg) for arg in typing.get_args(hint))
+        return hint in (int, float)
+
+    tables = [
+        config._TopLevel, config.Defaults, config.ModelConfig, config.RetryPolicy,
+        config.Preflight, config.BatchPolicy, prompt_files.PromptTable, cost._PriceTable,
+        cost._LongContextTable, cost._Entry, scorer_config._JudgeTable,
+        scorer_config._RulesTable, scorer_config._RefusalTable, scorer_config.Rule,
+    ]  # fmt: skip
+    unbounded = [
+        f"{table.__name__}.{field.name}"
+        for table in tables
+        for field in dataclasses.fields(table)
+        if numeric(typing.get_type_hints(table)[field.name])
+        and not {"min", "max"} <= set(field.metadata)
+    ]
+    assert unbounded == []

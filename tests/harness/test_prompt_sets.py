@@ -515,3 +515,62 @@ def test_prompts_on_the_command_line_may_name_a_hub_dataset(tmp_path, monkeypatc
     )
     assert code == 0, err
     assert read_ledger(tmp_path / "out" / "ledger.jsonl").records[0]["prompt_id"] == "1"
+
+
+def test_a_template_asking_for_a_huge_width_is_refused_at_load_with_its_other_mistakes(tmp_path):
+    config = tmp_path / "run.toml"
+    config.write_text(
+        '[prompts]\npath = "p.jsonl"\ntemplate = \'{question:>100000000000} {a!r} {b:.99999f} '
+        '{c:zz}\'\n\n[[models]]\nname = "s"\nprovider = "simulated"\n'
+    )
+    with pytest.raises(ConfigError) as caught:
+        load_config(config)
+    message = str(caught.value)
+    assert message.startswith(f"{config}: prompts.template: {{question:>100000000000}}: a width")
+    assert "{a!r}: write a field by name" in message  # every mistake in one error
+    assert "{b:.99999f}: a precision over 10,000" in message
+    assert "{c:zz}: not a format spec" in message
+    assert "\n" not in message
+
+
+def test_a_template_spec_the_value_cannot_take_names_the_row(tmp_path):
+    path = jsonl(tmp_path / "t.jsonl", [{"id": "a", "q": "x"}, {"id": "b", "q": "text"}])
+    assert load_prompts(source(path, template="{q:>3}|"))[0].text == "  x|"
+    message = error(source(path, template="{q:d}"))
+    assert message.startswith(f"{path.resolve()}: line 1: template: {{q:d}}: Unknown format code")
+
+
+NOT_UTF8 = "\N{LATIN SMALL LETTER E WITH ACUTE}".encode("latin-1")  # b"\xe9", alone
+
+
+@pytest.mark.parametrize(
+    ("name", "head", "row"),
+    [
+        ("p.csv", b"id,question\n", b"q%d,what is %d?\n"),
+        ("p.tsv", b"id\tquestion\n", b"q%d\twhat is %d?\n"),
+        ("p.jsonl", b"", b'{"id": "q%d", "question": "what is %d?"}\n'),
+    ],
+)
+def test_a_byte_that_is_not_utf8_is_reported_on_its_own_line(tmp_path, name, head, row):
+    lines = [row % (i, i) for i in range(1, 400)]
+    lines[49 if head else 50] = lines[49 if head else 50].replace(b"what", b"wh" + NOT_UTF8 + b"t")
+    path = tmp_path / name
+    path.write_bytes(head + b"".join(lines))
+    assert error(path) == f"{path}: line 51: not UTF-8 text (invalid continuation byte)"
+
+
+def test_a_json_document_with_a_byte_that_is_not_utf8_names_its_line(tmp_path):
+    path = tmp_path / "p.json"
+    rows = [b'  {"id": "q%d", "question": "what?"},\n' % i for i in range(60)]
+    rows[49] = rows[49].replace(b"what", b"wh" + NOT_UTF8 + b"t")  # on line 51
+    path.write_bytes(b"[\n" + b"".join(rows) + b'  {"id": "last", "question": "q"}\n]\n')
+    assert error(path) == f"{path}: line 51: not UTF-8 text (invalid continuation byte)"
+
+
+def test_a_config_with_a_byte_that_is_not_utf8_names_its_line(tmp_path):
+    config = tmp_path / "run.toml"
+    body = 'prompts = "p.jsonl"\n' + "# a comment\n" * 49 + "# caf\xe9\n"
+    config.write_bytes(body.encode("latin-1"))
+    with pytest.raises(ConfigError) as caught:
+        load_config(config)
+    assert str(caught.value) == f"{config}: line 51: not UTF-8 text (invalid continuation byte)"

@@ -110,3 +110,39 @@ def test_status_of_a_file_that_is_not_a_ledger_exits_2_with_one_line(tmp_path, r
     code, out, err = run_cli("status", path)
     assert code == 2 and out == ""
     assert err == f"error: {path}: not a ledger (no run line or result record in it)\n"
+
+
+PRICED_AND_NOT = """
+[[models]]
+name = "priced"
+provider = "simulated"
+[models.price]
+input = 1.0
+output = 2.0
+
+[[models]]
+name = "unpriced"
+provider = "simulated"
+"""
+
+
+@pytest.mark.parametrize("records", [False, True])
+def test_an_unpriced_models_cost_is_unknown_with_records_or_none(tmp_path, run_cli, records):
+    from harness.report import summarize
+    from tests.conftest import write_config
+
+    config = write_config(tmp_path, PRICED_AND_NOT, prompts=3)
+    assert run_cli("run", config)[0] == 0
+    ledger = tmp_path / "out" / "ledger.jsonl"
+    if not records:  # the run line alone: a run stopped before its first answer
+        ledger.write_bytes(ledger.read_bytes().splitlines(keepends=True)[0])
+    costs = {
+        s.variant.split("@")[0]: (s.cost_unknown, s.cost_usd) for s in summarize(ledger).variants
+    }
+    assert costs["unpriced"] == (True, 0.0)
+    assert costs["priced"][0] is False and (costs["priced"][1] > 0) is records
+    code, out, _ = run_cli("status", ledger)
+    assert code == 0
+    (row,) = [line for line in out.splitlines() if line.startswith("│ unpriced@")]
+    assert row.rstrip(" │").endswith("unknown") and "$0.0000" not in row
+    assert "total cost: $" in out and "and unknown for unpriced@" in out

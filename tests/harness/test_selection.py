@@ -192,7 +192,7 @@ def test_status_under_a_filter_counts_only_those_records(tmp_path, run_cli):
     code, out, _ = run_cli("status", tmp_path / "out", "--category", "b", "--no-probes")
     assert code == 0 and "pending jobs are counted for whole runs" in out
     code, _, err = run_cli("status", tmp_path / "out", "--category", "nope")
-    assert code == 2 and "no record of --category nope" in err
+    assert code == 2 and "--category: no record in nope (have: a, b)" in err
 
 
 def test_plan_takes_the_same_filters(tmp_path, run_cli):

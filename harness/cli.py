@@ -62,7 +62,7 @@ from harness.run import (
     read_index,
     refuse_unknown_variants,
 )
-from harness.scrub import SECRETS, ScrubbedStream, scrub_log_record
+from harness.scrub import SECRETS, ScrubbedStream, redact_urls, scrub_log_record
 from harness.selection import Selection
 from harness.shards import Shard
 
@@ -86,7 +86,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         with _signals_interrupt():
             return args.verb(args, console)
     except InputError as exc:
-        for line in SECRETS.scrub(str(exc)).splitlines():
+        for line in redact_urls(SECRETS.scrub(str(exc))).splitlines():
             print(f"error: {line}", file=sys.stderr)
         return EXIT_INPUT
     except LedgerWriteError as exc:  # one line, from the writer or the run's task group

@@ -2,7 +2,11 @@
 
 Every error names the file and the key path (`models[2].temperatures[0]: expected a number`).
 Strings may say `${VAR}` or `${VAR:-default}`; both the table as written and the table as resolved
-are kept, so provenance can say which server answered while secrets stay redacted.
+are kept, so provenance can say which server answered while secrets stay redacted. What the
+environment gives to a provider's options (`[models.options]`: URLs, keys, headers, whatever the
+provider sends) is secret unless known not to be (a URL's scheme, host and port):
+`RunConfig.secrets` holds it, with every other secret the config shows (see harness.scrub). The
+model id, sampling parameters and prompts are sent too, but every record holds them by design.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from harness.input_files import refuse_special, utf8_problem
 from harness.prompt_files import PromptSource, PromptTable
 from harness.prompt_template import PromptTemplate, TemplateError
 from harness.scorer_config import Scorer, parse_scorers
+from harness.scrub import referenced_secrets, substituted_secrets, url_secrets
 
 
 @dataclass(frozen=True)
@@ -151,6 +156,9 @@ class RunConfig:
     preflight: Preflight = Preflight()
     budget_usd: float | None = None  # the most the whole ledger may spend, in USD
     scorers: tuple[Scorer, ...] = ()  # `[[scorers]]`: see harness.scorer_config
+    # The secret values the config holds or its environment gave it (see the module's docstring):
+    # whatever loads a config adds them to harness.scrub.SECRETS before it writes or prints.
+    secrets: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -225,10 +233,16 @@ def load_config(path: str | Path, environ: Mapping[str, str] | None = None) -> R
         raw = tomllib.loads(data.decode("utf-8").replace("\r\n", "\n").replace("\r", "\n"))
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(path, "", f"invalid TOML: {exc}") from None
+    found: _Found = {}
     try:
-        return _build(path, raw, _interpolate(raw, env, ""))
+        config = _build(path, raw, _interpolate(raw, env, "", found))
     except FieldError as exc:
         raise ConfigError(path, exc.path, exc.message) from None
+    secrets = referenced_secrets(raw, env) | url_secrets(config.resolved)
+    for key, (text, spans) in found.items():
+        if _PROVIDER_OPTION.match(key):
+            secrets |= substituted_secrets(text, spans)
+    return dataclasses.replace(config, secrets=frozenset(secrets))
 
 
 def _build(path: Path, raw: Mapping[str, Any], table: Mapping[str, Any]) -> RunConfig:
@@ -314,28 +328,49 @@ def _adapter_names(adapters: Mapping[str, Any], path: str) -> None:
 
 _UNSUPPORTED = "unsupported ${...} form: use ${VAR} or ${VAR:-default}"
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+# Key paths of provider options: a model's, or an inline judge model's (`scorers[0].model`).
+_PROVIDER_OPTION = re.compile(r"(models\[\d+\]|scorers\[\d+\]\.model)\.options[.\[]")
+# Key path -> a resolved string and where the environment's values are in it.
+_Found = dict[str, tuple[str, list[tuple[int, int]]]]
 
 
-def _interpolate(value: Any, env: Mapping[str, str], path: str) -> Any:
-    """Replace `${VAR}` and `${VAR:-default}` in every string, recursively."""
+def _interpolate(value: Any, env: Mapping[str, str], path: str, found: _Found) -> Any:
+    """Replace `${VAR}` and `${VAR:-default}` in every string, recursively; `found` gets, by key
+    path, each resolved string the environment gave to and where its values are in it (a
+    default's are not)."""
     if isinstance(value, str):
-
-        def substitute(match: re.Match[str]) -> str:
-            name, default = match.group(1), match.group(2)
-            if default is not None and "${" in default:  # no nesting: ${A:-${B}}
-                raise FieldError(path, _UNSUPPORTED)
-            if name in env:
-                return env[name]
-            if default is not None:
-                return default
-            raise FieldError(path, f"environment variable {name} is not set")
-
-        resolved = _ENV_REF.sub(substitute, value)
-        if "${" in _ENV_REF.sub("", value):
-            raise FieldError(path, _UNSUPPORTED)
-        return resolved
+        return _substitute(value, env, path, found)
     if isinstance(value, Mapping):
-        return {k: _interpolate(v, env, f"{path}.{k}" if path else k) for k, v in value.items()}
+        return {
+            k: _interpolate(v, env, f"{path}.{k}" if path else k, found) for k, v in value.items()
+        }
     if isinstance(value, list):
-        return [_interpolate(v, env, f"{path}[{i}]") for i, v in enumerate(value)]
+        return [_interpolate(v, env, f"{path}[{i}]", found) for i, v in enumerate(value)]
     return value
+
+
+def _substitute(value: str, env: Mapping[str, str], path: str, found: _Found) -> str:
+    """One string with its `${...}` replaced (see `_interpolate`)."""
+    parts: list[str] = []
+    spans: list[tuple[int, int]] = []
+    end = 0
+    for match in _ENV_REF.finditer(value):
+        name, default = match.group(1), match.group(2)
+        if default is not None and "${" in default:  # no nesting: ${A:-${B}}
+            raise FieldError(path, _UNSUPPORTED)
+        parts.append(value[end : match.start()])
+        if name in env:
+            start = sum(map(len, parts))
+            spans.append((start, start + len(env[name])))
+            parts.append(env[name])
+        elif default is not None:
+            parts.append(default)
+        else:
+            raise FieldError(path, f"environment variable {name} is not set")
+        end = match.end()
+    if "${" in _ENV_REF.sub("", value):
+        raise FieldError(path, _UNSUPPORTED)
+    resolved = "".join(parts) + value[end:]
+    if spans:
+        found[path] = (resolved, spans)
+    return resolved

@@ -26,7 +26,7 @@ from harness.ledger import LEDGER_NAME
 from harness.probe import Target, probe_all
 from harness.prompts import load_prompts
 from harness.provenance import package_version
-from harness.scrub import SECRETS, named_secrets, referenced_secrets
+from harness.scrub import SECRETS, named_secrets, redact_urls
 from providers import REGISTRY, provider_class
 from providers._hub import locate, memory_needed
 
@@ -59,7 +59,7 @@ def diagnose(config_path: Path) -> Diagnosis:
         config = load_config(config_path)
     except InputError as exc:
         return Diagnosis([Check("config", False, str(exc))])
-    SECRETS.add(*referenced_secrets(config.raw))
+    SECRETS.add(*config.secrets)
     checks = [Check("config", True, f"{config_path}: {len(config.models)} model(s)")]
     checks += _prompts(config)
     targets = []
@@ -99,7 +99,8 @@ def report(checks: list[Check], console: Console) -> bool:
     for column in ("check", "", "detail"):
         table.add_column(column)
     for check in checks:
-        detail = Text(SECRETS.scrub(check.detail))  # before rich can wrap a key across lines
+        # Before rich can wrap a key across lines.
+        detail = Text(redact_urls(SECRETS.scrub(check.detail)))
         table.add_row(check.area, _verdict(check.ok), detail)
     console.print(table)
     return all(check.ok is not False for check in checks)

@@ -23,6 +23,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from harness.scrub import redact_urls
+
 if TYPE_CHECKING:
     from harness.api import RateLimitState
 
@@ -75,7 +77,7 @@ class ProviderError(HarnessError):
         """The `error` object stored in the ledger."""
         return {
             "type": type(self).__name__,
-            "message": self.message,
+            "message": redact_urls(self.message),  # a client's error may quote its URL
             "retryable": self.retryable,
             "status": self.status,
             "retry_after": self.retry_after,

@@ -19,6 +19,7 @@ import anyio
 from harness.api import Completion, Message, Provider, Request, SamplingParams
 from harness.config import ModelConfig
 from harness.errors import AttemptTimeout, ConnectionFailed, ProviderError, RateLimited
+from harness.scrub import redact_url
 
 _MESSAGES = (Message("user", "Say OK."),)
 
@@ -120,7 +121,7 @@ def _failed(target: Target, error: ProviderError) -> tuple[bool, str]:
     if isinstance(error, RateLimited):
         return True, f"reachable, but rate limited now ({error.status}): {error.message}"
     if isinstance(error, ConnectionFailed):
-        url = getattr(target.options, "base_url", "") or "the provider's default URL"
+        url = redact_url(getattr(target.options, "base_url", "")) or "the provider's default URL"
         return False, f"{kind}: cannot reach {url}: {error.message}"
     if isinstance(error, AttemptTimeout):
         return False, f"{kind}: {error.message}"

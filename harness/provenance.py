@@ -6,6 +6,7 @@ import dataclasses
 import hashlib
 import os
 import platform
+import re
 import secrets
 import subprocess
 import sys
@@ -19,7 +20,7 @@ from harness.config import RunConfig, Variant
 from harness.prompt_files import PromptSource, data_files
 from harness.prompts import Prompt
 from harness.record import SCHEMA, utc_timestamp
-from harness.scrub import REDACTED
+from harness.scrub import REDACTED, redact_url
 from harness.scrub import SECRET_NAME as _SECRET_KEY
 
 _PACKAGES = (
@@ -35,6 +36,8 @@ _PACKAGES = (
     "torch",
     "transformers",
 )
+# Keys whose values are URLs, with or without their scheme: `base_url`, `url`, `endpoint_url`.
+_URL_KEY = re.compile(r"url$", re.I)
 
 
 def new_run_id() -> str:
@@ -86,21 +89,23 @@ def run_line(
                 "\n".join(f"{p.id}\t{p.hash}" for p in prompts).encode()
             ).hexdigest(),
         },
-        "variants": {v.id: {"name": v.model.name, **v.identity} for v in variants},
+        "variants": {v.id: redact({"name": v.model.name, **v.identity}) for v in variants},
         "plan": dict(plan),
         "shard": dict(shard) if shard is not None else None,
     }
 
 
-def redact(value: Any) -> Any:
-    """A config table with secret-looking keys' values removed."""
+def redact(value: Any, key: str = "") -> Any:
+    """A config table with secret-looking keys' values removed, and every URL's userinfo and
+    query values (a string under a `*url` key, or one that says `scheme://`)."""
     if isinstance(value, Mapping):
-        return {
-            k: REDACTED if _SECRET_KEY.search(k) and not isinstance(v, Mapping) else redact(v)
-            for k, v in value.items()
-        }
+        return {k: redact(v, k) for k, v in value.items()}
+    if _SECRET_KEY.search(key):
+        return REDACTED
     if isinstance(value, list):
-        return [redact(v) for v in value]
+        return [redact(v, key) for v in value]
+    if isinstance(value, str) and ("://" in value or _URL_KEY.search(key)):
+        return redact_url(value)
     return value
 
 

@@ -2,13 +2,19 @@
 
 A run's secrets are the values of its providers' secret-named options (`api_key`, `hf_token`,
 `client_secret`: see `SECRET_NAME`), the environment variables its `*_env` options name
-(`api_key_env`), and the environment variables with secret-looking names that its config refers
-to as `${VAR}` (`base_url = "https://host/v1?key=${GEMINI_KEY}"`). `prepare` and `doctor` add them
-to `SECRETS` as soon as the options are read, before anything is written or printed. Every sink
-then scrubs them: every ledger line as it is serialized, before its checksum is taken
-(`harness.ledger.sealed`), the `harness` logger's records, everything the console prints and the
-CLI's error lines. A secret is replaced as written, URL-encoded and JSON-escaped, so its
-`Bearer <key>` and `?key=<key>` forms go with it.
+(`api_key_env`), and what its config's `RunConfig.secrets` holds: every value the environment gave
+to a provider's options (`base_url = "https://host/${PREFIX}/v1?key=${K}"`, whatever the
+variables are called: see `substituted_secrets`), the environment variables with secret-looking
+names it refers to as `${VAR}`, and the passwords and secret-named query values written into its
+URLs (`url_secrets`). `prepare` and `doctor` add them to `SECRETS` as soon as the options are read,
+before anything is written or printed. Every sink then scrubs them: every ledger line as it is
+serialized, before its checksum is taken (`harness.ledger.sealed`), the `harness` logger's
+records, everything the console prints and the CLI's error lines. A secret is replaced as written,
+URL-encoded and JSON-escaped, so its `Bearer <key>` and `?key=<key>` forms go with it.
+
+Whatever its origin, a URL that is recorded or shown (the run line's config, an error, the report)
+also has its userinfo and its query values replaced (`redact_url`): a key typed into the config's
+URL by hand is no more shown than one the environment gave.
 
 One registry for the process rather than one handed to each sink: a key known anywhere must not
 be printed anywhere, and no sink can be given the wrong set or none.
@@ -20,11 +26,12 @@ keys, and replacing them wherever they appear would mangle answers and JSON alik
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import logging
 import os
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any, TextIO
 from urllib.parse import quote, unquote, urlsplit
 
@@ -36,6 +43,16 @@ MIN_LENGTH = 8
 # `max_tokens` or `tokens_per_minute`).
 SECRET_NAME = re.compile(r"(key|token|secret|password|passwd|authorization|credentials?)$", re.I)
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)")
+# A URL's parts: scheme, authority (userinfo@host:port), path, query, fragment. Hand-made rather
+# than urlsplit, which refuses what it cannot parse (`https://[redacted]@host`) and rewrites the
+# rest; a text without `scheme://` is read from its path on (`localhost:9/v1?key=...`).
+_URL_PARTS = re.compile(
+    r"(?P<scheme>[A-Za-z][A-Za-z0-9+.\-]*://)?(?P<authority>[^/?#]*)(?P<path>[^?#]*)"
+    r"(?:\?(?P<query>[^#]*))?(?:#(?P<fragment>.*))?",
+    re.S,
+)
+# URLs in free text (an error message, a log line): `scheme://` up to a space or a quote.
+_URL_IN_TEXT = re.compile(r"\b[A-Za-z][A-Za-z0-9+.\-]*://[^\s\"'<>]+")
 
 
 class Secrets:
@@ -106,19 +123,83 @@ def named_secrets(value: Any, environ: Mapping[str, str] = os.environ) -> set[st
     return found
 
 
-def url_passwords(table: Any) -> set[str]:
-    """Passwords written into URLs anywhere in a config table (`https://user:pass@host/v1`)."""
+def url_secrets(table: Any) -> set[str]:
+    """What URLs anywhere in a config table hold in clear: passwords (`https://user:pass@host`, as
+    written, decoded, and as the `Basic` header a client makes of them) and the values of
+    secret-named query parameters (`?key=...`, `&access_token=...`)."""
     found = set()
     for text in _strings(table):
-        if "://" in text and "@" in text:
-            try:
-                password = urlsplit(text).password
-            except ValueError:
-                continue
-            if password:
-                found.add(unquote(password))
-                found.add(password)
+        if "://" not in text:
+            continue
+        try:
+            parts = urlsplit(text)
+            username, password = parts.username or "", parts.password
+        except ValueError:
+            continue
+        if password:
+            credentials = f"{unquote(username)}:{unquote(password)}".encode()
+            found |= {password, unquote(password), base64.b64encode(credentials).decode()}
+        for name, _, value in (pair.partition("=") for pair in parts.query.split("&")):
+            if value and SECRET_NAME.search(unquote(name)):
+                found |= {value, unquote(value)}
     return found
+
+
+def substituted_secrets(text: str, spans: Iterable[tuple[int, int]]) -> set[str]:
+    """The secret parts of the values the environment gave to `text` (an option sent to a
+    provider), each at `text[start:end]` for a span. All of a value is secret except, in a URL,
+    the characters of its scheme, host and port: where the server is, which the run line records
+    (`${SERVER}/v1` stays readable; `https://u:${PASS}@host/${PREFIX}/v1?key=${K}` does not)."""
+    public = _url_origin(text)
+    found = set()
+    for start, end in spans:
+        piece: list[str] = []
+        for index in range(start, end + 1):
+            if index < end and index not in public:
+                piece.append(text[index])
+            elif piece:
+                found.add("".join(piece))
+                piece = []
+    return found
+
+
+def _url_origin(text: str) -> set[int]:
+    """The indices of `text`'s scheme (`https://`), host and port when it is a URL; else none."""
+    parts = _URL_PARTS.match(text)
+    if parts is None or parts["scheme"] is None:
+        return set()
+    host_start = parts.start("authority") + parts["authority"].rfind("@") + 1
+    return set(range(parts.end("scheme"))) | set(range(host_start, parts.end("authority")))
+
+
+def redact_url(url: str) -> str:
+    """`url` with its userinfo and the values of its query and fragment replaced, their names
+    kept: `https://[redacted]@host/v1?key=[redacted]`."""
+    parts = _URL_PARTS.match(url)
+    assert parts is not None  # every part of the pattern may be empty
+    authority = parts["authority"]
+    if "@" in authority:
+        authority = f"{REDACTED}@{authority.rpartition('@')[2]}"
+    redacted = f"{parts['scheme'] or ''}{authority}{parts['path']}"
+    if parts["query"] is not None:
+        redacted += "?" + _redact_pairs(parts["query"])
+    if parts["fragment"] is not None:
+        redacted += "#" + _redact_pairs(parts["fragment"])
+    return redacted
+
+
+def _redact_pairs(text: str) -> str:
+    """`a=1&b&c=` as `a=[redacted]&[redacted]&c=`."""
+    pairs = []
+    for pair in text.split("&"):
+        name, equals, value = pair.partition("=")
+        pairs.append(f"{name}={REDACTED if value else ''}" if equals else pair and REDACTED)
+    return "&".join(pairs)
+
+
+def redact_urls(text: str) -> str:
+    """`text` with every `scheme://...` URL in it redacted (see `redact_url`)."""
+    return _URL_IN_TEXT.sub(lambda match: redact_url(match.group()), text)
 
 
 def referenced_secrets(raw: Any, environ: Mapping[str, str] = os.environ) -> set[str]:
@@ -147,8 +228,9 @@ def excerpt(text: str, limit: int) -> str:
 
 
 def scrub_log_record(record: logging.LogRecord) -> bool:
-    """A logging filter: the record's message, arguments merged in, with every secret replaced."""
-    record.msg, record.args = SECRETS.scrub(record.getMessage()), None
+    """A logging filter: the record's message, arguments merged in, with every secret replaced
+    and every URL redacted."""
+    record.msg, record.args = redact_urls(SECRETS.scrub(record.getMessage())), None
     return True
 
 

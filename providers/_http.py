@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 
 from harness.api import RateLimitState
 from harness.errors import FatalError, ProviderError, RateLimited, ServerError
+from harness.scrub import redact_url
 
 _RETRYABLE_CLIENT = {408, 409}
 
@@ -162,19 +163,28 @@ def setup_problems(
     if key_env and not api_key(explicit_key, key_env):
         problem = f"no API key: set the environment variable {key_env}"
         if keyless and is_private_url(base_url):
-            problem += f', or set api_key_env = "" (no key) if {base_url} takes none'
+            problem += f', or set api_key_env = "" (no key) if {redact_url(base_url)} takes none'
         problems.append(problem)
-    if base_url:
-        parts = urlsplit(base_url)
-        if parts.scheme not in ("http", "https") or not parts.netloc:
-            problems.append(f'base_url "{base_url}" is not an http(s) URL')
+    if base_url and not _is_http_url(base_url):
+        problems.append(f'base_url "{redact_url(base_url)}" is not an http(s) URL')
     return problems
+
+
+def _is_http_url(url: str) -> bool:
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # `http://[not-an-address]/v1`
+        return False
+    return parts.scheme in ("http", "https") and bool(parts.netloc)
 
 
 def is_private_url(url: str) -> bool:
     """Whether `url` names this machine or a private network (127/8, ::1, 10/8, 172.16/12,
     192.168/16, localhost): most likely a server of one's own."""
-    host = urlsplit(url).hostname or ""
+    try:
+        host = urlsplit(url).hostname or ""
+    except ValueError:
+        return False
     if host == "localhost" or host.endswith(".localhost"):
         return True
     try:

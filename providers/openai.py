@@ -78,9 +78,8 @@ class OpenAIProvider:
         self.model = model
         self.options = options
         key = api_key(options.api_key, options.api_key_env) if options.api_key_env else ""
-        base = options.base_url.rstrip("/")
-        self._chat_url = yarl.URL(f"{base}/chat/completions")
-        self._completions_url = yarl.URL(f"{base}/completions")
+        self._chat_url = _endpoint(options.base_url, "chat/completions")
+        self._completions_url = _endpoint(options.base_url, "completions")
         self._token_ids = _asks_token_ids(options, self._chat_url.host or "")
         self._headers = {"Content-Type": "application/json"}
         if key:
@@ -259,3 +258,9 @@ def _sent(body: dict[str, Any]) -> dict[str, Any]:
         "seed": body.get("seed"),
         "stop": body.get("stop", []),
     }
+
+
+def _endpoint(base_url: str, path: str) -> yarl.URL:
+    """`base_url` with `/path` added to its path, its query (`?key=...`) kept after it."""
+    base, question, query = base_url.partition("?")
+    return yarl.URL(f"{base.rstrip('/')}/{path}{question}{query}")

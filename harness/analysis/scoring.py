@@ -48,7 +48,7 @@ from harness.prompts import Prompt, load_prompts
 from harness.record import utc_timestamp
 from harness.run import EXIT_OK, Prepared, run_pending
 from harness.scorer_config import JudgeScorer, Scorer
-from harness.scrub import SECRETS, referenced_secrets, url_passwords
+from harness.scrub import SECRETS
 
 _SYNC_SECONDS = 1.0
 
@@ -98,7 +98,7 @@ def prepare_scoring(
     """Load and check the config, the chosen scorers (all when `names` is empty) and what they
     need; raises InputError before anything is written."""
     config = load_config(config_path)
-    SECRETS.add(*referenced_secrets(config.raw), *url_passwords(config.resolved))
+    SECRETS.add(*config.secrets)
     if output is not None:
         config = replace(config, output=output)
     scorers = _chosen(config, names)

@@ -9,7 +9,14 @@ from datetime import datetime
 from typing import Any
 
 from harness.report import Summary
-from harness.scrub import REDACTED, SECRETS, named_secrets, referenced_secrets, url_passwords
+from harness.scrub import (
+    REDACTED,
+    SECRETS,
+    named_secrets,
+    redact_url,
+    referenced_secrets,
+    url_secrets,
+)
 
 
 def learn_secrets(runs: list[dict[str, Any]]) -> None:
@@ -18,7 +25,7 @@ def learn_secrets(runs: list[dict[str, Any]]) -> None:
     run lines were redacted when written; this catches what a reader's environment knows."""
     for run in runs:
         raw, resolved = run.get("config"), run.get("config_resolved")
-        found = referenced_secrets(raw) | url_passwords(resolved) | named_secrets(resolved)
+        found = referenced_secrets(raw) | url_secrets(resolved) | named_secrets(resolved)
         SECRETS.add(*(value for value in found if value != REDACTED))
 
 
@@ -76,11 +83,17 @@ def _models(run: dict[str, Any]) -> list[dict[str, Any]]:
                 "provider": model.get("provider"),
                 "model": model.get("model") or name,
                 "mode": model.get("mode"),
-                "base_url": options.get("base_url"),
+                "base_url": _url(options.get("base_url")),
                 "revision": ", ".join(sorted(revisions.get(name, ()))) or options.get("revision"),
             }
         )
     return rows
+
+
+def _url(value: Any) -> Any:
+    """A URL as the page shows it: its userinfo and query values redacted (a run line written
+    before they were is shown the same way)."""
+    return redact_url(value) if isinstance(value, str) else value
 
 
 def variant_rows(

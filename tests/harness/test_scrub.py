@@ -9,7 +9,19 @@ import orjson
 from rich.console import Console
 from rich.table import Table
 
-from harness.scrub import SECRETS, ScrubbedStream, Secrets, named_secrets, referenced_secrets
+from harness.config import load_config
+from harness.errors import FatalError
+from harness.provenance import redact
+from harness.scrub import (
+    SECRETS,
+    ScrubbedStream,
+    Secrets,
+    named_secrets,
+    redact_url,
+    redact_urls,
+    referenced_secrets,
+    url_secrets,
+)
 
 KEY = "sk-live/Ab+Cd=ef-TESTONLY"
 
@@ -67,3 +79,97 @@ def test_the_console_stream_scrubs_tables():
     table.add_row("the key is sk-console-table-TESTONLY")
     Console(file=ScrubbedStream(out), width=100).print(table)
     assert "the key is [redacted]" in out.getvalue() and "TESTONLY" not in out.getvalue()
+
+
+def test_a_url_is_shown_without_its_userinfo_and_query_values():
+    assert redact_url("https://u:p@host:8/v1/?key=K&api-version=2024&flag&empty=#t=T") == (
+        "https://[redacted]@host:8/v1/?key=[redacted]&api-version=[redacted]&[redacted]&empty=#"
+        "t=[redacted]"
+    )
+    assert redact_url("https://[redacted]@host/v1?key=[redacted]") == (
+        "https://[redacted]@host/v1?key=[redacted]"  # once redacted, as it was
+    )
+    assert redact_url("localhost:9/v1beta?key=K") == "localhost:9/v1beta?key=[redacted]"
+    assert redact_url("http://127.0.0.1:8000/v1") == "http://127.0.0.1:8000/v1"
+    text = "Cannot connect to http://h/v1?sig=S (ssl:default); see https://docs/x?a=1."
+    assert redact_urls(text) == (
+        "Cannot connect to http://h/v1?sig=[redacted] (ssl:default); see https://docs/x?a=[redacted]"
+    )
+
+
+def test_secrets_typed_into_urls_are_their_passwords_and_secret_named_query_values():
+    table = {"a": ["https://alice:pa%2Fss@h/v1?key=K1&api-version=2024-02-01&access_token=T2"]}
+    assert url_secrets(table) == {
+        "pa%2Fss",
+        "pa/ss",
+        "YWxpY2U6cGEvc3M=",  # the Basic header a client makes of alice:pa/ss
+        "K1",
+        "T2",
+    }
+
+
+def test_values_the_environment_gives_provider_options_are_secret_whatever_their_names(tmp_path):
+    environ = {
+        "SERVER": "http://gpu-node-7:8000",  # where the server is: the run line says it
+        "HOST": "gpu-node-8",
+        "PASS": "password-from-env",
+        "PREFIX": "prefix-from-env",
+        "QUERY": "query-from-env",
+        "HEADER": "header-from-env",
+        "WHOLE": "https://gpu-node-9:443/whole-path/v1?sig=whole-sig",
+        "OUT": str(tmp_path / "results"),  # not sent to a provider
+        "MODEL": "model-from-env",  # sent, but every record holds it
+        "FALLBACK_UNUSED": "",
+    }
+    config = tmp_path / "run.toml"
+    config.write_text(
+        """
+prompts = "prompts.json"
+output = "${OUT}/run"
+[[models]]
+name = "a"
+provider = "openai"
+model = "${MODEL}"
+[models.options]
+base_url = "${SERVER}/v1"
+[[models]]
+name = "b"
+provider = "openai"
+[models.options]
+base_url = "https://user:${PASS}@${HOST}:8000/${PREFIX}/v1?name=${QUERY}&v=${NOT_SET:-default-value}"
+headers = { X-Custom = "${HEADER}" }
+[[scorers]]
+name = "judge"
+type = "judge"
+template = "Is {response} right?"
+labels = ["yes", "no"]
+[scorers.model]
+provider = "openai"
+[scorers.model.options]
+base_url = "${WHOLE}"
+"""
+    )
+    secrets = load_config(config, environ).secrets
+    assert secrets == {
+        "password-from-env",
+        "prefix-from-env",
+        "query-from-env",
+        "header-from-env",
+        "/whole-path/v1?sig=whole-sig",
+        "dXNlcjpwYXNzd29yZC1mcm9tLWVudg==",  # user:password-from-env as a Basic header
+    }
+
+
+def test_the_run_line_config_and_errors_show_urls_redacted():
+    table = {
+        "options": {"base_url": "localhost:9/v1?sig=S", "api_key": "K", "extra": ["x://h?a=1"]}
+    }
+    assert redact(table) == {
+        "options": {
+            "base_url": "localhost:9/v1?sig=[redacted]",
+            "api_key": "[redacted]",
+            "extra": ["x://h?a=[redacted]"],
+        }
+    }
+    error = FatalError("InvalidURL: http://u:p@h/v1?code=C")
+    assert error.as_record()["message"] == "InvalidURL: http://[redacted]@h/v1?code=[redacted]"

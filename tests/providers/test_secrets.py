@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import base64
 import logging
+from collections.abc import Callable
 from urllib.parse import quote
 
 from aiohttp import web
+from multidict import CIMultiDict
 
-from tests.conftest import results, write_config
+from tests.conftest import ledger_lines, results, write_config
 from tests.providers.servers import Loopback, Seen
 from tests.providers.test_anthropic import messages_api
 from tests.providers.test_gemini import generate_content
@@ -163,3 +166,101 @@ api_key_env = "TEST_OPENAI_KEY"
     written = (tmp_path / "out" / "ledger.jsonl").read_text()
     assert "FatalError" in written
     assert not leaked(key, written) and not leaked(key, out + err)
+
+
+# Values whose variables' names say nothing of secrets, written into URLs: a query value, and a
+# password and path segment; a key typed literally into a URL's query.
+QUERY_KEY = "qk-Query0Secret0a1b2c3d4e5f6-TESTONLY"
+PATH_TOKEN = "pt-Path0Secret0g7h8i9j0k1l2-TESTONLY"
+LITERAL_SIG = "sig-Literal0Secret0m3n4o5p6-TESTONLY"
+
+
+def recording(requests: list[tuple[str, str]]) -> Callable[[web.Application], None]:
+    """Routes answering every POST as OpenAI does, keeping each one's path, query and
+    Authorization header (the Loopback's own record has no query)."""
+
+    async def answer(request: web.Request) -> web.Response:
+        requests.append((request.path_qs, request.headers.get("Authorization", "")))
+        seen = Seen(request.path, await request.json(), CIMultiDict(request.headers), 0.0)
+        return openai_api("ok", seen)
+
+    return lambda app: app.router.add_post("/{tail:.*}", answer)
+
+
+def test_values_substituted_into_urls_reach_the_server_and_no_output(
+    tmp_path, run_cli, monkeypatch
+):
+    monkeypatch.setenv("OPENAI_API_KEY_2", QUERY_KEY)
+    monkeypatch.setenv("TOKENVAL", PATH_TOKEN)
+    requests: list[tuple[str, str]] = []
+    with Loopback(openai_api, routes=recording(requests)) as server:
+        host = server.base_url.removeprefix("http://")
+        body = f"""
+[[models]]
+name = "query"
+provider = "openai"
+[models.options]
+base_url = "{server.base_url}/v1?key=${{OPENAI_API_KEY_2}}"
+api_key_env = ""
+
+[[models]]
+name = "userinfo"
+provider = "openai"
+[models.options]
+base_url = "http://user:${{TOKENVAL}}@{host}/${{TOKENVAL}}/v1"
+api_key_env = ""
+
+[[models]]
+name = "literal"
+provider = "openai"
+[models.options]
+base_url = "{server.base_url}/v1?sig={LITERAL_SIG}&api-version=2024-02-01"
+api_key_env = ""
+"""
+        config = write_config(tmp_path, body, prompts=2)
+        out = tmp_path / "out"
+        outputs = [
+            run_cli("run", config),
+            run_cli("status", out),
+            run_cli("plan", config),
+            run_cli("doctor", config, "--probe"),
+            run_cli("export", out, "--format", "jsonl", "--to", tmp_path / "out" / "all.jsonl"),
+            run_cli("report", out, "--out", out / "report.html"),
+        ]
+    assert [code for code, _, _ in outputs] == [0] * len(outputs), outputs
+    basic = "Basic " + base64.b64encode(f"user:{PATH_TOKEN}".encode()).decode()
+    assert (f"/v1/chat/completions?key={QUERY_KEY}", "") in requests
+    assert (f"/{PATH_TOKEN}/v1/chat/completions", basic) in requests
+    assert (f"/v1/chat/completions?sig={LITERAL_SIG}&api-version=2024-02-01", "") in requests
+    run_line = ledger_lines(out / "ledger.jsonl")[0]
+    urls = [m["options"]["base_url"] for m in run_line["config_resolved"]["models"]]
+    assert urls == [
+        f"{server.base_url}/v1?key=[redacted]",
+        f"http://[redacted]@{host}/[redacted]/v1",
+        f"{server.base_url}/v1?sig=[redacted]&api-version=[redacted]",
+    ]
+    written = "".join(p.read_bytes().decode() for p in out.rglob("*") if p.is_file())
+    printed = "".join(o + e for _, o, e in outputs)
+    assert "report.html" in printed and "[redacted]" in written
+    for secret in (QUERY_KEY, PATH_TOKEN, LITERAL_SIG):
+        assert not leaked(secret, written) and not leaked(secret, printed)
+
+
+def test_a_base_url_that_cannot_be_parsed_is_one_redacted_line(tmp_path, run_cli):
+    body = f"""
+[[models]]
+name = "local"
+provider = "openai"
+[models.options]
+base_url = "http://[not-an-address/v1?sig={LITERAL_SIG}"
+api_key_env = ""
+"""
+    config = write_config(tmp_path, body, prompts=1)
+    code, out, err = run_cli("run", config)
+    assert code == 2 and err.endswith(
+        'models[0] (local): base_url "http://[not-an-address/v1?sig=[redacted]" is not an http(s) '
+        "URL\n"
+    )
+    doctor = run_cli("doctor", config)
+    assert doctor[0] == 2 and not leaked(LITERAL_SIG, out + err + doctor[1] + doctor[2])
+    assert not (tmp_path / "out").exists()

@@ -21,17 +21,15 @@ row as one JSON object. Unknown uncertainty (no logprobs) is null. A score count
 The first pass finds each key's latest record from line heads alone; the second converts them
 256 at a time (few enough to stay in the CPU's caches: 30% faster than 4,096) by Arrow in one
 call (the records' dicts read in C++, not field by field in Python) and writes them in row groups
-of 65,536 rows, so memory stays flat; the file is written whole (`harness.analysis.whole`).
+of 65,536 rows, so memory stays flat; the file is written whole (`harness.whole`).
 """
 
 from __future__ import annotations
 
+import csv
 import os
-import re
-import shutil
-import socket
-import tempfile
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from itertools import repeat
 from pathlib import Path
@@ -60,10 +58,11 @@ from harness.analysis.positions import MalformedLogprobs, Positions, flatten
 from harness.analysis.reading import Latest, read_latest
 from harness.analysis.scores import answer_digest
 from harness.analysis.uncertainty import measure
-from harness.analysis.whole import written_whole
 from harness.bulk import collector_paused
 from harness.errors import InputError
 from harness.ledger_set import Ledgers
+from harness.targets import OwnFile, head_lines
+from harness.whole import discard, remove_stale, temporary_path, written_whole
 
 Format = Literal["parquet", "csv", "jsonl"]
 BATCH = 256  # records converted at once: few enough that their parsed dicts stay in the caches
@@ -74,6 +73,12 @@ _PARTS_PER_WORKER = 4
 # (p), 125,000 answers take 121 MB uncompressed (82% of their ledger lines), 51 MB with lz4, for
 # 0.35 s more to write and 0.23 s more to read.
 _PART_OPTIONS = pa.ipc.IpcWriteOptions(compression="lz4")
+_PARTS = "export-parts"  # the name of the parts' folders (see `harness.whole.temporary_path`)
+
+# What `format` the pilot-json export's metadata says (`harness.analysis.pilot`).
+PILOT_FORMAT = "harness pilot-json 1"
+# The columns every export of the three tables has: its first ones, and one of its last.
+_EXPORT_HEAD, _EXPORT_TAIL = ["key", "status", "variant"], "uncertainty.first_token_margin"
 
 _FINEST = pa.timestamp("ns", tz="UTC")
 # What a field a line was written without means: a line from before `mode` was live.
@@ -124,6 +129,24 @@ def write_export(
         return Exported(rows, read.latest.labels.skipped, read.latest.skipped)
 
 
+def is_export(path: Path) -> bool:
+    """Whether the file at `path` is an export: Parquet, CSV or JSONL with the export's columns,
+    or pilot-json by its metadata's `format`."""
+    head = next(head_lines(path), b"")
+    if head.startswith(b"PAR1"):
+        names = pq.read_schema(path).names
+    elif head.startswith(b'{"metadata": {"format":'):
+        return head.startswith(b'{"metadata": ' + orjson.dumps({"format": PILOT_FORMAT})[:-1])
+    elif head.startswith(b"{"):
+        names = list(orjson.loads(head))
+    else:
+        names = next(csv.reader([head.decode()]), [])
+    return names[:3] == _EXPORT_HEAD and _EXPORT_TAIL in names
+
+
+EXPORT = OwnFile("an earlier export", is_export)
+
+
 @dataclass(frozen=True)
 class _Read:
     """The ledger an export reads (`ledger` names it; `file` is it, held open), where its
@@ -157,9 +180,8 @@ def _export_in_workers(read: _Read, form: Format, temporary: Path) -> int:
     them (as one process converts every record again), and all are written anew."""
     ledger, latest = read.ledger, read.latest
     stretches = latest.stretches(_PARTS_PER_WORKER)
-    _remove_stale_parts(temporary.parent)
     with (
-        tempfile.TemporaryDirectory(dir=temporary.parent, prefix=_parts_prefix()) as folder,
+        _parts_folder(temporary.parent) as folder,
         in_workers(latest.workers, (ledger, read.file, latest.labels), read.advance) as pool,
     ):  # the workers end before their folder goes
         parts = [pool.submit(_convert_part, *s, folder, str(n)) for n, s in enumerate(stretches)]
@@ -177,29 +199,18 @@ def _export_in_workers(read: _Read, form: Format, temporary: Path) -> int:
         return _write(form, temporary, _as_first(parts))
 
 
-def _parts_prefix() -> str:
-    """The name that begins a folder of parts: this host's name and this process's id."""
-    return f".export-parts-{socket.gethostname()}-{os.getpid()}-"
-
-
-def _remove_stale_parts(folder: Path) -> None:
-    """Remove the folders of parts that exports on this host left when killed (SIGKILL: no
-    clean-up ran), found by their process being gone."""
-    mine = re.compile(re.escape(f".export-parts-{socket.gethostname()}-") + r"(\d+)-.*")
-    for found in folder.glob(".export-parts-*"):
-        match = mine.fullmatch(found.name)
-        if match and found.is_dir() and not _alive(int(match.group(1))):
-            shutil.rmtree(found, ignore_errors=True)
-
-
-def _alive(pid: int) -> bool:
+@contextmanager
+def _parts_folder(beside: Path) -> Iterator[str]:
+    """A new folder for the parts, in `beside` (named after this process: see `harness.whole`),
+    removed on the way out; the folders of parts that exports killed here left are removed
+    first."""
+    remove_stale(beside, _PARTS)
+    folder = temporary_path(beside, _PARTS, "parts")
+    folder.mkdir()
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # another user's
-        return True
-    return True
+        yield str(folder)
+    finally:
+        discard(folder)
 
 
 @dataclass

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -44,6 +45,7 @@ from harness.analysis.uncertainty import MEASURES, UNSURE_SIGN, aurocs
 from harness.bulk import collector_paused
 from harness.errors import InputError
 from harness.ledger_set import Ledgers
+from harness.targets import OwnFile, head
 
 STATUS = "(status)"  # the pseudo-scorer the ledger alone gives: each answer `ok` or `error`
 PROBE = "is_synthetic_probe"  # the AUROC target that needs no scores
@@ -105,6 +107,11 @@ class Stats:
     def as_json(self) -> bytes:
         """The whole report as JSON (NaN as null)."""
         return orjson.dumps(asdict(self), option=orjson.OPT_INDENT_2) + b"\n"
+
+
+# The head of `Stats.as_json`: its first fields, in order.
+_JSON_HEAD = re.compile(rb'\A\{\s*"ledger":\s*"(?:[^"\\]|\\.)*",\s*"scores":\s*(?:null|")')
+STATS_JSON = OwnFile("an earlier stats --json file", lambda at: bool(_JSON_HEAD.match(head(at))))
 
 
 def compute_stats(

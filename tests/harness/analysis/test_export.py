@@ -166,15 +166,17 @@ def test_duckdb_reads_the_ledger_as_is_and_the_parquet_file(project, run_cli):
 
 def test_a_record_that_does_not_fit_its_column_exits_2_and_writes_nothing(tmp_path, run_cli):
     records = [answer("a@t0", f"p{i}") for i in range(3)]
+    write_ledger(tmp_path / "ledger.jsonl", records[:2])
+    assert run_cli("export", tmp_path, "--format", "parquet")[0] == 0
+    target = tmp_path / "answers.parquet"
+    older = target.read_bytes()
     records[2]["elapsed_seconds"] = "slow"
     ledger = write_ledger(tmp_path / "ledger.jsonl", records)
-    target = tmp_path / "answers.parquet"
-    target.write_bytes(b"an older export")
     code, _, err = run_cli("export", tmp_path, "--format", "parquet")
     assert code == 2
     assert err.startswith(f"error: {ledger}: record 'a@t0|p2|0': elapsed_seconds: 'slow'")
     assert len(err.splitlines()) == 1
-    assert target.read_bytes() == b"an older export"
+    assert target.read_bytes() == older
     assert sorted(p.name for p in tmp_path.iterdir()) == ["answers.parquet", "ledger.jsonl"]
 
 

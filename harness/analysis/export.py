@@ -15,8 +15,9 @@ Types: see `harness.analysis.export_layout`. `timestamp` is a UTC timestamp; `at
 a list of `{type, message, retryable, status, retry_after}`; `token_logprobs` a list of positions
 `{token, logprob, token_id, top_tokens, top_logprobs, top_ids}` (the ledger's `top` pairs as two
 lists). Parquet holds them so; CSV holds lists and structs as their JSON text; JSONL writes each
-row as one JSON object. Unknown uncertainty (no logprobs) is null. A score counts as in
-`harness.analysis.labels`.
+row as one JSON object, its `token_logprobs` as the ledger holds them (`{token, logprob, top:
+[[token, logprob], ...], token_id, top_ids}`, the record's own value). Unknown uncertainty (no
+logprobs) is null. A score counts as in `harness.analysis.labels`.
 
 The first pass finds each key's latest record from line heads alone; the second converts them
 256 at a time (few enough to stay in the CPU's caches: 30% faster than 4,096) by Arrow in one
@@ -30,7 +31,7 @@ import csv
 import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from itertools import repeat
 from pathlib import Path
 from typing import Any, Literal
@@ -163,12 +164,12 @@ def _export_here(read: _Read, form: Format, temporary: Path) -> int:
     layout, labels, positions = Layout(ledger), read.latest.labels, read.latest.positions
     try:
         records = records_at(file, positions, advance=advance)
-        return _write(form, temporary, _Converter(ledger, layout, labels).batches(records))
+        return _write(form, temporary, _Converter(ledger, layout, labels, form).batches(records))
     except _LayoutGrew:
         for record in records_at(file, positions, advance=advance):
             layout.observe(record)
     records = records_at(file, positions, advance=advance)
-    return _write(form, temporary, _Converter(ledger, layout, labels).batches(records))
+    return _write(form, temporary, _Converter(ledger, layout, labels, form).batches(records))
 
 
 def _export_in_workers(read: _Read, form: Format, temporary: Path) -> int:
@@ -184,7 +185,9 @@ def _export_in_workers(read: _Read, form: Format, temporary: Path) -> int:
         _parts_folder(temporary.parent) as folder,
         in_workers(latest.workers, (ledger, read.file, latest.labels), read.advance) as pool,
     ):  # the workers end before their folder goes
-        parts = [pool.submit(_convert_part, *s, folder, str(n)) for n, s in enumerate(stretches)]
+        parts = [
+            pool.submit(_convert_part, *s, folder, str(n), form) for n, s in enumerate(stretches)
+        ]
         try:
             return _write(form, temporary, _as_first(parts))
         except _LayoutGrew:
@@ -192,10 +195,11 @@ def _export_in_workers(read: _Read, form: Format, temporary: Path) -> int:
         layout = Layout(ledger)
         for part in done:
             layout.include(part.layout)
-        schema = export_schema(layout.columns(latest.labels))
+        schema = export_schema(_columns(layout, latest.labels, form))
         for n, (part, stretch) in enumerate(zip(done, stretches, strict=True)):
             if any(not s.equals(schema, check_metadata=True) for s in part.schemas):
-                parts[n] = pool.submit(_convert_part, *stretch, folder, f"{n}-again", layout)
+                again = (folder, f"{n}-again", form, layout)
+                parts[n] = pool.submit(_convert_part, *stretch, *again)
         return _write(form, temporary, _as_first(parts))
 
 
@@ -229,13 +233,14 @@ def _convert_part(
     end: int,
     folder: str,
     name: str,
+    form: Format,
     layout: Layout | None = None,
 ) -> _Part:
     """In a worker: the records at `positions` (between bytes `start` and `end` of the ledger)
     converted into Arrow files in `folder` whose names begin with `name`: with the columns of
     `layout` (one that has seen every record), else with columns that grow as they must."""
     ledger, file, labels = shared()
-    converter = _Converter(ledger, layout or Layout(ledger), labels, refit=layout is None)
+    converter = _Converter(ledger, layout or Layout(ledger), labels, form, refit=layout is None)
     records = records_at(Stretch(file, start, end), positions, advance=report_read)
     files: list[str] = []
     schemas: list[pa.Schema] = []
@@ -273,9 +278,16 @@ class _Converter:
     with `refit`, each batch whose records grew the layout fixes them anew."""
 
     def __init__(
-        self, ledger: Path | Ledgers, layout: Layout, labels: Labels, *, refit: bool = False
+        self,
+        ledger: Path | Ledgers,
+        layout: Layout,
+        labels: Labels,
+        form: Format,
+        *,
+        refit: bool = False,
     ) -> None:
         self.ledger, self.layout, self.labels, self.refit = ledger, layout, labels, refit
+        self.form = form
         self.fixed_at: int | None = None  # the layout's `grown` when the columns were fixed
         self.columns: list[Column] = []
         self.schema = pa.schema([])
@@ -294,7 +306,7 @@ class _Converter:
     def _fix(self) -> None:
         """Learn nothing more: the columns are those of the layout now."""
         self.fixed_at = self.layout.grown
-        self.columns = self.layout.columns(self.labels)
+        self.columns = _columns(self.layout, self.labels, self.form)
         self.schema = export_schema(self.columns)
         self.record_type = self.layout.record_type()
 
@@ -326,6 +338,8 @@ class _Converter:
                 objects = map(dict.get, records, repeat(field))
                 values = [(found or {}).get(key) for found in objects]
                 arrays.append(pa.array([json_text(v) for v in values], pa.string()))
+            elif column.form == "token_logprobs" and column.type == pa.string():
+                arrays.append(pa.array([json_text(v) for v in logprobs], pa.string()))
             elif column.form == "token_logprobs":
                 arrays.append(_token_logprobs(positions))
             elif column.form == "uncertainty":
@@ -386,6 +400,15 @@ class _Converter:
 
     def _misfit(self, record: dict[str, Any], field: str, problem: str) -> InputError:
         return InputError(f"{self.ledger}: record {record.get('key')!r}: {field}: {problem}")
+
+
+def _columns(layout: Layout, labels: Labels, form: Format) -> list[Column]:
+    """The export's columns as `form` holds them: JSONL has `token_logprobs` as the ledger's own
+    JSON text (written as it is), the others the positions of `POSITION`."""
+    columns = layout.columns(labels)
+    if form != "jsonl":
+        return columns
+    return [replace(c, type=pa.string()) if c.form == "token_logprobs" else c for c in columns]
 
 
 def _to_milliseconds(texts: pa.Array) -> pa.Array:
@@ -463,10 +486,14 @@ def _json_text_columns(batch: pa.RecordBatch) -> pa.RecordBatch:
 
 
 def _write_jsonl(target: Path, batches: Iterator[pa.RecordBatch]) -> int:
+    """One JSON object per row; `token_logprobs` (the ledger's JSON text) written as it is."""
     rows = 0
     with target.open("wb") as file:
         for batch in batches:
-            file.writelines(orjson.dumps(row) + b"\n" for row in batch.to_pylist())
+            for row in batch.to_pylist():
+                held = row["token_logprobs"]
+                row["token_logprobs"] = None if held is None else orjson.Fragment(held)
+                file.write(orjson.dumps(row) + b"\n")
             rows += batch.num_rows
     return rows
 

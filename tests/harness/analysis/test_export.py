@@ -135,11 +135,26 @@ def test_csv_and_jsonl_hold_the_same_rows(project, run_cli):
     first = json.loads(csv["token_logprobs"][1])[0]
     assert (first["top_tokens"], first["top_logprobs"]) == (["t0_0", "t0_1"], [-0.1, -2.5])
     lines = [orjson.loads(line) for line in (output / "answers.jsonl").read_bytes().splitlines()]
-    assert lines[1]["token_logprobs"][1]["top_logprobs"] == [-0.7, -0.9]
+    assert lines[1]["token_logprobs"][1]["top"] == [["t1_0", -0.7], ["t1_1", -0.9]]
     assert lines[0]["metadata.year"] == "2021" and lines[1]["metadata.year"] == '"unknown"'
     assert lines[0]["uncertainty.first_token_margin"] is None
     assert lines[2]["attempt_errors"][0]["type"] == "ServerError"
     assert lines[0]["timestamp"] == "2026-11-24T00:00:01+00:00"
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_jsonl_holds_the_ledgers_own_token_logprobs(project, run_cli, workers):
+    output, ledger = project
+    assert run_cli("export", output, "--format", "jsonl", "--workers", workers)[0] == 0
+    rows = {
+        row["key"]: row["token_logprobs"]
+        for row in map(orjson.loads, (output / "answers.jsonl").read_bytes().splitlines())
+    }
+    own = {
+        r["key"]: r["token_logprobs"] for r in map(orjson.loads, ledger.read_bytes().splitlines())
+    }
+    assert rows == {key: own[key] for key in rows}
+    assert any(rows.values())
 
 
 def test_duckdb_reads_the_ledger_as_is_and_the_parquet_file(project, run_cli):

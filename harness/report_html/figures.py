@@ -223,8 +223,11 @@ def comparisons_figure(
         for c in stats.comparisons
         if c.scorer == scorer and c.variant_a in variants and c.variant_b in variants
     ]
-    if scorer is None or not compared:
-        return "comparisons: no paired comparisons (they need a scorer with two labels or more)"
+    if scorer is None:
+        return "comparisons: no paired comparisons: no scores to compare"
+    if not compared:
+        why = stats.uncompared.get(scorer, "none between the variants drawn")
+        return f"comparisons: no paired comparisons of {scorer}: {why}"
     chosen = label or compared[0].label
     compared = [c for c in compared if c.label == chosen]
     names = sorted({c.variant_a for c in compared} | {c.variant_b for c in compared})

@@ -47,6 +47,8 @@ def check_target(
     in a folder that can be written; `hint` says what to do instead of replacing another file."""
     if path.is_dir():
         raise InputError(f"{path}: is a directory; name a file to write")
+    if path.exists() and not path.is_file():  # a FIFO, a device: never read, never replaced
+        raise InputError(f"{path}: is not a regular file; name a file to write")
     if path.exists() and not _ours(own, path):
         results = results_in(path)
         if results is not None:

@@ -3,12 +3,12 @@
 A reader sees the old file or the new one, never half of one; an error or an interrupt on the way
 removes the temporary file and leaves the target as it was.
 
-A temporary (file or folder) is named after its writer: `.<name>.<host>-<pid>-<start>.<8 hex>.
-<kind>`, where `start` is when the process started (clock ticks after boot, from
-`/proc/<pid>/stat`; 0 where there is no /proc), so a later process given the same pid is not
-taken for the writer. A writer killed outright (SIGKILL, out of memory) removes nothing; the next
-run of the same verb removes what it left (`remove_stale`), never what a live writer is writing,
-nor what another host's writer made on a shared file system.
+A temporary (file or folder) is named after its writer: `.<name>.<host>-<pid>-<start>.<hex>.
+<kind>` (kind: tmp, parts, figures), where `start` is when the process started (clock ticks
+after boot, from `/proc/<pid>/stat`; 0 where there is no /proc), so a later process given the
+same pid is not taken for the writer. A writer killed outright (SIGKILL, out of memory) removes
+nothing; the next run of the same verb removes what it left (`remove_stale`), never what a live
+writer is writing, nor what another host's writer made on a shared file system.
 """
 
 from __future__ import annotations

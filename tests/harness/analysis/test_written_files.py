@@ -100,6 +100,15 @@ def test_another_file_is_replaced_only_with_force_an_earlier_output_without(
     assert sorted(p.name for p in notes.parent.iterdir() if p.name.startswith(".")) == []
 
 
+@pytest.mark.parametrize("writer", WRITERS)
+def test_a_fifo_or_device_is_refused_unread(output, run_cli, writer):
+    fifo = output / "pipe"
+    os.mkfifo(fifo)
+    code, _, err = run_cli(*_args(writer, output, fifo, "--force"))
+    assert (code, err) == (2, f"error: {fifo}: is not a regular file; name a file to write\n")
+    assert fifo.is_fifo()
+
+
 def test_an_export_replaces_an_earlier_export_of_another_format(output, run_cli):
     target = output / "answers.data"
     for form in ("parquet", "csv", "jsonl", "pilot-json", "parquet"):

@@ -11,11 +11,11 @@ from rich.console import Console
 
 from harness.cli_results import (
     add_bootstrap_arguments,
+    add_force_argument,
     add_workers_argument,
-    refuse_inputs_as_target,
 )
 from harness.commands import say
-from harness.errors import InputError
+from harness.targets import check_target
 
 REPORT_NAME = "report.html"
 
@@ -35,6 +35,7 @@ def add_report_verb(verbs: argparse._SubParsersAction) -> None:
         "--figures", type=Path, metavar="DIR", help="also write each figure as SVG and PNG there"
     )
     add_bootstrap_arguments(report)
+    add_force_argument(report, "--out or a file --figures")
     add_workers_argument(report)
     report.add_argument("--open", action="store_true", help="open it in the default browser")
     report.set_defaults(verb=_report)
@@ -44,12 +45,15 @@ def _report(args: argparse.Namespace, console: Console) -> int:
     from harness.cli_results import result_inputs
     from harness.progress import reading_bar
     from harness.report_html import ReportRequest, build_report
+    from harness.report_html.figure_files import FIGURE, FIGURES
+    from harness.report_html.page import PAGE
 
     ledger, scores, size = result_inputs(args.output)
     target = args.out or scores.with_name(REPORT_NAME)
-    refuse_inputs_as_target(target, ledger, scores, "--out")
-    if target.exists() and not target.is_file():
-        raise InputError(f"{target}: is not a file; name the report's file with --out")
+    check_target(target, "report --out" if args.out else "report", PAGE, force=args.force)
+    drawn = [f"{name}.{kind}" for name in FIGURES for kind in ("svg", "png")]
+    for name in drawn if args.figures is not None else ():
+        check_target(args.figures / name, "report --figures", FIGURE, force=args.force)
     request = ReportRequest(
         ledger,
         scores,

@@ -14,6 +14,7 @@ from harness.commands import RESAMPLES, SEED, WORKERS, command_line, say
 from harness.errors import InputError
 from harness.input_files import refuse_special
 from harness.ledger_set import Ledgers, ledgers_of
+from harness.targets import check_target
 
 # What `export --format` writes: its file name beside the ledger without `--to`, and how Python
 # reads it.
@@ -34,6 +35,7 @@ def add_result_verbs(verbs: argparse._SubParsersAction) -> None:
     stats.add_argument("--scorer", action="append", default=[], help="only this scorer (repeat)")
     stats.add_argument("--label", help="only this label; also the target of the uncertainty AUROC")
     stats.add_argument("--json", type=Path, metavar="FILE", help="also write the report as JSON")
+    add_force_argument(stats, "--json")
     add_bootstrap_arguments(stats)
     add_workers_argument(stats)
     stats.set_defaults(verb=_stats)
@@ -46,8 +48,20 @@ def add_result_verbs(verbs: argparse._SubParsersAction) -> None:
     export.add_argument(
         "--to", type=Path, metavar="PATH", help="where to write (default: OUTPUT/answers.<ext>)"
     )
+    add_force_argument(export, "--to")
     add_workers_argument(export)
     export.set_defaults(verb=_export)
+
+
+def add_force_argument(verb: argparse.ArgumentParser, option: str) -> None:
+    """`--force`: replace a file that is not one the verb wrote (never a ledger, scores file or
+    annotation key: see `harness.targets`)."""
+    verb.add_argument(
+        "--force",
+        action="store_true",
+        help=f"replace the file {option} names even when it is not one this verb wrote "
+        "(never a ledger, scores file or annotation key)",
+    )
 
 
 def add_workers_argument(verb: argparse.ArgumentParser) -> None:
@@ -73,14 +87,14 @@ def add_bootstrap_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _stats(args: argparse.Namespace, console: Console) -> int:
-    from harness.analysis.stats import compute_stats
+    from harness.analysis.stats import STATS_JSON, compute_stats
     from harness.analysis.stats_view import show_stats
-    from harness.analysis.whole import written_whole
     from harness.progress import reading_bar
+    from harness.whole import written_whole
 
     ledger, scores, size = result_inputs(args.output)
     if args.json is not None:
-        refuse_inputs_as_target(args.json, ledger, scores, "--json")
+        check_target(args.json, "stats --json", STATS_JSON, force=args.force)
     with reading_bar(console, "reading", size) as advance:
         stats = compute_stats(
             ledger,
@@ -105,14 +119,14 @@ def _stats(args: argparse.Namespace, console: Console) -> int:
 
 
 def _export(args: argparse.Namespace, console: Console) -> int:
-    from harness.analysis.export import write_export
+    from harness.analysis.export import EXPORT, write_export
     from harness.analysis.pilot import write_pilot_json
     from harness.progress import reading_bar
 
     ledger, scores, size = result_inputs(args.output)
     name, reader = _EXPORTS[args.format]
     target = args.to or scores.with_name(name)
-    refuse_inputs_as_target(target, ledger, scores, "--to")
+    check_target(target, "export --to" if args.to else "export", EXPORT, force=args.force)
     with reading_bar(console, f"exporting to {target.name}", size) as advance:
         if args.format == "pilot-json":
             exported = write_pilot_json(ledger, scores, target, advance)
@@ -139,14 +153,3 @@ def result_inputs(text: str) -> tuple[Path | Ledgers, Path, int]:
         raise InputError(f"{scores}: is not a file (the scores file must be one)")
     size = ledgers.reading_size * 2 + (scores.stat().st_size if scores.exists() else 0)
     return ledger, scores, size
-
-
-def refuse_inputs_as_target(
-    target: Path, ledger: Path | Ledgers, scores: Path, option: str
-) -> None:
-    """InputError when `target` (given with `option`) is a file the verb reads: a ledger, or
-    the scores file, which writing it whole would replace."""
-    inputs = ledger.paths if isinstance(ledger, Ledgers) else (ledger,)
-    for path in (*inputs, scores):
-        if path.exists() and target.exists() and target.resolve() == path.resolve():
-            raise InputError(f"{target}: {option} names a file this reads; name another file")

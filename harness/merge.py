@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-import secrets
+import re
 from array import array
 from dataclasses import dataclass, field
 from itertools import islice
@@ -46,9 +46,16 @@ from harness.ledger_set import (
     repeats,
     success_key,
 )
+from harness.targets import OwnFile, check_target, head
+from harness.whole import discard, remove_stale, temporary_path, written_whole
 
 CONFLICTS_NAME = "merge-conflicts.jsonl"
 _RECORD_HEAD = b'{"key":'
+# The head of a conflicts list's first entry (see `_Conflicts.listing`).
+_CONFLICT = re.compile(rb'\A\{"key":"(?:[^"\\]|\\.)*","read":(?:null|\d+),"answers":\[')
+_CONFLICTS = OwnFile(
+    "a list of conflicts an earlier merge wrote", lambda at: bool(_CONFLICT.match(head(at)))
+)
 
 
 @dataclass
@@ -70,11 +77,13 @@ def merge(sources: Ledgers, into: Path, advance: Advance | None = None) -> Merge
     `into/ledger.jsonl`; InputError when it cannot (the ledger in use, a folder that is a file,
     an input that is no ledger), with nothing written. `advance` is given the bytes read."""
     target = into / LEDGER_NAME
+    check_target(into / CONFLICTS_NAME, "merge", _CONFLICTS, hint="move it away first")
     created = not target.exists()
     fd = open_and_lock(target)  # creates an empty ledger when there is none, to hold the lock
     replaced = False
-    temporary = into / f".{LEDGER_NAME}.{secrets.token_hex(4)}.tmp"
+    temporary = temporary_path(into, LEDGER_NAME)
     try:
+        remove_stale(into, LEDGER_NAME)  # what merges killed here left (under the lock: none runs)
         set_aside_torn_tail(target, fd)
         inputs, limits = _inputs(target, sources)
         _refuse_non_ledgers(inputs)
@@ -91,13 +100,13 @@ def merge(sources: Ledgers, into: Path, advance: Advance | None = None) -> Merge
     except OSError as exc:
         raise InputError(f"{exc.filename or target}: cannot merge: {exc.strerror}") from None
     finally:
-        temporary.unlink(missing_ok=True)
+        discard(temporary)
         if created and not replaced:  # the empty ledger made to hold the lock
             target.unlink(missing_ok=True)
         os.close(fd)
     if listed:
         result.conflicts = len(listed)
-        result.conflicts_path = _write_whole(into / CONFLICTS_NAME, listed)
+        result.conflicts_path = _write_conflicts(into / CONFLICTS_NAME, listed)
     return result
 
 
@@ -239,17 +248,8 @@ def _digest(text: Any) -> str | None:
     return hashlib.sha256(text.encode()).hexdigest()[:16] if isinstance(text, str) else None
 
 
-def _write_whole(path: Path, entries: list[dict[str, Any]]) -> Path:
-    """Write one JSON object per line to a temporary file and rename it to `path`."""
-    temporary = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
-    try:
-        with temporary.open("wb") as out:
-            for entry in entries:
-                out.write(orjson.dumps(entry) + b"\n")
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(temporary, path)
-        sync_dir(path.parent)
-    finally:
-        temporary.unlink(missing_ok=True)
+def _write_conflicts(path: Path, entries: list[dict[str, Any]]) -> Path:
+    """Write one JSON object per line to `path`, whole."""
+    with written_whole(path) as temporary, temporary.open("wb") as out:
+        out.writelines(orjson.dumps(entry) + b"\n" for entry in entries)
     return path

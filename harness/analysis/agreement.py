@@ -19,8 +19,8 @@ from pathlib import Path
 from rich.table import Table
 
 from harness.analysis.annotation import sheet_cell
-from harness.analysis.whole import written_whole
 from harness.commands import shown
+from harness.whole import written_whole
 
 
 @dataclass(frozen=True)

@@ -37,18 +37,30 @@ from harness.analysis.scores import (
     known_scorers,
     read_score_states,
 )
-from harness.analysis.whole import written_whole
 from harness.errors import InputError
 from harness.ledger import LEDGER_NAME, iter_lines
 from harness.ledger_set import Ledgers, ledgers_of, tree
 from harness.prompt_files import FieldMap, PromptSource
 from harness.prompts import Prompt, as_source, load_prompts
 from harness.record import utc_timestamp
+from harness.targets import OwnFile, check_target, head
+from harness.whole import written_whole
 
 KEY_SCHEMA = 1
 SHEET_COLUMNS = ("row", "prompt", "answer", "label", "notes")
 _RATER = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.]*")
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+_INSTRUCTIONS = "INSTRUCTIONS.txt"
+_GUIDE_START = "Read each row's prompt and answer and put one label in its `label` column:"
+_SHEET = OwnFile(
+    "a sheet an earlier export wrote",
+    lambda at: head(at).startswith(",".join(SHEET_COLUMNS).encode("utf-8-sig")),
+)
+_GUIDE = OwnFile(
+    "the instructions an earlier export wrote",
+    lambda at: head(at).startswith(_GUIDE_START.encode()),
+)
+_ANOTHER = "export under another --name"
 
 
 @dataclass(frozen=True)
@@ -118,6 +130,7 @@ def export_sheets(request: ExportRequest) -> Exported:
             raise InputError(
                 f"{output}: --scorer: no scorer named {request.scorer} (known: {shown_known})"
             )
+    _check_targets(output / request.name, request.raters)
     labels = request.labels or _labels_given(output, request.scorer)
     source = prompt_source(ledger, request.prompts)
     prompts = _load(source, request.prompts)
@@ -130,7 +143,7 @@ def export_sheets(request: ExportRequest) -> Exported:
     folder = output / request.name
     for rater, order in orders.items():
         _write_sheet(folder / f"{rater}.csv", rater, order, texts)
-    _write_instructions(folder / "INSTRUCTIONS.txt", labels, request.raters)
+    _write_instructions(folder / _INSTRUCTIONS, labels, request.raters)
     body = {
         "schema": KEY_SCHEMA,
         "type": "annotation",
@@ -149,6 +162,14 @@ def export_sheets(request: ExportRequest) -> Exported:
         temporary.write_bytes(orjson.dumps(body, option=orjson.OPT_INDENT_2))
     sheets = tuple(folder / f"{rater}.csv" for rater in orders)
     return Exported(sheets, key, len(items), labels, len(shown))
+
+
+def _check_targets(folder: Path, raters: Sequence[str]) -> None:
+    """InputError when a file the export would write replaces one that is not an earlier
+    export's (a sheet, the instructions), or cannot be written."""
+    for rater in raters:
+        check_target(folder / f"{rater}.csv", "annotate export", _SHEET, hint=_ANOTHER)
+    check_target(folder / _INSTRUCTIONS, "annotate export", _GUIDE, hint=_ANOTHER)
 
 
 def _draw(rng: random.Random, answer_keys: list[str], sample: int | None) -> dict[str, str]:
@@ -264,7 +285,7 @@ def sheet_cell(text: str) -> str:
 
 def _write_instructions(path: Path, labels: Sequence[str], raters: Sequence[str]) -> None:
     text = (
-        "Read each row's prompt and answer and put one label in its `label` column:\n\n"
+        f"{_GUIDE_START}\n\n"
         + "".join(f"  {label}\n" for label in labels)
         + "\nLabels are matched ignoring case. `notes` is free text. Keep every row and its `row`"
         " id;\ndo not add rows. Save as CSV (comma-separated) under any name.\n\n"

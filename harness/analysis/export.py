@@ -15,24 +15,23 @@ Types: see `harness.analysis.export_layout`. `timestamp` is a UTC timestamp; `at
 a list of `{type, message, retryable, status, retry_after}`; `token_logprobs` a list of positions
 `{token, logprob, token_id, top_tokens, top_logprobs, top_ids}` (the ledger's `top` pairs as two
 lists). Parquet holds them so; CSV holds lists and structs as their JSON text; JSONL writes each
-row as one JSON object. Unknown uncertainty (no logprobs) is null. A score counts as in
-`harness.analysis.labels`.
+row as one JSON object, its `token_logprobs` as the ledger holds them (`{token, logprob, top:
+[[token, logprob], ...], token_id, top_ids}`, the record's own value). Unknown uncertainty (no
+logprobs) is null. A score counts as in `harness.analysis.labels`.
 
 The first pass finds each key's latest record from line heads alone; the second converts them
 256 at a time (few enough to stay in the CPU's caches: 30% faster than 4,096) by Arrow in one
 call (the records' dicts read in C++, not field by field in Python) and writes them in row groups
-of 65,536 rows, so memory stays flat; the file is written whole (`harness.analysis.whole`).
+of 65,536 rows, so memory stays flat; the file is written whole (`harness.whole`).
 """
 
 from __future__ import annotations
 
+import csv
 import os
-import re
-import shutil
-import socket
-import tempfile
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
 from itertools import repeat
 from pathlib import Path
 from typing import Any, Literal
@@ -60,10 +59,11 @@ from harness.analysis.positions import MalformedLogprobs, Positions, flatten
 from harness.analysis.reading import Latest, read_latest
 from harness.analysis.scores import answer_digest
 from harness.analysis.uncertainty import measure
-from harness.analysis.whole import written_whole
 from harness.bulk import collector_paused
 from harness.errors import InputError
 from harness.ledger_set import Ledgers
+from harness.targets import OwnFile, head_lines
+from harness.whole import discard, remove_stale, temporary_path, written_whole
 
 Format = Literal["parquet", "csv", "jsonl"]
 BATCH = 256  # records converted at once: few enough that their parsed dicts stay in the caches
@@ -74,6 +74,12 @@ _PARTS_PER_WORKER = 4
 # (p), 125,000 answers take 121 MB uncompressed (82% of their ledger lines), 51 MB with lz4, for
 # 0.35 s more to write and 0.23 s more to read.
 _PART_OPTIONS = pa.ipc.IpcWriteOptions(compression="lz4")
+_PARTS = "export-parts"  # the name of the parts' folders (see `harness.whole.temporary_path`)
+
+# What `format` the pilot-json export's metadata says (`harness.analysis.pilot`).
+PILOT_FORMAT = "harness pilot-json 1"
+# The columns every export of the three tables has: its first ones, and one of its last.
+_EXPORT_HEAD, _EXPORT_TAIL = ["key", "status", "variant"], "uncertainty.first_token_margin"
 
 _FINEST = pa.timestamp("ns", tz="UTC")
 # What a field a line was written without means: a line from before `mode` was live.
@@ -124,6 +130,24 @@ def write_export(
         return Exported(rows, read.latest.labels.skipped, read.latest.skipped)
 
 
+def is_export(path: Path) -> bool:
+    """Whether the file at `path` is an export: Parquet, CSV or JSONL with the export's columns,
+    or pilot-json by its metadata's `format`."""
+    head = next(head_lines(path), b"")
+    if head.startswith(b"PAR1"):
+        names = pq.read_schema(path).names
+    elif head.startswith(b'{"metadata": {"format":'):
+        return head.startswith(b'{"metadata": ' + orjson.dumps({"format": PILOT_FORMAT})[:-1])
+    elif head.startswith(b"{"):
+        names = list(orjson.loads(head))
+    else:
+        names = next(csv.reader([head.decode()]), [])
+    return names[:3] == _EXPORT_HEAD and _EXPORT_TAIL in names
+
+
+EXPORT = OwnFile("an earlier export", is_export)
+
+
 @dataclass(frozen=True)
 class _Read:
     """The ledger an export reads (`ledger` names it; `file` is it, held open), where its
@@ -140,12 +164,12 @@ def _export_here(read: _Read, form: Format, temporary: Path) -> int:
     layout, labels, positions = Layout(ledger), read.latest.labels, read.latest.positions
     try:
         records = records_at(file, positions, advance=advance)
-        return _write(form, temporary, _Converter(ledger, layout, labels).batches(records))
+        return _write(form, temporary, _Converter(ledger, layout, labels, form).batches(records))
     except _LayoutGrew:
         for record in records_at(file, positions, advance=advance):
             layout.observe(record)
     records = records_at(file, positions, advance=advance)
-    return _write(form, temporary, _Converter(ledger, layout, labels).batches(records))
+    return _write(form, temporary, _Converter(ledger, layout, labels, form).batches(records))
 
 
 def _export_in_workers(read: _Read, form: Format, temporary: Path) -> int:
@@ -157,12 +181,13 @@ def _export_in_workers(read: _Read, form: Format, temporary: Path) -> int:
     them (as one process converts every record again), and all are written anew."""
     ledger, latest = read.ledger, read.latest
     stretches = latest.stretches(_PARTS_PER_WORKER)
-    _remove_stale_parts(temporary.parent)
     with (
-        tempfile.TemporaryDirectory(dir=temporary.parent, prefix=_parts_prefix()) as folder,
+        _parts_folder(temporary.parent) as folder,
         in_workers(latest.workers, (ledger, read.file, latest.labels), read.advance) as pool,
     ):  # the workers end before their folder goes
-        parts = [pool.submit(_convert_part, *s, folder, str(n)) for n, s in enumerate(stretches)]
+        parts = [
+            pool.submit(_convert_part, *s, folder, str(n), form) for n, s in enumerate(stretches)
+        ]
         try:
             return _write(form, temporary, _as_first(parts))
         except _LayoutGrew:
@@ -170,36 +195,26 @@ def _export_in_workers(read: _Read, form: Format, temporary: Path) -> int:
         layout = Layout(ledger)
         for part in done:
             layout.include(part.layout)
-        schema = export_schema(layout.columns(latest.labels))
+        schema = export_schema(_columns(layout, latest.labels, form))
         for n, (part, stretch) in enumerate(zip(done, stretches, strict=True)):
             if any(not s.equals(schema, check_metadata=True) for s in part.schemas):
-                parts[n] = pool.submit(_convert_part, *stretch, folder, f"{n}-again", layout)
+                again = (folder, f"{n}-again", form, layout)
+                parts[n] = pool.submit(_convert_part, *stretch, *again)
         return _write(form, temporary, _as_first(parts))
 
 
-def _parts_prefix() -> str:
-    """The name that begins a folder of parts: this host's name and this process's id."""
-    return f".export-parts-{socket.gethostname()}-{os.getpid()}-"
-
-
-def _remove_stale_parts(folder: Path) -> None:
-    """Remove the folders of parts that exports on this host left when killed (SIGKILL: no
-    clean-up ran), found by their process being gone."""
-    mine = re.compile(re.escape(f".export-parts-{socket.gethostname()}-") + r"(\d+)-.*")
-    for found in folder.glob(".export-parts-*"):
-        match = mine.fullmatch(found.name)
-        if match and found.is_dir() and not _alive(int(match.group(1))):
-            shutil.rmtree(found, ignore_errors=True)
-
-
-def _alive(pid: int) -> bool:
+@contextmanager
+def _parts_folder(beside: Path) -> Iterator[str]:
+    """A new folder for the parts, in `beside` (named after this process: see `harness.whole`),
+    removed on the way out; the folders of parts that exports killed here left are removed
+    first."""
+    remove_stale(beside, _PARTS)
+    folder = temporary_path(beside, _PARTS, "parts")
+    folder.mkdir()
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # another user's
-        return True
-    return True
+        yield str(folder)
+    finally:
+        discard(folder)
 
 
 @dataclass
@@ -218,13 +233,14 @@ def _convert_part(
     end: int,
     folder: str,
     name: str,
+    form: Format,
     layout: Layout | None = None,
 ) -> _Part:
     """In a worker: the records at `positions` (between bytes `start` and `end` of the ledger)
     converted into Arrow files in `folder` whose names begin with `name`: with the columns of
     `layout` (one that has seen every record), else with columns that grow as they must."""
     ledger, file, labels = shared()
-    converter = _Converter(ledger, layout or Layout(ledger), labels, refit=layout is None)
+    converter = _Converter(ledger, layout or Layout(ledger), labels, form, refit=layout is None)
     records = records_at(Stretch(file, start, end), positions, advance=report_read)
     files: list[str] = []
     schemas: list[pa.Schema] = []
@@ -262,9 +278,16 @@ class _Converter:
     with `refit`, each batch whose records grew the layout fixes them anew."""
 
     def __init__(
-        self, ledger: Path | Ledgers, layout: Layout, labels: Labels, *, refit: bool = False
+        self,
+        ledger: Path | Ledgers,
+        layout: Layout,
+        labels: Labels,
+        form: Format,
+        *,
+        refit: bool = False,
     ) -> None:
         self.ledger, self.layout, self.labels, self.refit = ledger, layout, labels, refit
+        self.form = form
         self.fixed_at: int | None = None  # the layout's `grown` when the columns were fixed
         self.columns: list[Column] = []
         self.schema = pa.schema([])
@@ -283,7 +306,7 @@ class _Converter:
     def _fix(self) -> None:
         """Learn nothing more: the columns are those of the layout now."""
         self.fixed_at = self.layout.grown
-        self.columns = self.layout.columns(self.labels)
+        self.columns = _columns(self.layout, self.labels, self.form)
         self.schema = export_schema(self.columns)
         self.record_type = self.layout.record_type()
 
@@ -315,6 +338,8 @@ class _Converter:
                 objects = map(dict.get, records, repeat(field))
                 values = [(found or {}).get(key) for found in objects]
                 arrays.append(pa.array([json_text(v) for v in values], pa.string()))
+            elif column.form == "token_logprobs" and column.type == pa.string():
+                arrays.append(pa.array([json_text(v) for v in logprobs], pa.string()))
             elif column.form == "token_logprobs":
                 arrays.append(_token_logprobs(positions))
             elif column.form == "uncertainty":
@@ -375,6 +400,15 @@ class _Converter:
 
     def _misfit(self, record: dict[str, Any], field: str, problem: str) -> InputError:
         return InputError(f"{self.ledger}: record {record.get('key')!r}: {field}: {problem}")
+
+
+def _columns(layout: Layout, labels: Labels, form: Format) -> list[Column]:
+    """The export's columns as `form` holds them: JSONL has `token_logprobs` as the ledger's own
+    JSON text (written as it is), the others the positions of `POSITION`."""
+    columns = layout.columns(labels)
+    if form != "jsonl":
+        return columns
+    return [replace(c, type=pa.string()) if c.form == "token_logprobs" else c for c in columns]
 
 
 def _to_milliseconds(texts: pa.Array) -> pa.Array:
@@ -452,10 +486,14 @@ def _json_text_columns(batch: pa.RecordBatch) -> pa.RecordBatch:
 
 
 def _write_jsonl(target: Path, batches: Iterator[pa.RecordBatch]) -> int:
+    """One JSON object per row; `token_logprobs` (the ledger's JSON text) written as it is."""
     rows = 0
     with target.open("wb") as file:
         for batch in batches:
-            file.writelines(orjson.dumps(row) + b"\n" for row in batch.to_pylist())
+            for row in batch.to_pylist():
+                held = row["token_logprobs"]
+                row["token_logprobs"] = None if held is None else orjson.Fragment(held)
+                file.write(orjson.dumps(row) + b"\n")
             rows += batch.num_rows
     return rows
 

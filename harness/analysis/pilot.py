@@ -43,17 +43,15 @@ from harness.analysis.answers import (
     records_at,
     run_lines,
 )
-from harness.analysis.export import Exported
+from harness.analysis.export import PILOT_FORMAT, Exported
 from harness.analysis.labels import Labels, read_labels
 from harness.analysis.scores import answer_digest
-from harness.analysis.whole import written_whole
 from harness.bulk import collector_paused
 from harness.ledger import parse_line
 from harness.ledger_set import Ledgers
 from harness.provenance import package_version
 from harness.record import utc_timestamp
-
-FORMAT = "harness pilot-json 1"
+from harness.whole import written_whole
 
 
 def write_pilot_json(
@@ -84,7 +82,7 @@ def _write(
     runs = run_lines(ledger)
     successful = sum(answered for _, answered in latest.values())
     metadata = {
-        "format": FORMAT,
+        "format": PILOT_FORMAT,
         "exported_at": utc_timestamp(),
         "harness_version": package_version("harness"),
         "ledger": str(ledger.resolve() if isinstance(ledger, Path) else ledger),

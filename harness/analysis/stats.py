@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -44,6 +45,7 @@ from harness.analysis.uncertainty import MEASURES, UNSURE_SIGN, aurocs
 from harness.bulk import collector_paused
 from harness.errors import InputError
 from harness.ledger_set import Ledgers
+from harness.targets import OwnFile, head
 
 STATUS = "(status)"  # the pseudo-scorer the ledger alone gives: each answer `ok` or `error`
 PROBE = "is_synthetic_probe"  # the AUROC target that needs no scores
@@ -97,6 +99,7 @@ class Stats:
     answers: int
     rates: list[Rate] = field(default_factory=list)
     comparisons: list[Comparison] = field(default_factory=list)
+    uncompared: dict[str, str] = field(default_factory=dict)  # scorer -> why it has none
     separations: list[Separation] = field(default_factory=list)
     resamples: int = 0
     seed: int = 0
@@ -105,6 +108,11 @@ class Stats:
     def as_json(self) -> bytes:
         """The whole report as JSON (NaN as null)."""
         return orjson.dumps(asdict(self), option=orjson.OPT_INDENT_2) + b"\n"
+
+
+# The head of `Stats.as_json`: its first fields, in order.
+_JSON_HEAD = re.compile(rb'\A\{\s*"ledger":\s*"(?:[^"\\]|\\.)*",\s*"scores":\s*(?:null|")')
+STATS_JSON = OwnFile("an earlier stats --json file", lambda at: bool(_JSON_HEAD.match(head(at))))
 
 
 def compute_stats(
@@ -177,12 +185,18 @@ def stats_of(
     stats.rates = _status_rates(columns) if label is None and not scorers else []
     for name in labels.scorers:
         stats.rates += _rates(columns, name, label)
-        stats.comparisons += _comparisons(columns, name, label)
+        compared = _comparisons(columns, name, label)
+        stats.comparisons += compared
+        if not compared:
+            stats.uncompared[name] = _why_uncompared(columns, name, label)
     stats.comparisons = _adjusted(stats.comparisons)
     if separations is None:
         separations = _separations(columns, label, resamples, seed, _in_turn)
     stats.separations = separations
     stats.notes = _notes(labels, columns, scores)
+    stats.notes += [
+        f"{name}: no paired comparisons: {why}" for name, why in stats.uncompared.items()
+    ]
     if skipped_lines:
         unread = f"{skipped_lines:,} unreadable line(s) (torn, damaged, or not records)"
         stats.notes.insert(0, f"{ledger}: skipped {unread}")
@@ -302,6 +316,22 @@ def _comparisons(columns: AnswerColumns, scorer: str, label: str | None) -> list
             code = names.index(name)
             rows.append(_compare(scorer, name, a, b, codes_a[at_a] == code, codes_b[at_b] == code))
     return rows
+
+
+def _why_uncompared(columns: AnswerColumns, scorer: str, label: str | None) -> str:
+    """Why `scorer` has no paired comparisons (`_comparisons` found none)."""
+    names = columns.labels[scorer]
+    if len(columns.variants) < 2:
+        shown = f" ({columns.variants[0]})" if columns.variants else ""
+        return f"one variant{shown}; a comparison needs two"
+    if len(names) < 2:
+        return f"it has given {len(names)} label(s) ({', '.join(names)}); a comparison needs two"
+    if label is not None and label not in names:
+        return f"it has not given {label!r}"
+    labelled = [columns.variants[c] for c in np.unique(columns.variant[columns.label[scorer] >= 0])]
+    if len(labelled) < 2:
+        return f"its labels are those of {len(labelled)} variant(s) ({', '.join(labelled)}) alone"
+    return "no two variants have its labels for the same prompt and sample"
 
 
 def _compare(

@@ -1,16 +1,21 @@
 """The `--figures` files: drawn into a temporary folder beside the one asked for and moved into
-it only once the page is written, so a report that fails leaves no figure files behind."""
+it only once the page is written, so a report that fails leaves no figure files behind (the
+folder is named after its writer: a report killed outright leaves it to the next one to remove,
+see `harness.whole`)."""
 
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 from harness.errors import InputError
+from harness.targets import OwnFile
+from harness.whole import discard, remove_stale, temporary_path
+
+FIGURES = ("rates", "comparisons", "distributions", "timeline", "roc")  # each one's file name
+MAKER = "harness report"  # the SVG's creator and the PNG's software, in their metadata
 
 
 @contextmanager
@@ -26,14 +31,16 @@ def staged(folder: Path | None) -> Iterator[Path | None]:
     parent = folder.absolute().parent
     while not parent.exists():
         parent = parent.parent
+    remove_stale(parent, folder.name)  # what reports killed here left
+    staging = temporary_path(parent, folder.name, "figures")
     try:
-        staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=parent))
+        staging.mkdir()
     except OSError as exc:
         raise InputError(f"{folder}: cannot create the folder: {exc.strerror}") from None
     try:
         yield staging
     finally:
-        shutil.rmtree(staging, ignore_errors=True)
+        discard(staging)
 
 
 def put_in_place(staging: Path, folder: Path) -> None:
@@ -45,3 +52,17 @@ def put_in_place(staging: Path, folder: Path) -> None:
             os.replace(drawn, folder / drawn.name)
     except OSError as exc:
         raise InputError(f"{folder}: cannot write the figures: {exc.strerror}") from None
+
+
+def is_figure(path: Path) -> bool:
+    """Whether the file at `path` is a figure `report --figures` wrote (an SVG or PNG whose
+    metadata names the report as its maker)."""
+    with path.open("rb") as file:
+        start = file.read(4096)
+    maker = MAKER.encode()
+    if start.startswith(b"\x89PNG"):
+        return b"tEXtSoftware\x00" + maker in start
+    return b"<dc:title>" + maker + b"</dc:title>" in start
+
+
+FIGURE = OwnFile("a figure an earlier report drew", is_figure)

@@ -34,6 +34,7 @@ from matplotlib.figure import Figure
 
 from harness.analysis.columns import AnswerColumns
 from harness.analysis.stats import Rate, Stats
+from harness.report_html.figure_files import FIGURES, MAKER
 from harness.report_html.figure_text import shown, shown_names
 from harness.report_html.figures_answers import distributions_figure, roc_figure, timeline_figure
 from harness.report_html.made import WIDTH, Made
@@ -94,13 +95,17 @@ def draw_all(
             f"figures: the first {len(variants)} of the {len(names)} variants by name drawn "
             "(--variant picks others; the Statistics tab has them all)"
         )
-    makers = [
-        ("rates", lambda: rates_figure(stats, scorer, label, variants)),
-        ("comparisons", lambda: comparisons_figure(stats, scorer, label, variants)),
-        ("distributions", lambda: distributions_figure(columns, rows, variants)),
-        ("timeline", lambda: timeline_figure(timeline)),
-        ("roc", lambda: roc_figure(stats, columns, scorer, label, variants)),
-    ]
+    makers = zip(
+        FIGURES,
+        [
+            lambda: rates_figure(stats, scorer, label, variants),
+            lambda: comparisons_figure(stats, scorer, label, variants),
+            lambda: distributions_figure(columns, rows, variants),
+            lambda: timeline_figure(timeline),
+            lambda: roc_figure(stats, columns, scorer, label, variants),
+        ],
+        strict=True,
+    )
     drawn = []
     with matplotlib.rc_context(_STYLE), warnings.catch_warnings():
         warnings.filterwarnings("ignore", _GLYPH_MISSING, UserWarning)
@@ -114,14 +119,16 @@ def draw_all(
             drawn.append(Drawn(name, SECRETS.scrub(made.caption), svg[svg.index("<svg") :]))
             if figures_dir is not None:
                 (figures_dir / f"{name}.svg").write_text(svg, encoding="utf-8")
-                made.figure.savefig(figures_dir / f"{name}.png", dpi=_DPI)
+                made.figure.savefig(
+                    figures_dir / f"{name}.png", dpi=_DPI, metadata={"Software": MAKER}
+                )
     return drawn, notes
 
 
 def _svg(figure: Figure) -> str:
     """The figure as an SVG document."""
     out = io.StringIO()
-    figure.savefig(out, format="svg", metadata={"Date": None})
+    figure.savefig(out, format="svg", metadata={"Date": None, "Creator": MAKER})
     return out.getvalue()
 
 
@@ -216,8 +223,11 @@ def comparisons_figure(
         for c in stats.comparisons
         if c.scorer == scorer and c.variant_a in variants and c.variant_b in variants
     ]
-    if scorer is None or not compared:
-        return "comparisons: no paired comparisons (they need a scorer with two labels or more)"
+    if scorer is None:
+        return "comparisons: no paired comparisons: no scores to compare"
+    if not compared:
+        why = stats.uncompared.get(scorer, "none between the variants drawn")
+        return f"comparisons: no paired comparisons of {scorer}: {why}"
     chosen = label or compared[0].label
     compared = [c for c in compared if c.label == chosen]
     names = sorted({c.variant_a for c in compared} | {c.variant_b for c in compared})

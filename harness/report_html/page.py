@@ -26,7 +26,6 @@ from harness.analysis.labels import Labels
 from harness.analysis.parallel import in_workers, may_spread
 from harness.analysis.reading import read_latest
 from harness.analysis.stats import check_selection, stats_of
-from harness.analysis.whole import written_whole
 from harness.bulk import collector_paused
 from harness.commands import command_line
 from harness.errors import InputError
@@ -49,8 +48,13 @@ from harness.report_html.read import (
     read_in_workers,
     read_ledger,
 )
+from harness.targets import OwnFile, head
+from harness.whole import written_whole
 
 _MARKER = re.compile(r"<!--harness:([a-z_]+)-->")
+# The page's own line (assets/report.html), in its head: what tells an earlier report.
+_GENERATOR = b'<meta name="generator" content="harness report">'
+PAGE = OwnFile("an earlier report", lambda at: _GENERATOR in head(at))
 
 
 @dataclass(frozen=True)

@@ -135,11 +135,26 @@ def test_csv_and_jsonl_hold_the_same_rows(project, run_cli):
     first = json.loads(csv["token_logprobs"][1])[0]
     assert (first["top_tokens"], first["top_logprobs"]) == (["t0_0", "t0_1"], [-0.1, -2.5])
     lines = [orjson.loads(line) for line in (output / "answers.jsonl").read_bytes().splitlines()]
-    assert lines[1]["token_logprobs"][1]["top_logprobs"] == [-0.7, -0.9]
+    assert lines[1]["token_logprobs"][1]["top"] == [["t1_0", -0.7], ["t1_1", -0.9]]
     assert lines[0]["metadata.year"] == "2021" and lines[1]["metadata.year"] == '"unknown"'
     assert lines[0]["uncertainty.first_token_margin"] is None
     assert lines[2]["attempt_errors"][0]["type"] == "ServerError"
     assert lines[0]["timestamp"] == "2026-11-24T00:00:01+00:00"
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_jsonl_holds_the_ledgers_own_token_logprobs(project, run_cli, workers):
+    output, ledger = project
+    assert run_cli("export", output, "--format", "jsonl", "--workers", workers)[0] == 0
+    rows = {
+        row["key"]: row["token_logprobs"]
+        for row in map(orjson.loads, (output / "answers.jsonl").read_bytes().splitlines())
+    }
+    own = {
+        r["key"]: r["token_logprobs"] for r in map(orjson.loads, ledger.read_bytes().splitlines())
+    }
+    assert rows == {key: own[key] for key in rows}
+    assert any(rows.values())
 
 
 def test_duckdb_reads_the_ledger_as_is_and_the_parquet_file(project, run_cli):
@@ -166,15 +181,17 @@ def test_duckdb_reads_the_ledger_as_is_and_the_parquet_file(project, run_cli):
 
 def test_a_record_that_does_not_fit_its_column_exits_2_and_writes_nothing(tmp_path, run_cli):
     records = [answer("a@t0", f"p{i}") for i in range(3)]
+    write_ledger(tmp_path / "ledger.jsonl", records[:2])
+    assert run_cli("export", tmp_path, "--format", "parquet")[0] == 0
+    target = tmp_path / "answers.parquet"
+    older = target.read_bytes()
     records[2]["elapsed_seconds"] = "slow"
     ledger = write_ledger(tmp_path / "ledger.jsonl", records)
-    target = tmp_path / "answers.parquet"
-    target.write_bytes(b"an older export")
     code, _, err = run_cli("export", tmp_path, "--format", "parquet")
     assert code == 2
     assert err.startswith(f"error: {ledger}: record 'a@t0|p2|0': elapsed_seconds: 'slow'")
     assert len(err.splitlines()) == 1
-    assert target.read_bytes() == b"an older export"
+    assert target.read_bytes() == older
     assert sorted(p.name for p in tmp_path.iterdir()) == ["answers.parquet", "ledger.jsonl"]
 
 

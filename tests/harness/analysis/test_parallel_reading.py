@@ -179,7 +179,7 @@ def _export_under_way(folder: Path) -> tuple[subprocess.Popen[bytes], list[Path]
     write_ledger(folder / "ledger.jsonl", records)
     process = harness_process("export", str(folder), "--format", "csv", "--workers", "2")
     deadline = time.monotonic() + 60
-    while not (parts := [p for p in folder.iterdir() if p.name.startswith(".export-parts-")]):
+    while not (parts := [p for p in folder.iterdir() if p.name.startswith(".export-parts.")]):
         assert process.poll() is None and time.monotonic() < deadline
         time.sleep(0.01)
     return process, parts

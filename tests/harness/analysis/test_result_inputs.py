@@ -17,16 +17,27 @@ def output(tmp_path):
     return tmp_path / "out"
 
 
-@pytest.mark.parametrize("name", ["ledger.jsonl", "scores.jsonl", "./ledger.jsonl"])
+@pytest.mark.parametrize(
+    ("name", "kind"),
+    [
+        ("ledger.jsonl", "a ledger"),
+        ("scores.jsonl", "a scores file"),
+        ("./ledger.jsonl", "a ledger"),
+    ],
+)
 @pytest.mark.parametrize(
     "verb", [("stats", "--json"), ("export", "--format", "csv", "--to")], ids=["stats", "export"]
 )
-def test_a_target_that_is_an_input_is_refused_and_nothing_is_touched(output, run_cli, name, verb):
+@pytest.mark.parametrize("force", [[], ["--force"]], ids=["", "force"])
+def test_a_target_that_is_an_input_is_refused_and_nothing_is_touched(
+    output, run_cli, name, kind, verb, force
+):
     before = {p.name: p.read_bytes() for p in output.iterdir()}
     target = output / name
-    code, _, err = run_cli(verb[0], output, *verb[1:], target)
+    code, _, err = run_cli(verb[0], output, *verb[1:], target, *force)
     assert code == 2
-    assert err == f"error: {target}: {verb[-1]} names a file this reads; name another file\n"
+    option = f"{verb[0]} {verb[-1]}"
+    assert err == f"error: {target}: is {kind}, which {option} never replaces; name another file\n"
     assert {p.name: p.read_bytes() for p in output.iterdir()} == before
 
 

@@ -200,3 +200,41 @@ def test_a_latest_score_line_with_an_unreadable_digest_leaves_its_answer_unscore
     assert overall == {"yes": (1, 2), "no": (1, 2)}  # p0 unscored, p1 and p2 as given
     notes = " | ".join(report.notes)
     assert "skipped 1 unreadable line(s)" in notes and "1 answer(s) have no current score" in notes
+
+
+def _apart(tmp_path):
+    """Two variants that answered no prompt in common, each answer labelled."""
+    records = [answer("a@t0", p) for p in ("p0", "p1")] + [answer("b@t0", p) for p in ("p2", "p3")]
+    write_ledger(tmp_path / "ledger.jsonl", records)
+    given = [
+        score(r, "claims", label) for r, label in zip(records, "yes no yes no".split(), strict=True)
+    ]
+    write_scores(tmp_path / "scores.jsonl", given)
+    return tmp_path
+
+
+APART = (
+    "claims: no paired comparisons: no two variants have its labels for the same prompt and sample"
+)
+
+
+def test_variants_with_no_prompt_in_common_are_said_to_be_why_nothing_is_compared(
+    tmp_path, run_cli
+):
+    code, out, _ = run_cli("stats", _apart(tmp_path))
+    assert code == 0
+    assert APART in " ".join(out.split())
+
+
+def test_the_report_says_why_it_compares_nothing_one_variant_or_no_prompt_in_common(
+    tmp_path, run_cli
+):
+    output = _apart(tmp_path)
+    code, out, _ = run_cli("report", output)
+    assert code == 0
+    assert f"note: {APART}" in out
+    assert "comparisons: no paired comparisons of claims: no two variants have its labels" in out
+    assert "two labels or more" not in out
+    code, out, _ = run_cli("report", output, "--variant", "a@t0")
+    assert code == 0
+    assert "note: claims: no paired comparisons: one variant (a@t0); a comparison needs two" in out

@@ -407,13 +407,13 @@ def test_prompt_texts_not_at_hand_are_noted_with_one_hint(project, run_cli, lost
 
 
 def test_a_report_over_its_own_inputs_is_refused(project, run_cli):
-    for name in ("ledger.jsonl", "scores.jsonl"):
+    for name, kind in (("ledger.jsonl", "a ledger"), ("scores.jsonl", "a scores file")):
         target = project.output / name
         before = target.read_bytes()
-        code, _, err = run_cli("report", project.output, "--out", target)
+        code, _, err = run_cli("report", project.output, "--out", target, "--force")
         assert (code, err) == (
             2,
-            f"error: {target}: --out names a file this reads; name another file\n",
+            f"error: {target}: is {kind}, which report --out never replaces; name another file\n",
         )
         assert target.read_bytes() == before
 

@@ -22,16 +22,10 @@ from harness.analysis.agreement import (
     write_disagreements,
 )
 from harness.analysis.annotation import ExportRequest, export_sheets, rater_names, shown_texts
+from harness.analysis.annotation_key import AnnotationKey
 from harness.analysis.score_view import label_table
 from harness.analysis.scoring import prepare_scoring, score
-from harness.analysis.sheets import (
-    AnnotationKey,
-    RaterSheet,
-    read_key,
-    read_sheets,
-    scorer_labels,
-    store,
-)
+from harness.analysis.sheets import RaterSheet, read_import, scorer_labels, store
 from harness.commands import PROMPT_COUNT, SEED, command_line, say
 from harness.errors import InputError
 
@@ -117,8 +111,7 @@ def _export(args: argparse.Namespace, console: Console) -> int:
 
 
 def _import(args: argparse.Namespace, console: Console) -> int:
-    key = read_key(args.output, args.name)
-    sheets = read_sheets(key, args.sheets)
+    key, sheets = read_import(args.output, args.name, args.sheets)
     appended = store(args.output, key, sheets)
     by_rater = {sheet.rater: sheet.labels for sheet in sheets}
     pairs = [

@@ -12,8 +12,9 @@ Three types, each a table with a `name` (letters, digits, `_.-`) and a `type`:
   model table of its own (the keys of a `[[models]]` entry, `[defaults]` applying; `name`
   defaults to the scorer's). The scorer's `temperature` replaces the model's temperatures.
 
-Every regex is compiled and every template placeholder parsed here, at load time, so a typo is a
-config error naming the key, never a failure halfway through scoring.
+Every regex is compiled (by RE2, `harness.patterns`: one that needs backtracking is refused) and
+every template placeholder parsed here, at load time, so a typo is a config error naming the key,
+never a failure halfway through scoring.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Literal
 
 from harness.fields import FieldError, from_table
+from harness.patterns import Pattern, PatternError, compile_user_pattern
 
 if TYPE_CHECKING:
     from harness.config import ModelConfig
@@ -245,11 +247,11 @@ def _label(label: str, path: str) -> None:
         raise FieldError(path, "a label is a non-empty string without surrounding spaces")
 
 
-def compile_pattern(pattern: str, path: str) -> re.Pattern[str]:
-    """A regular expression, or a FieldError saying why it is not one."""
+def compile_pattern(pattern: str, path: str) -> Pattern:
+    """A regular expression RE2 runs, or a FieldError saying why it is not one."""
     try:
-        return re.compile(pattern)
-    except re.error as exc:
+        return compile_user_pattern(pattern)
+    except PatternError as exc:
         raise FieldError(path, f"invalid regular expression: {exc}") from None
 
 

@@ -21,7 +21,6 @@ from __future__ import annotations
 import csv
 import dataclasses
 import random
-import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +28,7 @@ from typing import Any
 
 import orjson
 
+from harness.analysis.annotation_key import RATER_NAME, one_label
 from harness.analysis.answers import latest_records, run_lines
 from harness.analysis.scores import (
     SCORES_NAME,
@@ -48,7 +48,6 @@ from harness.whole import written_whole
 
 KEY_SCHEMA = 1
 SHEET_COLUMNS = ("row", "prompt", "answer", "label", "notes")
-_RATER = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.]*")
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 _INSTRUCTIONS = "INSTRUCTIONS.txt"
 _GUIDE_START = "Read each row's prompt and answer and put one label in its `label` column:"
@@ -102,7 +101,7 @@ def rater_names(text: str) -> tuple[str, ...]:
         return tuple(f"r{i}" for i in range(1, count + 1))
     names = tuple(name.strip() for name in text.split(","))
     for name in names:
-        if not _RATER.fullmatch(name):
+        if not RATER_NAME.fullmatch(name):
             raise InputError(f"--raters: {name!r}: use letters, digits, '_' or '.'")
     if len(set(names)) < len(names):
         raise InputError("--raters: a rater is named twice")
@@ -132,6 +131,7 @@ def export_sheets(request: ExportRequest) -> Exported:
             )
     _check_targets(output / request.name, request.raters)
     labels = request.labels or _labels_given(output, request.scorer)
+    _check_label_set(labels, "--labels" if request.labels else f"scorer {request.scorer!r}")
     source = prompt_source(ledger, request.prompts)
     prompts = _load(source, request.prompts)
     shown = [k for k, prompt_id, hashed in _answers(ledger) if _shown(prompts, prompt_id, hashed)]
@@ -194,6 +194,18 @@ def _labels_given(output: Path, scorer: str | None) -> tuple[str, ...]:
             "run `harness score` first, or give --labels"
         )
     return tuple(labels)
+
+
+def _check_label_set(labels: Sequence[str], given_by: str) -> None:
+    """InputError when two labels would be one to the import (which ignores case and surrounding
+    spaces): a rater's `Yes` would be stored as `yes`."""
+    same = one_label(labels)
+    if same is not None:
+        first, second = same
+        raise InputError(
+            f"{given_by}: labels {first!r} and {second!r} differ only in case or spaces, and "
+            "a rater's label is matched ignoring both: give distinct labels with --labels"
+        )
 
 
 def prompt_source(ledger: Ledgers, given: Path | None) -> PromptSource:

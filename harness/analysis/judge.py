@@ -14,15 +14,15 @@ sends again only what its judge ledger lacks.
 The verdict is the last match of `verdict_pattern` in the judge's answer (default `VERDICT:
 <label>`, bold markdown allowed); its group, stripped, must be one of `labels` (ignoring case
 unless `case_sensitive`). Anything else (no match, a word outside the set) is recorded as the
-label `UNPARSEABLE` with the judge's whole answer in `detail`: never guessed. A judge request that
-failed for good is a score with status "error", tried again by the next `score`.
+label `UNPARSEABLE` with the judge's whole answer in `detail`: never guessed. The pattern runs on
+RE2 (`harness.patterns`), in time linear in the judge's answer. A judge request that failed for
+good is a score with status "error", tried again by the next `score`.
 """
 
 from __future__ import annotations
 
 import collections
 import dataclasses
-import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,12 +37,13 @@ from harness.config import RunConfig
 from harness.errors import ConfigError
 from harness.jobs import job_key
 from harness.ledger import LEDGER_NAME
+from harness.patterns import compile_user_pattern
 from harness.prompts import Prompt
 from harness.run import Prepared, prepare_prompts
 from harness.scorer_config import ANSWER_FIELDS, JudgeScorer
 
 # Bumped whenever the same judge answer would be parsed differently (it is in every definition).
-PARSER_VERSION = 1
+PARSER_VERSION = 2  # 2: verdict_pattern on RE2
 
 
 def judge_output(config: RunConfig, scorer: JudgeScorer) -> Path:
@@ -135,7 +136,7 @@ class VerdictParser:
     """The last match of the scorer's verdict pattern, checked against its labels."""
 
     def __init__(self, scorer: JudgeScorer) -> None:
-        self._pattern = re.compile(scorer.verdict_pattern)
+        self._pattern = compile_user_pattern(scorer.verdict_pattern)
         fold = (lambda text: text) if scorer.case_sensitive else str.casefold
         self._fold = fold
         self._labels = {fold(label): label for label in scorer.labels}

@@ -7,13 +7,15 @@ Matching ignores case unless `case_sensitive`, and curly apostrophes count as st
 `refusal` scorer is the same with one rule: the shipped patterns (`harness.analysis.refusal`) and
 its `extra_patterns`.
 
+Your regular expressions run on RE2 (`harness.patterns`): linear time in the answer whatever the
+pattern, so no pattern can hang `score`; one that RE2 cannot run is refused when the config is
+loaded. Ignoring case, they are searched in the answer as written with RE2's case folding.
+
 Speed (a million answers are scored in seconds, see `make bench`): ignoring case, keywords and the
 shipped patterns are searched in the lowercased answer with lowercase patterns, each on its own, so
 Python's `re` jumps from one occurrence of its first word to the next; the word boundary before a
 keyword is checked by hand, since a leading lookbehind or `\b` would make `re` try every position.
-Your own regular expressions, ignoring case, are searched in the lowercased answer when written in
-lowercase (`cannot\s+find`), else in the answer with IGNORECASE (`\S`, `\W` and other uppercase
-escapes keep their meaning): lowercase ones that start with a literal word are fastest.
+Keywords are literal and the shipped patterns ours, so `re` cannot backtrack on them for long.
 """
 
 from __future__ import annotations
@@ -24,10 +26,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from harness.analysis.refusal import PATTERNS
+from harness.patterns import Match, Pattern, compile_user_pattern
 from harness.scorer_config import RefusalScorer, RuleScorer
 
 # Bumped whenever the same rules would label some text differently (it is in every definition).
-MATCHING_VERSION = 1
+MATCHING_VERSION = 2  # 2: your regular expressions on RE2
 _DETAIL_CHARS = 200
 
 
@@ -36,11 +39,11 @@ class _Pattern:
     """One alternative of a rule: searched in the lowercased answer or as it is, and whether a
     match must begin where a word begins."""
 
-    regex: re.Pattern[str]
+    regex: Pattern
     lowered: bool
     word_start: bool
 
-    def search(self, text: str) -> re.Match[str] | None:
+    def search(self, text: str) -> Match | None:
         found = self.regex.search(text)
         while (
             self.word_start
@@ -108,17 +111,15 @@ def _keywords(keywords: Sequence[str], fold: bool) -> list[_Pattern]:
 
 
 def _regexes(patterns: Sequence[str], fold: bool) -> list[_Pattern]:
-    """Your regular expressions: ignoring case, one written in lowercase is searched in the
-    lowercased answer as it is (IGNORECASE costs `re` its fast scan), any other with IGNORECASE."""
-    compiled = []
-    for pattern in patterns:
-        lowered = fold and pattern == pattern.lower()
-        flags = re.IGNORECASE if fold and not lowered else 0
-        compiled.append(_Pattern(re.compile(pattern, flags), lowered=lowered, word_start=False))
-    return compiled
+    """Your regular expressions, on RE2, searched in the answer as written (folding case unless
+    `case_sensitive`)."""
+    return [
+        _Pattern(compile_user_pattern(p, ignore_case=fold), lowered=False, word_start=False)
+        for p in patterns
+    ]
 
 
-def _detail(found: re.Match[str], text: str, lowered: str | bool) -> str:
+def _detail(found: Match, text: str, lowered: str | bool) -> str:
     """What matched, from the answer as written where lowercasing kept its length."""
     if lowered and len(lowered) == len(text):
         return text[found.start() : found.end()][:_DETAIL_CHARS]

@@ -1,10 +1,11 @@
 """Filled annotation sheets read back: checked against their key, stored as scores.
 
-Every sheet is checked before anything is stored; each problem is one line naming the sheet and
-the spreadsheet row (the header is row 1): a row id the key does not have, rows of two raters in
-one sheet, a row twice, a label outside the label set (labels match ignoring case and surrounding
-spaces), and the rows a sheet lacks; the rows left without a label are listed in one line per
-sheet. With any problem nothing is written.
+The key (`harness.analysis.annotation_key`) and every sheet are checked before anything is
+stored; each problem is one line naming the file and the key's field or the spreadsheet row (the
+header is row 1): a sheet empty or with its header alone, a row id the key does not have, rows of
+two raters in one sheet, a row twice, a label outside the label set (labels match ignoring case
+and surrounding spaces), and the rows a sheet lacks; the rows left without a label are listed in
+one line per sheet. With any problem nothing is written.
 
 A rater's labels become scores `human:<rater>` (with `rater` set and the `notes` cell as
 `detail`), keyed by the answer the rater was shown: an answer rerun since is not labelled by them.
@@ -14,45 +15,18 @@ Importing a sheet again appends only the labels that changed.
 from __future__ import annotations
 
 import csv
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
-
-import orjson
 
 from harness.analysis.annotation import key_path
-from harness.analysis.scores import (
-    SCORES_NAME,
-    definition_hash,
-    read_score_states,
-    score_key,
-    score_line,
-)
+from harness.analysis.annotation_key import AnnotationKey, load_key
+from harness.analysis.scores import SCORES_NAME, read_score_states, score_key, score_line
 from harness.errors import InputError
-from harness.input_files import refuse_special, special_problem, utf8_problem_in
+from harness.input_files import special_problem, utf8_problem_in
 from harness.ledger import LedgerWriter
-from harness.prompt_files import FieldMap, PromptSource
 
 _MOST_PROBLEMS = 20
-
-
-@dataclass(frozen=True)
-class AnnotationKey:
-    """An export's unblinding key, as `annotate export` wrote it."""
-
-    path: Path
-    name: str
-    prompts: PromptSource
-    labels: tuple[str, ...]
-    raters: tuple[str, ...]
-    scorer: str | None
-    items: dict[str, dict[str, Any]]
-
-    @property
-    def definition(self) -> str:
-        """The definition hash of every rater's scores from this export."""
-        return definition_hash({"type": "human", "annotation": self.name, "labels": self.labels})
 
 
 @dataclass
@@ -65,35 +39,24 @@ class RaterSheet:
     notes: dict[str, str] = field(default_factory=dict)
 
 
-def read_key(output: Path, name: str) -> AnnotationKey:
-    """The key of annotation `name` in `output`; InputError when it is missing or damaged."""
-    path = key_path(output, name)
-    refuse_special(path)
-    try:
-        body = orjson.loads(path.read_bytes())
-        return AnnotationKey(
-            path,
-            body["name"],
-            _source(body["prompts"]),
-            tuple(body["labels"]),
-            tuple(body["raters"]),
-            body.get("scorer"),
-            dict(body["items"]),
-        )
-    except FileNotFoundError:
-        raise InputError(f"{path}: no such annotation key (export first, or pass --name)") from None
-    except (OSError, orjson.JSONDecodeError, KeyError, TypeError) as exc:
-        raise InputError(f"{path}: not an annotation key ({exc})") from None
-
-
-def _source(described: dict[str, Any]) -> PromptSource:
-    fields = FieldMap(**described.pop("fields", {}))
-    return PromptSource(**described, fields=fields)
-
-
-def read_sheets(key: AnnotationKey, paths: Sequence[Path]) -> list[RaterSheet]:
-    """Every sheet, checked against the key; InputError listing each problem."""
+def read_import(
+    output: Path, name: str, paths: Sequence[Path]
+) -> tuple[AnnotationKey, list[RaterSheet]]:
+    """The key of annotation `name` in `output` and every sheet, checked against it; one
+    InputError listing every problem of both (nothing is stored then)."""
     problems: list[str] = []
+    key = load_key(key_path(output, name), problems)
+    sheets = read_sheets(key, paths, problems) if key.labels and key.raters and key.items else []
+    if problems:
+        shown = problems[:_MOST_PROBLEMS]
+        if len(problems) > _MOST_PROBLEMS:
+            shown.append(f"... and {len(problems) - _MOST_PROBLEMS} more problem(s)")
+        raise InputError("\n".join(shown))
+    return key, sheets
+
+
+def read_sheets(key: AnnotationKey, paths: Sequence[Path], problems: list[str]) -> list[RaterSheet]:
+    """Every sheet, checked against the key; each problem noted in `problems`."""
     sheets: list[RaterSheet] = []
     for path in paths:
         sheet = _read_sheet(key, path, problems)
@@ -103,19 +66,17 @@ def read_sheets(key: AnnotationKey, paths: Sequence[Path]) -> list[RaterSheet]:
         if earlier is not None:
             problems.append(f"{path}: holds {sheet.rater}'s rows, as {earlier.path} does")
         sheets.append(sheet)
-    if problems:
-        shown = problems[:_MOST_PROBLEMS]
-        if len(problems) > _MOST_PROBLEMS:
-            shown.append(f"... and {len(problems) - _MOST_PROBLEMS} more problem(s)")
-        raise InputError("\n".join(shown))
     return sheets
 
 
 def _read_sheet(key: AnnotationKey, path: Path, problems: list[str]) -> RaterSheet | None:
     rows = _rows(path, problems)
-    header = next(rows, None)
-    if header is None:
+    if rows is None:
         return None
+    if not any(cell.strip() for cells in rows[1:] for cell in cells):
+        problems.append(f"{path}: no rows to import (the sheet is empty or holds its header alone)")
+        return None
+    header = rows[0]
     missing = [column for column in ("row", "label") if column not in header]
     if missing:
         problems.append(f'{path}: row 1: no "{missing[0]}" column (keep the header row)')
@@ -125,7 +86,7 @@ def _read_sheet(key: AnnotationKey, path: Path, problems: list[str]) -> RaterShe
     sheet: RaterSheet | None = None
     seen: dict[str, int] = {}
     unlabelled: list[int] = []
-    for number, cells in enumerate(rows, start=2):
+    for number, cells in enumerate(rows[1:], start=2):
         if not any(cell.strip() for cell in cells):
             continue
         cell = {name: cells[i].strip() if i < len(cells) else "" for name, i in at.items()}
@@ -160,8 +121,8 @@ def _read_sheet(key: AnnotationKey, path: Path, problems: list[str]) -> RaterShe
         problems.append(f"{path}: no rows")
         return None
     if unlabelled:
-        rows = ", ".join(map(str, unlabelled[:10])) + (", ..." if len(unlabelled) > 10 else "")
-        problems.append(f"{path}: {len(unlabelled)} row(s) without a label: row {rows}")
+        listed = ", ".join(map(str, unlabelled[:10])) + (", ..." if len(unlabelled) > 10 else "")
+        problems.append(f"{path}: {len(unlabelled)} row(s) without a label: row {listed}")
     lacking = [f"{sheet.rater}-{item}" for item in key.items if item not in seen]
     if lacking:
         listed = ", ".join(lacking[:5]) + (", ..." if len(lacking) > 5 else "")
@@ -169,20 +130,21 @@ def _read_sheet(key: AnnotationKey, path: Path, problems: list[str]) -> RaterShe
     return sheet
 
 
-def _rows(path: Path, problems: list[str]) -> Iterator[list[str]]:
-    """The sheet's rows as cells; a problem (and no rows) when it cannot be read as CSV."""
-    special = special_problem(path)
+def _rows(path: Path, problems: list[str]) -> list[list[str]] | None:
+    """The sheet's rows as cells; None (and a problem) when it cannot be read as CSV."""
+    special = special_problem(path)  # a FIFO would block the import
     if special is not None:
         problems.append(special)
-        return
+        return None
     try:
         with path.open(encoding="utf-8-sig", newline="") as file:
-            yield from csv.reader(file)
+            return list(csv.reader(file))
     except UnicodeDecodeError as exc:  # raised for a block read ahead: find the true line
         line, reason = utf8_problem_in(path) or (0, exc.reason)
         problems.append(f"{path}: line {line}: not UTF-8 text ({reason})")
     except (OSError, csv.Error) as exc:
         problems.append(f"{path}: cannot read as a UTF-8 CSV sheet: {exc}")
+    return None
 
 
 def _row_id(key: AnnotationKey, row_id: str) -> tuple[str | None, str]:

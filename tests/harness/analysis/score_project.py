@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import signal
 from collections import Counter
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 from harness.api import Completion, Message, Usage
@@ -73,13 +76,35 @@ _TEXTS = (
 )
 
 
-def write_answers(ledger: Path, count: int) -> None:
-    """`count` answers of one variant, written as a run writes them (sealed records)."""
+def write_answers(ledger: Path, count: int, texts: Sequence[str] = _TEXTS) -> None:
+    """`count` answers of one variant (`texts` in turn), written as a run writes them (sealed
+    records)."""
     variant = make_variant(ModelConfig(name="sim", provider="simulated"), 0.0, 7, {})
     ledger.parent.mkdir(parents=True, exist_ok=True)
     with ledger.open("wb") as file:
         for n in range(count):
             prompt = Prompt(f"p{n:06d}", (Message("user", "q"),), "c", n % 3 == 0, {})
             job = Job(job_key(variant.id, prompt.id, 0), variant, prompt, 0)
-            completion = Completion(_TEXTS[n % 3], "stop", Usage(10, 40), "sim")
+            completion = Completion(texts[n % len(texts)], "stop", Usage(10, 40), "sim")
             file.write(sealed(success_record("run-0", job, completion, elapsed=0.1)))
+
+
+class Overran(Exception):
+    """Raised in the main thread when a `deadline` passes."""
+
+
+@contextmanager
+def deadline(seconds: float) -> Iterator[None]:
+    """Fail with Overran after `seconds` rather than hang (Python's `re` checks for signals while
+    it backtracks, so a runaway pattern is stopped too)."""
+
+    def overran(signum: int, frame: object) -> None:
+        raise Overran(f"still running after {seconds} s")
+
+    previous = signal.signal(signal.SIGALRM, overran)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)

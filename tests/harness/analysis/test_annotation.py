@@ -5,6 +5,7 @@ published worked examples."""
 from __future__ import annotations
 
 import csv
+import os
 from pathlib import Path
 
 import orjson
@@ -13,7 +14,13 @@ import pytest
 from harness.analysis.agreement import cohen, fleiss
 from harness.analysis.scores import read_scores
 from tests.conftest import SIMPLE_MODEL, write_config
-from tests.harness.analysis.score_project import EXISTENCE, answers, project, score_lines
+from tests.harness.analysis.score_project import (
+    EXISTENCE,
+    answers,
+    deadline,
+    project,
+    score_lines,
+)
 
 # Wikipedia, "Cohen's kappa", worked example: 50 grant proposals read by A and B; both "yes"
 # 20, A yes and B no 5, A no and B yes 10, both "no" 15: p_o = 0.7, p_e = 0.5, kappa = 0.4.
@@ -246,3 +253,126 @@ def test_export_refuses_to_overwrite_a_key_and_needs_labels(tmp_path, run_cli):
                               "--raters", "ana,ben")  # fmt: skip
     assert code == 0 and (out / "second" / "ana.csv").exists()
     assert "annotate import" in stdout and "--name second" in stdout
+
+
+def edit_key(out: Path, edit) -> Path:
+    """The annotation key, changed in place by `edit(body)`."""
+    path = out / "annotation.key.json"
+    body = orjson.loads(path.read_bytes())
+    edit(body)
+    path.write_bytes(orjson.dumps(body))
+    return path
+
+
+def test_a_key_item_without_its_answer_key_stores_nothing_and_says_which(tmp_path, run_cli):
+    out = exported(tmp_path, run_cli, prompts=10)
+    sheet = fill(out, "r1", lambda item: "yes", tmp_path / "a.csv")
+    items = sorted(orjson.loads((out / "annotation.key.json").read_bytes())["items"])
+    last = items[-1]  # the one a sheet in any order reaches after others were stored
+    key = edit_key(out, lambda body: body["items"][last].pop("answer_key"))
+    code, _, err = run_cli("annotate", "import", out, sheet)
+    assert (code, err) == (2, f"error: {key}: item {last}: answer_key is missing\n")
+    assert not (out / "scores.jsonl").exists()
+
+
+def test_every_problem_of_the_key_and_the_sheets_is_told_at_once(tmp_path, run_cli):
+    out = exported(tmp_path, run_cli, prompts=3)
+    sheet = fill(out, "r1", lambda item: "yes", tmp_path / "a.csv")
+    rows = read_sheet(sheet)
+    rows[1][3] = "maybe"
+    write_sheet(sheet, rows)
+
+    def damage(body: dict) -> None:
+        body["items"]["0001"]["answer"] = "not-a-digest"
+        body["items"]["0003"]["answer_key"] = 7
+        body["items"]["0007"] = "an item"
+        body["raters"].append("r 3")
+        body["prompts"]["format"] = "xml"
+
+    key = edit_key(out, damage)
+    code, _, err = run_cli("annotate", "import", out, sheet)
+    assert code == 2
+    assert err.splitlines() == [
+        f"error: {key}: prompts.format: expected one of 'auto', 'json', 'jsonl', 'csv', 'tsv', "
+        "'parquet', 'arrow', got \"xml\"",
+        f"error: {key}: raters[2]: 'r 3': use letters, digits, '_' or '.'",
+        f"error: {key}: item 0001: answer 'not-a-digest' is not 16 hex digits",
+        f"error: {key}: item 0003: answer_key is not a non-empty string",
+        f"error: {key}: item 0007: expected an object",
+        f"error: {sheet}: row 2: label 'maybe' is not one of yes, no",
+        f"error: {sheet}: 1 row(s) missing: r1-0007",
+    ]
+    assert not (out / "scores.jsonl").exists()
+
+
+def test_a_key_whose_labels_differ_only_in_case_is_refused(tmp_path, run_cli):
+    out = exported(tmp_path, run_cli, prompts=2)
+    sheet = fill(out, "r1", lambda item: "Yes", tmp_path / "a.csv")
+    key = edit_key(out, lambda body: body.__setitem__("labels", ["yes", "Yes"]))
+    code, _, err = run_cli("annotate", "import", out, sheet)
+    assert code == 2
+    assert (
+        err
+        == f"error: {key}: labels: 'yes' and 'Yes' are one label to the import (it ignores case)\n"
+    )
+    assert not (out / "scores.jsonl").exists()
+
+
+def test_labels_that_differ_only_in_case_are_refused_at_export(tmp_path, run_cli):
+    config = write_config(tmp_path, SIMPLE_MODEL, prompts=2)
+    assert run_cli("run", config)[0] == 0
+    out = tmp_path / "out"
+    for labels in ("Yes,yes", "no,yes,NO "):
+        code, _, err = run_cli("annotate", "export", out, "--labels", labels)
+        assert code == 2 and len(err.splitlines()) == 1
+        assert err.startswith("error: --labels: labels ") and "differ only in case" in err
+    assert not (out / "annotation").exists() and not (out / "annotation.key.json").exists()
+
+
+SHOUTING = """
+[[scorers]]
+name = "loud"
+type = "rules"
+case_sensitive = true
+default = "yes"
+[[scorers.rules]]
+label = "YES"
+keywords = ["it exists"]
+"""
+
+
+def test_a_scorers_labels_that_differ_only_in_case_are_refused_at_export(tmp_path, run_cli):
+    config = project(tmp_path, run_cli, SHOUTING, prompts=12)
+    out = tmp_path / "out"
+    assert run_cli("score", config)[0] == 0
+    code, _, err = run_cli("annotate", "export", out, "--scorer", "loud")
+    assert code == 2
+    assert err == (
+        "error: scorer 'loud': labels 'YES' and 'yes' differ only in case or spaces, and a "
+        "rater's label is matched ignoring both: give distinct labels with --labels\n"
+    )
+    assert not (out / "annotation.key.json").exists()
+
+
+@pytest.mark.parametrize("content", ["", "\ufeff", "row,prompt,answer,label,notes\r\n", "\n\n"])
+def test_an_empty_or_header_only_sheet_is_refused_alike(tmp_path, run_cli, content):
+    out = exported(tmp_path, run_cli, prompts=2)
+    good = fill(out, "r1", lambda item: "yes", tmp_path / "a.csv")
+    empty = tmp_path / "b.csv"
+    empty.write_text(content, encoding="utf-8")
+    code, _, err = run_cli("annotate", "import", out, good, empty)
+    assert code == 2
+    assert (
+        err == f"error: {empty}: no rows to import (the sheet is empty or holds its header alone)\n"
+    )
+    assert not (out / "scores.jsonl").exists()
+
+
+def test_a_sheet_that_is_not_a_regular_file_is_refused_not_waited_on(tmp_path, run_cli):
+    out = exported(tmp_path, run_cli, prompts=2)
+    fifo = tmp_path / "pipe.csv"
+    os.mkfifo(fifo)
+    with deadline(5):
+        code, _, err = run_cli("annotate", "import", out, fifo)
+    assert code == 2
+    assert err == f"error: {fifo}: cannot read as a UTF-8 CSV sheet: not a regular file\n"

@@ -4,6 +4,7 @@ ones recorded as such, and an edited rubric or prompt field redoing only what it
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 
 from aiohttp import web
@@ -15,6 +16,7 @@ from tests.conftest import ledger_lines, results
 from tests.harness.analysis.score_project import (
     EXISTENCE,
     answers,
+    deadline,
     per_key,
     project,
     rewrite_scorers,
@@ -234,6 +236,18 @@ def test_the_verdict_is_the_last_match_and_never_a_guess():
     )
     assert strict("VERDICT: Exists").label == UNPARSEABLE
     assert DEFAULT_VERDICT.startswith("VERDICT:")
+
+
+def test_a_verdict_pattern_that_backtracks_in_re_parses_a_long_answer_at_once():
+    runaway = r"(?:\w+\s?)+!\s*(\w+)"  # backtracks in `re` on words without a "!"
+    scorer = JudgeScorer("j", None, "", "", ("yes",), (), verdict_pattern=runaway)  # type: ignore[arg-type]
+    parse = VerdictParser(scorer)
+    thirty_words = " ".join(["word"] * 30)
+    started = time.monotonic()
+    with deadline(5):
+        assert parse(thirty_words).label == UNPARSEABLE
+        assert parse(thirty_words + "! yes").label == "yes"
+    assert time.monotonic() - started < 0.1
 
 
 def test_the_judge_keeps_its_ledger_beside_the_answers_and_resumes_it(tmp_path, run_cli):

@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from harness.analysis.refusal import PATTERNS
 from harness.analysis.rules import RuleMatcher
 from harness.analysis.scores import definition_hash
 from harness.scorer_config import RefusalScorer, Rule, RuleScorer
+from tests.harness.analysis.score_project import deadline
+
+# Backtracks in Python's `re` for longer than anyone waits on 30 words and no "!".
+RUNAWAY = r"(\w+\s?)+!"
+THIRTY_WORDS = " ".join(["word"] * 30)
 
 
 def rules(*entries: Rule, **options) -> RuleMatcher:
@@ -46,6 +53,24 @@ def test_a_lowercase_regex_ignoring_case_matches_as_ignorecase_does_and_keeps_th
     assert matcher.label("I CANNOT  Find it") == ("denies", "CANNOT  Find")
     assert matcher.label("NO-RECORD here") == ("denies", "NO-RECORD")
     assert matcher.label("cannotfind")[0] == "no_match"
+
+
+def test_a_pattern_that_backtracks_in_re_labels_a_30_word_answer_at_once():
+    matcher = rules(Rule("shout", regex=(RUNAWAY,)))
+    refusal = RuleMatcher(RefusalScorer("r", extra_patterns=(RUNAWAY,), case_sensitive=True))
+    started = time.monotonic()
+    with deadline(5):
+        assert matcher.label(THIRTY_WORDS) == ("no_match", None)
+        assert matcher.label(THIRTY_WORDS + "!") == ("shout", THIRTY_WORDS + "!")
+        assert refusal.label(THIRTY_WORDS) == ("no_refusal", None)
+    assert time.monotonic() - started < 0.1
+
+
+def test_classes_are_ascii_and_pl_is_a_letter_of_any_script_as_in_re2():
+    matcher = rules(Rule("word", regex=(r"caf\pL",)), Rule("digit", regex=(r"\d",)))
+    assert matcher.label("un café noir") == ("word", "café")
+    assert matcher.label("٣ cups")[0] == "no_match"  # \d is 0-9: an Arabic-Indic three is not
+    assert matcher.label("3 cups")[0] == "digit"
 
 
 def test_a_pattern_with_global_inline_flags_still_works_beside_others():

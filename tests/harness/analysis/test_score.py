@@ -3,6 +3,8 @@ edited scorers redone alone, bad input refused before anything is written."""
 
 from __future__ import annotations
 
+import time
+
 import orjson
 
 from harness.analysis.scores import answer_digest, read_scores
@@ -12,10 +14,12 @@ from tests.harness.analysis.score_project import (
     EXISTENCE,
     REFUSAL,
     answers,
+    deadline,
     per_key,
     project,
     rewrite_scorers,
     score_lines,
+    write_answers,
 )
 
 
@@ -119,3 +123,30 @@ def test_damaged_score_lines_are_skipped_counted_and_redone(tmp_path, run_cli):
     assert code == 0 and "skipped 1 unreadable line(s)" in stdout and "(1 new)" in stdout
     key = orjson.loads(lines[0])["key"]
     assert read_scores(path).latest[key]["label"] == orjson.loads(lines[0])["label"]
+
+
+RUNAWAY_RULES = """
+[[scorers]]
+name = "shout"
+type = "rules"
+[[scorers.rules]]
+label = "shouts"
+regex = ['(\\w+\\s?)+!']
+[[scorers]]
+name = "refusal"
+type = "refusal"
+extra_patterns = ['(\\w+\\s?)+!']
+"""
+
+
+def test_a_pattern_that_backtracks_in_re_scores_30_word_answers_at_once(tmp_path, run_cli):
+    config = write_config(tmp_path, SIMPLE_MODEL + RUNAWAY_RULES)
+    thirty_words = " ".join(f"word{n}" for n in range(30))
+    write_answers(tmp_path / "out" / "ledger.jsonl", 2, (thirty_words, thirty_words + "!"))
+    started = time.monotonic()
+    with deadline(10):
+        code, _, err = run_cli("score", config)
+    assert code == 0, err
+    assert time.monotonic() - started < 1.0
+    labels = sorted(line["label"] for line in score_lines(tmp_path / "out"))
+    assert labels == ["no_match", "no_refusal", "refusal", "shouts"]

@@ -61,7 +61,18 @@ def test_a_refusal_scorer_needs_nothing_but_a_name(tmp_path):
         ),
         (
             '[[scorers]]\nname = "r"\ntype = "refusal"\nextra_patterns = ["(unclosed"]\n',
-            "scorers[0].extra_patterns[0]: invalid regular expression: missing ), unterminated",
+            "scorers[0].extra_patterns[0]: invalid regular expression: missing ): (unclosed",
+        ),
+        (
+            '[[scorers]]\nname = "r"\ntype = "refusal"\nextra_patterns = ["ok", "(a)\\\\1"]\n',
+            "scorers[0].extra_patterns[1]: invalid regular expression: invalid escape sequence: "
+            "\\1: RE2 has no backreferences (patterns run on RE2, in linear time)",
+        ),
+        (
+            '[[scorers]]\nname = "r"\ntype = "rules"\n[[scorers.rules]]\nlabel = "a"\n'
+            'regex = ["no(?!t)"]\n',
+            "scorers[0].rules[0].regex[0]: invalid regular expression: invalid perl operator: "
+            "(?!: RE2 has no lookahead",
         ),
         (
             '[[scorers]]\nname = "r"\ntype = "refusal"\ndefault = "refusal"\n',
@@ -97,6 +108,11 @@ def test_a_refusal_scorer_needs_nothing_but_a_name(tmp_path):
         (JUDGE.replace("{source}", "{source"), "scorers[0].template: unmatched '{'"),
         (JUDGE.replace('["yes", "no"]', '["yes", "YES"]'), "scorers[0].labels: a label is listed"),
         (JUDGE + 'verdict_pattern = "VERDICT"\n', "scorers[0].verdict_pattern: needs exactly one"),
+        (
+            JUDGE + 'verdict_pattern = "(?<=VERDICT: )(\\\\w+)"\n',
+            "scorers[0].verdict_pattern: invalid regular expression: invalid perl operator: (?<=: "
+            "RE2 has no lookbehind",
+        ),
         (JUDGE + "temperature = 3\n", "scorers[0].temperature: must be <= 2.0"),
         (
             JUDGE.replace('model = "sim"', "").replace(

@@ -1,0 +1,161 @@
+"""An annotation's unblinding key read back for `annotate import`, every part of it checked first.
+
+`annotate export` writes the key (`harness.analysis.annotation`); a hand edit or a damaged copy
+can leave it without what the import needs. `load_key` reads it and notes each problem as one
+line naming the key and the field (an item's by its number: `item 0007: answer_key is missing`),
+so that the import reports them all, with the sheets' own, before anything is stored.
+
+The label set is checked the same way at export and at import: the import matches a rater's label
+ignoring case and surrounding spaces, so two labels that differ only so (`Yes`, `yes`) would be
+read as one.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import string
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from harness.analysis.scores import definition_hash
+from harness.errors import InputError
+from harness.fields import FieldError, check_type, from_table
+from harness.input_files import refuse_special
+from harness.prompt_files import FieldMap, PromptSource
+
+RATER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.]*")
+_Note = Callable[[str, str], None]  # (field, what is wrong with it)
+
+
+@dataclass(frozen=True)
+class AnnotationKey:
+    """An export's unblinding key, as `annotate export` wrote it."""
+
+    path: Path
+    name: str
+    prompts: PromptSource
+    labels: tuple[str, ...]
+    raters: tuple[str, ...]
+    scorer: str | None
+    items: dict[str, dict[str, Any]]
+
+    @property
+    def definition(self) -> str:
+        """The definition hash of every rater's scores from this export."""
+        return definition_hash({"type": "human", "annotation": self.name, "labels": self.labels})
+
+
+def one_label(labels: Sequence[str]) -> tuple[str, str] | None:
+    """The first two labels the import would read as one (equal ignoring case and surrounding
+    spaces), or None."""
+    seen: dict[str, str] = {}
+    for label in labels:
+        folded = label.strip().casefold()
+        if folded in seen:
+            return seen[folded], label
+        seen[folded] = label
+    return None
+
+
+def load_key(path: Path, problems: list[str]) -> AnnotationKey:
+    """The key at `path`, each problem noted in `problems` (one line each); InputError when it
+    is missing or not a JSON object at all."""
+    refuse_special(path)  # a FIFO would block the import
+    try:
+        body = orjson.loads(path.read_bytes())
+    except FileNotFoundError:
+        raise InputError(f"{path}: no such annotation key (export first, or pass --name)") from None
+    except (OSError, orjson.JSONDecodeError) as exc:
+        raise InputError(f"{path}: not an annotation key ({exc})") from None
+    if not isinstance(body, dict):
+        raise InputError(f"{path}: not an annotation key (expected a JSON object)")
+
+    def note(field: str, message: str) -> None:
+        problems.append(f"{path}: {field}: {message}")
+
+    return AnnotationKey(
+        path,
+        _part(body, "name", str, "", note),
+        _prompts(body.get("prompts"), note),
+        _labels(_part(body, "labels", tuple[str, ...], (), note), note),
+        _raters(_part(body, "raters", tuple[str, ...], (), note), note),
+        _part(body, "scorer", str | None, None, note, required=False),
+        _items(_part(body, "items", dict, {}, note), note),
+    )
+
+
+def _part(
+    body: dict[str, Any], name: str, hint: Any, empty: Any, note: _Note, *, required: bool = True
+) -> Any:
+    """`body[name]` checked against `hint`; `empty` (and a problem noted) when it is not so."""
+    if name not in body:
+        if required:
+            note(name, "missing")
+        return empty
+    try:
+        return check_type(body[name], hint, name)
+    except FieldError as exc:
+        note(name, exc.message)
+        return empty
+
+
+def _labels(labels: tuple[str, ...], note: _Note) -> tuple[str, ...]:
+    if any(not label.strip() for label in labels):
+        note("labels", "a label is empty")
+    same = one_label(labels)
+    if same is not None:
+        note("labels", f"{same[0]!r} and {same[1]!r} are one label to the import (it ignores case)")
+    return labels
+
+
+def _raters(raters: tuple[str, ...], note: _Note) -> tuple[str, ...]:
+    for index, rater in enumerate(raters):
+        if not RATER_NAME.fullmatch(rater):
+            note(f"raters[{index}]", f"{rater!r}: use letters, digits, '_' or '.'")
+    if len(set(raters)) < len(raters):
+        note("raters", "a rater is named twice")
+    return raters
+
+
+def _items(items: dict[str, Any], note: _Note) -> dict[str, dict[str, Any]]:
+    """Each item as it is; every item whose answer key or answer digest is missing or wrong
+    noted (they are what the import stores a label under)."""
+    for item, entry in items.items():
+        if not isinstance(entry, dict):
+            note(f"item {item}", "expected an object")
+            continue
+        for field in ("answer_key", "answer"):
+            if field not in entry:
+                note(f"item {item}", f"{field} is missing")
+            elif not isinstance(entry[field], str) or not entry[field]:
+                note(f"item {item}", f"{field} is not a non-empty string")
+        digest = entry.get("answer")
+        if isinstance(digest, str) and digest and not _is_digest(digest):
+            note(f"item {item}", f"answer {digest!r} is not 16 hex digits")
+    return {item: entry if isinstance(entry, dict) else {} for item, entry in items.items()}
+
+
+def _is_digest(text: str) -> bool:
+    return len(text) == 16 and all(char in string.hexdigits for char in text)
+
+
+def _prompts(described: Any, note: _Note) -> PromptSource:
+    """Where the prompts shown were read from; an empty source (and a problem) when the key's
+    description is not one."""
+    if described is None:
+        note("prompts", "missing")
+        return PromptSource("")
+    try:
+        if not isinstance(described, dict):
+            raise FieldError("prompts", "expected an object")
+        fields = from_table(FieldMap, described.get("fields", {}), "prompts.fields")
+        head = {k: v for k, v in described.items() if k != "fields"}
+        return dataclasses.replace(from_table(PromptSource, head, "prompts"), fields=fields)
+    except FieldError as exc:
+        note(exc.path, exc.message)
+        return PromptSource("")

@@ -20,6 +20,7 @@ from datetime import datetime
 from typing import Any, ClassVar, Literal, Protocol
 
 from harness.errors import MalformedResponse, ProviderError
+from harness.scrub import excerpt
 
 Role = Literal["system", "user", "assistant"]
 
@@ -81,8 +82,7 @@ class Usage:
             raise malformed("tokens", "a mapping of counts", self.details)
         counts = {"input": self.input, "output": self.output, **(self.details or {})}
         for name, count in counts.items():
-            if type(count) is not int or count < 0:  # a server's null, "3" or 1e308
-                raise malformed(f"tokens.{name}", "a whole number >= 0", count)
+            token_count(count, f"tokens.{name}")
 
     def as_record(self) -> dict[str, int]:
         """The `tokens` object stored in the ledger."""
@@ -131,15 +131,15 @@ class TokenLogprob:
 
     def __post_init__(self) -> None:
         where = "token_logprobs: "  # the record's field, whatever the position
-        _check(self.token, (str, type(None)), f"{where}token", "a string or null")
+        expect(self.token, (str, type(None)), f"{where}token", "a string or null")
         object.__setattr__(self, "logprob", _logprob(self.logprob, f"{where}logprob"))
-        _check(self.top, tuple, f"{where}top", "a list of [token, logprob] pairs")
+        expect(self.top, tuple, f"{where}top", "a list of [token, logprob] pairs")
         top = tuple(_pair(pair, f"{where}top[{n}]") for n, pair in enumerate(self.top))
         object.__setattr__(self, "top", top)
         if self.token_id is not None:
             _token_id(self.token_id, f"{where}token_id")
         if self.top_ids is not None:
-            _check(self.top_ids, tuple, f"{where}top_ids", "a list of token ids")
+            expect(self.top_ids, tuple, f"{where}top_ids", "a list of token ids")
             if len(self.top_ids) != len(top):
                 expected = f"{len(top)} ids, one per alternative"
                 raise malformed(f"{where}top_ids", expected, self.top_ids)
@@ -163,32 +163,42 @@ class Completion:
     rate_limit: RateLimitState | None = None
 
     def __post_init__(self) -> None:
-        _check(self.text, str, "text", "a string")
-        _check(self.finish_reason, str, "finish_reason", "a string")
-        _check(self.model, str, "model", "a string")
-        _check(self.finish_detail, (str, type(None)), "finish_detail", "a string or null")
-        _check(self.usage, Usage, "usage", "token counts")
+        expect(self.text, str, "text", "a string")
+        expect(self.finish_reason, str, "finish_reason", "a string")
+        expect(self.model, str, "model", "a string")
+        expect(self.finish_detail, (str, type(None)), "finish_detail", "a string or null")
+        expect(self.usage, Usage, "usage", "token counts")
         if self.token_logprobs is not None:
-            _check(self.token_logprobs, tuple, "token_logprobs", "a list of positions")
+            expect(self.token_logprobs, tuple, "token_logprobs", "a list of positions")
             for n, position in enumerate(self.token_logprobs):
-                _check(position, TokenLogprob, f"token_logprobs[{n}]", "a position")
-        _check(self.sampling_sent, (dict, type(None)), "sampling_sent", "a mapping or null")
-        _check(self.rate_limit, (RateLimitState, type(None)), "rate_limit", "a limit state")
+                expect(position, TokenLogprob, f"token_logprobs[{n}]", "a position")
+        expect(self.sampling_sent, (dict, type(None)), "sampling_sent", "a mapping or null")
+        expect(self.rate_limit, (RateLimitState, type(None)), "rate_limit", "a limit state")
 
 
 def malformed(field: str, expected: str, got: object) -> MalformedResponse:
     """The error for an answer's `field` that is not `expected`: names the field, the type it
     has and (cut short) its value."""
-    shown = repr(got)
+    shown = excerpt(repr(got), 61)  # scrubbed first: half a key would no longer match
     shown = shown if len(shown) <= 60 else f"{shown[:57]}..."
     return MalformedResponse(
         f"malformed response: {field}: expected {expected}, got {type(got).__name__} {shown}"
     )
 
 
-def _check(value: object, kinds: type | tuple[type, ...], field: str, expected: str) -> None:
+def expect(value: Any, kinds: type | tuple[type, ...], field: str, expected: str) -> Any:
+    """`value` when it is of `kinds`; else MalformedResponse naming `field`."""
     if not isinstance(value, kinds):
         raise malformed(field, expected, value)
+    return value
+
+
+def token_count(value: Any, field: str) -> int:
+    """`value` when it is a count of tokens; else MalformedResponse naming `field` (a server's
+    null, "3", -1 or 1e308)."""
+    if type(value) is not int or value < 0:
+        raise malformed(field, "a whole number >= 0", value)
+    return value
 
 
 def _logprob(value: object, field: str) -> float | None:
@@ -204,7 +214,7 @@ def _logprob(value: object, field: str) -> float | None:
 def _pair(pair: object, field: str) -> tuple[str | None, float | None]:
     if not isinstance(pair, tuple) or len(pair) != 2:
         raise malformed(field, "a [token, logprob] pair", pair)
-    _check(pair[0], (str, type(None)), f"{field} token", "a string or null")
+    expect(pair[0], (str, type(None)), f"{field} token", "a string or null")
     return pair[0], _logprob(pair[1], f"{field} logprob")
 
 

@@ -32,7 +32,7 @@ import aiohttp
 import orjson
 import yarl
 
-from harness.api import Completion, Request, TokenLogprob, Usage, malformed
+from harness.api import Completion, Request, TokenLogprob, Usage, expect, malformed, token_count
 from harness.errors import AttemptTimeout, ConnectionFailed, MalformedResponse
 from harness.fields import OPERATIONAL
 from harness.scrub import excerpt
@@ -121,25 +121,25 @@ class OpenAIProvider:
     ) -> Completion:
         """The answer in `data`, every field read checked against the API's shape."""
         chat = self.options.endpoint == "chat"
-        choices = _typed(data, dict, "the response", "a JSON object").get("choices")
+        choices = expect(data, dict, "the response", "a JSON object").get("choices")
         if not isinstance(choices, list) or not choices:
             raise malformed("choices", "a list of at least one choice", choices)
-        choice = _typed(choices[0], dict, "choices[0]", "an object")
+        choice = expect(choices[0], dict, "choices[0]", "an object")
         if chat:
-            message = _typed(choice.get("message"), dict, "choices[0].message", "an object")
-            text = _typed(message.get("content"), _TEXT, "choices[0].message.content", _STR)
+            message = expect(choice.get("message"), dict, "choices[0].message", "an object")
+            text = expect(message.get("content"), _TEXT, "choices[0].message.content", _STR)
         else:
-            text = _typed(choice.get("text"), _TEXT, "choices[0].text", _STR)
-        reason = _typed(choice.get("finish_reason"), _TEXT, "choices[0].finish_reason", _STR)
-        usage = _typed(data.get("usage"), (dict, type(None)), "usage", "an object") or {}
+            text = expect(choice.get("text"), _TEXT, "choices[0].text", _STR)
+        reason = expect(choice.get("finish_reason"), _TEXT, "choices[0].finish_reason", _STR)
+        usage = expect(data.get("usage"), (dict, type(None)), "usage", "an object") or {}
         return Completion(
             text=text or "",
             finish_reason=_FINISH.get(reason or "", reason or "unknown"),
             usage=Usage(
-                _count(usage, "prompt_tokens"),
-                _count(usage, "completion_tokens"),
+                token_count(usage.get("prompt_tokens", 0), "usage.prompt_tokens"),
+                token_count(usage.get("completion_tokens", 0), "usage.completion_tokens"),
             ),
-            model=_typed(data.get("model"), _TEXT, "model", _STR) or request.model,
+            model=expect(data.get("model"), _TEXT, "model", _STR) or request.model,
             token_logprobs=_logprobs(choice.get("logprobs"), chat, self.options.top_logprobs),
             sampling_sent=_sent(body),
             rate_limit=rate_limit_state(headers),
@@ -189,20 +189,6 @@ _TEXT = (str, type(None))
 _STR = "a string or null"
 
 
-def _typed(value: Any, kinds: type | tuple[type, ...], field: str, expected: str) -> Any:
-    """`value` when it is of `kinds`; else MalformedResponse naming the response's `field`."""
-    if not isinstance(value, kinds):
-        raise malformed(field, expected, value)
-    return value
-
-
-def _count(usage: dict[str, Any], name: str) -> int:
-    count = usage.get(name, 0)
-    if type(count) is not int or count < 0:
-        raise malformed(f"usage.{name}", "a whole number >= 0", count)
-    return count
-
-
 def _asks_token_ids(options: OpenAIOptions, host: str) -> bool:
     if options.token_ids is not None:
         return options.token_ids
@@ -235,7 +221,7 @@ _LOGPROBS = "choices[0].logprobs"
 def _logprobs(logprobs: Any, chat: bool, k: int) -> tuple[TokenLogprob, ...] | None:
     if not logprobs:
         return None
-    logprobs = _typed(logprobs, dict, _LOGPROBS, "an object")
+    logprobs = expect(logprobs, dict, _LOGPROBS, "an object")
     if chat:
         content = _list(logprobs.get("content"), f"{_LOGPROBS}.content")
         return tuple(_chat_position(entry, k) for entry in content)
@@ -260,7 +246,7 @@ def _logprobs(logprobs: Any, chat: bool, k: int) -> tuple[TokenLogprob, ...] | N
 
 def _list(value: Any, field: str) -> list[Any]:
     """A list the response holds (null or missing: empty)."""
-    return _typed(value, (list, type(None)), field, "a list or null") or []
+    return expect(value, (list, type(None)), field, "a list or null") or []
 
 
 def _number(value: Any, field: str) -> float | None:
@@ -273,12 +259,12 @@ def _number(value: Any, field: str) -> float | None:
 def _keyed(top: Any) -> list[_Listed]:
     """Completions' alternatives, keyed by text or by `token_id:N`."""
     field = f"{_LOGPROBS}.top_logprobs[]"
-    top = _typed(top, (dict, type(None)), field, "an object or null") or {}
+    top = expect(top, (dict, type(None)), field, "an object or null") or {}
     return [(*_named(name, field), _number(logprob, field)) for name, logprob in top.items()]
 
 
 def _chat_position(entry: Any, k: int) -> TokenLogprob:
-    entry = _typed(entry, dict, f"{_LOGPROBS}.content[]", "an object")
+    entry = expect(entry, dict, f"{_LOGPROBS}.content[]", "an object")
     alternatives = _list(entry.get("top_logprobs"), f"{_LOGPROBS}.content[].top_logprobs")
     listed = [_chat_listed(alt, ".top_logprobs[]") for alt in alternatives]
     return _position(_chat_listed(entry, ""), listed, k, spare=k < _MAX_LOGPROBS)
@@ -286,7 +272,7 @@ def _chat_position(entry: Any, k: int) -> TokenLogprob:
 
 def _chat_listed(entry: Any, inner: str) -> _Listed:
     field = f"{_LOGPROBS}.content[]{inner}"
-    entry = _typed(entry, dict, field, "an object")
+    entry = expect(entry, dict, field, "an object")
     text, token_id = _named(entry.get("token"), f"{field}.token")
     data = entry.get("bytes")
     if text is not None and data is not None and bytes(data) != text.encode():
@@ -296,7 +282,7 @@ def _chat_listed(entry: Any, inner: str) -> _Listed:
 
 def _named(token: Any, field: str) -> tuple[str | None, int | None]:
     """A token as the server named it: `token_id:N` (asked for with `token_ids`) or its text."""
-    match = _TOKEN_ID.fullmatch(_typed(token, str, field, "a string"))
+    match = _TOKEN_ID.fullmatch(expect(token, str, field, "a string"))
     return (None, int(match[1])) if match else (token, None)
 
 

@@ -133,18 +133,20 @@ class TokenLogprob:
         where = "token_logprobs: "  # the record's field, whatever the position
         expect(self.token, (str, type(None)), f"{where}token", "a string or null")
         object.__setattr__(self, "logprob", _logprob(self.logprob, f"{where}logprob"))
-        expect(self.top, tuple, f"{where}top", "a list of [token, logprob] pairs")
-        top = tuple(_pair(pair, f"{where}top[{n}]") for n, pair in enumerate(self.top))
-        object.__setattr__(self, "top", top)
+        top = expect(self.top, tuple, f"{where}top", "a list of [token, logprob] pairs")
+        if not _plain_top(top):  # the slow path names the first wrong pair
+            top = tuple(_pair(pair, f"{where}top[{n}]") for n, pair in enumerate(top))
+            object.__setattr__(self, "top", top)
         if self.token_id is not None:
             _token_id(self.token_id, f"{where}token_id")
-        if self.top_ids is not None:
-            expect(self.top_ids, tuple, f"{where}top_ids", "a list of token ids")
-            if len(self.top_ids) != len(top):
-                expected = f"{len(top)} ids, one per alternative"
-                raise malformed(f"{where}top_ids", expected, self.top_ids)
-            for n, token_id in enumerate(self.top_ids):
-                _token_id(token_id, f"{where}top_ids[{n}]")
+        ids = self.top_ids
+        if ids is not None:
+            expect(ids, tuple, f"{where}top_ids", "a list of token ids")
+            if len(ids) != len(top):
+                raise malformed(f"{where}top_ids", f"{len(top)} ids, one per alternative", ids)
+            if not (set(map(type, ids)) <= {int} and (not ids or min(ids) >= 0)):
+                for n, token_id in enumerate(ids):
+                    _token_id(token_id, f"{where}top_ids[{n}]")
 
 
 @dataclass(frozen=True, slots=True)
@@ -209,6 +211,19 @@ def _logprob(value: object, field: str) -> float | None:
     if type(value) not in (int, float) or not math.isfinite(value):  # type: ignore[arg-type]
         raise malformed(field, "a finite number or null", value)
     return float(value)  # type: ignore[arg-type]
+
+
+def _plain_top(top: tuple[Any, ...]) -> bool:
+    """Whether `top` is all (text or None, finite float) pairs, checked in C-level passes: a
+    local engine's answer has thousands of them."""
+    if not top:
+        return True
+    if set(map(type, top)) != {tuple} or set(map(len, top)) != {2}:
+        return False
+    texts, values = zip(*top, strict=True)
+    if not set(map(type, texts)) <= {str, type(None)} or set(map(type, values)) != {float}:
+        return False
+    return not any(map(math.isinf, values)) and not any(map(math.isnan, values))
 
 
 def _pair(pair: object, field: str) -> tuple[str | None, float | None]:

@@ -4,16 +4,23 @@ A provider is one class with one coroutine, `generate(request) -> Completion`. I
 retries or holds a semaphore: the scheduler's lane owns all of that. Failures are raised as the
 `ProviderError` subclasses of `harness.errors`, translated from the SDK at the provider's boundary.
 A provider whose API has a batch interface also implements `BatchProvider` (see `harness.batch`).
+
+`Usage`, `TokenLogprob` and `Completion` check their fields' types when built and raise
+`MalformedResponse` (retryable) naming the first wrong one: an answer of the wrong shape (a text
+that is a list, a model that is a number, a logprob that is a string) is a failed attempt, never
+an `ok` record that the verbs reading the ledger would trip over.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, ClassVar, Literal, Protocol
 
-from harness.errors import ProviderError
+from harness.errors import MalformedResponse, ProviderError
+from harness.scrub import excerpt
 
 Role = Literal["system", "user", "assistant"]
 
@@ -71,10 +78,11 @@ class Usage:
     details: Mapping[str, int] | None = None
 
     def __post_init__(self) -> None:
+        if self.details is not None and not isinstance(self.details, Mapping):
+            raise malformed("tokens", "a mapping of counts", self.details)
         counts = {"input": self.input, "output": self.output, **(self.details or {})}
         for name, count in counts.items():
-            if type(count) is not int or count < 0:  # a server's null, "3" or 1e308
-                raise ValueError(f"unreadable token count: {name} = {count!r}")
+            token_count(count, f"tokens.{name}")
 
     def as_record(self) -> dict[str, int]:
         """The `tokens` object stored in the ledger."""
@@ -121,6 +129,25 @@ class TokenLogprob:
     token_id: int | None = None
     top_ids: tuple[int, ...] | None = None
 
+    def __post_init__(self) -> None:
+        where = "token_logprobs: "  # the record's field, whatever the position
+        expect(self.token, (str, type(None)), f"{where}token", "a string or null")
+        object.__setattr__(self, "logprob", _logprob(self.logprob, f"{where}logprob"))
+        top = expect(self.top, tuple, f"{where}top", "a list of [token, logprob] pairs")
+        if not _plain_top(top):  # the slow path names the first wrong pair
+            top = tuple(_pair(pair, f"{where}top[{n}]") for n, pair in enumerate(top))
+            object.__setattr__(self, "top", top)
+        if self.token_id is not None:
+            _token_id(self.token_id, f"{where}token_id")
+        ids = self.top_ids
+        if ids is not None:
+            expect(ids, tuple, f"{where}top_ids", "a list of token ids")
+            if len(ids) != len(top):
+                raise malformed(f"{where}top_ids", f"{len(top)} ids, one per alternative", ids)
+            if not (set(map(type, ids)) <= {int} and (not ids or min(ids) >= 0)):
+                for n, token_id in enumerate(ids):
+                    _token_id(token_id, f"{where}top_ids[{n}]")
+
 
 @dataclass(frozen=True, slots=True)
 class Completion:
@@ -136,6 +163,79 @@ class Completion:
     token_logprobs: tuple[TokenLogprob, ...] | None = None
     sampling_sent: dict[str, Any] | None = None
     rate_limit: RateLimitState | None = None
+
+    def __post_init__(self) -> None:
+        expect(self.text, str, "text", "a string")
+        expect(self.finish_reason, str, "finish_reason", "a string")
+        expect(self.model, str, "model", "a string")
+        expect(self.finish_detail, (str, type(None)), "finish_detail", "a string or null")
+        expect(self.usage, Usage, "usage", "token counts")
+        if self.token_logprobs is not None:
+            expect(self.token_logprobs, tuple, "token_logprobs", "a list of positions")
+            for n, position in enumerate(self.token_logprobs):
+                expect(position, TokenLogprob, f"token_logprobs[{n}]", "a position")
+        expect(self.sampling_sent, (dict, type(None)), "sampling_sent", "a mapping or null")
+        expect(self.rate_limit, (RateLimitState, type(None)), "rate_limit", "a limit state")
+
+
+def malformed(field: str, expected: str, got: object) -> MalformedResponse:
+    """The error for an answer's `field` that is not `expected`: names the field, the type it
+    has and (cut short) its value."""
+    shown = excerpt(repr(got), 61)  # scrubbed first: half a key would no longer match
+    shown = shown if len(shown) <= 60 else f"{shown[:57]}..."
+    return MalformedResponse(
+        f"malformed response: {field}: expected {expected}, got {type(got).__name__} {shown}"
+    )
+
+
+def expect(value: Any, kinds: type | tuple[type, ...], field: str, expected: str) -> Any:
+    """`value` when it is of `kinds`; else MalformedResponse naming `field`."""
+    if not isinstance(value, kinds):
+        raise malformed(field, expected, value)
+    return value
+
+
+def token_count(value: Any, field: str) -> int:
+    """`value` when it is a count of tokens; else MalformedResponse naming `field` (a server's
+    null, "3", -1 or 1e308)."""
+    if type(value) is not int or value < 0:
+        raise malformed(field, "a whole number >= 0", value)
+    return value
+
+
+def _logprob(value: object, field: str) -> float | None:
+    """A logprob as a float (a server's `-1` is -1.0), or None where none was given; a string,
+    a bool, NaN or an infinity is malformed (the ledger's JSON cannot say infinity)."""
+    if value is None:
+        return None
+    if type(value) not in (int, float) or not math.isfinite(value):  # type: ignore[arg-type]
+        raise malformed(field, "a finite number or null", value)
+    return float(value)  # type: ignore[arg-type]
+
+
+def _plain_top(top: tuple[Any, ...]) -> bool:
+    """Whether `top` is all (text or None, finite float) pairs, checked in C-level passes: a
+    local engine's answer has thousands of them."""
+    if not top:
+        return True
+    if set(map(type, top)) != {tuple} or set(map(len, top)) != {2}:
+        return False
+    texts, values = zip(*top, strict=True)
+    if not set(map(type, texts)) <= {str, type(None)} or set(map(type, values)) != {float}:
+        return False
+    return not any(map(math.isinf, values)) and not any(map(math.isnan, values))
+
+
+def _pair(pair: object, field: str) -> tuple[str | None, float | None]:
+    if not isinstance(pair, tuple) or len(pair) != 2:
+        raise malformed(field, "a [token, logprob] pair", pair)
+    expect(pair[0], (str, type(None)), f"{field} token", "a string or null")
+    return pair[0], _logprob(pair[1], f"{field} logprob")
+
+
+def _token_id(value: object, field: str) -> None:
+    if type(value) is not int or value < 0:  # type: ignore[operator]
+        raise malformed(field, "a token id (a whole number >= 0)", value)
 
 
 class Provider(Protocol):

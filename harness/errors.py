@@ -11,12 +11,16 @@
         │   ├── ServerError        5xx, overloaded
         │   ├── AttemptTimeout     no answer within the attempt timeout
         │   ├── ConnectionFailed   refused, reset, DNS
-        │   └── BatchExpired       a provider batch ended before the request was processed
+        │   ├── BatchExpired       a provider batch ended before the request was processed
+        │   └── MalformedResponse  an answer not in its API's shape: a field missing or of the
+        │                          wrong type (content a list, a logprob a string); names the field
         ├── FatalError         never retried: 400, 401, 403, 404, content policy
         └── BatchCancelled     a provider batch was cancelled before the request ran
 
 Providers translate their SDK's exceptions into these at their boundary
-(`raise RateLimited(...) from exc`), so nothing foreign reaches the scheduler.
+(`raise RateLimited(...) from exc`), so nothing foreign reaches the scheduler. The value objects of
+`harness.api` raise MalformedResponse themselves when built from fields of the wrong type, so no
+provider can turn a malformed answer into an `ok` record.
 """
 
 from __future__ import annotations
@@ -108,6 +112,13 @@ class ConnectionFailed(RetryableError):
 
 class BatchExpired(RetryableError):
     """A provider batch reached its deadline (24 h at Anthropic) before this request ran."""
+
+
+class MalformedResponse(RetryableError):
+    """The provider answered, but not in its API's shape: a field missing or of the wrong type,
+    named in the message. Retried: a server or proxy that garbles one answer (a truncated body,
+    a worker mid-upgrade) most often sends the next one whole; one that always does uses up the
+    lane's attempts and fails the job with this type, for `rerun --error-type` once it is fixed."""
 
 
 class FatalError(ProviderError):

@@ -14,6 +14,7 @@ comes with in a live response.
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -24,12 +25,22 @@ import anthropic
 from anthropic.types import Message
 from anthropic.types.messages import MessageBatch, MessageBatchResult
 
-from harness.api import BatchLimits, BatchStatus, Completion, Request, SamplingParams, Usage
+from harness.api import (
+    BatchLimits,
+    BatchStatus,
+    Completion,
+    Request,
+    SamplingParams,
+    Usage,
+    expect,
+    token_count,
+)
 from harness.errors import (
     AttemptTimeout,
     BatchCancelled,
     BatchExpired,
     ConnectionFailed,
+    MalformedResponse,
     ProviderError,
 )
 from harness.fields import OPERATIONAL
@@ -102,7 +113,8 @@ class AnthropicProvider:
         params = self._params(request)
         with _translated():
             raw = await self._client.messages.with_raw_response.create(**params)
-        return _completion(await raw.parse(), params, raw.headers)
+            message = await raw.parse()
+        return _completion(message, params, raw.headers)
 
     def batch_item(self, request: Request, custom_id: str) -> dict[str, Any]:
         """One entry of a Message Batch: the request's Messages API body under its custom id."""
@@ -154,7 +166,10 @@ class AnthropicProvider:
     ) -> Completion | ProviderError:
         """One request's result in a batch: its answer, or its error classified."""
         if result.type == "succeeded":
-            return _completion(result.message, self._params(request), None)
+            try:
+                return _completion(result.message, self._params(request), None)
+            except MalformedResponse as error:  # this request's answer only: the rest go on
+                return error
         if result.type == "errored":
             error = result.error.error
             status = _ERROR_STATUS.get(error.type, 500)
@@ -204,30 +219,52 @@ def _translated() -> Iterator[None]:
         raise AttemptTimeout(str(exc)) from exc
     except anthropic.APIConnectionError as exc:
         raise ConnectionFailed(f"{exc}: {exc.__cause__ or ''}".rstrip(": ")) from exc
-    except anthropic.APIError as exc:  # a response the SDK could not read
-        raise ProviderError(str(exc)) from exc
+    except (anthropic.APIError, json.JSONDecodeError) as exc:  # a response the SDK cannot read
+        raise MalformedResponse(f"malformed response: {exc}") from exc
 
 
 def _completion(
     message: Message, params: dict[str, Any], headers: Mapping[str, str] | None
 ) -> Completion:
-    usage = message.usage
+    """The answer in a Message, every field read checked: the SDK builds its models from the
+    JSON without validating it."""
+    expect(message, Message, "the response", "a message object")
+    usage = expect(message.usage, anthropic.types.Usage, "usage", "an object")
     details = {
-        name: value
-        for name, value in (
-            ("cache_write", usage.cache_creation_input_tokens),
-            ("cache_read", usage.cache_read_input_tokens),
+        name: count
+        for name, count in (
+            ("cache_write", _count(usage, "cache_creation_input_tokens", optional=True)),
+            ("cache_read", _count(usage, "cache_read_input_tokens", optional=True)),
         )
-        if value
+        if count
     }
+    reason = expect(message.stop_reason, (str, type(None)), "stop_reason", "a string or null")
     return Completion(
-        text="".join(block.text for block in message.content if block.type == "text"),
-        finish_reason=_FINISH.get(message.stop_reason or "", message.stop_reason or "unknown"),
-        usage=Usage(usage.input_tokens, usage.output_tokens, details or None),
-        model=message.model,
+        text=_text(message.content),
+        finish_reason=_FINISH.get(reason or "", reason or "unknown"),
+        usage=Usage(_count(usage, "input_tokens"), _count(usage, "output_tokens"), details or None),
+        model=expect(message.model, str, "model", "a string"),
         sampling_sent=_sent(params),
         rate_limit=rate_limit_state(headers) if headers is not None else None,
     )
+
+
+def _text(content: Any) -> str:
+    """The text blocks' text, joined (other blocks, such as thinking, are not the answer)."""
+    texts = []
+    for n, block in enumerate(expect(content, list, "content", "a list of content blocks")):
+        expect(block, anthropic.BaseModel, f"content[{n}]", "a content block object")
+        kind = expect(getattr(block, "type", None), str, f"content[{n}].type", "a string")
+        if kind == "text":
+            texts.append(
+                expect(getattr(block, "text", None), str, f"content[{n}].text", "a string")
+            )
+    return "".join(texts)
+
+
+def _count(usage: Any, name: str, *, optional: bool = False) -> int:
+    count = getattr(usage, name, None)
+    return 0 if optional and count is None else token_count(count, f"usage.{name}")
 
 
 def _status(batch: MessageBatch) -> BatchStatus:

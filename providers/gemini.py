@@ -12,6 +12,7 @@ its code maps to.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -20,15 +21,26 @@ from datetime import datetime
 from typing import Any
 
 import aiohttp
+import pydantic
 from google import genai
 from google.genai import errors, types
 
-from harness.api import BatchLimits, BatchStatus, Completion, Request, TokenLogprob, Usage
+from harness.api import (
+    BatchLimits,
+    BatchStatus,
+    Completion,
+    Request,
+    TokenLogprob,
+    Usage,
+    malformed,
+    token_count,
+)
 from harness.errors import (
     AttemptTimeout,
     BatchCancelled,
     BatchExpired,
     ConnectionFailed,
+    MalformedResponse,
     ProviderError,
     ServerError,
 )
@@ -104,7 +116,7 @@ class GeminiProvider:
     async def generate(self, request: Request) -> Completion:
         """One generateContent call, its errors translated."""
         config = self._config(request)
-        with _translated():
+        with _translated(), _unreadable():
             response = await self._client.aio.models.generate_content(
                 model=request.model, contents=_contents(request), config=config
             )
@@ -155,8 +167,11 @@ class GeminiProvider:
                 continue
             if answer.error is not None or answer.response is None:
                 yield custom_id, _status_error(answer.error)
-            else:
+                continue
+            try:
                 yield custom_id, _completion(answer.response, request, self._config(request))
+            except MalformedResponse as error:  # this request's answer only: the rest go on
+                yield custom_id, error
 
     async def cancel_batch(self, batch_id: str) -> None:
         """Ask for a batch to be cancelled."""
@@ -205,6 +220,26 @@ def _translated() -> Iterator[None]:
         raise ConnectionFailed(f"{type(exc).__name__}: {exc}") from exc
 
 
+@contextmanager
+def _unreadable() -> Iterator[None]:
+    """A response the SDK cannot read into its types as MalformedResponse, naming the first
+    field pydantic refused (or the SDK's own error where it fails before pydantic can say).
+    Live calls only: a batch whose listing the SDK cannot read is left open, not polled on."""
+    try:
+        yield
+    except pydantic.ValidationError as exc:
+        error = exc.errors()[0]
+        where = "".join(
+            f"[{step}]" if isinstance(step, int) else f".{step}" for step in error["loc"]
+        )
+        expected = error["msg"].removeprefix("Input should be ")
+        raise malformed(where.lstrip("."), expected, error.get("input")) from exc
+    except json.JSONDecodeError as exc:
+        raise MalformedResponse(f"malformed response: not JSON ({exc})") from exc
+    except (AttributeError, TypeError) as exc:  # an enum given a number, say
+        raise MalformedResponse(f"malformed response: {type(exc).__name__}: {exc}") from exc
+
+
 def _contents(request: Request) -> list[types.Content]:
     return [
         types.Content(
@@ -249,25 +284,31 @@ def _status_error(status: types.JobError | None) -> ProviderError:
 def _completion(
     response: types.GenerateContentResponse, request: Request, config: types.GenerateContentConfig
 ) -> Completion:
-    usage = response.usage_metadata
-    thoughts = usage.thoughts_token_count if usage else None
+    usage = response.usage_metadata or types.GenerateContentResponseUsageMetadata()
     candidate = response.candidates[0] if response.candidates else None
     parts = candidate.content.parts if candidate and candidate.content else None
     reason = candidate.finish_reason.value if candidate and candidate.finish_reason else None
     blocked = response.prompt_feedback.block_reason if response.prompt_feedback else None
     if blocked:
         finish, detail = "safety", f"prompt blocked: {blocked.value}"
+    elif candidate is None:
+        raise malformed("candidates", "at least one candidate", response.candidates)
+    elif candidate.content is None and reason is None:
+        raise malformed(
+            "candidates[0]", "content or a finishReason", candidate.model_dump(exclude_none=True)
+        )
     elif reason in _BLOCKED:
         finish, detail = "safety", _blocked_categories(candidate, reason)
     else:
         finish, detail = _FINISH.get(reason or "", (reason or "unknown").lower()), None
+    thoughts = token_count(usage.thoughts_token_count or 0, "usageMetadata.thoughtsTokenCount")
     return Completion(
         text="".join(part.text or "" for part in parts or () if not part.thought),
         finish_reason=finish,
         finish_detail=detail,
         usage=Usage(
-            (usage.prompt_token_count or 0) if usage else 0,
-            (usage.candidates_token_count or 0) if usage else 0,
+            token_count(usage.prompt_token_count or 0, "usageMetadata.promptTokenCount"),
+            token_count(usage.candidates_token_count or 0, "usageMetadata.candidatesTokenCount"),
             {"thoughts": thoughts} if thoughts else None,
         ),
         model=response.model_version or request.model,

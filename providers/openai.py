@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -32,8 +32,8 @@ import aiohttp
 import orjson
 import yarl
 
-from harness.api import Completion, Request, TokenLogprob, Usage
-from harness.errors import AttemptTimeout, ConnectionFailed, ServerError
+from harness.api import Completion, Request, TokenLogprob, Usage, expect, malformed, token_count
+from harness.errors import AttemptTimeout, ConnectionFailed, MalformedResponse
 from harness.fields import OPERATIONAL
 from harness.scrub import excerpt
 from providers._http import api_key, error_for_status, rate_limit_state, setup_problems
@@ -110,18 +110,35 @@ class OpenAIProvider:
         if status >= 400:
             raise error_for_status(status, _error_message(content, response.reason), headers)
         try:
-            data = orjson.loads(content)
-            choice = data["choices"][0]
-        except (orjson.JSONDecodeError, KeyError, IndexError, TypeError) as exc:
-            body = excerpt(content.decode(errors="replace"), 200)
-            raise ServerError(f"unreadable response: {body!r}") from exc
-        usage = data.get("usage") or {}
-        text = (choice.get("message") or {}).get("content") if chat else choice.get("text")
+            return self._completion(orjson.loads(content), body, headers, request)
+        except (orjson.JSONDecodeError, LookupError, TypeError, AttributeError, ValueError) as exc:
+            shown = excerpt(content.decode(errors="replace"), 200)
+            raise MalformedResponse(f"malformed response ({exc}): {shown!r}") from exc
+
+    def _completion(
+        self, data: Any, body: dict[str, Any], headers: Mapping[str, str], request: Request
+    ) -> Completion:
+        """The answer in `data`, every field read checked against the API's shape."""
+        chat = self.options.endpoint == "chat"
+        choices = expect(data, dict, "the response", "a JSON object").get("choices")
+        if not isinstance(choices, list) or not choices:
+            raise malformed("choices", "a list of at least one choice", choices)
+        choice = expect(choices[0], dict, "choices[0]", "an object")
+        if chat:
+            message = expect(choice.get("message"), dict, "choices[0].message", "an object")
+            text = expect(message.get("content"), _TEXT, "choices[0].message.content", _STR)
+        else:
+            text = expect(choice.get("text"), _TEXT, "choices[0].text", _STR)
+        reason = expect(choice.get("finish_reason"), _TEXT, "choices[0].finish_reason", _STR)
+        usage = expect(data.get("usage"), (dict, type(None)), "usage", "an object") or {}
         return Completion(
             text=text or "",
-            finish_reason=_FINISH.get(choice.get("finish_reason"), choice.get("finish_reason")),
-            usage=Usage(usage.get("prompt_tokens", 0), usage.get("completion_tokens", 0)),
-            model=data.get("model") or request.model,
+            finish_reason=_FINISH.get(reason or "", reason or "unknown"),
+            usage=Usage(
+                token_count(usage.get("prompt_tokens", 0), "usage.prompt_tokens"),
+                token_count(usage.get("completion_tokens", 0), "usage.completion_tokens"),
+            ),
+            model=expect(data.get("model"), _TEXT, "model", _STR) or request.model,
             token_logprobs=_logprobs(choice.get("logprobs"), chat, self.options.top_logprobs),
             sampling_sent=_sent(body),
             rate_limit=rate_limit_state(headers),
@@ -167,6 +184,10 @@ class OpenAIProvider:
         return body
 
 
+_TEXT = (str, type(None))
+_STR = "a string or null"
+
+
 def _asks_token_ids(options: OpenAIOptions, host: str) -> bool:
     if options.token_ids is not None:
         return options.token_ids
@@ -193,40 +214,74 @@ def _error_message(content: bytes, reason: str | None) -> str:
 _Listed = tuple[str | None, int | None, float | None]
 
 
+_LOGPROBS = "choices[0].logprobs"
+
+
 def _logprobs(logprobs: Any, chat: bool, k: int) -> tuple[TokenLogprob, ...] | None:
     if not logprobs:
         return None
+    logprobs = expect(logprobs, dict, _LOGPROBS, "an object")
     if chat:
-        return tuple(_chat_position(entry, k) for entry in logprobs.get("content") or ())
-    tops = logprobs.get("top_logprobs") or []
-    chosen = zip(logprobs.get("tokens") or (), logprobs.get("token_logprobs") or (), strict=False)
+        content = _list(logprobs.get("content"), f"{_LOGPROBS}.content")
+        return tuple(_chat_position(entry, k) for entry in content)
+    tops = _list(logprobs.get("top_logprobs"), f"{_LOGPROBS}.top_logprobs")
+    tokens = _list(logprobs.get("tokens"), f"{_LOGPROBS}.tokens")
+    values = _list(logprobs.get("token_logprobs"), f"{_LOGPROBS}.token_logprobs")
+    if len(values) != len(tokens):
+        expected = f"{len(tokens)} logprobs, one per token"
+        raise malformed(f"{_LOGPROBS}.token_logprobs", expected, values)
     return tuple(
-        _position((*_named(token), logprob), _keyed(tops[i] if i < len(tops) else None), k)
-        for i, (token, logprob) in enumerate(chosen)
+        _position(
+            (
+                *_named(token, f"{_LOGPROBS}.tokens[]"),
+                _number(value, f"{_LOGPROBS}.token_logprobs[]"),
+            ),
+            _keyed(tops[i] if i < len(tops) else None),
+            k,
+        )
+        for i, (token, value) in enumerate(zip(tokens, values, strict=True))
     )
 
 
-def _keyed(top: dict[str, float] | None) -> list[_Listed]:
+def _list(value: Any, field: str) -> list[Any]:
+    """A list the response holds (null or missing: empty)."""
+    return expect(value, (list, type(None)), field, "a list or null") or []
+
+
+def _number(value: Any, field: str) -> float | None:
+    """A logprob as sent: a number or null (checked here, before it is ranked)."""
+    if value is not None and type(value) not in (int, float):
+        raise malformed(field, "a number or null", value)
+    return value
+
+
+def _keyed(top: Any) -> list[_Listed]:
     """Completions' alternatives, keyed by text or by `token_id:N`."""
-    return [(*_named(name), logprob) for name, logprob in (top or {}).items()]
+    field = f"{_LOGPROBS}.top_logprobs[]"
+    top = expect(top, (dict, type(None)), field, "an object or null") or {}
+    return [(*_named(name, field), _number(logprob, field)) for name, logprob in top.items()]
 
 
-def _chat_position(entry: dict[str, Any], k: int) -> TokenLogprob:
-    alternatives = [_chat_listed(alt) for alt in entry.get("top_logprobs") or ()]
-    return _position(_chat_listed(entry), alternatives, k, spare=k < _MAX_LOGPROBS)
+def _chat_position(entry: Any, k: int) -> TokenLogprob:
+    entry = expect(entry, dict, f"{_LOGPROBS}.content[]", "an object")
+    alternatives = _list(entry.get("top_logprobs"), f"{_LOGPROBS}.content[].top_logprobs")
+    listed = [_chat_listed(alt, ".top_logprobs[]") for alt in alternatives]
+    return _position(_chat_listed(entry, ""), listed, k, spare=k < _MAX_LOGPROBS)
 
 
-def _chat_listed(entry: dict[str, Any]) -> _Listed:
-    text, token_id = _named(entry["token"])
+def _chat_listed(entry: Any, inner: str) -> _Listed:
+    field = f"{_LOGPROBS}.content[]{inner}"
+    entry = expect(entry, dict, field, "an object")
+    text, token_id = _named(entry.get("token"), f"{field}.token")
     data = entry.get("bytes")
     if text is not None and data is not None and bytes(data) != text.encode():
         text = bytes(data).decode("utf-8", "backslashreplace")
-    return text, token_id, entry.get("logprob")
+    return text, token_id, _number(entry.get("logprob"), f"{field}.logprob")
 
 
-def _named(token: str) -> tuple[str | None, int | None]:
+def _named(token: Any, field: str) -> tuple[str | None, int | None]:
     """A token as the server named it: `token_id:N` (asked for with `token_ids`) or its text."""
-    match = _TOKEN_ID.fullmatch(token)
+    match = _TOKEN_ID.fullmatch(expect(token, str, field, "a string"))
     return (None, int(match[1])) if match else (token, None)
 
 

@@ -18,7 +18,7 @@ from harness.api import Completion, Request, TokenLogprob, Usage
 from harness.errors import AttemptTimeout, FatalError, RateLimited, ServerError
 from harness.fields import OPERATIONAL, FieldError
 
-_OUTCOMES = ("ok", "429", "500", "503", "timeout", "400")
+_OUTCOMES = ("ok", "429", "500", "503", "timeout", "400", "malformed")
 _DRAWN = ("400", "429", "500", "timeout")  # in the order of `SimulatedOptions.rates`
 _VERDICTS = ("Yes, it exists.", "No, I cannot find it.", "I am not certain.")
 _WORDS = tuple(
@@ -43,7 +43,8 @@ class SimulatedOptions:
     timeout_rate: float = field(default=0.0, metadata={"min": 0, "max": 1, **OPERATIONAL})
     fatal_rate: float = field(default=0.0, metadata={"min": 0, "max": 1, **OPERATIONAL})
     # Outcomes of attempts 1, 2, ... of every request ("ok", "429", "500", "503", "timeout",
-    # "400"); attempts past the script fall back to the rates above.
+    # "400", "malformed": an answer whose text is a list); attempts past the script fall back to
+    # the rates above.
     script: tuple[str, ...] = field(default=(), metadata=OPERATIONAL)
     # Taken like a real provider's key (so configs and tests can exercise secret handling);
     # it is never sent or stored anywhere.
@@ -92,10 +93,10 @@ class SimulatedProvider:
             outcome = self._drawn(draw.random())
         else:
             outcome = "ok"
-        if outcome != "ok":
+        if outcome not in ("ok", "malformed"):
             await self._fail(outcome)
         await self._delay(draw)
-        return self._answer(request)
+        return self._answer(request, malformed=outcome == "malformed")
 
     async def aclose(self) -> None:
         """Nothing to release."""
@@ -129,7 +130,9 @@ class SimulatedProvider:
         else:
             await anyio.lowlevel.checkpoint()
 
-    def _answer(self, request: Request) -> Completion:
+    def _answer(self, request: Request, *, malformed: bool = False) -> Completion:
+        """The scripted answer; `malformed`: its text as a list of tokens, which the Completion
+        refuses as a real server's would be (MalformedResponse)."""
         sampling = request.sampling
         text = "\n\n".join(m.content for m in request.messages)
         greedy = sampling.temperature == 0
@@ -139,7 +142,7 @@ class SimulatedProvider:
         count = min(wanted, sampling.max_tokens)
         tokens = [rng.choice(_VERDICTS), *rng.choices(_WORDS, k=count - 1)]
         return Completion(
-            text=" ".join(tokens),
+            text=tokens if malformed else " ".join(tokens),  # type: ignore[arg-type]
             finish_reason="length" if wanted > sampling.max_tokens else "stop",
             usage=Usage(input=len(text) // 4 + 1, output=count),
             model=self.model,

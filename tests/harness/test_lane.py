@@ -258,7 +258,7 @@ def test_our_own_backoff_is_never_cut_by_max_retry_after(tmp_path):
     assert record.status == "ok" and len(retries) == 3  # the cap is for waits a server asks
 
 
-def test_a_server_that_sends_unreadable_token_counts_fails_that_job_not_the_run(tmp_path):
+def test_a_server_that_sends_unreadable_token_counts_fails_that_job_as_malformed(tmp_path):
     class NullUsage(SimulatedProvider):
         async def generate(self, request):
             completion = await super().generate(request)
@@ -267,5 +267,8 @@ def test_a_server_that_sends_unreadable_token_counts_fails_that_job_not_the_run(
     lane, _ = make_lane(SimulatedOptions())
     lane.provider = NullUsage("sim-1", SimulatedOptions())
     record, _ = run_one(lane, one_job(tmp_path))
-    assert record.status == "error" and record.error["type"] == "FatalError"
-    assert "unreadable token count: input = None" in record.error["message"]
+    assert record.status == "error" and record.error["type"] == "MalformedResponse"
+    assert record.error["retryable"] and record.retry_count == RETRY.max_attempts - 1
+    assert (
+        "tokens.input: expected a whole number >= 0, got NoneType None" in record.error["message"]
+    )

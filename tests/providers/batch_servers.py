@@ -5,10 +5,11 @@ A batch ends `delay` seconds after it was created (cancelled: at once); `create_
 answer to a create that long after the batch exists (a client killed meanwhile never learns its
 id); `create_errors` lists what the next creates get instead of a batch ("400", "overloaded").
 Each request's result comes
-from `outcome(request)` where `request` is the wire body of one request: "ok", or an error kind
-("400", "429", "500", "overloaded"); with `expire` set, every batch expires instead. Every request
-of every batch created is kept in `submitted` as (batch id, custom id, request), for tests to count
-how often each job was sent; every batch in `batches`.
+from `outcome(request)` where `request` is the wire body of one request: "ok", "malformed" (an
+answer of the wrong shape: Anthropic's content a string, Gemini's without candidates), or an
+error kind ("400", "429", "500", "overloaded"); with `expire` set, every batch expires instead.
+Every request of every batch created is kept in `submitted` as (batch id, custom id, request), for
+tests to count how often each job was sent; every batch in `batches`.
 
 Anthropic (anthropic 2.x, `resources/messages/batches.py`): POST /v1/messages/batches
 `{"requests": [{"custom_id", "params"}]}` -> a MessageBatch; GET /v1/messages/batches (newest
@@ -208,6 +209,9 @@ class AnthropicBatches(_Backend):
         got = self.result(batch, params)
         if got == "ok":
             return {"type": "succeeded", "message": anthropic_message(params)}
+        if got == "malformed":
+            message = {**anthropic_message(params), "content": "Yes."}
+            return {"type": "succeeded", "message": message}
         if got in ("canceled", "expired"):
             return {"type": got}
         kind, message = _ANTHROPIC_ERRORS[got]
@@ -220,7 +224,8 @@ class AnthropicBatches(_Backend):
         if ended:
             for _, params in batch.requests:
                 got = self.result(batch, params)
-                counts[{"ok": "succeeded"}.get(got, got if got in counts else "errored")] += 1
+                kind = {"ok": "succeeded", "malformed": "succeeded"}.get(got, got)
+                counts[kind if kind in counts else "errored"] += 1
         else:
             counts["processing"] = len(batch.requests)
         origin = f"{request.scheme}://{request.host}"
@@ -349,6 +354,9 @@ class GeminiBatches(_Backend):
         got = self.outcome(request)
         if got == "ok":
             return {"response": gemini_response(request), "metadata": {"key": cid}}
+        if got == "malformed":
+            response = {**gemini_response(request), "candidates": []}
+            return {"response": response, "metadata": {"key": cid}}
         code, message = _GEMINI_ERRORS[got]
         return {"error": {"code": code, "message": message}, "metadata": {"key": cid}}
 

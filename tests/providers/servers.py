@@ -1,15 +1,17 @@
 """Small servers on 127.0.0.1 that speak each provider's wire protocol, for the real SDKs to call.
 
 Each runs aiohttp in a thread of its own. A `Script` says what the next requests get ("ok",
-"429", "529", "503", "400", "401" (which echoes the credentials it got), "stall", "safety");
-once it runs out, every request gets "ok". Every request is kept (path, JSON body, headers, arrival
-time) for the test to inspect. `routes` adds handlers of its own ahead of that (the batch APIs of
-tests/providers/batch_servers.py).
+"429", "529", "503", "400", "401" (which echoes the credentials it got), "stall", "safety", or
+"malformed:NAME": the good answer reshaped by the provider's `NAME` in its table of
+`Reshape`s); once it runs out, every request gets "ok". Every request is kept (path, JSON body,
+headers, arrival time) for the test to inspect. `routes` adds handlers of its own ahead of that
+(the batch APIs of tests/providers/batch_servers.py).
 """
 
 from __future__ import annotations
 
 import asyncio
+import copy
 import socket
 import threading
 import time
@@ -22,6 +24,10 @@ from aiohttp import web
 from multidict import CIMultiDict
 
 Outcome = str
+# A malformed answer: where in the good answer's JSON body (keys and list indices; () the whole
+# body) and what to put there (DELETE: take the field out).
+Reshape = tuple[tuple[str | int, ...], Any]
+DELETE = object()
 
 
 @dataclass
@@ -113,3 +119,23 @@ def fast_retries(attempts: int) -> str:
         f"\n[retry]\nmax_attempts = {attempts}\ninitial_wait = 0.05\nmax_wait = 0.1\n"
         "attempt_timeout = 1.0\n"
     )
+
+
+def reshaped(body: Any, outcome: Outcome, reshapes: dict[str, Reshape]) -> Any:
+    """`body` as the outcome "malformed:NAME" has it (`reshapes[NAME]` applied to a copy), or
+    `body` itself for any other outcome."""
+    if not outcome.startswith("malformed:"):
+        return body
+    path, value = reshapes[outcome.removeprefix("malformed:")]
+    if not path:
+        return value
+    body = copy.deepcopy(body)
+    *parents, last = path
+    inner = body
+    for step in parents:
+        inner = inner[step]
+    if value is DELETE:
+        del inner[last]
+    else:
+        inner[last] = value
+    return body

@@ -6,13 +6,15 @@ from pathlib import Path
 
 import anthropic
 import anyio
+import pytest
 from aiohttp import web
 
-from harness.errors import RateLimited
-from providers.anthropic import status_error
+from harness.api import Message, Request, SamplingParams
+from harness.errors import MalformedResponse, RateLimited
+from providers.anthropic import AnthropicOptions, AnthropicProvider, status_error
 from tests.conftest import results, write_config
 from tests.providers.batch_servers import anthropic_message
-from tests.providers.servers import Loopback, Seen, fast_retries, json_error
+from tests.providers.servers import DELETE, Loopback, Seen, fast_retries, json_error, reshaped
 
 KEY = "sk-ant-test-0123456789-TESTONLY"
 
@@ -30,6 +32,23 @@ ERRORS = {
         "invalid_request_error",
         "`temperature` and `top_p` cannot both be specified for this model.",
     ),
+}
+
+# Messages of the wrong shape, each with the field its error names (see servers.reshaped).
+MALFORMED = {
+    "content-string": (("content",), "Yes.", "content: expected a list of content blocks"),
+    "content-object": (("content",), {"type": "text", "text": "Yes."}, "content: expected a list"),
+    "block-string": (("content", 0), "Yes.", "content[0]: expected a content block object"),
+    "block-no-type": (("content", 0, "type"), DELETE, "content[0].type: expected a string"),
+    "text-list": (("content", 0, "text"), ["Yes."], "content[0].text: expected a string"),
+    "no-content": (("content",), DELETE, "content: expected a list"),
+    "model-number": (("model",), 42, "model: expected a string, got int 42"),
+    "stop-reason-number": (("stop_reason",), 3, "stop_reason: expected a string or null"),
+    "usage-string": (("usage", "input_tokens"), "21", "usage.input_tokens"),
+    "usage-null": (("usage", "output_tokens"), None, "usage.output_tokens"),
+    "cache-negative": (("usage", "cache_read_input_tokens"), -4, "usage.cache_read_input_tokens"),
+    "no-usage": (("usage",), DELETE, "usage: expected an object"),
+    "body-list": ((), ["Yes."], "malformed response"),
 }
 
 
@@ -52,7 +71,13 @@ def messages_api(outcome: str, seen: Seen) -> web.Response:
             headers["retry-after"] = "0.4"
         body = {"type": "error", "error": {"type": kind, "message": message}}
         return json_error(status, body, headers)
-    return web.json_response(anthropic_message(seen.body), headers=headers)
+    if outcome == "not-json":  # a proxy's error page with status 200
+        return web.Response(text="<html>Bad gateway</html>", content_type="text/html")
+    if outcome == "torn":  # a body cut short
+        return web.Response(text='{"content": [', content_type="application/json")
+    reshapes = {name: (path, value) for name, (path, value, _) in MALFORMED.items()}
+    body = reshaped(anthropic_message(seen.body), outcome, reshapes)
+    return web.json_response(body, headers=headers)
 
 
 def config_for(
@@ -181,3 +206,40 @@ def test_a_429_from_an_sdk_without_api_message_is_still_rate_limited():
     assert error.message == (
         "rate_limit_error: Number of request tokens has exceeded your per-minute limit."
     )
+
+
+async def _generate(base_url: str) -> None:
+    provider = AnthropicProvider("claude-test", AnthropicOptions(api_key=KEY, base_url=base_url))
+    sampling = SamplingParams(0.0, 1.0, 8, None)
+    try:
+        await provider.generate(Request("r", "claude-test", (Message("user", "hi"),), sampling))
+    finally:
+        await provider.aclose()
+
+
+@pytest.mark.parametrize("name", [*MALFORMED, "not-json", "torn"])
+def test_a_message_of_the_wrong_shape_is_a_malformed_response_naming_its_field(name):
+    script = [f"malformed:{name}" if name in MALFORMED else name]
+    with Loopback(messages_api, script) as server, pytest.raises(MalformedResponse) as caught:
+        anyio.run(_generate, server.base_url)
+    named = MALFORMED[name][2] if name in MALFORMED else "malformed response"
+    assert named in caught.value.message and caught.value.retryable
+
+
+def test_a_malformed_message_fails_its_job_never_ok_and_the_run_goes_on(
+    tmp_path, run_cli, monkeypatch
+):
+    script = ["malformed:content-string", "malformed:model-number"]
+    code, records, _, _ = run(tmp_path, run_cli, monkeypatch, script, prompts=3, attempts=1)
+    failed = [r for r in records if r["status"] == "error"]
+    assert code == 1 and len(records) == 3 and len(failed) == 2
+    assert {r["error"]["type"] for r in failed} == {"MalformedResponse"}
+    messages = sorted(r["error"]["message"] for r in failed)
+    assert "content: expected a list of content blocks" in messages[0]
+    assert "model: expected a string, got int 42" in messages[1]
+
+
+def test_a_malformed_message_then_a_good_one_is_ok_after_a_retry(tmp_path, run_cli, monkeypatch):
+    code, (record,), seen, _ = run(tmp_path, run_cli, monkeypatch, ["malformed:usage-string"])
+    assert code == 0 and len(seen) == 2 and record["status"] == "ok"
+    assert record["retry_count"] == 1 and record["tokens"]["input"] == 21

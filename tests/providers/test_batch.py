@@ -97,6 +97,28 @@ def test_errors_inside_a_batch_are_classified_then_rerun_in_batch_and_live(kind,
     assert Counter(r["mode"] for r in latest.values()) == {"batch": 72, "live": 8}
 
 
+def test_a_malformed_answer_in_a_batch_fails_its_job_only_and_the_batch_closes(
+    kind, tmp_path, run_cli
+):
+    def outcome(request):
+        return "malformed" if number_of(kind.prompt_of(request)) == 2 else "ok"
+
+    backend = kind.backend(delay=0.05, outcome=outcome)
+    with server(kind, backend) as loopback:
+        config = project(tmp_path, model_table(kind, loopback.base_url), prompts=5)
+        code, out, _ = run_cli("run", config)
+    assert code == 1
+    lines = results(tmp_path / "out" / "ledger.jsonl")
+    records = [r for r in lines if "key" in r]
+    failed = [r for r in records if r["status"] == "error"]
+    assert len(records) == 10 and {r["prompt_id"] for r in failed} == {"p002"} and len(failed) == 2
+    assert {r["error"]["type"] for r in failed} == {"MalformedResponse"}
+    named = "content: expected a list" if kind.provider == "anthropic" else "candidates: expected"
+    assert all(named in r["error"]["message"] for r in failed)
+    assert [line["event"] for line in lines if "event" in line][-1] == "closed"
+    assert "--error-type MalformedResponse" in out
+
+
 def test_an_expired_batch_fails_its_jobs_as_batch_expired(kind, tmp_path, run_cli):
     backend = kind.backend(delay=0.05, expire=True)
     with server(kind, backend) as loopback:

@@ -3,19 +3,51 @@
 from __future__ import annotations
 
 import anyio
+import pytest
 from aiohttp import web
 
 from harness.api import Message, Request, SamplingParams
+from harness.errors import MalformedResponse
 from harness.jobs import job_seed
 from providers.gemini import GeminiOptions, GeminiProvider
 from tests.conftest import results, write_config
-from tests.providers.servers import Loopback, Seen, fast_retries, json_error
+from tests.providers.servers import DELETE, Loopback, Seen, fast_retries, json_error, reshaped
 
 KEY = "AIza-gemini-test-9988-TESTONLY"
 
 
 def google_error(code: int, status: str, message: str, details=()):
     return {"error": {"code": code, "message": message, "status": status, "details": list(details)}}
+
+
+FIRST = ("candidates", 0)
+LOGPROBS = (*FIRST, "logprobsResult")
+# Answers of the wrong shape, each with the field its error names (see servers.reshaped).
+MALFORMED = {
+    "text-list": ((*FIRST, "content", "parts", 0, "text"), ["Yes."], "parts[0].text"),
+    "parts-object": ((*FIRST, "content", "parts"), {"text": "Yes."}, "content.parts: expected"),
+    "content-string": ((*FIRST, "content"), "Yes.", "candidates[0].content: expected"),
+    "candidate-string": (FIRST, "Yes.", "candidates[0]: expected content or a finishReason"),
+    "candidates-object": (("candidates",), {"text": "Yes."}, "candidates[0]: expected"),
+    "no-candidates": (("candidates",), DELETE, "candidates: expected at least one candidate"),
+    "body-list": ((), ["Yes."], "candidates: expected at least one candidate"),
+    "model-number": (("modelVersion",), 42, "model_version: expected a valid string, got int"),
+    "finish-reason-number": ((*FIRST, "finishReason"), 7, "malformed response"),
+    "usage-word": (("usageMetadata", "promptTokenCount"), "many", "promptTokenCount"),
+    "usage-fraction": (("usageMetadata", "candidatesTokenCount"), 2.5, "candidatesTokenCount"),
+    "usage-negative": (("usageMetadata", "thoughtsTokenCount"), -5, "thoughtsTokenCount"),
+    "logprob-word": (
+        (*LOGPROBS, "chosenCandidates", 0, "logProbability"),
+        "low",
+        "chosenCandidates[0].logProbability",
+    ),
+    "top-logprob-word": (
+        (*LOGPROBS, "topCandidates", 0, "candidates", 1, "logProbability"),
+        "low",
+        "topCandidates[0].candidates[1].logProbability",
+    ),
+    "token-number": ((*LOGPROBS, "chosenCandidates", 0, "token"), 5, "chosenCandidates[0].token"),
+}
 
 
 def generate_content(outcome: str, seen: Seen) -> web.Response:
@@ -33,6 +65,8 @@ def generate_content(outcome: str, seen: Seen) -> web.Response:
         return json_error(
             400, google_error(400, "INVALID_ARGUMENT", "Invalid value at 'contents'.")
         )
+    if outcome == "torn":  # a body cut short
+        return web.Response(text='{"candidates": [', content_type="application/json")
     usage = {
         "promptTokenCount": 12,
         "candidatesTokenCount": 3,
@@ -69,7 +103,8 @@ def generate_content(outcome: str, seen: Seen) -> web.Response:
             "logprobsResult": {"topCandidates": [{"candidates": top}], "chosenCandidates": [yes]},
         }
     body = {"candidates": [candidate], "usageMetadata": usage, "modelVersion": "gemini-test-001"}
-    return web.json_response(body)
+    reshapes = {name: (path, value) for name, (path, value, _) in MALFORMED.items()}
+    return web.json_response(reshaped(body, outcome, reshapes))
 
 
 def run(tmp_path, run_cli, monkeypatch, *, script=(), attempts=3):
@@ -158,17 +193,45 @@ def test_byte_tokens_of_one_text_keep_their_own_ids(tmp_path, run_cli, monkeypat
     assert entry["top_ids"] == [8438, 1294, 239, 241]
 
 
-def test_aclose_closes_the_sync_client_too():
-    async def answer_then_close(base_url: str) -> GeminiProvider:
-        provider = GeminiProvider("gemini-test", GeminiOptions(api_key=KEY, base_url=base_url))
+async def _answer_then_close(base_url: str) -> GeminiProvider:
+    options = GeminiOptions(api_key=KEY, base_url=base_url, top_logprobs=2)
+    provider = GeminiProvider("gemini-test", options)
+    try:
         await provider.generate(
             Request("r", "gemini-test", (Message("user", "hi"),), SamplingParams(0.0, 1.0, 8, 7))
         )
+    finally:
         await provider.aclose()
-        return provider
+    return provider
 
+
+def test_aclose_closes_the_sync_client_too():
     with Loopback(generate_content) as server:
-        provider = anyio.run(answer_then_close, server.base_url)
+        provider = anyio.run(_answer_then_close, server.base_url)
     api_client = provider._client._api_client
     assert api_client._httpx_client.is_closed
     assert all(session.closed for session in api_client._aiohttp_sessions.values())
+
+
+@pytest.mark.parametrize("name", [*MALFORMED, "torn"])
+def test_an_answer_of_the_wrong_shape_is_a_malformed_response_naming_its_field(name):
+    script = [f"malformed:{name}" if name in MALFORMED else name]
+    with Loopback(generate_content, script) as server, pytest.raises(MalformedResponse) as caught:
+        anyio.run(_answer_then_close, server.base_url)
+    named = MALFORMED[name][2] if name in MALFORMED else "malformed response: not JSON"
+    assert named in caught.value.message and caught.value.retryable
+
+
+def test_a_malformed_answer_fails_its_job_never_ok(tmp_path, run_cli, monkeypatch):
+    script = ["malformed:text-list", "malformed:no-candidates"]
+    code, (record,), seen = run(tmp_path, run_cli, monkeypatch, script=script, attempts=2)
+    assert code == 1 and len(seen) == 2 and record["status"] == "error"
+    assert record["error"]["type"] == "MalformedResponse" and record["error"]["retryable"]
+    assert "candidates: expected at least one candidate" in record["error"]["message"]
+    assert "parts[0].text" in record["attempt_errors"][0]["message"]
+
+
+def test_a_malformed_answer_then_a_good_one_is_ok_after_a_retry(tmp_path, run_cli, monkeypatch):
+    code, (record,), seen = run(tmp_path, run_cli, monkeypatch, script=["malformed:usage-word"])
+    assert code == 0 and len(seen) == 2 and record["status"] == "ok"
+    assert record["retry_count"] == 1 and record["tokens"]["input"] == 12

@@ -8,9 +8,10 @@ import anyio
 import pytest
 
 from harness.api import Message, Request, SamplingParams
-from harness.errors import FatalError, ProviderError, RateLimited, ServerError
+from harness.errors import FatalError, MalformedResponse, ProviderError, RateLimited, ServerError
 from providers import provider_class
 from providers.simulated import SimulatedOptions, SimulatedProvider
+from tests.conftest import results, write_config
 
 
 def request(
@@ -81,3 +82,36 @@ def test_a_rate_limit_carries_its_retry_after():
         answer(provider, request())
     assert caught.value.retry_after == 2.5 and caught.value.status == 429
     assert answer(provider, request(attempt=2)).text
+
+
+def test_a_scripted_malformed_answer_is_refused_by_the_completion_itself():
+    provider = SimulatedProvider("sim-1", SimulatedOptions(script=("malformed",)))
+    with pytest.raises(MalformedResponse, match="text: expected a string, got list") as caught:
+        answer(provider, request())
+    assert caught.value.retryable
+    assert answer(provider, request(attempt=2)).text
+
+
+def test_a_malformed_answer_is_retried_then_recorded_as_malformed_never_ok(tmp_path, run_cli):
+    body = """
+[retry]
+max_attempts = 2
+initial_wait = 0.0
+max_wait = 0.0
+[[models]]
+name = "sim"
+provider = "simulated"
+temperatures = [0.0]
+[models.options]
+script = ["malformed", "malformed"]
+"""
+    code, out, _ = run_cli("run", write_config(tmp_path, body, prompts=2))
+    records = results(tmp_path / "out" / "ledger.jsonl")
+    assert code == 1 and len(records) == 2 and {r["status"] for r in records} == {"error"}
+    assert {r["error"]["type"] for r in records} == {"MalformedResponse"}
+    assert all(r["retry_count"] == 1 for r in records) and "--error-type MalformedResponse" in out
+    config = tmp_path / "run.toml"
+    config.write_text(config.read_text().replace('"malformed", "malformed"', '"malformed"'))
+    assert run_cli("rerun", config, "--error-type", "MalformedResponse")[0] == 0
+    latest = {r["key"]: r for r in results(tmp_path / "out" / "ledger.jsonl")}
+    assert {(r["status"], r["retry_count"]) for r in latest.values()} == {("ok", 1)}

@@ -10,11 +10,12 @@ How long a failed attempt waits before the next:
 - otherwise it depends on the lane's recent error share (`harness.adaptive.ErrorShare`, a sliding
   window of its last attempts). While the lane is healthy, its errors are the server's noise, not
   overload: the job is retried promptly, with full jitter up to `quick_wait` doubled per attempt
-  (0-0.25 s, 0-0.5 s, ... by default). Once more than half the window failed, the lane is
-  overloaded: exponential backoff from `initial_wait` with jitter (1-2 s, 2-4 s, ...) until at
-  most a quarter of it fails. A job that draws four 500s in a row on a healthy lane thus waits
-  at most 3.75 s in all (about 2 s on average), not 15-30 s. The concurrency cuts for pushback
-  stay with `AdaptiveConcurrency`; the window is twice the lane's concurrency, at least 16.
+  but never past `initial_wait` (0-0.25 s, 0-0.5 s, then 0-1 s by default). Once more than half
+  the window failed, the lane is overloaded: exponential backoff from `initial_wait` with jitter
+  (1-2 s, 2-4 s, ...) until at most a quarter of it fails. A job that draws four 500s in a row
+  on a healthy lane thus waits at most 2.75 s in all, not 15-30 s. The concurrency cuts for
+  pushback stay with `AdaptiveConcurrency`; the window is twice the lane's concurrency, at least
+  16 attempts.
 
 The loop is a plain `for`: with tenacity's `AsyncRetrying` in its place, 20,000 simulated jobs
 took 3.7 s instead of 1.0 s.
@@ -291,13 +292,13 @@ def backoff(
     policy: RetryPolicy, error: RetryableError, attempt: int, *, healthy: bool = False
 ) -> float:
     """The wait before attempt `attempt + 1`: the server's retry-after when it gave one, as
-    given; else, for a healthy lane, full jitter up to `quick_wait` (never more than
-    `initial_wait`) doubled per attempt; else exponential backoff from `initial_wait` with
-    jitter. All of our own waits stop at `max_wait`."""
+    given; else, for a healthy lane, full jitter up to `quick_wait` doubled per attempt, never
+    past `initial_wait` (a healthy lane's longest wait is an overloaded one's shortest); else
+    exponential backoff from `initial_wait` with jitter. Our own waits stop at `max_wait`."""
     if error.retry_after is not None:
         return max(0.0, error.retry_after)
     if healthy:
-        base = min(policy.quick_wait, policy.initial_wait)
-        return random.uniform(0, min(policy.max_wait, base * 2 ** (attempt - 1)))
+        most = min(policy.quick_wait * 2 ** (attempt - 1), policy.initial_wait, policy.max_wait)
+        return random.uniform(0, most)
     base = min(policy.max_wait, policy.initial_wait * 2 ** (attempt - 1))
     return min(policy.max_wait, base + random.uniform(0, base))

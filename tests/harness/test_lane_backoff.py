@@ -15,7 +15,7 @@ from harness.limits import LaneLimits
 from harness.record import Record
 from providers.simulated import SimulatedOptions, SimulatedProvider
 from tests.clock import run_virtual
-from tests.harness.test_lane import RETRY, make_lane, one_job
+from tests.harness.test_lane import RETRY, make_lane, one_job, run_one
 
 
 class EveryFifthFirstAttemptFails(SimulatedProvider):
@@ -59,6 +59,15 @@ def test_a_healthy_lane_retries_a_500_within_the_short_base(tmp_path):
     assert len(server) == 8 and len(limited) == 8
     assert all(0 <= wait <= RETRY.quick_wait for wait in server)  # not 1-2 s
     assert limited == [1.0] * 8  # a server's retry-after is never shortened
+
+
+def test_on_a_healthy_lane_a_job_failing_again_and_again_waits_a_little_longer_each_time(tmp_path):
+    retry = replace(RETRY, max_attempts=6)
+    lane, retries = make_lane(SimulatedOptions(script=("500",) * 5), retry)
+    record, _ = run_one(lane, one_job(tmp_path))
+    assert record.status == "ok" and record.retry_count == 5
+    bounds = [0.25, 0.5, 1.0, 1.0, 1.0]  # doubling from quick_wait, never past initial_wait
+    assert all(0 <= wait <= most for (_, wait, _), most in zip(retries, bounds, strict=True))
 
 
 def test_a_lane_whose_recent_attempts_mostly_fail_backs_off_long(tmp_path):

@@ -167,7 +167,7 @@ class ErrorShare:
     `size` attempts (a sliding window).
 
     It turns overloaded once the window is full and more than `threshold` of it failed, and
-    healthy again when at most half of that share fails, so a share near the threshold does not
+    healthy again once at most half the threshold fails, so a share near the threshold does not
     flap. Until the window first fills, the lane counts as healthy: the burst of failures a run
     can meet in its first round of requests is no measure of the server's load.
     """

@@ -75,13 +75,16 @@ def provider_rate(root: Path, provider: str, url: str, concurrency: int) -> floa
     return JOBS / run_in_process(config)
 
 
-def provider_project(root: Path, provider: str, url: str, concurrency: int, jobs: int) -> Path:
-    """A project of `jobs` jobs through `provider` on the server at `url`."""
+def provider_project(
+    root: Path, provider: str, url: str, concurrency: int, jobs: int, head: str = ""
+) -> Path:
+    """A project of `jobs` jobs through `provider` on the server at `url`; `head` goes before
+    the [[models]] table (a [retry] table, say)."""
     options = {
         "openai": f'base_url = "{url}/v1"\napi_key_env = ""\nmax_connections = {concurrency}\n',
         "anthropic": f'base_url = "{url}"\napi_key_env = "BENCH_ANTHROPIC_KEY"\n',
     }[provider]
-    body = (
+    body = head + (
         f'[[models]]\nname = "bench"\nprovider = "{provider}"\ntemperatures = [0.0]\n'
         f"max_concurrency = {concurrency}\n[models.options]\n{options}"
     )

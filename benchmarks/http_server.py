@@ -75,6 +75,44 @@ def _answer(body: bytes, delay: float, limited: float, retry_after: str):
     return handler
 
 
+_BROKEN = json.dumps({"error": {"message": "Internal server error", "type": "server_error"}})
+
+
+def fault(prompt: str, attempt: int, share: float) -> str | None:
+    """How the `attempt`-th request for `prompt` fails in `serve_faults` ("429", "500"), or None
+    when it is answered: a fixed draw per prompt and attempt, a `share` of them failing, half of
+    those as 429s and half as 500s."""
+    roll = random.Random(f"{prompt}|{attempt}").random()
+    if roll < share / 2:
+        return "429"
+    return "500" if roll < share else None
+
+
+def serve_faults(port: int, delay: float, share: float, retry_after: float) -> None:
+    """Serve OpenAI chat on 127.0.0.1:port: each answer `delay` seconds after its request, except
+    that the n-th request for a prompt fails at once as `fault(prompt, n, share)` says, a 429 with
+    `retry-after` or a 500 without one. Every server sees the same failures, whatever the
+    client's timing."""
+    seen: dict[str, int] = {}  # requests so far for each prompt
+    after = {"retry-after": f"{retry_after:g}"}
+
+    async def handler(request: web.Request) -> web.Response:
+        body = await request.json()
+        prompt = "\n\n".join(m["content"] for m in body["messages"])
+        seen[prompt] = attempt = seen.get(prompt, 0) + 1
+        failure = fault(prompt, attempt, share)
+        if failure == "429":
+            return web.Response(status=429, text=_LIMITED, headers=after)
+        if failure == "500":
+            return web.Response(status=500, text=_BROKEN, content_type="application/json")
+        await asyncio.sleep(delay)
+        return web.Response(body=_CHAT, content_type="application/json")
+
+    app = web.Application()
+    app.router.add_post("/v1/chat/completions", handler)
+    web.run_app(app, host="127.0.0.1", port=port, access_log=None, print=None)
+
+
 def free_port() -> int:
     """A port on 127.0.0.1 nobody is listening on right now."""
     with socket.socket() as sock:

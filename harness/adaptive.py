@@ -5,6 +5,8 @@
 - `AdaptiveConcurrency`: when the share of 429s among recent attempts is high, the lane's
   concurrency halves; when it is low again, it grows back in proportion to where it is. Single or
   random 429s never move it: only a measured rate does.
+- `ErrorShare`: the share of failed attempts among the lane's recent ones says whether its
+  errors are the server's noise (retry promptly) or overload (back off long; see `harness.lane`).
 - `Outage`: when the server cannot be reached at all (a restart, a crash), the lane holds its
   jobs and sends one probe a second, up to `patience` seconds, instead of spending every job's
   attempts in a few seconds; failed connections meanwhile count against no job.
@@ -158,6 +160,47 @@ class AdaptiveConcurrency:
     def _set(self, limit: int, why: str) -> None:
         log.info("%s: concurrency %d -> %d (%s)", self._name, self.limit, limit, why)
         self.slots.resize(limit)
+
+
+class ErrorShare:
+    """Whether the lane is overloaded, from the share of retryable failures among its last
+    `size` attempts (a sliding window).
+
+    It turns overloaded once the window is full and more than `threshold` of it failed, and
+    healthy again once at most half the threshold fails, so a share near the threshold does not
+    flap. Until the window first fills, the lane counts as healthy: the burst of failures a run
+    can meet in its first round of requests is no measure of the server's load.
+    """
+
+    __slots__ = ("_failed", "_name", "_window", "overloaded", "threshold")
+
+    def __init__(self, name: str, size: int, threshold: float = 0.5) -> None:
+        self._name = name
+        self.threshold = threshold
+        self.overloaded = False
+        # The outcome of each recent attempt (True: it failed), oldest first, and how many failed.
+        self._window: deque[bool] = deque(maxlen=size)
+        self._failed = 0
+
+    def observe(self, failed: bool) -> None:
+        """Count one finished attempt; turn overloaded or healthy when the share says so."""
+        window = self._window
+        if len(window) == window.maxlen:
+            self._failed -= window[0]
+        window.append(failed)
+        self._failed += failed
+        if len(window) < window.maxlen:
+            return
+        share = self._failed / len(window)
+        if not self.overloaded and share > self.threshold:
+            self._turn(True, share)
+        elif self.overloaded and share <= self.threshold / 2:
+            self._turn(False, share)
+
+    def _turn(self, overloaded: bool, share: float) -> None:
+        self.overloaded = overloaded
+        what = "overloaded: long backoff" if overloaded else "healthy again: prompt retries"
+        log.info("%s: %.0f%% of recent attempts failed; %s", self._name, 100 * share, what)
 
 
 class Outage:

@@ -38,12 +38,14 @@ from harness.scrub import referenced_secrets, substituted_secrets, url_secrets
 
 @dataclass(frozen=True)
 class RetryPolicy:
-    """How a lane retries one job: attempts, exponential backoff bounds, per-attempt timeout, the
-    longest wait a server may ask for before the job is recorded as failed instead, and how long
-    the lane holds its jobs while its server cannot be reached at all."""
+    """How a lane retries one job: attempts, exponential backoff bounds (`quick_wait` while the
+    lane is healthy, `initial_wait` while it is overloaded: see `harness.lane`), per-attempt
+    timeout, the longest wait a server may ask for before the job is recorded as failed instead,
+    and how long the lane holds its jobs while its server cannot be reached at all."""
 
     max_attempts: int = field(default=5, metadata={"min": 1, "max": 100})
     initial_wait: float = field(default=1.0, metadata={"min": 0, "max": 3600})
+    quick_wait: float = field(default=0.25, metadata={"min": 0, "max": 3600})
     max_wait: float = field(default=60.0, metadata={"min": 0, "max": 86_400})
     attempt_timeout: float = field(default=120.0, metadata={"min": 0.001, "max": 86_400})
     max_retry_after: float = field(default=300.0, metadata={"min": 0, "max": 86_400})

@@ -167,7 +167,7 @@ def _rerun(args: argparse.Namespace, console: Console) -> int:
 def _rerun_locked(
     args: argparse.Namespace, prepared: Prepared, writer: LedgerWriter, console: Console
 ) -> int:
-    index = open_index(prepared, console)
+    index = open_index(prepared, console, failures=True)
     failed = failed_jobs(prepared, index, variants=args.variant, error_types=args.error_type)
     _say_what_cannot_rerun(args, prepared, failed, console)
     if not failed.runnable:

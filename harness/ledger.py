@@ -435,12 +435,6 @@ def _sealed_schema(obj: dict[str, Any]) -> bool:
     return type(schema) is int and schema >= 2
 
 
-def is_record(obj: dict[str, Any]) -> bool:
-    """Whether a line parsed otherwise than by `parse_line` has a result record's shape (see
-    `harness.record.RecordLine`)."""
-    return as_record(obj) is not None
-
-
 @dataclass
 class OpenBatch:
     """A provider batch the ledger says was submitted, or was being submitted, and is not closed:
@@ -520,8 +514,10 @@ def build_index(source: Source, keeps: Callable[[str], bool] | None = None) -> R
     `keeps`, only the records of the keys it keeps are indexed (a shard's own).
 
     Successes, nearly every line, are read from their first fields and their checksum alone (a
-    line whose checksum fails is never done); everything else is parsed whole and must have a
-    record's shape. Prompt hashes are interned: every variant and sample of a prompt shares one.
+    line whose checksum fails is never done; one whose later fields are of the wrong shape is
+    done here, though every reader that parses it skips it: checking it would parse every line,
+    several times the cost); everything else is parsed whole and must have a record's shape.
+    Prompt hashes are interned: every variant and sample of a prompt shares one.
     """
     index = ResumeIndex()
     if isinstance(source, Path) and not source.exists():

@@ -5,8 +5,8 @@ nothing, and knows no scheduler and no provider.
 A ledger of up to 32 MiB is read whole. A larger one is sampled: 256 windows of 128 KiB spread
 evenly over the file, the last of them its end, so that a ledger of millions of records costs no
 more to read than one of 30,000 (about as many as a sample holds), and the latest answers always
-count. Every successful record read counts; a line damaged so that it still parses as one can
-move a mean, but never makes a job done (only the resume index decides that).
+count. Every successful record read counts; a damaged line (its checksum fails) or one of no
+record's shape does not (it never makes a job done either: only the resume index decides that).
 """
 
 from __future__ import annotations
@@ -18,9 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import orjson
-
-from harness.ledger import is_record
+from harness.ledger import is_result, parse_line
 
 WINDOWS, WINDOW = 256, 128 << 10  # a larger ledger is sampled in this many windows of this size
 WHOLE = WINDOWS * WINDOW  # a ledger up to this size is read whole (so windows never overlap)
@@ -111,18 +109,11 @@ def _lines(path: Path, sampled: bool) -> Iterator[bytes]:
 
 
 def _answer(line: bytes) -> dict[str, Any] | None:
-    """A successful record with the fields calibration reads, or None."""
-    try:
-        record = orjson.loads(line)
-    except orjson.JSONDecodeError:
+    """A successful record (of a record's shape: see harness.ledger.parse_line) with the fields
+    calibration reads, or None."""
+    record = parse_line(line)
+    if record is None or not is_result(record) or record["status"] != "ok":
         return None
-    if not isinstance(record, dict) or not is_record(record) or record["status"] != "ok":
+    if not all(name in record for name in ("tokens", "elapsed_seconds", "prompt_category")):
         return None
-    tokens, elapsed = record.get("tokens"), record.get("elapsed_seconds")
-    if not isinstance(tokens, dict) or not all(type(n) is int for n in tokens.values()):
-        return None
-    if not isinstance(elapsed, int | float) or isinstance(elapsed, bool):
-        return None
-    if not isinstance(record.get("prompt_category"), str):
-        return None
-    return record
+    return record if record["tokens"] is not None else None

@@ -171,7 +171,7 @@ def _rerun(args: argparse.Namespace, console: Console) -> int:
 def _rerun_locked(
     args: argparse.Namespace, prepared: Prepared, writer: LedgerWriter, console: Console
 ) -> int:
-    index = open_index(prepared, console)
+    index = open_index(prepared, console, failures=True)
     refuse_unknown_variants(prepared, index, args.variant)
     failed = failed_jobs(prepared, index, variants=args.variant, error_types=args.error_type)
     _say_what_cannot_rerun(args, prepared, failed, console)

@@ -73,6 +73,8 @@ def _score(args: argparse.Namespace, console: Console) -> int:
         console.print(label_table(result.tallies[scorer.name], scorer.labels))
     for note in result.notes:
         say(console, note)
+    if result.ledger_skipped:
+        say(console, f"{plan.ledger}: skipped {result.ledger_skipped:,} unreadable line(s)")
     if result.skipped_lines:
         say(console, f"{plan.scores_path}: skipped {result.skipped_lines} unreadable line(s)")
     new = sum(tally.new for tally in result.tallies.values())
@@ -99,6 +101,8 @@ def _export(args: argparse.Namespace, console: Console) -> int:
         prompts=args.prompts,
     )
     exported = export_sheets(request)
+    if exported.skipped_lines:
+        say(console, f"{args.output}: skipped {exported.skipped_lines:,} unreadable line(s)")
     say(console, f"{exported.items:,} answers of {exported.available:,}, seed {seed}, labels: "
                  f"{', '.join(exported.labels)}")  # fmt: skip
     for sheet in exported.sheets:

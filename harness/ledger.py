@@ -11,7 +11,9 @@ again.
 Writes go out in small batches with `os.write` on an `O_APPEND` descriptor and are fsync'd on a
 timer and at close, so a crash can lose at most the last moments of unsynced results (their jobs
 simply run again) and tear at most the last line. Reading skips and counts a torn line; the next
-writer moves it to `ledger.jsonl.torn` before appending, so every newline-ended line is whole.
+writer moves it to `ledger.jsonl.torn` before appending, so every newline-ended line is whole. A
+last line that lacks only its newline is whole (its checksum says so): it is read, and the next
+writer ends it.
 
 One writer at a time: the file is locked (flock) while a run appends to it. `--fresh` takes that
 lock on the old ledger first, renames it to `ledger.<stamp>.jsonl` while holding it, then creates
@@ -50,10 +52,11 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 import anyio
+import msgspec
 import orjson
 
 from harness.errors import InputError, LedgerWriteError
-from harness.record import utc_timestamp
+from harness.record import as_record, decode_record, utc_timestamp
 from harness.scrub import SECRETS
 
 LEDGER_NAME = "ledger.jsonl"
@@ -284,7 +287,9 @@ def _stamp() -> str:
 
 
 def set_aside_torn_tail(path: Path, fd: int) -> None:
-    """Move a crash's unfinished last line to `<ledger>.torn`, keeping every line whole."""
+    """End the file's last line: with its newline when the line is whole (its checksum is right:
+    a crash cut only the newline), else by moving it (a crash's unfinished line) to
+    `<ledger>.torn`, so that every line is whole."""
     size = os.fstat(fd).st_size
     if size == 0 or os.pread(fd, 1, size - 1) == b"\n":
         return
@@ -298,6 +303,9 @@ def set_aside_torn_tail(path: Path, fd: int) -> None:
             break
         start = chunk_start
     fragment = os.pread(fd, size - start, start)
+    if parse_sealed(fragment) is not None:
+        os.write(fd, b"\n")  # appended: `fd` is opened with O_APPEND
+        return
     stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()).encode()
     with open(f"{path}.torn", "ab") as torn:
         torn.write(b"# " + stamp + b"\n" + fragment + b"\n")
@@ -361,12 +369,21 @@ def read_ledger(source: Source) -> LedgerContents:
 
 
 def parse_line(line: bytes) -> dict[str, Any] | None:
-    """One ledger line parsed: a run line, a batch line or a result record; None for a line that
-    is torn, not JSON, fails its checksum, or has none of those shapes."""
+    """One ledger line parsed: a run line, a batch line or a result record (of the shape
+    `harness.record.RecordLine` says, only its fields); None for a line that is torn, not JSON,
+    fails its checksum, or has none of those shapes. A line the harness wrote as a result
+    record is checked as it is parsed; any other is parsed, then checked."""
+    if line.startswith(_KEY_HEAD):
+        return parse_sealed(line, decode=decode_record)
     obj = parse_sealed(line)
-    if obj is not None and (obj.get("type") == "run" or is_batch_line(obj) or is_record(obj)):
+    if obj is None or obj.get("type") == "run" or is_batch_line(obj):
         return obj
-    return None
+    return as_record(obj)
+
+
+def is_result(line: dict[str, Any]) -> bool:
+    """Whether a line `parse_line` returned is a result record (not a run or batch line)."""
+    return "type" not in line
 
 
 def is_batch_line(obj: dict[str, Any]) -> bool:
@@ -388,16 +405,22 @@ def is_batch_line(obj: dict[str, Any]) -> bool:
     return event == "closed"
 
 
-def parse_sealed(line: bytes, *, always_sealed: bool = False) -> dict[str, Any] | None:
-    """One line of a sealed JSONL file (the ledger, scores) as its object; None for a line that
-    is torn, not a JSON object, fails its checksum, or lost the checksum it must have (every line
-    of a file whose lines are `always_sealed`, or one whose schema promises it)."""
+def parse_sealed(
+    line: bytes,
+    *,
+    always_sealed: bool = False,
+    decode: Callable[[bytes], Any] = orjson.loads,
+) -> dict[str, Any] | None:
+    """One line of a sealed JSONL file (the ledger, scores) as its object (parsed by `decode`);
+    None for a line that is torn, not a JSON object (or not one `decode` takes), fails its
+    checksum, or lost the checksum it must have (every line of a file whose lines are
+    `always_sealed`, or one whose schema promises it)."""
     intact = _intact(line)
     if intact is False:
         return None
     try:
-        obj = orjson.loads(line)
-    except orjson.JSONDecodeError:
+        obj = decode(line)
+    except (orjson.JSONDecodeError, msgspec.DecodeError):
         return None
     if not isinstance(obj, dict):
         return None
@@ -410,17 +433,6 @@ def _sealed_schema(obj: dict[str, Any]) -> bool:
     """Whether the line claims a schema whose every line carries a checksum (2 and later)."""
     schema = obj.get("schema")
     return type(schema) is int and schema >= 2
-
-
-def is_record(obj: dict[str, Any]) -> bool:
-    """Whether a parsed line has the fields every reader relies on, of the right types."""
-    return (
-        isinstance(obj.get("key"), str)
-        and obj.get("status") in ("ok", "error")
-        and isinstance(obj.get("variant"), str)
-        and isinstance(obj.get("prompt_id"), str)
-        and type(obj.get("sample")) is int
-    )
 
 
 @dataclass
@@ -463,6 +475,11 @@ class ResumeIndex:
     @property
     def failures(self) -> dict[str, dict[str, Any]]:
         """Every key whose latest record is a failure, with that record."""
+        return self.read_failures()
+
+    def read_failures(self) -> dict[str, dict[str, Any]]:
+        """`failures`, parsing the lines not parsed yet: a line that is not a record (of no
+        known shape) is counted in `skipped`, and its key has no failure."""
         for key, line in list(self.failed.items()):
             if isinstance(line, bytes):
                 record = parse_line(line)
@@ -497,8 +514,10 @@ def build_index(source: Source, keeps: Callable[[str], bool] | None = None) -> R
     `keeps`, only the records of the keys it keeps are indexed (a shard's own).
 
     Successes, nearly every line, are read from their first fields and their checksum alone (a
-    line whose checksum fails is never done); everything else is parsed whole and must have a
-    record's shape. Prompt hashes are interned: every variant and sample of a prompt shares one.
+    line whose checksum fails is never done; one whose later fields are of the wrong shape is
+    done here, though every reader that parses it skips it: checking it would parse every line,
+    several times the cost); everything else is parsed whole and must have a record's shape.
+    Prompt hashes are interned: every variant and sample of a prompt shares one.
     """
     index = ResumeIndex()
     if isinstance(source, Path) and not source.exists():
@@ -621,7 +640,10 @@ def sealed(obj: Any) -> bytes:
 
 def _intact(line: bytes) -> bool | None:
     """True when a line's checksum matches, False when it does not, None when it has none (a
-    line written before checksums, or by hand)."""
+    line written before checksums, or by hand). A last line may lack its newline (a crash cut
+    it, or its writer is writing it): its checksum says whether the rest is whole."""
+    if not line.endswith(b"\n"):
+        line += b"\n"
     if line[-_CRC_TAIL : -_CRC_TAIL + 8] != _CRC_MARK or not line.endswith(b'"}\n'):
         return None
     return b"%08x" % zlib.crc32(line[:-_CRC_TAIL]) == line[-11:-3]

@@ -13,6 +13,10 @@ and the head that the resume index reads is unchanged. A batch record's `elapsed
 batch's processing time at the provider, not a request's latency. `adapter`, added after them,
 names the LoRA adapter that answered (see harness.adapters): null, or missing on an older line,
 when the model itself did.
+
+`RecordLine` is the shape of a result line as every reader takes it (see `harness.ledger`): what a
+line must hold to be read at all, whoever wrote it (an older harness, a buggy one, a hand with a
+recomputed checksum). A line of another shape is skipped and counted like a damaged one.
 """
 
 from __future__ import annotations
@@ -20,7 +24,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal, Required, TypedDict
+
+import msgspec
 
 from harness.api import Completion, TokenLogprob
 from harness.errors import ProviderError
@@ -154,3 +160,88 @@ def _job_fields(
         "metadata": dict(prompt.metadata),
         "adapter": job.variant.adapter.name if job.variant.adapter else None,
     }
+
+
+# The shape of a result line (see the module docstring): every field of `Record`, with the types a
+# reader may take its value to have, down to each token logprob. msgspec checks a line against it
+# as it parses it (no slower than parsing alone: a Python check of each value cost as much again
+# as the parse), and leaves out fields it does not name (the checksum, a later schema's fields).
+# Only the first five fields are required (a line written before the others existed lacks
+# them); `bool` is never a number. Counts fit the report's 32-bit columns, other whole numbers an
+# export's 64-bit ones.
+Count = Annotated[int, msgspec.Meta(ge=0, le=(1 << 31) - 1)]
+Int64 = Annotated[int, msgspec.Meta(ge=-(1 << 63), le=(1 << 63) - 1)]
+# A value of an object whose fields become an export's columns (`sampling_params`, `metadata`,
+# `error`): anything JSON holds; a whole number in 64 bits (nested values are exported as text).
+Value = Int64 | float | str | bool | None | list[Any] | dict[str, Any]
+
+
+class ErrorLine(TypedDict, total=False):
+    """An attempt's error (see harness.errors.ProviderError.as_record)."""
+
+    type: str | None
+    message: str | None
+    retryable: bool | None
+    status: Int64 | None
+    retry_after: float | None
+
+
+class PositionLine(TypedDict, total=False):
+    """One generated token's logprobs (see harness.api.TokenLogprob)."""
+
+    token: str | None
+    logprob: float | None
+    top: list[tuple[str | None, float | None]] | None
+    token_id: Int64 | None
+    top_ids: list[Int64] | None
+
+
+class RecordLine(TypedDict, total=False):
+    """A result line as readers take it (see `Record`)."""
+
+    key: Required[str]
+    status: Required[Status]
+    prompt_hash: str | None
+    schema: Count
+    run_id: str
+    variant: Required[str]
+    provider: str
+    model: str
+    prompt_id: Required[str]
+    sample: Required[Count]
+    full_response: str | None
+    finish_reason: str | None
+    finish_detail: str | None
+    tokens: dict[str, Count] | None
+    cost_usd: float | None
+    token_logprobs: list[PositionLine] | None
+    sampling_params: dict[str, Value]
+    timestamp: str
+    elapsed_seconds: float
+    retry_count: Count
+    error: dict[str, Value] | None
+    attempt_errors: list[ErrorLine]
+    prompt_category: str
+    is_synthetic_probe: bool
+    metadata: dict[str, Value]
+    mode: Mode
+    batch_id: str | None
+    adapter: str | None
+
+
+_DECODER = msgspec.json.Decoder(RecordLine)
+
+
+def decode_record(line: bytes) -> dict[str, Any]:
+    """A result line parsed and checked against `RecordLine`; msgspec.DecodeError (its
+    ValidationError too) when it is not JSON or not of that shape."""
+    return _DECODER.decode(line)  # type: ignore[return-value]
+
+
+def as_record(obj: dict[str, Any]) -> dict[str, Any] | None:
+    """A line parsed otherwise, checked against `RecordLine` (as `decode_record` reads it), or
+    None when it is not of that shape."""
+    try:
+        return msgspec.convert(obj, RecordLine)  # type: ignore[return-value]
+    except msgspec.ValidationError:
+        return None

@@ -725,9 +725,10 @@ def _error_type(record: dict[str, Any]) -> str:
     return str(error.get("type")) if isinstance(error, dict) else "unknown"
 
 
-def open_index(prepared: Prepared, console: Console) -> ResumeIndex:
+def open_index(prepared: Prepared, console: Console, *, failures: bool = False) -> ResumeIndex:
     """The resume index of the ledgers the run reads (see `Prepared.reads`), saying how many
-    unreadable lines it skipped; a shard's holds its own jobs only."""
+    unreadable lines it skipped; a shard's holds its own jobs only. With `failures`, the latest
+    failures are parsed first (a rerun reads them), so those of no known shape count too."""
     path = prepared.ledger_path
     if path.is_dir():
         raise InputError(f"{path}: the ledger path is a directory, not a file")
@@ -741,6 +742,8 @@ def open_index(prepared: Prepared, console: Console) -> ResumeIndex:
             markup=False,
         )
     index = read_index(prepared)
+    if failures:
+        index.read_failures()
     if index.skipped:
         console.print(f"{_read_source(prepared)}: skipped {index.skipped} unreadable line(s)")
     return index

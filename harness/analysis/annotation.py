@@ -29,7 +29,7 @@ from typing import Any
 import orjson
 
 from harness.analysis.annotation_key import RATER_NAME, one_label
-from harness.analysis.answers import latest_records, run_lines
+from harness.analysis.answers import Skipped, latest_records, run_lines
 from harness.analysis.scores import (
     SCORES_NAME,
     UNPARSEABLE,
@@ -85,6 +85,7 @@ class Exported:
     items: int
     labels: tuple[str, ...]
     available: int  # answers that could be shown (their prompt text at hand)
+    skipped_lines: int = 0  # the ledger's lines left out (torn, damaged, of no known shape)
 
 
 def key_path(output: Path, name: str) -> Path:
@@ -134,7 +135,9 @@ def export_sheets(request: ExportRequest) -> Exported:
     _check_label_set(labels, "--labels" if request.labels else f"scorer {request.scorer!r}")
     source = prompt_source(ledger, request.prompts)
     prompts = _load(source, request.prompts)
-    shown = [k for k, prompt_id, hashed in _answers(ledger) if _shown(prompts, prompt_id, hashed)]
+    skipped = Skipped()
+    answers = _answers(ledger, skipped)
+    shown = [k for k, prompt_id, hashed in answers if _shown(prompts, prompt_id, hashed)]
     if not shown:
         raise InputError(f"{ledger}: no answer whose prompt text is in {source}")
     rng = random.Random(request.seed)
@@ -161,7 +164,7 @@ def export_sheets(request: ExportRequest) -> Exported:
     with written_whole(key) as temporary:  # last: a key means a whole export
         temporary.write_bytes(orjson.dumps(body, option=orjson.OPT_INDENT_2))
     sheets = tuple(folder / f"{rater}.csv" for rater in orders)
-    return Exported(sheets, key, len(items), labels, len(shown))
+    return Exported(sheets, key, len(items), labels, len(shown), skipped.lines)
 
 
 def _check_targets(folder: Path, raters: Sequence[str]) -> None:
@@ -242,9 +245,10 @@ def _load(source: PromptSource, given: Path | None) -> dict[str, Prompt]:
         raise InputError(f"{exc}{hint}") from None
 
 
-def _answers(ledger: Ledgers) -> Iterator[tuple[str, str, str]]:
-    """Each latest answer's key, prompt id and prompt hash."""
-    for record in latest_records(ledger, successes_only=True):
+def _answers(ledger: Ledgers, skipped: Skipped) -> Iterator[tuple[str, str, str]]:
+    """Each latest answer's key, prompt id and prompt hash; the lines left out are counted in
+    `skipped`."""
+    for record in latest_records(ledger, successes_only=True, skipped=skipped):
         yield record["key"], record["prompt_id"], record.get("prompt_hash") or ""
 
 

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from harness.ledger import head_key, is_record, iter_lines, parse_line
+from harness.ledger import head_key, is_result, iter_lines, parse_line
 from harness.ledger_set import Advance, Ledgers
 
 
@@ -71,7 +71,7 @@ def scan(
             record = parse_line(line)
             if record is None:
                 found.skipped += 1
-            elif is_record(record):  # not a run or batch line
+            elif is_result(record):  # not a run or batch line
                 offsets[record["key"]] = offset
                 if observe is not None:
                     observe(record)
@@ -98,15 +98,25 @@ def scanned_positions(path: Source, advance: Advance | None = None) -> tuple[arr
     return array("q", sorted(found.offsets.values())), found.skipped
 
 
+@dataclass
+class Skipped:
+    """A count of the lines a reading left out: torn, damaged, or of no known shape (a line
+    found from its head in the first pass, then parsed whole, can be of the wrong shape)."""
+
+    lines: int = 0
+
+
 def records_at(
     path: Source,
     offsets: Sequence[int],
     *,
     successes_only: bool = False,
     advance: Advance | None = None,
+    skipped: Skipped | None = None,
 ) -> Iterator[dict[str, Any]]:
     """The records whose lines start at `offsets` (ascending), in ledger order; with
-    `successes_only`, only those that are answers."""
+    `successes_only`, only those that are answers. A line there that is not a record is left
+    out (and counted in `skipped`)."""
     wanted = iter(offsets)
     next_wanted = next(wanted, -1)
     for offset, line in lines_at(path, advance):
@@ -114,16 +124,23 @@ def records_at(
             continue
         next_wanted = next(wanted, -1)
         record = parse_line(line)
-        if record is not None and (not successes_only or record["status"] == "ok"):
+        if record is None:
+            if skipped is not None:
+                skipped.lines += 1
+        elif not successes_only or record["status"] == "ok":
             yield record
 
 
 def latest_records(
-    path: Path | Ledgers, *, successes_only: bool = False
+    path: Path | Ledgers, *, successes_only: bool = False, skipped: Skipped | None = None
 ) -> Iterator[dict[str, Any]]:
     """The latest record of every key, in ledger order; with `successes_only`, only the keys
-    whose latest record is an answer (a failure that superseded an answer hides it)."""
-    return records_at(path, latest_positions(path), successes_only=successes_only)
+    whose latest record is an answer (a failure that superseded an answer hides it). The lines
+    left out are counted in `skipped`."""
+    positions, unread = scanned_positions(path)
+    if skipped is not None:
+        skipped.lines += unread
+    return records_at(path, positions, successes_only=successes_only, skipped=skipped)
 
 
 def run_lines(path: Path | Ledgers) -> list[dict[str, Any]]:

@@ -127,7 +127,9 @@ def write_export(
                 rows = _export_here(read, form, temporary)
             else:
                 rows = _export_in_workers(read, form, temporary)
-        return Exported(rows, read.latest.labels.skipped, read.latest.skipped)
+        # the latest lines that were not records when parsed whole (see `records_at`) too
+        unread = read.latest.skipped + len(read.latest.positions) - rows
+        return Exported(rows, read.latest.labels.skipped, unread)
 
 
 def is_export(path: Path) -> bool:
@@ -333,7 +335,7 @@ class _Converter:
             elif column.form == "plain":
                 arrays.append(taken[field] if key is None else taken[field][key])
             elif column.form == "timestamp":
-                arrays.append(self._timestamps(records, taken["timestamp"]))
+                arrays.append(self._timestamps(taken["timestamp"]))
             elif column.form == "text":
                 objects = map(dict.get, records, repeat(field))
                 values = [(found or {}).get(key) for found in objects]
@@ -363,16 +365,13 @@ class _Converter:
                 taken[field] = array
         return taken
 
-    def _timestamps(self, records: list[dict[str, Any]], texts: pa.Array) -> pa.Array:
+    def _timestamps(self, texts: pa.Array) -> pa.Array:
+        """The records' times; null for one that is not an ISO-8601 time with its zone (as the
+        report leaves it out of its timeline)."""
         try:
             return _to_milliseconds(texts)
         except _UNFIT:
-            for record in records:
-                try:
-                    _to_milliseconds(pa.array([record.get("timestamp")], pa.string()))
-                except _UNFIT:
-                    raise self._misfit(record, "timestamp", "not an ISO-8601 time") from None
-            raise
+            return _to_milliseconds(pa.array(map(_time_or_none, texts.to_pylist()), pa.string()))
 
     def _scores(self, records: list[dict[str, Any]]) -> dict[str, tuple[list[Any], list[Any]]]:
         if not self.labels.scorers:
@@ -409,6 +408,14 @@ def _columns(layout: Layout, labels: Labels, form: Format) -> list[Column]:
     if form != "jsonl":
         return columns
     return [replace(c, type=pa.string()) if c.form == "token_logprobs" else c for c in columns]
+
+
+def _time_or_none(text: str | None) -> str | None:
+    try:
+        _to_milliseconds(pa.array([text], pa.string()))
+    except _UNFIT:
+        return None
+    return text
 
 
 def _to_milliseconds(texts: pa.Array) -> pa.Array:

@@ -39,9 +39,9 @@ from harness.analysis.answers import (
     Advance,
     Source,
     held,
-    latest_offsets,
     records_at,
     run_lines,
+    scan,
 )
 from harness.analysis.export import PILOT_FORMAT, Exported
 from harness.analysis.labels import Labels, read_labels
@@ -74,7 +74,8 @@ def _write(
     def observe(record: dict[str, Any]) -> None:
         latest[record["key"]] = (record["variant"], record["status"] == "ok")
 
-    offsets = latest_offsets(source, advance, observe)
+    found = scan(source, advance, observe)  # every line parsed whole: none is left out later
+    offsets = found.offsets
     labels = read_labels(scores, advance=advance)
     by_variant: dict[str, list[int]] = {}
     for key, offset in offsets.items():
@@ -101,7 +102,7 @@ def _write(
             file.write(b",\n" if number else b"\n")
             _write_run(file, source, variant, sorted(at), runs, labels)
         file.write(b"\n]}\n")
-    return Exported(len(offsets), labels.skipped)
+    return Exported(len(offsets), labels.skipped, found.skipped)
 
 
 def _write_run(

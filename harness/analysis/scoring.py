@@ -20,7 +20,7 @@ from typing import Any
 from rich.console import Console
 from rich.progress import Progress, TextColumn, TimeElapsedColumn
 
-from harness.analysis.answers import latest_records
+from harness.analysis.answers import Skipped, latest_records
 from harness.analysis.judge import (
     VerdictParser,
     check_fields,
@@ -88,6 +88,7 @@ class ScoringResult:
 
     tallies: dict[str, Tally]
     skipped_lines: int = 0
+    ledger_skipped: int = 0  # the ledger's lines left out (torn, damaged, of no known shape)
     code: int = EXIT_OK
     notes: list[str] = field(default_factory=list)
 
@@ -164,8 +165,9 @@ def _score_rules(
 ) -> None:
     """One pass over the answers for every rule scorer."""
     synced = time.monotonic()
+    skipped = Skipped()
     with _counter(console, "rule scoring: answers") as advance:
-        for record in latest_records(plan.ledger, successes_only=True):
+        for record in latest_records(plan.ledger, successes_only=True, skipped=skipped):
             key, digest = record["key"], answer_digest(record)
             text, now = None, utc_timestamp()
             for name, (matcher, definition_id) in plan.rules.items():
@@ -184,6 +186,7 @@ def _score_rules(
             if time.monotonic() - synced > _SYNC_SECONDS:
                 writer.sync()
                 synced = time.monotonic()
+    result.ledger_skipped = max(result.ledger_skipped, skipped.lines)
 
 
 async def _score_judge(
@@ -226,7 +229,8 @@ def _questions(
     name, tally = judge.scorer.name, result.tallies[judge.scorer.name]
     todo: dict[str, tuple[Prompt, dict[str, Any]]] = {}
     changed = 0
-    for record in latest_records(plan.ledger, successes_only=True):
+    skipped = Skipped()
+    for record in latest_records(plan.ledger, successes_only=True, skipped=skipped):
         prompt = plan.prompts.get(record["prompt_id"])
         if prompt is None or prompt.hash != record.get("prompt_hash"):
             changed += 1  # the prompt set no longer has the text this answer was made from
@@ -237,6 +241,7 @@ def _questions(
             tally.add(record, state.label)
         else:
             todo[asked.id] = (asked, _slim(record))
+    result.ledger_skipped = max(result.ledger_skipped, skipped.lines)
     if changed:
         tally.unscored += changed
         result.notes.append(
@@ -252,7 +257,7 @@ def _judge_score(judge: _Judge, asked: Prompt, record: dict[str, Any]) -> dict[s
     common = {"definition": judge.definition, "answer": answer, "input": asked.hash}
     if record["status"] != "ok":
         return score_line(
-            answer_key, judge.scorer.name, status="error", error=record["error"], **common
+            answer_key, judge.scorer.name, status="error", error=record.get("error"), **common
         )
     verdict = judge.parse(record["full_response"] or "")
     return score_line(

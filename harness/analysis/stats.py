@@ -154,7 +154,8 @@ def compute_stats(
         seed,
         scorers=scorers,
         separations=separations,
-        skipped_lines=latest.skipped,
+        # the latest lines that were not records when parsed whole (see `records_at`) too
+        skipped_lines=latest.skipped + len(latest.positions) - len(columns.variant),
     )
 
 

@@ -30,7 +30,7 @@ from harness.analysis.parallel import in_workers, report_read, shared
 from harness.analysis.positions import flatten
 from harness.analysis.reading import Latest
 from harness.bulk import collector_paused
-from harness.ledger import is_record, parse_line
+from harness.ledger import is_result, parse_line
 from harness.prompts import Prompt
 
 _BATCH = 256  # latest records turned into columns together (as `answer_columns` does)
@@ -267,7 +267,7 @@ def read_ledger(
                 continue
             if obj.get("type") == "run":
                 reader.runs.append(obj)
-            elif is_record(obj) and (variants is None or obj["variant"] in variants):
+            elif is_result(obj) and (variants is None or obj["variant"] in variants):
                 reader.history(obj)
                 if latest:
                     reader.latest(obj)

@@ -139,6 +139,33 @@ def test_next_writer_sets_a_torn_tail_aside_before_appending(tmp_path):
     assert build_index(path).skipped == 0
 
 
+def test_a_last_record_that_lacks_only_its_newline_is_whole_and_the_next_writer_ends_it(
+    tmp_path,
+):
+    path = tmp_path / "ledger.jsonl"
+    path.write_bytes(line("a", OK) + line("b", ERR) + line("b", OK)[:-1])
+    index = build_index(path)
+    assert index.is_done("b", HASH) and index.skipped == 0 and not index.failures
+    contents = read_ledger(path)
+    assert [r["key"] for r in contents.records] == ["a", "b", "b"] and contents.skipped == 0
+    writer = LedgerWriter(path)
+    writer.append({"key": "c", **OK})
+    writer.close()
+    assert path.read_bytes() == line("a", OK) + line("b", ERR) + line("b", OK) + line("c", OK)
+    assert not (tmp_path / "ledger.jsonl.torn").exists()
+
+
+def test_a_last_line_cut_anywhere_else_is_still_set_aside(tmp_path):
+    path = tmp_path / "ledger.jsonl"
+    for cut in (2, 3, 12):
+        torn = line("b", OK)[:-cut]
+        path.write_bytes(line("a", OK) + torn)
+        assert not build_index(path).is_done("b", HASH)
+        LedgerWriter(path).close()
+        assert path.read_bytes() == line("a", OK)
+        assert torn in (tmp_path / "ledger.jsonl.torn").read_bytes()
+
+
 def test_keys_with_quotes_and_unicode_index_like_a_full_parse(tmp_path):
     path = tmp_path / "ledger.jsonl"
     keys = ['v|say "status":"ok"|0', 'v|naïve,\\"x|1', 'v|{"key":|2']

@@ -222,3 +222,19 @@ def test_an_output_directory_that_refuses_writes_exits_2_naming_it(
     code, _, err = run_cli("run", config, "--output", unwritable_dir)
     assert code == 2 and err.count("\n") == 1
     assert err.startswith(f"error: {unwritable_dir / 'ledger.jsonl'}: cannot open the ledger: ")
+
+
+def test_run_over_a_last_answer_that_lacks_only_its_newline_does_not_answer_it_again(
+    tmp_path, run_cli
+):
+    config = write_config(tmp_path, SIMPLE_MODEL, prompts=2)
+    assert run_cli("run", config)[0] == 0
+    ledger = tmp_path / "out" / "ledger.jsonl"
+    whole = ledger.read_bytes()
+    ledger.write_bytes(whole[:-1])  # a crash cut only the last newline
+    code, out, err = run_cli("run", config)
+    assert (code, err) == (0, "") and "unreadable" not in out
+    assert ledger.read_bytes().startswith(whole)
+    records = read_ledger(ledger).records
+    assert len(records) == 4 and len({r["key"] for r in records}) == 4
+    assert not ledger.with_name("ledger.jsonl.torn").exists()

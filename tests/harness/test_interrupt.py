@@ -35,27 +35,29 @@ def wait_for(probe, process: subprocess.Popen[bytes], deadline: float = 20.0):
     return value
 
 
-def open_writer(fifo) -> int | None:
-    """The FIFO's write end once a reader has it open, else None."""
+def reading(process: subprocess.Popen[bytes], path) -> bool:
+    """Whether the process holds `path` open."""
+    fds = f"/proc/{process.pid}/fd"
     try:
-        return os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
-    except OSError:
-        return None
+        return any(os.readlink(f"{fds}/{fd}") == str(path) for fd in os.listdir(fds))
+    except OSError:  # an fd closed while we looked
+        return False
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("sig", SIGNALS, ids=lambda s: s.name)
 def test_a_signal_while_prompts_load_exits_130_with_one_line(tmp_path, sig):
+    # Enough prompts that reading them, a line at a time with the file open, takes a while.
+    prompts = tmp_path / "many.jsonl"
+    prompts.write_bytes(
+        b"".join(b'{"id": "p%d", "prompt": "Does %d exist?"}\n' % (i, i) for i in range(400_000))
+    )
     config = write_config(tmp_path, MANY_VARIANTS.format(temperatures="0.0"))
-    fifo = tmp_path / "prompts.json"
-    fifo.unlink()
-    os.mkfifo(fifo)  # reading it blocks until we write: the prompts are "loading"
+    config.write_text(config.read_text().replace('"prompts.json"', '"many.jsonl"'))
     process = harness_process("run", str(config))
-    writer = wait_for(lambda: open_writer(fifo), process)
-    time.sleep(0.1)
+    wait_for(lambda: reading(process, prompts), process)
     process.send_signal(sig)
     out, err = process.communicate(timeout=10)
-    os.close(writer)
     assert (process.returncode, err, out) == (130, b"interrupted\n", b"")
     assert not (tmp_path / "out").exists()
 

@@ -174,6 +174,10 @@ Int64 = Annotated[int, msgspec.Meta(ge=-(1 << 63), le=(1 << 63) - 1)]
 # A value of an object whose fields become an export's columns (`sampling_params`, `metadata`,
 # `error`): anything JSON holds; a whole number in 64 bits (nested values are exported as text).
 Value = Int64 | float | str | bool | None | list[Any] | dict[str, Any]
+# A prompt's metadata is copied from its prompt file as it is: a whole number may be any the
+# ledger's writer takes (up to 2**64 - 1: a uint64 hash or row id); an export writes one past
+# 64 signed bits as JSON text.
+MetadataValue = int | float | str | bool | None | list[Any] | dict[str, Any]
 
 
 class ErrorLine(TypedDict, total=False):
@@ -223,7 +227,7 @@ class RecordLine(TypedDict, total=False):
     attempt_errors: list[ErrorLine]
     prompt_category: str
     is_synthetic_probe: bool
-    metadata: dict[str, Value]
+    metadata: dict[str, MetadataValue]
     mode: Mode
     batch_id: str | None
     adapter: str | None

@@ -127,7 +127,7 @@ def _kind(value: Any) -> str:
     if isinstance(value, bool):
         return "bool"
     if isinstance(value, int):
-        return "int"
+        return "int" if -(1 << 63) <= value < (1 << 63) else "other"  # an int64 column, or text
     if isinstance(value, float):
         return "float"
     if isinstance(value, str):

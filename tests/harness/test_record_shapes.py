@@ -9,6 +9,7 @@ import typing
 from pathlib import Path
 
 import orjson
+import pyarrow.parquet as pq
 import pytest
 
 from harness.ledger import build_index, parse_line, read_ledger, sealed
@@ -124,3 +125,26 @@ def test_a_failure_of_the_wrong_shape_is_counted_and_run_again(tmp_path, run_cli
     code, stdout, err = run_cli("run", config)
     assert (code, err) == (0, "")
     assert build_index(ledger).is_done(answer["key"], answer["prompt_hash"])
+
+
+def test_every_value_a_prompt_file_gives_as_metadata_is_read_back_by_every_verb(tmp_path, run_cli):
+    # What the writer takes, the readers take: a uint64 hash, the int64 ends, a huge float,
+    # nested values. A record the harness wrote and then could not read would count as done while
+    # no analysis saw it.
+    edges = {"row_hash": 2**64 - 1, "low": -(2**63), "big": 1.5e308, "nested": {"a": [1, "b"]}}
+    prompts = tmp_path / "edges.jsonl"
+    lines = [{"id": f"p{i}", "prompt": f"Does {i} exist?", **edges} for i in range(2)]
+    prompts.write_bytes(b"".join(orjson.dumps(line) + b"\n" for line in lines))
+    config = write_config(tmp_path, SIMPLE_MODEL)
+    config.write_text(config.read_text().replace('"prompts.json"', '"edges.jsonl"'))
+    assert run_cli("run", config)[0] == 0
+    out = tmp_path / "out"
+    for line in (out / "ledger.jsonl").read_bytes().splitlines(keepends=True)[1:]:
+        assert parse_line(line)["metadata"] == edges
+    for verb in (["status", out], ["stats", out], ["export", out, "--format", "parquet"]):
+        code, stdout, err = run_cli(*verb)
+        assert (code, err) == (0, "") and "unreadable" not in stdout, verb
+    exported = pq.read_table(out / "answers.parquet")
+    assert exported.num_rows == 4
+    assert exported.column("metadata.row_hash").to_pylist() == [str(2**64 - 1)] * 4
+    assert exported.column("metadata.low").to_pylist() == [-(2**63)] * 4

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import csv
 import os
+import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
@@ -80,6 +81,9 @@ _PARTS = "export-parts"  # the name of the parts' folders (see `harness.whole.te
 PILOT_FORMAT = "harness pilot-json 1"
 # The columns every export of the three tables has: its first ones, and one of its last.
 _EXPORT_HEAD, _EXPORT_TAIL = ["key", "status", "variant"], "uncertainty.first_token_margin"
+# A JSONL export's row as it opens: its first columns, as orjson writes them.
+_STRING = rb'"(?:[^"\\]|\\.)*"'
+_JSONL_HEAD = re.compile(rb'\A\{"key":' + _STRING + rb',"status":' + _STRING + rb',"variant":"')
 
 _FINEST = pa.timestamp("ns", tz="UTC")
 # What a field a line was written without means: a line from before `mode` was live.
@@ -140,6 +144,8 @@ def is_export(path: Path) -> bool:
         names = pq.read_schema(path).names
     elif head.startswith(b'{"metadata": {"format":'):
         return head.startswith(b'{"metadata": ' + orjson.dumps({"format": PILOT_FORMAT})[:-1])
+    elif head.startswith(b"{") and not head.endswith(b"\n"):  # a row longer than is read
+        return _JSONL_HEAD.match(head) is not None
     elif head.startswith(b"{"):
         names = list(orjson.loads(head))
     else:

@@ -282,3 +282,12 @@ def test_the_next_report_removes_the_figures_folder_a_killed_one_left(tmp_path):
     assert again.wait(timeout=120) == 0
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
     assert not [p for p in project.output.iterdir() if p.name.startswith(".")]
+
+
+def test_a_jsonl_export_whose_first_row_is_longer_than_a_mebibyte_replaces_itself(
+    tmp_path, run_cli
+):
+    long = "yes " * (1 << 19)  # 2 MiB: more than a target's first line is read for
+    write_ledger(tmp_path / "ledger.jsonl", [answer("a@t0", "p0", response=long)])
+    for _ in range(2):
+        assert run_cli("export", tmp_path, "--format", "jsonl")[:3:2] == (0, "")

@@ -242,9 +242,27 @@ def load_config(path: str | Path, environ: Mapping[str, str] | None = None) -> R
         raise ConfigError(path, exc.path, exc.message) from None
     secrets = referenced_secrets(raw, env) | url_secrets(config.resolved)
     for key, (text, spans) in found.items():
-        if _PROVIDER_OPTION.match(key):
+        option = _PROVIDER_OPTION.match(key)
+        if option and _sends_options(_table_at(config.resolved, option[1])):
             secrets |= substituted_secrets(text, spans)
     return dataclasses.replace(config, secrets=frozenset(secrets))
+
+
+def _table_at(table: Mapping[str, Any], path: str) -> Mapping[str, Any]:
+    """The table at a key path of the form `models[2]` or `scorers[0].model`."""
+    for name, index in _PATH_STEP.findall(path):
+        table = table[name] if not index else table[name][int(index)]
+    return table
+
+
+def _sends_options(model: Mapping[str, Any]) -> bool:
+    """Whether a model's provider sends its options away (an API's); an engine in this process
+    (a local model's path or revision) sends nothing. An unknown provider counts as sending:
+    its own error comes later."""
+    from providers import REGISTRY  # the registry's data alone; no provider is imported
+
+    entry = REGISTRY.get(model.get("provider", ""))
+    return entry is None or not entry.in_process
 
 
 def _build(path: Path, raw: Mapping[str, Any], table: Mapping[str, Any]) -> RunConfig:
@@ -332,6 +350,7 @@ _UNSUPPORTED = "unsupported ${...} form: use ${VAR} or ${VAR:-default}"
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 # Key paths of provider options: a model's, or an inline judge model's (`scorers[0].model`).
 _PROVIDER_OPTION = re.compile(r"(models\[\d+\]|scorers\[\d+\]\.model)\.options[.\[]")
+_PATH_STEP = re.compile(r"(\w+)(?:\[(\d+)\])?")
 # Key path -> a resolved string and where the environment's values are in it.
 _Found = dict[str, tuple[str, list[tuple[int, int]]]]
 

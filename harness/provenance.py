@@ -20,7 +20,7 @@ from harness.config import RunConfig, Variant
 from harness.prompt_files import PromptSource, data_files
 from harness.prompts import Prompt
 from harness.record import SCHEMA, utc_timestamp
-from harness.scrub import REDACTED, redact_url
+from harness.scrub import REDACTED, redact_url, redact_urls
 from harness.scrub import SECRET_NAME as _SECRET_KEY
 
 _PACKAGES = (
@@ -104,8 +104,10 @@ def redact(value: Any, key: str = "") -> Any:
         return REDACTED
     if isinstance(value, list):
         return [redact(v, key) for v in value]
-    if isinstance(value, str) and ("://" in value or _URL_KEY.search(key)):
+    if isinstance(value, str) and _URL_KEY.search(key):
         return redact_url(value)
+    if isinstance(value, str) and "://" in value:  # free text (a template) that holds URLs
+        return redact_urls(value)
     return value
 
 

@@ -52,6 +52,7 @@ _URL_PARTS = re.compile(
     re.S,
 )
 # URLs in free text (an error message, a log line): `scheme://` up to a space or a quote.
+_URL_DELIMITERS = re.compile(r"[/?&=#@:;]")
 _URL_IN_TEXT = re.compile(r"\b[A-Za-z][A-Za-z0-9+.\-]*://[^\s\"'<>]+")
 
 
@@ -149,7 +150,9 @@ def substituted_secrets(text: str, spans: Iterable[tuple[int, int]]) -> set[str]
     """The secret parts of the values the environment gave to `text` (an option sent to a
     provider), each at `text[start:end]` for a span. All of a value is secret except, in a URL,
     the characters of its scheme, host and port: where the server is, which the run line records
-    (`${SERVER}/v1` stays readable; `https://u:${PASS}@host/${PREFIX}/v1?key=${K}` does not)."""
+    (`${SERVER}/v1` stays readable; `https://u:${PASS}@host/${PREFIX}/v1?key=${K}` does not).
+    A piece that holds a URL's parts (`/v1?sig=S&x=1`) counts whole and part by part, so that a
+    server echoing one part (`S`) is scrubbed too."""
     public = _url_origin(text)
     found = set()
     for start, end in spans:
@@ -158,7 +161,9 @@ def substituted_secrets(text: str, spans: Iterable[tuple[int, int]]) -> set[str]
             if index < end and index not in public:
                 piece.append(text[index])
             elif piece:
-                found.add("".join(piece))
+                whole = "".join(piece)
+                parts = _URL_DELIMITERS.split(whole)
+                found |= {whole, *(part for part in parts if len(part) >= MIN_LENGTH)}
                 piece = []
     return found
 

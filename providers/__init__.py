@@ -22,10 +22,11 @@ class Entry:
     package: str = ""
     install: str = "pip install -e ."
     batch: bool = False  # the class implements harness.api.BatchProvider
+    in_process: bool = False  # an engine in this process: its options never leave the machine
 
 
 REGISTRY: dict[str, Entry] = {
-    "simulated": Entry("providers.simulated", "SimulatedProvider"),
+    "simulated": Entry("providers.simulated", "SimulatedProvider", in_process=True),
     "anthropic": Entry(
         "providers.anthropic",
         "AnthropicProvider",
@@ -45,12 +46,14 @@ REGISTRY: dict[str, Entry] = {
         "VLLMProvider",
         "vllm",
         "pip install -e '.[vllm]' (GPU), or make setup-vllm (CPU)",
+        in_process=True,
     ),
     "transformers": Entry(
         "providers.transformers",
         "TransformersProvider",
         "transformers",
         "pip install -e '.[transformers]'",
+        in_process=True,
     ),
     "openai": Entry("providers.openai", "OpenAIProvider", "aiohttp", "pip install aiohttp"),
 }

@@ -118,6 +118,8 @@ def test_values_the_environment_gives_provider_options_are_secret_whatever_their
         "HEADER": "header-from-env",
         "WHOLE": "https://gpu-node-9:443/whole-path/v1?sig=whole-sig",
         "OUT": str(tmp_path / "results"),  # not sent to a provider
+        "WEIGHTS": "/scratch/alice/models",  # a local engine's: never leaves the machine
+        "REVISION": "0123456789abcdef0123",
         "MODEL": "model-from-env",  # sent, but every record holds it
         "FALLBACK_UNUSED": "",
     }
@@ -138,6 +140,12 @@ provider = "openai"
 [models.options]
 base_url = "https://user:${PASS}@${HOST}:8000/${PREFIX}/v1?name=${QUERY}&v=${NOT_SET:-default-value}"
 headers = { X-Custom = "${HEADER}" }
+[[models]]
+name = "local"
+provider = "vllm"
+[models.options]
+path = "${WEIGHTS}/qwen"
+revision = "${REVISION}"
 [[scorers]]
 name = "judge"
 type = "judge"
@@ -156,6 +164,8 @@ base_url = "${WHOLE}"
         "query-from-env",
         "header-from-env",
         "/whole-path/v1?sig=whole-sig",
+        "whole-path",  # and its parts, in case a server echoes one alone
+        "whole-sig",
         "dXNlcjpwYXNzd29yZC1mcm9tLWVudg==",  # user:password-from-env as a Basic header
     }
 
@@ -170,6 +180,11 @@ def test_the_run_line_config_and_errors_show_urls_redacted():
             "api_key": "[redacted]",
             "extra": ["x://h?a=[redacted]"],
         }
+    }
+    # A URL in free text (a template, a system prompt) is redacted; the text around it is not.
+    template = "Mail me@example.org; cite https://x.org/a?title=T as given"
+    assert redact({"template": template}) == {
+        "template": "Mail me@example.org; cite https://x.org/a?title=[redacted] as given"
     }
     error = FatalError("InvalidURL: http://u:p@h/v1?code=C")
     assert error.as_record()["message"] == "InvalidURL: http://[redacted]@h/v1?code=[redacted]"

@@ -78,6 +78,9 @@ def load_key(path: Path, problems: list[str]) -> AnnotationKey:
     def note(field: str, message: str) -> None:
         problems.append(f"{path}: {field}: {message}")
 
+    for field in ("labels", "raters", "items"):  # an import of nothing is no import
+        if isinstance(body.get(field), list | dict) and not body[field]:
+            note(field, "empty")
     return AnnotationKey(
         path,
         _part(body, "name", str, "", note),

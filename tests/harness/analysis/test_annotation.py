@@ -305,6 +305,16 @@ def test_every_problem_of_the_key_and_the_sheets_is_told_at_once(tmp_path, run_c
     assert not (out / "scores.jsonl").exists()
 
 
+@pytest.mark.parametrize("field", ["labels", "raters", "items"])
+def test_a_key_with_no_labels_raters_or_items_imports_nothing_and_says_so(tmp_path, run_cli, field):
+    out = exported(tmp_path, run_cli, prompts=2)
+    sheet = fill(out, "r1", lambda item: "yes", tmp_path / "a.csv")
+    key = edit_key(out, lambda body: body.update({field: type(body[field])()}))
+    code, _, err = run_cli("annotate", "import", out, sheet)
+    assert (code, err) == (2, f"error: {key}: {field}: empty\n")
+    assert not (out / "scores.jsonl").exists()
+
+
 def test_a_key_whose_labels_differ_only_in_case_is_refused(tmp_path, run_cli):
     out = exported(tmp_path, run_cli, prompts=2)
     sheet = fill(out, "r1", lambda item: "Yes", tmp_path / "a.csv")

@@ -9,9 +9,9 @@ import anyio
 
 from harness.api import RateLimitState, Usage
 from harness.config import ModelConfig, RetryPolicy, make_variant
-from harness.errors import ConnectionFailed, RateLimited
+from harness.errors import ConnectionFailed, RateLimited, ServerError
 from harness.jobs import Job, job_key, job_seed
-from harness.lane import Lane, LaneEvents
+from harness.lane import Lane, LaneEvents, backoff
 from harness.limits import LaneLimits
 from harness.prompts import load_prompts
 from harness.record import Record
@@ -63,13 +63,23 @@ def test_retry_after_from_a_429_is_the_wait(tmp_path):
     assert finished >= 15.0
 
 
-def test_server_errors_back_off_exponentially_within_the_bounds(tmp_path):
-    lane, retries = make_lane(SimulatedOptions(script=("500", "503", "500")))
+def test_an_overloaded_lanes_own_waits_grow_exponentially_within_the_bounds():
+    error = ServerError("503", status=503)
+    for attempt, base in [(1, 1.0), (2, 2.0), (3, 4.0), (4, 8.0), (5, 8.0)]:
+        for _ in range(50):  # each a jittered draw: base plus up to as much again
+            assert base <= backoff(RETRY, error, attempt) <= min(2 * base, RETRY.max_wait)
+
+
+def test_a_lane_whose_every_attempt_fails_turns_from_prompt_retries_to_long_backoff(tmp_path):
+    # The window is 16 attempts (twice the concurrency of 4, at least 16): once it is full of
+    # failures the lane is overloaded, and its own waits are the long ones.
+    retry = replace(RETRY, max_attempts=20)
+    lane, retries = make_lane(SimulatedOptions(script=("500",) * 18), retry)
     record, _ = run_one(lane, one_job(tmp_path))
-    assert record.status == "ok" and record.retry_count == 3
+    assert record.status == "ok" and record.retry_count == 18
     waits = [wait for _, wait, _ in retries]
-    assert all(0 < wait <= RETRY.max_wait for wait in waits)
-    assert waits[0] <= 2.0  # initial 1 s plus at most 1 s of jitter
+    assert all(wait <= RETRY.initial_wait for wait in waits[:15])
+    assert waits[-2:] == [RETRY.max_wait] * 2
 
 
 def test_fatal_error_is_recorded_after_one_attempt(tmp_path):
@@ -252,10 +262,12 @@ def test_a_server_down_past_the_wait_fails_its_jobs_with_their_history(tmp_path)
 
 
 def test_our_own_backoff_is_never_cut_by_max_retry_after(tmp_path):
-    retry = replace(RETRY, max_attempts=4, initial_wait=4.0, max_wait=8.0, max_retry_after=2.0)
-    lane, retries = make_lane(SimulatedOptions(script=("503", "503", "503")), retry)
+    # Enough failures to make the lane overloaded: its own waits are then 8 s, past the cap.
+    retry = replace(RETRY, max_attempts=20, initial_wait=4.0, max_wait=8.0, max_retry_after=2.0)
+    lane, retries = make_lane(SimulatedOptions(script=("503",) * 18), retry)
     record, _ = run_one(lane, one_job(tmp_path))
-    assert record.status == "ok" and len(retries) == 3  # the cap is for waits a server asks
+    assert record.status == "ok" and len(retries) == 18  # the cap is for waits a server asks
+    assert max(wait for _, wait, _ in retries) == 8.0
 
 
 def test_a_server_that_sends_unreadable_token_counts_fails_that_job_as_malformed(tmp_path):

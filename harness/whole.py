@@ -9,6 +9,10 @@ after boot, from `/proc/<pid>/stat`; 0 where there is no /proc), so a later proc
 same pid is not taken for the writer. A writer killed outright (SIGKILL, out of memory) removes
 nothing; the next run of the same verb removes what it left (`remove_stale`), never what a live
 writer is writing, nor what another host's writer made on a shared file system.
+
+Versions before these names named a temporary `.<name>.<hex>.tmp` (an export's parts folder
+`.export-parts-<host>-<pid>-<random>`), which says nothing of its writer: such a one is removed once
+it has not changed for `LEGACY_AGE` seconds (a live writer changes its temporary all along).
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import re
 import secrets
 import shutil
 import socket
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -27,6 +32,7 @@ from harness.errors import InputError
 from harness.ledger import sync_dir
 
 _PROC = Path("/proc")
+LEGACY_AGE = 3600.0
 
 
 @contextmanager
@@ -73,14 +79,32 @@ def temporary_path(folder: Path, name: str, kind: str = "tmp") -> Path:
 def remove_stale(folder: Path, name: str) -> None:
     """Remove the temporaries of `name` in `folder` whose writers, on this host, are gone."""
     mine = re.compile(re.escape(f".{name}.{_host()}-") + r"(\d+)-(\d+)\.[0-9a-f]{8}\.[a-z]+")
+    legacy = re.compile(
+        re.escape(f".{name}.")
+        + r"[0-9a-f]{8}\.tmp|"
+        + re.escape(f".{name}-{socket.gethostname()}-")
+        + r"\d+-\w{8}"
+    )
     try:
-        found = [path for path in folder.iterdir() if mine.fullmatch(path.name)]
+        found = list(folder.iterdir())
     except OSError:  # no folder, or one that cannot be listed: nothing to remove
         return
     for path in found:
         match = mine.fullmatch(path.name)
         if match and not _running(int(match[1]), int(match[2])):
             discard(path)
+        elif legacy.fullmatch(path.name) and _unchanged_for(path, LEGACY_AGE):
+            discard(path)
+
+
+def _unchanged_for(path: Path, seconds: float) -> bool:
+    """Whether nothing in `path` (a file, or a folder's files) changed for `seconds`."""
+    try:
+        files = [path, *path.rglob("*")] if path.is_dir() else [path]
+        newest = max(file.stat().st_mtime for file in files)
+    except OSError:
+        return False
+    return time.time() - newest >= seconds
 
 
 def _writer() -> str:

@@ -231,6 +231,27 @@ def test_only_temporaries_whose_writer_is_gone_are_removed(tmp_path):
     assert {live.name, other_host.name} <= left and len(left) == 3
 
 
+def test_temporaries_of_earlier_versions_are_removed_once_an_hour_unchanged(tmp_path):
+    from harness.whole import LEGACY_AGE, remove_stale
+
+    # Earlier versions named them `.<name>.<hex>.tmp` (a merge's ledger, an export) and
+    # `.export-parts-<host>-<pid>-<random>` (an export's parts): nothing says who wrote them.
+    old = tmp_path / ".ledger.jsonl.0badcafe.tmp"
+    fresh = tmp_path / ".ledger.jsonl.feedf00d.tmp"  # perhaps still being written
+    parts = tmp_path / f".export-parts-{socket.gethostname()}-123-abcd_123"
+    mine = tmp_path / ".ledger.jsonl-backup"  # the user's, of no temporary's form
+    for path in (old, fresh, mine):
+        path.write_bytes(b"x")
+    parts.mkdir()
+    (parts / "0.arrow").write_bytes(b"x")
+    hour_ago = time.time() - LEGACY_AGE - 1
+    for path in (old, mine, parts, parts / "0.arrow"):
+        os.utime(path, (hour_ago, hour_ago))
+    remove_stale(tmp_path, "ledger.jsonl")
+    remove_stale(tmp_path, "export-parts")
+    assert {p.name for p in tmp_path.iterdir()} == {fresh.name, mine.name}
+
+
 def _killed_while(process: subprocess.Popen[bytes], folder: Path, prefix: str) -> Path:
     """SIGKILL `process` once a temporary whose name begins with `prefix` is in `folder`."""
     deadline = time.monotonic() + 120

@@ -91,9 +91,8 @@ def remove_stale(folder: Path, name: str) -> None:
         return
     for path in found:
         match = mine.fullmatch(path.name)
-        if match and not _running(int(match[1]), int(match[2])):
-            discard(path)
-        elif legacy.fullmatch(path.name) and _unchanged_for(path, LEGACY_AGE):
+        gone = match is not None and not _running(int(match[1]), int(match[2]))
+        if gone or (legacy.fullmatch(path.name) and _unchanged_for(path, LEGACY_AGE)):
             discard(path)
 
 

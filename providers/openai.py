@@ -110,10 +110,11 @@ class OpenAIProvider:
         if status >= 400:
             raise error_for_status(status, _error_message(content, response.reason), headers)
         try:
-            return self._completion(orjson.loads(content), body, headers, request)
-        except (orjson.JSONDecodeError, LookupError, TypeError, AttributeError, ValueError) as exc:
+            data = orjson.loads(content)
+        except orjson.JSONDecodeError as exc:
             shown = excerpt(content.decode(errors="replace"), 200)
             raise MalformedResponse(f"malformed response ({exc}): {shown!r}") from exc
+        return self._completion(data, body, headers, request)  # checks every field it reads
 
     def _completion(
         self, data: Any, body: dict[str, Any], headers: Mapping[str, str], request: Request
@@ -274,6 +275,10 @@ def _chat_listed(entry: Any, inner: str) -> _Listed:
     entry = expect(entry, dict, field, "an object")
     text, token_id = _named(entry.get("token"), f"{field}.token")
     data = entry.get("bytes")
+    if data is not None:
+        valid = isinstance(data, list) and all(type(b) is int and 0 <= b < 256 for b in data)
+        if not valid:
+            raise malformed(f"{field}.bytes", "a list of byte values 0-255", data)
     if text is not None and data is not None and bytes(data) != text.encode():
         text = bytes(data).decode("utf-8", "backslashreplace")
     return text, token_id, _number(entry.get("logprob"), f"{field}.logprob")

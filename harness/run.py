@@ -698,8 +698,9 @@ def refuse_unknown_variants(prepared: Prepared, index: ResumeIndex, given: Seque
     known = {name for variant in prepared.variants for name in variant_names(variant.id)}
     if all(name in known for name in given):
         return
-    for key in (*index.answered, *index.failed):
-        known |= variant_names(key.partition("|")[0])
+    recorded = {key.partition("|")[0] for keys in (index.answered, index.failed) for key in keys}
+    for variant in recorded:  # a few variants, however many keys
+        known |= variant_names(variant)
     unknown = [name for name in given if name not in known]
     if unknown:
         raise InputError(

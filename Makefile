@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 # finds torch's `+cpu` builds, e.g. TORCH_INDEX=https://download.pytorch.org/whl/cpu.
 TORCH_INDEX ?=
 
-.PHONY: setup setup-vllm demo test bench lint screenshot
+.PHONY: setup setup-vllm demo test test-rich-floor bench lint screenshot
 
 setup: $(VENV)/.installed
 
@@ -37,6 +37,13 @@ screenshot: setup
 
 test: setup setup-vllm
 	$(PY) -m pytest -q
+
+# The terminal tests under the oldest rich that pyproject.toml admits (`make test` runs the newest).
+RICH_FLOOR := $(shell sed -n 's/.*"rich>=\([0-9.]*\),.*/\1/p' pyproject.toml)
+test-rich-floor: setup
+	rm -rf $(VENV)/rich-floor
+	$(PY) -m pip install --quiet --no-deps --target $(VENV)/rich-floor rich==$(RICH_FLOOR)
+	PYTHONPATH=$(VENV)/rich-floor $(PY) -m pytest -q tests/harness/test_terminal.py
 
 bench: setup
 	$(PY) -m benchmarks $(BENCH_ARGS)

@@ -63,7 +63,8 @@ class Parser(argparse.ArgumentParser):
 
 def whole(low: int, high: int) -> Callable[[str], int]:
     """An argument type: a whole number from `low` to `high`. Every number the command line takes
-    is bounded, so a typo cannot ask for hours of work or all the memory there is."""
+    is bounded, so a typo (an extra zero or ten) cannot ask for days of work or all the memory
+    there is."""
 
     def parse(text: str) -> int:
         try:

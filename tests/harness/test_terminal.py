@@ -70,7 +70,9 @@ def on_terminal(cwd: Path, *args: str, timeout: float = 120.0) -> tuple[int, str
     columns; returns its exit code and all it wrote there."""
     controller, terminal = pty.openpty()
     fcntl.ioctl(terminal, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))
-    env = {**os.environ, "TERM": "xterm-256color", "PYTHONPATH": str(REPO), "COLUMNS": "120"}
+    # PYTHONPATH given to the tests comes first: `make test-rich-floor` puts an older rich there.
+    path = os.pathsep.join(filter(None, (os.environ.get("PYTHONPATH"), str(REPO))))
+    env = {**os.environ, "TERM": "xterm-256color", "PYTHONPATH": path, "COLUMNS": "120"}
     for name in ("NO_COLOR", "FORCE_COLOR", "TTY_COMPATIBLE", "TTY_INTERACTIVE"):
         env.pop(name, None)
     process = subprocess.Popen(

@@ -158,9 +158,12 @@ class RunConfig:
     preflight: Preflight = Preflight()
     budget_usd: float | None = None  # the most the whole ledger may spend, in USD
     scorers: tuple[Scorer, ...] = ()  # `[[scorers]]`: see harness.scorer_config
-    # The secret values the config holds or its environment gave it (see the module's docstring):
-    # whatever loads a config adds them to harness.scrub.SECRETS before it writes or prints.
+    # The secret values the config holds (see the module's docstring), and by provider name what
+    # the environment gave to its models' options: secret where the provider sends its options
+    # away. Whatever loads a config adds them to harness.scrub.SECRETS
+    # (`providers.config_secrets`) before it writes or prints.
     secrets: frozenset[str] = frozenset()
+    option_secrets: Mapping[str, frozenset[str]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -241,11 +244,14 @@ def load_config(path: str | Path, environ: Mapping[str, str] | None = None) -> R
     except FieldError as exc:
         raise ConfigError(path, exc.path, exc.message) from None
     secrets = referenced_secrets(raw, env) | url_secrets(config.resolved)
+    given: dict[str, set[str]] = {}
     for key, (text, spans) in found.items():
         option = _PROVIDER_OPTION.match(key)
-        if option and _sends_options(_table_at(config.resolved, option[1])):
-            secrets |= substituted_secrets(text, spans)
-    return dataclasses.replace(config, secrets=frozenset(secrets))
+        if option:
+            provider = str(_table_at(config.resolved, option[1]).get("provider", ""))
+            given.setdefault(provider, set()).update(substituted_secrets(text, spans))
+    options = {provider: frozenset(values) for provider, values in given.items()}
+    return dataclasses.replace(config, secrets=frozenset(secrets), option_secrets=options)
 
 
 def _table_at(table: Mapping[str, Any], path: str) -> Mapping[str, Any]:
@@ -253,16 +259,6 @@ def _table_at(table: Mapping[str, Any], path: str) -> Mapping[str, Any]:
     for name, index in _PATH_STEP.findall(path):
         table = table[name] if not index else table[name][int(index)]
     return table
-
-
-def _sends_options(model: Mapping[str, Any]) -> bool:
-    """Whether a model's provider sends its options away (an API's); an engine in this process
-    (a local model's path or revision) sends nothing. An unknown provider counts as sending:
-    its own error comes later."""
-    from providers import REGISTRY  # the registry's data alone; no provider is imported
-
-    entry = REGISTRY.get(model.get("provider", ""))
-    return entry is None or not entry.in_process
 
 
 def _build(path: Path, raw: Mapping[str, Any], table: Mapping[str, Any]) -> RunConfig:

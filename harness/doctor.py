@@ -27,7 +27,7 @@ from harness.probe import Target, probe_all
 from harness.prompts import load_prompts
 from harness.provenance import package_version
 from harness.scrub import SECRETS, named_secrets, redact_urls
-from providers import REGISTRY, provider_class
+from providers import REGISTRY, config_secrets, provider_class
 from providers._hub import locate, memory_needed
 
 _LOCAL = {"vllm", "transformers"}
@@ -59,7 +59,7 @@ def diagnose(config_path: Path) -> Diagnosis:
         config = load_config(config_path)
     except InputError as exc:
         return Diagnosis([Check("config", False, str(exc))])
-    SECRETS.add(*config.secrets)
+    SECRETS.add(*config_secrets(config))
     checks = [Check("config", True, f"{config_path}: {len(config.models)} model(s)")]
     checks += _prompts(config)
     targets = []

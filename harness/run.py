@@ -47,7 +47,7 @@ from harness.scheduler import LaneWork, batch_events, lane_events, run_lanes
 from harness.scrub import SECRETS, named_secrets
 from harness.selection import Selection
 from harness.shards import SHARDS_DIR, Shard
-from providers import REGISTRY, provider_class
+from providers import REGISTRY, config_secrets, provider_class
 
 EXIT_OK, EXIT_FAILED, EXIT_INPUT, EXIT_LEDGER, EXIT_BUDGET, EXIT_INTERRUPTED = 0, 1, 2, 3, 4, 130
 
@@ -170,7 +170,7 @@ def prepare(config_path: str | Path, overrides: Overrides = Overrides()) -> Prep
     """Load and check the config, prompts and providers (keys, URLs); raises InputError, with
     one line per problem, before anything is written."""
     config = load_config(config_path)
-    SECRETS.add(*config.secrets)
+    SECRETS.add(*config_secrets(config))
     if overrides.prompts is not None:
         config = dataclasses.replace(config, prompts=config.prompts.at(overrides.prompts))
     root = config.output
@@ -205,7 +205,7 @@ def setup_model(config_path: str | Path, name: str) -> ModelSetup:
     """One model of a config, checked as `prepare` checks it (its provider, options and key);
     InputError when the config has no model of that name or it cannot be set up."""
     config = load_config(config_path)
-    SECRETS.add(*config.secrets)
+    SECRETS.add(*config_secrets(config))
     for index, model in enumerate(config.models):
         if model.name == name:
             return _setup(config, index, model)

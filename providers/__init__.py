@@ -10,6 +10,7 @@ import importlib
 from dataclasses import dataclass
 
 from harness.api import Provider
+from harness.config import RunConfig
 from harness.errors import InputError
 
 
@@ -72,3 +73,15 @@ def provider_class(name: str) -> type[Provider]:
             f'provider "{name}" needs {exc.name or "a missing package"}: {entry.install}'
         ) from None
     return getattr(module, entry.cls)
+
+
+def config_secrets(config: RunConfig) -> set[str]:
+    """The secrets of a config: those it holds, and what the environment gave to the options of
+    models whose provider sends them away (an API's; an engine in this process, its weights'
+    path or revision say, sends nothing). An unknown provider's count: its error comes later."""
+    found = set(config.secrets)
+    for provider, values in config.option_secrets.items():
+        entry = REGISTRY.get(provider)
+        if entry is None or not entry.in_process:
+            found |= values
+    return found

@@ -49,6 +49,7 @@ from harness.record import utc_timestamp
 from harness.run import EXIT_OK, Prepared, run_pending
 from harness.scorer_config import JudgeScorer, Scorer
 from harness.scrub import SECRETS
+from providers import config_secrets
 
 _SYNC_SECONDS = 1.0
 
@@ -99,7 +100,7 @@ def prepare_scoring(
     """Load and check the config, the chosen scorers (all when `names` is empty) and what they
     need; raises InputError before anything is written."""
     config = load_config(config_path)
-    SECRETS.add(*config.secrets)
+    SECRETS.add(*config_secrets(config))
     if output is not None:
         config = replace(config, output=output)
     scorers = _chosen(config, names)

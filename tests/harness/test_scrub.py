@@ -22,6 +22,7 @@ from harness.scrub import (
     referenced_secrets,
     url_secrets,
 )
+from providers import config_secrets
 
 KEY = "sk-live/Ab+Cd=ef-TESTONLY"
 
@@ -157,7 +158,7 @@ provider = "openai"
 base_url = "${WHOLE}"
 """
     )
-    secrets = load_config(config, environ).secrets
+    secrets = config_secrets(load_config(config, environ))
     assert secrets == {
         "password-from-env",
         "prefix-from-env",

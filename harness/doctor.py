@@ -19,15 +19,16 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from harness.config import ModelConfig, RunConfig, load_config
+from harness.config import ModelConfig, RunConfig
 from harness.errors import InputError
 from harness.fields import FieldError, from_table
 from harness.ledger import LEDGER_NAME
 from harness.probe import Target, probe_all
 from harness.prompts import load_prompts
 from harness.provenance import package_version
+from harness.run import load_secrets_too
 from harness.scrub import SECRETS, named_secrets, redact_urls
-from providers import REGISTRY, config_secrets, provider_class
+from providers import REGISTRY, provider_class
 from providers._hub import locate, memory_needed
 
 _LOCAL = {"vllm", "transformers"}
@@ -56,10 +57,9 @@ class Diagnosis:
 def diagnose(config_path: Path) -> Diagnosis:
     """Every check, in order; a broken config is one failed check, not an exception."""
     try:
-        config = load_config(config_path)
+        config = load_secrets_too(config_path)
     except InputError as exc:
         return Diagnosis([Check("config", False, str(exc))])
-    SECRETS.add(*config_secrets(config))
     checks = [Check("config", True, f"{config_path}: {len(config.models)} model(s)")]
     checks += _prompts(config)
     targets = []

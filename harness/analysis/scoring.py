@@ -40,16 +40,14 @@ from harness.analysis.scores import (
     score_key,
     score_line,
 )
-from harness.config import RunConfig, load_config
+from harness.config import RunConfig
 from harness.errors import InputError
 from harness.ledger import LEDGER_NAME, LedgerWriter
 from harness.ledger_set import Ledgers, ledgers_of, tree
 from harness.prompts import Prompt, load_prompts
 from harness.record import utc_timestamp
-from harness.run import EXIT_OK, Prepared, run_pending
+from harness.run import EXIT_OK, Prepared, load_secrets_too, run_pending
 from harness.scorer_config import JudgeScorer, Scorer
-from harness.scrub import SECRETS
-from providers import config_secrets
 
 _SYNC_SECONDS = 1.0
 
@@ -99,8 +97,7 @@ def prepare_scoring(
 ) -> ScoringPlan:
     """Load and check the config, the chosen scorers (all when `names` is empty) and what they
     need; raises InputError before anything is written."""
-    config = load_config(config_path)
-    SECRETS.add(*config_secrets(config))
+    config = load_secrets_too(config_path)
     if output is not None:
         config = replace(config, output=output)
     scorers = _chosen(config, names)

@@ -89,7 +89,7 @@ from benchmarks.scale import (
     write_shard_ledgers,
 )
 from benchmarks.scoring import score_figures, write_scoring_project
-from harness.ledger import build_index, read_ledger
+from harness.ledger.file import build_index, read_ledger
 
 ROUNDS = 3
 

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from harness.api import Completion, Message, Usage
-from harness.config import ModelConfig, make_variant
-from harness.jobs import Job, job_key
-from harness.ledger import sealed
-from harness.prompts import Prompt
-from harness.record import success_record
+from harness.api.types import Completion, Message, Usage
+from harness.config.run_config import ModelConfig, make_variant
+from harness.ledger.file import sealed
+from harness.ledger.record import success_record
+from harness.prompts.load import Prompt
+from harness.run.jobs import Job, job_key
 
 _ANSWER = " ".join(["The advisory describes a remote code execution in the parser."] * 10)
 

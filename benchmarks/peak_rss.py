@@ -12,7 +12,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from harness.cli import main
+from harness.cli.main import main
 
 
 def peak_rss_mb() -> float:

@@ -10,12 +10,12 @@ import sys
 import time
 from pathlib import Path
 
-from harness.api import Completion, Usage
+from harness.api.types import Completion, Usage
 from harness.errors import RateLimited
-from harness.jobs import Job, job_key
-from harness.ledger import sealed
-from harness.record import failure_record, success_record
-from harness.run import prepare
+from harness.ledger.file import sealed
+from harness.ledger.record import failure_record, success_record
+from harness.run.jobs import Job, job_key
+from harness.run.run import prepare
 
 PROMPTS, MODELS = 100_000, 5  # two temperatures each: 10 variants
 CATEGORIES = ("cve_existence", "package_existence", "api_existence", "cwe", "tool_flag")

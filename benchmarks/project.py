@@ -14,9 +14,9 @@ import anyio
 from rich.console import Console
 
 from benchmarks.peak_rss import tree_pss_kb
-from harness.ledger import build_index
-from harness.report import summarize
-from harness.run import Overrides, execute, pending, prepare
+from harness.ledger.file import build_index
+from harness.run.run import Overrides, execute, pending, prepare
+from harness.run.summary import summarize
 
 
 def write_project(folder: Path, prompts: int, body: str, *, samples: int = 1) -> Path:

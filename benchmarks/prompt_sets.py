@@ -15,7 +15,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from benchmarks.peak_rss import peak_rss_mb
-from harness.prompts import load_prompts
+from harness.prompts.load import load_prompts
 
 CATEGORIES = ("cve_existence", "package_existence", "api_existence", "cwe", "tool_flag")
 

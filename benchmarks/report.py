@@ -18,13 +18,13 @@ import orjson
 from benchmarks.analysis import CATEGORIES
 from benchmarks.project import REPO
 from benchmarks.scoring import SCORERS
-from harness.api import Completion, Message, TokenLogprob, Usage
-from harness.config import ModelConfig, make_variant
+from harness.api.types import Completion, Message, TokenLogprob, Usage
+from harness.config.run_config import ModelConfig, make_variant
 from harness.errors import RateLimited, ServerError
-from harness.jobs import Job, job_key
-from harness.ledger import LEDGER_NAME, sealed
-from harness.prompts import Prompt
-from harness.record import failure_record, success_record
+from harness.ledger.file import LEDGER_NAME, sealed
+from harness.ledger.record import failure_record, success_record
+from harness.prompts.load import Prompt
+from harness.run.jobs import Job, job_key
 
 # Words drawn with their frequencies in the README: text that compresses as English does.
 _WORDS = re.findall(r"[a-z][a-z'-]+", (REPO / "README.md").read_text().lower())

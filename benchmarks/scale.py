@@ -22,15 +22,15 @@ from typing import Any
 
 import orjson
 
-from harness.api import Completion, Usage
-from harness.config import Variant
-from harness.jobs import Job, job_key, job_seed
-from harness.ledger import sealed
-from harness.prompts import Prompt
-from harness.provenance import new_run_id, run_line
-from harness.record import success_record
-from harness.run import Overrides, prepare
-from harness.shards import Shard, part_of
+from harness.api.types import Completion, Usage
+from harness.config.run_config import Variant
+from harness.ledger.file import sealed
+from harness.ledger.record import success_record
+from harness.ledger.shards import Shard, part_of
+from harness.prompts.load import Prompt
+from harness.run.jobs import Job, job_key, job_seed
+from harness.run.provenance import new_run_id, run_line
+from harness.run.run import Overrides, prepare
 
 PROMPTS, MODELS, SAMPLES = 250_000, 5, 4  # two temperatures each: 10 variants, 10M jobs
 _COMPLETION = Completion("Yes, it exists.", "stop", Usage(14, 5), "sim-1")
@@ -155,7 +155,7 @@ def measured(args: list[str]) -> tuple[float, float, str]:
 def index_figures(ledger: Path) -> tuple[float, float, int]:
     """Build the resume index of `ledger` in a fresh process: (seconds, peak RSS MB, keys)."""
     code = (
-        "import sys, time; from pathlib import Path; from harness.ledger import build_index; "
+        "import sys, time; from pathlib import Path; from harness.ledger.file import build_index; "
         "from benchmarks.peak_rss import peak_rss_mb; t = time.perf_counter(); "
         "i = build_index(Path(sys.argv[1])); s = time.perf_counter() - t; "
         "print(s, peak_rss_mb(), len(i.answered))"

@@ -1,11 +1,11 @@
 """harness: send a benchmark's prompts to many models at once, record everything, resume anywhere.
 
 The public surface is small: configs and prompts load into frozen objects, providers implement
-`harness.api.Provider` (and `harness.api.BatchProvider` where their API has batches), and every
-result lands in the append-only ledger (`harness.ledger`).
+`harness.api.types.Provider` (and `harness.api.types.BatchProvider` where their API has batches),
+and every result lands in the append-only ledger (`harness.ledger.file`).
 """
 
-from harness.api import (
+from harness.api.types import (
     BatchLimits,
     BatchProvider,
     BatchStatus,
@@ -17,7 +17,7 @@ from harness.api import (
     TokenLogprob,
     Usage,
 )
-from harness.config import RunConfig, load_config
+from harness.config.run_config import RunConfig, load_config
 from harness.errors import (
     AttemptTimeout,
     BatchCancelled,
@@ -31,8 +31,8 @@ from harness.errors import (
     RetryableError,
     ServerError,
 )
-from harness.ledger import build_index, read_ledger
-from harness.prompts import Prompt, load_prompts
+from harness.ledger.file import build_index, read_ledger
+from harness.prompts.load import Prompt, load_prompts
 
 __all__ = [
     "AttemptTimeout",

@@ -16,7 +16,7 @@ if __name__ == "__main__":  # local engines start worker processes that re-impor
     signal.signal(signal.SIGINT, _interrupt)
     signal.signal(signal.SIGTERM, _interrupt)
     try:
-        from harness.cli import main
+        from harness.cli.main import main
 
         code = main()
     except KeyboardInterrupt:

@@ -19,8 +19,8 @@
 
 Providers translate their SDK's exceptions into these at their boundary
 (`raise RateLimited(...) from exc`), so nothing foreign reaches the scheduler. The value objects of
-`harness.api` raise MalformedResponse themselves when built from fields of the wrong type, so no
-provider can turn a malformed answer into an `ok` record.
+`harness.api.types` raise MalformedResponse themselves when built from fields of the wrong type, so
+no provider can turn a malformed answer into an `ok` record.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING
 from harness.scrub import redact_urls
 
 if TYPE_CHECKING:
-    from harness.api import RateLimitState
+    from harness.api.types import RateLimitState
 
 
 class HarnessError(Exception):

@@ -18,6 +18,7 @@ it has not changed for `LEGACY_AGE` seconds (a live writer changes its temporary
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import re
 import secrets
@@ -29,7 +30,6 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from harness.errors import InputError
-from harness.ledger import sync_dir
 
 _PROC = Path("/proc")
 LEGACY_AGE = 3600.0
@@ -144,3 +144,15 @@ def _running(pid: int, started: int) -> bool:
     """Whether the process that named a temporary `pid` and `started` still runs."""
     now = _started(pid)
     return now is not None and (started == 0 or now in (0, started))
+
+
+def sync_dir(folder: Path) -> None:
+    """fsync a directory, so a file created or renamed in it survives a power cut."""
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    except OSError as exc:
+        if exc.errno != errno.EINVAL:  # EINVAL: a filesystem that cannot sync a directory
+            raise
+    finally:
+        os.close(fd)

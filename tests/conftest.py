@@ -13,7 +13,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from harness.cli import main
+from harness.cli.main import main
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -25,7 +25,7 @@ import sys
 
 import ray
 
-from harness.config import load_config
+from harness.config.run_config import load_config
 
 
 @ray.remote(max_retries=3)

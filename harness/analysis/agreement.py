@@ -19,7 +19,7 @@ from pathlib import Path
 from rich.table import Table
 
 from harness.analysis.annotation import sheet_cell
-from harness.commands import shown
+from harness.terminal import shown
 from harness.whole import written_whole
 
 

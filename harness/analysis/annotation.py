@@ -38,12 +38,12 @@ from harness.analysis.scores import (
     read_score_states,
 )
 from harness.errors import InputError
-from harness.ledger import LEDGER_NAME, iter_lines
-from harness.ledger_set import Ledgers, ledgers_of, tree
-from harness.prompt_files import FieldMap, PromptSource
-from harness.prompts import Prompt, as_source, load_prompts
-from harness.record import utc_timestamp
-from harness.targets import OwnFile, check_target, head
+from harness.ledger.file import LEDGER_NAME, iter_lines
+from harness.ledger.record import utc_timestamp
+from harness.ledger.sets import Ledgers, ledgers_of, tree
+from harness.ledger.targets import OwnFile, check_target, head
+from harness.prompts.load import Prompt, as_source, load_prompts
+from harness.prompts.sources import FieldMap, PromptSource
 from harness.whole import written_whole
 
 KEY_SCHEMA = 1

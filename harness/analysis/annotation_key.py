@@ -26,7 +26,7 @@ from harness.analysis.scores import definition_hash
 from harness.errors import InputError
 from harness.fields import FieldError, check_type, from_table
 from harness.input_files import refuse_special
-from harness.prompt_files import FieldMap, PromptSource
+from harness.prompts.sources import FieldMap, PromptSource
 
 RATER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.]*")
 _Note = Callable[[str, str], None]  # (field, what is wrong with it)

@@ -1,11 +1,11 @@
 """The latest-wins view of a ledger's results, streamed: what every reader of answers starts from.
 
 One pass notes the position of each key's latest record (a few dozen bytes per key), reading
-the key of a sealed result line from its head (`harness.ledger.head_key`, as the resume index
+the key of a sealed result line from its head (`harness.ledger.file.head_key`, as the resume index
 does) and parsing other lines whole; a second pass yields those records in ledger order, parsed
 and checked, so memory holds positions, never a million records. A position is a byte offset in
 one ledger file, or a line's number among several ledgers read as one (a shard tree:
-`harness.ledger_set.Ledgers`, whose readings stop at the sizes the files had when named, so both
+`harness.ledger.sets.Ledgers`, whose readings stop at the sizes the files had when named, so both
 passes read the same lines).
 `advance`, where a reader takes it, is called with the bytes read since its last call (every few
 MiB), for a progress bar; `observe` is given every result record the first pass reads (superseded
@@ -23,8 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from harness.ledger import head_key, is_result, iter_lines, parse_line
-from harness.ledger_set import Advance, Ledgers
+from harness.ledger.file import head_key, is_result, iter_lines, parse_line
+from harness.ledger.sets import Advance, Ledgers
 
 
 @dataclass(frozen=True)

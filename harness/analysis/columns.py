@@ -24,7 +24,7 @@ from harness.analysis.positions import MalformedLogprobs
 from harness.analysis.scores import answer_digest
 from harness.analysis.uncertainty import MEASURES, measure
 from harness.errors import InputError
-from harness.ledger_set import Ledgers
+from harness.ledger.sets import Ledgers
 
 _BATCH = 256  # records turned into codes together: few enough to stay in the CPU caches
 

@@ -62,8 +62,8 @@ from harness.analysis.scores import answer_digest
 from harness.analysis.uncertainty import measure
 from harness.bulk import collector_paused
 from harness.errors import InputError
-from harness.ledger_set import Ledgers
-from harness.targets import OwnFile, head_lines
+from harness.ledger.sets import Ledgers
+from harness.ledger.targets import OwnFile, head_lines
 from harness.whole import discard, remove_stale, temporary_path, written_whole
 
 Format = Literal["parquet", "csv", "jsonl"]

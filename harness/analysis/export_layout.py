@@ -19,7 +19,7 @@ import pyarrow as pa
 from harness.analysis.labels import Labels
 from harness.analysis.uncertainty import MEASURES
 from harness.errors import InputError
-from harness.ledger_set import Ledgers
+from harness.ledger.sets import Ledgers
 
 # How a column is made: taken from the records converted by Arrow ("plain"), written as JSON
 # text by Python ("text"), parsed from ISO-8601 text ("timestamp"), or made by the export from

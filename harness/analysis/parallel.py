@@ -33,7 +33,7 @@ from multiprocessing.connection import wait as wait_for
 from typing import Any
 
 from harness.errors import InputError
-from harness.ledger_set import Advance
+from harness.ledger.sets import Advance
 
 # Fewer latest records than this per worker and the work stays in one process: forking and
 # collecting costs more than it saves.

@@ -47,10 +47,10 @@ from harness.analysis.export import PILOT_FORMAT, Exported
 from harness.analysis.labels import Labels, read_labels
 from harness.analysis.scores import answer_digest
 from harness.bulk import collector_paused
-from harness.ledger import parse_line
-from harness.ledger_set import Ledgers
-from harness.provenance import package_version
-from harness.record import utc_timestamp
+from harness.ledger.file import parse_line
+from harness.ledger.record import utc_timestamp
+from harness.ledger.sets import Ledgers
+from harness.run.provenance import package_version
 from harness.whole import written_whole
 
 

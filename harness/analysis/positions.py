@@ -1,7 +1,7 @@
 """A batch of answers' token logprobs flattened into parallel lists, built by C-level maps rather
 than a Python loop per position: what the uncertainty measures and the Parquet export read.
 
-The ledger's form (see harness.api.TokenLogprob) is, per answer, None or a list of positions
+The ledger's form (see harness.api.types.TokenLogprob) is, per answer, None or a list of positions
 `{"token", "logprob", "top": [[token, logprob], ...], "token_id", "top_ids"}`.
 """
 

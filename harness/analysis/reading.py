@@ -24,7 +24,7 @@ from harness.analysis.parallel import (
     split,
     worker_count,
 )
-from harness.ledger_set import Advance, Ledgers
+from harness.ledger.sets import Advance, Ledgers
 
 PARALLEL_BYTES = 32 << 20  # a smaller ledger is read in one process unless workers are asked for
 

@@ -26,8 +26,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from harness.analysis.refusal import PATTERNS
+from harness.config.scorers import RefusalScorer, RuleScorer
 from harness.patterns import Match, Pattern, compile_user_pattern
-from harness.scorer_config import RefusalScorer, RuleScorer
 
 # Bumped whenever the same rules would label some text differently (it is in every definition).
 MATCHING_VERSION = 2  # 2: your regular expressions on RE2

@@ -10,7 +10,7 @@ from typing import Any
 from rich.table import Table
 
 from harness.analysis.scores import UNPARSEABLE
-from harness.commands import shown
+from harness.terminal import shown
 
 # How a score that could not be given (a judge request that failed for good) is counted.
 ERROR_LABEL = "(error)"

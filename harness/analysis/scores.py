@@ -1,6 +1,6 @@
 """Scores: labels given to answers, kept in their own append-only ledger beside the answers.
 
-`OUTPUT/scores.jsonl` follows the ledger's rules (`harness.ledger.LedgerWriter`: O_APPEND, one
+`OUTPUT/scores.jsonl` follows the ledger's rules (`harness.ledger.file.LedgerWriter`: O_APPEND, one
 writer at a time, every line sealed with its CRC, a torn tail set aside; the latest line per key
 wins). One line per score, its first fields fixed:
 
@@ -35,8 +35,8 @@ import orjson
 
 from harness.analysis.answers import Advance, lines_at
 from harness.input_files import refuse_special
-from harness.ledger import parse_sealed
-from harness.record import utc_timestamp
+from harness.ledger.file import parse_sealed
+from harness.ledger.record import utc_timestamp
 
 SCORES_NAME = "scores.jsonl"
 SCHEMA = 1

@@ -40,14 +40,14 @@ from harness.analysis.scores import (
     score_key,
     score_line,
 )
-from harness.config import RunConfig
+from harness.config.run_config import RunConfig
+from harness.config.scorers import JudgeScorer, Scorer
 from harness.errors import InputError
-from harness.ledger import LEDGER_NAME, LedgerWriter
-from harness.ledger_set import Ledgers, ledgers_of, tree
-from harness.prompts import Prompt, load_prompts
-from harness.record import utc_timestamp
-from harness.run import EXIT_OK, Prepared, load_secrets_too, run_pending
-from harness.scorer_config import JudgeScorer, Scorer
+from harness.ledger.file import LEDGER_NAME, LedgerWriter
+from harness.ledger.record import utc_timestamp
+from harness.ledger.sets import Ledgers, ledgers_of, tree
+from harness.prompts.load import Prompt, load_prompts
+from harness.run.run import EXIT_OK, Prepared, load_secrets_too, run_pending
 
 _SYNC_SECONDS = 1.0
 

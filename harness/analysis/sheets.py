@@ -24,7 +24,7 @@ from harness.analysis.annotation_key import AnnotationKey, load_key
 from harness.analysis.scores import SCORES_NAME, read_score_states, score_key, score_line
 from harness.errors import InputError
 from harness.input_files import special_problem, utf8_problem_in
-from harness.ledger import LedgerWriter
+from harness.ledger.file import LedgerWriter
 
 _MOST_PROBLEMS = 20
 

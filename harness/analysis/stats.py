@@ -44,8 +44,8 @@ from harness.analysis.reading import read_latest
 from harness.analysis.uncertainty import MEASURES, UNSURE_SIGN, aurocs
 from harness.bulk import collector_paused
 from harness.errors import InputError
-from harness.ledger_set import Ledgers
-from harness.targets import OwnFile, head
+from harness.ledger.sets import Ledgers
+from harness.ledger.targets import OwnFile, head
 
 STATUS = "(status)"  # the pseudo-scorer the ledger alone gives: each answer `ok` or `error`
 PROBE = "is_synthetic_probe"  # the AUROC target that needs no scores

@@ -8,7 +8,7 @@ from rich.console import Console
 from rich.table import Table
 
 from harness.analysis.stats import Stats
-from harness.commands import say, shown
+from harness.terminal import say, shown
 
 EVERY_CATEGORY = "(all)"
 

@@ -7,8 +7,8 @@ import random
 
 import anyio
 
-from harness.adaptive import AdaptiveConcurrency, Outage, Pacer, Slots
-from harness.api import RateLimitState
+from harness.api.types import RateLimitState
+from harness.run.adaptive import AdaptiveConcurrency, Outage, Pacer, Slots
 from tests.clock import run_virtual
 
 

@@ -7,7 +7,7 @@ import math
 
 import pytest
 
-from harness.api import Completion, TokenLogprob, Usage
+from harness.api.types import Completion, TokenLogprob, Usage
 from harness.errors import MalformedResponse, RetryableError
 
 

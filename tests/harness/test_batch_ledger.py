@@ -6,9 +6,9 @@ from __future__ import annotations
 import orjson
 
 from harness.analysis.answers import latest_offsets
-from harness.ledger import build_index, read_ledger, sealed
-from harness.report import summarize
-from harness.run import failed_jobs, prepare
+from harness.ledger.file import build_index, read_ledger, sealed
+from harness.run.run import failed_jobs, prepare
+from harness.run.summary import summarize
 from tests.conftest import SIMPLE_MODEL, write_config
 
 HASH = "0123456789abcdef"

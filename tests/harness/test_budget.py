@@ -9,8 +9,8 @@ from datetime import datetime
 import pytest
 from rich.console import Console
 
-from harness.ledger import build_index
-from harness.run import EXIT_BUDGET, execute, pending, prepare
+from harness.ledger.file import build_index
+from harness.run.run import EXIT_BUDGET, execute, pending, prepare
 from tests.clock import run_virtual
 from tests.conftest import results, write_config
 

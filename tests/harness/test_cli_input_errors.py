@@ -143,7 +143,7 @@ def _numeric_options() -> list[tuple[str, str, object]]:
     """(verb, option, its type) for every option of every verb that takes a number."""
     import argparse
 
-    from harness.cli import _parser
+    from harness.cli.main import _parser
 
     found = []
 
@@ -187,7 +187,7 @@ def test_every_numeric_option_refuses_a_value_out_of_its_range(verb, option, kin
 
 
 def test_an_out_of_range_option_is_one_line_naming_it_and_its_range(tmp_path, capsys):
-    from harness.cli import main
+    from harness.cli.main import main
 
     with pytest.raises(SystemExit) as exited:
         main(["stats", str(tmp_path), "--resamples", "100000000000"])

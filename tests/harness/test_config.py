@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from harness.config import (
+from harness.config.run_config import (
     BatchPolicy,
     Defaults,
     ModelConfig,
@@ -17,7 +17,7 @@ from harness.config import (
 )
 from harness.errors import ConfigError
 from harness.fields import FieldError, from_table
-from harness.run import prepare
+from harness.run.run import prepare
 from tests.bounds import unbounded_numbers
 from tests.conftest import SIMPLE_MODEL, write_config
 
@@ -171,7 +171,10 @@ def test_every_number_a_config_table_takes_declares_its_range():
     import types
     import typing
 
-    from harness import config, cost, prompt_files, scorer_config
+    from harness.config import prices as cost
+    from harness.config import run_config as config
+    from harness.config import scorers as scorer_config
+    from harness.prompts import sources as prompt_files
 
     def numeric(hint: object) -> bool:
         if typing.get_origin(hint) in (typing.Union, types.UnionType, tuple):

@@ -9,8 +9,7 @@ from importlib import resources
 
 import pytest
 
-from harness.config import load_config
-from harness.cost import (
+from harness.config.prices import (
     COUNTING,
     batch_price,
     cost_usd,
@@ -19,6 +18,7 @@ from harness.cost import (
     price_for,
     worst_case_usd,
 )
+from harness.config.run_config import load_config
 from harness.errors import ConfigError
 from tests.conftest import SIMPLE_MODEL, write_config
 

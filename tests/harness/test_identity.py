@@ -9,9 +9,9 @@ import typing
 
 import pytest
 
-from harness.config import ModelConfig, make_variant
+from harness.config.run_config import ModelConfig, make_variant
 from harness.fields import answer_defining
-from providers import REGISTRY, provider_class
+from harness.providers import REGISTRY, provider_class
 from tests.conftest import SIMPLE_MODEL, results, write_config
 
 # What each provider may leave out of the variant id: how or where a request is made, never what
@@ -155,7 +155,7 @@ def test_another_prompts_file_with_the_same_ids_reuses_no_answer(tmp_path, run_c
 
 
 def test_every_record_names_the_prompt_content_it_answered(tmp_path, run_cli):
-    from harness.prompts import load_prompts
+    from harness.prompts.load import load_prompts
 
     config = write_config(tmp_path, SIMPLE_MODEL, prompts=3)
     run_cli("run", config)

@@ -7,15 +7,15 @@ from dataclasses import replace
 
 import anyio
 
-from harness.api import RateLimitState, Usage
-from harness.config import ModelConfig, RetryPolicy, make_variant
+from harness.api.types import RateLimitState, Usage
+from harness.config.run_config import ModelConfig, RetryPolicy, make_variant
 from harness.errors import ConnectionFailed, RateLimited, ServerError
-from harness.jobs import Job, job_key, job_seed
-from harness.lane import Lane, LaneEvents, backoff
-from harness.limits import LaneLimits
-from harness.prompts import load_prompts
-from harness.record import Record
-from providers.simulated import SimulatedOptions, SimulatedProvider
+from harness.ledger.record import Record
+from harness.prompts.load import load_prompts
+from harness.providers.simulated import SimulatedOptions, SimulatedProvider
+from harness.run.jobs import Job, job_key, job_seed
+from harness.run.lane import Lane, LaneEvents, backoff
+from harness.run.limits import LaneLimits
 from tests.clock import run_virtual
 from tests.conftest import write_prompts
 

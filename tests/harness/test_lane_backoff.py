@@ -7,13 +7,13 @@ from dataclasses import replace
 
 import anyio
 
-from harness.adaptive import ErrorShare
-from harness.config import RetryPolicy
+from harness.config.run_config import RetryPolicy
 from harness.errors import RateLimited, ServerError
-from harness.lane import Lane, LaneEvents
-from harness.limits import LaneLimits
-from harness.record import Record
-from providers.simulated import SimulatedOptions, SimulatedProvider
+from harness.ledger.record import Record
+from harness.providers.simulated import SimulatedOptions, SimulatedProvider
+from harness.run.adaptive import ErrorShare
+from harness.run.lane import Lane, LaneEvents
+from harness.run.limits import LaneLimits
 from tests.clock import run_virtual
 from tests.harness.test_lane import RETRY, make_lane, one_job, run_one
 

@@ -12,8 +12,8 @@ import pytest
 from aiohttp import web
 from rich.console import Console
 
-from harness.ledger import build_index
-from harness.run import execute, pending, prepare
+from harness.ledger.file import build_index
+from harness.run.run import execute, pending, prepare
 from tests.clock import run_virtual
 from tests.conftest import harness_process, results, write_config
 from tests.providers.servers import Loopback, Seen, free_port, json_error

@@ -9,7 +9,7 @@ import orjson
 import pytest
 
 from harness.errors import InputError
-from harness.ledger import LedgerWriter, build_index, read_ledger, sealed
+from harness.ledger.file import LedgerWriter, build_index, read_ledger, sealed
 
 HASH = "0123456789abcdef"
 OK = {

@@ -12,7 +12,7 @@ import stat
 import pytest
 
 from harness.errors import InputError, LedgerWriteError
-from harness.ledger import LedgerWriter, read_ledger, sealed
+from harness.ledger.file import LedgerWriter, read_ledger, sealed
 from tests.conftest import SIMPLE_MODEL, write_config
 
 

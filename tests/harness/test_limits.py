@@ -7,7 +7,7 @@ import itertools
 
 import anyio
 
-from harness.limits import Bucket, LaneLimits
+from harness.run.limits import Bucket, LaneLimits
 from tests.clock import run_virtual
 
 

@@ -9,8 +9,8 @@ from collections import defaultdict
 
 import pytest
 
-from harness import calibration
-from harness.ledger import LedgerWriter, sealed
+from harness.ledger.file import LedgerWriter, sealed
+from harness.run import calibration
 from tests.conftest import SIMPLE_MODEL, results, write_config
 
 PRICED = SIMPLE_MODEL + "[models.price]\ninput = 1.0\noutput = 2.0\n"

@@ -8,8 +8,8 @@ from types import SimpleNamespace
 from rich.console import Console
 
 from harness.errors import RateLimited
-from harness.progress import Progress
-from harness.record import Record
+from harness.ledger.record import Record
+from harness.run.progress import Progress
 
 
 def record(variant: str, number: int, *, elapsed: float) -> Record:

@@ -11,11 +11,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from harness.config import load_config
+from harness.config.run_config import load_config
 from harness.errors import ConfigError
-from harness.ledger import read_ledger
-from harness.prompt_files import FieldMap, PromptSource
-from harness.prompts import load_prompts
+from harness.ledger.file import read_ledger
+from harness.prompts.load import load_prompts
+from harness.prompts.sources import FieldMap, PromptSource
 from tests.harness.test_prompts import error
 
 

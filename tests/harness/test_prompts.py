@@ -7,7 +7,7 @@ import json
 import pytest
 
 from harness.errors import PromptsError
-from harness.prompts import load_prompts
+from harness.prompts.load import load_prompts
 from tests.conftest import REPO
 
 

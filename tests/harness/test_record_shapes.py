@@ -12,8 +12,8 @@ import orjson
 import pyarrow.parquet as pq
 import pytest
 
-from harness.ledger import build_index, parse_line, read_ledger, sealed
-from harness.record import Record, RecordLine
+from harness.ledger.file import build_index, parse_line, read_ledger, sealed
+from harness.ledger.record import Record, RecordLine
 from tests.conftest import SIMPLE_MODEL, write_config
 from tests.harness.analysis.score_project import EXISTENCE
 

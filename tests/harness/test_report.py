@@ -128,7 +128,7 @@ provider = "simulated"
 
 @pytest.mark.parametrize("records", [False, True])
 def test_an_unpriced_models_cost_is_unknown_with_records_or_none(tmp_path, run_cli, records):
-    from harness.report import summarize
+    from harness.run.summary import summarize
     from tests.conftest import write_config
 
     config = write_config(tmp_path, PRICED_AND_NOT, prompts=3)

@@ -7,8 +7,8 @@ import io
 import anyio
 from rich.console import Console
 
-from harness.ledger import build_index
-from harness.run import execute, pending, prepare
+from harness.ledger.file import build_index
+from harness.run.run import execute, pending, prepare
 from tests.clock import run_virtual
 from tests.conftest import results, write_config
 

@@ -9,9 +9,10 @@ import orjson
 from rich.console import Console
 from rich.table import Table
 
-from harness.config import load_config
+from harness.config.run_config import load_config
 from harness.errors import FatalError
-from harness.provenance import redact
+from harness.providers import config_secrets
+from harness.run.provenance import redact
 from harness.scrub import (
     SECRETS,
     ScrubbedStream,
@@ -22,7 +23,6 @@ from harness.scrub import (
     referenced_secrets,
     url_secrets,
 )
-from providers import config_secrets
 
 KEY = "sk-live/Ab+Cd=ef-TESTONLY"
 

@@ -7,12 +7,12 @@ from collections import Counter
 
 import pytest
 
-from harness.api import Message
+from harness.api.types import Message
 from harness.errors import InputError
-from harness.ledger import read_ledger
-from harness.prompts import Prompt
-from harness.report import summarize
-from harness.selection import Selection, stratified_sample
+from harness.ledger.file import read_ledger
+from harness.prompts.load import Prompt
+from harness.prompts.selection import Selection, stratified_sample
+from harness.run.summary import summarize
 from tests.conftest import SIMPLE_MODEL, results, write_config
 
 

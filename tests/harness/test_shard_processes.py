@@ -8,7 +8,7 @@ from collections import Counter
 
 import pytest
 
-from harness.shards import part_of
+from harness.ledger.shards import part_of
 from tests.conftest import harness_process, kill_until_finished, results
 from tests.harness.test_crash import busy_config, count_records, wait_for_records
 

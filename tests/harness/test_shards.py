@@ -9,11 +9,11 @@ from collections import Counter
 
 import pytest
 
-from harness.batch import reattachable
 from harness.errors import InputError
-from harness.ledger import OpenBatch, ResumeIndex
-from harness.run import Overrides, prepare
-from harness.shards import Shard, part_of
+from harness.ledger.file import OpenBatch, ResumeIndex
+from harness.ledger.shards import Shard, part_of
+from harness.run.batch_lane import reattachable
+from harness.run.run import Overrides, prepare
 from tests.conftest import SIMPLE_MODEL, ledger_lines, results, write_config
 
 

@@ -13,12 +13,12 @@ from tests.local.conftest import with_adapters
 
 pytest.importorskip("peft")
 
-from harness.adapters import content_hash, read_adapter
-from harness.api import Message, Request, SamplingParams
+from harness.api.types import Message, Request, SamplingParams
+from harness.config.adapters import content_hash, read_adapter
 from harness.errors import FatalError
-from harness.ledger import LedgerWriter
-from harness.record import utc_timestamp
-from providers.transformers import TransformersOptions, TransformersProvider
+from harness.ledger.file import LedgerWriter
+from harness.ledger.record import utc_timestamp
+from harness.providers.transformers import TransformersOptions, TransformersProvider
 from tests.local.test_transformers import hf_model, together
 from tests.local.tiny_model import build_tiny_adapter
 from tests.local.truth import Truth

@@ -8,7 +8,7 @@ from collections import Counter
 import anyio
 import pytest
 
-from harness.jobs import job_seed
+from harness.run.jobs import job_seed
 from tests.conftest import crash, harness_process, results, write_config
 from tests.harness.test_crash import count_records, wait_for_records
 from tests.local.conftest import local_model
@@ -16,8 +16,8 @@ from tests.local.conftest import local_model
 pytest.importorskip("transformers")
 pytest.importorskip("torch")
 
-from harness.api import Message, Request, SamplingParams
-from providers.transformers import TransformersOptions, TransformersProvider
+from harness.api.types import Message, Request, SamplingParams
+from harness.providers.transformers import TransformersOptions, TransformersProvider
 from tests.local.truth import Truth, top_k_error
 
 
@@ -224,7 +224,7 @@ def test_cancelling_the_request_that_runs_a_batch_still_answers_the_rest(tiny_ll
 def test_nucleus_keeps_the_smallest_set_reaching_top_p():
     import torch
 
-    from providers.transformers import _nucleus
+    from harness.providers.transformers import _nucleus
 
     probs = torch.tensor([[0.15, 0.5, 0.05, 0.3]])
     assert _nucleus(probs, 0.8)[0].tolist() == pytest.approx([0.0, 0.5, 0.0, 0.3])

@@ -14,8 +14,8 @@ from tests.local.conftest import local_model, with_adapters
 pytest.importorskip("vllm")
 pytest.importorskip("peft")
 
-from harness.adapters import read_adapter
-from providers.vllm import VLLMOptions, VLLMProvider
+from harness.config.adapters import read_adapter
+from harness.providers.vllm import VLLMOptions, VLLMProvider
 from tests.local.tiny_model import build_tiny_adapter
 from tests.local.truth import Truth, top_k_error
 

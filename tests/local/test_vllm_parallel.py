@@ -13,7 +13,7 @@ from tests.local.conftest import local_model
 
 pytest.importorskip("vllm")
 
-from providers.vllm import VLLMOptions, VLLMProvider, model_shape, parallel_problems
+from harness.providers.vllm import VLLMOptions, VLLMProvider, model_shape, parallel_problems
 
 
 def test_parallelism_options_reach_the_engine_unchanged(tmp_path):

@@ -11,8 +11,8 @@ from pathlib import Path
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from harness.api import Message
-from providers._local import prompt_ids
+from harness.api.types import Message
+from harness.providers._local import prompt_ids
 
 
 class Truth:

@@ -9,9 +9,9 @@ import anyio
 import pytest
 from aiohttp import web
 
-from harness.api import Message, Request, SamplingParams
+from harness.api.types import Message, Request, SamplingParams
 from harness.errors import MalformedResponse, RateLimited
-from providers.anthropic import AnthropicOptions, AnthropicProvider, status_error
+from harness.providers.anthropic import AnthropicOptions, AnthropicProvider, status_error
 from tests.conftest import results, write_config
 from tests.providers.batch_servers import anthropic_message
 from tests.providers.servers import DELETE, Loopback, Seen, fast_retries, json_error, reshaped

@@ -7,9 +7,9 @@ from collections import Counter
 
 import pytest
 
-from harness.cost import cost_usd, price_for
-from harness.ledger import build_index, read_ledger
-from harness.shards import part_of
+from harness.config.prices import cost_usd, price_for
+from harness.ledger.file import build_index, read_ledger
+from harness.ledger.shards import part_of
 from tests.conftest import ledger_lines, results
 from tests.providers.batch_project import (
     KEY,

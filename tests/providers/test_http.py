@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from harness.errors import FatalError, RateLimited, ServerError
-from providers._http import error_for_status, rate_limit_state, retry_after_seconds
+from harness.providers._http import error_for_status, rate_limit_state, retry_after_seconds
 
 
 @pytest.mark.parametrize(

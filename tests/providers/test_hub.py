@@ -9,7 +9,7 @@ import pytest
 from huggingface_hub import constants
 
 from harness.errors import InputError
-from providers._hub import locate
+from harness.providers._hub import locate
 
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
 OTHER = "fedcba9876543210fedcba9876543210fedcba98"

@@ -8,10 +8,10 @@ import anyio
 import pytest
 from aiohttp import web
 
-from harness.api import Message, Request, SamplingParams
+from harness.api.types import Message, Request, SamplingParams
 from harness.errors import MalformedResponse
-from harness.jobs import job_seed
-from providers.openai import OpenAIOptions, OpenAIProvider
+from harness.providers.openai import OpenAIOptions, OpenAIProvider
+from harness.run.jobs import job_seed
 from tests.conftest import results, write_config
 from tests.providers.servers import (
     DELETE,

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from harness.api import Message, Request, SamplingParams
-from providers.openai import OpenAIOptions, OpenAIProvider
+from harness.api.types import Message, Request, SamplingParams
+from harness.providers.openai import OpenAIOptions, OpenAIProvider
 from tests.conftest import results, write_config
 from tests.providers.layouts import FakeModel, Layout, Position, openai_text
 from tests.providers.servers import Loopback, fast_retries

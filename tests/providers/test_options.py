@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from providers import REGISTRY, provider_class
+from harness.providers import REGISTRY, provider_class
 from tests.bounds import unbounded_numbers
 
 

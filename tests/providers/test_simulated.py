@@ -7,10 +7,10 @@ from collections import Counter
 import anyio
 import pytest
 
-from harness.api import Message, Request, SamplingParams
+from harness.api.types import Message, Request, SamplingParams
 from harness.errors import FatalError, MalformedResponse, ProviderError, RateLimited, ServerError
-from providers import provider_class
-from providers.simulated import SimulatedOptions, SimulatedProvider
+from harness.providers import provider_class
+from harness.providers.simulated import SimulatedOptions, SimulatedProvider
 from tests.conftest import results, write_config
 
 

@@ -8,16 +8,16 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
-from harness.api import Completion, Message, Usage
-from harness.config import ModelConfig, make_variant
-from harness.jobs import Job, job_key
-from harness.ledger import sealed
-from harness.prompts import Prompt
-from harness.record import success_record
+from harness.api.types import Completion, Message, Usage
+from harness.config.run_config import ModelConfig, make_variant
+from harness.ledger.file import sealed
+from harness.ledger.record import success_record
+from harness.prompts.load import Prompt
+from harness.run.jobs import Job, job_key
 from tests.conftest import SIMPLE_MODEL, ledger_lines, write_config
 
 # "sim" at two temperatures; the answers begin "Yes, it exists.", "No, I cannot find it." or
-# "I am not certain." (see providers/simulated.py).
+# "I am not certain." (see harness/providers/simulated.py).
 EXISTENCE = """
 [[scorers]]
 name = "existence"

@@ -11,7 +11,7 @@ from aiohttp import web
 
 from harness.analysis.judge import VerdictParser
 from harness.analysis.scores import UNPARSEABLE, read_scores
-from harness.scorer_config import DEFAULT_VERDICT, JudgeScorer
+from harness.config.scorers import DEFAULT_VERDICT, JudgeScorer
 from tests.conftest import ledger_lines, results
 from tests.harness.analysis.score_project import (
     EXISTENCE,

@@ -9,7 +9,7 @@ import pytest
 from harness.analysis.refusal import PATTERNS
 from harness.analysis.rules import RuleMatcher
 from harness.analysis.scores import definition_hash
-from harness.scorer_config import RefusalScorer, Rule, RuleScorer
+from harness.config.scorers import RefusalScorer, Rule, RuleScorer
 from tests.harness.analysis.score_project import deadline
 
 # Backtracks in Python's `re` for longer than anyone waits on 30 words and no "!".

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from harness.config import load_config
-from harness.scorer_config import JudgeScorer, RefusalScorer, RuleScorer
+from harness.config.run_config import load_config
+from harness.config.scorers import JudgeScorer, RefusalScorer, RuleScorer
 from tests.conftest import SIMPLE_MODEL, write_config
 from tests.harness.analysis.score_project import EXISTENCE, project
 

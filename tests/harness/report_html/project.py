@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from harness.prompts import as_source, load_prompts
+from harness.prompts.load import as_source, load_prompts
 from tests.harness.analysis.ledgers import (
     answer,
     failure,

@@ -9,8 +9,8 @@ import warnings
 
 import pytest
 
-from harness.report_html import ReportRequest, build_report
-from harness.report_html.figure_text import NAME_CHARS, shown, shown_names
+from harness.report import ReportRequest, build_report
+from harness.report.figure_text import NAME_CHARS, shown, shown_names
 from harness.scrub import REDACTED, SECRETS
 from tests.harness.analysis.ledgers import answer, score, write_ledger, write_scores
 

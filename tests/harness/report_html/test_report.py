@@ -18,13 +18,13 @@ from harness.analysis.answers import held
 from harness.analysis.reading import read_latest
 from harness.analysis.stats import Rate, Stats, compute_stats
 from harness.analysis.uncertainty import MEASURES, UNSURE_SIGN
-from harness.commands import command_line
-from harness.report_html.browser import payload
-from harness.report_html.figures import rates_figure
-from harness.report_html.figures_answers import roc_points
-from harness.report_html.made import Made
-from harness.report_html.read import Limits, read_in_workers, read_ledger
+from harness.report.browser import payload
+from harness.report.figures import rates_figure
+from harness.report.figures_answers import roc_points
+from harness.report.made import Made
+from harness.report.read import Limits, read_in_workers, report_reading
 from harness.scrub import SECRETS
+from harness.terminal import command_line
 from tests.harness.analysis.ledgers import answer, logprobs, write_ledger
 from tests.harness.report_html.project import SECRET, SECRET_ENV, VARIANTS, write_project
 
@@ -197,8 +197,8 @@ def test_figures_are_written_as_svg_and_png_and_the_svg_is_reproducible(project,
 
 
 def test_long_answers_and_logprobs_are_cut_and_the_page_says_so(tmp_path, run_cli):
-    from harness.report_html import ReportRequest, build_report
-    from harness.report_html.read import Limits
+    from harness.report import ReportRequest, build_report
+    from harness.report.read import Limits
 
     project = write_project(tmp_path)
     limits = Limits(answer_chars=20, logprob_answers=3, logprob_positions=1)
@@ -311,7 +311,7 @@ def test_workers_keep_the_same_token_logprobs_as_one_process_when_some_are_left_
         latest = read_latest(source, tmp_path / "scores.jsonl", workers=3)
         assert latest.workers == 3
         spread = read_in_workers(ledger, latest, limits, None)
-        alone = read_ledger(ledger, source, latest.positions, latest.labels, limits)
+        alone = report_reading(ledger, source, latest.positions, latest.labels, limits)
     assert len(alone.logprobs.heap) == 4 < alone.logprobs.total == 36
     texts = [None] * len(alone.rows.prompts)
     made = [payload(r.columns, r.rows, texts, r.logprobs) for r in (spread, alone)]

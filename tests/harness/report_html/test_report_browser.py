@@ -13,7 +13,7 @@ from tests.harness.report_html.project import BREAKOUT, IMAGE, VARIANTS, write_p
 
 @pytest.fixture(scope="module")
 def report(tmp_path_factory):
-    from harness.cli import main
+    from harness.cli.main import main
 
     root = tmp_path_factory.mktemp("report")
     project = write_project(root)
@@ -164,7 +164,7 @@ def test_token_logprobs_show_their_top_5_on_hover(report, tab):
 
 
 def test_the_filters_list_variants_categories_labels_and_error_types_by_name(tmp_path, tab):
-    from harness.cli import main
+    from harness.cli.main import main
 
     project = write_project(tmp_path)
     ledger = project.output / "ledger.jsonl"

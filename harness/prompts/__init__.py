@@ -1,0 +1,3 @@
+"""Prompt sets: where they are (`sources`), their rows (`readers`, `hub_cache`), rows as prompts
+(`load`, `template`), and which prompts a run takes (`selection`).
+"""

@@ -1,0 +1,87 @@
+"""Providers, registered by name. Each module is imported only when a config names it.
+
+`REGISTRY` maps `provider = "..."` to the module and class that implement it, to what to install
+when its SDK is missing, and to whether its API has a batch interface (`mode = "batch"`).
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+
+from harness.api.types import Provider
+from harness.config.run_config import RunConfig
+from harness.errors import InputError
+
+
+@dataclass(frozen=True)
+class Entry:
+    """Where a provider lives, the package it rests on, and how to install that."""
+
+    module: str
+    cls: str
+    package: str = ""
+    install: str = "pip install -e ."
+    batch: bool = False  # the class implements harness.api.types.BatchProvider
+    in_process: bool = False  # an engine in this process: its options never leave the machine
+
+
+REGISTRY: dict[str, Entry] = {
+    "simulated": Entry("harness.providers.simulated", "SimulatedProvider", in_process=True),
+    "anthropic": Entry(
+        "harness.providers.anthropic",
+        "AnthropicProvider",
+        "anthropic",
+        "pip install 'anthropic[aiohttp]'",
+        batch=True,
+    ),
+    "gemini": Entry(
+        "harness.providers.gemini",
+        "GeminiProvider",
+        "google-genai",
+        "pip install 'google-genai[aiohttp]'",
+        batch=True,
+    ),
+    "vllm": Entry(
+        "harness.providers.vllm",
+        "VLLMProvider",
+        "vllm",
+        "pip install -e '.[vllm]' (GPU), or make setup-vllm (CPU)",
+        in_process=True,
+    ),
+    "transformers": Entry(
+        "harness.providers.transformers",
+        "TransformersProvider",
+        "transformers",
+        "pip install -e '.[transformers]'",
+        in_process=True,
+    ),
+    "openai": Entry("harness.providers.openai", "OpenAIProvider", "aiohttp", "pip install aiohttp"),
+}
+
+
+def provider_class(name: str) -> type[Provider]:
+    """Import and return the class registered as `name`; InputError if unknown or not installed."""
+    entry = REGISTRY.get(name)
+    if entry is None:
+        known = ", ".join(sorted(REGISTRY))
+        raise InputError(f'unknown provider "{name}" (known: {known})')
+    try:
+        module = importlib.import_module(entry.module)
+    except ImportError as exc:
+        raise InputError(
+            f'provider "{name}" needs {exc.name or "a missing package"}: {entry.install}'
+        ) from None
+    return getattr(module, entry.cls)
+
+
+def config_secrets(config: RunConfig) -> set[str]:
+    """The secrets of a config: those it holds, and what the environment gave to the options of
+    models whose provider sends them away (an API's; an engine in this process, its weights'
+    path or revision say, sends nothing). An unknown provider's count: its error comes later."""
+    found = set(config.secrets)
+    for provider, values in config.option_secrets.items():
+        entry = REGISTRY.get(provider)
+        if entry is None or not entry.in_process:
+            found |= values
+    return found

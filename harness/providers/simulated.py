@@ -1,0 +1,161 @@
+"""A simulated provider: deterministic answers with configurable latency and injected failures.
+
+Needs no key, no network and no GPU, so the demo, the tests and the benchmarks all use it. Answers
+depend only on the prompt, the model and (above temperature 0) the seed; whether an attempt fails
+depends on the seed, the request id and the attempt number, so a run is reproducible and a retried
+attempt gets a fresh draw.
+"""
+
+from __future__ import annotations
+
+import itertools
+import random
+from dataclasses import dataclass, field
+
+import anyio
+
+from harness.api.types import Completion, Request, TokenLogprob, Usage
+from harness.errors import AttemptTimeout, FatalError, RateLimited, ServerError
+from harness.fields import OPERATIONAL, FieldError
+
+_OUTCOMES = ("ok", "429", "500", "503", "timeout", "400", "malformed")
+_DRAWN = ("400", "429", "500", "timeout")  # in the order of `SimulatedOptions.rates`
+_VERDICTS = ("Yes, it exists.", "No, I cannot find it.", "I am not certain.")
+_WORDS = tuple(
+    "the advisory describes a vulnerability in version package release maintainers published "
+    "patch function returns value module exposes parameter remote attacker could execute code "
+    "through crafted input affected versions before upgrade mitigates issue documentation lists "
+    "this api call library registry source repository security researchers reported".split()
+)
+
+
+@dataclass(frozen=True)
+class SimulatedOptions:
+    """Options of `provider = "simulated"` (the `[models.options]` table)."""
+
+    latency_ms: float = field(default=0.0, metadata={"min": 0, "max": 3_600_000, **OPERATIONAL})
+    jitter_ms: float = field(default=0.0, metadata={"min": 0, "max": 3_600_000, **OPERATIONAL})
+    output_tokens: int = field(default=48, metadata={"min": 1, "max": 10_000_000})
+    top_logprobs: int = field(default=0, metadata={"min": 0, "max": 20})
+    rate_limit_rate: float = field(default=0.0, metadata={"min": 0, "max": 1, **OPERATIONAL})
+    retry_after: float = field(default=1.0, metadata={"min": 0, "max": 3600, **OPERATIONAL})
+    server_error_rate: float = field(default=0.0, metadata={"min": 0, "max": 1, **OPERATIONAL})
+    timeout_rate: float = field(default=0.0, metadata={"min": 0, "max": 1, **OPERATIONAL})
+    fatal_rate: float = field(default=0.0, metadata={"min": 0, "max": 1, **OPERATIONAL})
+    # Outcomes of attempts 1, 2, ... of every request ("ok", "429", "500", "503", "timeout",
+    # "400", "malformed": an answer whose text is a list); attempts past the script fall back to
+    # the rates above.
+    script: tuple[str, ...] = field(default=(), metadata=OPERATIONAL)
+    # Taken like a real provider's key (so configs and tests can exercise secret handling);
+    # it is never sent or stored anywhere.
+    api_key: str = field(default="", metadata=OPERATIONAL)
+
+    def __post_init__(self) -> None:
+        if sum(self.rates) > 1:
+            raise FieldError("", "the failure rates add up to more than 1")
+        for index, outcome in enumerate(self.script):
+            if outcome not in _OUTCOMES:
+                raise FieldError(f"script[{index}]", f"expected one of {', '.join(_OUTCOMES)}")
+
+    @property
+    def rates(self) -> tuple[float, float, float, float]:
+        """The chance of each failure of `_DRAWN`, in its order."""
+        return (self.fatal_rate, self.rate_limit_rate, self.server_error_rate, self.timeout_rate)
+
+
+class SimulatedProvider:
+    """Scripted answers after a simulated delay, or one of the failures a real API gives."""
+
+    Options = SimulatedOptions
+
+    def __init__(self, model: str, options: SimulatedOptions) -> None:
+        self.model = model
+        self.options = options
+        # Upper bounds of each outcome's slice of [0, 1), in the order of `_DRAWN`.
+        self._bounds = list(itertools.accumulate(options.rates))
+
+    @classmethod
+    def preflight(cls, model: str, options: SimulatedOptions) -> list[str]:
+        """Nothing can be missing."""
+        return []
+
+    async def start(self) -> None:
+        """Nothing to load."""
+
+    async def generate(self, request: Request) -> Completion:
+        """Fail as scripted or drawn, or wait the simulated latency and answer."""
+        draw = None
+        script = self.options.script
+        if request.attempt <= len(script):
+            outcome = script[request.attempt - 1]
+        elif self._bounds[-1]:
+            draw = random.Random(f"{request.sampling.seed}|{request.id}|{request.attempt}")
+            outcome = self._drawn(draw.random())
+        else:
+            outcome = "ok"
+        if outcome not in ("ok", "malformed"):
+            await self._fail(outcome)
+        await self._delay(draw)
+        return self._answer(request, malformed=outcome == "malformed")
+
+    async def aclose(self) -> None:
+        """Nothing to release."""
+
+    def _drawn(self, roll: float) -> str:
+        for outcome, bound in zip(_DRAWN, self._bounds, strict=True):
+            if roll < bound:
+                if outcome == "500" and roll < bound - self.options.server_error_rate / 2:
+                    return "503"
+                return outcome
+        return "ok"
+
+    async def _fail(self, outcome: str) -> None:
+        if outcome == "400":
+            raise FatalError("invalid_request_error: simulated bad request", status=400)
+        if outcome == "429":
+            retry_after = self.options.retry_after
+            raise RateLimited("rate_limit_error: simulated", status=429, retry_after=retry_after)
+        if outcome in ("500", "503"):
+            raise ServerError(f"api_error: simulated {outcome}", status=int(outcome))
+        await anyio.sleep(float("inf"))  # "timeout": stall until the lane's attempt timeout
+        raise AttemptTimeout("the simulated stall ended")
+
+    async def _delay(self, draw: random.Random | None) -> None:
+        latency = self.options.latency_ms
+        if self.options.jitter_ms:
+            draw = draw or random.Random()
+            latency += draw.uniform(-self.options.jitter_ms, self.options.jitter_ms)
+        if latency > 0:
+            await anyio.sleep(latency / 1000)
+        else:
+            await anyio.lowlevel.checkpoint()
+
+    def _answer(self, request: Request, *, malformed: bool = False) -> Completion:
+        """The scripted answer; `malformed`: its text as a list of tokens, which the Completion
+        refuses as a real server's would be (MalformedResponse)."""
+        sampling = request.sampling
+        text = "\n\n".join(m.content for m in request.messages)
+        greedy = sampling.temperature == 0
+        salt = "" if greedy else f"{sampling.seed}|{sampling.temperature}"
+        rng = random.Random(f"{self.model}|{text}|{salt}")
+        wanted = max(1, round(self.options.output_tokens * rng.uniform(0.5, 1.5)))
+        count = min(wanted, sampling.max_tokens)
+        tokens = [rng.choice(_VERDICTS), *rng.choices(_WORDS, k=count - 1)]
+        return Completion(
+            text=tokens if malformed else " ".join(tokens),  # type: ignore[arg-type]
+            finish_reason="length" if wanted > sampling.max_tokens else "stop",
+            usage=Usage(input=len(text) // 4 + 1, output=count),
+            model=self.model,
+            token_logprobs=self._logprobs(rng, tokens) if self.options.top_logprobs else None,
+        )
+
+    def _logprobs(self, rng: random.Random, tokens: list[str]) -> tuple[TokenLogprob, ...]:
+        k = self.options.top_logprobs
+        entries = []
+        for token in tokens:
+            chosen = -rng.random() * 0.5
+            others = rng.sample([w for w in _WORDS if w != token], k - 1)
+            top = [(token, round(chosen, 4))]
+            top += [(w, round(chosen - 0.5 - i - rng.random(), 4)) for i, w in enumerate(others)]
+            entries.append(TokenLogprob(token, top[0][1], tuple(top)))
+        return tuple(entries)

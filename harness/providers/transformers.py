@@ -1,0 +1,339 @@
+"""`provider = "transformers"`: the legacy path for machines without vLLM (CPU, Apple), batched.
+
+Requests that arrive together and share sampling parameters go through one `model.generate` call
+(left-padded, in a worker thread), up to `batch_size` at a time. Logprobs come from the raw logits
+of each step, like vLLM's: the chosen token's and the top k alternatives with their text. Above
+temperature 0 each request samples with a generator of its own, seeded with its own seed, so a
+request gives the same text whatever batch it shares. A request cancelled while queued never runs.
+
+LoRA adapters are loaded once, through PEFT, onto the model; a batch holds the requests of one
+adapter (or of the model itself) and runs with that adapter active (or all of them disabled).
+"""
+
+from __future__ import annotations
+
+import gc
+import math
+from collections import deque
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import anyio
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer, LogitsProcessor, LogitsProcessorList
+
+from harness.api.types import Completion, Request, SamplingParams, TokenLogprob, Usage
+from harness.config.adapters import Adapter
+from harness.errors import FatalError
+from harness.fields import OPERATIONAL
+from harness.providers._local import (
+    adapter_fit,
+    pinned,
+    prompt_ids,
+    verify_adapters,
+    weights_folder,
+)
+
+
+@dataclass(frozen=True)
+class TransformersOptions:
+    """Options of `provider = "transformers"`."""
+
+    path: str = ""  # a local folder or hub id; the model id when empty
+    revision: str = ""
+    dtype: str = "auto"
+    # "cuda", "mps", "cpu", or "auto" for the first of those present
+    device: str = field(default="auto", metadata=OPERATIONAL)
+    trust_remote_code: bool = field(default=False, metadata=OPERATIONAL)
+    chat: bool = True
+    batch_size: int = field(default=16, metadata={"min": 1, "max": 100_000, **OPERATIONAL})
+    top_logprobs: int = field(default=5, metadata={"min": 0, "max": 20})
+    max_logprob_tokens: int | None = field(default=None, metadata={"min": 0, "max": 10_000_000})
+
+
+@dataclass(eq=False)  # compared by identity: the queue removes exactly this one
+class _Pending:
+    request: Request
+    ids: list[int]
+    done: anyio.Event = field(default_factory=anyio.Event)
+    result: Completion | None = None
+    error: BaseException | None = None
+
+
+class TransformersProvider:
+    """Generates with a Hugging Face model in this process, batching concurrent requests."""
+
+    Options = TransformersOptions
+    holds_device = True
+
+    def __init__(
+        self, model: str, options: TransformersOptions, adapters: Sequence[Adapter] = ()
+    ) -> None:
+        self.model = model
+        self.options = options
+        # PEFT's name for each adapter: ours may hold a '.', which a module's name may not.
+        self._adapters = {a.name: f"adapter{number}" for number, a in enumerate(adapters)}
+        self.adapters = tuple(adapters)
+        self.path = options.path or model
+        self.label = self.path  # what records name: `hub/id@commit` once loaded
+        self._model: Any = None
+        self._tokenizer: Any = None
+        self._loading = anyio.Lock()
+        self._batching = anyio.Lock()
+        # Requests waiting for a batch, oldest first.
+        self._queue: deque[_Pending] = deque()
+
+    @classmethod
+    def resolve(cls, model: str, options: TransformersOptions) -> TransformersOptions:
+        """Pin the weights: a folder, or a hub id's revision resolved to its commit."""
+        return pinned(model, options)
+
+    @classmethod
+    def preflight(cls, model: str, options: TransformersOptions) -> list[str]:
+        """Nothing beyond `resolve`, which found the weights."""
+        return []
+
+    @classmethod
+    def adapter_problems(
+        cls, model: str, options: TransformersOptions, adapter: Adapter
+    ) -> list[str]:
+        """Whether PEFT can put `adapter` on the model: its weights fit the model's."""
+        return adapter_fit(model, options, adapter)
+
+    async def start(self) -> None:
+        """Load the tokenizer and model (in a worker thread)."""
+        await self._loaded()
+
+    async def generate(self, request: Request) -> Completion:
+        """Queue the request; whoever holds the batch lock runs batches until it is answered."""
+        await self._loaded()
+        if request.adapter is not None and request.adapter not in self._adapters:
+            raise FatalError(f"no adapter {request.adapter} was given to this model")
+        item = _Pending(request, prompt_ids(self._tokenizer, request.messages, self.options.chat))
+        self._queue.append(item)
+        try:
+            async with self._batching:
+                await anyio.lowlevel.checkpoint()  # let requests that arrive together join
+                while not item.done.is_set():
+                    await self._run_batch()
+        except BaseException:  # cancelled while queued: it must never run
+            if item in self._queue:
+                self._queue.remove(item)
+            raise
+        if item.error is not None:
+            raise FatalError(f"{type(item.error).__name__}: {item.error}") from item.error
+        assert item.result is not None
+        return item.result
+
+    async def aclose(self) -> None:
+        """Drop the model and free its memory."""
+        self._model = None
+        gc.collect()
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+
+    async def _loaded(self) -> None:
+        if self._model is not None:  # no checkpoint: requests that arrive together queue together
+            return
+        async with self._loading:
+            if self._model is None:
+                try:
+                    self._tokenizer, self._model = await anyio.to_thread.run_sync(self._load)
+                except Exception as exc:
+                    message = f"could not load {self.path}: {type(exc).__name__}: {exc}"
+                    raise FatalError(message) from exc
+
+    def _load(self) -> tuple[Any, Any]:
+        o = self.options
+        folder, self.label = weights_folder(self.path, o.revision)
+        tokenizer = AutoTokenizer.from_pretrained(folder, trust_remote_code=o.trust_remote_code)
+        tokenizer.padding_side = "left"
+        if tokenizer.pad_token is None:
+            tokenizer.pad_token = tokenizer.eos_token
+        model = AutoModelForCausalLM.from_pretrained(
+            folder, dtype=o.dtype, trust_remote_code=o.trust_remote_code
+        )
+        if self.adapters:
+            model = self._with_adapters(model)
+        return tokenizer, model.to(_device(o.device)).eval()
+
+    def _with_adapters(self, model: Any) -> Any:
+        """The model with every adapter loaded through PEFT, checked to be the one planned."""
+        from peft import PeftModel
+
+        first, *rest = self.adapters
+        model = PeftModel.from_pretrained(
+            model, first.folder, adapter_name=self._adapters[first.name]
+        )
+        for adapter in rest:
+            model.load_adapter(adapter.folder, adapter_name=self._adapters[adapter.name])
+        verify_adapters(self.adapters)
+        return model
+
+    @contextmanager
+    def _adapter(self, name: str | None) -> Iterator[None]:
+        """`name`'s adapter active for the batch inside, or every adapter off when None."""
+        if not self.adapters:
+            yield
+        elif name is None:
+            with self._model.disable_adapter():
+                yield
+        else:
+            self._model.set_adapter(self._adapters[name])
+            yield
+
+    async def _run_batch(self) -> None:
+        head = self._queue[0].request
+        group = _group(head)
+        batch = [p for p in self._queue if _group(p.request) == group]
+        batch = batch[: self.options.batch_size]
+        for item in batch:
+            self._queue.remove(item)
+        try:
+            # Not abandoned on cancellation: every request in the batch gets its answer even when
+            # the one running the batch is cancelled.
+            results = await anyio.to_thread.run_sync(self._generate_batch, batch, head.sampling)
+        except Exception as exc:  # one bad batch fails its requests, not the run
+            for item in batch:
+                item.error = exc
+                item.done.set()
+            return
+        for item, result in zip(batch, results, strict=True):
+            item.result = result
+            item.done.set()
+
+    def _generate_batch(self, batch: list[_Pending], sampling: SamplingParams) -> list[Completion]:
+        tokenizer, model = self._tokenizer, self._model
+        width = max(len(item.ids) for item in batch)
+        pad = tokenizer.pad_token_id
+        input_ids = torch.tensor([[pad] * (width - len(p.ids)) + p.ids for p in batch])
+        mask = torch.tensor([[0] * (width - len(p.ids)) + [1] * len(p.ids) for p in batch])
+        sampler = (
+            _RowSampler([p.request.sampling.seed for p in batch], sampling, model.device)
+            if sampling.temperature > 0
+            else None
+        )
+        with torch.inference_mode(), self._adapter(batch[0].request.adapter):
+            out = model.generate(
+                input_ids=input_ids.to(model.device),
+                attention_mask=mask.to(model.device),
+                max_new_tokens=sampling.max_tokens,
+                do_sample=False,  # greedy: the sampler leaves one token possible per row
+                logits_processor=LogitsProcessorList([sampler] if sampler else []),
+                temperature=None,
+                top_p=None,
+                top_k=None,
+                stop_strings=list(sampling.stop) or None,
+                tokenizer=tokenizer if sampling.stop else None,
+                pad_token_id=pad,
+                output_logits=bool(self.options.top_logprobs),
+                return_dict_in_generate=True,
+            )
+        logprobs = (
+            torch.log_softmax(torch.stack(out.logits, dim=1).float(), dim=-1)
+            if self.options.top_logprobs
+            else None
+        )
+        return [
+            self._completion(
+                item, out.sequences[row, width:], logprobs[row] if logprobs is not None else None
+            )
+            for row, item in enumerate(batch)
+        ]
+
+    def _completion(self, item: _Pending, generated: torch.Tensor, logprobs: Any) -> Completion:
+        tokens = generated.tolist()
+        eos = self._tokenizer.eos_token_id
+        count = tokens.index(eos) + 1 if eos in tokens else len(tokens)
+        tokens = tokens[:count]
+        return Completion(
+            text=self._tokenizer.decode(tokens, skip_special_tokens=True),
+            finish_reason="stop" if eos in tokens else "length",
+            usage=Usage(len(item.ids), count),
+            model=self.label,
+            token_logprobs=self._logprobs(tokens, logprobs) if logprobs is not None else None,
+        )
+
+    def _logprobs(self, tokens: list[int], logprobs: torch.Tensor) -> tuple[TokenLogprob, ...]:
+        """Each position's chosen token and its k most likely, with their ids: a byte token
+        decodes alone to '' or U+FFFD, like its neighbours, but keeps its own id."""
+        k, cap = self.options.top_logprobs, self.options.max_logprob_tokens
+        decode = self._tokenizer.decode
+        entries = []
+        for step, token in enumerate(tokens[:cap]):
+            values, indices = logprobs[step].topk(k)
+            ids = tuple(indices.tolist())
+            entries.append(
+                TokenLogprob(
+                    token=decode([token]),
+                    logprob=round(float(logprobs[step, token]), 6),
+                    top=tuple(
+                        (decode([i]), round(v, 6))
+                        for v, i in zip(values.tolist(), ids, strict=True)
+                    ),
+                    token_id=token,
+                    top_ids=ids,
+                )
+            )
+        return tuple(entries)
+
+
+class _RowSampler(LogitsProcessor):
+    """Samples every row with its own generator, at the batch's temperature and top_p, and leaves
+    only the drawn token possible, so that greedy search takes it. A row's draws come from its own
+    seed alone, never from the other requests in its batch."""
+
+    def __init__(self, seeds: list[int | None], sampling: SamplingParams, device: Any) -> None:
+        self.temperature = sampling.temperature
+        self.top_p = sampling.top_p
+        self.generators = [_generator(seed, device) for seed in seeds]
+
+    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+        probs = torch.softmax(scores.float() / self.temperature, dim=-1)
+        if self.top_p < 1.0:
+            probs = _nucleus(probs, self.top_p)
+        rows = zip(probs, self.generators, strict=True)
+        drawn = torch.cat([torch.multinomial(row, 1, generator=g) for row, g in rows])
+        return torch.full_like(scores, -math.inf).scatter_(1, drawn[:, None], 0.0)
+
+
+def _generator(seed: int | None, device: Any) -> torch.Generator:
+    generator = torch.Generator(device=device)
+    if seed is None:
+        generator.seed()
+    else:
+        generator.manual_seed(seed)
+    return generator
+
+
+def _nucleus(probs: torch.Tensor, top_p: float) -> torch.Tensor:
+    """`probs` with every token outside the smallest set whose mass reaches `top_p` set to 0."""
+    ranked, order = probs.sort(dim=-1, descending=True)
+    outside = ranked.cumsum(dim=-1) - ranked >= top_p
+    outside[:, 0] = False  # the likeliest token always stays
+    ranked[outside] = 0.0
+    return torch.zeros_like(probs).scatter_(-1, order, ranked)
+
+
+def _group(request: Request) -> tuple[Any, ...]:
+    """What the requests of one batch share: the adapter, and the sampling but the seed."""
+    sampling = request.sampling
+    return (
+        request.adapter,
+        sampling.temperature,
+        sampling.top_p,
+        sampling.max_tokens,
+        sampling.stop,
+    )
+
+
+def _device(choice: str) -> str:
+    if choice != "auto":
+        return choice
+    if torch.cuda.is_available():
+        return "cuda"
+    if torch.backends.mps.is_available():
+        return "mps"
+    return "cpu"

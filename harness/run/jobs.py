@@ -1,0 +1,79 @@
+"""Jobs: every (variant, prompt, sample), made lazily so memory stays flat as their number grows."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field, replace
+
+from harness.api.types import Request, SamplingParams
+from harness.config.run_config import Variant
+from harness.prompts.load import Prompt
+
+
+def job_seed(run_seed: int, prompt_id: str, sample: int) -> int:
+    """The seed one job sends: the first 31 bits of SHA-256 of `"{run_seed}|{prompt_id}|{sample}"`.
+
+    Stable across runs, machines and Python versions (so a rerun draws the same), distinct per
+    prompt and sample (so no two prompts share their random draws), and below 2**31, which every
+    provider takes (Gemini's seed is an int32)."""
+    digest = hashlib.sha256(f"{run_seed}|{prompt_id}|{sample}".encode()).digest()
+    return int.from_bytes(digest[:4], "big") & 0x7FFF_FFFF
+
+
+def job_key(variant_id: str, prompt_id: str, sample: int) -> str:
+    """The ledger key of one job: `variant | prompt_id | sample`."""
+    return f"{variant_id}|{prompt_id}|{sample}"
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    """One prompt to send to one variant, once."""
+
+    key: str
+    variant: Variant
+    prompt: Prompt
+    sample: int
+    # The variant's sampling with the job's own seed (see `job_seed`): made once per job, for
+    # every attempt and the record alike.
+    sampling: SamplingParams = field(init=False)
+
+    def __post_init__(self) -> None:
+        sampling = self.variant.sampling
+        if sampling.seed is not None:
+            sampling = replace(sampling, seed=job_seed(sampling.seed, self.prompt.id, self.sample))
+        object.__setattr__(self, "sampling", sampling)
+
+    def request(self, attempt: int) -> Request:
+        """The request for one attempt."""
+        return Request(
+            id=self.key,
+            model=self.variant.model.model_id,
+            messages=self.prompt.messages,
+            sampling=self.sampling,
+            attempt=attempt,
+            adapter=self.variant.adapter.name if self.variant.adapter else None,
+        )
+
+    def estimated_tokens(self) -> int:
+        """A pessimistic token count taken from the tokens/min bucket before the request goes."""
+        return len(self.prompt.text) // 4 + 1 + self.variant.sampling.max_tokens
+
+
+# Whether a job is to run, from its key and its prompt's content hash.
+Wanted = Callable[[str, str], bool]
+
+
+def iter_jobs(
+    variants: Sequence[Variant],
+    prompts: Sequence[Prompt],
+    samples: int,
+    wanted: Wanted,
+) -> Iterator[Job]:
+    """Yield the wanted jobs prompt by prompt, so all variants advance together."""
+    for prompt in prompts:
+        for sample in range(samples):
+            for variant in variants:
+                key = job_key(variant.id, prompt.id, sample)
+                if wanted(key, prompt.hash):
+                    yield Job(key, variant, prompt, sample)

@@ -1,7 +1,7 @@
 """The judge scorer: a model grades each answer with a rubric, and its verdict becomes a label.
 
-A judge is a run like any other (docs/architecture.md). Each answer to grade becomes a prompt: the rubric
-`template` with `{prompt}` (the prompt's text, every turn), `{response}` (the answer),
+A judge is a run like any other (docs/architecture.md). Each answer to grade becomes a prompt: the
+rubric `template` with `{prompt}` (the prompt's text, every turn), `{response}` (the answer),
 `{prompt_id}`, `{category}`, `{is_synthetic_probe}`, `{labels}` (the label set, comma-separated)
 and any field of the prompt (`{target}`, `{ground_truth}`: what the prompts file holds beside the
 text) filled in, sent as the user turn after the optional `system` text. Its id is the answer's

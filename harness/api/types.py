@@ -145,7 +145,8 @@ class TokenLogprob:
             expect(ids, tuple, f"{where}top_ids", "a list of token ids")
             if len(ids) != len(top):
                 raise malformed(f"{where}top_ids", f"{len(top)} ids, one per alternative", ids)
-            if not (set(map(type, ids)) <= {int} and (not ids or min(ids) >= 0)):
+            ints = set(map(type, ids)) <= {int}
+            if not (ints and (not ids or 0 <= min(ids) <= max(ids) <= MAX_TOKEN_ID)):
                 for n, token_id in enumerate(ids):
                     _token_id(token_id, f"{where}top_ids[{n}]")
 
@@ -196,11 +197,17 @@ def expect(value: Any, kinds: type | tuple[type, ...], field: str, expected: str
     return value
 
 
+# The most a count (of tokens, say) may be: what the ledger's readers take (32 bits), so that no
+# answer is recorded that no verb could read.
+MAX_COUNT = (1 << 31) - 1
+MAX_TOKEN_ID = (1 << 63) - 1
+
+
 def token_count(value: Any, field: str) -> int:
     """`value` when it is a count of tokens; else MalformedResponse naming `field` (a server's
-    null, "3", -1 or 1e308)."""
-    if type(value) is not int or value < 0:
-        raise malformed(field, "a whole number >= 0", value)
+    null, "3", -1, 2**64 or 1e308)."""
+    if type(value) is not int or not 0 <= value <= MAX_COUNT:
+        raise malformed(field, f"a whole number from 0 to {MAX_COUNT:,}", value)
     return value
 
 
@@ -235,7 +242,7 @@ def _pair(pair: object, field: str) -> tuple[str | None, float | None]:
 
 
 def _token_id(value: object, field: str) -> None:
-    if type(value) is not int or value < 0:  # type: ignore[operator]
+    if type(value) is not int or not 0 <= value <= MAX_TOKEN_ID:  # type: ignore[operator]
         raise malformed(field, "a token id (a whole number >= 0)", value)
 
 

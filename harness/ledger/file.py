@@ -1,7 +1,7 @@
 """The ledger: an append-only JSONL file that is both the record of results and the resume index.
 
-Rules (see docs/architecture.md): one JSON object per line; a result line is written only after an attempt
-series has ended; the latest line for a key wins; a key is done when that line says `"ok"`.
+Rules (see docs/architecture.md): one JSON object per line; a result line is written only after an
+attempt series has ended; the latest line for a key wins; a key is done when that line says `"ok"`.
 Besides results, a ledger holds a `{"type": "run"}` line per run (provenance) and
 `{"type": "batch"}` lines that follow a provider batch (see `harness.run.batch_lane`): `submit` (its
 label, model, provider and keys, written and fsync'd before the batch is created), `submitted` (the

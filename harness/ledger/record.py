@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal, Required, TypedDict
 
 import msgspec
 
-from harness.api.types import Completion, TokenLogprob
+from harness.api.types import MAX_COUNT, Completion, TokenLogprob
 from harness.errors import ProviderError
 
 if TYPE_CHECKING:
@@ -171,7 +171,9 @@ def _job_fields(
 # Only the first five fields are required (a line written before the others existed lacks
 # them); `bool` is never a number. Counts fit the report's 32-bit columns, other whole numbers an
 # export's 64-bit ones.
-Count = Annotated[int, msgspec.Meta(ge=0, le=(1 << 31) - 1)]
+Count = Annotated[int, msgspec.Meta(ge=0, le=MAX_COUNT)]
+# A cost in USD or a time in seconds: never negative, never past any a run can have.
+Amount = Annotated[float, msgspec.Meta(ge=0, le=1e12)]
 Int64 = Annotated[int, msgspec.Meta(ge=-(1 << 63), le=(1 << 63) - 1)]
 # A value of an object whose fields become an export's columns (`sampling_params`, `metadata`,
 # `error`): anything JSON holds; a whole number in 64 bits (nested values are exported as text).
@@ -219,11 +221,11 @@ class RecordLine(TypedDict, total=False):
     finish_reason: str | None
     finish_detail: str | None
     tokens: dict[str, Count] | None
-    cost_usd: float | None
+    cost_usd: Amount | None
     token_logprobs: list[PositionLine] | None
     sampling_params: dict[str, Value]
     timestamp: str
-    elapsed_seconds: float
+    elapsed_seconds: Amount
     retry_count: Count
     error: dict[str, Value] | None
     attempt_errors: list[ErrorLine]

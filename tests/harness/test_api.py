@@ -39,7 +39,9 @@ def test_a_completion_with_a_field_of_the_wrong_type_is_malformed(fields, named)
 @pytest.mark.parametrize(
     ("counts", "named"),
     [
-        (("3", 4), "tokens.input: expected a whole number >= 0, got str '3'"),
+        (("3", 4), "tokens.input: expected a whole number from 0 to 2,147,483,647, got str '3'"),
+        ((2**31, 4), "tokens.input"),  # more than the ledger's readers take
+        ((3, 2**64 - 1), "tokens.output"),
         ((3, -1), "tokens.output"),
         ((3, 4.0), "tokens.output"),
         ((True, 4), "tokens.input"),

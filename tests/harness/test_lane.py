@@ -282,5 +282,6 @@ def test_a_server_that_sends_unreadable_token_counts_fails_that_job_as_malformed
     assert record.status == "error" and record.error["type"] == "MalformedResponse"
     assert record.error["retryable"] and record.retry_count == RETRY.max_attempts - 1
     assert (
-        "tokens.input: expected a whole number >= 0, got NoneType None" in record.error["message"]
+        "tokens.input: expected a whole number from 0 to 2,147,483,647, got NoneType None"
+        in record.error["message"]
     )

@@ -44,6 +44,9 @@ WRONG = {
     "an attempt error that is no object": {"attempt_errors": ["503"]},
     "an attempt error's status as text": {"attempt_errors": [{"type": "E", "status": "503"}]},
     "an unknown mode": {"mode": "carrier pigeon"},
+    "a negative cost": {"cost_usd": -5.0},
+    "a cost past any run's": {"cost_usd": 1e308},
+    "a negative time": {"elapsed_seconds": -100.0},
 }
 
 

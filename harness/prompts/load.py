@@ -311,8 +311,8 @@ def _pick(
     """A mapped field, else the built-in name at the top level, else in Inspect's metadata."""
     if mapped:
         return _take(row, rest, mapped)
-    if name in row:
-        return rest.pop(name)
+    if name in row:  # taken out of `rest` once, whatever else read it too (a template, the id)
+        return rest.pop(name, row[name])
     return nested.pop(name, None) if nested else None
 
 

@@ -574,3 +574,27 @@ def test_a_config_with_a_byte_that_is_not_utf8_names_its_line(tmp_path):
     with pytest.raises(ConfigError) as caught:
         load_config(config)
     assert str(caught.value) == f"{config}: line 51: not UTF-8 text (invalid continuation byte)"
+
+
+@pytest.mark.parametrize(
+    ("template", "fields"),
+    [
+        ("Category: {category}\n{prompt}", {}),
+        ("{prompt} (probe: {is_synthetic_probe:>5})", {}),
+        ("{category}: {prompt}", {"id": "category"}),
+    ],
+)
+def test_a_field_read_by_the_template_may_also_be_the_category_flag_or_id(
+    tmp_path, template, fields
+):
+    rows = [
+        {"category": f"cve{i}", "is_synthetic_probe": i == 1, "prompt": f"Is {i} real?"}
+        for i in range(2)
+    ]
+    path = jsonl(tmp_path / "p.jsonl", rows)
+    prompts = load_prompts(PromptSource(str(path), fields=FieldMap(template=template, **fields)))
+    assert [p.category for p in prompts] == ["cve0", "cve1"]
+    assert [p.is_synthetic_probe for p in prompts] == [False, True]
+    assert prompts[1].messages[-1].content == template.format(
+        category="cve1", is_synthetic_probe=True, prompt="Is 1 real?"
+    )

@@ -26,6 +26,7 @@ wins). One line per score, its first fields fixed:
 from __future__ import annotations
 
 import hashlib
+import math
 from collections.abc import Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -96,8 +97,13 @@ def score_line(
     }
 
 
+_TEXT_OR_NULL = ("label", "rater", "detail", "input", "timestamp")
+
+
 def is_score(obj: Mapping[str, Any]) -> bool:
-    """Whether a parsed line has the fields every reader of scores relies on."""
+    """Whether a parsed line is a score of the shape every reader of scores relies on (a line
+    that is not is skipped and counted like a damaged one)."""
+    value = obj.get("value")
     return (
         obj.get("type") == "score"
         and isinstance(obj.get("key"), str)
@@ -106,6 +112,9 @@ def is_score(obj: Mapping[str, Any]) -> bool:
         and isinstance(obj.get("scorer"), str)
         and isinstance(obj.get("definition"), str)
         and isinstance(obj.get("answer"), str)
+        and all(isinstance(obj.get(name), str | None) for name in _TEXT_OR_NULL)
+        and (value is None or (type(value) in (int, float) and math.isfinite(value)))
+        and isinstance(obj.get("error"), dict | None)
     )
 
 

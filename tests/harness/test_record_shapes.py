@@ -151,3 +151,27 @@ def test_every_value_a_prompt_file_gives_as_metadata_is_read_back_by_every_verb(
     assert exported.num_rows == 4
     assert exported.column("metadata.row_hash").to_pylist() == [str(2**64 - 1)] * 4
     assert exported.column("metadata.low").to_pylist() == [-(2**63)] * 4
+
+
+def test_every_verb_skips_score_lines_of_the_wrong_shape(tmp_path, run_cli):
+    config = write_config(tmp_path, SIMPLE_MODEL + EXISTENCE, prompts=3)
+    assert run_cli("run", config)[0] == 0
+    assert run_cli("score", config)[0] == 0
+    out = tmp_path / "out"
+    scores = out / "scores.jsonl"
+    good = orjson.loads(scores.read_bytes().splitlines()[0])
+    good.pop("crc", None)
+    wrong = [{"label": 5}, {"label": ["a"]}, {"label": {"a": 1}}, {"value": "high"}]
+    with scores.open("ab") as file:
+        for changes in wrong:
+            file.write(sealed({**good, **changes}))
+    verbs = [
+        ["score", config],
+        ["stats", out, "--resamples", "0"],
+        ["export", out, "--format", "parquet"],
+        ["report", out, "--resamples", "0"],
+        ["annotate", "export", out, "--scorer", "existence"],
+    ]
+    for verb in verbs:
+        code, _, err = run_cli(*verb)
+        assert (code, err) == (0, ""), verb

@@ -25,6 +25,7 @@ no provider can turn a malformed answer into an `ok` record.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from harness.scrub import redact_urls
@@ -141,3 +142,10 @@ def recorded_error_types() -> list[str]:
     return [
         cls.__name__ for cls in ours if not any(o is not cls and issubclass(o, cls) for o in ours)
     ]
+
+
+def listed(values: Iterable[object]) -> str:
+    """Values from data (categories, variants, scorers) listed in one line of an error: comma
+    separated, a line break in one shown as `\\n` (a message breaks at "\\n" between problems
+    only), "none" for no value."""
+    return ", ".join(str(value).replace("\n", "\\n") for value in values) or "none"

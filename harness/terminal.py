@@ -47,6 +47,13 @@ def _escaped(text: str) -> str:
     return _CONTROL.sub(lambda m: m.group().encode("unicode_escape").decode(), text)
 
 
+def error_lines(message: str) -> list[str]:
+    """An error's message as the lines to print (it breaks at "\n" alone), each with its
+    control characters escaped: a CR, an ESC or a BEL from a file's data never drives the
+    terminal, nor splits one line in two."""
+    return [_escaped(line) for line in message.split("\n")]
+
+
 def say(console: Console, text: str) -> None:
     """Print a line as it is: no markup, no wrapping (so a command can be copied whole), control
     characters as their escapes."""
@@ -58,7 +65,7 @@ class Parser(argparse.ArgumentParser):
     other bad input's: `error: argument --seed: ... (python -m harness stats --help)`."""
 
     def error(self, message: str) -> NoReturn:
-        self.exit(2, f"error: {message} (see: {self.prog} --help)\n")
+        self.exit(2, f"error: {_escaped(message)} (see: {self.prog} --help)\n")
 
 
 def whole(low: int, high: int) -> Callable[[str], int]:

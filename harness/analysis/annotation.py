@@ -37,7 +37,7 @@ from harness.analysis.scores import (
     known_scorers,
     read_score_states,
 )
-from harness.errors import InputError
+from harness.errors import InputError, listed
 from harness.ledger.file import LEDGER_NAME, iter_lines
 from harness.ledger.record import utc_timestamp
 from harness.ledger.sets import Ledgers, ledgers_of, tree
@@ -126,9 +126,9 @@ def export_sheets(request: ExportRequest) -> Exported:
     if request.scorer is not None:
         known = known_scorers(output / SCORES_NAME, run_lines(ledger))
         if request.scorer not in known:
-            shown_known = ", ".join(sorted(known)) or "none"
+            known_names = listed(sorted(known))
             raise InputError(
-                f"{output}: --scorer: no scorer named {request.scorer} (known: {shown_known})"
+                f"{output}: --scorer: no scorer named {request.scorer} (known: {known_names})"
             )
     _check_targets(output / request.name, request.raters)
     labels = request.labels or _labels_given(output, request.scorer)

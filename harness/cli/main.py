@@ -62,7 +62,7 @@ from harness.run.run import (
 )
 from harness.run.summary import summarize, summary_table
 from harness.scrub import SECRETS, ScrubbedStream, redact_urls, scrub_log_record
-from harness.terminal import PROMPT_COUNT, TOKENS, Parser, seconds
+from harness.terminal import PROMPT_COUNT, TOKENS, Parser, error_lines, seconds
 from harness.terminal import command_line as _command
 from harness.terminal import say as _say
 
@@ -86,11 +86,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         with _signals_interrupt():
             return args.verb(args, console)
     except InputError as exc:
-        for line in redact_urls(SECRETS.scrub(str(exc))).splitlines():
+        for line in error_lines(redact_urls(SECRETS.scrub(str(exc)))):
             print(f"error: {line}", file=sys.stderr)
         return EXIT_INPUT
     except LedgerWriteError as exc:  # one line, from the writer or the run's task group
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {' '.join(error_lines(str(exc)))}", file=sys.stderr)
         return EXIT_LEDGER
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from harness.errors import InputError
+from harness.errors import InputError, listed
 from harness.input_files import refuse_special, utf8_problem
 from harness.prompts.load import Prompt
 
@@ -51,8 +51,9 @@ class Selection:
             present = {p.category for p in chosen}
             missing = [c for c in self.categories if c not in present]
             if missing:
-                known = ", ".join(sorted(present)) or "none"
-                raise InputError(f"--category: no prompt in {', '.join(missing)} (have: {known})")
+                raise InputError(
+                    f"--category: no prompt in {listed(missing)} (have: {listed(sorted(present))})"
+                )
             wanted = set(self.categories)
             chosen = [p for p in chosen if p.category in wanted]
         if self.ids_file is not None:
@@ -141,10 +142,8 @@ class RecordFilter:
         that no record has."""
         missing = sorted(self.categories - self.met_categories)
         if missing:
-            known = ", ".join(sorted(str(c) for c in self.met_categories)) or "none"
-            raise InputError(
-                f"{where}: --category: no record in {', '.join(missing)} (have: {known})"
-            )
+            known = listed(sorted(str(c) for c in self.met_categories))
+            raise InputError(f"{where}: --category: no record in {listed(missing)} (have: {known})")
         unmet = sorted((self.ids or set()) - self.met_ids)
         if unmet:
             shown = ", ".join(unmet[:5]) + (", ..." if len(unmet) > 5 else "")

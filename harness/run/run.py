@@ -28,7 +28,7 @@ from harness.config.run_config import (
     load_config,
     make_variant,
 )
-from harness.errors import ConfigError, InputError, LedgerWriteError
+from harness.errors import ConfigError, InputError, LedgerWriteError, listed
 from harness.fields import FieldError, answer_defining, from_table
 from harness.ledger.file import LEDGER_NAME, LedgerWriter, OpenBatch, ResumeIndex, build_index
 from harness.ledger.sets import Ledgers, tree
@@ -711,8 +711,8 @@ def refuse_unknown_variants(prepared: Prepared, index: ResumeIndex, given: Seque
     unknown = [name for name in given if name not in known]
     if unknown:
         raise InputError(
-            f"--variant: no variant {', '.join(unknown)} in {prepared.config.path} or its "
-            f"ledger (known: {', '.join(sorted(known))})"
+            f"--variant: no variant {listed(unknown)} in {prepared.config.path} or its "
+            f"ledger (known: {listed(sorted(known))})"
         )
 
 

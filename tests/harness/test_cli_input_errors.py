@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from tests.conftest import SIMPLE_MODEL, write_config
@@ -196,3 +198,15 @@ def test_an_out_of_range_option_is_one_line_naming_it_and_its_range(tmp_path, ca
         "error: argument --resamples: expected a whole number from 0 to 100,000, got "
         "'100000000000' (see: python -m harness stats --help)\n"
     )
+
+
+def test_control_characters_from_a_file_never_reach_the_terminal_in_an_error(tmp_path, run_cli):
+    # A category holding an ESC (clear screen) and a CR LF: the error is one line, escaped.
+    rows = [{"id": "p0", "prompt": "Is it real?", "category": "cat\u001b[2J[/]\r\nX"}]
+    (tmp_path / "p.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
+    config = write_config(tmp_path, SIMPLE_MODEL)
+    config.write_text(config.read_text().replace('"prompts.json"', '"p.jsonl"'))
+    code, _, err = run_cli("run", config, "--category", "nope\u0007")
+    assert code == 2 and len(err.splitlines()) == 1, err
+    assert "\u001b" not in err and "\r" not in err and "\u0007" not in err
+    assert "\\x1b[2J[/]\\r\\nX" in err

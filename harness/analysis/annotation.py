@@ -32,11 +32,11 @@ from harness.analysis.annotation_key import RATER_NAME, one_label
 from harness.analysis.answers import Skipped, latest_records, run_lines
 from harness.analysis.scores import (
     SCORES_NAME,
-    UNPARSEABLE,
     answer_digest,
     known_scorers,
     read_score_states,
 )
+from harness.config.scorers import UNPARSEABLE
 from harness.errors import InputError, listed
 from harness.ledger.file import LEDGER_NAME, iter_lines
 from harness.ledger.record import utc_timestamp

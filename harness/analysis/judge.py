@@ -31,10 +31,10 @@ from typing import Any
 import orjson
 
 from harness.analysis.answers import latest_records
-from harness.analysis.scores import UNPARSEABLE, answer_digest
+from harness.analysis.scores import answer_digest
 from harness.api.types import Message
 from harness.config.run_config import RunConfig
-from harness.config.scorers import ANSWER_FIELDS, JudgeScorer
+from harness.config.scorers import ANSWER_FIELDS, UNPARSEABLE, JudgeScorer
 from harness.errors import ConfigError
 from harness.ledger.file import LEDGER_NAME
 from harness.patterns import compile_user_pattern

@@ -9,7 +9,7 @@ from typing import Any
 
 from rich.table import Table
 
-from harness.analysis.scores import UNPARSEABLE
+from harness.config.scorers import UNPARSEABLE
 from harness.terminal import shown
 
 # How a score that could not be given (a judge request that failed for good) is counted.

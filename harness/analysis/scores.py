@@ -41,7 +41,6 @@ from harness.ledger.record import utc_timestamp
 
 SCORES_NAME = "scores.jsonl"
 SCHEMA = 1
-UNPARSEABLE = "UNPARSEABLE"
 
 
 def score_key(answer_key: str, scorer: str) -> str:

@@ -34,6 +34,9 @@ if TYPE_CHECKING:
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 # A judge's verdict: the label after `VERDICT:` (markdown bold allowed), the last one in the text.
 DEFAULT_VERDICT = r"VERDICT:\s*\**\s*([A-Za-z0-9_-]+)"
+_VERDICT_WORD = re.compile(r"[A-Za-z0-9_-]+")  # what the default pattern's group can read
+# The label of a judge's answer that gives no verdict: no scorer may give it as one of its own.
+UNPARSEABLE = "UNPARSEABLE"
 # Placeholders every judge template may use; any other must be a field of every prompt.
 ANSWER_FIELDS = ("prompt", "response", "prompt_id", "category", "is_synthetic_probe", "labels")
 
@@ -206,6 +209,15 @@ def _judge(
     parsed = from_table(_JudgeTable, table, where)
     for number, label in enumerate(parsed.labels):
         _label(label, f"{where}.labels[{number}]")
+        if label.casefold() == UNPARSEABLE.casefold():
+            raise FieldError(f"{where}.labels[{number}]", f"{UNPARSEABLE} is the harness's own")
+        default = parsed.verdict_pattern == DEFAULT_VERDICT
+        if default and not _VERDICT_WORD.fullmatch(label):
+            raise FieldError(
+                f"{where}.labels[{number}]",
+                f"the default verdict_pattern reads letters, digits, '_' and '-' only, never "
+                f"{label!r}: give a verdict_pattern that can",
+            )
     folded = [label if parsed.case_sensitive else label.casefold() for label in parsed.labels]
     if len(set(folded)) < len(folded):
         raise FieldError(f"{where}.labels", "a label is listed twice")

@@ -10,8 +10,8 @@ from collections import Counter
 from aiohttp import web
 
 from harness.analysis.judge import VerdictParser
-from harness.analysis.scores import UNPARSEABLE, read_scores
-from harness.config.scorers import DEFAULT_VERDICT, JudgeScorer
+from harness.analysis.scores import read_scores
+from harness.config.scorers import DEFAULT_VERDICT, UNPARSEABLE, JudgeScorer
 from tests.conftest import ledger_lines, results
 from tests.harness.analysis.score_project import (
     EXISTENCE,

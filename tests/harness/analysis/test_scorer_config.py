@@ -109,6 +109,14 @@ def test_a_refusal_scorer_needs_nothing_but_a_name(tmp_path):
         (JUDGE.replace('["yes", "no"]', '["yes", "YES"]'), "scorers[0].labels: a label is listed"),
         (JUDGE + 'verdict_pattern = "VERDICT"\n', "scorers[0].verdict_pattern: needs exactly one"),
         (
+            JUDGE.replace('["yes", "no"]', '["yes", "Unparseable"]'),
+            "scorers[0].labels[1]: UNPARSEABLE is the harness's own",
+        ),
+        (
+            JUDGE.replace('["yes", "no"]', '["yes", "not sure"]'),
+            "scorers[0].labels[1]: the default verdict_pattern reads letters, digits",
+        ),
+        (
             JUDGE + 'verdict_pattern = "(?<=VERDICT: )(\\\\w+)"\n',
             "scorers[0].verdict_pattern: invalid regular expression: invalid perl operator: (?<=: "
             "RE2 has no lookbehind",

@@ -277,6 +277,8 @@ def _build(path: Path, raw: Mapping[str, Any], table: Mapping[str, Any]) -> RunC
         if not model.name or any(c in model.name for c in "|@+"):
             raise FieldError(f"{where}.name", "must be non-empty without '|', '@' or '+'")
         _no_repeats(model.temperatures, f"{where}.temperatures")
+        # -0.0 is 0.0: one variant id, so a config written either way resumes the same ledger
+        model = dataclasses.replace(model, temperatures=tuple(t + 0.0 for t in model.temperatures))
         _adapter_names(model.adapters, f"{where}.adapters")
         from_table(BatchPolicy, model.batch, f"{where}.batch")
         if model.price:

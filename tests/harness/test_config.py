@@ -195,3 +195,11 @@ def test_every_number_a_config_table_takes_declares_its_range():
         and not {"min", "max"} <= set(field.metadata)
     ]
     assert unbounded == []
+
+
+def test_a_temperature_of_minus_zero_is_the_variant_of_zero(tmp_path):
+    minus = load_config(write_config(tmp_path, SIMPLE_MODEL.replace("[0.0, 0.5]", "[-0.0]")), {})
+    plus = load_config(write_config(tmp_path, SIMPLE_MODEL.replace("[0.0, 0.5]", "[0.0]")), {})
+    assert minus.models[0].temperatures == (0.0,)
+    assert str(minus.models[0].temperatures[0]) == "0.0"
+    assert minus.models == plus.models

@@ -325,8 +325,10 @@ def _why_uncompared(columns: AnswerColumns, scorer: str, label: str | None) -> s
     if len(columns.variants) < 2:
         shown = f" ({columns.variants[0]})" if columns.variants else ""
         return f"one variant{shown}; a comparison needs two"
+    if not names:
+        return "it has given no label; a comparison needs two"
     if len(names) < 2:
-        return f"it has given {len(names)} label(s) ({', '.join(names)}); a comparison needs two"
+        return f"it has given one label ({names[0]}); a comparison needs two"
     if label is not None and label not in names:
         return f"it has not given {label!r}"
     labelled = [columns.variants[c] for c in np.unique(columns.variant[columns.label[scorer] >= 0])]

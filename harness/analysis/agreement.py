@@ -6,6 +6,10 @@ Kappa comes from statsmodels (`statsmodels.stats.inter_rater`), with its asympto
 It is undefined when chance agreement is certain (both raters gave every item one and the same
 label): shown as such, not as 0 or 1. A scorer named at export (`--scorer`) is compared with each
 rater on the items it labelled within the label set.
+
+The items to adjudicate go to `NAME.disagreements.csv`; one that holds what a person wrote (an
+`adjudicated` cell filled, or a file of another shape) is kept as it is, and the list goes to the
+first of `NAME.disagreements.2.csv`, `.3.csv`, ... that does not.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from pathlib import Path
 from rich.table import Table
 
 from harness.analysis.annotation import sheet_cell
+from harness.input_files import special_kind
 from harness.terminal import shown
 from harness.whole import written_whole
 
@@ -111,6 +116,35 @@ def write_disagreements(
             prompt, answer = texts.get(item, ("", ""))
             labels = [by_rater[r].get(item, "") for r in raters]
             writer.writerow([item, sheet_cell(prompt), sheet_cell(answer), *labels, ""])
+
+
+def adjudication_target(first: Path) -> tuple[Path, list[Path]]:
+    """Where the items to adjudicate go: `first`, or the first of `first`'s numbered siblings
+    (`.2.csv`, ...) that holds nothing a person wrote; with the files kept so, in order."""
+    kept: list[Path] = []
+    path = first
+    while _written_by_hand(path):
+        kept.append(path)
+        path = first.with_name(f"{first.stem}.{len(kept) + 1}{first.suffix}")
+    return path, kept
+
+
+def _written_by_hand(path: Path) -> bool:
+    """Whether `path` holds what a person wrote: an `adjudicated` cell filled (or a cell past
+    it), or anything but a disagreements sheet (a file of another shape, a folder, a FIFO)."""
+    if not path.exists():
+        return False
+    if not path.is_file() or special_kind(path) is not None:
+        return True
+    try:
+        with path.open(encoding="utf-8-sig", newline="") as file:
+            rows = csv.reader(file)
+            header = next(rows, [])
+            if header[:3] != ["item", "prompt", "answer"] or header[-1:] != ["adjudicated"]:
+                return True
+            return any(cell.strip() for row in rows for cell in row[len(header) - 1 :])
+    except (OSError, UnicodeDecodeError, csv.Error):
+        return True
 
 
 def agreement_table(pairs: Sequence[PairAgreement], fleiss_kappa: float | None) -> Table:

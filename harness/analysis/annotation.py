@@ -5,13 +5,14 @@
 - `OUTPUT/NAME/<rater>.csv`, one per rater: columns `row`, `prompt`, `answer`, `label` (empty, to
   fill) and `notes`; UTF-8 with a byte-order mark so spreadsheets read it as UTF-8. No model,
   variant, temperature or answer key: rows are shuffled with the recorded seed, each rater's sheet
-  in its own order, and a row id (`r1-0007`) names only the rater and the item. A cell that a
-  spreadsheet would take for a formula (it starts with `=`, `+`, `-`, `@`) gets a leading `'`.
+  in its own order, and a row id (`3fa2c10b-r1-0007`) names only the export (its tag), the rater
+  and the item. A cell that a spreadsheet would take for a formula (it starts with `=`, `+`, `-`,
+  `@`) gets a leading `'`.
 - `OUTPUT/NAME/INSTRUCTIONS.txt`: the label set and how to fill a sheet.
 - `OUTPUT/NAME.key.json`, beside the ledger and not among the sheets: the unblinding key (each
   item's answer key, the digest of the answer shown, variant, prompt id, category), the raters,
-  the labels, the seed, and each rater's row order. It is written last, so a key means a whole
-  export; an existing key is never overwritten.
+  the labels, the seed, each rater's row order, and the tag of the row ids. It is written last,
+  so a key means a whole export; an existing key is never overwritten.
 
 Every file is written whole to a temporary file and renamed into place.
 """
@@ -28,7 +29,7 @@ from typing import Any
 
 import orjson
 
-from harness.analysis.annotation_key import RATER_NAME, one_label
+from harness.analysis.annotation_key import KEY_SCHEMA, RATER_NAME, export_tag, one_label, row_id
 from harness.analysis.answers import Skipped, latest_records, run_lines
 from harness.analysis.scores import (
     SCORES_NAME,
@@ -46,7 +47,6 @@ from harness.prompts.load import Prompt, as_source, load_prompts
 from harness.prompts.sources import FieldMap, PromptSource
 from harness.whole import written_whole
 
-KEY_SCHEMA = 1
 SHEET_COLUMNS = ("row", "prompt", "answer", "label", "notes")
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 _INSTRUCTIONS = "INSTRUCTIONS.txt"
@@ -106,6 +106,12 @@ def rater_names(text: str) -> tuple[str, ...]:
             raise InputError(f"--raters: {name!r}: use letters, digits, '_' or '.'")
     if len(set(names)) < len(names):
         raise InputError("--raters: a rater is named twice")
+    same = one_label(names)
+    if same is not None:
+        raise InputError(
+            f"--raters: {same[0]!r} and {same[1]!r} differ only in case: their sheets would be "
+            "one file where case is ignored (macOS, Windows); give distinct names"
+        )
     return names
 
 
@@ -143,10 +149,6 @@ def export_sheets(request: ExportRequest) -> Exported:
     rng = random.Random(request.seed)
     items, texts = _items(ledger, _draw(rng, shown, request.sample), prompts)
     orders = {rater: rng.sample(list(items), len(items)) for rater in request.raters}
-    folder = output / request.name
-    for rater, order in orders.items():
-        _write_sheet(folder / f"{rater}.csv", rater, order, texts)
-    _write_instructions(folder / _INSTRUCTIONS, labels, request.raters)
     body = {
         "schema": KEY_SCHEMA,
         "type": "annotation",
@@ -161,6 +163,11 @@ def export_sheets(request: ExportRequest) -> Exported:
         "items": items,
         "orders": orders,
     }
+    body["tag"] = export_tag(body)
+    folder = output / request.name
+    for rater, order in orders.items():
+        _write_sheet(folder / f"{rater}.csv", (body["tag"], rater), order, texts)
+    _write_instructions(folder / _INSTRUCTIONS, labels, request.raters)
     with written_whole(key) as temporary:  # last: a key means a whole export
         temporary.write_bytes(orjson.dumps(body, option=orjson.OPT_INDENT_2))
     sheets = tuple(folder / f"{rater}.csv" for rater in orders)
@@ -281,8 +288,9 @@ def _items(
 
 
 def _write_sheet(
-    path: Path, rater: str, order: Sequence[str], texts: dict[str, tuple[str, str]]
+    path: Path, whose: tuple[str, str], order: Sequence[str], texts: dict[str, tuple[str, str]]
 ) -> None:
+    """The sheet of `whose` (the export's tag, the rater): its items in `order`."""
     with (
         written_whole(path) as temporary,
         temporary.open("w", encoding="utf-8-sig", newline="") as file,
@@ -291,7 +299,7 @@ def _write_sheet(
         writer.writerow(SHEET_COLUMNS)
         for item in order:
             prompt, answer = texts[item]
-            writer.writerow([f"{rater}-{item}", sheet_cell(prompt), sheet_cell(answer), "", ""])
+            writer.writerow([row_id(*whose, item), sheet_cell(prompt), sheet_cell(answer), "", ""])
 
 
 def sheet_cell(text: str) -> str:

@@ -15,6 +15,7 @@ from rich.console import Console
 
 from harness.analysis.agreement import (
     PairAgreement,
+    adjudication_target,
     agreement_table,
     cohen,
     disagreements,
@@ -130,12 +131,14 @@ def _import(args: argparse.Namespace, console: Console) -> int:
     say(console, f"Scores: {args.output / 'scores.jsonl'} ({appended:,} new, as human:<rater>)")
     disputed = disagreements(by_rater)
     if disputed:
-        path = args.output / f"{key.name}.disagreements.csv"
+        path, kept = adjudication_target(args.output / f"{key.name}.disagreements.csv")
         texts = shown_texts(args.output, key.prompts, key.items)
         write_disagreements(path, disputed, by_rater, texts)
+        said = f" ({', '.join(map(str, kept))}: written by hand, kept as it is)" if kept else ""
         say(
             console,
-            f"{len(disputed):,} item(s) the raters labelled differently, to adjudicate: {path}",
+            f"{len(disputed):,} item(s) the raters labelled differently, to adjudicate: {path}"
+            + said,
         )
     missing = [r for r in key.raters if r not in by_rater]
     if missing:

@@ -49,12 +49,22 @@ def exported(tmp_path, run_cli, *args: str, prompts: int = 25) -> Path:
     return out
 
 
-def fill(out: Path, rater: str, label_of, target: Path) -> Path:
+def item_of(row_id: str) -> str:
+    """The item a sheet's row id names (`3fa2c10b-r1-0007`: 0007)."""
+    return row_id.rsplit("-", 1)[1]
+
+
+def fill(out: Path, rater: str, label_of, target: Path, name: str = "annotation") -> Path:
     """The rater's sheet with each row labelled `label_of(item)`."""
-    rows = read_sheet(out / "annotation" / f"{rater}.csv")
+    rows = read_sheet(out / name / f"{rater}.csv")
     for row in rows[1:]:
-        row[3] = label_of(row[0].split("-")[1])
+        row[3] = label_of(item_of(row[0]))
     return write_sheet(target, rows)
+
+
+def tag_of(out: Path, name: str = "annotation") -> str:
+    """The tag that begins every row id of an export's sheets."""
+    return orjson.loads((out / f"{name}.key.json").read_bytes())["tag"]
 
 
 def test_sheets_are_blinded_shuffled_per_rater_and_the_key_is_kept_apart(tmp_path, run_cli):
@@ -63,9 +73,9 @@ def test_sheets_are_blinded_shuffled_per_rater_and_the_key_is_kept_apart(tmp_pat
     first, second = (read_sheet(out / "annotation" / f"r{i}.csv") for i in (1, 2))
     assert first[0] == ["row", "prompt", "answer", "label", "notes"]
     assert len(first) == len(second) == 51
-    items = [[row[0].split("-")[1] for row in sheet[1:]] for sheet in (first, second)]
+    items = [[item_of(row[0]) for row in sheet[1:]] for sheet in (first, second)]
     assert sorted(items[0]) == sorted(items[1]) and items[0] != items[1]
-    assert all(row[0].startswith("r1-") for row in first[1:])
+    assert all(row[0].startswith(f"{tag_of(out)}-r1-") for row in first[1:])
     assert all(row[3] == "" and row[4] == "" for row in first[1:])
     text = (out / "annotation" / "r1.csv").read_text(encoding="utf-8-sig")
     for record in records:
@@ -80,7 +90,7 @@ def test_sheets_are_blinded_shuffled_per_rater_and_the_key_is_kept_apart(tmp_pat
         "r1.csv",
         "r2.csv",
     ]
-    shown = {row[0].split("-")[1]: row[2] for row in first[1:]}
+    shown = {item_of(row[0]): row[2] for row in first[1:]}
     by_key = {r["key"]: r["full_response"] for r in records}
     assert all(shown[i] == by_key[e["answer_key"]] for i, e in key["items"].items())
 
@@ -198,15 +208,22 @@ def test_cohens_kappa_is_undefined_when_chance_agreement_is_certain():
 @pytest.mark.parametrize(
     ("edit", "expected"),
     [
-        (lambda rows: rows[1].__setitem__(0, "r1-9999"), "row 2: unknown row id 'r1-9999'"),
-        (lambda rows: rows[1].__setitem__(0, "r3-0001"), "row 2: unknown row id 'r3-0001'"),
+        (
+            lambda rows: rows[1].__setitem__(0, rows[1][0][:-4] + "9999"),
+            "row 2: unknown row id '{tag}-r1-9999'",
+        ),
+        (
+            lambda rows: rows[1].__setitem__(0, rows[1][0][:9] + "r3-0001"),
+            "row 2: unknown row id '{tag}-r3-0001'",
+        ),
+        (lambda rows: rows[2].__setitem__(0, "r1-0001"), "row 3: unknown row id 'r1-0001'"),
         (
             lambda rows: rows[2].__setitem__(3, "maybe"),
             "row 3: label 'maybe' is not one of yes, no",
         ),
         (lambda rows: rows[2].__setitem__(3, ""), "1 row(s) without a label: row 3"),
-        (lambda rows: rows.pop(4), "1 row(s) missing: r1-"),
-        (lambda rows: rows.append(list(rows[1])), "row 8: row r1-"),
+        (lambda rows: rows.pop(4), "1 row(s) missing: {tag}-r1-"),
+        (lambda rows: rows.append(list(rows[1])), "row 8: row {tag}-r1-"),
         (lambda rows: rows[0].__setitem__(3, "verdict"), 'row 1: no "label" column'),
     ],
 )
@@ -220,7 +237,7 @@ def test_a_bad_sheet_is_refused_naming_the_file_and_row_and_nothing_is_stored(
     write_sheet(sheet, rows)
     code, _, err = run_cli("annotate", "import", out, sheet)
     assert code == 2
-    assert f"error: {sheet}: {expected}" in err, err
+    assert f"error: {sheet}: {expected.format(tag=tag_of(out))}" in err, err
     assert not (out / "scores.jsonl").exists()
 
 
@@ -290,6 +307,7 @@ def test_every_problem_of_the_key_and_the_sheets_is_told_at_once(tmp_path, run_c
         body["prompts"]["format"] = "xml"
 
     key = edit_key(out, damage)
+    body = orjson.loads(key.read_bytes())
     code, _, err = run_cli("annotate", "import", out, sheet)
     assert code == 2
     assert err.splitlines() == [
@@ -300,7 +318,7 @@ def test_every_problem_of_the_key_and_the_sheets_is_told_at_once(tmp_path, run_c
         f"error: {key}: item 0003: answer_key is not a non-empty string",
         f"error: {key}: item 0007: expected an object",
         f"error: {sheet}: row 2: label 'maybe' is not one of yes, no",
-        f"error: {sheet}: 1 row(s) missing: r1-0007",
+        f"error: {sheet}: 1 row(s) missing: {body['tag']}-r1-0007",
     ]
     assert not (out / "scores.jsonl").exists()
 
@@ -387,3 +405,157 @@ def test_a_sheet_that_is_not_a_regular_file_is_refused_not_waited_on(tmp_path, r
     assert code == 2
     assert err.startswith(f"error: {fifo}: is a FIFO (named pipe), not a regular file")
     assert err.count("\n") == 1
+
+
+def test_a_sheet_of_another_annotation_is_refused_naming_it(tmp_path, run_cli):
+    out = exported(tmp_path, run_cli, "--raters", "1", "--sample", "5", "--seed", "1", prompts=5)
+    code, _, err = run_cli("annotate", "export", out, "--raters", "1", "--labels", "yes,no",
+                           "--sample", "5", "--seed", "2", "--name", "other")  # fmt: skip
+    assert code == 0, err
+    theirs = fill(out, "r1", lambda item: "yes", tmp_path / "other.csv", name="other")
+    ours = fill(out, "r1", lambda item: "no", tmp_path / "ours.csv")
+    code, _, err = run_cli("annotate", "import", out, theirs)
+    assert (code, err) == (
+        2,
+        f"error: {theirs}: a sheet of annotation 'other', not of 'annotation' (its row ids say "
+        "so): import it with --name other\n",
+    )
+    code, _, err = run_cli("annotate", "import", out, ours, "--name", "other")
+    assert code == 2 and err.endswith("(its row ids say so): import it without --name\n")
+    assert not (out / "scores.jsonl").exists()
+    assert run_cli("annotate", "import", out, theirs, "--name", "other")[0] == 0
+    key = orjson.loads((out / "other.key.json").read_bytes())
+    stored = {line["answer_key"] for line in score_lines(out)}
+    assert stored == {entry["answer_key"] for entry in key["items"].values()}
+
+
+def test_a_sheet_exported_before_row_ids_had_a_tag_imports_against_its_own_key(tmp_path, run_cli):
+    out = exported(tmp_path, run_cli, prompts=3)
+    sheet = fill(out, "r1", lambda item: "yes", tmp_path / "a.csv")
+    old = fill(out, "r1", lambda item: "yes", tmp_path / "old.csv")
+    write_sheet(old, [[row[0].split("-", 1)[-1], *row[1:]] for row in read_sheet(old)])
+    code, _, err = run_cli("annotate", "import", out, old)
+    assert code == 2 and err == (
+        f"error: {old}: not a sheet of annotation 'annotation' (its row ids carry no tag): a "
+        f"sheet of an export whose key is not in {out}\n"
+    )
+    tag = tag_of(out)
+    edit_key(out, lambda body: body.update(schema=1) or body.pop("tag"))  # a key of before
+    code, _, err = run_cli("annotate", "import", out, old)
+    assert code == 0, err
+    code, _, err = run_cli("annotate", "import", out, sheet)
+    assert code == 2 and err == (
+        f"error: {sheet}: not a sheet of annotation 'annotation' (its row ids' tag is {tag}): a "
+        f"sheet of an export whose key is not in {out}\n"
+    )
+    assert {line["label"] for line in score_lines(out)} == {"yes"}
+
+
+def test_adjudications_typed_in_the_disagreements_sheet_survive_an_import_again(tmp_path, run_cli):
+    out = exported(tmp_path, run_cli, prompts=3)
+    a = fill(out, "r1", lambda item: "yes", tmp_path / "a.csv")
+    b = fill(out, "r2", lambda item: "yes" if item == "0001" else "no", tmp_path / "b.csv")
+    assert run_cli("annotate", "import", out, a, b)[0] == 0
+    first = out / "annotation.disagreements.csv"
+    rows = read_sheet(first)
+    assert len(rows) == 6 and rows[0][-1] == "adjudicated"
+    rows[1][-1] = "no"
+    write_sheet(first, rows)
+    typed = first.read_bytes()
+    code, stdout, _ = run_cli("annotate", "import", out, a, b)
+    second = out / "annotation.disagreements.2.csv"
+    assert code == 0 and first.read_bytes() == typed
+    assert f"to adjudicate: {second} ({first}: written by hand, kept as it is)" in stdout
+    assert read_sheet(second)[1:] == [[*row[:-1], ""] for row in rows[1:]]
+    code, stdout, _ = run_cli("annotate", "import", out, a, b)  # the list alone is replaced
+    assert code == 0 and f"to adjudicate: {second} (" in stdout
+    assert not (out / "annotation.disagreements.3.csv").exists()
+    second.write_text("my own notes\n", encoding="utf-8")  # not a sheet this verb wrote
+    assert run_cli("annotate", "import", out, a, b)[0] == 0
+    assert second.read_text() == "my own notes\n" and first.read_bytes() == typed
+    assert len(read_sheet(out / "annotation.disagreements.3.csv")) == 6
+
+
+@pytest.mark.parametrize(
+    ("edit", "expected"),
+    [
+        ({"answer_key": "ghost"}, "answer_key 'ghost' names no answer in {ledger}"),
+        (
+            {"answer": "0123456789abcdef"},
+            "answer '0123456789abcdef' is not an answer of '{answer_key}' in {ledger}",
+        ),
+    ],
+)
+def test_a_key_item_whose_answer_is_not_in_the_ledger_stores_nothing_and_says_which(
+    tmp_path, run_cli, edit, expected
+):
+    out = exported(tmp_path, run_cli, prompts=3)
+    sheet = fill(out, "r1", lambda item: "yes", tmp_path / "a.csv")
+    answer_key = orjson.loads((out / "annotation.key.json").read_bytes())["items"]["0004"]
+    key = edit_key(out, lambda body: body["items"]["0004"].update(edit))
+    code, _, err = run_cli("annotate", "import", out, sheet)
+    shown = expected.format(ledger=f"the ledger of {out}", answer_key=answer_key["answer_key"])
+    assert (code, err) == (2, f"error: {key}: item 0004: {shown}\n")
+    assert not (out / "scores.jsonl").exists()
+
+
+@pytest.mark.parametrize(
+    ("schema", "expected"),
+    [
+        (9, "schema: 9 is not a key layout this version of harness reads (1 or 2)"),
+        ("2", 'schema: "2" is not a key layout this version of harness reads (1 or 2)'),
+        (None, "schema: missing (every key `annotate export` wrote has one)"),
+    ],
+)
+def test_a_key_of_a_layout_this_version_does_not_read_is_refused(
+    tmp_path, run_cli, schema, expected
+):
+    out = exported(tmp_path, run_cli, prompts=2)
+    sheet = fill(out, "r1", lambda item: "yes", tmp_path / "a.csv")
+
+    def change(body: dict) -> None:
+        if schema is None:
+            del body["schema"]
+        else:
+            body["schema"] = schema
+
+    key = edit_key(out, change)
+    code, _, err = run_cli("annotate", "import", out, sheet)
+    assert (code, err) == (2, f"error: {key}: {expected}\n")
+    assert not (out / "scores.jsonl").exists()
+
+
+def test_a_key_with_a_byte_that_is_not_utf8_is_refused_naming_its_line(tmp_path, run_cli):
+    out = exported(tmp_path, run_cli, prompts=2)
+    sheet = fill(out, "r1", lambda item: "yes", tmp_path / "a.csv")
+    key = out / "annotation.key.json"
+    lines = key.read_bytes().split(b"\n")
+    at = next(n for n, line in enumerate(lines) if line.startswith(b'  "name"'))
+    lines[at] = lines[at].replace(b"annotation", b"annot\xffation")
+    key.write_bytes(b"\n".join(lines))
+    code, _, err = run_cli("annotate", "import", out, sheet)
+    assert (code, err) == (2, f"error: {key}: line {at + 1}: not UTF-8 text (invalid start byte)\n")
+    assert at > 0
+
+
+def test_rater_names_equal_but_for_case_are_refused_at_export_and_in_a_key(tmp_path, run_cli):
+    config = write_config(tmp_path, SIMPLE_MODEL, prompts=2)
+    assert run_cli("run", config)[0] == 0
+    out = tmp_path / "out"
+    code, _, err = run_cli("annotate", "export", out, "--labels", "a,b", "--raters", "ana,ANA")
+    assert (code, err) == (
+        2,
+        "error: --raters: 'ana' and 'ANA' differ only in case: their sheets would be one file "
+        "where case is ignored (macOS, Windows); give distinct names\n",
+    )
+    assert not (out / "annotation").exists() and not (out / "annotation.key.json").exists()
+    assert run_cli("annotate", "export", out, "--labels", "yes,no", "--raters", "ana,ben")[0] == 0
+    sheet = fill(out, "ana", lambda item: "yes", tmp_path / "a.csv")
+    key = edit_key(out, lambda body: body.update(raters=["ana", "ANA"]))
+    code, _, err = run_cli("annotate", "import", out, sheet)
+    assert (code, err) == (
+        2,
+        f"error: {key}: raters: 'ana' and 'ANA' differ only in case (their sheets would be one "
+        "file where case is ignored)\n",
+    )
+    assert not (out / "scores.jsonl").exists()

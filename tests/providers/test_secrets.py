@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import logging
 from collections.abc import Callable
-from urllib.parse import quote
+from urllib.parse import quote, quote_plus
 
 import pytest
 from aiohttp import web
@@ -304,3 +304,36 @@ api_key_env = "{key_env}"
     code, out, err = run_cli("doctor", config)
     assert code == 2 and "FAIL" in out and says in out and "p4ss" not in out + err
     assert not (tmp_path / "out").exists()
+
+
+def test_short_keys_echoed_url_encoded_or_in_a_path_reach_no_output(tmp_path, run_cli, monkeypatch):
+    monkeypatch.setenv("SK", "ab12xyz")  # both under 8 characters: no real key, still not shown
+    monkeypatch.setenv("SK2", "Zk9_w2q")
+
+    async def echo(request: web.Request) -> web.Response:
+        auth = request.headers.get("Authorization", "")
+        text = f"k={quote(auth)} p={quote_plus(auth)} raw={request.raw_path}"
+        return web.json_response({"error": {"message": text}}, status=400)
+
+    with Loopback(openai_api, routes=lambda app: app.router.add_post("/{t:.*}", echo)) as server:
+        body = f"""
+[[models]]
+name = "local"
+provider = "openai"
+[models.options]
+base_url = "{server.base_url}/v1?key=${{SK}}"
+api_key = "${{SK2}}"
+"""
+        config = write_config(tmp_path, body, prompts=1)
+        out = tmp_path / "out"
+        outputs = [run_cli("run", config), run_cli("export", out, "--format", "jsonl")]
+    assert outputs[0][0] == 1
+    message = results(out / "ledger.jsonl")[0]["error"]["message"]
+    assert message == (
+        "error: k=Bearer%20[redacted] p=Bearer+[redacted] raw=/v1/chat/completions?key=[redacted]"
+    )
+    written = "".join(p.read_bytes().decode() for p in out.rglob("*") if p.is_file())
+    printed = "".join(o + e for _, o, e in outputs)
+    assert "k=Bearer%20[redacted]" in written + printed
+    for secret in ("ab12xyz", "Zk9_w2q"):
+        assert secret not in written and secret not in printed

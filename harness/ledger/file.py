@@ -1,7 +1,7 @@
 """The ledger: an append-only JSONL file that is both the record of results and the resume index.
 
-Rules (see docs/architecture.md): one JSON object per line; a result line is written only after an attempt
-series has ended; the latest line for a key wins; a key is done when that line says `"ok"`.
+Rules (see docs/architecture.md): one JSON object per line; a result line is written only after an
+attempt series has ended; the latest line for a key wins; a key is done when that line says `"ok"`.
 Besides results, a ledger holds a `{"type": "run"}` line per run (provenance) and
 `{"type": "batch"}` lines that follow a provider batch (see `harness.run.batch_lane`): `submit` (its
 label, model, provider and keys, written and fsync'd before the batch is created), `submitted` (the
@@ -55,6 +55,7 @@ import msgspec
 import orjson
 
 from harness.errors import InputError, LedgerWriteError
+from harness.input_files import special_problem
 from harness.ledger.record import as_record, decode_record, utc_timestamp
 from harness.scrub import SECRETS
 from harness.whole import sync_dir
@@ -234,7 +235,7 @@ def open_and_lock(path: Path) -> int:
         raise InputError(f"{path}: cannot open the ledger: {exc.strerror}") from None
     if not stat.S_ISREG(os.fstat(fd).st_mode):  # a device (/dev/full) or a pipe
         os.close(fd)
-        raise InputError(f"{path}: the ledger path is not a regular file")
+        raise InputError(special_problem(path) or f"{path}: not a regular file")
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError as exc:

@@ -5,7 +5,8 @@ Every input (a config, a prompts file and a dataset's own files, an ids file, a 
 file a verb reads, an annotation key or sheet, an adapter's files) must be a regular file. A FIFO
 blocks its reader until a writer comes, and is empty the second time it is read (a run reads its
 prompts twice: to load them and to hash them); a device such as `/dev/zero` never ends. So such a
-path is refused in one line before anything opens it: the harness never waits on an input.
+path is refused in one line before anything opens it: the harness never waits on an input. So is
+a symbolic link to nothing, which a folder of data files would otherwise skip without a word.
 """
 
 from __future__ import annotations
@@ -37,11 +38,16 @@ def special_kind(path: str | os.PathLike[str]) -> str | None:
 
 def special_problem(path: str | os.PathLike[str], what: str = "") -> str | None:
     """The one line that refuses `path` (given as `what`, an option such as `--ids`) when it is
-    a FIFO, a device or a socket; None when it is not one."""
+    a FIFO, a device, a socket or a symbolic link to nothing; None when it is none of them."""
+    given = f"{what} " if what else ""
+    if os.path.islink(path) and not os.path.exists(path):
+        return (
+            f"{given}{path}: is a symbolic link to {os.readlink(path)}, which does not exist; "
+            "the harness reads its inputs from files"
+        )
     kind = special_kind(path)
     if kind is None:
         return None
-    given = f"{what} " if what else ""
     return (
         f"{given}{path}: is {kind}, not a regular file; the harness reads its inputs from files "
         "(save it to one and name that)"
@@ -49,8 +55,9 @@ def special_problem(path: str | os.PathLike[str], what: str = "") -> str | None:
 
 
 def refuse_special(path: str | os.PathLike[str], what: str = "") -> None:
-    """InputError when `path` is a FIFO, a device or a socket (see `special_problem`): reading
-    one could block forever, never end, or differ from one reading to the next."""
+    """InputError when `path` is a FIFO, a device, a socket or a link to nothing (see
+    `special_problem`): reading one could block forever, never end, differ from one reading to
+    the next, or fail."""
     problem = special_problem(path, what)
     if problem is not None:
         raise InputError(problem)

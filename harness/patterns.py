@@ -14,6 +14,7 @@ their word boundaries in every script).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from typing import Protocol
 
@@ -36,6 +37,9 @@ _HINTS = {
     "bad repetition operator: *+": "RE2 has no possessive quantifiers",
     "bad repetition operator: ?+": "RE2 has no possessive quantifiers",
 }
+
+# RE2's word for a backreference (`\1` to `\9`; `\12` is octal to it).
+_BACKREFERENCE = re.compile(r"invalid escape sequence: \\[1-9]")
 
 
 class Match(Protocol):
@@ -75,6 +79,6 @@ def _reason(exc: re2.error) -> str:
     raw = exc.args[0] if exc.args else ""
     message = raw.decode(errors="replace") if isinstance(raw, bytes) else str(raw)
     hint = next((text for prefix, text in _HINTS.items() if message.startswith(prefix)), None)
-    if message.startswith("invalid escape sequence: \\") and message[-1:].isdigit():
+    if _BACKREFERENCE.fullmatch(message):  # `\1`, not `\x{110000}`, which ends in a digit too
         hint = "RE2 has no backreferences"
     return f"{message}: {hint} (patterns run on RE2, in linear time)" if hint else message

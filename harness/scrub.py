@@ -21,7 +21,9 @@ be printed anywhere, and no sink can be given the wrong set or none.
 
 Values shorter than `MIN_LENGTH` (`EMPTY`, `none`, a local server's dummy key) are not real API
 keys, and replacing them wherever they appear would mangle answers and JSON alike; only their
-`Bearer <value>` form, the one a server echoes, is scrubbed.
+`Bearer <value>` form, the one a server echoes, is scrubbed (URL-encoded too: `Bearer%20<value>`,
+`Bearer+<value>`). A query value short or unknown is still replaced in a URL an error quotes,
+`scheme://` or a bare `/path?key=...`: see `redact_urls`.
 """
 
 from __future__ import annotations
@@ -31,9 +33,9 @@ import dataclasses
 import logging
 import os
 import re
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, TextIO
-from urllib.parse import quote, unquote, urlsplit
+from urllib.parse import quote, quote_plus, unquote, urlsplit
 
 import orjson
 
@@ -51,9 +53,12 @@ _URL_PARTS = re.compile(
     r"(?:\?(?P<query>[^#]*))?(?:#(?P<fragment>.*))?",
     re.S,
 )
-# URLs in free text (an error message, a log line): `scheme://` up to a space or a quote.
 _URL_DELIMITERS = re.compile(r"[/?&=#@:;]")
-_URL_IN_TEXT = re.compile(r"\b[A-Za-z][A-Za-z0-9+.\-]*://[^\s\"'<>]+")
+# URLs in free text (an error message, a log line): `scheme://` up to a space or a quote, or a
+# path with a query and no scheme (`/v1/chat/completions?key=...`, a server echoing its request).
+_URL_IN_TEXT = re.compile(
+    r"\b[A-Za-z][A-Za-z0-9+.\-]*://[^\s\"'<>]+|(?<![\w/])/[^\s\"'<>?#]*\?[^\s\"'<>]+"
+)
 
 
 class Secrets:
@@ -94,10 +99,25 @@ class Secrets:
 
 
 def _forms(value: str) -> list[tuple[str, str]]:
+    """(form, replacement) for `value` as written, URL-encoded (`%20` or `+` for a space) and
+    JSON-escaped; a short value only in its `Bearer <value>` form."""
     if len(value) < MIN_LENGTH:
-        return [(f"Bearer {value}", f"Bearer {REDACTED}")]
-    escaped = orjson.dumps(value).decode()[1:-1]
-    return [(form, REDACTED) for form in {value, quote(value, safe=""), escaped}]
+        bearer = f"Bearer {value}"
+        return list({(spell(bearer), spell("Bearer ") + REDACTED) for spell in _SPELLINGS})
+    return [(form, REDACTED) for form in {spell(value) for spell in _SPELLINGS}]
+
+
+def _json_escaped(text: str) -> str:
+    return orjson.dumps(text).decode()[1:-1]
+
+
+_SPELLINGS: tuple[Callable[[str], str], ...] = (
+    str,
+    lambda text: quote(text, safe=""),
+    quote,  # `/` kept
+    lambda text: quote_plus(text, safe=""),
+    _json_escaped,
+)
 
 
 SECRETS = Secrets()
@@ -203,7 +223,8 @@ def _redact_pairs(text: str) -> str:
 
 
 def redact_urls(text: str) -> str:
-    """`text` with every `scheme://...` URL in it redacted (see `redact_url`)."""
+    """`text` with every `scheme://...` URL and every `/path?query` in it redacted (see
+    `redact_url`)."""
     return _URL_IN_TEXT.sub(lambda match: redact_url(match.group()), text)
 
 

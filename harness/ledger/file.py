@@ -55,6 +55,7 @@ import msgspec
 import orjson
 
 from harness.errors import InputError, LedgerWriteError
+from harness.input_files import special_problem
 from harness.ledger.record import as_record, decode_record, utc_timestamp
 from harness.scrub import SECRETS
 from harness.whole import sync_dir
@@ -234,7 +235,7 @@ def open_and_lock(path: Path) -> int:
         raise InputError(f"{path}: cannot open the ledger: {exc.strerror}") from None
     if not stat.S_ISREG(os.fstat(fd).st_mode):  # a device (/dev/full) or a pipe
         os.close(fd)
-        raise InputError(f"{path}: the ledger path is not a regular file")
+        raise InputError(special_problem(path) or f"{path}: not a regular file")
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError as exc:

@@ -85,10 +85,12 @@ class Ledgers:
 
 def tree(output: Path) -> list[Path]:
     """The ledgers of a run's output directory: its own, then each shard's (2-of-8 before
-    10-of-16: by N, then K)."""
-    found = [output / LEDGER_NAME] if (output / LEDGER_NAME).is_file() else []
+    10-of-16: by N, then K). InputError when one is a FIFO, a device or a link to nothing."""
     shards = sorted((output / SHARDS_DIR).glob("*"), key=shard_name_order)
-    return found + [folder / LEDGER_NAME for folder in shards if (folder / LEDGER_NAME).is_file()]
+    found = [output / LEDGER_NAME, *(folder / LEDGER_NAME for folder in shards)]
+    for path in found:
+        refuse_special(path)  # a FIFO is no missing ledger: say what it is
+    return [path for path in found if path.is_file()]
 
 
 def ledgers_of(arguments: Sequence[str | Path]) -> Ledgers:

@@ -181,17 +181,21 @@ def _folder_files(folder: Path, source: PromptSource) -> list[DataFile]:
     else:
         chosen = found
     _one_configuration(folder, chosen)
+    for path in chosen:
+        refuse_special(path)  # a FIFO or a link to nothing named as a data file: never skipped
     return [DataFile(path, _format_of(path, source.format)) for path in chosen]
 
 
 def _data_paths(folder: Path) -> Iterator[Path]:
+    """Every path under `folder` named as a data file, whatever it is but a folder (a FIFO or a
+    broken link included, for `_folder_files` to refuse rather than skip)."""
     for path in folder.rglob("*"):
         relative = path.relative_to(folder)
         if (
             path.suffix.lower() in _EXTENSIONS
             and path.stem not in _NOT_DATA
             and not any(part.startswith(".") for part in relative.parts)
-            and path.is_file()
+            and not path.is_dir()
         ):
             yield path
 

@@ -10,14 +10,17 @@ from __future__ import annotations
 import email.utils
 import ipaddress
 import os
+import re
 import time
 from collections.abc import Mapping
 from datetime import datetime
 from urllib.parse import urlsplit
 
+import yarl
+
 from harness.api.types import RateLimitState
 from harness.errors import FatalError, ProviderError, RateLimited, ServerError
-from harness.scrub import redact_url
+from harness.scrub import REDACTED, redact_url
 
 _RETRYABLE_CLIENT = {408, 409}
 
@@ -154,28 +157,97 @@ def api_key(explicit: str, env_name: str) -> str:
 
 
 def setup_problems(
-    explicit_key: str, key_env: str, base_url: str, *, keyless: bool = False
+    explicit_key: str,
+    key_env: str,
+    base_url: str,
+    *,
+    keyless: bool = False,
+    url: str = "",
+    userinfo_refused: str = "",
 ) -> list[str]:
-    """A missing key (naming the variable to set) and a malformed base URL, if any. `keyless`:
-    the provider takes `api_key_env = ""` for a server that needs no key, which a missing key
-    against a loopback or private URL most likely means."""
+    """A missing key (naming the variable to set), a key no HTTP header can carry, and a base URL
+    the provider's HTTP client would refuse on every request, if any. `keyless`: the provider
+    takes `api_key_env = ""` for a server that needs no key, which a missing key against a
+    loopback or private URL most likely means. `url`: the URL the provider requests, made of
+    `base_url` as it makes it (default: `base_url` itself). `userinfo_refused`: why a user name or
+    password in `base_url` cannot be sent, when it cannot."""
     problems = []
-    if key_env and not api_key(explicit_key, key_env):
+    key = api_key(explicit_key, key_env) if key_env else explicit_key
+    if key_env and not key:
         problem = f"no API key: set the environment variable {key_env}"
         if keyless and is_private_url(base_url):
             problem += f', or set api_key_env = "" (no key) if {redact_url(base_url)} takes none'
         problems.append(problem)
-    if base_url and not _is_http_url(base_url):
-        problems.append(f'base_url "{redact_url(base_url)}" is not an http(s) URL')
+    if key and not _HEADER_VALUE.fullmatch(key):
+        where = f"the environment variable {key_env}" if key_env and not explicit_key else "api_key"
+        problems.append(f"the API key in {where} has a character an HTTP header cannot carry")
+    if base_url:
+        problem = url_problem(url or base_url, userinfo_refused)
+        if problem:
+            problems.append(f'base_url "{_shown(base_url)}" {problem}')
     return problems
 
 
-def _is_http_url(url: str) -> bool:
+# What a header value may hold: printable ASCII (httpx sends ASCII; aiohttp refuses CR and LF).
+_HEADER_VALUE = re.compile(r"[\x20-\x7e]*")
+# No URL holds a space or a control character (yarl drops some silently, httpx refuses them).
+_UNSAFE = re.compile(r"[\x00-\x20\x7f]")
+
+
+def url_problem(url: str, userinfo_refused: str = "") -> str | None:
+    """Why an HTTP client (httpx, or aiohttp through yarl) would refuse `url` on every request,
+    or None. A reason never quotes a part of `url`: a password with an unencoded `/` ends the
+    authority early, and the rest of it would be read as the port."""
     try:
         parts = urlsplit(url)
     except ValueError:  # `http://[not-an-address]/v1`
+        return "is not an http(s) URL"
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        return "is not an http(s) URL"
+    if _UNSAFE.search(url):
+        return "holds a space or a control character"
+    _, at, hostport = parts.netloc.rpartition("@")
+    if not hostport or hostport.startswith(":"):
+        return "has no host"
+    port = hostport.rpartition("]")[2].partition(":")[2]
+    if port and not port.isdigit():
+        return (
+            "has a port that is not a number (a `/`, `?` or `#` in a user name or password must "
+            "be percent-encoded: `%2F`, `%3F`, `%23`)"
+        )
+    if port and int(port) > 65535:
+        return "has a port out of range 0-65535"
+    try:
+        parsed = yarl.URL(url)
+    except ValueError:
+        return "cannot be parsed as a URL"
+    if at and userinfo_refused:
+        return f"holds a user name or password: {userinfo_refused}"
+    if at and not _basic_auth_sendable(parsed.user or "", parsed.password or ""):
+        return (
+            "holds a user name or password aiohttp cannot send (a `:` in the user name, "
+            "or a character outside Latin-1)"
+        )
+    return None
+
+
+def _basic_auth_sendable(user: str, password: str) -> bool:
+    """Whether aiohttp can make the `Basic` header of a URL's userinfo (as `BasicAuth` checks)."""
+    try:
+        f"{user}:{password}".encode("latin1")
+    except UnicodeEncodeError:
         return False
-    return parts.scheme in ("http", "https") and bool(parts.netloc)
+    return ":" not in user
+
+
+def _shown(url: str) -> str:
+    """`url` redacted for an error line. A password with an unencoded `/` or `?` makes the last
+    `@` before the query or fragment the end of the userinfo, not the host's first `/`."""
+    scheme, sep, rest = url.partition("://")
+    head = re.split(r"[?#]", rest, maxsplit=1)[0]
+    if sep and "@" in head:
+        return redact_url(f"{scheme}://{REDACTED}@{rest[head.rindex('@') + 1 :]}")
+    return redact_url(url)
 
 
 def is_private_url(url: str) -> bool:

@@ -102,8 +102,13 @@ class AnthropicProvider:
 
     @classmethod
     def preflight(cls, model: str, options: AnthropicOptions) -> list[str]:
-        """A missing key or a malformed base URL."""
-        return setup_problems(options.api_key, options.api_key_env, options.base_url)
+        """A missing key, or a base URL the client would refuse on every request."""
+        return setup_problems(
+            options.api_key,
+            options.api_key_env,
+            options.base_url,
+            userinfo_refused="the Anthropic client sends it as a second Authorization header",
+        )
 
     async def start(self) -> None:
         """Nothing to load: the client connects on the first request."""

@@ -107,7 +107,7 @@ class GeminiProvider:
 
     @classmethod
     def preflight(cls, model: str, options: GeminiOptions) -> list[str]:
-        """A missing key or a malformed base URL."""
+        """A missing key, or a base URL the client would refuse on every request."""
         return setup_problems(options.api_key, options.api_key_env, options.base_url)
 
     async def start(self) -> None:

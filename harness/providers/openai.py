@@ -51,6 +51,11 @@ _MAX_LOGPROBS = 20
 # Hosts that reject request fields they do not know.
 _STRICT_HOSTS = ("openai.com", "openai.azure.com")
 _TOKEN_ID = re.compile(r"token_id:(\d+)")
+# aiohttp sends a URL's userinfo as its own Authorization header, which the key's would clash with.
+_USERINFO_WITH_KEY = (
+    'aiohttp cannot send them beside the API key: remove them, or set api_key_env = "" to send '
+    "them instead of a key"
+)
 
 _FINISH = {
     "stop": "stop",
@@ -97,8 +102,16 @@ class OpenAIProvider:
 
     @classmethod
     def preflight(cls, model: str, options: OpenAIOptions) -> list[str]:
-        """A missing key (when one is named) or a malformed base URL."""
-        return setup_problems(options.api_key, options.api_key_env, options.base_url, keyless=True)
+        """A missing key (when one is named), or a base URL the client would refuse: the chat
+        endpoint's URL is built as `generate` builds it and checked as aiohttp checks it."""
+        return setup_problems(
+            options.api_key,
+            options.api_key_env,
+            options.base_url,
+            keyless=True,
+            url=_endpoint_text(options.base_url, "chat/completions"),
+            userinfo_refused=_USERINFO_WITH_KEY if options.api_key_env else "",
+        )
 
     async def start(self) -> None:
         """Nothing to load: the client connects on the first request."""
@@ -330,5 +343,10 @@ def _sent(body: dict[str, Any]) -> dict[str, Any]:
 
 def _endpoint(base_url: str, path: str) -> yarl.URL:
     """`base_url` with `/path` added to its path, its query (`?key=...`) kept after it."""
+    return yarl.URL(_endpoint_text(base_url, path))
+
+
+def _endpoint_text(base_url: str, path: str) -> str:
+    """The text of `_endpoint(base_url, path)`, for `preflight` to check before it is parsed."""
     base, question, query = base_url.partition("?")
-    return yarl.URL(f"{base.rstrip('/')}/{path}{question}{query}")
+    return f"{base.rstrip('/')}/{path}{question}{query}"

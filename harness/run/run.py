@@ -30,6 +30,7 @@ from harness.config.run_config import (
 )
 from harness.errors import ConfigError, InputError, LedgerWriteError, listed
 from harness.fields import FieldError, answer_defining, from_table
+from harness.input_files import refuse_special
 from harness.ledger.file import LEDGER_NAME, LedgerWriter, OpenBatch, ResumeIndex, build_index
 from harness.ledger.sets import Ledgers, tree
 from harness.ledger.shards import SHARDS_DIR, Shard
@@ -740,8 +741,7 @@ def open_index(prepared: Prepared, console: Console, *, failures: bool = False) 
     path = prepared.ledger_path
     if path.is_dir():
         raise InputError(f"{path}: the ledger path is a directory, not a file")
-    if path.exists() and not path.is_file():  # a device could be read forever
-        raise InputError(f"{path}: the ledger path is not a regular file")
+    refuse_special(path)  # a device could be read forever
     for folder in prepared.other_shards():
         root = str(folder.parent.parent)
         console.print(

@@ -174,3 +174,58 @@ def test_a_sheet_or_ids_file_with_a_byte_that_is_not_utf8_names_its_line(tmp_pat
         2,
         f"error: --ids {ids}: line 3: not UTF-8 text (invalid continuation byte)\n",
     )
+
+
+@pytest.mark.parametrize("kind", ["fifo", "broken link"])
+def test_a_data_file_of_a_dataset_folder_that_is_not_a_file_is_refused_not_skipped(
+    tmp_path, run_cli, kind
+):
+    folder = tmp_path / "pdir"
+    folder.mkdir()
+    prompts = write_config(tmp_path, SIMPLE_MODEL, prompts=2).with_name("prompts.json")
+    shutil.copy(prompts, folder / "test-00000-of-00002.json")
+    second = folder / "test-00001-of-00002.json"
+    if kind == "fifo":
+        fifo_at(second)
+    else:
+        second.symlink_to(tmp_path / "gone.json")
+    config = tmp_path / "run.toml"
+    text = config.read_text().replace('prompts = "prompts.json"\n', "")
+    config.write_text(text + '\n[prompts]\npath = "pdir"\nsplit = "test"\n')
+    with never_blocked(second) if kind == "fifo" else never_blocked() as freed:
+        code, _, err = run_cli("plan", config)
+    assert not freed and code == 2 and err.count("\n") == 1
+    shown = REFUSED if kind == "fifo" else "is a symbolic link to"
+    assert err.startswith(f"error: {second}: {shown}")
+
+
+@pytest.mark.parametrize(
+    "verb",
+    [
+        ("status", "{out}"),
+        ("report", "{out}"),
+        ("score", "{config}"),
+        ("annotate", "export", "{out}"),
+    ],
+)
+def test_a_fifo_as_the_ledger_of_an_output_folder_is_named_not_called_missing(
+    tmp_path, run_cli, done, verb
+):
+    ledger = fifo_at(tmp_path / "out" / "ledger.jsonl")
+    done.write_text(done.read_text() + '\n[[scorers]]\nname = "r"\ntype = "refusal"\n')
+    args = [word.format(out=tmp_path / "out", config=done) for word in verb]
+    if verb[0] == "annotate":
+        args += ["--labels", "yes,no", "--raters", "1"]
+    with never_blocked(ledger) as freed:
+        code, _, err = run_cli(*args)
+    assert not freed and code == 2
+    assert err.startswith(f"error: {ledger}: {REFUSED}") and err.count("\n") == 1
+
+
+def test_a_fifo_as_the_scores_file_that_score_writes_is_named_as_such(tmp_path, run_cli, done):
+    done.write_text(done.read_text() + '\n[[scorers]]\nname = "r"\ntype = "refusal"\n')
+    scores = fifo_at(tmp_path / "out" / "scores.jsonl")
+    with never_blocked(scores) as freed:
+        code, _, err = run_cli("score", done)
+    assert not freed and code == 2
+    assert err.startswith(f"error: {scores}: {REFUSED}") and err.count("\n") == 1

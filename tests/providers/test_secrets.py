@@ -5,8 +5,9 @@ from __future__ import annotations
 import base64
 import logging
 from collections.abc import Callable
-from urllib.parse import quote
+from urllib.parse import quote, quote_plus
 
+import pytest
 from aiohttp import web
 from multidict import CIMultiDict
 
@@ -264,3 +265,75 @@ api_key_env = ""
     doctor = run_cli("doctor", config)
     assert doctor[0] == 2 and not leaked(LITERAL_SIG, out + err + doctor[1] + doctor[2])
     assert not (tmp_path / "out").exists()
+
+
+BAD_URLS = [
+    # (provider, base_url, api_key_env, what the line says)
+    ("openai", "http://127.0.0.1:99999/v1", "", "has a port out of range 0-65535"),
+    ("openai", "http://:80/v1", "", "has no host"),
+    ("openai", "http://u:p4ss/w0rd@host/v1", "", "has a port that is not a number"),
+    ("openai", "http://ho st/v1", "", "holds a space or a control character"),
+    ("openai", "http://u:p4ssw0rd@host/v1", "TEST_OPENAI_KEY", "holds a user name or password"),
+    ("anthropic", "http://127.0.0.1:99999", "TEST_OPENAI_KEY", "out of range 0-65535"),
+    ("anthropic", "http://u:p4ss/w0rd@host", "TEST_OPENAI_KEY", "has a port that is not a number"),
+    ("anthropic", "http://u:p4ssw0rd@host", "TEST_OPENAI_KEY", "holds a user name or password"),
+    ("gemini", "http://:80", "TEST_OPENAI_KEY", "has no host"),
+    ("gemini", "http://u:p4ss/w0rd@host", "TEST_OPENAI_KEY", "has a port that is not a number"),
+]
+
+
+@pytest.mark.parametrize(("provider", "url", "key_env", "says"), BAD_URLS)
+def test_a_base_url_the_http_client_would_refuse_is_one_line_before_anything_is_written(
+    tmp_path, run_cli, monkeypatch, provider, url, key_env, says
+):
+    monkeypatch.setenv("TEST_OPENAI_KEY", KEYS["TEST_OPENAI_KEY"])
+    body = f"""
+[[models]]
+name = "m"
+provider = "{provider}"
+[models.options]
+base_url = "{url}"
+api_key_env = "{key_env}"
+"""
+    config = write_config(tmp_path, body, prompts=1)
+    for verb in ("run", "plan"):
+        code, out, err = run_cli(verb, config)
+        line = f"error: {config}: models[0] (m): base_url "
+        assert code == 2 and err.startswith(line) and says in err and len(err.splitlines()) == 1
+        assert "p4ss" not in out + err and "w0rd" not in out + err
+    code, out, err = run_cli("doctor", config)
+    assert code == 2 and "FAIL" in out and says in out and "p4ss" not in out + err
+    assert not (tmp_path / "out").exists()
+
+
+def test_short_keys_echoed_url_encoded_or_in_a_path_reach_no_output(tmp_path, run_cli, monkeypatch):
+    monkeypatch.setenv("SK", "ab12xyz")  # both under 8 characters: no real key, still not shown
+    monkeypatch.setenv("SK2", "Zk9_w2q")
+
+    async def echo(request: web.Request) -> web.Response:
+        auth = request.headers.get("Authorization", "")
+        text = f"k={quote(auth)} p={quote_plus(auth)} raw={request.raw_path}"
+        return web.json_response({"error": {"message": text}}, status=400)
+
+    with Loopback(openai_api, routes=lambda app: app.router.add_post("/{t:.*}", echo)) as server:
+        body = f"""
+[[models]]
+name = "local"
+provider = "openai"
+[models.options]
+base_url = "{server.base_url}/v1?key=${{SK}}"
+api_key = "${{SK2}}"
+"""
+        config = write_config(tmp_path, body, prompts=1)
+        out = tmp_path / "out"
+        outputs = [run_cli("run", config), run_cli("export", out, "--format", "jsonl")]
+    assert outputs[0][0] == 1
+    message = results(out / "ledger.jsonl")[0]["error"]["message"]
+    assert message == (
+        "error: k=Bearer%20[redacted] p=Bearer+[redacted] raw=/v1/chat/completions?key=[redacted]"
+    )
+    written = "".join(p.read_bytes().decode() for p in out.rglob("*") if p.is_file())
+    printed = "".join(o + e for _, o, e in outputs)
+    assert "k=Bearer%20[redacted]" in written + printed
+    for secret in ("ab12xyz", "Zk9_w2q"):
+        assert secret not in written and secret not in printed

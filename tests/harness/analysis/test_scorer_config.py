@@ -7,6 +7,7 @@ import pytest
 
 from harness.config.run_config import load_config
 from harness.config.scorers import JudgeScorer, RefusalScorer, RuleScorer
+from harness.patterns import PatternError, compile_user_pattern
 from tests.conftest import SIMPLE_MODEL, write_config
 from tests.harness.analysis.score_project import EXISTENCE, project
 
@@ -166,3 +167,13 @@ def test_score_without_scorers_answers_or_a_known_name_exits_2(tmp_path, run_cli
     assert code == 2 and "no answers to score" in err
     assert not (tmp_path / "elsewhere").exists()
     assert not (tmp_path / "out" / "scores.jsonl").exists()
+
+
+@pytest.mark.parametrize(
+    ("pattern", "backreference"),
+    [("(a)\\1", True), ("(a)(b)\\2", True), ("\\x{110000}", False), ("\\x{10ffff1}", False)],
+)
+def test_only_a_real_backreference_is_called_one(pattern, backreference):
+    with pytest.raises(PatternError) as refused:
+        compile_user_pattern(pattern)
+    assert ("RE2 has no backreferences" in str(refused.value)) is backreference

@@ -21,6 +21,11 @@ Providers translate their SDK's exceptions into these at their boundary
 (`raise RateLimited(...) from exc`), so nothing foreign reaches the scheduler. The value objects of
 `harness.api.types` raise MalformedResponse themselves when built from fields of the wrong type, so
 no provider can turn a malformed answer into an `ok` record.
+
+Every verb's exit code is one of the `EXIT_*` below: 0 every job answered (or the verb's work
+done), 1 some jobs failed for good, 2 bad input or set-up (an InputError: nothing written), 3 the
+ledger could not be written mid-run (a LedgerWriteError), 4 a budget cap stopped the run, 130
+interrupted.
 """
 
 from __future__ import annotations
@@ -32,6 +37,9 @@ from harness.scrub import redact_urls
 
 if TYPE_CHECKING:
     from harness.api.types import RateLimitState
+
+
+EXIT_OK, EXIT_FAILED, EXIT_INPUT, EXIT_LEDGER, EXIT_BUDGET, EXIT_INTERRUPTED = 0, 1, 2, 3, 4, 130
 
 
 class HarnessError(Exception):

@@ -42,12 +42,12 @@ from harness.analysis.scores import (
 )
 from harness.config.run_config import RunConfig
 from harness.config.scorers import JudgeScorer, Scorer
-from harness.errors import InputError
+from harness.errors import EXIT_OK, InputError
 from harness.ledger.file import LEDGER_NAME, LedgerWriter
 from harness.ledger.record import utc_timestamp
 from harness.ledger.sets import Ledgers, ledgers_of, tree
 from harness.prompts.load import Prompt, load_prompts
-from harness.run.run import EXIT_OK, Prepared, load_secrets_too, run_pending
+from harness.run.run import Prepared, load_secrets_too, run_pending
 
 _SYNC_SECONDS = 1.0
 

@@ -26,7 +26,16 @@ from rich.logging import RichHandler
 from harness.cli.answers import add_analysis_verbs
 from harness.cli.report import add_report_verb
 from harness.cli.results import add_result_verbs
-from harness.errors import InputError, LedgerWriteError, recorded_error_types
+from harness.errors import (
+    EXIT_FAILED,
+    EXIT_INPUT,
+    EXIT_INTERRUPTED,
+    EXIT_LEDGER,
+    EXIT_OK,
+    InputError,
+    LedgerWriteError,
+    recorded_error_types,
+)
 from harness.ledger.file import LEDGER_NAME, LedgerWriter, build_index
 from harness.ledger.merge import merge
 from harness.ledger.sets import Ledgers, ledgers_of
@@ -39,11 +48,6 @@ from harness.run.plan_view import plan_json, show_plan
 from harness.run.preflight import probe_all
 from harness.run.progress import reading_bar
 from harness.run.run import (
-    EXIT_FAILED,
-    EXIT_INPUT,
-    EXIT_INTERRUPTED,
-    EXIT_LEDGER,
-    EXIT_OK,
     FailedJobs,
     Overrides,
     Prepared,

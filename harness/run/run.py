@@ -28,7 +28,16 @@ from harness.config.run_config import (
     load_config,
     make_variant,
 )
-from harness.errors import ConfigError, InputError, LedgerWriteError, listed
+from harness.errors import (
+    EXIT_BUDGET,
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    ConfigError,
+    InputError,
+    LedgerWriteError,
+    listed,
+)
 from harness.fields import FieldError, answer_defining, from_table
 from harness.input_files import refuse_special
 from harness.ledger.file import LEDGER_NAME, LedgerWriter, OpenBatch, ResumeIndex, build_index
@@ -49,8 +58,6 @@ from harness.run.scheduler import LaneWork, batch_events, lane_events, run_lanes
 from harness.run.summary import summarize, summary_table
 from harness.scrub import SECRETS, named_secrets
 from harness.terminal import command_line
-
-EXIT_OK, EXIT_FAILED, EXIT_INPUT, EXIT_LEDGER, EXIT_BUDGET, EXIT_INTERRUPTED = 0, 1, 2, 3, 4, 130
 
 
 @dataclass(frozen=True)

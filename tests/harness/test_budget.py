@@ -9,8 +9,9 @@ from datetime import datetime
 import pytest
 from rich.console import Console
 
+from harness.errors import EXIT_BUDGET
 from harness.ledger.file import build_index
-from harness.run.run import EXIT_BUDGET, execute, pending, prepare
+from harness.run.run import execute, pending, prepare
 from tests.clock import run_virtual
 from tests.conftest import results, write_config
 

@@ -47,7 +47,7 @@ from harness.ledger.file import LEDGER_NAME, LedgerWriter
 from harness.ledger.record import utc_timestamp
 from harness.ledger.sets import Ledgers, ledgers_of, tree
 from harness.prompts.load import Prompt, load_prompts
-from harness.run.run import Prepared, load_secrets_too, run_pending
+from harness.run.run import Prepared, load_config_registering_secrets, run_pending
 
 _SYNC_SECONDS = 1.0
 
@@ -97,7 +97,7 @@ def prepare_scoring(
 ) -> ScoringPlan:
     """Load and check the config, the chosen scorers (all when `names` is empty) and what they
     need; raises InputError before anything is written."""
-    config = load_secrets_too(config_path)
+    config = load_config_registering_secrets(config_path)
     if output is not None:
         config = replace(config, output=output)
     scorers = _chosen(config, names)

@@ -162,7 +162,7 @@ class RunConfig:
     # The secret values the config holds (see the module's docstring), and by provider name what
     # the environment gave to its models' options: secret where the provider sends its options
     # away. Whatever loads a config adds them to harness.scrub.SECRETS
-    # (`providers.config_secrets`) before it writes or prints.
+    # (`harness.providers.config_secrets`) before it writes or prints.
     secrets: frozenset[str] = frozenset()
     option_secrets: Mapping[str, frozenset[str]] = field(default_factory=dict)
 

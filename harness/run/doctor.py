@@ -28,7 +28,7 @@ from harness.providers import REGISTRY, provider_class
 from harness.providers._hub import locate, memory_needed
 from harness.run.preflight import Target, probe_all
 from harness.run.provenance import package_version
-from harness.run.run import load_secrets_too
+from harness.run.run import load_config_registering_secrets
 from harness.scrub import SECRETS, named_secrets, redact_urls
 
 _LOCAL = {"vllm", "transformers"}
@@ -57,7 +57,7 @@ class Diagnosis:
 def diagnose(config_path: Path) -> Diagnosis:
     """Every check, in order; a broken config is one failed check, not an exception."""
     try:
-        config = load_secrets_too(config_path)
+        config = load_config_registering_secrets(config_path)
     except InputError as exc:
         return Diagnosis([Check("config", False, str(exc))])
     checks = [Check("config", True, f"{config_path}: {len(config.models)} model(s)")]

@@ -174,9 +174,9 @@ def _once(paths: list[Path]) -> list[Path]:
     return list({path.resolve(): path for path in paths}.values())
 
 
-def load_secrets_too(config_path: str | Path) -> RunConfig:
+def load_config_registering_secrets(config_path: str | Path) -> RunConfig:
     """The config (see `load_config`), its secrets added to `SECRETS` before anything is
-    written or shown (see `providers.config_secrets`)."""
+    written or shown (see `harness.providers.config_secrets`)."""
     config = load_config(config_path)
     SECRETS.add(*config_secrets(config))
     return config
@@ -185,7 +185,7 @@ def load_secrets_too(config_path: str | Path) -> RunConfig:
 def prepare(config_path: str | Path, overrides: Overrides = Overrides()) -> Prepared:
     """Load and check the config, prompts and providers (keys, URLs); raises InputError, with
     one line per problem, before anything is written."""
-    config = load_secrets_too(config_path)
+    config = load_config_registering_secrets(config_path)
     if overrides.prompts is not None:
         config = dataclasses.replace(config, prompts=config.prompts.at(overrides.prompts))
     root = config.output
@@ -219,7 +219,7 @@ def prepare(config_path: str | Path, overrides: Overrides = Overrides()) -> Prep
 def setup_model(config_path: str | Path, name: str) -> ModelSetup:
     """One model of a config, checked as `prepare` checks it (its provider, options and key);
     InputError when the config has no model of that name or it cannot be set up."""
-    config = load_secrets_too(config_path)
+    config = load_config_registering_secrets(config_path)
     for index, model in enumerate(config.models):
         if model.name == name:
             return _setup(config, index, model)

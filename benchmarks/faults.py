@@ -34,7 +34,8 @@ from benchmarks.http import loopback_server, provider_project
 from benchmarks.http_server import fault, serve_faults
 from benchmarks.project import ledger_wall_seconds, run_in_process, write_project
 from harness.ledger.file import build_index, read_ledger
-from harness.run.run import execute, pending, prepare
+from harness.run.execute import execute, pending
+from harness.run.prepare import prepare
 
 JOBS, LATENCY, CONCURRENCY, SHARE, RETRY_AFTER = 2000, 0.1, 64, 0.05, 1.0
 HEAVY_JOBS, HEAVY_SHARE, HEAVY_ATTEMPTS = 1000, 0.2, 10

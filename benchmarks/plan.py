@@ -15,7 +15,7 @@ from harness.errors import RateLimited
 from harness.ledger.file import sealed
 from harness.ledger.record import failure_record, success_record
 from harness.run.jobs import Job, job_key
-from harness.run.run import prepare
+from harness.run.prepare import prepare
 
 PROMPTS, MODELS = 100_000, 5  # two temperatures each: 10 variants
 CATEGORIES = ("cve_existence", "package_existence", "api_existence", "cwe", "tool_flag")

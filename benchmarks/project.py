@@ -15,7 +15,8 @@ from rich.console import Console
 
 from benchmarks.peak_rss import tree_pss_kb
 from harness.ledger.file import build_index
-from harness.run.run import Overrides, execute, pending, prepare
+from harness.run.execute import execute, pending
+from harness.run.prepare import Overrides, prepare
 from harness.run.summary import summarize
 
 

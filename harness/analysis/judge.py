@@ -7,7 +7,7 @@ and any field of the prompt (`{target}`, `{ground_truth}`: what the prompts file
 text) filled in, sent as the user turn after the optional `system` text. Its id is the answer's
 key with `%` and `|` escaped (`%25`, `%7C`), so the judge's ledger,
 `OUTPUT/judge/<scorer>/ledger.jsonl`, says which answer each verdict is about. The prompts run
-through `harness.run.run` as a run's do: the judge model's lane, rate limits, retries, concurrency,
+through `harness.run` as a run's do: the judge model's lane, rate limits, retries, concurrency,
 cost and budget (`budget_usd` on the scorer caps its ledger), and the resume: a killed `score`
 sends again only what its judge ledger lacks.
 
@@ -40,7 +40,7 @@ from harness.ledger.file import LEDGER_NAME
 from harness.patterns import compile_user_pattern
 from harness.prompts.load import Prompt
 from harness.run.jobs import job_key
-from harness.run.run import Prepared, prepare_prompts
+from harness.run.prepare import Prepared, prepare_prompts
 
 # Bumped whenever the same judge answer would be parsed differently (it is in every definition).
 PARSER_VERSION = 2  # 2: verdict_pattern on RE2

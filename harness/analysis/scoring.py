@@ -47,7 +47,8 @@ from harness.ledger.file import LEDGER_NAME, LedgerWriter
 from harness.ledger.record import utc_timestamp
 from harness.ledger.sets import Ledgers, ledgers_of, tree
 from harness.prompts.load import Prompt, load_prompts
-from harness.run.run import Prepared, load_config_registering_secrets, run_pending
+from harness.run.execute import run_pending
+from harness.run.prepare import Prepared, load_config_registering_secrets
 
 _SYNC_SECONDS = 1.0
 

@@ -36,34 +36,21 @@ from harness.errors import (
     LedgerWriteError,
     recorded_error_types,
 )
-from harness.ledger.file import LEDGER_NAME, LedgerWriter, build_index
+from harness.ledger.file import LEDGER_NAME, ResumeIndex, build_index
 from harness.ledger.merge import merge
 from harness.ledger.sets import Ledgers, ledgers_of
 from harness.ledger.shards import Shard
 from harness.prompts.selection import Selection
 from harness.run import open_batches
 from harness.run.doctor import diagnose, probe_checks, report
+from harness.run.execute import changed_content, execute, run_pending
 from harness.run.plan import Assumptions, make_plan
 from harness.run.plan_view import plan_json, show_plan
 from harness.run.preflight import probe_all
+from harness.run.prepare import Overrides, Prepared, prepare
 from harness.run.progress import reading_bar
-from harness.run.run import (
-    FailedJobs,
-    Overrides,
-    Prepared,
-    batches_to_collect,
-    changed_content,
-    execute,
-    failed_jobs,
-    nothing_wanted,
-    open_index,
-    open_locked,
-    open_writer,
-    pending,
-    prepare,
-    read_index,
-    refuse_unknown_variants,
-)
+from harness.run.rerun import FailedJobs, failed_jobs, refuse_unknown_variants
+from harness.run.run_ledger import RunLedger, open_index
 from harness.run.summary import summarize, summary_table
 from harness.scrub import SECRETS, ScrubbedStream, redact_urls, scrub_log_record
 from harness.terminal import PROMPT_COUNT, TOKENS, Parser, error_lines, seconds
@@ -129,34 +116,30 @@ def _log_to(console: Console) -> None:
 def _run(args: argparse.Namespace, console: Console) -> int:
     prepared = prepare(args.config, _overrides(args))
     _probe_first(prepared, console)
-    writer, index = open_locked(prepared, fresh=args.fresh, console=console)
-    wanted = pending(index)
-    if nothing_wanted(prepared, wanted) and not batches_to_collect(prepared, index):
-        writer.close()  # nothing appended: not even a run line
+    ledger = RunLedger.open(prepared, fresh=args.fresh, console=console)
+    try:
+        index = ledger.index
+        changed = changed_content(prepared, index) if index.answered else 0
+        if changed:  # those jobs are not done: the run goes on to run them
+            _say(
+                console,
+                f"{changed:,} job(s) were answered from other prompt content than they have "
+                "now (an edited prompt, or another prompts file with the same ids): running them "
+                "again",
+            )
+        code = anyio.run(
+            lambda: run_pending(
+                prepared, command="run", console=console, argv=args.argv, ledger=ledger
+            )
+        )
+    finally:
+        ledger.close()
+    if code is None:  # nothing appended: not even a run line
         done = sum(prepared.totals().values())
         _say(console, f"nothing to do: {done:,} jobs already done ({prepared.ledger_path})")
         _say(console, f"see them with: {_command('status', str(prepared.config.output))}")
         return EXIT_OK
-    changed = changed_content(prepared, index) if index.answered else 0
-    if changed:
-        _say(
-            console,
-            f"{changed:,} job(s) were answered from other prompt content than they have now "
-            "(an edited prompt, or another prompts file with the same ids): running them again",
-        )
-    code = anyio.run(
-        lambda: execute(
-            prepared,
-            command="run",
-            wanted=wanted,
-            console=console,
-            writer=writer,
-            argv=args.argv,
-            index=index,
-        )
-    )
-    # Every job of the plan answered: no failure is left to name, no need to read the ledger again.
-    _what_next(args, prepared, console, failures=code != EXIT_OK)
+    _what_next(args, prepared, ledger.index, console, failures=code != EXIT_OK)
     return code
 
 
@@ -165,17 +148,17 @@ def _rerun(args: argparse.Namespace, console: Console) -> int:
     if not prepared.reads() and not prepared.ledger_path.exists():
         raise InputError(f"{prepared.ledger_path}: no such ledger, so no failed job to rerun")
     _probe_first(prepared, console)
-    writer = open_writer(prepared, fresh=False, console=console)
+    ledger = RunLedger.open(prepared, fresh=False, console=console, failures=True)
     try:
-        return _rerun_locked(args, prepared, writer, console)
+        return _rerun_locked(args, prepared, ledger, console)
     finally:
-        writer.close()
+        ledger.close()
 
 
 def _rerun_locked(
-    args: argparse.Namespace, prepared: Prepared, writer: LedgerWriter, console: Console
+    args: argparse.Namespace, prepared: Prepared, ledger: RunLedger, console: Console
 ) -> int:
-    index = open_index(prepared, console, failures=True)
+    index = ledger.index
     refuse_unknown_variants(prepared, index, args.variant)
     failed = failed_jobs(prepared, index, variants=args.variant, error_types=args.error_type)
     _say_what_cannot_rerun(args, prepared, failed, console)
@@ -189,12 +172,11 @@ def _rerun_locked(
             command="rerun",
             wanted=lambda key, _: key in failed.runnable,
             console=console,
-            writer=writer,
+            ledger=ledger,
             argv=args.argv,
-            index=index,
         )
     )
-    _what_next(args, prepared, console)
+    _what_next(args, prepared, ledger.index, console)
     return EXIT_FAILED if failed.elsewhere and code == EXIT_OK else code
 
 
@@ -383,10 +365,16 @@ def _selection(args: argparse.Namespace) -> Selection:
 
 
 def _what_next(
-    args: argparse.Namespace, prepared: Prepared, console: Console, *, failures: bool = True
+    args: argparse.Namespace,
+    prepared: Prepared,
+    index: ResumeIndex,
+    console: Console,
+    *,
+    failures: bool = True,
 ) -> None:
     """Say where the results are, how to see them, and (unless `failures` is false) for each
-    type of error still failing, the `rerun` line that retries those jobs."""
+    type of error still failing (in `index`, the run's as it ended), the `rerun` line that
+    retries those jobs."""
     output = str(prepared.config.output)
     _say(console, f"Results: {prepared.ledger_path} (see them with: {_command('status', output)})")
     if prepared.shard is not None:
@@ -401,7 +389,7 @@ def _what_next(
         )
     if not failures:
         return
-    failed = failed_jobs(prepared, read_index(prepared), variants=getattr(args, "variant", ()))
+    failed = failed_jobs(prepared, index, variants=getattr(args, "variant", ()))
     by_type = Counter(failed.runnable.values()).most_common()
     if not by_type:
         return

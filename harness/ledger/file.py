@@ -34,7 +34,7 @@ stat; a flush is every 64 lines and every second):
   as above).
 
 The CLI exits 2 when the ledger cannot be opened or its first line written (nothing ran), and 3
-when it fails mid-run (see harness.run.run.EXIT_LEDGER).
+when it fails mid-run (see harness.errors.EXIT_LEDGER).
 """
 
 from __future__ import annotations
@@ -76,7 +76,7 @@ class LedgerWriter:
     which the writer keeps what it could not write (`unwritten`) and writes nothing more.
     """
 
-    __slots__ = ("_batch", "_buffer", "_failed", "_fd", "_write", "path", "set_aside")
+    __slots__ = ("_batch", "_buffer", "_failed", "_fd", "_write", "observe", "path", "set_aside")
 
     def __init__(
         self, path: Path, *, batch: int = 64, fresh: bool = False, write: Write = os.write
@@ -96,6 +96,8 @@ class LedgerWriter:
         self._batch = batch
         self._write = write
         self._failed = False
+        # Given every line as it is queued (a run's ledger: see harness.run.run_ledger).
+        self.observe: Callable[[bytes], None] | None = None
 
     @property
     def unwritten(self) -> int:
@@ -104,7 +106,10 @@ class LedgerWriter:
 
     def append(self, obj: Any) -> None:
         """Queue one record (a dict or dataclass); it reaches the file within one batch or tick."""
-        self._buffer.append(sealed(obj))
+        line = sealed(obj)
+        self._buffer.append(line)
+        if self.observe is not None:
+            self.observe(line)
         if len(self._buffer) >= self._batch:
             self.flush()
 
@@ -478,6 +483,25 @@ class ResumeIndex:
                 else:
                     self.failed[key] = record
         return self.failed  # type: ignore[return-value]
+
+    def take_appended(self, line: bytes) -> None:
+        """Take a line the run holding the ledger appended: a failure becomes the key's latest,
+        a success ends its failure (and replaces the prompt hash of a key already answered: a key
+        first answered now is not added, so a run's index does not grow with its answers), a
+        result releases the key from its open batch, a batch line opens or closes a batch."""
+        key = head_key(line)
+        if key is None:
+            _index_whole_line(self, line, None)
+            return
+        self.awaiting.pop(key, None)
+        if line.startswith(_ERROR, line.find(_STATUS_MARK) + len(_STATUS_MARK)):
+            self.answered.pop(key, None)
+            self.failed[key] = line
+            return
+        self.failed.pop(key, None)
+        if key in self.answered:
+            at = line.find(_STATUS_MARK) + _HASH_AT
+            self.answered[key] = line[at : at + 16].decode()
 
     def is_done(self, key: str, prompt_hash: str) -> bool:
         """True when the key's latest record is a success made from this prompt content."""

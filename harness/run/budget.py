@@ -15,11 +15,8 @@ held even when the estimate of a prompt's tokens is low.
 
 from __future__ import annotations
 
-import re
-from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import anyio
 
@@ -127,27 +124,3 @@ async def _room(cap: Budget) -> None:
         await cap.settled.wait()
     finally:
         cap.waiting -= 1
-
-
-# The fields the spend scan needs, read without parsing the whole line: the key's variant (up to
-# its `@`) and the record's cost.
-_VARIANT = re.compile(rb'^\{"key":"([^"@|]*)@')
-_COST = re.compile(rb'"cost_usd":([0-9.eE+-]+)')
-
-
-def ledger_spend(path: Path) -> dict[str, float]:
-    """What the ledger's records cost, per model name: every record counts, superseded ones too
-    (they were paid for)."""
-    spend: dict[str, float] = defaultdict(float)
-    if not path.exists():
-        return spend
-    with path.open("rb") as file:
-        for line in file:
-            cost = _COST.search(line)
-            variant = _VARIANT.match(line)
-            if cost and variant:
-                try:
-                    spend[variant.group(1).decode()] += float(cost.group(1))
-                except ValueError:
-                    continue
-    return spend

@@ -27,8 +27,8 @@ from harness.prompts.load import load_prompts
 from harness.providers import REGISTRY, provider_class
 from harness.providers._hub import locate, memory_needed
 from harness.run.preflight import Target, probe_all
+from harness.run.prepare import load_config_registering_secrets
 from harness.run.provenance import package_version
-from harness.run.run import load_config_registering_secrets
 from harness.scrub import SECRETS, named_secrets, redact_urls
 
 _LOCAL = {"vllm", "transformers"}

@@ -18,8 +18,8 @@ from typing import Any
 from harness.api.types import BatchProvider
 from harness.errors import InputError, ProviderError
 from harness.ledger.file import OpenBatch, ResumeIndex, Source, parse_line, source_lines
+from harness.run.prepare import setup_model
 from harness.run.progress import batch_line
-from harness.run.run import setup_model
 
 
 @dataclass(frozen=True)

@@ -40,7 +40,7 @@ from harness.config.run_config import ModelConfig, Variant
 from harness.ledger.file import ResumeIndex
 from harness.run.calibration import Calibration, Observed, observe
 from harness.run.jobs import job_key
-from harness.run.run import ModelSetup, Prepared
+from harness.run.prepare import ModelSetup, Prepared
 
 # Before any answer: seconds a request takes, as a fixed part and a part per output token.
 LATENCY_BASE, LATENCY_PER_TOKEN = 1.0, 0.02

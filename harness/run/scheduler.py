@@ -37,7 +37,7 @@ class LaneWork:
     variants: Sequence[Variant]
 
 
-# The wanted jobs of some variants, made lazily (see `harness.run.run.Prepared.jobs`).
+# The wanted jobs of some variants, made lazily (see `harness.run.prepare.Prepared.jobs`).
 JobsOf = Callable[[Sequence[Variant]], Iterator[Job]]
 
 

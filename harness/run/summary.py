@@ -10,12 +10,15 @@ to the exact path.
 
 from __future__ import annotations
 
+import os
 from array import array
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from pathlib import Path
+from typing import Any, BinaryIO, Required, TypedDict
 
+import msgspec
 import numpy as np
 import orjson
 from rich.table import Table
@@ -23,7 +26,8 @@ from rich.text import Text
 
 from harness.bulk import collector_paused
 from harness.config.prices import price_for
-from harness.ledger.file import Source, iter_lines, source_lines
+from harness.ledger.file import Source, head_key, iter_lines, parse_line, source_lines
+from harness.ledger.record import Amount, Count, Mode, Status
 from harness.terminal import shown
 
 
@@ -43,6 +47,8 @@ class VariantSummary:
     wall_seconds: float = 0.0
     cost_usd: float = 0.0  # every record's cost, superseded ones too: they were paid for
     cost_unknown: bool = False  # some record's cost is unknown (a model without a price)
+    # (batch?, latency) of the records `remove`d, until `drop_removed` takes them out
+    _removed: list[tuple[bool, float]] = field(default_factory=list, repr=False)
 
     def latency(self, quantile: float) -> float | None:
         """The latency at `quantile` (0.5 for the median) over successful live records."""
@@ -65,6 +71,30 @@ class VariantSummary:
             self.failed += 1
         self.retried += retried
 
+    def remove(self, kept: _Latest) -> None:
+        """Take back what `add` counted of a record a later one of its key superseded."""
+        _, ok, tokens_in, tokens_out, elapsed, retried, batch = kept
+        if ok:
+            self.ok -= 1
+            self.input_tokens -= tokens_in
+            self.output_tokens -= tokens_out
+            self._removed.append((batch, elapsed))
+        else:
+            self.failed -= 1
+        self.retried -= retried
+
+    def drop_removed(self) -> None:
+        """Take the latencies of the records `remove`d out of the arrays (once, at the end)."""
+        for batch in (False, True):
+            gone = sorted(elapsed for was_batch, elapsed in self._removed if was_batch == batch)
+            if gone:
+                values = self.batch_seconds if batch else self.latencies
+                kept = np.sort(np.frombuffer(values, np.float64))
+                at = np.searchsorted(kept, gone)
+                at += np.arange(len(gone)) - np.searchsorted(gone, gone)  # repeats: the next
+                values[:] = array("d", np.delete(kept, at).tobytes())
+        self._removed.clear()
+
 
 def _quantile(values: array[float], quantile: float) -> float | None:
     """Linear interpolation between the closest ranks (`statistics.quantiles`' "inclusive")."""
@@ -86,52 +116,189 @@ def summarize(source: Source, keeps: Callable[[dict[str, Any]], bool] | None = N
     records it keeps count, and pending jobs are not known."""
     repeated = _repeated_keys(source)
     latest: dict[str, _Latest] = {}  # the keys with more than one record
-    variants: dict[str, VariantSummary] = {}
-    costs: dict[str, float | None] = {}  # per variant; None once one record's is unknown
-    spans: dict[tuple[str, str], list[float]] = {}
-    plans = _Plans()
-    gpu = _GpuTime()
-    priced = _Priced()
-    summary = Summary([], skipped=0)
+    tally = _Tally(keeps)
     with collector_paused():
         for line in iter_lines(source):
-            if plans.read(line):
-                gpu.read(line)  # type: ignore[arg-type]
-                priced.read(line)  # type: ignore[arg-type]
-                summary.runs += 1
+            found = tally.read(line)
+            if found is None:
                 continue
-            if line is not None and line.get("type") == "batch":
-                summary.batch_lines += 1
-                continue
-            result = _result(line)
-            if result is None:
-                summary.skipped += 1
-                continue
-            if keeps is not None and not keeps(line):  # type: ignore[arg-type]
-                continue
-            summary.records += 1
-            key, kept, run_id, end = result
-            variant, elapsed = kept[0], kept[4]
+            key, kept = found
             if hash(key) in repeated:
                 latest[key] = kept
             else:
-                _variant(variants, variant).add(kept)
-            _add_cost(costs, variant, line.get("cost_usd"))  # type: ignore[union-attr]
-            span = spans.setdefault((variant, run_id), [end - elapsed, end])
-            span[0] = min(span[0], end - elapsed)
-            span[1] = max(span[1], end)
+                tally.add(kept)
     for kept in latest.values():
-        _variant(variants, kept[0]).add(kept)
-    base = plans.pending_base() if keeps is None else None
-    summary.variants = _per_variant(variants, spans, base)
-    charged = gpu.charges(spans)
-    for variant in summary.variants:
-        name = variant.variant
-        # no record yet: $0 when its model has a price, else as unknown as its records will be
-        cost = costs.get(name, 0.0 if priced.variants.get(name, True) else None)
-        variant.cost_usd = (cost or 0.0) + charged.get(name, 0.0)
-        variant.cost_unknown = cost is None
-    return summary
+        tally.add(kept)
+    return tally.finish()
+
+
+class _Tally:
+    """What a summary adds up line by line: the counts of every key's latest record (`add`, and
+    `remove` for one found superseded later), the cost and span of every record, the run lines'
+    plans and prices."""
+
+    def __init__(self, keeps: Callable[[dict[str, Any]], bool] | None = None) -> None:
+        self.keeps = keeps
+        self.variants: dict[str, VariantSummary] = {}
+        self.costs: dict[str, float | None] = {}  # per variant; None once one record's is unknown
+        self.spans: dict[tuple[str, str], list[float]] = {}
+        self.plans = _Plans()
+        self.gpu = _GpuTime()
+        self.priced = _Priced()
+        self.summary = Summary([], skipped=0)
+
+    def read(self, line: dict[str, Any] | None) -> tuple[str, _Latest] | None:
+        """Take a parsed line (None: unreadable); a result record's key and what its counts
+        would be as its key's latest, for the caller to `add` (None for any other line)."""
+        summary = self.summary
+        if self.plans.read(line):
+            self.gpu.read(line)  # type: ignore[arg-type]
+            self.priced.read(line)  # type: ignore[arg-type]
+            summary.runs += 1
+            return None
+        if line is not None and line.get("type") == "batch":
+            summary.batch_lines += 1
+            return None
+        result = _result(line)
+        if result is None:
+            summary.skipped += 1
+            return None
+        if self.keeps is not None and not self.keeps(line):  # type: ignore[arg-type]
+            return None
+        summary.records += 1
+        key, kept, run_id, end = result
+        variant, elapsed = kept[0], kept[4]
+        _add_cost(self.costs, variant, line.get("cost_usd"))  # type: ignore[union-attr]
+        span = self.spans.setdefault((variant, run_id), [end - elapsed, end])
+        span[0] = min(span[0], end - elapsed)
+        span[1] = max(span[1], end)
+        return key, kept
+
+    def add(self, kept: _Latest) -> None:
+        """Count a key's latest record."""
+        _variant(self.variants, kept[0]).add(kept)
+
+    def remove(self, kept: _Latest) -> None:
+        """Take back the counts of a record `add`ed that a later one of its key superseded."""
+        _variant(self.variants, kept[0]).remove(kept)
+
+    def finish(self) -> Summary:
+        """The summary of every line taken."""
+        summary = self.summary
+        base = self.plans.pending_base() if self.keeps is None else None
+        summary.variants = _per_variant(self.variants, self.spans, base)
+        charged = self.gpu.charges(self.spans)
+        for variant in summary.variants:
+            variant.drop_removed()
+            name = variant.variant
+            # no record yet: $0 when its model has a price, else as unknown as its records will be
+            cost = self.costs.get(name, 0.0 if self.priced.variants.get(name, True) else None)
+            variant.cost_usd = (cost or 0.0) + charged.get(name, 0.0)
+            variant.cost_unknown = cost is None
+        return summary
+
+
+class ClosingSummary:
+    """The summary a run prints when it ends, built from one reading of its ledger and from the
+    lines it appends (`read`, each with its place in the file), with no second reading: every
+    result counts as its key's latest when it is read; at the end the keys named more than once
+    are found from their fingerprints (see the module docstring), and the counts of the records
+    they superseded are taken back, each read again from its place (a few lines: those of the
+    jobs a run did again)."""
+
+    def __init__(self) -> None:
+        self._tally = _Tally()
+        self._fingerprints = array("q")
+        self._places = array("q")
+
+    def read(self, line: bytes, place: int) -> dict[str, Any] | None:
+        """Take a ledger line found at `place`; returns it parsed (see `result_fields`)."""
+        parsed = result_fields(line)
+        found = self._tally.read(parsed)
+        if found is not None:
+            self._tally.add(found[1])
+            self._fingerprints.append(hash(found[0]))
+            self._places.append(place)
+        return parsed
+
+    def finish(self, path: Path) -> Summary:
+        """The summary of every line read, those superseded read again from `path`."""
+        with path.open("rb") as file:
+            for places in self._repeated_places():
+                seen: dict[str, _Latest] = {}
+                for place in places:
+                    result = _result(result_fields(_line_at(file, place)))
+                    if result is None:  # the file changed under the run: count it as read
+                        continue
+                    key, kept = result[0], result[1]
+                    if key in seen:
+                        self._tally.remove(seen[key])
+                    seen[key] = kept
+        return self._tally.finish()
+
+    def _repeated_places(self) -> list[list[int]]:
+        """The places of the results whose key's fingerprint more than one result has, grouped
+        by fingerprint, each group in file order."""
+        fingerprints = np.frombuffer(self._fingerprints, np.int64)
+        if fingerprints.size < 2:
+            return []
+        order = np.argsort(fingerprints, kind="stable")
+        ordered = fingerprints[order]
+        same = ordered[1:] == ordered[:-1]
+        if not same.any():
+            return []
+        places = np.frombuffer(self._places, np.int64)
+        groups: dict[int, list[int]] = {}
+        for at in np.flatnonzero(same).tolist():
+            for i in (order[at], order[at + 1]):
+                group = groups.setdefault(int(fingerprints[i]), [])
+                if int(places[i]) not in group:
+                    group.append(int(places[i]))
+        return [sorted(group) for group in groups.values()]
+
+
+def _line_at(file: BinaryIO, place: int) -> bytes:
+    """The line that starts at byte `place` of a file, read alone (a record is a kB or two)."""
+    line, size = b"", 2048
+    while True:
+        chunk = os.pread(file.fileno(), size, place + len(line))
+        end = chunk.find(b"\n")
+        if end >= 0 or not chunk:
+            return line + chunk[: end + 1] if end >= 0 else line
+        line += chunk
+        size *= 2
+
+
+# A result line as the summary reads it: the fields it takes, checked as `RecordLine` checks them.
+class _ResultFields(TypedDict, total=False):
+    key: Required[str]
+    status: Required[Status]
+    variant: Required[str]
+    prompt_id: Required[str]
+    sample: Required[Count]
+    run_id: str
+    tokens: dict[str, Count] | None
+    cost_usd: Amount | None
+    timestamp: str
+    elapsed_seconds: Amount
+    retry_count: Count
+    mode: Mode
+
+
+_RESULT_FIELDS = msgspec.json.Decoder(_ResultFields)
+
+
+def result_fields(line: bytes) -> dict[str, Any] | None:
+    """A ledger line parsed for a summary and a budget: a result line whose checksum holds (one
+    the harness wrote), only the fields they take (checked as `RecordLine` checks them: a line
+    whose other fields have the wrong shape is trusted on its checksum, as the resume index
+    trusts it); any other line as `parse_line` parses it."""
+    if head_key(line) is not None:
+        try:
+            return _RESULT_FIELDS.decode(line)  # type: ignore[return-value]
+        except msgspec.DecodeError:
+            return None
+    return parse_line(line) if line.strip() else None
 
 
 def _repeated_keys(source: Source) -> set[int]:

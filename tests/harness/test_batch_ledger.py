@@ -7,7 +7,8 @@ import orjson
 
 from harness.analysis.answers import latest_offsets
 from harness.ledger.file import build_index, read_ledger, sealed
-from harness.run.run import failed_jobs, prepare
+from harness.run.prepare import prepare
+from harness.run.rerun import failed_jobs
 from harness.run.summary import summarize
 from tests.conftest import SIMPLE_MODEL, write_config
 

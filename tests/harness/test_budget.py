@@ -11,7 +11,8 @@ from rich.console import Console
 
 from harness.errors import EXIT_BUDGET
 from harness.ledger.file import build_index
-from harness.run.run import execute, pending, prepare
+from harness.run.execute import execute, pending
+from harness.run.prepare import prepare
 from tests.clock import run_virtual
 from tests.conftest import results, write_config
 

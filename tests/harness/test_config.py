@@ -17,7 +17,7 @@ from harness.config.run_config import (
 )
 from harness.errors import ConfigError
 from harness.fields import FieldError, from_table
-from harness.run.run import prepare
+from harness.run.prepare import prepare
 from tests.bounds import unbounded_numbers
 from tests.conftest import SIMPLE_MODEL, write_config
 

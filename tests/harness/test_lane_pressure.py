@@ -13,7 +13,8 @@ from aiohttp import web
 from rich.console import Console
 
 from harness.ledger.file import build_index
-from harness.run.run import execute, pending, prepare
+from harness.run.execute import execute, pending
+from harness.run.prepare import prepare
 from tests.clock import run_virtual
 from tests.conftest import harness_process, results, write_config
 from tests.providers.servers import Loopback, Seen, free_port, json_error

@@ -13,7 +13,7 @@ from harness.errors import InputError
 from harness.ledger.file import OpenBatch, ResumeIndex
 from harness.ledger.shards import Shard, part_of
 from harness.run.batch_lane import reattachable
-from harness.run.run import Overrides, prepare
+from harness.run.prepare import Overrides, prepare
 from tests.conftest import SIMPLE_MODEL, ledger_lines, results, write_config
 
 

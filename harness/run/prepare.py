@@ -1,0 +1,305 @@
+"""Validating and preparing a run: the config, prompts, models, providers and their options,
+checked before anything is written, so bad input leaves no output directory and no ledger behind.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+from harness.api.types import Provider
+from harness.config.adapters import Adapter, read_adapter
+from harness.config.prices import answer_price
+from harness.config.run_config import ModelConfig, RunConfig, Variant, load_config, make_variant
+from harness.errors import ConfigError, InputError
+from harness.fields import FieldError, answer_defining, from_table
+from harness.ledger.file import LEDGER_NAME
+from harness.ledger.sets import tree
+from harness.ledger.shards import SHARDS_DIR, Shard
+from harness.prompts.load import Prompt, load_prompts
+from harness.prompts.selection import Selection
+from harness.providers import REGISTRY, config_secrets, provider_class
+from harness.run.jobs import Job, Wanted, iter_jobs
+from harness.run.preflight import Target
+from harness.scrub import SECRETS, named_secrets
+
+
+@dataclass(frozen=True)
+class Overrides:
+    """Command-line changes to a config: fewer prompts or models, other paths."""
+
+    prompts: str | Path | None = None
+    output: Path | None = None
+    selection: Selection = field(default_factory=Selection)
+    models: tuple[str, ...] = ()
+    mode: str | None = None  # "live" or "batch" for every model
+    shard: Shard | None = None
+
+
+@dataclass(frozen=True)
+class ModelSetup(Target):
+    """A model (its place in the config, its validated provider options and the provider class
+    that takes them), its variants, and the LoRA adapters some of them answer through."""
+
+    variants: tuple[Variant, ...]
+    adapters: tuple[Adapter, ...] = ()
+
+    def provider(self) -> Provider:
+        """The model's provider, given its adapters when it has some."""
+        if self.adapters:
+            return self.provider_cls(  # type: ignore[call-arg]
+                self.model.model_id, self.options, adapters=self.adapters
+            )
+        return self.provider_cls(self.model.model_id, self.options)
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """Everything a run needs, checked; nothing written yet. A sharded run's `config.output` is
+    its shard's folder (or `--output`), and `root` the config's own output, where the shard tree
+    and the merged ledger live."""
+
+    config: RunConfig
+    prompts: list[Prompt]
+    models: tuple[ModelSetup, ...]
+    selection: Selection = field(default_factory=Selection)
+    shard: Shard | None = None
+    root: Path | None = None
+
+    @property
+    def ledger_path(self) -> Path:
+        """Where this run's ledger lives."""
+        return self.config.output / LEDGER_NAME
+
+    @property
+    def variants(self) -> list[Variant]:
+        """Every variant of every model, in config order."""
+        return [v for setup in self.models for v in setup.variants]
+
+    def holds(self, key: str) -> bool:
+        """Whether a job is this run's to do, as far as its shard goes."""
+        return self.shard is None or self.shard.holds(key)
+
+    def jobs(self, wanted: Wanted, variants: Sequence[Variant] | None = None) -> Iterator[Job]:
+        """The jobs of the plan (of `variants`, else all) that `wanted` wants, prompt by prompt:
+        the one place every count and every lane takes its jobs from, so a shard is kept alike."""
+        if self.shard is not None:
+            shard, asked = self.shard, wanted
+            wanted = lambda key, prompt_hash: asked(key, prompt_hash) and shard.holds(key)  # noqa: E731
+        variants = self.variants if variants is None else variants
+        return iter_jobs(variants, self.prompts, self.config.samples, wanted)
+
+    def totals(self) -> dict[str, int]:
+        """How many jobs each variant has in all (in this run's shard)."""
+        return self._totals
+
+    def totals_unsharded(self) -> dict[str, int]:
+        """How many jobs each variant has in all shards together."""
+        per_variant = len(self.prompts) * self.config.samples
+        return {variant.id: per_variant for variant in self.variants}
+
+    @cached_property
+    def _totals(self) -> dict[str, int]:
+        if self.shard is None:
+            return self.totals_unsharded()
+        counts = dict.fromkeys((v.id for v in self.variants), 0)
+        for job in self.jobs(lambda key, prompt_hash: True):
+            counts[job.variant.id] += 1
+        return counts
+
+    def reads(self) -> list[Path]:
+        """The ledgers whose results this run takes as done or failed: its own; a shard's, also
+        the merged ledger of its root; a run without a shard, also every shard's ledger under
+        its output (see `harness.ledger.sets`)."""
+        own = self.ledger_path
+        if self.shard is None:
+            found = tree(self.config.output)
+        else:
+            merged = (self.root or self.config.output) / LEDGER_NAME
+            found = [merged] if merged.is_file() else []
+        return _once([*found, own] if own.is_file() else found)
+
+    def other_shards(self) -> list[Path]:
+        """Shard folders under this run's root cut another way (another N): a sharded run does
+        not read them, so their jobs would run again until they are merged."""
+        if self.shard is None:
+            return []
+        root = self.root or self.config.output
+        suffix = f"-of-{self.shard.count}"
+        return sorted(
+            folder
+            for folder in (root / SHARDS_DIR).glob("*")
+            if (folder / LEDGER_NAME).is_file() and not folder.name.endswith(suffix)
+        )
+
+
+def _once(paths: list[Path]) -> list[Path]:
+    """Each file once, however it is named."""
+    return list({path.resolve(): path for path in paths}.values())
+
+
+def load_config_registering_secrets(config_path: str | Path) -> RunConfig:
+    """The config (see `load_config`), its secrets added to `SECRETS` before anything is
+    written or shown (see `harness.providers.config_secrets`)."""
+    config = load_config(config_path)
+    SECRETS.add(*config_secrets(config))
+    return config
+
+
+def prepare(config_path: str | Path, overrides: Overrides = Overrides()) -> Prepared:
+    """Load and check the config, prompts and providers (keys, URLs); raises InputError, with
+    one line per problem, before anything is written."""
+    config = load_config_registering_secrets(config_path)
+    if overrides.prompts is not None:
+        config = dataclasses.replace(config, prompts=config.prompts.at(overrides.prompts))
+    root = config.output
+    if overrides.output is not None:
+        config = dataclasses.replace(config, output=overrides.output)
+    elif overrides.shard is not None:
+        config = dataclasses.replace(config, output=overrides.shard.folder(config.output))
+    if overrides.mode is not None:
+        models = tuple(dataclasses.replace(m, mode=overrides.mode) for m in config.models)
+        config = dataclasses.replace(config, models=models)
+    prompts = overrides.selection.apply(load_prompts(config.prompts), config.seed)
+    chosen = [(i, m) for i, m in enumerate(config.models) if _chosen(m, overrides.models)]
+    unknown = set(overrides.models) - {m.name for m in config.models}
+    if unknown:
+        known = ", ".join(m.name for m in config.models)
+        raise InputError(
+            f"--models: no model named {', '.join(sorted(unknown))} in {config.path} "
+            f"(models: {known})"
+        )
+    setups, problems = [], []
+    for index, model in chosen:
+        try:
+            setups.append(_setup(config, index, model))
+        except InputError as exc:  # every model's problem is told, not only the first one's
+            problems.append(str(exc))
+    if problems:
+        raise InputError("\n".join(problems))
+    return Prepared(config, prompts, tuple(setups), overrides.selection, overrides.shard, root)
+
+
+def setup_model(config_path: str | Path, name: str) -> ModelSetup:
+    """One model of a config, checked as `prepare` checks it (its provider, options and key);
+    InputError when the config has no model of that name or it cannot be set up."""
+    config = load_config_registering_secrets(config_path)
+    for index, model in enumerate(config.models):
+        if model.name == name:
+            return _setup(config, index, model)
+    raise InputError(f"{config.path}: no model named {name}")
+
+
+def _chosen(model: ModelConfig, names: Sequence[str]) -> bool:
+    return not names or model.name in names
+
+
+def _check_batch(config: RunConfig, entry: str, model: ModelConfig, cls: type) -> None:
+    """A model in batch mode needs a provider with a batch API, and limits within its own."""
+    limits = getattr(cls, "batch_limits", None)
+    if model.mode != "batch":
+        return
+    if limits is None:
+        batched = ", ".join(sorted(name for name, entry in REGISTRY.items() if entry.batch))
+        message = f'provider "{model.provider}" has no batch API (batch mode: {batched})'
+        raise ConfigError(config.path, f"{entry}.mode", message)
+    policy = model.batch_policy
+    for name, value, most in (
+        ("max_requests", policy.max_requests, limits.requests),
+        ("max_bytes", policy.max_bytes, limits.bytes),
+    ):
+        if value is not None and value > most:
+            message = f"must be <= {most:,} (the {model.provider} batch API's limit), got {value:,}"
+            raise ConfigError(config.path, f"{entry}.batch.{name}", message)
+
+
+def prepare_prompts(
+    config: RunConfig, prompts: list[Prompt], models: Sequence[tuple[ModelConfig, str]]
+) -> Prepared:
+    """A run of prompts made in memory (a judge's, from answers) through `models`, each given
+    with where the config defines it (`scorers[1].model`), checked as `prepare` checks a config's
+    models; `config` says where the ledger goes and what limits the run."""
+    setups = [_setup(config, index, model, where) for index, (model, where) in enumerate(models)]
+    return Prepared(config, prompts, tuple(setups))
+
+
+def _setup(
+    config: RunConfig, index: int, model: ModelConfig, entry: str | None = None
+) -> ModelSetup:
+    """A model's provider, options and variants; InputError naming the file and model for each
+    problem (a provider not installed, bad options, weights not to be had, a missing key).
+    `entry` says where the config defines the model, `models[index]` unless given."""
+    entry = entry or f"models[{index}]"
+    try:
+        cls = provider_class(model.provider)
+    except InputError as exc:
+        raise ConfigError(config.path, f"{entry}.provider", str(exc)) from None
+    where = f"{entry}.options"
+    try:
+        options = from_table(cls.Options, model.options, where)
+    except FieldError as exc:
+        path = exc.path if exc.path.startswith(where) else f"{where}{exc.path and '.'}{exc.path}"
+        raise ConfigError(config.path, path, exc.message) from None
+    SECRETS.add(*named_secrets(options))
+    label = f"{config.path}: {entry} ({model.name})"
+    resolve = getattr(cls, "resolve", None)  # local models: the exact weights, pinned
+    if resolve is not None:
+        try:
+            options = resolve(model.model_id, options)
+        except InputError as exc:
+            raise InputError(f"{label}: {exc}") from None
+    _check_batch(config, entry, model, cls)
+    problems = cls.preflight(model.model_id, options)
+    if budgeted(config, model) and not model.unpriced_ok and answer_price(model) is None:
+        problems.append(
+            f'no price known for "{model.model_id}" under a budget: set [models.price], '
+            "or unpriced_ok = true to count its answers as free"
+        )
+    lines = [f"{label}: {problem}" for problem in problems]
+    adapters = _adapters(config, entry, model, cls, options, lines) if model.adapters else ()
+    if lines:
+        raise InputError("\n".join(lines))
+    identity = answer_defining(options)
+    variants = tuple(
+        make_variant(model, t, config.seed, identity, adapter)
+        for adapter in (None, *adapters)
+        for t in model.temperatures
+    )
+    return ModelSetup(index, model, cls, options, variants, adapters)
+
+
+def _adapters(
+    config: RunConfig,
+    entry: str,
+    model: ModelConfig,
+    cls: type[Provider],
+    options: Any,
+    problems: list[str],
+) -> tuple[Adapter, ...]:
+    """The model's LoRA adapters, read and checked by the provider that will serve them; each
+    problem is appended to `problems` as a line naming the file and the adapter's key."""
+    where = f"{entry}.adapters"
+    check = getattr(cls, "adapter_problems", None)
+    if check is None:
+        refusal = f'provider "{model.provider}" cannot serve LoRA adapters'
+        problems.append(str(ConfigError(config.path, where, refusal)))
+        return ()
+    adapters = []
+    for name, path in model.adapters.items():
+        try:
+            adapter = read_adapter(name, path)
+        except InputError as exc:
+            problems.append(str(ConfigError(config.path, f"{where}.{name}", str(exc))))
+            continue
+        found = check(model.model_id, options, adapter)
+        problems += [str(ConfigError(config.path, f"{where}.{name}", p)) for p in found]
+        adapters.append(adapter)
+    return tuple(adapters)
+
+
+def budgeted(config: RunConfig, model: ModelConfig) -> bool:
+    return config.budget_usd is not None or model.budget_usd is not None

@@ -1,0 +1,166 @@
+"""A run's ledger, read once: the lock, the resume index, the spend already recorded and the
+closing summary, from one reading of the bytes there when the run starts and from the lines the
+run appends (given to `RunLedger` as its writer queues them), so no reader goes over the file
+again.
+
+The ledger is opened and locked first (see `harness.ledger.file.LedgerWriter`), then read: two
+runs can never both decide what is left to do. A run that reads only its own ledger (the common
+case) reads it once, each line feeding the index, the spend and the summary. A run that reads
+several (a shard tree, a shard and its root's merged ledger: see `Prepared.reads`) builds its
+index from them read as one (`harness.ledger.sets`), then reads each file once more for its spend
+and, its own, for the summary.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from harness.errors import InputError
+from harness.input_files import refuse_special
+from harness.ledger.file import LedgerWriter, ResumeIndex, build_index
+from harness.ledger.sets import Ledgers
+from harness.run.prepare import Prepared
+from harness.run.summary import ClosingSummary, Summary, result_fields
+from harness.terminal import command_line
+
+
+class RunLedger:
+    """The ledger a run holds (locked) and appends to through `writer`, with what the run
+    knows of it: `index` (the resume index, kept up to date with the run's failures and batch
+    lines: see `ResumeIndex.take_appended`), `spent` (USD per model name, recorded before the
+    run) and `summary()` (once the writer is closed)."""
+
+    def __init__(self, prepared: Prepared, writer: LedgerWriter) -> None:
+        self.path = prepared.ledger_path
+        self.writer = writer
+        self.index = ResumeIndex()
+        self.spent: dict[str, float] = defaultdict(float)
+        self._summary = ClosingSummary()
+        self._end = 0  # where the next appended line starts in the file
+        writer.observe = self._appended
+
+    @classmethod
+    def open(
+        cls, prepared: Prepared, *, fresh: bool, console: Console, failures: bool = False
+    ) -> RunLedger:
+        """Open and lock the ledger (setting the old one aside when `fresh`), then read it and
+        the ledgers it goes with (see `open_index` for what is said, and `failures`)."""
+        writer = LedgerWriter(prepared.ledger_path, fresh=fresh)
+        if writer.set_aside:
+            console.print(f"Started a new ledger; the old one is now {writer.set_aside}")
+        ledger = cls(prepared, writer)
+        try:
+            _check_path(prepared, console)
+            ledger._read(prepared)
+            _say_skipped(prepared, ledger.index, console, failures=failures)
+        except BaseException:
+            writer.close()
+            raise
+        return ledger
+
+    def close(self) -> None:
+        """Flush, fsync and unlock the ledger (once; closing again does nothing)."""
+        self.writer.close()
+
+    def summary(self) -> Summary:
+        """The summary of the whole ledger, the run's lines included (after `close`)."""
+        return self._summary.finish(self.path)
+
+    def _read(self, prepared: Prepared) -> None:
+        reads = prepared.reads()
+        keeps = prepared.holds if prepared.shard else None
+        own = prepared.ledger_path
+        try:
+            if reads == [own]:  # one ledger: one pass feeds the index, spend and summary
+                self.index = build_index(self._lines(own, weight=1.0, summarize=True), keeps)
+            elif reads:
+                self.index = build_index(Ledgers(tuple(reads)), keeps)
+                share = 1.0 if prepared.shard is None else 1 / prepared.shard.count
+                for path in reads:
+                    mine = path == own
+                    # a line merged and still in its shard counts twice: caps err on the safe side
+                    weight = share if prepared.shard is not None and not mine else 1.0
+                    for _ in self._lines(path, weight=weight, summarize=mine):
+                        pass
+        except OSError as exc:
+            raise InputError(f"{exc.filename}: cannot read the ledger: {exc.strerror}") from None
+
+    def _lines(self, path: Path, *, weight: float, summarize: bool) -> Iterator[bytes]:
+        """The file's lines, each counted in the spend (times `weight`) and, with `summarize`,
+        in the summary, as they pass."""
+        spent, read = self.spent, (self._summary.read if summarize else _fields)
+        place = 0
+        with path.open("rb") as file:
+            for line in file:
+                fields = read(line, place)
+                place += len(line)
+                if fields is not None and fields.get("cost_usd") and "key" in fields:
+                    spent[_model_name(fields["key"])] += fields["cost_usd"] * weight
+                yield line
+        if summarize:
+            self._end = place
+
+    def _appended(self, line: bytes) -> None:
+        """Take a line the run queued for its ledger."""
+        self.index.take_appended(line)
+        self._summary.read(line, self._end)
+        self._end += len(line)
+
+
+def _fields(line: bytes, place: int) -> dict[str, Any] | None:
+    """A line parsed for its spend alone (a ledger the summary does not cover)."""
+    return result_fields(line)
+
+
+def _model_name(key: str) -> str:
+    """The model a result's key names: its variant's label up to an adapter (`name+adapter`)."""
+    return key.partition("@")[0].partition("+")[0]
+
+
+def _check_path(prepared: Prepared, console: Console) -> None:
+    """InputError when the ledger path is a directory or a special file; a note for each shard
+    folder cut another way (its jobs are not read as done)."""
+    path = prepared.ledger_path
+    if path.is_dir():
+        raise InputError(f"{path}: the ledger path is a directory, not a file")
+    refuse_special(path)  # a device could be read forever
+    for folder in prepared.other_shards():
+        root = str(folder.parent.parent)
+        console.print(
+            f"{folder}: a shard cut another way; its jobs are not skipped here until merged "
+            f"({command_line('merge', root, '--into', root)})",
+            markup=False,
+        )
+
+
+def _say_skipped(
+    prepared: Prepared, index: ResumeIndex, console: Console, *, failures: bool
+) -> None:
+    """With `failures`, parse the latest failures first (a rerun reads them), so those of no
+    known shape count too; then say how many unreadable lines the index skipped."""
+    if failures:
+        index.read_failures()
+    if index.skipped:
+        console.print(f"{_read_source(prepared)}: skipped {index.skipped} unreadable line(s)")
+
+
+def open_index(prepared: Prepared, console: Console) -> ResumeIndex:
+    """The resume index of the ledgers a run reads (see `Prepared.reads`), not locked (`plan`),
+    saying how many unreadable lines it skipped; a shard's holds its own jobs only."""
+    _check_path(prepared, console)
+    try:
+        index = build_index(_read_source(prepared), prepared.holds if prepared.shard else None)
+    except OSError as exc:
+        raise InputError(f"{exc.filename}: cannot read the ledger: {exc.strerror}") from None
+    _say_skipped(prepared, index, console, failures=False)
+    return index
+
+
+def _read_source(prepared: Prepared) -> Ledgers | Path:
+    reads = prepared.reads()
+    return Ledgers(tuple(reads)) if reads else prepared.ledger_path

@@ -1,0 +1,111 @@
+"""A run reads its ledger once: the resume index, the budget's spend, the closing summary and the
+`rerun` lines all come from one reading (see harness.run.run_ledger)."""
+
+from __future__ import annotations
+
+import io
+import subprocess
+import sys
+from functools import partial
+from pathlib import Path
+
+import anyio
+import pytest
+from rich.console import Console
+
+from harness.api.types import Completion, Usage
+from harness.errors import ProviderError
+from harness.ledger.file import sealed
+from harness.ledger.record import failure_record, success_record
+from harness.run.execute import run_pending
+from harness.run.jobs import Job, job_key
+from harness.run.prepare import prepare
+from harness.run.summary import summarize, summary_table
+
+REPO = Path(__file__).resolve().parents[2]
+_ANSWER = "An answer long enough that the ledger outweighs the files a run imports. " * 60
+
+# The run in a child: the bytes it read (/proc/self/io rchar) from just before the verb to its end.
+_CHILD = """
+import sys, numpy, msgspec, harness.providers.simulated, harness.run.summary
+from pathlib import Path
+from harness.cli.main import main
+def rchar():
+    return int(Path("/proc/self/io").read_text().split("rchar:")[1].split()[0])
+before = rchar()
+code = main(sys.argv[1:])
+print(f"bytes_read={rchar() - before}", file=sys.stderr)
+sys.exit(code)
+"""
+
+
+def _project(tmp_path: Path, prompts: int) -> Path:
+    lines = "".join(f'{{"id": "p{i:05d}", "prompt": "Is {i} prime?"}}\n' for i in range(prompts))
+    (tmp_path / "prompts.jsonl").write_text(lines)
+    config = tmp_path / "run.toml"
+    config.write_text(
+        f'prompts = "prompts.jsonl"\noutput = "{tmp_path / "out"}"\nbudget_usd = 1000.0\n'
+        '[[models]]\nname = "sim"\nprovider = "simulated"\ntemperatures = [0.0]\n'
+        "[models.price]\ninput = 3.0\noutput = 15.0\n"
+        "[models.options]\nfatal_rate = 0.5\n"
+    )
+    return config
+
+
+def _ledger(config: Path, failed_every: int) -> Path:
+    """Every job's record, each `failed_every`-th a failure."""
+    prepared = prepare(config)
+    ledger = prepared.ledger_path
+    ledger.parent.mkdir(parents=True)
+    completion = Completion(_ANSWER, "stop", Usage(12, 120), "sim-1")
+    with ledger.open("wb") as file:
+        for n, prompt in enumerate(prepared.prompts):
+            variant = prepared.variants[0]
+            job = Job(job_key(variant.id, prompt.id, 0), variant, prompt, 0)
+            if n % failed_every == 0:
+                error = ProviderError("simulated fatal error", status=400)
+                record = failure_record("old", job, error, elapsed=0.5, cost=0.0)
+            else:
+                record = success_record("old", job, completion, elapsed=1.5, cost=0.002)
+            file.write(sealed(record))
+    return ledger
+
+
+@pytest.mark.slow
+def test_a_run_with_a_budget_and_failures_reads_its_ledger_once(tmp_path: Path) -> None:
+    config = _project(tmp_path, 4000)
+    ledger = _ledger(config, failed_every=40)  # 100 failed jobs to run again, half fail again
+    size = ledger.stat().st_size
+    child = subprocess.run(
+        [sys.executable, "-c", _CHILD, "run", str(config)],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+    )
+    assert child.returncode == 1, child.stderr  # some jobs failed again
+    assert "Still failing:" in child.stdout and "--error-type" in child.stdout
+    read = int(child.stderr.rsplit("bytes_read=", 1)[1].split()[0])
+    # One reading, and a few MB of other files (prompts, modules imported late); before, the
+    # index, the spend, the summary (twice) and the `rerun` lines each read it: about 5x.
+    assert read <= 1.25 * size, f"read {read / size:.2f}x the ledger's {size:,} bytes"
+
+
+def test_the_closing_summary_counts_each_key_once_as_status_does(tmp_path: Path) -> None:
+    """The summary built from one reading and the lines appended (superseded records taken
+    back) is the one `status` reads afresh from the file, row for row."""
+    config = _project(tmp_path, 60)
+    ledger = _ledger(config, failed_every=3)
+    prepared = prepare(config)
+    closing = Console()
+    for _ in range(2):  # the second run supersedes some of the first's records again
+        closing = Console(file=io.StringIO(), width=200)
+        anyio.run(partial(run_pending, prepared, command="run", console=closing))
+    status = Console(file=io.StringIO(), width=200)
+    status.print(summary_table(summarize(ledger), "status"))
+    rows = [_rows(console) for console in (closing, status)]
+    assert rows[0] == rows[1] and len(rows[0]) == 1
+
+
+def _rows(console: Console) -> list[str]:
+    text = console.file.getvalue()  # type: ignore[attr-defined]
+    return [line for line in text.splitlines() if line.startswith("│ sim@")]

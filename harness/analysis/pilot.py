@@ -50,7 +50,7 @@ from harness.bulk import collector_paused
 from harness.ledger.file import parse_line
 from harness.ledger.record import utc_timestamp
 from harness.ledger.sets import Ledgers
-from harness.run.provenance import package_version
+from harness.version import package_version
 from harness.whole import written_whole
 
 

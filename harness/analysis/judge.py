@@ -186,7 +186,7 @@ class VerdictParser:
             return Verdict(UNPARSEABLE, text)
         found = last[0]
         label = self._labels.get(self._fold((found.group(1) or "").strip()))
-        return Verdict(UNPARSEABLE, text) if label is None else Verdict(label, found.group(0))
+        return Verdict(UNPARSEABLE, text) if label is None else Verdict(label, found.group(0) or "")
 
 
 def judged(run: JudgeRun, prompts: Iterable[Prompt]) -> Iterable[tuple[Prompt, dict[str, Any]]]:

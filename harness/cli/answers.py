@@ -30,12 +30,12 @@ from harness.analysis.sheets import RaterSheet, read_import, scorer_labels, stor
 from harness.errors import InputError
 from harness.run.judge_runs import judge_run
 from harness.run.run import load_config_registering_secrets
-from harness.terminal import PROMPT_COUNT, SEED, command_line, say
+from harness.terminal import PROMPT_COUNT, SEED, Parser, command_line, say
 
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 
 
-def add_analysis_verbs(verbs: argparse._SubParsersAction) -> None:
+def add_analysis_verbs(verbs: argparse._SubParsersAction[Parser]) -> None:
     """Add `score` and `annotate` to the command line's verbs."""
     scoring = verbs.add_parser("score", help="label the latest answers with the config's scorers")
     scoring.add_argument("config", help="the run's TOML config, with its [[scorers]]")

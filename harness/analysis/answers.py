@@ -195,7 +195,7 @@ def file_size(file: BinaryIO) -> int:
 
 
 @contextmanager
-def held(ledger: Path | Ledgers) -> Iterator[Source]:
+def held(ledger: Path | Ledgers) -> Iterator[BinaryIO | Ledgers]:
     """The ledger to read in several passes: one file held open (see `Source`), or the ledgers
     as they are."""
     if isinstance(ledger, Ledgers):

@@ -18,13 +18,13 @@ from typing import Any
 
 import numpy as np
 
-from harness.analysis.answers import Advance, Source, records_at
+from harness.analysis.answers import Source, records_at
 from harness.analysis.labels import Labels
 from harness.analysis.positions import MalformedLogprobs
 from harness.analysis.scores import answer_digest
 from harness.analysis.uncertainty import MEASURES, measure
 from harness.errors import InputError
-from harness.ledger.sets import Ledgers
+from harness.ledger.sets import Advance, Ledgers
 
 _BATCH = 256  # records turned into codes together: few enough to stay in the CPU caches
 

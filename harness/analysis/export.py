@@ -44,7 +44,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
-from harness.analysis.answers import Advance, Source, Stretch, held, records_at
+from harness.analysis.answers import Source, Stretch, held, records_at
 from harness.analysis.export_layout import (
     POSITION,
     TIMESTAMP,
@@ -62,7 +62,7 @@ from harness.analysis.scores import answer_digest
 from harness.analysis.uncertainty import measure
 from harness.bulk import collector_paused
 from harness.errors import InputError
-from harness.ledger.sets import Ledgers
+from harness.ledger.sets import Advance, Ledgers
 from harness.ledger.targets import OwnFile, head_lines
 from harness.whole import discard, remove_stale, temporary_path, written_whole
 
@@ -351,8 +351,8 @@ class _Converter:
             elif column.form == "token_logprobs":
                 arrays.append(_token_logprobs(positions))
             elif column.form == "uncertainty":
-                values = measured[field]
-                arrays.append(pa.array(values, pa.float64(), mask=np.isnan(values)))
+                measures = measured[field]
+                arrays.append(pa.array(measures, pa.float64(), mask=np.isnan(measures)))
             else:  # a score's label or value
                 arrays.append(pa.array(scores[field][column.form == "value"], column.type))
         return pa.RecordBatch.from_arrays(arrays, schema=self.schema)

@@ -7,9 +7,11 @@ and any field of the prompt (`{target}`, `{ground_truth}`: what the prompts file
 text) filled in, sent as the user turn after the optional `system` text. Its id is the answer's
 key with `%` and `|` escaped (`%25`, `%7C`), so the judge's ledger,
 `OUTPUT/judge/<scorer>/ledger.jsonl`, says which answer each verdict is about. The prompts run
-through `harness.run` as a run's do: the judge model's lane, rate limits, retries, concurrency,
+through the run path as a run's do: the judge model's lane, rate limits, retries, concurrency,
 cost and budget (`budget_usd` on the scorer caps its ledger), and the resume: a killed `score`
-sends again only what its judge ledger lacks.
+sends again only what its judge ledger lacks. This layer never imports the run path: it asks for
+a judge's run through `JudgeRunner` (below), which the run path implements
+(`harness.run.judge_runs`) and the command line passes in.
 
 The verdict is the last match of `verdict_pattern` in the judge's answer (default `VERDICT:
 <label>`, bold markdown allowed); its group, stripped, must be one of `labels` (ignoring case
@@ -23,24 +25,22 @@ from __future__ import annotations
 
 import collections
 import dataclasses
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
+from rich.console import Console
 
 from harness.analysis.answers import latest_records
 from harness.analysis.scores import answer_digest
 from harness.api.types import Message
-from harness.config.run_config import RunConfig
+from harness.config.run_config import ModelConfig, RunConfig
 from harness.config.scorers import ANSWER_FIELDS, UNPARSEABLE, JudgeScorer
 from harness.errors import ConfigError
-from harness.ledger.file import LEDGER_NAME
 from harness.patterns import compile_user_pattern
 from harness.prompts.load import Prompt
-from harness.run.jobs import job_key
-from harness.run.prepare import Prepared, prepare_prompts
 
 # Bumped whenever the same judge answer would be parsed differently (it is in every definition).
 PARSER_VERSION = 2  # 2: verdict_pattern on RE2
@@ -51,7 +51,45 @@ def judge_output(config: RunConfig, scorer: JudgeScorer) -> Path:
     return config.output / "judge" / scorer.name
 
 
-def setup_judge(config: RunConfig, scorer: JudgeScorer) -> Prepared:
+class JudgeRun(Protocol):
+    """A judge model's own run, checked (provider, options, key): what scoring needs of it."""
+
+    @property
+    def variant(self) -> str:
+        """The judge's variant id (provider, model, answer-defining options, sampling)."""
+        ...
+
+    @property
+    def model(self) -> str:
+        """The judge model's name, as the config gives it."""
+        ...
+
+    @property
+    def ledger(self) -> Path:
+        """The judge's ledger, where its answers are recorded."""
+        ...
+
+    def key(self, prompt_id: str) -> str:
+        """The ledger key of the judge's answer to one prompt."""
+        ...
+
+    async def ask(
+        self, prompts: Sequence[Prompt], *, command: str, console: Console, argv: Sequence[str]
+    ) -> int | None:
+        """Send every prompt the judge's ledger does not hold answered (resuming it), as `run`
+        does; the exit code, or None when nothing was left to send."""
+        ...
+
+
+class JudgeRunner(Protocol):
+    """Makes a judge's run: `config` says where its ledger goes and what limits it, `model` is
+    the judge, defined in the config at `where` (`scorers[1].model`). Checks the model as a run
+    does; raises InputError, naming the file and field, before anything is written."""
+
+    def __call__(self, config: RunConfig, model: ModelConfig, where: str) -> JudgeRun: ...
+
+
+def setup_judge(config: RunConfig, scorer: JudgeScorer, runner: JudgeRunner) -> JudgeRun:
     """The judge's run, checked (provider, options, key), with no prompts yet: its ledger beside
     the answers, one sample, the scorer's budget."""
     judge_config = dataclasses.replace(
@@ -62,7 +100,7 @@ def setup_judge(config: RunConfig, scorer: JudgeScorer) -> Prepared:
         budget_usd=scorer.budget_usd,
         scorers=(),
     )
-    return prepare_prompts(judge_config, [], [(scorer.model, scorer.where)])
+    return runner(judge_config, scorer.model, scorer.where)
 
 
 def definition(scorer: JudgeScorer, variant_id: str) -> dict[str, Any]:
@@ -148,17 +186,14 @@ class VerdictParser:
             return Verdict(UNPARSEABLE, text)
         found = last[0]
         label = self._labels.get(self._fold((found.group(1) or "").strip()))
-        return Verdict(UNPARSEABLE, text) if label is None else Verdict(label, found.group(0))
+        return Verdict(UNPARSEABLE, text) if label is None else Verdict(label, found.group(0) or "")
 
 
-def judged(
-    prepared: Prepared, prompts: Iterable[Prompt]
-) -> Iterable[tuple[Prompt, dict[str, Any]]]:
+def judged(run: JudgeRun, prompts: Iterable[Prompt]) -> Iterable[tuple[Prompt, dict[str, Any]]]:
     """Each prompt with the judge's latest record for it, made from that same prompt content;
     prompts the judge has not (yet) answered are left out."""
-    variant = prepared.variants[0].id
-    wanted = {job_key(variant, p.id, 0): p for p in prompts}
-    ledger = prepared.config.output / LEDGER_NAME
+    wanted = {run.key(p.id): p for p in prompts}
+    ledger = run.ledger
     if not ledger.exists():
         return
     for record in latest_records(ledger):

@@ -25,8 +25,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness.analysis.answers import Advance
 from harness.analysis.scores import score_lines
+from harness.ledger.sets import Advance
 
 Given = tuple[str | None, float | None]  # an answer's current label and value
 _FAILED = -1  # the label code of a score that could not be given

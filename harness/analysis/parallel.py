@@ -149,11 +149,13 @@ class Workers:
 
     def _reply(self, task: int) -> tuple[bool, Any]:
         while task not in self.results:
-            busy = [self.replies[w] for w, t in enumerate(self.running) if t is not None]
-            for replies in wait_for(busy, _POLL_SECONDS):
-                worker = self.replies.index(replies)
+            busy = [(w, t) for w, t in enumerate(self.running) if t is not None]
+            ready = wait_for([self.replies[w] for w, _ in busy], _POLL_SECONDS)
+            for worker, answered in busy:
+                if self.replies[worker] not in ready:
+                    continue
                 try:
-                    self.results[self.running[worker]] = replies.recv()  # type: ignore[index]
+                    self.results[answered] = self.replies[worker].recv()
                 except EOFError:
                     raise self._died(worker) from None
                 self.running[worker] = None

@@ -31,26 +31,19 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, BinaryIO
 
 import orjson
 
-from harness.analysis.answers import (
-    Advance,
-    Source,
-    held,
-    records_at,
-    run_lines,
-    scan,
-)
+from harness.analysis.answers import held, records_at, run_lines, scan
 from harness.analysis.export import PILOT_FORMAT, Exported
 from harness.analysis.labels import Labels, read_labels
 from harness.analysis.scores import answer_digest
 from harness.bulk import collector_paused
 from harness.ledger.file import parse_line
 from harness.ledger.record import utc_timestamp
-from harness.ledger.sets import Ledgers
-from harness.run.provenance import package_version
+from harness.ledger.sets import Advance, Ledgers
+from harness.version import package_version
 from harness.whole import written_whole
 
 
@@ -67,7 +60,11 @@ def write_pilot_json(
 
 
 def _write(
-    ledger: Path | Ledgers, source: Source, scores: Path, target: Path, advance: Advance | None
+    ledger: Path | Ledgers,
+    source: BinaryIO | Ledgers,
+    scores: Path,
+    target: Path,
+    advance: Advance | None,
 ) -> Exported:
     latest: dict[str, tuple[str, bool]] = {}  # key -> (variant, answered), of its latest record
 
@@ -107,7 +104,7 @@ def _write(
 
 def _write_run(
     file: IO[bytes],
-    source: Source,
+    source: BinaryIO | Ledgers,
     variant: str,
     offsets: list[int],
     runs: list[dict[str, Any]],
@@ -123,7 +120,7 @@ def _write_run(
     file.write(b"\n  ]}")
 
 
-def _records(source: Source, offsets: list[int]) -> Iterator[dict[str, Any]]:
+def _records(source: BinaryIO | Ledgers, offsets: list[int]) -> Iterator[dict[str, Any]]:
     """The records at `offsets` (ascending): read where they are in one file, or picked from a
     pass through several ledgers (one pass per variant)."""
     if isinstance(source, Ledgers):

@@ -60,8 +60,11 @@ def read_latest(
     """The latest positions of `source` (a ledger file held open, or a shard tree) and the
     labels of `scores` (`scorers` only, when named); `workers`: processes for the records
     (None: one per core when the ledger is big enough)."""
-    alone = isinstance(source, Path | Ledgers | Stretch) or not may_spread(workers)
-    if alone or (workers is None and file_size(source) < PARALLEL_BYTES):
+    if (
+        isinstance(source, Path | Ledgers | Stretch)  # read in this process
+        or not may_spread(workers)
+        or (workers is None and file_size(source) < PARALLEL_BYTES)
+    ):
         positions, skipped = scanned_positions(source, advance)  # keys go before labels come
         labels = read_labels(scores, scorers, advance)
         return Latest(source, positions, skipped, labels, 1)

@@ -75,7 +75,7 @@ class RuleMatcher:
         if isinstance(scorer, RefusalScorer):
             shipped = [_Pattern(re.compile(p), lowered=True, word_start=True) for p in PATTERNS]
             extra = _regexes(scorer.extra_patterns, fold)
-            self._rules = (_Rule(scorer.label, (*shipped, *extra)),)
+            self._rules: tuple[_Rule, ...] = (_Rule(scorer.label, (*shipped, *extra)),)
         else:
             self._rules = tuple(
                 _Rule(r.label, (*_keywords(r.keywords, fold), *_regexes(r.regex, fold)))
@@ -92,7 +92,7 @@ class RuleMatcher:
             for pattern in rule.patterns:
                 found = pattern.search(lowered if pattern.lowered else text)
                 if found is not None:
-                    return rule.label, _detail(found, text, pattern.lowered and lowered)
+                    return rule.label, _detail(found, text, lowered if pattern.lowered else None)
         return self.default, None
 
 
@@ -119,11 +119,12 @@ def _regexes(patterns: Sequence[str], fold: bool) -> list[_Pattern]:
     ]
 
 
-def _detail(found: Match, text: str, lowered: str | bool) -> str:
-    """What matched, from the answer as written where lowercasing kept its length."""
+def _detail(found: Match, text: str, lowered: str | None) -> str:
+    """What matched, from the answer as written where lowercasing kept its length (`lowered`:
+    the text searched, when it was the lowercased answer)."""
     if lowered and len(lowered) == len(text):
         return text[found.start() : found.end()][:_DETAIL_CHARS]
-    return found.group(0)[:_DETAIL_CHARS]
+    return (found.group(0) or "")[:_DETAIL_CHARS]  # group 0, the whole match, is never None
 
 
 def _definition(scorer: RuleScorer | RefusalScorer) -> dict[str, Any]:

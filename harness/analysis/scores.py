@@ -34,10 +34,11 @@ from typing import Any
 
 import orjson
 
-from harness.analysis.answers import Advance, lines_at
+from harness.analysis.answers import lines_at
 from harness.input_files import refuse_special
 from harness.ledger.file import parse_sealed
 from harness.ledger.record import utc_timestamp
+from harness.ledger.sets import Advance
 
 SCORES_NAME = "scores.jsonl"
 SCHEMA = 1

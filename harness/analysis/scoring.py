@@ -5,8 +5,9 @@ ledger, the prompts and rubric fields a judge needs, the judge's provider and ke
 writes nothing. `score` then locks `OUTPUT/scores.jsonl`, reads which scores are current (the
 same definition hash, answer digest and, for a judge, rendered rubric), and appends a line for
 every other answer: the rule scorers in one pass over the answers, then each judge through its own
-run (see `harness.analysis.judge`). A killed `score` loses at most scores not yet written; the next
-one skips those that were, and a judge sends again only what its ledger lacks.
+run (see `harness.analysis.judge`), made by the `JudgeRunner` the caller passes in. A killed
+`score` loses at most scores not yet written; the next one skips those that were, and a judge sends
+again only what its ledger lacks.
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ from rich.progress import Progress, TextColumn, TimeElapsedColumn
 
 from harness.analysis.answers import Skipped, latest_records
 from harness.analysis.judge import (
+    JudgeRun,
+    JudgeRunner,
     VerdictParser,
     check_fields,
     definition,
@@ -47,8 +50,6 @@ from harness.ledger.file import LEDGER_NAME, LedgerWriter
 from harness.ledger.record import utc_timestamp
 from harness.ledger.sets import Ledgers, ledgers_of, tree
 from harness.prompts.load import Prompt, load_prompts
-from harness.run.execute import run_pending
-from harness.run.prepare import Prepared, load_config_registering_secrets
 
 _SYNC_SECONDS = 1.0
 
@@ -56,7 +57,7 @@ _SYNC_SECONDS = 1.0
 @dataclass(frozen=True)
 class _Judge:
     scorer: JudgeScorer
-    prepared: Prepared  # the judge's run, checked, without prompts
+    run: JudgeRun  # the judge's run, checked, without prompts
     definition: str
     parse: VerdictParser
 
@@ -94,11 +95,13 @@ class ScoringResult:
 
 
 def prepare_scoring(
-    config_path: str | Path, names: Sequence[str] = (), output: Path | None = None
+    config: RunConfig,
+    runner: JudgeRunner,
+    names: Sequence[str] = (),
+    output: Path | None = None,
 ) -> ScoringPlan:
-    """Load and check the config, the chosen scorers (all when `names` is empty) and what they
-    need; raises InputError before anything is written."""
-    config = load_config_registering_secrets(config_path)
+    """Check the chosen scorers of a loaded config (all when `names` is empty) and what they
+    need, each judge's run made by `runner`; raises InputError before anything is written."""
     if output is not None:
         config = replace(config, output=output)
     scorers = _chosen(config, names)
@@ -119,9 +122,9 @@ def prepare_scoring(
     for index, scorer in enumerate(config.scorers):
         if isinstance(scorer, JudgeScorer) and scorer.name in chosen:
             check_fields(config, index, scorer, prompts)
-            prepared = setup_judge(config, scorer)
-            digest = definition_hash(definition(scorer, prepared.variants[0].id))
-            judges.append(_Judge(scorer, prepared, digest, VerdictParser(scorer)))
+            run = setup_judge(config, scorer, runner)
+            digest = definition_hash(definition(scorer, run.variant))
+            judges.append(_Judge(scorer, run, digest, VerdictParser(scorer)))
     by_id = {prompt.id: prompt for prompt in prompts}
     return ScoringPlan(config, scorers, rules, tuple(judges), by_id)
 
@@ -203,11 +206,10 @@ async def _score_judge(
     todo = _questions(plan, judge, states, result)
     if not todo:
         return EXIT_OK
-    model = judge.prepared.models[0].model.name
-    console.print(f"{name}: asking {model} about {len(todo):,} answer(s)")
-    prepared = replace(judge.prepared, prompts=[asked for asked, _ in todo.values()])
-    code = await run_pending(prepared, command="score", console=console, argv=argv)
-    for asked, record in judged(prepared, prepared.prompts):
+    console.print(f"{name}: asking {judge.run.model} about {len(todo):,} answer(s)")
+    prompts = [asked for asked, _ in todo.values()]
+    code = await judge.run.ask(prompts, command="score", console=console, argv=argv)
+    for asked, record in judged(judge.run, prompts):
         line = _judge_score(judge, asked, record)
         writer.append(line)
         tally.add(todo.pop(asked.id)[1], line["label"], new=True)

@@ -36,7 +36,7 @@ from statsmodels.stats.contingency_tables import mcnemar
 from statsmodels.stats.multitest import multipletests
 from statsmodels.stats.proportion import proportion_confint, proportion_effectsize
 
-from harness.analysis.answers import Advance, Stretch, held
+from harness.analysis.answers import Stretch, held
 from harness.analysis.columns import AnswerColumns, answer_columns, joined_columns
 from harness.analysis.labels import Labels
 from harness.analysis.parallel import in_workers, report_read, shared
@@ -44,7 +44,7 @@ from harness.analysis.reading import read_latest
 from harness.analysis.uncertainty import MEASURES, UNSURE_SIGN, aurocs
 from harness.bulk import collector_paused
 from harness.errors import InputError
-from harness.ledger.sets import Ledgers
+from harness.ledger.sets import Advance, Ledgers
 from harness.ledger.targets import OwnFile, head
 
 STATUS = "(status)"  # the pseudo-scorer the ledger alone gives: each answer `ok` or `error`

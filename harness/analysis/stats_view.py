@@ -6,8 +6,9 @@ from itertools import groupby
 
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
-from harness.analysis.stats import Stats
+from harness.analysis.stats import Rate, Stats
 from harness.terminal import say, shown
 
 EVERY_CATEGORY = "(all)"
@@ -25,7 +26,7 @@ def show_stats(stats: Stats, console: Console) -> None:
         say(console, f"note: {note}")
 
 
-def _rates_table(scorer: str, rates: list) -> Table:
+def _rates_table(scorer: str, rates: list[Rate]) -> Table:
     labels = sorted({r.label for r in rates})
     table = Table(title=shown(f"{scorer}: rate per label, 95% Wilson interval"))
     for name in ("variant", "category", "n"):
@@ -35,7 +36,11 @@ def _rates_table(scorer: str, rates: list) -> Table:
     cells = {(r.variant, r.category, r.label): r for r in rates}
     rows = dict.fromkeys((r.variant, r.category, r.n) for r in rates)
     for variant, category, n in rows:
-        line = [shown(variant), shown(EVERY_CATEGORY if category is None else category), f"{n:,}"]
+        line: list[Text | str] = [
+            shown(variant),
+            shown(EVERY_CATEGORY if category is None else category),
+            f"{n:,}",
+        ]
         for label in labels:
             rate = cells.get((variant, category, label))
             line.append("" if rate is None else _interval(rate.rate, rate.low, rate.high))

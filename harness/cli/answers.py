@@ -28,12 +28,14 @@ from harness.analysis.score_view import label_table
 from harness.analysis.scoring import prepare_scoring, score
 from harness.analysis.sheets import RaterSheet, read_import, scorer_labels, store
 from harness.errors import InputError
-from harness.terminal import PROMPT_COUNT, SEED, command_line, say
+from harness.run.judge_runs import judge_run
+from harness.run.prepare import load_config_registering_secrets
+from harness.terminal import PROMPT_COUNT, SEED, Parser, command_line, say
 
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 
 
-def add_analysis_verbs(verbs: argparse._SubParsersAction) -> None:
+def add_analysis_verbs(verbs: argparse._SubParsersAction[Parser]) -> None:
     """Add `score` and `annotate` to the command line's verbs."""
     scoring = verbs.add_parser("score", help="label the latest answers with the config's scorers")
     scoring.add_argument("config", help="the run's TOML config, with its [[scorers]]")
@@ -68,7 +70,8 @@ def add_analysis_verbs(verbs: argparse._SubParsersAction) -> None:
 
 def _score(args: argparse.Namespace, console: Console) -> int:
     names = [n.strip() for n in args.scorers.split(",")] if args.scorers else []
-    plan = prepare_scoring(args.config, names, args.output)
+    config = load_config_registering_secrets(args.config)
+    plan = prepare_scoring(config, judge_run, names, args.output)
     result = anyio.run(lambda: score(plan, console, args.argv))
     for scorer in plan.scorers:
         console.print(label_table(result.tallies[scorer.name], scorer.labels))

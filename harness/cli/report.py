@@ -15,12 +15,12 @@ from harness.cli.results import (
     add_workers_argument,
 )
 from harness.ledger.targets import check_target
-from harness.terminal import say
+from harness.terminal import Parser, say
 
 REPORT_NAME = "report.html"
 
 
-def add_report_verb(verbs: argparse._SubParsersAction) -> None:
+def add_report_verb(verbs: argparse._SubParsersAction[Parser]) -> None:
     """Add `report` to the command line's verbs."""
     report = verbs.add_parser("report", help="one self-contained HTML report: figures, records")
     report.add_argument("output", help="the run's output directory (or its ledger)")

@@ -14,7 +14,7 @@ from harness.errors import InputError
 from harness.input_files import refuse_special
 from harness.ledger.sets import Ledgers, ledgers_of
 from harness.ledger.targets import check_target
-from harness.terminal import RESAMPLES, SEED, WORKERS, command_line, say
+from harness.terminal import RESAMPLES, SEED, WORKERS, Parser, command_line, say
 
 # What `export --format` writes: its file name beside the ledger without `--to`, and how Python
 # reads it.
@@ -26,7 +26,7 @@ _EXPORTS = {
 }
 
 
-def add_result_verbs(verbs: argparse._SubParsersAction) -> None:
+def add_result_verbs(verbs: argparse._SubParsersAction[Parser]) -> None:
     """Add `stats` and `export` to the command line's verbs."""
     stats = verbs.add_parser(
         "stats", help="rates with intervals, paired comparisons, uncertainty AUROC"

@@ -39,7 +39,6 @@ from harness.ledger.file import (
     open_and_lock,
     parse_line,
     set_aside_torn_tail,
-    sync_dir,
 )
 from harness.ledger.sets import (
     LEDGER_PLACE,
@@ -53,7 +52,7 @@ from harness.ledger.sets import (
     success_key,
 )
 from harness.ledger.targets import OwnFile, check_target, head
-from harness.whole import discard, remove_stale, temporary_path, written_whole
+from harness.whole import discard, remove_stale, sync_dir, temporary_path, written_whole
 
 CONFLICTS_NAME = "merge-conflicts.jsonl"
 _RECORD_HEAD = b'{"key":'
@@ -171,7 +170,8 @@ def _inputs(target: Path, sources: Ledgers) -> tuple[list[Path], list[int | None
     """The target's ledger first (when it holds anything), then every source once; and where
     each one's reading stops (the sources' sizes when they were named)."""
     own = target.stat()
-    inputs, limits = ([target], [None]) if own.st_size else ([], [])
+    inputs: list[Path] = [target] if own.st_size else []
+    limits: list[int | None] = [None] if own.st_size else []
     held = {(own.st_dev, own.st_ino)}
     sizes = sources.sizes or (None,) * len(sources.paths)
     for path, size in zip(sources.paths, sizes, strict=True):

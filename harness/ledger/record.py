@@ -243,13 +243,13 @@ _DECODER = msgspec.json.Decoder(RecordLine)
 def decode_record(line: bytes) -> dict[str, Any]:
     """A result line parsed and checked against `RecordLine`; msgspec.DecodeError (its
     ValidationError too) when it is not JSON or not of that shape."""
-    return _DECODER.decode(line)  # type: ignore[return-value]
+    return _DECODER.decode(line)  # type: ignore[return-value]  # a TypedDict, a dict at run time
 
 
 def as_record(obj: dict[str, Any]) -> dict[str, Any] | None:
     """A line parsed otherwise, checked against `RecordLine` (as `decode_record` reads it), or
     None when it is not of that shape."""
     try:
-        return msgspec.convert(obj, RecordLine)  # type: ignore[return-value]
+        return msgspec.convert(obj, RecordLine)  # type: ignore[return-value]  # a TypedDict, a dict at run time
     except msgspec.ValidationError:
         return None

@@ -340,7 +340,8 @@ def _json_ready(metadata: dict[str, Any]) -> dict[str, Any]:
             orjson.dumps(value, default=_plain)
         except TypeError as exc:  # orjson's error; what `_plain` said is its cause
             raise _RowError(f"{key}: {exc.__cause__ or exc}") from None
-    return orjson.loads(orjson.dumps(metadata, default=_plain))
+    plain: dict[str, Any] = orjson.loads(orjson.dumps(metadata, default=_plain))
+    return plain
 
 
 def _plain(value: Any) -> Any:

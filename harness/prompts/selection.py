@@ -130,7 +130,7 @@ class RecordFilter:
         self.met_categories.add(category)
         listed = self.ids is None or prompt_id in self.ids
         if listed and self.ids is not None:
-            self.met_ids.add(prompt_id)  # type: ignore[arg-type]
+            self.met_ids.add(str(prompt_id))  # one of the listed ids: a str already
         return (
             listed
             and (not self.categories or category in self.categories)

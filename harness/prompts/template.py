@@ -41,7 +41,8 @@ class PromptTemplate:
             raise TemplateError(f"not a valid template: {exc}") from None
         self.pieces: list[tuple[str, str | None, tuple[str, ...], str]] = []
         problems: list[str] = []
-        for literal, name, spec, conversion in parsed:
+        for literal, name, given_spec, conversion in parsed:
+            spec = given_spec or ""  # None only where `name` is
             if name is None:
                 self.pieces.append((literal, None, (), ""))
                 continue

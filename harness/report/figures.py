@@ -24,9 +24,10 @@ from __future__ import annotations
 import io
 import warnings
 from collections import Counter
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import matplotlib
 import numpy as np
@@ -41,7 +42,10 @@ from harness.report.made import WIDTH, Made
 from harness.report.read import Rows, Timeline
 from harness.scrub import SECRETS
 
-_STYLE = {
+if TYPE_CHECKING:
+    from matplotlib.typing import RcKeyType
+
+_STYLE: dict[RcKeyType, Any] = {
     "svg.hashsalt": "harness-report",  # element ids from content, not from a random salt
     "svg.fonttype": "none",  # text as text: small, searchable, editable
     "text.parse_math": False,  # a `$` in a variant's name is no formula
@@ -95,21 +99,17 @@ def draw_all(
             f"figures: the first {len(variants)} of the {len(names)} variants by name drawn "
             "(--variant picks others; the Statistics tab has them all)"
         )
-    makers = zip(
-        FIGURES,
-        [
-            lambda: rates_figure(stats, scorer, label, variants),
-            lambda: comparisons_figure(stats, scorer, label, variants),
-            lambda: distributions_figure(columns, rows, variants),
-            lambda: timeline_figure(timeline),
-            lambda: roc_figure(stats, columns, scorer, label, variants),
-        ],
-        strict=True,
-    )
+    makers: list[Callable[[], Made | str]] = [
+        lambda: rates_figure(stats, scorer, label, variants),
+        lambda: comparisons_figure(stats, scorer, label, variants),
+        lambda: distributions_figure(columns, rows, variants),
+        lambda: timeline_figure(timeline),
+        lambda: roc_figure(stats, columns, scorer, label, variants),
+    ]
     drawn = []
     with matplotlib.rc_context(_STYLE), warnings.catch_warnings():
         warnings.filterwarnings("ignore", _GLYPH_MISSING, UserWarning)
-        for name, make in makers:
+        for name, make in zip(FIGURES, makers, strict=True):
             made = make()
             if isinstance(made, str):
                 notes.append(made)

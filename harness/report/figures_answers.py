@@ -145,7 +145,7 @@ def roc_figure(
     )
     if not with_logprobs:
         return "roc: no variant has token logprobs"
-    notes = ()
+    notes: tuple[str, ...] = ()
     if len(with_logprobs) > _MOST_ROC:
         notes = (
             f"roc: the first {_MOST_ROC} of the {len(with_logprobs)} variants with token "

@@ -6,6 +6,7 @@ page.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
@@ -36,8 +37,8 @@ def run_rows(runs: list[dict[str, Any]], run_end: dict[str, str]) -> list[dict[s
 
 
 def _run_row(run: dict[str, Any], ended: str | None) -> dict[str, Any]:
-    prompts = run.get("prompts") if isinstance(run.get("prompts"), dict) else {}
-    shard = run.get("shard") if isinstance(run.get("shard"), dict) else None
+    prompts = _table(run, "prompts")
+    shard = _table(run, "shard")
     return {
         "run_id": run.get("run_id"),
         "started": run.get("started"),
@@ -64,8 +65,8 @@ def _run_row(run: dict[str, Any], ended: str | None) -> dict[str, Any]:
 def _models(run: dict[str, Any]) -> list[dict[str, Any]]:
     """Each model of the run: provider, model id, server (base_url) and weights' revision where
     the config or the variants' identities record them."""
-    config = run.get("config_resolved") if isinstance(run.get("config_resolved"), dict) else {}
-    variants = run.get("variants") if isinstance(run.get("variants"), dict) else {}
+    config = _table(run, "config_resolved")
+    variants = _table(run, "variants")
     revisions: dict[str, set[str]] = {}
     for identity in variants.values():
         options = identity.get("options") if isinstance(identity, dict) else None
@@ -76,7 +77,7 @@ def _models(run: dict[str, Any]) -> list[dict[str, Any]]:
     for model in config.get("models") or []:
         if not isinstance(model, dict):
             continue
-        options = model.get("options") if isinstance(model.get("options"), dict) else {}
+        options = _table(model, "options")
         name = str(model.get("name"))
         rows.append(
             {
@@ -89,6 +90,12 @@ def _models(run: dict[str, Any]) -> list[dict[str, Any]]:
             }
         )
     return rows
+
+
+def _table(line: Mapping[str, Any], key: str) -> dict[str, Any]:
+    """The table at `key` of a line; empty when it is missing or not a table."""
+    value = line.get(key)
+    return value if isinstance(value, dict) else {}
 
 
 def _url(value: Any) -> Any:
@@ -125,7 +132,7 @@ def planned_variants(runs: list[dict[str, Any]]) -> set[str]:
     """The variants some run line planned (their pending jobs are known)."""
     found: set[str] = set()
     for run in runs:
-        shard = run.get("shard") if isinstance(run.get("shard"), dict) else {}
+        shard = _table(run, "shard")
         for plan in (run.get("plan"), shard.get("plan_unsharded")):
             if isinstance(plan, dict):
                 found.update(plan)

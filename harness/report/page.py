@@ -21,14 +21,14 @@ from pathlib import Path
 from typing import Any
 
 from harness.analysis.annotation import run_prompt_source
-from harness.analysis.answers import Advance, held
+from harness.analysis.answers import held
 from harness.analysis.labels import Labels
 from harness.analysis.parallel import in_workers, may_spread
 from harness.analysis.reading import read_latest
 from harness.analysis.stats import check_selection, stats_of
 from harness.bulk import collector_paused
 from harness.errors import InputError
-from harness.ledger.sets import Ledgers
+from harness.ledger.sets import Advance, Ledgers
 from harness.ledger.targets import OwnFile, head
 from harness.prompts.load import Prompt, load_prompts
 from harness.report.browser import inline_json, packed, payload
@@ -133,7 +133,7 @@ def _build(request: ReportRequest, advance: Advance | None, figures_dir: Path | 
     if any(v["pending"] is None for v in variants):
         notes.append("pending jobs unknown for variants no run line planned (shown as ?)")
     next_command = None if stats.scores else _score_command(reading)
-    meta = {
+    meta: dict[str, Any] = {
         "ledger": str(request.ledger),
         "scores": stats.scores,
         "scorer": scorer,
@@ -274,7 +274,7 @@ def _prompts(
 
 def _score_command(reading: Reading) -> str:
     """What labels the answers: `harness score` with the latest run's config."""
-    configs = [run.get("config_path") for run in reading.runs if run.get("config_path")]
+    configs = [str(run["config_path"]) for run in reading.runs if run.get("config_path")]
     return command_line("score", configs[-1] if configs else "CONFIG")
 
 

@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from harness.analysis.answers import Advance, Source, Stretch, lines_at
+from harness.analysis.answers import Source, Stretch, lines_at
 from harness.analysis.columns import AnswerColumns, Codes, ColumnsBuilder, joined_columns
 from harness.analysis.labels import Labels
 from harness.analysis.parallel import in_workers, report_read, shared
@@ -31,6 +31,7 @@ from harness.analysis.positions import flatten
 from harness.analysis.reading import Latest
 from harness.bulk import collector_paused
 from harness.ledger.file import is_result, parse_line
+from harness.ledger.sets import Advance
 from harness.prompts.load import Prompt
 
 _BATCH = 256  # latest records turned into columns together (as `answer_columns` does)
@@ -223,7 +224,7 @@ def read_in_workers(
     sharing = (ledger, latest.source, latest.labels, limits, variants)
     with in_workers(latest.workers, sharing, advance) as pool:
         parts = pool.map(_read_stretch, stretches)
-    whole = parts[0]
+    whole: Reading = parts[0]
     for part in parts[1:]:
         whole.logprobs.extend(part.logprobs, len(whole.rows))
         whole.rows.extend(part.rows)
@@ -293,7 +294,7 @@ class _Reader:
             return
         timeline.seconds.append(seconds)
         run_id = str(record.get("run_id"))
-        ended = (seconds, stamp)
+        ended = (seconds, str(stamp))  # a str: it has its seconds
         timeline.last[run_id] = max(ended, timeline.last.get(run_id, ended))
         timeline.ok.append(record["status"] == "ok")
         retries = record.get("retry_count")

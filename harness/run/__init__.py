@@ -1,5 +1,7 @@
-"""The run path: preparing a run and executing it (`run`), jobs, lanes and the scheduler, batch
-lanes, limits, budgets, adaptive concurrency, progress, provenance, the preflight request,
-the status summary (`summary`), and the verbs that look at a run before or beside it
-(`plan`, `doctor`, `open_batches`).
+"""The run path: validating and preparing a run (`prepare`), executing it (`execute`, the one
+entrance `run_pending`), the ledger a run holds and reads once (`run_ledger`), choosing failed
+jobs for `rerun` (`rerun`), budget caps (`caps`, `budget`), jobs, lanes and the scheduler, batch
+lanes, limits, adaptive concurrency, progress, provenance, the preflight request, the status
+summary (`summary`), the verbs that look at a run before or beside it (`plan`, `doctor`,
+`open_batches`) and the judge runs the analysis layer asks for (`judge_runs`).
 """

@@ -28,8 +28,8 @@ from harness.providers import REGISTRY, provider_class
 from harness.providers._hub import locate, memory_needed
 from harness.run.preflight import Target, probe_all
 from harness.run.prepare import load_config_registering_secrets
-from harness.run.provenance import package_version
 from harness.scrub import SECRETS, named_secrets, redact_urls
+from harness.version import package_version
 
 _LOCAL = {"vllm", "transformers"}
 _MIN_FREE_GB = 1.0

@@ -12,7 +12,6 @@ import subprocess
 import sys
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +21,7 @@ from harness.prompts.load import Prompt
 from harness.prompts.sources import PromptSource, data_files
 from harness.scrub import REDACTED, redact_url, redact_urls
 from harness.scrub import SECRET_NAME as _SECRET_KEY
+from harness.version import package_version
 
 _PACKAGES = (
     "harness",
@@ -109,14 +109,6 @@ def redact(value: Any, key: str = "") -> Any:
     if isinstance(value, str) and "://" in value:  # free text (a template) that holds URLs
         return redact_urls(value)
     return value
-
-
-def package_version(package: str) -> str | None:
-    """The installed version of a distribution, or None."""
-    try:
-        return metadata.version(package)
-    except metadata.PackageNotFoundError:
-        return None
 
 
 def _gpu_name() -> str | None:

@@ -4,14 +4,21 @@ ones recorded as such, and an edited rubric or prompt field redoing only what it
 
 from __future__ import annotations
 
+import io
 import time
 from collections import Counter
+from pathlib import Path
 
+import anyio
 from aiohttp import web
+from rich.console import Console
 
-from harness.analysis.judge import VerdictParser
+from harness.analysis.judge import JudgeRun, VerdictParser
 from harness.analysis.scores import read_scores
+from harness.analysis.scoring import prepare_scoring, score
+from harness.config.run_config import ModelConfig, RunConfig, load_config
 from harness.config.scorers import DEFAULT_VERDICT, UNPARSEABLE, JudgeScorer
+from harness.run.judge_runs import judge_run
 from tests.conftest import ledger_lines, results
 from tests.harness.analysis.score_project import (
     EXISTENCE,
@@ -27,6 +34,17 @@ RUBRIC = (
     "Question: {prompt}\\nAnswer: {response}\\nSource: {source}\\n"
     "Does the answer claim the thing exists? End with VERDICT: one of {labels}."
 )
+
+
+SIM_JUDGE = """
+[[scorers]]
+name = "sim-judge"
+type = "judge"
+model = "sim"
+labels = ["Yes", "No"]
+verdict_pattern = "\\\\A(\\\\w+)"
+template = "Grade: {response}"
+"""
 
 
 def judge_config(base_url: str, extra: str = "") -> str:
@@ -183,16 +201,7 @@ def test_failed_judge_requests_are_error_scores_retried_by_the_next_score(tmp_pa
 
 
 def test_a_judge_on_the_simulated_provider_with_unparseable_verdicts(tmp_path, run_cli):
-    judge = """
-[[scorers]]
-name = "sim-judge"
-type = "judge"
-model = "sim"
-labels = ["Yes", "No"]
-verdict_pattern = "\\\\A(\\\\w+)"
-template = "Grade: {response}"
-"""
-    config = project(tmp_path, run_cli, judge, prompts=9)
+    config = project(tmp_path, run_cli, SIM_JUDGE, prompts=9)
     assert run_cli("score", config)[0] == 0
     out = tmp_path / "out"
     judged = {
@@ -291,3 +300,32 @@ output = 10.0
     code, stdout, _ = run_cli("score", config)
     assert code == 0 and len(per_key(tmp_path / "out")) == 20
     assert len(results(judge_ledger)) == 20  # the judged ones were not asked again
+
+
+def test_scoring_runs_a_judge_only_through_the_runner_it_is_given(tmp_path, run_cli):
+    made: list[tuple[Path, str]] = []
+    asked: list[int] = []
+
+    class Counted:
+        """The run path's judge run, counting what scoring asks of it."""
+
+        def __init__(self, run: JudgeRun) -> None:
+            self.run = run
+            self.variant, self.model, self.ledger = run.variant, run.model, run.ledger
+            self.key = run.key
+
+        async def ask(self, prompts, **how):
+            asked.append(len(prompts))
+            return await self.run.ask(prompts, **how)
+
+    def runner(config: RunConfig, model: ModelConfig, where: str) -> JudgeRun:
+        made.append((config.output, where))
+        return Counted(judge_run(config, model, where))
+
+    config = load_config(project(tmp_path, run_cli, SIM_JUDGE, prompts=3))
+    plan = prepare_scoring(config, runner)
+    result = anyio.run(score, plan, Console(file=io.StringIO()))
+    out = tmp_path / "out"
+    assert made == [(out / "judge" / "sim-judge", "models[0]")] and asked == [6]
+    assert result.code == 0 and result.tallies["sim-judge"].new == 6
+    assert len(read_scores(out / "scores.jsonl").latest) == 6

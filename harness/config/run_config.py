@@ -29,7 +29,7 @@ from harness.config.adapters import Adapter
 from harness.config.prices import parse_price
 from harness.config.scorers import Scorer, parse_scorers
 from harness.errors import ConfigError
-from harness.fields import FieldError, from_table
+from harness.fields import FieldError, described, from_table, option
 from harness.input_files import refuse_special, utf8_problem
 from harness.prompts.sources import PromptSource, PromptTable
 from harness.prompts.template import PromptTemplate, TemplateError
@@ -43,13 +43,23 @@ class RetryPolicy:
     timeout, the longest wait a server may ask for before the job is recorded as failed instead,
     and how long the lane holds its jobs while its server cannot be reached at all."""
 
-    max_attempts: int = field(default=5, metadata={"min": 1, "max": 100})
-    initial_wait: float = field(default=1.0, metadata={"min": 0, "max": 3600})
-    quick_wait: float = field(default=0.25, metadata={"min": 0, "max": 3600})
-    max_wait: float = field(default=60.0, metadata={"min": 0, "max": 86_400})
-    attempt_timeout: float = field(default=120.0, metadata={"min": 0.001, "max": 86_400})
-    max_retry_after: float = field(default=300.0, metadata={"min": 0, "max": 86_400})
-    server_down_wait: float = field(default=120.0, metadata={"min": 0, "max": 86_400})
+    max_attempts: int = option(5, "attempts per job, the first included", min=1, max=100)
+    initial_wait: float = option(
+        1.0, "seconds an overloaded lane first backs off (doubling, with jitter)", min=0, max=3600
+    )
+    quick_wait: float = option(
+        0.25, "seconds a healthy lane waits at most before its first retry", min=0, max=3600
+    )
+    max_wait: float = option(60.0, "the longest backoff, in seconds", min=0, max=86_400)
+    attempt_timeout: float = option(120.0, "seconds per attempt", min=0.001, max=86_400)
+    max_retry_after: float = option(
+        300.0, "a server asking to wait longer fails the job now, to rerun later", min=0,
+        max=86_400,
+    )  # fmt: skip
+    server_down_wait: float = option(
+        120.0, "seconds a lane holds its jobs while its server refuses connections", min=0,
+        max=86_400,
+    )  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -57,8 +67,8 @@ class Preflight:
     """`[preflight]`: whether `run` and `rerun` first send every API model one minimal request
     (see `harness.run.preflight`), and how long each may take."""
 
-    probe: bool = False
-    timeout: float = field(default=30.0, metadata={"min": 0.001, "max": 3600})
+    probe: bool = option(False, "run and rerun first send every API model one request")
+    timeout: float = option(30.0, "seconds each preflight request may take", min=0.001, max=3600)
 
 
 @dataclass(frozen=True)
@@ -68,13 +78,20 @@ class BatchPolicy:
     the provider's own limit, its default); the first poll comes `poll_interval` seconds after
     submission and each later one 1.5 times as long after, up to `max_poll_interval`."""
 
-    max_requests: int | None = field(default=None, metadata={"min": 1, "max": 10_000_000})
-    max_bytes: int | None = field(default=None, metadata={"min": 4096, "max": 1 << 40})
-    poll_interval: float = field(default=30.0, metadata={"min": 0.001, "max": 86_400})
-    max_poll_interval: float = field(default=300.0, metadata={"min": 0.001, "max": 86_400})
-
-
-Mode = Literal["live", "batch"]
+    max_requests: int | None = option(
+        None, "requests per batch at most (none: the provider's limit)", min=1, max=10_000_000
+    )
+    max_bytes: int | None = option(
+        None, "bytes of requests per batch at most (none: the provider's limit)", min=4096,
+        max=1 << 40,
+    )  # fmt: skip
+    poll_interval: float = option(
+        30.0, "seconds from submitting a batch to its first poll", min=0.001, max=86_400
+    )
+    max_poll_interval: float = option(
+        300.0, "the longest wait between polls (each wait 1.5 times the last)", min=0.001,
+        max=86_400,
+    )  # fmt: skip
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -82,40 +99,62 @@ class Defaults:
     """Values every model takes unless it sets its own."""
 
     # 2.0 is the highest temperature any API takes.
-    temperatures: tuple[float, ...] = field(
-        default=(0.0,), metadata={"min": 0, "max": 2.0, "nonempty": True}
-    )
-    top_p: float = field(default=1.0, metadata={"min": 0, "max": 1})
-    max_tokens: int = field(default=1024, metadata={"min": 1, "max": 10_000_000})
-    stop: tuple[str, ...] = ()
-    max_concurrency: int = field(default=16, metadata={"min": 1, "max": 100_000})
+    temperatures: tuple[float, ...] = option(
+        (0.0,), "the temperatures to sweep: one variant each", min=0, max=2.0, nonempty=True,
+        answer=True,
+    )  # fmt: skip
+    top_p: float = option(1.0, "nucleus sampling's top p", min=0, max=1, answer=True)
+    max_tokens: int = option(1024, "output tokens per answer at most", min=1, max=10_000_000,
+                             answer=True)  # fmt: skip
+    stop: tuple[str, ...] = option((), "strings that end an answer", answer=True)
+    max_concurrency: int = option(16, "requests in flight at once", min=1, max=100_000)
     # "batch": the model's jobs go through its provider's batch API (see harness.run.batch_lane);
     # this changes price and waiting, never the answer, so it is not part of the variant id.
-    mode: Mode = "live"
-    batch: dict[str, Any] = field(default_factory=dict)  # a BatchPolicy table
+    mode: Literal["live", "batch"] = option(
+        "live", '"live", or "batch": through the provider\'s batch API'
+    )
+    batch: dict[str, Any] = field(
+        default_factory=dict, metadata=described("how batches are sized and polled: [models.batch]")
+    )
 
 
 @dataclass(frozen=True, kw_only=True)
 class ModelConfig(Defaults):
     """One `[[models]]` entry: a provider instance, its limits, and the temperatures to sweep."""
 
-    name: str
-    provider: str
-    model: str = ""
-    requests_per_minute: float | None = field(default=None, metadata={"min": 0.001, "max": 1e7})
-    tokens_per_minute: float | None = field(default=None, metadata={"min": 1, "max": 1e11})
-    options: dict[str, Any] = field(default_factory=dict)
-    # The model's price per million tokens, replacing the shipped one (see harness.config.prices).
-    price: dict[str, Any] = field(default_factory=dict)
-    # What the model's lane costs per hour of wall time (a local model's GPUs).
-    cost_per_gpu_hour: float | None = field(default=None, metadata={"min": 0, "max": 1e6})
-    # The most this model may spend, in USD, its earlier records in the ledger included.
-    budget_usd: float | None = field(default=None, metadata={"min": 0, "max": 1e9})
-    # Under a budget, a model without a price is an error unless this says its cost may count as 0.
-    unpriced_ok: bool = False
-    # A local model's LoRA adapters, name -> folder: each a variant of its own
-    # (harness.config.adapters).
-    adapters: dict[str, Any] = field(default_factory=dict)
+    name: str = field(metadata=described("the model's name in variant ids, ledgers and reports"))
+    provider: str = field(
+        metadata=described("which provider answers (see: python -m harness options)", answer=True)
+    )
+    model: str = option("", "the model id sent to the provider (empty: the name)", answer=True)
+    requests_per_minute: float | None = option(
+        None, "the model's request rate limit (none: unlimited)", min=0.001, max=1e7
+    )
+    tokens_per_minute: float | None = option(
+        None, "the model's token rate limit (none: unlimited)", min=1, max=1e11
+    )
+    options: dict[str, Any] = field(
+        default_factory=dict,
+        metadata=described("the provider's own options: [models.options]", answer=True),
+    )
+    # See harness.config.prices.
+    price: dict[str, Any] = field(
+        default_factory=dict,
+        metadata=described("USD per million tokens, replacing the shipped price: [models.price]"),
+    )
+    cost_per_gpu_hour: float | None = option(
+        None, "USD per hour of the lane's wall time (a local model's GPUs)", min=0, max=1e6
+    )
+    budget_usd: float | None = option(
+        None, "the most this model may spend, in USD, its earlier records included", min=0,
+        max=1e9,
+    )  # fmt: skip
+    unpriced_ok: bool = option(False, "under a budget, count an unpriced model's answers as free")
+    # Each adapter is a variant of its own (harness.config.adapters).
+    adapters: dict[str, Any] = field(
+        default_factory=dict,
+        metadata=described('a local model\'s LoRA adapters, name = "folder"', answer=True),
+    )
 
     @property
     def model_id(self) -> str:
@@ -169,17 +208,35 @@ class RunConfig:
 
 @dataclass(frozen=True)
 class _TopLevel:
-    prompts: str | dict[str, Any]
-    models: tuple[dict[str, Any], ...] = field(metadata={"nonempty": True})
-    output: str = "results/run"
-    seed: int = field(default=0, metadata={"min": 0, "max": 2**31 - 1})  # Gemini takes int32
-    samples: int = field(default=1, metadata={"min": 1, "max": 1_000_000})
-    grace_seconds: float = field(default=10.0, metadata={"min": 0, "max": 3600})
-    defaults: dict[str, Any] = field(default_factory=dict)
-    retry: dict[str, Any] = field(default_factory=dict)
-    preflight: dict[str, Any] = field(default_factory=dict)
-    budget_usd: float | None = field(default=None, metadata={"min": 0, "max": 1e9})
-    scorers: tuple[dict[str, Any], ...] = ()
+    """The config file's top-level keys."""
+
+    prompts: str | dict[str, Any] = field(
+        metadata=described("the prompt set: a path (relative to the config), or a [prompts] table")
+    )
+    models: tuple[dict[str, Any], ...] = field(
+        metadata=described("the models to run: [[models]] tables", nonempty=True)
+    )
+    output: str = option("results/run", "the output directory (relative to the working one)")
+    # Gemini takes an int32.
+    seed: int = option(0, "sample i of a job is sent a seed made from it", min=0, max=2**31 - 1,
+                       answer=True)  # fmt: skip
+    samples: int = option(1, "answers per prompt and variant", min=1, max=1_000_000)
+    grace_seconds: float = option(
+        10.0, "how long Ctrl-C waits for requests in flight", min=0, max=3600
+    )
+    defaults: dict[str, Any] = field(
+        default_factory=dict, metadata=described("values every model takes: [defaults]")
+    )
+    retry: dict[str, Any] = field(
+        default_factory=dict, metadata=described("how a lane retries a job: [retry]")
+    )
+    preflight: dict[str, Any] = field(
+        default_factory=dict, metadata=described("one request per model first: [preflight]")
+    )
+    budget_usd: float | None = option(
+        None, "the most the whole ledger may spend, in USD", min=0, max=1e9
+    )
+    scorers: tuple[dict[str, Any], ...] = option((), "how answers get labels: [[scorers]]")
 
 
 # Bumped whenever the meaning of a variant changes without its inputs changing (2: per-job seeds

@@ -16,10 +16,10 @@ import hashlib
 import os
 import re
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import orjson
 
@@ -29,11 +29,13 @@ from harness.config.adapters import Adapter
 from harness.config.prices import parse_price
 from harness.config.scorers import Scorer, parse_scorers
 from harness.errors import ConfigError
-from harness.fields import FieldError, described, from_table, option
+from harness.fields import FieldError, described, from_table, option, table_values
 from harness.input_files import refuse_special, utf8_problem
 from harness.prompts.sources import PromptSource, PromptTable
 from harness.prompts.template import PromptTemplate, TemplateError
 from harness.scrub import referenced_secrets, substituted_secrets, url_secrets
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -297,10 +299,12 @@ def load_config(path: str | Path, environ: Mapping[str, str] | None = None) -> R
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(path, "", f"invalid TOML: {exc}") from None
     found: _Found = {}
-    try:
-        config = _build(path, raw, _interpolate(raw, env, "", found))
-    except FieldError as exc:
-        raise ConfigError(path, exc.path, exc.message) from None
+    errors: list[FieldError] = []  # every problem, told at once
+    resolved = _interpolate(raw, env, "", found, errors)
+    config = _checked(errors, _build, path, raw, resolved)
+    if config is None or errors:
+        first, *rest = errors
+        raise ConfigError(path, first.path, first.message, *((e.path, e.message) for e in rest))
     secrets = referenced_secrets(raw, env) | url_secrets(config.resolved)
     given: dict[str, set[str]] = {}
     for key, (text, spans) in found.items():
@@ -320,49 +324,97 @@ def _table_at(table: Mapping[str, Any], path: str) -> Mapping[str, Any]:
 
 
 def _build(path: Path, raw: Mapping[str, Any], table: Mapping[str, Any]) -> RunConfig:
-    top = from_table(_TopLevel, table, "")
-    defaults = from_table(Defaults, top.defaults, "defaults")
-    inherited = dataclasses.asdict(defaults)
+    """The config, every section, model and scorer checked; a FieldError standing for every
+    problem found (see `FieldError.of`). A section with a wrong key is still used for what is
+    right in it, so a mistake is told once, where it is made, and never hides another."""
+    errors: list[FieldError] = []
+    top, wrong = table_values(_TopLevel, table, "")
+    errors += wrong
+    given, wrong = table_values(Defaults, top.get("defaults", {}), "defaults")
+    errors += wrong
+    inherited = {**dataclasses.asdict(Defaults()), **given}
 
     def model_entry(entry: Any, where: str) -> ModelConfig:
         if not isinstance(entry, Mapping):
             raise FieldError(where, "expected a table")
         merged = {**inherited, **entry}
         if isinstance(entry.get("batch"), Mapping):  # [models.batch] adds to [defaults.batch]
-            merged["batch"] = {**defaults.batch, **entry["batch"]}
-        model = from_table(ModelConfig, merged, where)
-        if not model.name or any(c in model.name for c in "|@+"):
-            raise FieldError(f"{where}.name", "must be non-empty without '|', '@' or '+'")
-        _no_repeats(model.temperatures, f"{where}.temperatures")
-        # -0.0 is 0.0: one variant id, so a config written either way resumes the same ledger
-        model = dataclasses.replace(model, temperatures=tuple(t + 0.0 for t in model.temperatures))
-        _adapter_names(model.adapters, f"{where}.adapters")
-        from_table(BatchPolicy, model.batch, f"{where}.batch")
-        if model.price:
-            parse_price(model.price, f"{where}.price", model.provider)
-        return model
+            merged["batch"] = {**inherited["batch"], **entry["batch"]}
+        return _model(merged, where)
 
-    models = [model_entry(entry, f"models[{i}]") for i, entry in enumerate(top.models)]
-    names = [m.name for m in models]
-    for index, name in enumerate(names):
-        if name in names[:index]:
-            raise FieldError(f"models[{index}].name", f'duplicate model name "{name}"')
-    base = path.parent
+    models: dict[int, ModelConfig] = {}
+    for index, entry in _entries(table, "models"):
+        model = _checked(errors, model_entry, entry, f"models[{index}]")
+        if model is not None:
+            models[index] = model
+    names = [(index, model.name) for index, model in models.items()]
+    for number, (index, name) in enumerate(names):
+        if name in [other for _, other in names[:number]]:
+            errors.append(FieldError(f"models[{index}].name", f'duplicate model name "{name}"'))
+    written = [e.get("name") for _, e in _entries(table, "models") if isinstance(e, Mapping)]
+    broken = [name for name in written if name not in {m.name for m in models.values()}]
+    prompts = (
+        _checked(errors, _prompt_source, top["prompts"], path.parent) if "prompts" in top else None
+    )
+    retry = _checked(errors, from_table, RetryPolicy, top.get("retry", {}), "retry")
+    preflight = _checked(errors, from_table, Preflight, top.get("preflight", {}), "preflight")
+    tables = [entry for _, entry in _entries(table, "scorers")]
+    scorers = _checked(errors, parse_scorers, tables, list(models.values()), model_entry, broken)
+    if errors:
+        raise FieldError.of(errors)
+    assert prompts is not None and retry is not None and preflight is not None
+    assert scorers is not None
     return RunConfig(
         path=path,
-        prompts=_prompt_source(top.prompts, base),
-        output=Path(top.output),
-        seed=top.seed,
-        samples=top.samples,
-        retry=from_table(RetryPolicy, top.retry, "retry"),
-        models=tuple(models),
+        prompts=prompts,
+        output=Path(top["output"]) if "output" in top else Path(_TopLevel.output),
+        seed=top.get("seed", _TopLevel.seed),
+        samples=top.get("samples", _TopLevel.samples),
+        retry=retry,
+        models=tuple(models.values()),
         raw=raw,
         resolved=table,
-        grace_seconds=top.grace_seconds,
-        preflight=from_table(Preflight, top.preflight, "preflight"),
-        budget_usd=top.budget_usd,
-        scorers=parse_scorers(top.scorers, models, model_entry),
+        grace_seconds=top.get("grace_seconds", _TopLevel.grace_seconds),
+        preflight=preflight,
+        budget_usd=top.get("budget_usd"),
+        scorers=scorers,
     )
+
+
+def _model(table: Mapping[str, Any], where: str) -> ModelConfig:
+    """One `[[models]]` entry, `[defaults]` merged in; a FieldError for all its problems."""
+    values, errors = table_values(ModelConfig, table, where)
+    name = values.get("name")
+    if name is not None and (not name or any(c in name for c in "|@+")):
+        errors.append(FieldError(f"{where}.name", "must be non-empty without '|', '@' or '+'"))
+    if "temperatures" in values:
+        _checked(errors, _no_repeats, values["temperatures"], f"{where}.temperatures")
+        # -0.0 is 0.0: one variant id, so a config written either way resumes the same ledger
+        values["temperatures"] = tuple(t + 0.0 for t in values["temperatures"])
+    _checked(errors, _adapter_names, values.get("adapters", {}), f"{where}.adapters")
+    _checked(errors, from_table, BatchPolicy, values.get("batch", {}), f"{where}.batch")
+    if values.get("price"):
+        provider = values.get("provider", "")
+        _checked(errors, parse_price, values["price"], f"{where}.price", provider)
+    if errors:
+        raise FieldError.of(errors)
+    return ModelConfig(**values)
+
+
+def _entries(table: Mapping[str, Any], key: str) -> list[tuple[int, Any]]:
+    """The entries of a list of tables (`[[models]]`) as written, with their index; an entry
+    that is no table is told by the top level's check."""
+    entries = table.get(key)
+    return list(enumerate(entries)) if isinstance(entries, list) else []
+
+
+def _checked(errors: list[FieldError], check: Callable[..., T], *args: Any) -> T | None:
+    """`check(*args)`, or None with its FieldErrors added to `errors`."""
+    try:
+        return check(*args)
+    except FieldError as exc:
+        errors.extend(exc.errors)
+        return None
 
 
 def _prompt_source(value: str | dict[str, Any], base: Path) -> PromptSource:
@@ -411,18 +463,23 @@ _PATH_STEP = re.compile(r"(\w+)(?:\[(\d+)\])?")
 _Found = dict[str, tuple[str, list[tuple[int, int]]]]
 
 
-def _interpolate(value: Any, env: Mapping[str, str], path: str, found: _Found) -> Any:
+def _interpolate(
+    value: Any, env: Mapping[str, str], path: str, found: _Found, errors: list[FieldError]
+) -> Any:
     """Replace `${VAR}` and `${VAR:-default}` in every string, recursively; `found` gets, by key
     path, each resolved string the environment gave to and where its values are in it (a
-    default's are not)."""
+    default's are not). A string that cannot be resolved stays as written, its FieldError added
+    to `errors`."""
     if isinstance(value, str):
-        return _substitute(value, env, path, found)
+        resolved = _checked(errors, _substitute, value, env, path, found)
+        return value if resolved is None else resolved
     if isinstance(value, Mapping):
         return {
-            k: _interpolate(v, env, f"{path}.{k}" if path else k, found) for k, v in value.items()
+            k: _interpolate(v, env, f"{path}.{k}" if path else k, found, errors)
+            for k, v in value.items()
         }
     if isinstance(value, list):
-        return [_interpolate(v, env, f"{path}[{i}]", found) for i, v in enumerate(value)]
+        return [_interpolate(v, env, f"{path}[{i}]", found, errors) for i, v in enumerate(value)]
     return value
 
 

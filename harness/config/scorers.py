@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import re
 import string
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -171,26 +171,51 @@ InlineModel = Callable[[Mapping[str, Any], str], "ModelConfig"]
 
 
 def parse_scorers(
-    tables: Sequence[Any], models: Sequence[ModelConfig], inline_model: InlineModel
+    tables: Sequence[Any],
+    models: Sequence[ModelConfig],
+    inline_model: InlineModel,
+    broken: Collection[str] = (),
 ) -> tuple[Scorer, ...]:
-    """Every `[[scorers]]` entry, checked against the config's `[[models]]`. Raises FieldError."""
+    """Every `[[scorers]]` entry, checked against the config's `[[models]]` (`broken`: the names
+    of entries that are wrong, told already). Raises a FieldError standing for every problem."""
     scorers: list[Scorer] = []
+    errors: list[FieldError] = []
     for index, table in enumerate(tables):
-        where = f"scorers[{index}]"
-        if not isinstance(table, Mapping):
-            raise FieldError(where, "expected a table")
-        head = from_table(_Head, {k: table[k] for k in ("name", "type") if k in table}, where)
-        if not _NAME.fullmatch(head.name) or len(head.name) > 64:
-            raise FieldError(f"{where}.name", "use 1-64 letters, digits, '_', '.' or '-'")
-        if head.name in {s.name for s in scorers}:
-            raise FieldError(f"{where}.name", f'duplicate scorer name "{head.name}"')
-        if head.type == "rules":
-            scorers.append(_rules(table, where))
-        elif head.type == "refusal":
-            scorers.append(_refusal(table, where))
-        else:
-            scorers.append(_judge(table, where, models, inline_model))
+        try:
+            scorer = _scorer(table, f"scorers[{index}]", scorers, models, inline_model, broken)
+        except FieldError as exc:
+            errors.append(exc)
+            continue
+        if scorer is not None:
+            scorers.append(scorer)
+    if errors:
+        raise FieldError.of(errors)
     return tuple(scorers)
+
+
+def _scorer(
+    table: Any,
+    where: str,
+    scorers: Sequence[Scorer],
+    models: Sequence[ModelConfig],
+    inline_model: InlineModel,
+    broken: Collection[str],
+) -> Scorer | None:
+    """One `[[scorers]]` entry; None for a judge of a model entry that is wrong."""
+    if not isinstance(table, Mapping):
+        raise FieldError(where, "expected a table")
+    head = from_table(_Head, {k: table[k] for k in ("name", "type") if k in table}, where)
+    if not _NAME.fullmatch(head.name) or len(head.name) > 64:
+        raise FieldError(f"{where}.name", "use 1-64 letters, digits, '_', '.' or '-'")
+    if head.name in {s.name for s in scorers}:
+        raise FieldError(f"{where}.name", f'duplicate scorer name "{head.name}"')
+    if head.type == "rules":
+        return _rules(table, where)
+    if head.type == "refusal":
+        return _refusal(table, where)
+    if table.get("model") in broken:
+        return None
+    return _judge(table, where, models, inline_model)
 
 
 def _rules(table: Mapping[str, Any], where: str) -> RuleScorer:

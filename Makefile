@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 # finds torch's `+cpu` builds, e.g. TORCH_INDEX=https://download.pytorch.org/whl/cpu.
 TORCH_INDEX ?=
 
-.PHONY: setup setup-vllm demo test test-rich-floor bench lint screenshot
+.PHONY: setup setup-vllm demo test test-rich-floor bench lint screenshot docs
 
 setup: $(VENV)/.installed
 
@@ -30,6 +30,10 @@ demo: setup
 	$(PY) -m harness score configs/demo.toml --scorers existence
 	$(PY) -m harness stats results/demo --scorer existence
 	$(PY) -m harness report results/demo --scorer existence
+
+# docs/config-reference.md, from the declarations of every config key and provider option
+docs: setup
+	$(PY) -m harness options --markdown > docs/config-reference.md
 
 # docs/report.png, the README's picture of the report (the demo's, in headless Chromium)
 screenshot: setup

@@ -51,11 +51,15 @@ class InputError(HarnessError):
 
 
 class ConfigError(InputError):
-    """A config value is wrong; the message names the file and the key path."""
+    """A config value is wrong; the message names the file and the key path. Further problems
+    of the same file (`more`: key paths and messages) come one line each."""
 
-    def __init__(self, file: object, path: str, message: str) -> None:
-        where = f"{file}: {path}" if path else f"{file}"
-        super().__init__(f"{where}: {message}")
+    def __init__(self, file: object, path: str, message: str, *more: tuple[str, str]) -> None:
+        lines = [
+            f"{file}: {where}: {text}" if where else f"{file}: {text}"
+            for where, text in [(path, message), *more]
+        ]
+        super().__init__("\n".join(lines))
 
 
 class PromptsError(InputError):

@@ -1,9 +1,15 @@
 """Typed tables: build a frozen dataclass from a TOML table, checking every key.
 
 One mechanism serves the config sections and every provider's declared options: the dataclass's
-annotations say each key's type, `field(metadata={"min": 0, "max": 1})` its bounds, and a default
-makes a key optional. A float must be finite (TOML allows `nan` and `inf`) unless its metadata says
-`"nonfinite": True`. Errors carry the key path; the caller adds the file.
+annotations say each key's type, and `option(default, "what it does", min=0, max=1)` (or
+`field(metadata=described(...))` for a required key) its one-line description, its bounds and
+whether it can change an answer; a default makes a key optional. The descriptions feed
+`python -m harness options` and docs/config-reference.md. A float must be finite (TOML allows
+`nan` and `inf`) unless its metadata says `"nonfinite": True`.
+
+Errors carry the key path; the caller adds the file. A table is checked whole: every wrong key is
+a FieldError of its own, and they come together as one (`FieldError.errors`), so a config with
+several mistakes is told all of them at once.
 """
 
 from __future__ import annotations
@@ -12,42 +18,76 @@ import dataclasses
 import math
 import types
 import typing
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, TypeVar
 
 T = TypeVar("T")
 
 
 class FieldError(ValueError):
-    """A table's value is wrong; `path` says where, relative to the table's owner."""
+    """A table's value is wrong; `path` says where, relative to the table's owner. `errors` is
+    every problem it stands for, itself alone unless made by `FieldError.of`; `path` and
+    `message` are the first one's."""
 
     def __init__(self, path: str, message: str) -> None:
         super().__init__(f"{path}: {message}")
         self.path = path
         self.message = message
+        self.errors: tuple[FieldError, ...] = (self,)
+
+    @classmethod
+    def of(cls, errors: Sequence[FieldError]) -> FieldError:
+        """One error standing for all of `errors` (each may stand for several), one line each."""
+        flat = tuple(one for error in errors for one in error.errors)
+        if len(flat) == 1:
+            return flat[0]
+        joined = cls(flat[0].path, flat[0].message)
+        joined.args = ("\n".join(str(error) for error in flat),)
+        joined.errors = flat
+        return joined
 
 
 def from_table(cls: type[T], table: Mapping[str, Any], path: str) -> T:
-    """Build `cls` from `table`; unknown keys, missing keys and wrong types are FieldErrors."""
+    """Build `cls` from `table`; unknown keys, missing keys, wrong types and values out of bounds
+    are FieldErrors, all of them raised together (see `FieldError.of`)."""
+    values, errors = table_values(cls, table, path)
+    if errors:
+        raise FieldError.of(errors)
+    return cls(**values)
+
+
+def table_values(
+    cls: type[Any], table: object, path: str
+) -> tuple[dict[str, Any], list[FieldError]]:
+    """The keys of `table` that `cls` declares and that are right, converted (see `check_type`),
+    and a FieldError for each one that is not: an unknown key, a missing one, a wrong type, a
+    value out of bounds. A caller that goes on checking what depends on a table uses the values
+    that are right, so that one mistake is not reported again as another."""
     if not isinstance(table, Mapping):
-        raise FieldError(path, f"expected a table, got {_describe(table)}")
-    fields = {f.name: f for f in dataclasses.fields(cls) if f.init}  # type: ignore[arg-type]
+        return {}, [FieldError(path, f"expected a table, got {_describe(table)}")]
+    fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
     hints = typing.get_type_hints(cls)
-    unknown = [key for key in table if key not in fields]
-    if unknown:
-        known = ", ".join(fields)
-        raise FieldError(_join(path, unknown[0]), f"unknown key (expected one of: {known})")
+    known = ", ".join(fields)
+    errors = [
+        FieldError(_join(path, key), f"unknown key (expected one of: {known})")
+        for key in table
+        if key not in fields
+    ]
     values: dict[str, Any] = {}
     for name, field in fields.items():
         key_path = _join(path, name)
         if name not in table:
             if _is_required(field):
-                raise FieldError(key_path, "missing required key")
+                errors.append(FieldError(key_path, "missing required key"))
             continue
-        value = check_type(table[name], hints[name], key_path)
-        _check_bounds(value, field.metadata, key_path)
+        try:
+            value = check_type(table[name], hints[name], key_path)
+            _check_bounds(value, field.metadata, key_path)
+        except FieldError as exc:
+            errors.extend(exc.errors)
+            continue
         values[name] = value
-    return cls(**values)
+    return values, errors
 
 
 def check_type(value: Any, hint: Any, path: str) -> Any:
@@ -89,7 +129,7 @@ def check_type(value: Any, hint: Any, path: str) -> Any:
         if not isinstance(value, list | tuple):
             raise FieldError(path, f"expected a list, got {_describe(value)}")
         item = typing.get_args(hint)[0]
-        return tuple(check_type(v, item, f"{path}[{i}]") for i, v in enumerate(value))
+        return _each(value, lambda v, where: check_type(v, item, where), path)
     if origin is dict or hint is dict:
         if not isinstance(value, Mapping):
             raise FieldError(path, f"expected a table, got {_describe(value)}")
@@ -97,10 +137,22 @@ def check_type(value: Any, hint: Any, path: str) -> Any:
     raise TypeError(f"unsupported field type {hint!r} at {path}")  # a bug in a dataclass
 
 
+def _each(items: Sequence[Any], check: Any, path: str) -> tuple[Any, ...]:
+    """`check(item, path)` of every item of a list, in order; every item's FieldError at once."""
+    checked, errors = [], []
+    for index, item in enumerate(items):
+        try:
+            checked.append(check(item, f"{path}[{index}]"))
+        except FieldError as exc:
+            errors.append(exc)
+    if errors:
+        raise FieldError.of(errors)
+    return tuple(checked)
+
+
 def _check_bounds(value: Any, metadata: Mapping[str, Any], path: str) -> None:
     if isinstance(value, tuple):
-        for index, item in enumerate(value):
-            _check_number(item, metadata, f"{path}[{index}]")
+        _each(value, lambda item, where: _check_number(item, metadata, where), path)
     else:
         _check_number(value, metadata, path)
     if metadata.get("nonempty") and not value:
@@ -141,14 +193,44 @@ def _describe(value: Any) -> str:
     return repr(value)
 
 
-# `field(metadata=OPERATIONAL)` marks an option that changes how or where a request is made but
-# never the answer (a key, a timeout, a connection limit). Every other option is answer-defining
-# and part of the variant id: a provider that forgets to mark one only starts a new variant.
-OPERATIONAL = {"identity": False}
+def described(
+    description: str,
+    *,
+    min: float | None = None,
+    max: float | None = None,
+    nonempty: bool = False,
+    nonfinite: bool = False,
+    answer: bool | None = None,
+) -> dict[str, Any]:
+    """A key's metadata: its one-line description, its bounds (`min`, `max`, `nonempty`, and
+    `nonfinite` for a float that may be `inf` or `nan`) and `answer`, whether it can change an
+    answer. A provider's option is answer-defining unless it says `answer=False` (a key, a
+    timeout, a connection limit: how or where a request is made, never what it answers); a config
+    key only when it says `answer=True` (those that make up a variant id)."""
+    metadata: dict[str, Any] = {"description": description}
+    metadata.update({k: v for k, v in (("min", min), ("max", max)) if v is not None})
+    metadata.update({k: True for k, v in (("nonempty", nonempty), ("nonfinite", nonfinite)) if v})
+    if answer is not None:
+        metadata["identity"] = answer
+    return metadata
+
+
+def option(default: Any, description: str, **metadata: Any) -> Any:
+    """A dataclass field with a default and its metadata (see `described`):
+    `timeout: float = option(600.0, "seconds per request", min=0.001, max=86_400, answer=False)`.
+    A key without a default, or with a mutable one, says `field(metadata=described(...))`."""
+    return dataclasses.field(default=default, metadata=described(description, **metadata))
+
+
+def description(field: dataclasses.Field[Any]) -> str:
+    """A declared key's one-line description ("" when it has none)."""
+    return str(field.metadata.get("description", ""))
 
 
 def answer_defining(options: Any) -> dict[str, Any]:
-    """The options of a dataclass instance that can change an answer, by name."""
+    """The options of a provider's options (a dataclass instance) that can change an answer,
+    by name. An option is answer-defining unless its metadata says `answer=False`: a provider
+    that forgets to mark one only starts a new variant."""
     return {
         f.name: getattr(options, f.name)
         for f in dataclasses.fields(options)

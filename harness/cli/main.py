@@ -24,6 +24,7 @@ from rich.console import Console
 from rich.logging import RichHandler
 
 from harness.cli.answers import add_analysis_verbs
+from harness.cli.options import add_options_verb
 from harness.cli.report import add_report_verb
 from harness.cli.results import add_result_verbs
 from harness.errors import (
@@ -509,6 +510,7 @@ def _parser() -> argparse.ArgumentParser:
     add_analysis_verbs(verbs)
     add_result_verbs(verbs)
     add_report_verb(verbs)
+    add_options_verb(verbs)
     return parser
 
 

@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from importlib import resources
 from typing import TYPE_CHECKING, Any
 
-from harness.fields import from_table
+from harness.fields import described, from_table, option
 
 if TYPE_CHECKING:
     from harness.config.run_config import ModelConfig
@@ -245,15 +245,19 @@ def price_for(
     return None
 
 
-_RATE = {"min": 0, "max": 1_000_000}
+_RATE: dict[str, Any] = {"min": 0, "max": 1_000_000}
 
 
 @dataclass(frozen=True)
 class _RatesTable:
-    input: float = field(metadata=_RATE)
-    output: float = field(metadata=_RATE)
-    cache_read: float | None = field(default=None, metadata=_RATE)
-    cache_write: float | None = field(default=None, metadata=_RATE)
+    input: float = field(metadata=described("USD per million input tokens", **_RATE))
+    output: float = field(metadata=described("USD per million output tokens", **_RATE))
+    cache_read: float | None = option(
+        None, "USD per million tokens read from a cache (none: the input rate)", **_RATE
+    )
+    cache_write: float | None = option(
+        None, "USD per million tokens written to a cache (none: the input rate)", **_RATE
+    )
 
     def rates(self) -> Rates:
         cache_read = self.input if self.cache_read is None else self.cache_read
@@ -263,13 +267,19 @@ class _RatesTable:
 
 @dataclass(frozen=True, kw_only=True)
 class _LongContextTable(_RatesTable):
-    above: int = field(metadata={"min": 1, "max": 1_000_000_000})
+    above: int = field(
+        metadata=described("prompt tokens above which these rates apply", min=1, max=1_000_000_000)
+    )
 
 
 @dataclass(frozen=True)
 class _PriceTable(_RatesTable):
-    batch_discount: float | None = field(default=None, metadata={"min": 0, "max": 1})
-    long_context: dict[str, Any] | None = None
+    batch_discount: float | None = option(
+        None, "the share the batch API takes off (0.5: half price)", min=0, max=1
+    )
+    long_context: dict[str, Any] | None = option(
+        None, "rates for every token of a long request: {above, input, output, ...}"
+    )
 
 
 def parse_price(
@@ -295,12 +305,14 @@ def parse_price(
 
 @dataclass(frozen=True)
 class _Entry:
-    id: str
-    source: str
-    checked: str
-    price: dict[str, Any]
-    aliases: tuple[str, ...] = ()
-    unconfirmed: str = ""
+    """One model's entry in harness/prices.toml, under its provider's name."""
+
+    id: str = field(metadata=described("the model id"))
+    source: str = field(metadata=described("the public page the figures come from"))
+    checked: str = field(metadata=described("the day the page was read"))
+    price: dict[str, Any] = field(metadata=described("the price: the keys of [models.price]"))
+    aliases: tuple[str, ...] = option((), "other ids of the same model")
+    unconfirmed: str = option("", "why a figure could not be checked on the provider's page")
 
 
 @functools.cache

@@ -16,10 +16,10 @@ import hashlib
 import os
 import re
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import orjson
 
@@ -29,11 +29,13 @@ from harness.config.adapters import Adapter
 from harness.config.prices import parse_price
 from harness.config.scorers import Scorer, parse_scorers
 from harness.errors import ConfigError
-from harness.fields import FieldError, from_table
+from harness.fields import FieldError, described, from_table, option, table_values
 from harness.input_files import refuse_special, utf8_problem
 from harness.prompts.sources import PromptSource, PromptTable
 from harness.prompts.template import PromptTemplate, TemplateError
 from harness.scrub import referenced_secrets, substituted_secrets, url_secrets
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -43,13 +45,23 @@ class RetryPolicy:
     timeout, the longest wait a server may ask for before the job is recorded as failed instead,
     and how long the lane holds its jobs while its server cannot be reached at all."""
 
-    max_attempts: int = field(default=5, metadata={"min": 1, "max": 100})
-    initial_wait: float = field(default=1.0, metadata={"min": 0, "max": 3600})
-    quick_wait: float = field(default=0.25, metadata={"min": 0, "max": 3600})
-    max_wait: float = field(default=60.0, metadata={"min": 0, "max": 86_400})
-    attempt_timeout: float = field(default=120.0, metadata={"min": 0.001, "max": 86_400})
-    max_retry_after: float = field(default=300.0, metadata={"min": 0, "max": 86_400})
-    server_down_wait: float = field(default=120.0, metadata={"min": 0, "max": 86_400})
+    max_attempts: int = option(5, "attempts per job, the first included", min=1, max=100)
+    initial_wait: float = option(
+        1.0, "seconds an overloaded lane first backs off (doubling, with jitter)", min=0, max=3600
+    )
+    quick_wait: float = option(
+        0.25, "seconds a healthy lane waits at most before its first retry", min=0, max=3600
+    )
+    max_wait: float = option(60.0, "the longest backoff, in seconds", min=0, max=86_400)
+    attempt_timeout: float = option(120.0, "seconds per attempt", min=0.001, max=86_400)
+    max_retry_after: float = option(
+        300.0, "a server asking to wait longer fails the job now, to rerun later", min=0,
+        max=86_400,
+    )  # fmt: skip
+    server_down_wait: float = option(
+        120.0, "seconds a lane holds its jobs while its server refuses connections", min=0,
+        max=86_400,
+    )  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -57,8 +69,8 @@ class Preflight:
     """`[preflight]`: whether `run` and `rerun` first send every API model one minimal request
     (see `harness.run.preflight`), and how long each may take."""
 
-    probe: bool = False
-    timeout: float = field(default=30.0, metadata={"min": 0.001, "max": 3600})
+    probe: bool = option(False, "run and rerun first send every API model one request")
+    timeout: float = option(30.0, "seconds each preflight request may take", min=0.001, max=3600)
 
 
 @dataclass(frozen=True)
@@ -68,13 +80,20 @@ class BatchPolicy:
     the provider's own limit, its default); the first poll comes `poll_interval` seconds after
     submission and each later one 1.5 times as long after, up to `max_poll_interval`."""
 
-    max_requests: int | None = field(default=None, metadata={"min": 1, "max": 10_000_000})
-    max_bytes: int | None = field(default=None, metadata={"min": 4096, "max": 1 << 40})
-    poll_interval: float = field(default=30.0, metadata={"min": 0.001, "max": 86_400})
-    max_poll_interval: float = field(default=300.0, metadata={"min": 0.001, "max": 86_400})
-
-
-Mode = Literal["live", "batch"]
+    max_requests: int | None = option(
+        None, "requests per batch at most (none: the provider's limit)", min=1, max=10_000_000
+    )
+    max_bytes: int | None = option(
+        None, "bytes of requests per batch at most (none: the provider's limit)", min=4096,
+        max=1 << 40,
+    )  # fmt: skip
+    poll_interval: float = option(
+        30.0, "seconds from submitting a batch to its first poll", min=0.001, max=86_400
+    )
+    max_poll_interval: float = option(
+        300.0, "the longest wait between polls (each wait 1.5 times the last)", min=0.001,
+        max=86_400,
+    )  # fmt: skip
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -82,40 +101,62 @@ class Defaults:
     """Values every model takes unless it sets its own."""
 
     # 2.0 is the highest temperature any API takes.
-    temperatures: tuple[float, ...] = field(
-        default=(0.0,), metadata={"min": 0, "max": 2.0, "nonempty": True}
-    )
-    top_p: float = field(default=1.0, metadata={"min": 0, "max": 1})
-    max_tokens: int = field(default=1024, metadata={"min": 1, "max": 10_000_000})
-    stop: tuple[str, ...] = ()
-    max_concurrency: int = field(default=16, metadata={"min": 1, "max": 100_000})
+    temperatures: tuple[float, ...] = option(
+        (0.0,), "the temperatures to sweep: one variant each", min=0, max=2.0, nonempty=True,
+        answer=True,
+    )  # fmt: skip
+    top_p: float = option(1.0, "nucleus sampling's top p", min=0, max=1, answer=True)
+    max_tokens: int = option(1024, "output tokens per answer at most", min=1, max=10_000_000,
+                             answer=True)  # fmt: skip
+    stop: tuple[str, ...] = option((), "strings that end an answer", answer=True)
+    max_concurrency: int = option(16, "requests in flight at once", min=1, max=100_000)
     # "batch": the model's jobs go through its provider's batch API (see harness.run.batch_lane);
     # this changes price and waiting, never the answer, so it is not part of the variant id.
-    mode: Mode = "live"
-    batch: dict[str, Any] = field(default_factory=dict)  # a BatchPolicy table
+    mode: Literal["live", "batch"] = option(
+        "live", '"live", or "batch": through the provider\'s batch API'
+    )
+    batch: dict[str, Any] = field(
+        default_factory=dict, metadata=described("how batches are sized and polled: [models.batch]")
+    )
 
 
 @dataclass(frozen=True, kw_only=True)
 class ModelConfig(Defaults):
     """One `[[models]]` entry: a provider instance, its limits, and the temperatures to sweep."""
 
-    name: str
-    provider: str
-    model: str = ""
-    requests_per_minute: float | None = field(default=None, metadata={"min": 0.001, "max": 1e7})
-    tokens_per_minute: float | None = field(default=None, metadata={"min": 1, "max": 1e11})
-    options: dict[str, Any] = field(default_factory=dict)
-    # The model's price per million tokens, replacing the shipped one (see harness.config.prices).
-    price: dict[str, Any] = field(default_factory=dict)
-    # What the model's lane costs per hour of wall time (a local model's GPUs).
-    cost_per_gpu_hour: float | None = field(default=None, metadata={"min": 0, "max": 1e6})
-    # The most this model may spend, in USD, its earlier records in the ledger included.
-    budget_usd: float | None = field(default=None, metadata={"min": 0, "max": 1e9})
-    # Under a budget, a model without a price is an error unless this says its cost may count as 0.
-    unpriced_ok: bool = False
-    # A local model's LoRA adapters, name -> folder: each a variant of its own
-    # (harness.config.adapters).
-    adapters: dict[str, Any] = field(default_factory=dict)
+    name: str = field(metadata=described("the model's name in variant ids, ledgers and reports"))
+    provider: str = field(
+        metadata=described("which provider answers (see: python -m harness options)", answer=True)
+    )
+    model: str = option("", "the model id sent to the provider (empty: the name)", answer=True)
+    requests_per_minute: float | None = option(
+        None, "the model's request rate limit (none: unlimited)", min=0.001, max=1e7
+    )
+    tokens_per_minute: float | None = option(
+        None, "the model's token rate limit (none: unlimited)", min=1, max=1e11
+    )
+    options: dict[str, Any] = field(
+        default_factory=dict,
+        metadata=described("the provider's own options: [models.options]", answer=True),
+    )
+    # See harness.config.prices.
+    price: dict[str, Any] = field(
+        default_factory=dict,
+        metadata=described("USD per million tokens, replacing the shipped price: [models.price]"),
+    )
+    cost_per_gpu_hour: float | None = option(
+        None, "USD per hour of the lane's wall time (a local model's GPUs)", min=0, max=1e6
+    )
+    budget_usd: float | None = option(
+        None, "the most this model may spend, in USD, its earlier records included", min=0,
+        max=1e9,
+    )  # fmt: skip
+    unpriced_ok: bool = option(False, "under a budget, count an unpriced model's answers as free")
+    # Each adapter is a variant of its own (harness.config.adapters).
+    adapters: dict[str, Any] = field(
+        default_factory=dict,
+        metadata=described('a local model\'s LoRA adapters, name = "folder"', answer=True),
+    )
 
     @property
     def model_id(self) -> str:
@@ -169,17 +210,35 @@ class RunConfig:
 
 @dataclass(frozen=True)
 class _TopLevel:
-    prompts: str | dict[str, Any]
-    models: tuple[dict[str, Any], ...] = field(metadata={"nonempty": True})
-    output: str = "results/run"
-    seed: int = field(default=0, metadata={"min": 0, "max": 2**31 - 1})  # Gemini takes int32
-    samples: int = field(default=1, metadata={"min": 1, "max": 1_000_000})
-    grace_seconds: float = field(default=10.0, metadata={"min": 0, "max": 3600})
-    defaults: dict[str, Any] = field(default_factory=dict)
-    retry: dict[str, Any] = field(default_factory=dict)
-    preflight: dict[str, Any] = field(default_factory=dict)
-    budget_usd: float | None = field(default=None, metadata={"min": 0, "max": 1e9})
-    scorers: tuple[dict[str, Any], ...] = ()
+    """The config file's top-level keys."""
+
+    prompts: str | dict[str, Any] = field(
+        metadata=described("the prompt set: a path (relative to the config), or a [prompts] table")
+    )
+    models: tuple[dict[str, Any], ...] = field(
+        metadata=described("the models to run: [[models]] tables", nonempty=True)
+    )
+    output: str = option("results/run", "the output directory (relative to the working one)")
+    # Gemini takes an int32.
+    seed: int = option(0, "sample i of a job is sent a seed made from it", min=0, max=2**31 - 1,
+                       answer=True)  # fmt: skip
+    samples: int = option(1, "answers per prompt and variant", min=1, max=1_000_000)
+    grace_seconds: float = option(
+        10.0, "how long Ctrl-C waits for requests in flight", min=0, max=3600
+    )
+    defaults: dict[str, Any] = field(
+        default_factory=dict, metadata=described("values every model takes: [defaults]")
+    )
+    retry: dict[str, Any] = field(
+        default_factory=dict, metadata=described("how a lane retries a job: [retry]")
+    )
+    preflight: dict[str, Any] = field(
+        default_factory=dict, metadata=described("one request per model first: [preflight]")
+    )
+    budget_usd: float | None = option(
+        None, "the most the whole ledger may spend, in USD", min=0, max=1e9
+    )
+    scorers: tuple[dict[str, Any], ...] = option((), "how answers get labels: [[scorers]]")
 
 
 # Bumped whenever the meaning of a variant changes without its inputs changing (2: per-job seeds
@@ -240,10 +299,12 @@ def load_config(path: str | Path, environ: Mapping[str, str] | None = None) -> R
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(path, "", f"invalid TOML: {exc}") from None
     found: _Found = {}
-    try:
-        config = _build(path, raw, _interpolate(raw, env, "", found))
-    except FieldError as exc:
-        raise ConfigError(path, exc.path, exc.message) from None
+    errors: list[FieldError] = []  # every problem, told at once
+    resolved = _interpolate(raw, env, "", found, errors)
+    config = _checked(errors, _build, path, raw, resolved)
+    if config is None or errors:
+        first, *rest = errors
+        raise ConfigError(path, first.path, first.message, *((e.path, e.message) for e in rest))
     secrets = referenced_secrets(raw, env) | url_secrets(config.resolved)
     given: dict[str, set[str]] = {}
     for key, (text, spans) in found.items():
@@ -263,49 +324,97 @@ def _table_at(table: Mapping[str, Any], path: str) -> Mapping[str, Any]:
 
 
 def _build(path: Path, raw: Mapping[str, Any], table: Mapping[str, Any]) -> RunConfig:
-    top = from_table(_TopLevel, table, "")
-    defaults = from_table(Defaults, top.defaults, "defaults")
-    inherited = dataclasses.asdict(defaults)
+    """The config, every section, model and scorer checked; a FieldError standing for every
+    problem found (see `FieldError.of`). A section with a wrong key is still used for what is
+    right in it, so a mistake is told once, where it is made, and never hides another."""
+    errors: list[FieldError] = []
+    top, wrong = table_values(_TopLevel, table, "")
+    errors += wrong
+    given, wrong = table_values(Defaults, top.get("defaults", {}), "defaults")
+    errors += wrong
+    inherited = {**dataclasses.asdict(Defaults()), **given}
 
     def model_entry(entry: Any, where: str) -> ModelConfig:
         if not isinstance(entry, Mapping):
             raise FieldError(where, "expected a table")
         merged = {**inherited, **entry}
         if isinstance(entry.get("batch"), Mapping):  # [models.batch] adds to [defaults.batch]
-            merged["batch"] = {**defaults.batch, **entry["batch"]}
-        model = from_table(ModelConfig, merged, where)
-        if not model.name or any(c in model.name for c in "|@+"):
-            raise FieldError(f"{where}.name", "must be non-empty without '|', '@' or '+'")
-        _no_repeats(model.temperatures, f"{where}.temperatures")
-        # -0.0 is 0.0: one variant id, so a config written either way resumes the same ledger
-        model = dataclasses.replace(model, temperatures=tuple(t + 0.0 for t in model.temperatures))
-        _adapter_names(model.adapters, f"{where}.adapters")
-        from_table(BatchPolicy, model.batch, f"{where}.batch")
-        if model.price:
-            parse_price(model.price, f"{where}.price", model.provider)
-        return model
+            merged["batch"] = {**inherited["batch"], **entry["batch"]}
+        return _model(merged, where)
 
-    models = [model_entry(entry, f"models[{i}]") for i, entry in enumerate(top.models)]
-    names = [m.name for m in models]
-    for index, name in enumerate(names):
-        if name in names[:index]:
-            raise FieldError(f"models[{index}].name", f'duplicate model name "{name}"')
-    base = path.parent
+    models: dict[int, ModelConfig] = {}
+    for index, entry in _entries(table, "models"):
+        model = _checked(errors, model_entry, entry, f"models[{index}]")
+        if model is not None:
+            models[index] = model
+    names = [(index, model.name) for index, model in models.items()]
+    for number, (index, name) in enumerate(names):
+        if name in [other for _, other in names[:number]]:
+            errors.append(FieldError(f"models[{index}].name", f'duplicate model name "{name}"'))
+    written = [e.get("name") for _, e in _entries(table, "models") if isinstance(e, Mapping)]
+    broken = [name for name in written if name not in {m.name for m in models.values()}]
+    prompts = (
+        _checked(errors, _prompt_source, top["prompts"], path.parent) if "prompts" in top else None
+    )
+    retry = _checked(errors, from_table, RetryPolicy, top.get("retry", {}), "retry")
+    preflight = _checked(errors, from_table, Preflight, top.get("preflight", {}), "preflight")
+    tables = [entry for _, entry in _entries(table, "scorers")]
+    scorers = _checked(errors, parse_scorers, tables, list(models.values()), model_entry, broken)
+    if errors:
+        raise FieldError.of(errors)
+    assert prompts is not None and retry is not None and preflight is not None
+    assert scorers is not None
     return RunConfig(
         path=path,
-        prompts=_prompt_source(top.prompts, base),
-        output=Path(top.output),
-        seed=top.seed,
-        samples=top.samples,
-        retry=from_table(RetryPolicy, top.retry, "retry"),
-        models=tuple(models),
+        prompts=prompts,
+        output=Path(top["output"]) if "output" in top else Path(_TopLevel.output),
+        seed=top.get("seed", _TopLevel.seed),
+        samples=top.get("samples", _TopLevel.samples),
+        retry=retry,
+        models=tuple(models.values()),
         raw=raw,
         resolved=table,
-        grace_seconds=top.grace_seconds,
-        preflight=from_table(Preflight, top.preflight, "preflight"),
-        budget_usd=top.budget_usd,
-        scorers=parse_scorers(top.scorers, models, model_entry),
+        grace_seconds=top.get("grace_seconds", _TopLevel.grace_seconds),
+        preflight=preflight,
+        budget_usd=top.get("budget_usd"),
+        scorers=scorers,
     )
+
+
+def _model(table: Mapping[str, Any], where: str) -> ModelConfig:
+    """One `[[models]]` entry, `[defaults]` merged in; a FieldError for all its problems."""
+    values, errors = table_values(ModelConfig, table, where)
+    name = values.get("name")
+    if name is not None and (not name or any(c in name for c in "|@+")):
+        errors.append(FieldError(f"{where}.name", "must be non-empty without '|', '@' or '+'"))
+    if "temperatures" in values:
+        _checked(errors, _no_repeats, values["temperatures"], f"{where}.temperatures")
+        # -0.0 is 0.0: one variant id, so a config written either way resumes the same ledger
+        values["temperatures"] = tuple(t + 0.0 for t in values["temperatures"])
+    _checked(errors, _adapter_names, values.get("adapters", {}), f"{where}.adapters")
+    _checked(errors, from_table, BatchPolicy, values.get("batch", {}), f"{where}.batch")
+    if values.get("price"):
+        provider = values.get("provider", "")
+        _checked(errors, parse_price, values["price"], f"{where}.price", provider)
+    if errors:
+        raise FieldError.of(errors)
+    return ModelConfig(**values)
+
+
+def _entries(table: Mapping[str, Any], key: str) -> list[tuple[int, Any]]:
+    """The entries of a list of tables (`[[models]]`) as written, with their index; an entry
+    that is no table is told by the top level's check."""
+    entries = table.get(key)
+    return list(enumerate(entries)) if isinstance(entries, list) else []
+
+
+def _checked(errors: list[FieldError], check: Callable[..., T], *args: Any) -> T | None:
+    """`check(*args)`, or None with its FieldErrors added to `errors`."""
+    try:
+        return check(*args)
+    except FieldError as exc:
+        errors.extend(exc.errors)
+        return None
 
 
 def _prompt_source(value: str | dict[str, Any], base: Path) -> PromptSource:
@@ -354,18 +463,23 @@ _PATH_STEP = re.compile(r"(\w+)(?:\[(\d+)\])?")
 _Found = dict[str, tuple[str, list[tuple[int, int]]]]
 
 
-def _interpolate(value: Any, env: Mapping[str, str], path: str, found: _Found) -> Any:
+def _interpolate(
+    value: Any, env: Mapping[str, str], path: str, found: _Found, errors: list[FieldError]
+) -> Any:
     """Replace `${VAR}` and `${VAR:-default}` in every string, recursively; `found` gets, by key
     path, each resolved string the environment gave to and where its values are in it (a
-    default's are not)."""
+    default's are not). A string that cannot be resolved stays as written, its FieldError added
+    to `errors`."""
     if isinstance(value, str):
-        return _substitute(value, env, path, found)
+        resolved = _checked(errors, _substitute, value, env, path, found)
+        return value if resolved is None else resolved
     if isinstance(value, Mapping):
         return {
-            k: _interpolate(v, env, f"{path}.{k}" if path else k, found) for k, v in value.items()
+            k: _interpolate(v, env, f"{path}.{k}" if path else k, found, errors)
+            for k, v in value.items()
         }
     if isinstance(value, list):
-        return [_interpolate(v, env, f"{path}[{i}]", found) for i, v in enumerate(value)]
+        return [_interpolate(v, env, f"{path}[{i}]", found, errors) for i, v in enumerate(value)]
     return value
 
 

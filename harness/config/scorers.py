@@ -21,11 +21,11 @@ from __future__ import annotations
 
 import re
 import string
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Literal
 
-from harness.fields import FieldError, from_table
+from harness.fields import FieldError, described, from_table, option
 from harness.patterns import Pattern, PatternError, compile_user_pattern
 
 if TYPE_CHECKING:
@@ -45,9 +45,9 @@ ANSWER_FIELDS = ("prompt", "response", "prompt_id", "category", "is_synthetic_pr
 class Rule:
     """One `[[scorers.rules]]` entry: its label, and what makes it match."""
 
-    label: str
-    regex: tuple[str, ...] = ()
-    keywords: tuple[str, ...] = ()
+    label: str = field(metadata=described("the label this rule gives"))
+    regex: tuple[str, ...] = option((), "regular expressions (RE2) that match")
+    keywords: tuple[str, ...] = option((), "literal phrases that match between word boundaries")
 
 
 @dataclass(frozen=True)
@@ -105,43 +105,65 @@ class JudgeScorer:
 Scorer = RuleScorer | RefusalScorer | JudgeScorer
 
 
+_NAMED = described("the scorer's name (letters, digits, '_', '.', '-')")
+_CASE = "whether matching minds case"
+
+
 @dataclass(frozen=True)
 class _Head:
-    name: str
-    type: Literal["rules", "refusal", "judge"]
+    name: str = field(metadata=_NAMED)
+    type: Literal["rules", "refusal", "judge"] = field(metadata=described("the scorer's type"))
 
 
 @dataclass(frozen=True)
 class _RulesTable:
-    name: str
-    type: str
-    rules: tuple[dict[str, Any], ...] = field(metadata={"nonempty": True})
-    default: str = "no_match"
-    case_sensitive: bool = False
+    """`type = "rules"`: the first rule that matches gives its label."""
+
+    name: str = field(metadata=_NAMED)
+    type: str = field(metadata=described('"rules"'))
+    rules: tuple[dict[str, Any], ...] = field(
+        metadata=described("the rules, in order: [[scorers.rules]]", nonempty=True)
+    )
+    default: str = option("no_match", "the label when no rule matches")
+    case_sensitive: bool = option(False, _CASE)
 
 
 @dataclass(frozen=True)
 class _RefusalTable:
-    name: str
-    type: str
-    label: str = "refusal"
-    default: str = "no_refusal"
-    extra_patterns: tuple[str, ...] = ()
-    case_sensitive: bool = False
+    """`type = "refusal"`: the shipped refusal patterns and any extra ones."""
+
+    name: str = field(metadata=_NAMED)
+    type: str = field(metadata=described('"refusal"'))
+    label: str = option("refusal", "the label of an answer that refuses")
+    default: str = option("no_refusal", "the label of any other answer")
+    extra_patterns: tuple[str, ...] = option((), "regular expressions (RE2) that also refuse")
+    case_sensitive: bool = option(False, _CASE)
 
 
 @dataclass(frozen=True)
 class _JudgeTable:
-    name: str
-    type: str
-    model: str | dict[str, Any]
-    template: str
-    labels: tuple[str, ...] = field(metadata={"nonempty": True})
-    temperature: float = field(default=0.0, metadata={"min": 0, "max": 2.0})
-    system: str = ""
-    verdict_pattern: str = DEFAULT_VERDICT
-    case_sensitive: bool = False
-    budget_usd: float | None = field(default=None, metadata={"min": 0, "max": 1e9})
+    """`type = "judge"`: a model's verdict on each answer."""
+
+    name: str = field(metadata=_NAMED)
+    type: str = field(metadata=described('"judge"'))
+    model: str | dict[str, Any] = field(
+        metadata=described("a [[models]] entry's name, or an inline model table")
+    )
+    template: str = field(
+        metadata=described("the rubric sent for each answer: {prompt}, {response}, ...")
+    )
+    labels: tuple[str, ...] = field(
+        metadata=described("the verdicts the judge may give", nonempty=True)
+    )
+    temperature: float = option(0.0, "the judge's temperature", min=0, max=2.0)
+    system: str = option("", "the judge's system prompt (a template too)")
+    verdict_pattern: str = option(
+        DEFAULT_VERDICT, "a regular expression whose one group reads the label"
+    )
+    case_sensitive: bool = option(False, "whether labels mind case")
+    budget_usd: float | None = option(
+        None, "the most the judge's run may spend, in USD", min=0, max=1e9
+    )
 
 
 # Builds an inline judge model from its table and key path (config.py's `[[models]]` parser).
@@ -149,26 +171,51 @@ InlineModel = Callable[[Mapping[str, Any], str], "ModelConfig"]
 
 
 def parse_scorers(
-    tables: Sequence[Any], models: Sequence[ModelConfig], inline_model: InlineModel
+    tables: Sequence[Any],
+    models: Sequence[ModelConfig],
+    inline_model: InlineModel,
+    broken: Collection[str] = (),
 ) -> tuple[Scorer, ...]:
-    """Every `[[scorers]]` entry, checked against the config's `[[models]]`. Raises FieldError."""
+    """Every `[[scorers]]` entry, checked against the config's `[[models]]` (`broken`: the names
+    of entries that are wrong, told already). Raises a FieldError standing for every problem."""
     scorers: list[Scorer] = []
+    errors: list[FieldError] = []
     for index, table in enumerate(tables):
-        where = f"scorers[{index}]"
-        if not isinstance(table, Mapping):
-            raise FieldError(where, "expected a table")
-        head = from_table(_Head, {k: table[k] for k in ("name", "type") if k in table}, where)
-        if not _NAME.fullmatch(head.name) or len(head.name) > 64:
-            raise FieldError(f"{where}.name", "use 1-64 letters, digits, '_', '.' or '-'")
-        if head.name in {s.name for s in scorers}:
-            raise FieldError(f"{where}.name", f'duplicate scorer name "{head.name}"')
-        if head.type == "rules":
-            scorers.append(_rules(table, where))
-        elif head.type == "refusal":
-            scorers.append(_refusal(table, where))
-        else:
-            scorers.append(_judge(table, where, models, inline_model))
+        try:
+            scorer = _scorer(table, f"scorers[{index}]", scorers, models, inline_model, broken)
+        except FieldError as exc:
+            errors.append(exc)
+            continue
+        if scorer is not None:
+            scorers.append(scorer)
+    if errors:
+        raise FieldError.of(errors)
     return tuple(scorers)
+
+
+def _scorer(
+    table: Any,
+    where: str,
+    scorers: Sequence[Scorer],
+    models: Sequence[ModelConfig],
+    inline_model: InlineModel,
+    broken: Collection[str],
+) -> Scorer | None:
+    """One `[[scorers]]` entry; None for a judge of a model entry that is wrong."""
+    if not isinstance(table, Mapping):
+        raise FieldError(where, "expected a table")
+    head = from_table(_Head, {k: table[k] for k in ("name", "type") if k in table}, where)
+    if not _NAME.fullmatch(head.name) or len(head.name) > 64:
+        raise FieldError(f"{where}.name", "use 1-64 letters, digits, '_', '.' or '-'")
+    if head.name in {s.name for s in scorers}:
+        raise FieldError(f"{where}.name", f'duplicate scorer name "{head.name}"')
+    if head.type == "rules":
+        return _rules(table, where)
+    if head.type == "refusal":
+        return _refusal(table, where)
+    if table.get("model") in broken:
+        return None
+    return _judge(table, where, models, inline_model)
 
 
 def _rules(table: Mapping[str, Any], where: str) -> RuleScorer:

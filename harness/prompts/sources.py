@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from harness.errors import PromptsError
+from harness.fields import described, option
 from harness.input_files import refuse_special
 from harness.prompts.hub_cache import hub_snapshot
 from harness.prompts.readers import Rows, read_rows, where
@@ -50,23 +51,27 @@ class FieldMap:
     """`[prompts]` fields naming which column holds what, for sets the built-in names miss.
     Each value is a field name, or a dotted path into a nested object (`metadata.subject`)."""
 
-    id: str = ""
-    text: str = ""
-    template: str = ""  # the prompt built from fields: "Question: {question}\nAnswer:"
-    system: str = ""
-    category: str = ""
-    probe: str = ""  # the synthetic-probe flag
-    target: str = ""
-    drop: tuple[str, ...] = ()  # fields not kept on records (images, long contexts)
+    id: str = option("", "the field holding each prompt's id")
+    text: str = option("", "the field holding the prompt's text")
+    template: str = option(
+        "", 'the prompt built from fields, e.g. "Question: {question}\\nAnswer:"'
+    )
+    system: str = option("", "the field holding a system prompt")
+    category: str = option("", "the field holding the prompt's category")
+    probe: str = option("", "the field flagging a synthetic probe")
+    target: str = option("", "the field holding the expected answer")
+    drop: tuple[str, ...] = option((), "fields not kept on records (images, long contexts)")
 
 
 @dataclass(frozen=True, kw_only=True)
 class PromptTable(FieldMap):
     """`prompts` in the config as a table; a plain string is its `path` alone."""
 
-    path: str
-    format: Format = "auto"
-    split: str = ""
+    path: str = field(
+        metadata=described("a file, a folder, or hf://datasets/ORG/NAME (relative to the config)")
+    )
+    format: Format = option("auto", "the file format (auto: from the extension)")
+    split: str = option("", "the dataset split to read, when there are several")
 
 
 @dataclass(frozen=True)

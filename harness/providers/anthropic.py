@@ -17,7 +17,6 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -43,8 +42,8 @@ from harness.errors import (
     MalformedResponse,
     ProviderError,
 )
-from harness.fields import OPERATIONAL
 from harness.providers._http import api_key, error_for_status, rate_limit_state, setup_problems
+from harness.providers.options import AnthropicOptions
 
 _FINISH = {
     "end_turn": "stop",
@@ -72,16 +71,6 @@ _ERROR_STATUS = {
 }
 # A batch may still be listed this long before the run that sent it wrote down when it did.
 _CLOCK_SKEW = timedelta(minutes=5)
-
-
-@dataclass(frozen=True)
-class AnthropicOptions:
-    """Options of `provider = "anthropic"`."""
-
-    api_key_env: str = field(default="ANTHROPIC_API_KEY", metadata=OPERATIONAL)
-    api_key: str = field(default="", metadata=OPERATIONAL)
-    base_url: str = ""
-    timeout: float = field(default=600.0, metadata={"min": 0.001, "max": 86_400, **OPERATIONAL})
 
 
 class AnthropicProvider:

@@ -16,7 +16,6 @@ import json
 import re
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -44,8 +43,8 @@ from harness.errors import (
     ProviderError,
     ServerError,
 )
-from harness.fields import OPERATIONAL
 from harness.providers._http import api_key, error_for_status, setup_problems
+from harness.providers.options import GeminiOptions
 
 _FINISH = {"STOP": "stop", "MAX_TOKENS": "length"}
 BATCH_REQUESTS = 10_000
@@ -70,17 +69,6 @@ _RPC_CODES = {
     15: ("DATA_LOSS", 500),
     16: ("UNAUTHENTICATED", 401),
 }
-
-
-@dataclass(frozen=True)
-class GeminiOptions:
-    """Options of `provider = "gemini"`."""
-
-    api_key_env: str = field(default="GEMINI_API_KEY", metadata=OPERATIONAL)
-    api_key: str = field(default="", metadata=OPERATIONAL)
-    base_url: str = ""
-    top_logprobs: int = field(default=0, metadata={"min": 0, "max": 20})
-    timeout: float = field(default=600.0, metadata={"min": 0.001, "max": 86_400, **OPERATIONAL})
 
 
 class GeminiProvider:

@@ -25,8 +25,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 import aiohttp
 import orjson
@@ -42,12 +41,11 @@ from harness.api.types import (
     token_count,
 )
 from harness.errors import AttemptTimeout, ConnectionFailed, MalformedResponse
-from harness.fields import OPERATIONAL
 from harness.providers._http import api_key, error_for_status, rate_limit_state, setup_problems
+from harness.providers.options import MAX_OPENAI_LOGPROBS as _MAX_LOGPROBS
+from harness.providers.options import OpenAIOptions
 from harness.scrub import excerpt
 
-# The most alternatives OpenAI gives, and vLLM's default `--max-logprobs`.
-_MAX_LOGPROBS = 20
 # Hosts that reject request fields they do not know.
 _STRICT_HOSTS = ("openai.com", "openai.azure.com")
 _TOKEN_ID = re.compile(r"token_id:(\d+)")
@@ -63,23 +61,6 @@ _FINISH = {
     "content_filter": "safety",
     "tool_calls": "tool_calls",
 }
-
-
-@dataclass(frozen=True)
-class OpenAIOptions:
-    """Options of `provider = "openai"`. An empty `api_key_env` means the server needs no key."""
-
-    base_url: str = "https://api.openai.com/v1"
-    api_key_env: str = field(default="OPENAI_API_KEY", metadata=OPERATIONAL)
-    api_key: str = field(default="", metadata=OPERATIONAL)
-    endpoint: Literal["chat", "completions"] = "chat"
-    top_logprobs: int = field(default=0, metadata={"min": 0, "max": _MAX_LOGPROBS})
-    # Ask for token ids with logprobs (vLLM's `return_tokens_as_token_ids`); None: ask every
-    # server but OpenAI's own (api.openai.com, *.openai.azure.com), which reject unknown fields.
-    token_ids: bool | None = None
-    send_seed: bool = True
-    max_connections: int = field(default=256, metadata={"min": 1, "max": 100_000, **OPERATIONAL})
-    timeout: float = field(default=600.0, metadata={"min": 0.001, "max": 86_400, **OPERATIONAL})
 
 
 class OpenAIProvider:

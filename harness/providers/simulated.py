@@ -10,15 +10,13 @@ from __future__ import annotations
 
 import itertools
 import random
-from dataclasses import dataclass, field
 
 import anyio
 
 from harness.api.types import Completion, Request, TokenLogprob, Usage
 from harness.errors import AttemptTimeout, FatalError, RateLimited, ServerError
-from harness.fields import OPERATIONAL, FieldError
+from harness.providers.options import SimulatedOptions
 
-_OUTCOMES = ("ok", "429", "500", "503", "timeout", "400", "malformed")
 _DRAWN = ("400", "429", "500", "timeout")  # in the order of `SimulatedOptions.rates`
 _VERDICTS = ("Yes, it exists.", "No, I cannot find it.", "I am not certain.")
 _WORDS = tuple(
@@ -27,40 +25,6 @@ _WORDS = tuple(
     "through crafted input affected versions before upgrade mitigates issue documentation lists "
     "this api call library registry source repository security researchers reported".split()
 )
-
-
-@dataclass(frozen=True)
-class SimulatedOptions:
-    """Options of `provider = "simulated"` (the `[models.options]` table)."""
-
-    latency_ms: float = field(default=0.0, metadata={"min": 0, "max": 3_600_000, **OPERATIONAL})
-    jitter_ms: float = field(default=0.0, metadata={"min": 0, "max": 3_600_000, **OPERATIONAL})
-    output_tokens: int = field(default=48, metadata={"min": 1, "max": 10_000_000})
-    top_logprobs: int = field(default=0, metadata={"min": 0, "max": 20})
-    rate_limit_rate: float = field(default=0.0, metadata={"min": 0, "max": 1, **OPERATIONAL})
-    retry_after: float = field(default=1.0, metadata={"min": 0, "max": 3600, **OPERATIONAL})
-    server_error_rate: float = field(default=0.0, metadata={"min": 0, "max": 1, **OPERATIONAL})
-    timeout_rate: float = field(default=0.0, metadata={"min": 0, "max": 1, **OPERATIONAL})
-    fatal_rate: float = field(default=0.0, metadata={"min": 0, "max": 1, **OPERATIONAL})
-    # Outcomes of attempts 1, 2, ... of every request ("ok", "429", "500", "503", "timeout",
-    # "400", "malformed": an answer whose text is a list); attempts past the script fall back to
-    # the rates above.
-    script: tuple[str, ...] = field(default=(), metadata=OPERATIONAL)
-    # Taken like a real provider's key (so configs and tests can exercise secret handling);
-    # it is never sent or stored anywhere.
-    api_key: str = field(default="", metadata=OPERATIONAL)
-
-    def __post_init__(self) -> None:
-        if sum(self.rates) > 1:
-            raise FieldError("", "the failure rates add up to more than 1")
-        for index, outcome in enumerate(self.script):
-            if outcome not in _OUTCOMES:
-                raise FieldError(f"script[{index}]", f"expected one of {', '.join(_OUTCOMES)}")
-
-    @property
-    def rates(self) -> tuple[float, float, float, float]:
-        """The chance of each failure of `_DRAWN`, in its order."""
-        return (self.fatal_rate, self.rate_limit_rate, self.server_error_rate, self.timeout_rate)
 
 
 class SimulatedProvider:

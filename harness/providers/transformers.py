@@ -17,7 +17,7 @@ import math
 from collections import deque
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Any
 
 import anyio
@@ -27,7 +27,6 @@ from transformers import AutoModelForCausalLM, AutoTokenizer, LogitsProcessor, L
 from harness.api.types import Completion, Request, SamplingParams, TokenLogprob, Usage
 from harness.config.adapters import Adapter
 from harness.errors import FatalError
-from harness.fields import OPERATIONAL
 from harness.providers._local import (
     adapter_fit,
     pinned,
@@ -35,25 +34,9 @@ from harness.providers._local import (
     verify_adapters,
     weights_folder,
 )
+from harness.providers.options import TransformersOptions
 
 
-@dataclass(frozen=True)
-class TransformersOptions:
-    """Options of `provider = "transformers"`."""
-
-    path: str = ""  # a local folder or hub id; the model id when empty
-    revision: str = ""
-    dtype: str = "auto"
-    # "cuda", "mps", "cpu", or "auto" for the first of those present
-    device: str = field(default="auto", metadata=OPERATIONAL)
-    trust_remote_code: bool = field(default=False, metadata=OPERATIONAL)
-    chat: bool = True
-    batch_size: int = field(default=16, metadata={"min": 1, "max": 100_000, **OPERATIONAL})
-    top_logprobs: int = field(default=5, metadata={"min": 0, "max": 20})
-    max_logprob_tokens: int | None = field(default=None, metadata={"min": 0, "max": 10_000_000})
-
-
-@dataclass(eq=False)  # compared by identity: the queue removes exactly this one
 class _Pending:
     request: Request
     ids: list[int]

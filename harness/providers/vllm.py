@@ -25,9 +25,9 @@ import tempfile
 import typing
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import anyio
 import orjson
@@ -47,7 +47,6 @@ from vllm.v1.engine.exceptions import EngineDeadError, EngineGenerateError
 from harness.api.types import Completion, Request, TokenLogprob, Usage
 from harness.config.adapters import Adapter
 from harness.errors import FatalError, ServerError
-from harness.fields import OPERATIONAL
 from harness.providers._hub import locate
 from harness.providers._local import (
     adapter_fit,
@@ -56,46 +55,11 @@ from harness.providers._local import (
     verify_adapters,
     weights_folder,
 )
+from harness.providers.options import VLLMOptions
 
 _FINISH = {"stop": "stop", "length": "length", "abort": "abort"}
 # The LoRA ranks vLLM's engine can be built for: adapters up to the largest one.
 _LORA_RANKS = sorted(typing.get_args(MaxLoRARanks))
-
-
-@dataclass(frozen=True)
-class VLLMOptions:
-    """Options of `provider = "vllm"`: where the weights are, and how the engine runs them."""
-
-    path: str = ""  # a local folder or hub id; the model id when empty
-    revision: str = ""
-    dtype: str = "auto"
-    max_model_len: int | None = field(default=None, metadata={"min": 1, "max": 10_000_000})
-    gpu_memory_utilization: float = field(
-        default=0.9, metadata={"min": 0.01, "max": 1, **OPERATIONAL}
-    )
-    # Parallelism, as vLLM's engine takes it: GPUs per model copy (tensor x pipeline), copies
-    # (data), and `ray` to span the nodes of a Ray cluster the user started ("" : vLLM decides).
-    tensor_parallel_size: int = field(default=1, metadata={"min": 1, "max": 1024, **OPERATIONAL})
-    pipeline_parallel_size: int = field(default=1, metadata={"min": 1, "max": 1024, **OPERATIONAL})
-    data_parallel_size: int = field(default=1, metadata={"min": 1, "max": 1024, **OPERATIONAL})
-    distributed_executor_backend: Literal["", "mp", "ray"] = field(default="", metadata=OPERATIONAL)
-    enable_prefix_caching: bool | None = field(default=None, metadata=OPERATIONAL)
-    max_num_seqs: int | None = field(
-        default=None, metadata={"min": 1, "max": 1_000_000, **OPERATIONAL}
-    )
-    # LoRA adapters one batch may mix (None: all the model's adapters); fewer saves GPU memory.
-    max_loras: int | None = field(default=None, metadata={"min": 1, "max": 1024, **OPERATIONAL})
-    # The KV cache's precision changes the numbers an answer is made from: answer-defining.
-    kv_cache_dtype: Literal["auto", "float16", "bfloat16", "fp8", "fp8_e4m3", "fp8_e5m2"] = "auto"
-    quantization: str = ""
-    trust_remote_code: bool = field(default=False, metadata=OPERATIONAL)
-    seed: int = field(default=0, metadata={"min": 0, "max": 2**31 - 1})
-    enforce_eager: bool = field(default=False, metadata=OPERATIONAL)
-    # None: vLLM's default, except on a CPU, where it is off (see `_chunked_prefill`).
-    chunked_prefill: bool | None = field(default=None, metadata=OPERATIONAL)
-    chat: bool = True
-    top_logprobs: int = field(default=5, metadata={"min": 0, "max": 20})
-    max_logprob_tokens: int | None = field(default=None, metadata={"min": 0, "max": 10_000_000})
 
 
 class VLLMProvider:

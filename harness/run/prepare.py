@@ -241,9 +241,9 @@ def _setup(
     where = f"{entry}.options"
     try:
         options = from_table(cls.Options, model.options, where)
-    except FieldError as exc:
-        path = exc.path if exc.path.startswith(where) else f"{where}{exc.path and '.'}{exc.path}"
-        raise ConfigError(config.path, path, exc.message) from None
+    except FieldError as exc:  # every wrong option, a line each
+        lines = [(_option_path(where, e.path), e.message) for e in exc.errors]
+        raise ConfigError(config.path, *lines[0], *lines[1:]) from None
     SECRETS.add(*named_secrets(options))
     label = f"{config.path}: {entry} ({model.name})"
     resolve = getattr(cls, "resolve", None)  # local models: the exact weights, pinned
@@ -270,6 +270,12 @@ def _setup(
         for t in model.temperatures
     )
     return ModelSetup(index, model, cls, options, variants, adapters)
+
+
+def _option_path(where: str, path: str) -> str:
+    """The key path of a provider's option (`models[0].options.x`): its Options' own checks
+    (`__post_init__`) name the option alone."""
+    return path if path.startswith(where) else f"{where}{path and '.'}{path}"
 
 
 def _adapters(

@@ -1,0 +1,100 @@
+"""Options that document themselves: every declared key has a description, `harness options`
+prints them, and docs/config-reference.md is generated from the same declarations."""
+
+from __future__ import annotations
+
+import dataclasses
+import subprocess
+import sys
+
+import pytest
+
+from harness.cli.options import markdown
+from harness.config import prices, run_config, scorers
+from harness.config.reference import SECTIONS
+from harness.prompts import sources
+from harness.providers import REGISTRY
+from harness.providers.options import OPTIONS
+from tests.conftest import REPO
+
+DECLARED = [section.table for section in SECTIONS] + list(OPTIONS.values())
+# Dataclasses of the config modules that are no table of a config file: what tables become.
+NOT_TABLES = {
+    run_config.Variant, run_config.RunConfig, scorers.RuleScorer, scorers.RefusalScorer,
+    scorers.JudgeScorer, scorers._Head, prices.Counting, prices.Rates, prices.LongContext,
+    prices.Price, prices.Billable, prices._RatesTable, sources.FieldMap, sources.PromptSource,
+    sources.DataFile,
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("table", DECLARED, ids=lambda table: table.__name__)
+def test_every_declared_key_has_a_one_line_description(table):
+    missing = [
+        f.name
+        for f in dataclasses.fields(table)
+        if not f.metadata.get("description") or "\n" in f.metadata["description"]
+    ]
+    assert missing == []
+
+
+def test_every_table_of_the_config_modules_is_in_the_reference():
+    modules = (run_config, scorers, prices, sources)
+    found = {
+        value
+        for module in modules
+        for value in vars(module).values()
+        if dataclasses.is_dataclass(value) and value.__module__ == module.__name__
+    }
+    assert found - NOT_TABLES == {section.table for section in SECTIONS}
+
+
+def test_every_registered_provider_has_declared_options():
+    assert set(OPTIONS) == set(REGISTRY)
+
+
+def test_the_config_reference_is_generated_from_the_declarations():
+    written = (REPO / "docs" / "config-reference.md").read_text(encoding="utf-8")
+    assert written == markdown(), "run `make docs` to regenerate docs/config-reference.md"
+
+
+def test_options_of_a_provider_print_each_with_its_facts(run_cli):
+    code, out, err = run_cli("options", "simulated")
+    assert code == 0 and err == ""
+    assert (
+        "  rate_limit_rate (number, default 0, 0 to 1): the chance that an attempt gets a 429"
+        in out.splitlines()
+    )
+    assert (
+        "  output_tokens (integer, default 48, 1 to 10_000_000, answer-defining): tokens in "
+        "each answer" in out.splitlines()
+    )
+    assert out.splitlines()[-1].startswith("next: ")
+
+
+def test_options_without_a_provider_list_the_config_and_the_providers(run_cli):
+    code, out, _ = run_cli("options")
+    assert code == 0
+    assert "[retry]: how a lane retries one job" in out
+    assert (
+        "  max_attempts (integer, default 5, 1 to 100): attempts per job, the first included" in out
+    )
+    assert f"providers: {', '.join(sorted(REGISTRY))}" in out
+
+
+def test_an_unknown_provider_is_one_line_naming_the_known_ones(run_cli):
+    code, out, err = run_cli("options", "nonesuch")
+    assert code == 2 and out == ""
+    assert err.splitlines() == [
+        f'error: unknown provider "nonesuch" (known: {", ".join(sorted(REGISTRY))})'
+    ]
+
+
+@pytest.mark.slow
+def test_options_import_no_provider_sdk():
+    code = (
+        "import sys; from harness.cli.main import main; main(['options', 'vllm']);"
+        "main(['options', 'anthropic']); heavy = {'vllm', 'torch', 'transformers', 'anthropic',"
+        " 'google.genai', 'aiohttp'} & set(sys.modules); assert not heavy, heavy"
+    )
+    done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, timeout=60)
+    assert done.returncode == 0, done.stderr.decode()

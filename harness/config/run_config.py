@@ -282,7 +282,7 @@ def _build(path: Path, raw: Mapping[str, Any], table: Mapping[str, Any]) -> RunC
         _adapter_names(model.adapters, f"{where}.adapters")
         from_table(BatchPolicy, model.batch, f"{where}.batch")
         if model.price:
-            parse_price(model.price, f"{where}.price", model.provider)
+            parse_price(model.price, f"{where}.price")
         return model
 
     models = [model_entry(entry, f"models[{i}]") for i, entry in enumerate(top.models)]

@@ -32,6 +32,7 @@ import aiohttp
 import orjson
 import yarl
 
+from harness.api.provider import Provider
 from harness.api.types import (
     Completion,
     Request,
@@ -43,7 +44,13 @@ from harness.api.types import (
 )
 from harness.errors import AttemptTimeout, ConnectionFailed, MalformedResponse
 from harness.fields import OPERATIONAL
-from harness.providers._http import api_key, error_for_status, rate_limit_state, setup_problems
+from harness.providers._http import (
+    api_key,
+    error_for_status,
+    key_source,
+    rate_limit_state,
+    setup_problems,
+)
 from harness.scrub import excerpt
 
 # The most alternatives OpenAI gives, and vLLM's default `--max-logprobs`.
@@ -82,8 +89,9 @@ class OpenAIOptions:
     timeout: float = field(default=600.0, metadata={"min": 0.001, "max": 86_400, **OPERATIONAL})
 
 
-class OpenAIProvider:
-    """Chat or text completions from an OpenAI-compatible HTTP API."""
+class OpenAIProvider(Provider):
+    """Chat or text completions from an OpenAI-compatible HTTP API. Its token counts are the
+    default `Billing`'s: prompt_tokens include cached tokens, completion_tokens reasoning."""
 
     Options = OpenAIOptions
 
@@ -113,8 +121,20 @@ class OpenAIProvider:
             userinfo_refused=_USERINFO_WITH_KEY if options.api_key_env else "",
         )
 
-    async def start(self) -> None:
-        """Nothing to load: the client connects on the first request."""
+    @classmethod
+    def key_source(cls, options: OpenAIOptions) -> str:
+        """The key's source: `api_key`, the variable `api_key_env` names, or none."""
+        return key_source(options.api_key, options.api_key_env)
+
+    @classmethod
+    def logprobs_asked(cls, options: OpenAIOptions) -> int:
+        """`top_logprobs`."""
+        return options.top_logprobs
+
+    @classmethod
+    def base_url(cls, options: OpenAIOptions) -> str:
+        """`base_url`."""
+        return options.base_url
 
     async def generate(self, request: Request) -> Completion:
         """One completion request, its errors translated."""

@@ -17,7 +17,7 @@ from typing import Any
 
 from rich.console import Console
 
-from harness.api.types import Provider
+from harness.api.provider import BatchProvider, Provider
 from harness.config.adapters import Adapter, read_adapter
 from harness.config.prices import Price, answer_price
 from harness.config.run_config import (
@@ -45,7 +45,7 @@ from harness.ledger.sets import Ledgers, tree
 from harness.ledger.shards import SHARDS_DIR, Shard
 from harness.prompts.load import Prompt, load_prompts
 from harness.prompts.selection import Selection
-from harness.providers import REGISTRY, config_secrets, provider_class
+from harness.providers import batch_providers, config_secrets, provider_class
 from harness.run.batch_lane import BatchLane, reattachable
 from harness.run.budget import Budget, Budgets, ledger_spend
 from harness.run.jobs import Job, Wanted, iter_jobs
@@ -232,11 +232,11 @@ def _chosen(model: ModelConfig, names: Sequence[str]) -> bool:
 
 def _check_batch(config: RunConfig, entry: str, model: ModelConfig, cls: type) -> None:
     """A model in batch mode needs a provider with a batch API, and limits within its own."""
-    limits = getattr(cls, "batch_limits", None)
+    limits = cls.batch_limits if issubclass(cls, BatchProvider) else None
     if model.mode != "batch":
         return
     if limits is None:
-        batched = ", ".join(sorted(name for name, entry in REGISTRY.items() if entry.batch))
+        batched = ", ".join(batch_providers())
         message = f'provider "{model.provider}" has no batch API (batch mode: {batched})'
         raise ConfigError(config.path, f"{entry}.mode", message)
     policy = model.batch_policy
@@ -278,12 +278,10 @@ def _setup(
         raise ConfigError(config.path, path, exc.message) from None
     SECRETS.add(*named_secrets(options))
     label = f"{config.path}: {entry} ({model.name})"
-    resolve = getattr(cls, "resolve", None)  # local models: the exact weights, pinned
-    if resolve is not None:
-        try:
-            options = resolve(model.model_id, options)
-        except InputError as exc:
-            raise InputError(f"{label}: {exc}") from None
+    try:
+        options = cls.resolve(model.model_id, options)  # local models: the exact weights, pinned
+    except InputError as exc:
+        raise InputError(f"{label}: {exc}") from None
     _check_batch(config, entry, model, cls)
     problems = cls.preflight(model.model_id, options)
     if _budgeted(config, model) and not model.unpriced_ok and answer_price(model) is None:
@@ -315,7 +313,7 @@ def _adapters(
     """The model's LoRA adapters, read and checked by the provider that will serve them; each
     problem is appended to `problems` as a line naming the file and the adapter's key."""
     where = f"{entry}.adapters"
-    check = getattr(cls, "adapter_problems", None)
+    check = cls.adapter_problems if cls.serves_adapters else None
     if check is None:
         refusal = f'provider "{model.provider}" cannot serve LoRA adapters'
         problems.append(str(ConfigError(config.path, where, refusal)))

@@ -71,7 +71,7 @@ class Provider(ABC):
     - `billing`: how its token counts overlap and what its batch discount covers (`Billing`).
     """
 
-    Options: ClassVar[type] = NoOptions
+    Options: ClassVar[type[Any]] = NoOptions
     holds_device: ClassVar[bool] = False
     serves_adapters: ClassVar[bool] = False
     billing: ClassVar[Billing] = Billing()

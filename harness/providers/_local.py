@@ -26,10 +26,15 @@ class LocalOptions(Protocol):
     model's own code. A frozen dataclass."""
 
     __dataclass_fields__: ClassVar[dict[str, Any]]
-    path: str
-    revision: str
-    dtype: str
-    trust_remote_code: bool
+
+    @property
+    def path(self) -> str: ...
+    @property
+    def revision(self) -> str: ...
+    @property
+    def dtype(self) -> str: ...
+    @property
+    def trust_remote_code(self) -> bool: ...
 
 
 Options = TypeVar("Options", bound=LocalOptions)

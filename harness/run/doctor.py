@@ -140,8 +140,9 @@ def _provider(
     except FieldError as exc:
         return [Check(area, False, str(exc))], None, cls
     SECRETS.add(*named_secrets(options))
-    version = package_version(entry.package) if entry and entry.package else None
-    found = f"{model.provider} provider" + (f", {entry.package} {version}" if version else "")
+    package = entry.package if entry else ""
+    version = package_version(package) if package else None
+    found = f"{model.provider} provider" + (f", {package} {version}" if version else "")
     try:
         options = cls.resolve(model.model_id, options)  # local models: where the weights are
     except InputError as exc:

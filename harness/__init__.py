@@ -1,17 +1,14 @@
 """harness: send a benchmark's prompts to many models at once, record everything, resume anywhere.
 
-The public surface is small: configs and prompts load into frozen objects, providers implement
-`harness.api.types.Provider` (and `harness.api.types.BatchProvider` where their API has batches),
-and every result lands in the append-only ledger (`harness.ledger.file`).
+The public surface is small: configs and prompts load into frozen objects, providers subclass
+`harness.api.provider.Provider` (and `harness.api.provider.BatchProvider` where their API has
+batches), and every result lands in the append-only ledger (`harness.ledger.file`).
 """
 
+from harness.api.provider import BatchLimits, BatchProvider, BatchStatus, Billing, Provider
 from harness.api.types import (
-    BatchLimits,
-    BatchProvider,
-    BatchStatus,
     Completion,
     Message,
-    Provider,
     Request,
     SamplingParams,
     TokenLogprob,
@@ -41,6 +38,7 @@ __all__ = [
     "BatchLimits",
     "BatchProvider",
     "BatchStatus",
+    "Billing",
     "Completion",
     "ConnectionFailed",
     "FatalError",

@@ -1,3 +1,4 @@
-"""The provider contract: what a provider is given and returns (`types`), and the
-`Provider` and `BatchProvider` protocols it implements. Imports only the foundations.
+"""The provider contract: what a provider is given and returns (`types`), and the `Provider` and
+`BatchProvider` base classes it subclasses, each hook with its default (`provider`). Imports only
+the foundations.
 """

@@ -1,10 +1,4 @@
-"""The provider interface: what a provider is given, what it returns, and what it must implement.
-
-A provider is one class with one coroutine, `generate(request) -> Completion`. It never sleeps,
-retries or holds a semaphore: the scheduler's lane owns all of that. Failures are raised as the
-`ProviderError` subclasses of `harness.errors`, translated from the SDK at the provider's boundary.
-A provider whose API has a batch interface also implements `BatchProvider` (see
-`harness.run.batch_lane`).
+"""What a provider is given and what it returns; what it implements is in `harness.api.provider`.
 
 `Usage`, `TokenLogprob` and `Completion` check their fields' types when built and raise
 `MalformedResponse` (retryable) naming the first wrong one: an answer of the wrong shape (a text
@@ -15,12 +9,11 @@ an `ok` record that the verbs reading the ledger would trip over.
 from __future__ import annotations
 
 import math
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
-from typing import Any, ClassVar, Literal, Protocol
+from typing import Any, Literal
 
-from harness.errors import MalformedResponse, ProviderError
+from harness.errors import MalformedResponse
 from harness.scrub import excerpt
 
 Role = Literal["system", "user", "assistant"]
@@ -244,98 +237,3 @@ def _pair(pair: object, field: str) -> tuple[str | None, float | None]:
 def _token_id(value: object, field: str) -> None:
     if type(value) is not int or not 0 <= value <= MAX_TOKEN_ID:  # type: ignore[operator]
         raise malformed(field, "a token id (a whole number >= 0)", value)
-
-
-class Provider(Protocol):
-    """What every provider implements. Built as `cls(model_id, options)` (cheap: nothing connects
-    or loads), started with `start`, closed with `aclose`.
-
-    A provider may also have a classmethod `resolve(model, options) -> options` that pins what
-    will answer (a local model's hub revision to its commit) before the variant id is made, and
-    raises InputError in one line when it cannot.
-
-    A provider that serves LoRA adapters (see harness.config.adapters) takes them as
-    `cls(model_id, options, adapters=...)`, answers each request through `request.adapter`, and
-    has a classmethod `adapter_problems(model, options, adapter) -> list[str]`: what its engine
-    cannot serve of that adapter, found before the run starts."""
-
-    Options: ClassVar[type]
-
-    def __init__(self, model: str, options: Any) -> None:
-        """Take the model id and an instance of the provider's `Options` dataclass."""
-        ...
-
-    @classmethod
-    def preflight(cls, model: str, options: Any) -> list[str]:
-        """Problems that would fail every request (a missing key, a malformed URL); no I/O."""
-        ...
-
-    async def start(self) -> None:
-        """Load what the first request needs (a local model), before any attempt's timeout runs."""
-        ...
-
-    async def generate(self, request: Request) -> Completion:
-        """Answer one request or raise a classified `ProviderError`."""
-        ...
-
-    async def aclose(self) -> None:
-        """Release clients and connections."""
-        ...
-
-
-@dataclass(frozen=True, slots=True)
-class BatchLimits:
-    """The most one provider batch may carry, from the provider's documentation."""
-
-    requests: int
-    bytes: int
-
-
-@dataclass(frozen=True, slots=True)
-class BatchStatus:
-    """A provider batch as last polled: the provider's own word for its state (`in_progress`,
-    `JOB_STATE_RUNNING`), whether processing is over, its requests by status where the provider
-    counts them, and once it ended, how long it took and the error of every request it holds no
-    result for (a cancelled, expired or failed batch's reason)."""
-
-    state: str
-    ended: bool
-    counts: Mapping[str, int] | None = None
-    seconds: float | None = None
-    error: ProviderError | None = None
-
-
-class BatchProvider(Provider, Protocol):
-    """A provider that also speaks its API's batch interface. Custom ids are the harness's (a
-    batch's label, a dash, the job's place in it); they come back with each result."""
-
-    batch_limits: ClassVar[BatchLimits]
-
-    def batch_item(self, request: Request, custom_id: str) -> dict[str, Any]:
-        """One request in the form `submit_batch` sends it (its JSON size counts against
-        `batch_limits.bytes`)."""
-        ...
-
-    async def submit_batch(self, items: Sequence[dict[str, Any]], label: str) -> str:
-        """Create a batch of `items`, labelled where the provider keeps a label; its id."""
-        ...
-
-    async def find_batches(self, label: str, since: datetime, count: int) -> list[str]:
-        """Ids of batches that may be the one submitted as `label` at `since` with `count`
-        requests, when its creation was never confirmed (the run died while asking)."""
-        ...
-
-    async def batch_status(self, batch_id: str) -> BatchStatus:
-        """Poll one batch."""
-        ...
-
-    def batch_results(
-        self, batch_id: str, request_of: Callable[[str], Request | None]
-    ) -> AsyncIterator[tuple[str, Completion | ProviderError]]:
-        """The ended batch's result per custom id: an answer, or the request's error classified
-        as a live one would be. `request_of` gives the request a custom id was made from."""
-        ...
-
-    async def cancel_batch(self, batch_id: str) -> None:
-        """Ask the provider to cancel a batch (it ends soon after, keeping what it answered)."""
-        ...

@@ -10,18 +10,18 @@ without Gemini's `models/` prefix and then without one dated-snapshot suffix (`-
 `-2024-08-06`, `@20250929`) or `-latest`, so `claude-sonnet-4-5-20250929` is priced as
 `claude-sonnet-4-5`. A snapshot priced unlike its alias has an entry of its own.
 
-A usage (a record's `tokens`) is priced the way its provider bills it; `Counting` says how the
-provider's counts overlap. A kind of token an entry gives no price for is charged at its input
-rate, never at 0. Above `long_context.above` prompt tokens (cache reads and writes included),
-every token of the request is charged at the long-context rates, as Gemini 2.5 Pro and Claude
-Sonnet 4's 1M-token context are billed. A local model instead costs `cost_per_gpu_hour` for the
-wall time of its lane (`gpu_cost_usd`).
+A usage (a record's `tokens`) is priced the way its provider bills it: the provider class's
+`billing` (`harness.api.provider.Billing`) says how its counts overlap. A kind of token an entry
+gives no price for is charged at its input rate, never at 0. Above `long_context.above` prompt
+tokens (cache reads and writes included), every token of the request is charged at the
+long-context rates, as Gemini 2.5 Pro and Claude Sonnet 4's 1M-token context are billed. A local
+model instead costs `cost_per_gpu_hour` for the wall time of its lane (`gpu_cost_usd`).
 
 A model run through its provider's batch API (`mode = "batch"`) is priced at the batch rates:
-`batch_discount` off input and output, and off cache reads and writes where the provider discounts
-those too (Anthropic: its batch discount applies to all usage; Gemini bills context caching at
-its usual rate). A price without a `batch_discount` is charged in full: an upper bound, never an
-undercount.
+`batch_discount` off input and output, and off cache reads and writes where the provider's
+`billing` says its discount covers those too. A price without a `batch_discount` is charged in
+full: an upper bound, never an undercount. This module names no provider: the shipped table is
+keyed by provider name, and what a provider's counts mean is the provider class's to say.
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 from importlib import resources
 from typing import TYPE_CHECKING, Any
 
+from harness.api.provider import Billing
 from harness.fields import described, from_table, option
 
 if TYPE_CHECKING:
@@ -43,35 +44,6 @@ if TYPE_CHECKING:
 # The estimate of a prompt's tokens before any tokenizer has seen it: one per 4 characters, the
 # usual figure for English text in current tokenizers (code and other languages run denser).
 CHARS_PER_TOKEN = 4
-
-
-@dataclass(frozen=True, slots=True)
-class Counting:
-    """How a provider's token counts overlap: whether its `input` count already includes the
-    `cache_read` tokens, and whether its `output` count already includes the `thoughts`."""
-
-    input_has_cache_read: bool
-    output_has_thoughts: bool
-
-
-# Providers whose batch discount applies to cache reads and writes as well as input and output.
-BATCH_DISCOUNTS_CACHE = frozenset({"anthropic"})
-
-# anthropic: input_tokens leaves out cache reads and writes, which come apart; output_tokens
-# includes extended thinking. gemini: prompt_token_count includes cached content;
-# candidates_token_count leaves out thoughts, which are billed as output. openai (and every
-# OpenAI-compatible server): prompt_tokens includes cached tokens, completion_tokens includes
-# reasoning tokens. Providers that report neither cache nor thoughts count like openai.
-COUNTING = {
-    "anthropic": Counting(input_has_cache_read=False, output_has_thoughts=True),
-    "gemini": Counting(input_has_cache_read=True, output_has_thoughts=False),
-    "openai": Counting(input_has_cache_read=True, output_has_thoughts=True),
-}
-
-
-def counting_of(provider: str) -> Counting:
-    """How `provider` counts its tokens."""
-    return COUNTING.get(provider, COUNTING["openai"])
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,17 +77,18 @@ class LongContext:
 
 @dataclass(frozen=True, slots=True)
 class Price:
-    """A model's price: its rates, how its provider counts, and where the figures come from
-    (`source`: a page, or "config"); `unconfirmed` says why a figure could not be checked on
-    the provider's own page ("" when it was). `batch_discount` is the share a provider's batch
-    API takes off input and output (0.5 is half price); None where it has none."""
+    """A model's price: its rates and where the figures come from (`source`: a page, or
+    "config"); `unconfirmed` says why a figure could not be checked on the provider's own page
+    ("" when it was). `batch_discount` is the share a provider's batch API takes off input and
+    output (0.5 is half price); None where it has none, or once applied. `batch_cache_keep` is
+    what an applied batch discount leaves of the cache rates where the provider's discount
+    covers cache reads and writes (`Billing.batch_discounts_cache`); 1.0 when not batched."""
 
     rates: Rates
-    counting: Counting
     source: str
     long_context: LongContext | None = None
     batch_discount: float | None = None
-    batch_discounts_cache: bool = False  # the batch discount applies to cache reads and writes
+    batch_cache_keep: float = 1.0
     unconfirmed: str = ""
 
     def rates_for(self, prompt_tokens: int) -> Rates:
@@ -144,9 +117,9 @@ class Billable:
 _KINDS = ("input", "output", "cache_read", "cache_write", "thoughts")
 
 
-def billable(tokens: Mapping[str, Any], counting: Counting) -> Billable | None:
-    """Split a record's `tokens` as its provider bills them; None when a count is not a
-    non-negative integer. Missing kinds count 0."""
+def billable(tokens: Mapping[str, Any], counting: Billing) -> Billable | None:
+    """Split a record's `tokens` as its provider bills them (`counting`: the provider class's
+    `billing`); None when a count is not a non-negative integer. Missing kinds count 0."""
     counts = [tokens.get(kind, 0) for kind in _KINDS]
     if not all(type(count) is int and count >= 0 for count in counts):
         return None
@@ -157,17 +130,18 @@ def billable(tokens: Mapping[str, Any], counting: Counting) -> Billable | None:
     return Billable(max(uncached, 0), output, cache_read, cache_write)
 
 
-def cost_usd(price: Price | None, tokens: Mapping[str, Any]) -> float | None:
+def cost_usd(price: Price | None, tokens: Mapping[str, Any], billing: Billing) -> float | None:
     """The cost of one request from its usage as the ledger stores it (`{"input", "output",
-    "total", "cache_read", "cache_write", "thoughts"}`); None when the price is unknown or the
-    usage unreadable."""
+    "total", "cache_read", "cache_write", "thoughts"}`), billed as its provider's `billing`
+    says; None when the price is unknown or the usage unreadable."""
     if price is None:
         return None
-    bill = billable(tokens, price.counting)
+    bill = billable(tokens, billing)
     if bill is None:
         return None
     rates = price.rates_for(bill.prompt)
-    return rates.usd(bill.input, bill.output, bill.cache_read, bill.cache_write)
+    cache = price.batch_cache_keep if billing.batch_discounts_cache else 1.0
+    return rates.usd(bill.input, bill.output, bill.cache_read * cache, bill.cache_write * cache)
 
 
 def worst_case_usd(price: Price | None, input_tokens: int, max_tokens: int) -> float | None:
@@ -197,19 +171,15 @@ def model_price(model: ModelConfig) -> Price | None:
 
 
 def batch_price(price: Price | None) -> Price | None:
-    """`price` at its provider's batch rates (see the module docstring)."""
+    """`price` at its provider's batch rates (see the module docstring): input and output
+    discounted, and what the discount leaves of cache rates kept for providers whose discount
+    covers them."""
     if price is None or not price.batch_discount:
         return price
     keep = 1 - price.batch_discount
-    cache = keep if price.batch_discounts_cache else 1.0
 
     def scaled(rates: Rates) -> Rates:
-        return Rates(
-            rates.input * keep,
-            rates.output * keep,
-            rates.cache_read * cache,
-            rates.cache_write * cache,
-        )
+        return Rates(rates.input * keep, rates.output * keep, rates.cache_read, rates.cache_write)
 
     long = price.long_context
     return dataclasses.replace(
@@ -217,6 +187,7 @@ def batch_price(price: Price | None) -> Price | None:
         rates=scaled(price.rates),
         long_context=None if long is None else LongContext(long.above, scaled(long.rates)),
         batch_discount=None,  # applied
+        batch_cache_keep=keep,
     )
 
 
@@ -226,7 +197,7 @@ def answer_price(model: ModelConfig) -> Price | None:
     price = model_price(model)
     if price is None and model.cost_per_gpu_hour is not None:
         free = {"input": 0.0, "output": 0.0}
-        price = parse_price(free, "cost_per_gpu_hour", model.provider, "cost_per_gpu_hour")
+        price = parse_price(free, "cost_per_gpu_hour", "cost_per_gpu_hour")
     return price
 
 
@@ -236,7 +207,7 @@ def price_for(
     """The price of `model_id` at `provider`: `override` (a `[models.price]` table) when given,
     else the shipped table's entry; None when neither prices it."""
     if override:
-        return parse_price(override, "price", provider)
+        return parse_price(override, "price")
     shipped = _shipped()
     for candidate in _candidates(model_id):
         price = shipped.get((provider, candidate))
@@ -282,9 +253,7 @@ class _PriceTable(_RatesTable):
     )
 
 
-def parse_price(
-    table: Mapping[str, Any], path: str, provider: str, source: str = "config"
-) -> Price:
+def parse_price(table: Mapping[str, Any], path: str, source: str = "config") -> Price:
     """A price from its TOML table (`input`, `output`, `cache_read`, `cache_write`,
     `batch_discount`, and `long_context = {above, input, output, ...}`); FieldError naming the
     key path when it is wrong."""
@@ -295,11 +264,9 @@ def parse_price(
         long_context = LongContext(long.above, long.rates())
     return Price(
         rates=fields.rates(),
-        counting=counting_of(provider),
         source=source,
         long_context=long_context,
         batch_discount=fields.batch_discount,
-        batch_discounts_cache=provider in BATCH_DISCOUNTS_CACHE,
     )
 
 
@@ -324,7 +291,7 @@ def _shipped() -> dict[tuple[str, str], Price]:
         for index, raw in enumerate(entries):
             where = f"{provider}[{index}]"
             entry = from_table(_Entry, raw, where)
-            price = parse_price(entry.price, f"{where}.price", provider, entry.source)
+            price = parse_price(entry.price, f"{where}.price", entry.source)
             price = dataclasses.replace(price, unconfirmed=entry.unconfirmed)
             for model_id in (entry.id, *entry.aliases):
                 if (provider, model_id) in table:

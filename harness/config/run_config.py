@@ -394,8 +394,7 @@ def _model(table: Mapping[str, Any], where: str) -> ModelConfig:
     _checked(errors, _adapter_names, values.get("adapters", {}), f"{where}.adapters")
     _checked(errors, from_table, BatchPolicy, values.get("batch", {}), f"{where}.batch")
     if values.get("price"):
-        provider = values.get("provider", "")
-        _checked(errors, parse_price, values["price"], f"{where}.price", provider)
+        _checked(errors, parse_price, values["price"], f"{where}.price")
     if errors:
         raise FieldError.of(errors)
     return ModelConfig(**values)

@@ -1,15 +1,19 @@
 """Providers, registered by name. Each module is imported only when a config names it.
 
-`REGISTRY` maps `provider = "..."` to the module and class that implement it, to what to install
-when its SDK is missing, and to whether its API has a batch interface (`mode = "batch"`).
+`REGISTRY` maps `provider = "..."` to the module and class that implement it (a subclass of
+`harness.api.provider.Provider`), and to what to install when its SDK is missing. Whether its API
+has a batch interface (`mode = "batch"`) is the class's: a `BatchProvider`.
 """
 
 from __future__ import annotations
 
+import ast
 import importlib
+import importlib.util
 from dataclasses import dataclass
+from pathlib import Path
 
-from harness.api.types import Provider
+from harness.api.provider import BatchProvider, Provider
 from harness.config.run_config import RunConfig
 from harness.errors import InputError
 
@@ -22,7 +26,6 @@ class Entry:
     cls: str
     package: str = ""
     install: str = "pip install -e ."
-    batch: bool = False  # the class implements harness.api.types.BatchProvider
     in_process: bool = False  # an engine in this process: its options never leave the machine
 
 
@@ -33,14 +36,12 @@ REGISTRY: dict[str, Entry] = {
         "AnthropicProvider",
         "anthropic",
         "pip install 'anthropic[aiohttp]'",
-        batch=True,
     ),
     "gemini": Entry(
         "harness.providers.gemini",
         "GeminiProvider",
         "google-genai",
         "pip install 'google-genai[aiohttp]'",
-        batch=True,
     ),
     "vllm": Entry(
         "harness.providers.vllm",
@@ -72,7 +73,30 @@ def provider_class(name: str) -> type[Provider]:
         raise InputError(
             f'provider "{name}" needs {exc.name or "a missing package"}: {entry.install}'
         ) from None
-    return getattr(module, entry.cls)
+    cls = getattr(module, entry.cls)
+    if not (isinstance(cls, type) and issubclass(cls, Provider)):
+        raise TypeError(f"{entry.module}.{entry.cls} is not a harness.api.provider.Provider")
+    return cls
+
+
+def batch_providers() -> list[str]:
+    """The names of the providers whose class is a `BatchProvider`. Read from each module's
+    source, not imported: naming them loads no SDK (vllm's import takes seconds)."""
+    return sorted(name for name, entry in REGISTRY.items() if _declares_batch(entry))
+
+
+def _declares_batch(entry: Entry) -> bool:
+    """Whether the registered class names `BatchProvider` among its bases in its module."""
+    spec = importlib.util.find_spec(entry.module)
+    if spec is None or spec.origin is None:
+        return False
+    tree = ast.parse(Path(spec.origin).read_text(encoding="utf-8"))
+    for node in tree.body:
+        if isinstance(node, ast.ClassDef) and node.name == entry.cls:
+            return any(
+                ast.unparse(base).split(".")[-1] == BatchProvider.__name__ for base in node.bases
+            )
+    return False
 
 
 def config_secrets(config: RunConfig) -> set[str]:

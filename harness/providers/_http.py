@@ -156,6 +156,13 @@ def api_key(explicit: str, env_name: str) -> str:
     return explicit or os.environ.get(env_name, "")
 
 
+def key_source(explicit: str, env_name: str) -> str:
+    """Where the key comes from, for `doctor`: the options, `env_name`, or nowhere."""
+    if explicit:
+        return "key given in the config"
+    return f"key found in ${env_name}" if env_name else "no key needed"
+
+
 def setup_problems(
     explicit_key: str,
     key_env: str,

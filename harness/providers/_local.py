@@ -1,5 +1,6 @@
-"""What the local-model providers (vllm, transformers) share: the weights pinned to the commit
-that answers, the folder to load, the prompt as token ids, and whether a LoRA adapter fits."""
+"""What the local-model providers (vllm, transformers) share: the options that say where the
+weights are, the weights pinned to the commit that answers, the folder to load, what they need of
+the GPU, the prompt as token ids, and whether a LoRA adapter fits."""
 
 from __future__ import annotations
 
@@ -8,24 +9,53 @@ import importlib.util
 import logging
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, ClassVar, Protocol, TypeVar
 
+from harness.api.provider import DeviceNeeds
 from harness.api.types import Message
 from harness.config.adapters import Adapter
 from harness.errors import FatalError
-from harness.providers._hub import Weights, locate, snapshot
+from harness.providers._hub import Weights, locate, memory_needed, snapshot
 
 log = logging.getLogger("harness.adapters")
 
-Options = TypeVar("Options")
+
+class LocalOptions(Protocol):
+    """The options every local-model provider has: where the weights are (`path`: a folder or a
+    hub id, the model id when empty; `revision`), their precision, and whether to run the
+    model's own code. A frozen dataclass."""
+
+    __dataclass_fields__: ClassVar[dict[str, Any]]
+
+    @property
+    def path(self) -> str: ...
+    @property
+    def revision(self) -> str: ...
+    @property
+    def dtype(self) -> str: ...
+    @property
+    def trust_remote_code(self) -> bool: ...
+
+
+Options = TypeVar("Options", bound=LocalOptions)
 
 
 def pinned(model: str, options: Options) -> Options:
     """The options with `revision` set to the commit that will answer (a hub id's branch, tag or
     commit resolved through the cache or the hub; empty for a folder). InputError when the
     weights cannot be had."""
-    weights = locate(getattr(options, "path", "") or model, getattr(options, "revision", ""))
-    return dataclasses.replace(options, revision=weights.commit or "")  # type: ignore[type-var]
+    weights = locate(options.path or model, options.revision)
+    return dataclasses.replace(options, revision=weights.commit or "")
+
+
+def device_needs(
+    model: str, options: LocalOptions, max_model_len: int | None = None, share: float = 1.0
+) -> DeviceNeeds:
+    """The weights as found and the GPU memory they need at `dtype` and `max_model_len`, of the
+    `share` of the GPU the engine takes."""
+    weights = locate(options.path or model, options.revision)
+    needed = memory_needed(weights, options.dtype, max_model_len)
+    return DeviceNeeds(weights.describe(), needed, share)
 
 
 def weights_folder(path: str, revision: str) -> tuple[Path, str]:
@@ -46,7 +76,7 @@ def prompt_ids(tokenizer: Any, messages: tuple[Message, ...], chat: bool) -> lis
     return list(tokenizer.encode("\n\n".join(m.content for m in messages)))
 
 
-def adapter_fit(model: str, options: Any, adapter: Adapter) -> list[str]:
+def adapter_fit(model: str, options: LocalOptions, adapter: Adapter) -> list[str]:
     """Whether `adapter` fits the model's weights: PEFT loads it onto the model built empty from
     its config (no memory for the weights), so a tensor of another shape, or one for a module the
     model lacks or has more of, is named before the run starts (vLLM would load such an adapter
@@ -56,7 +86,7 @@ def adapter_fit(model: str, options: Any, adapter: Adapter) -> list[str]:
     a copy in a folder, a cache snapshot)."""
     if importlib.util.find_spec("peft") is None:
         return ["adapters need PEFT (to be checked, and served by transformers): pip install peft"]
-    weights = locate(getattr(options, "path", "") or model, getattr(options, "revision", ""))
+    weights = locate(options.path or model, options.revision)
     if not _same_model(adapter.base_model, model, weights):
         log.warning(
             "adapter %s (%s) was made for %s, not %s; serving it as configured",
@@ -67,7 +97,7 @@ def adapter_fit(model: str, options: Any, adapter: Adapter) -> list[str]:
         )
     if weights.folder is None:
         return []
-    empty = _empty_model(weights.folder, bool(getattr(options, "trust_remote_code", False)))
+    empty = _empty_model(weights.folder, options.trust_remote_code)
     if empty is None:
         return []
     return _fit_problems(empty, adapter)

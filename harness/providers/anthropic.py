@@ -24,9 +24,8 @@ import anthropic
 from anthropic.types import Message
 from anthropic.types.messages import MessageBatch, MessageBatchResult
 
+from harness.api.provider import BatchLimits, BatchProvider, BatchStatus, Billing
 from harness.api.types import (
-    BatchLimits,
-    BatchStatus,
     Completion,
     Request,
     SamplingParams,
@@ -41,8 +40,15 @@ from harness.errors import (
     ConnectionFailed,
     MalformedResponse,
     ProviderError,
+    RetryableError,
 )
-from harness.providers._http import api_key, error_for_status, rate_limit_state, setup_problems
+from harness.providers._http import (
+    api_key,
+    error_for_status,
+    key_source,
+    rate_limit_state,
+    setup_problems,
+)
 from harness.providers.options import AnthropicOptions
 
 _FINISH = {
@@ -69,15 +75,22 @@ _ERROR_STATUS = {
     "timeout_error": 504,
     "overloaded_error": 529,
 }
+# "overloaded_error": the API asks every client to slow down, as a 429 asks one.
+_OVERLOADED = _ERROR_STATUS["overloaded_error"]
 # A batch may still be listed this long before the run that sent it wrote down when it did.
 _CLOCK_SKEW = timedelta(minutes=5)
 
 
-class AnthropicProvider:
+class AnthropicProvider(BatchProvider):
     """Claude via `AsyncAnthropic(...).messages.create`, or `messages.batches` in batch mode."""
 
     Options = AnthropicOptions
     batch_limits = BatchLimits(requests=100_000, bytes=256_000_000)
+    # input_tokens leaves out cache reads and writes, which come apart; output_tokens includes
+    # extended thinking. The batch discount applies to all usage, cache reads and writes too.
+    billing = Billing(
+        input_has_cache_read=False, output_has_thoughts=True, batch_discounts_cache=True
+    )
 
     def __init__(self, model: str, options: AnthropicOptions) -> None:
         self.model = model
@@ -99,8 +112,19 @@ class AnthropicProvider:
             userinfo_refused="the Anthropic client sends it as a second Authorization header",
         )
 
-    async def start(self) -> None:
-        """Nothing to load: the client connects on the first request."""
+    @classmethod
+    def key_source(cls, options: AnthropicOptions) -> str:
+        """The key's source: `api_key`, or the variable `api_key_env` names."""
+        return key_source(options.api_key, options.api_key_env)
+
+    @classmethod
+    def base_url(cls, options: AnthropicOptions) -> str:
+        """`base_url`."""
+        return options.base_url
+
+    def pushed_back(self, error: RetryableError) -> bool:
+        """A rate limit, or the API overloaded (529)."""
+        return super().pushed_back(error) or error.status == _OVERLOADED
 
     async def generate(self, request: Request) -> Completion:
         """One Messages API call, its errors translated."""
@@ -119,7 +143,7 @@ class AnthropicProvider:
     async def submit_batch(self, items: Sequence[dict[str, Any]], label: str) -> str:
         """Create a Message Batch (Anthropic keeps no label: `find_batches` goes by time)."""
         with _translated():
-            batch = await self._client.messages.batches.create(requests=list(items))  # type: ignore[arg-type]
+            batch = await self._client.messages.batches.create(requests=list(items))  # type: ignore[arg-type]  # batch_item made them
         return batch.id
 
     async def find_batches(self, label: str, since: datetime, count: int) -> list[str]:

@@ -24,9 +24,8 @@ import pydantic
 from google import genai
 from google.genai import errors, types
 
+from harness.api.provider import BatchLimits, BatchProvider, BatchStatus, Billing
 from harness.api.types import (
-    BatchLimits,
-    BatchStatus,
     Completion,
     Request,
     TokenLogprob,
@@ -43,7 +42,7 @@ from harness.errors import (
     ProviderError,
     ServerError,
 )
-from harness.providers._http import api_key, error_for_status, setup_problems
+from harness.providers._http import api_key, error_for_status, key_source, setup_problems
 from harness.providers.options import GeminiOptions
 
 _FINISH = {"STOP": "stop", "MAX_TOKENS": "length"}
@@ -71,7 +70,7 @@ _RPC_CODES = {
 }
 
 
-class GeminiProvider:
+class GeminiProvider(BatchProvider):
     """Gemini via `genai.Client(...).aio.models.generate_content`, or `aio.batches` in batch
     mode."""
 
@@ -79,6 +78,9 @@ class GeminiProvider:
     # 20 MB of inline requests (the Batch API's documentation); the count is the harness's own
     # bound (none is documented), which keeps a batch's inline responses, read whole, in bounds.
     batch_limits = BatchLimits(requests=BATCH_REQUESTS, bytes=20_000_000)
+    # prompt_token_count includes cached content; candidates_token_count leaves out thoughts,
+    # which are billed as output. Context caching is billed at its usual rate in batch mode.
+    billing = Billing(input_has_cache_read=True, output_has_thoughts=False)
 
     def __init__(self, model: str, options: GeminiOptions) -> None:
         self.model = model
@@ -98,8 +100,20 @@ class GeminiProvider:
         """A missing key, or a base URL the client would refuse on every request."""
         return setup_problems(options.api_key, options.api_key_env, options.base_url)
 
-    async def start(self) -> None:
-        """Nothing to load: the client connects on the first request."""
+    @classmethod
+    def key_source(cls, options: GeminiOptions) -> str:
+        """The key's source: `api_key`, or the variable `api_key_env` names."""
+        return key_source(options.api_key, options.api_key_env)
+
+    @classmethod
+    def logprobs_asked(cls, options: GeminiOptions) -> int:
+        """`top_logprobs`."""
+        return options.top_logprobs
+
+    @classmethod
+    def base_url(cls, options: GeminiOptions) -> str:
+        """`base_url`."""
+        return options.base_url
 
     async def generate(self, request: Request) -> Completion:
         """One generateContent call, its errors translated."""

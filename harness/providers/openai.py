@@ -31,6 +31,7 @@ import aiohttp
 import orjson
 import yarl
 
+from harness.api.provider import Provider
 from harness.api.types import (
     Completion,
     Request,
@@ -41,7 +42,13 @@ from harness.api.types import (
     token_count,
 )
 from harness.errors import AttemptTimeout, ConnectionFailed, MalformedResponse
-from harness.providers._http import api_key, error_for_status, rate_limit_state, setup_problems
+from harness.providers._http import (
+    api_key,
+    error_for_status,
+    key_source,
+    rate_limit_state,
+    setup_problems,
+)
 from harness.providers.options import MAX_OPENAI_LOGPROBS as _MAX_LOGPROBS
 from harness.providers.options import OpenAIOptions
 from harness.scrub import excerpt
@@ -63,8 +70,9 @@ _FINISH = {
 }
 
 
-class OpenAIProvider:
-    """Chat or text completions from an OpenAI-compatible HTTP API."""
+class OpenAIProvider(Provider):
+    """Chat or text completions from an OpenAI-compatible HTTP API. Its token counts are the
+    default `Billing`'s: prompt_tokens include cached tokens, completion_tokens reasoning."""
 
     Options = OpenAIOptions
 
@@ -94,8 +102,20 @@ class OpenAIProvider:
             userinfo_refused=_USERINFO_WITH_KEY if options.api_key_env else "",
         )
 
-    async def start(self) -> None:
-        """Nothing to load: the client connects on the first request."""
+    @classmethod
+    def key_source(cls, options: OpenAIOptions) -> str:
+        """The key's source: `api_key`, the variable `api_key_env` names, or none."""
+        return key_source(options.api_key, options.api_key_env)
+
+    @classmethod
+    def logprobs_asked(cls, options: OpenAIOptions) -> int:
+        """`top_logprobs`."""
+        return options.top_logprobs
+
+    @classmethod
+    def base_url(cls, options: OpenAIOptions) -> str:
+        """`base_url`."""
+        return options.base_url
 
     async def generate(self, request: Request) -> Completion:
         """One completion request, its errors translated."""

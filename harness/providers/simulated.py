@@ -13,6 +13,7 @@ import random
 
 import anyio
 
+from harness.api.provider import Provider
 from harness.api.types import Completion, Request, TokenLogprob, Usage
 from harness.errors import AttemptTimeout, FatalError, RateLimited, ServerError
 from harness.providers.options import SimulatedOptions
@@ -27,7 +28,7 @@ _WORDS = tuple(
 )
 
 
-class SimulatedProvider:
+class SimulatedProvider(Provider):
     """Scripted answers after a simulated delay, or one of the failures a real API gives."""
 
     Options = SimulatedOptions
@@ -39,12 +40,14 @@ class SimulatedProvider:
         self._bounds = list(itertools.accumulate(options.rates))
 
     @classmethod
-    def preflight(cls, model: str, options: SimulatedOptions) -> list[str]:
-        """Nothing can be missing."""
-        return []
+    def key_source(cls, options: SimulatedOptions) -> str:
+        """A key given in the config (taken, never sent), or none needed."""
+        return "key given in the config" if options.api_key else "no key needed"
 
-    async def start(self) -> None:
-        """Nothing to load."""
+    @classmethod
+    def logprobs_asked(cls, options: SimulatedOptions) -> int:
+        """`top_logprobs`."""
+        return options.top_logprobs
 
     async def generate(self, request: Request) -> Completion:
         """Fail as scripted or drawn, or wait the simulated latency and answer."""
@@ -61,9 +64,6 @@ class SimulatedProvider:
             await self._fail(outcome)
         await self._delay(draw)
         return self._answer(request, malformed=outcome == "malformed")
-
-    async def aclose(self) -> None:
-        """Nothing to release."""
 
     def _drawn(self, roll: float) -> str:
         for outcome, bound in zip(_DRAWN, self._bounds, strict=True):
@@ -106,7 +106,7 @@ class SimulatedProvider:
         count = min(wanted, sampling.max_tokens)
         tokens = [rng.choice(_VERDICTS), *rng.choices(_WORDS, k=count - 1)]
         return Completion(
-            text=tokens if malformed else " ".join(tokens),  # type: ignore[arg-type]
+            text=tokens if malformed else " ".join(tokens),  # type: ignore[arg-type]  # a list on purpose
             finish_reason="length" if wanted > sampling.max_tokens else "stop",
             usage=Usage(input=len(text) // 4 + 1, output=count),
             model=self.model,

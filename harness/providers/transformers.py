@@ -24,11 +24,13 @@ import anyio
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, LogitsProcessor, LogitsProcessorList
 
+from harness.api.provider import DeviceNeeds, Provider
 from harness.api.types import Completion, Request, SamplingParams, TokenLogprob, Usage
 from harness.config.adapters import Adapter
 from harness.errors import FatalError
 from harness.providers._local import (
     adapter_fit,
+    device_needs,
     pinned,
     prompt_ids,
     verify_adapters,
@@ -45,11 +47,12 @@ class _Pending:
     error: BaseException | None = None
 
 
-class TransformersProvider:
+class TransformersProvider(Provider):
     """Generates with a Hugging Face model in this process, batching concurrent requests."""
 
     Options = TransformersOptions
     holds_device = True
+    serves_adapters = True
 
     def __init__(
         self, model: str, options: TransformersOptions, adapters: Sequence[Adapter] = ()
@@ -74,16 +77,21 @@ class TransformersProvider:
         return pinned(model, options)
 
     @classmethod
-    def preflight(cls, model: str, options: TransformersOptions) -> list[str]:
-        """Nothing beyond `resolve`, which found the weights."""
-        return []
-
-    @classmethod
     def adapter_problems(
         cls, model: str, options: TransformersOptions, adapter: Adapter
     ) -> list[str]:
         """Whether PEFT can put `adapter` on the model: its weights fit the model's."""
         return adapter_fit(model, options, adapter)
+
+    @classmethod
+    def logprobs_asked(cls, options: TransformersOptions) -> int:
+        """`top_logprobs`."""
+        return options.top_logprobs
+
+    @classmethod
+    def device_needs(cls, model: str, options: TransformersOptions) -> DeviceNeeds:
+        """The weights' memory at `dtype`."""
+        return device_needs(model, options)
 
     async def start(self) -> None:
         """Load the tokenizer and model (in a worker thread)."""

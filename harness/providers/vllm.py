@@ -44,12 +44,14 @@ from vllm.sampling_params import RequestOutputKind
 from vllm.v1.engine.async_llm import AsyncLLM
 from vllm.v1.engine.exceptions import EngineDeadError, EngineGenerateError
 
+from harness.api.provider import DeviceNeeds, Provider
 from harness.api.types import Completion, Request, TokenLogprob, Usage
 from harness.config.adapters import Adapter
 from harness.errors import FatalError, ServerError
 from harness.providers._hub import locate
 from harness.providers._local import (
     adapter_fit,
+    device_needs,
     pinned,
     prompt_ids,
     verify_adapters,
@@ -62,11 +64,12 @@ _FINISH = {"stop": "stop", "length": "length", "abort": "abort"}
 _LORA_RANKS = sorted(typing.get_args(MaxLoRARanks))
 
 
-class VLLMProvider:
+class VLLMProvider(Provider):
     """Generates with an in-process vLLM engine."""
 
     Options = VLLMOptions
     holds_device = True
+    serves_adapters = True
 
     def __init__(self, model: str, options: VLLMOptions, adapters: Sequence[Adapter] = ()) -> None:
         self.model = model
@@ -112,6 +115,16 @@ class VLLMProvider:
         except (ValueError, TypeError) as exc:
             return [f"vLLM cannot serve it: {exc}"]
         return adapter_fit(model, options, adapter)
+
+    @classmethod
+    def logprobs_asked(cls, options: VLLMOptions) -> int:
+        """`top_logprobs`."""
+        return options.top_logprobs
+
+    @classmethod
+    def device_needs(cls, model: str, options: VLLMOptions) -> DeviceNeeds:
+        """The weights' memory at `max_model_len`, of `gpu_memory_utilization` of the GPU."""
+        return device_needs(model, options, options.max_model_len, options.gpu_memory_utilization)
 
     async def start(self) -> None:
         """Start the engine (in a worker thread: it takes seconds to minutes)."""

@@ -37,7 +37,8 @@ from typing import Any
 import anyio
 import orjson
 
-from harness.api.types import BatchProvider, BatchStatus, Completion, Request
+from harness.api.provider import BatchProvider, BatchStatus
+from harness.api.types import Completion, Request
 from harness.config.prices import Price, cost_usd
 from harness.config.run_config import BatchPolicy, RetryPolicy, Variant
 from harness.errors import (
@@ -458,7 +459,8 @@ class BatchLane:
         if isinstance(outcome, ProviderError):
             record, cost = self._failure(job, outcome, elapsed, batch_id), None
         else:
-            cost = cost_usd(self.price, outcome.usage.as_record()) if self.price else None
+            usage, billing = outcome.usage.as_record(), self.provider.billing
+            cost = cost_usd(self.price, usage, billing) if self.price else None
             record = success_record(
                 self.run_id,
                 job,

@@ -19,19 +19,18 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from harness.api.provider import Provider
 from harness.config.run_config import ModelConfig, RunConfig
 from harness.errors import InputError
 from harness.fields import FieldError, from_table
 from harness.ledger.file import LEDGER_NAME
 from harness.prompts.load import load_prompts
 from harness.providers import REGISTRY, provider_class
-from harness.providers._hub import locate, memory_needed
 from harness.run.preflight import Target, probe_all
 from harness.run.prepare import load_config_registering_secrets
 from harness.scrub import SECRETS, named_secrets, redact_urls
 from harness.version import package_version
 
-_LOCAL = {"vllm", "transformers"}
 _MIN_FREE_GB = 1.0
 
 
@@ -63,14 +62,16 @@ def diagnose(config_path: Path) -> Diagnosis:
     checks = [Check("config", True, f"{config_path}: {len(config.models)} model(s)")]
     checks += _prompts(config)
     targets = []
+    local = False  # a model whose provider holds the device: the GPU is checked
     for index, model in enumerate(config.models):
-        found, target = _provider(index, model)
+        found, target, cls = _provider(index, model)
         checks += found
         targets += [target] if target else []
-    if any(model.provider in _LOCAL for model in config.models):
+        local |= cls is not None and cls.holds_device
+    if local:
         gpu, gpu_bytes = _gpu()
         checks.append(gpu)
-        checks += [_memory(t, gpu_bytes) for t in targets if t.model.provider in _LOCAL]
+        checks += [check for t in targets if (check := _memory(t, gpu_bytes)) is not None]
     checks += _output(config.output)
     return Diagnosis(checks, config, tuple(targets))
 
@@ -123,36 +124,35 @@ def _prompts(config: RunConfig) -> list[Check]:
     return [Check("prompts", True, detail)]
 
 
-def _provider(index: int, model: ModelConfig) -> tuple[list[Check], Target | None]:
-    """The provider's checks for one model, and the model as a probe target if they passed."""
+def _provider(
+    index: int, model: ModelConfig
+) -> tuple[list[Check], Target | None, type[Provider] | None]:
+    """The provider's checks for one model, the model as a probe target if they passed, and
+    its provider's class if it could be loaded."""
     area = f"models[{index}] {model.name}"
     entry = REGISTRY.get(model.provider)
     try:
         cls = provider_class(model.provider)
-        options = from_table(cls.Options, model.options, f"models[{index}].options")
-    except (InputError, FieldError) as exc:
-        return [Check(area, False, str(exc))], None
-    SECRETS.add(*named_secrets(options))
-    version = package_version(entry.package) if entry and entry.package else None
-    found = f"{model.provider} provider" + (f", {entry.package} {version}" if version else "")
-    resolve = getattr(cls, "resolve", None)  # local models: where the weights are
-    try:
-        options = resolve(model.model_id, options) if resolve else options
     except InputError as exc:
-        return [Check(area, True, found), Check(f"{area} weights", False, str(exc))], None
+        return [Check(area, False, str(exc))], None, None
+    try:
+        options = from_table(cls.Options, model.options, f"models[{index}].options")
+    except FieldError as exc:
+        return [Check(area, False, str(exc))], None, cls
+    SECRETS.add(*named_secrets(options))
+    package = entry.package if entry else ""
+    version = package_version(package) if package else None
+    found = f"{model.provider} provider" + (f", {package} {version}" if version else "")
+    try:
+        options = cls.resolve(model.model_id, options)  # local models: where the weights are
+    except InputError as exc:
+        return [Check(area, True, found), Check(f"{area} weights", False, str(exc))], None, cls
     problems = cls.preflight(model.model_id, options)
     checks = [
         Check(area, True, found),
-        Check(f"{area} set-up", not problems, "; ".join(problems) or _key_source(options)),
+        Check(f"{area} set-up", not problems, "; ".join(problems) or cls.key_source(options)),
     ]
-    return checks, None if problems else Target(index, model, cls, options)
-
-
-def _key_source(options: object) -> str:
-    env = getattr(options, "api_key_env", "")
-    if getattr(options, "api_key", ""):
-        return "key given in the config"
-    return f"key found in ${env}" if env else "no key needed"
+    return checks, None if problems else Target(index, model, cls, options), cls
 
 
 def _gpu() -> tuple[Check, int | None]:
@@ -178,17 +178,18 @@ def _gpu() -> tuple[Check, int | None]:
     return Check("gpu", True, names), int(float(rows[0][1]) * 2**20)
 
 
-def _memory(target: Target, gpu_bytes: int | None) -> Check:
+def _memory(target: Target, gpu_bytes: int | None) -> Check | None:
     """A local model's weights on disk, and the GPU memory they need at the configured settings
-    against what the GPU offers (`gpu_memory_utilization` of it, for vllm)."""
-    options = target.options
+    against what the GPU offers (the share its engine takes); None for a model that needs no
+    GPU."""
+    needs = target.provider_cls.device_needs(target.model.model_id, target.options)
+    if needs is None:
+        return None
     area = f"models[{target.index}] {target.model.name} memory"
-    weights = locate(options.path or target.model.model_id, options.revision)
-    needed = memory_needed(weights, options.dtype, getattr(options, "max_model_len", None))
+    needed, share = needs.needed, needs.share
     if needed is None:
-        return Check(area, None, f"{weights.describe()}: its size is known once downloaded")
-    share = getattr(options, "gpu_memory_utilization", 1.0)
-    need = f"{weights.describe()}; needs about {needed / 2**30:,.1f} GiB"
+        return Check(area, None, f"{needs.weights}: its size is known once downloaded")
+    need = f"{needs.weights}; needs about {needed / 2**30:,.1f} GiB"
     if gpu_bytes is None:
         return Check(area, None, f"{need}; no GPU to compare with")
     offered = gpu_bytes * share

@@ -36,7 +36,8 @@ from dataclasses import dataclass, field
 import anyio
 from anyio.abc import TaskGroup
 
-from harness.api.types import Completion, Provider
+from harness.api.provider import Provider
+from harness.api.types import Completion
 from harness.config.prices import Price, cost_usd
 from harness.config.run_config import RetryPolicy
 from harness.errors import (
@@ -44,7 +45,6 @@ from harness.errors import (
     ConnectionFailed,
     FatalError,
     ProviderError,
-    RateLimited,
     RetryableError,
 )
 from harness.ledger.record import Record, failure_record, success_record
@@ -54,7 +54,6 @@ from harness.run.jobs import Job
 from harness.run.limits import LaneLimits
 
 Sleep = Callable[[float], Awaitable[None]]
-_OVERLOADED = 529  # Anthropic's "overloaded": pushback like a 429
 
 
 @dataclass(frozen=True)
@@ -196,7 +195,7 @@ class Lane:
                 started = time.perf_counter()
                 completion = await self._generate(job, attempt)
             if self.price is not None:
-                cost = cost_usd(self.price, completion.usage.as_record())
+                cost = cost_usd(self.price, completion.usage.as_record(), self.provider.billing)
         except ConnectionFailed as error:
             self.errors.observe(True)
             self.outage.unreachable()
@@ -250,7 +249,7 @@ class Lane:
 
     def _pushed_back(self, error: RetryableError, estimate: int) -> None:
         """Feed a retryable failure to the lane's adaptive limits."""
-        pushed = isinstance(error, RateLimited) or error.status == _OVERLOADED
+        pushed = self.provider.pushed_back(error)
         self.concurrency.observe(pushed)
         if error.rate_limit is not None:  # a 429 saying the limit is spent pauses the lane
             self.pacer.observe(error.rate_limit, self.concurrency.slots.in_use + 1, estimate)

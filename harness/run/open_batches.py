@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from harness.api.types import BatchProvider
+from harness.api.provider import BatchProvider
 from harness.errors import InputError, ProviderError
 from harness.ledger.file import OpenBatch, ResumeIndex, Source, parse_line, source_lines
 from harness.run.prepare import setup_model
@@ -117,10 +117,10 @@ async def _provider(config: str, model: str) -> BatchProvider | str:
     except InputError as exc:
         return f"{str(exc).splitlines()[0]} (--config CONFIG names the config to use)"
     provider = setup.provider_cls(setup.model.model_id, setup.options)
-    if not hasattr(provider, "batch_status"):
+    if not isinstance(provider, BatchProvider):
         await provider.aclose()
         return f'{config}: provider "{setup.model.provider}" of {model} has no batch API'
-    return provider  # type: ignore[return-value]
+    return provider
 
 
 def sender_commands(

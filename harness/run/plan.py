@@ -27,12 +27,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from harness.api.provider import Billing
 from harness.config.prices import (
     CHARS_PER_TOKEN,
-    Counting,
     Price,
     billable,
-    counting_of,
     gpu_cost_usd,
     model_price,
 )
@@ -225,7 +224,7 @@ def _lane(
 ) -> _Lane:
     """Every variant of one model: estimates, then the lane's wall time and GPU cost."""
     model, price = setup.model, model_price(setup.model)
-    counting = price.counting if price is not None else counting_of(model.provider)
+    counting = setup.provider_cls.billing
     estimates = [
         _estimate(v, work, calibration.variants.get(v.id), price, counting, assumptions)
         for v in setup.variants
@@ -258,7 +257,7 @@ def _lane(
                 price=_price_label(price, rate),
             )
         )
-    holds_device = bool(getattr(setup.provider_cls, "holds_device", False))
+    holds_device = setup.provider_cls.holds_device
     return _Lane(model, price, holds_device, wall, plans)
 
 
@@ -267,7 +266,7 @@ def _estimate(
     work: _Work,
     observed: Observed | None,
     price: Price | None,
-    counting: Counting,
+    counting: Billing,
     assumptions: Assumptions,
 ) -> _Estimate:
     """One variant's pending work, calibrated on its answers where the ledger has some."""
@@ -309,7 +308,7 @@ def _estimate(
 
 
 def _basis(
-    observed: Observed | None, categories: Sequence[str], counting: Counting, fallback: float
+    observed: Observed | None, categories: Sequence[str], counting: Billing, fallback: float
 ) -> tuple[float, list[float], float | None]:
     """Input tokens per character, output tokens per answer of each category, and seconds per
     request (None: to be assumed), from a variant's answers where it has some."""
@@ -323,7 +322,7 @@ def _basis(
 
 
 def _outputs(
-    observed: Observed, categories: Sequence[str], counting: Counting, fallback: float
+    observed: Observed, categories: Sequence[str], counting: Billing, fallback: float
 ) -> list[float]:
     """Mean output tokens per answer of each category: the category's own, else the variant's."""
     means: dict[str, float] = {}

@@ -16,7 +16,8 @@ from typing import Any
 
 import anyio
 
-from harness.api.types import Completion, Message, Provider, Request, SamplingParams
+from harness.api.provider import Provider
+from harness.api.types import Completion, Message, Request, SamplingParams
 from harness.config.run_config import ModelConfig
 from harness.errors import AttemptTimeout, ConnectionFailed, ProviderError, RateLimited
 from harness.scrub import redact_url
@@ -36,7 +37,7 @@ class Target:
     @property
     def local(self) -> bool:
         """Whether the model runs in-process (and takes minutes to load)."""
-        return bool(getattr(self.provider_cls, "holds_device", False))
+        return self.provider_cls.holds_device
 
     @property
     def where(self) -> str:
@@ -104,7 +105,7 @@ def probe_request(model: ModelConfig) -> Request:
 
 def _answered(target: Target, completion: Completion, seconds: float) -> tuple[bool, str]:
     parts = [f"answered in {seconds:.3f} s", f'model "{completion.model}"']
-    asked = getattr(target.options, "top_logprobs", 0)
+    asked = target.provider_cls.logprobs_asked(target.options)
     if not asked:
         return True, ", ".join(parts)
     if not completion.token_logprobs:
@@ -121,7 +122,8 @@ def _failed(target: Target, error: ProviderError) -> tuple[bool, str]:
     if isinstance(error, RateLimited):
         return True, f"reachable, but rate limited now ({error.status}): {error.message}"
     if isinstance(error, ConnectionFailed):
-        url = redact_url(getattr(target.options, "base_url", "")) or "the provider's default URL"
+        url = target.provider_cls.base_url(target.options)
+        url = redact_url(url) or "the provider's default URL"
         return False, f"{kind}: cannot reach {url}: {error.message}"
     if isinstance(error, AttemptTimeout):
         return False, f"{kind}: {error.message}"

@@ -11,7 +11,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from harness.api.types import Provider
+from harness.api.provider import BatchProvider, Provider
 from harness.config.adapters import Adapter, read_adapter
 from harness.config.prices import answer_price
 from harness.config.run_config import ModelConfig, RunConfig, Variant, load_config, make_variant
@@ -22,7 +22,7 @@ from harness.ledger.sets import tree
 from harness.ledger.shards import SHARDS_DIR, Shard
 from harness.prompts.load import Prompt, load_prompts
 from harness.prompts.selection import Selection
-from harness.providers import REGISTRY, config_secrets, provider_class
+from harness.providers import batch_providers, config_secrets, provider_class
 from harness.run.jobs import Job, Wanted, iter_jobs
 from harness.run.preflight import Target
 from harness.scrub import SECRETS, named_secrets
@@ -200,11 +200,11 @@ def _chosen(model: ModelConfig, names: Sequence[str]) -> bool:
 
 def _check_batch(config: RunConfig, entry: str, model: ModelConfig, cls: type) -> None:
     """A model in batch mode needs a provider with a batch API, and limits within its own."""
-    limits = getattr(cls, "batch_limits", None)
+    limits = cls.batch_limits if issubclass(cls, BatchProvider) else None
     if model.mode != "batch":
         return
     if limits is None:
-        batched = ", ".join(sorted(name for name, entry in REGISTRY.items() if entry.batch))
+        batched = ", ".join(batch_providers())
         message = f'provider "{model.provider}" has no batch API (batch mode: {batched})'
         raise ConfigError(config.path, f"{entry}.mode", message)
     policy = model.batch_policy
@@ -246,12 +246,10 @@ def _setup(
         raise ConfigError(config.path, *lines[0], *lines[1:]) from None
     SECRETS.add(*named_secrets(options))
     label = f"{config.path}: {entry} ({model.name})"
-    resolve = getattr(cls, "resolve", None)  # local models: the exact weights, pinned
-    if resolve is not None:
-        try:
-            options = resolve(model.model_id, options)
-        except InputError as exc:
-            raise InputError(f"{label}: {exc}") from None
+    try:
+        options = cls.resolve(model.model_id, options)  # local models: the exact weights, pinned
+    except InputError as exc:
+        raise InputError(f"{label}: {exc}") from None
     _check_batch(config, entry, model, cls)
     problems = cls.preflight(model.model_id, options)
     if budgeted(config, model) and not model.unpriced_ok and answer_price(model) is None:
@@ -289,7 +287,7 @@ def _adapters(
     """The model's LoRA adapters, read and checked by the provider that will serve them; each
     problem is appended to `problems` as a line naming the file and the adapter's key."""
     where = f"{entry}.adapters"
-    check = getattr(cls, "adapter_problems", None)
+    check = cls.adapter_problems if cls.serves_adapters else None
     if check is None:
         refusal = f'provider "{model.provider}" cannot serve LoRA adapters'
         problems.append(str(ConfigError(config.path, where, refusal)))

@@ -28,7 +28,7 @@ from rich.progress import (
 from rich.progress import Progress as RichProgress
 from rich.text import Text
 
-from harness.api.types import BatchStatus
+from harness.api.provider import BatchStatus
 from harness.errors import ProviderError
 from harness.ledger.record import Record
 from harness.run.jobs import Job

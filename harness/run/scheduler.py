@@ -69,7 +69,7 @@ async def run_lanes(
 
 
 def _holds_device(item: LaneWork) -> bool:
-    return bool(getattr(item.lane.provider, "holds_device", False))
+    return item.lane.provider.holds_device
 
 
 async def _one_after_another(

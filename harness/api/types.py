@@ -209,9 +209,9 @@ def _logprob(value: object, field: str) -> float | None:
     a bool, NaN or an infinity is malformed (the ledger's JSON cannot say infinity)."""
     if value is None:
         return None
-    if type(value) not in (int, float) or not math.isfinite(value):  # type: ignore[arg-type]
+    if (type(value) is not int and type(value) is not float) or not math.isfinite(value):
         raise malformed(field, "a finite number or null", value)
-    return float(value)  # type: ignore[arg-type]
+    return float(value)
 
 
 def _plain_top(top: tuple[Any, ...]) -> bool:
@@ -235,5 +235,5 @@ def _pair(pair: object, field: str) -> tuple[str | None, float | None]:
 
 
 def _token_id(value: object, field: str) -> None:
-    if type(value) is not int or not 0 <= value <= MAX_TOKEN_ID:  # type: ignore[operator]
+    if type(value) is not int or not 0 <= value <= MAX_TOKEN_ID:
         raise malformed(field, "a token id (a whole number >= 0)", value)

@@ -15,9 +15,10 @@ import signal
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TextIO, cast
 
 import anyio
 from rich.console import Console
@@ -68,15 +69,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     # markup: names, paths and messages are shown as typed (`[/]` would crash rich, `[v2]` vanish);
     # styles are given as `Text` styles.
     console = Console(
-        file=ScrubbedStream(sys.stdout),
+        file=_scrubbed(sys.stdout),
         highlight=False,
         markup=False,
         width=None if sys.stdout.isatty() else 160,
     )
     _log_to(console)
+    verb: Callable[[argparse.Namespace, Console], int] = args.verb  # set_defaults(verb=...)
     try:
         with _signals_interrupt():
-            return args.verb(args, console)
+            return verb(args, console)
     except InputError as exc:
         for line in error_lines(redact_urls(SECRETS.scrub(str(exc)))):
             print(f"error: {line}", file=sys.stderr)
@@ -99,6 +101,12 @@ def _signals_interrupt() -> Iterator[None]:
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+
+
+def _scrubbed(stream: TextIO) -> TextIO:
+    """`stream`, with every secret scrubbed from what is written to it. A ScrubbedStream hands
+    every attribute but `write` to the stream it wraps, so it serves where a TextIO is asked for."""
+    return cast(TextIO, ScrubbedStream(stream))
 
 
 def _interrupt(signum: int, frame: object) -> None:
@@ -303,9 +311,7 @@ def _plan(args: argparse.Namespace, console: Console) -> int:
     prepared = prepare(args.config, _overrides(args))
     # With --json, stdout holds the JSON alone; what else there is to say goes to stderr.
     notes = (
-        Console(file=ScrubbedStream(sys.stderr), highlight=False, markup=False)
-        if args.json
-        else console
+        Console(file=_scrubbed(sys.stderr), highlight=False, markup=False) if args.json else console
     )
     index = open_index(prepared, notes)
     plan = make_plan(prepared, index, Assumptions(args.output_tokens, args.latency))

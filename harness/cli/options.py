@@ -21,13 +21,13 @@ from harness.errors import InputError
 from harness.fields import description
 from harness.providers import REGISTRY
 from harness.providers.options import OPTIONS
-from harness.terminal import command_line, say, shown
+from harness.terminal import Parser, command_line, say, shown
 
 REFERENCE = "docs/config-reference.md"
 _COLUMNS = ("key", "type", "default", "bounds", "answer-defining", "description")
 
 
-def add_options_verb(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def add_options_verb(verbs: argparse._SubParsersAction[Parser]) -> None:
     """Add `options` to the command line's verbs."""
     parser = verbs.add_parser(
         "options", help="every config key, or a provider's options, and what each does"

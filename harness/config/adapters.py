@@ -120,10 +120,12 @@ def _rank(config: Mapping[str, Any], config_file: Path) -> int:
     if not isinstance(pattern, dict):
         raise InputError(f"{config_file}: rank_pattern: expected an object")
     ranks += [(f"rank_pattern.{key}", value) for key, value in pattern.items()]
+    checked: list[int] = []
     for where, rank in ranks:
         if type(rank) is not int or rank < 1:
             raise InputError(f"{config_file}: {where}: expected a positive integer, got {rank!r}")
-    return max(rank for _, rank in ranks)
+        checked.append(rank)
+    return max(checked)
 
 
 def _show(value: Any) -> str:

@@ -326,7 +326,8 @@ def template_fields(template: str, path: str) -> tuple[str, ...]:
         if name is None:
             continue
         if not name.isidentifier() or spec or conversion:
-            shown = "{" + name + (f"!{conversion}" if conversion else "") + (spec and f":{spec}")
+            shown = "{" + name + (f"!{conversion}" if conversion else "")
+            shown += f":{spec}" if spec else ""
             raise FieldError(path, f"{shown}}}: use a plain field name such as {{response}}")
         if name not in names:
             names.append(name)

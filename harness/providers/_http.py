@@ -189,9 +189,9 @@ def setup_problems(
         where = f"the environment variable {key_env}" if key_env and not explicit_key else "api_key"
         problems.append(f"the API key in {where} has a character an HTTP header cannot carry")
     if base_url:
-        problem = url_problem(url or base_url, userinfo_refused)
-        if problem:
-            problems.append(f'base_url "{_shown(base_url)}" {problem}')
+        refused = url_problem(url or base_url, userinfo_refused)
+        if refused:
+            problems.append(f'base_url "{_shown(base_url)}" {refused}')
     return problems
 
 

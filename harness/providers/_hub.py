@@ -85,7 +85,8 @@ def memory_needed(weights: Weights, dtype: str, max_model_len: int | None) -> in
     except (OSError, ValueError, KeyError, TypeError, ZeroDivisionError):
         return weights.size
     width = _BYTES.get(dtype if dtype != "auto" else str(config.get("torch_dtype")), 2)
-    return weights.size + 2 * layers * kv_heads * head_dim * width * tokens
+    needed: int = weights.size + 2 * layers * kv_heads * head_dim * width * tokens  # JSON's ints
+    return needed
 
 
 def _folder(path: str, revision: str) -> Weights:

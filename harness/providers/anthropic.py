@@ -143,7 +143,7 @@ class AnthropicProvider(BatchProvider):
     async def submit_batch(self, items: Sequence[dict[str, Any]], label: str) -> str:
         """Create a Message Batch (Anthropic keeps no label: `find_batches` goes by time)."""
         with _translated():
-            batch = await self._client.messages.batches.create(requests=list(items))  # type: ignore[arg-type]  # batch_item made them
+            batch = await self._client.messages.batches.create(requests=list(items))  # type: ignore[arg-type]  # batch_item's dicts: the SDK's Request
         return batch.id
 
     async def find_batches(self, label: str, since: datetime, count: int) -> list[str]:
@@ -186,8 +186,8 @@ class AnthropicProvider(BatchProvider):
         if result.type == "succeeded":
             try:
                 return _completion(result.message, self._params(request), None)
-            except MalformedResponse as error:  # this request's answer only: the rest go on
-                return error
+            except MalformedResponse as exc:  # this request's answer only: the rest go on
+                return exc
         if result.type == "errored":
             error = result.error.error
             status = _ERROR_STATUS.get(error.type, 500)

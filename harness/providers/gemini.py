@@ -134,7 +134,9 @@ class GeminiProvider(BatchProvider):
         """Create a batch of inline requests, its display name the label."""
         with _translated():
             job = await self._client.aio.batches.create(
-                model=self.model, src=list(items), config={"display_name": label}
+                model=self.model,
+                src=list(items),  # type: ignore[arg-type]  # batch_item's dicts: InlinedRequestDict
+                config={"display_name": label},
             )
         return _name(job)
 
@@ -342,15 +344,16 @@ def _logprobs(result: types.LogprobsResult | None) -> tuple[TokenLogprob, ...] |
     tops = result.top_candidates or []
     entries = []
     for i, chosen in enumerate(result.chosen_candidates):
-        alternatives = tops[i].candidates if i < len(tops) and tops[i].candidates else []
-        ids = tuple(alt.token_id for alt in alternatives)
+        listed = tops[i].candidates if i < len(tops) else None
+        alternatives = listed or []
+        ids = tuple(alt.token_id for alt in alternatives if alt.token_id is not None)
         entries.append(
             TokenLogprob(
                 token=chosen.token,
                 logprob=chosen.log_probability,
                 top=tuple((alt.token, alt.log_probability) for alt in alternatives),
                 token_id=chosen.token_id,
-                top_ids=ids if ids and None not in ids else None,
+                top_ids=ids if ids and len(ids) == len(alternatives) else None,
             )
         )
     return tuple(entries)

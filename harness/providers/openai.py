@@ -271,11 +271,11 @@ def _list(value: Any, field: str) -> list[Any]:
     return expect(value, (list, type(None)), field, "a list or null") or []
 
 
-def _number(value: Any, field: str) -> float | None:
+def _number(value: object, field: str) -> float | None:
     """A logprob as sent: a number or null (checked here, before it is ranked)."""
-    if value is not None and type(value) not in (int, float):
-        raise malformed(field, "a number or null", value)
-    return value
+    if value is None or type(value) is int or type(value) is float:
+        return value
+    raise malformed(field, "a number or null", value)
 
 
 def _keyed(top: Any) -> list[_Listed]:
@@ -322,13 +322,13 @@ def _position(
     if not spare and len(ranked) >= k and ranked[-1] == chosen:
         ranked.pop()
     top = ranked[:k]
-    ids = tuple(token_id for _, token_id, _ in top)
+    ids = tuple(token_id for _, token_id, _ in top if token_id is not None)
     return TokenLogprob(
         token=chosen[0],
         logprob=chosen[2],
         top=tuple((text, logprob) for text, _, logprob in top),
         token_id=chosen[1],
-        top_ids=ids if top and None not in ids else None,
+        top_ids=ids if top and len(ids) == len(top) else None,  # every one named by its id
     )
 
 

@@ -17,7 +17,7 @@ import math
 from collections import deque
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import field
+from dataclasses import dataclass, field
 from typing import Any
 
 import anyio
@@ -39,6 +39,7 @@ from harness.providers._local import (
 from harness.providers.options import TransformersOptions
 
 
+@dataclass(eq=False)  # compared by identity: the queue removes exactly this one
 class _Pending:
     request: Request
     ids: list[int]
@@ -271,7 +272,7 @@ class TransformersProvider(Provider):
         return tuple(entries)
 
 
-class _RowSampler(LogitsProcessor):
+class _RowSampler(LogitsProcessor):  # type: ignore[misc]  # Any: transformers is not followed
     """Samples every row with its own generator, at the batch's temperature and top_p, and leaves
     only the drawn token possible, so that greedy search takes it. A row's draws come from its own
     seed alone, never from the other requests in its batch."""

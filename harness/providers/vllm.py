@@ -447,7 +447,7 @@ class _EngineLog:
 def _logging_dict(errors: Path) -> dict[str, Any]:
     """vLLM's default `dictConfig` (honouring `VLLM_LOGGING_LEVEL` and `VLLM_LOGGING_STREAM`,
     which defaults to stderr here) with a file handler on the engine core's logger."""
-    config = copy.deepcopy(DEFAULT_LOGGING_CONFIG)
+    config: dict[str, Any] = copy.deepcopy(DEFAULT_LOGGING_CONFIG)
     level = vllm.envs.VLLM_LOGGING_LEVEL
     stream = os.environ.get("VLLM_LOGGING_STREAM", "ext://sys.stderr")
     config["handlers"]["vllm"].update(level=level, stream=stream, formatter="vllm")

@@ -173,10 +173,11 @@ class ErrorShare:
     can meet in its first round of requests is no measure of the server's load.
     """
 
-    __slots__ = ("_failed", "_name", "_window", "overloaded", "threshold")
+    __slots__ = ("_failed", "_name", "_size", "_window", "overloaded", "threshold")
 
     def __init__(self, name: str, size: int, threshold: float = 0.5) -> None:
         self._name = name
+        self._size = size
         self.threshold = threshold
         self.overloaded = False
         # The outcome of each recent attempt (True: it failed), oldest first, and how many failed.
@@ -186,11 +187,11 @@ class ErrorShare:
     def observe(self, failed: bool) -> None:
         """Count one finished attempt; turn overloaded or healthy when the share says so."""
         window = self._window
-        if len(window) == window.maxlen:
+        if len(window) == self._size:
             self._failed -= window[0]
         window.append(failed)
         self._failed += failed
-        if len(window) < window.maxlen:
+        if len(window) < self._size:
             return
         share = self._failed / len(window)
         if not self.overloaded and share > self.threshold:

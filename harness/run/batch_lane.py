@@ -225,11 +225,11 @@ class BatchLane:
                 self.open[batch.label] = batch.batch_id or ""
                 group.start_soon(self._follow, batch, stopping)
             while not stopping.is_set():
-                batch = await self._pack(jobs)
-                if batch is None:
+                packed = await self._pack(jobs)
+                if packed is None:
                     break
-                if await self._submit(batch, stopping):
-                    group.start_soon(self._follow, batch, stopping)
+                if await self._submit(packed, stopping):
+                    group.start_soon(self._follow, packed, stopping)
 
     async def _pack(self, jobs: Iterator[Job]) -> _Batch | None:
         """The next batch: jobs until a limit would be passed or a budget has no room for more;

@@ -51,8 +51,10 @@ def caps_of(prepared: Prepared, spent: Mapping[str, float]) -> Caps:
     `harness.run.run_ledger`) counted as spent. A shard of N gets 1/N of each cap (shards are the
     same size, give or take)."""
     config = prepared.config
-    models = {s.model.name: s.model for s in prepared.models if s.model.budget_usd is not None}
-    if config.budget_usd is None and not models:
+    budgets = {
+        s.model.name: s.model.budget_usd for s in prepared.models if s.model.budget_usd is not None
+    }
+    if config.budget_usd is None and not budgets:
         return Caps(None, {})
     share = 1.0 if prepared.shard is None else 1 / prepared.shard.count
     ledger = (
@@ -61,7 +63,7 @@ def caps_of(prepared: Prepared, spent: Mapping[str, float]) -> Caps:
         else None
     )
     caps = {
-        name: Budget(name, m.budget_usd * share, held=spent.get(name, 0.0))
-        for name, m in models.items()
+        name: Budget(name, budget * share, held=spent.get(name, 0.0))
+        for name, budget in budgets.items()
     }
     return Caps(ledger, caps)

@@ -14,6 +14,7 @@ from typing import Any
 
 from rich.console import Console
 
+from harness.api.provider import BatchProvider, Provider
 from harness.config.prices import answer_price
 from harness.config.run_config import RetryPolicy
 from harness.errors import (
@@ -25,7 +26,7 @@ from harness.errors import (
     LedgerWriteError,
 )
 from harness.ledger.file import LedgerWriter, OpenBatch, ResumeIndex
-from harness.run.batch_lane import BatchLane, reattachable
+from harness.run.batch_lane import BatchLane, Reattach, reattachable
 from harness.run.caps import Caps, caps_of
 from harness.run.jobs import Wanted
 from harness.run.lane import Lane, LaneEvents
@@ -98,7 +99,7 @@ async def execute(
                     price = answer_price(model)
                     batch_lane = BatchLane(
                         setup.model.name,
-                        provider,  # type: ignore[arg-type]
+                        _batch_provider(prepared, setup, provider, reattach),
                         policy=setup.model.batch_policy,
                         retry=config.retry,
                         run_id=run_id,
@@ -142,6 +143,22 @@ async def execute(
         return EXIT_BUDGET
     failed = sum(t.failed for t in progress.tallies.values())
     return EXIT_FAILED if failed or still_open else EXIT_OK
+
+
+def _batch_provider(
+    prepared: Prepared, setup: ModelSetup, provider: Provider, reattach: Sequence[Reattach]
+) -> BatchProvider:
+    """The provider of a model with batches to send or collect. A batch-mode model's has a batch
+    API (`prepare` checks it); a live model's may not, when the ledger holds an open batch of it
+    that owes no record (all came, but not the line that closes it) from another provider."""
+    if isinstance(provider, BatchProvider):
+        return provider
+    sent = reattach[0].batch
+    raise InputError(
+        f"{prepared.config.path}: model {setup.model.name}: the ledger's open batch {sent.label} "
+        f'was sent through provider "{sent.provider}", and "{setup.model.provider}" has no batch '
+        f'API to close it: set provider = "{sent.provider}" for one run'
+    )
 
 
 def _live_lane(

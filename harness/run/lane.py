@@ -296,8 +296,9 @@ def backoff(
     exponential backoff from `initial_wait` with jitter. Our own waits stop at `max_wait`."""
     if error.retry_after is not None:
         return max(0.0, error.retry_after)
+    growth: int = 2 ** (attempt - 1)  # attempt >= 1: a whole number
     if healthy:
-        most = min(policy.quick_wait * 2 ** (attempt - 1), policy.initial_wait, policy.max_wait)
+        most = min(policy.quick_wait * growth, policy.initial_wait, policy.max_wait)
         return random.uniform(0, most)
-    base = min(policy.max_wait, policy.initial_wait * 2 ** (attempt - 1))
+    base = min(policy.max_wait, policy.initial_wait * growth)
     return min(policy.max_wait, base + random.uniform(0, base))

@@ -36,9 +36,12 @@ def senders(source: Source) -> dict[str, Sender]:
     for line in source_lines(source):
         if line.startswith(b'{"type":"run"'):
             run = parse_line(line)
-            if run is not None and isinstance(run.get("config_path"), str):
-                argv = run.get("argv") if isinstance(run.get("argv"), list) else []
-                found[str(run.get("run_id"))] = Sender(run["config_path"], tuple(argv))
+            if run is None:
+                continue
+            config_path, argv = run.get("config_path"), run.get("argv")
+            if isinstance(config_path, str):
+                argv = tuple(argv) if isinstance(argv, list) else ()
+                found[str(run.get("run_id"))] = Sender(config_path, argv)
     return found
 
 

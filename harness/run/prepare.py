@@ -18,6 +18,7 @@ from harness.config.run_config import ModelConfig, RunConfig, Variant, load_conf
 from harness.errors import ConfigError, InputError
 from harness.fields import FieldError, answer_defining, from_table
 from harness.ledger.file import LEDGER_NAME
+from harness.ledger.record import Mode
 from harness.ledger.sets import tree
 from harness.ledger.shards import SHARDS_DIR, Shard
 from harness.prompts.load import Prompt, load_prompts
@@ -36,7 +37,7 @@ class Overrides:
     output: Path | None = None
     selection: Selection = field(default_factory=Selection)
     models: tuple[str, ...] = ()
-    mode: str | None = None  # "live" or "batch" for every model
+    mode: Mode | None = None  # for every model
     shard: Shard | None = None
 
 
@@ -51,9 +52,7 @@ class ModelSetup(Target):
     def provider(self) -> Provider:
         """The model's provider, given its adapters when it has some."""
         if self.adapters:
-            return self.provider_cls(  # type: ignore[call-arg]
-                self.model.model_id, self.options, adapters=self.adapters
-            )
+            return self.provider_cls(self.model.model_id, self.options, adapters=self.adapters)
         return self.provider_cls(self.model.model_id, self.options)
 
 
@@ -242,8 +241,8 @@ def _setup(
     try:
         options = from_table(cls.Options, model.options, where)
     except FieldError as exc:  # every wrong option, a line each
-        lines = [(_option_path(where, e.path), e.message) for e in exc.errors]
-        raise ConfigError(config.path, *lines[0], *lines[1:]) from None
+        located = [(_option_path(where, e.path), e.message) for e in exc.errors]
+        raise ConfigError(config.path, *located[0], *located[1:]) from None
     SECRETS.add(*named_secrets(options))
     label = f"{config.path}: {entry} ({model.name})"
     try:

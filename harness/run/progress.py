@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 
 import anyio
 from rich.console import Console, RenderableType
@@ -21,6 +22,7 @@ from rich.progress import (
     MofNCompleteColumn,
     ProgressColumn,
     Task,
+    TaskID,
     TextColumn,
     TimeRemainingColumn,
     TransferSpeedColumn,
@@ -66,7 +68,7 @@ class _RateColumn(ProgressColumn):
 class _Bars(RichProgress):
     """The bars, with a line per open batch under them."""
 
-    def __init__(self, *columns: ProgressColumn, batches: Mapping[str, str], **kwargs) -> None:
+    def __init__(self, *columns: ProgressColumn, batches: Mapping[str, str], **kwargs: Any) -> None:
         # Set before rich's __init__: rich 15's Live asks for the renderables while it is made.
         self.batches = batches
         super().__init__(*columns, **kwargs)
@@ -102,8 +104,8 @@ class Progress:
         self._retrying: set[str] = set()
         self._live = self.console.is_terminal
         self._bars: RichProgress | None = None
-        self._task_ids: dict[str, int] = {}
-        self._printed: dict[str, tuple[int, int, int]] = {}
+        self._task_ids: dict[str, TaskID] = {}
+        self._printed: dict[str, tuple[int, int, str]] = {}  # finished, failed, retrying
         self.batches: dict[str, str] = {}  # open batch label -> its line
 
     def on_record(self, record: Record) -> None:

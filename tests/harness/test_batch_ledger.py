@@ -109,6 +109,22 @@ def test_a_failed_job_that_an_open_batch_carries_again_is_not_rerun(tmp_path):
     assert set(failed.runnable) == set(keys[1:])
 
 
+def test_an_open_batch_owing_nothing_of_a_model_now_served_live_is_one_clear_line(
+    tmp_path, run_cli
+):
+    # Its records all came, not its closing line; "sim" is now a simulated (no batch API) model.
+    config = write_config(tmp_path, SIMPLE_MODEL)
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "ledger.jsonl").write_bytes(submit("hb-1", []))
+    code, _, err = run_cli("run", config)
+    assert code == 2
+    assert err.splitlines() == [
+        f"error: {config}: model sim: the ledger's open batch hb-1 was sent through provider "
+        '"anthropic", and "simulated" has no batch API to close it: set provider = "anthropic" '
+        "for one run"
+    ]
+
+
 def _submit_fields(label: str) -> dict:
     return {
         "type": "batch",

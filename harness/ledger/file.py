@@ -45,6 +45,7 @@ import os
 import stat
 import time
 import zlib
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -535,10 +536,20 @@ def build_index(source: Source, keeps: Callable[[str], bool] | None = None) -> R
     index = ResumeIndex()
     if isinstance(source, Path) and not source.exists():
         return index
+    deque(index_lines(index, source_lines(source), keeps), maxlen=0)
+    return index
+
+
+def index_lines(
+    index: ResumeIndex, lines: Iterable[bytes], keeps: Callable[[str], bool] | None = None
+) -> Iterator[tuple[bytes, bool]]:
+    """Index each line as `build_index` does, then yield it with whether it is a result line
+    read from its head (`head_key` would find its key: its checksum holds), so that a reader of
+    the same lines need not check it again."""
     answered, failed, loads, crc32 = index.answered, index.failed, orjson.loads, zlib.crc32
     awaiting = index.awaiting  # a record for a key of an open batch: that batch delivered it
     hashes: dict[bytes, str] = {}
-    for line in source_lines(source):
+    for line in lines:
         if line.startswith(_KEY_HEAD):
             mark = line.find(_STATUS_MARK)
             at = mark + _HASH_AT
@@ -554,23 +565,28 @@ def build_index(source: Source, keeps: Callable[[str], bool] | None = None) -> R
                     key = None  # a checksum that matches a line built by hand
                 if not isinstance(key, str):
                     pass
-                elif keeps is not None and not keeps(key):
-                    continue
                 elif line.startswith(_OK_HASH, mark + 11) and line[at + 16 : at + 18] == b'",':
-                    raw = line[at : at + 16]
-                    answered[key] = hashes.get(raw) or hashes.setdefault(raw, raw.decode())
-                    failed.pop(key, None)
-                    if awaiting:
-                        awaiting.pop(key, None)
+                    if keeps is None or keeps(key):
+                        raw = line[at : at + 16]
+                        answered[key] = hashes.get(raw) or hashes.setdefault(raw, raw.decode())
+                        failed.pop(key, None)
+                        if awaiting:
+                            awaiting.pop(key, None)
+                    yield line, True
                     continue
                 elif line.startswith(_ERROR, mark + 11):
-                    answered.pop(key, None)
-                    failed[key] = line
-                    if awaiting:
-                        awaiting.pop(key, None)
+                    if keeps is None or keeps(key):
+                        answered.pop(key, None)
+                        failed[key] = line
+                        if awaiting:
+                            awaiting.pop(key, None)
+                    yield line, True
+                    continue
+                elif keeps is not None and not keeps(key):
+                    yield line, line.startswith(b'ok"', mark + 11)
                     continue
         _index_whole_line(index, line, keeps)
-    return index
+        yield line, False
 
 
 def head_key(line: bytes) -> str | None:

@@ -14,7 +14,7 @@ and, its own, for the summary.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -22,10 +22,10 @@ from rich.console import Console
 
 from harness.errors import InputError
 from harness.input_files import refuse_special
-from harness.ledger.file import LedgerWriter, ResumeIndex, build_index
+from harness.ledger.file import LedgerWriter, ResumeIndex, build_index, index_lines
 from harness.ledger.sets import Ledgers
 from harness.run.prepare import Prepared
-from harness.run.summary import ClosingSummary, Summary, result_fields
+from harness.run.summary import ClosingSummary, ResultFields, Summary, result_fields
 from harness.terminal import command_line
 
 
@@ -77,31 +77,35 @@ class RunLedger:
         own = prepared.ledger_path
         try:
             if reads == [own]:  # one ledger: one pass feeds the index, spend and summary
-                self.index = build_index(self._lines(own, weight=1.0, summarize=True), keeps)
+                self._read_own(own, keeps)
             elif reads:
                 self.index = build_index(Ledgers(tuple(reads)), keeps)
                 share = 1.0 if prepared.shard is None else 1 / prepared.shard.count
                 for path in reads:
-                    mine = path == own
                     # a line merged and still in its shard counts twice: caps err on the safe side
-                    weight = share if prepared.shard is not None and not mine else 1.0
-                    for _ in self._lines(path, weight=weight, summarize=mine):
-                        pass
+                    weight = share if prepared.shard is not None and path != own else 1.0
+                    self._read_spend(path, weight, summarize=path == own)
         except OSError as exc:
             raise InputError(f"{exc.filename}: cannot read the ledger: {exc.strerror}") from None
 
-    def _lines(self, path: Path, *, weight: float, summarize: bool) -> Iterator[bytes]:
-        """The file's lines, each counted in the spend (times `weight`) and, with `summarize`,
-        in the summary, as they pass."""
-        spent, read = self.spent, (self._summary.read if summarize else _fields)
-        place = 0
+    def _read_own(self, path: Path, keeps: Callable[[str], bool] | None) -> None:
+        """Index the run's own ledger, each line counted in the spend and the summary as it
+        passes (a line the index found sealed is not checked again)."""
+        spent, read, place = self.spent, self._summary.read, 0
+        with path.open("rb") as file:
+            for line, checked in index_lines(self.index, file, keeps):
+                _spend(spent, read(line, place, checked), 1.0)
+                place += len(line)
+        self._end = place
+
+    def _read_spend(self, path: Path, weight: float, *, summarize: bool) -> None:
+        """Count a ledger's lines in the spend (times `weight`) and, with `summarize`, in the
+        summary."""
+        spent, read, place = self.spent, self._summary.read, 0
         with path.open("rb") as file:
             for line in file:
-                fields = read(line, place)
+                _spend(spent, read(line, place) if summarize else result_fields(line), weight)
                 place += len(line)
-                if fields is not None and fields.get("cost_usd") and "key" in fields:
-                    spent[_model_name(fields["key"])] += fields["cost_usd"] * weight
-                yield line
         if summarize:
             self._end = place
 
@@ -112,9 +116,15 @@ class RunLedger:
         self._end += len(line)
 
 
-def _fields(line: bytes, place: int) -> dict[str, Any] | None:
-    """A line parsed for its spend alone (a ledger the summary does not cover)."""
-    return result_fields(line)
+def _spend(
+    spent: dict[str, float], fields: ResultFields | dict[str, Any] | None, weight: float
+) -> None:
+    """Count a parsed line's cost (times `weight`) as its model's spend."""
+    if type(fields) is ResultFields:
+        if fields.cost_usd:
+            spent[_model_name(fields.key)] += fields.cost_usd * weight
+    elif fields is not None and fields.get("cost_usd") and "key" in fields:  # type: ignore[union-attr]
+        spent[_model_name(fields["key"])] += fields["cost_usd"] * weight  # type: ignore[index]
 
 
 def _model_name(key: str) -> str:

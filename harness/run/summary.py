@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any, BinaryIO, Required, TypedDict
+from typing import Any, BinaryIO
 
 import msgspec
 import numpy as np
@@ -174,6 +174,60 @@ class _Tally:
         span[1] = max(span[1], end)
         return key, kept
 
+    def take_result(self, line: ResultFields) -> str | None:
+        """`read` then `add` for a result line parsed by `result_fields` (in a tally that
+        `keeps` all), inlined: a run reads a million of them. Returns its key (None: skipped)."""
+        timestamp = line.timestamp
+        second = (
+            _SECONDS.get(timestamp[:19])
+            if type(timestamp) is str and len(timestamp) == 24 and timestamp[19] == "."
+            else None
+        )
+        if second is not None and timestamp[23] == "Z" and timestamp[20:23].isdigit():  # type: ignore[index]
+            end = second + int(timestamp[20:23]) / 1000  # type: ignore[index]
+        else:
+            found = _epoch(timestamp)
+            if found is None:
+                self.summary.skipped += 1
+                return None
+            end = found
+        self.summary.records += 1
+        variant, run_id, elapsed, cost = (
+            line.variant,
+            line.run_id,
+            line.elapsed_seconds,
+            line.cost_usd,
+        )
+        costs = self.costs
+        if cost is None:
+            costs[variant] = None
+        else:
+            held = costs.get(variant, 0.0)
+            if held is not None:
+                costs[variant] = held + cost
+        start = end - elapsed
+        span = self.spans.get((variant, run_id))
+        if span is None:
+            self.spans[variant, run_id] = [start, end]
+        else:
+            if start < span[0]:
+                span[0] = start
+            if end > span[1]:
+                span[1] = end
+        counts = self.variants.get(variant) or _variant(self.variants, variant)
+        if line.status == "ok":
+            counts.ok += 1
+            tokens = line.tokens
+            if tokens:
+                counts.input_tokens += tokens.get("input", 0)
+                counts.output_tokens += tokens.get("output", 0)
+            (counts.batch_seconds if line.mode == "batch" else counts.latencies).append(elapsed)
+        else:
+            counts.failed += 1
+        if line.retry_count:
+            counts.retried += 1
+        return line.key
+
     def add(self, kept: _Latest) -> None:
         """Count a key's latest record."""
         _variant(self.variants, kept[0]).add(kept)
@@ -211,13 +265,21 @@ class ClosingSummary:
         self._fingerprints = array("q")
         self._places = array("q")
 
-    def read(self, line: bytes, place: int) -> dict[str, Any] | None:
-        """Take a ledger line found at `place`; returns it parsed (see `result_fields`)."""
-        parsed = result_fields(line)
-        found = self._tally.read(parsed)
-        if found is not None:
-            self._tally.add(found[1])
-            self._fingerprints.append(hash(found[0]))
+    def read(
+        self, line: bytes, place: int, checked: bool = False
+    ) -> ResultFields | dict[str, Any] | None:
+        """Take a ledger line found at `place` (`checked`: see `result_fields`); returns it
+        parsed."""
+        parsed = result_fields(line, checked)
+        if type(parsed) is ResultFields:
+            key = self._tally.take_result(parsed)
+        else:
+            found = self._tally.read(parsed)  # type: ignore[arg-type]  # a dict or None
+            key = None if found is None else found[0]
+            if found is not None:
+                self._tally.add(found[1])
+        if key is not None:
+            self._fingerprints.append(hash(key))
             self._places.append(place)
         return parsed
 
@@ -227,7 +289,7 @@ class ClosingSummary:
             for places in self._repeated_places():
                 seen: dict[str, _Latest] = {}
                 for place in places:
-                    result = _result(result_fields(_line_at(file, place)))
+                    result = _any_result(result_fields(_line_at(file, place)))
                     if result is None:  # the file changed under the run: count it as read
                         continue
                     key, kept = result[0], result[1]
@@ -269,33 +331,35 @@ def _line_at(file: BinaryIO, place: int) -> bytes:
         size *= 2
 
 
-# A result line as the summary reads it: the fields it takes, checked as `RecordLine` checks them.
-class _ResultFields(TypedDict, total=False):
-    key: Required[str]
-    status: Required[Status]
-    variant: Required[str]
-    prompt_id: Required[str]
-    sample: Required[Count]
-    run_id: str
-    tokens: dict[str, Count] | None
-    cost_usd: Amount | None
-    timestamp: str
-    elapsed_seconds: Amount
-    retry_count: Count
-    mode: Mode
+class ResultFields(msgspec.Struct, frozen=True):
+    """A result line as the summary and a budget read it: the fields they take, checked as
+    `RecordLine` checks them (a field left out reads as `RecordLine`'s reader finds it missing)."""
+
+    key: str
+    status: Status
+    variant: str
+    prompt_id: str
+    sample: Count
+    run_id: str = ""
+    tokens: dict[str, Count] | None = None
+    cost_usd: Amount | None = None
+    timestamp: str | msgspec.UnsetType = msgspec.UNSET
+    elapsed_seconds: Amount = 0.0
+    retry_count: Count = 0
+    mode: Mode | msgspec.UnsetType = msgspec.UNSET
 
 
-_RESULT_FIELDS = msgspec.json.Decoder(_ResultFields)
+_RESULT_FIELDS = msgspec.json.Decoder(ResultFields)
 
 
-def result_fields(line: bytes) -> dict[str, Any] | None:
+def result_fields(line: bytes, checked: bool = False) -> ResultFields | dict[str, Any] | None:
     """A ledger line parsed for a summary and a budget: a result line whose checksum holds (one
-    the harness wrote), only the fields they take (checked as `RecordLine` checks them: a line
-    whose other fields have the wrong shape is trusted on its checksum, as the resume index
-    trusts it); any other line as `parse_line` parses it."""
-    if head_key(line) is not None:
+    the harness wrote; `checked`: its reader found it so, as `head_key` does), only the fields
+    they take (a line whose other fields have the wrong shape is trusted on its checksum, as the
+    resume index trusts it); any other line as `parse_line` parses it."""
+    if checked or head_key(line) is not None:
         try:
-            return _RESULT_FIELDS.decode(line)  # type: ignore[return-value]
+            return _RESULT_FIELDS.decode(line)
         except msgspec.DecodeError:
             return None
     return parse_line(line) if line.strip() else None
@@ -452,6 +516,33 @@ def _add_cost(costs: dict[str, float | None], variant: str, cost: Any) -> None:
         costs[variant] = None
     elif variant not in costs or costs[variant] is not None:
         costs[variant] = (costs.get(variant) or 0.0) + cost
+
+
+def _fields_result(line: ResultFields) -> tuple[str, _Latest, str, float] | None:
+    """`_result` of a line parsed by `result_fields` (its fields' types already checked)."""
+    tokens = line.tokens
+    tokens_in, tokens_out = (tokens.get("input", 0), tokens.get("output", 0)) if tokens else (0, 0)
+    end = _epoch(line.timestamp)
+    if end is None:
+        return None
+    elapsed, status = line.elapsed_seconds, line.status
+    kept = (
+        line.variant,
+        status == "ok",
+        tokens_in,
+        tokens_out,
+        elapsed,
+        line.retry_count > 0,
+        line.mode == "batch",
+    )
+    return line.key, kept, line.run_id, end
+
+
+def _any_result(
+    line: ResultFields | dict[str, Any] | None,
+) -> tuple[str, _Latest, str, float] | None:
+    """`_result` of a line as `result_fields` parses it."""
+    return _fields_result(line) if type(line) is ResultFields else _result(line)  # type: ignore[arg-type]
 
 
 def _result(line: dict[str, Any] | None) -> tuple[str, _Latest, str, float] | None:

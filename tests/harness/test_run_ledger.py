@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import subprocess
 import sys
+from dataclasses import replace
 from functools import partial
 from pathlib import Path
 
@@ -14,7 +15,7 @@ import pytest
 from rich.console import Console
 
 from harness.api.types import Completion, Usage
-from harness.errors import ProviderError
+from harness.errors import EXIT_BUDGET, ProviderError
 from harness.ledger.file import sealed
 from harness.ledger.record import failure_record, success_record
 from harness.run.execute import run_pending
@@ -109,3 +110,24 @@ def test_the_closing_summary_counts_each_key_once_as_status_does(tmp_path: Path)
 def _rows(console: Console) -> list[str]:
     text = console.file.getvalue()  # type: ignore[attr-defined]
     return [line for line in text.splitlines() if line.startswith("│ sim@")]
+
+
+def test_a_models_cap_counts_its_adapters_earlier_spend_on_resume(tmp_path: Path) -> None:
+    """A model's lane runs its adapters' variants and its cap counts what they spend; resuming,
+    what they spent before counts too, so a cap their earlier spend used up stops the run."""
+    config = _project(tmp_path, 20)
+    text = config.read_text().replace("budget_usd = 1000.0\n", "")
+    config.write_text(text.replace("[models.price]", "budget_usd = 1.0\n[models.price]"))
+    prepared = prepare(config)
+    variant, prompt = prepared.variants[0], prepared.prompts[0]
+    job = Job(job_key(variant.id, prompt.id, 0), variant, prompt, 0)
+    answer = Completion("yes", "stop", Usage(1, 1), "sim-1")
+    record = success_record("old", job, answer, elapsed=1.0, cost=2.0)
+    adapter = variant.id.replace("sim@", "sim+sft@")  # the same model through its adapter `sft`
+    record = replace(record, key=record.key.replace(variant.id, adapter), variant=adapter)
+    prepared.ledger_path.parent.mkdir(parents=True)
+    prepared.ledger_path.write_bytes(sealed(record))
+    console = Console(file=io.StringIO(), width=200)
+    code = anyio.run(partial(run_pending, prepared, command="run", console=console))
+    assert code == EXIT_BUDGET, console.file.getvalue()
+    assert "sim: $2.0000 of $1.00" in console.file.getvalue()

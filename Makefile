@@ -47,7 +47,7 @@ RICH_FLOOR := $(shell sed -n 's/.*"rich>=\([0-9.]*\),.*/\1/p' pyproject.toml)
 test-rich-floor: setup
 	rm -rf $(VENV)/rich-floor
 	$(PY) -m pip install --quiet --no-deps --target $(VENV)/rich-floor rich==$(RICH_FLOOR)
-	PYTHONPATH=$(VENV)/rich-floor $(PY) -m pytest -q tests/harness/test_terminal.py
+	PYTHONPATH=$(VENV)/rich-floor $(PY) -m pytest -q tests/harness/cli/test_terminal.py
 
 bench: setup
 	$(PY) -m benchmarks $(BENCH_ARGS)

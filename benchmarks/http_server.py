@@ -137,7 +137,7 @@ def serve_forever(
 def serve_batches(port: int) -> None:
     """Serve Anthropic's Message Batches and Gemini's Batch Mode (inline requests) on
     127.0.0.1:port, every batch processed at once (the loopback servers of the tests)."""
-    from tests.providers.batch_servers import AnthropicBatches, GeminiBatches
+    from tests.harness.providers.batch_servers import AnthropicBatches, GeminiBatches
 
     app = web.Application(client_max_size=1 << 30)
     AnthropicBatches().routes(app)

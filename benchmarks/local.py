@@ -65,7 +65,7 @@ def _child(module: str, *args: str, **env: str) -> str:
 
 def build_model(root: Path) -> Path:
     """The tests' tiny Llama, built here."""
-    from tests.local.tiny_model import build_tiny_llama
+    from tests.harness.providers.local.tiny_model import build_tiny_llama
 
     started = time.perf_counter()
     path = build_tiny_llama(root / "tiny-llama")

@@ -5,7 +5,7 @@ imported, so that `python -m harness options PROVIDER` and docs/config-reference
 a blink (importing vLLM takes seconds) and on a machine without the provider's package. Each
 field says its type, default, bounds, one-line description, and whether it can change an answer
 (see `harness.fields.described`). A new provider adds its class here and to `OPTIONS`;
-tests/providers/test_options.py checks that `OPTIONS` and `REGISTRY` agree.
+tests/harness/providers/test_options.py checks that `OPTIONS` and `REGISTRY` agree.
 """
 
 from __future__ import annotations

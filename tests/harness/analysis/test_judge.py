@@ -28,7 +28,7 @@ from tests.harness.analysis.score_project import (
     project,
     rewrite_scorers,
 )
-from tests.providers.servers import Loopback, Seen, json_error
+from tests.harness.providers.servers import Loopback, Seen, json_error
 
 RUBRIC = (
     "Question: {prompt}\\nAnswer: {response}\\nSource: {source}\\n"

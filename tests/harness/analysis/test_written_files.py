@@ -19,7 +19,7 @@ import pytest
 
 from tests.conftest import REPO, crash, harness_process
 from tests.harness.analysis.ledgers import answer, score, write_ledger, write_scores
-from tests.harness.report_html.project import write_project
+from tests.harness.report.project import write_project
 
 # Each verb that writes a file the user names: its arguments before the file, and the file's
 # default name when it has one.

@@ -1,0 +1,172 @@
+"""The provider contract is written down: a new provider is its class plus one registry line,
+every hook the run path calls is declared on `harness.api.provider.Provider` with a default, and
+provider knowledge (how tokens count, what a batch discount covers, what is pushback) lives in
+the provider classes, not in the core."""
+
+from __future__ import annotations
+
+import ast
+import zlib
+from pathlib import Path
+
+import pytest
+from aiohttp import web
+
+from harness.api.provider import BatchProvider, Provider
+from harness.api.types import Completion, Request, Usage
+from harness.errors import RetryableError, ServerError
+from harness.providers import REGISTRY, Entry, batch_providers, provider_class
+from tests.conftest import results, write_config
+from tests.harness.providers.servers import Loopback, Seen, json_error
+from tests.harness.providers.test_anthropic import messages_api
+
+HARNESS = Path(__file__).resolve().parents[2] / "harness"
+
+
+class Echo(Provider):
+    """A provider with nothing but `generate`: every other hook is the base class's."""
+
+    async def generate(self, request: Request) -> Completion:
+        text = request.messages[-1].content
+        return Completion(text=text, finish_reason="stop", usage=Usage(3, 5), model=self.model)
+
+
+ECHO = """
+[retry]
+max_attempts = 3
+initial_wait = 0.0
+max_wait = 0.0
+
+[[models]]
+name = "echo"
+provider = "echo"
+model = "echo-1"
+temperatures = [0.0]
+"""
+
+
+@pytest.fixture
+def echo_registered(monkeypatch):
+    """The one registry line a new provider adds."""
+    monkeypatch.setitem(REGISTRY, "echo", Entry(__name__, "Echo"))
+
+
+def test_a_provider_of_one_class_and_one_registry_line_runs_plans_and_is_diagnosed(
+    tmp_path, run_cli, echo_registered
+):
+    config = write_config(tmp_path, ECHO, prompts=4)
+    code, out, err = run_cli("run", config)
+    records = results(tmp_path / "out" / "ledger.jsonl")
+    assert code == 0, err
+    assert len(records) == 4 and {r["status"] for r in records} == {"ok"}
+    assert {r["model"] for r in records} == {"echo-1"}
+    assert run_cli("plan", config)[0] == 0
+    code, out, _ = run_cli("doctor", config, "--probe")
+    assert code == 0 and "no key needed" in out and "gpu" not in out
+    batch = ECHO + 'mode = "batch"\n'
+    code, _, err = run_cli("run", write_config(tmp_path, batch))
+    assert code == 2 and 'provider "echo" has no batch API (batch mode: anthropic, gemini)' in err
+
+
+class HalfBusy(Echo):
+    """Every other first attempt is a 503 that the provider says means "slow down"."""
+
+    async def generate(self, request: Request) -> Completion:
+        if request.attempt == 1 and zlib.crc32(request.messages[-1].content.encode()) % 2:
+            raise ServerError("busy", status=503)
+        return await super().generate(request)
+
+    def pushed_back(self, error: RetryableError) -> bool:
+        return error.status == 503
+
+
+BUSY = """
+[retry]
+max_attempts = 3
+initial_wait = 0.0
+max_wait = 0.0
+
+[[models]]
+name = "busy"
+provider = "busy"
+model = "busy-1"
+temperatures = [0.0]
+max_concurrency = 8
+"""
+
+
+def test_a_providers_own_pushback_hook_slows_its_lane(tmp_path, run_cli, monkeypatch):
+    monkeypatch.setitem(REGISTRY, "busy", Entry(__name__, "HalfBusy"))
+    code, out, _ = run_cli("run", write_config(tmp_path, BUSY, prompts=64))
+    records = results(tmp_path / "out" / "ledger.jsonl")
+    assert code == 0 and len(records) == 64 and {r["status"] for r in records} == {"ok"}
+    assert "concurrency 8 -> 4" in out
+
+
+def test_anthropics_overloaded_529_still_slows_its_lane(tmp_path, run_cli, monkeypatch):
+    monkeypatch.setenv("TEST_ANTHROPIC_KEY", "k")
+    answered: set[str] = set()
+
+    def half_overloaded(outcome: str, seen: Seen) -> web.Response:
+        prompt = str(seen.body["messages"][-1]["content"])
+        if zlib.crc32(prompt.encode()) % 2 and prompt not in answered:
+            answered.add(prompt)
+            body = {"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}}
+            return json_error(529, body)
+        return messages_api("ok", seen)
+
+    with Loopback(half_overloaded) as server:
+        body = BUSY.replace('"busy"', '"anthropic"').replace('"busy-1"', '"claude-test"')
+        body += f'[models.options]\nbase_url = "{server.base_url}"\n'
+        body += 'api_key_env = "TEST_ANTHROPIC_KEY"\n'
+        code, out, _ = run_cli("run", write_config(tmp_path, body, prompts=64))
+    records = results(tmp_path / "out" / "ledger.jsonl")
+    assert code == 0 and len(records) == 64 and {r["status"] for r in records} == {"ok"}
+    assert "concurrency 8 -> 4" in out
+
+
+@pytest.mark.slow  # imports every provider's SDK, vllm's included
+def test_the_registry_names_as_batch_providers_exactly_the_batch_provider_classes():
+    batched = set(batch_providers())
+    for name in REGISTRY:
+        assert (name in batched) == issubclass(provider_class(name), BatchProvider), name
+
+
+def _getattr_by_name(path: Path) -> list[str]:
+    """`getattr(x, "name"...)` and `hasattr(x, "name")` calls in a module: discovery by name."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Name)
+            and node.func.id in ("getattr", "hasattr")
+            and len(node.args) >= 2
+            and isinstance(node.args[1], ast.Constant)
+        ):
+            found.append(f"{path.relative_to(HARNESS.parent)}:{node.lineno}")
+    return found
+
+
+def test_the_run_path_finds_no_provider_hook_or_option_by_getattr():
+    modules = [*(HARNESS / "run").rglob("*.py"), *(HARNESS / "config").rglob("*.py")]
+    modules.append(HARNESS / "providers" / "_local.py")
+    assert [hit for path in modules for hit in _getattr_by_name(path)] == []
+
+
+def test_the_core_names_no_provider():
+    """What a provider's answers mean is its class's to say; the pricing, lanes and ledger never
+    test a provider's name (the run line's package versions name packages, not providers)."""
+    names = set(REGISTRY) - {"simulated"}
+    modules = [
+        path
+        for floor in ("run", "config", "ledger")
+        for path in (HARNESS / floor).rglob("*.py")
+        if path.name != "provenance.py"
+    ]
+    named = [
+        f"{path.relative_to(HARNESS.parent)}:{node.lineno}"
+        for path in modules
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+        if isinstance(node, ast.Constant) and node.value in names
+    ]
+    assert named == []

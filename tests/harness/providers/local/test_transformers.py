@@ -1,0 +1,231 @@
+"""The transformers backend on the same tiny Llama: batched, top-5 logprobs, resumable."""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+
+import anyio
+import pytest
+
+from harness.run.jobs import job_seed
+from tests.conftest import crash, harness_process, results, write_config
+from tests.harness.providers.local.conftest import local_model
+from tests.harness.run.test_crash import count_records, wait_for_records
+
+pytest.importorskip("transformers")
+pytest.importorskip("torch")
+
+from harness.api.types import Message, Request, SamplingParams
+from harness.providers.transformers import TransformersOptions, TransformersProvider
+from tests.harness.providers.local.truth import Truth, top_k_error
+
+
+def hf_model(name: str, path, *, chat: bool = True, temperatures="[0.0, 0.7]") -> str:
+    body = local_model(name, path, chat=chat, temperatures=temperatures)
+    body = body.replace('provider = "vllm"', 'provider = "transformers"')
+    for line in ("max_model_len = 256\n", "enforce_eager = true\n"):
+        body = body.replace(line, "")
+    return body
+
+
+def test_records_carry_top5_logprobs_exact_counts_and_reproduce(tmp_path, run_cli, tiny_llama):
+    body = hf_model("hf", tiny_llama) + hf_model(
+        "hf-raw", tiny_llama, chat=False, temperatures="[0.0]"
+    )
+    config = write_config(tmp_path, body, prompts=6)
+    assert run_cli("run", config)[0] == 0
+    first = {r["key"]: r for r in results(tmp_path / "out" / "ledger.jsonl")}
+    assert len(first) == 18
+
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_llama)
+    truth, alike = Truth(tiny_llama), 0
+    for record in first.values():
+        entries = record["token_logprobs"]
+        assert len(entries) == record["tokens"]["output"] <= 12
+        assert all(len(entry["top"]) == 5 for entry in entries)
+        text = f"Does thing number {record['prompt_id'][1:].lstrip('0') or '0'} exist?"
+        if record["variant"].startswith("hf-raw@"):
+            assert record["tokens"]["input"] == len(tokenizer.encode(text))
+        else:
+            chat = tokenizer.apply_chat_template(
+                [{"role": "user", "content": text}], add_generation_prompt=True, tokenize=False
+            )
+            assert record["tokens"]["input"] == len(
+                tokenizer.encode(chat, add_special_tokens=False)
+            )
+        greedy = record["sampling_params"]["temperature"] == 0
+        if greedy:  # the chosen token is the most likely one
+            assert all(entry["top_ids"][0] == entry["token_id"] for entry in entries)
+        answer = [entry["token_id"] for entry in entries]
+        rows = truth.logprobs(text, not record["variant"].startswith("hf-raw@"), answer)
+        assert top_k_error(entries, rows, 5) < 1e-4
+        alike += sum(len({t for t, _ in entry["top"]}) < 5 for entry in entries)
+    assert alike > 0  # byte tokens that decode alike, kept apart by their ids
+
+    assert run_cli("run", config, "--fresh")[0] == 0
+    again = {r["key"]: r for r in results(tmp_path / "out" / "ledger.jsonl")}
+    assert {k: r["full_response"] for k, r in again.items()} == {
+        k: r["full_response"] for k, r in first.items()
+    }
+
+
+@pytest.mark.slow
+def test_sigkill_mid_run_then_resume_gives_one_success_per_key(tmp_path, tiny_llama):
+    body = hf_model("hf", tiny_llama).replace("max_tokens = 12", "max_tokens = 64")
+    body = body.replace("max_concurrency = 64", "max_concurrency = 4")
+    config = write_config(tmp_path, body, prompts=60)
+    ledger = tmp_path / "out" / "ledger.jsonl"
+    process = harness_process("run", str(config))
+    wait_for_records(ledger, 8, process, deadline=120)
+    killed = process.poll() is None
+    crash(process)
+    assert killed and 0 < count_records(ledger) < 120
+    process = harness_process("run", str(config))
+    assert process.wait(timeout=300) == 0
+    ok = Counter(r["key"] for r in results(ledger) if r["status"] == "ok")
+    assert len(ok) == 120 and set(ok.values()) == {1}
+
+
+def tiny_provider(path, **options) -> TransformersProvider:
+    options = {"path": str(path), "dtype": "float32", "top_logprobs": 0, **options}
+    return TransformersProvider("tiny", TransformersOptions(**options))
+
+
+def request(prompt: int, seed: int, *, max_tokens: int = 12) -> Request:
+    text = f"Does thing number {prompt} exist?"
+    sampling = SamplingParams(0.7, 1.0, max_tokens, seed)
+    return Request(f"{prompt}-{seed}", "tiny", (Message("user", text),), sampling)
+
+
+def watch_batches(provider: TransformersProvider, hold: threading.Event | None = None) -> list[int]:
+    """The rows of every batch the model starts, in order; the first waits for `hold` if given."""
+    rows: list[int] = []
+
+    def on_forward(module, args, kwargs):
+        ids = kwargs["input_ids"]
+        if ids.shape[1] > 1:  # the prompt's pass, once per batch
+            rows.append(ids.shape[0])
+            if hold is not None and len(rows) == 1:
+                hold.wait(30)
+
+    provider._model.register_forward_pre_hook(on_forward, with_kwargs=True)
+    return rows
+
+
+async def together(provider: TransformersProvider, requests: list[Request]) -> list[str]:
+    texts = [""] * len(requests)
+
+    async def one(index: int) -> None:
+        texts[index] = (await provider.generate(requests[index])).text
+
+    async with anyio.create_task_group() as group:
+        for index in range(len(requests)):
+            group.start_soon(one, index)
+    return texts
+
+
+def test_a_sampled_request_gives_the_same_text_whatever_its_batch(tiny_llama):
+    async def scenario() -> tuple[list[str], list[int]]:
+        provider = tiny_provider(tiny_llama)
+        await provider.start()
+        rows = watch_batches(provider)
+        alone = (await provider.generate(request(0, 7))).text
+        in_4 = await together(provider, [request(0, 7)] + [request(i, 50 + i) for i in (1, 2, 3)])
+        in_16 = await together(
+            provider, [request(i, 80 + i) for i in range(1, 16)] + [request(0, 7)]
+        )
+        others = [(await provider.generate(request(0, seed))).text for seed in (8, 9)]
+        await provider.aclose()
+        return [alone, in_4[0], in_16[-1], *others], rows
+
+    texts, rows = anyio.run(scenario)
+    assert rows == [1, 4, 16, 1, 1]
+    assert texts[0] == texts[1] == texts[2] and texts[0]
+    assert len({texts[0], texts[3], texts[4]}) == 3  # other seeds, other texts
+
+
+def test_records_name_the_seed_each_sample_was_drawn_with(tmp_path, run_cli, tiny_llama):
+    body = "samples = 3\n" + hf_model("hf", tiny_llama, temperatures="[0.7]")
+    assert run_cli("run", write_config(tmp_path, body, prompts=4))[0] == 0
+    records = results(tmp_path / "out" / "ledger.jsonl")
+
+    seeds = {(r["prompt_id"], r["sample"]): r["sampling_params"]["seed"] for r in records}
+
+    async def alone() -> dict[int, str]:
+        provider = tiny_provider(tiny_llama)
+        texts = {}
+        for (prompt_id, _), seed in seeds.items():
+            texts[seed] = (await provider.generate(request(int(prompt_id[1:]), seed))).text
+        await provider.aclose()
+        return texts
+
+    texts = anyio.run(alone)
+    assert len(records) == 12 and len(set(texts.values())) > 1
+    for record in records:
+        seed = record["sampling_params"]["seed"]
+        assert seed == job_seed(7, record["prompt_id"], record["sample"])
+        assert record["full_response"] == texts[seed]
+
+
+def test_a_request_cancelled_while_queued_never_runs(tiny_llama):
+    async def scenario() -> tuple[str, list[int]]:
+        provider = tiny_provider(tiny_llama)
+        await provider.start()
+        hold = threading.Event()
+        rows = watch_batches(provider, hold)
+        async with anyio.create_task_group() as group:
+            group.start_soon(provider.generate, request(1, 1))  # its batch waits for `hold`
+            while not rows:
+                await anyio.sleep(0.01)
+            with anyio.move_on_after(0.2):
+                await provider.generate(request(2, 2))  # queued behind it, then cancelled
+            hold.set()
+            answer = await provider.generate(request(3, 3))
+        await provider.aclose()
+        return answer.text, rows
+
+    text, rows = anyio.run(scenario)
+    assert rows == [1, 1] and text  # the cancelled request never joined a batch
+
+
+def test_cancelling_the_request_that_runs_a_batch_still_answers_the_rest(tiny_llama):
+    async def scenario() -> tuple[list[str], list[int]]:
+        provider = tiny_provider(tiny_llama)
+        await provider.start()
+        hold = threading.Event()
+        rows = watch_batches(provider, hold)
+        runner, answers = anyio.CancelScope(), []
+
+        async def first() -> None:
+            with runner:
+                await provider.generate(request(1, 1))
+
+        async def second() -> None:
+            answers.append((await provider.generate(request(2, 2))).text)
+
+        async with anyio.create_task_group() as group:
+            group.start_soon(first)
+            group.start_soon(second)
+            while not rows:  # both are in the batch the first one runs, held
+                await anyio.sleep(0.01)
+            runner.cancel()
+            await anyio.sleep(0.1)
+            hold.set()
+        await provider.aclose()
+        return answers, rows
+
+    answers, rows = anyio.run(scenario)
+    assert rows == [2] and answers[0]
+
+
+def test_nucleus_keeps_the_smallest_set_reaching_top_p():
+    import torch
+
+    from harness.providers.transformers import _nucleus
+
+    probs = torch.tensor([[0.15, 0.5, 0.05, 0.3]])
+    assert _nucleus(probs, 0.8)[0].tolist() == pytest.approx([0.0, 0.5, 0.0, 0.3])
+    assert _nucleus(probs, 0.0)[0].tolist() == [0.0, 0.5, 0.0, 0.0]

@@ -11,12 +11,13 @@ from pathlib import Path
 from benchmarks.project import measure_of, measured_child
 from harness.analysis.scores import answer_digest, definition_hash, score_key
 from harness.api.types import Completion, Message, TokenLogprob, Usage
-from harness.config.run_config import ModelConfig, make_variant
+from harness.config.models import ModelConfig
+from harness.config.run_config import make_variant
 from harness.errors import ServerError
 from harness.ledger.file import LEDGER_NAME, sealed
-from harness.ledger.record import failure_record, success_record
 from harness.prompts.load import Prompt
 from harness.run.jobs import Job, job_key
+from harness.run.records import failure_record, success_record
 
 CATEGORIES = ("cve_existence", "package_existence", "api_existence", "cwe_mapping", "tool_flags")
 _WORDS = "the advisory describes a remote code execution in parser library version".split()

@@ -5,11 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 from harness.api.types import Completion, Message, Usage
-from harness.config.run_config import ModelConfig, make_variant
+from harness.config.models import ModelConfig
+from harness.config.run_config import make_variant
 from harness.ledger.file import sealed
-from harness.ledger.record import success_record
 from harness.prompts.load import Prompt
 from harness.run.jobs import Job, job_key
+from harness.run.records import success_record
 
 _ANSWER = " ".join(["The advisory describes a remote code execution in the parser."] * 10)
 

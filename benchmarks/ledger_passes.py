@@ -23,8 +23,8 @@ from pathlib import Path
 from harness.api.types import Completion, Usage
 from harness.errors import ProviderError
 from harness.ledger.file import sealed
-from harness.ledger.record import failure_record, success_record
 from harness.run.jobs import Job, job_key
+from harness.run.records import failure_record, success_record
 
 try:
     from harness.run.prepare import prepare

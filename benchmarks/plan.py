@@ -13,9 +13,9 @@ from pathlib import Path
 from harness.api.types import Completion, Usage
 from harness.errors import RateLimited
 from harness.ledger.file import sealed
-from harness.ledger.record import failure_record, success_record
 from harness.run.jobs import Job, job_key
 from harness.run.prepare import prepare
+from harness.run.records import failure_record, success_record
 
 PROMPTS, MODELS = 100_000, 5  # two temperatures each: 10 variants
 CATEGORIES = ("cve_existence", "package_existence", "api_existence", "cwe", "tool_flag")

@@ -19,12 +19,13 @@ from benchmarks.analysis import CATEGORIES
 from benchmarks.project import REPO
 from benchmarks.scoring import SCORERS
 from harness.api.types import Completion, Message, TokenLogprob, Usage
-from harness.config.run_config import ModelConfig, make_variant
+from harness.config.models import ModelConfig
+from harness.config.run_config import make_variant
 from harness.errors import RateLimited, ServerError
 from harness.ledger.file import LEDGER_NAME, sealed
-from harness.ledger.record import failure_record, success_record
 from harness.prompts.load import Prompt
 from harness.run.jobs import Job, job_key
+from harness.run.records import failure_record, success_record
 
 # Words drawn with their frequencies in the README: text that compresses as English does.
 _WORDS = re.findall(r"[a-z][a-z'-]+", (REPO / "README.md").read_text().lower())

@@ -25,12 +25,12 @@ import orjson
 from harness.api.types import Completion, Usage
 from harness.config.run_config import Variant
 from harness.ledger.file import sealed
-from harness.ledger.record import success_record
 from harness.ledger.shards import Shard, part_of
 from harness.prompts.load import Prompt
 from harness.run.jobs import Job, job_key, job_seed
 from harness.run.prepare import Overrides, prepare
 from harness.run.provenance import new_run_id, run_line
+from harness.run.records import success_record
 
 PROMPTS, MODELS, SAMPLES = 250_000, 5, 4  # two temperatures each: 10 variants, 10M jobs
 _COMPLETION = Completion("Yes, it exists.", "stop", Usage(14, 5), "sim-1")

@@ -20,7 +20,9 @@
 Providers translate their SDK's exceptions into these at their boundary
 (`raise RateLimited(...) from exc`), so nothing foreign reaches the scheduler. The value objects of
 `harness.api.types` raise MalformedResponse themselves when built from fields of the wrong type, so
-no provider can turn a malformed answer into an `ok` record.
+no provider can turn a malformed answer into an `ok` record. `RateLimitState` is what a server's
+rate-limit headers said: a failed attempt carries it (a 429's spent limit pauses the lane), and so
+does an answer (`harness.api.types.Completion`).
 
 Every verb's exit code is one of the `EXIT_*` below: 0 every job answered (or the verb's work
 done), 1 some jobs failed for good, 2 bad input or set-up (an InputError: nothing written), 3 the
@@ -31,13 +33,9 @@ interrupted.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
 
 from harness.scrub import redact_urls
-
-if TYPE_CHECKING:
-    from harness.api.types import RateLimitState
-
 
 EXIT_OK, EXIT_FAILED, EXIT_INPUT, EXIT_LEDGER, EXIT_BUDGET, EXIT_INTERRUPTED = 0, 1, 2, 3, 4, 130
 
@@ -68,6 +66,28 @@ class PromptsError(InputError):
 
 class LedgerWriteError(HarnessError):
     """The ledger could not be written mid-run; what was written stays, the run stops."""
+
+
+@dataclass(frozen=True, slots=True)
+class RateLimitState:
+    """What a server's response headers say is left of its limits, and when each resets."""
+
+    requests_remaining: int | None = None
+    requests_reset_seconds: float | None = None
+    tokens_remaining: int | None = None
+    tokens_reset_seconds: float | None = None
+
+    def wait_seconds(self) -> float | None:
+        """How long until an exhausted limit resets; None when nothing is exhausted."""
+        waits = [
+            reset
+            for remaining, reset in (
+                (self.requests_remaining, self.requests_reset_seconds),
+                (self.tokens_remaining, self.tokens_reset_seconds),
+            )
+            if remaining is not None and remaining <= 0 and reset is not None
+        ]
+        return max(waits) if waits else None
 
 
 class ProviderError(HarnessError):

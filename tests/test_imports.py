@@ -31,3 +31,10 @@ def test_the_floors_list_no_exceptions():
     assert {c["name"]: c.get("ignore_imports", []) for c in contracts} == {
         c["name"]: [] for c in contracts
     }
+
+
+def test_the_floors_hold_for_imports_only_the_type_checker_sees():
+    """An import under `if TYPE_CHECKING:` never runs, but a type checker and a reader follow it:
+    it may no more run up a floor or close a circle than one that runs."""
+    config = tomllib.loads((REPO / "pyproject.toml").read_text())
+    assert config["tool"]["importlinter"].get("exclude_type_checking_imports", False) is False

@@ -36,7 +36,8 @@ from rich.console import Console
 from harness.analysis.answers import latest_records
 from harness.analysis.scores import answer_digest
 from harness.api.types import Message
-from harness.config.run_config import ModelConfig, RunConfig
+from harness.config.models import ModelConfig
+from harness.config.run_config import RunConfig
 from harness.config.scorers import ANSWER_FIELDS, UNPARSEABLE, JudgeScorer
 from harness.errors import ConfigError
 from harness.patterns import compile_user_pattern

@@ -19,13 +19,10 @@ from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
-from harness.api.types import Completion, Request
+from harness.api.types import Adapter, Completion, Request
 from harness.errors import ProviderError, RateLimited, RetryableError
-
-if TYPE_CHECKING:
-    from harness.config.adapters import Adapter
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,7 +62,7 @@ class Provider(ABC):
     - `Options`: the dataclass `[models.options]` is read into.
     - `holds_device`: an engine in this process that takes the device; the scheduler runs such
       models one after another and `doctor` checks the GPU for them.
-    - `serves_adapters`: it serves LoRA adapters (see harness.config.adapters): it is built as
+    - `serves_adapters`: it serves LoRA adapters (`harness.api.types.Adapter`): it is built as
       `cls(model_id, options, adapters=...)`, answers each request through `request.adapter`,
       and says in `adapter_problems` what it cannot serve.
     - `billing`: how its token counts overlap and what its batch discount covers (`Billing`).

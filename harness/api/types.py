@@ -11,9 +11,10 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Literal
 
-from harness.errors import MalformedResponse
+from harness.errors import MalformedResponse, RateLimitState
 from harness.scrub import excerpt
 
 Role = Literal["system", "user", "assistant"]
@@ -51,8 +52,7 @@ class SamplingParams:
 @dataclass(frozen=True, slots=True)
 class Request:
     """One attempt at one job. `id` is stable across attempts; `attempt` counts from 1.
-    `adapter` names the LoRA adapter to answer through (see harness.config.adapters); None: the
-    model itself."""
+    `adapter` names the LoRA adapter to answer through (see `Adapter`); None: the model itself."""
 
     id: str
     model: str
@@ -60,6 +60,31 @@ class Request:
     sampling: SamplingParams
     attempt: int = 1
     adapter: str | None = None
+
+
+@dataclass(frozen=True)
+class Adapter:
+    """A LoRA adapter a provider serves (see harness.config.adapters, which reads it): its name,
+    its path as configured and the folder it names, the SHA-256 of its config and weights, its
+    largest rank, the base model its config names, and that config."""
+
+    name: str
+    path: str
+    folder: Path
+    sha256: str
+    rank: int
+    base_model: str | None
+    config: Mapping[str, Any]
+
+    def identity(self) -> dict[str, Any]:
+        """What a variant's identity (and so the run line) says of its adapter."""
+        return {
+            "name": self.name,
+            "path": self.path,
+            "sha256": self.sha256,
+            "rank": self.rank,
+            "base_model": self.base_model,
+        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,28 +109,6 @@ class Usage:
         if self.details:
             counts.update(self.details)
         return counts
-
-
-@dataclass(frozen=True, slots=True)
-class RateLimitState:
-    """What a server's response headers say is left of its limits, and when each resets."""
-
-    requests_remaining: int | None = None
-    requests_reset_seconds: float | None = None
-    tokens_remaining: int | None = None
-    tokens_reset_seconds: float | None = None
-
-    def wait_seconds(self) -> float | None:
-        """How long until an exhausted limit resets; None when nothing is exhausted."""
-        waits = [
-            reset
-            for remaining, reset in (
-                (self.requests_remaining, self.requests_reset_seconds),
-                (self.tokens_remaining, self.tokens_reset_seconds),
-            )
-            if remaining is not None and remaining <= 0 and reset is not None
-        ]
-        return max(waits) if waits else None
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,6 +8,9 @@ folder (a README, a tokenizer, trainer checkpoints) change no answer and no id.
 
 The name shows in the variant id (`qwen+sft@t0.7-3f9a1c`), so it is a plain word: letters,
 digits, `_`, `.` and `-`, never `|` (keys are `variant|prompt_id|sample`), `@` or `+`.
+
+What an adapter is to a provider (`harness.api.types.Adapter`) is the provider contract's; this
+module reads one from its folder and checks that its files are unchanged.
 """
 
 from __future__ import annotations
@@ -15,12 +18,12 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import orjson
 
+from harness.api.types import Adapter
 from harness.errors import InputError
 
 CONFIG_FILE = "adapter_config.json"
@@ -29,36 +32,13 @@ WEIGHT_FILES = ("adapter_model.safetensors", "adapter_model.bin", "adapter_model
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 
 
-@dataclass(frozen=True)
-class Adapter:
-    """One adapter: its name, its path as configured and the folder it names, the SHA-256 of its
-    config and weights, its largest rank, the base model its config names, and that config."""
-
-    name: str
-    path: str
-    folder: Path
-    sha256: str
-    rank: int
-    base_model: str | None
-    config: Mapping[str, Any]
-
-    def identity(self) -> dict[str, Any]:
-        """What a variant's identity (and so the run line) says of its adapter."""
-        return {
-            "name": self.name,
-            "path": self.path,
-            "sha256": self.sha256,
-            "rank": self.rank,
-            "base_model": self.base_model,
-        }
-
-    def unchanged(self) -> bool:
-        """Whether its files still hash as they did when the run was planned (checked again
-        once an engine has loaded them, so the variant id names the weights that answer)."""
-        try:
-            return content_hash(self.folder) == self.sha256
-        except OSError:
-            return False
+def unchanged(adapter: Adapter) -> bool:
+    """Whether an adapter's files still hash as they did when the run was planned (checked again
+    once an engine has loaded them, so the variant id names the weights that answer)."""
+    try:
+        return content_hash(adapter.folder) == adapter.sha256
+    except OSError:
+        return False
 
 
 def read_adapter(name: str, path: str) -> Adapter:

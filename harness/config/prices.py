@@ -33,13 +33,11 @@ import tomllib
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from importlib import resources
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from harness.api.provider import Billing
+from harness.config.models import ModelConfig
 from harness.fields import described, from_table, option
-
-if TYPE_CHECKING:
-    from harness.config.run_config import ModelConfig
 
 # The estimate of a prompt's tokens before any tokenizer has seen it: one per 4 characters, the
 # usual figure for English text in current tokenizers (code and other languages run denser).

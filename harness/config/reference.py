@@ -6,15 +6,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from harness.config.models import BatchPolicy, Defaults, ModelConfig
 from harness.config.prices import _Entry, _LongContextTable, _PriceTable
-from harness.config.run_config import (
-    BatchPolicy,
-    Defaults,
-    ModelConfig,
-    Preflight,
-    RetryPolicy,
-    _TopLevel,
-)
+from harness.config.run_config import Preflight, RetryPolicy, _TopLevel
 from harness.config.scorers import Rule, _JudgeTable, _RefusalTable, _RulesTable
 from harness.prompts.sources import PromptTable
 

@@ -23,13 +23,11 @@ import re
 import string
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
+from harness.config.models import ModelConfig
 from harness.fields import FieldError, described, from_table, option
 from harness.patterns import Pattern, PatternError, compile_user_pattern
-
-if TYPE_CHECKING:
-    from harness.config.run_config import ModelConfig
 
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 # A judge's verdict: the label after `VERDICT:` (markdown bold allowed), the last one in the text.
@@ -167,7 +165,7 @@ class _JudgeTable:
 
 
 # Builds an inline judge model from its table and key path (config.py's `[[models]]` parser).
-InlineModel = Callable[[Mapping[str, Any], str], "ModelConfig"]
+InlineModel = Callable[[Mapping[str, Any], str], ModelConfig]
 
 
 def parse_scorers(

@@ -18,8 +18,7 @@ from urllib.parse import urlsplit
 
 import yarl
 
-from harness.api.types import RateLimitState
-from harness.errors import FatalError, ProviderError, RateLimited, ServerError
+from harness.errors import FatalError, ProviderError, RateLimited, RateLimitState, ServerError
 from harness.scrub import REDACTED, redact_url
 
 _RETRYABLE_CLIENT = {408, 409}

@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import Any, ClassVar, Protocol, TypeVar
 
 from harness.api.provider import DeviceNeeds
-from harness.api.types import Message
-from harness.config.adapters import Adapter
+from harness.api.types import Adapter, Message
+from harness.config.adapters import unchanged
 from harness.errors import FatalError
 from harness.providers._hub import Weights, locate, memory_needed, snapshot
 
@@ -106,7 +106,7 @@ def adapter_fit(model: str, options: LocalOptions, adapter: Adapter) -> list[str
 def verify_adapters(adapters: Sequence[Adapter]) -> None:
     """FatalError when an adapter's files changed after the run was planned: its variant id
     would name other weights than those that answer."""
-    changed = [a.name for a in adapters if not a.unchanged()]
+    changed = [a.name for a in adapters if not unchanged(a)]
     if changed:
         raise FatalError(
             f"adapter(s) {', '.join(changed)} changed on disk after the run was planned; "

@@ -25,8 +25,14 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, LogitsProcessor, LogitsProcessorList
 
 from harness.api.provider import DeviceNeeds, Provider
-from harness.api.types import Completion, Request, SamplingParams, TokenLogprob, Usage
-from harness.config.adapters import Adapter
+from harness.api.types import (
+    Adapter,
+    Completion,
+    Request,
+    SamplingParams,
+    TokenLogprob,
+    Usage,
+)
 from harness.errors import FatalError
 from harness.providers._local import (
     adapter_fit,

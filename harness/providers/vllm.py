@@ -45,8 +45,7 @@ from vllm.v1.engine.async_llm import AsyncLLM
 from vllm.v1.engine.exceptions import EngineDeadError, EngineGenerateError
 
 from harness.api.provider import DeviceNeeds, Provider
-from harness.api.types import Completion, Request, TokenLogprob, Usage
-from harness.config.adapters import Adapter
+from harness.api.types import Adapter, Completion, Request, TokenLogprob, Usage
 from harness.errors import FatalError, ServerError
 from harness.providers._hub import locate
 from harness.providers._local import (

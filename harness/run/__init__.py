@@ -1,7 +1,8 @@
 """The run path: validating and preparing a run (`prepare`), executing it (`execute`, the one
 entrance `run_pending`), the ledger a run holds and reads once (`run_ledger`), choosing failed
-jobs for `rerun` (`rerun`), budget caps (`caps`, `budget`), jobs, lanes and the scheduler, batch
-lanes, limits, adaptive concurrency, progress, provenance, the preflight request, the status
-summary (`summary`), the verbs that look at a run before or beside it (`plan`, `doctor`,
-`open_batches`) and the judge runs the analysis layer asks for (`judge_runs`).
+jobs for `rerun` (`rerun`), budget caps (`caps`, `budget`), jobs and the records of finished ones
+(`records`), lanes and the scheduler, batch lanes, limits, adaptive concurrency, progress,
+provenance, the preflight request, the status summary (`summary`), the verbs that look at a run
+before or beside it (`plan`, `doctor`, `open_batches`) and the judge runs the analysis layer asks
+for (`judge_runs`).
 """

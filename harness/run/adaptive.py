@@ -24,7 +24,7 @@ from contextlib import asynccontextmanager
 
 import anyio
 
-from harness.api.types import RateLimitState
+from harness.errors import RateLimitState
 
 log = logging.getLogger("harness.lane")
 

@@ -39,8 +39,9 @@ import orjson
 
 from harness.api.provider import BatchProvider, BatchStatus
 from harness.api.types import Completion, Request
+from harness.config.models import BatchPolicy
 from harness.config.prices import Price, cost_usd
-from harness.config.run_config import BatchPolicy, RetryPolicy, Variant
+from harness.config.run_config import RetryPolicy, Variant
 from harness.errors import (
     AttemptTimeout,
     ConnectionFailed,
@@ -50,11 +51,12 @@ from harness.errors import (
     ServerError,
 )
 from harness.ledger.file import OpenBatch, ResumeIndex
-from harness.ledger.record import Record, failure_record, success_record, utc_timestamp
+from harness.ledger.record import Record, utc_timestamp
 from harness.prompts.load import Prompt
 from harness.run.budget import Budgets
 from harness.run.jobs import Job
 from harness.run.lane import backoff
+from harness.run.records import failure_record, success_record
 
 log = logging.getLogger("harness.batch")
 

@@ -8,8 +8,8 @@ import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from harness.config.models import ModelConfig
 from harness.config.prices import Price
-from harness.config.run_config import ModelConfig
 from harness.run.budget import Budget, Budgets
 from harness.run.prepare import Prepared
 

@@ -20,7 +20,8 @@ from rich.table import Table
 from rich.text import Text
 
 from harness.api.provider import Provider
-from harness.config.run_config import ModelConfig, RunConfig
+from harness.config.models import ModelConfig
+from harness.config.run_config import RunConfig
 from harness.errors import InputError
 from harness.fields import FieldError, from_table
 from harness.ledger.file import LEDGER_NAME

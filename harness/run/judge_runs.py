@@ -14,7 +14,8 @@ from pathlib import Path
 
 from rich.console import Console
 
-from harness.config.run_config import ModelConfig, RunConfig
+from harness.config.models import ModelConfig
+from harness.config.run_config import RunConfig
 from harness.prompts.load import Prompt
 from harness.run.execute import run_pending
 from harness.run.jobs import job_key

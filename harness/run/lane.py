@@ -47,11 +47,12 @@ from harness.errors import (
     ProviderError,
     RetryableError,
 )
-from harness.ledger.record import Record, failure_record, success_record
+from harness.ledger.record import Record
 from harness.run.adaptive import AdaptiveConcurrency, ErrorShare, Outage, Pacer
 from harness.run.budget import Budgets
 from harness.run.jobs import Job
 from harness.run.limits import LaneLimits
+from harness.run.records import failure_record, success_record
 
 Sleep = Callable[[float], Awaitable[None]]
 

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from harness.api.provider import Billing
+from harness.config.models import ModelConfig
 from harness.config.prices import (
     CHARS_PER_TOKEN,
     Price,
@@ -35,7 +36,7 @@ from harness.config.prices import (
     gpu_cost_usd,
     model_price,
 )
-from harness.config.run_config import ModelConfig, Variant
+from harness.config.run_config import Variant
 from harness.ledger.file import ResumeIndex
 from harness.run.calibration import Calibration, Observed, observe
 from harness.run.jobs import job_key

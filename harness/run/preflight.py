@@ -18,7 +18,7 @@ import anyio
 
 from harness.api.provider import Provider
 from harness.api.types import Completion, Message, Request, SamplingParams
-from harness.config.run_config import ModelConfig
+from harness.config.models import ModelConfig
 from harness.errors import AttemptTimeout, ConnectionFailed, ProviderError, RateLimited
 from harness.scrub import redact_url
 

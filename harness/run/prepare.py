@@ -12,9 +12,11 @@ from pathlib import Path
 from typing import Any
 
 from harness.api.provider import BatchProvider, Provider
-from harness.config.adapters import Adapter, read_adapter
+from harness.api.types import Adapter
+from harness.config.adapters import read_adapter
+from harness.config.models import ModelConfig
 from harness.config.prices import answer_price
-from harness.config.run_config import ModelConfig, RunConfig, Variant, load_config, make_variant
+from harness.config.run_config import RunConfig, Variant, load_config, make_variant
 from harness.errors import ConfigError, InputError
 from harness.fields import FieldError, answer_defining, from_table
 from harness.ledger.file import LEDGER_NAME

@@ -9,11 +9,12 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from harness.api.types import Completion, Message, Usage
-from harness.config.run_config import ModelConfig, make_variant
+from harness.config.models import ModelConfig
+from harness.config.run_config import make_variant
 from harness.ledger.file import sealed
-from harness.ledger.record import success_record
 from harness.prompts.load import Prompt
 from harness.run.jobs import Job, job_key
+from harness.run.records import success_record
 from tests.conftest import SIMPLE_MODEL, ledger_lines, write_config
 
 # "sim" at two temperatures; the answers begin "Yes, it exists.", "No, I cannot find it." or

@@ -16,7 +16,8 @@ from rich.console import Console
 from harness.analysis.judge import JudgeRun, VerdictParser
 from harness.analysis.scores import read_scores
 from harness.analysis.scoring import prepare_scoring, score
-from harness.config.run_config import ModelConfig, RunConfig, load_config
+from harness.config.models import ModelConfig
+from harness.config.run_config import RunConfig, load_config
 from harness.config.scorers import DEFAULT_VERDICT, UNPARSEABLE, JudgeScorer
 from harness.run.judge_runs import judge_run
 from tests.conftest import ledger_lines, results

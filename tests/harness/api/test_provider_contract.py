@@ -16,11 +16,11 @@ from harness.api.provider import BatchProvider, Provider
 from harness.api.types import Completion, Request, Usage
 from harness.errors import RetryableError, ServerError
 from harness.providers import REGISTRY, Entry, batch_providers, provider_class
-from tests.conftest import results, write_config
+from tests.conftest import REPO, results, write_config
 from tests.harness.providers.servers import Loopback, Seen, json_error
 from tests.harness.providers.test_anthropic import messages_api
 
-HARNESS = Path(__file__).resolve().parents[2] / "harness"
+HARNESS = REPO / "harness"
 
 
 class Echo(Provider):

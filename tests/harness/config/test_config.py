@@ -7,14 +7,8 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from harness.config.run_config import (
-    BatchPolicy,
-    Defaults,
-    ModelConfig,
-    RetryPolicy,
-    _TopLevel,
-    load_config,
-)
+from harness.config.models import BatchPolicy, Defaults, ModelConfig
+from harness.config.run_config import RetryPolicy, _TopLevel, load_config
 from harness.errors import ConfigError
 from harness.fields import FieldError, from_table
 from harness.run.prepare import prepare

@@ -9,7 +9,8 @@ import typing
 
 import pytest
 
-from harness.config.run_config import ModelConfig, make_variant
+from harness.config.models import ModelConfig
+from harness.config.run_config import make_variant
 from harness.fields import answer_defining
 from harness.providers import REGISTRY, provider_class
 from tests.conftest import SIMPLE_MODEL, results, write_config

@@ -10,7 +10,7 @@ import sys
 import pytest
 
 from harness.cli.options import markdown
-from harness.config import prices, run_config, scorers
+from harness.config import models, prices, run_config, scorers
 from harness.config.reference import SECTIONS
 from harness.prompts import sources
 from harness.providers import REGISTRY
@@ -38,7 +38,7 @@ def test_every_declared_key_has_a_one_line_description(table):
 
 
 def test_every_table_of_the_config_modules_is_in_the_reference():
-    modules = (run_config, scorers, prices, sources)
+    modules = (run_config, models, scorers, prices, sources)
     found = {
         value
         for module in modules

@@ -9,13 +9,14 @@ from pathlib import Path
 import orjson
 
 from harness.api.types import Completion, Message, Usage
-from harness.config.run_config import ModelConfig, make_variant
+from harness.config.models import ModelConfig
+from harness.config.run_config import make_variant
 from harness.errors import RateLimited
 from harness.ledger.file import LedgerWriter, build_index, sealed
-from harness.ledger.record import failure_record, success_record
 from harness.ledger.sets import ledgers_of
 from harness.prompts.load import Prompt
 from harness.run.jobs import Job, job_key
+from harness.run.records import failure_record, success_record
 from tests.conftest import ledger_lines
 
 VARIANT = make_variant(ModelConfig(name="sim", provider="simulated"), 0.0, 7, {})

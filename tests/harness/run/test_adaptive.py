@@ -7,7 +7,7 @@ import random
 
 import anyio
 
-from harness.api.types import RateLimitState
+from harness.errors import RateLimitState
 from harness.run.adaptive import AdaptiveConcurrency, Outage, Pacer, Slots
 from tests.clock import run_virtual
 

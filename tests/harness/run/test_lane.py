@@ -7,9 +7,10 @@ from dataclasses import replace
 
 import anyio
 
-from harness.api.types import RateLimitState, Usage
-from harness.config.run_config import ModelConfig, RetryPolicy, make_variant
-from harness.errors import ConnectionFailed, RateLimited, ServerError
+from harness.api.types import Usage
+from harness.config.models import ModelConfig
+from harness.config.run_config import RetryPolicy, make_variant
+from harness.errors import ConnectionFailed, RateLimited, RateLimitState, ServerError
 from harness.ledger.record import Record
 from harness.prompts.load import load_prompts
 from harness.providers.simulated import SimulatedOptions, SimulatedProvider

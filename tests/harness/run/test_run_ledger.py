@@ -17,10 +17,10 @@ from rich.console import Console
 from harness.api.types import Completion, Usage
 from harness.errors import EXIT_BUDGET, ProviderError
 from harness.ledger.file import sealed
-from harness.ledger.record import failure_record, success_record
 from harness.run.execute import run_pending
 from harness.run.jobs import Job, job_key
 from harness.run.prepare import prepare
+from harness.run.records import failure_record, success_record
 from harness.run.summary import summarize, summary_table
 
 REPO = Path(__file__).resolve().parents[2]

@@ -23,7 +23,7 @@ from harness.run.prepare import prepare
 from harness.run.records import failure_record, success_record
 from harness.run.summary import summarize, summary_table
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]  # tests/harness/run/ -> the repository
 _ANSWER = "An answer long enough that the ledger outweighs the files a run imports. " * 60
 
 # The run in a child: the bytes it read (/proc/self/io rchar) from just before the verb to its end.

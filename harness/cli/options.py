@@ -79,7 +79,8 @@ def _show(console: Console, title: str, found: list[tuple[str, ...]]) -> None:
         return
     say(console, title)
     for key, kind, default, bounds, answer, text in found:
-        facts = ", ".join(x for x in (kind, f"default {default}", bounds, answer) if x)
+        given = default if default == _REQUIRED else f"default {default}"
+        facts = ", ".join(x for x in (kind, given, bounds, answer) if x)
         say(console, f"  {key} ({facts}): {text}")
 
 
@@ -117,6 +118,7 @@ def type_name(hint: Any) -> str:
     return _NAMES.get(hint, str(hint))
 
 
+_REQUIRED = "required"
 _NAMES: dict[Any, str] = {int: "integer", float: "number", bool: "boolean", str: "string"}
 
 
@@ -124,7 +126,7 @@ def _default(field: dataclasses.Field[Any]) -> str:
     if field.default_factory is not dataclasses.MISSING:
         return _value(field.default_factory())
     if field.default is dataclasses.MISSING:
-        return "required"
+        return _REQUIRED
     return _value(field.default)
 
 

@@ -45,7 +45,7 @@ from harness.ledger.shards import Shard
 from harness.prompts.selection import Selection
 from harness.run import open_batches
 from harness.run.doctor import diagnose, probe_checks, report
-from harness.run.execute import changed_content, execute, run_pending
+from harness.run.execute import execute, left_to_do, pending, run_pending
 from harness.run.plan import Assumptions, make_plan
 from harness.run.plan_view import plan_json, show_plan
 from harness.run.preflight import probe_all
@@ -127,8 +127,8 @@ def _run(args: argparse.Namespace, console: Console) -> int:
     _probe_first(prepared, console)
     ledger = RunLedger.open(prepared, fresh=args.fresh, console=console)
     try:
-        index = ledger.index
-        changed = changed_content(prepared, index) if index.answered else 0
+        left = left_to_do(prepared, pending(ledger.index), ledger.index.answered)
+        changed = left.changed
         if changed:  # those jobs are not done: the run goes on to run them
             _say(
                 console,
@@ -138,7 +138,7 @@ def _run(args: argparse.Namespace, console: Console) -> int:
             )
         code = anyio.run(
             lambda: run_pending(
-                prepared, command="run", console=console, argv=args.argv, ledger=ledger
+                prepared, command="run", console=console, argv=args.argv, ledger=ledger, left=left
             )
         )
     finally:

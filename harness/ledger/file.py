@@ -555,8 +555,8 @@ def index_lines(
             at = mark + _HASH_AT
             if (
                 mark > 0
-                and line[-_CRC_TAIL : -_CRC_TAIL + 8] == _CRC_MARK
                 and line.endswith(b'"}\n')
+                and line.startswith(_CRC_MARK, len(line) - _CRC_TAIL)
                 and b"%08x" % crc32(line[:-_CRC_TAIL]) == line[-11:-3]
             ):
                 try:
@@ -569,7 +569,8 @@ def index_lines(
                     if keeps is None or keeps(key):
                         raw = line[at : at + 16]
                         answered[key] = hashes.get(raw) or hashes.setdefault(raw, raw.decode())
-                        failed.pop(key, None)
+                        if failed:
+                            failed.pop(key, None)
                         if awaiting:
                             awaiting.pop(key, None)
                     yield line, True

@@ -137,6 +137,8 @@ def reattachable(
     `holds`) can collect and those they cannot; a batch of another shard's jobs alone is none of
     this run's business, and left out of both."""
     found = Reattachable()
+    if not index.batches:  # the usual ledger: no prompt looked up
+        return found
     by_id = {variant.id: variant for variant in variants}
     by_prompt = {prompt.id: prompt for prompt in prompts}
     for batch in index.batches.values():

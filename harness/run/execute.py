@@ -7,7 +7,7 @@ done; `execute` runs the jobs a `wanted` picks (a rerun's failed ones).
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping, Sequence
+from collections.abc import Container, Mapping, Sequence
 from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Any
@@ -26,6 +26,7 @@ from harness.errors import (
     LedgerWriteError,
 )
 from harness.ledger.file import LedgerWriter, OpenBatch, ResumeIndex
+from harness.prompts.load import Prompt
 from harness.run.batch_lane import BatchLane, Reattach, reattachable
 from harness.run.caps import Caps, caps_of
 from harness.run.jobs import Wanted
@@ -48,11 +49,13 @@ async def execute(
     console: Console,
     ledger: RunLedger | None = None,
     argv: Sequence[str] = (),
+    left: Left | None = None,
 ) -> int:
     """Run the wanted jobs, append to the ledger, print the summary; return the exit code.
 
     `ledger` is the run's ledger, opened (and locked) and read (opened here when not given); it
-    is closed here, and holds what the run appended (its `index`, for what to say next). Keys
+    is closed here, and holds what the run appended (its `index`, for what to say next). `left`
+    is what `left_to_do` found `wanted` wants, when the caller has it (found here if not). Keys
     that an open batch of the ledger still owes are never sent again: the batch is collected
     instead (see `harness.run.batch_lane`). A ledger that cannot be written at once raises
     InputError; one that fails mid-run stops the run and raises LedgerWriteError, counting what
@@ -66,7 +69,10 @@ async def execute(
         index, prepared.variants, prepared.prompts, config.samples, holds=prepared.holds
     )
     if index.awaiting:
-        wanted = _not_owed(wanted, index.awaiting)
+        wanted, left = _not_owed(wanted, index.awaiting), None
+    if left is None:
+        left = left_to_do(prepared, wanted)
+    prompts = left.prompts
     line = run_line(
         run_id,
         command,
@@ -82,7 +88,7 @@ async def execute(
     caps = caps_of(prepared, ledger.spent)
     batch_lanes: list[BatchLane] = []
     try:
-        todo = _count_wanted(prepared, wanted)
+        todo = dict(left.counts)
         for variant, owed in earlier.jobs_per_variant().items():
             todo[variant] += owed
         progress = Progress(todo, console)
@@ -118,7 +124,7 @@ async def execute(
             with progress:
                 interrupted = await run_lanes(
                     work,
-                    jobs_of=lambda variants: prepared.jobs(wanted, variants),
+                    jobs_of=lambda variants: prepared.jobs(wanted, variants, prompts),
                     writer=writer,
                     progress=progress,
                     grace_seconds=config.grace_seconds,
@@ -225,17 +231,27 @@ async def run_pending(
     console: Console,
     argv: Sequence[str] = (),
     ledger: RunLedger | None = None,
+    left: Left | None = None,
 ) -> int | None:
     """Run every job of `prepared` its ledger does not hold done (resuming it), as `run` does;
     the exit code, or None when nothing was left to do (and nothing was appended). `ledger` is
-    the run's ledger when the caller opened it (to read it afterwards); it is closed here."""
+    the run's ledger when the caller opened it (to read it afterwards); it is closed here.
+    `left` is what `left_to_do` found `pending` wants, when the caller has it."""
     ledger = ledger or RunLedger.open(prepared, fresh=False, console=console)
     wanted = pending(ledger.index)
-    if nothing_wanted(prepared, wanted) and not batches_to_collect(prepared, ledger.index):
+    if left is None:
+        left = left_to_do(prepared, wanted)
+    if left.nothing() and not batches_to_collect(prepared, ledger.index):
         ledger.close()
         return None
     return await execute(
-        prepared, command=command, wanted=wanted, console=console, ledger=ledger, argv=argv
+        prepared,
+        command=command,
+        wanted=wanted,
+        console=console,
+        ledger=ledger,
+        argv=argv,
+        left=left,
     )
 
 
@@ -266,24 +282,36 @@ def _ledger_failure(group: BaseExceptionGroup, unwritten: int) -> LedgerWriteErr
     return LedgerWriteError(f"{error}; stopped the run{lost if unwritten else ''}")
 
 
-def _count_wanted(prepared: Prepared, wanted: Wanted) -> dict[str, int]:
+@dataclasses.dataclass(frozen=True)
+class Left:
+    """What a run has left to do, found in one pass over its plan's keys (no job made): the
+    wanted jobs per variant, the prompts that have one, in plan order (the lanes read no other),
+    and how many of them were answered from other prompt content than they have now."""
+
+    counts: dict[str, int]
+    prompts: list[Prompt]
+    changed: int = 0
+
+    def nothing(self) -> bool:
+        """True when no job of the plan is wanted (for `run`: every one is done)."""
+        return not any(self.counts.values())
+
+
+def left_to_do(prepared: Prepared, wanted: Wanted, answered: Container[str] = ()) -> Left:
+    """What `wanted` wants of the plan; a wanted job whose key `answered` holds (a resume
+    index's: an answer of other prompt content, see `pending`) counts as changed."""
     counts = dict.fromkeys((v.id for v in prepared.variants), 0)
-    for job in prepared.jobs(wanted):
-        counts[job.variant.id] += 1
-    return counts
-
-
-def nothing_wanted(prepared: Prepared, wanted: Wanted) -> bool:
-    """True when no job of the plan is wanted (for `run`: every one is done)."""
-    return next(prepared.jobs(wanted), None) is None
+    prompts: list[Prompt] = []
+    changed = 0
+    for prompt, variant, _, key in prepared.keys(wanted):
+        counts[variant.id] += 1
+        changed += key in answered
+        if not prompts or prompts[-1] is not prompt:
+            prompts.append(prompt)
+    return Left(counts, prompts, changed)
 
 
 def pending(index: ResumeIndex) -> Wanted:
     """For `run`: every job not yet done from its prompt's current content."""
-    return lambda key, prompt_hash: not index.is_done(key, prompt_hash)
-
-
-def changed_content(prepared: Prepared, index: ResumeIndex) -> int:
-    """How many jobs were answered from other prompt content than they have now (an edited
-    prompt, or another prompts file with the same ids): they run again."""
-    return sum(1 for _ in prepared.jobs(index.changed))
+    answered = index.answered.get  # `not index.is_done(...)`, without a call per job
+    return lambda key, prompt_hash: answered(key, False) != prompt_hash

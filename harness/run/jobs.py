@@ -71,9 +71,23 @@ def iter_jobs(
     wanted: Wanted,
 ) -> Iterator[Job]:
     """Yield the wanted jobs prompt by prompt, so all variants advance together."""
+    for prompt, variant, sample, key in iter_keys(variants, prompts, samples, wanted):
+        yield Job(key, variant, prompt, sample)
+
+
+def iter_keys(
+    variants: Sequence[Variant],
+    prompts: Sequence[Prompt],
+    samples: int,
+    wanted: Wanted,
+) -> Iterator[tuple[Prompt, Variant, int, str]]:
+    """(prompt, variant, sample, key) of each wanted job, in `iter_jobs`' order, with no job
+    made: a count's pass over a million keys makes each key once and nothing else."""
+    ids = [(variant, variant.id) for variant in variants]
     for prompt in prompts:
+        prompt_id, prompt_hash = prompt.id, prompt.hash
         for sample in range(samples):
-            for variant in variants:
-                key = job_key(variant.id, prompt.id, sample)
-                if wanted(key, prompt.hash):
-                    yield Job(key, variant, prompt, sample)
+            for variant, variant_id in ids:
+                key = f"{variant_id}|{prompt_id}|{sample}"  # job_key, inlined
+                if wanted(key, prompt_hash):
+                    yield prompt, variant, sample, key

@@ -26,7 +26,7 @@ from harness.ledger.shards import SHARDS_DIR, Shard
 from harness.prompts.load import Prompt, load_prompts
 from harness.prompts.selection import Selection
 from harness.providers import batch_providers, config_secrets, provider_class
-from harness.run.jobs import Job, Wanted, iter_jobs
+from harness.run.jobs import Job, Wanted, iter_jobs, iter_keys
 from harness.run.preflight import Target
 from harness.scrub import SECRETS, named_secrets
 
@@ -85,14 +85,29 @@ class Prepared:
         """Whether a job is this run's to do, as far as its shard goes."""
         return self.shard is None or self.shard.holds(key)
 
-    def jobs(self, wanted: Wanted, variants: Sequence[Variant] | None = None) -> Iterator[Job]:
-        """The jobs of the plan (of `variants`, else all) that `wanted` wants, prompt by prompt:
-        the one place every count and every lane takes its jobs from, so a shard is kept alike."""
-        if self.shard is not None:
-            shard, asked = self.shard, wanted
-            wanted = lambda key, prompt_hash: asked(key, prompt_hash) and shard.holds(key)  # noqa: E731
+    def jobs(
+        self,
+        wanted: Wanted,
+        variants: Sequence[Variant] | None = None,
+        prompts: Sequence[Prompt] | None = None,
+    ) -> Iterator[Job]:
+        """The jobs of the plan (of `variants`, else all; of `prompts`, a part of the plan's in
+        its order, else all) that `wanted` wants, prompt by prompt: the one place every count
+        and every lane takes its jobs from, so a shard is kept alike."""
         variants = self.variants if variants is None else variants
-        return iter_jobs(variants, self.prompts, self.config.samples, wanted)
+        prompts = self.prompts if prompts is None else prompts
+        return iter_jobs(variants, prompts, self.config.samples, self._in_shard(wanted))
+
+    def keys(self, wanted: Wanted) -> Iterator[tuple[Prompt, Variant, int, str]]:
+        """(prompt, variant, sample, key) of each job `jobs` yields, with no job made."""
+        return iter_keys(self.variants, self.prompts, self.config.samples, self._in_shard(wanted))
+
+    def _in_shard(self, wanted: Wanted) -> Wanted:
+        """`wanted`, of this run's shard's jobs only."""
+        if self.shard is None:
+            return wanted
+        shard = self.shard
+        return lambda key, prompt_hash: wanted(key, prompt_hash) and shard.holds(key)
 
     def totals(self) -> dict[str, int]:
         """How many jobs each variant has in all (in this run's shard)."""
@@ -108,8 +123,8 @@ class Prepared:
         if self.shard is None:
             return self.totals_unsharded()
         counts = dict.fromkeys((v.id for v in self.variants), 0)
-        for job in self.jobs(lambda key, prompt_hash: True):
-            counts[job.variant.id] += 1
+        for _, variant, _, _ in self.keys(lambda key, prompt_hash: True):
+            counts[variant.id] += 1
         return counts
 
     def reads(self) -> list[Path]:

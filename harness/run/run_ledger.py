@@ -16,7 +16,6 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 from rich.console import Console
 
@@ -25,8 +24,11 @@ from harness.input_files import refuse_special
 from harness.ledger.file import LedgerWriter, ResumeIndex, build_index, index_lines
 from harness.ledger.sets import Ledgers
 from harness.run.prepare import Prepared
-from harness.run.summary import ClosingSummary, ResultFields, Summary, result_fields
+from harness.run.summary import ClosingSummary, Summary, count_spend, result_fields
 from harness.terminal import command_line
+
+# Lines read in blocks of 4 MiB: a ledger's lines come twice as fast as through the default 8 kB.
+_BUFFER = 1 << 22
 
 
 class RunLedger:
@@ -89,22 +91,19 @@ class RunLedger:
             raise InputError(f"{exc.filename}: cannot read the ledger: {exc.strerror}") from None
 
     def _read_own(self, path: Path, keeps: Callable[[str], bool] | None) -> None:
-        """Index the run's own ledger, each line counted in the spend and the summary as it
+        """Index the run's own ledger, each line counted in the summary and the spend as it
         passes (a line the index found sealed is not checked again)."""
-        spent, read, place = self.spent, self._summary.read, 0
-        with path.open("rb") as file:
-            for line, checked in index_lines(self.index, file, keeps):
-                _spend(spent, read(line, place, checked), 1.0)
-                place += len(line)
-        self._end = place
+        with path.open("rb", buffering=_BUFFER) as file:
+            self._end = self._summary.read_all(index_lines(self.index, file, keeps))
+        self.spent.update(self._summary.paid)  # before the run appends a line
 
     def _read_spend(self, path: Path, weight: float, *, summarize: bool) -> None:
         """Count a ledger's lines in the spend (times `weight`) and, with `summarize`, in the
         summary."""
         spent, read, place = self.spent, self._summary.read, 0
-        with path.open("rb") as file:
+        with path.open("rb", buffering=_BUFFER) as file:
             for line in file:
-                _spend(spent, read(line, place) if summarize else result_fields(line), weight)
+                count_spend(spent, read(line, place) if summarize else result_fields(line), weight)
                 place += len(line)
         if summarize:
             self._end = place
@@ -114,22 +113,6 @@ class RunLedger:
         self.index.take_appended(line)
         self._summary.read(line, self._end)
         self._end += len(line)
-
-
-def _spend(
-    spent: dict[str, float], fields: ResultFields | dict[str, Any] | None, weight: float
-) -> None:
-    """Count a parsed line's cost (times `weight`) as its model's spend."""
-    if type(fields) is ResultFields:
-        if fields.cost_usd:
-            spent[_model_name(fields.key)] += fields.cost_usd * weight
-    elif fields is not None and fields.get("cost_usd") and "key" in fields:  # type: ignore[union-attr]
-        spent[_model_name(fields["key"])] += fields["cost_usd"] * weight  # type: ignore[index]
-
-
-def _model_name(key: str) -> str:
-    """The model a result's key names: its variant's label up to an adapter (`name+adapter`)."""
-    return key.partition("@")[0].partition("+")[0]
 
 
 def _check_path(prepared: Prepared, console: Console) -> None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 from array import array
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -264,6 +264,36 @@ class ClosingSummary:
         self._tally = _Tally()
         self._fingerprints = array("q")
         self._places = array("q")
+        self.paid: dict[str, float] = {}  # USD per model name of every line read (`count_spend`)
+
+    def read_all(self, lines: Iterable[tuple[bytes, bool]]) -> int:
+        """`read` a ledger's lines from its start, each with whether its checksum was found to
+        hold (see `harness.ledger.file.index_lines`); returns the bytes read. A result whose
+        checksum holds, nearly every line, is taken inline: a run reads a million of them."""
+        decode, take, paid = _RESULT_FIELDS.decode, self._tally.take_result, self.paid
+        fingerprint, at = self._fingerprints.append, self._places.append
+        place = 0
+        for line, checked in lines:
+            if not checked:
+                self.read(line, place)
+                place += len(line)
+                continue
+            try:
+                fields = decode(line)
+            except msgspec.DecodeError:
+                self._tally.summary.skipped += 1  # as `read` counts it
+                place += len(line)
+                continue
+            cost = fields.cost_usd
+            if cost:
+                name = model_name(fields.key)
+                paid[name] = paid.get(name, 0.0) + cost
+            key = take(fields)
+            if key is not None:
+                fingerprint(hash(key))
+                at(place)
+            place += len(line)
+        return place
 
     def read(
         self, line: bytes, place: int, checked: bool = False
@@ -271,6 +301,7 @@ class ClosingSummary:
         """Take a ledger line found at `place` (`checked`: see `result_fields`); returns it
         parsed."""
         parsed = result_fields(line, checked)
+        count_spend(self.paid, parsed)
         if type(parsed) is ResultFields:
             key = self._tally.take_result(parsed)
         else:
@@ -331,9 +362,10 @@ def _line_at(file: BinaryIO, place: int) -> bytes:
         size *= 2
 
 
-class ResultFields(msgspec.Struct, frozen=True):
+class ResultFields(msgspec.Struct, frozen=True, gc=False):
     """A result line as the summary and a budget read it: the fields they take, checked as
-    `RecordLine` checks them (a field left out reads as `RecordLine`'s reader finds it missing)."""
+    `RecordLine` checks them (a field left out reads as `RecordLine`'s reader finds it missing).
+    Untracked by the cycle collector (`gc=False`: it holds no cycle), a quarter faster to make."""
 
     key: str
     status: Status
@@ -363,6 +395,25 @@ def result_fields(line: bytes, checked: bool = False) -> ResultFields | dict[str
         except msgspec.DecodeError:
             return None
     return parse_line(line) if line.strip() else None
+
+
+def count_spend(
+    spent: dict[str, float], fields: ResultFields | dict[str, Any] | None, weight: float = 1.0
+) -> None:
+    """Count a line's cost (times `weight`), parsed by `result_fields`, as its model's spend
+    (see `model_name`)."""
+    if isinstance(fields, ResultFields):
+        if fields.cost_usd:
+            name = model_name(fields.key)
+            spent[name] = spent.get(name, 0.0) + fields.cost_usd * weight
+    elif fields is not None and fields.get("cost_usd") and "key" in fields:
+        name = model_name(fields["key"])
+        spent[name] = spent.get(name, 0.0) + fields["cost_usd"] * weight
+
+
+def model_name(key: str) -> str:
+    """The model a result's key names: its variant's label up to an adapter (`name+adapter`)."""
+    return key.partition("@")[0].partition("+")[0]
 
 
 def _repeated_keys(source: Source) -> set[int]:

@@ -10,15 +10,19 @@ tests/harness/providers/test_options.py checks that `OPTIONS` and `REGISTRY` agr
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 from harness.fields import FieldError, option
 
 # The most alternatives OpenAI gives per position, and vLLM's default `--max-logprobs`.
 MAX_OPENAI_LOGPROBS = 20
 # What an attempt of the simulated provider may do, in its `script`.
-SIMULATED_OUTCOMES = ("ok", "429", "500", "503", "timeout", "400", "malformed")
+SimulatedOutcome = Literal["ok", "429", "500", "503", "timeout", "400", "malformed"]
+# The simulated provider's failure rates, in the order of `SimulatedOptions.rates`.
+_RATES = ("fatal_rate", "rate_limit_rate", "server_error_rate", "timeout_rate")
 
 _SECONDS = {"min": 0.001, "max": 86_400}
 _KEY_ENV = "the environment variable that holds the API key"
@@ -115,7 +119,7 @@ class SimulatedOptions:
         0.0, "the chance that an attempt gets a 400 (never retried)", min=0, max=1, answer=False
     )
     # Attempts past the script fall back to the rates above.
-    script: tuple[str, ...] = option(
+    script: tuple[SimulatedOutcome, ...] = option(
         (),
         'the outcome of attempts 1, 2, ...: "ok", "429", "500", "503", "timeout", "400", '
         '"malformed"',
@@ -125,13 +129,16 @@ class SimulatedOptions:
     api_key: str = option("", "a pretend key, never sent or stored anywhere", answer=False)
 
     def __post_init__(self) -> None:
-        if sum(self.rates) > 1:
-            raise FieldError("", "the failure rates add up to more than 1")
-        for index, outcome in enumerate(self.script):
-            if outcome not in SIMULATED_OUTCOMES:
-                raise FieldError(
-                    f"script[{index}]", f"expected one of {', '.join(SIMULATED_OUTCOMES)}"
-                )
+        problems = self.table_problems(dataclasses.asdict(self), "")
+        if problems:
+            raise FieldError.of(problems)
+
+    @classmethod
+    def table_problems(cls, values: Mapping[str, Any], path: str) -> list[FieldError]:
+        """The failure rates given (the others at their defaults) add up to at most 1."""
+        if sum(values.get(name, getattr(cls, name)) for name in _RATES) > 1:
+            return [FieldError(path, "the failure rates add up to more than 1")]
+        return []
 
     @property
     def rates(self) -> tuple[float, float, float, float]:

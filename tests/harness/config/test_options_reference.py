@@ -20,8 +20,9 @@ from tests.conftest import REPO
 DECLARED = [section.table for section in SECTIONS] + list(OPTIONS.values())
 # Dataclasses of the config modules that are no table of a config file: what tables become.
 NOT_TABLES = {
-    run_config.Variant, run_config.RunConfig, scorers.RuleScorer, scorers.RefusalScorer,
-    scorers.JudgeScorer, scorers._Head, prices.Rates, prices.LongContext,
+    run_config.Variant, run_config.RunConfig, run_config.ConfigDraft, run_config._Parts,
+    scorers.RuleScorer, scorers.RefusalScorer, scorers.JudgeScorer, scorers._Kind, prices.Rates,
+    prices.LongContext,
     prices.Price, prices.Billable, prices._RatesTable, sources.FieldMap, sources.PromptSource,
     sources.DataFile,
 }  # fmt: skip

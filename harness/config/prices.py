@@ -222,10 +222,10 @@ class _RatesTable:
     input: float = field(metadata=described("USD per million input tokens", **_RATE))
     output: float = field(metadata=described("USD per million output tokens", **_RATE))
     cache_read: float | None = option(
-        None, "USD per million tokens read from a cache (none: the input rate)", **_RATE
+        None, "USD per million tokens read from a cache (unset: the input rate)", **_RATE
     )
     cache_write: float | None = option(
-        None, "USD per million tokens written to a cache (none: the input rate)", **_RATE
+        None, "USD per million tokens written to a cache (unset: the input rate)", **_RATE
     )
 
     def rates(self) -> Rates:

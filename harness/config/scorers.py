@@ -46,7 +46,9 @@ class Rule:
     """One `[[scorers.rules]]` entry: its label, and what makes it match."""
 
     label: str = field(metadata=described("the label this rule gives"))
-    regex: tuple[str, ...] = option((), "regular expressions (RE2) that match")
+    regex: tuple[str, ...] = option(
+        (), "regular expressions (RE2) that match; a rule needs regex or keywords"
+    )
     keywords: tuple[str, ...] = option((), "literal phrases that match between word boundaries")
 
 

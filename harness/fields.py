@@ -9,7 +9,9 @@ whether it can change an answer; a default makes a key optional. The description
 
 Errors carry the key path; the caller adds the file. A table is checked whole: every wrong key is
 a FieldError of its own, and they come together as one (`FieldError.errors`), so a config with
-several mistakes is told all of them at once.
+several mistakes is told all of them at once. A check across keys is a classmethod
+`table_problems(values, path) -> list[FieldError]` of the dataclass: it gets the keys that are
+right, and runs even when others are wrong.
 """
 
 from __future__ import annotations
@@ -87,6 +89,9 @@ def table_values(
             errors.extend(exc.errors)
             continue
         values[name] = value
+    across = getattr(cls, "table_problems", None)  # the optional check across keys
+    if across is not None:
+        errors += across(values, path)
     return values, errors
 
 

@@ -41,6 +41,8 @@ def add_options_verb(verbs: argparse._SubParsersAction[Parser]) -> None:
 
 def _options(args: argparse.Namespace, console: Console) -> int:
     if args.markdown:
+        if args.provider is not None:
+            raise InputError("--markdown writes the whole reference: give no PROVIDER with it")
         console.file.write(markdown())
         return 0
     if args.provider is None:
@@ -108,7 +110,7 @@ def type_name(hint: Any) -> str:
     origin, args = typing.get_origin(hint), typing.get_args(hint)
     if origin in (typing.Union, types.UnionType):
         named = [type_name(arg) for arg in args if arg is not type(None)]
-        return " or ".join(named) + (" or none" if type(None) in args else "")
+        return " or ".join(named) + (", or unset" if type(None) in args else "")
     if origin is typing.Literal:
         return " | ".join(json.dumps(arg) for arg in args)
     if origin is tuple:
@@ -131,9 +133,9 @@ def _default(field: dataclasses.Field[Any]) -> str:
 
 
 def _value(value: Any) -> str:
-    """A default as TOML writes it (none for None)."""
+    """A default as TOML writes it ("unset" for None: TOML has no null)."""
     if value is None:
-        return "none"
+        return "unset"
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, int | float):

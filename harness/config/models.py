@@ -21,11 +21,15 @@ class BatchPolicy:
     submission and each later one 1.5 times as long after, up to `max_poll_interval`."""
 
     max_requests: int | None = option(
-        None, "requests per batch at most (none: the provider's limit)", min=1, max=10_000_000
+        None,
+        "requests per batch at most, within the provider's batch limit (unset: that limit)",
+        min=1,
+        max=10_000_000,
     )
     max_bytes: int | None = option(
-        None, "bytes of requests per batch at most (none: the provider's limit)", min=4096,
-        max=1 << 40,
+        None,
+        "request bytes per batch at most, within the provider's batch limit (unset: that limit)",
+        min=4096, max=1 << 40,
     )  # fmt: skip
     poll_interval: float = option(
         30.0, "seconds from submitting a batch to its first poll", min=0.001, max=86_400
@@ -42,8 +46,8 @@ class Defaults:
 
     # 2.0 is the highest temperature any API takes.
     temperatures: tuple[float, ...] = option(
-        (0.0,), "the temperatures to sweep: one variant each", min=0, max=2.0, nonempty=True,
-        answer=True,
+        (0.0,), "the temperatures to sweep, none twice: one variant each", min=0, max=2.0,
+        nonempty=True, answer=True,
     )  # fmt: skip
     top_p: float = option(1.0, "nucleus sampling's top p", min=0, max=1, answer=True)
     max_tokens: int = option(1024, "output tokens per answer at most", min=1, max=10_000_000,
@@ -53,7 +57,7 @@ class Defaults:
     # "batch": the model's jobs go through its provider's batch API (see harness.run.batch_lane);
     # this changes price and waiting, never the answer, so it is not part of the variant id.
     mode: Literal["live", "batch"] = option(
-        "live", '"live", or "batch": through the provider\'s batch API'
+        "live", '"live", or "batch": through the provider\'s batch API (anthropic, gemini)'
     )
     batch: dict[str, Any] = field(
         default_factory=dict, metadata=described("how batches are sized and polled: [models.batch]")
@@ -64,20 +68,28 @@ class Defaults:
 class ModelConfig(Defaults):
     """One `[[models]]` entry: a provider instance, its limits, and the temperatures to sweep."""
 
-    name: str = field(metadata=described("the model's name in variant ids, ledgers and reports"))
+    name: str = field(
+        metadata=described(
+            "the label of the model's variant ids, in ledgers and reports; no '|', '@' or '+'",
+            answer=True,
+        )
+    )
     provider: str = field(
         metadata=described("which provider answers (see: python -m harness options)", answer=True)
     )
     model: str = option("", "the model id sent to the provider (empty: the name)", answer=True)
     requests_per_minute: float | None = option(
-        None, "the model's request rate limit (none: unlimited)", min=0.001, max=1e7
+        None, "the model's request rate limit (unset: unlimited)", min=0.001, max=1e7
     )
     tokens_per_minute: float | None = option(
-        None, "the model's token rate limit (none: unlimited)", min=1, max=1e11
+        None, "the model's token rate limit (unset: unlimited)", min=1, max=1e11
     )
     options: dict[str, Any] = field(
         default_factory=dict,
-        metadata=described("the provider's own options: [models.options]", answer=True),
+        metadata=described(
+            "the provider's own options: [models.options]; those marked answer-defining in "
+            "`harness options PROVIDER` are part of the variant id"
+        ),
     )
     # See harness.config.prices.
     price: dict[str, Any] = field(

@@ -222,10 +222,10 @@ class _RatesTable:
     input: float = field(metadata=described("USD per million input tokens", **_RATE))
     output: float = field(metadata=described("USD per million output tokens", **_RATE))
     cache_read: float | None = option(
-        None, "USD per million tokens read from a cache (none: the input rate)", **_RATE
+        None, "USD per million tokens read from a cache (unset: the input rate)", **_RATE
     )
     cache_write: float | None = option(
-        None, "USD per million tokens written to a cache (none: the input rate)", **_RATE
+        None, "USD per million tokens written to a cache (unset: the input rate)", **_RATE
     )
 
     def rates(self) -> Rates:
@@ -235,14 +235,14 @@ class _RatesTable:
 
 
 @dataclass(frozen=True, kw_only=True)
-class _LongContextTable(_RatesTable):
+class LongContextPriceKeys(_RatesTable):
     above: int = field(
         metadata=described("prompt tokens above which these rates apply", min=1, max=1_000_000_000)
     )
 
 
 @dataclass(frozen=True)
-class _PriceTable(_RatesTable):
+class PriceKeys(_RatesTable):
     batch_discount: float | None = option(
         None, "the share the batch API takes off (0.5: half price)", min=0, max=1
     )
@@ -255,10 +255,10 @@ def parse_price(table: Mapping[str, Any], path: str, source: str = "config") -> 
     """A price from its TOML table (`input`, `output`, `cache_read`, `cache_write`,
     `batch_discount`, and `long_context = {above, input, output, ...}`); FieldError naming the
     key path when it is wrong."""
-    fields = from_table(_PriceTable, table, path)
+    fields = from_table(PriceKeys, table, path)
     long_context = None
     if fields.long_context is not None:
-        long = from_table(_LongContextTable, fields.long_context, f"{path}.long_context")
+        long = from_table(LongContextPriceKeys, fields.long_context, f"{path}.long_context")
         long_context = LongContext(long.above, long.rates())
     return Price(
         rates=fields.rates(),
@@ -269,7 +269,7 @@ def parse_price(table: Mapping[str, Any], path: str, source: str = "config") -> 
 
 
 @dataclass(frozen=True)
-class _Entry:
+class ShippedPriceKeys:
     """One model's entry in harness/prices.toml, under its provider's name."""
 
     id: str = field(metadata=described("the model id"))
@@ -288,7 +288,7 @@ def _shipped() -> dict[tuple[str, str], Price]:
     for provider, entries in tomllib.loads(text).items():
         for index, raw in enumerate(entries):
             where = f"{provider}[{index}]"
-            entry = from_table(_Entry, raw, where)
+            entry = from_table(ShippedPriceKeys, raw, where)
             price = parse_price(entry.price, f"{where}.price", entry.source)
             price = dataclasses.replace(price, unconfirmed=entry.unconfirmed)
             for model_id in (entry.id, *entry.aliases):

@@ -7,9 +7,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from harness.config.models import BatchPolicy, Defaults, ModelConfig
-from harness.config.prices import _Entry, _LongContextTable, _PriceTable
-from harness.config.run_config import Preflight, RetryPolicy, _TopLevel
-from harness.config.scorers import Rule, _JudgeTable, _RefusalTable, _RulesTable
+from harness.config.prices import LongContextPriceKeys, PriceKeys, ShippedPriceKeys
+from harness.config.run_config import ConfigKeys, Preflight, RetryPolicy
+from harness.config.scorers import JudgeScorerKeys, RefusalScorerKeys, Rule, RulesScorerKeys
 from harness.prompts.sources import PromptTable
 
 
@@ -23,7 +23,7 @@ class Section:
 
 
 SECTIONS = (
-    Section("top level", "the keys outside any table", _TopLevel),
+    Section("top level", "the keys outside any table", ConfigKeys),
     Section("[prompts]", 'the prompt set as a table (`prompts = "file"` is its path)', PromptTable),
     Section("[defaults]", "values every model takes unless it sets its own", Defaults),
     Section("[retry]", "how a lane retries one job", RetryPolicy),
@@ -34,21 +34,23 @@ SECTIONS = (
         ModelConfig,
     ),
     Section("[models.batch]", "how a model in batch mode sizes and polls batches", BatchPolicy),
-    Section("[models.price]", "the model's price, replacing the shipped one", _PriceTable),
+    Section("[models.price]", "the model's price, replacing the shipped one", PriceKeys),
     Section(
         "[models.price.long_context]",
         "rates for every token of a request whose prompt is longer than `above`",
-        _LongContextTable,
+        LongContextPriceKeys,
     ),
     Section(
-        '[[scorers]] type = "rules"', "the first rule that matches gives its label", _RulesTable
+        '[[scorers]] type = "rules"', "the first rule that matches gives its label", RulesScorerKeys
     ),
     Section("[[scorers.rules]]", "one rule of a rules scorer", Rule),
     Section(
         '[[scorers]] type = "refusal"',
         "the shipped refusal patterns and any extra ones",
-        _RefusalTable,
+        RefusalScorerKeys,
     ),
-    Section('[[scorers]] type = "judge"', "a model's verdict on each answer", _JudgeTable),
-    Section("prices.toml", "an entry of the shipped price table, under its provider", _Entry),
+    Section('[[scorers]] type = "judge"', "a model's verdict on each answer", JudgeScorerKeys),
+    Section(
+        "prices.toml", "an entry of the shipped price table, under its provider", ShippedPriceKeys
+    ),
 )

@@ -16,7 +16,7 @@ import hashlib
 import os
 import re
 import tomllib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -113,7 +113,7 @@ class RunConfig:
 
 
 @dataclass(frozen=True)
-class _TopLevel:
+class ConfigKeys:
     """The config file's top-level keys."""
 
     prompts: str | dict[str, Any] = field(
@@ -183,10 +183,82 @@ def make_variant(
     return Variant(variant_id, model, sampling, identity, adapter)
 
 
+@dataclass(frozen=True)
+class ConfigDraft:
+    """A config file read as far as it is right, with every problem found in it (`errors`, in
+    the order of the file): what `harness.run.prepare` goes on checking (provider options, batch
+    limits, prices, the prompts file), so that one run tells every mistake at once. `config` is
+    the whole config when no problem was found; `models` the `[[models]]` entries that are right
+    and `entries` every one as resolved, by index."""
+
+    path: Path
+    config: RunConfig | None
+    errors: tuple[FieldError, ...]
+    models: Mapping[int, ModelConfig]
+    entries: Mapping[int, Any]
+    prompts: PromptSource | None
+    seed: int
+    budget_usd: float | None
+    secrets: frozenset[str]
+    option_secrets: Mapping[str, frozenset[str]]
+
+
 def load_config(path: str | Path, environ: Mapping[str, str] | None = None) -> RunConfig:
     """Read and validate a config file; every problem is a ConfigError naming file and key."""
+    draft = read_config(path, environ)
+    if draft.config is None:
+        raise config_error(draft.path, draft.errors)
+    return draft.config
+
+
+def config_error(path: Path, errors: Sequence[FieldError]) -> ConfigError:
+    """One ConfigError with a line for each of `errors` (at least one), naming `path`."""
+    first, *rest = errors
+    return ConfigError(path, first.path, first.message, *((e.path, e.message) for e in rest))
+
+
+def read_config(path: str | Path, environ: Mapping[str, str] | None = None) -> ConfigDraft:
+    """Read a config file and check all of it (see `ConfigDraft`); a ConfigError only when there
+    is nothing to go on: the file cannot be read or is no TOML."""
     path = Path(path)
     env = os.environ if environ is None else environ
+    raw = _read_toml(path)
+    found: _Found = {}
+    errors: list[FieldError] = []  # every problem, told at once
+    resolved = _interpolate(raw, env, "", found, errors)
+    # A prompt set whose path or fields name an unset variable is not read: told once, above.
+    unresolved = any(_PROMPTS_KEY.match(error.path) for error in errors)
+    parts = _build(path, resolved, errors)
+    given: dict[str, set[str]] = {}
+    for key, (text, spans) in found.items():
+        option = _PROVIDER_OPTION.match(key)
+        if option:
+            provider = str(_table_at(resolved, option[1]).get("provider", ""))
+            given.setdefault(provider, set()).update(substituted_secrets(text, spans))
+    secrets = frozenset(referenced_secrets(raw, env) | url_secrets(resolved))
+    options = {provider: frozenset(values) for provider, values in given.items()}
+    config = None
+    if not errors:
+        config = RunConfig(
+            path=path, raw=raw, resolved=resolved, secrets=secrets, option_secrets=options,
+            **parts.config,
+        )  # fmt: skip
+    return ConfigDraft(
+        path=path,
+        config=config,
+        errors=tuple(errors),
+        models=parts.models,
+        entries=dict(_entries(resolved, "models")),
+        prompts=None if unresolved else parts.config.get("prompts"),
+        seed=parts.config["seed"],
+        budget_usd=parts.config["budget_usd"],
+        secrets=secrets,
+        option_secrets=options,
+    )
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    """The file's TOML; a ConfigError when it cannot be read, is not UTF-8 or not TOML."""
     refuse_special(path)
     try:
         data = path.read_bytes()
@@ -199,25 +271,9 @@ def load_config(path: str | Path, environ: Mapping[str, str] | None = None) -> R
         raise ConfigError(path, "", f"line {bad[0]}: not UTF-8 text ({bad[1]})")
     try:
         # as `read_text` gave it: line ends made "\n"
-        raw = tomllib.loads(data.decode("utf-8").replace("\r\n", "\n").replace("\r", "\n"))
+        return tomllib.loads(data.decode("utf-8").replace("\r\n", "\n").replace("\r", "\n"))
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(path, "", f"invalid TOML: {exc}") from None
-    found: _Found = {}
-    errors: list[FieldError] = []  # every problem, told at once
-    resolved = _interpolate(raw, env, "", found, errors)
-    config = _checked(errors, _build, path, raw, resolved)
-    if config is None or errors:
-        first, *rest = errors
-        raise ConfigError(path, first.path, first.message, *((e.path, e.message) for e in rest))
-    secrets = referenced_secrets(raw, env) | url_secrets(config.resolved)
-    given: dict[str, set[str]] = {}
-    for key, (text, spans) in found.items():
-        option = _PROVIDER_OPTION.match(key)
-        if option:
-            provider = str(_table_at(config.resolved, option[1]).get("provider", ""))
-            given.setdefault(provider, set()).update(substituted_secrets(text, spans))
-    options = {provider: frozenset(values) for provider, values in given.items()}
-    return dataclasses.replace(config, secrets=frozenset(secrets), option_secrets=options)
 
 
 def _table_at(table: Mapping[str, Any], path: str) -> Mapping[str, Any]:
@@ -227,62 +283,86 @@ def _table_at(table: Mapping[str, Any], path: str) -> Mapping[str, Any]:
     return table
 
 
-def _build(path: Path, raw: Mapping[str, Any], table: Mapping[str, Any]) -> RunConfig:
-    """The config, every section, model and scorer checked; a FieldError standing for every
-    problem found (see `FieldError.of`). A section with a wrong key is still used for what is
-    right in it, so a mistake is told once, where it is made, and never hides another."""
-    errors: list[FieldError] = []
-    top, wrong = table_values(_TopLevel, table, "")
-    errors += wrong
-    given, wrong = table_values(Defaults, top.get("defaults", {}), "defaults")
-    errors += wrong
-    inherited = {**dataclasses.asdict(Defaults()), **given}
+@dataclass(frozen=True)
+class _Parts:
+    """What `_build` made of a config: the RunConfig's fields that are right (by name), and the
+    `[[models]]` entries that are right, by index."""
 
-    def model_entry(entry: Any, where: str) -> ModelConfig:
-        if not isinstance(entry, Mapping):
-            raise FieldError(where, "expected a table")
+    config: dict[str, Any]
+    models: dict[int, ModelConfig]
+
+
+def _build(path: Path, table: Mapping[str, Any], errors: list[FieldError]) -> _Parts:
+    """Every section, model and scorer checked, each problem added to `errors`. A section with
+    a wrong key is still used for what is right in it, so a mistake is told once, where it is
+    made, and never hides another."""
+    top, wrong = table_values(ConfigKeys, table, "")
+    errors += wrong
+    inherited = _defaults(top.get("defaults", {}), errors)
+
+    def model_entry(entry: Mapping[str, Any], where: str) -> ModelConfig:
         merged = {**inherited, **entry}
         if isinstance(entry.get("batch"), Mapping):  # [models.batch] adds to [defaults.batch]
             merged["batch"] = {**inherited["batch"], **entry["batch"]}
         return _model(merged, where)
 
     models: dict[int, ModelConfig] = {}
-    for index, entry in _entries(table, "models"):
+    for index, entry in _tables(table, "models"):  # an entry that is no table: told above
         model = _checked(errors, model_entry, entry, f"models[{index}]")
         if model is not None:
             models[index] = model
-    names = [(index, model.name) for index, model in models.items()]
-    for number, (index, name) in enumerate(names):
-        if name in [other for _, other in names[:number]]:
-            errors.append(FieldError(f"models[{index}].name", f'duplicate model name "{name}"'))
-    written = [e.get("name") for _, e in _entries(table, "models") if isinstance(e, Mapping)]
-    broken = [name for name in written if name not in {m.name for m in models.values()}]
-    prompts = (
-        _checked(errors, _prompt_source, top["prompts"], path.parent) if "prompts" in top else None
-    )
-    retry = _checked(errors, from_table, RetryPolicy, top.get("retry", {}), "retry")
-    preflight = _checked(errors, from_table, Preflight, top.get("preflight", {}), "preflight")
-    tables = [entry for _, entry in _entries(table, "scorers")]
-    scorers = _checked(errors, parse_scorers, tables, list(models.values()), model_entry, broken)
-    if errors:
-        raise FieldError.of(errors)
-    assert prompts is not None and retry is not None and preflight is not None
-    assert scorers is not None
-    return RunConfig(
-        path=path,
-        prompts=prompts,
-        output=Path(top["output"]) if "output" in top else Path(_TopLevel.output),
-        seed=top.get("seed", _TopLevel.seed),
-        samples=top.get("samples", _TopLevel.samples),
-        retry=retry,
-        models=tuple(models.values()),
-        raw=raw,
-        resolved=table,
-        grace_seconds=top.get("grace_seconds", _TopLevel.grace_seconds),
-        preflight=preflight,
-        budget_usd=top.get("budget_usd"),
-        scorers=scorers,
-    )
+    errors += _duplicates(table, "models", "model")
+    written = {e["name"] for _, e in _tables(table, "models") if isinstance(e.get("name"), str)}
+    broken = written - {model.name for model in models.values()}
+    parts: dict[str, Any] = {
+        "output": Path(top.get("output", ConfigKeys.output)),
+        **{key: top.get(key, getattr(ConfigKeys, key)) for key in _PLAIN_KEYS},
+        "models": tuple(models.values()),
+    }
+    if "prompts" in top:
+        parts["prompts"] = _checked(errors, _prompt_source, top["prompts"], path.parent)
+    parts["retry"] = _checked(errors, from_table, RetryPolicy, top.get("retry", {}), "retry")
+    preflight = top.get("preflight", {})
+    parts["preflight"] = _checked(errors, from_table, Preflight, preflight, "preflight")
+    scorers = [(index, entry) for index, entry in _tables(table, "scorers")]
+    parts["scorers"] = parse_scorers(scorers, list(models.values()), model_entry, broken, errors)
+    errors += _duplicates(table, "scorers", "scorer")
+    return _Parts(parts, models)
+
+
+# The top-level keys a RunConfig takes as they are, each defaulting to ConfigKeys's default.
+_PLAIN_KEYS = ("seed", "samples", "grace_seconds", "budget_usd")
+
+
+def _defaults(table: Mapping[str, Any], errors: list[FieldError]) -> dict[str, Any]:
+    """`[defaults]`, checked once at its own path: every key of `Defaults`, each the value given
+    when it is right, else its default. A model checks only the keys it sets itself."""
+    given, wrong = table_values(Defaults, table, "defaults")
+    errors += wrong
+    repeated: list[FieldError] = []
+    _checked(repeated, _no_repeats, given.get("temperatures", ()), "defaults.temperatures")
+    if repeated:
+        errors += repeated
+        del given["temperatures"]
+    if "batch" in given:
+        batch, wrong = table_values(BatchPolicy, given["batch"], "defaults.batch")
+        errors += wrong
+        given["batch"] = {key: value for key, value in given["batch"].items() if key in batch}
+    return {**dataclasses.asdict(Defaults()), **given}
+
+
+def _duplicates(table: Mapping[str, Any], key: str, what: str) -> list[FieldError]:
+    """A FieldError for each entry of `[[key]]` whose name, as written, an earlier one has:
+    every entry's, whether or not it is right otherwise."""
+    errors, seen = [], set()
+    for index, entry in _tables(table, key):
+        name = entry.get("name")
+        if not isinstance(name, str):
+            continue
+        if name in seen:
+            errors.append(FieldError(f"{key}[{index}].name", f'duplicate {what} name "{name}"'))
+        seen.add(name)
+    return errors
 
 
 def _model(table: Mapping[str, Any], where: str) -> ModelConfig:
@@ -305,10 +385,15 @@ def _model(table: Mapping[str, Any], where: str) -> ModelConfig:
 
 
 def _entries(table: Mapping[str, Any], key: str) -> list[tuple[int, Any]]:
-    """The entries of a list of tables (`[[models]]`) as written, with their index; an entry
-    that is no table is told by the top level's check."""
+    """The entries of a list of tables (`[[models]]`) as written, with their index."""
     entries = table.get(key)
     return list(enumerate(entries)) if isinstance(entries, list) else []
+
+
+def _tables(table: Mapping[str, Any], key: str) -> list[tuple[int, Mapping[str, Any]]]:
+    """The entries of a list of tables that are tables, with their index; one that is not is
+    told by the top level's check (`ConfigKeys`), once."""
+    return [(index, entry) for index, entry in _entries(table, key) if isinstance(entry, Mapping)]
 
 
 def _checked(errors: list[FieldError], check: Callable[..., T], *args: Any) -> T | None:
@@ -361,6 +446,7 @@ _UNSUPPORTED = "unsupported ${...} form: use ${VAR} or ${VAR:-default}"
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 # Key paths of provider options: a model's, or an inline judge model's (`scorers[0].model`).
 _PROVIDER_OPTION = re.compile(r"(models\[\d+\]|scorers\[\d+\]\.model)\.options[.\[]")
+_PROMPTS_KEY = re.compile(r"prompts(?:$|\.)")
 _PATH_STEP = re.compile(r"(\w+)(?:\[(\d+)\])?")
 # Key path -> a resolved string and where the environment's values are in it.
 _Found = dict[str, tuple[str, list[tuple[int, int]]]]

@@ -23,11 +23,13 @@ import re
 import string
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from harness.config.models import ModelConfig
-from harness.fields import FieldError, described, from_table, option
+from harness.fields import FieldError, described, from_table, option, table_values
 from harness.patterns import Pattern, PatternError, compile_user_pattern
+
+T = TypeVar("T")
 
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 # A judge's verdict: the label after `VERDICT:` (markdown bold allowed), the last one in the text.
@@ -44,7 +46,9 @@ class Rule:
     """One `[[scorers.rules]]` entry: its label, and what makes it match."""
 
     label: str = field(metadata=described("the label this rule gives"))
-    regex: tuple[str, ...] = option((), "regular expressions (RE2) that match")
+    regex: tuple[str, ...] = option(
+        (), "regular expressions (RE2) that match; a rule needs regex or keywords"
+    )
     keywords: tuple[str, ...] = option((), "literal phrases that match between word boundaries")
 
 
@@ -108,13 +112,12 @@ _CASE = "whether matching minds case"
 
 
 @dataclass(frozen=True)
-class _Head:
-    name: str = field(metadata=_NAMED)
+class _Kind:
     type: Literal["rules", "refusal", "judge"] = field(metadata=described("the scorer's type"))
 
 
 @dataclass(frozen=True)
-class _RulesTable:
+class RulesScorerKeys:
     """`type = "rules"`: the first rule that matches gives its label."""
 
     name: str = field(metadata=_NAMED)
@@ -127,7 +130,7 @@ class _RulesTable:
 
 
 @dataclass(frozen=True)
-class _RefusalTable:
+class RefusalScorerKeys:
     """`type = "refusal"`: the shipped refusal patterns and any extra ones."""
 
     name: str = field(metadata=_NAMED)
@@ -139,7 +142,7 @@ class _RefusalTable:
 
 
 @dataclass(frozen=True)
-class _JudgeTable:
+class JudgeScorerKeys:
     """`type = "judge"`: a model's verdict on each answer."""
 
     name: str = field(metadata=_NAMED)
@@ -169,134 +172,204 @@ InlineModel = Callable[[Mapping[str, Any], str], ModelConfig]
 
 
 def parse_scorers(
-    tables: Sequence[Any],
+    tables: Sequence[tuple[int, Mapping[str, Any]]],
     models: Sequence[ModelConfig],
     inline_model: InlineModel,
-    broken: Collection[str] = (),
+    broken: Collection[str],
+    errors: list[FieldError],
 ) -> tuple[Scorer, ...]:
-    """Every `[[scorers]]` entry, checked against the config's `[[models]]` (`broken`: the names
-    of entries that are wrong, told already). Raises a FieldError standing for every problem."""
-    scorers: list[Scorer] = []
-    errors: list[FieldError] = []
-    for index, table in enumerate(tables):
-        try:
-            scorer = _scorer(table, f"scorers[{index}]", scorers, models, inline_model, broken)
-        except FieldError as exc:
-            errors.append(exc)
-            continue
-        if scorer is not None:
+    """The `[[scorers]]` entries (each with its index) that are right, checked against the
+    config's `[[models]]` (`broken`: the names of entries that are wrong, told already); every
+    problem of every entry is added to `errors`. Names are not compared here: two scorers of one
+    name are the caller's to tell, whether or not each is right otherwise."""
+    scorers = []
+    for index, table in tables:
+        where = f"scorers[{index}]"
+        problems: list[FieldError] = []
+        scorer = _scorer(table, where, models, inline_model, broken, problems)
+        errors += problems
+        if scorer is not None and not problems:
             scorers.append(scorer)
-    if errors:
-        raise FieldError.of(errors)
     return tuple(scorers)
 
 
 def _scorer(
-    table: Any,
+    table: Mapping[str, Any],
     where: str,
-    scorers: Sequence[Scorer],
     models: Sequence[ModelConfig],
     inline_model: InlineModel,
     broken: Collection[str],
+    errors: list[FieldError],
 ) -> Scorer | None:
-    """One `[[scorers]]` entry; None for a judge of a model entry that is wrong."""
-    if not isinstance(table, Mapping):
-        raise FieldError(where, "expected a table")
-    head = from_table(_Head, {k: table[k] for k in ("name", "type") if k in table}, where)
-    if not _NAME.fullmatch(head.name) or len(head.name) > 64:
-        raise FieldError(f"{where}.name", "use 1-64 letters, digits, '_', '.' or '-'")
-    if head.name in {s.name for s in scorers}:
-        raise FieldError(f"{where}.name", f'duplicate scorer name "{head.name}"')
-    if head.type == "rules":
-        return _rules(table, where)
-    if head.type == "refusal":
-        return _refusal(table, where)
-    if table.get("model") in broken:
+    """One `[[scorers]]` entry, or None with its problems added to `errors`."""
+    kind, wrong = table_values(_Kind, {k: v for k, v in table.items() if k == "type"}, where)
+    if wrong:
+        errors += wrong
         return None
-    return _judge(table, where, models, inline_model)
+    name = table.get("name")
+    if isinstance(name, str) and (not _NAME.fullmatch(name) or len(name) > 64):
+        errors.append(FieldError(f"{where}.name", "use 1-64 letters, digits, '_', '.' or '-'"))
+    if kind["type"] == "rules":
+        return _rules(table, where, errors)
+    if kind["type"] == "refusal":
+        return _refusal(table, where, errors)
+    return _judge(table, where, models, inline_model, broken, errors)
 
 
-def _rules(table: Mapping[str, Any], where: str) -> RuleScorer:
-    parsed = from_table(_RulesTable, table, where)
+def _rules(table: Mapping[str, Any], where: str, errors: list[FieldError]) -> RuleScorer | None:
+    parsed, wrong = table_values(RulesScorerKeys, table, where)
+    errors += wrong
     rules = []
-    for index, entry in enumerate(parsed.rules):
+    for index, entry in enumerate(parsed.get("rules", ())):
         path = f"{where}.rules[{index}]"
-        rule = from_table(Rule, entry, path)
-        _label(rule.label, f"{path}.label")
+        rule = _checked(errors, from_table, Rule, entry, path)
+        if rule is None:
+            continue
+        _checked(errors, _label, rule.label, f"{path}.label")
         if not rule.regex and not rule.keywords:
-            raise FieldError(path, "give regex or keywords (or both)")
+            errors.append(FieldError(path, "give regex or keywords (or both)"))
         for number, pattern in enumerate(rule.regex):
-            compile_pattern(pattern, f"{path}.regex[{number}]")
+            _checked(errors, compile_pattern, pattern, f"{path}.regex[{number}]")
         for number, keyword in enumerate(rule.keywords):
             if not keyword.strip():
-                raise FieldError(f"{path}.keywords[{number}]", "empty keyword")
+                errors.append(FieldError(f"{path}.keywords[{number}]", "empty keyword"))
         rules.append(rule)
-    _label(parsed.default, f"{where}.default")
-    return RuleScorer(parsed.name, tuple(rules), parsed.default, parsed.case_sensitive)
+    if "default" in parsed:
+        _checked(errors, _label, parsed["default"], f"{where}.default")
+    if wrong or len(rules) < len(parsed.get("rules", ())):
+        return None
+    return RuleScorer(parsed["name"], tuple(rules), **_given(parsed, "default", "case_sensitive"))
 
 
-def _refusal(table: Mapping[str, Any], where: str) -> RefusalScorer:
-    parsed = from_table(_RefusalTable, table, where)
-    _label(parsed.label, f"{where}.label")
-    _label(parsed.default, f"{where}.default")
-    if parsed.label == parsed.default:
-        raise FieldError(f"{where}.default", "must differ from label")
-    for number, pattern in enumerate(parsed.extra_patterns):
-        compile_pattern(pattern, f"{where}.extra_patterns[{number}]")
-    return RefusalScorer(
-        parsed.name, parsed.label, parsed.default, parsed.extra_patterns, parsed.case_sensitive
-    )
+def _refusal(
+    table: Mapping[str, Any], where: str, errors: list[FieldError]
+) -> RefusalScorer | None:
+    parsed, wrong = table_values(RefusalScorerKeys, table, where)
+    errors += wrong
+    for key in ("label", "default"):
+        if key in parsed:
+            _checked(errors, _label, parsed[key], f"{where}.{key}")
+    label = parsed.get("label", RefusalScorerKeys.label)
+    if "default" in parsed and parsed["default"] == label:
+        errors.append(FieldError(f"{where}.default", "must differ from label"))
+    for number, pattern in enumerate(parsed.get("extra_patterns", ())):
+        _checked(errors, compile_pattern, pattern, f"{where}.extra_patterns[{number}]")
+    if wrong:
+        return None
+    keys = ("label", "default", "extra_patterns", "case_sensitive")
+    return RefusalScorer(parsed["name"], **_given(parsed, *keys))
 
 
 def _judge(
-    table: Mapping[str, Any], where: str, models: Sequence[ModelConfig], inline_model: InlineModel
-) -> JudgeScorer:
-    parsed = from_table(_JudgeTable, table, where)
-    for number, label in enumerate(parsed.labels):
-        _label(label, f"{where}.labels[{number}]")
-        if label.casefold() == UNPARSEABLE.casefold():
-            raise FieldError(f"{where}.labels[{number}]", f"{UNPARSEABLE} is the harness's own")
-        default = parsed.verdict_pattern == DEFAULT_VERDICT
-        if default and not _VERDICT_WORD.fullmatch(label):
-            raise FieldError(
-                f"{where}.labels[{number}]",
-                f"the default verdict_pattern reads letters, digits, '_' and '-' only, never "
-                f"{label!r}: give a verdict_pattern that can",
+    table: Mapping[str, Any],
+    where: str,
+    models: Sequence[ModelConfig],
+    inline_model: InlineModel,
+    broken: Collection[str],
+    errors: list[FieldError],
+) -> JudgeScorer | None:
+    parsed, wrong = table_values(JudgeScorerKeys, table, where)
+    errors += wrong
+    _judge_labels(parsed, table, where, errors)
+    if "verdict_pattern" in parsed or "verdict_pattern" not in table:
+        pattern = parsed.get("verdict_pattern", DEFAULT_VERDICT)
+        verdict = _checked(errors, compile_pattern, pattern, f"{where}.verdict_pattern")
+        if verdict is not None and verdict.groups != 1:
+            errors.append(
+                FieldError(f"{where}.verdict_pattern", "needs exactly one (group): the label")
             )
-    folded = [label if parsed.case_sensitive else label.casefold() for label in parsed.labels]
-    if len(set(folded)) < len(folded):
-        raise FieldError(f"{where}.labels", "a label is listed twice")
-    verdict = compile_pattern(parsed.verdict_pattern, f"{where}.verdict_pattern")
-    if verdict.groups != 1:
-        raise FieldError(f"{where}.verdict_pattern", "needs exactly one (group): the label")
-    placeholders = template_fields(parsed.template, f"{where}.template")
-    if parsed.system:
-        template_fields(parsed.system, f"{where}.system")  # literal braces doubled, as in template
-    if isinstance(parsed.model, str):
-        names = [m.name for m in models]
-        if parsed.model not in names:
-            known = ", ".join(names) or "none"
-            raise FieldError(
-                f"{where}.model", f'no [[models]] entry named "{parsed.model}" (models: {known})'
-            )
-        model_where = f"models[{names.index(parsed.model)}]"
-        model = models[names.index(parsed.model)]
-    else:
-        model_where = f"{where}.model"
-        model = inline_model({"name": parsed.name, **parsed.model}, model_where)
+    placeholders = None
+    if "template" in parsed:
+        placeholders = _checked(errors, template_fields, parsed["template"], f"{where}.template")
+    if parsed.get("system"):  # literal braces doubled, as in template
+        _checked(errors, template_fields, parsed["system"], f"{where}.system")
+    found = _judge_model(parsed, where, models, inline_model, broken, errors)
+    if wrong or found is None or placeholders is None:
+        return None
+    model_where, model = found
     return JudgeScorer(
-        name=parsed.name,
-        model=replace(model, temperatures=(parsed.temperature,)),
+        name=parsed["name"],
+        model=replace(model, temperatures=(parsed.get("temperature", 0.0),)),
         where=model_where,
-        template=parsed.template,
-        labels=parsed.labels,
+        template=parsed["template"],
+        labels=parsed["labels"],
         placeholders=placeholders,
-        temperature=parsed.temperature,
-        system=parsed.system,
-        verdict_pattern=parsed.verdict_pattern,
-        case_sensitive=parsed.case_sensitive,
-        budget_usd=parsed.budget_usd,
+        **_given(
+            parsed, "temperature", "system", "verdict_pattern", "case_sensitive", "budget_usd"
+        ),
     )
+
+
+def _judge_labels(
+    parsed: Mapping[str, Any], table: Mapping[str, Any], where: str, errors: list[FieldError]
+) -> None:
+    """A judge's labels: each a label of its own, and one its verdict_pattern can read."""
+    labels = parsed.get("labels", ())
+    # A verdict_pattern given but wrong is told already: what it reads is not known.
+    default = "verdict_pattern" not in table or parsed.get("verdict_pattern") == DEFAULT_VERDICT
+    for number, label in enumerate(labels):
+        path = f"{where}.labels[{number}]"
+        _checked(errors, _label, label, path)
+        if label.casefold() == UNPARSEABLE.casefold():
+            errors.append(FieldError(path, f"{UNPARSEABLE} is the harness's own"))
+        elif default and not _VERDICT_WORD.fullmatch(label):
+            errors.append(
+                FieldError(
+                    path,
+                    f"the default verdict_pattern reads letters, digits, '_' and '-' only, "
+                    f"never {label!r}: give a verdict_pattern that can",
+                )
+            )
+    if parsed.get("case_sensitive", False):
+        folded = list(labels)
+    else:
+        folded = [label.casefold() for label in labels]
+    if len(set(folded)) < len(folded):
+        errors.append(FieldError(f"{where}.labels", "a label is listed twice"))
+
+
+def _judge_model(
+    parsed: Mapping[str, Any],
+    where: str,
+    models: Sequence[ModelConfig],
+    inline_model: InlineModel,
+    broken: Collection[str],
+    errors: list[FieldError],
+) -> tuple[str, ModelConfig] | None:
+    """Where a judge's model is defined and the model; None when it is not right (told in
+    `errors`, or already where its `[[models]]` entry is)."""
+    model = parsed.get("model")
+    if model is None:
+        return None
+    if isinstance(model, str):
+        if model in broken:
+            return None
+        names = [m.name for m in models]
+        if model not in names:
+            known = ", ".join(dict.fromkeys([*names, *sorted(broken)])) or "none"
+            message = f'no [[models]] entry named "{model}" (models: {known})'
+            errors.append(FieldError(f"{where}.model", message))
+            return None
+        return f"models[{names.index(model)}]", models[names.index(model)]
+    model_where = f"{where}.model"
+    # The scorer's name, when it is right, else a stand-in: its own problem is told already.
+    table = {"name": parsed.get("name", "judge"), **model}
+    inline = _checked(errors, inline_model, table, model_where)
+    return None if inline is None else (model_where, inline)
+
+
+def _given(parsed: Mapping[str, Any], *keys: str) -> dict[str, Any]:
+    """The values of `keys` that the table gives (the others take their defaults)."""
+    return {key: parsed[key] for key in keys if key in parsed}
+
+
+def _checked(errors: list[FieldError], check: Callable[..., T], *args: Any) -> T | None:
+    """`check(*args)`, or None with its FieldErrors added to `errors`."""
+    try:
+        return check(*args)
+    except FieldError as exc:
+        errors.extend(exc.errors)
+        return None
 
 
 def _label(label: str, path: str) -> None:

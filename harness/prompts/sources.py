@@ -51,15 +51,19 @@ class FieldMap:
     """`[prompts]` fields naming which column holds what, for sets the built-in names miss.
     Each value is a field name, or a dotted path into a nested object (`metadata.subject`)."""
 
-    id: str = option("", "the field holding each prompt's id")
-    text: str = option("", "the field holding the prompt's text")
-    template: str = option(
-        "", 'the prompt built from fields, e.g. "Question: {question}\\nAnswer:"'
+    id: str = option("", "the field holding each prompt's id (empty: the built-in names)")
+    text: str = option(
+        "", "the field holding the prompt's text (empty: the built-in names); not with template"
     )
-    system: str = option("", "the field holding a system prompt")
-    category: str = option("", "the field holding the prompt's category")
-    probe: str = option("", "the field flagging a synthetic probe")
-    target: str = option("", "the field holding the expected answer")
+    template: str = option(
+        "", 'the prompt built from fields, e.g. "Question: {question}\\nAnswer:" (not with text)'
+    )
+    system: str = option("", "the field holding a system prompt (empty: the built-in names)")
+    category: str = option(
+        "", "the field holding the prompt's category (empty: the built-in names)"
+    )
+    probe: str = option("", "the field flagging a synthetic probe (empty: the built-in names)")
+    target: str = option("", "the field holding the expected answer (empty: the built-in names)")
     drop: tuple[str, ...] = option((), "fields not kept on records (images, long contexts)")
 
 
@@ -68,7 +72,9 @@ class PromptTable(FieldMap):
     """`prompts` in the config as a table; a plain string is its `path` alone."""
 
     path: str = field(
-        metadata=described("a file, a folder, or hf://datasets/ORG/NAME (relative to the config)")
+        metadata=described(
+            "a file, a folder, or hf://datasets/ORG/NAME (relative to the config); not empty"
+        )
     )
     format: Format = option("auto", "the file format (auto: from the extension)")
     split: str = option("", "the dataset split to read, when there are several")

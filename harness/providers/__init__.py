@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from harness.api.provider import BatchProvider, Provider
-from harness.config.run_config import RunConfig
+from harness.config.run_config import ConfigDraft, RunConfig
 from harness.errors import InputError
 
 
@@ -99,7 +99,7 @@ def _declares_batch(entry: Entry) -> bool:
     return False
 
 
-def config_secrets(config: RunConfig) -> set[str]:
+def config_secrets(config: RunConfig | ConfigDraft) -> set[str]:
     """The secrets of a config: those it holds, and what the environment gave to the options of
     models whose provider sends them away (an API's; an engine in this process, its weights'
     path or revision say, sends nothing). An unknown provider's count: its error comes later."""

@@ -10,15 +10,19 @@ tests/harness/providers/test_options.py checks that `OPTIONS` and `REGISTRY` agr
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 from harness.fields import FieldError, option
 
 # The most alternatives OpenAI gives per position, and vLLM's default `--max-logprobs`.
 MAX_OPENAI_LOGPROBS = 20
 # What an attempt of the simulated provider may do, in its `script`.
-SIMULATED_OUTCOMES = ("ok", "429", "500", "503", "timeout", "400", "malformed")
+SimulatedOutcome = Literal["ok", "429", "500", "503", "timeout", "400", "malformed"]
+# The simulated provider's failure rates, in the order of `SimulatedOptions.rates`.
+_RATES = ("fatal_rate", "rate_limit_rate", "server_error_rate", "timeout_rate")
 
 _SECONDS = {"min": 0.001, "max": 86_400}
 _KEY_ENV = "the environment variable that holds the API key"
@@ -29,7 +33,7 @@ _REVISION = "the hub revision (branch, tag or commit) of the weights; pinned to 
 _DTYPE = 'the weights\' dtype as the engine takes it ("auto", "bfloat16", "float16", ...)'
 _TRUST = "run the model repository's own Python code (needed by some architectures)"
 _CHAT = "apply the model's chat template (false: send the prompt as raw text)"
-_LOGPROB_CAP = "logprobs for at most this many generated tokens of an answer (none: all)"
+_LOGPROB_CAP = "logprobs for at most this many generated tokens of an answer (unset: all)"
 
 
 @dataclass(frozen=True)
@@ -75,7 +79,7 @@ class OpenAIOptions:
     )
     # vLLM's `return_tokens_as_token_ids`: OpenAI's own servers reject unknown fields.
     token_ids: bool | None = option(
-        None, "ask for token ids with logprobs (none: every server but OpenAI's and Azure's)"
+        None, "ask for token ids with logprobs (unset: every server but OpenAI's and Azure's)"
     )
     send_seed: bool = option(True, "send each job's seed (false for a server that rejects it)")
     max_connections: int = option(
@@ -100,22 +104,38 @@ class SimulatedOptions:
         0, "alternatives recorded per generated token, with logprobs (0: none)", min=0, max=20
     )
     rate_limit_rate: float = option(
-        0.0, "the chance that an attempt gets a 429", min=0, max=1, answer=False
+        0.0,
+        "the chance that an attempt gets a 429 (the four rates add up to <= 1)",
+        min=0,
+        max=1,
+        answer=False,
     )
     retry_after: float = option(
         1.0, "the seconds a simulated 429 asks to wait", min=0, max=3600, answer=False
     )
     server_error_rate: float = option(
-        0.0, "the chance that an attempt gets a 500 or 503", min=0, max=1, answer=False
+        0.0,
+        "the chance that an attempt gets a 500 or 503 (the rates add up to <= 1)",
+        min=0,
+        max=1,
+        answer=False,
     )
     timeout_rate: float = option(
-        0.0, "the chance that an attempt stalls until its timeout", min=0, max=1, answer=False
+        0.0,
+        "the chance that an attempt stalls until its timeout (the rates add up to <= 1)",
+        min=0,
+        max=1,
+        answer=False,
     )
     fatal_rate: float = option(
-        0.0, "the chance that an attempt gets a 400 (never retried)", min=0, max=1, answer=False
+        0.0,
+        "the chance that an attempt gets a 400, never retried (the rates add up to <= 1)",
+        min=0,
+        max=1,
+        answer=False,
     )
     # Attempts past the script fall back to the rates above.
-    script: tuple[str, ...] = option(
+    script: tuple[SimulatedOutcome, ...] = option(
         (),
         'the outcome of attempts 1, 2, ...: "ok", "429", "500", "503", "timeout", "400", '
         '"malformed"',
@@ -125,13 +145,16 @@ class SimulatedOptions:
     api_key: str = option("", "a pretend key, never sent or stored anywhere", answer=False)
 
     def __post_init__(self) -> None:
-        if sum(self.rates) > 1:
-            raise FieldError("", "the failure rates add up to more than 1")
-        for index, outcome in enumerate(self.script):
-            if outcome not in SIMULATED_OUTCOMES:
-                raise FieldError(
-                    f"script[{index}]", f"expected one of {', '.join(SIMULATED_OUTCOMES)}"
-                )
+        problems = self.table_problems(dataclasses.asdict(self), "")
+        if problems:
+            raise FieldError.of(problems)
+
+    @classmethod
+    def table_problems(cls, values: Mapping[str, Any], path: str) -> list[FieldError]:
+        """The failure rates given (the others at their defaults) add up to at most 1."""
+        if sum(values.get(name, getattr(cls, name)) for name in _RATES) > 1:
+            return [FieldError(path, "the failure rates add up to more than 1")]
+        return []
 
     @property
     def rates(self) -> tuple[float, float, float, float]:
@@ -168,7 +191,7 @@ class VLLMOptions:
     revision: str = option("", _REVISION)
     dtype: str = option("auto", _DTYPE)
     max_model_len: int | None = option(
-        None, "the longest context, prompt and answer (none: the model's)", min=1, max=10_000_000
+        None, "the longest context, prompt and answer (unset: the model's)", min=1, max=10_000_000
     )
     gpu_memory_utilization: float = option(
         0.9, "the share of GPU memory the engine may take", min=0.01, max=1, answer=False
@@ -189,14 +212,14 @@ class VLLMOptions:
         answer=False,
     )  # fmt: skip
     enable_prefix_caching: bool | None = option(
-        None, "reuse the KV cache of shared prompt prefixes (none: vLLM's default)", answer=False
+        None, "reuse the KV cache of shared prompt prefixes (unset: vLLM's default)", answer=False
     )
     max_num_seqs: int | None = option(
-        None, "sequences in one engine step at most (none: vLLM's default)",
+        None, "sequences in one engine step at most (unset: vLLM's default)",
         min=1, max=1_000_000, answer=False,
     )  # fmt: skip
     max_loras: int | None = option(
-        None, "LoRA adapters one batch may mix (none: all; fewer saves GPU memory)",
+        None, "LoRA adapters one batch may mix (unset: all; fewer saves GPU memory)",
         min=1, max=1024, answer=False,
     )  # fmt: skip
     # The KV cache's precision changes the numbers an answer is made from: answer-defining.
@@ -211,7 +234,7 @@ class VLLMOptions:
         False, "no CUDA graphs: starts sooner, generates slower", answer=False
     )
     chunked_prefill: bool | None = option(
-        None, "prefill long prompts in chunks (none: vLLM's default; off on a CPU)", answer=False
+        None, "prefill long prompts in chunks (unset: vLLM's default; off on a CPU)", answer=False
     )
     chat: bool = option(True, _CHAT)
     top_logprobs: int = option(

@@ -5,18 +5,25 @@ checked before anything is written, so bad input leaves no output directory and 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from harness.api.provider import BatchProvider, Provider
 from harness.api.types import Adapter
 from harness.config.adapters import read_adapter
 from harness.config.models import ModelConfig
 from harness.config.prices import answer_price
-from harness.config.run_config import RunConfig, Variant, load_config, make_variant
+from harness.config.run_config import (
+    ConfigDraft,
+    RunConfig,
+    Variant,
+    config_error,
+    make_variant,
+    read_config,
+)
 from harness.errors import ConfigError, InputError
 from harness.fields import FieldError, answer_defining, from_table
 from harness.ledger.file import LEDGER_NAME
@@ -26,6 +33,7 @@ from harness.ledger.shards import SHARDS_DIR, Shard
 from harness.prompts.load import Prompt, load_prompts
 from harness.prompts.selection import Selection
 from harness.providers import batch_providers, config_secrets, provider_class
+from harness.providers.options import OPTIONS
 from harness.run.jobs import Job, Wanted, iter_jobs, iter_keys
 from harness.run.preflight import Target
 from harness.scrub import SECRETS, named_secrets
@@ -161,43 +169,93 @@ def _once(paths: list[Path]) -> list[Path]:
 def load_config_registering_secrets(config_path: str | Path) -> RunConfig:
     """The config (see `load_config`), its secrets added to `SECRETS` before anything is
     written or shown (see `harness.providers.config_secrets`)."""
-    config = load_config(config_path)
-    SECRETS.add(*config_secrets(config))
-    return config
+    draft = _read_registering_secrets(config_path)
+    if draft.config is None:
+        raise config_error(draft.path, draft.errors)
+    return draft.config
+
+
+def _read_registering_secrets(config_path: str | Path) -> ConfigDraft:
+    """The config as far as it is right (see `read_config`), its secrets added to `SECRETS`
+    before anything is written or shown, its problems included."""
+    draft = read_config(config_path)
+    SECRETS.add(*config_secrets(draft))
+    return draft
 
 
 def prepare(config_path: str | Path, overrides: Overrides = Overrides()) -> Prepared:
     """Load and check the config, prompts and providers (keys, URLs); raises InputError, with
-    one line per problem, before anything is written."""
-    config = load_config_registering_secrets(config_path)
-    if overrides.prompts is not None:
-        config = dataclasses.replace(config, prompts=config.prompts.at(overrides.prompts))
+    one line per problem, before anything is written. A mistake in one part of the config does
+    not hide one in another: every model's options, batch limits and price and the prompts file
+    are checked whatever else is wrong."""
+    draft = _read_registering_secrets(config_path)
+    problems = [str(config_error(draft.path, draft.errors))] if draft.errors else []
+    source = draft.prompts
+    if source is not None and overrides.prompts is not None:
+        source = source.at(overrides.prompts)
+    models = {i: _with_mode(m, overrides.mode) for i, m in draft.models.items()}
+    unknown = set(overrides.models) - {m.name for m in models.values()}
+    if unknown and draft.config is not None:
+        known = ", ".join(m.name for m in models.values())
+        problems.append(
+            f"--models: no model named {', '.join(sorted(unknown))} in {draft.path} "
+            f"(models: {known})"
+        )
+    setups = []
+    for index, entry in draft.entries.items():
+        if index not in models:  # wrong, told above: its options are still checked
+            problems += _entry_option_problems(draft.path, index, entry)
+        elif _chosen(models[index], overrides.models):
+            try:
+                if draft.config is None:  # wrong elsewhere: nothing resolved, nothing asked
+                    problems += _config_problems(draft, f"models[{index}]", models[index])[2]
+                else:
+                    setups.append(_setup(draft.config, index, models[index]))
+            except InputError as exc:  # every model's problem is told, not only the first one's
+                problems.append(str(exc))
+    try:
+        prompts = load_prompts(source) if source is not None else []
+    except InputError as exc:
+        problems.append(str(exc))
+    if problems:
+        raise InputError("\n".join(problems))
+    assert draft.config is not None
+    config = dataclasses.replace(draft.config, models=tuple(models.values()))
     root = config.output
     if overrides.output is not None:
         config = dataclasses.replace(config, output=overrides.output)
     elif overrides.shard is not None:
         config = dataclasses.replace(config, output=overrides.shard.folder(config.output))
-    if overrides.mode is not None:
-        models = tuple(dataclasses.replace(m, mode=overrides.mode) for m in config.models)
-        config = dataclasses.replace(config, models=models)
-    prompts = overrides.selection.apply(load_prompts(config.prompts), config.seed)
-    chosen = [(i, m) for i, m in enumerate(config.models) if _chosen(m, overrides.models)]
-    unknown = set(overrides.models) - {m.name for m in config.models}
-    if unknown:
-        known = ", ".join(m.name for m in config.models)
-        raise InputError(
-            f"--models: no model named {', '.join(sorted(unknown))} in {config.path} "
-            f"(models: {known})"
-        )
-    setups, problems = [], []
-    for index, model in chosen:
-        try:
-            setups.append(_setup(config, index, model))
-        except InputError as exc:  # every model's problem is told, not only the first one's
-            problems.append(str(exc))
-    if problems:
-        raise InputError("\n".join(problems))
+    if source is not None:
+        config = dataclasses.replace(config, prompts=source)
+    prompts = overrides.selection.apply(prompts, config.seed)
     return Prepared(config, prompts, tuple(setups), overrides.selection, overrides.shard, root)
+
+
+def _with_mode(model: ModelConfig, mode: Mode | None) -> ModelConfig:
+    """`model`, in `mode` when the command line gives one."""
+    return model if mode is None else dataclasses.replace(model, mode=mode)
+
+
+def _entry_option_problems(path: Path, index: int, entry: Any) -> list[str]:
+    """The problems of the options of a `[[models]]` entry that is wrong otherwise, checked
+    against its provider's declaration when its provider is known (`OPTIONS`: no SDK imported);
+    an options value that is no table is told already."""
+    provider = entry.get("provider") if isinstance(entry, Mapping) else None
+    table = entry.get("options", {}) if isinstance(entry, Mapping) else None
+    if not isinstance(provider, str) or provider not in OPTIONS or not isinstance(table, Mapping):
+        return []
+    return _option_problems(path, f"models[{index}].options", OPTIONS[provider], table)[1]
+
+
+def _option_problems(
+    path: Path, where: str, declared: type, table: Mapping[str, Any]
+) -> tuple[Any, list[str]]:
+    """A provider's options built from `table`, or None and a line for each wrong one."""
+    try:
+        return from_table(declared, table, where), []
+    except FieldError as exc:
+        return None, [str(ConfigError(path, e.path, e.message)) for e in exc.errors]
 
 
 def setup_model(config_path: str | Path, name: str) -> ModelSetup:
@@ -214,23 +272,25 @@ def _chosen(model: ModelConfig, names: Sequence[str]) -> bool:
     return not names or model.name in names
 
 
-def _check_batch(config: RunConfig, entry: str, model: ModelConfig, cls: type) -> None:
+def _batch_problems(path: Path, entry: str, model: ModelConfig, cls: type) -> list[str]:
     """A model in batch mode needs a provider with a batch API, and limits within its own."""
     limits = cls.batch_limits if issubclass(cls, BatchProvider) else None
     if model.mode != "batch":
-        return
+        return []
     if limits is None:
         batched = ", ".join(batch_providers())
         message = f'provider "{model.provider}" has no batch API (batch mode: {batched})'
-        raise ConfigError(config.path, f"{entry}.mode", message)
+        return [str(ConfigError(path, f"{entry}.mode", message))]
     policy = model.batch_policy
+    problems = []
     for name, value, most in (
         ("max_requests", policy.max_requests, limits.requests),
         ("max_bytes", policy.max_bytes, limits.bytes),
     ):
         if value is not None and value > most:
             message = f"must be <= {most:,} (the {model.provider} batch API's limit), got {value:,}"
-            raise ConfigError(config.path, f"{entry}.batch.{name}", message)
+            problems.append(str(ConfigError(path, f"{entry}.batch.{name}", message)))
+    return problems
 
 
 def prepare_prompts(
@@ -243,37 +303,32 @@ def prepare_prompts(
     return Prepared(config, prompts, tuple(setups))
 
 
-def _setup(
-    config: RunConfig, index: int, model: ModelConfig, entry: str | None = None
-) -> ModelSetup:
+class _Loaded(Protocol):
+    """What setting up a model reads of its config: a RunConfig, or a ConfigDraft."""
+
+    @property
+    def path(self) -> Path: ...
+    @property
+    def seed(self) -> int: ...
+    @property
+    def budget_usd(self) -> float | None: ...
+
+
+def _setup(config: _Loaded, index: int, model: ModelConfig, entry: str | None = None) -> ModelSetup:
     """A model's provider, options and variants; InputError naming the file and model for each
-    problem (a provider not installed, bad options, weights not to be had, a missing key).
-    `entry` says where the config defines the model, `models[index]` unless given."""
+    problem (see `_config_problems`; weights not to be had, a missing key). `entry` says where
+    the config defines the model, `models[index]` unless given."""
     entry = entry or f"models[{index}]"
-    try:
-        cls = provider_class(model.provider)
-    except InputError as exc:
-        raise ConfigError(config.path, f"{entry}.provider", str(exc)) from None
-    where = f"{entry}.options"
-    try:
-        options = from_table(cls.Options, model.options, where)
-    except FieldError as exc:  # every wrong option, a line each
-        located = [(_option_path(where, e.path), e.message) for e in exc.errors]
-        raise ConfigError(config.path, *located[0], *located[1:]) from None
+    cls, options, lines = _config_problems(config, entry, model)
+    if options is None:  # nothing more to check without its options
+        raise InputError("\n".join(lines))
     SECRETS.add(*named_secrets(options))
     label = f"{config.path}: {entry} ({model.name})"
     try:
         options = cls.resolve(model.model_id, options)  # local models: the exact weights, pinned
     except InputError as exc:
-        raise InputError(f"{label}: {exc}") from None
-    _check_batch(config, entry, model, cls)
-    problems = cls.preflight(model.model_id, options)
-    if budgeted(config, model) and not model.unpriced_ok and answer_price(model) is None:
-        problems.append(
-            f'no price known for "{model.model_id}" under a budget: set [models.price], '
-            "or unpriced_ok = true to count its answers as free"
-        )
-    lines = [f"{label}: {problem}" for problem in problems]
+        raise InputError("\n".join([*lines, f"{label}: {exc}"])) from None
+    lines += [f"{label}: {problem}" for problem in cls.preflight(model.model_id, options)]
     adapters = _adapters(config, entry, model, cls, options, lines) if model.adapters else ()
     if lines:
         raise InputError("\n".join(lines))
@@ -286,14 +341,30 @@ def _setup(
     return ModelSetup(index, model, cls, options, variants, adapters)
 
 
-def _option_path(where: str, path: str) -> str:
-    """The key path of a provider's option (`models[0].options.x`): its Options' own checks
-    (`__post_init__`) name the option alone."""
-    return path if path.startswith(where) else f"{where}{path and '.'}{path}"
+def _config_problems(
+    config: _Loaded, entry: str, model: ModelConfig
+) -> tuple[type[Provider], Any, list[str]]:
+    """What the config alone says of a model, checked whole: its provider's class, its options
+    (None when wrong) and a line for each problem (wrong options, a batch API it lacks or a
+    batch limit above its own, no price under a budget). InputError when the provider is not
+    known or not installed."""
+    try:
+        cls = provider_class(model.provider)
+    except InputError as exc:
+        raise ConfigError(config.path, f"{entry}.provider", str(exc)) from None
+    options, lines = _option_problems(config.path, f"{entry}.options", cls.Options, model.options)
+    lines += _batch_problems(config.path, entry, model, cls)
+    if budgeted(config, model) and not model.unpriced_ok and answer_price(model) is None:
+        lines.append(
+            f"{config.path}: {entry} ({model.name}): no price known for "
+            f'"{model.model_id}" under a budget: set [models.price], or unpriced_ok = true to '
+            "count its answers as free"
+        )
+    return cls, options, lines
 
 
 def _adapters(
-    config: RunConfig,
+    config: _Loaded,
     entry: str,
     model: ModelConfig,
     cls: type[Provider],
@@ -321,5 +392,6 @@ def _adapters(
     return tuple(adapters)
 
 
-def budgeted(config: RunConfig, model: ModelConfig) -> bool:
+def budgeted(config: _Loaded, model: ModelConfig) -> bool:
+    """Whether the run or the model has a budget."""
     return config.budget_usd is not None or model.budget_usd is not None

@@ -71,12 +71,14 @@ from tests.conftest import SIMPLE_MODEL, write_config
         ),
         (
             SIMPLE_MODEL.replace('"simulated"', '"anthropic"')
-            + 'mode = "batch"\n[models.batch]\nmax_requests = 100001\n',
+            + 'mode = "batch"\n[models.batch]\nmax_requests = 100001\n'
+            + '[models.options]\napi_key = "k"\n',
             "models[0].batch.max_requests: must be <= 100,000 (the anthropic batch API's limit)",
         ),
         (
             SIMPLE_MODEL.replace('"simulated"', '"gemini"')
-            + 'mode = "batch"\n[models.batch]\nmax_bytes = 30000000\n',
+            + 'mode = "batch"\n[models.batch]\nmax_bytes = 30000000\n'
+            + '[models.options]\napi_key = "k"\n',
             "models[0].batch.max_bytes: must be <= 20,000,000 (the gemini batch API's limit)",
         ),
     ],

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 import pytest
 
 from harness.config.models import BatchPolicy, Defaults, ModelConfig
-from harness.config.run_config import RetryPolicy, _TopLevel, load_config
+from harness.config.run_config import ConfigKeys, RetryPolicy, load_config
 from harness.errors import ConfigError
 from harness.fields import FieldError, from_table
 from harness.run.prepare import prepare
@@ -128,7 +128,7 @@ def test_missing_config_file_is_an_input_error(tmp_path):
         load_config(tmp_path / "absent.toml")
 
 
-@pytest.mark.parametrize("cls", [_TopLevel, RetryPolicy, Defaults, ModelConfig, BatchPolicy])
+@pytest.mark.parametrize("cls", [ConfigKeys, RetryPolicy, Defaults, ModelConfig, BatchPolicy])
 def test_every_numeric_config_key_has_a_min_and_a_max(cls):
     assert unbounded_numbers(cls) == []
 
@@ -176,10 +176,10 @@ def test_every_number_a_config_table_takes_declares_its_range():
         return hint in (int, float)
 
     tables = [
-        config._TopLevel, config.Defaults, config.ModelConfig, config.RetryPolicy,
-        config.Preflight, config.BatchPolicy, prompt_files.PromptTable, cost._PriceTable,
-        cost._LongContextTable, cost._Entry, scorer_config._JudgeTable,
-        scorer_config._RulesTable, scorer_config._RefusalTable, scorer_config.Rule,
+        config.ConfigKeys, config.Defaults, config.ModelConfig, config.RetryPolicy,
+        config.Preflight, config.BatchPolicy, prompt_files.PromptTable, cost.PriceKeys,
+        cost.LongContextPriceKeys, cost.ShippedPriceKeys, scorer_config.JudgeScorerKeys,
+        scorer_config.RulesScorerKeys, scorer_config.RefusalScorerKeys, scorer_config.Rule,
     ]  # fmt: skip
     unbounded = [
         f"{table.__name__}.{field.name}"

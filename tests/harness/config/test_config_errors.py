@@ -113,3 +113,163 @@ def test_a_judge_of_a_wrong_model_entry_is_not_told_again(tmp_path):
     assert str(caught.value).splitlines() == [
         f"{tmp_path / 'run.toml'}: models[0].max_concurrency: must be >= 1, got 0"
     ]
+
+
+SIM = 'provider = "simulated"\n'
+KNOWN_OPTIONS = (
+    "latency_ms, jitter_ms, output_tokens, top_logprobs, rate_limit_rate, retry_after, "
+    "server_error_rate, timeout_rate, fatal_rate, script, api_key"
+)
+
+# A config (after its `prompts` and `output` lines) and every line `run` must print for it.
+ALL_AT_ONCE = {
+    "a name that is no string is a type error, never a traceback": (
+        '[[models]]\nname = ["a"]\n' + SIM + '[[models]]\nname = ["a"]\nprovider = ["simulated"]\n'
+        "[models.options]\nnonsense = 1\n"
+        '[[scorers]]\nname = ["r"]\ntype = "rules"\nrules = [{label = "x", keywords = ["x"]}]\n'
+        '[[scorers]]\nname = ["r"]\ntype = "judge"\nmodel = ["a"]\ntemplate = "{response}"\n'
+        'labels = ["yes"]\n',
+        [
+            "models[0].name: expected a string, got a list",
+            "models[1].name: expected a string, got a list",
+            "models[1].provider: expected a string, got a list",
+            "scorers[0].name: expected a string, got a list",
+            "scorers[1].name: expected a string, got a list",
+            "scorers[1].model: expected a string, got a list",
+        ],
+    ),
+    "a mistake in [defaults] is told once, at its own path": (
+        "[defaults]\ntemperatures = [0.5, 0.5]\n[defaults.batch]\nmax_requests = 0\n"
+        + '[[models]]\nname = "a"\n'
+        + SIM
+        + '[[models]]\nname = "b"\n'
+        + SIM,
+        [
+            "defaults.temperatures[1]: temperature 0.5 is listed twice",
+            "defaults.batch.max_requests: must be >= 1, got 0",
+        ],
+    ),
+    "a model's own key is told at the model, [defaults] not again": (
+        "[defaults.batch]\nmax_requests = 0\n"
+        + '[[models]]\nname = "a"\n'
+        + SIM
+        + "temperatures = [1, 1]\n[models.batch]\nmax_bytes = 1\n",
+        [
+            "defaults.batch.max_requests: must be >= 1, got 0",
+            "models[0].temperatures[1]: temperature 1 is listed twice",
+            "models[0].batch.max_bytes: must be >= 4096, got 1",
+        ],
+    ),
+    "an entry that is no table is told once": (
+        'models = ["a"]\nscorers = ["x"]\n',
+        [
+            'models[0]: expected a table, got "a"',
+            'scorers[0]: expected a table, got "x"',
+        ],
+    ),
+    "a judge of a wrong model entry is checked but for its model; names are compared as written": (
+        '[[models]]\nname = "a"\n' + SIM + "bogus = 1\n"
+        '[[models]]\nname = "a"\n' + SIM + "top_p = 5\n"
+        '[[scorers]]\nname = "j"\ntype = "judge"\nmodel = "a"\ntemplate = "{nope"\n'
+        '[[scorers]]\nname = "j"\ntype = "judge"\nmodel = "zz"\ntemplate = "{response}"\n'
+        'labels = ["yes", "Yes", "UNPARSEABLE"]\n',
+        [
+            "models[0].bogus: unknown key (expected one of: temperatures, top_p, max_tokens, stop, "
+            "max_concurrency, mode, batch, name, provider, model, requests_per_minute, "
+            "tokens_per_minute, options, price, cost_per_gpu_hour, budget_usd, unpriced_ok, "
+            "adapters)",
+            "models[1].top_p: must be <= 1, got 5.0",
+            'models[1].name: duplicate model name "a"',
+            "scorers[0].labels: missing required key",
+            "scorers[0].template: expected '}' before end of string "
+            "(write a literal brace as {{ or }})",
+            "scorers[1].labels[2]: UNPARSEABLE is the harness's own",
+            "scorers[1].labels: a label is listed twice",
+            'scorers[1].model: no [[models]] entry named "zz" (models: a)',
+            'scorers[1].name: duplicate scorer name "j"',
+        ],
+    ),
+    "every problem of a rules or refusal scorer is told": (
+        '[[models]]\nname = "a"\n'
+        + SIM
+        + '[[scorers]]\nname = "r"\ntype = "rules"\ndefault = " x"\n'
+        '[[scorers.rules]]\nlabel = "y"\n[[scorers.rules]]\nlabel = "z"\nregex = ["(?=a)", "("]\n'
+        '[[scorers]]\nname = "f"\ntype = "refusal"\nlabel = "n"\ndefault = "n"\n'
+        'extra_patterns = ["("]\n',
+        [
+            "scorers[0].rules[0]: give regex or keywords (or both)",
+            "scorers[0].rules[1].regex[0]: invalid regular expression: invalid perl operator: (?=: "
+            "RE2 has no lookahead (patterns run on RE2, in linear time)",
+            "scorers[0].rules[1].regex[1]: invalid regular expression: missing ): (",
+            "scorers[0].default: a label is a non-empty string without surrounding spaces",
+            "scorers[1].default: must differ from label",
+            "scorers[1].extra_patterns[0]: invalid regular expression: missing ): (",
+        ],
+    ),
+    "every problem of a model's provider, options, batch and price is told": (
+        "budget_usd = 1\n"
+        '[[models]]\nname = "a"\nprovider = "simulatedx"\n'
+        '[[models]]\nname = "b"\n' + SIM + 'mode = "batch"\n'
+        '[models.options]\nnonsense = 1\nscript = ["ok", "boom"]\nfatal_rate = 0.9\n'
+        "server_error_rate = 0.9\n",
+        [
+            'models[0].provider: unknown provider "simulatedx" (known: anthropic, gemini, openai, '
+            "simulated, transformers, vllm)",
+            f"models[1].options.nonsense: unknown key (expected one of: {KNOWN_OPTIONS})",
+            "models[1].options.script[1]: expected one of 'ok', '429', '500', '503', 'timeout', "
+            "'400', 'malformed', got \"boom\"",
+            "models[1].options: the failure rates add up to more than 1",
+            'models[1].mode: provider "simulated" has no batch API (batch mode: anthropic, gemini)',
+            'models[1] (b): no price known for "b" under a budget: set [models.price], or '
+            "unpriced_ok = true to count its answers as free",
+        ],
+    ),
+    "a model's options are checked when the config is wrong elsewhere": (
+        "bogus_top = 1\n"
+        '[[models]]\nname = "a"\n' + SIM + "top_p = 5\n[models.options]\nlatency_ms = -5\n"
+        '[[models]]\nname = "b"\n' + SIM + 'mode = "batch"\n[models.options]\nnonsense = 3\n',
+        [
+            "bogus_top: unknown key (expected one of: prompts, models, output, seed, samples, "
+            "grace_seconds, defaults, retry, preflight, budget_usd, scorers)",
+            "models[0].top_p: must be <= 1, got 5.0",
+            "models[0].options.latency_ms: must be >= 0, got -5.0",
+            f"models[1].options.nonsense: unknown key (expected one of: {KNOWN_OPTIONS})",
+            'models[1].mode: provider "simulated" has no batch API (batch mode: anthropic, gemini)',
+        ],
+    ),
+}
+
+
+@pytest.mark.parametrize(("body", "expected"), ALL_AT_ONCE.values(), ids=list(ALL_AT_ONCE))
+def test_one_run_tells_every_mistake_once_a_line_each(tmp_path, run_cli, body, expected):
+    config = write_config(tmp_path, body)
+    code, out, err = run_cli("run", config)
+    assert (code, out) == (2, "")
+    assert err.splitlines() == [f"error: {config}: {line}" for line in expected]
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_missing_prompts_file_is_told_with_the_config_s_mistakes(tmp_path, run_cli):
+    config = write_config(tmp_path, "bogus_top = 1\n[[models]]\nname = \"a\"\n" + SIM
+                          + "[models.options]\nnonsense = 3\n")  # fmt: skip
+    (tmp_path / "prompts.json").unlink()
+    code, out, err = run_cli("run", config)
+    assert (code, out) == (2, "")
+    assert err.splitlines() == [
+        f"error: {config}: bogus_top: unknown key (expected one of: prompts, models, output, seed, "
+        "samples, grace_seconds, defaults, retry, preflight, budget_usd, scorers)",
+        f"error: {config}: models[0].options.nonsense: unknown key (expected one of: "
+        f"{KNOWN_OPTIONS})",
+        f"error: {tmp_path / 'prompts.json'}: no such file or folder",
+    ]
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_prompt_set_naming_an_unset_variable_is_told_once(tmp_path, run_cli):
+    config = write_config(tmp_path, '[[models]]\nname = "a"\n' + SIM)
+    config.write_text(config.read_text().replace('"prompts.json"', '"${UNSET_FOR_TEST}/p.json"'))
+    code, _out, err = run_cli("run", config)
+    assert code == 2
+    assert err.splitlines() == [
+        f"error: {config}: prompts: environment variable UNSET_FOR_TEST is not set"
+    ]

@@ -20,8 +20,9 @@ from tests.conftest import REPO
 DECLARED = [section.table for section in SECTIONS] + list(OPTIONS.values())
 # Dataclasses of the config modules that are no table of a config file: what tables become.
 NOT_TABLES = {
-    run_config.Variant, run_config.RunConfig, scorers.RuleScorer, scorers.RefusalScorer,
-    scorers.JudgeScorer, scorers._Head, prices.Rates, prices.LongContext,
+    run_config.Variant, run_config.RunConfig, run_config.ConfigDraft, run_config._Parts,
+    scorers.RuleScorer, scorers.RefusalScorer, scorers.JudgeScorer, scorers._Kind, prices.Rates,
+    prices.LongContext,
     prices.Price, prices.Billable, prices._RatesTable, sources.FieldMap, sources.PromptSource,
     sources.DataFile,
 }  # fmt: skip
@@ -61,8 +62,8 @@ def test_options_of_a_provider_print_each_with_its_facts(run_cli):
     code, out, err = run_cli("options", "simulated")
     assert code == 0 and err == ""
     assert (
-        "  rate_limit_rate (number, default 0, 0 to 1): the chance that an attempt gets a 429"
-        in out.splitlines()
+        "  rate_limit_rate (number, default 0, 0 to 1): the chance that an attempt gets a 429 "
+        "(the four rates add up to <= 1)" in out.splitlines()
     )
     assert (
         "  output_tokens (integer, default 48, 1 to 10_000_000, answer-defining): tokens in "
@@ -87,6 +88,34 @@ def test_an_unknown_provider_is_one_line_naming_the_known_ones(run_cli):
     assert err.splitlines() == [
         f'error: unknown provider "nonesuch" (known: {", ".join(sorted(REGISTRY))})'
     ]
+
+
+def test_a_provider_with_markdown_is_refused_in_one_line(run_cli):
+    code, out, err = run_cli("options", "simulated", "--markdown")
+    assert (code, out) == (2, "")
+    assert err.splitlines() == [
+        "error: --markdown writes the whole reference: give no PROVIDER with it"
+    ]
+
+
+def test_the_reference_states_the_limits_the_loader_enforces(run_cli):
+    code, out, _ = run_cli("options")
+    assert code == 0
+    lines = out.splitlines()
+    expected = [
+        "  name (string, required, answer-defining): the label of the model's variant ids, in "
+        "ledgers and reports; no '|', '@' or '+'",
+        "  options (table, default {}): the provider's own options: [models.options]; those "
+        "marked answer-defining in `harness options PROVIDER` are part of the variant id",
+        "  requests_per_minute (number, or unset, default unset, 0.001 to 10_000_000): the "
+        "model's request rate limit (unset: unlimited)",
+    ]
+    assert [line for line in expected if line not in lines] == []
+    for limit in ("none twice", "within the provider's batch limit", "(anthropic, gemini)",
+                  "; not empty", "(not with text)", "a rule needs regex or keywords",
+                  "(empty: the built-in names)"):  # fmt: skip
+        assert limit in out, limit
+    assert "or none" not in out
 
 
 @pytest.mark.slow

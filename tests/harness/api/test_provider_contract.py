@@ -6,6 +6,7 @@ the provider classes, not in the core."""
 from __future__ import annotations
 
 import ast
+import re
 import zlib
 from pathlib import Path
 
@@ -15,7 +16,7 @@ from aiohttp import web
 from harness.api.provider import BatchProvider, Provider
 from harness.api.types import Completion, Request, Usage
 from harness.errors import RetryableError, ServerError
-from harness.providers import REGISTRY, Entry, batch_providers, provider_class
+from harness.providers import REGISTRY, Entry, batch_providers, holds_device, provider_class
 from tests.conftest import REPO, results, write_config
 from tests.harness.providers.servers import Loopback, Seen, json_error
 from tests.harness.providers.test_anthropic import messages_api
@@ -132,6 +133,19 @@ def test_the_registry_names_as_batch_providers_exactly_the_batch_provider_classe
         assert (name in batched) == issubclass(provider_class(name), BatchProvider), name
 
 
+@pytest.mark.slow  # imports every provider's SDK, vllm's included
+def test_whether_a_provider_holds_the_device_reads_from_its_source_as_its_class_says():
+    for name in REGISTRY:
+        assert holds_device(name) == provider_class(name).holds_device, name
+    assert {name for name in REGISTRY if holds_device(name)} == {"vllm", "transformers"}
+
+
+def test_a_provider_that_holds_the_device_says_how_it_runs_without_a_gpu():
+    """`doctor` shows this when there is no GPU, whether or not the provider's SDK is there."""
+    for name, entry in REGISTRY.items():
+        assert bool(entry.cpu_route) == holds_device(name), name
+
+
 def _getattr_by_name(path: Path) -> list[str]:
     """`getattr(x, "name"...)` and `hasattr(x, "name")` calls in a module: discovery by name."""
     found = []
@@ -155,7 +169,8 @@ def test_the_run_path_finds_no_provider_hook_or_option_by_getattr():
 
 def test_the_core_names_no_provider():
     """What a provider's answers mean is its class's to say; the pricing, lanes and ledger never
-    test a provider's name (the run line's package versions name packages, not providers)."""
+    test a provider's name, nor tell what one does (the run line's package versions name
+    packages, not providers; docstrings may give examples)."""
     names = set(REGISTRY) - {"simulated"}
     modules = [
         path
@@ -164,9 +179,27 @@ def test_the_core_names_no_provider():
         if path.name != "provenance.py"
     ]
     named = [
-        f"{path.relative_to(HARNESS.parent)}:{node.lineno}"
+        f"{path.relative_to(HARNESS.parent)}:{line}"
         for path in modules
-        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
-        if isinstance(node, ast.Constant) and node.value in names
+        for line, text in _strings(path)
+        if names & set(re.findall(r"[a-z]+", text.lower()))
     ]
     assert named == []
+
+
+def _strings(path: Path) -> list[tuple[int, str]]:
+    """The string constants of a module (f-strings' literal parts too), docstrings left out."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    documented = (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)
+    docstrings = {
+        id(node.body[0].value)
+        for node in ast.walk(tree)
+        if isinstance(node, documented) and node.body and isinstance(node.body[0], ast.Expr)
+    }
+    return [
+        (node.lineno, node.value)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Constant)
+        and isinstance(node.value, str)
+        and id(node) not in docstrings
+    ]

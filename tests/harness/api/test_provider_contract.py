@@ -6,6 +6,7 @@ the provider classes, not in the core."""
 from __future__ import annotations
 
 import ast
+import json
 import re
 import zlib
 from pathlib import Path
@@ -20,6 +21,8 @@ from harness.providers import REGISTRY, Entry, batch_providers, holds_device, pr
 from tests.conftest import REPO, results, write_config
 from tests.harness.providers.servers import Loopback, Seen, json_error
 from tests.harness.providers.test_anthropic import messages_api
+from tests.harness.providers.test_gemini import generate_content, google_error
+from tests.harness.providers.test_openai import openai_api
 
 HARNESS = REPO / "harness"
 
@@ -104,26 +107,48 @@ def test_a_providers_own_pushback_hook_slows_its_lane(tmp_path, run_cli, monkeyp
     assert "concurrency 8 -> 4" in out
 
 
-def test_anthropics_overloaded_529_still_slows_its_lane(tmp_path, run_cli, monkeypatch):
-    monkeypatch.setenv("TEST_ANTHROPIC_KEY", "k")
+# Per HTTP provider: its server's good answer, its body for a 529, and the URL of that server.
+OVERLOADED = {
+    "anthropic": (
+        messages_api,
+        {"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}},
+        "{}",
+    ),
+    # A gateway in front of Claude, spoken to as an OpenAI-compatible server.
+    "openai": (
+        openai_api,
+        {"error": {"type": "overloaded_error", "message": "Overloaded"}},
+        "{}/v1",
+    ),
+    "gemini": (generate_content, google_error(529, "UNAVAILABLE", "Overloaded"), "{}"),
+}
+
+
+@pytest.mark.parametrize("provider", sorted(OVERLOADED))
+def test_an_overloaded_529_slows_the_lane_of_every_http_provider(
+    tmp_path, run_cli, monkeypatch, provider
+):
+    """The 529 that `_http.error_for_status` classifies as "overloaded" is pushback, whichever
+    HTTP provider's SDK it comes through."""
+    answer, overloaded, url = OVERLOADED[provider]
+    monkeypatch.setenv("TEST_HTTP_KEY", "k")
     answered: set[str] = set()
 
     def half_overloaded(outcome: str, seen: Seen) -> web.Response:
-        prompt = str(seen.body["messages"][-1]["content"])
-        if zlib.crc32(prompt.encode()) % 2 and prompt not in answered:
-            answered.add(prompt)
-            body = {"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}}
-            return json_error(529, body)
-        return messages_api("ok", seen)
+        request = json.dumps(seen.body, sort_keys=True)  # a retry sends the same body
+        if zlib.crc32(request.encode()) % 2 and request not in answered:
+            answered.add(request)
+            return json_error(529, overloaded)
+        return answer("ok", seen)
 
     with Loopback(half_overloaded) as server:
-        body = BUSY.replace('"busy"', '"anthropic"').replace('"busy-1"', '"claude-test"')
-        body += f'[models.options]\nbase_url = "{server.base_url}"\n'
-        body += 'api_key_env = "TEST_ANTHROPIC_KEY"\n'
+        body = BUSY.replace('"busy"', f'"{provider}"').replace('"busy-1"', '"model-test"')
+        body += f'[models.options]\nbase_url = "{url.format(server.base_url)}"\n'
+        body += 'api_key_env = "TEST_HTTP_KEY"\n'
         code, out, _ = run_cli("run", write_config(tmp_path, body, prompts=64))
     records = results(tmp_path / "out" / "ledger.jsonl")
     assert code == 0 and len(records) == 64 and {r["status"] for r in records} == {"ok"}
-    assert "concurrency 8 -> 4" in out
+    assert len(answered) > 8 and "concurrency 8 -> 4" in out
 
 
 @pytest.mark.slow  # imports every provider's SDK, vllm's included

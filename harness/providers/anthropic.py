@@ -82,6 +82,7 @@ class AnthropicProvider(HTTPProvider, BatchProvider):
     """Claude via `AsyncAnthropic(...).messages.create`, or `messages.batches` in batch mode."""
 
     Options = AnthropicOptions
+    options: AnthropicOptions
     batch_limits = BatchLimits(requests=100_000, bytes=256_000_000)
     # input_tokens leaves out cache reads and writes, which come apart; output_tokens includes
     # extended thinking. The batch discount applies to all usage, cache reads and writes too.
@@ -90,7 +91,7 @@ class AnthropicProvider(HTTPProvider, BatchProvider):
     )
 
     def __init__(self, model: str, options: AnthropicOptions) -> None:
-        self.model = model
+        super().__init__(model, options)
         self._client = anthropic.AsyncAnthropic(
             api_key=api_key(options.api_key, options.api_key_env),
             base_url=options.base_url or None,

@@ -80,6 +80,7 @@ class GeminiProvider(LogprobsHTTPProvider, BatchProvider):
     mode."""
 
     Options = GeminiOptions
+    options: GeminiOptions
     # 20 MB of inline requests (the Batch API's documentation); the count is the harness's own
     # bound (none is documented), which keeps a batch's inline responses, read whole, in bounds.
     batch_limits = BatchLimits(requests=BATCH_REQUESTS, bytes=20_000_000)
@@ -88,8 +89,7 @@ class GeminiProvider(LogprobsHTTPProvider, BatchProvider):
     billing = Billing(input_has_cache_read=True, output_has_thoughts=False)
 
     def __init__(self, model: str, options: GeminiOptions) -> None:
-        self.model = model
-        self.options = options
+        super().__init__(model, options)
         self._ended: dict[str, types.BatchJob] = {}  # batches seen ended, until collected
         self._client = genai.Client(
             api_key=api_key(options.api_key, options.api_key_env),

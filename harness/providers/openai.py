@@ -74,10 +74,10 @@ class OpenAIProvider(LogprobsHTTPProvider):
     default `Billing`'s: prompt_tokens include cached tokens, completion_tokens reasoning."""
 
     Options = OpenAIOptions
+    options: OpenAIOptions
 
     def __init__(self, model: str, options: OpenAIOptions) -> None:
-        self.model = model
-        self.options = options
+        super().__init__(model, options)
         key = api_key(options.api_key, options.api_key_env) if options.api_key_env else ""
         self._chat_url = _endpoint(options.base_url, "chat/completions")
         self._completions_url = _endpoint(options.base_url, "completions")

@@ -32,10 +32,10 @@ class SimulatedProvider(Provider):
     """Scripted answers after a simulated delay, or one of the failures a real API gives."""
 
     Options = SimulatedOptions
+    options: SimulatedOptions
 
     def __init__(self, model: str, options: SimulatedOptions) -> None:
-        self.model = model
-        self.options = options
+        super().__init__(model, options)
         # Upper bounds of each outcome's slice of [0, 1), in the order of `_DRAWN`.
         self._bounds = list(itertools.accumulate(options.rates))
 

@@ -6,6 +6,7 @@ the provider classes, not in the core."""
 from __future__ import annotations
 
 import ast
+import dataclasses
 import json
 import re
 import zlib
@@ -228,3 +229,20 @@ def _strings(path: Path) -> list[tuple[int, str]]:
         and isinstance(node.value, str)
         and id(node) not in docstrings
     ]
+
+
+LOCAL = {"vllm", "transformers"}  # their SDKs take seconds to import
+
+
+@pytest.mark.parametrize(
+    "name", [pytest.param(n, marks=pytest.mark.slow if n in LOCAL else ()) for n in REGISTRY]
+)
+def test_every_provider_instance_has_the_attributes_the_base_class_declares(name, monkeypatch):
+    """What `Provider.__init__` sets (model, options, adapters) is there on every provider."""
+    monkeypatch.setenv("TEST_KEY", "k")
+    cls = provider_class(name)
+    fields = {f.name for f in dataclasses.fields(cls.Options)}
+    options = cls.Options(**({"api_key_env": "TEST_KEY"} if "api_key_env" in fields else {}))
+    declared = vars(Echo("model-1", options))
+    built = cls("model-1", options)
+    assert {attr: getattr(built, attr, "missing") for attr in declared} == declared

@@ -15,6 +15,7 @@ from harness.config.models import ModelConfig
 from harness.config.run_config import make_variant
 from harness.errors import ServerError
 from harness.ledger.file import LEDGER_NAME, sealed
+from harness.ledger.record import Record
 from harness.prompts.load import Prompt
 from harness.run.jobs import Job, job_key
 from harness.run.records import failure_record, success_record
@@ -92,9 +93,9 @@ def _logprobs(draw: random.Random, unsure: bool) -> tuple[TokenLogprob, ...]:
     return tuple(positions)
 
 
-def _score(answer_key: str, label: str, definition: str, record: object) -> dict[str, object]:
+def _score(answer_key: str, label: str, definition: str, record: Record) -> dict[str, object]:
     digest = answer_digest(
-        {"prompt_hash": record.prompt_hash, "full_response": record.full_response}  # type: ignore[attr-defined]
+        {"prompt_hash": record.prompt_hash, "full_response": record.full_response}
     )
     return {
         "key": score_key(answer_key, "claims"),

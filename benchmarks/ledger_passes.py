@@ -24,12 +24,19 @@ from harness.api.types import Completion, Usage
 from harness.errors import ProviderError
 from harness.ledger.file import sealed
 from harness.run.jobs import Job, job_key
-from harness.run.records import failure_record, success_record
 
+# An older tree (see above) has these elsewhere; each ignore is for this tree, where it is absent.
 try:
     from harness.run.prepare import prepare
 except ImportError:  # the tree before the run path was split
-    from harness.run.run import prepare  # type: ignore[no-redef]
+    from harness.run.run import prepare  # type: ignore[import-untyped,no-redef]  # older tree
+try:
+    from harness.run.records import failure_record, success_record
+except ImportError:  # the tree before records moved to the run path
+    from harness.ledger.record import (  # type: ignore[attr-defined,no-redef]  # older tree
+        failure_record,
+        success_record,
+    )
 
 ROUNDS = 3
 FAILED = 1_000  # jobs whose record is a failure: case (b) runs them again

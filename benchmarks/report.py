@@ -23,6 +23,7 @@ from harness.config.models import ModelConfig
 from harness.config.run_config import make_variant
 from harness.errors import RateLimited, ServerError
 from harness.ledger.file import LEDGER_NAME, sealed
+from harness.ledger.record import Record
 from harness.prompts.load import Prompt
 from harness.run.jobs import Job, job_key
 from harness.run.records import failure_record, success_record
@@ -91,9 +92,9 @@ def write_report_project(folder: Path, records: int) -> tuple[Path, int]:
     return config, (folder / LEDGER_NAME).stat().st_size
 
 
-def _at(record: object, moment: datetime) -> object:
+def _at(record: Record, moment: datetime) -> Record:
     stamp = moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
-    return dataclasses.replace(record, timestamp=stamp)  # type: ignore[type-var]
+    return dataclasses.replace(record, timestamp=stamp)
 
 
 def _prompt(draw: random.Random, number: int) -> Prompt:

@@ -72,8 +72,9 @@ def write_shard_ledgers(config: Path, shards: int) -> tuple[list[Path], int]:
     for k, path in enumerate(paths):
         path.parent.mkdir(parents=True, exist_ok=True)
         files.append(path.open("wb", buffering=1 << 20))
-        part = prepare(config, Overrides(shard=Shard(k, shards)))
-        shard = {**part.shard.as_record(), "plan_unsharded": prepared.totals()}  # type: ignore[union-attr]
+        part_shard = Shard(k, shards)
+        part = prepare(config, Overrides(shard=part_shard))
+        shard = {**part_shard.as_record(), "plan_unsharded": prepared.totals()}
         line = run_line(new_run_id(), "run", part.config, [], part.variants, plans[k], shard=shard)
         files[k].write(sealed({**line, "started": _stamp(0)}))
     n = 0

@@ -4,6 +4,7 @@ no two modules of a package import each other in a circle."""
 
 from __future__ import annotations
 
+import ast
 import subprocess
 import sys
 import tomllib
@@ -38,3 +39,18 @@ def test_the_floors_hold_for_imports_only_the_type_checker_sees():
     it may no more run up a floor or close a circle than one that runs."""
     config = tomllib.loads((REPO / "pyproject.toml").read_text())
     assert config["tool"]["importlinter"].get("exclude_type_checking_imports", False) is False
+
+
+# Classes of one name in two modules, from before #21; not to grow.
+SHARED_CLASS_NAMES = {"Tally", "Exported"}
+
+
+def test_no_new_public_class_name_is_defined_in_two_modules():
+    """A name says what is inside: a protocol and its implementation, say, are named apart
+    (`analysis.judge.JudgeRun`, `run.judge_runs.PreparedJudgeRun`)."""
+    modules: dict[str, list[str]] = {}
+    for path in sorted((REPO / "harness").rglob("*.py")):
+        for node in ast.parse(path.read_text(encoding="utf-8")).body:
+            if isinstance(node, ast.ClassDef) and not node.name.startswith("_"):
+                modules.setdefault(node.name, []).append(str(path.relative_to(REPO)))
+    assert {name for name, found in modules.items() if len(found) > 1} == SHARED_CLASS_NAMES

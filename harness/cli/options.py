@@ -19,7 +19,7 @@ from rich.table import Table
 from harness.config.reference import SECTIONS
 from harness.errors import InputError
 from harness.fields import description
-from harness.providers import REGISTRY
+from harness.providers import REGISTRY, batch_providers
 from harness.providers.options import OPTIONS
 from harness.terminal import Parser, command_line, say, shown
 
@@ -50,6 +50,7 @@ def _options(args: argparse.Namespace, console: Console) -> int:
             _show(console, f"{section.title}: {section.about}", rows(section.table, answer=False))
         say(console, '[models.adapters]: a local model\'s LoRA adapters, name = "folder"')
         say(console, f"[models.options]: the provider's own; providers: {_providers()}")
+        say(console, _BATCH_LINE.format(", ".join(batch_providers())))
         say(console, f"next: {command_line('options', 'PROVIDER')} for a provider's options")
         return 0
     options = OPTIONS.get(args.provider)
@@ -61,6 +62,9 @@ def _options(args: argparse.Namespace, console: Console) -> int:
         console, f"next: set them under [models.options]; check: {command_line('doctor', 'CONFIG')}"
     )
     return 0
+
+
+_BATCH_LINE = 'providers with a batch API (mode = "batch"): {}'
 
 
 def _providers() -> str:
@@ -184,7 +188,8 @@ def _markdown_lines() -> Iterator[str]:
         yield from _markdown_table(
             f"`{section.title}`", section.about, rows(section.table, answer=False)
         )
-    yield "\n## Provider options (`[models.options]`)\n"
+    yield "\n## Provider options (`[models.options]`)\n\n"
+    yield _BATCH_LINE.format(", ".join(batch_providers())) + "\n"
     for name in sorted(OPTIONS):
         table = OPTIONS[name]
         yield from _markdown_table(

@@ -57,7 +57,7 @@ class Defaults:
     # "batch": the model's jobs go through its provider's batch API (see harness.run.batch_lane);
     # this changes price and waiting, never the answer, so it is not part of the variant id.
     mode: Literal["live", "batch"] = option(
-        "live", '"live", or "batch": through the provider\'s batch API (anthropic, gemini)'
+        "live", '"live", or "batch": through the provider\'s batch API, where it has one'
     )
     batch: dict[str, Any] = field(
         default_factory=dict, metadata=described("how batches are sized and polled: [models.batch]")

@@ -115,15 +115,15 @@ class Billable:
 _KINDS = ("input", "output", "cache_read", "cache_write", "thoughts")
 
 
-def billable(tokens: Mapping[str, Any], counting: Billing) -> Billable | None:
-    """Split a record's `tokens` as its provider bills them (`counting`: the provider class's
-    `billing`); None when a count is not a non-negative integer. Missing kinds count 0."""
+def billable(tokens: Mapping[str, Any], billing: Billing) -> Billable | None:
+    """Split a record's `tokens` as its provider bills them (`billing`: the provider class's);
+    None when a count is not a non-negative integer. Missing kinds count 0."""
     counts = [tokens.get(kind, 0) for kind in _KINDS]
     if not all(type(count) is int and count >= 0 for count in counts):
         return None
     given, output, cache_read, cache_write, thoughts = counts
-    uncached = given - cache_read if counting.input_has_cache_read else given
-    if not counting.output_has_thoughts:
+    uncached = given - cache_read if billing.input_has_cache_read else given
+    if not billing.output_has_thoughts:
         output += thoughts
     return Billable(max(uncached, 0), output, cache_read, cache_write)
 

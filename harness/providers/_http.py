@@ -1,8 +1,10 @@
-"""What every HTTP provider shares: status codes to harness errors, and reading rate-limit headers.
+"""What every HTTP provider shares: status codes to harness errors, reading rate-limit headers,
+and the hooks of `HTTPProvider` (where the key comes from, the URL, what is pushback).
 
-Retryable: 408, 409, 429, 5xx and 529 (overloaded). Everything else 4xx is fatal. The wait a server
-asks for comes from `retry-after-ms`, `retry-after` (seconds or an HTTP date), or the earliest of
-the reset headers when the server says nothing remains.
+Retryable: 408, 409, 429, 5xx and 529 (overloaded). Everything else 4xx is fatal. A 429 and a 529
+are pushback: the server asks to slow down. The wait a server asks for comes from
+`retry-after-ms`, `retry-after` (seconds or an HTTP date), or the earliest of the reset headers
+when the server says nothing remains.
 """
 
 from __future__ import annotations
@@ -14,14 +16,73 @@ import re
 import time
 from collections.abc import Mapping
 from datetime import datetime
+from typing import Protocol
 from urllib.parse import urlsplit
 
 import yarl
 
-from harness.errors import FatalError, ProviderError, RateLimited, RateLimitState, ServerError
+from harness.api.provider import Provider
+from harness.errors import (
+    FatalError,
+    ProviderError,
+    RateLimited,
+    RateLimitState,
+    RetryableError,
+    ServerError,
+)
 from harness.scrub import REDACTED, redact_url
 
 _RETRYABLE_CLIENT = {408, 409}
+# "Overloaded" (Anthropic's, and a gateway's in front of it): every client is asked to slow down,
+# as a 429 asks one.
+OVERLOADED = 529
+
+
+class HTTPOptions(Protocol):
+    """The options every HTTP provider has: its key (or the variable that holds it) and URL."""
+
+    @property
+    def api_key(self) -> str: ...
+    @property
+    def api_key_env(self) -> str: ...
+    @property
+    def base_url(self) -> str: ...
+
+
+class LogprobsOptions(HTTPOptions, Protocol):
+    """An HTTP provider's options that ask for `top_logprobs` alternatives per token."""
+
+    @property
+    def top_logprobs(self) -> int: ...
+
+
+class HTTPProvider(Provider):
+    """A provider of an HTTP API whose errors are classified by `error_for_status`: where its key
+    comes from, its URL, and its pushback (a rate limit or an overloaded server) are read the
+    same way for each."""
+
+    @classmethod
+    def key_source(cls, options: HTTPOptions) -> str:
+        """The key's source: `api_key`, the variable `api_key_env` names, or none."""
+        return key_source(options.api_key, options.api_key_env)
+
+    @classmethod
+    def base_url(cls, options: HTTPOptions) -> str:
+        """`base_url`."""
+        return options.base_url
+
+    def pushed_back(self, error: RetryableError) -> bool:
+        """A rate limit, or the server overloaded (529)."""
+        return super().pushed_back(error) or error.status == OVERLOADED
+
+
+class LogprobsHTTPProvider(HTTPProvider):
+    """An HTTP provider whose `top_logprobs` option is the logprobs it asks for."""
+
+    @classmethod
+    def logprobs_asked(cls, options: LogprobsOptions) -> int:
+        """`top_logprobs`."""
+        return options.top_logprobs
 
 
 def error_for_status(

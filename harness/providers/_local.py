@@ -1,6 +1,7 @@
-"""What the local-model providers (vllm, transformers) share: the options that say where the
-weights are, the weights pinned to the commit that answers, the folder to load, what they need of
-the GPU, the prompt as token ids, and whether a LoRA adapter fits."""
+"""What the local-model providers (vllm, transformers) share, beside their options' base
+(`harness.providers.options.LocalOptions`): the weights pinned to the commit that answers, the
+folder to load, what they need of the GPU, the prompt as token ids, and whether a LoRA adapter
+fits."""
 
 from __future__ import annotations
 
@@ -9,34 +10,16 @@ import importlib.util
 import logging
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, ClassVar, Protocol, TypeVar
+from typing import Any, TypeVar
 
 from harness.api.provider import DeviceNeeds
 from harness.api.types import Adapter, Message
 from harness.config.adapters import unchanged
 from harness.errors import FatalError
 from harness.providers._hub import Weights, locate, memory_needed, snapshot
+from harness.providers.options import LocalOptions
 
 log = logging.getLogger("harness.adapters")
-
-
-class LocalOptions(Protocol):
-    """The options every local-model provider has: where the weights are (`path`: a folder or a
-    hub id, the model id when empty; `revision`), their precision, and whether to run the
-    model's own code. A frozen dataclass."""
-
-    __dataclass_fields__: ClassVar[dict[str, Any]]
-
-    @property
-    def path(self) -> str: ...
-    @property
-    def revision(self) -> str: ...
-    @property
-    def dtype(self) -> str: ...
-    @property
-    def trust_remote_code(self) -> bool: ...
-
-
 Options = TypeVar("Options", bound=LocalOptions)
 
 

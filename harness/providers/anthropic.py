@@ -40,12 +40,11 @@ from harness.errors import (
     ConnectionFailed,
     MalformedResponse,
     ProviderError,
-    RetryableError,
 )
 from harness.providers._http import (
+    HTTPProvider,
     api_key,
     error_for_status,
-    key_source,
     rate_limit_state,
     setup_problems,
 )
@@ -73,18 +72,17 @@ _ERROR_STATUS = {
     "rate_limit_error": 429,
     "api_error": 500,
     "timeout_error": 504,
-    "overloaded_error": 529,
+    "overloaded_error": 529,  # pushback (see `harness.providers._http`)
 }
-# "overloaded_error": the API asks every client to slow down, as a 429 asks one.
-_OVERLOADED = _ERROR_STATUS["overloaded_error"]
 # A batch may still be listed this long before the run that sent it wrote down when it did.
 _CLOCK_SKEW = timedelta(minutes=5)
 
 
-class AnthropicProvider(BatchProvider):
+class AnthropicProvider(HTTPProvider, BatchProvider):
     """Claude via `AsyncAnthropic(...).messages.create`, or `messages.batches` in batch mode."""
 
     Options = AnthropicOptions
+    options: AnthropicOptions
     batch_limits = BatchLimits(requests=100_000, bytes=256_000_000)
     # input_tokens leaves out cache reads and writes, which come apart; output_tokens includes
     # extended thinking. The batch discount applies to all usage, cache reads and writes too.
@@ -93,7 +91,7 @@ class AnthropicProvider(BatchProvider):
     )
 
     def __init__(self, model: str, options: AnthropicOptions) -> None:
-        self.model = model
+        super().__init__(model, options)
         self._client = anthropic.AsyncAnthropic(
             api_key=api_key(options.api_key, options.api_key_env),
             base_url=options.base_url or None,
@@ -111,20 +109,6 @@ class AnthropicProvider(BatchProvider):
             options.base_url,
             userinfo_refused="the Anthropic client sends it as a second Authorization header",
         )
-
-    @classmethod
-    def key_source(cls, options: AnthropicOptions) -> str:
-        """The key's source: `api_key`, or the variable `api_key_env` names."""
-        return key_source(options.api_key, options.api_key_env)
-
-    @classmethod
-    def base_url(cls, options: AnthropicOptions) -> str:
-        """`base_url`."""
-        return options.base_url
-
-    def pushed_back(self, error: RetryableError) -> bool:
-        """A rate limit, or the API overloaded (529)."""
-        return super().pushed_back(error) or error.status == _OVERLOADED
 
     async def generate(self, request: Request) -> Completion:
         """One Messages API call, its errors translated."""

@@ -42,7 +42,12 @@ from harness.errors import (
     ProviderError,
     ServerError,
 )
-from harness.providers._http import api_key, error_for_status, key_source, setup_problems
+from harness.providers._http import (
+    LogprobsHTTPProvider,
+    api_key,
+    error_for_status,
+    setup_problems,
+)
 from harness.providers.options import GeminiOptions
 
 _FINISH = {"STOP": "stop", "MAX_TOKENS": "length"}
@@ -70,11 +75,12 @@ _RPC_CODES = {
 }
 
 
-class GeminiProvider(BatchProvider):
+class GeminiProvider(LogprobsHTTPProvider, BatchProvider):
     """Gemini via `genai.Client(...).aio.models.generate_content`, or `aio.batches` in batch
     mode."""
 
     Options = GeminiOptions
+    options: GeminiOptions
     # 20 MB of inline requests (the Batch API's documentation); the count is the harness's own
     # bound (none is documented), which keeps a batch's inline responses, read whole, in bounds.
     batch_limits = BatchLimits(requests=BATCH_REQUESTS, bytes=20_000_000)
@@ -83,8 +89,7 @@ class GeminiProvider(BatchProvider):
     billing = Billing(input_has_cache_read=True, output_has_thoughts=False)
 
     def __init__(self, model: str, options: GeminiOptions) -> None:
-        self.model = model
-        self.options = options
+        super().__init__(model, options)
         self._ended: dict[str, types.BatchJob] = {}  # batches seen ended, until collected
         self._client = genai.Client(
             api_key=api_key(options.api_key, options.api_key_env),
@@ -99,21 +104,6 @@ class GeminiProvider(BatchProvider):
     def preflight(cls, model: str, options: GeminiOptions) -> list[str]:
         """A missing key, or a base URL the client would refuse on every request."""
         return setup_problems(options.api_key, options.api_key_env, options.base_url)
-
-    @classmethod
-    def key_source(cls, options: GeminiOptions) -> str:
-        """The key's source: `api_key`, or the variable `api_key_env` names."""
-        return key_source(options.api_key, options.api_key_env)
-
-    @classmethod
-    def logprobs_asked(cls, options: GeminiOptions) -> int:
-        """`top_logprobs`."""
-        return options.top_logprobs
-
-    @classmethod
-    def base_url(cls, options: GeminiOptions) -> str:
-        """`base_url`."""
-        return options.base_url
 
     async def generate(self, request: Request) -> Completion:
         """One generateContent call, its errors translated."""

@@ -31,7 +31,6 @@ import aiohttp
 import orjson
 import yarl
 
-from harness.api.provider import Provider
 from harness.api.types import (
     Completion,
     Request,
@@ -43,9 +42,9 @@ from harness.api.types import (
 )
 from harness.errors import AttemptTimeout, ConnectionFailed, MalformedResponse
 from harness.providers._http import (
+    LogprobsHTTPProvider,
     api_key,
     error_for_status,
-    key_source,
     rate_limit_state,
     setup_problems,
 )
@@ -70,15 +69,15 @@ _FINISH = {
 }
 
 
-class OpenAIProvider(Provider):
+class OpenAIProvider(LogprobsHTTPProvider):
     """Chat or text completions from an OpenAI-compatible HTTP API. Its token counts are the
     default `Billing`'s: prompt_tokens include cached tokens, completion_tokens reasoning."""
 
     Options = OpenAIOptions
+    options: OpenAIOptions
 
     def __init__(self, model: str, options: OpenAIOptions) -> None:
-        self.model = model
-        self.options = options
+        super().__init__(model, options)
         key = api_key(options.api_key, options.api_key_env) if options.api_key_env else ""
         self._chat_url = _endpoint(options.base_url, "chat/completions")
         self._completions_url = _endpoint(options.base_url, "completions")
@@ -101,21 +100,6 @@ class OpenAIProvider(Provider):
             url=_endpoint_text(options.base_url, "chat/completions"),
             userinfo_refused=_USERINFO_WITH_KEY if options.api_key_env else "",
         )
-
-    @classmethod
-    def key_source(cls, options: OpenAIOptions) -> str:
-        """The key's source: `api_key`, the variable `api_key_env` names, or none."""
-        return key_source(options.api_key, options.api_key_env)
-
-    @classmethod
-    def logprobs_asked(cls, options: OpenAIOptions) -> int:
-        """`top_logprobs`."""
-        return options.top_logprobs
-
-    @classmethod
-    def base_url(cls, options: OpenAIOptions) -> str:
-        """`base_url`."""
-        return options.base_url
 
     async def generate(self, request: Request) -> Completion:
         """One completion request, its errors translated."""

@@ -163,20 +163,16 @@ class SimulatedOptions:
 
 
 @dataclass(frozen=True)
-class TransformersOptions:
-    """Options of `provider = "transformers"`."""
+class LocalOptions:
+    """What the options of every local-model provider (vllm, transformers) hold: where the
+    weights are (`path`: a folder or a hub id, the model id when empty; `revision`), their
+    precision, whether to run the model's own code, the chat template, and logprobs."""
 
     path: str = option("", _PATH)
     revision: str = option("", _REVISION)
     dtype: str = option("auto", _DTYPE)
-    device: str = option(
-        "auto", '"cuda", "mps", "cpu", or "auto" for the first of those present', answer=False
-    )
     trust_remote_code: bool = option(False, _TRUST, answer=False)
     chat: bool = option(True, _CHAT)
-    batch_size: int = option(
-        16, "requests generated together in one batch", min=1, max=100_000, answer=False
-    )
     top_logprobs: int = option(
         5, "alternatives recorded per generated token, with logprobs (0: none)", min=0, max=20
     )
@@ -184,12 +180,21 @@ class TransformersOptions:
 
 
 @dataclass(frozen=True)
-class VLLMOptions:
+class TransformersOptions(LocalOptions):
+    """Options of `provider = "transformers"`."""
+
+    device: str = option(
+        "auto", '"cuda", "mps", "cpu", or "auto" for the first of those present', answer=False
+    )
+    batch_size: int = option(
+        16, "requests generated together in one batch", min=1, max=100_000, answer=False
+    )
+
+
+@dataclass(frozen=True)
+class VLLMOptions(LocalOptions):
     """Options of `provider = "vllm"`: where the weights are, and how the engine runs them."""
 
-    path: str = option("", _PATH)
-    revision: str = option("", _REVISION)
-    dtype: str = option("auto", _DTYPE)
     max_model_len: int | None = option(
         None, "the longest context, prompt and answer (unset: the model's)", min=1, max=10_000_000
     )
@@ -227,7 +232,6 @@ class VLLMOptions:
         "auto", "the KV cache's precision"
     )
     quantization: str = option("", "the weights' quantization method, as vLLM names it")
-    trust_remote_code: bool = option(False, _TRUST, answer=False)
     seed: int = option(0, "the engine's own seed (each request also sends its job's)",
                        min=0, max=2**31 - 1)  # fmt: skip
     enforce_eager: bool = option(
@@ -236,11 +240,6 @@ class VLLMOptions:
     chunked_prefill: bool | None = option(
         None, "prefill long prompts in chunks (unset: vLLM's default; off on a CPU)", answer=False
     )
-    chat: bool = option(True, _CHAT)
-    top_logprobs: int = option(
-        5, "alternatives recorded per generated token, with logprobs (0: none)", min=0, max=20
-    )
-    max_logprob_tokens: int | None = option(None, _LOGPROB_CAP, min=0, max=10_000_000)
 
 
 # The options of each provider by its name in `harness.providers.REGISTRY`.

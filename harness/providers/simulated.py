@@ -16,9 +16,14 @@ import anyio
 from harness.api.provider import Provider
 from harness.api.types import Completion, Request, TokenLogprob, Usage
 from harness.errors import AttemptTimeout, FatalError, RateLimited, ServerError
-from harness.providers.options import SimulatedOptions
+from harness.providers.options import SimulatedOptions, SimulatedOutcome
 
-_DRAWN = ("400", "429", "500", "timeout")  # in the order of `SimulatedOptions.rates`
+_DRAWN: tuple[SimulatedOutcome, ...] = (
+    "400",
+    "429",
+    "500",
+    "timeout",
+)  # in the order of `SimulatedOptions.rates`
 _VERDICTS = ("Yes, it exists.", "No, I cannot find it.", "I am not certain.")
 _WORDS = tuple(
     "the advisory describes a vulnerability in version package release maintainers published "
@@ -32,10 +37,10 @@ class SimulatedProvider(Provider):
     """Scripted answers after a simulated delay, or one of the failures a real API gives."""
 
     Options = SimulatedOptions
+    options: SimulatedOptions
 
     def __init__(self, model: str, options: SimulatedOptions) -> None:
-        self.model = model
-        self.options = options
+        super().__init__(model, options)
         # Upper bounds of each outcome's slice of [0, 1), in the order of `_DRAWN`.
         self._bounds = list(itertools.accumulate(options.rates))
 
@@ -65,7 +70,7 @@ class SimulatedProvider(Provider):
         await self._delay(draw)
         return self._answer(request, malformed=outcome == "malformed")
 
-    def _drawn(self, roll: float) -> str:
+    def _drawn(self, roll: float) -> SimulatedOutcome:
         for outcome, bound in zip(_DRAWN, self._bounds, strict=True):
             if roll < bound:
                 if outcome == "500" and roll < bound - self.options.server_error_rate / 2:

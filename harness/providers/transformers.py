@@ -58,17 +58,16 @@ class TransformersProvider(Provider):
     """Generates with a Hugging Face model in this process, batching concurrent requests."""
 
     Options = TransformersOptions
+    options: TransformersOptions
     holds_device = True
     serves_adapters = True
 
     def __init__(
         self, model: str, options: TransformersOptions, adapters: Sequence[Adapter] = ()
     ) -> None:
-        self.model = model
-        self.options = options
+        super().__init__(model, options, adapters)
         # PEFT's name for each adapter: ours may hold a '.', which a module's name may not.
         self._adapters = {a.name: f"adapter{number}" for number, a in enumerate(adapters)}
-        self.adapters = tuple(adapters)
         self.path = options.path or model
         self.label = self.path  # what records name: `hub/id@commit` once loaded
         self._model: Any = None

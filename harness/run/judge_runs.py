@@ -23,7 +23,7 @@ from harness.run.prepare import Prepared, prepare_prompts
 
 
 @dataclass(frozen=True)
-class JudgeRun:
+class PreparedJudgeRun:
     """One judge model's run, checked, with no prompts until it is asked: the run path's
     `harness.analysis.judge.JudgeRun`."""
 
@@ -57,7 +57,7 @@ class JudgeRun:
         return await run_pending(prepared, command=command, console=console, argv=argv)
 
 
-def judge_run(config: RunConfig, model: ModelConfig, where: str) -> JudgeRun:
+def judge_run(config: RunConfig, model: ModelConfig, where: str) -> PreparedJudgeRun:
     """The judge `model` (defined in the config at `where`) checked as a run's models are, its
     ledger and limits from `config`; InputError before anything is written."""
-    return JudgeRun(prepare_prompts(config, [], [(model, where)]))
+    return PreparedJudgeRun(prepare_prompts(config, [], [(model, where)]))

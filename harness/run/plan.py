@@ -225,9 +225,9 @@ def _lane(
 ) -> _Lane:
     """Every variant of one model: estimates, then the lane's wall time and GPU cost."""
     model, price = setup.model, model_price(setup.model)
-    counting = setup.provider_cls.billing
+    billing = setup.provider_cls.billing
     estimates = [
-        _estimate(v, work, calibration.variants.get(v.id), price, counting, assumptions)
+        _estimate(v, work, calibration.variants.get(v.id), price, billing, assumptions)
         for v in setup.variants
     ]
     pending, busy = sum(e.pending for e in estimates), sum(e.busy for e in estimates)
@@ -267,13 +267,13 @@ def _estimate(
     work: _Work,
     observed: Observed | None,
     price: Price | None,
-    counting: Billing,
+    billing: Billing,
     assumptions: Assumptions,
 ) -> _Estimate:
     """One variant's pending work, calibrated on its answers where the ledger has some."""
     max_tokens = variant.sampling.max_tokens
     fallback = assumptions.output(max_tokens)
-    per_char, outputs, latency = _basis(observed, work.categories, counting, fallback)
+    per_char, outputs, latency = _basis(observed, work.categories, billing, fallback)
     long = price.long_context if price is not None else None
     counts, chars = work.pending(variant.id, long.above / per_char if long else math.inf)
     tokens_in = tokens_out = worst_out = cost = worst_cost = 0.0
@@ -309,27 +309,27 @@ def _estimate(
 
 
 def _basis(
-    observed: Observed | None, categories: Sequence[str], counting: Billing, fallback: float
+    observed: Observed | None, categories: Sequence[str], billing: Billing, fallback: float
 ) -> tuple[float, list[float], float | None]:
     """Input tokens per character, output tokens per answer of each category, and seconds per
     request (None: to be assumed), from a variant's answers where it has some."""
     per_char = 1 / CHARS_PER_TOKEN
     if observed is None or not observed.answers:
         return per_char, [fallback] * len(categories), None
-    prompted = billable(observed.prompted.tokens, counting)
+    prompted = billable(observed.prompted.tokens, billing)
     if prompted is not None and observed.prompt_chars:
         per_char = prompted.prompt / observed.prompt_chars
-    return per_char, _outputs(observed, categories, counting, fallback), observed.latency_p50()
+    return per_char, _outputs(observed, categories, billing, fallback), observed.latency_p50()
 
 
 def _outputs(
-    observed: Observed, categories: Sequence[str], counting: Billing, fallback: float
+    observed: Observed, categories: Sequence[str], billing: Billing, fallback: float
 ) -> list[float]:
     """Mean output tokens per answer of each category: the category's own, else the variant's."""
     means: dict[str, float] = {}
     total = answers = 0
     for category, tally in observed.by_category.items():
-        bill = billable(tally.tokens, counting)
+        bill = billable(tally.tokens, billing)
         if bill is None or not tally.answers:
             continue
         means[category] = bill.output / tally.answers

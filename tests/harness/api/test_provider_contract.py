@@ -6,6 +6,9 @@ the provider classes, not in the core."""
 from __future__ import annotations
 
 import ast
+import dataclasses
+import json
+import re
 import zlib
 from pathlib import Path
 
@@ -15,10 +18,12 @@ from aiohttp import web
 from harness.api.provider import BatchProvider, Provider
 from harness.api.types import Completion, Request, Usage
 from harness.errors import RetryableError, ServerError
-from harness.providers import REGISTRY, Entry, batch_providers, provider_class
+from harness.providers import REGISTRY, Entry, batch_providers, holds_device, provider_class
 from tests.conftest import REPO, results, write_config
 from tests.harness.providers.servers import Loopback, Seen, json_error
 from tests.harness.providers.test_anthropic import messages_api
+from tests.harness.providers.test_gemini import generate_content, google_error
+from tests.harness.providers.test_openai import openai_api
 
 HARNESS = REPO / "harness"
 
@@ -103,26 +108,48 @@ def test_a_providers_own_pushback_hook_slows_its_lane(tmp_path, run_cli, monkeyp
     assert "concurrency 8 -> 4" in out
 
 
-def test_anthropics_overloaded_529_still_slows_its_lane(tmp_path, run_cli, monkeypatch):
-    monkeypatch.setenv("TEST_ANTHROPIC_KEY", "k")
+# Per HTTP provider: its server's good answer, its body for a 529, and the URL of that server.
+OVERLOADED = {
+    "anthropic": (
+        messages_api,
+        {"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}},
+        "{}",
+    ),
+    # A gateway in front of Claude, spoken to as an OpenAI-compatible server.
+    "openai": (
+        openai_api,
+        {"error": {"type": "overloaded_error", "message": "Overloaded"}},
+        "{}/v1",
+    ),
+    "gemini": (generate_content, google_error(529, "UNAVAILABLE", "Overloaded"), "{}"),
+}
+
+
+@pytest.mark.parametrize("provider", sorted(OVERLOADED))
+def test_an_overloaded_529_slows_the_lane_of_every_http_provider(
+    tmp_path, run_cli, monkeypatch, provider
+):
+    """The 529 that `_http.error_for_status` classifies as "overloaded" is pushback, whichever
+    HTTP provider's SDK it comes through."""
+    answer, overloaded, url = OVERLOADED[provider]
+    monkeypatch.setenv("TEST_HTTP_KEY", "k")
     answered: set[str] = set()
 
     def half_overloaded(outcome: str, seen: Seen) -> web.Response:
-        prompt = str(seen.body["messages"][-1]["content"])
-        if zlib.crc32(prompt.encode()) % 2 and prompt not in answered:
-            answered.add(prompt)
-            body = {"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}}
-            return json_error(529, body)
-        return messages_api("ok", seen)
+        request = json.dumps(seen.body, sort_keys=True)  # a retry sends the same body
+        if zlib.crc32(request.encode()) % 2 and request not in answered:
+            answered.add(request)
+            return json_error(529, overloaded)
+        return answer("ok", seen)
 
     with Loopback(half_overloaded) as server:
-        body = BUSY.replace('"busy"', '"anthropic"').replace('"busy-1"', '"claude-test"')
-        body += f'[models.options]\nbase_url = "{server.base_url}"\n'
-        body += 'api_key_env = "TEST_ANTHROPIC_KEY"\n'
+        body = BUSY.replace('"busy"', f'"{provider}"').replace('"busy-1"', '"model-test"')
+        body += f'[models.options]\nbase_url = "{url.format(server.base_url)}"\n'
+        body += 'api_key_env = "TEST_HTTP_KEY"\n'
         code, out, _ = run_cli("run", write_config(tmp_path, body, prompts=64))
     records = results(tmp_path / "out" / "ledger.jsonl")
     assert code == 0 and len(records) == 64 and {r["status"] for r in records} == {"ok"}
-    assert "concurrency 8 -> 4" in out
+    assert len(answered) > 8 and "concurrency 8 -> 4" in out
 
 
 @pytest.mark.slow  # imports every provider's SDK, vllm's included
@@ -130,6 +157,19 @@ def test_the_registry_names_as_batch_providers_exactly_the_batch_provider_classe
     batched = set(batch_providers())
     for name in REGISTRY:
         assert (name in batched) == issubclass(provider_class(name), BatchProvider), name
+
+
+@pytest.mark.slow  # imports every provider's SDK, vllm's included
+def test_whether_a_provider_holds_the_device_reads_from_its_source_as_its_class_says():
+    for name in REGISTRY:
+        assert holds_device(name) == provider_class(name).holds_device, name
+    assert {name for name in REGISTRY if holds_device(name)} == {"vllm", "transformers"}
+
+
+def test_a_provider_that_holds_the_device_says_how_it_runs_without_a_gpu():
+    """`doctor` shows this when there is no GPU, whether or not the provider's SDK is there."""
+    for name, entry in REGISTRY.items():
+        assert bool(entry.cpu_route) == holds_device(name), name
 
 
 def _getattr_by_name(path: Path) -> list[str]:
@@ -155,7 +195,8 @@ def test_the_run_path_finds_no_provider_hook_or_option_by_getattr():
 
 def test_the_core_names_no_provider():
     """What a provider's answers mean is its class's to say; the pricing, lanes and ledger never
-    test a provider's name (the run line's package versions name packages, not providers)."""
+    test a provider's name, nor tell what one does (the run line's package versions name
+    packages, not providers; docstrings may give examples)."""
     names = set(REGISTRY) - {"simulated"}
     modules = [
         path
@@ -164,9 +205,44 @@ def test_the_core_names_no_provider():
         if path.name != "provenance.py"
     ]
     named = [
-        f"{path.relative_to(HARNESS.parent)}:{node.lineno}"
+        f"{path.relative_to(HARNESS.parent)}:{line}"
         for path in modules
-        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
-        if isinstance(node, ast.Constant) and node.value in names
+        for line, text in _strings(path)
+        if names & set(re.findall(r"[a-z]+", text.lower()))
     ]
     assert named == []
+
+
+def _strings(path: Path) -> list[tuple[int, str]]:
+    """The string constants of a module (f-strings' literal parts too), docstrings left out."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    documented = (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)
+    docstrings = {
+        id(node.body[0].value)
+        for node in ast.walk(tree)
+        if isinstance(node, documented) and node.body and isinstance(node.body[0], ast.Expr)
+    }
+    return [
+        (node.lineno, node.value)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Constant)
+        and isinstance(node.value, str)
+        and id(node) not in docstrings
+    ]
+
+
+LOCAL = {"vllm", "transformers"}  # their SDKs take seconds to import
+
+
+@pytest.mark.parametrize(
+    "name", [pytest.param(n, marks=pytest.mark.slow if n in LOCAL else ()) for n in REGISTRY]
+)
+def test_every_provider_instance_has_the_attributes_the_base_class_declares(name, monkeypatch):
+    """What `Provider.__init__` sets (model, options, adapters) is there on every provider."""
+    monkeypatch.setenv("TEST_KEY", "k")
+    cls = provider_class(name)
+    fields = {f.name for f in dataclasses.fields(cls.Options)}
+    options = cls.Options(**({"api_key_env": "TEST_KEY"} if "api_key_env" in fields else {}))
+    declared = vars(Echo("model-1", options))
+    built = cls("model-1", options)
+    assert {attr: getattr(built, attr, "missing") for attr in declared} == declared

@@ -111,7 +111,8 @@ def test_the_reference_states_the_limits_the_loader_enforces(run_cli):
         "model's request rate limit (unset: unlimited)",
     ]
     assert [line for line in expected if line not in lines] == []
-    for limit in ("none twice", "within the provider's batch limit", "(anthropic, gemini)",
+    for limit in ("none twice", "within the provider's batch limit",
+                      'providers with a batch API (mode = "batch"): anthropic, gemini',
                   "; not empty", "(not with text)", "a rule needs regex or keywords",
                   "(empty: the built-in names)"):  # fmt: skip
         assert limit in out, limit

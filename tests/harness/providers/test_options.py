@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from harness.providers import REGISTRY, provider_class
-from harness.providers.options import OPTIONS
+from harness.providers.options import OPTIONS, LocalOptions
 from tests.bounds import unbounded_numbers
 
 
@@ -17,3 +19,14 @@ def test_every_numeric_option_has_a_min_and_a_max(name):
 @pytest.mark.parametrize("name", sorted(REGISTRY))
 def test_a_providers_options_are_the_declared_ones(name):
     assert provider_class(name).Options is OPTIONS[name]
+
+
+def test_the_local_providers_declare_the_options_they_share_once():
+    """vllm's and transformers' options share one declaration (`LocalOptions`) of each option
+    they both have, so a description or a bound cannot drift apart between them."""
+    vllm, transformers = (
+        {f.name: f for f in dataclasses.fields(OPTIONS[name])} for name in ("vllm", "transformers")
+    )
+    shared = vllm.keys() & transformers.keys()
+    assert shared == {f.name for f in dataclasses.fields(LocalOptions)}
+    assert all(vllm[name] is transformers[name] for name in shared)

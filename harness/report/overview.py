@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from harness.run.summary import Summary
+from harness.run.tally import Summary
 from harness.scrub import (
     REDACTED,
     SECRETS,

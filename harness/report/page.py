@@ -47,7 +47,8 @@ from harness.report.read import (
     read_in_workers,
     report_reading,
 )
-from harness.run.summary import Summary, summarize
+from harness.run.summary import summarize
+from harness.run.tally import Summary
 from harness.terminal import command_line
 from harness.whole import written_whole
 

@@ -23,8 +23,9 @@ from harness.errors import InputError
 from harness.input_files import refuse_special
 from harness.ledger.file import LedgerWriter, ResumeIndex, build_index, index_lines
 from harness.ledger.sets import Ledgers
+from harness.run.closing_summary import ClosingSummary, count_spend, result_fields
 from harness.run.prepare import Prepared
-from harness.run.summary import ClosingSummary, Summary, count_spend, result_fields
+from harness.run.tally import Summary
 from harness.terminal import command_line
 
 # Lines read in blocks of 4 MiB: a ledger's lines come twice as fast as through the default 8 kB.

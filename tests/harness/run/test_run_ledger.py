@@ -16,7 +16,8 @@ from rich.console import Console
 
 from harness.api.types import Completion, Usage
 from harness.errors import EXIT_BUDGET, ProviderError
-from harness.ledger.file import sealed
+from harness.ledger.file import ResumeIndex, index_lines, sealed
+from harness.run.closing_summary import ClosingSummary
 from harness.run.execute import run_pending
 from harness.run.jobs import Job, job_key
 from harness.run.prepare import prepare
@@ -105,6 +106,35 @@ def test_the_closing_summary_counts_each_key_once_as_status_does(tmp_path: Path)
     status.print(summary_table(summarize(ledger), "status"))
     rows = [_rows(console) for console in (closing, status)]
     assert rows[0] == rows[1] and len(rows[0]) == 1
+
+
+def test_a_blank_line_is_passed_over_by_the_closing_summary_as_by_status(tmp_path: Path) -> None:
+    """Blank lines in a ledger are neither records nor unreadable lines: the closing summary,
+    from a run's one reading or from lines handed to it one by one, counts what `status` counts
+    (none skipped), and a run over such a ledger closes with `status`'s row."""
+    config = _project(tmp_path, 30)
+    ledger = _ledger(config, failed_every=3)
+    lines = ledger.read_bytes().splitlines(keepends=True)
+    ledger.write_bytes(b"".join([*lines[:10], b"\n", b"  \n", *lines[10:]]))
+    one_pass, line_by_line = ClosingSummary(), ClosingSummary()
+    with ledger.open("rb") as file:
+        one_pass.read_all(index_lines(ResumeIndex(), file))
+    place = 0
+    for line in ledger.read_bytes().splitlines(keepends=True):
+        line_by_line.read(line, place)
+        place += len(line)
+    summaries = [summarize(ledger), one_pass.finish(ledger), line_by_line.finish(ledger)]
+    assert [(s.skipped, s.records, s.runs) for s in summaries] == [(0, 30, 0)] * 3
+    tables = []
+    for summary in summaries:
+        tables.append(Console(file=io.StringIO(), width=200))
+        tables[-1].print(summary_table(summary, "t"))
+    assert _rows(tables[0]) == _rows(tables[1]) == _rows(tables[2])
+    closing = Console(file=io.StringIO(), width=200)
+    anyio.run(partial(run_pending, prepare(config), command="run", console=closing))
+    status = Console(file=io.StringIO(), width=200)
+    status.print(summary_table(summarize(ledger), "status"))
+    assert _rows(closing) == _rows(status) and len(_rows(status)) == 1
 
 
 def _rows(console: Console) -> list[str]:

@@ -65,6 +65,20 @@ def test_pending_comes_from_the_latest_plan_that_names_each_variant(tmp_path, ru
     assert table["b@t0"][:3] == ["1", "0", "2"]
 
 
+def test_a_shard_whose_index_is_not_an_integer_counts_pending_against_all_jobs(tmp_path, run_cli):
+    """A run line's shard names itself by index and count; one that cannot (an index that is no
+    integer) is read as no one shard, its pending jobs counted against all jobs, not a
+    traceback."""
+    shard = {"index": [0], "count": 2, "plan_unsharded": {"a@t0": 4}}
+    lines = [{**run_line({"a@t0": 2}), "shard": shard}, result("a@t0", "p0")]
+    code, out, _ = run_cli("status", write_ledger(tmp_path / "ledger.jsonl", lines))
+    assert code == 0
+    assert rows(out)["a@t0"][:3] == ["1", "0", "3"]
+    lines[0]["shard"] = {**shard, "index": 0}  # named: its own plan
+    code, out, _ = run_cli("status", write_ledger(tmp_path / "ledger.jsonl", lines))
+    assert rows(out)["a@t0"][:3] == ["1", "0", "1"]
+
+
 MALFORMED = [
     {"key": None, "status": "ok"},
     {"key": ["a@t0", "p9"], "status": "ok", "variant": "a@t0"},

@@ -25,17 +25,19 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+import operator
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from decimal import Decimal
+from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
 import orjson
 
-from harness.api.types import Message
+from harness.api.types import Message, Role
 from harness.bulk import collector_paused
 from harness.errors import PromptsError
 from harness.prompts.sources import DataFile, FieldMap, PromptSource, data_files
@@ -75,6 +77,35 @@ def content_hash(messages: tuple[Message, ...]) -> str:
     return hashlib.sha256(orjson.dumps(turns)).hexdigest()[:16]
 
 
+def _new_prompts(
+    ids: list[str],
+    turns: list[tuple[Message, ...]],
+    categories: list[str],
+    probes: list[bool],
+    metadata: list[dict[str, Any]],
+    hashes: list[str],
+) -> list[Prompt]:
+    """Prompts made in bulk, equal to `Prompt(...)` of the same fields: each slot is set as the
+    frozen dataclass's `__init__` sets it, without a call through `object.__setattr__` per field
+    and one to `__post_init__` (every hash is given): twice as fast."""
+    new, slot = object.__new__, vars(Prompt)
+    set_id, set_messages, set_category = (slot[n].__set__ for n in ("id", "messages", "category"))
+    set_probe, set_metadata, set_hash = (
+        slot[n].__set__ for n in ("is_synthetic_probe", "metadata", "hash")
+    )
+    made = []
+    for row in zip(ids, turns, categories, probes, metadata, hashes, strict=True):
+        prompt = new(Prompt)
+        set_id(prompt, row[0])
+        set_messages(prompt, row[1])
+        set_category(prompt, row[2])
+        set_probe(prompt, row[3])
+        set_metadata(prompt, row[4])
+        set_hash(prompt, row[5])
+        made.append(prompt)
+    return made
+
+
 def as_source(source: PromptSource | str | Path) -> PromptSource:
     """A source as given, or a plain path read with the built-in field names."""
     if isinstance(source, PromptSource):
@@ -83,7 +114,8 @@ def as_source(source: PromptSource | str | Path) -> PromptSource:
 
 
 def load_prompts(source: PromptSource | str | Path) -> list[Prompt]:
-    """Read a prompt set, file by file and row by row, and validate every item."""
+    """Read a prompt set, file by file and batch by batch, and validate every item: a batch of
+    plain rows column by column, any other row by row."""
     source = as_source(source)
     files, _ = data_files(source)
     reader = _RowReader(source.fields)
@@ -91,19 +123,24 @@ def load_prompts(source: PromptSource | str | Path) -> list[Prompt]:
     seen: set[str] = set()
     with collector_paused():
         for file in files:
-            for position, row in file.rows():
-                try:
-                    prompt = reader.prompt(row, file)
-                except _RowError as exc:
-                    raise PromptsError(f"{file.path}: {file.where(position)}: {exc}") from None
-                if prompt.id in seen:
-                    first = next(i for i, p in enumerate(prompts) if p.id == prompt.id)
-                    raise PromptsError(
-                        f"{file.path}: {file.where(position)}: duplicate id {prompt.id!r} "
-                        f"(first at {_place(files, first)})"
-                    )
-                seen.add(prompt.id)
-                prompts.append(prompt)
+            for positions, rows in file.batches():
+                made = reader.batch(rows, file, seen)
+                if made is not None:
+                    prompts += made
+                    continue
+                for position, row in zip(positions, rows, strict=True):
+                    try:
+                        prompt = reader.prompt(row, file)
+                    except _RowError as exc:
+                        raise PromptsError(f"{file.path}: {file.where(position)}: {exc}") from None
+                    if prompt.id in seen:
+                        first = next(i for i, p in enumerate(prompts) if p.id == prompt.id)
+                        raise PromptsError(
+                            f"{file.path}: {file.where(position)}: duplicate id {prompt.id!r} "
+                            f"(first at {_place(files, first)})"
+                        )
+                    seen.add(prompt.id)
+                    prompts.append(prompt)
     if not prompts:
         raise PromptsError(f"{source}: no prompts")
     return prompts
@@ -125,7 +162,8 @@ class _RowReader:
 
     A row's fields are copied once; each field that is read as the id, the prompt (a template's
     fields included), the system turn, the category, the flag or the target is taken out of the
-    copy, and the rest is metadata.
+    copy, and the rest is metadata. A batch of rows that share their fields is read column by
+    column when it can be (`batch`), with the same outcome.
     """
 
     def __init__(self, fields: FieldMap) -> None:
@@ -133,6 +171,36 @@ class _RowReader:
         self.template = PromptTemplate(fields.template) if fields.template else None
         self.rows = 0
         self.numbered: bool | None = None  # decided by the first row
+        self.plans: dict[tuple[str, ...], _Columns | None] = {}  # by a batch's field names
+
+    def batch(self, rows: list[Any], file: DataFile, seen: set[str]) -> list[Prompt] | None:
+        """The prompts of a batch whose rows have the same fields, in the same order, and need
+        no rule but the plain ones (see `_Columns`), each column checked at once; None for any
+        other batch, or one with a mistake or an id seen before: read row by row, it is named.
+        The ids are added to `seen`."""
+        if set(map(type, rows)) != {dict}:
+            return None
+        names = tuple(rows[0])
+        if not all(map(names.__eq__, map(tuple, rows))):
+            return None
+        if names not in self.plans:
+            self.plans[names] = _Columns.of(names, self.fields, self.template is not None)
+        plan = self.plans[names]
+        if plan is None or (self.numbered is not None and self.numbered != (not plan.id)):
+            return None
+        start = self.rows
+        ids = _usual_ids(_column(rows, plan.id)) if plan.id else _numbers(start, len(rows))
+        if ids is None:
+            return None
+        fresh = set(ids)
+        if len(fresh) < len(ids) or not seen.isdisjoint(fresh):
+            return None
+        made = plan.prompts(rows, ids, file)
+        if made is not None:
+            self.rows += len(rows)
+            self.numbered = not plan.id
+            seen |= fresh
+        return made
 
     def prompt(self, row: Any, file: DataFile) -> Prompt:
         if type(row) is not dict and not isinstance(row, Mapping):
@@ -219,14 +287,130 @@ class _RowReader:
         return head + _prompt(row, rest, fields)
 
 
+@dataclass(slots=True)
+class _Columns:
+    """Which field of a batch's rows is the id ("" if none: rows are numbered), the system
+    turn, the prompt's text, the category and the probe flag, and which are metadata: for rows
+    with none of the rules that need a row at a time (a template, chat turns, Alpaca's
+    instruction, Inspect's nested metadata, a mapped target, a dotted path, a field read twice).
+    """
+
+    id: str
+    system: str
+    text: str
+    category: str
+    probe: str
+    metadata: tuple[str, ...] = ()
+
+    @classmethod
+    def of(cls, names: tuple[str, ...], fields: FieldMap, templated: bool) -> _Columns | None:
+        """The columns of rows with these field names, or None if a rule needs each row."""
+        present = set(names)
+        if templated or fields.target or "metadata" in present:
+            return None
+        if not fields.text and ("messages" in present or "instruction" in present):
+            return None
+        plan = cls(
+            fields.id or next((k for k in _ID_KEYS if k in present), ""),
+            fields.system or ("system" if "system" in present else ""),
+            fields.text or next((k for k in _TEXT_KEYS if k in present), ""),
+            fields.category or ("category" if "category" in present else ""),
+            fields.probe or ("is_synthetic_probe" if "is_synthetic_probe" in present else ""),
+        )
+        taken = [n for n in (plan.id, plan.system, plan.text, plan.category, plan.probe) if n]
+        if not plan.text or len(set(taken)) < len(taken) or not present.issuperset(taken):
+            return None
+        left = present.difference(taken, fields.drop)
+        plan.metadata = tuple(name for name in names if name in left)
+        return plan
+
+    def prompts(
+        self, rows: list[dict[str, Any]], ids: list[str], file: DataFile
+    ) -> list[Prompt] | None:
+        """The batch's prompts, or None if a value breaks a rule (the row-by-row path names it)."""
+        count, text_cells = len(rows), file.text_cells
+        texts = _column(rows, self.text)
+        if set(map(type, texts)) != {str} or not all(texts) or any(map(str.isspace, texts)):
+            return None
+        systems = _column(rows, self.system) if self.system else []
+        if systems and not _plain_systems(systems):
+            return None
+        try:
+            categories = (
+                [sys.intern(_category(v, text_cells)) for v in _column(rows, self.category)]
+                if self.category
+                else [""] * count
+            )
+            probes = (
+                [_flag(v, text_cells, self.probe) for v in _column(rows, self.probe)]
+                if self.probe
+                else [False] * count
+            )
+            keep = self.metadata
+            metadata = [{k: row[k] for k in keep} for row in rows] if keep else [{} for _ in rows]
+            if file.typed:
+                metadata = list(map(_json_ready, metadata))
+        except _RowError:
+            return None
+        turns = _turns_of(systems, texts)
+        hashes = list(map(content_hash, turns)) if systems else _user_hashes(texts)
+        return _new_prompts(ids, turns, categories, probes, metadata, hashes)
+
+
+def _column(rows: list[dict[str, Any]], name: str) -> list[Any]:
+    return list(map(itemgetter(name), rows))
+
+
+def _numbers(start: int, count: int) -> list[str]:
+    """The ids of rows numbered from `start` + 1 (a set without ids)."""
+    return list(map(str, range(start + 1, start + count + 1)))
+
+
+def _usual_ids(values: list[Any]) -> list[str] | None:
+    """The ids of a column whose every value is the usual id, non-empty text with no space at
+    its ends, no line break and no '|', or an integer (as text); None otherwise."""
+    kinds = set(map(type, values))
+    if kinds <= {int, str} and int in kinds:
+        values = [str(v) if type(v) is int else v for v in values]
+    elif kinds != {str}:
+        return None
+    joined = "".join(values)
+    if "|" in joined or "\n" in joined or not all(values):
+        return None
+    return values if all(map(operator.eq, map(str.strip, values), values)) else None
+
+
+def _plain_systems(values: list[Any]) -> bool:
+    """Whether every system turn is absent, empty, or text that is not blank."""
+    texts = [v for v in values if v is not None]
+    return set(map(type, texts)) <= {str} and not any(map(str.isspace, texts))
+
+
+def _user_hashes(texts: list[str]) -> list[str]:
+    """`content_hash` of each text sent as one user turn, computed without the turns."""
+    sha256, dumps = hashlib.sha256, orjson.dumps
+    return [sha256(dumps([["user", text]])).hexdigest()[:16] for text in texts]
+
+
+def _turns_of(systems: list[Any], texts: list[str]) -> list[tuple[Message, ...]]:
+    """Each row's turns: its system turn, if any, then its text as a user turn."""
+    if not systems:
+        user: Role = "user"
+        return list(zip(map(Message, itertools.repeat(user), texts)))  # 1-tuples, made in C
+    return [
+        (Message("system", s), Message("user", t)) if s else (Message("user", t),)
+        for s, t in zip(systems, texts, strict=True)
+    ]
+
+
 def _prompt(row: Mapping[str, Any], rest: dict[str, Any], fields: FieldMap) -> tuple[Message, ...]:
     """The prompt's turns, from the field the rules above pick."""
     if fields.text:
         return _turns(_take(row, rest, fields.text), fields.text)
     if "messages" in row:
-        return _turns(rest.pop("messages"), "messages", chat_only=True)
+        return _turns(rest.pop("messages", row["messages"]), "messages", chat_only=True)
     if "instruction" in row:  # Alpaca: the instruction, then its input when there is one
-        text = _text(rest.pop("instruction"), "instruction")
+        text = _text(rest.pop("instruction", row["instruction"]), "instruction")
         extra = rest.pop("input", None)
         if isinstance(extra, str) and extra.strip():
             text = f"{text}\n\n{extra}"
@@ -235,7 +419,7 @@ def _prompt(row: Mapping[str, Any], rest: dict[str, Any], fields: FieldMap) -> t
         return (Message("user", text),)
     for key in _TEXT_KEYS:
         if key in row:
-            return _turns(rest.pop(key), key)
+            return _turns(rest.pop(key, row[key]), key)
     found = ", ".join(map(str, row)) or "none"
     raise _RowError(
         f"no prompt field (expected one of messages, instruction, {', '.join(_TEXT_KEYS)}; "

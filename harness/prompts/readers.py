@@ -1,7 +1,8 @@
 """Rows from one data file, streamed: JSON, JSONL, CSV/TSV, Parquet, Arrow.
 
-Every reader yields `(position, row)`, a row being a plain mapping, and `where(format, position)`
-names the row for errors: `prompts[2]` (JSON), `line 7` (JSONL), `row 4` (CSV/TSV, counted as a
+Every reader yields `(position, row)`, a row being a plain mapping (`read_batches`: the rows in
+lists, several thousand at a time, with their positions), and `where(format, position)` names the
+row for errors: `prompts[2]` (JSON), `line 7` (JSONL), `row 4` (CSV/TSV, counted as a
 spreadsheet counts them: the header is row 1), `row 3` (Parquet, Arrow). JSONL, CSV/TSV, Parquet
 and Arrow stream (memory holds one batch, not the file); a JSON document is read whole.
 
@@ -16,7 +17,7 @@ from __future__ import annotations
 
 import csv
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +27,9 @@ from harness.errors import PromptsError
 from harness.input_files import refuse_special, utf8_problem, utf8_problem_in
 
 Rows = Iterator[tuple[int, Any]]
+Batches = Iterator[tuple[Sequence[int], list[Any]]]  # rows in order, each list with its positions
 _BATCH_ROWS = 65_536
+_BATCH_LINES = 1 << 22  # bytes of JSONL lines decoded at once
 _BOM = b"\xef\xbb\xbf"
 csv.field_size_limit(2**31 - 1)  # the default, 128 KiB, refuses long-context cells
 
@@ -41,11 +44,40 @@ def where(format: str, position: int) -> str:
 def read_rows(path: Path, format: str) -> Rows:
     """Every row of one data file and its position; PromptsError for a file that cannot be read
     (InputError for one that is not a regular file)."""
+    for positions, rows in read_batches(path, format):
+        yield from zip(positions, rows, strict=True)
+
+
+def read_batches(path: Path, format: str) -> Batches:
+    """The rows of one data file in batches, with their positions, as `read_rows` reads them: a
+    row that cannot be read is an error after the rows before it have been yielded."""
     refuse_special(path)
     try:
-        yield from _READERS[format](path)
+        if format == "jsonl":
+            yield from _jsonl_batches(path)
+        else:
+            yield from _batched(_READERS[format](path))
     except OSError as exc:
         raise PromptsError(f"{path}: cannot read: {exc.strerror or exc}") from None
+
+
+def _batched(rows: Rows) -> Batches:
+    """Rows in lists of `_BATCH_ROWS`; those read before an error come first, then the error."""
+    positions: list[int] = []
+    batch: list[Any] = []
+    try:
+        for position, row in rows:
+            positions.append(position)
+            batch.append(row)
+            if len(batch) == _BATCH_ROWS:
+                yield positions, batch
+                positions, batch = [], []
+    except Exception:
+        if batch:
+            yield positions, batch
+        raise
+    if batch:
+        yield positions, batch
 
 
 def _json_rows(path: Path) -> Rows:
@@ -61,13 +93,27 @@ def _json_rows(path: Path) -> Rows:
     yield from enumerate(document)
 
 
-def _jsonl_rows(path: Path) -> Rows:
+def _jsonl_batches(path: Path) -> Batches:
+    """The lines of a JSONL file, decoded a few MB at a time; a batch with a blank line or one
+    that is no JSON is decoded again line by line, to skip the one and name the other."""
     with path.open("rb") as file:
-        for number, line in enumerate(file, start=1):
-            if number == 1:
-                line = line.removeprefix(_BOM)
-            if line.strip():
-                yield number, _decode(path, line, f"line {number}, ", number)
+        first = 1
+        while lines := file.readlines(_BATCH_LINES):
+            if first == 1:
+                lines[0] = lines[0].removeprefix(_BOM)
+            try:
+                rows = list(map(orjson.loads, lines))
+            except orjson.JSONDecodeError:
+                yield from _batched(_jsonl_lines(path, lines, first))
+            else:
+                yield range(first, first + len(lines)), rows
+            first += len(lines)
+
+
+def _jsonl_lines(path: Path, lines: list[bytes], first: int) -> Rows:
+    for number, line in enumerate(lines, start=first):
+        if line.strip():
+            yield number, _decode(path, line, f"line {number}, ", number)
 
 
 def _decode(path: Path, data: bytes, where: str, first_line: int = 1) -> Any:
@@ -215,7 +261,6 @@ def _class_labels(features: Any) -> dict[str, list[str]]:
 
 _READERS = {
     "json": _json_rows,
-    "jsonl": _jsonl_rows,
     "csv": _csv_rows,
     "tsv": _tsv_rows,
     "parquet": _parquet_rows,

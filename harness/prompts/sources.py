@@ -28,7 +28,7 @@ from harness.errors import PromptsError
 from harness.fields import described, option
 from harness.input_files import refuse_special
 from harness.prompts.hub_cache import hub_snapshot
-from harness.prompts.readers import Rows, read_rows, where
+from harness.prompts.readers import Batches, Rows, read_batches, read_rows, where
 
 Format = Literal["auto", "json", "jsonl", "csv", "tsv", "parquet", "arrow"]
 
@@ -124,6 +124,10 @@ class DataFile:
     def rows(self) -> Rows:
         """Every row and its position."""
         return read_rows(self.path, self.format)
+
+    def batches(self) -> Batches:
+        """Every row and its position, several thousand at a time."""
+        return read_batches(self.path, self.format)
 
     @property
     def typed(self) -> bool:

@@ -40,7 +40,7 @@ from harness.errors import (
 )
 from harness.ledger.file import LEDGER_NAME, ResumeIndex, build_index
 from harness.ledger.merge import merge
-from harness.ledger.sets import Ledgers, ledgers_of
+from harness.ledger.sets import Ledgers, ledgers_of, tree
 from harness.ledger.shards import Shard
 from harness.prompts.selection import Selection
 from harness.run import open_batches
@@ -143,13 +143,32 @@ def _run(args: argparse.Namespace, console: Console) -> int:
         )
     finally:
         ledger.close()
-    if code is None:  # nothing appended: not even a run line
-        done = sum(prepared.totals().values())
-        _say(console, f"nothing to do: {done:,} jobs already done ({prepared.ledger_path})")
-        _say(console, f"see them with: {_command('status', str(prepared.config.output))}")
+    if code is None:  # nothing appended: not even a run line (nor an empty ledger left)
+        _say_nothing_to_do(prepared, console)
         return EXIT_OK
     _what_next(args, prepared, ledger.index, console, failures=code != EXIT_OK)
     return code
+
+
+def _say_nothing_to_do(prepared: Prepared, console: Console) -> None:
+    """Say that every job is done, in which ledgers, and a `status` that shows them."""
+    held = prepared.reads()
+    if not held:
+        _say(console, "nothing to do: no job falls to this run")
+        return
+    done = sum(prepared.totals().values())
+    _say(console, f"nothing to do: {done:,} jobs already done ({', '.join(map(str, held))})")
+    _say(console, f"see them with: {_command('status', *_status_words(prepared, held))}")
+
+
+def _status_words(prepared: Prepared, held: list[Path]) -> list[str]:
+    """What `status` takes to show the ledgers `held`: the run's output, else its root (a
+    shard's), when that directory's tree holds them all; else the ledgers themselves."""
+    wanted = {path.resolve() for path in held}
+    for top in (prepared.config.output, prepared.root):
+        if top is not None and wanted <= {path.resolve() for path in tree(top)}:
+            return [str(top)]
+    return [str(path) for path in held]
 
 
 def _rerun(args: argparse.Namespace, console: Console) -> int:
@@ -437,7 +456,9 @@ def _parser() -> argparse.ArgumentParser:
 
     run = verbs.add_parser("run", help="run every job not yet done (resumes an existing ledger)")
     _add_selection(run)
-    run.add_argument("--fresh", action="store_true", help="set the old ledger aside, start anew")
+    run.add_argument(
+        "--fresh", action="store_true", help="set aside every ledger the run reads, start anew"
+    )
     run.set_defaults(verb=_run)
 
     rerun = verbs.add_parser("rerun", help="run again only the jobs whose latest record failed")

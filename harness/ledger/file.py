@@ -17,8 +17,12 @@ writer ends it.
 
 One writer at a time: the file is locked (flock) while a run appends to it. `--fresh` takes that
 lock on the old ledger first, renames it to `ledger.<stamp>.jsonl` while holding it, then creates
-and locks the new one, so a fresh start never pulls a ledger from under a live run. The directory
-is fsync'd after a ledger is created or renamed, so a power cut cannot lose the file itself.
+and locks the new one, so a fresh start never pulls a ledger from under a live run. The ledgers a
+fresh run would also read (its shards': see `harness.run.run_ledger`) are locked before any
+ledger is renamed, so one in use leaves every one as it was, then set aside with the same stamp.
+The directory is fsync'd after a ledger is created or renamed, so a power cut cannot lose the file
+itself. A ledger a writer created is removed at close when nothing reached it (`discard_empty`,
+as `merge` does with the one it makes to hold the lock): an empty file is no ledger.
 
 What the writer does when the file misbehaves under it (checked at every flush: one fstat, one
 stat; a flush is every 64 lines and every second):
@@ -46,7 +50,7 @@ import stat
 import time
 import zlib
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NoReturn
@@ -72,26 +76,43 @@ log = logging.getLogger("harness.ledger")
 class LedgerWriter:
     """Buffers serialized lines and appends them in batches; `close` flushes and fsyncs.
 
-    `fresh` sets an existing ledger aside first (see the module docstring); `set_aside` is then
-    where it went. Opening raises InputError; a failed flush raises LedgerWriteError once, after
-    which the writer keeps what it could not write (`unwritten`) and writes nothing more.
+    `fresh` sets an existing ledger aside first, and with it each ledger of `along` that holds
+    anything (see the module docstring); `set_aside` is then where the ledger went, and
+    `set_aside_along` (where it was, where it went) for each other one. Opening raises InputError,
+    with nothing renamed when a ledger is in use; a failed flush raises LedgerWriteError once,
+    after which the writer keeps what it could not write (`unwritten`) and writes nothing more.
     """
 
-    __slots__ = ("_batch", "_buffer", "_failed", "_fd", "_write", "observe", "path", "set_aside")
+    __slots__ = (
+        "_batch",
+        "_buffer",
+        "_created",
+        "_failed",
+        "_fd",
+        "_write",
+        "observe",
+        "path",
+        "set_aside",
+        "set_aside_along",
+    )
 
     def __init__(
-        self, path: Path, *, batch: int = 64, fresh: bool = False, write: Write = os.write
+        self,
+        path: Path,
+        *,
+        batch: int = 64,
+        fresh: bool = False,
+        along: Sequence[Path] = (),
+        write: Write = os.write,
     ) -> None:
         self.path = path
-        fd = open_and_lock(path)
+        self._created = not path.exists()
+        held = _lock_existing(along) if fresh else []
         try:
-            fd, self.set_aside = _start_fresh(path, fd) if fresh else (fd, None)
-            set_aside_torn_tail(path, fd)
-            sync_dir(path.parent)
-        except OSError as exc:
-            os.close(fd)
-            raise InputError(f"{path}: cannot prepare the ledger: {exc.strerror}") from None
-        self._fd = fd
+            self._fd = self._prepare(open_and_lock(path), fresh, held)
+        finally:
+            for _, locked in held:
+                os.close(locked)
         # Lines serialized but not yet written; written whenever `batch` of them are waiting.
         self._buffer: list[bytes] = []
         self._batch = batch
@@ -99,6 +120,23 @@ class LedgerWriter:
         self._failed = False
         # Given every line as it is queued (a run's ledger: see harness.run.run_ledger).
         self.observe: Callable[[bytes], None] | None = None
+
+    def _prepare(self, fd: int, fresh: bool, held: list[tuple[Path, int]]) -> int:
+        """Set the locked ledger and the `held` ones aside when `fresh`, end a torn last line:
+        the descriptor to write to. InputError when a file cannot be renamed or written."""
+        path = self.path
+        try:
+            stamp = _stamp()
+            fd, self.set_aside = _start_fresh(path, fd, stamp) if fresh else (fd, None)
+            self._created = self._created or self.set_aside is not None
+            self.set_aside_along = [_rename_aside(p, stamp) for p, _ in held]
+            set_aside_torn_tail(path, fd)
+            sync_dir(path.parent)
+        except OSError as exc:
+            os.close(fd)
+            problem = f"{exc.filename or path}: cannot prepare the ledger: {exc.strerror}"
+            raise InputError(problem) from None
+        return fd
 
     @property
     def unwritten(self) -> int:
@@ -137,16 +175,30 @@ class LedgerWriter:
             self.flush()
             await anyio.to_thread.run_sync(self._fsync)
 
-    def close(self) -> None:
-        """Flush, fsync and close the file; after a failure, only close it. Closing twice is
-        closing once."""
+    def close(self, *, discard_empty: bool = False) -> None:
+        """Flush, fsync and close the file; after a failure, only close it. With `discard_empty`,
+        a ledger this writer created that nothing reached is removed first, under its lock.
+        Closing twice is closing once."""
         if self._fd < 0:
             return
         try:
             self.sync()
         finally:
+            if discard_empty and self._created:
+                self._discard_if_empty()
             os.close(self._fd)
             self._fd = -1
+
+    def _discard_if_empty(self) -> None:
+        """Remove the ledger when it is empty and still the file at `path`."""
+        held = os.fstat(self._fd)
+        try:
+            now = os.stat(self.path)
+        except FileNotFoundError:
+            return
+        if held.st_size == 0 and (now.st_dev, now.st_ino) == (held.st_dev, held.st_ino):
+            self.path.unlink()
+            sync_dir(self.path.parent)
 
     def _write_out(self) -> None:
         data = b"".join(self._buffer)
@@ -252,17 +304,63 @@ def open_and_lock(path: Path) -> int:
     return fd
 
 
-def _start_fresh(path: Path, old: int) -> tuple[int, Path | None]:
+def _start_fresh(path: Path, old: int, stamp: str) -> tuple[int, Path | None]:
     """Rename the locked ledger aside (if it holds anything), then create and lock a new one;
     the old lock is held until the new one is taken."""
     if not os.fstat(old).st_size:
         return old, None
-    target = path.with_name(f"ledger.{_stamp()}.jsonl")
+    target = path.with_name(f"ledger.{stamp}.jsonl")
     os.rename(path, target)
     try:
         return open_and_lock(path), target
     finally:
         os.close(old)
+
+
+def _lock_existing(paths: Sequence[Path]) -> list[tuple[Path, int]]:
+    """Each of `paths` that holds anything, opened and locked; InputError, with none held,
+    when one is in use or cannot be locked."""
+    held: list[tuple[Path, int]] = []
+    try:
+        for path in paths:
+            try:
+                fd = os.open(path, os.O_RDONLY)
+            except FileNotFoundError:  # gone meanwhile: nothing to set aside
+                continue
+            held.append((path, fd))
+            _lock_to_set_aside(path, fd)
+    except BaseException:
+        for _, fd in held:
+            os.close(fd)
+        raise
+    kept = []
+    for path, fd in held:
+        if os.fstat(fd).st_size:
+            kept.append((path, fd))
+        else:  # empty: nothing to set aside
+            os.close(fd)
+    return kept
+
+
+def _lock_to_set_aside(path: Path, fd: int) -> None:
+    """Lock a ledger a fresh run sets aside; InputError when it cannot."""
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as exc:
+        held = isinstance(exc, BlockingIOError)
+        problem = "in use by another harness run" if held else f"cannot lock: {exc.strerror}"
+        raise InputError(
+            f"{path}: {problem}; --fresh sets aside every ledger the run reads, so none was "
+            "set aside"
+        ) from None
+
+
+def _rename_aside(path: Path, stamp: str) -> tuple[Path, Path]:
+    """Rename a ledger (locked) to `ledger.<stamp>.jsonl` beside it: (where it was, where it is)."""
+    target = path.with_name(f"ledger.{stamp}.jsonl")
+    os.rename(path, target)
+    sync_dir(path.parent)
+    return path, target
 
 
 def _copy(source: int, target: int) -> int:

@@ -26,7 +26,7 @@ from harness.ledger.sets import Ledgers
 from harness.run.closing_summary import ClosingSummary, count_spend, result_fields
 from harness.run.prepare import Prepared
 from harness.run.tally import Summary
-from harness.terminal import command_line
+from harness.terminal import command_line, say
 
 # Lines read in blocks of 4 MiB: a ledger's lines come twice as fast as through the default 8 kB.
 _BUFFER = 1 << 22
@@ -51,24 +51,29 @@ class RunLedger:
     def open(
         cls, prepared: Prepared, *, fresh: bool, console: Console, failures: bool = False
     ) -> RunLedger:
-        """Open and lock the ledger (setting the old one aside when `fresh`), then read it and
-        the ledgers it goes with (see `open_index` for what is said, and `failures`)."""
-        writer = LedgerWriter(prepared.ledger_path, fresh=fresh)
+        """Open and lock the ledger, then read it and the ledgers it goes with (see
+        `open_index` for what is said, and `failures`). When `fresh`, every ledger the run
+        would read is set aside first (see `_fresh_along`), each one said."""
+        along = _fresh_along(prepared) if fresh else []
+        writer = LedgerWriter(prepared.ledger_path, fresh=fresh, along=along)
         if writer.set_aside:
             console.print(f"Started a new ledger; the old one is now {writer.set_aside}")
+        for old, aside in writer.set_aside_along:
+            say(console, f"Set aside {old}: it is now {aside}")
         ledger = cls(prepared, writer)
         try:
             _check_path(prepared, console)
             ledger._read(prepared)
             _say_skipped(prepared, ledger.index, console, failures=failures)
         except BaseException:
-            writer.close()
+            writer.close(discard_empty=True)
             raise
         return ledger
 
     def close(self) -> None:
-        """Flush, fsync and unlock the ledger (once; closing again does nothing)."""
-        self.writer.close()
+        """Flush, fsync and unlock the ledger (once; closing again does nothing); a ledger the
+        run created and appended nothing to (nothing to do) is removed: it holds no line."""
+        self.writer.close(discard_empty=True)
 
     def summary(self) -> Summary:
         """The summary of the whole ledger, the run's lines included (after `close`)."""
@@ -114,6 +119,21 @@ class RunLedger:
         self.index.take_appended(line)
         self._summary.read(line, self._end)
         self._end += len(line)
+
+
+def _fresh_along(prepared: Prepared) -> list[Path]:
+    """The ledgers besides its own that a fresh run sets aside: every one it would read (a
+    run's shards'), so that it counts no job done. InputError for a shard's run when its root's
+    merged ledger is there: it holds every shard's results, not this run's to set aside."""
+    own = prepared.ledger_path.resolve()
+    others = [path for path in prepared.reads() if path.resolve() != own]
+    if prepared.shard is not None and others:
+        raise InputError(
+            f"{others[0]}: the merged ledger holds the jobs of every shard, so --fresh with "
+            "--shard cannot set it aside; move it aside first, or start the whole output anew "
+            "with --fresh without --shard"
+        )
+    return others
 
 
 def _check_path(prepared: Prepared, console: Console) -> None:

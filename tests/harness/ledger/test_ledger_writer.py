@@ -71,6 +71,39 @@ def test_fresh_sets_the_old_ledger_aside_and_locks_the_new_one(tmp_path):
         writer.close()
 
 
+def test_fresh_sets_aside_the_ledgers_along_with_one_stamp_or_none_when_one_is_in_use(tmp_path):
+    path, shard = tmp_path / "ledger.jsonl", tmp_path / "shards" / "0-of-2" / "ledger.jsonl"
+    empty = tmp_path / "shards" / "1-of-2" / "ledger.jsonl"
+    path.write_bytes(line("a"))
+    live = LedgerWriter(shard)
+    live.append(rec("b"))
+    live.flush()
+    empty.parent.mkdir()
+    empty.touch()
+    with pytest.raises(InputError, match=r"0-of-2/ledger\.jsonl: in use by another harness run"):
+        LedgerWriter(path, fresh=True, along=[shard, empty])
+    assert sorted(p.name for p in tmp_path.rglob("*.jsonl")) == ["ledger.jsonl"] * 3
+    live.close()
+    writer = LedgerWriter(path, fresh=True, along=[shard, empty])
+    writer.close()
+    assert writer.set_aside is not None and writer.set_aside.read_bytes() == line("a")
+    assert writer.set_aside_along == [(shard, shard.with_name(writer.set_aside.name))]
+    assert shard.with_name(writer.set_aside.name).read_bytes() == line("b")
+    assert not shard.exists() and empty.exists()  # an empty ledger holds nothing to set aside
+
+
+def test_close_discarding_empty_removes_only_an_empty_ledger_the_writer_created(tmp_path):
+    created, kept = tmp_path / "new" / "ledger.jsonl", tmp_path / "ledger.jsonl"
+    kept.touch()
+    for path in (created, kept):
+        LedgerWriter(path).close(discard_empty=True)
+    assert not created.exists() and kept.exists()
+    written = LedgerWriter(created)
+    written.append(rec("a"))
+    written.close(discard_empty=True)
+    assert created.read_bytes() == line("a")
+
+
 def test_a_deleted_ledger_is_recreated_from_the_open_file_and_the_run_goes_on(tmp_path, caplog):
     path = tmp_path / "ledger.jsonl"
     writer = LedgerWriter(path, batch=2)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 import types
 import typing
 from collections.abc import Mapping, Sequence
@@ -83,7 +84,7 @@ def table_values(
                 errors.append(FieldError(key_path, "missing required key"))
             continue
         try:
-            value = check_type(table[name], hints[name], key_path)
+            value = _typed(table[name], hints[name], field.metadata, key_path)
             _check_bounds(value, field.metadata, key_path)
         except FieldError as exc:
             errors.extend(exc.errors)
@@ -93,6 +94,18 @@ def table_values(
     if across is not None:
         errors += across(values, path)
     return values, errors
+
+
+def _typed(value: Any, hint: Any, metadata: Mapping[str, Any], path: str) -> Any:
+    """`check_type`, its error at the key itself saying what the key's metadata says it
+    expects, when it says (`prompts`: "a path or a table")."""
+    try:
+        return check_type(value, hint, path)
+    except FieldError as exc:
+        if "expected" in metadata and exc.path == path:
+            told = f"expected {metadata['expected']}, got {_describe(value)}"
+            raise FieldError(path, told) from None
+        raise
 
 
 def check_type(value: Any, hint: Any, path: str) -> Any:
@@ -162,6 +175,9 @@ def _check_bounds(value: Any, metadata: Mapping[str, Any], path: str) -> None:
         _check_number(value, metadata, path)
     if metadata.get("nonempty") and not value:
         raise FieldError(path, "must not be empty")
+    pattern = metadata.get("pattern")
+    if pattern is not None and isinstance(value, str) and not re.fullmatch(pattern, value):
+        raise FieldError(path, f"must match {pattern}, got {_describe(value)}")
 
 
 def _check_number(value: Any, metadata: Mapping[str, Any], path: str) -> None:
@@ -170,9 +186,16 @@ def _check_number(value: Any, metadata: Mapping[str, Any], path: str) -> None:
     if not math.isfinite(value) and not metadata.get("nonfinite"):
         raise FieldError(path, f"must be a finite number, got {value}")
     if "min" in metadata and value < metadata["min"]:
-        raise FieldError(path, f"must be >= {metadata['min']}, got {value}")
+        raise FieldError(path, f"must be >= {number_text(metadata['min'])}, got {value}")
     if "max" in metadata and value > metadata["max"]:
-        raise FieldError(path, f"must be <= {metadata['max']}, got {value}")
+        raise FieldError(path, f"must be <= {number_text(metadata['max'])}, got {value}")
+
+
+def number_text(value: float) -> str:
+    """A number as the reference and the errors write it: `1_000_000_000`, `0.001`, `2`."""
+    if float(value).is_integer() and abs(value) < 1e15:
+        return f"{int(value):_}" if abs(value) >= 10_000 else str(int(value))
+    return f"{value:g}"
 
 
 def _is_required(field: dataclasses.Field[Any]) -> bool:
@@ -205,15 +228,20 @@ def described(
     max: float | None = None,
     nonempty: bool = False,
     nonfinite: bool = False,
+    pattern: str | None = None,
+    expected: str | None = None,
     answer: bool | None = None,
 ) -> dict[str, Any]:
-    """A key's metadata: its one-line description, its bounds (`min`, `max`, `nonempty`, and
-    `nonfinite` for a float that may be `inf` or `nan`) and `answer`, whether it can change an
+    """A key's metadata: its one-line description, its bounds (`min`, `max`, `nonempty`,
+    `nonfinite` for a float that may be `inf` or `nan`, and `pattern`, a regular expression a
+    string matches whole), what a value of the wrong type is told it should be (`expected`:
+    "a path or a table"; else the type's name) and `answer`, whether it can change an
     answer. A provider's option is answer-defining unless it says `answer=False` (a key, a
     timeout, a connection limit: how or where a request is made, never what it answers); a config
     key only when it says `answer=True` (those that make up a variant id)."""
     metadata: dict[str, Any] = {"description": description}
-    metadata.update({k: v for k, v in (("min", min), ("max", max)) if v is not None})
+    given = (("min", min), ("max", max), ("pattern", pattern), ("expected", expected))
+    metadata.update({k: v for k, v in given if v is not None})
     metadata.update({k: True for k, v in (("nonempty", nonempty), ("nonfinite", nonfinite)) if v})
     if answer is not None:
         metadata["identity"] = answer

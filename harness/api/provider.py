@@ -1,9 +1,10 @@
 """The provider contract: the base class every provider subclasses, with each hook the run path
 calls and its default, and the batch interface.
 
-A new provider is one module with a subclass of `Provider` that implements `generate` (and, to
-take options, an `Options` dataclass whose fields declare types, bounds and secrets), plus one
-line in `harness.providers.REGISTRY`; every other hook has a default here. A provider never
+A new provider is one module with a subclass of `Provider` that implements `generate`, plus one
+line in `harness.providers.REGISTRY` (and, to take options, a dataclass in
+`harness.providers.options.OPTIONS` whose fields declare types, bounds and secrets: the one place
+a provider's options are declared); every other hook has a default here. A provider never
 sleeps, retries or holds a semaphore: the scheduler's lane owns all of that. Failures are raised
 as the `ProviderError` subclasses of `harness.errors`, translated from the SDK at the provider's
 boundary. A provider whose API has a batch interface subclasses `BatchProvider` (see
@@ -49,17 +50,11 @@ class DeviceNeeds:
     share: float = 1.0
 
 
-@dataclass(frozen=True)
-class NoOptions:
-    """The options of a provider that takes none: any key in `[models.options]` is unknown."""
-
-
 class Provider(ABC):
     """What every provider is. Built as `cls(model_id, options)` (cheap: nothing connects or
     loads), started with `start`, asked with `generate`, closed with `aclose`.
 
     Class attributes (defaults here):
-    - `Options`: the dataclass `[models.options]` is read into.
     - `holds_device`: an engine in this process that takes the device; the scheduler runs such
       models one after another and `doctor` checks the GPU for them.
     - `serves_adapters`: it serves LoRA adapters (`harness.api.types.Adapter`): it is built as
@@ -68,13 +63,13 @@ class Provider(ABC):
     - `billing`: how its token counts overlap and what its batch discount covers (`Billing`).
     """
 
-    Options: ClassVar[type[Any]] = NoOptions
     holds_device: ClassVar[bool] = False
     serves_adapters: ClassVar[bool] = False
     billing: ClassVar[Billing] = Billing()
 
     def __init__(self, model: str, options: Any, adapters: Sequence[Adapter] = ()) -> None:
-        """Take the model id, an instance of `Options`, and the adapters to serve."""
+        """Take the model id, its options (an instance of its provider's dataclass in
+        `harness.providers.options.OPTIONS`), and the adapters to serve."""
         self.model = model
         self.options = options
         self.adapters = tuple(adapters)

@@ -18,7 +18,7 @@ from rich.table import Table
 
 from harness.config.reference import SECTIONS
 from harness.errors import InputError
-from harness.fields import description
+from harness.fields import description, number_text
 from harness.providers import REGISTRY, batch_providers
 from harness.providers.options import OPTIONS
 from harness.terminal import Parser, command_line, say, shown
@@ -117,6 +117,8 @@ def type_name(hint: Any) -> str:
         return " or ".join(named) + (", or unset" if type(None) in args else "")
     if origin is typing.Literal:
         return " | ".join(json.dumps(arg) for arg in args)
+    if origin is tuple and typing.get_origin(args[0]) is typing.Literal:
+        return f"list, each {type_name(args[0])}"
     if origin is tuple:
         return f"list of {type_name(args[0])}s"
     if origin is dict or hint is dict:
@@ -143,7 +145,7 @@ def _value(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, int | float):
-        return _number(value)
+        return number_text(value)
     if isinstance(value, tuple):
         return "[" + ", ".join(_value(item) for item in value) + "]"
     if isinstance(value, dict):
@@ -151,23 +153,19 @@ def _value(value: Any) -> str:
     return json.dumps(value)
 
 
-def _number(value: float) -> str:
-    if float(value).is_integer() and abs(value) < 1e15:
-        return f"{int(value):_}" if abs(value) >= 10_000 else str(int(value))
-    return f"{value:g}"
-
-
 def _bounds(metadata: typing.Mapping[str, Any]) -> str:
     low, high = metadata.get("min"), metadata.get("max")
     parts = []
     if low is not None and high is not None:
-        parts.append(f"{_number(low)} to {_number(high)}")
+        parts.append(f"{number_text(low)} to {number_text(high)}")
     elif low is not None:
-        parts.append(f">= {_number(low)}")
+        parts.append(f">= {number_text(low)}")
     elif high is not None:
-        parts.append(f"<= {_number(high)}")
+        parts.append(f"<= {number_text(high)}")
     if metadata.get("nonempty"):
         parts.append("not empty")
+    if "pattern" in metadata:
+        parts.append(f"matches {metadata['pattern']}")
     return ", ".join(parts)
 
 

@@ -117,7 +117,10 @@ class ConfigKeys:
     """The config file's top-level keys."""
 
     prompts: str | dict[str, Any] = field(
-        metadata=described("the prompt set: a path (relative to the config), or a [prompts] table")
+        metadata=described(
+            "the prompt set: a path (relative to the config), or a [prompts] table",
+            expected="a path or a table",
+        )
     )
     models: tuple[dict[str, Any], ...] = field(
         metadata=described("the models to run: [[models]] tables", nonempty=True)
@@ -189,13 +192,17 @@ class ConfigDraft:
     the order of the file): what `harness.run.prepare` goes on checking (provider options, batch
     limits, prices, the prompts file), so that one run tells every mistake at once. `config` is
     the whole config when no problem was found; `models` the `[[models]]` entries that are right
-    and `entries` every one as resolved, by index."""
+    and `entries` every one as resolved, by index; `judges` the inline model tables of judge
+    scorers as resolved, by where they are (`scorers[1].model`); `unresolved` the key paths of
+    the strings whose `${...}` could not be resolved (told once, never again as a wrong value)."""
 
     path: Path
     config: RunConfig | None
     errors: tuple[FieldError, ...]
     models: Mapping[int, ModelConfig]
     entries: Mapping[int, Any]
+    judges: Mapping[str, Mapping[str, Any]]
+    unresolved: frozenset[str]
     prompts: PromptSource | None
     seed: int
     budget_usd: float | None
@@ -226,9 +233,10 @@ def read_config(path: str | Path, environ: Mapping[str, str] | None = None) -> C
     found: _Found = {}
     errors: list[FieldError] = []  # every problem, told at once
     resolved = _interpolate(raw, env, "", found, errors)
-    # A prompt set whose path or fields name an unset variable is not read: told once, above.
-    unresolved = any(_PROMPTS_KEY.match(error.path) for error in errors)
-    parts = _build(path, resolved, errors)
+    unresolved = frozenset(error.path for error in errors)
+    checked: list[FieldError] = []
+    parts = _build(path, resolved, checked)
+    errors += [error for error in checked if not within(error.path, unresolved)]
     given: dict[str, set[str]] = {}
     for key, (text, spans) in found.items():
         option = _PROVIDER_OPTION.match(key)
@@ -249,12 +257,24 @@ def read_config(path: str | Path, environ: Mapping[str, str] | None = None) -> C
         errors=tuple(errors),
         models=parts.models,
         entries=dict(_entries(resolved, "models")),
-        prompts=None if unresolved else parts.config.get("prompts"),
+        judges={
+            f"scorers[{index}].model": entry["model"]
+            for index, entry in _tables(resolved, "scorers")
+            if isinstance(entry.get("model"), Mapping)
+        },
+        unresolved=unresolved,
+        # A prompt set whose path or fields name an unset variable is not read: told once.
+        prompts=None if any(map(_PROMPTS_KEY.match, unresolved)) else parts.config.get("prompts"),
         seed=parts.config["seed"],
         budget_usd=parts.config["budget_usd"],
         secrets=secrets,
         option_secrets=options,
     )
+
+
+def within(path: str, paths: frozenset[str]) -> bool:
+    """Whether the key path `path` is one of `paths` or lies inside one of them."""
+    return any(path == other or path.startswith((f"{other}.", f"{other}[")) for other in paths)
 
 
 def _read_toml(path: Path) -> dict[str, Any]:
@@ -407,19 +427,21 @@ def _checked(errors: list[FieldError], check: Callable[..., T], *args: Any) -> T
 
 def _prompt_source(value: str | dict[str, Any], base: Path) -> PromptSource:
     """`prompts = "file"`, or a `[prompts]` table: where the set is, its format and split, and
-    which fields hold what (see harness.prompts.load)."""
+    which fields hold what (see harness.prompts.load). Every problem is told at once."""
     given = value if isinstance(value, dict) else {"path": value}
-    table = from_table(PromptTable, given, "prompts")
-    if table.text and table.template:
-        raise FieldError("prompts.template", "set either text or template, not both")
-    if not table.path.strip():
-        raise FieldError("prompts.path", "must not be empty")
-    if table.template:
+    values, errors = table_values(PromptTable, given, "prompts")
+    if values.get("text") and values.get("template"):
+        errors.append(FieldError("prompts.template", "set either text or template, not both"))
+    if "path" in values and not values["path"].strip():
+        errors.append(FieldError("prompts.path", "must not be empty"))
+    if values.get("template"):
         try:
-            PromptTemplate(table.template)
+            PromptTemplate(values["template"])
         except TemplateError as exc:
-            raise FieldError("prompts.template", str(exc)) from None
-    return PromptSource.from_config(table, base)
+            errors.append(FieldError("prompts.template", str(exc)))
+    if errors:
+        raise FieldError.of(errors)
+    return PromptSource.from_config(PromptTable(**values), base)
 
 
 def _no_repeats(temperatures: tuple[float, ...], path: str) -> None:

@@ -2,9 +2,10 @@
 
 `REGISTRY` maps `provider = "..."` to the module and class that implement it (a subclass of
 `harness.api.provider.Provider`), to what to install when its SDK is missing, and to how it runs
-without a GPU. Whether its API has a batch interface (`mode = "batch"`) and whether it holds the
-device are the class's (a `BatchProvider`; `holds_device`), read from its module's source where
-the run path must know without its SDK.
+without a GPU; its options are declared apart, in `harness.providers.options.OPTIONS`. Whether
+its API has a batch interface (`mode = "batch"`) and whether it holds the device are the class's
+(a `BatchProvider`; `holds_device`), read from its module's source where the run path must know
+without its SDK.
 """
 
 from __future__ import annotations
@@ -12,12 +13,15 @@ from __future__ import annotations
 import ast
 import importlib
 import importlib.util
+import inspect
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
 from harness.api.provider import BatchProvider, Provider
 from harness.config.run_config import ConfigDraft, RunConfig
 from harness.errors import InputError
+from harness.providers.options import options_of
 
 
 @dataclass(frozen=True)
@@ -67,22 +71,49 @@ REGISTRY: dict[str, Entry] = {
 }
 
 
-def provider_class(name: str) -> type[Provider]:
-    """Import and return the class registered as `name`; InputError if unknown or not installed."""
+def registered(name: str) -> Entry:
+    """The registry's entry for `name`; InputError if no provider has that name."""
     entry = REGISTRY.get(name)
     if entry is None:
         known = ", ".join(sorted(REGISTRY))
         raise InputError(f'unknown provider "{name}" (known: {known})')
+    return entry
+
+
+def provider_class(name: str) -> type[Provider]:
+    """Import and return the class registered as `name`; InputError, in one line, if it is
+    unknown, not installed, or not a provider that can be built (see `class_problem`)."""
+    entry = registered(name)
     try:
         module = importlib.import_module(entry.module)
     except ImportError as exc:
         raise InputError(
             f'provider "{name}" needs {exc.name or "a missing package"}: {entry.install}'
         ) from None
-    cls = getattr(module, entry.cls)
+    cls = vars(module).get(entry.cls)
+    problem = class_problem(name, cls)
+    if problem is not None:
+        raise InputError(f'provider "{name}": {entry.module}.{entry.cls} {problem}')
+    return cast(type[Provider], cls)  # class_problem checked it
+
+
+def class_problem(name: str, cls: object) -> str | None:
+    """Why `cls`, registered as `name`, cannot serve as its provider, or None: it is missing,
+    no `Provider` subclass, abstract (a method such as `generate` not implemented), or it
+    declares options of its own (`Options`) other than those `OPTIONS` gives the name."""
+    if cls is None:
+        return "does not exist"
     if not (isinstance(cls, type) and issubclass(cls, Provider)):
-        raise TypeError(f"{entry.module}.{entry.cls} is not a harness.api.provider.Provider")
-    return cls
+        return "is not a subclass of harness.api.provider.Provider"
+    if inspect.isabstract(cls):
+        return f"does not implement {', '.join(sorted(cls.__abstractmethods__))}"
+    own = vars(cls).get("Options", options_of(name))
+    if own is not options_of(name):
+        return (
+            "declares its own Options: a provider's options are its entry in "
+            "harness.providers.options.OPTIONS"
+        )
+    return None
 
 
 def batch_providers() -> list[str]:

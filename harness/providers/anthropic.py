@@ -81,7 +81,6 @@ _CLOCK_SKEW = timedelta(minutes=5)
 class AnthropicProvider(HTTPProvider, BatchProvider):
     """Claude via `AsyncAnthropic(...).messages.create`, or `messages.batches` in batch mode."""
 
-    Options = AnthropicOptions
     options: AnthropicOptions
     batch_limits = BatchLimits(requests=100_000, bytes=256_000_000)
     # input_tokens leaves out cache reads and writes, which come apart; output_tokens includes

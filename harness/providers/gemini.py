@@ -79,7 +79,6 @@ class GeminiProvider(LogprobsHTTPProvider, BatchProvider):
     """Gemini via `genai.Client(...).aio.models.generate_content`, or `aio.batches` in batch
     mode."""
 
-    Options = GeminiOptions
     options: GeminiOptions
     # 20 MB of inline requests (the Batch API's documentation); the count is the harness's own
     # bound (none is documented), which keeps a batch's inline responses, read whole, in bounds.

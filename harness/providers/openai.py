@@ -73,7 +73,6 @@ class OpenAIProvider(LogprobsHTTPProvider):
     """Chat or text completions from an OpenAI-compatible HTTP API. Its token counts are the
     default `Billing`'s: prompt_tokens include cached tokens, completion_tokens reasoning."""
 
-    Options = OpenAIOptions
     options: OpenAIOptions
 
     def __init__(self, model: str, options: OpenAIOptions) -> None:

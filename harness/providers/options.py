@@ -1,11 +1,13 @@
 """Every provider's options (its `[models.options]` table), declared apart from the provider.
 
-Each class is the `Options` of the provider module that uses it, but lives here, with no SDK
-imported, so that `python -m harness options PROVIDER` and docs/config-reference.md read them in
-a blink (importing vLLM takes seconds) and on a machine without the provider's package. Each
-field says its type, default, bounds, one-line description, and whether it can change an answer
-(see `harness.fields.described`). A new provider adds its class here and to `OPTIONS`;
-tests/harness/providers/test_options.py checks that `OPTIONS` and `REGISTRY` agree.
+`OPTIONS` is the one place that says what a provider's options are: the run path reads a
+model's `[models.options]` into `options_of(provider)` before it imports the provider (importing
+vLLM takes seconds), and so do `python -m harness options PROVIDER` and docs/config-reference.md,
+on a machine without the provider's package too. Each field says its type, default, bounds,
+one-line description, and whether it can change an answer (see `harness.fields.described`). A
+provider that takes options adds its class here and a line to `OPTIONS`; one that takes none
+needs neither (`NoOptions`). tests/harness/providers/test_options.py checks that `OPTIONS` and
+`REGISTRY` agree.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from harness.fields import FieldError, option
+from harness.fields import FieldError, from_table, option
 
 # The most alternatives OpenAI gives per position, and vLLM's default `--max-logprobs`.
 MAX_OPENAI_LOGPROBS = 20
@@ -37,10 +39,15 @@ _LOGPROB_CAP = "logprobs for at most this many generated tokens of an answer (un
 
 
 @dataclass(frozen=True)
+class NoOptions:
+    """The options of a provider that takes none: any key in `[models.options]` is refused."""
+
+
+@dataclass(frozen=True)
 class AnthropicOptions:
     """Options of `provider = "anthropic"`."""
 
-    api_key_env: str = option("ANTHROPIC_API_KEY", _KEY_ENV, answer=False)
+    api_key_env: str = option("ANTHROPIC_API_KEY", _KEY_ENV, nonempty=True, answer=False)
     api_key: str = option("", _KEY, answer=False)
     base_url: str = option("", "the API's URL, for a proxy or gateway (empty: Anthropic's own)")
     timeout: float = option(600.0, _TIMEOUT, **_SECONDS, answer=False)
@@ -50,7 +57,7 @@ class AnthropicOptions:
 class GeminiOptions:
     """Options of `provider = "gemini"`."""
 
-    api_key_env: str = option("GEMINI_API_KEY", _KEY_ENV, answer=False)
+    api_key_env: str = option("GEMINI_API_KEY", _KEY_ENV, nonempty=True, answer=False)
     api_key: str = option("", _KEY, answer=False)
     base_url: str = option("", "the API's URL, for a proxy or gateway (empty: Google's own)")
     top_logprobs: int = option(
@@ -64,7 +71,9 @@ class OpenAIOptions:
     """Options of `provider = "openai"`. An empty `api_key_env` means the server needs no key."""
 
     base_url: str = option(
-        "https://api.openai.com/v1", "the server's URL, up to /v1 (vLLM, SGLang, Ollama, ...)"
+        "https://api.openai.com/v1",
+        "the server's URL, up to /v1 (vLLM, SGLang, Ollama, ...)",
+        nonempty=True,
     )
     api_key_env: str = option("OPENAI_API_KEY", f"{_KEY_ENV} (empty: no key)", answer=False)
     api_key: str = option("", _KEY, answer=False)
@@ -170,7 +179,7 @@ class LocalOptions:
 
     path: str = option("", _PATH)
     revision: str = option("", _REVISION)
-    dtype: str = option("auto", _DTYPE)
+    dtype: str = option("auto", _DTYPE, nonempty=True)
     trust_remote_code: bool = option(False, _TRUST, answer=False)
     chat: bool = option(True, _CHAT)
     top_logprobs: int = option(
@@ -184,7 +193,10 @@ class TransformersOptions(LocalOptions):
     """Options of `provider = "transformers"`."""
 
     device: str = option(
-        "auto", '"cuda", "mps", "cpu", or "auto" for the first of those present', answer=False
+        "auto",
+        '"cuda" (or "cuda:N"), "mps", "cpu", or "auto" for the first of those present',
+        pattern=r"auto|cpu|mps|cuda(:[0-9]+)?",
+        answer=False,
     )
     batch_size: int = option(
         16, "requests generated together in one batch", min=1, max=100_000, answer=False
@@ -251,3 +263,17 @@ OPTIONS: dict[str, type] = {
     "transformers": TransformersOptions,
     "vllm": VLLMOptions,
 }
+
+
+def options_of(provider: str) -> type:
+    """The dataclass a registered provider's `[models.options]` is read into."""
+    return OPTIONS.get(provider, NoOptions)
+
+
+def read_options(provider: str, table: Mapping[str, Any], where: str) -> Any:
+    """`table` read into a registered provider's options (see `options_of`); a FieldError for
+    each mistake, all at once (see `harness.fields.from_table`)."""
+    declared = options_of(provider)
+    if declared is NoOptions and table:
+        raise FieldError(where, f'provider "{provider}" takes no options')
+    return from_table(declared, table, where)

@@ -36,7 +36,6 @@ _WORDS = tuple(
 class SimulatedProvider(Provider):
     """Scripted answers after a simulated delay, or one of the failures a real API gives."""
 
-    Options = SimulatedOptions
     options: SimulatedOptions
 
     def __init__(self, model: str, options: SimulatedOptions) -> None:

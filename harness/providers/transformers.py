@@ -57,7 +57,6 @@ class _Pending:
 class TransformersProvider(Provider):
     """Generates with a Hugging Face model in this process, batching concurrent requests."""
 
-    Options = TransformersOptions
     options: TransformersOptions
     holds_device = True
     serves_adapters = True

@@ -66,7 +66,6 @@ _LORA_RANKS = sorted(typing.get_args(MaxLoRARanks))
 class VLLMProvider(Provider):
     """Generates with an in-process vLLM engine."""
 
-    Options = VLLMOptions
     options: VLLMOptions
     holds_device = True
     serves_adapters = True

@@ -23,10 +23,11 @@ from harness.api.provider import Provider
 from harness.config.models import ModelConfig
 from harness.config.run_config import RunConfig
 from harness.errors import InputError
-from harness.fields import FieldError, from_table
+from harness.fields import FieldError
 from harness.ledger.file import LEDGER_NAME
 from harness.prompts.load import load_prompts
 from harness.providers import REGISTRY, holds_device, provider_class
+from harness.providers.options import read_options
 from harness.run.preflight import Target, probe_all
 from harness.run.prepare import load_config_registering_secrets
 from harness.scrub import SECRETS, named_secrets, redact_urls
@@ -130,17 +131,15 @@ def _provider(
     index: int, model: ModelConfig
 ) -> tuple[list[Check], Target | None, type[Provider] | None]:
     """The provider's checks for one model, the model as a probe target if they passed, and
-    its provider's class if it could be loaded."""
+    its provider's class if it was loaded: only once its options are right, so that a mistake in
+    them is told without importing the provider's SDK."""
     area = f"models[{index}] {model.name}"
     entry = REGISTRY.get(model.provider)
     try:
+        options = read_options(model.provider, model.options, f"models[{index}].options")
         cls = provider_class(model.provider)
-    except InputError as exc:
+    except (InputError, FieldError) as exc:
         return [Check(area, False, str(exc))], None, None
-    try:
-        options = from_table(cls.Options, model.options, f"models[{index}].options")
-    except FieldError as exc:
-        return [Check(area, False, str(exc))], None, cls
     SECRETS.add(*named_secrets(options))
     package = entry.package if entry else ""
     version = package_version(package) if package else None

@@ -23,17 +23,25 @@ from harness.config.run_config import (
     config_error,
     make_variant,
     read_config,
+    within,
 )
 from harness.errors import ConfigError, InputError
-from harness.fields import FieldError, answer_defining, from_table
+from harness.fields import FieldError, answer_defining
 from harness.ledger.file import LEDGER_NAME
 from harness.ledger.record import Mode
 from harness.ledger.sets import tree
 from harness.ledger.shards import SHARDS_DIR, Shard
 from harness.prompts.load import Prompt, load_prompts
 from harness.prompts.selection import Selection
-from harness.providers import batch_providers, config_secrets, provider_class
-from harness.providers.options import OPTIONS
+from harness.prompts.sources import PromptSource
+from harness.providers import (
+    batch_providers,
+    config_secrets,
+    holds_device,
+    provider_class,
+    registered,
+)
+from harness.providers.options import read_options
 from harness.run.jobs import Job, Wanted, iter_jobs, iter_keys
 from harness.run.preflight import Target
 from harness.scrub import SECRETS, named_secrets
@@ -186,8 +194,11 @@ def _read_registering_secrets(config_path: str | Path) -> ConfigDraft:
 def prepare(config_path: str | Path, overrides: Overrides = Overrides()) -> Prepared:
     """Load and check the config, prompts and providers (keys, URLs); raises InputError, with
     one line per problem, before anything is written. A mistake in one part of the config does
-    not hide one in another: every model's options, batch limits and price and the prompts file
-    are checked whatever else is wrong."""
+    not hide one in another: every model's provider, options, batch mode and price, every inline
+    judge model's options, and the prompts file are checked whatever else is wrong, against the
+    declarations alone (no provider imported); then each model whose own entry is right is set up
+    by its provider (key, URL, adapters, weights), except, while anything else is wrong, one whose
+    provider holds the device (its engine takes seconds to import, its weights a look-up)."""
     draft = _read_registering_secrets(config_path)
     problems = [str(config_error(draft.path, draft.errors))] if draft.errors else []
     source = draft.prompts
@@ -201,22 +212,25 @@ def prepare(config_path: str | Path, overrides: Overrides = Overrides()) -> Prep
             f"--models: no model named {', '.join(sorted(unknown))} in {draft.path} "
             f"(models: {known})"
         )
-    setups = []
+    right = []  # the chosen models whose own entry is right, by index
     for index, entry in draft.entries.items():
         if index not in models:  # wrong, told above: its options are still checked
-            problems += _entry_option_problems(draft.path, index, entry)
+            problems += _entry_option_problems(draft, f"models[{index}]", entry)
         elif _chosen(models[index], overrides.models):
-            try:
-                if draft.config is None:  # wrong elsewhere: nothing resolved, nothing asked
-                    problems += _config_problems(draft, f"models[{index}]", models[index])[2]
-                else:
-                    setups.append(_setup(draft.config, index, models[index]))
-            except InputError as exc:  # every model's problem is told, not only the first one's
-                problems.append(str(exc))
-    try:
-        prompts = load_prompts(source) if source is not None else []
-    except InputError as exc:
-        problems.append(str(exc))
+            options, lines = _declared_problems(draft, f"models[{index}]", models[index])
+            problems += lines
+            right += [] if lines or options is None else [index]
+    for where, judge in draft.judges.items():
+        problems += _entry_option_problems(draft, where, judge, unknown_told=False)
+    prompts = _prompts(draft, source, overrides, problems)
+    setups, settled = [], not problems
+    for index in right:
+        if not settled and holds_device(models[index].provider):
+            continue
+        try:
+            setups.append(_setup(draft, index, models[index]))
+        except InputError as exc:  # every model's problem is told, not only the first one's
+            problems.append(str(exc))
     if problems:
         raise InputError("\n".join(problems))
     assert draft.config is not None
@@ -237,25 +251,57 @@ def _with_mode(model: ModelConfig, mode: Mode | None) -> ModelConfig:
     return model if mode is None else dataclasses.replace(model, mode=mode)
 
 
-def _entry_option_problems(path: Path, index: int, entry: Any) -> list[str]:
-    """The problems of the options of a `[[models]]` entry that is wrong otherwise, checked
-    against its provider's declaration when its provider is known (`OPTIONS`: no SDK imported);
-    an options value that is no table is told already."""
+def _prompts(
+    draft: ConfigDraft, source: PromptSource | None, overrides: Overrides, problems: list[str]
+) -> list[Prompt]:
+    """The prompts `source` holds, or none with a line added to `problems` naming the config's
+    key (or `--prompts`) that names them and why they cannot be read."""
+    try:
+        return load_prompts(source) if source is not None else []
+    except InputError as exc:
+        if overrides.prompts is not None:
+            problems.append(f"--prompts: {exc}")
+        else:
+            problems.append(str(ConfigError(draft.path, "prompts", str(exc))))
+        return []
+
+
+def _entry_option_problems(
+    config: _Loaded, where: str, entry: Any, *, unknown_told: bool = True
+) -> list[str]:
+    """The problems of a model table's provider and options (`where`: `models[1]`, or
+    `scorers[0].model` for a judge's inline model) checked against the declarations, no provider
+    imported: a `[[models]]` entry that is wrong otherwise, or a judge's inline model, whose
+    options the config's loader leaves to the provider. `unknown_told`: an unknown provider is
+    told already. A provider or options value of the wrong type is told already."""
     provider = entry.get("provider") if isinstance(entry, Mapping) else None
     table = entry.get("options", {}) if isinstance(entry, Mapping) else None
-    if not isinstance(provider, str) or provider not in OPTIONS or not isinstance(table, Mapping):
+    if not isinstance(provider, str) or not isinstance(table, Mapping):
         return []
-    return _option_problems(path, f"models[{index}].options", OPTIONS[provider], table)[1]
+    try:
+        registered(provider)
+    except InputError as exc:
+        return (
+            [] if unknown_told else [str(ConfigError(config.path, f"{where}.provider", str(exc)))]
+        )
+    return _option_problems(config, f"{where}.options", provider, table)[1]
 
 
 def _option_problems(
-    path: Path, where: str, declared: type, table: Mapping[str, Any]
+    config: _Loaded, where: str, provider: str, table: Mapping[str, Any]
 ) -> tuple[Any, list[str]]:
-    """A provider's options built from `table`, or None and a line for each wrong one."""
+    """A provider's options built from `table` (read into its declaration in `OPTIONS`), or None
+    and a line for each wrong one; a value whose `${...}` could not be resolved is told already."""
     try:
-        return from_table(declared, table, where), []
+        return read_options(provider, table, where), []
     except FieldError as exc:
-        return None, [str(ConfigError(path, e.path, e.message)) for e in exc.errors]
+        wrong = [e for e in exc.errors if not within(e.path, _unresolved(config))]
+        return None, [str(ConfigError(config.path, e.path, e.message)) for e in wrong]
+
+
+def _unresolved(config: _Loaded) -> frozenset[str]:
+    """The key paths whose `${...}` could not be resolved (none in a config that loaded)."""
+    return config.unresolved if isinstance(config, ConfigDraft) else frozenset()
 
 
 def setup_model(config_path: str | Path, name: str) -> ModelSetup:
@@ -278,9 +324,7 @@ def _batch_problems(path: Path, entry: str, model: ModelConfig, cls: type) -> li
     if model.mode != "batch":
         return []
     if limits is None:
-        batched = ", ".join(batch_providers())
-        message = f'provider "{model.provider}" has no batch API (batch mode: {batched})'
-        return [str(ConfigError(path, f"{entry}.mode", message))]
+        return [_no_batch_api(path, entry, model)]
     policy = model.batch_policy
     problems = []
     for name, value, most in (
@@ -291,6 +335,13 @@ def _batch_problems(path: Path, entry: str, model: ModelConfig, cls: type) -> li
             message = f"must be <= {most:,} (the {model.provider} batch API's limit), got {value:,}"
             problems.append(str(ConfigError(path, f"{entry}.batch.{name}", message)))
     return problems
+
+
+def _no_batch_api(path: Path, entry: str, model: ModelConfig) -> str:
+    """The line for a model in batch mode whose provider has no batch API."""
+    batched = ", ".join(batch_providers())
+    message = f'provider "{model.provider}" has no batch API (batch mode: {batched})'
+    return str(ConfigError(path, f"{entry}.mode", message))
 
 
 def prepare_prompts(
@@ -319,9 +370,14 @@ def _setup(config: _Loaded, index: int, model: ModelConfig, entry: str | None = 
     problem (see `_config_problems`; weights not to be had, a missing key). `entry` says where
     the config defines the model, `models[index]` unless given."""
     entry = entry or f"models[{index}]"
-    cls, options, lines = _config_problems(config, entry, model)
-    if options is None:  # nothing more to check without its options
+    options, lines = _declared_problems(config, entry, model)
+    if lines or options is None:  # told without importing the provider
         raise InputError("\n".join(lines))
+    try:
+        cls = provider_class(model.provider)
+    except InputError as exc:
+        raise ConfigError(config.path, f"{entry}.provider", str(exc)) from None
+    lines = _batch_problems(config.path, entry, model, cls)
     SECRETS.add(*named_secrets(options))
     label = f"{config.path}: {entry} ({model.name})"
     try:
@@ -341,26 +397,25 @@ def _setup(config: _Loaded, index: int, model: ModelConfig, entry: str | None = 
     return ModelSetup(index, model, cls, options, variants, adapters)
 
 
-def _config_problems(
-    config: _Loaded, entry: str, model: ModelConfig
-) -> tuple[type[Provider], Any, list[str]]:
-    """What the config alone says of a model, checked whole: its provider's class, its options
-    (None when wrong) and a line for each problem (wrong options, a batch API it lacks or a
-    batch limit above its own, no price under a budget). InputError when the provider is not
-    known or not installed."""
+def _declared_problems(config: _Loaded, entry: str, model: ModelConfig) -> tuple[Any, list[str]]:
+    """What the config alone says of a model, checked whole against the declarations, with no
+    provider imported: its options (None when wrong) and a line for each problem (an unknown
+    provider, wrong options, batch mode for a provider with no batch API, no price under a
+    budget)."""
     try:
-        cls = provider_class(model.provider)
+        registered(model.provider)
     except InputError as exc:
-        raise ConfigError(config.path, f"{entry}.provider", str(exc)) from None
-    options, lines = _option_problems(config.path, f"{entry}.options", cls.Options, model.options)
-    lines += _batch_problems(config.path, entry, model, cls)
+        return None, [str(ConfigError(config.path, f"{entry}.provider", str(exc)))]
+    options, lines = _option_problems(config, f"{entry}.options", model.provider, model.options)
+    if model.mode == "batch" and model.provider not in batch_providers():
+        lines.append(_no_batch_api(config.path, entry, model))
     if budgeted(config, model) and not model.unpriced_ok and answer_price(model) is None:
         lines.append(
             f"{config.path}: {entry} ({model.name}): no price known for "
             f'"{model.model_id}" under a budget: set [models.price], or unpriced_ok = true to '
             "count its answers as free"
         )
-    return cls, options, lines
+    return options, lines
 
 
 def _adapters(

@@ -122,7 +122,7 @@ def test_a_refusal_scorer_needs_nothing_but_a_name(tmp_path):
             "scorers[0].verdict_pattern: invalid regular expression: invalid perl operator: (?<=: "
             "RE2 has no lookbehind",
         ),
-        (JUDGE + "temperature = 3\n", "scorers[0].temperature: must be <= 2.0"),
+        (JUDGE + "temperature = 3\n", "scorers[0].temperature: must be <= 2,"),
         (
             JUDGE.replace('model = "sim"', "").replace(
                 "[[scorers]]", '[[scorers]]\nmodel = {provider = "simulated", temperatures = "hot"}'

@@ -19,6 +19,7 @@ from harness.api.provider import BatchProvider, Provider
 from harness.api.types import Completion, Request, Usage
 from harness.errors import RetryableError, ServerError
 from harness.providers import REGISTRY, Entry, batch_providers, holds_device, provider_class
+from harness.providers.options import OPTIONS, AnthropicOptions
 from tests.conftest import REPO, results, write_config
 from tests.harness.providers.servers import Loopback, Seen, json_error
 from tests.harness.providers.test_anthropic import messages_api
@@ -71,6 +72,110 @@ def test_a_provider_of_one_class_and_one_registry_line_runs_plans_and_is_diagnos
     batch = ECHO + 'mode = "batch"\n'
     code, _, err = run_cli("run", write_config(tmp_path, batch))
     assert code == 2 and 'provider "echo" has no batch API (batch mode: anthropic, gemini)' in err
+
+
+class NotAProvider:
+    """A class registered as a provider that is none."""
+
+
+class Unfinished(Provider):
+    """A provider that forgot `generate`."""
+
+
+class OwnOptions(Echo):
+    """A provider that declares its options on its class, not in `OPTIONS`."""
+
+    Options = AnthropicOptions
+
+
+# A registered class that cannot serve, and the end of the line that says why.
+UNSERVABLE = {
+    "NotAProvider": "NotAProvider is not a subclass of harness.api.provider.Provider",
+    "Ehco": "Ehco does not exist",
+    "Unfinished": "Unfinished does not implement generate",
+    "OwnOptions": "OwnOptions declares its own Options: a provider's options are its entry in "
+    "harness.providers.options.OPTIONS",
+}
+
+
+@pytest.mark.parametrize(("cls", "why"), UNSERVABLE.items(), ids=list(UNSERVABLE))
+def test_a_registered_class_that_cannot_serve_is_one_line_naming_the_model_exit_2(
+    tmp_path, run_cli, monkeypatch, cls, why
+):
+    monkeypatch.setitem(REGISTRY, "echo", Entry(__name__, cls))
+    config = write_config(tmp_path, ECHO)
+    line = f'error: {config}: models[0].provider: provider "echo": {__name__}.{why}'
+    for verb in ("run", "plan"):
+        code, out, err = run_cli(verb, config)
+        assert (code, out, err.splitlines()) == (2, "", [line]), verb
+    code, out, _ = run_cli("doctor", config)  # its table wraps the line
+    assert code == 2 and "FAIL" in out
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_provider_that_cannot_serve_leaves_a_fresh_run_s_ledger_as_it_was(
+    tmp_path, run_cli, echo_registered, monkeypatch
+):
+    config = write_config(tmp_path, ECHO, prompts=2)
+    assert run_cli("run", config)[0] == 0
+    before = sorted((p.name, p.read_bytes()) for p in (tmp_path / "out").rglob("*") if p.is_file())
+    monkeypatch.setitem(REGISTRY, "echo", Entry(__name__, "Unfinished"))
+    code, out, err = run_cli("run", config, "--fresh")
+    assert (code, out) == (2, "") and "does not implement generate" in err
+    after = sorted((p.name, p.read_bytes()) for p in (tmp_path / "out").rglob("*") if p.is_file())
+    assert after == before
+
+
+def test_a_provider_that_takes_no_options_says_so(tmp_path, run_cli, echo_registered):
+    config = write_config(tmp_path, ECHO + '[models.options]\nprefix = ">> "\n')
+    code, _, err = run_cli("run", config)
+    assert code == 2
+    assert err.splitlines() == [
+        f'error: {config}: models[0].options: provider "echo" takes no options'
+    ]
+
+
+def test_a_provider_s_options_are_those_options_declares_for_it(
+    tmp_path, run_cli, echo_registered, monkeypatch
+):
+    """A provider's options are its entry in `OPTIONS`, with nothing on its class."""
+    monkeypatch.setitem(OPTIONS, "echo", AnthropicOptions)
+    body = ECHO + '[models.options]\nbase_url = "http://127.0.0.1:9"\napi_key = "k"\n'
+    code, _, err = run_cli("run", write_config(tmp_path, body, prompts=2))
+    assert code == 0, err
+    body = ECHO + "[models.options]\ntimeout = 0\n"
+    code, _, err = run_cli("run", write_config(tmp_path, body, prompts=2))
+    assert code == 2 and "models[0].options.timeout: must be >= 0.001, got 0.0" in err
+
+
+UNIMPORTABLE = """
+[[models]]
+name = "u"
+provider = "unimportable"
+"""
+
+
+@pytest.mark.parametrize(
+    ("body", "told"),
+    [
+        (UNIMPORTABLE + "[models.options]\ntimout = 3\n", "models[0].options.timout: unknown key"),
+        ("bogus = 1\n" + UNIMPORTABLE, "bogus: unknown key"),
+        (UNIMPORTABLE + 'mode = "batch"\n', 'provider "unimportable" has no batch API'),
+    ],
+    ids=["a wrong option", "a mistake elsewhere", "batch mode"],
+)
+def test_a_config_s_mistakes_are_told_without_importing_a_device_provider(
+    tmp_path, run_cli, monkeypatch, body, told
+):
+    """Its module raises when imported: vLLM's takes seconds, and a typo is told at once."""
+    monkeypatch.setitem(
+        REGISTRY, "unimportable", Entry(f"{__package__}.unimportable_provider", "Unimportable")
+    )
+    monkeypatch.setitem(OPTIONS, "unimportable", AnthropicOptions)
+    config = write_config(tmp_path, body)
+    for verb in ("run", "plan"):
+        code, _, err = run_cli(verb, config)
+        assert code == 2 and len(err.splitlines()) == 1 and told in err, (verb, err)
 
 
 class HalfBusy(Echo):
@@ -241,8 +346,8 @@ def test_every_provider_instance_has_the_attributes_the_base_class_declares(name
     """What `Provider.__init__` sets (model, options, adapters) is there on every provider."""
     monkeypatch.setenv("TEST_KEY", "k")
     cls = provider_class(name)
-    fields = {f.name for f in dataclasses.fields(cls.Options)}
-    options = cls.Options(**({"api_key_env": "TEST_KEY"} if "api_key_env" in fields else {}))
+    fields = {f.name for f in dataclasses.fields(OPTIONS[name])}
+    options = OPTIONS[name](**({"api_key_env": "TEST_KEY"} if "api_key_env" in fields else {}))
     declared = vars(Echo("model-1", options))
     built = cls("model-1", options)
     assert {attr: getattr(built, attr, "missing") for attr in declared} == declared

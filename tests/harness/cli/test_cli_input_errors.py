@@ -42,7 +42,7 @@ from tests.conftest import SIMPLE_MODEL, write_config
         ),
         (
             SIMPLE_MODEL.replace("[0.0, 0.5]", "[0.0, 5]"),
-            "models[0].temperatures[1]: must be <= 2.0, got 5.0",
+            "models[0].temperatures[1]: must be <= 2, got 5.0",
         ),
         (
             SIMPLE_MODEL.replace("[0.0, 0.5]", "[nan]"),

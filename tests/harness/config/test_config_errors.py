@@ -237,6 +237,74 @@ ALL_AT_ONCE = {
             'models[1].mode: provider "simulated" has no batch API (batch mode: anthropic, gemini)',
         ],
     ),
+    "what a model's provider finds is told with the config's other mistakes": (
+        "bogus_top = 1\n"
+        '[[models]]\nname = "a"\nprovider = "anthropic"\n'
+        '[models.options]\napi_key_env = "UNSET_KEY_FOR_TEST"\n'
+        '[[models]]\nname = "t"\n' + SIM + '[models.adapters]\nsft = "/nope"\n',
+        [
+            "bogus_top: unknown key (expected one of: prompts, models, output, seed, samples, "
+            "grace_seconds, defaults, retry, preflight, budget_usd, scorers)",
+            "models[0] (a): no API key: set the environment variable UNSET_KEY_FOR_TEST",
+            'models[1].adapters: provider "simulated" cannot serve LoRA adapters',
+        ],
+    ),
+    "an inline judge model's options are checked with the scorer's other mistakes": (
+        '[[models]]\nname = "a"\n' + SIM + '[[scorers]]\nname = "j"\ntype = "judge"\n'
+        'template = "{response}"\nlabels = ["a", "a"]\n'
+        '[scorers.model]\nname = "judge"\nprovider = "anthropic"\n'
+        "[scorers.model.options]\ntimeout = -1\nbogus = 2\n",
+        [
+            "scorers[0].labels: a label is listed twice",
+            "scorers[0].model.options.bogus: unknown key (expected one of: api_key_env, "
+            "api_key, base_url, timeout)",
+            "scorers[0].model.options.timeout: must be >= 0.001, got -1.0",
+        ],
+    ),
+    "an inline judge model's wrong options are told in a config right otherwise": (
+        '[[models]]\nname = "a"\n' + SIM + '[[scorers]]\nname = "j"\ntype = "judge"\n'
+        'template = "{response}"\nlabels = ["a"]\n'
+        '[scorers.model]\nname = "judge"\nprovider = "anthropicx"\n'
+        '[[scorers]]\nname = "k"\ntype = "judge"\ntemplate = "{response}"\nlabels = ["a"]\n'
+        '[scorers.model]\nname = "judge"\nprovider = "anthropic"\n'
+        "[scorers.model.options]\ntimeout = -1\n",
+        [
+            'scorers[0].model.provider: unknown provider "anthropicx" (known: anthropic, gemini, '
+            "openai, simulated, transformers, vllm)",
+            "scorers[1].model.options.timeout: must be >= 0.001, got -1.0",
+        ],
+    ),
+    "a value whose ${...} cannot be resolved is told once": (
+        'samples = "${UNSET_FOR_TEST}"\n[[models]]\nname = "a"\n'
+        + SIM
+        + '[models.options]\nlatency_ms = "${UNSET_FOR_TEST}"\nfoo = "${UNCLOSED"\n'
+        'script = ["ok", "${UNSET_FOR_TEST}"]\n',
+        [
+            "samples: environment variable UNSET_FOR_TEST is not set",
+            "models[0].options.latency_ms: environment variable UNSET_FOR_TEST is not set",
+            "models[0].options.foo: unsupported ${...} form: use ${VAR} or ${VAR:-default}",
+            "models[0].options.script[1]: environment variable UNSET_FOR_TEST is not set",
+        ],
+    ),
+    "an empty string where an option cannot be empty": (
+        '[[models]]\nname = "o"\nprovider = "openai"\n[models.options]\nbase_url = ""\n'
+        '[[models]]\nname = "a"\nprovider = "anthropic"\n[models.options]\napi_key_env = ""\n'
+        'api_key = "k"\n'
+        '[[models]]\nname = "g"\nprovider = "gemini"\n[models.options]\napi_key_env = ""\n'
+        '[[models]]\nname = "v"\nprovider = "vllm"\n[models.options]\ndtype = ""\n'
+        '[[models]]\nname = "t"\nprovider = "transformers"\n[models.options]\ndevice = "gpu"\n',
+        [
+            "models[0].options.base_url: must not be empty",
+            "models[1].options.api_key_env: must not be empty",
+            "models[2].options.api_key_env: must not be empty",
+            "models[3].options.dtype: must not be empty",
+            'models[4].options.device: must match auto|cpu|mps|cuda(:[0-9]+)?, got "gpu"',
+        ],
+    ),
+    "a bound is written as the reference writes it": (
+        'budget_usd = 2e9\n[[models]]\nname = "a"\n' + SIM + "unpriced_ok = true\n",
+        ["budget_usd: must be <= 1_000_000_000, got 2000000000.0"],
+    ),
 }
 
 
@@ -260,7 +328,7 @@ def test_a_missing_prompts_file_is_told_with_the_config_s_mistakes(tmp_path, run
         "samples, grace_seconds, defaults, retry, preflight, budget_usd, scorers)",
         f"error: {config}: models[0].options.nonsense: unknown key (expected one of: "
         f"{KNOWN_OPTIONS})",
-        f"error: {tmp_path / 'prompts.json'}: no such file or folder",
+        f"error: {config}: prompts: {tmp_path / 'prompts.json'}: no such file or folder",
     ]
     assert not (tmp_path / "out").exists()
 
@@ -273,3 +341,53 @@ def test_a_prompt_set_naming_an_unset_variable_is_told_once(tmp_path, run_cli):
     assert err.splitlines() == [
         f"error: {config}: prompts: environment variable UNSET_FOR_TEST is not set"
     ]
+
+
+def test_a_prompt_set_given_on_the_command_line_that_is_missing_names_the_flag(tmp_path, run_cli):
+    config = write_config(tmp_path, '[[models]]\nname = "a"\n' + SIM)
+    code, _out, err = run_cli("run", config, "--prompts", tmp_path / "nope.json")
+    assert code == 2
+    assert err.splitlines() == [
+        f"error: --prompts: {tmp_path / 'nope.json'}: no such file or folder"
+    ]
+
+
+def test_a_transformers_device_may_name_one_gpu(tmp_path):
+    config = write_config(
+        tmp_path,
+        '[[models]]\nname = "t"\nprovider = "transformers"\nmodel = "/nonexistent/model"\n'
+        '[models.options]\ndevice = "cuda:1"\n',
+    )
+    with pytest.raises(InputError) as caught:
+        prepare(config)
+    assert str(caught.value).splitlines() == [
+        f'{config}: models[0] (t): no model at "/nonexistent/model" (expected a folder with '
+        "config.json)"
+    ]
+
+
+# `prompts` as a config may give it, and every line `run` must print for it.
+PROMPTS = {
+    "every problem of a [prompts] table is told": (
+        'prompts = {path = "prompts.json", format = "xml", text = "q", template = "{q"}',
+        [
+            "prompts.format: expected one of 'auto', 'json', 'jsonl', 'csv', 'tsv', 'parquet', "
+            "'arrow', got \"xml\"",
+            "prompts.template: set either text or template, not both",
+            "prompts.template: not a valid template: expected '}' before end of string",
+        ],
+    ),
+    "prompts that are neither a path nor a table": (
+        "prompts = 5",
+        ["prompts: expected a path or a table, got 5"],
+    ),
+}
+
+
+@pytest.mark.parametrize(("line", "expected"), PROMPTS.values(), ids=list(PROMPTS))
+def test_every_mistake_in_the_prompts_key_is_told_at_once(tmp_path, run_cli, line, expected):
+    config = write_config(tmp_path, '[[models]]\nname = "a"\n' + SIM)
+    config.write_text(config.read_text().replace('prompts = "prompts.json"', line))
+    code, out, err = run_cli("run", config)
+    assert (code, out) == (2, "")
+    assert err.splitlines() == [f"error: {config}: {line}" for line in expected]

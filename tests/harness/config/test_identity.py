@@ -12,7 +12,8 @@ import pytest
 from harness.config.models import ModelConfig
 from harness.config.run_config import make_variant
 from harness.fields import answer_defining
-from harness.providers import REGISTRY, provider_class
+from harness.providers import REGISTRY
+from harness.providers.options import options_of
 from tests.conftest import SIMPLE_MODEL, results, write_config
 
 # What each provider may leave out of the variant id: how or where a request is made, never what
@@ -47,10 +48,6 @@ OPERATIONAL = {
     },
     "transformers": {"device", "trust_remote_code", "batch_size"},
 }
-
-
-def options_of(provider: str):
-    return provider_class(provider).Options
 
 
 def changed(field: dataclasses.Field, hint: typing.Any, value: typing.Any) -> typing.Any:

@@ -12,6 +12,7 @@ import pytest
 from harness.cli.options import markdown
 from harness.config import models, prices, run_config, scorers
 from harness.config.reference import SECTIONS
+from harness.fields import number_text, table_values
 from harness.prompts import sources
 from harness.providers import REGISTRY
 from harness.providers.options import OPTIONS
@@ -128,3 +129,27 @@ def test_options_import_no_provider_sdk():
     )
     done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, timeout=60)
     assert done.returncode == 0, done.stderr.decode()
+
+
+def test_a_list_of_choices_reads_as_one_and_a_pattern_as_a_bound(run_cli):
+    code, out, _ = run_cli("options", "simulated")
+    assert code == 0
+    assert '  script (list, each "ok" | "429" | "500" | "503" | "timeout" | "400" | ' in out
+    code, out, _ = run_cli("options", "transformers")
+    assert code == 0 and 'default "auto", matches auto|cpu|mps|cuda(:[0-9]+)?' in out
+
+
+@pytest.mark.parametrize("section", SECTIONS, ids=[s.title for s in SECTIONS])
+def test_an_error_writes_a_bound_as_the_reference_does(section):
+    """`must be <= 1_000_000_000` in an error, as `1_000_000_000` in the reference."""
+    for field in dataclasses.fields(section.table):
+        if "max" not in field.metadata:
+            continue
+        bound = field.metadata["max"]
+        shown = number_text(bound)
+        assert f" to {shown}" in markdown() or f"<= {shown}" in markdown()
+        value = bound * 2 + 1
+        listed = isinstance(field.default, tuple)
+        errors = table_values(section.table, {field.name: [value] if listed else value}, "")[1]
+        told = [e.message for e in errors if e.path.startswith(field.name)]
+        assert told and told[0].startswith(f"must be <= {shown}, got"), told

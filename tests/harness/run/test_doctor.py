@@ -36,7 +36,7 @@ def test_a_broken_config_is_a_failed_check(tmp_path, run_cli):
     config = tmp_path / "bad.toml"
     config.write_text("prompts = 3\n")
     code, out, _ = run_cli("doctor", config)
-    assert code == 2 and "prompts: expected a string" in out
+    assert code == 2 and "prompts: expected a path or a table" in out
 
 
 def doctor_row(out: str, area: str) -> str:

@@ -29,6 +29,7 @@ _RATES = ("fatal_rate", "rate_limit_rate", "server_error_rate", "timeout_rate")
 _SECONDS = {"min": 0.001, "max": 86_400}
 _KEY_ENV = "the environment variable that holds the API key"
 _KEY = 'the API key itself, instead of api_key_env (e.g. "${MY_KEY}")'
+_KEY_ENV_NEEDED = f"{_KEY_ENV} (empty only with api_key)"
 _TIMEOUT = "the SDK's own timeout per request, in seconds (the lane's attempt_timeout also holds)"
 _PATH = "the weights: a local folder or a hub id (empty: the model id)"
 _REVISION = "the hub revision (branch, tag or commit) of the weights; pinned to its commit"
@@ -43,21 +44,32 @@ class NoOptions:
     """The options of a provider that takes none: any key in `[models.options]` is refused."""
 
 
+class _KeyNeeded:
+    """Options of an API that always needs a key: from `api_key`, or from `api_key_env`."""
+
+    @classmethod
+    def table_problems(cls, values: Mapping[str, Any], path: str) -> list[FieldError]:
+        """An empty `api_key_env` without an `api_key` leaves no key to send."""
+        if values.get("api_key_env") == "" and not values.get("api_key"):
+            return [FieldError(f"{path}.api_key_env", "must not be empty without api_key")]
+        return []
+
+
 @dataclass(frozen=True)
-class AnthropicOptions:
+class AnthropicOptions(_KeyNeeded):
     """Options of `provider = "anthropic"`."""
 
-    api_key_env: str = option("ANTHROPIC_API_KEY", _KEY_ENV, nonempty=True, answer=False)
+    api_key_env: str = option("ANTHROPIC_API_KEY", _KEY_ENV_NEEDED, answer=False)
     api_key: str = option("", _KEY, answer=False)
     base_url: str = option("", "the API's URL, for a proxy or gateway (empty: Anthropic's own)")
     timeout: float = option(600.0, _TIMEOUT, **_SECONDS, answer=False)
 
 
 @dataclass(frozen=True)
-class GeminiOptions:
+class GeminiOptions(_KeyNeeded):
     """Options of `provider = "gemini"`."""
 
-    api_key_env: str = option("GEMINI_API_KEY", _KEY_ENV, nonempty=True, answer=False)
+    api_key_env: str = option("GEMINI_API_KEY", _KEY_ENV_NEEDED, answer=False)
     api_key: str = option("", _KEY, answer=False)
     base_url: str = option("", "the API's URL, for a proxy or gateway (empty: Google's own)")
     top_logprobs: int = option(

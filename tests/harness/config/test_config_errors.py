@@ -295,8 +295,7 @@ ALL_AT_ONCE = {
         '[[models]]\nname = "t"\nprovider = "transformers"\n[models.options]\ndevice = "gpu"\n',
         [
             "models[0].options.base_url: must not be empty",
-            "models[1].options.api_key_env: must not be empty",
-            "models[2].options.api_key_env: must not be empty",
+            "models[2].options.api_key_env: must not be empty without api_key",
             "models[3].options.dtype: must not be empty",
             'models[4].options.device: must match auto|cpu|mps|cuda(:[0-9]+)?, got "gpu"',
         ],

@@ -72,7 +72,8 @@ def test_a_fifo_as_the_prompts_file_is_refused_at_once(tmp_path, run_cli, verb):
     if verb == "doctor":  # a failed check in its table
         assert REFUSED in " ".join(out.split())
     else:
-        assert err.startswith(f"error: {prompts}: {REFUSED}") and err.count("\n") == 1
+        assert err.startswith(f"error: {config}: prompts: {prompts}: {REFUSED}")
+        assert err.count("\n") == 1
     assert not (tmp_path / "out").exists()
 
 
@@ -142,7 +143,8 @@ def test_a_device_as_the_prompts_file_is_refused_not_read_forever(tmp_path, run_
     (tmp_path / "prompts.json").symlink_to("/dev/zero")
     code, _, err = run_cli("plan", config)
     assert code == 2
-    assert err.startswith("error: /dev/zero: is a character device, not a regular file")  # resolved
+    # the link resolved, named after the config and its key
+    assert err.startswith(f"error: {config}: prompts: /dev/zero: is a character device, not a")
 
 
 def test_a_fifo_inside_a_dataset_folder_is_never_opened(tmp_path, run_cli):
@@ -155,7 +157,7 @@ def test_a_fifo_inside_a_dataset_folder_is_never_opened(tmp_path, run_cli):
     with never_blocked(info) as freed:
         code, _, err = run_cli("plan", config)
     assert not freed and code == 2
-    assert err.startswith(f"error: {info}: {REFUSED}")
+    assert err.startswith(f"error: {config}: prompts: {info}: {REFUSED}")
 
 
 def test_a_sheet_or_ids_file_with_a_byte_that_is_not_utf8_names_its_line(tmp_path, run_cli, done):
@@ -196,7 +198,7 @@ def test_a_data_file_of_a_dataset_folder_that_is_not_a_file_is_refused_not_skipp
         code, _, err = run_cli("plan", config)
     assert not freed and code == 2 and err.count("\n") == 1
     shown = REFUSED if kind == "fifo" else "is a symbolic link to"
-    assert err.startswith(f"error: {second}: {shown}")
+    assert err.startswith(f"error: {config}: prompts: {second}: {shown}")
 
 
 @pytest.mark.parametrize(

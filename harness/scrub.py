@@ -8,7 +8,7 @@ variables are called: see `substituted_secrets`), the environment variables with
 names it refers to as `${VAR}`, and the passwords and secret-named query values written into its
 URLs (`url_secrets`). `prepare` and `doctor` add them to `SECRETS` as soon as the options are read,
 before anything is written or printed. Every sink then scrubs them: every ledger line as it is
-serialized, before its checksum is taken (`harness.ledger.file.sealed`), the `harness` logger's
+serialized, before its checksum is taken (`harness.ledger.lines.sealed`), the `harness` logger's
 records, everything the console prints and the CLI's error lines. A secret is replaced as written,
 URL-encoded and JSON-escaped, so its `Bearer <key>` and `?key=<key>` forms go with it.
 

@@ -38,7 +38,8 @@ from harness.errors import (
     LedgerWriteError,
     recorded_error_types,
 )
-from harness.ledger.file import LEDGER_NAME, ResumeIndex, build_index
+from harness.ledger.index import ResumeIndex, build_index
+from harness.ledger.lines import LEDGER_NAME
 from harness.ledger.merge import merge
 from harness.ledger.sets import Ledgers, ledgers_of, tree
 from harness.ledger.shards import Shard

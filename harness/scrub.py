@@ -34,7 +34,7 @@ import logging
 import os
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from typing import Any, TextIO
+from typing import Any, TextIO, cast
 from urllib.parse import quote, quote_plus, unquote, urlsplit
 
 import orjson
@@ -272,3 +272,9 @@ class ScrubbedStream:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._stream, name)
+
+
+def scrubbed(stream: TextIO) -> TextIO:
+    """`stream`, with every secret scrubbed from what is written to it. A ScrubbedStream hands
+    every attribute but `write` to the stream it wraps, so it serves where a TextIO is asked for."""
+    return cast(TextIO, ScrubbedStream(stream))

@@ -94,7 +94,8 @@ from benchmarks.scale import (
     write_shard_ledgers,
 )
 from benchmarks.scoring import score_figures, write_scoring_project
-from harness.ledger.file import build_index, read_ledger
+from harness.ledger.index import build_index
+from harness.ledger.lines import read_ledger
 
 ROUNDS = 3
 

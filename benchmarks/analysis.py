@@ -14,7 +14,7 @@ from harness.api.types import Completion, Message, TokenLogprob, Usage
 from harness.config.models import ModelConfig
 from harness.config.run_config import make_variant
 from harness.errors import ServerError
-from harness.ledger.file import LEDGER_NAME, sealed
+from harness.ledger.lines import LEDGER_NAME, sealed
 from harness.ledger.record import Record
 from harness.prompts.load import Prompt
 from harness.run.jobs import Job, job_key

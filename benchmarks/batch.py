@@ -11,7 +11,7 @@ from pathlib import Path
 from benchmarks.http import loopback_server
 from benchmarks.http_server import serve_batches
 from benchmarks.project import peak_rss_of_run, write_project
-from harness.ledger.file import read_ledger
+from harness.ledger.lines import read_ledger
 
 MODELS = {"anthropic": "claude-sonnet-4-6", "gemini": "gemini-2.5-flash"}
 

@@ -33,7 +33,8 @@ from rich.console import Console
 from benchmarks.http import loopback_server, provider_project
 from benchmarks.http_server import fault, serve_faults
 from benchmarks.project import ledger_wall_seconds, run_in_process, write_project
-from harness.ledger.file import build_index, read_ledger
+from harness.ledger.index import build_index
+from harness.ledger.lines import read_ledger
 from harness.run.execute import execute, pending
 from harness.run.prepare import prepare
 

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from harness.api.types import Completion, Usage
 from harness.errors import ProviderError
-from harness.ledger.file import sealed
+from harness.ledger.lines import sealed
 from harness.run.jobs import Job, job_key
 
 # An older tree (see above) has these elsewhere; each ignore is for this tree, where it is absent.

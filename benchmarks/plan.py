@@ -12,7 +12,7 @@ from pathlib import Path
 
 from harness.api.types import Completion, Usage
 from harness.errors import RateLimited
-from harness.ledger.file import sealed
+from harness.ledger.lines import sealed
 from harness.run.jobs import Job, job_key
 from harness.run.prepare import prepare
 from harness.run.records import failure_record, success_record

@@ -14,7 +14,7 @@ import anyio
 from rich.console import Console
 
 from benchmarks.peak_rss import tree_pss_kb
-from harness.ledger.file import build_index
+from harness.ledger.index import build_index
 from harness.run.execute import execute, pending
 from harness.run.prepare import Overrides, prepare
 from harness.run.summary import summarize

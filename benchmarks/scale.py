@@ -24,7 +24,7 @@ import orjson
 
 from harness.api.types import Completion, Usage
 from harness.config.run_config import Variant
-from harness.ledger.file import sealed
+from harness.ledger.lines import sealed
 from harness.ledger.shards import Shard, part_of
 from harness.prompts.load import Prompt
 from harness.run.jobs import Job, job_key, job_seed
@@ -156,7 +156,7 @@ def measured(args: list[str]) -> tuple[float, float, str]:
 def index_figures(ledger: Path) -> tuple[float, float, int]:
     """Build the resume index of `ledger` in a fresh process: (seconds, peak RSS MB, keys)."""
     code = (
-        "import sys, time; from pathlib import Path; from harness.ledger.file import build_index; "
+        "import sys, time; from pathlib import Path; from harness.ledger.index import build_index; "
         "from benchmarks.peak_rss import peak_rss_mb; t = time.perf_counter(); "
         "i = build_index(Path(sys.argv[1])); s = time.perf_counter() - t; "
         "print(s, peak_rss_mb(), len(i.answered))"

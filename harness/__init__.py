@@ -2,7 +2,8 @@
 
 The public surface is small: configs and prompts load into frozen objects, providers subclass
 `harness.api.provider.Provider` (and `harness.api.provider.BatchProvider` where their API has
-batches), and every result lands in the append-only ledger (`harness.ledger.file`).
+batches), and every result lands in the append-only ledger (`harness.ledger.writer`; its lines:
+`harness.ledger.lines`).
 """
 
 from harness.api.provider import BatchLimits, BatchProvider, BatchStatus, Billing, Provider
@@ -28,7 +29,8 @@ from harness.errors import (
     RetryableError,
     ServerError,
 )
-from harness.ledger.file import build_index, read_ledger
+from harness.ledger.index import build_index
+from harness.ledger.lines import read_ledger
 from harness.prompts.load import Prompt, load_prompts
 
 __all__ = [

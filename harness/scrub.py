@@ -8,7 +8,7 @@ variables are called: see `substituted_secrets`), the environment variables with
 names it refers to as `${VAR}`, and the passwords and secret-named query values written into its
 URLs (`url_secrets`). `prepare` and `doctor` add them to `SECRETS` as soon as the options are read,
 before anything is written or printed. Every sink then scrubs them: every ledger line as it is
-serialized, before its checksum is taken (`harness.ledger.file.sealed`), the `harness` logger's
+serialized, before its checksum is taken (`harness.ledger.lines.sealed`), the `harness` logger's
 records, everything the console prints and the CLI's error lines. A secret is replaced as written,
 URL-encoded and JSON-escaped, so its `Bearer <key>` and `?key=<key>` forms go with it.
 
@@ -34,7 +34,7 @@ import logging
 import os
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from typing import Any, TextIO
+from typing import Any, TextIO, cast
 from urllib.parse import quote, quote_plus, unquote, urlsplit
 
 import orjson
@@ -272,3 +272,9 @@ class ScrubbedStream:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._stream, name)
+
+
+def scrubbed(stream: TextIO) -> TextIO:
+    """`stream`, with every secret scrubbed from what is written to it. A ScrubbedStream hands
+    every attribute but `write` to the stream it wraps, so it serves where a TextIO is asked for."""
+    return cast(TextIO, ScrubbedStream(stream))

@@ -39,7 +39,7 @@ from harness.analysis.scores import (
 )
 from harness.config.scorers import UNPARSEABLE
 from harness.errors import InputError, listed
-from harness.ledger.file import LEDGER_NAME, iter_lines
+from harness.ledger.lines import LEDGER_NAME, iter_lines
 from harness.ledger.record import utc_timestamp
 from harness.ledger.sets import Ledgers, ledgers_of, tree
 from harness.ledger.targets import OwnFile, check_target, head

@@ -1,7 +1,7 @@
 """The latest-wins view of a ledger's results, streamed: what every reader of answers starts from.
 
 One pass notes the position of each key's latest record (a few dozen bytes per key), reading
-the key of a sealed result line from its head (`harness.ledger.file.head_key`, as the resume index
+the key of a sealed result line from its head (`harness.ledger.lines.head_key`, as the resume index
 does) and parsing other lines whole; a second pass yields those records in ledger order, parsed
 and checked, so memory holds positions, never a million records. A position is a byte offset in
 one ledger file, or a line's number among several ledgers read as one (a shard tree:
@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from harness.ledger.file import head_key, is_result, iter_lines, parse_line
+from harness.ledger.lines import head_key, is_result, iter_lines, parse_line
 from harness.ledger.sets import Advance, Ledgers
 
 

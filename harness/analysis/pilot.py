@@ -40,7 +40,7 @@ from harness.analysis.export import PILOT_FORMAT, Exported
 from harness.analysis.labels import Labels, read_labels
 from harness.analysis.scores import answer_digest
 from harness.bulk import collector_paused
-from harness.ledger.file import parse_line
+from harness.ledger.lines import parse_line
 from harness.ledger.record import utc_timestamp
 from harness.ledger.sets import Advance, Ledgers
 from harness.version import package_version

@@ -1,8 +1,8 @@
 """Scores: labels given to answers, kept in their own append-only ledger beside the answers.
 
-`OUTPUT/scores.jsonl` follows the ledger's rules (`harness.ledger.file.LedgerWriter`: O_APPEND, one
-writer at a time, every line sealed with its CRC, a torn tail set aside; the latest line per key
-wins). One line per score, its first fields fixed:
+`OUTPUT/scores.jsonl` follows the ledger's rules (`harness.ledger.writer.LedgerWriter`: O_APPEND,
+one writer at a time, every line sealed with its CRC, a torn tail set aside; the latest line per
+key wins). One line per score, its first fields fixed:
 
     {"key": "<answer key>|<scorer>", "status": "ok" | "error", "definition": "<12 hex>",
      "answer": "<16 hex>", "type": "score", "schema": 1, "answer_key": "...", "scorer": "...",
@@ -36,7 +36,7 @@ import orjson
 
 from harness.analysis.answers import lines_at
 from harness.input_files import refuse_special
-from harness.ledger.file import parse_sealed
+from harness.ledger.lines import parse_sealed
 from harness.ledger.record import utc_timestamp
 from harness.ledger.sets import Advance
 

@@ -46,9 +46,10 @@ from harness.analysis.scores import (
 from harness.config.run_config import RunConfig
 from harness.config.scorers import JudgeScorer, Scorer
 from harness.errors import EXIT_OK, InputError
-from harness.ledger.file import LEDGER_NAME, LedgerWriter
+from harness.ledger.lines import LEDGER_NAME
 from harness.ledger.record import utc_timestamp
 from harness.ledger.sets import Ledgers, ledgers_of, tree
+from harness.ledger.writer import LedgerWriter
 from harness.prompts.load import Prompt, load_prompts
 
 _SYNC_SECONDS = 1.0

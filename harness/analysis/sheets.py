@@ -40,8 +40,9 @@ from harness.analysis.scores import (
 )
 from harness.errors import InputError
 from harness.input_files import special_problem, utf8_problem_in
-from harness.ledger.file import LEDGER_NAME, LedgerWriter, iter_lines
+from harness.ledger.lines import LEDGER_NAME, iter_lines
 from harness.ledger.sets import ledgers_of, tree
+from harness.ledger.writer import LedgerWriter
 
 _MOST_PROBLEMS = 20
 

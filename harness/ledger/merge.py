@@ -34,12 +34,7 @@ import numpy as np
 import orjson
 
 from harness.errors import InputError
-from harness.ledger.file import (
-    LEDGER_NAME,
-    open_and_lock,
-    parse_line,
-    set_aside_torn_tail,
-)
+from harness.ledger.lines import LEDGER_NAME, parse_line
 from harness.ledger.sets import (
     LEDGER_PLACE,
     Advance,
@@ -52,6 +47,7 @@ from harness.ledger.sets import (
     success_key,
 )
 from harness.ledger.targets import OwnFile, check_target, head
+from harness.ledger.writer import open_and_lock, set_aside_torn_tail
 from harness.whole import discard, remove_stale, sync_dir, temporary_path, written_whole
 
 CONFLICTS_NAME = "merge-conflicts.jsonl"

@@ -1,7 +1,7 @@
 """The record: one ledger line per finished attempt series, success or failure.
 
 Field order is part of the format: `key`, `status` and `prompt_hash` come first, so that the
-resume index can read a success from the head of its line (see `harness.ledger.file.build_index`).
+resume index can read a success from the head of its line (see `harness.ledger.index.build_index`).
 
 Schema 2 (schema 1 had no `prompt_hash` and no `attempt_errors`, and seeded sample i of every
 prompt with seed + i): `prompt_hash` is the content hash of the prompt the answer was made from;
@@ -14,7 +14,7 @@ batch's processing time at the provider, not a request's latency. `adapter`, add
 names the LoRA adapter that answered (see harness.config.adapters): null, or missing on an older
 line, when the model itself did.
 
-`RecordLine` is the shape of a result line as every reader takes it (see `harness.ledger.file`):
+`RecordLine` is the shape of a result line as every reader takes it (see `harness.ledger.lines`):
 what a line must hold to be read at all, whoever wrote it (an older harness, a buggy one, a hand
 with a recomputed checksum). A line of another shape is skipped and counted like a damaged one.
 

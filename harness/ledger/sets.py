@@ -35,7 +35,7 @@ import numpy as np
 
 from harness.errors import InputError
 from harness.input_files import refuse_special
-from harness.ledger.file import LEDGER_NAME, parse_line, parse_sealed
+from harness.ledger.lines import LEDGER_NAME, parse_line, parse_sealed
 from harness.ledger.shards import SHARDS_DIR, shard_name_order
 
 Advance = Callable[[int], None]  # called with the bytes read since its last call

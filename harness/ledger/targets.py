@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from harness.errors import InputError
-from harness.ledger.file import LEDGER_NAME, parse_line, parse_sealed
+from harness.ledger.lines import LEDGER_NAME, parse_line, parse_sealed
 from harness.whole import discard, temporary_path
 
 _HEAD_LINES = 16  # the first lines looked at

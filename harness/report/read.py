@@ -30,7 +30,7 @@ from harness.analysis.parallel import in_workers, report_read, shared
 from harness.analysis.positions import flatten
 from harness.analysis.reading import Latest
 from harness.bulk import collector_paused
-from harness.ledger.file import is_result, parse_line
+from harness.ledger.lines import is_result, parse_line
 from harness.ledger.sets import Advance
 from harness.prompts.load import Prompt
 

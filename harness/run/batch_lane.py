@@ -50,7 +50,7 @@ from harness.errors import (
     RetryableError,
     ServerError,
 )
-from harness.ledger.file import OpenBatch, ResumeIndex
+from harness.ledger.index import OpenBatch, ResumeIndex
 from harness.ledger.record import Record, utc_timestamp
 from harness.prompts.load import Prompt
 from harness.run.budget import Budgets

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness.ledger.file import is_result, parse_line
+from harness.ledger.lines import is_result, parse_line
 
 WINDOWS, WINDOW = 256, 128 << 10  # a larger ledger is sampled in this many windows of this size
 WHOLE = WINDOWS * WINDOW  # a ledger up to this size is read whole (so windows never overlap)
@@ -109,8 +109,8 @@ def _lines(path: Path, sampled: bool) -> Iterator[bytes]:
 
 
 def _answer(line: bytes) -> dict[str, Any] | None:
-    """A successful record (of a record's shape: see harness.ledger.file.parse_line) with the fields
-    calibration reads, or None."""
+    """A successful record (of a record's shape: see harness.ledger.lines.parse_line) with the
+    fields calibration reads, or None."""
     record = parse_line(line)
     if record is None or not is_result(record) or record["status"] != "ok":
         return None

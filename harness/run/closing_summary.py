@@ -15,7 +15,7 @@ from typing import Any, BinaryIO, final
 import msgspec
 import numpy as np
 
-from harness.ledger.file import head_key, parse_line
+from harness.ledger.lines import head_key, parse_line
 from harness.ledger.record import Amount, Count, Mode, Status
 from harness.run.tally import (
     EPOCH_SECONDS,
@@ -44,7 +44,7 @@ class ClosingSummary:
 
     def read_all(self, lines: Iterable[tuple[bytes, bool]]) -> int:
         """`read` a ledger's lines from its start, each with whether its checksum was found to
-        hold (see `harness.ledger.file.index_lines`); returns the bytes read. A result whose
+        hold (see `harness.ledger.index.index_lines`); returns the bytes read. A result whose
         checksum holds, nearly every line, is taken inline: a run reads a million of them."""
         decode, take, paid = _RESULT_FIELDS.decode, self._tally.take_result, self.paid
         fingerprint, at = self._fingerprints.append, self._places.append

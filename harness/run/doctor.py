@@ -24,7 +24,7 @@ from harness.config.models import ModelConfig
 from harness.config.run_config import RunConfig
 from harness.errors import InputError
 from harness.fields import FieldError
-from harness.ledger.file import LEDGER_NAME
+from harness.ledger.lines import LEDGER_NAME
 from harness.prompts.load import load_prompts
 from harness.providers import REGISTRY, holds_device, provider_class
 from harness.providers.options import read_options

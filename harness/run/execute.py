@@ -25,7 +25,8 @@ from harness.errors import (
     InputError,
     LedgerWriteError,
 )
-from harness.ledger.file import LedgerWriter, OpenBatch, ResumeIndex
+from harness.ledger.index import OpenBatch, ResumeIndex
+from harness.ledger.writer import LedgerWriter
 from harness.prompts.load import Prompt
 from harness.run.batch_lane import BatchLane, Reattach, reattachable
 from harness.run.caps import Caps, caps_of

@@ -17,7 +17,8 @@ from typing import Any
 
 from harness.api.provider import BatchProvider
 from harness.errors import InputError, ProviderError
-from harness.ledger.file import OpenBatch, ResumeIndex, Source, parse_line, source_lines
+from harness.ledger.index import OpenBatch, ResumeIndex
+from harness.ledger.lines import Source, parse_line, source_lines
 from harness.run.prepare import setup_model
 from harness.run.progress import batch_line
 

@@ -37,7 +37,7 @@ from harness.config.prices import (
     model_price,
 )
 from harness.config.run_config import Variant
-from harness.ledger.file import ResumeIndex
+from harness.ledger.index import ResumeIndex
 from harness.run.calibration import Calibration, Observed, observe
 from harness.run.jobs import job_key
 from harness.run.prepare import ModelSetup, Prepared

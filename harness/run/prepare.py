@@ -27,7 +27,7 @@ from harness.config.run_config import (
 )
 from harness.errors import ConfigError, InputError
 from harness.fields import FieldError, answer_defining
-from harness.ledger.file import LEDGER_NAME
+from harness.ledger.lines import LEDGER_NAME
 from harness.ledger.record import Mode
 from harness.ledger.sets import tree
 from harness.ledger.shards import SHARDS_DIR, Shard

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from harness.errors import InputError, listed
-from harness.ledger.file import ResumeIndex
+from harness.ledger.index import ResumeIndex
 from harness.run.prepare import Prepared
 
 

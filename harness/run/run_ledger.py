@@ -3,7 +3,7 @@ closing summary, from one reading of the bytes there when the run starts and fro
 run appends (given to `RunLedger` as its writer queues them), so no reader goes over the file
 again.
 
-The ledger is opened and locked first (see `harness.ledger.file.LedgerWriter`), then read: two
+The ledger is opened and locked first (see `harness.ledger.writer.LedgerWriter`), then read: two
 runs can never both decide what is left to do. A run that reads only its own ledger (the common
 case) reads it once, each line feeding the index, the spend and the summary. A run that reads
 several (a shard tree, a shard and its root's merged ledger: see `Prepared.reads`) builds its
@@ -21,8 +21,9 @@ from rich.console import Console
 
 from harness.errors import InputError
 from harness.input_files import refuse_special
-from harness.ledger.file import LedgerWriter, ResumeIndex, build_index, index_lines
+from harness.ledger.index import ResumeIndex, build_index, index_lines
 from harness.ledger.sets import Ledgers
+from harness.ledger.writer import LedgerWriter
 from harness.run.closing_summary import ClosingSummary, count_spend, result_fields
 from harness.run.prepare import Prepared
 from harness.run.tally import Summary

@@ -19,8 +19,8 @@ from typing import Any
 import anyio
 
 from harness.config.run_config import Variant
-from harness.ledger.file import LedgerWriter
 from harness.ledger.record import Record
+from harness.ledger.writer import LedgerWriter
 from harness.run.batch_lane import BatchEvents, BatchLane
 from harness.run.jobs import Job
 from harness.run.lane import Lane, LaneEvents

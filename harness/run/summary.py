@@ -23,7 +23,7 @@ from rich.table import Table
 from rich.text import Text
 
 from harness.bulk import collector_paused
-from harness.ledger.file import Source, iter_lines, source_lines
+from harness.ledger.lines import Source, iter_lines, source_lines
 from harness.run.tally import Latest, Summary, Tally, VariantSummary
 from harness.terminal import shown
 

@@ -10,8 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from harness.analysis.scores import SCHEMA, answer_digest, score_key
-from harness.ledger.file import LedgerWriter
 from harness.ledger.record import Record
+from harness.ledger.writer import LedgerWriter
 
 
 def answer(

@@ -11,7 +11,7 @@ from pathlib import Path
 from harness.api.types import Completion, Message, Usage
 from harness.config.models import ModelConfig
 from harness.config.run_config import make_variant
-from harness.ledger.file import sealed
+from harness.ledger.lines import sealed
 from harness.prompts.load import Prompt
 from harness.run.jobs import Job, job_key
 from harness.run.records import success_record

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from harness.analysis.answers import latest_positions, latest_records, records_at
-from harness.ledger.file import sealed
+from harness.ledger.lines import sealed
 from tests.harness.analysis.ledgers import answer, failure
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from harness.ledger.file import LedgerWriter
+from harness.ledger.writer import LedgerWriter
 from tests.harness.analysis.ledgers import answer, failure, logprobs, score, write_scores
 
 VARIANT = "sim-local@t0.7-43794d"

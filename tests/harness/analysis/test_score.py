@@ -8,7 +8,7 @@ import time
 import orjson
 
 from harness.analysis.scores import answer_digest, read_scores
-from harness.ledger.file import sealed
+from harness.ledger.lines import sealed
 from tests.conftest import SIMPLE_MODEL, write_config
 from tests.harness.analysis.score_project import (
     EXISTENCE,

@@ -9,7 +9,9 @@ import orjson
 import pytest
 
 from harness.errors import InputError
-from harness.ledger.file import LedgerWriter, build_index, read_ledger, sealed
+from harness.ledger.index import build_index
+from harness.ledger.lines import read_ledger, sealed
+from harness.ledger.writer import LedgerWriter
 
 HASH = "0123456789abcdef"
 OK = {

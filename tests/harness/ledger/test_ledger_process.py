@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.ledger.file import read_ledger
+from harness.ledger.lines import read_ledger
 from tests.conftest import REPO, harness_process, write_config
 
 SLOW_MODEL = """

@@ -12,7 +12,8 @@ import stat
 import pytest
 
 from harness.errors import InputError, LedgerWriteError
-from harness.ledger.file import LedgerWriter, read_ledger, sealed
+from harness.ledger.lines import read_ledger, sealed
+from harness.ledger.writer import LedgerWriter
 from tests.conftest import SIMPLE_MODEL, write_config
 
 

@@ -12,8 +12,10 @@ from harness.api.types import Completion, Message, Usage
 from harness.config.models import ModelConfig
 from harness.config.run_config import make_variant
 from harness.errors import RateLimited
-from harness.ledger.file import LedgerWriter, build_index, sealed
+from harness.ledger.index import build_index
+from harness.ledger.lines import sealed
 from harness.ledger.sets import ledgers_of
+from harness.ledger.writer import LedgerWriter
 from harness.prompts.load import Prompt
 from harness.run.jobs import Job, job_key
 from harness.run.records import failure_record, success_record

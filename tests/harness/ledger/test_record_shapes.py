@@ -12,7 +12,8 @@ import orjson
 import pyarrow.parquet as pq
 import pytest
 
-from harness.ledger.file import build_index, parse_line, read_ledger, sealed
+from harness.ledger.index import build_index
+from harness.ledger.lines import parse_line, read_ledger, sealed
 from harness.ledger.record import Record, RecordLine
 from tests.conftest import SIMPLE_MODEL, write_config
 from tests.harness.analysis.score_project import EXISTENCE

@@ -10,7 +10,7 @@ from collections import Counter
 import pytest
 
 from harness.errors import InputError
-from harness.ledger.file import OpenBatch, ResumeIndex
+from harness.ledger.index import OpenBatch, ResumeIndex
 from harness.ledger.shards import Shard, part_of
 from harness.run.batch_lane import reattachable
 from harness.run.prepare import Overrides, prepare

@@ -13,7 +13,7 @@ import pytest
 
 from harness.config.run_config import load_config
 from harness.errors import ConfigError
-from harness.ledger.file import read_ledger
+from harness.ledger.lines import read_ledger
 from harness.prompts.load import load_prompts
 from harness.prompts.sources import FieldMap, PromptSource
 from tests.harness.prompts.test_prompts import error

@@ -9,7 +9,7 @@ import pytest
 
 from harness.api.types import Message
 from harness.errors import InputError
-from harness.ledger.file import read_ledger
+from harness.ledger.lines import read_ledger
 from harness.prompts.load import Prompt
 from harness.prompts.selection import Selection, stratified_sample
 from harness.run.summary import summarize

@@ -8,7 +8,8 @@ from collections import Counter
 import pytest
 
 from harness.config.prices import cost_usd, price_for
-from harness.ledger.file import build_index, read_ledger
+from harness.ledger.index import build_index
+from harness.ledger.lines import read_ledger
 from harness.ledger.shards import part_of
 from harness.providers import provider_class
 from tests.conftest import ledger_lines, results

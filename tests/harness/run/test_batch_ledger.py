@@ -6,7 +6,8 @@ from __future__ import annotations
 import orjson
 
 from harness.analysis.answers import latest_offsets
-from harness.ledger.file import build_index, read_ledger, sealed
+from harness.ledger.index import build_index
+from harness.ledger.lines import read_ledger, sealed
 from harness.run.prepare import prepare
 from harness.run.rerun import failed_jobs
 from harness.run.summary import summarize

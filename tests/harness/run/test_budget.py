@@ -10,7 +10,7 @@ import pytest
 from rich.console import Console
 
 from harness.errors import EXIT_BUDGET
-from harness.ledger.file import build_index
+from harness.ledger.index import build_index
 from harness.run.execute import execute, pending
 from harness.run.prepare import prepare
 from tests.clock import run_virtual

@@ -12,7 +12,7 @@ import pytest
 from aiohttp import web
 from rich.console import Console
 
-from harness.ledger.file import build_index
+from harness.ledger.index import build_index
 from harness.run.execute import execute, pending
 from harness.run.prepare import prepare
 from tests.clock import run_virtual

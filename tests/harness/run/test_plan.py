@@ -9,7 +9,8 @@ from collections import defaultdict
 
 import pytest
 
-from harness.ledger.file import LedgerWriter, sealed
+from harness.ledger.lines import sealed
+from harness.ledger.writer import LedgerWriter
 from harness.run import calibration
 from tests.conftest import SIMPLE_MODEL, results, write_config
 

@@ -8,7 +8,7 @@ from collections import Counter
 
 import pytest
 
-from harness.ledger.file import sealed
+from harness.ledger.lines import sealed
 from tests.conftest import SIMPLE_MODEL, ledger_lines, results, write_config
 
 TWO_MODELS = """

@@ -16,7 +16,8 @@ from rich.console import Console
 
 from harness.api.types import Completion, Usage
 from harness.errors import EXIT_BUDGET, ProviderError
-from harness.ledger.file import ResumeIndex, index_lines, sealed
+from harness.ledger.index import ResumeIndex, index_lines
+from harness.ledger.lines import sealed
 from harness.run.closing_summary import ClosingSummary
 from harness.run.execute import run_pending
 from harness.run.jobs import Job, job_key

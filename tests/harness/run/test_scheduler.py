@@ -7,7 +7,7 @@ import io
 import anyio
 from rich.console import Console
 
-from harness.ledger.file import build_index
+from harness.ledger.index import build_index
 from harness.run.execute import execute, pending
 from harness.run.prepare import prepare
 from tests.clock import run_virtual

@@ -16,8 +16,8 @@ pytest.importorskip("peft")
 from harness.api.types import Message, Request, SamplingParams
 from harness.config.adapters import content_hash, read_adapter
 from harness.errors import FatalError
-from harness.ledger.file import LedgerWriter
 from harness.ledger.record import utc_timestamp
+from harness.ledger.writer import LedgerWriter
 from harness.providers.transformers import TransformersOptions, TransformersProvider
 from tests.harness.providers.local.test_transformers import hf_model, together
 from tests.harness.providers.local.tiny_model import build_tiny_adapter

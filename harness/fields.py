@@ -21,7 +21,7 @@ import math
 import re
 import types
 import typing
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
 T = TypeVar("T")
@@ -269,3 +269,12 @@ def answer_defining(options: Any) -> dict[str, Any]:
         for f in dataclasses.fields(options)
         if f.metadata.get("identity", True)
     }
+
+
+def checked(errors: list[FieldError], check: Callable[..., T], *args: Any) -> T | None:
+    """`check(*args)`, or None with its FieldErrors added to `errors`."""
+    try:
+        return check(*args)
+    except FieldError as exc:
+        errors.extend(exc.errors)
+        return None

@@ -16,10 +16,10 @@ import hashlib
 import os
 import re
 import tomllib
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import orjson
 
@@ -29,13 +29,11 @@ from harness.config.models import BatchPolicy, Defaults, ModelConfig
 from harness.config.prices import parse_price
 from harness.config.scorers import Scorer, parse_scorers
 from harness.errors import ConfigError
-from harness.fields import FieldError, described, from_table, option, table_values
+from harness.fields import FieldError, checked, described, from_table, option, table_values
 from harness.input_files import refuse_special, utf8_problem
 from harness.prompts.sources import PromptSource, PromptTable
 from harness.prompts.template import PromptTemplate, TemplateError
 from harness.scrub import referenced_secrets, substituted_secrets, url_secrets
-
-T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -328,7 +326,7 @@ def _build(path: Path, table: Mapping[str, Any], errors: list[FieldError]) -> _P
 
     models: dict[int, ModelConfig] = {}
     for index, entry in _tables(table, "models"):  # an entry that is no table: told above
-        model = _checked(errors, model_entry, entry, f"models[{index}]")
+        model = checked(errors, model_entry, entry, f"models[{index}]")
         if model is not None:
             models[index] = model
     errors += _duplicates(table, "models", "model")
@@ -340,10 +338,10 @@ def _build(path: Path, table: Mapping[str, Any], errors: list[FieldError]) -> _P
         "models": tuple(models.values()),
     }
     if "prompts" in top:
-        parts["prompts"] = _checked(errors, _prompt_source, top["prompts"], path.parent)
-    parts["retry"] = _checked(errors, from_table, RetryPolicy, top.get("retry", {}), "retry")
+        parts["prompts"] = checked(errors, _prompt_source, top["prompts"], path.parent)
+    parts["retry"] = checked(errors, from_table, RetryPolicy, top.get("retry", {}), "retry")
     preflight = top.get("preflight", {})
-    parts["preflight"] = _checked(errors, from_table, Preflight, preflight, "preflight")
+    parts["preflight"] = checked(errors, from_table, Preflight, preflight, "preflight")
     scorers = [(index, entry) for index, entry in _tables(table, "scorers")]
     parts["scorers"] = parse_scorers(scorers, list(models.values()), model_entry, broken, errors)
     errors += _duplicates(table, "scorers", "scorer")
@@ -360,7 +358,7 @@ def _defaults(table: Mapping[str, Any], errors: list[FieldError]) -> dict[str, A
     given, wrong = table_values(Defaults, table, "defaults")
     errors += wrong
     repeated: list[FieldError] = []
-    _checked(repeated, _no_repeats, given.get("temperatures", ()), "defaults.temperatures")
+    checked(repeated, _no_repeats, given.get("temperatures", ()), "defaults.temperatures")
     if repeated:
         errors += repeated
         del given["temperatures"]
@@ -392,13 +390,13 @@ def _model(table: Mapping[str, Any], where: str) -> ModelConfig:
     if name is not None and (not name or any(c in name for c in "|@+")):
         errors.append(FieldError(f"{where}.name", "must be non-empty without '|', '@' or '+'"))
     if "temperatures" in values:
-        _checked(errors, _no_repeats, values["temperatures"], f"{where}.temperatures")
+        checked(errors, _no_repeats, values["temperatures"], f"{where}.temperatures")
         # -0.0 is 0.0: one variant id, so a config written either way resumes the same ledger
         values["temperatures"] = tuple(t + 0.0 for t in values["temperatures"])
-    _checked(errors, _adapter_names, values.get("adapters", {}), f"{where}.adapters")
-    _checked(errors, from_table, BatchPolicy, values.get("batch", {}), f"{where}.batch")
+    checked(errors, _adapter_names, values.get("adapters", {}), f"{where}.adapters")
+    checked(errors, from_table, BatchPolicy, values.get("batch", {}), f"{where}.batch")
     if values.get("price"):
-        _checked(errors, parse_price, values["price"], f"{where}.price")
+        checked(errors, parse_price, values["price"], f"{where}.price")
     if errors:
         raise FieldError.of(errors)
     return ModelConfig(**values)
@@ -414,15 +412,6 @@ def _tables(table: Mapping[str, Any], key: str) -> list[tuple[int, Mapping[str, 
     """The entries of a list of tables that are tables, with their index; one that is not is
     told by the top level's check (`ConfigKeys`), once."""
     return [(index, entry) for index, entry in _entries(table, key) if isinstance(entry, Mapping)]
-
-
-def _checked(errors: list[FieldError], check: Callable[..., T], *args: Any) -> T | None:
-    """`check(*args)`, or None with its FieldErrors added to `errors`."""
-    try:
-        return check(*args)
-    except FieldError as exc:
-        errors.extend(exc.errors)
-        return None
 
 
 def _prompt_source(value: str | dict[str, Any], base: Path) -> PromptSource:
@@ -482,7 +471,7 @@ def _interpolate(
     default's are not). A string that cannot be resolved stays as written, its FieldError added
     to `errors`."""
     if isinstance(value, str):
-        resolved = _checked(errors, _substitute, value, env, path, found)
+        resolved = checked(errors, _substitute, value, env, path, found)
         return value if resolved is None else resolved
     if isinstance(value, Mapping):
         return {

@@ -23,13 +23,11 @@ import re
 import string
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal
 
 from harness.config.models import ModelConfig
-from harness.fields import FieldError, described, from_table, option, table_values
+from harness.fields import FieldError, checked, described, from_table, option, table_values
 from harness.patterns import Pattern, PatternError, compile_user_pattern
-
-T = TypeVar("T")
 
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 # A judge's verdict: the label after `VERDICT:` (markdown bold allowed), the last one in the text.
@@ -222,20 +220,20 @@ def _rules(table: Mapping[str, Any], where: str, errors: list[FieldError]) -> Ru
     rules = []
     for index, entry in enumerate(parsed.get("rules", ())):
         path = f"{where}.rules[{index}]"
-        rule = _checked(errors, from_table, Rule, entry, path)
+        rule = checked(errors, from_table, Rule, entry, path)
         if rule is None:
             continue
-        _checked(errors, _label, rule.label, f"{path}.label")
+        checked(errors, _label, rule.label, f"{path}.label")
         if not rule.regex and not rule.keywords:
             errors.append(FieldError(path, "give regex or keywords (or both)"))
         for number, pattern in enumerate(rule.regex):
-            _checked(errors, compile_pattern, pattern, f"{path}.regex[{number}]")
+            checked(errors, compile_pattern, pattern, f"{path}.regex[{number}]")
         for number, keyword in enumerate(rule.keywords):
             if not keyword.strip():
                 errors.append(FieldError(f"{path}.keywords[{number}]", "empty keyword"))
         rules.append(rule)
     if "default" in parsed:
-        _checked(errors, _label, parsed["default"], f"{where}.default")
+        checked(errors, _label, parsed["default"], f"{where}.default")
     if wrong or len(rules) < len(parsed.get("rules", ())):
         return None
     return RuleScorer(parsed["name"], tuple(rules), **_given(parsed, "default", "case_sensitive"))
@@ -248,12 +246,12 @@ def _refusal(
     errors += wrong
     for key in ("label", "default"):
         if key in parsed:
-            _checked(errors, _label, parsed[key], f"{where}.{key}")
+            checked(errors, _label, parsed[key], f"{where}.{key}")
     label = parsed.get("label", RefusalScorerKeys.label)
     if "default" in parsed and parsed["default"] == label:
         errors.append(FieldError(f"{where}.default", "must differ from label"))
     for number, pattern in enumerate(parsed.get("extra_patterns", ())):
-        _checked(errors, compile_pattern, pattern, f"{where}.extra_patterns[{number}]")
+        checked(errors, compile_pattern, pattern, f"{where}.extra_patterns[{number}]")
     if wrong:
         return None
     keys = ("label", "default", "extra_patterns", "case_sensitive")
@@ -273,16 +271,16 @@ def _judge(
     _judge_labels(parsed, table, where, errors)
     if "verdict_pattern" in parsed or "verdict_pattern" not in table:
         pattern = parsed.get("verdict_pattern", DEFAULT_VERDICT)
-        verdict = _checked(errors, compile_pattern, pattern, f"{where}.verdict_pattern")
+        verdict = checked(errors, compile_pattern, pattern, f"{where}.verdict_pattern")
         if verdict is not None and verdict.groups != 1:
             errors.append(
                 FieldError(f"{where}.verdict_pattern", "needs exactly one (group): the label")
             )
     placeholders = None
     if "template" in parsed:
-        placeholders = _checked(errors, template_fields, parsed["template"], f"{where}.template")
+        placeholders = checked(errors, template_fields, parsed["template"], f"{where}.template")
     if parsed.get("system"):  # literal braces doubled, as in template
-        _checked(errors, template_fields, parsed["system"], f"{where}.system")
+        checked(errors, template_fields, parsed["system"], f"{where}.system")
     found = _judge_model(parsed, where, models, inline_model, broken, errors)
     if wrong or found is None or placeholders is None:
         return None
@@ -309,7 +307,7 @@ def _judge_labels(
     default = "verdict_pattern" not in table or parsed.get("verdict_pattern") == DEFAULT_VERDICT
     for number, label in enumerate(labels):
         path = f"{where}.labels[{number}]"
-        _checked(errors, _label, label, path)
+        checked(errors, _label, label, path)
         if label.casefold() == UNPARSEABLE.casefold():
             errors.append(FieldError(path, f"{UNPARSEABLE} is the harness's own"))
         elif default and not _VERDICT_WORD.fullmatch(label):
@@ -354,22 +352,13 @@ def _judge_model(
     model_where = f"{where}.model"
     # The scorer's name, when it is right, else a stand-in: its own problem is told already.
     table = {"name": parsed.get("name", "judge"), **model}
-    inline = _checked(errors, inline_model, table, model_where)
+    inline = checked(errors, inline_model, table, model_where)
     return None if inline is None else (model_where, inline)
 
 
 def _given(parsed: Mapping[str, Any], *keys: str) -> dict[str, Any]:
     """The values of `keys` that the table gives (the others take their defaults)."""
     return {key: parsed[key] for key in keys if key in parsed}
-
-
-def _checked(errors: list[FieldError], check: Callable[..., T], *args: Any) -> T | None:
-    """`check(*args)`, or None with its FieldErrors added to `errors`."""
-    try:
-        return check(*args)
-    except FieldError as exc:
-        errors.extend(exc.errors)
-        return None
 
 
 def _label(label: str, path: str) -> None:

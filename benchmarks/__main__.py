@@ -424,7 +424,7 @@ def analysis(root: Path) -> None:
         stats.seconds <= 30 and stats.tree <= 1000,
     )
     for extra, what in (
-        (("--workers", "1"), "in one process (--workers 1)"),
+        (("--threads", "1"), "on one thread (--threads 1)"),
         (("--resamples", "0"), "without bootstrap intervals (--resamples 0)"),
     ):
         figures = verb_figures("stats", str(folder), *extra)

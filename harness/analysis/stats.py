@@ -25,10 +25,10 @@ from __future__ import annotations
 import itertools
 import math
 import re
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import orjson
@@ -36,16 +36,37 @@ from statsmodels.stats.contingency_tables import mcnemar
 from statsmodels.stats.multitest import multipletests
 from statsmodels.stats.proportion import proportion_confint, proportion_effectsize
 
-from harness.analysis.answers import Stretch, held
-from harness.analysis.columns import AnswerColumns, answer_columns, joined_columns
-from harness.analysis.labels import Labels
-from harness.analysis.parallel import in_workers, report_read, shared
-from harness.analysis.reading import read_latest
+from harness.analysis.columns import AnswerColumns
 from harness.analysis.uncertainty import MEASURES, UNSURE_SIGN, aurocs
+from harness.analysis.view import open_view
+from harness.analysis.view_columns import FIELDS, view_columns
 from harness.bulk import collector_paused
 from harness.errors import InputError
 from harness.ledger.sets import Advance, Ledgers
 from harness.ledger.targets import OwnFile, head
+
+
+class ScorerCounts(Protocol):
+    """What the report reads of one scorer's scores."""
+
+    @property
+    def failed(self) -> int: ...
+    @property
+    def earlier_definition(self) -> int: ...
+    def labels(self) -> list[str]: ...
+
+
+class LabelCounts(Protocol):
+    """What the report reads of a scores file: its scorers (those kept), every scorer it names,
+    and its lines left out."""
+
+    @property
+    def scorers(self) -> Mapping[str, ScorerCounts]: ...
+    @property
+    def named(self) -> set[str]: ...
+    @property
+    def skipped(self) -> int: ...
+
 
 STATUS = "(status)"  # the pseudo-scorer the ledger alone gives: each answer `ok` or `error`
 PROBE = "is_synthetic_probe"  # the AUROC target that needs no scores
@@ -124,45 +145,36 @@ def compute_stats(
     resamples: int = 1000,
     seed: int = 0,
     advance: Advance | None = None,
-    workers: int | None = None,
+    threads: int | None = None,
 ) -> Stats:
     """The report for `ledger` and the scores file `scores` (which may not exist), narrowed to
-    `scorers` and `label` when given (InputError when they name nothing there); `workers`:
-    processes to read the records and draw the bootstrap (None: one per core when the ledger is
-    big enough; see `harness.analysis.reading`)."""
+    `scorers` and `label` when given (InputError when they name nothing there); `threads`:
+    DuckDB's (None: one per core)."""
     with (
         collector_paused(),
-        held(ledger) as file,
-    ):  # both passes read this one source
-        latest = read_latest(file, scores, scorers, advance, workers)
-        labels = latest.labels
-        check_selection(scores, labels, scorers, label)
-        if latest.workers == 1:
-            columns = answer_columns(ledger, latest.positions, labels, advance, source=file)
-            separations = _separations(columns, label, resamples, seed, _in_turn)
-        else:
-            with in_workers(latest.workers, (ledger, file, labels), advance) as pool:
-                columns = joined_columns(pool.map(_columns_of, latest.stretches()))
-                separations = _separations(columns, label, resamples, seed, pool.map)
+        open_view(
+            ledger, scores, scorers=scorers, threads=threads, advance=advance, fields=FIELDS
+        ) as view,
+    ):
+        check_selection(scores, view.labels, scorers, label)
+        columns = view_columns(view)
     return stats_of(
         ledger,
         scores,
-        labels,
+        view.labels,
         columns,
         label,
         resamples,
         seed,
         scorers=scorers,
-        separations=separations,
-        # the latest lines that were not records when parsed whole (see `records_at`) too
-        skipped_lines=latest.skipped + len(latest.positions) - len(columns.variant),
+        skipped_lines=view.skipped,
     )
 
 
 def stats_of(
     ledger: Path | Ledgers,
     scores: Path,
-    labels: Labels,
+    labels: LabelCounts,
     columns: AnswerColumns,
     label: str | None,
     resamples: int,
@@ -204,19 +216,12 @@ def stats_of(
     return stats
 
 
-def _columns_of(positions: Sequence[int], start: int, end: int) -> AnswerColumns:
-    """In a worker: the columns of the records at `positions`, read from the bytes `start` to
-    `end` of the ledger file held open."""
-    ledger, file, labels = shared()
-    return answer_columns(ledger, positions, labels, report_read, source=Stretch(file, start, end))
-
-
 def _in_turn(function: Callable[..., Any], arguments: Iterable[tuple[Any, ...]]) -> list[Any]:
     return [function(*args) for args in arguments]
 
 
 def check_selection(
-    scores: Path, labels: Labels, scorers: Sequence[str], label: str | None
+    scores: Path, labels: LabelCounts, scorers: Sequence[str], label: str | None
 ) -> None:
     """InputError when `scorers` or `label` name nothing in the scores file's current labels."""
     known = ", ".join(sorted(labels.named)) or "none"
@@ -408,7 +413,7 @@ def _variant_separations(
     return rows
 
 
-def _notes(labels: Labels, columns: AnswerColumns, scores: Path) -> list[str]:
+def _notes(labels: LabelCounts, columns: AnswerColumns, scores: Path) -> list[str]:
     notes = []
     if not scores.exists():
         notes.append(f"no scores file ({scores}): rates of the ledger's status only")

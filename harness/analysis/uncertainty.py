@@ -45,17 +45,26 @@ def measure(
     the whole batch at once (from `positions`, its flattened form, when given);
     MalformedLogprobs names an answer of the wrong shape."""
     positions = flatten(batch, texts=False) if positions is None else positions
-    count = len(batch)
     try:
         chosen = np.asarray(positions.logprob, dtype=float)  # None: NaN
         alternatives = np.asarray(positions.top_logprobs, dtype=float)
     except (TypeError, ValueError):
         return measure_one_by_one(batch)
     counts = np.asarray(positions.counts, dtype=np.intp)
+    return measure_flat(counts, chosen, np.asarray(positions.widths, dtype=np.intp), alternatives)
+
+
+def measure_flat(
+    counts: np.ndarray, chosen: np.ndarray, widths: np.ndarray, alternatives: np.ndarray
+) -> dict[str, np.ndarray]:
+    """The three measures of answers given flat: per answer its positions' count, per position
+    the chosen token's logprob (NaN: none) and its alternatives' count, per alternative its
+    logprob (NaN: none)."""
+    count = len(counts)
     owner = np.repeat(np.arange(count), counts)
     sequence = np.bincount(owner, chosen, minlength=count).astype(float)  # NaN: one missing
     sequence[counts == 0] = np.nan
-    table = _alternatives_table(np.asarray(positions.widths, dtype=np.intp), alternatives)
+    table = _alternatives_table(widths, alternatives)
     return {
         "first_token_margin": _first_margin(table, counts),
         "mean_topk_entropy": _mean_entropy(table, owner, count),

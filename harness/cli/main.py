@@ -1,7 +1,8 @@
 """The command line: `main` parses the arguments, runs the verb and turns its errors into exit
 codes; the verbs are in one module per group (`harness.cli.run`: `run`, `rerun`, `plan`, `doctor`;
 `harness.cli.ledgers`: `status`, `merge`, `batches cancel`; `harness.cli.answers`: `score`,
-`annotate`; `harness.cli.results`: `stats`, `export`; `harness.cli.report`: `report`;
+`annotate`; `harness.cli.results`: `stats`, `export`; `harness.cli.query`: `query`;
+`harness.cli.report`: `report`;
 `harness.cli.options`: `options`).
 
 Exit codes: 0 every job answered, 1 some failed for good, 2 bad input or set-up, 3 the ledger
@@ -24,6 +25,7 @@ from rich.logging import RichHandler
 from harness.cli.answers import add_analysis_verbs
 from harness.cli.ledgers import add_ledger_verbs
 from harness.cli.options import add_options_verb
+from harness.cli.query import add_query_verb
 from harness.cli.report import add_report_verb
 from harness.cli.results import add_result_verbs
 from harness.cli.run import add_run_verbs
@@ -103,6 +105,7 @@ def _parser() -> argparse.ArgumentParser:
     add_ledger_verbs(verbs)
     add_analysis_verbs(verbs)
     add_result_verbs(verbs)
+    add_query_verb(verbs)
     add_report_verb(verbs)
     add_options_verb(verbs)
     return parser

@@ -14,7 +14,7 @@ from harness.errors import InputError
 from harness.input_files import refuse_special
 from harness.ledger.sets import Ledgers, ledgers_of
 from harness.ledger.targets import check_target
-from harness.terminal import RESAMPLES, SEED, WORKERS, Parser, command_line, say
+from harness.terminal import RESAMPLES, SEED, THREADS, WORKERS, Parser, command_line, say
 
 # What `export --format` writes: its file name beside the ledger without `--to`, and how Python
 # reads it.
@@ -37,7 +37,7 @@ def add_result_verbs(verbs: argparse._SubParsersAction[Parser]) -> None:
     stats.add_argument("--json", type=Path, metavar="FILE", help="also write the report as JSON")
     add_force_argument(stats, "--json")
     add_bootstrap_arguments(stats)
-    add_workers_argument(stats)
+    add_threads_argument(stats)
     stats.set_defaults(verb=_stats)
 
     export = verbs.add_parser(
@@ -75,6 +75,16 @@ def add_workers_argument(verb: argparse.ArgumentParser) -> None:
     )
 
 
+def add_threads_argument(verb: argparse.ArgumentParser) -> None:
+    """`--threads`: the query engine's threads (see `harness.analysis.view`)."""
+    verb.add_argument(
+        "--threads",
+        type=THREADS,
+        metavar="N",
+        help="threads of the query engine, DuckDB (default: one per core)",
+    )
+
+
 def add_bootstrap_arguments(parser: argparse.ArgumentParser) -> None:
     """`--resamples` and `--seed` of the AUROC intervals' bootstrap."""
     parser.add_argument(
@@ -104,7 +114,7 @@ def _stats(args: argparse.Namespace, console: Console) -> int:
             resamples=args.resamples,
             seed=args.seed,
             advance=advance,
-            workers=args.workers,
+            threads=args.threads,
         )
     if not stats.answers:
         raise InputError(f"{ledger}: no result records in it")

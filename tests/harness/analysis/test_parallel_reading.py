@@ -1,4 +1,5 @@
-"""`stats` and `export` spread over worker processes give exactly what one process gives: the
+"""`export` spread over worker processes gives exactly what one process gives, and `stats` on
+several threads what it gives on one: the
 same report, the same rows and columns (also when records met late add columns, or change a
 column's kind), the same one-line errors; and they leave no part files behind."""
 
@@ -108,16 +109,16 @@ def mixed(tmp_path, request):
     return ledger, scores
 
 
-def test_stats_in_workers_equal_stats_in_one_process(mixed):
+def test_stats_on_several_threads_equal_stats_on_one(mixed):
     ledger, scores = mixed
-    alone = compute_stats(ledger, scores, resamples=200, seed=4, workers=1)
+    alone = compute_stats(ledger, scores, resamples=200, seed=4, threads=1)
     assert {s.variant for s in alone.separations} == {"a@t0", "b@t0"}
     assert alone.comparisons and alone.rates
-    for workers in (2, 3):
-        spread = compute_stats(ledger, scores, resamples=200, seed=4, workers=workers)
+    for threads in (2, 3):
+        spread = compute_stats(ledger, scores, resamples=200, seed=4, threads=threads)
         assert spread.as_json() == alone.as_json()
-    labelled = compute_stats(ledger, scores, label="exists", resamples=50, workers=1)
-    assert compute_stats(ledger, scores, label="exists", resamples=50, workers=2) == labelled
+    labelled = compute_stats(ledger, scores, label="exists", resamples=50, threads=1)
+    assert compute_stats(ledger, scores, label="exists", resamples=50, threads=2) == labelled
 
 
 @pytest.mark.parametrize("form", ["parquet", "csv", "jsonl"])
@@ -150,8 +151,8 @@ def test_a_bad_record_in_a_later_workers_part_is_skipped_and_counted(tmp_path, r
     records = [answer("a@t0", f"p{i:04d}") for i in range(2000)]
     records[1700]["elapsed_seconds"] = "slow"
     ledger = write_ledger(tmp_path / "ledger.jsonl", records)
-    for verb in (["export", "--format", "parquet"], ["stats"]):
-        code, out, err = run_cli(verb[0], tmp_path, *verb[1:], "--workers", "2")
+    for verb in (["export", "--format", "parquet", "--workers", "2"], ["stats", "--threads", "2"]):
+        code, out, err = run_cli(verb[0], tmp_path, *verb[1:])
         assert (code, err) == (0, "")
         assert f"{ledger}: skipped 1 unreadable line(s)" in out
     keys = pq.read_table(tmp_path / "answers.parquet").column("key").to_pylist()

@@ -1,0 +1,80 @@
+"""The view's latest answers as the columns of small numbers the statistics read (see
+`harness.analysis.columns.AnswerColumns`), in ledger order, taken from DuckDB as Arrow arrays."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from harness.analysis.columns import AnswerColumns
+from harness.analysis.uncertainty import MEASURES, measure_flat
+from harness.analysis.view import View
+
+# The record's fields the columns are made of (see `harness.analysis.view.open_view`).
+FIELDS = (
+    "variant",
+    "prompt_category",
+    "prompt_id",
+    "sample",
+    "is_synthetic_probe",
+    "logprobs",
+    "top_widths",
+    "top_logprobs",
+)
+# Per answer (in ledger order): what the columns hold, and its token logprobs' numbers flat.
+_QUERY = """
+SELECT variant, prompt_category, dense_rank() OVER (ORDER BY prompt_id, sample) - 1 AS item,
+       is_synthetic_probe, status = 'ok' AS ok, coalesce(len(logprobs), 0) AS counts,
+       logprobs, top_widths, top_logprobs
+FROM latest ORDER BY line
+"""
+
+
+def view_columns(view: View) -> AnswerColumns:
+    """The columns of every latest record of `view`, joined with each scorer's current label."""
+    table = view.arrow(_QUERY)
+    variants = pc.dictionary_encode(table["variant"]).combine_chunks()
+    categories = pc.dictionary_encode(table["prompt_category"]).combine_chunks()
+    measured = measure_flat(
+        _numbers(table["counts"], np.intp),
+        _flat(table["logprobs"]),
+        _flat(table["top_widths"]).astype(np.intp),
+        _flat(table["top_logprobs"]),
+    )
+    ok = _numbers(table["ok"], bool)
+    labels, label, unscored = {}, {}, {}
+    for name, summary in view.scorers.items():
+        names = summary.labels()
+        given = view.arrow(
+            "SELECT s.label FROM latest a LEFT JOIN scores s ON s.answer_key = a.key "
+            "AND s.scorer = ? ORDER BY a.line",
+            [name],
+        )["label"]
+        codes = pc.fill_null(pc.index_in(given, value_set=pa.array(names, pa.string())), -1)
+        labels[name] = names
+        label[name] = np.where(ok, _numbers(codes, np.int32), -1).astype(np.int32)
+        unscored[name] = int(np.sum(ok & (label[name] < 0)))
+    return AnswerColumns(
+        variants=variants.dictionary.to_pylist(),
+        categories=categories.dictionary.to_pylist(),
+        items=[],
+        labels=labels,
+        variant=_numbers(variants.indices, np.int32),
+        category=_numbers(categories.indices, np.int32),
+        item=_numbers(table["item"], np.int64),
+        probe=_numbers(table["is_synthetic_probe"], bool),
+        ok=ok,
+        unsure={name: measured[name] for name in MEASURES},
+        label=label,
+        unscored=unscored,
+    )
+
+
+def _numbers(column: pa.ChunkedArray | pa.Array, dtype: type | np.dtype) -> np.ndarray:
+    return np.asarray(column.to_numpy(zero_copy_only=False), dtype=dtype)
+
+
+def _flat(column: pa.ChunkedArray) -> np.ndarray:
+    flat = pc.list_flatten(column)
+    return np.asarray(flat.to_numpy(zero_copy_only=False), dtype=float)

@@ -133,8 +133,8 @@ SHAPE = (
         for name, kind in KINDS.items()
         if kind != "positions"
     )
-    + " AND r.status IN ('\"ok\"', '\"error\"') AND r.variant IS NOT NULL AND r.prompt_id IS NOT NULL"
-    + " AND r.sample IS NOT NULL"
+    + " AND r.status IN ('\"ok\"', '\"error\"')"
+    + " AND r.variant IS NOT NULL AND r.prompt_id IS NOT NULL AND r.sample IS NOT NULL"
     + f"""
     AND (NOT r.listed OR r.token_logprobs IS NOT NULL)
     AND list_bool_and([

@@ -126,6 +126,18 @@ _DIGITS = ", ".join(f"'{digit}'" for digit in range(10))
 # where `top` is not a list of lists).
 TOPS = "[from_json(p.top, '[\"JSON[]\"]') FOR p IN r.token_logprobs]"
 _POSITION = "r.token_logprobs[i]"
+# The token logprobs as the view holds them: per position its token, logprob and token id, and its
+# alternatives' tokens, logprobs and ids as lists (the ledger's `top` pairs as two lists).
+_PAIRS = "coalesce(r.tops[i], [])"
+POSITIONS = (
+    f"[{{'token': {_POSITION}.token->>'$', "
+    f"'logprob': TRY_CAST({_POSITION}.logprob AS DOUBLE), "
+    f"'token_id': TRY_CAST({_POSITION}.token_id AS BIGINT), "
+    f"'top_tokens': [pair[1]->>'$' FOR pair IN {_PAIRS}], "
+    f"'top_logprobs': [TRY_CAST(pair[2] AS DOUBLE) FOR pair IN {_PAIRS}], "
+    f"'top_ids': from_json({_POSITION}.top_ids, '[\"BIGINT\"]')}} "
+    "FOR i IN range(1, len(r.token_logprobs) + 1)]"
+)
 # What a record must be to count (JSON text compared as text: no second parse).
 SHAPE = (
     " AND ".join(
@@ -139,6 +151,10 @@ SHAPE = (
     AND (NOT r.listed OR r.token_logprobs IS NOT NULL)
     AND list_bool_and([
         {_POSITION} IS NOT NULL AND {_number(_POSITION + ".logprob")}
+        AND ({_POSITION}.token IS NULL OR starts_with({_POSITION}.token, '"'))
+        AND ({_POSITION}.token_id IS NULL
+             OR regexp_full_match({_POSITION}.token_id, '-?(0|[1-9][0-9]{{0,18}})'))
+        AND ({_POSITION}.top_ids IS NULL OR starts_with({_POSITION}.top_ids, '['))
         AND ({_POSITION}.top IS NULL OR (r.tops[i] IS NOT NULL AND list_bool_and([
             pair IS NOT NULL AND len(pair) = 2 AND {_number("pair[2]")}
             AND (pair[1] IS NULL OR starts_with(pair[1], '"'))
@@ -155,7 +171,7 @@ _READ_AS = {
 } | {
     "prompt_category": "coalesce(r.prompt_category->>'$', 'None')",
     "is_synthetic_probe": "coalesce(r.is_synthetic_probe = 'true', false)",
-    "token_logprobs": "r.token_logprobs",
+    "token_logprobs": POSITIONS,
 }
 FIELDS = [name for name in RECORD_COLUMNS if name != "crc"]
 # The numbers of an answer's token logprobs, flat (what the uncertainty measures read), null for

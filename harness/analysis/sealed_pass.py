@@ -30,7 +30,7 @@ from harness.ledger.sets import Advance, Ledgers
 _REPORT_EVERY = 1 << 22  # bytes between two calls of `advance`
 # A ledger line whose token logprobs are a list of positions (the harness writes `null` or a list
 # of objects, in place): the query engine reads a list of the wrong shape as null (or a position
-# that is a list as an empty object), so the view refuses the one and the pass parses the other.
+# that is a list as an empty object), so the view refuses the one and this pass parses the other.
 LISTED = b',"token_logprobs":['
 UNLISTED = b',"token_logprobs":null,'
 
@@ -44,12 +44,11 @@ class LatestLines:
     """The latest line of every key: `sealed` (key -> its line number, checksum text and whether
     its token logprobs are a list) for lines DuckDB reads; `parsed` (key -> line number and the
     line parsed here) for the others. `skipped` counts lines that are not whole or not of the
-    file's shape; `repeated`: some sealed line is an exact repeat of an earlier one."""
+    file's shape."""
 
     sealed: dict[str, tuple[int, str, bool]] = field(default_factory=dict)
     parsed: dict[str, tuple[int, dict[str, Any]]] = field(default_factory=dict)
     skipped: int = 0
-    repeated: bool = False
 
     @property
     def keys(self) -> int:
@@ -68,43 +67,80 @@ def latest_lines(
     returns without a `key` is of another kind, left out uncounted); `ledger`: the file is a
     ledger (its token logprobs are checked for the view)."""
     found = LatestLines()
-    sealed, parsed = found.sealed, found.parsed
+    parsed = found.parsed
+    # Each sealed line's key as its JSON text (decoded all at once at the end), its line number,
+    # checksum and whether its token logprobs are a list.
+    sealed: dict[bytes, tuple[int, bytes, bool]] = {}
     damaged: set[tuple[str, str]] = set()
-    head = len(KEY_HEAD)
+    head, tail, listed = len(KEY_HEAD), -CRC_TAIL, False
     for number, line in enumerate(_lines(source, advance)):
-        if not line.endswith(b"\n"):
+        if line[-1:] != b"\n":
             line += b"\n"
-        key = None
-        if line.startswith(KEY_HEAD) and line[-CRC_TAIL : -CRC_TAIL + 8] == CRC_MARK:
-            crc = line[-11:-3]
+        if line.startswith(KEY_HEAD) and line[tail : tail + 8] == CRC_MARK:
             mark = line.find(STATUS_MARK, head)
-            key = _key(line[head:mark]) if mark > 0 else None
-            if key is not None and b"%08x" % zlib.crc32(line[:-CRC_TAIL]) != crc:
-                damaged.add((key, crc.decode("ascii", "replace")))
-                found.skipped += 1
-                continue
-            at = line.find(LISTED)
-            listed = at > 0 and line[at + len(LISTED) : at + len(LISTED) + 1] in (b"{", b"]")
-            if key is not None and (not ledger or listed or (at < 0 and UNLISTED in line)):
-                text = crc.decode()
-                before = sealed.get(key)
-                if before is not None and before[1] == text:
-                    found.repeated = True
-                sealed[key] = (number, text, listed)
-                parsed.pop(key, None)
-                continue
-        if not line.strip():
+            if mark > 0:
+                crc = line[-11:-3]
+                if b"%08x" % zlib.crc32(memoryview(line)[:tail]) != crc:
+                    key = _key(line[head:mark])
+                    if key is not None:
+                        damaged.add((key, crc.decode("ascii", "replace")))
+                    found.skipped += 1
+                    continue
+                if ledger:
+                    at = line.find(LISTED, mark)
+                    listed = (
+                        at > 0
+                        and line[at + _LISTED : at + _LISTED + 1] in _POSITION_HEADS
+                        and line.find(_LIST_AFTER_POSITION, at) < 0
+                    )
+                if not ledger or listed or UNLISTED in line:
+                    sealed[line[head:mark]] = (number, crc, listed)
+                    continue
+        if line[:1] != b"{" and not line.strip():
             continue
         obj = parse(line)
         if obj is None:
             found.skipped += 1
         elif isinstance(obj.get("key"), str):
             parsed[obj["key"]] = (number, obj)
-            sealed.pop(obj["key"], None)
-    doubtful = {key: entry[0] for key, entry in sealed.items() if (key, entry[1]) in damaged}
+    _settle(found, sealed, parse)
+    doubtful = {key: entry[0] for key, entry in found.sealed.items() if (key, entry[1]) in damaged}
     if doubtful:
         _parse_again(source, parse, doubtful, found)
     return found
+
+
+_LISTED = len(LISTED)
+_POSITION_HEADS = (b"{", b"]")
+# A list after a position (`[{...},[...]]`): DuckDB would read that list as an empty position, so
+# such a line is parsed here (as is one whose text holds these three characters anywhere after
+# its token logprobs begin: slower, never wrong).
+_LIST_AFTER_POSITION = b"},["
+
+
+def _settle(found: LatestLines, sealed: dict[bytes, tuple[int, bytes, bool]], parse: Parse) -> None:
+    """Decode the sealed lines' keys (a head that is no JSON string: the line is parsed whole)
+    and keep the latest line of each key, sealed or parsed."""
+    texts = list(sealed)
+    try:
+        keys = orjson.loads(b"[" + b",".join(texts) + b"]")
+    except orjson.JSONDecodeError:
+        keys = [_key(text) for text in texts]
+    if len(keys) != len(texts):  # a head such as `1,2`: read one by one
+        keys = [_key(text) for text in texts]
+    parsed, kept = found.parsed, found.sealed
+    for key, (number, crc, listed) in zip(keys, sealed.values(), strict=True):
+        if not isinstance(key, str):
+            found.skipped += 1  # sealed, but its key is no string: no record
+            continue
+        other = parsed.get(key)
+        if other is not None and other[0] > number:
+            continue
+        before = kept.get(key)
+        if other is not None:
+            del parsed[key]
+        if before is None or before[0] < number:  # the same key written with other escapes
+            kept[key] = (number, crc.decode("ascii"), listed)
 
 
 def _key(text: bytes) -> str | None:

@@ -24,6 +24,7 @@ from __future__ import annotations
 import os
 import tempfile
 from collections.abc import Collection, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -281,8 +282,13 @@ def open_view(
         try:
             latest = latest_lines(ledger, _parse_record, ledger=True, advance=advance)
             view.skipped = latest.skipped
-            _answers_table(view, paths, latest, Path(folder), fields, repeated=len(paths) > 1)
-            _scores_table(view, scores, scorers, Path(folder), advance)
+            # DuckDB reads the ledger (on its threads, without the GIL) while this thread
+            # checks the scores file's seals.
+            with ThreadPoolExecutor(1) as pool:
+                reading = pool.submit(_answers_table, view, paths, latest, Path(folder), fields)
+                given = _latest_scores(scores, advance)
+                reading.result()
+            _scores_table(view, given, scorers, Path(folder))
             _score_columns(view)
             yield view
         except duckdb.Error as exc:
@@ -311,8 +317,6 @@ def _answers_table(
     latest: LatestLines,
     folder: Path,
     fields: Collection[str],
-    *,
-    repeated: bool,
 ) -> None:
     """CREATE `answers` from the files read by DuckDB, joined with the latest lines."""
     connection = view.connection
@@ -352,17 +356,19 @@ def _answers_table(
         f"FROM {read} r {join}) r WHERE {SHAPE}"
         for read, (placed, join) in zip(reads, joins, strict=True)
     ]
-    unique = (
-        " QUALIFY row_number() OVER (PARTITION BY key) = 1" if repeated or latest.repeated else ""
-    )
     _do(
         connection,
-        f"CREATE TEMP TABLE latest AS SELECT * FROM ({' UNION ALL '.join(parts)}){unique} "
-        "ORDER BY line",
+        f"CREATE TEMP TABLE latest AS SELECT * FROM ({' UNION ALL '.join(parts)}) ORDER BY line",
     )
     connection.unregister("latest_lines")
-    rows = _do(connection, "SELECT count(*) FROM latest")
-    view.skipped += latest.keys - rows[0][0]
+    ((rows, keys),) = _do(connection, "SELECT count(*), count(DISTINCT key) FROM latest")
+    if rows != keys:  # a line repeated exactly (in two of the ledgers, or in one): once
+        _do(
+            connection,
+            "CREATE OR REPLACE TEMP TABLE latest AS SELECT * FROM latest "
+            "QUALIFY row_number() OVER (PARTITION BY key ORDER BY line) = 1 ORDER BY line",
+        )
+    view.skipped += latest.keys - keys
 
 
 def _side_file(path: Path, parsed: dict[str, tuple[int, dict[str, Any]]]) -> Path | None:
@@ -376,17 +382,27 @@ def _side_file(path: Path, parsed: dict[str, tuple[int, dict[str, Any]]]) -> Pat
     return path
 
 
+def _latest_scores(path: Path, advance: Advance | None) -> tuple[Path, LatestLines] | None:
+    """The scores file's latest lines (None: there is no scores file)."""
+    if not path.exists():
+        return None
+    refuse_special(path)
+    return path, latest_lines(path, _parse_score, ledger=False, advance=advance)
+
+
 def _scores_table(
-    view: View, path: Path, only: Collection[str], folder: Path, advance: Advance | None
+    view: View,
+    given: tuple[Path, LatestLines] | None,
+    only: Collection[str],
+    folder: Path,
 ) -> None:
     """CREATE `scores`: the current score per answer and scorer; count what is left out."""
     connection = view.connection
     columns = "answer_key VARCHAR, scorer VARCHAR, label VARCHAR, value DOUBLE, rater VARCHAR"
-    if not path.exists():
+    if given is None:
         _do(connection, f"CREATE TEMP TABLE scores ({columns})")
         return
-    refuse_special(path)
-    latest = latest_lines(path, _parse_score, ledger=False, advance=advance)
+    path, latest = given
     view.labels.skipped = latest.skipped
     sealed = latest.sealed
     connection.register(

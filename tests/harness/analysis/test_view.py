@@ -1,0 +1,119 @@
+"""The analysis's view of a ledger (`harness.analysis.view`): the latest whole record of every key,
+by the resume index's rules, whoever wrote the lines and however they were damaged."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import orjson
+import pytest
+
+from harness.analysis.view import open_view
+from harness.ledger.lines import sealed
+from harness.ledger.sets import ledgers_of
+from tests.harness.analysis.ledgers import answer, score, write_ledger, write_scores
+
+
+def _answers(ledger: Path | object, scores: Path) -> tuple[dict[str, str], int]:
+    with open_view(ledger, scores) as view:  # type: ignore[arg-type]
+        rows = view.connection.execute("SELECT key, full_response FROM answers").fetchall()
+        return dict(rows), view.skipped
+
+
+def _corrupted(line: bytes, old: bytes, new: bytes) -> bytes:
+    """The line with a byte changed in its middle: its key and checksum text as they were."""
+    assert len(old) == len(new) and line.count(old) == 1
+    return line.replace(old, new)
+
+
+@pytest.mark.parametrize("damaged_first", [False, True])
+def test_a_line_corrupted_in_the_middle_is_never_an_answer_though_its_key_and_seal_text_stay(
+    tmp_path, damaged_first
+):
+    good = sealed(answer("a@t0", "p0", response="it exists"))
+    bad = _corrupted(good, b"it exists", b"it exiss ")
+    other = sealed(answer("a@t0", "p1"))
+    lines = [bad, good, other] if damaged_first else [good, bad, other]
+    (tmp_path / "ledger.jsonl").write_bytes(b"".join(lines))
+    answers, skipped = _answers(tmp_path / "ledger.jsonl", tmp_path / "scores.jsonl")
+    assert answers == {"a@t0|p0|0": "it exists", "a@t0|p1|0": "a@t0 on p1"}
+    assert skipped == 1
+
+
+def test_the_latest_damaged_line_leaves_the_key_its_earlier_whole_record(tmp_path):
+    first = sealed(answer("a@t0", "p0", response="first"))
+    second = _corrupted(sealed(answer("a@t0", "p0", response="later")), b"later", b"lat3r")
+    (tmp_path / "ledger.jsonl").write_bytes(first + second)
+    assert _answers(tmp_path / "ledger.jsonl", tmp_path / "scores.jsonl") == (
+        {"a@t0|p0|0": "first"},
+        1,
+    )
+
+
+def test_a_line_repeated_exactly_counts_once_in_one_ledger_or_across_ledgers(tmp_path):
+    line = sealed(answer("a@t0", "p0"))
+    (tmp_path / "ledger.jsonl").write_bytes(line + line)
+    assert _answers(tmp_path / "ledger.jsonl", tmp_path / "scores.jsonl") == (
+        {"a@t0|p0|0": "a@t0 on p0"},
+        0,
+    )
+    other = tmp_path / "other" / "ledger.jsonl"
+    other.parent.mkdir()
+    other.write_bytes(line + sealed(answer("b@t0", "p0")))
+    both = ledgers_of([str(tmp_path / "ledger.jsonl"), str(other)])
+    answers, skipped = _answers(both, tmp_path / "scores.jsonl")
+    assert answers == {"a@t0|p0|0": "a@t0 on p0", "b@t0|p0|0": "b@t0 on p0"}
+    assert skipped == 0
+
+
+def test_lines_without_a_seal_or_written_by_hand_are_read_by_the_harness_rules(tmp_path):
+    unsealed = orjson.dumps(answer("a@t0", "p0", response="no seal")) + b"\n"  # no schema 2
+    unsealed = unsealed.replace(b'"schema":2', b'"schema":1')
+    spaced = orjson.dumps(answer("a@t0", "p1", schema=1), option=orjson.OPT_INDENT_2)
+    spaced = spaced.replace(b"\n", b" ")
+    lost = orjson.dumps(answer("a@t0", "p2")) + b"\n"  # schema 2 without its seal: damaged
+    (tmp_path / "ledger.jsonl").write_bytes(unsealed + spaced + b"\n" + lost)
+    answers, skipped = _answers(tmp_path / "ledger.jsonl", tmp_path / "scores.jsonl")
+    assert answers == {"a@t0|p0|0": "no seal", "a@t0|p1|0": "a@t0 on p1"}
+    assert skipped == 1
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"sample": "3"},
+        {"sample": -1},
+        {"sample": 2.5},
+        {"status": "maybe"},
+        {"variant": 5},
+        {"is_synthetic_probe": 1},
+        {"elapsed_seconds": "slow"},
+        {"cost_usd": -1.0},
+        {"retry_count": True},
+        {"mode": "later"},
+        {"tokens": [1, 2]},
+        {"metadata": "subject"},
+        {"token_logprobs": [{"token": 7, "logprob": -1.0, "top": None}]},
+        {"token_logprobs": [{"token": "x", "logprob": -1.0, "top": [["x", -1.0]]}, ["y", -2.0]]},
+    ],
+)
+def test_a_sealed_line_not_of_the_records_shape_is_skipped_and_counted(tmp_path, fields):
+    write_ledger(
+        tmp_path / "ledger.jsonl", [answer("a@t0", "p0"), {**answer("a@t0", "p1"), **fields}]
+    )
+    answers, skipped = _answers(tmp_path / "ledger.jsonl", tmp_path / "scores.jsonl")
+    assert (list(answers), skipped) == (["a@t0|p0|0"], 1)
+
+
+def test_a_score_counts_only_for_the_answer_it_was_given_to_even_with_characters_json_escapes(
+    tmp_path,
+):
+    odd = 'quote " slash / tab \t é \u2028 emoji \U0001f600 nul \x00'
+    records = [answer("a@t0", "p0", response=odd), answer("a@t0", "p1", response="plain")]
+    write_ledger(tmp_path / "ledger.jsonl", records)
+    stale = dict(records[1], full_response="answered before")
+    lines = [score(records[0], "claims", "yes"), score(stale, "claims", "no")]
+    write_scores(tmp_path / "scores.jsonl", lines)
+    with open_view(tmp_path / "ledger.jsonl", tmp_path / "scores.jsonl") as view:
+        labels = dict(view.connection.execute('SELECT key, "score.claims" FROM answers').fetchall())
+    assert labels == {"a@t0|p0|0": "yes", "a@t0|p1|0": None}

@@ -439,8 +439,8 @@ def analysis(root: Path) -> None:
         "<= 30 s, 1 GB",
         parquet.seconds <= 30 and parquet.tree <= 1000,
     )
-    alone = verb_figures(*export, "--workers", "1")
-    report("    the same in one process (--workers 1)", str(alone), "-", True)
+    alone = verb_figures(*export, "--threads", "1")
+    report("    the same on one thread (--threads 1)", str(alone), "-", True)
     for path in folder.iterdir():
         path.unlink()
 

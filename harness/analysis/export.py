@@ -1,5 +1,6 @@
 """`harness export`: every job's latest record joined with its current scores, one row per job,
-as Parquet, CSV or JSONL (the legacy pilot's JSON is `harness.analysis.pilot`).
+as Parquet, CSV or JSONL (the legacy pilot's JSON is `harness.analysis.pilot`), made by DuckDB
+from the analysis's view of the ledger (`harness.analysis.view`).
 
 Columns, in this order (`a.b` is field b of the record's object a):
 
@@ -11,32 +12,38 @@ Columns, in this order (`a.b` is field b of the record's object a):
     uncertainty.first_token_margin, uncertainty.mean_topk_entropy, uncertainty.sequence_logprob,
     score.<scorer>... (the current label), score.<scorer>.value (for scorers that give numbers)
 
-Types: see `harness.analysis.export_layout`. `timestamp` is a UTC timestamp; `attempt_errors` is
-a list of `{type, message, retryable, status, retry_after}`; `token_logprobs` a list of positions
-`{token, logprob, token_id, top_tokens, top_logprobs, top_ids}` (the ledger's `top` pairs as two
-lists). Parquet holds them so; CSV holds lists and structs as their JSON text; JSONL writes each
-row as one JSON object, its `token_logprobs` as the ledger holds them (`{token, logprob, top:
-[[token, logprob], ...], token_id, top_ids}`, the record's own value). Unknown uncertainty (no
-logprobs) is null. A score counts as in `harness.analysis.labels`.
+The fields of `tokens`, `sampling_params`, `error` and `metadata` become columns in the order
+they first appear in the ledger (DuckDB finds them: each distinct shape of the four objects,
+with its first line, then one pass over the values whose kind the shape leaves open). A field's
+type follows its values: bool, int64, float64 (numbers of both kinds), string, list<string>;
+values of any other kind (an object, a list of anything but strings, a number past 64 bits), or
+of mixed kinds, are written as their JSON text. A float64 column refuses a whole number it cannot
+hold exactly (beyond 2^53): one line naming the record, exit 2.
 
-The first pass finds each key's latest record from line heads alone; the second converts them
-256 at a time (few enough to stay in the CPU's caches: 30% faster than 4,096) by Arrow in one
-call (the records' dicts read in C++, not field by field in Python) and writes them in row groups
-of 65,536 rows, so memory stays flat; the file is written whole (`harness.whole`).
+Types: `timestamp` is a UTC timestamp (ms; null for a time that is not ISO-8601 with its zone);
+`attempt_errors` is a list of `{type, message, retryable, status, retry_after}`;
+`token_logprobs` a list of positions `{token, logprob, token_id, top_tokens, top_logprobs,
+top_ids}` (the ledger's `top` pairs as two lists). Parquet holds them so; CSV holds lists and
+structs as their JSON text; JSONL writes each row as one JSON object, its `token_logprobs` as the
+ledger holds them (`{token, logprob, top: [[token, logprob], ...], token_id, top_ids}`). Unknown
+uncertainty (no logprobs) is null; the measures are `harness.analysis.uncertainty`'s, computed on
+each batch's flat logprobs. A score counts as in `harness.analysis.view`.
+
+DuckDB hands the rows over as Arrow batches of `BATCH` rows in ledger order, written as they
+come (Parquet in row groups of `ROW_GROUP` rows), so memory stays bounded; the file is written
+whole (`harness.whole`).
 """
 
 from __future__ import annotations
 
 import csv
-import os
 import re
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager
-from dataclasses import dataclass, replace
-from itertools import repeat
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+import duckdb
 import numpy as np
 import orjson
 import pyarrow as pa
@@ -44,38 +51,16 @@ import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
-from harness.analysis.answers import Source, Stretch, held, records_at
-from harness.analysis.export_layout import (
-    POSITION,
-    TIMESTAMP,
-    Column,
-    Layout,
-    export_schema,
-    json_text,
-    plain_schema,
-)
-from harness.analysis.labels import Labels
-from harness.analysis.parallel import in_workers, report_read, shared
-from harness.analysis.positions import MalformedLogprobs, Positions, flatten
-from harness.analysis.reading import Latest, read_latest
-from harness.analysis.scores import answer_digest
-from harness.analysis.uncertainty import measure
-from harness.bulk import collector_paused
+from harness.analysis.uncertainty import MEASURES, measure_flat
+from harness.analysis.view import FIELDS, LOGPROB_NUMBERS, View, open_view
 from harness.errors import InputError
 from harness.ledger.sets import Advance, Ledgers
 from harness.ledger.targets import OwnFile, head_lines
-from harness.whole import discard, remove_stale, temporary_path, written_whole
+from harness.whole import written_whole
 
 Format = Literal["parquet", "csv", "jsonl"]
-BATCH = 256  # records converted at once: few enough that their parsed dicts stay in the caches
+BATCH = 8_192  # rows DuckDB hands over at once
 ROW_GROUP = 65_536  # rows per Parquet row group
-# Parts per worker process: this process writes the first while the workers convert the others.
-_PARTS_PER_WORKER = 4
-# Parts compressed with lz4, on disk beside the target until it is written: measured on bench
-# (p), 125,000 answers take 121 MB uncompressed (82% of their ledger lines), 51 MB with lz4, for
-# 0.35 s more to write and 0.23 s more to read.
-_PART_OPTIONS = pa.ipc.IpcWriteOptions(compression="lz4")
-_PARTS = "export-parts"  # the name of the parts' folders (see `harness.whole.temporary_path`)
 
 # What `format` the pilot-json export's metadata says (`harness.analysis.pilot`).
 PILOT_FORMAT = "harness pilot-json 1"
@@ -85,10 +70,51 @@ _EXPORT_HEAD, _EXPORT_TAIL = ["key", "status", "variant"], "uncertainty.first_to
 _STRING = rb'"(?:[^"\\]|\\.)*"'
 _JSONL_HEAD = re.compile(rb'\A\{"key":' + _STRING + rb',"status":' + _STRING + rb',"variant":"')
 
+ERROR = pa.struct(
+    [
+        ("type", pa.string()),
+        ("message", pa.string()),
+        ("retryable", pa.bool_()),
+        ("status", pa.int64()),
+        ("retry_after", pa.float64()),
+    ]
+)
+POSITION = pa.struct(
+    [
+        ("token", pa.string()),
+        ("logprob", pa.float64()),
+        ("token_id", pa.int64()),
+        ("top_tokens", pa.list_(pa.string())),
+        ("top_logprobs", pa.list_(pa.float64())),
+        ("top_ids", pa.list_(pa.int64())),
+    ]
+)
+TIMESTAMP = pa.timestamp("ms", tz="UTC")
 _FINEST = pa.timestamp("ns", tz="UTC")
-# What a field a line was written without means: a line from before `mode` was live.
-_UNWRITTEN_MEANS = {"mode": "live"}
 _UNFIT = (pa.ArrowException, TypeError, ValueError, AttributeError, OverflowError)
+
+# The record's objects whose fields become columns, with their columns' prefix.
+GROUPS = {
+    "tokens": "tokens",
+    "sampling_params": "sampling",
+    "error": "error",
+    "metadata": "metadata",
+}
+_ERROR_SQL = (
+    'from_json(attempt_errors, \'[{"type": "VARCHAR", "message": "VARCHAR", '
+    '"retryable": "BOOLEAN", "status": "BIGINT", "retry_after": "DOUBLE"}]\')'
+)
+# How a column is made: taken as DuckDB gives it ("plain"), JSON text normalised as orjson writes
+# it ("text"), parsed from ISO-8601 text ("timestamp"), the token logprobs, or a measure.
+Form = Literal["plain", "text", "timestamp", "token_logprobs", "uncertainty"]
+# The view's fields the export reads (its token logprobs' numbers flat, for the measures).
+_FIELDS = (*FIELDS, *LOGPROB_NUMBERS)
+_NUMBERS = {name: f"__{name}" for name in LOGPROB_NUMBERS}  # their names in the export's query
+_LARGEST_EXACT = 1 << 53  # the largest whole number a float64 holds exactly
+_DOUBLE_MISFIT = (
+    "Integer value {} is outside of the range exactly representable by a IEEE 754 double "
+    "precision value"
+)
 
 
 @dataclass(frozen=True)
@@ -100,8 +126,12 @@ class Exported:
     skipped_lines: int = 0  # the ledger's: torn, damaged, of no known shape
 
 
-class _LayoutGrew(Exception):
-    """A record has a field, or a kind of value, that the export's columns do not."""
+@dataclass(frozen=True)
+class Column:
+    name: str
+    type: pa.DataType
+    sql: str  # what DuckDB selects for it from `answers`
+    form: Form = "plain"
 
 
 def write_export(
@@ -110,30 +140,18 @@ def write_export(
     form: Format,
     target: Path,
     advance: Advance | None = None,
-    workers: int | None = None,
+    threads: int | None = None,
 ) -> Exported:
     """Write the export of `ledger` joined with the scores file `scores` (which may not exist)
-    to `target`, whole; `workers`: processes to convert the records (None: one per core when
-    the ledger is big enough; see `harness.analysis.reading`).
-
-    The columns are learned from the records as they are read, and fixed by the first batch; a
-    later record with a field (or a kind of value) the first batch did not have makes the export
-    read every record first, then start again with all the columns (one more pass)."""
-    with (
-        collector_paused(),
-        held(ledger) as file,
-    ):  # every pass reads this one source
-        read = _Read(ledger, file, read_latest(file, scores, (), advance, workers), advance)
-        if not read.latest.positions:
+    to `target`, whole; `threads`: DuckDB's (None: one per core)."""
+    with open_view(ledger, scores, threads=threads, advance=advance, fields=_FIELDS) as view:
+        rows = view.connection.execute("SELECT count(*) FROM latest").fetchall()[0][0]
+        if not rows:
             raise InputError(f"{ledger}: no result records in it")
+        columns = export_columns(view)
         with written_whole(target) as temporary:
-            if read.latest.workers == 1:
-                rows = _export_here(read, form, temporary)
-            else:
-                rows = _export_in_workers(read, form, temporary)
-        # the latest lines that were not records when parsed whole (see `records_at`) too
-        unread = read.latest.skipped + len(read.latest.positions) - rows
-        return Exported(rows, read.latest.labels.skipped, unread)
+            written = _WRITERS[form](temporary, _batches(view, columns, form))
+        return Exported(written, view.labels.skipped, view.skipped)
 
 
 def is_export(path: Path) -> bool:
@@ -156,264 +174,323 @@ def is_export(path: Path) -> bool:
 EXPORT = OwnFile("an earlier export", is_export)
 
 
-@dataclass(frozen=True)
-class _Read:
-    """The ledger an export reads (`ledger` names it; `file` is it, held open), where its
-    latest records are, with their labels, and what to tell of the bytes read."""
-
-    ledger: Path | Ledgers
-    file: Source
-    latest: Latest
-    advance: Advance | None
-
-
-def _export_here(read: _Read, form: Format, temporary: Path) -> int:
-    ledger, file, advance = read.ledger, read.file, read.advance
-    layout, labels, positions = Layout(ledger), read.latest.labels, read.latest.positions
+def scorer_order(view: View) -> list[str]:
+    """The view's scorers in the order the scores file first names them (by name where the
+    view does not say)."""
     try:
-        records = records_at(file, positions, advance=advance)
-        return _write(form, temporary, _Converter(ledger, layout, labels, form).batches(records))
-    except _LayoutGrew:
-        for record in records_at(file, positions, advance=advance):
-            layout.observe(record)
-    records = records_at(file, positions, advance=advance)
-    return _write(form, temporary, _Converter(ledger, layout, labels, form).batches(records))
+        found = view.connection.execute(
+            "SELECT scorer FROM score_lines GROUP BY scorer ORDER BY min(line), scorer"
+        ).fetchall()
+    except duckdb.CatalogException:  # no scores file: no order to keep
+        found = []
+    named = [name for (name,) in found if name in view.scorers]
+    return named + sorted(set(view.scorers) - set(named))
 
 
-def _export_in_workers(read: _Read, form: Format, temporary: Path) -> int:
-    """Each worker converts stretches of the records into Arrow files of their own (parts,
-    beside `temporary`, compressed with lz4), their columns growing as the records need; this
-    process writes the parts into `temporary` in order, each as soon as it is done, while their
-    columns are those of the first. When they are not (a record with a field the first part
-    lacks), every part whose columns are not those of all the records is converted again with
-    them (as one process converts every record again), and all are written anew."""
-    ledger, latest = read.ledger, read.latest
-    stretches = latest.stretches(_PARTS_PER_WORKER)
-    with (
-        _parts_folder(temporary.parent) as folder,
-        in_workers(latest.workers, (ledger, read.file, latest.labels), read.advance) as pool,
-    ):  # the workers end before their folder goes
-        parts = [
-            pool.submit(_convert_part, *s, folder, str(n), form) for n, s in enumerate(stretches)
+def export_columns(view: View) -> list[Column]:
+    """Every column of the export, in order (see the module docstring)."""
+    groups = _fields(view)
+    columns = [
+        _plain("key", pa.string()),
+        _plain("status", pa.string()),
+        _plain("variant", pa.string()),
+        _plain("provider", pa.string()),
+        _plain("model", pa.string()),
+        _plain("prompt_id", pa.string()),
+        Column("sample", pa.int64(), "CAST(sample AS BIGINT)"),
+        _plain("prompt_category", pa.string()),
+        _plain("is_synthetic_probe", pa.bool_()),
+        _plain("prompt_hash", pa.string()),
+        _plain("run_id", pa.string()),
+        Column("schema", pa.int64(), "CAST(schema AS BIGINT)"),
+        _plain("full_response", pa.string()),
+        _plain("finish_reason", pa.string()),
+        _plain("finish_detail", pa.string()),
+        *groups["tokens"],
+        _plain("cost_usd", pa.float64()),
+        *groups["sampling_params"],
+        Column("timestamp", TIMESTAMP, "timestamp", "timestamp"),
+        _plain("elapsed_seconds", pa.float64()),
+        Column("retry_count", pa.int64(), "CAST(retry_count AS BIGINT)"),
+        *groups["error"],
+        Column("attempt_errors", pa.list_(ERROR), _ERROR_SQL),
+        # a line from before `mode` was written: a live answer
+        Column("mode", pa.string(), "coalesce(mode, 'live')"),
+        _plain("batch_id", pa.string()),
+        _plain("adapter", pa.string()),
+        *groups["metadata"],
+        Column("token_logprobs", pa.list_(POSITION), "token_logprobs", "token_logprobs"),
+    ]
+    columns += [
+        Column(f"uncertainty.{name}", pa.float64(), "NULL", "uncertainty") for name in MEASURES
+    ]
+    for name in scorer_order(view):
+        label = f"score.{name}"
+        columns.append(Column(label, pa.string(), _ident(label)))
+        if view.scorers[name].has_values:
+            columns.append(Column(f"{label}.value", pa.float64(), _ident(f"{label}.value")))
+    return columns
+
+
+def _plain(name: str, kind: pa.DataType) -> Column:
+    return Column(name, kind, _ident(name))
+
+
+# What a value's JSON type (DuckDB's `json_type`) may be, as the export's kinds: a kind, or a
+# question DuckDB answers over the values (see `_settle`).
+_SURE = {"BOOLEAN": "bool", "VARCHAR": "str"}
+_OPEN = {"UBIGINT": "whole", "BIGINT": "whole", "DOUBLE": "double", "ARRAY": "array"}
+# SQL over a field's value `{v}` (JSON) and its type `{t}`: which kinds it has.
+_KIND_SQL = {
+    "whole": (
+        ("int", "{t} IN ('UBIGINT', 'BIGINT') AND TRY_CAST({v} AS BIGINT) IS NOT NULL"),
+        ("other", "{t} IN ('UBIGINT', 'BIGINT') AND TRY_CAST({v} AS BIGINT) IS NULL"),
+    ),
+    "double": (  # DuckDB reads a whole number past 64 bits as a DOUBLE, its text kept
+        ("float", "{t} = 'DOUBLE' AND regexp_matches({v}::VARCHAR, '[.eEnN]')"),
+        ("other", "{t} = 'DOUBLE' AND NOT regexp_matches({v}::VARCHAR, '[.eEnN]')"),
+    ),
+    "array": (
+        ("empty_list", "{t} = 'ARRAY' AND json_array_length({v}) = 0"),
+        (
+            "list_str",
+            "{t} = 'ARRAY' AND json_array_length({v}) > 0 "
+            "AND list_bool_and([k = 'VARCHAR' FOR k IN json_type({v}, '$[*]')])",
+        ),
+        (
+            "other",
+            "{t} = 'ARRAY' AND json_array_length({v}) > 0 "
+            "AND NOT list_bool_and([k = 'VARCHAR' FOR k IN json_type({v}, '$[*]')])",
+        ),
+    ),
+}
+
+
+def _fields(view: View) -> dict[str, list[Column]]:
+    """The columns of each of the record's objects (`GROUPS`): the fields in the order they
+    first appear, each typed by the kinds of its values."""
+    connection = view.connection
+    shapes = ", ".join(
+        f"CASE WHEN json_type({g}) = 'OBJECT' THEN json_structure({g}) END" for g in GROUPS
+    )
+    found = connection.execute(
+        f"SELECT {shapes}, min(line) AS first FROM latest GROUP BY ALL ORDER BY first"
+    ).fetchall()
+    kinds: dict[str, dict[str, set[str]]] = {group: {} for group in GROUPS}
+    questions: dict[tuple[str, str], set[str]] = {}
+    for row in found:
+        for group, shape in zip(GROUPS, row, strict=False):
+            if shape is None:
+                continue
+            for key, of in orjson.loads(shape).items():
+                seen = kinds[group].setdefault(key, set())
+                if isinstance(of, str) and of in _SURE:
+                    seen.add(_SURE[of])
+                elif isinstance(of, list):
+                    questions.setdefault((group, key), set()).add("array")
+                elif isinstance(of, str) and of in _OPEN:
+                    questions.setdefault((group, key), set()).add(_OPEN[of])
+                elif of != "NULL":  # an object
+                    seen.add("other")
+    _settle(connection, kinds, questions)
+    columns = {}
+    for group, fields in kinds.items():
+        columns[group] = [_field_column(group, key, _type(seen)) for key, seen in fields.items()]
+    _refuse_inexact(view, kinds, columns)
+    return columns
+
+
+def _settle(
+    connection: Any, kinds: dict[str, dict[str, set[str]]], questions: dict[Any, set[str]]
+) -> None:
+    """Add to `kinds` the kinds the values of the fields in `questions` have, asked of DuckDB in
+    one pass."""
+    asked = []
+    for (group, key), open_ in questions.items():
+        value = f"json_extract({group}, {_pointer(key)})"
+        for question in sorted(open_):
+            for kind, sql in _KIND_SQL[question]:
+                asked.append((group, key, kind, sql.format(v=value, t=f"json_type({value})")))
+    if not asked:
+        return
+    answers = connection.execute(
+        "SELECT "
+        + ", ".join(f"coalesce(bool_or({sql}), false)" for *_, sql in asked)
+        + " FROM latest"
+    ).fetchall()[0]
+    for (group, key, kind, _), has in zip(asked, answers, strict=True):
+        if has:
+            kinds[group][key].add(kind)
+
+
+def _type(seen: set[str]) -> pa.DataType | None:
+    """The Arrow type of a field whose values are of the kinds `seen`; None for JSON text."""
+    kinds = seen - {"empty_list"}
+    if "empty_list" in seen and kinds <= {"list_str"}:
+        return pa.list_(pa.string())
+    if "empty_list" in seen:
+        return None
+    if not kinds or kinds == {"str"}:
+        return pa.string()
+    if kinds == {"bool"}:
+        return pa.bool_()
+    if kinds == {"int"}:
+        return pa.int64()
+    if kinds <= {"int", "float"}:
+        return pa.float64()
+    if kinds == {"list_str"}:
+        return pa.list_(pa.string())
+    return None
+
+
+def _field_column(group: str, key: str, kind: pa.DataType | None) -> Column:
+    name = f"{GROUPS[group]}.{key}"
+    value = f"json_extract({group}, {_pointer(key)})"
+    if kind is None:
+        return Column(name, pa.string(), f"{value}::VARCHAR", "text")
+    if kind == pa.string():
+        sql = f"json_extract_string({group}, {_pointer(key)})"
+    elif kind == pa.bool_():
+        sql = f"TRY_CAST({value} AS BOOLEAN)"
+    elif kind == pa.int64():
+        sql = f"CAST({value} AS BIGINT)"
+    elif kind == pa.float64():
+        sql = f"CAST({value} AS DOUBLE)"
+    else:
+        sql = f"from_json({value}, '[\"VARCHAR\"]')"
+    return Column(name, kind, sql)
+
+
+def _refuse_inexact(
+    view: View, kinds: dict[str, dict[str, set[str]]], columns: dict[str, list[Column]]
+) -> None:
+    """InputError naming the first record with a whole number a float64 column of its cannot
+    hold exactly (as Arrow refuses to convert it)."""
+    checks = []
+    for group, fields in kinds.items():
+        for key, seen in fields.items():
+            if "int" in seen and _type(seen) == pa.float64():
+                value = f"json_extract({group}, {_pointer(key)})"
+                checks.append(
+                    (
+                        group,
+                        f"json_type({value}) IN ('UBIGINT', 'BIGINT') AND "
+                        f"abs(TRY_CAST({value} AS HUGEINT)) > {_LARGEST_EXACT}",
+                        value,
+                    )
+                )
+    if not checks:
+        return
+    found = []
+    for group, where, value in checks:
+        row = view.connection.execute(
+            f"SELECT line, key, {group}::VARCHAR, {value}::VARCHAR FROM latest WHERE {where} "
+            "ORDER BY line LIMIT 1"
+        ).fetchall()
+        found += [(*row[0], group)] if row else []
+    if found:
+        _, key, text, number, group = min(found)
+        shown = f"{orjson.loads(text)!r:.80}"
+        problem = _DOUBLE_MISFIT.format(number)
+        raise InputError(f"{view.ledger}: record {key!r}: {group}: {shown} ({problem})")
+
+
+def _pointer(key: str) -> str:
+    """SQL: the JSON pointer of an object's field `key`."""
+    return "'/" + key.replace("~", "~0").replace("/", "~1").replace("'", "''") + "'"
+
+
+def _ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _batches(view: View, columns: list[Column], form: Format) -> Iterator[pa.RecordBatch]:
+    """The export's rows, in ledger order, as batches of the export's schema."""
+    selected = [f"{c.sql} AS {_ident(c.name)}" for c in columns if c.form != "uncertainty"]
+    selected += [f"{name} AS {hidden}" for name, hidden in _NUMBERS.items()]
+    schema = pa.schema([pa.field(c.name, c.type) for c in columns])
+    if form == "jsonl":
+        at = schema.get_field_index("token_logprobs")
+        schema = schema.set(at, pa.field("token_logprobs", pa.string()))
+    reader = view.connection.sql(
+        f"SELECT {', '.join(selected)} FROM answers ORDER BY line"
+    ).to_arrow_reader(BATCH)
+    for batch in reader:
+        yield _converted(batch, columns, schema, form)
+
+
+def _converted(
+    batch: pa.RecordBatch, columns: list[Column], schema: pa.Schema, form: Format
+) -> pa.RecordBatch:
+    measured = measure_flat(
+        np.asarray(
+            pc.fill_null(pc.list_value_length(batch[_NUMBERS["logprobs"]]), 0).to_numpy(),
+            dtype=np.intp,
+        ),
+        _flat(batch[_NUMBERS["logprobs"]]),
+        _flat(batch[_NUMBERS["top_widths"]]).astype(np.intp),
+        _flat(batch[_NUMBERS["top_logprobs"]]),
+    )
+    arrays = []
+    for column, field in zip(columns, schema, strict=True):
+        if column.form == "uncertainty":
+            measures = measured[column.name.removeprefix("uncertainty.")]
+            arrays.append(pa.array(measures, pa.float64(), mask=np.isnan(measures)))
+            continue
+        array = batch[column.name]
+        if column.form == "timestamp":
+            arrays.append(_timestamps(array))
+        elif column.form == "text":
+            arrays.append(pa.array(map(_json_text, array.to_pylist()), pa.string()))
+        elif column.form == "token_logprobs" and form == "jsonl":
+            arrays.append(pa.array(map(_ledger_form, array.to_pylist()), pa.string()))
+        else:
+            arrays.append(array.cast(field.type))
+    return pa.RecordBatch.from_arrays(arrays, schema=schema)
+
+
+def _flat(column: pa.Array) -> np.ndarray:
+    flat = pc.list_flatten(column)
+    return np.asarray(flat.to_numpy(zero_copy_only=False), dtype=float)
+
+
+def _json_text(text: str | None) -> str | None:
+    """A value's JSON text as orjson writes it (null: None)."""
+    if text is None or text == "null":
+        return None
+    try:
+        return orjson.dumps(orjson.loads(text)).decode()
+    except (orjson.JSONDecodeError, TypeError):  # past orjson's 64 bits: DuckDB's text
+        return text
+
+
+def _ledger_form(positions: list[dict[str, Any]] | None) -> str | None:
+    """Token logprobs as the ledger holds them, as JSON text."""
+    if positions is None:
+        return None
+    return orjson.dumps(
+        [
+            {
+                "token": p["token"],
+                "logprob": p["logprob"],
+                "top": [
+                    list(pair) for pair in zip(p["top_tokens"], p["top_logprobs"], strict=True)
+                ],
+                "token_id": p["token_id"],
+                "top_ids": p["top_ids"],
+            }
+            for p in positions
         ]
-        try:
-            return _write(form, temporary, _as_first(parts))
-        except _LayoutGrew:
-            done = [wait() for wait in parts]
-        layout = Layout(ledger)
-        for part in done:
-            layout.include(part.layout)
-        schema = export_schema(_columns(layout, latest.labels, form))
-        for n, (part, stretch) in enumerate(zip(done, stretches, strict=True)):
-            if any(not s.equals(schema, check_metadata=True) for s in part.schemas):
-                again = (folder, f"{n}-again", form, layout)
-                parts[n] = pool.submit(_convert_part, *stretch, *again)
-        return _write(form, temporary, _as_first(parts))
+    ).decode()
 
 
-@contextmanager
-def _parts_folder(beside: Path) -> Iterator[str]:
-    """A new folder for the parts, in `beside` (named after this process: see `harness.whole`),
-    removed on the way out; the folders of parts that exports killed here left are removed
-    first."""
-    remove_stale(beside, _PARTS)
-    folder = temporary_path(beside, _PARTS, "parts")
-    folder.mkdir()
+def _timestamps(texts: pa.Array) -> pa.Array:
+    """The records' times; null for one that is not an ISO-8601 time with its zone (as the
+    report leaves it out of its timeline)."""
     try:
-        yield str(folder)
-    finally:
-        discard(folder)
-
-
-@dataclass
-class _Part:
-    """What a worker made of a stretch: Arrow files of its batches (a new one each time the
-    columns grew), and what it learned of every record."""
-
-    files: list[str]
-    schemas: list[pa.Schema]
-    layout: Layout
-
-
-def _convert_part(
-    positions: Sequence[int],
-    start: int,
-    end: int,
-    folder: str,
-    name: str,
-    form: Format,
-    layout: Layout | None = None,
-) -> _Part:
-    """In a worker: the records at `positions` (between bytes `start` and `end` of the ledger)
-    converted into Arrow files in `folder` whose names begin with `name`: with the columns of
-    `layout` (one that has seen every record), else with columns that grow as they must."""
-    ledger, file, labels = shared()
-    converter = _Converter(ledger, layout or Layout(ledger), labels, form, refit=layout is None)
-    records = records_at(Stretch(file, start, end), positions, advance=report_read)
-    files: list[str] = []
-    schemas: list[pa.Schema] = []
-    writer: pa.ipc.RecordBatchStreamWriter | None = None
-    try:
-        for batch in converter.batches(records):
-            if writer is None or not batch.schema.equals(schemas[-1], check_metadata=True):
-                if writer is not None:
-                    writer.close()
-                files.append(os.path.join(folder, f"{name}-{len(files)}.arrow"))
-                schemas.append(batch.schema)
-                writer = pa.ipc.new_stream(files[-1], batch.schema, options=_PART_OPTIONS)
-            writer.write_batch(batch)
-    finally:
-        if writer is not None:
-            writer.close()
-    return _Part(files, schemas, converter.layout)
-
-
-def _as_first(parts: list[Callable[[], _Part]]) -> Iterator[pa.RecordBatch]:
-    """The batches of every part in order, waiting for each; _LayoutGrew at the first file
-    whose columns are not those of the first file."""
-    schema = None
-    for wait in parts:
-        for path in wait().files:
-            with pa.ipc.open_stream(path) as reader:
-                schema = reader.schema if schema is None else schema
-                if not reader.schema.equals(schema, check_metadata=True):
-                    raise _LayoutGrew
-                yield from reader
-
-
-class _Converter:
-    """Records to Arrow batches; the first batch fixes the columns (see `write_export`), or,
-    with `refit`, each batch whose records grew the layout fixes them anew."""
-
-    def __init__(
-        self,
-        ledger: Path | Ledgers,
-        layout: Layout,
-        labels: Labels,
-        form: Format,
-        *,
-        refit: bool = False,
-    ) -> None:
-        self.ledger, self.layout, self.labels, self.refit = ledger, layout, labels, refit
-        self.form = form
-        self.fixed_at: int | None = None  # the layout's `grown` when the columns were fixed
-        self.columns: list[Column] = []
-        self.schema = pa.schema([])
-        self.record_type = pa.struct([])
-
-    def batches(self, records: Iterable[dict[str, Any]]) -> Iterator[pa.RecordBatch]:
-        batch: list[dict[str, Any]] = []
-        for record in records:
-            batch.append(record)
-            if len(batch) == BATCH:
-                yield self.convert(batch)
-                batch = []
-        if batch or self.fixed_at is None:
-            yield self.convert(batch)
-
-    def _fix(self) -> None:
-        """Learn nothing more: the columns are those of the layout now."""
-        self.fixed_at = self.layout.grown
-        self.columns = _columns(self.layout, self.labels, self.form)
-        self.schema = export_schema(self.columns)
-        self.record_type = self.layout.record_type()
-
-    def convert(self, records: list[dict[str, Any]]) -> pa.RecordBatch:
-        for record in records:
-            self.layout.observe(record)
-        if self.fixed_at is None or (self.refit and self.layout.grown != self.fixed_at):
-            self._fix()
-        elif self.layout.grown != self.fixed_at:
-            raise _LayoutGrew
-        taken = self._taken(records)
-        logprobs = [record.get("token_logprobs") for record in records]
-        try:
-            positions = flatten(logprobs)
-            measured = measure(logprobs, positions)
-        except MalformedLogprobs as exc:
-            raise self._misfit(records[exc.index], "token_logprobs", str(exc)) from None
-        scores = self._scores(records)
-        arrays = []
-        for column in self.columns:
-            field, key = column.source
-            if column.form == "plain" and field in _UNWRITTEN_MEANS:
-                arrays.append(pc.fill_null(taken[field], _UNWRITTEN_MEANS[field]))
-            elif column.form == "plain":
-                arrays.append(taken[field] if key is None else taken[field][key])
-            elif column.form == "timestamp":
-                arrays.append(self._timestamps(taken["timestamp"]))
-            elif column.form == "text":
-                objects = map(dict.get, records, repeat(field))
-                values = [(found or {}).get(key) for found in objects]
-                arrays.append(pa.array([json_text(v) for v in values], pa.string()))
-            elif column.form == "token_logprobs" and column.type == pa.string():
-                arrays.append(pa.array([json_text(v) for v in logprobs], pa.string()))
-            elif column.form == "token_logprobs":
-                arrays.append(_token_logprobs(positions))
-            elif column.form == "uncertainty":
-                measures = measured[field]
-                arrays.append(pa.array(measures, pa.float64(), mask=np.isnan(measures)))
-            else:  # a score's label or value
-                arrays.append(pa.array(scores[field][column.form == "value"], column.type))
-        return pa.RecordBatch.from_arrays(arrays, schema=self.schema)
-
-    def _taken(self, records: list[dict[str, Any]]) -> dict[str, Any]:
-        """The records as Arrow converts them, by field, and by key inside each object."""
-        try:
-            converted = pa.array(records, type=self.record_type)
-        except _UNFIT:
-            raise self._first_misfit(records) from None
-        taken: dict[str, Any] = {}
-        for field, array in zip(self.record_type.names, converted.flatten(), strict=True):
-            if pa.types.is_struct(array.type):
-                taken[field] = dict(zip(array.type.names, array.flatten(), strict=True))
-            else:
-                taken[field] = array
-        return taken
-
-    def _timestamps(self, texts: pa.Array) -> pa.Array:
-        """The records' times; null for one that is not an ISO-8601 time with its zone (as the
-        report leaves it out of its timeline)."""
-        try:
-            return _to_milliseconds(texts)
-        except _UNFIT:
-            return _to_milliseconds(pa.array(map(_time_or_none, texts.to_pylist()), pa.string()))
-
-    def _scores(self, records: list[dict[str, Any]]) -> dict[str, tuple[list[Any], list[Any]]]:
-        if not self.labels.scorers:
-            return {}
-        digests = [answer_digest(r) if r["status"] == "ok" else "" for r in records]
-        joined = {}
-        for name, scorer in self.labels.scorers.items():
-            given = [scorer.label_of(r["key"], d) for r, d in zip(records, digests, strict=True)]
-            joined[name] = (
-                [g[0] if g else None for g in given],
-                [g[1] if g else None for g in given],
-            )
-        return joined
-
-    def _first_misfit(self, records: list[dict[str, Any]]) -> InputError:
-        """The error naming the first record, and its field, that Arrow cannot convert."""
-        for record in records:
-            for field in self.record_type:
-                value = record.get(field.name)
-                try:
-                    pa.array([value], field.type)
-                except _UNFIT as exc:
-                    return self._misfit(record, field.name, f"{value!r:.80} ({exc})")
-        return InputError(f"{self.ledger}: records that Arrow cannot convert")
-
-    def _misfit(self, record: dict[str, Any], field: str, problem: str) -> InputError:
-        return InputError(f"{self.ledger}: record {record.get('key')!r}: {field}: {problem}")
-
-
-def _columns(layout: Layout, labels: Labels, form: Format) -> list[Column]:
-    """The export's columns as `form` holds them: JSONL has `token_logprobs` as the ledger's own
-    JSON text (written as it is), the others the positions of `POSITION`."""
-    columns = layout.columns(labels)
-    if form != "jsonl":
-        return columns
-    return [replace(c, type=pa.string()) if c.form == "token_logprobs" else c for c in columns]
+        return _to_milliseconds(texts)
+    except _UNFIT:
+        return _to_milliseconds(pa.array(map(_time_or_none, texts.to_pylist()), pa.string()))
 
 
 def _time_or_none(text: str | None) -> str | None:
@@ -428,28 +505,6 @@ def _to_milliseconds(texts: pa.Array) -> pa.Array:
     """ISO-8601 times as the export's timestamps: finer fractions of a second (a hand-made or
     converted ledger's microseconds) cut to the millisecond the harness writes."""
     return texts.cast(_FINEST).cast(TIMESTAMP, safe=False)
-
-
-def _token_logprobs(positions: Positions) -> pa.Array:
-    """Token logprobs as the export holds them, built from the flattened lists in one go."""
-    widths = np.asarray(positions.widths, dtype=np.int32)
-    tops = pa.array(np.concatenate([[0], np.cumsum(widths)]).astype(np.int32))
-    position = pa.StructArray.from_arrays(
-        [
-            pa.array(positions.token, pa.string()),
-            pa.array(positions.logprob, pa.float64()),
-            pa.array(positions.token_id, pa.int64()),
-            pa.ListArray.from_arrays(tops, pa.array(positions.top_tokens, pa.string())),
-            pa.ListArray.from_arrays(tops, pa.array(positions.top_logprobs, pa.float64())),
-            pa.array(positions.top_ids, pa.list_(pa.int64())),
-        ],
-        fields=list(POSITION),
-    )
-    counts = np.asarray(positions.counts, dtype=np.int32)
-    starts = pa.array(np.concatenate([[0], np.cumsum(counts)]).astype(np.int32))
-    return pa.ListArray.from_arrays(
-        starts, position, mask=pa.array(np.logical_not(positions.present))
-    )
 
 
 def _write_parquet(target: Path, batches: Iterator[pa.RecordBatch]) -> int:
@@ -492,10 +547,14 @@ def _json_text_columns(batch: pa.RecordBatch) -> pa.RecordBatch:
     arrays, fields = list(batch.columns), list(batch.schema)
     for at, column in enumerate(fields):
         if pa.types.is_list(column.type):
-            texts = [json_text(value) for value in arrays[at].to_pylist()]
+            texts = [_dumped(value) for value in arrays[at].to_pylist()]
             arrays[at] = pa.array(texts, pa.string())
             fields[at] = pa.field(column.name, pa.string())
     return pa.RecordBatch.from_arrays(arrays, schema=pa.schema(fields))
+
+
+def _dumped(value: Any) -> str | None:
+    return None if value is None else orjson.dumps(value).decode()
 
 
 def _write_jsonl(target: Path, batches: Iterator[pa.RecordBatch]) -> int:
@@ -511,18 +570,8 @@ def _write_jsonl(target: Path, batches: Iterator[pa.RecordBatch]) -> int:
     return rows
 
 
-def _write(form: Format, target: Path, batches: Iterator[pa.RecordBatch]) -> int:
-    """Write `batches` to `target` as `form`, their fields' metadata left out; the rows
-    written."""
-    plain: dict[pa.Schema, pa.Schema] = {}
-
-    def without_metadata(batch: pa.RecordBatch) -> pa.RecordBatch:
-        schema = plain.get(batch.schema) or plain.setdefault(
-            batch.schema, plain_schema(batch.schema)
-        )
-        return pa.RecordBatch.from_arrays(batch.columns, schema=schema)
-
-    return _WRITERS[form](target, map(without_metadata, batches))
-
-
-_WRITERS = {"parquet": _write_parquet, "csv": _write_csv, "jsonl": _write_jsonl}
+_WRITERS: dict[str, Callable[[Path, Iterator[pa.RecordBatch]], int]] = {
+    "parquet": _write_parquet,
+    "csv": _write_csv,
+    "jsonl": _write_jsonl,
+}

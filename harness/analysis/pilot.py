@@ -24,61 +24,56 @@ The file is one JSON object:
   top_tokens, top_logprobs}` per generated token (position from 0; the alternatives sorted most
   likely first, as the ledger's `top`).
 
-Written whole, a variant at a time: memory holds offsets, never the results.
+Built from the analysis's view of the ledger (`harness.analysis.view`): DuckDB hands the rows
+over in batches, a variant after another, written as they come, so memory holds a batch.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, Any, BinaryIO
+from typing import IO, Any
 
 import orjson
 
-from harness.analysis.answers import held, records_at, run_lines, scan
-from harness.analysis.export import PILOT_FORMAT, Exported
-from harness.analysis.labels import Labels, read_labels
-from harness.analysis.scores import answer_digest
-from harness.bulk import collector_paused
-from harness.ledger.lines import parse_line
+from harness.analysis.answers import run_lines
+from harness.analysis.export import PILOT_FORMAT, Exported, scorer_order
+from harness.analysis.view import View, open_view
 from harness.ledger.record import utc_timestamp
 from harness.ledger.sets import Advance, Ledgers
 from harness.version import package_version
 from harness.whole import written_whole
 
+_BATCH = 4_096  # rows DuckDB hands over at once
+# The view's fields a result is made of (JSON objects as their text).
+_SELECTED = (
+    "key, variant, provider, model, prompt_id, prompt_category, is_synthetic_probe, sample, "
+    "full_response, status, error::VARCHAR AS error, finish_reason, tokens::VARCHAR AS tokens, "
+    "cost_usd, elapsed_seconds, timestamp, retry_count, mode, adapter, "
+    "sampling_params::VARCHAR AS sampling_params, metadata::VARCHAR AS metadata, token_logprobs"
+)
+
 
 def write_pilot_json(
-    ledger: Path | Ledgers, scores: Path, target: Path, advance: Advance | None = None
-) -> Exported:
-    """Write the pilot's results file for `ledger` and the scores file `scores` (which may not
-    exist) to `target`, whole."""
-    with (
-        collector_paused(),
-        held(ledger) as source,
-    ):  # every pass reads this one source
-        return _write(ledger, source, scores, target, advance)
-
-
-def _write(
     ledger: Path | Ledgers,
-    source: BinaryIO | Ledgers,
     scores: Path,
     target: Path,
-    advance: Advance | None,
+    advance: Advance | None = None,
+    threads: int | None = None,
 ) -> Exported:
-    latest: dict[str, tuple[str, bool]] = {}  # key -> (variant, answered), of its latest record
+    """Write the pilot's results file for `ledger` and the scores file `scores` (which may not
+    exist) to `target`, whole; `threads`: DuckDB's (None: one per core)."""
+    with open_view(ledger, scores, threads=threads, advance=advance) as view:
+        return _write(view, ledger, target)
 
-    def observe(record: dict[str, Any]) -> None:
-        latest[record["key"]] = (record["variant"], record["status"] == "ok")
 
-    found = scan(source, advance, observe)  # every line parsed whole: none is left out later
-    offsets = found.offsets
-    labels = read_labels(scores, advance=advance)
-    by_variant: dict[str, list[int]] = {}
-    for key, offset in offsets.items():
-        by_variant.setdefault(latest[key][0], []).append(offset)
+def _write(view: View, ledger: Path | Ledgers, target: Path) -> Exported:
+    connection = view.connection
+    total, successful = connection.execute(
+        "SELECT count(*), count(*) FILTER (WHERE status = 'ok') FROM latest"
+    ).fetchall()[0]
+    variants = connection.execute("SELECT count(DISTINCT variant) FROM latest").fetchall()[0][0]
+    scorers = scorer_order(view)
     runs = run_lines(ledger)
-    successful = sum(answered for _, answered in latest.values())
     metadata = {
         "format": PILOT_FORMAT,
         "exported_at": utc_timestamp(),
@@ -87,50 +82,55 @@ def _write(
         "run_ids": [run.get("run_id") for run in runs],
         "prompts_file": _latest(runs, "prompts", "path"),
         "prompts_sha256": _latest(runs, "prompts", "file_sha256"),
-        "total_runs": len(by_variant),
-        "total_results": len(offsets),
+        "total_runs": variants,
+        "total_results": total,
         "successful": successful,
-        "failed": len(offsets) - successful,
-        "scorers": sorted(labels.scorers),
+        "failed": total - successful,
+        "scorers": sorted(view.scorers),
     }
+    labels = "".join(
+        f", {_ident('score.' + name)} AS __score_{number}" for number, name in enumerate(scorers)
+    )
+    reader = connection.sql(
+        f"SELECT {_SELECTED}{labels} FROM answers "
+        "ORDER BY min(line) OVER (PARTITION BY variant), line"
+    ).to_arrow_reader(_BATCH)
     with written_whole(target) as temporary, temporary.open("wb") as file:
         file.write(b'{"metadata": ' + orjson.dumps(metadata) + b',\n "runs": [')
-        for number, (variant, at) in enumerate(by_variant.items()):
-            file.write(b",\n" if number else b"\n")
-            _write_run(file, source, variant, sorted(at), runs, labels)
+        variant = None
+        for batch in reader:
+            for record in map(_parsed, batch.to_pylist()):
+                if record["variant"] != variant:
+                    _begin_run(file, record, runs, first=variant is None)
+                    variant = record["variant"]
+                else:
+                    file.write(b",\n   ")
+                file.write(orjson.dumps(_result(record, scorers)))
+        if variant is not None:
+            file.write(b"\n  ]}")
         file.write(b"\n]}\n")
-    return Exported(len(offsets), labels.skipped, found.skipped)
+    return Exported(total, view.labels.skipped, view.skipped)
 
 
-def _write_run(
-    file: IO[bytes],
-    source: BinaryIO | Ledgers,
-    variant: str,
-    offsets: list[int],
-    runs: list[dict[str, Any]],
-    labels: Labels,
+def _begin_run(
+    file: IO[bytes], record: dict[str, Any], runs: list[dict[str, Any]], *, first: bool
 ) -> None:
-    config: dict[str, Any] | None = None
-    for number, record in enumerate(_records(source, offsets)):
-        if config is None:
-            config = _model_config(variant, runs, record)
-            file.write(b'{"model_config": ' + orjson.dumps(config) + b',\n  "results": [\n   ')
-        file.write(b",\n   " if number else b"")
-        file.write(orjson.dumps(_result(record, labels)))
-    file.write(b"\n  ]}")
+    """Close the run before (unless `first`) and open the run of `record`'s variant."""
+    file.write(b"\n" if first else b"\n  ]},\n")
+    config = _model_config(record["variant"], runs, record)
+    file.write(b'{"model_config": ' + orjson.dumps(config) + b',\n  "results": [\n   ')
 
 
-def _records(source: BinaryIO | Ledgers, offsets: list[int]) -> Iterator[dict[str, Any]]:
-    """The records at `offsets` (ascending): read where they are in one file, or picked from a
-    pass through several ledgers (one pass per variant)."""
-    if isinstance(source, Ledgers):
-        yield from records_at(source, offsets)
-        return
-    for offset in offsets:
-        source.seek(offset)
-        record = parse_line(source.readline())
-        if record is not None:
-            yield record
+def _parsed(row: dict[str, Any]) -> dict[str, Any]:
+    """A row with its JSON objects read."""
+    for name in ("error", "tokens", "sampling_params", "metadata"):
+        text = row[name]
+        row[name] = None if text is None else orjson.loads(text)
+    return row
+
+
+def _ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
 
 
 def _model_config(
@@ -165,40 +165,35 @@ def _model_config(
     }
 
 
-def _result(record: dict[str, Any], labels: Labels) -> dict[str, Any]:
+def _result(record: dict[str, Any], scorers: list[str]) -> dict[str, Any]:
     ok = record["status"] == "ok"
-    tokens = record.get("tokens") or {}
-    error = record.get("error")
-    digest = answer_digest(record) if ok and labels.scorers else ""
-    scores = {}
-    for name, scorer in labels.scorers.items():
-        given = scorer.label_of(record["key"], digest) if ok else None
-        scores[name] = given[0] if given else None
+    tokens = record["tokens"] or {}
+    error = record["error"]
     return {
         "key": record["key"],
         "prompt_id": record["prompt_id"],
-        "category": record.get("prompt_category"),
-        "is_synthetic_probe": record.get("is_synthetic_probe"),
+        "category": record["prompt_category"],
+        "is_synthetic_probe": record["is_synthetic_probe"],
         "sample": record["sample"],
-        "response": record.get("full_response"),
+        "response": record["full_response"],
         "success": ok,
         "error": f"{error.get('type')}: {error.get('message')}"
         if isinstance(error, dict)
         else None,
-        "finish_reason": record.get("finish_reason"),
+        "finish_reason": record["finish_reason"],
         "tokens_used": (tokens.get("input") or 0) + (tokens.get("output") or 0) if tokens else None,
         "input_tokens": tokens.get("input"),
         "output_tokens": tokens.get("output"),
-        "cost_usd": record.get("cost_usd"),
-        "latency_seconds": record.get("elapsed_seconds"),
-        "timestamp": record.get("timestamp"),
-        "retry_count": record.get("retry_count"),
-        "mode": record.get("mode"),
-        "adapter": record.get("adapter"),
-        "seed": (record.get("sampling_params") or {}).get("seed"),
-        "metadata": record.get("metadata") or {},
-        "scores": scores,
-        "token_logprobs": _token_logprobs(record.get("token_logprobs")),
+        "cost_usd": record["cost_usd"],
+        "latency_seconds": record["elapsed_seconds"],
+        "timestamp": record["timestamp"],
+        "retry_count": record["retry_count"],
+        "mode": record["mode"],
+        "adapter": record["adapter"],
+        "seed": (record["sampling_params"] or {}).get("seed"),
+        "metadata": record["metadata"] or {},
+        "scores": {name: record[f"__score_{n}"] for n, name in enumerate(scorers)},
+        "token_logprobs": _token_logprobs(record["token_logprobs"]),
     }
 
 
@@ -208,10 +203,10 @@ def _token_logprobs(positions: list[dict[str, Any]] | None) -> list[dict[str, An
     return [
         {
             "token_position": number,
-            "token": position.get("token"),
-            "logprob": position.get("logprob"),
-            "top_tokens": [token for token, _ in position.get("top") or ()],
-            "top_logprobs": [logprob for _, logprob in position.get("top") or ()],
+            "token": position["token"],
+            "logprob": position["logprob"],
+            "top_tokens": position["top_tokens"],
+            "top_logprobs": position["top_logprobs"],
         }
         for number, position in enumerate(positions)
     ]

@@ -25,10 +25,10 @@ import os
 import tempfile
 from collections.abc import Collection, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import duckdb
 import orjson
@@ -252,12 +252,15 @@ def _cores() -> int:
         return os.cpu_count() or 1
 
 
+MEMORY_LIMIT_MB = 768  # DuckDB's default, so a verb's whole process stays near 1 GB
+
+
 def _default_memory() -> str:
     try:
         ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     except (ValueError, OSError, AttributeError):
         ram = 8 << 30
-    return f"{max(256, min(4096, ram // 2 >> 20))}MB"
+    return f"{max(256, min(MEMORY_LIMIT_MB, ram // 4 >> 20))}MB"
 
 
 @contextmanager
@@ -272,21 +275,26 @@ def open_view(
     fields: Collection[str] = FIELDS,
 ) -> Iterator[View]:
     """The view of `ledger` and the scores file `scores` (which may not exist), `scorers` only
-    when named; `answers` holds `fields` of the record (and `LOGPROB_NUMBERS`' names, when
-    named) besides its key and line. InputError when a file cannot be read."""
-    paths = ledger.paths if isinstance(ledger, Ledgers) else (ledger,)
-    with tempfile.TemporaryDirectory(prefix="harness-view-") as folder:
+    when named (in the order the scores file first names them); `latest` holds `fields` of the
+    record (and `LOGPROB_NUMBERS`' names, when named) besides its key and line. InputError when
+    a file cannot be read."""
+    with ExitStack() as stack:
+        folder = stack.enter_context(tempfile.TemporaryDirectory(prefix="harness-view-"))
         connection = connect(threads, memory_limit)
+        stack.callback(connection.close)
         _do(connection, f"SET temp_directory = '{_quoted(folder)}'")
         view = View(connection, ledger, scores)
         try:
-            latest = latest_lines(ledger, _parse_record, ledger=True, advance=advance)
+            # One ledger file is opened once: the pass and DuckDB read the same file, even if the
+            # path is given to another meanwhile (as `run --fresh` does).
+            source, paths = _held(stack, ledger)
+            latest = latest_lines(source, _parse_record, ledger=True, advance=advance)
             view.skipped = latest.skipped
             # DuckDB reads the ledger (on its threads, without the GIL) while this thread
             # checks the scores file's seals.
             with ThreadPoolExecutor(1) as pool:
                 reading = pool.submit(_answers_table, view, paths, latest, Path(folder), fields)
-                given = _latest_scores(scores, advance)
+                given = _latest_scores(stack, scores, advance)
                 reading.result()
             _scores_table(view, given, scorers, Path(folder))
             _score_columns(view)
@@ -295,8 +303,20 @@ def open_view(
             raise InputError(f"{ledger}: {_first_line(exc)}") from None
         except OSError as exc:
             raise InputError(f"{exc.filename or ledger}: {exc.strerror or exc}") from None
-        finally:
-            connection.close()
+
+
+def _held(stack: ExitStack, ledger: Path | Ledgers) -> tuple[BinaryIO | Ledgers, tuple[str, ...]]:
+    """The ledger to read (one file opened, held by `stack`) and the paths DuckDB reads it by."""
+    if isinstance(ledger, Ledgers):
+        return ledger, tuple(str(path) for path in ledger.paths)
+    file = stack.enter_context(ledger.open("rb"))
+    return file, (_open_path(file, ledger),)
+
+
+def _open_path(file: BinaryIO, path: Path) -> str:
+    """A path to the file held open (Linux: its descriptor's), else its own."""
+    held = Path(f"/proc/self/fd/{file.fileno()}")
+    return str(held) if held.exists() else str(path)
 
 
 def _parse_record(line: bytes) -> dict[str, Any] | None:
@@ -313,7 +333,7 @@ def _parse_score(line: bytes) -> dict[str, Any] | None:
 
 def _answers_table(
     view: View,
-    paths: tuple[Path, ...],
+    paths: tuple[str, ...],
     latest: LatestLines,
     folder: Path,
     fields: Collection[str],
@@ -382,17 +402,21 @@ def _side_file(path: Path, parsed: dict[str, tuple[int, dict[str, Any]]]) -> Pat
     return path
 
 
-def _latest_scores(path: Path, advance: Advance | None) -> tuple[Path, LatestLines] | None:
-    """The scores file's latest lines (None: there is no scores file)."""
+def _latest_scores(
+    stack: ExitStack, path: Path, advance: Advance | None
+) -> tuple[str, LatestLines] | None:
+    """The scores file (opened once, held by `stack`), as DuckDB reads it, and its latest lines
+    (None: there is no scores file)."""
     if not path.exists():
         return None
     refuse_special(path)
-    return path, latest_lines(path, _parse_score, ledger=False, advance=advance)
+    file = stack.enter_context(path.open("rb"))
+    return _open_path(file, path), latest_lines(file, _parse_score, ledger=False, advance=advance)
 
 
 def _scores_table(
     view: View,
-    given: tuple[Path, LatestLines] | None,
+    given: tuple[str, LatestLines] | None,
     only: Collection[str],
     folder: Path,
 ) -> None:
@@ -467,7 +491,7 @@ def _scores_table(
                             FROM score_lines GROUP BY scorer)
         SELECT scorer, count(*) FILTER (WHERE s.status = 'error'),
                count(*) FILTER (WHERE s.status = 'ok' AND s.definition != c.definition)
-        FROM score_lines s JOIN current c USING (scorer) GROUP BY scorer""",
+        FROM score_lines s JOIN current c USING (scorer) GROUP BY scorer ORDER BY min(s.line)""",
     ):
         view.scorers[name] = ScorerSummary(name, failed=failed, earlier_definition=earlier)
     _keep_current_answers(view)
@@ -542,7 +566,7 @@ def _do(connection: duckdb.DuckDBPyConnection, sql: str, parameters: Any = None)
     return connection.execute(sql, parameters).fetchall()
 
 
-def _files(paths: tuple[Path, ...]) -> str:
+def _files(paths: tuple[str, ...]) -> str:
     return "[" + ", ".join(f"'{_quoted(path)}'" for path in paths) + "]"
 
 

@@ -49,7 +49,7 @@ def add_result_verbs(verbs: argparse._SubParsersAction[Parser]) -> None:
         "--to", type=Path, metavar="PATH", help="where to write (default: OUTPUT/answers.<ext>)"
     )
     add_force_argument(export, "--to")
-    add_workers_argument(export)
+    add_threads_argument(export)
     export.set_defaults(verb=_export)
 
 
@@ -139,9 +139,9 @@ def _export(args: argparse.Namespace, console: Console) -> int:
     check_target(target, "export --to" if args.to else "export", EXPORT, force=args.force)
     with reading_bar(console, f"exporting to {target.name}", size) as advance:
         if args.format == "pilot-json":
-            exported = write_pilot_json(ledger, scores, target, advance)
+            exported = write_pilot_json(ledger, scores, target, advance, args.threads)
         else:
-            exported = write_export(ledger, scores, args.format, target, advance, args.workers)
+            exported = write_export(ledger, scores, args.format, target, advance, args.threads)
     if exported.skipped_lines:
         say(console, f"{ledger}: skipped {exported.skipped_lines:,} unreadable line(s)")
     if exported.skipped_scores:

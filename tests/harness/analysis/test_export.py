@@ -142,10 +142,10 @@ def test_csv_and_jsonl_hold_the_same_rows(project, run_cli):
     assert lines[0]["timestamp"] == "2026-11-24T00:00:01+00:00"
 
 
-@pytest.mark.parametrize("workers", ["1", "2"])
-def test_jsonl_holds_the_ledgers_own_token_logprobs(project, run_cli, workers):
+@pytest.mark.parametrize("threads", ["1", "2"])
+def test_jsonl_holds_the_ledgers_own_token_logprobs(project, run_cli, threads):
     output, ledger = project
-    assert run_cli("export", output, "--format", "jsonl", "--workers", workers)[0] == 0
+    assert run_cli("export", output, "--format", "jsonl", "--threads", threads)[0] == 0
     rows = {
         row["key"]: row["token_logprobs"]
         for row in map(orjson.loads, (output / "answers.jsonl").read_bytes().splitlines())
@@ -257,3 +257,35 @@ def test_microsecond_times_and_lines_from_before_mode_export_as_the_harness_mean
     assert table.column("mode").to_pylist() == ["live", "batch"]
     stamp = table.column("timestamp").to_pylist()[0]
     assert stamp.isoformat() == "2026-11-24T00:00:01.123000+00:00"
+
+
+def test_one_fixture_exported_in_every_format_holds_the_expected_values(project, run_cli):
+    output, _ = project
+    for form in ("parquet", "csv", "jsonl"):
+        assert run_cli("export", output, "--format", form, "--threads", "2")[0] == 0
+    parquet = pq.read_table(output / "answers.parquet").to_pylist()
+    csv_rows = pd.read_csv(output / "answers.csv").to_dict("records")
+    lines = [orjson.loads(line) for line in (output / "answers.jsonl").read_bytes().splitlines()]
+    p1 = {"parquet": parquet[1], "csv": csv_rows[1], "jsonl": lines[1]}
+    expected = {
+        "key": "a@t0|p1|0",
+        "is_synthetic_probe": True,
+        "tokens.cache_read": 4,
+        "metadata.subject": "y",
+        "metadata.year": '"unknown"',
+        "score.claims": "refused",
+        "mode": "live",
+    }
+    for form, row in p1.items():
+        assert {name: row[name] for name in expected} == expected, form
+        assert row["uncertainty.sequence_logprob"] == pytest.approx(-0.8), form
+    # each format's own form of the nested values
+    assert parquet[1]["token_logprobs"][1]["top_tokens"] == ["t1_0", "t1_1"]
+    assert json.loads(csv_rows[1]["token_logprobs"])[1]["top_tokens"] == ["t1_0", "t1_1"]
+    assert lines[1]["token_logprobs"][1]["top"] == [["t1_0", -0.7], ["t1_1", -0.9]]
+    assert json.loads(csv_rows[2]["attempt_errors"])[0]["status"] == 503
+    assert lines[2]["attempt_errors"][0]["status"] == parquet[2]["attempt_errors"][0]["status"]
+    assert csv_rows[3]["error.type"] == lines[3]["error.type"] == parquet[3]["error.type"]
+    assert lines[3]["timestamp"] == "2026-11-24T00:00:05+00:00"
+    assert csv_rows[3]["timestamp"].startswith("2026-11-24 00:00:05")
+    assert [r["score.judge.value"] for r in lines] == [0.25, None, None, None]

@@ -1,7 +1,6 @@
-"""`export` spread over worker processes gives exactly what one process gives, and `stats` on
-several threads what it gives on one: the
-same report, the same rows and columns (also when records met late add columns, or change a
-column's kind), the same one-line errors; and they leave no part files behind."""
+"""`export` and `stats` on several threads give exactly what they give on one: the same report,
+the same rows and columns (also when records met late add columns, or change a column's kind),
+the same one-line errors; and the export leaves no temporary files behind."""
 
 from __future__ import annotations
 
@@ -15,9 +14,9 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from harness.analysis import answers
+from harness.analysis import answers, export
 from harness.analysis.answers import Stretch, lines_at
-from harness.analysis.export import BATCH, write_export
+from harness.analysis.export import write_export
 from harness.analysis.parallel import (
     MAX_WORKERS,
     WorkerDied,
@@ -122,23 +121,25 @@ def test_stats_on_several_threads_equal_stats_on_one(mixed):
 
 
 @pytest.mark.parametrize("form", ["parquet", "csv", "jsonl"])
-def test_export_in_workers_equals_export_in_one_process(mixed, form, tmp_path):
+def test_export_on_several_threads_equals_export_on_one(mixed, form, tmp_path, monkeypatch):
+    monkeypatch.setattr(export, "BATCH", 256)  # several batches
     ledger, scores = mixed
-    alone, spread = tmp_path / f"alone.{form}", tmp_path / f"spread.{form}"
-    rows = write_export(ledger, scores, form, alone, workers=1).rows
-    assert rows == 3 * PROMPTS > 4 * BATCH  # several batches in each of the workers' parts
-    assert write_export(ledger, scores, form, spread, workers=3).rows == rows
-    if form == "parquet":
-        assert pq.read_table(spread).equals(pq.read_table(alone), check_metadata=True)
-    else:
+    alone = tmp_path / f"alone.{form}"
+    rows = write_export(ledger, scores, form, alone, threads=1).rows
+    assert rows == 3 * PROMPTS > 4 * 256
+    for threads in (2, 3):
+        spread = tmp_path / f"spread{threads}.{form}"
+        assert write_export(ledger, scores, form, spread, threads=threads).rows == rows
+        if form == "parquet":
+            assert pq.read_table(spread).equals(pq.read_table(alone), check_metadata=True)
         assert spread.read_bytes() == alone.read_bytes()
-    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no parts left
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temporary left
 
 
 def test_columns_that_grow_late_are_typed_as_in_one_process(tmp_path):
     ledger = write_ledger(tmp_path / "ledger.jsonl", _mixed_records(growing=True))
     target = tmp_path / "answers.parquet"
-    write_export(ledger, tmp_path / "scores.jsonl", "parquet", target, workers=3)
+    write_export(ledger, tmp_path / "scores.jsonl", "parquet", target, threads=3)
     table = pq.read_table(target)
     assert str(table.schema.field("metadata.year").type) == "double"  # 2020, then 2020.5
     assert str(table.schema.field("metadata.late").type) == "list<element: string>"
@@ -147,11 +148,11 @@ def test_columns_that_grow_late_are_typed_as_in_one_process(tmp_path):
     assert table.column("error.type").to_pylist().count("ServerError") > 0
 
 
-def test_a_bad_record_in_a_later_workers_part_is_skipped_and_counted(tmp_path, run_cli):
+def test_a_bad_record_late_in_the_ledger_is_skipped_and_counted(tmp_path, run_cli):
     records = [answer("a@t0", f"p{i:04d}") for i in range(2000)]
     records[1700]["elapsed_seconds"] = "slow"
     ledger = write_ledger(tmp_path / "ledger.jsonl", records)
-    for verb in (["export", "--format", "parquet", "--workers", "2"], ["stats", "--threads", "2"]):
+    for verb in (["export", "--format", "parquet", "--threads", "2"], ["stats", "--threads", "2"]):
         code, out, err = run_cli(verb[0], tmp_path, *verb[1:])
         assert (code, err) == (0, "")
         assert f"{ledger}: skipped 1 unreadable line(s)" in out
@@ -160,22 +161,22 @@ def test_a_bad_record_in_a_later_workers_part_is_skipped_and_counted(tmp_path, r
 
 
 @pytest.mark.slow
-def test_ctrl_c_during_a_spread_export_exits_130_stops_the_workers_and_leaves_nothing(tmp_path):
+def test_ctrl_c_during_an_export_on_threads_exits_130_and_leaves_nothing(tmp_path):
     process, _ = _export_under_way(tmp_path)
     os.killpg(process.pid, signal.SIGINT)  # as Ctrl-C at a terminal: to every process of it
     assert process.wait(timeout=30) == 130
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ledger.jsonl"]
-    assert not _processes_naming(tmp_path)  # no worker left behind
+    assert not _processes_naming(tmp_path)  # nothing left behind
 
 
 def _export_under_way(folder: Path) -> tuple[subprocess.Popen[bytes], list[Path]]:
-    """A spread CSV export of 40,000 records in `folder`, once its workers write their parts;
-    and the folders of parts."""
+    """A CSV export of 40,000 records on two threads in `folder`, once it writes its temporary
+    file; and that file."""
     records = [answer("a@t0", f"p{i:06d}", response="word " * 100) for i in range(40_000)]
     write_ledger(folder / "ledger.jsonl", records)
-    process = harness_process("export", str(folder), "--format", "csv", "--workers", "2")
+    process = harness_process("export", str(folder), "--format", "csv", "--threads", "2")
     deadline = time.monotonic() + 60
-    while not (parts := [p for p in folder.iterdir() if p.name.startswith(".export-parts.")]):
+    while not (parts := [p for p in folder.iterdir() if p.name.startswith(".answers.csv.")]):
         assert process.poll() is None and time.monotonic() < deadline
         time.sleep(0.01)
     return process, parts
@@ -194,16 +195,12 @@ def _processes_naming(path: Path) -> list[int]:
 
 
 @pytest.mark.slow
-def test_workers_die_with_a_killed_export_and_the_next_export_clears_their_parts(tmp_path):
+def test_the_next_export_on_threads_clears_what_a_killed_one_left(tmp_path):
     process, parts = _export_under_way(tmp_path)
-    process.kill()  # SIGKILL to the parent alone: no clean-up runs in it
+    process.kill()  # SIGKILL: no clean-up runs
     process.wait()
-    deadline = time.monotonic() + 10
-    while _processes_naming(tmp_path):
-        assert time.monotonic() < deadline, "workers outlived their parent"
-        time.sleep(0.05)
     assert parts[0].exists()
-    again = harness_process("export", str(tmp_path), "--format", "csv", "--workers", "2")
+    again = harness_process("export", str(tmp_path), "--format", "csv", "--threads", "2")
     assert again.wait(timeout=120) == 0
     assert sorted(p.name for p in tmp_path.iterdir()) == ["answers.csv", "ledger.jsonl"]
 
@@ -233,25 +230,25 @@ def test_a_worker_that_dies_is_one_error_not_an_endless_wait_and_errors_come_bac
         pool.map(_refuse, [()])
 
 
-def test_an_export_whose_parts_typed_a_field_apart_is_the_export_of_one_process(tmp_path):
-    # Numbers in the first half, an object in the second: as one process, the numbers' own JSON
-    # text (3, not the 3.0 of a float column the first half's workers made).
+def test_an_export_whose_halves_type_a_field_apart_is_the_same_on_any_threads(tmp_path):
+    # Numbers in the first half, an object in the second: the numbers' own JSON text (3, not the
+    # 3.0 of a float column the first half alone would make).
     records = [answer("a@t0", f"p{n:04d}", metadata={"x": 3 if n % 2 else 2.5}) for n in range(600)]
     records += [answer("a@t0", f"q{n:04d}", metadata={"x": {"a": 1}}) for n in range(600)]
     ledger = write_ledger(tmp_path / "ledger.jsonl", records)
     alone, spread = tmp_path / "alone.csv", tmp_path / "spread.csv"
-    write_export(ledger, tmp_path / "scores.jsonl", "csv", alone, workers=1)
-    write_export(ledger, tmp_path / "scores.jsonl", "csv", spread, workers=2)
+    write_export(ledger, tmp_path / "scores.jsonl", "csv", alone, threads=1)
+    write_export(ledger, tmp_path / "scores.jsonl", "csv", spread, threads=2)
     assert spread.read_bytes() == alone.read_bytes()
     assert b',"3",' in alone.read_bytes() and b',"3.0",' not in alone.read_bytes()
 
 
-def test_a_number_a_column_cannot_hold_is_the_same_one_line_error_with_workers(tmp_path, run_cli):
+def test_a_number_a_column_cannot_hold_is_the_same_one_line_error_on_threads(tmp_path, run_cli):
     records = [answer("a@t0", f"p{n:04d}", metadata={"x": 2**53 + 1}) for n in range(600)]
     records += [answer("a@t0", f"q{n:04d}", metadata={"x": 0.5}) for n in range(600)]
     write_ledger(tmp_path / "ledger.jsonl", records)
-    alone = run_cli("export", tmp_path, "--format", "parquet", "--workers", "1")
-    spread = run_cli("export", tmp_path, "--format", "parquet", "--workers", "2")
+    alone = run_cli("export", tmp_path, "--format", "parquet", "--threads", "1")
+    spread = run_cli("export", tmp_path, "--format", "parquet", "--threads", "2")
     assert alone[0] == 2 and "record 'a@t0|p0000|0': metadata" in alone[2]
     assert (spread[0], spread[2]) == (alone[0], alone[2])
 

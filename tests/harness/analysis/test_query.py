@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import shlex
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -177,16 +178,14 @@ def test_bad_inputs_exit_2_with_one_line(tmp_path, run_cli, make, expected):
 
 
 def test_an_unreadable_scores_file_exits_2_with_one_line(output, run_cli, monkeypatch):
-    import harness.analysis.view as view_module
+    real = Path.open
 
-    real = view_module.latest_lines
-
-    def unreadable(path, *args, **kwargs):
+    def unreadable(path, *args, **kwargs):  # as for a file not ours (the tests run as root)
         if path.name == "scores.jsonl":
             raise PermissionError(13, "Permission denied", str(path))
         return real(path, *args, **kwargs)
 
-    monkeypatch.setattr(view_module, "latest_lines", unreadable)
+    monkeypatch.setattr(Path, "open", unreadable)
     code, _, err = run_cli("query", output, "SELECT 1")
     assert code == 2
     assert err == f"error: {output / 'scores.jsonl'}: Permission denied\n"

@@ -271,10 +271,10 @@ def _big_ledger(path: Path, count: int, variant: str = "a@t0") -> Path:
 @pytest.mark.slow
 def test_the_next_export_removes_the_temporary_a_killed_one_left(tmp_path):
     _big_ledger(tmp_path / "ledger.jsonl", 40_000)
-    process = harness_process("export", str(tmp_path), "--format", "csv", "--workers", "1")
+    process = harness_process("export", str(tmp_path), "--format", "csv", "--threads", "1")
     left = _killed_while(process, tmp_path, ".answers.csv.")
     assert left.exists()
-    again = harness_process("export", str(tmp_path), "--format", "csv", "--workers", "1")
+    again = harness_process("export", str(tmp_path), "--format", "csv", "--threads", "1")
     assert again.wait(timeout=120) == 0
     assert sorted(p.name for p in tmp_path.iterdir()) == ["answers.csv", "ledger.jsonl"]
 

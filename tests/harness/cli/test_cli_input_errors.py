@@ -177,7 +177,7 @@ def test_every_numeric_option_is_found():
     assert {
         ("annotate export", "--seed"),
         ("plan", "--latency"),
-        ("export", "--workers"),
+        ("export", "--threads"),
     } <= options
 
 

@@ -464,8 +464,8 @@ def report_page(root: Path) -> None:
         "<= 20 s, 1 GB",
         figures.seconds <= 20 and figures.tree <= 1000,
     )
-    alone = verb_figures("report", str(folder), "--workers", "1")
-    report("    the same in one process (--workers 1)", str(alone), "-", True)
+    alone = verb_figures("report", str(folder), "--threads", "1")
+    report("    the same on one thread (--threads 1)", str(alone), "-", True)
     report("    the page's size", f"{megabytes:.1f} MB", "<= 25 MB", megabytes <= 25)
     try:
         measured, seen = first_render_seconds(page)

@@ -87,7 +87,7 @@ def write_report_project(folder: Path, records: int) -> tuple[Path, int]:
             text = " ".join(draw.choices(_WORDS, k=draw.randint(30, 90)))
             completion = Completion(text, "stop", Usage(60, 80), "sim-1", token_logprobs=logprobs)
             record = success_record("bench", job, completion, elapsed=draw.uniform(0.3, 4.0))
-            record = _at(dataclasses.replace(record, retry_count=draw.random() < 0.05), at)
+            record = _at(dataclasses.replace(record, retry_count=int(draw.random() < 0.05)), at)
             ledger.write(sealed(record))
     return config, (folder / LEDGER_NAME).stat().st_size
 

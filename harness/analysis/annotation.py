@@ -22,7 +22,8 @@ from __future__ import annotations
 import csv
 import dataclasses
 import random
-from collections.abc import Iterator, Sequence
+import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,13 +31,14 @@ from typing import Any
 import orjson
 
 from harness.analysis.annotation_key import KEY_SCHEMA, RATER_NAME, export_tag, one_label, row_id
-from harness.analysis.answers import Skipped, latest_records, run_lines
+from harness.analysis.answers import run_lines
 from harness.analysis.scores import (
     SCORES_NAME,
     answer_digest,
     known_scorers,
     read_score_states,
 )
+from harness.analysis.view import open_view
 from harness.config.scorers import UNPARSEABLE
 from harness.errors import InputError, listed
 from harness.ledger.lines import LEDGER_NAME, iter_lines
@@ -141,13 +143,12 @@ def export_sheets(request: ExportRequest) -> Exported:
     _check_label_set(labels, "--labels" if request.labels else f"scorer {request.scorer!r}")
     source = prompt_source(ledger, request.prompts)
     prompts = _load(source, request.prompts)
-    skipped = Skipped()
-    answers = _answers(ledger, skipped)
-    shown = [k for k, prompt_id, hashed in answers if _shown(prompts, prompt_id, hashed)]
+    answers, skipped = _answers(ledger)
+    shown = [a["key"] for a in answers if _shown(prompts, a["prompt_id"], a["prompt_hash"] or "")]
     if not shown:
         raise InputError(f"{ledger}: no answer whose prompt text is in {source}")
     rng = random.Random(request.seed)
-    items, texts = _items(ledger, _draw(rng, shown, request.sample), prompts)
+    items, texts = _items(answers, _draw(rng, shown, request.sample), prompts)
     orders = {rater: rng.sample(list(items), len(items)) for rater in request.raters}
     body: dict[str, Any] = {
         "schema": KEY_SCHEMA,
@@ -171,7 +172,7 @@ def export_sheets(request: ExportRequest) -> Exported:
     with written_whole(key) as temporary:  # last: a key means a whole export
         temporary.write_bytes(orjson.dumps(body, option=orjson.OPT_INDENT_2))
     sheets = tuple(folder / f"{rater}.csv" for rater in orders)
-    return Exported(sheets, key, len(items), labels, len(shown), skipped.lines)
+    return Exported(sheets, key, len(items), labels, len(shown), skipped)
 
 
 def _check_targets(folder: Path, raters: Sequence[str]) -> None:
@@ -252,11 +253,28 @@ def _load(source: PromptSource, given: Path | None) -> dict[str, Prompt]:
         raise InputError(f"{exc}{hint}") from None
 
 
-def _answers(ledger: Ledgers, skipped: Skipped) -> Iterator[tuple[str, str, str]]:
-    """Each latest answer's key, prompt id and prompt hash; the lines left out are counted in
-    `skipped`."""
-    for record in latest_records(ledger, successes_only=True, skipped=skipped):
-        yield record["key"], record["prompt_id"], record.get("prompt_hash") or ""
+def _answers(ledger: Ledgers) -> tuple[list[dict[str, Any]], int]:
+    """Each latest answer (a key whose latest record is a success) in ledger order: its key,
+    prompt id and hash, variant, category, probe flag and text; and the ledger's lines left out
+    (torn, damaged, of no known shape)."""
+    fields = (
+        "status",
+        "prompt_id",
+        "prompt_hash",
+        "variant",
+        "prompt_category",
+        "is_synthetic_probe",
+        "full_response",
+    )
+    with (
+        tempfile.TemporaryDirectory(prefix="harness-annotate-") as folder,
+        open_view(ledger, Path(folder) / "no-scores.jsonl", fields=fields) as view,
+    ):
+        table = view.arrow(
+            "SELECT key, prompt_id, prompt_hash, variant, prompt_category, is_synthetic_probe, "
+            "full_response FROM latest WHERE status = 'ok' ORDER BY line"
+        )
+        return table.to_pylist(), view.skipped
 
 
 def _shown(prompts: dict[str, Prompt], prompt_id: str, prompt_hash: str) -> bool:
@@ -266,12 +284,12 @@ def _shown(prompts: dict[str, Prompt], prompt_id: str, prompt_hash: str) -> bool
 
 
 def _items(
-    ledger: Ledgers, item_of: dict[str, str], prompts: dict[str, Prompt]
+    answers: list[dict[str, Any]], item_of: dict[str, str], prompts: dict[str, Prompt]
 ) -> tuple[dict[str, dict[str, Any]], dict[str, tuple[str, str]]]:
     """The key's entry of every chosen answer and the texts its sheet rows show, by item."""
     items: dict[str, dict[str, Any]] = {}
     texts: dict[str, tuple[str, str]] = {}
-    for record in latest_records(ledger, successes_only=True):
+    for record in answers:
         item = item_of.get(record["key"])
         if item is None:
             continue
@@ -280,8 +298,8 @@ def _items(
             "answer": answer_digest(record),
             "variant": record["variant"],
             "prompt_id": record["prompt_id"],
-            "category": record.get("prompt_category", ""),
-            "is_synthetic_probe": record.get("is_synthetic_probe", False),
+            "category": record["prompt_category"],
+            "is_synthetic_probe": record["is_synthetic_probe"],
         }
         texts[item] = (prompts[record["prompt_id"]].text, record["full_response"] or "")
     return dict(sorted(items.items())), texts

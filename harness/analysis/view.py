@@ -31,11 +31,15 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 import duckdb
+import numpy as np
 import orjson
 import pyarrow as pa
+import pyarrow.compute as pc
+from duckdb.func import ARROW
 
 from harness.analysis.scores import answer_digest, is_score
-from harness.analysis.sealed_pass import LatestLines, latest_lines
+from harness.analysis.sealed_pass import Parse, Readable, SealedLines, parse_lines, sealed_lines
+from harness.analysis.uncertainty import MEASURES, measure_flat
 from harness.api.types import MAX_COUNT
 from harness.errors import InputError
 from harness.input_files import refuse_special
@@ -45,8 +49,9 @@ from harness.ledger.sets import Advance, Ledgers
 # The record's fields as DuckDB reads them: each as its JSON text, checked by its first
 # character against what `harness.ledger.record.RecordLine` says it is (DuckDB would turn "3" into
 # 3, or 1 into true), then read as its value; the token logprobs as a list of positions.
-# Kinds: text, a whole count, an amount (a number not negative), an object, a list, a boolean,
-# the mode; `?` where null is allowed too.
+# Kinds: text, a whole count, an amount (a number from 0 to 10^12), an object, an object of
+# counts, an object of values (its whole numbers in 64 bits), the attempt errors, a boolean, the
+# mode; `?` where null is allowed too.
 KINDS = {
     "status": "text",
     "prompt_hash": "text?",
@@ -60,15 +65,15 @@ KINDS = {
     "full_response": "text?",
     "finish_reason": "text?",
     "finish_detail": "text?",
-    "tokens": "object?",
+    "tokens": "counts?",
     "cost_usd": "amount?",
     "token_logprobs": "positions",
-    "sampling_params": "object",
+    "sampling_params": "values",
     "timestamp": "text",
     "elapsed_seconds": "amount",
     "retry_count": "count",
-    "error": "object?",
-    "attempt_errors": "list",
+    "error": "values?",
+    "attempt_errors": "errors",
     "prompt_category": "text",
     "is_synthetic_probe": "boolean",
     "metadata": "object",
@@ -82,22 +87,52 @@ RECORD_COLUMNS = {
     **{name: _POSITIONS if kind == "positions" else "JSON" for name, kind in KINDS.items()},
     "crc": "VARCHAR",
 }
-# SQL: whether JSON text `x` is of a kind (null, or missing, is SQL NULL: the field is left out).
+# SQL: whether JSON text `{x}` is of a kind (null, or missing, is SQL NULL: the field is left
+# out). Templates: `{x}` is replaced, other braces are SQL's.
+_COUNT = (
+    "regexp_full_match({x}, '0|[1-9][0-9]{0,9}') AND TRY_CAST({x}::VARCHAR AS UBIGINT) <= "
+    + str(MAX_COUNT)
+)
+_INT64 = "(NOT regexp_full_match({x}, '-?[0-9]+') OR TRY_CAST({x}::VARCHAR AS BIGINT) IS NOT NULL)"
+_DIGIT = "substr({x}, 1, 1) IN (" + ", ".join(f"'{d}'" for d in range(10)) + ")"
+_TEXT = "coalesce({x} = 'null' OR starts_with({x}, '\"'), true)"
+_NUMBER = "coalesce({x} = 'null' OR substr({x}, 1, 1) = '-' OR " + _DIGIT + ", true)"
+_ERROR = " AND ".join(
+    [
+        "starts_with({x}, '{')",
+        _TEXT.replace("{x}", "json_extract({x}, '$.type')::VARCHAR"),
+        _TEXT.replace("{x}", "json_extract({x}, '$.message')::VARCHAR"),
+        "coalesce(json_extract({x}, '$.retryable')::VARCHAR IN ('true', 'false', 'null'), true)",
+        "coalesce(json_extract({x}, '$.status')::VARCHAR = 'null' OR "
+        + _COUNT.replace("{x}", "ltrim(json_extract({x}, '$.status')::VARCHAR, '-')")
+        .replace("UBIGINT", "BIGINT")
+        .replace(f"<= {MAX_COUNT}", "IS NOT NULL")
+        + ", true)",
+        _NUMBER.replace("{x}", "json_extract({x}, '$.retry_after')::VARCHAR"),
+    ]
+)
 _FIRST = {
     "text": "starts_with({x}, '\"')",
-    "count": "regexp_full_match({x}, '0|[1-9][0-9]{{0,9}}') AND TRY_CAST({x} AS UBIGINT) <= "
-    + str(MAX_COUNT),
-    "amount": "substr({x}, 1, 1) IN (" + ", ".join(f"'{d}'" for d in range(10)) + ")",
-    "object": "starts_with({x}, '{{')",
-    "list": "starts_with({x}, '[')",
+    "count": _COUNT,
+    "amount": _DIGIT + " AND TRY_CAST({x}::VARCHAR AS DOUBLE) <= 1e12",
+    "object": "starts_with({x}, '{')",
+    "counts": "starts_with({x}, '{') AND list_bool_and(["
+    + _COUNT.replace("{x}", "v")
+    + " FOR v IN json_extract({x}, '$.*')::VARCHAR[]]) IS NOT FALSE",
+    "values": "starts_with({x}, '{') AND list_bool_and(["
+    + _INT64.replace("{x}", "v")
+    + " FOR v IN json_extract({x}, '$.*')::VARCHAR[]]) IS NOT FALSE",
+    "errors": "CASE WHEN {x} = '[]' THEN true ELSE starts_with({x}, '[') AND list_bool_and(["
+    + _ERROR.replace("{x}", "e")
+    + " FOR e IN json_extract({x}, '$[*]')::VARCHAR[]]) IS NOT FALSE END",
     "boolean": "{x} IN ('true', 'false')",
     "mode": "{x} IN ('\"live\"', '\"batch\"')",
 }
 # SQL: the field's value, from its JSON text.
 _VALUE = {
     "text": "{x}->>'$'",
-    "count": "TRY_CAST({x} AS UINTEGER)",
-    "amount": "TRY_CAST({x} AS DOUBLE)",
+    "count": "TRY_CAST({x}::VARCHAR AS UINTEGER)",
+    "amount": "TRY_CAST({x}::VARCHAR AS DOUBLE)",
     "boolean": "{x} = 'true'",
     "mode": "{x}->>'$'",
 }
@@ -132,17 +167,17 @@ _POSITION = "r.token_logprobs[i]"
 _PAIRS = "coalesce(r.tops[i], [])"
 POSITIONS = (
     f"[{{'token': {_POSITION}.token->>'$', "
-    f"'logprob': TRY_CAST({_POSITION}.logprob AS DOUBLE), "
-    f"'token_id': TRY_CAST({_POSITION}.token_id AS BIGINT), "
+    f"'logprob': TRY_CAST({_POSITION}.logprob::VARCHAR AS DOUBLE), "
+    f"'token_id': TRY_CAST({_POSITION}.token_id::VARCHAR AS BIGINT), "
     f"'top_tokens': [pair[1]->>'$' FOR pair IN {_PAIRS}], "
-    f"'top_logprobs': [TRY_CAST(pair[2] AS DOUBLE) FOR pair IN {_PAIRS}], "
+    f"'top_logprobs': [TRY_CAST(pair[2]::VARCHAR AS DOUBLE) FOR pair IN {_PAIRS}], "
     f"'top_ids': from_json({_POSITION}.top_ids, '[\"BIGINT\"]')}} "
     "FOR i IN range(1, len(r.token_logprobs) + 1)]"
 )
 # What a record must be to count (JSON text compared as text: no second parse).
 SHAPE = (
     " AND ".join(
-        f"(r.{name} IS NULL OR {_FIRST[kind.rstrip('?')].format(x='r.' + name)})"
+        f"(r.{name} IS NULL OR {_FIRST[kind.rstrip('?')].replace('{x}', 'r.' + name)})"
         for name, kind in KINDS.items()
         if kind != "positions"
     )
@@ -166,7 +201,7 @@ SHAPE = (
 
 # The record as the view shows it: JSON text read as its value; the other fields as read.
 _READ_AS = {
-    name: _VALUE.get(kind.rstrip("?"), "{x}").format(x="r." + name)
+    name: _VALUE.get(kind.rstrip("?"), "{x}").replace("{x}", "r." + name)
     for name, kind in KINDS.items()
     if kind != "positions"
 } | {
@@ -179,13 +214,28 @@ FIELDS = [name for name in RECORD_COLUMNS if name != "crc"]
 # a failure: per position the chosen token's logprob and its alternatives' count, per
 # alternative its logprob (NaN where a logprob is null).
 LOGPROB_NUMBERS = {
-    "logprobs": "CASE WHEN r.status = '\"ok\"' THEN [coalesce(TRY_CAST(p.logprob AS DOUBLE), "
-    "'NaN'::DOUBLE) FOR p IN r.token_logprobs] END",
+    "logprobs": "CASE WHEN r.status = '\"ok\"' THEN [coalesce(TRY_CAST(p.logprob::VARCHAR "
+    "AS DOUBLE), 'NaN'::DOUBLE) FOR p IN r.token_logprobs] END",
     "top_widths": "CASE WHEN r.status = '\"ok\"' THEN [coalesce(len(t), 0) FOR t IN r.tops] END",
-    "top_logprobs": "CASE WHEN r.status = '\"ok\"' THEN flatten([[coalesce(TRY_CAST(pair[2] AS "
-    "DOUBLE), 'NaN'::DOUBLE) FOR pair IN coalesce(t, [])] FOR t IN r.tops]) END",
+    "top_logprobs": "CASE WHEN r.status = '\"ok\"' THEN flatten([[coalesce(TRY_CAST("
+    "pair[2]::VARCHAR AS DOUBLE), 'NaN'::DOUBLE) FOR pair IN coalesce(t, [])] FOR t IN r.tops]) "
+    "END",
 }
-_LONGEST_LINE = 64 << 20  # DuckDB's buffer per thread is sized for it
+# What else the view can derive from a record: the digest of the answer (what a score was given
+# to: `harness.analysis.scores.answer_digest`, from DuckDB's JSON of the two fields), how many
+# token logprob positions an answer has, and the uncertainty measures of its token logprobs
+# (`harness.analysis.uncertainty.measure_flat`, called by DuckDB on each chunk of rows). JSON
+# numbers are read as text to DOUBLE (DuckDB's cast from JSON parses each value again).
+DERIVED = {
+    "digest": "CASE WHEN r.status = '\"ok\"' THEN sha256('[' || coalesce(to_json(r.prompt_hash"
+    "->>'$')::VARCHAR, 'null') || ',' || coalesce(to_json(r.full_response->>'$')::VARCHAR, "
+    "'null') || ']')[:16] END",
+    "positions": "CASE WHEN r.status = '\"ok\"' THEN coalesce(len(r.token_logprobs), 0) END",
+    "unsure": "measures("
+    + ", ".join(LOGPROB_NUMBERS[name] for name in ("logprobs", "top_widths", "top_logprobs"))
+    + ")",
+}
+_LONGEST_LINE = 16 << 20  # DuckDB reads a line up to this long (its buffers are sized for it)
 
 
 @dataclass
@@ -222,6 +272,8 @@ class View:
     scores_path: Path
     skipped: int = 0  # ledger lines: torn, damaged, of no known shape
     labels: ScoreCounts = field(default_factory=ScoreCounts)
+    # How DuckDB reads the ledger's latest records: each source's `read_json` and its join
+    sources: list[tuple[str, str]] = field(default_factory=list)
 
     @property
     def scorers(self) -> dict[str, ScorerSummary]:
@@ -233,16 +285,17 @@ class View:
 
 
 def connect(
-    threads: int | None = None, memory_limit: str | None = None
+    threads: int | None = None, memory_limit: str | None = None, database: str = ":memory:"
 ) -> duckdb.DuckDBPyConnection:
-    """An in-memory DuckDB with the harness's settings: `threads` (default: the cores this
-    process may use), `memory_limit` (default: half the RAM, at most 4 GB)."""
+    """A DuckDB with the harness's settings: `threads` (default: the cores this process may
+    use), `memory_limit` (default: a quarter of the RAM, at most `MEMORY_LIMIT_MB`); `database`:
+    a file for tables larger than the memory limit (DuckDB moves their blocks to it)."""
     config: dict[str, Any] = {
         "threads": threads or _cores(),
         "memory_limit": memory_limit or _default_memory(),
-        "preserve_insertion_order": True,
+        "preserve_insertion_order": False,  # every reading in order says ORDER BY line
     }
-    return duckdb.connect(":memory:", config=config)
+    return duckdb.connect(database, config=config)
 
 
 def _cores() -> int:
@@ -282,19 +335,23 @@ def open_view(
         folder = stack.enter_context(tempfile.TemporaryDirectory(prefix="harness-view-"))
         connection = connect(threads, memory_limit)
         stack.callback(connection.close)
+        connection.create_function(
+            "measures", _measures, ["DOUBLE[]", "BIGINT[]", "DOUBLE[]"], _MEASURED, type=ARROW
+        )
         _do(connection, f"SET temp_directory = '{_quoted(folder)}'")
         view = View(connection, ledger, scores)
         try:
             # One ledger file is opened once: the pass and DuckDB read the same file, even if the
             # path is given to another meanwhile (as `run --fresh` does).
             source, paths = _held(stack, ledger)
-            latest = latest_lines(source, _parse_record, ledger=True, advance=advance)
-            view.skipped = latest.skipped
+            found = sealed_lines(source, _parse_record, ledger=True, advance=advance)
             # DuckDB reads the ledger (on its threads, without the GIL) while this thread
             # checks the scores file's seals.
             with ThreadPoolExecutor(1) as pool:
-                reading = pool.submit(_answers_table, view, paths, latest, Path(folder), fields)
-                given = _latest_scores(stack, scores, advance)
+                reading = pool.submit(
+                    _answers_table, view, source, paths, found, Path(folder), fields
+                )
+                given = _scores_seen(stack, scores, advance)
                 reading.result()
             _scores_table(view, given, scorers, Path(folder))
             _score_columns(view)
@@ -303,6 +360,24 @@ def open_view(
             raise InputError(f"{ledger}: {_first_line(exc)}") from None
         except OSError as exc:
             raise InputError(f"{exc.filename or ledger}: {exc.strerror or exc}") from None
+
+
+_MEASURED = "STRUCT(" + ", ".join(f"{name} DOUBLE" for name in MEASURES) + ")"
+
+
+def _measures(logprobs: pa.Array, widths: pa.Array, alternatives: pa.Array) -> pa.StructArray:
+    """The uncertainty measures of a chunk of answers, from their token logprobs' numbers
+    (`LOGPROB_NUMBERS`; null for an answer without them)."""
+    counts = pc.fill_null(pc.list_value_length(logprobs), 0)
+    measured = measure_flat(
+        np.asarray(counts.to_numpy(zero_copy_only=False), np.intp),
+        np.asarray(pc.list_flatten(logprobs).to_numpy(zero_copy_only=False), float),
+        np.asarray(pc.list_flatten(widths).to_numpy(zero_copy_only=False), np.intp),
+        np.asarray(pc.list_flatten(alternatives).to_numpy(zero_copy_only=False), float),
+    )
+    return pa.StructArray.from_arrays(
+        [pa.array(measured[name]) for name in MEASURES], names=list(MEASURES)
+    )
 
 
 def _held(stack: ExitStack, ledger: Path | Ledgers) -> tuple[BinaryIO | Ledgers, tuple[str, ...]]:
@@ -331,92 +406,133 @@ def _parse_score(line: bytes) -> dict[str, Any] | None:
     return obj if obj is not None and is_score(obj) else None
 
 
+def _latest_table(
+    view: View, name: str, found: SealedLines, source: Readable, parse: Parse
+) -> list[tuple[int, dict[str, Any]]]:
+    """CREATE TABLE `name` (key, line, crc, listed, parsed): the latest line of each key of
+    `found`, by line number; return those of them parsed here. A latest line that a damaged one
+    could be taken for in DuckDB (they share key and checksum text) is parsed here too."""
+    connection = view.connection
+    connection.register("lines_seen", found.table())
+    _do(
+        connection,
+        f"CREATE TABLE {name} AS SELECT * FROM lines_seen "
+        "QUALIFY row_number() OVER (PARTITION BY key ORDER BY line DESC) = 1",
+    )
+    connection.unregister("lines_seen")
+    if found.damaged:
+        doubtful = [
+            number
+            for (number,) in _do(
+                connection,
+                f"SELECT line FROM {name} WHERE NOT parsed AND list_contains(?, crc)",
+                [sorted(found.damaged)],
+            )
+        ]
+        if doubtful:
+            again, skipped = parse_lines(source, parse, doubtful)
+            found.skipped += skipped
+            found.parsed += again
+            read = [number for number, _ in again]
+            if read:
+                _do(
+                    connection,
+                    f"UPDATE {name} SET parsed = true WHERE list_contains(?, line)",
+                    [read],
+                )
+            unread = sorted(set(doubtful) - set(read))
+            if unread:
+                _do(connection, f"DELETE FROM {name} WHERE list_contains(?, line)", [unread])
+    latest = {number for (number,) in _do(connection, f"SELECT line FROM {name} WHERE parsed")}
+    return [(number, obj) for number, obj in found.parsed if number in latest]
+
+
 def _answers_table(
     view: View,
+    source: Readable,
     paths: tuple[str, ...],
-    latest: LatestLines,
+    found: SealedLines,
     folder: Path,
     fields: Collection[str],
 ) -> None:
-    """CREATE `answers` from the files read by DuckDB, joined with the latest lines."""
+    """CREATE `latest` from the files read by DuckDB, joined with the latest lines."""
     connection = view.connection
-    sealed = latest.sealed
-    connection.register(
-        "latest_lines",
-        pa.table(
-            {
-                "key": pa.array(list(sealed), pa.string()),
-                "line": pa.array([entry[0] for entry in sealed.values()], pa.int64()),
-                "crc": pa.array([entry[1] for entry in sealed.values()], pa.string()),
-                "listed": pa.array([entry[2] for entry in sealed.values()], pa.bool_()),
-            }
-        ),
+    side = _side_file(
+        folder / "parsed.jsonl", _latest_table(view, "latest_lines", found, source, _parse_record)
     )
-    side = _side_file(folder / "parsed.jsonl", latest.parsed)
+    view.skipped = found.skipped
     columns = "{" + ", ".join(f"'{n}': '{t}'" for n, t in RECORD_COLUMNS.items()) + "}"
     reads = [
         f"read_json({_files(paths)}, format='newline_delimited', columns={columns}, "
         f"ignore_errors=true, maximum_object_size={_LONGEST_LINE})"
     ]
-    joins = [("l.line, l.listed, ", "JOIN latest_lines l ON r.key = l.key AND r.crc = l.crc")]
+    joins = [
+        (
+            "l.line, l.listed, ",
+            "JOIN latest_lines l ON r.key = l.key AND r.crc = l.crc AND NOT l.parsed",
+        )
+    ]
     if side is not None:
         reads.append(
             f"read_json('{_quoted(side)}', format='newline_delimited', "
             f"columns={columns[:-1]}, 'line': 'BIGINT', 'listed': 'BOOLEAN'}})"
         )
         joins.append(("", ""))
-    wanted = {"status", "full_response", "prompt_hash", *fields} - {"key"}
+    wanted = {"status", "digest", *fields} - {"key"}
+    derived = LOGPROB_NUMBERS | DERIVED
     selected = ", ".join(
-        f"{_READ_AS.get(name) or LOGPROB_NUMBERS.get(name) or 'r.' + name} AS {name}"
-        for name in [*FIELDS, *LOGPROB_NUMBERS]
+        f"{_READ_AS.get(name) or derived.get(name) or 'r.' + name} AS {name}"
+        for name in [*FIELDS, *derived]
         if name in wanted
     )
+    view.sources = [(read, join) for read, (_, join) in zip(reads, joins, strict=True)]
     parts = [
         f"SELECT r.line, r.key, {selected} FROM (SELECT r.*, {placed}{TOPS} AS tops "
         f"FROM {read} r {join}) r WHERE {SHAPE}"
         for read, (placed, join) in zip(reads, joins, strict=True)
     ]
-    _do(
+    # Not sorted here: DuckDB's sort of a join straight from the file holds it all in memory.
+    _do(connection, f"CREATE TABLE latest AS SELECT * FROM ({' UNION ALL '.join(parts)})")
+    ((rows, keys, expected),) = _do(
         connection,
-        f"CREATE TEMP TABLE latest AS SELECT * FROM ({' UNION ALL '.join(parts)}) ORDER BY line",
+        "SELECT count(*), count(DISTINCT key), (SELECT count(*) FROM latest_lines) FROM latest",
     )
-    connection.unregister("latest_lines")
-    ((rows, keys),) = _do(connection, "SELECT count(*), count(DISTINCT key) FROM latest")
     if rows != keys:  # a line repeated exactly (in two of the ledgers, or in one): once
         _do(
             connection,
-            "CREATE OR REPLACE TEMP TABLE latest AS SELECT * FROM latest "
-            "QUALIFY row_number() OVER (PARTITION BY key ORDER BY line) = 1 ORDER BY line",
+            "CREATE OR REPLACE TABLE latest AS SELECT * FROM latest "
+            "QUALIFY row_number() OVER (PARTITION BY key ORDER BY line) = 1",
         )
-    view.skipped += latest.keys - keys
+    view.skipped += expected - keys
 
 
-def _side_file(path: Path, parsed: dict[str, tuple[int, dict[str, Any]]]) -> Path | None:
-    """The latest records parsed in Python, as lines DuckDB reads (None: there are none)."""
+def _side_file(path: Path, parsed: list[tuple[int, dict[str, Any]]]) -> Path | None:
+    """Lines parsed in Python, as lines DuckDB reads (None: there are none)."""
     if not parsed:
         return None
     with path.open("wb") as file:
-        for number, record in parsed.values():
+        for number, record in parsed:
             listed = isinstance(record.get("token_logprobs"), list)
             file.write(orjson.dumps({**record, "line": number, "listed": listed}) + b"\n")
     return path
 
 
-def _latest_scores(
+def _scores_seen(
     stack: ExitStack, path: Path, advance: Advance | None
-) -> tuple[str, LatestLines] | None:
-    """The scores file (opened once, held by `stack`), as DuckDB reads it, and its latest lines
-    (None: there is no scores file)."""
+) -> tuple[BinaryIO, str, SealedLines] | None:
+    """The scores file (opened once, held by `stack`), the path DuckDB reads it by, and its
+    lines (None: there is no scores file)."""
     if not path.exists():
         return None
     refuse_special(path)
     file = stack.enter_context(path.open("rb"))
-    return _open_path(file, path), latest_lines(file, _parse_score, ledger=False, advance=advance)
+    found = sealed_lines(file, _parse_score, ledger=False, advance=advance)
+    return file, _open_path(file, path), found
 
 
 def _scores_table(
     view: View,
-    given: tuple[str, LatestLines] | None,
+    given: tuple[BinaryIO, str, SealedLines] | None,
     only: Collection[str],
     folder: Path,
 ) -> None:
@@ -424,28 +540,19 @@ def _scores_table(
     connection = view.connection
     columns = "answer_key VARCHAR, scorer VARCHAR, label VARCHAR, value DOUBLE, rater VARCHAR"
     if given is None:
-        _do(connection, f"CREATE TEMP TABLE scores ({columns})")
+        _do(connection, f"CREATE TABLE scores ({columns})")
         return
-    path, latest = given
-    view.labels.skipped = latest.skipped
-    sealed = latest.sealed
-    connection.register(
-        "latest_scores",
-        pa.table(
-            {
-                "key": pa.array(list(sealed), pa.string()),
-                "line": pa.array([entry[0] for entry in sealed.values()], pa.int64()),
-                "crc": pa.array([entry[1] for entry in sealed.values()], pa.string()),
-            }
-        ),
+    file, path, found = given
+    side = _side_file(
+        folder / "scores.jsonl", _latest_table(view, "latest_scores", found, file, _parse_score)
     )
+    view.labels.skipped = found.skipped
     spec = "{" + ", ".join(f"'{n}': '{t}'" for n, t in SCORE_COLUMNS.items()) + "}"
     reads = [
         f"SELECT l.line, s.* EXCLUDE (crc) FROM read_json('{_quoted(path)}', "
         f"format='newline_delimited', columns={spec}, ignore_errors=true) s "
-        "JOIN latest_scores l ON s.key = l.key AND s.crc = l.crc"
+        "JOIN latest_scores l ON s.key = l.key AND s.crc = l.crc AND NOT l.parsed"
     ]
-    side = _side_file(folder / "scores.jsonl", latest.parsed)
     if side is not None:
         reads.append(
             f"SELECT line, * EXCLUDE (line, listed, crc) FROM read_json('{_quoted(side)}', "
@@ -454,10 +561,10 @@ def _scores_table(
         )
     _do(
         connection,
-        "CREATE TEMP TABLE score_lines AS SELECT * FROM (" + " UNION ALL ".join(reads) + ") "
-        "WHERE status IN ('ok', 'error') ORDER BY line",
+        "CREATE TABLE score_lines AS SELECT * FROM (" + " UNION ALL ".join(reads) + ") "
+        "WHERE status IN ('ok', 'error') "
+        "QUALIFY row_number() OVER (PARTITION BY key) = 1",  # a line repeated exactly: once
     )
-    connection.unregister("latest_scores")
     # A latest line whose digest is not one: no score is current, the line counted unreadable.
     bad = _do(
         connection,
@@ -478,7 +585,7 @@ def _scores_table(
     # The scorer's current definition: its last line's.
     _do(
         connection,
-        """CREATE TEMP TABLE scores AS
+        """CREATE TABLE scores AS
         WITH current AS (SELECT scorer, arg_max(definition, line) AS definition
                          FROM score_lines GROUP BY scorer)
         SELECT s.answer_key, s.scorer, s.label, s.value, s.rater, s.answer, s.line
@@ -502,34 +609,27 @@ def _keep_current_answers(view: View) -> None:
     connection = view.connection
     _do(
         connection,
-        """CREATE TEMP TABLE digests AS
-        SELECT a.key, s.scorer, s.answer,
-               lower(s.answer) = sha256('[' || coalesce(to_json(a.prompt_hash)::VARCHAR, 'null')
-                   || ',' || coalesce(to_json(a.full_response)::VARCHAR, 'null') || ']')[:16]
-                   AS same
+        """CREATE TABLE digests AS
+        SELECT a.key, s.scorer, s.answer, lower(s.answer) = a.digest AS same
         FROM scores s JOIN latest a ON a.key = s.answer_key AND a.status = 'ok'""",
     )
     # Where DuckDB's JSON of the answer is not orjson's, the digest is taken as the harness does.
-    doubtful = _do(
-        connection,
-        "SELECT d.key, d.answer, a.prompt_hash, a.full_response FROM digests d "
-        "JOIN latest a USING (key) WHERE NOT d.same",
-    )
-    confirmed = [
-        (key, answer)
-        for key, answer, prompt_hash, response in doubtful
-        if answer_digest({"prompt_hash": prompt_hash, "full_response": response}) == answer.lower()
-    ]
-    if confirmed:
+    doubtful = _do(connection, "SELECT DISTINCT key FROM digests WHERE NOT same")
+    if doubtful:
+        confirmed = [
+            (key, digest)
+            for key, prompt_hash, response in _answers_of(view, [key for (key,) in doubtful])
+            for digest in [answer_digest({"prompt_hash": prompt_hash, "full_response": response})]
+        ]
         _do(
             connection,
-            "UPDATE digests SET same = true FROM (SELECT unnest(?) AS key, unnest(?) AS answer) c "
-            "WHERE digests.key = c.key AND digests.answer = c.answer",
-            [[key for key, _ in confirmed], [answer for _, answer in confirmed]],
+            "UPDATE digests SET same = true FROM (SELECT unnest(?) AS key, unnest(?) AS digest) c "
+            "WHERE digests.key = c.key AND lower(digests.answer) = c.digest",
+            [[key for key, _ in confirmed], [digest for _, digest in confirmed]],
         )
     _do(
         connection,
-        """CREATE OR REPLACE TEMP TABLE scores AS
+        """CREATE OR REPLACE TABLE scores AS
         SELECT s.* EXCLUDE (answer, line) FROM scores s
         JOIN digests d ON d.key = s.answer_key AND d.scorer = s.scorer AND d.same""",
     )
@@ -541,6 +641,16 @@ def _keep_current_answers(view: View) -> None:
     ):
         summary = view.scorers[name]
         summary.given, summary.has_values = labels, values
+
+
+def _answers_of(view: View, keys: list[str]) -> list[tuple[str, str | None, str | None]]:
+    """The prompt hash and response of the latest records of `keys`, read again."""
+    parts = [
+        f"SELECT r.key, r.prompt_hash->>'$', r.full_response->>'$' FROM {read} r {join} "
+        "WHERE list_contains($keys, r.key)"
+        for read, join in view.sources
+    ]
+    return _do(view.connection, " UNION ALL ".join(parts), {"keys": keys})
 
 
 def _score_columns(view: View) -> None:
@@ -557,7 +667,7 @@ def _score_columns(view: View) -> None:
     selected = ", ".join(["a.*", *columns])
     _do(
         view.connection,
-        f"CREATE TEMP VIEW answers AS SELECT {selected} FROM latest a {' '.join(joins)}",
+        f"CREATE VIEW answers AS SELECT {selected} FROM latest a {' '.join(joins)}",
     )
 
 

@@ -8,7 +8,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from harness.analysis.columns import AnswerColumns
-from harness.analysis.uncertainty import MEASURES, measure_flat
+from harness.analysis.uncertainty import MEASURES
 from harness.analysis.view import View
 
 # The record's fields the columns are made of (see `harness.analysis.view.open_view`).
@@ -18,15 +18,13 @@ FIELDS = (
     "prompt_id",
     "sample",
     "is_synthetic_probe",
-    "logprobs",
-    "top_widths",
-    "top_logprobs",
+    "unsure",
 )
-# Per answer (in ledger order): what the columns hold, and its token logprobs' numbers flat.
-_QUERY = """
+# Per answer (in ledger order): what the columns hold.
+_QUERY = f"""
 SELECT variant, prompt_category, dense_rank() OVER (ORDER BY prompt_id, sample) - 1 AS item,
-       is_synthetic_probe, status = 'ok' AS ok, coalesce(len(logprobs), 0) AS counts,
-       logprobs, top_widths, top_logprobs
+       is_synthetic_probe, status = 'ok' AS ok,
+       {", ".join(f"coalesce(unsure.{name}, 'NaN'::DOUBLE) AS {name}" for name in MEASURES)}
 FROM latest ORDER BY line
 """
 
@@ -36,12 +34,6 @@ def view_columns(view: View) -> AnswerColumns:
     table = view.arrow(_QUERY)
     variants = pc.dictionary_encode(table["variant"]).combine_chunks()
     categories = pc.dictionary_encode(table["prompt_category"]).combine_chunks()
-    measured = measure_flat(
-        _numbers(table["counts"], np.intp),
-        _flat(table["logprobs"]),
-        _flat(table["top_widths"]).astype(np.intp),
-        _flat(table["top_logprobs"]),
-    )
     ok = _numbers(table["ok"], bool)
     labels, label, unscored = {}, {}, {}
     for name, summary in view.scorers.items():
@@ -65,7 +57,7 @@ def view_columns(view: View) -> AnswerColumns:
         item=_numbers(table["item"], np.int64),
         probe=_numbers(table["is_synthetic_probe"], bool),
         ok=ok,
-        unsure={name: measured[name] for name in MEASURES},
+        unsure={name: _numbers(table[name], float) for name in MEASURES},
         label=label,
         unscored=unscored,
     )
@@ -73,8 +65,3 @@ def view_columns(view: View) -> AnswerColumns:
 
 def _numbers(column: pa.ChunkedArray | pa.Array, dtype: type | np.dtype) -> np.ndarray:
     return np.asarray(column.to_numpy(zero_copy_only=False), dtype=dtype)
-
-
-def _flat(column: pa.ChunkedArray) -> np.ndarray:
-    flat = pc.list_flatten(column)
-    return np.asarray(flat.to_numpy(zero_copy_only=False), dtype=float)

@@ -12,7 +12,7 @@ from rich.console import Console
 from harness.cli.results import (
     add_bootstrap_arguments,
     add_force_argument,
-    add_workers_argument,
+    add_threads_argument,
 )
 from harness.ledger.targets import check_target
 from harness.terminal import Parser, say
@@ -36,7 +36,7 @@ def add_report_verb(verbs: argparse._SubParsersAction[Parser]) -> None:
     )
     add_bootstrap_arguments(report)
     add_force_argument(report, "--out or a file --figures")
-    add_workers_argument(report)
+    add_threads_argument(report)
     report.add_argument("--open", action="store_true", help="open it in the default browser")
     report.set_defaults(verb=_report)
 
@@ -65,9 +65,9 @@ def _report(args: argparse.Namespace, console: Console) -> int:
         figures=args.figures,
         resamples=args.resamples,
         seed=args.seed,
-        workers=args.workers,
+        threads=args.threads,
     )
-    with reading_bar(console, "reading", size * 2) as advance:
+    with reading_bar(console, "reading", size) as advance:
         built = build_report(request, advance)
     for note in built.notes:
         say(console, f"note: {note}")

@@ -36,14 +36,14 @@ def payload(
     order = sorted(kept)
     at = {row: n for n, row in enumerate(order)}
     first = np.asarray(rows.first_row, dtype=np.intp)
-    latency = np.frombuffer(rows.latency, dtype=np.float64)
+    latency = rows.latency
     return {
         "variants": columns.variants,
         "categories": columns.categories,
-        "error_types": list(rows.error_types),
+        "error_types": rows.error_types,
         "scorers": [{"name": name, "labels": labels} for name, labels in columns.labels.items()],
         "prompts": {
-            "id": list(rows.prompts),
+            "id": rows.prompts,
             "category": columns.category[first].tolist(),
             "probe": columns.probe[first].astype(int).tolist(),
             "text": texts,

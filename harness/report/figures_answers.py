@@ -27,9 +27,9 @@ def distributions_figure(
     ok, variant = columns.ok, columns.variant
     if not ok.any():
         return "distributions: no answers"
-    live = np.frombuffer(rows.live, dtype=np.int8).astype(bool)
-    latency = np.frombuffer(rows.latency, dtype=np.float64)
-    tokens = np.frombuffer(rows.output_tokens, dtype=np.int32).astype(float)
+    live = rows.live
+    latency = rows.latency
+    tokens = rows.output_tokens.astype(float)
     names = sorted(variants)
     height = min(9.0, 0.8 + 0.25 * len(names))
     figure = Figure(figsize=(WIDTH, height), layout="constrained")
@@ -62,16 +62,16 @@ def distributions_figure(
 def timeline_figure(timeline: Timeline) -> Made | str:
     unreadable = timeline.unreadable
     left_out = f"timeline: {unreadable:,} result line(s) left out: no readable timestamp"
-    if not timeline.seconds:
+    if not len(timeline.seconds):
         return left_out if unreadable else "timeline: no result lines"
-    ended = np.frombuffer(timeline.seconds, dtype=np.float64)
+    ended = timeline.seconds
     start = float(ended.min())
     span = max(float(ended.max()) - start, 1.0)
     unit, scale = ("min", 60.0) if span > 300 else ("s", 1.0)
     edges = np.linspace(0, span / scale, 41)
     at = (ended - start) / scale
-    ok = np.frombuffer(timeline.ok, dtype=np.int8).astype(bool)
-    retries = np.frombuffer(timeline.retries, dtype=np.int32)
+    ok = timeline.ok
+    retries = timeline.retries
     figure = Figure(figsize=(WIDTH, 3.6), layout="constrained")
     top, bottom = figure.subplots(2, 1, sharex=True)
     width = edges[1] - edges[0]
@@ -94,7 +94,7 @@ def timeline_figure(timeline: Timeline) -> Made | str:
     top.legend(loc="upper right")
     base = np.zeros(len(edges) - 1)
     if timeline.error_type:
-        errors_at = (np.frombuffer(timeline.error_at, dtype=np.float64) - start) / scale
+        errors_at = (timeline.error_at - start) / scale
         for name, chosen in _error_kinds(timeline.error_type):
             counts, _ = np.histogram(errors_at[chosen], edges)
             bottom.bar(edges[:-1], counts, width, bottom=base, align="edge", label=name)

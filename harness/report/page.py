@@ -12,20 +12,18 @@ from __future__ import annotations
 
 import dataclasses
 import html
+import multiprocessing
 import re
-from concurrent.futures import ThreadPoolExecutor
-from contextlib import nullcontext
+from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
 from harness.analysis.annotation import run_prompt_source
-from harness.analysis.answers import held
-from harness.analysis.labels import Labels
-from harness.analysis.parallel import in_workers, may_spread
-from harness.analysis.reading import read_latest
-from harness.analysis.stats import check_selection, stats_of
+from harness.analysis.stats import LabelCounts, Stats, check_selection, stats_of
+from harness.analysis.view import open_view
 from harness.bulk import collector_paused
 from harness.errors import InputError
 from harness.ledger.sets import Advance, Ledgers
@@ -40,13 +38,7 @@ from harness.report.overview import (
     run_rows,
     variant_rows,
 )
-from harness.report.read import (
-    Limits,
-    Reading,
-    prompt_texts,
-    read_in_workers,
-    report_reading,
-)
+from harness.report.read import FIELDS, Limits, Reading, prompt_texts, report_reading
 from harness.run.summary import summarize
 from harness.run.tally import Summary
 from harness.terminal import command_line
@@ -73,7 +65,7 @@ class ReportRequest:
     limits: Limits = field(default_factory=Limits)
     resamples: int = 1000
     seed: int = 0
-    workers: int | None = None  # processes reading the ledger (None: see read_latest)
+    threads: int | None = None  # the query engine's threads (None: one per core)
 
 
 @dataclass(frozen=True)
@@ -102,18 +94,8 @@ def build_report(request: ReportRequest, advance: Advance | None = None) -> Buil
 
 
 def _build(request: ReportRequest, advance: Advance | None, figures_dir: Path | None) -> Built:
-    summary, reading, labels = _read(request, advance)
+    summary, reading, stats = _read(request, advance)
     learn_secrets(reading.runs)
-    stats = stats_of(
-        request.ledger,
-        request.scores,
-        labels,
-        reading.columns,
-        request.label,
-        request.resamples,
-        request.seed,
-        skipped_lines=reading.skipped,
-    )
     scorer = request.scorer or _figures_scorer(reading.columns.labels, request.label)
     notes = _left_out(reading, request.limits)
     texts = _prompt_texts(request, reading, notes)
@@ -169,34 +151,46 @@ def _figures_scorer(given: dict[str, list[str]], label: str | None) -> str | Non
     )
 
 
-def _read(request: ReportRequest, advance: Advance | None) -> tuple[Summary, Reading, Labels]:
-    """The status summary (made meanwhile in a worker process, on Linux), the ledger read once,
-    and the current labels, the request checked against them (InputError)."""
-    spread = may_spread(request.workers)
-    with (
-        collector_paused(),
-        held(request.ledger) as source,
-        in_workers(1, None) if spread else nullcontext() as pool,
-    ):
-        summary_made = pool.submit(summarize, request.ledger) if pool else None
-        latest = read_latest(source, request.scores, (), advance, request.workers)
-        _check_scorer(request, latest.labels)
-        variants = set(request.variants) or None
-        if latest.workers > 1:
-            reading = read_in_workers(request.ledger, latest, request.limits, variants, advance)
-        else:
-            reading = report_reading(
+def _read(request: ReportRequest, advance: Advance | None) -> tuple[Summary, Reading, Stats]:
+    """The status summary (made meanwhile in another process, on Linux), the ledger read once
+    into the view, and the statistics of its latest records, the request checked against the
+    current labels (InputError)."""
+    with collector_paused(), ExitStack() as stack:
+        summary_made = _summary_started(request.ledger, stack)
+        view = stack.enter_context(
+            open_view(
                 request.ledger,
-                source,
-                latest.positions,
-                latest.labels,
-                request.limits,
-                variants,
-                advance,
+                request.scores,
+                threads=request.threads,
+                advance=advance,
+                fields=FIELDS,
             )
-        summary = summary_made() if summary_made else summarize(request.ledger)
+        )
+        _check_scorer(request, view.labels)
+        variants = set(request.variants) or None
+        reading = report_reading(view, request.limits, variants)
+        stats = stats_of(
+            request.ledger,
+            request.scores,
+            view.labels,
+            reading.columns,
+            request.label,
+            request.resamples,
+            request.seed,
+            skipped_lines=reading.skipped,
+        )
+        summary = summary_made.result() if summary_made else summarize(request.ledger)
     _check_variants(request, summary)
-    return summary, reading, latest.labels
+    return summary, reading, stats
+
+
+def _summary_started(ledger: Path | Ledgers, stack: ExitStack) -> Future[Summary] | None:
+    """The status summary being made in a forked process (None where there is no fork)."""
+    if "fork" not in multiprocessing.get_all_start_methods():
+        return None
+    context = multiprocessing.get_context("fork")
+    pool = stack.enter_context(ProcessPoolExecutor(1, mp_context=context))
+    return pool.submit(summarize, ledger)
 
 
 def _check_variants(request: ReportRequest, summary: Summary) -> None:
@@ -209,7 +203,7 @@ def _check_variants(request: ReportRequest, summary: Summary) -> None:
         raise InputError(f"{request.ledger}: no variant {', '.join(unknown)} (variants: {known})")
 
 
-def _check_scorer(request: ReportRequest, labels: Labels) -> None:
+def _check_scorer(request: ReportRequest, labels: LabelCounts) -> None:
     scorers = [request.scorer] if request.scorer else []
     check_selection(request.scores, labels, scorers, request.label)
     if request.scorer and request.label:
@@ -229,7 +223,7 @@ def _left_out(reading: Reading, limits: Limits) -> list[str]:
             f"{rows.cut:,} answer(s) cut to {limits.answer_chars:,} characters "
             "(`harness export` has them whole)"
         )
-    kept = len(sample.heap)
+    kept = len(sample.answers)
     if kept < sample.total:
         notes.append(
             f"token logprobs kept for {kept:,} of the {sample.total:,} answers that have them: "

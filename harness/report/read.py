@@ -1,40 +1,54 @@
-"""One pass over a ledger for the report: its run lines, every result line's time, retries and
-errors (superseded lines too: the timeline is the run's history), and the latest record of every
-key, each line parsed once.
+"""What the report reads of a ledger, as queries on the analysis's view of it
+(`harness.analysis.view`): the latest record of every key becomes the statistics' columns
+(`harness.analysis.view_columns`) and, beside them, the record browser's rows (prompt, sample,
+status, error type, latency, tokens, retries, the answer's text); every result line's time,
+retries and errors (superseded lines too: the timeline is the run's history) come from one more
+DuckDB reading of the ledger files, narrowed to those fields; the run lines are found by their
+`"run"` and parsed here.
 
-The latest records (at `positions`, from `harness.analysis.answers.latest_positions`) become the
-statistics' columns (`harness.analysis.columns.ColumnsBuilder`: variant, category, probe flag,
-current labels, uncertainty measures) and, beside them, the record browser's rows (prompt,
-sample, status, error type, latency, tokens, retries, the answer's text). Memory: a row per key
-(its answer cut to `limits.answer_chars`), a few numbers per result line, and the parsed token
-logprobs of at most `limits.logprob_answers` answers (see `LogprobSample`).
+Memory: DuckDB holds the latest records (within its memory limit, spilling beyond it); Python a
+row per key (its answer cut to `limits.answer_chars`), a few numbers per result line, and the
+token logprobs of at most `limits.logprob_answers` answers (see `LogprobSample`).
 """
 
 from __future__ import annotations
 
-import heapq
+import mmap
 import zlib
-from array import array
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from itertools import pairwise
+from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 
-from harness.analysis.answers import Source, Stretch, lines_at
-from harness.analysis.columns import AnswerColumns, Codes, ColumnsBuilder, joined_columns
-from harness.analysis.labels import Labels
-from harness.analysis.parallel import in_workers, report_read, shared
+from harness.analysis.columns import AnswerColumns
 from harness.analysis.positions import flatten
-from harness.analysis.reading import Latest
-from harness.bulk import collector_paused
-from harness.ledger.lines import is_result, parse_line
-from harness.ledger.sets import Advance
+from harness.analysis.view import View
+from harness.analysis.view_columns import FIELDS as COLUMN_FIELDS
+from harness.analysis.view_columns import view_columns
+from harness.ledger.lines import KEY_HEAD, parse_line, source_lines
+from harness.ledger.sets import Ledgers
 from harness.prompts.load import Prompt
 
-_BATCH = 256  # latest records turned into columns together (as `answer_columns` does)
+# The record's fields `latest` holds for the report: the columns' and the browser's.
+FIELDS = (
+    *COLUMN_FIELDS,
+    "status",
+    "prompt_hash",
+    "mode",
+    "error",
+    "elapsed_seconds",
+    "tokens",
+    "retry_count",
+    "full_response",
+    "positions",
+)
+_LONGEST_LINE = 64 << 20
 
 
 @dataclass(frozen=True)
@@ -51,39 +65,24 @@ class Limits:
 @dataclass
 class Rows:
     """What the browser shows of the latest records beyond their columns, one entry per record
-    in each list, in the columns' order."""
+    in each array, in the columns' order (ledger order)."""
 
-    prompts: Codes = field(default_factory=Codes)  # prompt ids
+    prompts: list[str] = field(default_factory=list)  # prompt ids, in the order first seen
     first_row: list[int] = field(default_factory=list)  # per prompt: its first record's row
     prompt_hash: list[str] = field(default_factory=list)  # per prompt: its first record's
-    error_types: Codes = field(default_factory=Codes)
-    prompt: array[int] = field(default_factory=lambda: array("i"))
-    sample: array[int] = field(default_factory=lambda: array("i"))
-    live: array[int] = field(default_factory=lambda: array("b"))
-    error: array[int] = field(default_factory=lambda: array("i"))  # -1: none
-    latency: array[float] = field(default_factory=lambda: array("d"))
-    output_tokens: array[int] = field(default_factory=lambda: array("i"))  # -1: unknown
-    retries: array[int] = field(default_factory=lambda: array("i"))
+    error_types: list[str] = field(default_factory=list)  # in the order first seen
+    prompt: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int32))
+    sample: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    live: np.ndarray = field(default_factory=lambda: np.zeros(0, bool))
+    error: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int32))  # -1: none
+    latency: np.ndarray = field(default_factory=lambda: np.zeros(0))  # NaN: unknown
+    output_tokens: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))  # -1: unknown
+    retries: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
     text: list[str] = field(default_factory=list)  # the answer, or the error's message
     cut: int = 0  # texts cut to the limit
 
     def __len__(self) -> int:
         return len(self.prompt)
-
-    def extend(self, later: Rows) -> None:
-        """Append the rows of the records that follow these (read by another worker)."""
-        offset = len(self)
-        prompts = [self.prompts.code(p) for p in later.prompts]
-        for code, first in enumerate(later.first_row):
-            if prompts[code] == len(self.first_row):  # a prompt first seen there
-                self.first_row.append(offset + first)
-                self.prompt_hash.append(later.prompt_hash[code])
-        errors = [self.error_types.code(e) for e in later.error_types]
-        self.prompt.extend(prompts[p] for p in later.prompt)
-        self.error.extend(-1 if e < 0 else errors[e] for e in later.error)
-        for name in ("sample", "live", "latency", "output_tokens", "retries", "text"):
-            getattr(self, name).extend(getattr(later, name))
-        self.cut += later.cut
 
 
 @dataclass
@@ -93,21 +92,13 @@ class Timeline:
     final ones) with its error type; each run's last line; the lines left out for a timestamp
     that is missing or not ISO 8601."""
 
-    seconds: array[float] = field(default_factory=lambda: array("d"))
-    ok: array[int] = field(default_factory=lambda: array("b"))
-    retries: array[int] = field(default_factory=lambda: array("i"))
-    error_at: array[float] = field(default_factory=lambda: array("d"))
+    seconds: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    ok: np.ndarray = field(default_factory=lambda: np.zeros(0, bool))
+    retries: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    error_at: np.ndarray = field(default_factory=lambda: np.zeros(0))
     error_type: list[str] = field(default_factory=list)
     last: dict[str, tuple[float, str]] = field(default_factory=dict)  # run id: (seconds, stamp)
     unreadable: int = 0
-
-    def extend(self, later: Timeline) -> None:
-        """Append the result lines that follow these (read by another worker)."""
-        for name in ("seconds", "ok", "retries", "error_at", "error_type"):
-            getattr(self, name).extend(getattr(later, name))
-        for run_id, ended in later.last.items():
-            self.last[run_id] = max(ended, self.last.get(run_id, ended))
-        self.unreadable += later.unreadable
 
     def run_end(self) -> dict[str, str]:
         """Each run's last result line's timestamp, as written."""
@@ -126,45 +117,24 @@ def epoch_seconds(stamp: Any) -> float | None:
     return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
 
 
+@dataclass
 class LogprobSample:
     """The token logprobs the page keeps: those of the answers to the prompts that come first in
-    a hash of the prompt id (crc32), at most `size` answers, so a prompt's answers from every
-    variant are kept together. A bounded heap holds the parsed logprobs of the first `size` seen
-    so far; they are encoded once, at the end."""
+    a hash of the prompt id (crc32), then by row, at most `size` answers, so a prompt's answers
+    from every variant are kept together; `answers`: each kept one's positions (cut to
+    `positions`) by row."""
 
-    def __init__(self, size: int, positions: int) -> None:
-        self.size, self.positions = size, positions
-        self.heap: list[tuple[int, int, list[dict[str, Any]]]] = []  # (-rank, -row, logprobs)
-        self.total = 0  # answers with token logprobs
-
-    def offer(self, row: int, prompt_id: str, logprobs: list[dict[str, Any]]) -> None:
-        self.total += 1
-        item = (-zlib.crc32(prompt_id.encode()), -row, logprobs)
-        if len(self.heap) < self.size:
-            heapq.heappush(self.heap, item)
-        elif item[:2] > self.heap[0][:2]:
-            heapq.heapreplace(self.heap, item)
-
-    def extend(self, later: LogprobSample, offset: int) -> None:
-        """Take in the sample of the records that follow these (read by another worker, its
-        rows numbered from `offset` here): the same answers as one sample of them all."""
-        moved = [(rank, row - offset, logprobs) for rank, row, logprobs in later.heap]
-        self.heap = heapq.nlargest(self.size, self.heap + moved, key=lambda item: item[:2])
-        heapq.heapify(self.heap)
-        self.total += later.total
-
-    @property
-    def cut(self) -> int:
-        """Kept answers with more than `positions` positions (cut to them)."""
-        return sum(len(logprobs) > self.positions for _, _, logprobs in self.heap)
+    size: int
+    positions: int
+    answers: dict[int, list[dict[str, Any]]] = field(default_factory=dict)
+    total: int = 0  # answers with token logprobs
+    cut: int = 0  # kept answers with more than `positions` positions (cut to them)
 
     def kept(self) -> dict[int, dict[str, list[Any]]]:
         """Each kept answer's tokens, their logprobs (3 decimals) and top alternatives, as
         parallel lists (`t`, `p`, `a`, `q`), by row."""
-        rows = sorted(-row for _, row, _ in self.heap)
-        answers = {-row: logprobs for _, row, logprobs in self.heap}
-        batch = [answers[row][: self.positions] for row in rows]
-        flat = flatten(batch)
+        rows = sorted(self.answers)
+        flat = flatten([self.answers[row] for row in rows])
         tokens = [_token(t, i) for t, i in zip(flat.token, flat.token_id, strict=True)]
         chosen = _rounded(flat.logprob)
         alternatives = [_token(t, None) for t in flat.top_tokens]
@@ -199,7 +169,7 @@ def _rounded(values: list[Any]) -> list[float | None]:
 
 @dataclass
 class Reading:
-    """What the pass found."""
+    """What the report read."""
 
     runs: list[dict[str, Any]]
     columns: AnswerColumns
@@ -209,151 +179,227 @@ class Reading:
     skipped: int = 0  # lines torn, damaged, or of no known shape
 
 
-def read_in_workers(
-    ledger: Any,
-    latest: Latest,
-    limits: Limits,
-    variants: set[str] | None,
-    advance: Advance | None = None,
-) -> Reading:
-    """`report_reading` of the file `latest` was read from (`Latest.source`), one stretch of it
-    per worker process (see `harness.analysis.parallel`), the parts joined in order: the same
-    reading."""
-    stretches = latest.stretches()
-    stretches[0] = (stretches[0][0], 0, stretches[0][2])  # the lines before the first too
-    sharing = (ledger, latest.source, latest.labels, limits, variants)
-    with in_workers(latest.workers, sharing, advance) as pool:
-        parts = pool.map(_read_stretch, stretches)
-    whole: Reading = parts[0]
-    for part in parts[1:]:
-        whole.logprobs.extend(part.logprobs, len(whole.rows))
-        whole.rows.extend(part.rows)
-        whole.timeline.extend(part.timeline)
-        whole.runs += part.runs
-        whole.skipped += part.skipped
-    whole.columns = joined_columns([part.columns for part in parts])
-    return whole
+def report_reading(view: View, limits: Limits, variants: set[str] | None = None) -> Reading:
+    """The report's reading of `view` (opened with `FIELDS`); `variants`: only their records
+    (the others are taken out of the view's `latest`)."""
+    connection = view.connection
+    if variants is not None:
+        connection.execute(
+            "DELETE FROM latest WHERE NOT list_contains(?, variant)", [sorted(variants)]
+        )
+    columns = view_columns(view)
+    rows, flags = _rows(view, limits)
+    sample = _sample(view, rows, flags, limits)
+    timeline = _timeline(view, variants)
+    return Reading(run_lines(view.ledger), columns, rows, timeline, sample, view.skipped)
 
 
-def _read_stretch(positions: Sequence[int], start: int, end: int) -> Reading:
-    """In a worker: `report_reading` of the bytes `start` to `end` of the ledger file held open."""
-    ledger, file, labels, limits, variants = shared()
-    stretch = Stretch(file, start, end)
-    return report_reading(ledger, stretch, positions, labels, limits, variants, report_read)
+_ERROR_TYPE = (
+    "CASE WHEN json_type({x}, '$.type') = 'VARCHAR' THEN {x}->>'$.type' ELSE 'unknown' END"
+)
+_ROWS = f"""
+SELECT prompt_id, coalesce(prompt_hash, '') AS prompt_hash, sample,
+       coalesce(mode, '') != 'batch' AS live,
+       CASE WHEN status != 'ok' THEN {_ERROR_TYPE.format(x="error")} END AS error_type,
+       coalesce(elapsed_seconds, 'NaN'::DOUBLE) AS latency,
+       CASE WHEN json_type(tokens, '$.output') IN ('BIGINT', 'UBIGINT')
+            THEN TRY_CAST(tokens->>'$.output' AS BIGINT)
+            WHEN json_type(tokens, '$.output') = 'BOOLEAN'
+            THEN (tokens->>'$.output' = 'true')::BIGINT
+            ELSE -1 END AS output_tokens,
+       coalesce(retry_count, 0) AS retries,
+       CASE WHEN status = 'ok' THEN coalesce(full_response, '')
+            WHEN json_type(error, '$.message') = 'VARCHAR' THEN error->>'$.message'
+            WHEN json_type(error, '$.message') IS NULL
+                 OR json_type(error, '$.message') = 'NULL' THEN ''
+            WHEN error->>'$.message' IN ('0', 'false', '[]', '{{}}', '0.0') THEN ''
+            ELSE error->>'$.message' END AS text,
+       coalesce(positions, 0) > 0 AS has_logprobs
+FROM latest ORDER BY line
+"""
 
 
-def report_reading(
-    ledger: Any,
-    source: Source,
-    positions: Sequence[int],
-    labels: Labels,
-    limits: Limits,
-    variants: set[str] | None = None,
-    advance: Advance | None = None,
-) -> Reading:
-    """Read `source` (the ledger `ledger` names in messages) once; `positions` are its latest
-    records' (ascending), `labels` the current scores; `variants`: only their records."""
-    reader = _Reader(ColumnsBuilder(ledger, labels), limits)
-    wanted = iter(positions)
-    next_wanted = next(wanted, -1)
-    skipped = 0
-    with collector_paused():
-        for offset, line in lines_at(source, advance):
-            latest = offset == next_wanted
-            if latest:
-                next_wanted = next(wanted, -1)
-            obj = parse_line(line) if line.strip() else None
-            if obj is None:
-                skipped += bool(line.strip())
-                continue
-            if obj.get("type") == "run":
-                reader.runs.append(obj)
-            elif is_result(obj) and (variants is None or obj["variant"] in variants):
-                reader.history(obj)
-                if latest:
-                    reader.latest(obj)
-        reader.flush()
-    columns = reader.columns.columns()
-    return Reading(reader.runs, columns, reader.rows, reader.timeline, reader.sample, skipped)
+def _rows(view: View, limits: Limits) -> tuple[Rows, np.ndarray]:
+    """The browser's rows, and which of them have token logprobs."""
+    table = view.arrow(_ROWS)
+    prompts = pc.dictionary_encode(table["prompt_id"]).combine_chunks()
+    codes = _numbers(prompts.indices, np.int32)
+    _, first = np.unique(codes, return_index=True)
+    hashes = table["prompt_hash"].to_numpy(zero_copy_only=False)
+    errors = pc.dictionary_encode(table["error_type"]).combine_chunks()
+    text = table["text"]
+    long = pc.greater(pc.utf8_length(text), limits.answer_chars)
+    cut = int(pc.sum(long).as_py() or 0)
+    if cut:
+        text = pc.if_else(long, pc.utf8_slice_codeunits(text, 0, limits.answer_chars), text)
+    return Rows(
+        prompts=prompts.dictionary.to_pylist(),
+        first_row=first.tolist(),
+        prompt_hash=[str(h) for h in hashes[first]],
+        error_types=errors.dictionary.to_pylist(),
+        prompt=codes,
+        sample=_numbers(table["sample"], np.int64),
+        live=_numbers(table["live"], bool),
+        error=_numbers(pc.fill_null(errors.indices, -1), np.int32),
+        latency=_numbers(table["latency"], np.float64),
+        output_tokens=_numbers(table["output_tokens"], np.int64),
+        retries=_numbers(table["retries"], np.int64),
+        text=text.to_pylist(),
+        cut=cut,
+    ), _numbers(table["has_logprobs"], bool)
 
 
-class _Reader:
-    def __init__(self, columns: ColumnsBuilder, limits: Limits) -> None:
-        self.columns, self.limits = columns, limits
-        self.runs: list[dict[str, Any]] = []
-        self.rows, self.timeline = Rows(), Timeline()
-        self.sample = LogprobSample(limits.logprob_answers, limits.logprob_positions)
-        self.batch: list[dict[str, Any]] = []
+def _sample(view: View, rows: Rows, flags: np.ndarray, limits: Limits) -> LogprobSample:
+    """The answers whose token logprobs the page keeps (see `LogprobSample`); `flags`: which
+    rows have token logprobs."""
+    sample = LogprobSample(limits.logprob_answers, limits.logprob_positions)
+    candidates = np.flatnonzero(flags)
+    sample.total = len(candidates)
+    if not len(candidates) or not sample.size:
+        return sample
+    ranks = np.array([zlib.crc32(p.encode()) for p in rows.prompts], dtype=np.int64)
+    order = np.lexsort((candidates, ranks[rows.prompt[candidates]]))
+    chosen = np.sort(candidates[order[: sample.size]])
+    lines = _numbers(view.arrow("SELECT line FROM latest ORDER BY line")["line"], np.int64)
+    wanted = dict(zip(lines[chosen].tolist(), chosen.tolist(), strict=True))
+    for number, line in _numbered_lines(view.ledger):
+        row = wanted.pop(number, None)
+        if row is None:
+            continue
+        record = parse_line(line)
+        logprobs = record.get("token_logprobs") if record is not None else None
+        if isinstance(logprobs, list):
+            sample.cut += len(logprobs) > sample.positions
+            sample.answers[row] = logprobs[: sample.positions]
+        if not wanted:
+            break
+    return sample
 
-    def history(self, record: dict[str, Any]) -> None:
-        timeline = self.timeline
-        stamp = record.get("timestamp")
-        seconds = epoch_seconds(stamp)
-        if seconds is None:
-            timeline.unreadable += 1
+
+def _numbered_lines(ledger: Path | Ledgers) -> Iterable[tuple[int, bytes]]:
+    """Each line of the ledger with its number, as the view numbers them."""
+    return enumerate(ledger.lines() if isinstance(ledger, Ledgers) else source_lines(ledger))
+
+
+# Every result line of the ledger files, the fields the timeline reads (DuckDB's reading,
+# narrowed to them; a line that is not one of the record's shape is left out).
+_LINE_COLUMNS = {
+    "key": "JSON",
+    "type": "JSON",
+    "status": "JSON",
+    "variant": "JSON",
+    "run_id": "JSON",
+    "timestamp": "JSON",
+    "retry_count": "JSON",
+    "error": "JSON",
+    "attempt_errors": "JSON",
+}
+_OURS = r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{3}Z"
+_TIMELINE = f"""
+SELECT stamp,
+       CASE WHEN regexp_full_match(stamp, '{_OURS}')
+            THEN epoch_us(strptime(stamp, '%Y-%m-%dT%H:%M:%S.%gZ')::TIMESTAMP)::DOUBLE / 1e6
+       END AS seconds,
+       run_id, ok, retries, errors
+FROM (
+    SELECT CASE WHEN starts_with(l.timestamp, '"') THEN l.timestamp->>'$' END AS stamp,
+           CASE WHEN l.run_id IS NULL OR l.run_id = 'null' THEN 'None'
+                WHEN starts_with(l.run_id, '"') THEN l.run_id->>'$'
+                ELSE l.run_id::VARCHAR END AS run_id,
+           l.status = '"ok"' AS ok,
+           CASE WHEN regexp_full_match(l.retry_count, '-?[0-9]+')
+                THEN TRY_CAST(l.retry_count::VARCHAR AS BIGINT)
+                WHEN l.retry_count = 'true' THEN 1 ELSE 0 END AS retries,
+           list_concat(
+               [{_ERROR_TYPE.format(x="e")}
+                FOR e IN coalesce(TRY_CAST(l.attempt_errors AS JSON[]), [])],
+               CASE WHEN l.status != '"ok"' THEN [{_ERROR_TYPE.format(x="l.error")}]
+                    ELSE [] END) AS errors,
+           l.timestamp IS NOT NULL AND NOT starts_with(l.timestamp, '"') AS other_stamp
+    FROM read_json(@files, format='newline_delimited', columns=@columns,
+                   ignore_errors=true, maximum_object_size={_LONGEST_LINE}) l
+    WHERE l.type IS NULL AND starts_with(l.key, '"') AND l.status IN ('"ok"', '"error"')
+      AND starts_with(l.variant, '"') @only
+)
+"""
+
+
+def _timeline(view: View, variants: set[str] | None) -> Timeline:
+    """Every result line's time, answer, retries and failed attempts (see `Timeline`)."""
+    paths = _paths(view.ledger)
+    files = "[" + ", ".join("'" + str(p).replace("'", "''") + "'" for p in paths) + "]"
+    columns = "{" + ", ".join(f"'{n}': '{t}'" for n, t in _LINE_COLUMNS.items()) + "}"
+    only = "AND list_contains(?, l.variant->>'$')" if variants is not None else ""
+    sql = _TIMELINE.replace("@files", files).replace("@columns", columns).replace("@only", only)
+    table = view.arrow(sql, [sorted(variants)] if variants is not None else None)
+    stamps = table["stamp"].to_pylist()
+    seconds = table["seconds"].to_numpy(zero_copy_only=False).astype(float, copy=True)
+    for n in np.flatnonzero(np.isnan(seconds)).tolist():  # not the harness's own form
+        found = epoch_seconds(stamps[n])
+        seconds[n] = np.nan if found is None else found
+    readable = ~np.isnan(seconds)
+    errors = pc.list_flatten(pc.filter(table["errors"], pa.array(readable)))
+    counts = pc.list_value_length(table["errors"]).to_numpy(zero_copy_only=False)
+    timeline = Timeline(
+        seconds=seconds[readable],
+        ok=_numbers(table["ok"], bool)[readable],
+        retries=_numbers(table["retries"], np.int64)[readable],
+        error_at=np.repeat(seconds[readable], counts[readable].astype(np.intp)),
+        error_type=errors.to_pylist(),
+        unreadable=int(np.sum(~readable)),
+    )
+    runs = pc.dictionary_encode(table["run_id"]).combine_chunks()
+    codes = _numbers(runs.indices, np.int32)[readable]
+    kept_stamps = np.array(stamps, dtype=object)[readable]
+    for code, run_id in enumerate(runs.dictionary.to_pylist()):
+        mine = np.flatnonzero(codes == code)
+        if not len(mine):
+            continue
+        latest = float(seconds[readable][mine].max())
+        at = mine[timeline.seconds[mine] == latest]
+        timeline.last[run_id] = (latest, max(str(s) for s in kept_stamps[at]))
+    return timeline
+
+
+def _paths(ledger: Path | Ledgers) -> tuple[Path, ...]:
+    return ledger.paths if isinstance(ledger, Ledgers) else (ledger,)
+
+
+def run_lines(ledger: Path | Ledgers) -> list[dict[str, Any]]:
+    """Every run line of the ledger (provenance), oldest first: each line that holds a JSON
+    string "run" (an escaped quote is no end of a string), found by a byte search, parsed (its
+    seal checked) and kept when it is a run line."""
+    if isinstance(ledger, Ledgers) and len(ledger.paths) > 1:
+        candidates: Iterator[bytes] = (line for line in ledger.lines() if b'"run"' in line)
+    else:
+        candidates = _lines_with(_paths(ledger)[0], b'"run"')
+    runs = []
+    for line in candidates:
+        if line.startswith(KEY_HEAD):
+            continue  # a result record (never a run line), "run" in its text
+        obj = parse_line(line)
+        if obj is not None and obj.get("type") == "run":
+            runs.append(obj)
+    return runs
+
+
+def _lines_with(path: Path, needle: bytes) -> Iterator[bytes]:
+    """Each line of the file at `path` that holds `needle`, once, in order."""
+    with path.open("rb") as file:
+        if not path.stat().st_size:
             return
-        timeline.seconds.append(seconds)
-        run_id = str(record.get("run_id"))
-        ended = (seconds, str(stamp))  # a str: it has its seconds
-        timeline.last[run_id] = max(ended, timeline.last.get(run_id, ended))
-        timeline.ok.append(record["status"] == "ok")
-        retries = record.get("retry_count")
-        timeline.retries.append(retries if isinstance(retries, int) else 0)
-        failures = record.get("attempt_errors") or []
-        if record["status"] != "ok":
-            failures = [*failures, record.get("error")]
-        for failure in failures:
-            timeline.error_at.append(seconds)
-            timeline.error_type.append(_error_type(failure))
-
-    def latest(self, record: dict[str, Any]) -> None:
-        rows, get = self.rows, record.get
-        ok = record["status"] == "ok"
-        prompt = rows.prompts.code(record["prompt_id"])
-        if prompt == len(rows.first_row):
-            rows.first_row.append(len(rows))
-            rows.prompt_hash.append(str(get("prompt_hash") or ""))
-        rows.prompt.append(prompt)
-        sample = get("sample")
-        rows.sample.append(sample if isinstance(sample, int) else 0)
-        rows.live.append(get("mode") != "batch")
-        rows.error.append(-1 if ok else rows.error_types.code(_error_type(get("error"))))
-        elapsed = get("elapsed_seconds")
-        rows.latency.append(float(elapsed) if isinstance(elapsed, int | float) else np.nan)
-        tokens = get("tokens")
-        output = tokens.get("output") if isinstance(tokens, dict) else None
-        rows.output_tokens.append(output if isinstance(output, int) else -1)
-        retries = get("retry_count")
-        rows.retries.append(retries if isinstance(retries, int) else 0)
-        rows.text.append(self._text(record, ok))
-        logprobs = get("token_logprobs") if ok else None
-        if isinstance(logprobs, list) and logprobs:
-            self.sample.offer(len(rows) - 1, record["prompt_id"], logprobs)
-        self.batch.append(record)
-        if len(self.batch) == _BATCH:
-            self.flush()
-
-    def flush(self) -> None:
-        """Turn the records read since the last flush into columns."""
-        self.columns.add(self.batch)
-        self.batch = []
-
-    def _text(self, record: dict[str, Any], ok: bool) -> str:
-        if ok:
-            text = record.get("full_response") or ""
-        else:
-            error = record.get("error")
-            message = error.get("message") if isinstance(error, dict) else None
-            text = str(message or "")
-        if len(text) > self.limits.answer_chars:
-            self.rows.cut += 1
-            return text[: self.limits.answer_chars]
-        return text
+        with mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ) as data:
+            at = data.find(needle)
+            while at >= 0:
+                start = data.rfind(b"\n", 0, at) + 1
+                end = data.find(b"\n", at)
+                end = len(data) if end < 0 else end + 1
+                yield data[start:end]
+                at = data.find(needle, end)
 
 
-def _error_type(error: Any) -> str:
-    kind = error.get("type") if isinstance(error, dict) else None
-    return kind if isinstance(kind, str) else "unknown"
+def _numbers(column: pa.ChunkedArray | pa.Array, dtype: type | np.dtype) -> np.ndarray:
+    return np.asarray(column.to_numpy(zero_copy_only=False), dtype=dtype)
 
 
 def prompt_texts(
@@ -363,7 +409,7 @@ def prompt_texts(
     answers were made); how many were not at hand and how many were cut."""
     texts: list[str | None] = []
     missing = cut = 0
-    for prompt_id, code in rows.prompts.items():
+    for code, prompt_id in enumerate(rows.prompts):
         prompt = None if prompts is None else prompts.get(prompt_id)
         if prompt is None or prompt.hash != rows.prompt_hash[code]:
             texts.append(None)

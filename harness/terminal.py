@@ -107,6 +107,5 @@ def _shown_arg(text: str) -> str:
 SEED = whole(0, 2**32 - 1)  # what numpy's and Python's generators take from any platform
 PROMPT_COUNT = whole(1, 100_000_000)  # `--sample`, `--limit`: more than any prompt set
 RESAMPLES = whole(0, 100_000)  # a bootstrap's: 10,000 is already generous
-WORKERS = whole(1, 1024)
 THREADS = whole(1, 1024)
 TOKENS = whole(1, 10_000_000)  # as a model's max_tokens

@@ -14,8 +14,6 @@ ones too), for a reader that needs to know something of all of them before the s
 
 from __future__ import annotations
 
-import io
-import os
 from array import array
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -26,24 +24,11 @@ from typing import Any, BinaryIO
 from harness.ledger.lines import head_key, is_result, iter_lines, parse_line
 from harness.ledger.sets import Advance, Ledgers
 
-
-@dataclass(frozen=True)
-class Stretch:
-    """The bytes `start` to `end` of a ledger file held open, read with `os.pread`: what a worker
-    process reads (it shares the file's offset with its parent and the other workers, so it
-    never reads through it). A line that starts before `end` and runs past it is cut there."""
-
-    file: BinaryIO
-    start: int
-    end: int
-
-
 # A ledger to read: its path, the file already open (so that two passes read one file, even if
-# the path is given to another meanwhile, as `run --fresh` does), a stretch of that file, or
-# several ledgers read as one.
-Source = Path | BinaryIO | Stretch | Ledgers
+# the path is given to another meanwhile, as `run --fresh` does), or several ledgers read as one.
+Source = Path | BinaryIO | Ledgers
 
-_REPORT_EVERY = 1 << 22  # bytes between two calls of `advance`, and read at once from a stretch
+_REPORT_EVERY = 1 << 22  # bytes between two calls of `advance`
 
 
 @dataclass
@@ -154,9 +139,6 @@ def lines_at(source: Source, advance: Advance | None = None) -> Iterator[tuple[i
     if isinstance(source, Ledgers):
         yield from enumerate(source.lines(advance))
         return
-    if isinstance(source, Stretch):
-        yield from _stretch_lines(source, advance)
-        return
     with _opened(source) as file:
         offset = reported = 0
         for line in file:
@@ -167,42 +149,6 @@ def lines_at(source: Source, advance: Advance | None = None) -> Iterator[tuple[i
                 reported = offset
     if advance is not None and offset > reported:
         advance(offset - reported)
-
-
-def _stretch_lines(stretch: Stretch, advance: Advance | None) -> Iterator[tuple[int, bytes]]:
-    descriptor, offset, unfinished = stretch.file.fileno(), stretch.start, b""
-    while offset < stretch.end:
-        block = os.pread(descriptor, min(_REPORT_EVERY, stretch.end - offset), offset)
-        if not block:  # the file is shorter than the stretch
-            break
-        data = unfinished + block if unfinished else block
-        at, offset, unfinished = offset - len(unfinished), offset + len(block), b""
-        if advance is not None:
-            advance(len(block))
-        for line in io.BytesIO(data):
-            if offset < stretch.end and not line.endswith(b"\n"):
-                unfinished = line  # the block's last line goes on in the next
-                break
-            yield at, line
-            at += len(line)
-    if unfinished:
-        yield offset - len(unfinished), unfinished
-
-
-def file_size(file: BinaryIO) -> int:
-    """The size of an open file now."""
-    return os.fstat(file.fileno()).st_size
-
-
-@contextmanager
-def held(ledger: Path | Ledgers) -> Iterator[BinaryIO | Ledgers]:
-    """The ledger to read in several passes: one file held open (see `Source`), or the ledgers
-    as they are."""
-    if isinstance(ledger, Ledgers):
-        yield ledger
-    else:
-        with ledger.open("rb") as file:
-            yield file
 
 
 @contextmanager

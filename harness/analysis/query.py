@@ -1,6 +1,7 @@
 """`harness query`: one read-only SQL statement over the analysis's view of a ledger
 (`harness.analysis.view`: `answers`, the latest record per key with each scorer's label and value
-as columns, and `scores`).
+as columns; `scores`; and `records`, every record line, made only for a statement that names
+it).
 
 The statement is checked with DuckDB's own parser: exactly one, and a query (SELECT, WITH ...
 SELECT, VALUES, FROM ..., DESCRIBE, SUMMARIZE, SHOW: what DuckDB calls a SELECT statement);
@@ -16,9 +17,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import duckdb
+import orjson
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -60,6 +62,28 @@ class Preview:
     @property
     def left_out(self) -> int:
         return self.total - int(self.rows.num_rows)
+
+
+def tables_named(sql: str) -> set[str]:
+    """The tables (and common table expressions) a statement names, read from DuckDB's parse of
+    it; none when it does not parse as a query."""
+    with duckdb.connect() as connection:
+        try:
+            tree = connection.execute("SELECT json_serialize_sql(?)", [sql]).fetchall()[0][0]
+        except duckdb.Error:
+            return set()
+    found: set[str] = set()
+    stack: list[Any] = [orjson.loads(tree)]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            name = node.get("table_name")
+            if isinstance(name, str):
+                found.add(name.lower())
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+    return found
 
 
 def lock(view: View) -> None:

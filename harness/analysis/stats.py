@@ -36,10 +36,9 @@ from statsmodels.stats.contingency_tables import mcnemar
 from statsmodels.stats.multitest import multipletests
 from statsmodels.stats.proportion import proportion_confint, proportion_effectsize
 
-from harness.analysis.columns import AnswerColumns
 from harness.analysis.uncertainty import MEASURES, UNSURE_SIGN, aurocs
 from harness.analysis.view import open_view
-from harness.analysis.view_columns import FIELDS, view_columns
+from harness.analysis.view_columns import FIELDS, AnswerColumns, view_columns
 from harness.bulk import collector_paused
 from harness.errors import InputError
 from harness.ledger.sets import Advance, Ledgers

@@ -326,11 +326,13 @@ def open_view(
     memory_limit: str | None = None,
     advance: Advance | None = None,
     fields: Collection[str] = FIELDS,
+    every_record: bool = False,
 ) -> Iterator[View]:
     """The view of `ledger` and the scores file `scores` (which may not exist), `scorers` only
     when named (in the order the scores file first names them); `latest` holds `fields` of the
-    record (and `LOGPROB_NUMBERS`' names, when named) besides its key and line. InputError when
-    a file cannot be read."""
+    record (and the derived fields named: `LOGPROB_NUMBERS`, `DERIVED`) besides its key and
+    line; with `every_record`, the table `records` holds every record line of the ledger.
+    InputError when a file cannot be read."""
     with ExitStack() as stack:
         folder = stack.enter_context(tempfile.TemporaryDirectory(prefix="harness-view-"))
         connection = connect(threads, memory_limit)
@@ -353,6 +355,8 @@ def open_view(
                 )
                 given = _scores_seen(stack, scores, advance)
                 reading.result()
+            if every_record:
+                _records_table(view, source, paths, found, Path(folder))
             _scores_table(view, given, scorers, Path(folder))
             _score_columns(view)
             yield view
@@ -461,36 +465,9 @@ def _answers_table(
         folder / "parsed.jsonl", _latest_table(view, "latest_lines", found, source, _parse_record)
     )
     view.skipped = found.skipped
-    columns = "{" + ", ".join(f"'{n}': '{t}'" for n, t in RECORD_COLUMNS.items()) + "}"
-    reads = [
-        f"read_json({_files(paths)}, format='newline_delimited', columns={columns}, "
-        f"ignore_errors=true, maximum_object_size={_LONGEST_LINE})"
-    ]
-    joins = [
-        (
-            "l.line, l.listed, ",
-            "JOIN latest_lines l ON r.key = l.key AND r.crc = l.crc AND NOT l.parsed",
-        )
-    ]
-    if side is not None:
-        reads.append(
-            f"read_json('{_quoted(side)}', format='newline_delimited', "
-            f"columns={columns[:-1]}, 'line': 'BIGINT', 'listed': 'BOOLEAN'}})"
-        )
-        joins.append(("", ""))
-    wanted = {"status", "digest", *fields} - {"key"}
-    derived = LOGPROB_NUMBERS | DERIVED
-    selected = ", ".join(
-        f"{_READ_AS.get(name) or derived.get(name) or 'r.' + name} AS {name}"
-        for name in [*FIELDS, *derived]
-        if name in wanted
-    )
-    view.sources = [(read, join) for read, (_, join) in zip(reads, joins, strict=True)]
-    parts = [
-        f"SELECT r.line, r.key, {selected} FROM (SELECT r.*, {placed}{TOPS} AS tops "
-        f"FROM {read} r {join}) r WHERE {SHAPE}"
-        for read, (placed, join) in zip(reads, joins, strict=True)
-    ]
+    reads = _record_reads(paths, "latest_lines", side)
+    view.sources = reads
+    parts = _record_parts(reads, {"status", "digest", *fields})
     # Not sorted here: DuckDB's sort of a join straight from the file holds it all in memory.
     _do(connection, f"CREATE TABLE latest AS SELECT * FROM ({' UNION ALL '.join(parts)})")
     ((rows, keys, expected),) = _do(
@@ -504,6 +481,80 @@ def _answers_table(
             "QUALIFY row_number() OVER (PARTITION BY key ORDER BY line) = 1",
         )
     view.skipped += expected - keys
+
+
+def _record_reads(paths: tuple[str, ...], lines: str, side: Path | None) -> list[tuple[str, str]]:
+    """How DuckDB reads the records of `lines` (a table of lines noted by the pass): the ledger's
+    files joined with it on key and checksum, and the lines parsed here (`side`)."""
+    columns = "{" + ", ".join(f"'{n}': '{t}'" for n, t in RECORD_COLUMNS.items()) + "}"
+    reads = [
+        (
+            f"read_json({_files(paths)}, format='newline_delimited', columns={columns}, "
+            f"ignore_errors=true, maximum_object_size={_LONGEST_LINE})",
+            f"JOIN {lines} l ON r.key = l.key AND r.crc = l.crc AND NOT l.parsed",
+        )
+    ]
+    if side is not None:
+        reads.append(
+            (
+                f"read_json('{_quoted(side)}', format='newline_delimited', "
+                f"columns={columns[:-1]}, 'line': 'BIGINT', 'listed': 'BOOLEAN'}})",
+                "",
+            )
+        )
+    return reads
+
+
+def _record_parts(reads: list[tuple[str, str]], wanted: Collection[str]) -> list[str]:
+    """One SELECT of the `wanted` fields per read: the records that have the record's shape."""
+    derived = LOGPROB_NUMBERS | DERIVED
+    selected = ", ".join(
+        f"{_READ_AS.get(name) or derived.get(name) or 'r.' + name} AS {name}"
+        for name in [*FIELDS, *derived]
+        if name in wanted and name != "key"
+    )
+    return [
+        f"SELECT r.line, r.key, {selected} FROM (SELECT r.*, "
+        f"{'l.line, l.listed, ' if join else ''}{TOPS} AS tops FROM {read} r {join}) r "
+        f"WHERE {SHAPE}"
+        for read, join in reads
+    ]
+
+
+def _records_table(
+    view: View, source: Readable, paths: tuple[str, ...], found: SealedLines, folder: Path
+) -> None:
+    """CREATE `records`: every record line of the ledger (whole, of the record's shape), with
+    its line number; a line repeated exactly is there as often."""
+    connection = view.connection
+    connection.register("lines_seen", found.table())
+    _do(connection, "CREATE TABLE every_line AS SELECT * FROM lines_seen")
+    connection.unregister("lines_seen")
+    parsed = list(found.parsed)
+    if found.damaged:
+        doubtful = [
+            number
+            for (number,) in _do(
+                connection,
+                "SELECT line FROM every_line WHERE NOT parsed AND list_contains(?, crc)",
+                [sorted(found.damaged)],
+            )
+        ]
+        if doubtful:
+            parsed += parse_lines(source, _parse_record, doubtful)[0]
+            _do(connection, "DELETE FROM every_line WHERE list_contains(?, line)", [doubtful])
+    side = _side_file(folder / "every.jsonl", parsed)
+    parts = _record_parts(_record_reads(paths, "every_line", side), FIELDS)
+    ((repeated,),) = _do(
+        connection,
+        "SELECT count(*) > 0 FROM (SELECT key, crc FROM every_line WHERE NOT parsed "
+        "GROUP BY ALL HAVING count(*) > 1)",
+    )
+    union = " UNION ALL ".join(parts)
+    # An exact repeat is read as often as it is there, and joined with each of its lines.
+    selected = f"SELECT DISTINCT ON (line) * FROM ({union})" if repeated else union
+    _do(connection, f"CREATE TABLE records AS {selected}")
+    _do(connection, "DROP TABLE every_line")
 
 
 def _side_file(path: Path, parsed: list[tuple[int, dict[str, Any]]]) -> Path | None:

@@ -1,15 +1,38 @@
-"""The view's latest answers as the columns of small numbers the statistics read (see
-`harness.analysis.columns.AnswerColumns`), in ledger order, taken from DuckDB as Arrow arrays."""
+"""The view's latest answers as columns of small numbers for statistics over a million of them
+(`AnswerColumns`), in ledger order, taken from DuckDB as Arrow arrays: each answer's variant,
+category, item (prompt id and sample: the unit two variants are paired on), whether it is a
+synthetic probe, whether it is an answer, its uncertainty measures, and per scorer the code of
+its current label (-1: none)."""
 
 from __future__ import annotations
+
+from dataclasses import dataclass, field
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from harness.analysis.columns import AnswerColumns
 from harness.analysis.uncertainty import MEASURES
 from harness.analysis.view import View
+
+
+@dataclass
+class AnswerColumns:
+    """The latest record of every key, one entry per record in each array."""
+
+    variants: list[str]
+    categories: list[str]
+    items: list[tuple[str, int]]  # (prompt id, sample): the unit two variants are paired on
+    labels: dict[str, list[str]]  # per scorer, its labels: the codes index them
+    variant: np.ndarray  # int32 codes into `variants`
+    category: np.ndarray  # int32 codes into `categories`
+    item: np.ndarray  # int64 codes into `items`
+    probe: np.ndarray  # bool: a synthetic probe
+    ok: np.ndarray  # bool: the record is an answer
+    unsure: dict[str, np.ndarray]  # per measure (see uncertainty.MEASURES), NaN where unknown
+    label: dict[str, np.ndarray]  # per scorer, int32 label codes, -1 where none is current
+    unscored: dict[str, int] = field(default_factory=dict)  # answers without a current score
+
 
 # The record's fields the columns are made of (see `harness.analysis.view.open_view`).
 FIELDS = (

@@ -60,6 +60,7 @@ def _query(args: argparse.Namespace, console: Console) -> int:
         checked,
         lock,
         preview,
+        tables_named,
         write_query,
     )
     from harness.analysis.view import open_view
@@ -77,7 +78,13 @@ def _query(args: argparse.Namespace, console: Console) -> int:
     with ExitStack() as stack:
         with reading_bar(console, "reading", size) as advance:
             view = stack.enter_context(
-                open_view(ledger, scores, threads=args.threads, advance=advance)
+                open_view(
+                    ledger,
+                    scores,
+                    threads=args.threads,
+                    advance=advance,
+                    every_record="records" in tables_named(sql),
+                )
             )
         lock(view)
         checked(view, sql)

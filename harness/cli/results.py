@@ -14,7 +14,7 @@ from harness.errors import InputError
 from harness.input_files import refuse_special
 from harness.ledger.sets import Ledgers, ledgers_of
 from harness.ledger.targets import check_target
-from harness.terminal import RESAMPLES, SEED, THREADS, WORKERS, Parser, command_line, say
+from harness.terminal import RESAMPLES, SEED, THREADS, Parser, command_line, say
 
 # What `export --format` writes: its file name beside the ledger without `--to`, and how Python
 # reads it.
@@ -61,17 +61,6 @@ def add_force_argument(verb: argparse.ArgumentParser, option: str) -> None:
         action="store_true",
         help=f"replace the file {option} names even when it is not one this verb wrote "
         "(never a ledger, scores file or annotation key)",
-    )
-
-
-def add_workers_argument(verb: argparse.ArgumentParser) -> None:
-    """`--workers`: processes reading one ledger file (see `harness.analysis.parallel`)."""
-    verb.add_argument(
-        "--workers",
-        type=WORKERS,
-        metavar="N",
-        help="processes reading one ledger file (default: one per core, up to 8, for a ledger "
-        "over 32 MiB; 1: this process alone; at most 8, or one per core where there are more)",
     )
 
 

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import orjson
 
-from harness.analysis.columns import AnswerColumns
+from harness.analysis.view_columns import AnswerColumns
 from harness.report.read import LogprobSample, Rows
 from harness.scrub import SECRETS
 

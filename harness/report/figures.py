@@ -33,8 +33,8 @@ import matplotlib
 import numpy as np
 from matplotlib.figure import Figure
 
-from harness.analysis.columns import AnswerColumns
 from harness.analysis.stats import Rate, Stats
+from harness.analysis.view_columns import AnswerColumns
 from harness.report.figure_files import FIGURES, MAKER
 from harness.report.figure_text import shown, shown_names
 from harness.report.figures_answers import distributions_figure, roc_figure, timeline_figure

@@ -10,9 +10,9 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from harness.analysis.columns import AnswerColumns
 from harness.analysis.stats import PROBE, Stats
 from harness.analysis.uncertainty import MEASURES, UNSURE_SIGN
+from harness.analysis.view_columns import AnswerColumns
 from harness.report.figure_text import shown_names
 from harness.report.made import WIDTH, Made
 from harness.report.read import Rows, Timeline

@@ -26,11 +26,10 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from harness.analysis.columns import AnswerColumns
 from harness.analysis.positions import flatten
 from harness.analysis.view import View
 from harness.analysis.view_columns import FIELDS as COLUMN_FIELDS
-from harness.analysis.view_columns import view_columns
+from harness.analysis.view_columns import AnswerColumns, view_columns
 from harness.ledger.lines import KEY_HEAD, parse_line, source_lines
 from harness.ledger.sets import Ledgers
 from harness.prompts.load import Prompt

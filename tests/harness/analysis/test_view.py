@@ -117,3 +117,24 @@ def test_a_score_counts_only_for_the_answer_it_was_given_to_even_with_characters
     with open_view(tmp_path / "ledger.jsonl", tmp_path / "scores.jsonl") as view:
         labels = dict(view.connection.execute('SELECT key, "score.claims" FROM answers').fetchall())
     assert labels == {"a@t0|p0|0": "yes", "a@t0|p1|0": None}
+
+
+def test_records_holds_every_whole_record_line_superseded_or_repeated_not_a_damaged_one(tmp_path):
+    first = sealed(answer("a@t0", "p0", response="first"))
+    later = sealed(answer("a@t0", "p0", response="later"))
+    damaged = _corrupted(first, b"first", b"fir5t")
+    repeated = sealed(answer("a@t0", "p1"))
+    run = sealed({"type": "run", "run_id": "r1", "started": "2026-11-24T00:00:00.000Z"})
+    (tmp_path / "ledger.jsonl").write_bytes(run + first + damaged + later + repeated + repeated)
+    with open_view(tmp_path / "ledger.jsonl", tmp_path / "scores.jsonl", every_record=True) as view:
+        rows = view.connection.execute(
+            "SELECT line, key, full_response FROM records ORDER BY line"
+        ).fetchall()
+        latest = view.connection.execute("SELECT key, full_response FROM answers").fetchall()
+    assert rows == [
+        (1, "a@t0|p0|0", "first"),
+        (3, "a@t0|p0|0", "later"),
+        (4, "a@t0|p1|0", "a@t0 on p1"),
+        (5, "a@t0|p1|0", "a@t0 on p1"),
+    ]
+    assert sorted(latest) == [("a@t0|p0|0", "later"), ("a@t0|p1|0", "a@t0 on p1")]

@@ -252,12 +252,12 @@ def test_a_shard_tree_reads_as_its_merged_ledger(project, run_cli, tmp_path):
 
 def test_the_roc_curve_encloses_the_auroc_of_harness_stats(project):
     stats = compute_stats(project.output / "ledger.jsonl", project.output / "scores.jsonl")
-    from harness.analysis.answers import latest_positions
-    from harness.analysis.columns import answer_columns
-    from harness.analysis.labels import read_labels
+    from harness.analysis.view import open_view
+    from harness.analysis.view_columns import FIELDS, view_columns
 
     ledger = project.output / "ledger.jsonl"
-    columns = answer_columns(ledger, latest_positions(ledger), read_labels(ledger.parent / "x"))
+    with open_view(ledger, ledger.parent / "x", fields=FIELDS) as view:
+        columns = view_columns(view)
     gamma = columns.variant == columns.variants.index(VARIANTS[2])
     for measure in MEASURES:
         found = [s for s in stats.separations if s.measure == measure and s.variant == VARIANTS[2]]

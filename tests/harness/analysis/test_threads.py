@@ -14,16 +14,8 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from harness.analysis import answers, export
-from harness.analysis.answers import Stretch, lines_at
+from harness.analysis import export
 from harness.analysis.export import write_export
-from harness.analysis.parallel import (
-    MAX_WORKERS,
-    WorkerDied,
-    available_cores,
-    in_workers,
-    worker_count,
-)
 from harness.analysis.stats import compute_stats
 from harness.errors import InputError
 from tests.conftest import harness_process
@@ -37,26 +29,6 @@ from tests.harness.analysis.ledgers import (
 )
 
 PROMPTS = 400
-
-
-def test_a_stretch_yields_the_lines_that_start_in_it_whatever_the_block_size(tmp_path, monkeypatch):
-    draw = random.Random(1)
-    path = tmp_path / "lines"
-    for _ in range(300):
-        monkeypatch.setattr(answers, "_REPORT_EVERY", draw.randint(1, 30))
-        lines = [b"x" * draw.randint(0, 20) + b"\n" for _ in range(draw.randint(0, 10))]
-        torn = [b"torn"] if draw.random() < 0.5 else []
-        path.write_bytes(b"".join(lines + torn))
-        starts = [0]
-        for line in lines + torn:
-            starts.append(starts[-1] + len(line))
-        start, end = sorted(draw.choices(starts[: len(lines) + 1], k=2))
-        with path.open("rb") as file:
-            within = list(lines_at(Stretch(file, start, end)))
-            whole = list(lines_at(Stretch(file, 0, starts[-1] + 100)))  # past the end
-        pairs = zip(starts, lines, strict=False)
-        assert within == [(at, line) for at, line in pairs if start <= at < end]
-        assert whole == list(zip(starts, lines + torn, strict=False))
 
 
 def _mixed_records(growing: bool) -> list[dict]:
@@ -205,29 +177,12 @@ def test_the_next_export_on_threads_clears_what_a_killed_one_left(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["answers.csv", "ledger.jsonl"]
 
 
-def test_workers_asked_for_are_at_most_one_per_record_and_eight_or_one_per_core():
-    cores = available_cores()
-    assert worker_count(3, 2) == 2
-    assert worker_count(100, 10**6) == max(MAX_WORKERS, cores)
-    assert worker_count(None, 10) == 1  # too few to be worth a second process
-
-
 def _die() -> None:
     os.kill(os.getpid(), signal.SIGKILL)
 
 
 def _refuse() -> None:
     raise InputError("ledger.jsonl: record 'k': a field that does not fit")
-
-
-def test_a_worker_that_dies_is_one_error_not_an_endless_wait_and_errors_come_back_as_raised():
-    started = time.monotonic()
-    died = pytest.raises(WorkerDied, match=r"ended \(signal 9\) before its work was done")
-    with died, in_workers(2, None) as pool:
-        pool.map(_die, [(), ()])
-    assert time.monotonic() - started < 10
-    with pytest.raises(InputError, match="a field that does not fit"), in_workers(2, None) as pool:
-        pool.map(_refuse, [()])
 
 
 def test_an_export_whose_halves_type_a_field_apart_is_the_same_on_any_threads(tmp_path):
@@ -251,20 +206,6 @@ def test_a_number_a_column_cannot_hold_is_the_same_one_line_error_on_threads(tmp
     spread = run_cli("export", tmp_path, "--format", "parquet", "--threads", "2")
     assert alone[0] == 2 and "record 'a@t0|p0000|0': metadata" in alone[2]
     assert (spread[0], spread[2]) == (alone[0], alone[2])
-
-
-def test_workers_stopped_the_moment_they_start_end_at_once():
-    # An error right after the fork (a bad --scorer) stops workers that may not have set their
-    # signal handlers yet: the harness's SIGTERM handler would swallow a SIGTERM there.
-    previous = signal.signal(signal.SIGTERM, _as_the_harness_does)
-    try:
-        for _ in range(20):
-            started = time.monotonic()
-            with pytest.raises(InputError), in_workers(2, None):
-                raise InputError("bad input found at once")
-            assert time.monotonic() - started < 5
-    finally:
-        signal.signal(signal.SIGTERM, previous)
 
 
 def _as_the_harness_does(signum: int, frame: object) -> None:

@@ -54,3 +54,16 @@ def test_no_new_public_class_name_is_defined_in_two_modules():
             if isinstance(node, ast.ClassDef) and not node.name.startswith("_"):
                 modules.setdefault(node.name, []).append(str(path.relative_to(REPO)))
     assert {name for name, found in modules.items() if len(found) > 1} == SHARED_CLASS_NAMES
+
+
+def test_the_command_line_starts_without_the_analysis_libraries():
+    # Every verb starts by importing the command line: `run`, `status` and `plan` must not pay for
+    # DuckDB, scipy, statsmodels, pyarrow or matplotlib (about a second), which load when a verb
+    # that uses them runs.
+    heavy = ("duckdb", "scipy", "statsmodels", "pyarrow", "matplotlib")
+    code = f"import sys, harness.cli.main; print([m for m in {heavy!r} if m in sys.modules])"
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"

@@ -38,7 +38,6 @@ from harness.analysis.scores import (
     known_scorers,
     read_score_states,
 )
-from harness.analysis.view import open_view
 from harness.config.scorers import UNPARSEABLE
 from harness.errors import InputError, listed
 from harness.ledger.lines import LEDGER_NAME, iter_lines
@@ -257,6 +256,8 @@ def _answers(ledger: Ledgers) -> tuple[list[dict[str, Any]], int]:
     """Each latest answer (a key whose latest record is a success) in ledger order: its key,
     prompt id and hash, variant, category, probe flag and text; and the ledger's lines left out
     (torn, damaged, of no known shape)."""
+    from harness.analysis.view import open_view  # DuckDB loads when sheets are made
+
     fields = (
         "status",
         "prompt_id",

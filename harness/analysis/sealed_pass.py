@@ -3,14 +3,16 @@ analysis's query engine cannot make: which lines are whole.
 
 The CRC seal is the truth for damaged lines (see `harness.ledger.lines`), and DuckDB has no
 CRC-32. So this pass checks every line's seal (zlib, a few GB/s) and notes each sealed result
-line by its key (read from its head, as the resume index reads it), its line number and its
-checksum text, in flat arrays (about 60 bytes a line); DuckDB then finds the latest line of each
+line of the file's shape (checked by the harness's own decoder: `Shaped`) by its key (read
+from its head, as the resume index reads it), its line number and its checksum text, in flat
+arrays (about 60 bytes a line); DuckDB then finds the latest line of each
 key and joins its own reading of the file on key and checksum (see `harness.analysis.view`). A
 line corrupted anywhere fails its seal, so it is never noted. It could still be joined in DuckDB
 only if it kept both the key and the checksum text of a sealed line: the checksum text of every
-line whose seal fails is kept (`damaged`), and the view has a line that shares one parsed here
-instead. A line not in the fast form (no seal: written before checksums, or by hand; a record
-whose token logprobs DuckDB could misread) is parsed here (`parsed`).
+line whose seal fails, and every checksum-like text of a line not in the fast form, is kept
+(`damaged`), and the view has a line that shares one parsed here instead. A line not in the
+fast form (no seal: written before checksums, or by hand) is parsed
+here (`parsed`).
 """
 
 from __future__ import annotations
@@ -30,29 +32,22 @@ from harness.ledger.lines import CRC_MARK, CRC_TAIL, KEY_HEAD, STATUS_MARK, Sour
 from harness.ledger.sets import Advance, Ledgers
 
 _REPORT_EVERY = 1 << 22  # bytes between two calls of `advance`
-# A ledger line whose token logprobs are a list of positions (the harness writes `null` or a list
-# of objects, in place): the query engine reads a list of the wrong shape as null (or a position
-# that is a list as an empty object), so the view refuses the one and this pass parses the other.
-LISTED = b',"token_logprobs":['
-UNLISTED = b',"token_logprobs":null,'
-_LISTED = len(LISTED)
-_POSITION_HEADS = (b"{", b"]")
-# A list after a position (`[{...},[...]]`): DuckDB would read that list as an empty position, so
-# such a line is parsed here (as is one whose text holds these three characters anywhere after
-# its token logprobs begin: slower, never wrong).
-_LIST_AFTER_POSITION = b"},["
 
 # Parse a whole line the slow way: a record, a score; None for a line that is not one (counted as
 # skipped); a line of another kind the file may hold (a run line) as an object without a key.
 Parse = Callable[[bytes], dict[str, Any] | None]
+# Whether a sealed line is of the file's shape (a record, a score): checked here, where the
+# harness's own decoder says it exactly, as every reader of the file does (DuckDB would take "3"
+# for 3).
+Shaped = Callable[[bytes], bool]
 Readable = Path | BinaryIO | Ledgers
 
 
 @dataclass
 class SealedLines:
     """Every sealed result line of a file by its key's text (UTF-8, one after another: `keys`
-    with `ends`), line number, checksum text (8 characters each) and whether its token logprobs
-    are a list; every other result line parsed (`parsed`: line number, object); the checksum
+    with `ends`), line number and checksum text (8 characters each); every other result line
+    parsed (`parsed`: line number, object); the checksum
     text of every line whose seal fails (`damaged`); and the lines that are no record
     (`skipped`)."""
 
@@ -60,13 +55,12 @@ class SealedLines:
     ends: array[int] = field(default_factory=lambda: array("q"))
     numbers: array[int] = field(default_factory=lambda: array("q"))
     crcs: bytearray = field(default_factory=bytearray)
-    listed: bytearray = field(default_factory=bytearray)
     parsed: list[tuple[int, dict[str, Any]]] = field(default_factory=list)
     damaged: set[str] = field(default_factory=set)
     skipped: int = 0
 
     def table(self) -> pa.Table:
-        """Every result line: `key`, `line`, `crc` (null: parsed here), `listed`, `parsed`."""
+        """Every result line: `key`, `line`, `crc` (null: parsed here), `parsed`."""
         count = len(self.numbers)
         keys = pa.LargeStringArray.from_buffers(
             count,
@@ -85,7 +79,6 @@ class SealedLines:
                 "key": keys.cast(pa.string()),
                 "line": pa.array(np.frombuffer(self.numbers, np.int64)),
                 "crc": crcs,
-                "listed": pa.array(np.frombuffer(self.listed, np.uint8).astype(bool)),
                 "parsed": pa.array(np.zeros(count, bool)),
             }
         )
@@ -94,10 +87,6 @@ class SealedLines:
                 "key": pa.array([obj["key"] for _, obj in self.parsed], pa.string()),
                 "line": pa.array([number for number, _ in self.parsed], pa.int64()),
                 "crc": pa.nulls(len(self.parsed), pa.string()),
-                "listed": pa.array(
-                    [isinstance(obj.get("token_logprobs"), list) for _, obj in self.parsed],
-                    pa.bool_(),
-                ),
                 "parsed": pa.array(np.ones(len(self.parsed), bool)),
             }
         )
@@ -105,23 +94,18 @@ class SealedLines:
 
 
 def sealed_lines(
-    source: Readable, parse: Parse, *, ledger: bool, advance: Advance | None = None
+    source: Readable, parse: Parse, shaped: Shaped, *, advance: Advance | None = None
 ) -> SealedLines:
-    """Every result line of `source` noted (see the module docstring); `parse` reads a line not
-    in the fast form; `ledger`: the file is a ledger (its token logprobs are checked)."""
+    """Every result line of `source` noted (see the module docstring): a sealed line whose key
+    its head gives is noted when `shaped` says it is of the file's shape (else skipped and
+    counted); `parse` reads a line not in that form."""
     found = SealedLines()
-    keys, ends, numbers, crcs, listed_flags = (
-        found.keys,
-        found.ends,
-        found.numbers,
-        found.crcs,
-        found.listed,
-    )
-    head, tail, listed = len(KEY_HEAD), -CRC_TAIL, False
+    keys, ends, numbers, crcs = found.keys, found.ends, found.numbers, found.crcs
+    head, tail = len(KEY_HEAD), -CRC_TAIL
     for number, line in enumerate(_lines(source, advance)):
         if line[-1:] != b"\n":
             line += b"\n"
-        if line[tail : tail + 8] == CRC_MARK:
+        if line[tail : tail + 8] == CRC_MARK and line.endswith(_END):
             crc = line[-11:-3]
             if b"%08x" % zlib.crc32(memoryview(line)[:tail]) != crc:
                 found.damaged.add(crc.decode("ascii", "replace"))
@@ -129,35 +113,40 @@ def sealed_lines(
                 continue
             mark = line.find(STATUS_MARK, head) if line.startswith(KEY_HEAD) else -1
             if mark > 0 and line[head : head + 1] == b'"' and line[mark - 1 : mark] == b'"':
-                if ledger:
-                    at = line.find(LISTED, mark)
-                    listed = (
-                        at > 0
-                        and line[at + _LISTED : at + _LISTED + 1] in _POSITION_HEADS
-                        and line.find(_LIST_AFTER_POSITION, at) < 0
-                    )
-                if not ledger or listed or UNLISTED in line:
-                    key = line[head + 1 : mark - 1]
-                    if b"\\" in key or not key.isascii():  # escaped, or UTF-8 to check
-                        decoded = _key(line[head:mark])
-                        if decoded is None:  # not JSON (not UTF-8): no record
-                            found.skipped += 1
-                            continue
-                        key = decoded.encode()
-                    keys += key
-                    ends.append(len(keys))
-                    numbers.append(number)
-                    crcs += crc
-                    listed_flags.append(listed)
+                if not shaped(line):
+                    found.skipped += 1
                     continue
+                key = line[head + 1 : mark - 1]
+                if b"\\" in key or not key.isascii():  # escaped, or UTF-8: decoded
+                    key = orjson.loads(line[head:mark]).encode()
+                keys += key
+                ends.append(len(keys))
+                numbers.append(number)
+                crcs += crc
+                continue
         if line[:1] != b"{" and not line.strip():
             continue
         obj = parse(line)
+        _note_damaged(line, found.damaged)
         if obj is None:
             found.skipped += 1
         elif isinstance(obj.get("key"), str):
             found.parsed.append((number, obj))
     return found
+
+
+_END = b'"}\n'
+_CRC_FIELD = b'"crc":"'
+
+
+def _note_damaged(line: bytes, damaged: set[str]) -> None:
+    """Note every checksum text a line not in the fast form carries (its seal's tail cut,
+    something after it): DuckDB could read the line and take it for the sealed one it copies."""
+    at = line.find(_CRC_FIELD)
+    while at >= 0:
+        text = line[at + len(_CRC_FIELD) : at + len(_CRC_FIELD) + 8]
+        damaged.add(text.decode("ascii", "replace"))
+        at = line.find(_CRC_FIELD, at + 1)
 
 
 def parse_lines(
@@ -174,14 +163,6 @@ def parse_lines(
             else:
                 parsed.append((number, obj))
     return parsed, skipped
-
-
-def _key(text: bytes) -> str | None:
-    try:
-        key = orjson.loads(text)
-    except orjson.JSONDecodeError:
-        return None
-    return key if isinstance(key, str) else None
 
 
 def _lines(source: Readable, advance: Advance | None) -> Iterator[bytes]:

@@ -1,27 +1,29 @@
 """The analysis's view of a ledger: DuckDB tables of the latest record per key and of the current
-score per answer and scorer, what `stats` and `query` ask their questions of.
+score per answer and scorer, what `stats`, `export`, `report`, `annotate export` and `query` ask
+their questions of.
 
-- `answers`: the latest record of every key (one ledger file, a shard tree, or several ledgers
+- `latest`: the latest record of every key (one ledger file, a shard tree, or several ledgers
   read as one), with the resume index's rules: a line counts only when whole (its seal checked by
-  `harness.analysis.sealed_pass`) and of the record's shape (`SHAPE` below, what
-  `harness.ledger.record.RecordLine` requires of the fields the analysis reads); `line` is its
-  place in the ledger (the order of the records). A damaged or misshapen line is skipped and
-  counted (`View.skipped`).
-- `scores`: per answer and scorer, the current score (see `harness.analysis.labels`): the latest
-  line for its key says "ok", was made under the scorer's current definition (its last line's)
-  and given to the answer as it is now (its `answer` digest equals the answer's,
-  `harness.analysis.scores.answer_digest`: DuckDB's sha256 of the same JSON, checked in Python
-  where the two disagree).
-- `answers` also holds, per scorer, `score.<scorer>` (the label, null when none is current) and
-  `score.<scorer>.value`.
+  `harness.analysis.sealed_pass`) and of the record's shape (checked there by the harness's own
+  decoder); `line` is its place in the ledger (`ORDER BY line` reads the records in order: the
+  table is not sorted). A damaged or misshapen line is skipped and counted (`View.skipped`). It
+  holds the fields asked for, and what can be derived from them (`DERIVED`, `LOGPROB_NUMBERS`).
+- `scores`: per answer and scorer, the current score: the latest line for its key says "ok", was
+  made under the scorer's current definition (its last line's) and given to the answer as it is
+  now (its `answer` digest equals the answer's, `harness.analysis.scores.answer_digest`:
+  DuckDB's sha256 of the same JSON, checked in Python where the two disagree). A scores line is
+  checked as `harness.analysis.scores.is_score` says.
+- `answers` (a view): `latest` with, per scorer, `score.<scorer>` (the label, null when none is
+  current) and `score.<scorer>.value`; `records` (when asked for): every record line.
 
-DuckDB runs with `threads` (default: the cores) and `memory_limit` (default: half the RAM, at
-most 4 GB), spilling to a temporary folder beside nothing of the user's.
+DuckDB runs with `threads` (default: the cores) and `memory_limit` (default: a quarter of the
+RAM, at most `MEMORY_LIMIT_MB`), spilling to a temporary folder of its own.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import tempfile
 from collections.abc import Collection, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -31,6 +33,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 import duckdb
+import msgspec
 import numpy as np
 import orjson
 import pyarrow as pa
@@ -39,102 +42,51 @@ from duckdb.func import ARROW
 
 from harness.analysis.scores import answer_digest, is_score
 from harness.analysis.sealed_pass import Parse, Readable, SealedLines, parse_lines, sealed_lines
-from harness.analysis.uncertainty import MEASURES, measure_flat
-from harness.api.types import MAX_COUNT
 from harness.errors import InputError
 from harness.input_files import refuse_special
 from harness.ledger.lines import is_result, parse_line, parse_sealed
+from harness.ledger.record import decode_record
 from harness.ledger.sets import Advance, Ledgers
 
-# The record's fields as DuckDB reads them: each as its JSON text, checked by its first
-# character against what `harness.ledger.record.RecordLine` says it is (DuckDB would turn "3" into
-# 3, or 1 into true), then read as its value; the token logprobs as a list of positions.
-# Kinds: text, a whole count, an amount (a number from 0 to 10^12), an object, an object of
-# counts, an object of values (its whole numbers in 64 bits), the attempt errors, a boolean, the
-# mode; `?` where null is allowed too.
-KINDS = {
-    "status": "text",
-    "prompt_hash": "text?",
-    "schema": "count",
-    "run_id": "text",
-    "variant": "text",
-    "provider": "text",
-    "model": "text",
-    "prompt_id": "text",
-    "sample": "count",
-    "full_response": "text?",
-    "finish_reason": "text?",
-    "finish_detail": "text?",
-    "tokens": "counts?",
-    "cost_usd": "amount?",
-    "token_logprobs": "positions",
-    "sampling_params": "values",
-    "timestamp": "text",
-    "elapsed_seconds": "amount",
-    "retry_count": "count",
-    "error": "values?",
-    "attempt_errors": "errors",
-    "prompt_category": "text",
-    "is_synthetic_probe": "boolean",
-    "metadata": "object",
-    "mode": "mode",
-    "batch_id": "text?",
-    "adapter": "text?",
-}
-_POSITIONS = "STRUCT(token JSON, logprob JSON, top JSON, token_id JSON, top_ids JSON)[]"
+# The record's fields as DuckDB reads them. Every line DuckDB's reading is joined with was checked
+# by the harness's own decoder first (`harness.ledger.record.decode_record`, in
+# `harness.analysis.sealed_pass`), so each value is of its field's type and DuckDB's casts are
+# exact; objects stay JSON.
+_POSITIONS = (
+    "STRUCT(token VARCHAR, logprob DOUBLE, top VARCHAR[][], token_id BIGINT, top_ids BIGINT[])[]"
+)
+# The token logprobs' numbers alone: a token in `top` is read as a null number.
+_NUMBERS_ONLY = "STRUCT(logprob DOUBLE, top DOUBLE[][])[]"
 RECORD_COLUMNS = {
     "key": "VARCHAR",
-    **{name: _POSITIONS if kind == "positions" else "JSON" for name, kind in KINDS.items()},
+    "status": "VARCHAR",
+    "prompt_hash": "VARCHAR",
+    "schema": "UINTEGER",
+    "run_id": "VARCHAR",
+    "variant": "VARCHAR",
+    "provider": "VARCHAR",
+    "model": "VARCHAR",
+    "prompt_id": "VARCHAR",
+    "sample": "UINTEGER",
+    "full_response": "VARCHAR",
+    "finish_reason": "VARCHAR",
+    "finish_detail": "VARCHAR",
+    "tokens": "JSON",
+    "cost_usd": "DOUBLE",
+    "token_logprobs": _POSITIONS,
+    "sampling_params": "JSON",
+    "timestamp": "VARCHAR",
+    "elapsed_seconds": "DOUBLE",
+    "retry_count": "UINTEGER",
+    "error": "JSON",
+    "attempt_errors": "JSON",
+    "prompt_category": "VARCHAR",
+    "is_synthetic_probe": "BOOLEAN",
+    "metadata": "JSON",
+    "mode": "VARCHAR",
+    "batch_id": "VARCHAR",
+    "adapter": "VARCHAR",
     "crc": "VARCHAR",
-}
-# SQL: whether JSON text `{x}` is of a kind (null, or missing, is SQL NULL: the field is left
-# out). Templates: `{x}` is replaced, other braces are SQL's.
-_COUNT = (
-    "regexp_full_match({x}, '0|[1-9][0-9]{0,9}') AND TRY_CAST({x}::VARCHAR AS UBIGINT) <= "
-    + str(MAX_COUNT)
-)
-_INT64 = "(NOT regexp_full_match({x}, '-?[0-9]+') OR TRY_CAST({x}::VARCHAR AS BIGINT) IS NOT NULL)"
-_DIGIT = "substr({x}, 1, 1) IN (" + ", ".join(f"'{d}'" for d in range(10)) + ")"
-_TEXT = "coalesce({x} = 'null' OR starts_with({x}, '\"'), true)"
-_NUMBER = "coalesce({x} = 'null' OR substr({x}, 1, 1) = '-' OR " + _DIGIT + ", true)"
-_ERROR = " AND ".join(
-    [
-        "starts_with({x}, '{')",
-        _TEXT.replace("{x}", "json_extract({x}, '$.type')::VARCHAR"),
-        _TEXT.replace("{x}", "json_extract({x}, '$.message')::VARCHAR"),
-        "coalesce(json_extract({x}, '$.retryable')::VARCHAR IN ('true', 'false', 'null'), true)",
-        "coalesce(json_extract({x}, '$.status')::VARCHAR = 'null' OR "
-        + _COUNT.replace("{x}", "ltrim(json_extract({x}, '$.status')::VARCHAR, '-')")
-        .replace("UBIGINT", "BIGINT")
-        .replace(f"<= {MAX_COUNT}", "IS NOT NULL")
-        + ", true)",
-        _NUMBER.replace("{x}", "json_extract({x}, '$.retry_after')::VARCHAR"),
-    ]
-)
-_FIRST = {
-    "text": "starts_with({x}, '\"')",
-    "count": _COUNT,
-    "amount": _DIGIT + " AND TRY_CAST({x}::VARCHAR AS DOUBLE) <= 1e12",
-    "object": "starts_with({x}, '{')",
-    "counts": "starts_with({x}, '{') AND list_bool_and(["
-    + _COUNT.replace("{x}", "v")
-    + " FOR v IN json_extract({x}, '$.*')::VARCHAR[]]) IS NOT FALSE",
-    "values": "starts_with({x}, '{') AND list_bool_and(["
-    + _INT64.replace("{x}", "v")
-    + " FOR v IN json_extract({x}, '$.*')::VARCHAR[]]) IS NOT FALSE",
-    "errors": "CASE WHEN {x} = '[]' THEN true ELSE starts_with({x}, '[') AND list_bool_and(["
-    + _ERROR.replace("{x}", "e")
-    + " FOR e IN json_extract({x}, '$[*]')::VARCHAR[]]) IS NOT FALSE END",
-    "boolean": "{x} IN ('true', 'false')",
-    "mode": "{x} IN ('\"live\"', '\"batch\"')",
-}
-# SQL: the field's value, from its JSON text.
-_VALUE = {
-    "text": "{x}->>'$'",
-    "count": "TRY_CAST({x}::VARCHAR AS UINTEGER)",
-    "amount": "TRY_CAST({x}::VARCHAR AS DOUBLE)",
-    "boolean": "{x} = 'true'",
-    "mode": "{x}->>'$'",
 }
 SCORE_COLUMNS = {
     "key": "VARCHAR",
@@ -152,61 +104,20 @@ SCORE_COLUMNS = {
 }
 
 
-def _number(text: str) -> str:
-    """SQL: JSON text `text` is null or a number (its first character says)."""
-    return f"({text} IS NULL OR substr({text}, 1, 1) IN ('-', {_DIGITS}))"
-
-
-_DIGITS = ", ".join(f"'{digit}'" for digit in range(10))
-# Each position's alternatives, parsed once: a list of [token, logprob] pairs as JSON text (null
-# where `top` is not a list of lists).
-TOPS = "[from_json(p.top, '[\"JSON[]\"]') FOR p IN r.token_logprobs]"
-_POSITION = "r.token_logprobs[i]"
+_OK = "r.status = 'ok'"
+_PAIRS = "coalesce(p.top, [])"
 # The token logprobs as the view holds them: per position its token, logprob and token id, and its
 # alternatives' tokens, logprobs and ids as lists (the ledger's `top` pairs as two lists).
-_PAIRS = "coalesce(r.tops[i], [])"
 POSITIONS = (
-    f"[{{'token': {_POSITION}.token->>'$', "
-    f"'logprob': TRY_CAST({_POSITION}.logprob::VARCHAR AS DOUBLE), "
-    f"'token_id': TRY_CAST({_POSITION}.token_id::VARCHAR AS BIGINT), "
-    f"'top_tokens': [pair[1]->>'$' FOR pair IN {_PAIRS}], "
-    f"'top_logprobs': [TRY_CAST(pair[2]::VARCHAR AS DOUBLE) FOR pair IN {_PAIRS}], "
-    f"'top_ids': from_json({_POSITION}.top_ids, '[\"BIGINT\"]')}} "
-    "FOR i IN range(1, len(r.token_logprobs) + 1)]"
+    "[{'token': p.token, 'logprob': p.logprob, 'token_id': p.token_id, "
+    f"'top_tokens': [pair[1] FOR pair IN {_PAIRS}], "
+    f"'top_logprobs': [CAST(pair[2] AS DOUBLE) FOR pair IN {_PAIRS}], "
+    "'top_ids': p.top_ids} FOR p IN r.token_logprobs]"
 )
-# What a record must be to count (JSON text compared as text: no second parse).
-SHAPE = (
-    " AND ".join(
-        f"(r.{name} IS NULL OR {_FIRST[kind.rstrip('?')].replace('{x}', 'r.' + name)})"
-        for name, kind in KINDS.items()
-        if kind != "positions"
-    )
-    + " AND r.status IN ('\"ok\"', '\"error\"')"
-    + " AND r.variant IS NOT NULL AND r.prompt_id IS NOT NULL AND r.sample IS NOT NULL"
-    + f"""
-    AND (NOT r.listed OR r.token_logprobs IS NOT NULL)
-    AND list_bool_and([
-        {_POSITION} IS NOT NULL AND {_number(_POSITION + ".logprob")}
-        AND ({_POSITION}.token IS NULL OR starts_with({_POSITION}.token, '"'))
-        AND ({_POSITION}.token_id IS NULL
-             OR regexp_full_match({_POSITION}.token_id, '-?(0|[1-9][0-9]{{0,18}})'))
-        AND ({_POSITION}.top_ids IS NULL OR starts_with({_POSITION}.top_ids, '['))
-        AND ({_POSITION}.top IS NULL OR (r.tops[i] IS NOT NULL AND list_bool_and([
-            pair IS NOT NULL AND len(pair) = 2 AND {_number("pair[2]")}
-            AND (pair[1] IS NULL OR starts_with(pair[1], '"'))
-            FOR pair IN r.tops[i]]) IS NOT FALSE))
-        FOR i IN range(1, len(r.token_logprobs) + 1)]) IS NOT FALSE
-"""
-)
-
-# The record as the view shows it: JSON text read as its value; the other fields as read.
+# The record as the view shows it where it is not the field as read.
 _READ_AS = {
-    name: _VALUE.get(kind.rstrip("?"), "{x}").replace("{x}", "r." + name)
-    for name, kind in KINDS.items()
-    if kind != "positions"
-} | {
-    "prompt_category": "coalesce(r.prompt_category->>'$', 'None')",
-    "is_synthetic_probe": "coalesce(r.is_synthetic_probe = 'true', false)",
+    "prompt_category": "coalesce(r.prompt_category, 'None')",
+    "is_synthetic_probe": "coalesce(r.is_synthetic_probe, false)",
     "token_logprobs": POSITIONS,
 }
 FIELDS = [name for name in RECORD_COLUMNS if name != "crc"]
@@ -214,23 +125,20 @@ FIELDS = [name for name in RECORD_COLUMNS if name != "crc"]
 # a failure: per position the chosen token's logprob and its alternatives' count, per
 # alternative its logprob (NaN where a logprob is null).
 LOGPROB_NUMBERS = {
-    "logprobs": "CASE WHEN r.status = '\"ok\"' THEN [coalesce(TRY_CAST(p.logprob::VARCHAR "
-    "AS DOUBLE), 'NaN'::DOUBLE) FOR p IN r.token_logprobs] END",
-    "top_widths": "CASE WHEN r.status = '\"ok\"' THEN [coalesce(len(t), 0) FOR t IN r.tops] END",
-    "top_logprobs": "CASE WHEN r.status = '\"ok\"' THEN flatten([[coalesce(TRY_CAST("
-    "pair[2]::VARCHAR AS DOUBLE), 'NaN'::DOUBLE) FOR pair IN coalesce(t, [])] FOR t IN r.tops]) "
-    "END",
+    "logprobs": f"CASE WHEN {_OK} THEN [coalesce(p.logprob, 'NaN'::DOUBLE) "
+    "FOR p IN r.token_logprobs] END",
+    "top_widths": f"CASE WHEN {_OK} THEN [len({_PAIRS}) FOR p IN r.token_logprobs] END",
+    "top_logprobs": f"CASE WHEN {_OK} THEN flatten([[coalesce(CAST(pair[2] AS DOUBLE), "
+    f"'NaN'::DOUBLE) FOR pair IN {_PAIRS}] FOR p IN r.token_logprobs]) END",
 }
 # What else the view can derive from a record: the digest of the answer (what a score was given
 # to: `harness.analysis.scores.answer_digest`, from DuckDB's JSON of the two fields), how many
 # token logprob positions an answer has, and the uncertainty measures of its token logprobs
-# (`harness.analysis.uncertainty.measure_flat`, called by DuckDB on each chunk of rows). JSON
-# numbers are read as text to DOUBLE (DuckDB's cast from JSON parses each value again).
+# (`harness.analysis.uncertainty.measure_flat`, called by DuckDB on each chunk of rows).
 DERIVED = {
-    "digest": "CASE WHEN r.status = '\"ok\"' THEN sha256('[' || coalesce(to_json(r.prompt_hash"
-    "->>'$')::VARCHAR, 'null') || ',' || coalesce(to_json(r.full_response->>'$')::VARCHAR, "
-    "'null') || ']')[:16] END",
-    "positions": "CASE WHEN r.status = '\"ok\"' THEN coalesce(len(r.token_logprobs), 0) END",
+    "digest": f"CASE WHEN {_OK} THEN sha256('[' || coalesce(to_json(r.prompt_hash)::VARCHAR, "
+    "'null') || ',' || coalesce(to_json(r.full_response)::VARCHAR, 'null') || ']')[:16] END",
+    "positions": f"CASE WHEN {_OK} THEN coalesce(len(r.token_logprobs), 0) END",
     "unsure": "measures("
     + ", ".join(LOGPROB_NUMBERS[name] for name in ("logprobs", "top_widths", "top_logprobs"))
     + ")",
@@ -338,7 +246,7 @@ def open_view(
         connection = connect(threads, memory_limit)
         stack.callback(connection.close)
         connection.create_function(
-            "measures", _measures, ["DOUBLE[]", "BIGINT[]", "DOUBLE[]"], _MEASURED, type=ARROW
+            "measures", _measures, ["DOUBLE[]", "BIGINT[]", "DOUBLE[]"], _measured(), type=ARROW
         )
         _do(connection, f"SET temp_directory = '{_quoted(folder)}'")
         view = View(connection, ledger, scores)
@@ -346,7 +254,7 @@ def open_view(
             # One ledger file is opened once: the pass and DuckDB read the same file, even if the
             # path is given to another meanwhile (as `run --fresh` does).
             source, paths = _held(stack, ledger)
-            found = sealed_lines(source, _parse_record, ledger=True, advance=advance)
+            found = sealed_lines(source, _parse_record, _is_record, advance=advance)
             # DuckDB reads the ledger (on its threads, without the GIL) while this thread
             # checks the scores file's seals.
             with ThreadPoolExecutor(1) as pool:
@@ -362,16 +270,26 @@ def open_view(
             yield view
         except duckdb.Error as exc:
             raise InputError(f"{ledger}: {_first_line(exc)}") from None
+        except RuntimeError as exc:  # DuckDB interrupted by Ctrl-C, in this thread or another
+            if "interrupted" in str(exc).lower():
+                raise KeyboardInterrupt from None
+            raise
         except OSError as exc:
             raise InputError(f"{exc.filename or ledger}: {exc.strerror or exc}") from None
 
 
-_MEASURED = "STRUCT(" + ", ".join(f"{name} DOUBLE" for name in MEASURES) + ")"
+def _measured() -> str:
+    """The type of the uncertainty measures of an answer."""
+    from harness.analysis.uncertainty import MEASURES
+
+    return "STRUCT(" + ", ".join(f"{name} DOUBLE" for name in MEASURES) + ")"
 
 
 def _measures(logprobs: pa.Array, widths: pa.Array, alternatives: pa.Array) -> pa.StructArray:
     """The uncertainty measures of a chunk of answers, from their token logprobs' numbers
     (`LOGPROB_NUMBERS`; null for an answer without them)."""
+    from harness.analysis.uncertainty import MEASURES, measure_flat  # scipy, when a view is made
+
     counts = pc.fill_null(pc.list_value_length(logprobs), 0)
     measured = measure_flat(
         np.asarray(counts.to_numpy(zero_copy_only=False), np.intp),
@@ -405,6 +323,33 @@ def _parse_record(line: bytes) -> dict[str, Any] | None:
     return {}  # a run or batch line: no key, not counted
 
 
+def _is_record(line: bytes) -> bool:
+    try:
+        decode_record(line)
+    except msgspec.DecodeError:
+        return False
+    return True
+
+
+class _ScoreShape:
+    """Whether a sealed scores line is a score (`is_score`); counts those whose answer digest is
+    not one: each is an unreadable line, and the latest of its key leaves no score current."""
+
+    def __init__(self) -> None:
+        self.bad_digests = 0
+
+    def __call__(self, line: bytes) -> bool:
+        obj = _parse_score(line)
+        if obj is None:
+            return False
+        if obj["status"] == "ok" and not _DIGEST.fullmatch(obj["answer"]):
+            self.bad_digests += 1
+        return True
+
+
+_DIGEST = re.compile(r"[0-9a-fA-F]{16}")
+
+
 def _parse_score(line: bytes) -> dict[str, Any] | None:
     obj = parse_sealed(line, always_sealed=True)
     return obj if obj is not None and is_score(obj) else None
@@ -413,7 +358,7 @@ def _parse_score(line: bytes) -> dict[str, Any] | None:
 def _latest_table(
     view: View, name: str, found: SealedLines, source: Readable, parse: Parse
 ) -> list[tuple[int, dict[str, Any]]]:
-    """CREATE TABLE `name` (key, line, crc, listed, parsed): the latest line of each key of
+    """CREATE TABLE `name` (key, line, crc, parsed): the latest line of each key of
     `found`, by line number; return those of them parsed here. A latest line that a damaged one
     could be taken for in DuckDB (they share key and checksum text) is parsed here too."""
     connection = view.connection
@@ -465,11 +410,12 @@ def _answers_table(
         folder / "parsed.jsonl", _latest_table(view, "latest_lines", found, source, _parse_record)
     )
     view.skipped = found.skipped
-    reads = _record_reads(paths, "latest_lines", side)
+    reads = _record_reads(paths, "latest_lines", side, fields)
     view.sources = reads
     parts = _record_parts(reads, {"status", "digest", *fields})
     # Not sorted here: DuckDB's sort of a join straight from the file holds it all in memory.
-    _do(connection, f"CREATE TABLE latest AS SELECT * FROM ({' UNION ALL '.join(parts)})")
+    with _file_probed(connection):
+        _do(connection, f"CREATE TABLE latest AS SELECT * FROM ({' UNION ALL '.join(parts)})")
     ((rows, keys, expected),) = _do(
         connection,
         "SELECT count(*), count(DISTINCT key), (SELECT count(*) FROM latest_lines) FROM latest",
@@ -483,10 +429,17 @@ def _answers_table(
     view.skipped += expected - keys
 
 
-def _record_reads(paths: tuple[str, ...], lines: str, side: Path | None) -> list[tuple[str, str]]:
+def _record_reads(
+    paths: tuple[str, ...], lines: str, side: Path | None, fields: Collection[str]
+) -> list[tuple[str, str]]:
     """How DuckDB reads the records of `lines` (a table of lines noted by the pass): the ledger's
-    files joined with it on key and checksum, and the lines parsed here (`side`)."""
-    columns = "{" + ", ".join(f"'{n}': '{t}'" for n, t in RECORD_COLUMNS.items()) + "}"
+    files joined with it on key and checksum, and the lines parsed here (`side`). Without
+    `token_logprobs` among `fields`, only the numbers of the token logprobs are read (a token is
+    not, which DuckDB reads faster)."""
+    types = RECORD_COLUMNS
+    if "token_logprobs" not in fields:
+        types = types | {"token_logprobs": _NUMBERS_ONLY}
+    columns = "{" + ", ".join(f"'{n}': '{t}'" for n, t in types.items()) + "}"
     reads = [
         (
             f"read_json({_files(paths)}, format='newline_delimited', columns={columns}, "
@@ -498,7 +451,7 @@ def _record_reads(paths: tuple[str, ...], lines: str, side: Path | None) -> list
         reads.append(
             (
                 f"read_json('{_quoted(side)}', format='newline_delimited', "
-                f"columns={columns[:-1]}, 'line': 'BIGINT', 'listed': 'BOOLEAN'}})",
+                f"columns={columns[:-1]}, 'line': 'BIGINT'}})",
                 "",
             )
         )
@@ -506,7 +459,7 @@ def _record_reads(paths: tuple[str, ...], lines: str, side: Path | None) -> list
 
 
 def _record_parts(reads: list[tuple[str, str]], wanted: Collection[str]) -> list[str]:
-    """One SELECT of the `wanted` fields per read: the records that have the record's shape."""
+    """One SELECT of the `wanted` fields per read."""
     derived = LOGPROB_NUMBERS | DERIVED
     selected = ", ".join(
         f"{_READ_AS.get(name) or derived.get(name) or 'r.' + name} AS {name}"
@@ -514,9 +467,8 @@ def _record_parts(reads: list[tuple[str, str]], wanted: Collection[str]) -> list
         if name in wanted and name != "key"
     )
     return [
-        f"SELECT r.line, r.key, {selected} FROM (SELECT r.*, "
-        f"{'l.line, l.listed, ' if join else ''}{TOPS} AS tops FROM {read} r {join}) r "
-        f"WHERE {SHAPE}"
+        f"SELECT r.line, r.key, {selected} "
+        f"FROM (SELECT r.*{', l.line' if join else ''} FROM {read} r {join}) r"
         for read, join in reads
     ]
 
@@ -544,7 +496,7 @@ def _records_table(
             parsed += parse_lines(source, _parse_record, doubtful)[0]
             _do(connection, "DELETE FROM every_line WHERE list_contains(?, line)", [doubtful])
     side = _side_file(folder / "every.jsonl", parsed)
-    parts = _record_parts(_record_reads(paths, "every_line", side), FIELDS)
+    parts = _record_parts(_record_reads(paths, "every_line", side, FIELDS), FIELDS)
     ((repeated,),) = _do(
         connection,
         "SELECT count(*) > 0 FROM (SELECT key, crc FROM every_line WHERE NOT parsed "
@@ -553,8 +505,20 @@ def _records_table(
     union = " UNION ALL ".join(parts)
     # An exact repeat is read as often as it is there, and joined with each of its lines.
     selected = f"SELECT DISTINCT ON (line) * FROM ({union})" if repeated else union
-    _do(connection, f"CREATE TABLE records AS {selected}")
+    with _file_probed(connection):
+        _do(connection, f"CREATE TABLE records AS {selected}")
     _do(connection, "DROP TABLE every_line")
+
+
+@contextmanager
+def _file_probed(connection: duckdb.DuckDBPyConnection) -> Iterator[None]:
+    """Joins as written: the file's rows probe the table of lines (DuckDB, which cannot tell how
+    many rows a file holds, would otherwise put the wide rows in its hash table)."""
+    _do(connection, "SET disabled_optimizers = 'join_order,build_side_probe_side'")
+    try:
+        yield
+    finally:
+        _do(connection, "RESET disabled_optimizers")
 
 
 def _side_file(path: Path, parsed: list[tuple[int, dict[str, Any]]]) -> Path | None:
@@ -563,8 +527,7 @@ def _side_file(path: Path, parsed: list[tuple[int, dict[str, Any]]]) -> Path | N
         return None
     with path.open("wb") as file:
         for number, record in parsed:
-            listed = isinstance(record.get("token_logprobs"), list)
-            file.write(orjson.dumps({**record, "line": number, "listed": listed}) + b"\n")
+            file.write(orjson.dumps({**record, "line": number}) + b"\n")
     return path
 
 
@@ -577,7 +540,9 @@ def _scores_seen(
         return None
     refuse_special(path)
     file = stack.enter_context(path.open("rb"))
-    found = sealed_lines(file, _parse_score, ledger=False, advance=advance)
+    shape = _ScoreShape()
+    found = sealed_lines(file, _parse_score, shape, advance=advance)
+    found.skipped += shape.bad_digests
     return file, _open_path(file, path), found
 
 
@@ -606,9 +571,9 @@ def _scores_table(
     ]
     if side is not None:
         reads.append(
-            f"SELECT line, * EXCLUDE (line, listed, crc) FROM read_json('{_quoted(side)}', "
+            f"SELECT line, * EXCLUDE (line, crc) FROM read_json('{_quoted(side)}', "
             f"format='newline_delimited', columns={spec[:-1]}, 'line': 'BIGINT', "
-            "'listed': 'BOOLEAN'})"
+            "})"
         )
     _do(
         connection,
@@ -617,12 +582,6 @@ def _scores_table(
         "QUALIFY row_number() OVER (PARTITION BY key) = 1",  # a line repeated exactly: once
     )
     # A latest line whose digest is not one: no score is current, the line counted unreadable.
-    bad = _do(
-        connection,
-        "SELECT count(*) FROM score_lines WHERE status = 'ok' "
-        "AND NOT regexp_full_match(answer, '[0-9a-fA-F]{16}')",
-    )
-    view.labels.skipped += bad[0][0]
     _do(
         connection,
         "DELETE FROM score_lines WHERE status = 'ok' "
@@ -697,7 +656,7 @@ def _keep_current_answers(view: View) -> None:
 def _answers_of(view: View, keys: list[str]) -> list[tuple[str, str | None, str | None]]:
     """The prompt hash and response of the latest records of `keys`, read again."""
     parts = [
-        f"SELECT r.key, r.prompt_hash->>'$', r.full_response->>'$' FROM {read} r {join} "
+        f"SELECT r.key, r.prompt_hash, r.full_response FROM {read} r {join} "
         "WHERE list_contains($keys, r.key)"
         for read, join in view.sources
     ]
@@ -723,8 +682,13 @@ def _score_columns(view: View) -> None:
 
 
 def _do(connection: duckdb.DuckDBPyConnection, sql: str, parameters: Any = None) -> list[Any]:
-    """Run one statement to its end; its rows."""
-    return connection.execute(sql, parameters).fetchall()
+    """Run one statement to its end; its rows. DuckDB interrupted by Ctrl-C is Ctrl-C."""
+    try:
+        return connection.execute(sql, parameters).fetchall()
+    except RuntimeError as exc:
+        if "interrupted" in str(exc).lower():
+            raise KeyboardInterrupt from None
+        raise
 
 
 def _files(paths: tuple[str, ...]) -> str:

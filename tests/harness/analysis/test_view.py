@@ -138,3 +138,67 @@ def test_records_holds_every_whole_record_line_superseded_or_repeated_not_a_dama
         (5, "a@t0|p1|0", "a@t0 on p1"),
     ]
     assert sorted(latest) == [("a@t0|p0|0", "later"), ("a@t0|p1|0", "a@t0 on p1")]
+
+
+@pytest.mark.parametrize("damaged_first", [False, True])
+@pytest.mark.parametrize("after", [b" ", b"\r", b"x"])
+def test_a_damaged_copy_with_text_after_its_seal_is_never_the_answer(
+    tmp_path, after, damaged_first
+):
+    good = sealed(answer("a@t0", "p0", response="it exists"))
+    bad = _corrupted(good, b"it exists", b"it exiss ")[:-1] + after + b"\n"
+    (tmp_path / "ledger.jsonl").write_bytes(bad + good if damaged_first else good + bad)
+    assert _answers(tmp_path / "ledger.jsonl", tmp_path / "scores.jsonl") == (
+        {"a@t0|p0|0": "it exists"},
+        1,
+    )
+
+
+def test_a_newer_line_whose_closing_brace_is_damaged_leaves_the_earlier_record(tmp_path):
+    first = sealed(answer("a@t0", "p0", response="first"))
+    later = sealed(answer("a@t0", "p0", response="later"))
+    (tmp_path / "ledger.jsonl").write_bytes(first + later[:-2] + b"]\n")
+    assert _answers(tmp_path / "ledger.jsonl", tmp_path / "scores.jsonl") == (
+        {"a@t0|p0|0": "first"},
+        1,
+    )
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"label": 5},
+        {"label": ["a"]},
+        {"scorer": 7},
+        {"type": "other"},
+        {"value": "0.5"},
+        {"definition": None},
+        {"status": "maybe"},
+    ],
+)
+def test_a_sealed_score_line_not_of_a_scores_shape_is_skipped_and_the_earlier_label_kept(
+    tmp_path, fields
+):
+    record = answer("a@t0", "p0")
+    write_ledger(tmp_path / "ledger.jsonl", [record])
+    lines = [score(record, "claims", "yes"), {**score(record, "claims", "no"), **fields}]
+    write_scores(tmp_path / "scores.jsonl", lines)
+    with open_view(tmp_path / "ledger.jsonl", tmp_path / "scores.jsonl") as view:
+        labels = view.connection.execute('SELECT "score.claims" FROM answers').fetchall()
+        assert (labels, view.labels.skipped) == ([("yes",)], 1)
+
+
+def test_every_score_line_whose_digest_is_not_one_is_counted_and_the_latest_leaves_no_label(
+    tmp_path,
+):
+    records = [answer("a@t0", "p0"), answer("a@t0", "p1")]
+    write_ledger(tmp_path / "ledger.jsonl", records)
+    broken = [dict(score(r, "claims", "no"), answer="zz") for r in records]
+    lines = [broken[0], score(records[0], "claims", "yes"), score(records[1], "claims", "yes")]
+    write_scores(tmp_path / "scores.jsonl", [*lines, broken[1]])
+    with open_view(tmp_path / "ledger.jsonl", tmp_path / "scores.jsonl") as view:
+        labels = view.connection.execute('SELECT key, "score.claims" FROM answers').fetchall()
+        assert (sorted(labels), view.labels.skipped) == (
+            [("a@t0|p0|0", "yes"), ("a@t0|p1|0", None)],
+            2,
+        )

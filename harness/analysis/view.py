@@ -213,7 +213,7 @@ def _cores() -> int:
         return os.cpu_count() or 1
 
 
-MEMORY_LIMIT_MB = 768  # DuckDB's default, so a verb's whole process stays near 1 GB
+MEMORY_LIMIT_MB = 512  # DuckDB's default, so a verb's whole process stays near 1 GB
 
 
 def _default_memory() -> str:
@@ -254,15 +254,18 @@ def open_view(
             # One ledger file is opened once: the pass and DuckDB read the same file, even if the
             # path is given to another meanwhile (as `run --fresh` does).
             source, paths = _held(stack, ledger)
-            found = sealed_lines(source, _parse_record, _is_record, advance=advance)
-            # DuckDB reads the ledger (on its threads, without the GIL) while this thread
-            # checks the scores file's seals.
+            # DuckDB reads the ledger's lines (on its threads, without the GIL) while this
+            # thread checks the seals and shapes of the ledger's lines and the scores file's.
             with ThreadPoolExecutor(1) as pool:
-                reading = pool.submit(
-                    _answers_table, view, source, paths, found, Path(folder), fields
-                )
-                given = _scores_seen(stack, scores, advance)
+                reading = pool.submit(_file_rows, view, paths, fields)
+                try:
+                    found = sealed_lines(source, _parse_record, _is_record, advance=advance)
+                    given = _scores_seen(stack, scores, advance)
+                except BaseException:
+                    connection.interrupt()
+                    raise
                 reading.result()
+            _answers_table(view, source, paths, found, Path(folder), fields)
             if every_record:
                 _records_table(view, source, paths, found, Path(folder))
             _scores_table(view, given, scorers, Path(folder))
@@ -339,8 +342,11 @@ class _ScoreShape:
         self.bad_digests = 0
 
     def __call__(self, line: bytes) -> bool:
-        obj = _parse_score(line)
-        if obj is None:
+        try:  # its seal is checked already
+            obj = orjson.loads(line)
+        except orjson.JSONDecodeError:
+            return False
+        if not isinstance(obj, dict) or not is_score(obj):
             return False
         if obj["status"] == "ok" and not _DIGEST.fullmatch(obj["answer"]):
             self.bad_digests += 1
@@ -396,6 +402,23 @@ def _latest_table(
     return [(number, obj) for number, obj in found.parsed if number in latest]
 
 
+def _wanted(fields: Collection[str]) -> set[str]:
+    """The fields `latest` holds: those asked for, the status and the answer's digest."""
+    return {"status", "digest", *fields}
+
+
+def _file_rows(view: View, paths: tuple[str, ...], fields: Collection[str]) -> None:
+    """CREATE `file_rows`: every line of the ledger's files as DuckDB reads them, with its key and
+    checksum and the fields `latest` holds (derived ones computed): what the pass's latest lines
+    are picked from."""
+    read, _ = _record_reads(paths, "latest_lines", None, fields)[0]
+    _do(
+        view.connection,
+        f"CREATE TABLE file_rows AS SELECT r.key, r.crc, {_selected(_wanted(fields))} "
+        f"FROM {read} r WHERE r.key IS NOT NULL AND r.crc IS NOT NULL",
+    )
+
+
 def _answers_table(
     view: View,
     source: Readable,
@@ -412,10 +435,14 @@ def _answers_table(
     view.skipped = found.skipped
     reads = _record_reads(paths, "latest_lines", side, fields)
     view.sources = reads
-    parts = _record_parts(reads, {"status", "digest", *fields})
-    # Not sorted here: DuckDB's sort of a join straight from the file holds it all in memory.
+    parts = [
+        "SELECT l.line, w.* EXCLUDE (crc) FROM file_rows w "
+        "JOIN latest_lines l ON w.key = l.key AND w.crc = l.crc AND NOT l.parsed",
+        *_record_parts(reads[1:], _wanted(fields)),
+    ]
     with _file_probed(connection):
-        _do(connection, f"CREATE TABLE latest AS SELECT * FROM ({' UNION ALL '.join(parts)})")
+        _do(connection, f"CREATE TABLE latest AS {' UNION ALL BY NAME '.join(parts)}")
+    _do(connection, "DROP TABLE file_rows")
     ((rows, keys, expected),) = _do(
         connection,
         "SELECT count(*), count(DISTINCT key), (SELECT count(*) FROM latest_lines) FROM latest",
@@ -458,16 +485,20 @@ def _record_reads(
     return reads
 
 
-def _record_parts(reads: list[tuple[str, str]], wanted: Collection[str]) -> list[str]:
-    """One SELECT of the `wanted` fields per read."""
+def _selected(wanted: Collection[str]) -> str:
+    """The SELECT list of the `wanted` fields of a record read as `r` (its key apart)."""
     derived = LOGPROB_NUMBERS | DERIVED
-    selected = ", ".join(
+    return ", ".join(
         f"{_READ_AS.get(name) or derived.get(name) or 'r.' + name} AS {name}"
         for name in [*FIELDS, *derived]
         if name in wanted and name != "key"
     )
+
+
+def _record_parts(reads: list[tuple[str, str]], wanted: Collection[str]) -> list[str]:
+    """One SELECT of the `wanted` fields per read."""
     return [
-        f"SELECT r.line, r.key, {selected} "
+        f"SELECT r.line, r.key, {_selected(wanted)} "
         f"FROM (SELECT r.*{', l.line' if join else ''} FROM {read} r {join}) r"
         for read, join in reads
     ]
@@ -513,7 +544,8 @@ def _records_table(
 @contextmanager
 def _file_probed(connection: duckdb.DuckDBPyConnection) -> Iterator[None]:
     """Joins as written: the file's rows probe the table of lines (DuckDB, which cannot tell how
-    many rows a file holds, would otherwise put the wide rows in its hash table)."""
+    many rows a file holds, and does not weigh a row's width, would otherwise put the wide rows
+    in its hash table)."""
     _do(connection, "SET disabled_optimizers = 'join_order,build_side_probe_side'")
     try:
         yield

@@ -115,15 +115,6 @@ def checked(view: View, sql: str) -> str:
     return sql
 
 
-def run_query(view: View, sql: str) -> pa.Table:
-    """The whole result of one checked query, as an Arrow table."""
-    reader = _reader(view, sql)
-    try:
-        return reader.read_all()
-    except duckdb.Error as exc:
-        raise InputError(f"query: {one_line(exc)}") from None
-
-
 def preview(view: View, sql: str, rows: int) -> Preview:
     """The first `rows` rows of one checked query's result, and how many it has in all (the rest
     are counted as they stream past, never held)."""

@@ -101,7 +101,7 @@ def sealed_lines(
     counted); `parse` reads a line not in that form."""
     found = SealedLines()
     keys, ends, numbers, crcs = found.keys, found.ends, found.numbers, found.crcs
-    head, tail = len(KEY_HEAD), -CRC_TAIL
+    tail = -CRC_TAIL
     for number, line in enumerate(_lines(source, advance)):
         if line[-1:] != b"\n":
             line += b"\n"
@@ -111,14 +111,11 @@ def sealed_lines(
                 found.damaged.add(crc.decode("ascii", "replace"))
                 found.skipped += 1
                 continue
-            mark = line.find(STATUS_MARK, head) if line.startswith(KEY_HEAD) else -1
-            if mark > 0 and line[head : head + 1] == b'"' and line[mark - 1 : mark] == b'"':
+            key = _head_key(line)
+            if key is not None:
                 if not shaped(line):
                     found.skipped += 1
                     continue
-                key = line[head + 1 : mark - 1]
-                if b"\\" in key or not key.isascii():  # escaped, or UTF-8: decoded
-                    key = orjson.loads(line[head:mark]).encode()
                 keys += key
                 ends.append(len(keys))
                 numbers.append(number)
@@ -147,6 +144,31 @@ def _note_damaged(line: bytes, damaged: set[str]) -> None:
         text = line[at + len(_CRC_FIELD) : at + len(_CRC_FIELD) + 8]
         damaged.add(text.decode("ascii", "replace"))
         at = line.find(_CRC_FIELD, at + 1)
+
+
+def _head_key(line: bytes) -> bytes | None:
+    """The key of a line the harness wrote, read from its head (`{"key":"...","status":"`), as
+    UTF-8; None when the head holds no such key (fields in another order, or not JSON): the line
+    is then parsed whole."""
+    if not line.startswith(KEY_HEAD):
+        return None
+    mark = line.find(STATUS_MARK, len(KEY_HEAD))
+    if mark < 0:
+        return None
+    text = line[len(KEY_HEAD) : mark]
+    key = text[1:-1]
+    if text[:1] == b'"' and text[-1:] == b'"' and key.isascii() and not _escaped(key):
+        return key
+    try:
+        decoded = orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return None
+    return decoded.encode() if isinstance(decoded, str) else None
+
+
+def _escaped(key: bytes) -> bool:
+    """Whether a key's text between its quotes holds a quote or an escape (read as JSON)."""
+    return b'"' in key or b"\\" in key
 
 
 def parse_lines(

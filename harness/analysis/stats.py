@@ -46,7 +46,7 @@ from harness.ledger.targets import OwnFile, head
 
 
 class ScorerCounts(Protocol):
-    """What the report reads of one scorer's scores."""
+    """What the statistics read of one scorer's scores."""
 
     @property
     def failed(self) -> int: ...
@@ -56,7 +56,7 @@ class ScorerCounts(Protocol):
 
 
 class LabelCounts(Protocol):
-    """What the report reads of a scores file: its scorers (those kept), every scorer it names,
+    """What the statistics read of a scores file: its scorers (those kept), every scorer it names,
     and its lines left out."""
 
     @property

@@ -163,7 +163,7 @@ class ScorerSummary:
 @dataclass
 class ScoreCounts:
     """The scores file's scorers (those kept), what it names, and its lines left out (torn,
-    damaged, not scores, or latest ones whose answer digest is not one)."""
+    damaged, not scores, or lines whose answer digest is not one)."""
 
     scorers: dict[str, ScorerSummary] = field(default_factory=dict)
     named: set[str] = field(default_factory=set)
@@ -180,6 +180,7 @@ class View:
     scores_path: Path
     skipped: int = 0  # ledger lines: torn, damaged, of no known shape
     labels: ScoreCounts = field(default_factory=ScoreCounts)
+    paths: tuple[str, ...] = ()  # the ledger's files as DuckDB reads them (held open)
     # How DuckDB reads the ledger's latest records: each source's `read_json` and its join
     sources: list[tuple[str, str]] = field(default_factory=list)
 
@@ -254,6 +255,7 @@ def open_view(
             # One ledger file is opened once: the pass and DuckDB read the same file, even if the
             # path is given to another meanwhile (as `run --fresh` does).
             source, paths = _held(stack, ledger)
+            view.paths = paths
             # DuckDB reads the ledger's lines (on its threads, without the GIL) while this
             # thread checks the seals and shapes of the ledger's lines and the scores file's.
             with ThreadPoolExecutor(1) as pool:
@@ -261,10 +263,10 @@ def open_view(
                 try:
                     found = sealed_lines(source, _parse_record, _is_record, advance=advance)
                     given = _scores_seen(stack, scores, advance)
+                    reading.result()
                 except BaseException:
                     connection.interrupt()
                     raise
-                reading.result()
             _answers_table(view, source, paths, found, Path(folder), fields)
             if every_record:
                 _records_table(view, source, paths, found, Path(folder))
@@ -307,8 +309,9 @@ def _measures(logprobs: pa.Array, widths: pa.Array, alternatives: pa.Array) -> p
 
 def _held(stack: ExitStack, ledger: Path | Ledgers) -> tuple[BinaryIO | Ledgers, tuple[str, ...]]:
     """The ledger to read (one file opened, held by `stack`) and the paths DuckDB reads it by."""
-    if isinstance(ledger, Ledgers):
-        return ledger, tuple(str(path) for path in ledger.paths)
+    if isinstance(ledger, Ledgers):  # each file opened: a path is never a glob pattern to DuckDB
+        files = [stack.enter_context(path.open("rb")) for path in ledger.paths]
+        return ledger, tuple(_open_path(f, p) for f, p in zip(files, ledger.paths, strict=True))
     file = stack.enter_context(ledger.open("rb"))
     return file, (_open_path(file, ledger),)
 
@@ -365,16 +368,19 @@ def _latest_table(
     view: View, name: str, found: SealedLines, source: Readable, parse: Parse
 ) -> list[tuple[int, dict[str, Any]]]:
     """CREATE TABLE `name` (key, line, crc, parsed): the latest line of each key of
-    `found`, by line number; return those of them parsed here. A latest line that a damaged one
+    `found`, by line number (and `every_line`, or `every_<name>`: every line of `found`); return
+    the latest ones parsed here. A latest line that a damaged one
     could be taken for in DuckDB (they share key and checksum text) is parsed here too."""
     connection = view.connection
+    every = "every_line" if name == "latest_lines" else f"every_{name}"
     connection.register("lines_seen", found.table())
+    _do(connection, f"CREATE TABLE {every} AS SELECT * FROM lines_seen")
+    connection.unregister("lines_seen")
     _do(
         connection,
-        f"CREATE TABLE {name} AS SELECT * FROM lines_seen "
+        f"CREATE TABLE {name} AS SELECT * FROM {every} "
         "QUALIFY row_number() OVER (PARTITION BY key ORDER BY line DESC) = 1",
     )
-    connection.unregister("lines_seen")
     if found.damaged:
         doubtful = [
             number
@@ -510,35 +516,30 @@ def _records_table(
     """CREATE `records`: every record line of the ledger (whole, of the record's shape), with
     its line number; a line repeated exactly is there as often."""
     connection = view.connection
-    connection.register("lines_seen", found.table())
-    _do(connection, "CREATE TABLE every_line AS SELECT * FROM lines_seen")
-    connection.unregister("lines_seen")
+    _do(connection, "CREATE TABLE record_lines AS SELECT * FROM every_line")
     parsed = list(found.parsed)
     if found.damaged:
         doubtful = [
             number
             for (number,) in _do(
                 connection,
-                "SELECT line FROM every_line WHERE NOT parsed AND list_contains(?, crc)",
+                "SELECT line FROM record_lines WHERE NOT parsed AND list_contains(?, crc)",
                 [sorted(found.damaged)],
             )
         ]
         if doubtful:
-            parsed += parse_lines(source, _parse_record, doubtful)[0]
-            _do(connection, "DELETE FROM every_line WHERE list_contains(?, line)", [doubtful])
+            done = {number for number, _ in parsed}
+            again = [number for number in doubtful if number not in done]
+            parsed += parse_lines(source, _parse_record, again)[0]
+            _do(connection, "DELETE FROM record_lines WHERE list_contains(?, line)", [doubtful])
     side = _side_file(folder / "every.jsonl", parsed)
-    parts = _record_parts(_record_reads(paths, "every_line", side, FIELDS), FIELDS)
-    ((repeated,),) = _do(
-        connection,
-        "SELECT count(*) > 0 FROM (SELECT key, crc FROM every_line WHERE NOT parsed "
-        "GROUP BY ALL HAVING count(*) > 1)",
-    )
-    union = " UNION ALL ".join(parts)
-    # An exact repeat is read as often as it is there, and joined with each of its lines.
-    selected = f"SELECT DISTINCT ON (line) * FROM ({union})" if repeated else union
+    parts = _record_parts(_record_reads(paths, "record_lines", side, FIELDS), FIELDS)
+    # An exact repeat is read as often as it is there (in one file, or in two of a shard tree),
+    # and joined with each of its lines: each line once.
+    selected = f"SELECT DISTINCT ON (line) * FROM ({' UNION ALL '.join(parts)})"
     with _file_probed(connection):
         _do(connection, f"CREATE TABLE records AS {selected}")
-    _do(connection, "DROP TABLE every_line")
+    _do(connection, "DROP TABLE record_lines")
 
 
 @contextmanager
@@ -611,17 +612,23 @@ def _scores_table(
         connection,
         "CREATE TABLE score_lines AS SELECT * FROM (" + " UNION ALL ".join(reads) + ") "
         "WHERE status IN ('ok', 'error') "
-        "QUALIFY row_number() OVER (PARTITION BY key) = 1",  # a line repeated exactly: once
+        # the latest per answer and scorer (whatever a hand wrote as its key), once
+        "QUALIFY row_number() OVER (PARTITION BY answer_key, scorer ORDER BY line DESC) = 1",
     )
-    # A latest line whose digest is not one: no score is current, the line counted unreadable.
+    named = [
+        name
+        for (name,) in _do(
+            connection, "SELECT scorer FROM score_lines GROUP BY scorer ORDER BY min(line)"
+        )
+    ]
+    view.labels.named = set(named)
+    # A latest line whose digest is not one: no score is current (the line is counted
+    # unreadable by the pass).
     _do(
         connection,
         "DELETE FROM score_lines WHERE status = 'ok' "
         "AND NOT regexp_full_match(answer, '[0-9a-fA-F]{16}')",
     )
-    view.labels.named = {
-        row[0] for row in _do(connection, "SELECT DISTINCT scorer FROM score_lines")
-    }
     if only:
         _do(connection, "DELETE FROM score_lines WHERE NOT list_contains(?, scorer)", [list(only)])
     # The scorer's current definition: its last line's.
@@ -643,6 +650,9 @@ def _scores_table(
         FROM score_lines s JOIN current c USING (scorer) GROUP BY scorer ORDER BY min(s.line)""",
     ):
         view.scorers[name] = ScorerSummary(name, failed=failed, earlier_definition=earlier)
+    for name in named:  # a scorer whose latest lines all lack a digest: named, no label
+        if name not in view.scorers and (not only or name in only):
+            view.scorers[name] = ScorerSummary(name)
     _keep_current_answers(view)
 
 

@@ -22,11 +22,10 @@ class AnswerColumns:
 
     variants: list[str]
     categories: list[str]
-    items: list[tuple[str, int]]  # (prompt id, sample): the unit two variants are paired on
     labels: dict[str, list[str]]  # per scorer, its labels: the codes index them
     variant: np.ndarray  # int32 codes into `variants`
     category: np.ndarray  # int32 codes into `categories`
-    item: np.ndarray  # int64 codes into `items`
+    item: np.ndarray  # int64: one code per (prompt id, sample), the unit variants are paired on
     probe: np.ndarray  # bool: a synthetic probe
     ok: np.ndarray  # bool: the record is an answer
     unsure: dict[str, np.ndarray]  # per measure (see uncertainty.MEASURES), NaN where unknown
@@ -73,7 +72,6 @@ def view_columns(view: View) -> AnswerColumns:
     return AnswerColumns(
         variants=variants.dictionary.to_pylist(),
         categories=categories.dictionary.to_pylist(),
-        items=[],
         labels=labels,
         variant=_numbers(variants.indices, np.int32),
         category=_numbers(categories.indices, np.int32),

@@ -280,10 +280,11 @@ def _numbered_lines(ledger: Path | Ledgers) -> Iterable[tuple[int, bytes]]:
     return enumerate(ledger.lines() if isinstance(ledger, Ledgers) else source_lines(ledger))
 
 
-# Every result line of the ledger files, the fields the timeline reads (DuckDB's reading,
-# narrowed to them; a line that is not one of the record's shape is left out).
+# Every result line of the ledger files whose seal and shape the view's pass checked (its
+# `every_line`: each once, however often a shard tree holds it), the fields the timeline reads.
 _LINE_COLUMNS = {
     "key": "JSON",
+    "crc": "VARCHAR",
     "type": "JSON",
     "status": "JSON",
     "variant": "JSON",
@@ -301,7 +302,8 @@ SELECT stamp,
        END AS seconds,
        run_id, ok, retries, errors
 FROM (
-    SELECT CASE WHEN starts_with(l.timestamp, '"') THEN l.timestamp->>'$' END AS stamp,
+    SELECT DISTINCT ON (e.line) e.line,
+           CASE WHEN starts_with(l.timestamp, '"') THEN l.timestamp->>'$' END AS stamp,
            CASE WHEN l.run_id IS NULL OR l.run_id = 'null' THEN 'None'
                 WHEN starts_with(l.run_id, '"') THEN l.run_id->>'$'
                 ELSE l.run_id::VARCHAR END AS run_id,
@@ -317,16 +319,17 @@ FROM (
            l.timestamp IS NOT NULL AND NOT starts_with(l.timestamp, '"') AS other_stamp
     FROM read_json(@files, format='newline_delimited', columns=@columns,
                    ignore_errors=true, maximum_object_size={_LONGEST_LINE}) l
+    JOIN every_line e ON l.key->>'$' = e.key AND l.crc = e.crc AND NOT e.parsed
     WHERE l.type IS NULL AND starts_with(l.key, '"') AND l.status IN ('"ok"', '"error"')
       AND starts_with(l.variant, '"') @only
 )
+ORDER BY line
 """
 
 
 def _timeline(view: View, variants: set[str] | None) -> Timeline:
     """Every result line's time, answer, retries and failed attempts (see `Timeline`)."""
-    paths = _paths(view.ledger)
-    files = "[" + ", ".join("'" + str(p).replace("'", "''") + "'" for p in paths) + "]"
+    files = "[" + ", ".join("'" + p.replace("'", "''") + "'" for p in view.paths) + "]"
     columns = "{" + ", ".join(f"'{n}': '{t}'" for n, t in _LINE_COLUMNS.items()) + "}"
     only = "AND list_contains(?, l.variant->>'$')" if variants is not None else ""
     sql = _TIMELINE.replace("@files", files).replace("@columns", columns).replace("@only", only)

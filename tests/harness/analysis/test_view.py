@@ -202,3 +202,39 @@ def test_every_score_line_whose_digest_is_not_one_is_counted_and_the_latest_leav
             [("a@t0|p0|0", "yes"), ("a@t0|p1|0", None)],
             2,
         )
+
+
+def test_a_sealed_record_whose_key_is_not_first_is_still_the_latest(tmp_path):
+    first = answer("a@t0", "p0", response="first")
+    later = answer("a@t0", "p0", response="later")
+    moved = {"key": later["key"], "extra": "z", **{k: v for k, v in later.items() if k != "key"}}
+    (tmp_path / "ledger.jsonl").write_bytes(sealed(first) + sealed(moved))
+    assert _answers(tmp_path / "ledger.jsonl", tmp_path / "scores.jsonl") == (
+        {"a@t0|p0|0": "later"},
+        0,
+    )
+
+
+def test_two_score_lines_for_one_answer_and_scorer_under_other_keys_give_one_label(tmp_path):
+    record = answer("a@t0", "p0")
+    write_ledger(tmp_path / "ledger.jsonl", [record])
+    legacy = dict(score(record, "claims", "no"), key="legacy-key-0")
+    write_scores(tmp_path / "scores.jsonl", [score(record, "claims", "yes"), legacy])
+    with open_view(tmp_path / "ledger.jsonl", tmp_path / "scores.jsonl") as view:
+        labels = view.connection.execute('SELECT key, "score.claims" FROM answers').fetchall()
+    assert labels == [("a@t0|p0|0", "no")]
+
+
+def test_records_of_a_shard_tree_hold_a_line_in_two_ledgers_once_and_no_glob_match(tmp_path):
+    line = sealed(answer("a@t0", "p0"))
+    (tmp_path / "y*").mkdir()
+    (tmp_path / "y*" / "ledger.jsonl").write_bytes(line)
+    (tmp_path / "y*" / "shards" / "1-of-2").mkdir(parents=True)
+    (tmp_path / "y*" / "shards" / "1-of-2" / "ledger.jsonl").write_bytes(line)
+    (tmp_path / "yb").mkdir()  # `y*` as a pattern would match it too
+    write_ledger(tmp_path / "yb" / "ledger.jsonl", [answer("b@t0", f"p{i}") for i in range(5)])
+    ledgers = ledgers_of([str(tmp_path / "y*")])
+    with open_view(ledgers, tmp_path / "scores.jsonl", every_record=True) as view:
+        records = view.connection.execute("SELECT key FROM records").fetchall()
+        latest = view.connection.execute("SELECT key FROM answers").fetchall()
+    assert records == latest == [("a@t0|p0|0",)]

@@ -143,7 +143,7 @@ DERIVED = {
     + ", ".join(LOGPROB_NUMBERS[name] for name in ("logprobs", "top_widths", "top_logprobs"))
     + ")",
 }
-_LONGEST_LINE = 16 << 20  # DuckDB reads a line up to this long (its buffers are sized for it)
+LONGEST_LINE = 16 << 20  # DuckDB reads a line up to this long (its buffers are sized for it)
 
 
 @dataclass
@@ -194,17 +194,17 @@ class View:
 
 
 def connect(
-    threads: int | None = None, memory_limit: str | None = None, database: str = ":memory:"
+    threads: int | None = None, memory_limit: str | None = None
 ) -> duckdb.DuckDBPyConnection:
-    """A DuckDB with the harness's settings: `threads` (default: the cores this process may
-    use), `memory_limit` (default: a quarter of the RAM, at most `MEMORY_LIMIT_MB`); `database`:
-    a file for tables larger than the memory limit (DuckDB moves their blocks to it)."""
+    """An in-memory DuckDB with the harness's settings: `threads` (default: the cores this
+    process may use), `memory_limit` (default: a quarter of the RAM, at most
+    `MEMORY_LIMIT_MB`)."""
     config: dict[str, Any] = {
         "threads": threads or _cores(),
         "memory_limit": memory_limit or _default_memory(),
         "preserve_insertion_order": False,  # every reading in order says ORDER BY line
     }
-    return duckdb.connect(database, config=config)
+    return duckdb.connect(":memory:", config=config)
 
 
 def _cores() -> int:
@@ -214,7 +214,7 @@ def _cores() -> int:
         return os.cpu_count() or 1
 
 
-MEMORY_LIMIT_MB = 512  # DuckDB's default, so a verb's whole process stays near 1 GB
+MEMORY_LIMIT_MB = 512  # the harness's cap on DuckDB: a verb's whole process stays near 1 GB
 
 
 def _default_memory() -> str:
@@ -476,7 +476,7 @@ def _record_reads(
     reads = [
         (
             f"read_json({_files(paths)}, format='newline_delimited', columns={columns}, "
-            f"ignore_errors=true, maximum_object_size={_LONGEST_LINE})",
+            f"ignore_errors=true, maximum_object_size={LONGEST_LINE})",
             f"JOIN {lines} l ON r.key = l.key AND r.crc = l.crc AND NOT l.parsed",
         )
     ]
@@ -634,18 +634,19 @@ def _scores_table(
     # The scorer's current definition: its last line's.
     _do(
         connection,
+        "CREATE TABLE current AS SELECT scorer, arg_max(definition, line) AS definition "
+        "FROM score_lines GROUP BY scorer",
+    )
+    _do(
+        connection,
         """CREATE TABLE scores AS
-        WITH current AS (SELECT scorer, arg_max(definition, line) AS definition
-                         FROM score_lines GROUP BY scorer)
         SELECT s.answer_key, s.scorer, s.label, s.value, s.rater, s.answer, s.line
         FROM score_lines s JOIN current c USING (scorer)
         WHERE s.status = 'ok' AND s.definition = c.definition""",
     )
     for name, failed, earlier in _do(
         connection,
-        """WITH current AS (SELECT scorer, arg_max(definition, line) AS definition
-                            FROM score_lines GROUP BY scorer)
-        SELECT scorer, count(*) FILTER (WHERE s.status = 'error'),
+        """SELECT scorer, count(*) FILTER (WHERE s.status = 'error'),
                count(*) FILTER (WHERE s.status = 'ok' AND s.definition != c.definition)
         FROM score_lines s JOIN current c USING (scorer) GROUP BY scorer ORDER BY min(s.line)""",
     ):

@@ -56,7 +56,7 @@ def view_columns(view: View) -> AnswerColumns:
     table = view.arrow(_QUERY)
     variants = pc.dictionary_encode(table["variant"]).combine_chunks()
     categories = pc.dictionary_encode(table["prompt_category"]).combine_chunks()
-    ok = _numbers(table["ok"], bool)
+    ok = numbers(table["ok"], bool)
     labels, label, unscored = {}, {}, {}
     for name, summary in view.scorers.items():
         names = summary.labels()
@@ -67,22 +67,23 @@ def view_columns(view: View) -> AnswerColumns:
         )["label"]
         codes = pc.fill_null(pc.index_in(given, value_set=pa.array(names, pa.string())), -1)
         labels[name] = names
-        label[name] = np.where(ok, _numbers(codes, np.int32), -1).astype(np.int32)
+        label[name] = np.where(ok, numbers(codes, np.int32), -1).astype(np.int32)
         unscored[name] = int(np.sum(ok & (label[name] < 0)))
     return AnswerColumns(
         variants=variants.dictionary.to_pylist(),
         categories=categories.dictionary.to_pylist(),
         labels=labels,
-        variant=_numbers(variants.indices, np.int32),
-        category=_numbers(categories.indices, np.int32),
-        item=_numbers(table["item"], np.int64),
-        probe=_numbers(table["is_synthetic_probe"], bool),
+        variant=numbers(variants.indices, np.int32),
+        category=numbers(categories.indices, np.int32),
+        item=numbers(table["item"], np.int64),
+        probe=numbers(table["is_synthetic_probe"], bool),
         ok=ok,
-        unsure={name: _numbers(table[name], float) for name in MEASURES},
+        unsure={name: numbers(table[name], float) for name in MEASURES},
         label=label,
         unscored=unscored,
     )
 
 
-def _numbers(column: pa.ChunkedArray | pa.Array, dtype: type | np.dtype) -> np.ndarray:
+def numbers(column: pa.ChunkedArray | pa.Array, dtype: type | np.dtype) -> np.ndarray:
+    """An Arrow column as a numpy array of `dtype` (nulls as NaN where `dtype` holds them)."""
     return np.asarray(column.to_numpy(zero_copy_only=False), dtype=dtype)

@@ -13,9 +13,8 @@ token logprobs of at most `limits.logprob_answers` answers (see `LogprobSample`)
 
 from __future__ import annotations
 
-import mmap
 import zlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from itertools import pairwise
@@ -26,11 +25,12 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from harness.analysis.answers import run_lines
 from harness.analysis.positions import flatten
-from harness.analysis.view import View
+from harness.analysis.view import LONGEST_LINE, View
 from harness.analysis.view_columns import FIELDS as COLUMN_FIELDS
-from harness.analysis.view_columns import AnswerColumns, view_columns
-from harness.ledger.lines import KEY_HEAD, parse_line, source_lines
+from harness.analysis.view_columns import AnswerColumns, numbers, view_columns
+from harness.ledger.lines import parse_line, source_lines
 from harness.ledger.sets import Ledgers
 from harness.prompts.load import Prompt
 
@@ -47,7 +47,6 @@ FIELDS = (
     "full_response",
     "positions",
 )
-_LONGEST_LINE = 64 << 20
 
 
 @dataclass(frozen=True)
@@ -222,7 +221,7 @@ def _rows(view: View, limits: Limits) -> tuple[Rows, np.ndarray]:
     """The browser's rows, and which of them have token logprobs."""
     table = view.arrow(_ROWS)
     prompts = pc.dictionary_encode(table["prompt_id"]).combine_chunks()
-    codes = _numbers(prompts.indices, np.int32)
+    codes = numbers(prompts.indices, np.int32)
     _, first = np.unique(codes, return_index=True)
     hashes = table["prompt_hash"].to_numpy(zero_copy_only=False)
     errors = pc.dictionary_encode(table["error_type"]).combine_chunks()
@@ -237,15 +236,15 @@ def _rows(view: View, limits: Limits) -> tuple[Rows, np.ndarray]:
         prompt_hash=[str(h) for h in hashes[first]],
         error_types=errors.dictionary.to_pylist(),
         prompt=codes,
-        sample=_numbers(table["sample"], np.int64),
-        live=_numbers(table["live"], bool),
-        error=_numbers(pc.fill_null(errors.indices, -1), np.int32),
-        latency=_numbers(table["latency"], np.float64),
-        output_tokens=_numbers(table["output_tokens"], np.int64),
-        retries=_numbers(table["retries"], np.int64),
+        sample=numbers(table["sample"], np.int64),
+        live=numbers(table["live"], bool),
+        error=numbers(pc.fill_null(errors.indices, -1), np.int32),
+        latency=numbers(table["latency"], np.float64),
+        output_tokens=numbers(table["output_tokens"], np.int64),
+        retries=numbers(table["retries"], np.int64),
         text=text.to_pylist(),
         cut=cut,
-    ), _numbers(table["has_logprobs"], bool)
+    ), numbers(table["has_logprobs"], bool)
 
 
 def _sample(view: View, rows: Rows, flags: np.ndarray, limits: Limits) -> LogprobSample:
@@ -259,7 +258,7 @@ def _sample(view: View, rows: Rows, flags: np.ndarray, limits: Limits) -> Logpro
     ranks = np.array([zlib.crc32(p.encode()) for p in rows.prompts], dtype=np.int64)
     order = np.lexsort((candidates, ranks[rows.prompt[candidates]]))
     chosen = np.sort(candidates[order[: sample.size]])
-    lines = _numbers(view.arrow("SELECT line FROM latest ORDER BY line")["line"], np.int64)
+    lines = numbers(view.arrow("SELECT line FROM latest ORDER BY line")["line"], np.int64)
     wanted = dict(zip(lines[chosen].tolist(), chosen.tolist(), strict=True))
     for number, line in _numbered_lines(view.ledger):
         row = wanted.pop(number, None)
@@ -318,7 +317,7 @@ FROM (
                     ELSE [] END) AS errors,
            l.timestamp IS NOT NULL AND NOT starts_with(l.timestamp, '"') AS other_stamp
     FROM read_json(@files, format='newline_delimited', columns=@columns,
-                   ignore_errors=true, maximum_object_size={_LONGEST_LINE}) l
+                   ignore_errors=true, maximum_object_size={LONGEST_LINE}) l
     JOIN every_line e ON l.key->>'$' = e.key AND l.crc = e.crc AND NOT e.parsed
     WHERE l.type IS NULL AND starts_with(l.key, '"') AND l.status IN ('"ok"', '"error"')
       AND starts_with(l.variant, '"') @only
@@ -344,14 +343,14 @@ def _timeline(view: View, variants: set[str] | None) -> Timeline:
     counts = pc.list_value_length(table["errors"]).to_numpy(zero_copy_only=False)
     timeline = Timeline(
         seconds=seconds[readable],
-        ok=_numbers(table["ok"], bool)[readable],
-        retries=_numbers(table["retries"], np.int64)[readable],
+        ok=numbers(table["ok"], bool)[readable],
+        retries=numbers(table["retries"], np.int64)[readable],
         error_at=np.repeat(seconds[readable], counts[readable].astype(np.intp)),
         error_type=errors.to_pylist(),
         unreadable=int(np.sum(~readable)),
     )
     runs = pc.dictionary_encode(table["run_id"]).combine_chunks()
-    codes = _numbers(runs.indices, np.int32)[readable]
+    codes = numbers(runs.indices, np.int32)[readable]
     kept_stamps = np.array(stamps, dtype=object)[readable]
     for code, run_id in enumerate(runs.dictionary.to_pylist()):
         mine = np.flatnonzero(codes == code)
@@ -361,47 +360,6 @@ def _timeline(view: View, variants: set[str] | None) -> Timeline:
         at = mine[timeline.seconds[mine] == latest]
         timeline.last[run_id] = (latest, max(str(s) for s in kept_stamps[at]))
     return timeline
-
-
-def _paths(ledger: Path | Ledgers) -> tuple[Path, ...]:
-    return ledger.paths if isinstance(ledger, Ledgers) else (ledger,)
-
-
-def run_lines(ledger: Path | Ledgers) -> list[dict[str, Any]]:
-    """Every run line of the ledger (provenance), oldest first: each line that holds a JSON
-    string "run" (an escaped quote is no end of a string), found by a byte search, parsed (its
-    seal checked) and kept when it is a run line."""
-    if isinstance(ledger, Ledgers) and len(ledger.paths) > 1:
-        candidates: Iterator[bytes] = (line for line in ledger.lines() if b'"run"' in line)
-    else:
-        candidates = _lines_with(_paths(ledger)[0], b'"run"')
-    runs = []
-    for line in candidates:
-        if line.startswith(KEY_HEAD):
-            continue  # a result record (never a run line), "run" in its text
-        obj = parse_line(line)
-        if obj is not None and obj.get("type") == "run":
-            runs.append(obj)
-    return runs
-
-
-def _lines_with(path: Path, needle: bytes) -> Iterator[bytes]:
-    """Each line of the file at `path` that holds `needle`, once, in order."""
-    with path.open("rb") as file:
-        if not path.stat().st_size:
-            return
-        with mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ) as data:
-            at = data.find(needle)
-            while at >= 0:
-                start = data.rfind(b"\n", 0, at) + 1
-                end = data.find(b"\n", at)
-                end = len(data) if end < 0 else end + 1
-                yield data[start:end]
-                at = data.find(needle, end)
-
-
-def _numbers(column: pa.ChunkedArray | pa.Array, dtype: type | np.dtype) -> np.ndarray:
-    return np.asarray(column.to_numpy(zero_copy_only=False), dtype=dtype)
 
 
 def prompt_texts(

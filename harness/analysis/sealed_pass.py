@@ -149,7 +149,8 @@ def _note_damaged(line: bytes, damaged: set[str]) -> None:
 def _head_key(line: bytes) -> bytes | None:
     """The key of a line the harness wrote, read from its head (`{"key":"...","status":"`), as
     UTF-8; None when the head holds no such key (fields in another order, or not JSON): the line
-    is then parsed whole."""
+    is then parsed whole. `harness.ledger.lines.head_key` reads it so too, but checks the seal
+    again, which the pass has just done."""
     if not line.startswith(KEY_HEAD):
         return None
     mark = line.find(STATUS_MARK, len(KEY_HEAD))

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from harness.ledger.lines import KEY_HEAD, head_key, is_result, parse_line
+from harness.ledger.lines import KEY_HEAD, READ_BUFFER, head_key, is_result, parse_line
 from harness.ledger.sets import Advance, Ledgers
 
 # A ledger to read: its path, the file already open (so that two passes read one file, even if
@@ -187,7 +187,7 @@ def lines_at(source: Source, advance: Advance | None = None) -> Iterator[tuple[i
 @contextmanager
 def _opened(source: Path | BinaryIO) -> Iterator[BinaryIO]:
     if isinstance(source, Path):
-        with source.open("rb") as file:
+        with source.open("rb", buffering=READ_BUFFER) as file:
             yield file
     else:
         source.seek(0)

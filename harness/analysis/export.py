@@ -47,12 +47,11 @@ import duckdb
 import numpy as np
 import orjson
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
-from harness.analysis.uncertainty import MEASURES, measure_flat
-from harness.analysis.view import FIELDS, LOGPROB_NUMBERS, View, open_view
+from harness.analysis.uncertainty import MEASURES, measure_arrow
+from harness.analysis.view import FIELDS, View, open_view
 from harness.errors import InputError
 from harness.ledger.sets import Advance, Ledgers
 from harness.ledger.targets import OwnFile, head_lines
@@ -107,9 +106,8 @@ _ERROR_SQL = (
 # How a column is made: taken as DuckDB gives it ("plain"), JSON text normalised as orjson writes
 # it ("text"), parsed from ISO-8601 text ("timestamp"), the token logprobs, or a measure.
 Form = Literal["plain", "text", "timestamp", "token_logprobs", "uncertainty"]
-# The view's fields the export reads (its token logprobs' numbers flat, for the measures).
-_FIELDS = (*FIELDS, *LOGPROB_NUMBERS)
-_NUMBERS = {name: f"__{name}" for name in LOGPROB_NUMBERS}  # their names in the export's query
+# An answer's token logprobs, as the export's query names them for the measures.
+_MEASURED = "__measured"
 _LARGEST_EXACT = 1 << 53  # the largest whole number a float64 holds exactly
 _DOUBLE_MISFIT = (
     "Integer value {} is outside of the range exactly representable by a IEEE 754 double "
@@ -144,7 +142,7 @@ def write_export(
 ) -> Exported:
     """Write the export of `ledger` joined with the scores file `scores` (which may not exist)
     to `target`, whole; `threads`: DuckDB's (None: one per core)."""
-    with open_view(ledger, scores, threads=threads, advance=advance, fields=_FIELDS) as view:
+    with open_view(ledger, scores, threads=threads, advance=advance, fields=FIELDS) as view:
         rows = view.connection.execute("SELECT count(*) FROM latest").fetchall()[0][0]
         if not rows:
             raise InputError(f"{ledger}: no result records in it")
@@ -407,7 +405,7 @@ def _ident(name: str) -> str:
 def _batches(view: View, columns: list[Column], form: Format) -> Iterator[pa.RecordBatch]:
     """The export's rows, in ledger order, as batches of the export's schema."""
     selected = [f"{c.sql} AS {_ident(c.name)}" for c in columns if c.form != "uncertainty"]
-    selected += [f"{name} AS {hidden}" for name, hidden in _NUMBERS.items()]
+    selected.append(f"CASE WHEN status = 'ok' THEN token_logprobs END AS {_MEASURED}")
     schema = pa.schema([pa.field(c.name, c.type) for c in columns])
     if form == "jsonl":
         at = schema.get_field_index("token_logprobs")
@@ -422,15 +420,7 @@ def _batches(view: View, columns: list[Column], form: Format) -> Iterator[pa.Rec
 def _converted(
     batch: pa.RecordBatch, columns: list[Column], schema: pa.Schema, form: Format
 ) -> pa.RecordBatch:
-    measured = measure_flat(
-        np.asarray(
-            pc.fill_null(pc.list_value_length(batch[_NUMBERS["logprobs"]]), 0).to_numpy(),
-            dtype=np.intp,
-        ),
-        _flat(batch[_NUMBERS["logprobs"]]),
-        _flat(batch[_NUMBERS["top_widths"]]).astype(np.intp),
-        _flat(batch[_NUMBERS["top_logprobs"]]),
-    )
+    measured = measure_arrow(batch[_MEASURED])
     arrays = []
     for column, field in zip(columns, schema, strict=True):
         if column.form == "uncertainty":
@@ -447,11 +437,6 @@ def _converted(
         else:
             arrays.append(array.cast(field.type))
     return pa.RecordBatch.from_arrays(arrays, schema=schema)
-
-
-def _flat(column: pa.Array) -> np.ndarray:
-    flat = pc.list_flatten(column)
-    return np.asarray(flat.to_numpy(zero_copy_only=False), dtype=float)
 
 
 def _json_text(text: str | None) -> str | None:

@@ -26,12 +26,13 @@ key wins). One line per score, its first fields fixed:
 from __future__ import annotations
 
 import hashlib
-import math
+import sys
 from collections.abc import Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
+import msgspec
 import orjson
 
 from harness.analysis.answers import lines_at
@@ -97,25 +98,40 @@ def score_line(
     }
 
 
-_TEXT_OR_NULL = ("label", "rater", "detail", "input", "timestamp")
+# A finite number: JSON's 1e999 is read as infinity, which is no score's value.
+_Finite = Annotated[float, msgspec.Meta(ge=-sys.float_info.max, le=sys.float_info.max)]
+
+
+class ScoreLine(msgspec.Struct, gc=False):
+    """The shape of a scores line every reader of scores relies on (a line that is not of it is
+    skipped and counted like a damaged one); fields it does not name are left out."""
+
+    key: str
+    status: Literal["ok", "error"]
+    answer_key: str
+    scorer: str
+    definition: str
+    answer: str
+    type: Literal["score"]
+    label: str | None = None
+    value: _Finite | None = None  # never a bool
+    rater: str | None = None
+    detail: str | None = None
+    input: str | None = None
+    timestamp: str | None = None
+    error: dict[str, Any] | None = None
+
+
+SCORE_DECODER = msgspec.json.Decoder(ScoreLine)
 
 
 def is_score(obj: Mapping[str, Any]) -> bool:
-    """Whether a parsed line is a score of the shape every reader of scores relies on (a line
-    that is not is skipped and counted like a damaged one)."""
-    value = obj.get("value")
-    return (
-        obj.get("type") == "score"
-        and isinstance(obj.get("key"), str)
-        and obj.get("status") in ("ok", "error")
-        and isinstance(obj.get("answer_key"), str)
-        and isinstance(obj.get("scorer"), str)
-        and isinstance(obj.get("definition"), str)
-        and isinstance(obj.get("answer"), str)
-        and all(isinstance(obj.get(name), str | None) for name in _TEXT_OR_NULL)
-        and (value is None or (type(value) in (int, float) and math.isfinite(value)))
-        and isinstance(obj.get("error"), dict | None)
-    )
+    """Whether a parsed line is of the shape of `ScoreLine`."""
+    try:
+        msgspec.convert(obj, ScoreLine)
+    except msgspec.ValidationError:
+        return False
+    return True
 
 
 @dataclass(frozen=True, slots=True)

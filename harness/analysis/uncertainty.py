@@ -25,6 +25,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 from scipy import stats
 
 from harness.analysis.positions import MalformedLogprobs, Positions, flatten
@@ -70,6 +72,43 @@ def measure_flat(
         "mean_topk_entropy": _mean_entropy(table, owner, count),
         "sequence_logprob": sequence,
     }
+
+
+def measure_arrow(answers: pa.Array | pa.ChunkedArray) -> dict[str, np.ndarray]:
+    """The three measures of each answer's token logprobs as Arrow holds them (per answer a list
+    of positions, null: none): each position's `logprob`, and its alternatives' logprobs as
+    `top_logprobs` (the view's form) or as the second of each `top` pair (the ledger's form: a
+    pair that has none, NaN); a null logprob is NaN."""
+    if isinstance(answers, pa.ChunkedArray):
+        answers = answers.combine_chunks()
+    positions = pc.list_flatten(answers)
+    names = {positions.type.field(i).name for i in range(positions.type.num_fields)}
+    if "top_logprobs" in names:
+        tops = pc.struct_field(positions, "top_logprobs")
+        alternatives = _numbers(pc.fill_null(pc.list_flatten(tops), math.nan), float)
+    else:
+        tops = pc.struct_field(positions, "top")
+        alternatives = _seconds(pc.list_flatten(tops))
+    return measure_flat(
+        _numbers(pc.fill_null(pc.list_value_length(answers), 0), np.intp),
+        _numbers(pc.fill_null(pc.struct_field(positions, "logprob"), math.nan), float),
+        _numbers(pc.fill_null(pc.list_value_length(tops), 0), np.intp),
+        alternatives,
+    )
+
+
+def _numbers(array: pa.Array, dtype: type) -> np.ndarray:
+    return np.asarray(array.to_numpy(zero_copy_only=False), dtype)
+
+
+def _seconds(pairs: pa.ListArray) -> np.ndarray:
+    """The second number of each pair, NaN where there is none: one per pair, whatever its
+    length, so that every answer keeps its own alternatives."""
+    offsets = pairs.offsets.to_numpy()
+    values = _numbers(pc.fill_null(pairs.values, math.nan), float)
+    second = offsets[:-1] + 1
+    has = offsets[1:] > second
+    return np.where(has, values[np.where(has, second, 0)] if len(values) else math.nan, math.nan)
 
 
 def measure_one_by_one(batch: Sequence[Sequence[dict[str, Any]] | None]) -> dict[str, np.ndarray]:

@@ -7,7 +7,7 @@ their questions of.
   `harness.analysis.sealed_pass`) and of the record's shape (checked there by the harness's own
   decoder); `line` is its place in the ledger (`ORDER BY line` reads the records in order: the
   table is not sorted). A damaged or misshapen line is skipped and counted (`View.skipped`). It
-  holds the fields asked for, and what can be derived from them (`DERIVED`, `LOGPROB_NUMBERS`).
+  holds the fields asked for, and what can be derived from them (`DERIVED`).
 - `scores`: per answer and scorer, the current score: the latest line for its key says "ok", was
   made under the scorer's current definition (its last line's) and given to the answer as it is
   now (its `answer` digest equals the answer's, `harness.analysis.scores.answer_digest`:
@@ -34,17 +34,15 @@ from typing import Any, BinaryIO
 
 import duckdb
 import msgspec
-import numpy as np
 import orjson
 import pyarrow as pa
-import pyarrow.compute as pc
 from duckdb.func import ARROW
 
-from harness.analysis.scores import answer_digest, is_score
+from harness.analysis.scores import SCORE_DECODER, answer_digest, is_score
 from harness.analysis.sealed_pass import Parse, Readable, SealedLines, parse_lines, sealed_lines
 from harness.errors import InputError
 from harness.input_files import refuse_special
-from harness.ledger.lines import is_result, parse_line, parse_sealed
+from harness.ledger.lines import READ_BUFFER, is_result, parse_line, parse_sealed
 from harness.ledger.record import decode_record
 from harness.ledger.sets import Advance, Ledgers
 
@@ -121,27 +119,16 @@ _READ_AS = {
     "token_logprobs": POSITIONS,
 }
 FIELDS = [name for name in RECORD_COLUMNS if name != "crc"]
-# The numbers of an answer's token logprobs, flat (what the uncertainty measures read), null for
-# a failure: per position the chosen token's logprob and its alternatives' count, per
-# alternative its logprob (NaN where a logprob is null).
-LOGPROB_NUMBERS = {
-    "logprobs": f"CASE WHEN {_OK} THEN [coalesce(p.logprob, 'NaN'::DOUBLE) "
-    "FOR p IN r.token_logprobs] END",
-    "top_widths": f"CASE WHEN {_OK} THEN [len({_PAIRS}) FOR p IN r.token_logprobs] END",
-    "top_logprobs": f"CASE WHEN {_OK} THEN flatten([[coalesce(CAST(pair[2] AS DOUBLE), "
-    f"'NaN'::DOUBLE) FOR pair IN {_PAIRS}] FOR p IN r.token_logprobs]) END",
-}
 # What else the view can derive from a record: the digest of the answer (what a score was given
 # to: `harness.analysis.scores.answer_digest`, from DuckDB's JSON of the two fields), how many
 # token logprob positions an answer has, and the uncertainty measures of its token logprobs
-# (`harness.analysis.uncertainty.measure_flat`, called by DuckDB on each chunk of rows).
+# (`harness.analysis.uncertainty.measure_arrow`, called by DuckDB on each chunk of rows, on the
+# numbers alone: a view with `unsure` does not hold the tokens).
 DERIVED = {
     "digest": f"CASE WHEN {_OK} THEN sha256('[' || coalesce(to_json(r.prompt_hash)::VARCHAR, "
     "'null') || ',' || coalesce(to_json(r.full_response)::VARCHAR, 'null') || ']')[:16] END",
     "positions": f"CASE WHEN {_OK} THEN coalesce(len(r.token_logprobs), 0) END",
-    "unsure": "measures("
-    + ", ".join(LOGPROB_NUMBERS[name] for name in ("logprobs", "top_widths", "top_logprobs"))
-    + ")",
+    "unsure": f"CASE WHEN {_OK} THEN measures(r.token_logprobs) END",
 }
 LONGEST_LINE = 16 << 20  # DuckDB reads a line up to this long (its buffers are sized for it)
 
@@ -239,16 +226,17 @@ def open_view(
 ) -> Iterator[View]:
     """The view of `ledger` and the scores file `scores` (which may not exist), `scorers` only
     when named (in the order the scores file first names them); `latest` holds `fields` of the
-    record (and the derived fields named: `LOGPROB_NUMBERS`, `DERIVED`) besides its key and
-    line; with `every_record`, the table `records` holds every record line of the ledger.
+    record (and the derived fields named: `DERIVED`; `unsure` not with `token_logprobs`) besides
+    its key and line; with `every_record`, the table `records` holds every record line of the
+    ledger.
     InputError when a file cannot be read."""
+    if "unsure" in fields and "token_logprobs" in fields:
+        raise ValueError("the measures read the token logprobs' numbers alone: not with the tokens")
     with ExitStack() as stack:
         folder = stack.enter_context(tempfile.TemporaryDirectory(prefix="harness-view-"))
         connection = connect(threads, memory_limit)
         stack.callback(connection.close)
-        connection.create_function(
-            "measures", _measures, ["DOUBLE[]", "BIGINT[]", "DOUBLE[]"], _measured(), type=ARROW
-        )
+        connection.create_function("measures", _measures, [_NUMBERS_ONLY], _measured(), type=ARROW)
         _do(connection, f"SET temp_directory = '{_quoted(folder)}'")
         view = View(connection, ledger, scores)
         try:
@@ -290,18 +278,11 @@ def _measured() -> str:
     return "STRUCT(" + ", ".join(f"{name} DOUBLE" for name in MEASURES) + ")"
 
 
-def _measures(logprobs: pa.Array, widths: pa.Array, alternatives: pa.Array) -> pa.StructArray:
-    """The uncertainty measures of a chunk of answers, from their token logprobs' numbers
-    (`LOGPROB_NUMBERS`; null for an answer without them)."""
-    from harness.analysis.uncertainty import MEASURES, measure_flat  # scipy, when a view is made
+def _measures(answers: pa.Array) -> pa.StructArray:
+    """The uncertainty measures of a chunk of answers, from their token logprobs' numbers."""
+    from harness.analysis.uncertainty import MEASURES, measure_arrow  # scipy, when a view is made
 
-    counts = pc.fill_null(pc.list_value_length(logprobs), 0)
-    measured = measure_flat(
-        np.asarray(counts.to_numpy(zero_copy_only=False), np.intp),
-        np.asarray(pc.list_flatten(logprobs).to_numpy(zero_copy_only=False), float),
-        np.asarray(pc.list_flatten(widths).to_numpy(zero_copy_only=False), np.intp),
-        np.asarray(pc.list_flatten(alternatives).to_numpy(zero_copy_only=False), float),
-    )
+    measured = measure_arrow(answers)
     return pa.StructArray.from_arrays(
         [pa.array(measured[name]) for name in MEASURES], names=list(MEASURES)
     )
@@ -310,9 +291,11 @@ def _measures(logprobs: pa.Array, widths: pa.Array, alternatives: pa.Array) -> p
 def _held(stack: ExitStack, ledger: Path | Ledgers) -> tuple[BinaryIO | Ledgers, tuple[str, ...]]:
     """The ledger to read (one file opened, held by `stack`) and the paths DuckDB reads it by."""
     if isinstance(ledger, Ledgers):  # each file opened: a path is never a glob pattern to DuckDB
-        files = [stack.enter_context(path.open("rb")) for path in ledger.paths]
+        files = [
+            stack.enter_context(path.open("rb", buffering=READ_BUFFER)) for path in ledger.paths
+        ]
         return ledger, tuple(_open_path(f, p) for f, p in zip(files, ledger.paths, strict=True))
-    file = stack.enter_context(ledger.open("rb"))
+    file = stack.enter_context(ledger.open("rb", buffering=READ_BUFFER))
     return file, (_open_path(file, ledger),)
 
 
@@ -346,12 +329,10 @@ class _ScoreShape:
 
     def __call__(self, line: bytes) -> bool:
         try:  # its seal is checked already
-            obj = orjson.loads(line)
-        except orjson.JSONDecodeError:
+            score = SCORE_DECODER.decode(line)
+        except msgspec.DecodeError:
             return False
-        if not isinstance(obj, dict) or not is_score(obj):
-            return False
-        if obj["status"] == "ok" and not _DIGEST.fullmatch(obj["answer"]):
+        if score.status == "ok" and not _DIGEST.fullmatch(score.answer):
             self.bad_digests += 1
         return True
 
@@ -493,10 +474,9 @@ def _record_reads(
 
 def _selected(wanted: Collection[str]) -> str:
     """The SELECT list of the `wanted` fields of a record read as `r` (its key apart)."""
-    derived = LOGPROB_NUMBERS | DERIVED
     return ", ".join(
-        f"{_READ_AS.get(name) or derived.get(name) or 'r.' + name} AS {name}"
-        for name in [*FIELDS, *derived]
+        f"{_READ_AS.get(name) or DERIVED.get(name) or 'r.' + name} AS {name}"
+        for name in [*FIELDS, *DERIVED]
         if name in wanted and name != "key"
     )
 
@@ -572,7 +552,7 @@ def _scores_seen(
     if not path.exists():
         return None
     refuse_special(path)
-    file = stack.enter_context(path.open("rb"))
+    file = stack.enter_context(path.open("rb", buffering=READ_BUFFER))
     shape = _ScoreShape()
     found = sealed_lines(file, _parse_score, shape, advance=advance)
     found.skipped += shape.bad_digests

@@ -28,6 +28,9 @@ from harness.ledger.record import as_record, decode_record
 from harness.scrub import SECRETS
 
 LEDGER_NAME = "ledger.jsonl"
+# How much a reader of lines reads at a time: iterating over 1.5 GB of lines takes half the
+# time of Python's default 8 KiB buffer.
+READ_BUFFER = 1 << 20
 
 
 @dataclass
@@ -48,7 +51,7 @@ Source = Path | Iterable[bytes]
 def source_lines(source: Source) -> Iterator[bytes]:
     """The lines of a ledger file, or of lines given as they are."""
     if isinstance(source, Path):
-        with source.open("rb") as file:
+        with source.open("rb", buffering=READ_BUFFER) as file:
             yield from file
     else:
         yield from source
@@ -58,7 +61,7 @@ def iter_lines(source: Source) -> Iterator[dict[str, Any] | None]:
     """Yield each line of the ledger parsed: a run line, a batch line, a result record, or None
     for a line that is torn, not JSON, fails its checksum, or is not shaped like any of them."""
     if isinstance(source, Path):
-        with source.open("rb") as file:
+        with source.open("rb", buffering=READ_BUFFER) as file:
             yield from map(parse_line, filter(_not_blank, file))
     else:
         yield from map(parse_line, filter(_not_blank, source))

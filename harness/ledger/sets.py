@@ -35,7 +35,7 @@ import numpy as np
 
 from harness.errors import InputError
 from harness.input_files import refuse_special
-from harness.ledger.lines import LEDGER_NAME, parse_line, parse_sealed
+from harness.ledger.lines import LEDGER_NAME, READ_BUFFER, parse_line, parse_sealed
 from harness.ledger.shards import SHARDS_DIR, shard_name_order
 
 Advance = Callable[[int], None]  # called with the bytes read since its last call
@@ -300,7 +300,7 @@ def _plain(path: Path, advance: Advance | None, limit: int | None = None) -> Ite
     """A file's lines up to `limit` bytes (a line cut there ends without its newline), reporting
     the bytes read to `advance` every few MiB."""
     read = unreported = 0
-    with path.open("rb") as file:
+    with path.open("rb", buffering=READ_BUFFER) as file:
         if limit is None and advance is None:
             yield from file
             return

@@ -14,7 +14,6 @@ ones too), for a reader that needs to know something of all of them before the s
 
 from __future__ import annotations
 
-import mmap
 from array import array
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -152,18 +151,30 @@ def run_lines(ledger: Path | Ledgers) -> list[dict[str, Any]]:
 
 
 def _lines_with(path: Path, needle: bytes) -> Iterator[bytes]:
-    """Each line of the file at `path` that holds `needle`, once, in order."""
-    with path.open("rb") as file:
-        if not path.stat().st_size:
-            return
-        with mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ) as data:
-            at = data.find(needle)
-            while at >= 0:
-                start = data.rfind(b"\n", 0, at) + 1
-                end = data.find(b"\n", at)
-                end = len(data) if end < 0 else end + 1
-                yield data[start:end]
-                at = data.find(needle, end)
+    """Each line of the file at `path` that holds `needle`, once, in order; read a few MiB at
+    a time (a mapping of the whole file would count it all in the process's memory)."""
+    with path.open("rb", buffering=0) as file:
+        carry = b""
+        while chunk := file.read(_SEARCH_CHUNK):
+            block = carry + chunk
+            whole = block.rfind(b"\n") + 1  # lines end there; the rest is read with the next
+            yield from _holding(block[:whole], needle)
+            carry = block[whole:]
+        yield from _holding(carry, needle)
+
+
+_SEARCH_CHUNK = 8 << 20
+
+
+def _holding(data: bytes, needle: bytes) -> Iterator[bytes]:
+    """Each line of `data` (whole lines) that holds `needle`, once, in order."""
+    at = data.find(needle)
+    while at >= 0:
+        start = data.rfind(b"\n", 0, at) + 1
+        end = data.find(b"\n", at)
+        end = len(data) if end < 0 else end + 1
+        yield data[start:end]
+        at = data.find(needle, end)
 
 
 def lines_at(source: Source, advance: Advance | None = None) -> Iterator[tuple[int, bytes]]:

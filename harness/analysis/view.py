@@ -119,14 +119,27 @@ _READ_AS = {
     "token_logprobs": POSITIONS,
 }
 FIELDS = [name for name in RECORD_COLUMNS if name != "crc"]
+
+
+def _json_text(text: str) -> str:
+    """SQL for a text as orjson writes it in JSON (null: `null`) where it holds no control
+    character but a newline, return or tab (any other, the answer's digest is checked in
+    Python). DuckDB's `to_json` would do it whole, but runs out of a 256 MB memory limit on
+    long answers."""
+    escaped = f"replace(replace({text}, '\\', '\\\\'), '\"', '\\\"')"
+    for char, written in ((10, "n"), (13, "r"), (9, "t")):
+        escaped = f"replace({escaped}, chr({char}), '\\{written}')"
+    return f"coalesce('\"' || {escaped} || '\"', 'null')"
+
+
 # What else the view can derive from a record: the digest of the answer (what a score was given
 # to: `harness.analysis.scores.answer_digest`, from DuckDB's JSON of the two fields), how many
 # token logprob positions an answer has, and the uncertainty measures of its token logprobs
 # (`harness.analysis.uncertainty.measure_arrow`, called by DuckDB on each chunk of rows, on the
 # numbers alone: a view with `unsure` does not hold the tokens).
 DERIVED = {
-    "digest": f"CASE WHEN {_OK} THEN sha256('[' || coalesce(to_json(r.prompt_hash)::VARCHAR, "
-    "'null') || ',' || coalesce(to_json(r.full_response)::VARCHAR, 'null') || ']')[:16] END",
+    "digest": f"CASE WHEN {_OK} THEN sha256('[' || {_json_text('r.prompt_hash')} || ',' || "
+    f"{_json_text('r.full_response')} || ']')[:16] END",
     "positions": f"CASE WHEN {_OK} THEN coalesce(len(r.token_logprobs), 0) END",
     "unsure": f"CASE WHEN {_OK} THEN measures(r.token_logprobs) END",
 }

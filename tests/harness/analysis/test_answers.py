@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from harness.analysis import answers
 from harness.analysis.answers import latest_positions, latest_records, records_at
 from harness.ledger.lines import sealed
 from tests.harness.analysis.ledgers import answer, failure
@@ -56,3 +57,13 @@ def test_positions_are_ascending_offsets_and_records_at_reads_exactly_those(tmp_
     records = records_at(ledger, positions[1:], advance=seen.append)
     assert [r["full_response"] for r in records] == ["r5", "r6"]
     assert sum(seen) == ledger.stat().st_size  # progress: every byte read, reported
+
+
+def test_run_lines_are_found_wherever_the_searched_blocks_cut_them(tmp_path, monkeypatch):
+    runs = [{"type": "run", "run_id": f"r{i}", "note": '"run" ' * i} for i in range(4)]
+    records = [answer("a@t0", f"p{i}", response='it said "run"') for i in range(4)]
+    path = tmp_path / "ledger.jsonl"
+    path.write_bytes(b"".join(sealed(line) for pair in zip(runs, records) for line in pair))
+    for size in (1, 7, 64, 1 << 20):
+        monkeypatch.setattr(answers, "_SEARCH_CHUNK", size)
+        assert [run["run_id"] for run in answers.run_lines(path)] == ["r0", "r1", "r2", "r3"]

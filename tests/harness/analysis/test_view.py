@@ -238,3 +238,18 @@ def test_records_of_a_shard_tree_hold_a_line_in_two_ledgers_once_and_no_glob_mat
         records = view.connection.execute("SELECT key FROM records").fetchall()
         latest = view.connection.execute("SELECT key FROM answers").fetchall()
     assert records == latest == [("a@t0|p0|0",)]
+
+
+def test_long_answers_are_read_within_the_smallest_memory_limit(tmp_path):
+    # 27 MB of answers with characters JSON escapes: their digests once took DuckDB's to_json,
+    # which ran out of 256 MB on them.
+    text = 'An answer with "quotes", a \\ and\nlines.\t' * 600
+    records = [answer("a@t0", f"p{i}", response=f"{text}{i}") for i in range(1000)]
+    write_ledger(tmp_path / "ledger.jsonl", records)
+    write_scores(tmp_path / "scores.jsonl", [score(records[0], "claims", "yes")])
+    fields = ("variant", "full_response", "positions")
+    with open_view(
+        tmp_path / "ledger.jsonl", tmp_path / "scores.jsonl", fields=fields, memory_limit="256MB"
+    ) as view:
+        labels = view.connection.execute('SELECT count(*), count("score.claims") FROM answers')
+        assert labels.fetchall() == [(1000, 1)]

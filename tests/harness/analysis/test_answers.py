@@ -63,7 +63,8 @@ def test_run_lines_are_found_wherever_the_searched_blocks_cut_them(tmp_path, mon
     runs = [{"type": "run", "run_id": f"r{i}", "note": '"run" ' * i} for i in range(4)]
     records = [answer("a@t0", f"p{i}", response='it said "run"') for i in range(4)]
     path = tmp_path / "ledger.jsonl"
-    path.write_bytes(b"".join(sealed(line) for pair in zip(runs, records) for line in pair))
+    lines = [line for pair in zip(runs, records, strict=True) for line in pair]
+    path.write_bytes(b"".join(map(sealed, lines)))
     for size in (1, 7, 64, 1 << 20):
         monkeypatch.setattr(answers, "_SEARCH_CHUNK", size)
         assert [run["run_id"] for run in answers.run_lines(path)] == ["r0", "r1", "r2", "r3"]

@@ -122,9 +122,6 @@ class ScoreLine(msgspec.Struct, gc=False):
     error: dict[str, Any] | None = None
 
 
-SCORE_DECODER = msgspec.json.Decoder(ScoreLine)
-
-
 def is_score(obj: Mapping[str, Any]) -> bool:
     """Whether a parsed line is of the shape of `ScoreLine`."""
     try:

@@ -25,10 +25,11 @@ from __future__ import annotations
 import itertools
 import math
 import re
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
 
 import numpy as np
 import orjson
@@ -37,7 +38,7 @@ from statsmodels.stats.multitest import multipletests
 from statsmodels.stats.proportion import proportion_confint, proportion_effectsize
 
 from harness.analysis.uncertainty import MEASURES, UNSURE_SIGN, aurocs
-from harness.analysis.view import open_view
+from harness.analysis.view import cores, open_view
 from harness.analysis.view_columns import FIELDS, AnswerColumns, view_columns
 from harness.bulk import collector_paused
 from harness.errors import InputError
@@ -167,6 +168,7 @@ def compute_stats(
         seed,
         scorers=scorers,
         skipped_lines=view.skipped,
+        threads=threads,
     )
 
 
@@ -180,13 +182,13 @@ def stats_of(
     seed: int,
     *,
     scorers: Sequence[str] = (),
-    separations: list[Separation] | None = None,
     skipped_lines: int = 0,
+    threads: int | None = None,
 ) -> Stats:
     """The report of answers already read (`compute_stats` reads them), whose `labels` were
-    checked against `scorers` and `label`; `separations`: the AUROCs when already drawn (else
-    they are drawn here, in this process); `skipped_lines`: the ledger's lines left unread
-    (torn, damaged, of no known shape), for a note."""
+    checked against `scorers` and `label`; `skipped_lines`: the ledger's lines left unread
+    (torn, damaged, of no known shape), for a note; `threads`: how many variants' AUROCs are
+    drawn at once (None: one per core)."""
     stats = Stats(
         str(ledger),
         str(scores) if scores.exists() else None,
@@ -202,9 +204,7 @@ def stats_of(
         if not compared:
             stats.uncompared[name] = _why_uncompared(columns, name, label)
     stats.comparisons = _adjusted(stats.comparisons)
-    if separations is None:
-        separations = _separations(columns, label, resamples, seed, _in_turn)
-    stats.separations = separations
+    stats.separations = _separations(columns, label, resamples, seed, threads or cores())
     stats.notes = _notes(labels, columns, scores)
     stats.notes += [
         f"{name}: no paired comparisons: {why}" for name, why in stats.uncompared.items()
@@ -213,10 +213,6 @@ def stats_of(
         unread = f"{skipped_lines:,} unreadable line(s) (torn, damaged, or not records)"
         stats.notes.insert(0, f"{ledger}: skipped {unread}")
     return stats
-
-
-def _in_turn(function: Callable[..., Any], arguments: Iterable[tuple[Any, ...]]) -> list[Any]:
-    return [function(*args) for args in arguments]
 
 
 def check_selection(
@@ -373,10 +369,10 @@ def _separations(
     label: str | None,
     resamples: int,
     seed: int,
-    spread: Callable[[Callable[..., Any], Iterable[tuple[Any, ...]]], list[Any]],
+    threads: int,
 ) -> list[Separation]:
-    """The AUROCs of every variant with logprobs, one variant to a call of `spread` (in turn, or
-    in worker processes)."""
+    """The AUROCs of every variant with logprobs, `threads` variants at a time (their bootstraps
+    are numpy's work, done without the GIL)."""
     targets: list[tuple[str, np.ndarray, np.ndarray]] = [(PROBE, columns.ok, columns.probe)]
     if label is not None:
         for scorer, names in columns.labels.items():
@@ -390,7 +386,9 @@ def _separations(
         if any(np.isfinite(values).any() for values in unsure.values()):
             picked = [(name, among[mine], positive[mine]) for name, among, positive in targets]
             tasks.append((variant, unsure, picked, resamples, seed))
-    return [row for rows in spread(_variant_separations, tasks) for row in rows]
+    with ThreadPoolExecutor(max(1, min(threads, len(tasks)))) as pool:
+        found = pool.map(lambda task: _variant_separations(*task), tasks)
+        return [row for rows in found for row in rows]
 
 
 def _variant_separations(

@@ -107,7 +107,7 @@ def _seconds(pairs: pa.ListArray) -> np.ndarray:
     offsets = pairs.offsets.to_numpy()
     values = _numbers(pc.fill_null(pairs.values, math.nan), float)
     second = offsets[:-1] + 1
-    has = offsets[1:] > second
+    has = (offsets[1:] > second) & pairs.is_valid().to_numpy(zero_copy_only=False)
     return np.where(has, values[np.where(has, second, 0)] if len(values) else math.nan, math.nan)
 
 

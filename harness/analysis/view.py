@@ -38,7 +38,7 @@ import orjson
 import pyarrow as pa
 from duckdb.func import ARROW
 
-from harness.analysis.scores import SCORE_DECODER, answer_digest, is_score
+from harness.analysis.scores import ScoreLine, answer_digest, is_score
 from harness.analysis.sealed_pass import Parse, Readable, SealedLines, parse_lines, sealed_lines
 from harness.errors import InputError
 from harness.input_files import refuse_special
@@ -200,14 +200,15 @@ def connect(
     process may use), `memory_limit` (default: a quarter of the RAM, at most
     `MEMORY_LIMIT_MB`)."""
     config: dict[str, Any] = {
-        "threads": threads or _cores(),
+        "threads": threads or cores(),
         "memory_limit": memory_limit or _default_memory(),
         "preserve_insertion_order": False,  # every reading in order says ORDER BY line
     }
     return duckdb.connect(":memory:", config=config)
 
 
-def _cores() -> int:
+def cores() -> int:
+    """The cores this process may use."""
     try:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # not Linux
@@ -341,9 +342,9 @@ class _ScoreShape:
         self.bad_digests = 0
 
     def __call__(self, line: bytes) -> bool:
-        try:  # its seal is checked already
-            score = SCORE_DECODER.decode(line)
-        except msgspec.DecodeError:
+        try:  # its seal is checked already; read as every reader of scores reads it
+            score = msgspec.convert(orjson.loads(line), ScoreLine)
+        except (orjson.JSONDecodeError, msgspec.ValidationError):
             return False
         if score.status == "ok" and not _DIGEST.fullmatch(score.answer):
             self.bad_digests += 1

@@ -178,6 +178,7 @@ def _read(request: ReportRequest, advance: Advance | None) -> tuple[Summary, Rea
             request.resamples,
             request.seed,
             skipped_lines=reading.skipped,
+            threads=request.threads,
         )
         summary = summary_made.result() if summary_made else summarize(request.ledger)
     _check_variants(request, summary)

@@ -3,6 +3,7 @@ by the resume index's rules, whoever wrote the lines and however they were damag
 
 from __future__ import annotations
 
+import zlib
 from pathlib import Path
 
 import orjson
@@ -183,6 +184,23 @@ def test_a_sealed_score_line_not_of_a_scores_shape_is_skipped_and_the_earlier_la
     write_ledger(tmp_path / "ledger.jsonl", [record])
     lines = [score(record, "claims", "yes"), {**score(record, "claims", "no"), **fields}]
     write_scores(tmp_path / "scores.jsonl", lines)
+    with open_view(tmp_path / "ledger.jsonl", tmp_path / "scores.jsonl") as view:
+        labels = view.connection.execute('SELECT "score.claims" FROM answers').fetchall()
+        assert (labels, view.labels.skipped) == ([("yes",)], 1)
+
+
+@pytest.mark.parametrize(
+    "extra", [b',"x":1e999', b',"x":"\xff"', b',"error":' + b"[" * 2000 + b"]" * 2000]
+)
+def test_a_sealed_score_line_no_json_reader_takes_is_skipped_and_counted(tmp_path, extra):
+    # JSON that orjson, the reader of scores everywhere else, refuses in a field the score's
+    # shape does not name (or nested past its depth): sealed by hand.
+    record = answer("a@t0", "p0")
+    write_ledger(tmp_path / "ledger.jsonl", [record])
+    write_scores(tmp_path / "scores.jsonl", [score(record, "claims", "yes")])
+    head = orjson.dumps(score(record, "claims", "no"))[:-1] + extra
+    with (tmp_path / "scores.jsonl").open("ab") as file:
+        file.write(b'%b,"crc":"%08x"}\n' % (head, zlib.crc32(head)))
     with open_view(tmp_path / "ledger.jsonl", tmp_path / "scores.jsonl") as view:
         labels = view.connection.execute('SELECT "score.claims" FROM answers').fetchall()
         assert (labels, view.labels.skipped) == ([("yes",)], 1)

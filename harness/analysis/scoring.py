@@ -5,7 +5,9 @@ ledger, the prompts and rubric fields a judge needs, the judge's provider and ke
 writes nothing. `score` then locks `OUTPUT/scores.jsonl`, reads which scores are current (the
 same definition hash, answer digest and, for a judge, rendered rubric), and appends a line for
 every other answer: the rule scorers in one pass over the answers, then each judge through its own
-run (see `harness.analysis.judge`), made by the `JudgeRunner` the caller passes in. A killed
+run (see `harness.analysis.judge`), made by the `JudgeRunner` the caller passes in, then the
+target scorers in one more pass (see `harness.analysis.targets`: they may read the others'
+labels). A killed
 `score` loses at most scores not yet written; the next one skips those that were, and a judge sends
 again only what its ledger lacks.
 """
@@ -13,7 +15,7 @@ again only what its ledger lacks.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -43,9 +45,10 @@ from harness.analysis.scores import (
     score_key,
     score_line,
 )
+from harness.analysis.targets import TargetError, TargetMatcher
 from harness.config.run_config import RunConfig
-from harness.config.scorers import JudgeScorer, Scorer
-from harness.errors import EXIT_OK, InputError
+from harness.config.scorers import JudgeScorer, Scorer, TargetScorer
+from harness.errors import EXIT_OK, ConfigError, InputError
 from harness.ledger.lines import LEDGER_NAME
 from harness.ledger.record import utc_timestamp
 from harness.ledger.sets import Ledgers, ledgers_of, tree
@@ -64,6 +67,13 @@ class _Judge:
 
 
 @dataclass(frozen=True)
+class _Target:
+    matcher: TargetMatcher
+    definition: str
+    targets: dict[str, tuple[str, ...]]  # per prompt id, its target's values
+
+
+@dataclass(frozen=True)
 class ScoringPlan:
     """Everything `score` needs, checked; nothing written yet."""
 
@@ -71,7 +81,8 @@ class ScoringPlan:
     scorers: tuple[Scorer, ...]
     rules: dict[str, tuple[RuleMatcher, str]]  # scorer name -> its matcher, definition hash
     judges: tuple[_Judge, ...]
-    prompts: dict[str, Prompt]  # by id; loaded only when a judge needs them
+    targets: dict[str, _Target]  # scorer name -> its matcher, definition hash, targets
+    prompts: dict[str, Prompt]  # by id; loaded only when a judge or a target scorer needs them
 
     @property
     def ledger(self) -> Ledgers:
@@ -111,23 +122,52 @@ def prepare_scoring(
         raise InputError(f"{ledger}: no answers to score (run `harness run {config.path}` first)")
     rules = {}
     for scorer in scorers:
-        if not isinstance(scorer, JudgeScorer):
+        if not isinstance(scorer, JudgeScorer | TargetScorer):
             matcher = RuleMatcher(scorer)
             rules[scorer.name] = (matcher, definition_hash(matcher.definition))
     judges = []
     chosen = {s.name for s in scorers}
     # The prompt set as the config names it (all of it: an answer's prompt is found by id).
-    prompts = (
-        load_prompts(config.prompts) if any(isinstance(s, JudgeScorer) for s in scorers) else []
-    )
+    needed = any(isinstance(s, JudgeScorer | TargetScorer) for s in scorers)
+    prompts = load_prompts(config.prompts) if needed else []
+    targets = {}
     for index, scorer in enumerate(config.scorers):
         if isinstance(scorer, JudgeScorer) and scorer.name in chosen:
             check_fields(config, index, scorer, prompts)
             run = setup_judge(config, scorer, runner)
             digest = definition_hash(definition(scorer, run.variant))
             judges.append(_Judge(scorer, run, digest, VerdictParser(scorer)))
+        elif isinstance(scorer, TargetScorer) and scorer.name in chosen:
+            target = TargetMatcher(scorer)
+            values = _targets(config, index, target, prompts)
+            targets[scorer.name] = _Target(target, definition_hash(target.definition), values)
     by_id = {prompt.id: prompt for prompt in prompts}
-    return ScoringPlan(config, scorers, rules, tuple(judges), by_id)
+    return ScoringPlan(config, scorers, rules, tuple(judges), targets, by_id)
+
+
+def _targets(
+    config: RunConfig, index: int, matcher: TargetMatcher, prompts: list[Prompt]
+) -> dict[str, tuple[str, ...]]:
+    """Each prompt's target values; a ConfigError naming the first prompt without one (or with
+    one the scorer cannot read), before anything is written."""
+    field, found = matcher.scorer.field, {}
+    for prompt in prompts:
+        fields = {"category": prompt.category, **prompt.metadata}
+        try:
+            values = matcher.targets(fields)
+        except TargetError as exc:
+            where = f"prompt {prompt.id!r} in {config.prompts}"
+            raise ConfigError(config.path, f"scorers[{index}].field", f"{where}: {exc}") from None
+        if values is None:
+            known = ", ".join(fields) or "none"
+            raise ConfigError(
+                config.path,
+                f"scorers[{index}].field",
+                f"{field} is not a field of prompt {prompt.id!r} in {config.prompts} "
+                f"(its fields: {known})",
+            )
+        found[prompt.id] = values
+    return found
 
 
 def _chosen(config: RunConfig, names: Sequence[str]) -> tuple[Scorer, ...]:
@@ -140,7 +180,10 @@ def _chosen(config: RunConfig, names: Sequence[str]) -> tuple[Scorer, ...]:
             f"--scorers: no scorer named {', '.join(unknown)} in {config.path} "
             f"(scorers: {', '.join(known)})"
         )
-    return tuple(s for s in config.scorers if not names or s.name in names)
+    wanted = set(names or known)
+    # A target scorer reading another's labels needs them current: the other is scored too.
+    wanted |= {s.of for s in config.scorers if isinstance(s, TargetScorer) and s.name in wanted}
+    return tuple(s for s in config.scorers if s.name in wanted)
 
 
 async def score(plan: ScoringPlan, console: Console, argv: Sequence[str] = ()) -> ScoringResult:
@@ -154,6 +197,8 @@ async def score(plan: ScoringPlan, console: Console, argv: Sequence[str] = ()) -
         for judge in plan.judges:
             code = await _score_judge(plan, judge, states, writer, result, console, argv)
             result.code = max(result.code, code)
+        if plan.targets:
+            _score_targets(plan, states, writer, result, console)
     finally:
         writer.close()
     return result
@@ -167,24 +212,32 @@ def _score_rules(
     console: Console,
 ) -> None:
     """One pass over the answers for every rule scorer."""
+    for record in _each_answer(plan, writer, result, console, "rule scoring: answers"):
+        key, digest = record["key"], answer_digest(record)
+        text, now = None, utc_timestamp()
+        for name, (matcher, definition_id) in plan.rules.items():
+            state = states.get(score_key(key, name))
+            if state is not None and state.current(definition_id, digest):
+                result.tallies[name].add(record, state.label)
+                continue
+            text = text or seen_as(record["full_response"] or "")
+            label, detail = matcher.label_seen(*text)
+            _written(writer, states, score_line(
+                key, name, definition=definition_id, answer=digest, label=label,
+                detail=detail, timestamp=now))  # fmt: skip
+            result.tallies[name].add(record, label, new=True)
+
+
+def _each_answer(
+    plan: ScoringPlan, writer: LedgerWriter, result: ScoringResult, console: Console, label: str
+) -> Iterator[dict[str, Any]]:
+    """Every latest successful answer, counted on a terminal as `label`; the scores written
+    meanwhile are synced every second, and the ledger's lines left out counted in `result`."""
     synced = time.monotonic()
     skipped = Skipped()
-    with _counter(console, "rule scoring: answers") as advance:
+    with _counter(console, label) as advance:
         for record in latest_records(plan.ledger, successes_only=True, skipped=skipped):
-            key, digest = record["key"], answer_digest(record)
-            text, now = None, utc_timestamp()
-            for name, (matcher, definition_id) in plan.rules.items():
-                state = states.get(score_key(key, name))
-                if state is not None and state.current(definition_id, digest):
-                    result.tallies[name].add(record, state.label)
-                    continue
-                text = text or seen_as(record["full_response"] or "")
-                label, detail = matcher.label_seen(*text)
-                writer.append(
-                    score_line(key, name, definition=definition_id, answer=digest, label=label,
-                               detail=detail, timestamp=now)
-                )  # fmt: skip
-                result.tallies[name].add(record, label, new=True)
+            yield record
             advance()
             if time.monotonic() - synced > _SYNC_SECONDS:
                 writer.sync()
@@ -212,7 +265,7 @@ async def _score_judge(
     code = await judge.run.ask(prompts, command="score", console=console, argv=argv)
     for asked, record in judged(judge.run, prompts):
         line = _judge_score(judge, asked, record)
-        writer.append(line)
+        _written(writer, states, line)
         tally.add(todo.pop(asked.id)[1], line["label"], new=True)
     if todo:
         tally.unscored += len(todo)
@@ -251,6 +304,75 @@ def _questions(
             "longer has (edited or removed): not judged; `harness run` answers them again"
         )
     return todo
+
+
+def _score_targets(
+    plan: ScoringPlan,
+    states: dict[str, ScoreState],
+    writer: LedgerWriter,
+    result: ScoringResult,
+    console: Console,
+) -> None:
+    """One pass over the answers for every target scorer, after the scorers they read."""
+    changed, waiting = 0, dict.fromkeys(plan.targets, 0)
+    definitions = {name: definition_id for name, (_, definition_id) in plan.rules.items()}
+    definitions |= {judge.scorer.name: judge.definition for judge in plan.judges}
+    for record in _each_answer(plan, writer, result, console, "target scoring: answers"):
+        prompt = plan.prompts.get(record["prompt_id"])
+        if prompt is None or prompt.hash != record.get("prompt_hash"):
+            changed += 1  # made from prompt text the prompt set no longer has
+            continue
+        key, digest, now = record["key"], answer_digest(record), utc_timestamp()
+        for name, target in plan.targets.items():
+            values, of = target.targets[prompt.id], target.matcher.scorer.of
+            read = None
+            if of:
+                state = states.get(score_key(key, of))
+                if state is None or not state.current(definitions[of], digest, state.input):
+                    waiting[name] += 1
+                    continue
+                read = (state.label or "", state.definition)
+            input_id = target.matcher.input_digest(values, read)
+            state = states.get(score_key(key, name))
+            if state is not None and state.current(target.definition, digest, input_id):
+                result.tallies[name].add(record, state.label)
+                continue
+            verdict = target.matcher.verdict(
+                record["full_response"] or "", values, read[0] if read else None
+            )
+            line = score_line(
+                key,
+                name,
+                definition=target.definition,
+                answer=digest,
+                label=verdict.label,
+                value=verdict.value,
+                detail=verdict.detail,
+                input=input_id,
+                timestamp=now,
+            )
+            _written(writer, states, line)
+            result.tallies[name].add(record, verdict.label, new=True)
+    for name, count in waiting.items():
+        result.tallies[name].unscored += count + changed
+        if count:
+            of = plan.targets[name].matcher.scorer.of
+            result.notes.append(
+                f"{name}: {count:,} answer(s) have no current {of} label (not scored yet, or "
+                f"its request failed): run the same command again once {of} has scored them"
+            )
+    if changed:
+        result.notes.append(
+            f"{', '.join(plan.targets)}: {changed:,} answer(s) were made from prompt text the "
+            "prompt set no longer has (edited or removed): not scored; `harness run` answers "
+            "them again"
+        )
+
+
+def _written(writer: LedgerWriter, states: dict[str, ScoreState], line: dict[str, Any]) -> None:
+    """Append a score line, and hold it as its key's state (a target scorer may read it)."""
+    writer.append(line)
+    states[line["key"]] = ScoreState.of(line)
 
 
 def _judge_score(judge: _Judge, asked: Prompt, record: dict[str, Any]) -> dict[str, Any]:

@@ -9,7 +9,13 @@ from dataclasses import dataclass
 from harness.config.models import BatchPolicy, Defaults, ModelConfig
 from harness.config.prices import LongContextPriceKeys, PriceKeys, ShippedPriceKeys
 from harness.config.run_config import ConfigKeys, Preflight, RetryPolicy
-from harness.config.scorers import JudgeScorerKeys, RefusalScorerKeys, Rule, RulesScorerKeys
+from harness.config.scorers import (
+    JudgeScorerKeys,
+    RefusalScorerKeys,
+    Rule,
+    RulesScorerKeys,
+    TargetScorerKeys,
+)
 from harness.prompts.sources import PromptTable
 
 
@@ -50,6 +56,11 @@ SECTIONS = (
         RefusalScorerKeys,
     ),
     Section('[[scorers]] type = "judge"', "a model's verdict on each answer", JudgeScorerKeys),
+    Section(
+        '[[scorers]] type = "target"',
+        "each answer, or another scorer's label, against its prompt's target",
+        TargetScorerKeys,
+    ),
     Section(
         "prices.toml", "an entry of the shipped price table, under its provider", ShippedPriceKeys
     ),

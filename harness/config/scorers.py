@@ -7,6 +7,10 @@ Three types, each a table with a `name` (letters, digits, `_.-`) and a `type`:
   `default` when none does. Matching ignores case unless `case_sensitive = true`.
 - `refusal`: a `rules` scorer with one rule, the shipped refusal patterns
   (`harness.analysis.refusal`) plus `extra_patterns`, labelled `label`, else `default`.
+- `target`: each answer, or another scorer's label (`of`), against a field of its prompt (`field`:
+  `target`, `ground_truth`, any other), labelled `correct` or `incorrect` (see
+  `harness.analysis.targets`); with `of`, `correct_for` maps each label to the target value (or
+  values) it is correct for, and a label it does not name is given as it is (counted apart).
 - `judge`: a model grades each answer with a rubric `template`; its verdict is parsed into one of
   `labels` (see `harness.analysis.judge`). `model` names a `[[models]]` entry or is an inline
   model table of its own (the keys of a `[[models]]` entry, `[defaults]` applying; `name`
@@ -19,6 +23,7 @@ never a failure halfway through scoring.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import string
 from collections.abc import Callable, Collection, Mapping, Sequence
@@ -102,7 +107,32 @@ class JudgeScorer:
     budget_usd: float | None = None
 
 
-Scorer = RuleScorer | RefusalScorer | JudgeScorer
+# How a target scorer compares an answer with its prompt's target.
+Match = Literal["exact", "includes", "regex", "numeric", "choice"]
+CORRECT, INCORRECT = "correct", "incorrect"
+
+
+@dataclass(frozen=True)
+class TargetScorer:
+    """`type = "target"`: an answer, or another scorer's label (`of`), against its prompt's
+    `field`. `correct_for`: with `of`, each label and the target values it is correct for."""
+
+    name: str
+    field: str = "target"
+    match: Match = "exact"
+    pattern: str = "{target}"
+    tolerance: float = 0.0
+    case_sensitive: bool = False
+    of: str = ""
+    correct_for: tuple[tuple[str, tuple[str, ...]], ...] = ()
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        """Every label it gives of its own (with `of`, the other's other labels as they are)."""
+        return (CORRECT, INCORRECT)
+
+
+Scorer = RuleScorer | RefusalScorer | JudgeScorer | TargetScorer
 
 
 _NAMED = described("the scorer's name (letters, digits, '_', '.', '-')")
@@ -111,7 +141,9 @@ _CASE = "whether matching minds case"
 
 @dataclass(frozen=True)
 class _Kind:
-    type: Literal["rules", "refusal", "judge"] = field(metadata=described("the scorer's type"))
+    type: Literal["rules", "refusal", "judge", "target"] = field(
+        metadata=described("the scorer's type")
+    )
 
 
 @dataclass(frozen=True)
@@ -165,6 +197,36 @@ class JudgeScorerKeys:
     )
 
 
+@dataclass(frozen=True)
+class TargetScorerKeys:
+    """`type = "target"`: each answer, or another scorer's label, against its prompt's target."""
+
+    name: str = field(metadata=_NAMED)
+    type: str = field(metadata=described('"target"'))
+    field: str = option(
+        "target", "the prompt's field holding the expected answer (target, ground_truth, ...)"
+    )
+    match: Match = option(
+        "exact", "how an answer meets it: exact, includes, regex, numeric or choice (a letter)"
+    )
+    pattern: str = option(
+        "{target}", 'match = "regex": a regular expression (RE2), {target} standing for it'
+    )
+    tolerance: float = option(
+        0.0, 'match = "numeric": the largest difference still correct', min=0, max=1e300
+    )
+    case_sensitive: bool = option(False, _CASE)
+    of: str = option("", "another scorer: its label is compared instead of the answer")
+    # (`field` names a key above: the function is reached through its module here)
+    correct_for: dict[str, Any] = dataclasses.field(
+        default_factory=dict,
+        metadata=described(
+            "with of: [scorers.correct_for], each of its labels and the target value (or list "
+            "of values) it is right for"
+        ),
+    )
+
+
 # Builds an inline judge model from its table and key path (config.py's `[[models]]` parser).
 InlineModel = Callable[[Mapping[str, Any], str], ModelConfig]
 
@@ -188,7 +250,26 @@ def parse_scorers(
         errors += problems
         if scorer is not None and not problems:
             scorers.append(scorer)
+    _check_of(tables, errors)
     return tuple(scorers)
+
+
+def _check_of(tables: Sequence[tuple[int, Mapping[str, Any]]], errors: list[FieldError]) -> None:
+    """A target scorer's `of` names another scorer of the config (right or not: a wrong one is
+    told already), not a target scorer."""
+    names = {t["name"]: t.get("type") for _, t in tables if isinstance(t.get("name"), str)}
+    for index, table in tables:
+        of = table.get("of")
+        if table.get("type") != "target" or not isinstance(of, str) or not of:
+            continue
+        path = f"scorers[{index}].of"
+        if of == table.get("name"):
+            errors.append(FieldError(path, "names this scorer: name the one whose labels it reads"))
+        elif of not in names:
+            known = ", ".join(str(n) for n in names if n != table.get("name")) or "none"
+            errors.append(FieldError(path, f'no scorer named "{of}" (scorers: {known})'))
+        elif names[of] == "target":
+            errors.append(FieldError(path, f'"{of}" is a target scorer: name the one it reads'))
 
 
 def _scorer(
@@ -211,6 +292,8 @@ def _scorer(
         return _rules(table, where, errors)
     if kind["type"] == "refusal":
         return _refusal(table, where, errors)
+    if kind["type"] == "target":
+        return _target(table, where, errors)
     return _judge(table, where, models, inline_model, broken, errors)
 
 
@@ -256,6 +339,68 @@ def _refusal(
         return None
     keys = ("label", "default", "extra_patterns", "case_sensitive")
     return RefusalScorer(parsed["name"], **_given(parsed, *keys))
+
+
+def _target(table: Mapping[str, Any], where: str, errors: list[FieldError]) -> TargetScorer | None:
+    parsed, wrong = table_values(TargetScorerKeys, table, where)
+    errors += wrong
+    match, of = parsed.get("match", "exact"), parsed.get("of", "")
+    if "field" in parsed and not parsed["field"].strip():
+        errors.append(FieldError(f"{where}.field", "name a field of the prompts"))
+    if "pattern" in parsed:
+        if "{target}" not in parsed["pattern"]:
+            errors.append(FieldError(f"{where}.pattern", "needs {target}: where the target goes"))
+        else:
+            example = parsed["pattern"].replace("{target}", "x")
+            checked(errors, compile_pattern, example, f"{where}.pattern")
+    told = [key for key in ("pattern", "tolerance") if key in parsed and match != _NEEDS[key]]
+    for key in told:
+        errors.append(FieldError(f"{where}.{key}", f'only for match = "{_NEEDS[key]}"'))
+    correct_for = _correct_for(parsed.get("correct_for", {}), f"{where}.correct_for", errors)
+    if of and not parsed.get("correct_for"):
+        errors.append(FieldError(f"{where}.correct_for", "with of, say which label is right when"))
+    if correct_for and not of:
+        errors.append(
+            FieldError(f"{where}.of", "correct_for maps another scorer's labels: name it")
+        )
+    if of and "match" in parsed:
+        errors.append(
+            FieldError(f"{where}.match", "with of, labels are compared as correct_for says")
+        )
+    if errors:  # this entry's own problems (told to the caller)
+        return None
+    keys = ("field", "match", "pattern", "tolerance", "case_sensitive", "of")
+    return TargetScorer(parsed["name"], **_given(parsed, *keys), correct_for=correct_for)
+
+
+_NEEDS = {"pattern": "regex", "tolerance": "numeric"}
+
+
+def _correct_for(
+    table: Mapping[str, Any], path: str, errors: list[FieldError]
+) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    """`correct_for`: each label with the target values (text) it is correct for."""
+    found = []
+    for label, given in table.items():
+        where = f"{path}.{label}"
+        checked(errors, _label, label, where)
+        values = given if isinstance(given, list) else [given]
+        if not values or not all(isinstance(v, str | int | float | bool) for v in values):
+            errors.append(FieldError(where, "expected a value or a list of values"))
+            continue
+        found.append((label, tuple(target_text(v) for v in values)))
+    return tuple(found)
+
+
+def target_text(value: Any) -> str:
+    """A target value as text: a string as it is, a number or flag as JSON writes it."""
+    if isinstance(value, str):
+        return value
+    return "true" if value is True else "false" if value is False else _number(value)
+
+
+def _number(value: float) -> str:
+    return str(int(value)) if isinstance(value, float) and value.is_integer() else str(value)
 
 
 def _judge(

@@ -22,7 +22,8 @@ DECLARED = [section.table for section in SECTIONS] + list(OPTIONS.values())
 # Dataclasses of the config modules that are no table of a config file: what tables become.
 NOT_TABLES = {
     run_config.Variant, run_config.RunConfig, run_config.ConfigDraft, run_config._Parts,
-    scorers.RuleScorer, scorers.RefusalScorer, scorers.JudgeScorer, scorers._Kind, prices.Rates,
+    scorers.RuleScorer, scorers.RefusalScorer, scorers.JudgeScorer, scorers.TargetScorer,
+    scorers._Kind, prices.Rates,
     prices.LongContext,
     prices.Price, prices.Billable, prices._RatesTable, sources.FieldMap, sources.PromptSource,
     sources.DataFile,

@@ -1,0 +1,193 @@
+r"""Target scorers: an answer, or another scorer's label, against a field of its prompt.
+
+A prompt's target (`target`, `ground_truth`, any field the config names) is a value or a list of
+values; an answer is `correct` when it meets any of them, else `incorrect` (value 1.0 or 0.0).
+How it meets one (`match`), as users of Inspect and lm-evaluation-harness know it:
+
+- `exact`: the answer is the target, both without surrounding spaces and punctuation, inner
+  spaces collapsed, case ignored unless `case_sensitive`;
+- `includes`: the answer holds the target (case ignored unless `case_sensitive`);
+- `regex`: `pattern` (RE2, `{target}` standing for the target, escaped) matches in the answer;
+- `numeric`: the answer's last number (`1,234.5`, `-3e-2`) is within `tolerance` of the target;
+- `choice`: the letter the answer chooses (`ANSWER: B`, the last such; else an answer that is
+  only a letter, as `B`, `(B)` or `B.`) is the target's, case ignored.
+
+With `of`, another scorer's current label is compared instead: `correct_for` gives the target
+values each label is right for (`claims_exists` where `ground_truth` is `exists`); a label right
+for other values is `incorrect`, and a label it does not name is given as it is (`uncertain`,
+counted apart, value null).
+
+A score's `input` is the digest of what it was given besides the answer (the target's values,
+and with `of` the other's label and definition): editing one prompt's target rescores only the
+answers to that prompt.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from harness.config.scorers import CORRECT, INCORRECT, TargetScorer, target_text
+from harness.patterns import Pattern, compile_user_pattern
+
+# Bumped whenever the same answers and targets would be labelled otherwise.
+MATCHING_VERSION = 1
+_EDGES = " \t\r\n.,;:!?\"'`()[]{}"
+_SPACES = re.compile(r"\s+")
+_NUMBER = re.compile(r"[-+]?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?(?:[eE][-+]?\d+)?|[-+]?\.\d+")
+_ANSWER_LETTER = re.compile(r"ANSWER\s*:\s*\**\s*\(?([A-Za-z])\)?(?![A-Za-z])", re.IGNORECASE)
+_LONE_LETTER = re.compile(r"\s*\**\(?([A-Za-z])[).:]?\**\s*")
+_DETAIL_CHARS = 200
+
+
+class TargetError(ValueError):
+    """A target this scorer cannot read (a numeric scorer's target that is no number)."""
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """A target scorer's label for one answer, its value (null: counted apart) and why."""
+
+    label: str
+    value: float | None
+    detail: str
+
+
+class TargetMatcher:
+    """A target scorer, ready: `definition` (what its hash is taken of), `targets(prompt
+    fields)` (the values of its field) and `verdict(answer text, values, label of `of`)`."""
+
+    def __init__(self, scorer: TargetScorer) -> None:
+        self.scorer = scorer
+        self.definition = {
+            "type": "target",
+            "version": MATCHING_VERSION,
+            "field": scorer.field,
+            "match": scorer.match,
+            "pattern": scorer.pattern,
+            "tolerance": scorer.tolerance,
+            "case_sensitive": scorer.case_sensitive,
+            "of": scorer.of,
+            "correct_for": [[label, list(values)] for label, values in scorer.correct_for],
+        }
+        self._right = {
+            label: set(map(self._folded, values)) for label, values in scorer.correct_for
+        }
+        self._patterns: dict[str, Pattern] = {}
+
+    def targets(self, fields: Mapping[str, Any]) -> tuple[str, ...] | None:
+        """The target's values in a prompt's `fields` (None: the prompt has no such field);
+        TargetError when the scorer cannot read one."""
+        if self.scorer.field not in fields:
+            return None
+        given = fields[self.scorer.field]
+        values = given if isinstance(given, list) else [given]
+        if not all(isinstance(v, str | int | float | bool) for v in values) or not values:
+            raise TargetError(f"{self.scorer.field} is {_shown(given)}: not a value or a list")
+        texts = tuple(target_text(v) for v in values)
+        if self.scorer.match == "numeric":
+            for text in texts:
+                _number_of(text, f"{self.scorer.field} {text!r} is no number")
+        if self.scorer.match == "choice" and not all(re.fullmatch("[A-Za-z]", t) for t in texts):
+            raise TargetError(f"{self.scorer.field} is {_shown(given)}: not a letter")
+        return texts
+
+    def input_digest(self, targets: Sequence[str], of: tuple[str, str] | None = None) -> str:
+        """16 hex digits of what the scorer is given besides the answer: the target's values,
+        and with `of` the other's label and definition."""
+        body = orjson.dumps([list(targets), list(of) if of else None])
+        return hashlib.sha256(body).hexdigest()[:16]
+
+    def verdict(self, text: str, targets: Sequence[str], label: str | None = None) -> Verdict:
+        """The label of an answer `text` (with `of`: of the other scorer's `label`)."""
+        if self.scorer.of:
+            return self._of_label(label or "", targets)
+        met, read = self._met(text, targets)
+        shown = ", ".join(map(repr, targets))
+        return Verdict(
+            CORRECT if met else INCORRECT, 1.0 if met else 0.0, f"{read} against {shown}"
+        )
+
+    def _of_label(self, label: str, targets: Sequence[str]) -> Verdict:
+        right = self._right.get(label)
+        if right is None:
+            return Verdict(label, None, f"{self.scorer.of}: {label} (no target value)")
+        met = any(self._folded(t) in right for t in targets)
+        detail = f"{self.scorer.of}: {label} where {self.scorer.field} is {', '.join(targets)}"
+        return Verdict(CORRECT if met else INCORRECT, 1.0 if met else 0.0, detail)
+
+    def _met(self, text: str, targets: Sequence[str]) -> tuple[bool, str]:
+        """Whether the answer meets a target, and what was read of it."""
+        match = self.scorer.match
+        if match == "numeric":
+            found = _NUMBER.findall(text)
+            try:
+                number = _number_of(found[-1], "") if found else math.nan
+            except TargetError:
+                number = math.nan
+            if math.isnan(number):
+                return False, f"number {found[-1]} unreadable" if found else "no number"
+            tolerance = self.scorer.tolerance
+            met = any(abs(number - _number_of(t, "")) <= tolerance for t in targets)
+            return met, f"number {found[-1]}"
+        if match == "choice":
+            letter = _chosen_letter(text)
+            if letter is None:
+                return False, "no letter chosen"
+            return any(letter == t.upper() for t in targets), f"letter {letter}"
+        if match == "regex":
+            fold = not self.scorer.case_sensitive
+            for target in targets:
+                hit = self._pattern(target, fold).search(text)
+                if hit is not None:
+                    return True, f"matched {(hit.group(0) or '')[:_DETAIL_CHARS]!r}"
+            return False, "no match"
+        if match == "includes":
+            seen = self._folded(text)
+            return any(self._folded(t) in seen for t in targets), "the answer"
+        seen = self._normal(text)
+        return any(seen == self._normal(t) for t in targets), f"{seen[:_DETAIL_CHARS]!r}"
+
+    def _pattern(self, target: str, fold: bool) -> Pattern:
+        """The scorer's pattern with `target` in it, compiled once."""
+        pattern = self._patterns.get(target)
+        if pattern is None:
+            text = self.scorer.pattern.replace("{target}", re.escape(target))
+            pattern = compile_user_pattern(text, ignore_case=fold)
+            self._patterns[target] = pattern
+        return pattern
+
+    def _folded(self, text: str) -> str:
+        return text if self.scorer.case_sensitive else text.casefold()
+
+    def _normal(self, text: str) -> str:
+        return self._folded(_SPACES.sub(" ", text.strip(_EDGES)))
+
+
+def _number_of(text: str, problem: str) -> float:
+    try:
+        number = float(text.replace(",", ""))
+    except ValueError:
+        raise TargetError(problem) from None
+    if not math.isfinite(number):
+        raise TargetError(problem)
+    return number
+
+
+def _chosen_letter(text: str) -> str | None:
+    """The letter an answer chooses: after its last `ANSWER:`, else the whole answer's."""
+    found = _ANSWER_LETTER.findall(text)
+    if found:
+        return str(found[-1]).upper()
+    alone = _LONE_LETTER.fullmatch(text)
+    return alone.group(1).upper() if alone else None
+
+
+def _shown(value: Any) -> str:
+    return orjson.dumps(value).decode()[:80]

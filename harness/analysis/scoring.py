@@ -6,8 +6,8 @@ writes nothing. `score` then locks `OUTPUT/scores.jsonl`, reads which scores are
 same definition hash, answer digest and, for a judge, rendered rubric), and appends a line for
 every other answer: the rule scorers in one pass over the answers, then each judge through its own
 run (see `harness.analysis.judge`), made by the `JudgeRunner` the caller passes in, then the
-target scorers in one more pass (see `harness.analysis.targets`: they may read the others'
-labels). A killed
+target and Python scorers in one more pass (see `harness.analysis.targets`, which may read the
+others' labels, and `harness.analysis.functions`). A killed
 `score` loses at most scores not yet written; the next one skips those that were, and a judge sends
 again only what its ledger lacks.
 """
@@ -24,6 +24,7 @@ from rich.console import Console
 from rich.progress import Progress, TextColumn, TimeElapsedColumn
 
 from harness.analysis.answers import Skipped, latest_records
+from harness.analysis.functions import FunctionScorer, ImportProblem
 from harness.analysis.judge import (
     JudgeRun,
     JudgeRunner,
@@ -47,7 +48,7 @@ from harness.analysis.scores import (
 )
 from harness.analysis.targets import TargetError, TargetMatcher
 from harness.config.run_config import RunConfig
-from harness.config.scorers import JudgeScorer, Scorer, TargetScorer
+from harness.config.scorers import JudgeScorer, PythonScorer, Scorer, TargetScorer
 from harness.errors import EXIT_OK, ConfigError, InputError
 from harness.ledger.lines import LEDGER_NAME
 from harness.ledger.record import utc_timestamp
@@ -82,7 +83,8 @@ class ScoringPlan:
     rules: dict[str, tuple[RuleMatcher, str]]  # scorer name -> its matcher, definition hash
     judges: tuple[_Judge, ...]
     targets: dict[str, _Target]  # scorer name -> its matcher, definition hash, targets
-    prompts: dict[str, Prompt]  # by id; loaded only when a judge or a target scorer needs them
+    functions: dict[str, tuple[FunctionScorer, str]]  # scorer name -> it, its definition hash
+    prompts: dict[str, Prompt]  # by id; loaded only when a scorer needs them
 
     @property
     def ledger(self) -> Ledgers:
@@ -122,15 +124,15 @@ def prepare_scoring(
         raise InputError(f"{ledger}: no answers to score (run `harness run {config.path}` first)")
     rules = {}
     for scorer in scorers:
-        if not isinstance(scorer, JudgeScorer | TargetScorer):
+        if not isinstance(scorer, JudgeScorer | TargetScorer | PythonScorer):
             matcher = RuleMatcher(scorer)
             rules[scorer.name] = (matcher, definition_hash(matcher.definition))
     judges = []
     chosen = {s.name for s in scorers}
     # The prompt set as the config names it (all of it: an answer's prompt is found by id).
-    needed = any(isinstance(s, JudgeScorer | TargetScorer) for s in scorers)
+    needed = any(isinstance(s, JudgeScorer | TargetScorer | PythonScorer) for s in scorers)
     prompts = load_prompts(config.prompts) if needed else []
-    targets = {}
+    targets, functions = {}, {}
     for index, scorer in enumerate(config.scorers):
         if isinstance(scorer, JudgeScorer) and scorer.name in chosen:
             check_fields(config, index, scorer, prompts)
@@ -141,8 +143,14 @@ def prepare_scoring(
             target = TargetMatcher(scorer)
             values = _targets(config, index, target, prompts)
             targets[scorer.name] = _Target(target, definition_hash(target.definition), values)
+        elif isinstance(scorer, PythonScorer) and scorer.name in chosen:
+            try:
+                function = FunctionScorer(scorer, config.path.parent)
+            except ImportProblem as exc:
+                raise ConfigError(config.path, f"scorers[{index}].function", str(exc)) from None
+            functions[scorer.name] = (function, definition_hash(function.definition))
     by_id = {prompt.id: prompt for prompt in prompts}
-    return ScoringPlan(config, scorers, rules, tuple(judges), targets, by_id)
+    return ScoringPlan(config, scorers, rules, tuple(judges), targets, functions, by_id)
 
 
 def _targets(
@@ -197,8 +205,8 @@ async def score(plan: ScoringPlan, console: Console, argv: Sequence[str] = ()) -
         for judge in plan.judges:
             code = await _score_judge(plan, judge, states, writer, result, console, argv)
             result.code = max(result.code, code)
-        if plan.targets:
-            _score_targets(plan, states, writer, result, console)
+        if plan.targets or plan.functions:
+            _score_by_prompt(plan, states, writer, result, console)
     finally:
         writer.close()
     return result
@@ -306,18 +314,20 @@ def _questions(
     return todo
 
 
-def _score_targets(
+def _score_by_prompt(
     plan: ScoringPlan,
     states: dict[str, ScoreState],
     writer: LedgerWriter,
     result: ScoringResult,
     console: Console,
 ) -> None:
-    """One pass over the answers for every target scorer, after the scorers they read."""
+    """One pass over the answers for every target and Python scorer (they are given the
+    answer's prompt), after the scorers they read."""
     changed, waiting = 0, dict.fromkeys(plan.targets, 0)
     definitions = {name: definition_id for name, (_, definition_id) in plan.rules.items()}
     definitions |= {judge.scorer.name: judge.definition for judge in plan.judges}
-    for record in _each_answer(plan, writer, result, console, "target scoring: answers"):
+    given: dict[str, tuple[dict[str, Any], str]] = {}  # per scorer and prompt: its fields, digest
+    for record in _each_answer(plan, writer, result, console, "scoring by prompt: answers"):
         prompt = plan.prompts.get(record["prompt_id"])
         if prompt is None or prompt.hash != record.get("prompt_hash"):
             changed += 1  # made from prompt text the prompt set no longer has
@@ -353,6 +363,20 @@ def _score_targets(
             )
             _written(writer, states, line)
             result.tallies[name].add(record, verdict.label, new=True)
+        for name, (function, definition_id) in plan.functions.items():
+            fields, input_id = given.get(f"{name}|{prompt.id}") or given.setdefault(
+                f"{name}|{prompt.id}", _given(function, prompt)
+            )
+            state = states.get(score_key(key, name))
+            if state is not None and state.current(definition_id, digest, input_id):
+                result.tallies[name].add(record, state.label)
+                continue
+            labelled = function.label(record, fields)
+            line = score_line(key, name, definition=definition_id, answer=digest,
+                              label=labelled.label, value=labelled.value, detail=labelled.detail,
+                              input=input_id, timestamp=now)  # fmt: skip
+            _written(writer, states, line)
+            result.tallies[name].add(record, labelled.label, new=True)
     for name, count in waiting.items():
         result.tallies[name].unscored += count + changed
         if count:
@@ -362,11 +386,18 @@ def _score_targets(
                 f"its request failed): run the same command again once {of} has scored them"
             )
     if changed:
+        for name in plan.functions:
+            result.tallies[name].unscored += changed
         result.notes.append(
-            f"{', '.join(plan.targets)}: {changed:,} answer(s) were made from prompt text the "
-            "prompt set no longer has (edited or removed): not scored; `harness run` answers "
-            "them again"
+            f"{', '.join([*plan.targets, *plan.functions])}: {changed:,} answer(s) were made "
+            "from prompt text the prompt set no longer has (edited or removed): not scored; "
+            "`harness run` answers them again"
         )
+
+
+def _given(function: FunctionScorer, prompt: Prompt) -> tuple[dict[str, Any], str]:
+    fields = function.prompt_fields(prompt)
+    return fields, function.input_digest(fields)
 
 
 def _written(writer: LedgerWriter, states: dict[str, ScoreState], line: dict[str, Any]) -> None:

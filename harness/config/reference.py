@@ -11,6 +11,7 @@ from harness.config.prices import LongContextPriceKeys, PriceKeys, ShippedPriceK
 from harness.config.run_config import ConfigKeys, Preflight, RetryPolicy
 from harness.config.scorers import (
     JudgeScorerKeys,
+    PythonScorerKeys,
     RefusalScorerKeys,
     Rule,
     RulesScorerKeys,
@@ -60,6 +61,9 @@ SECTIONS = (
         '[[scorers]] type = "target"',
         "each answer, or another scorer's label, against its prompt's target",
         TargetScorerKeys,
+    ),
+    Section(
+        '[[scorers]] type = "python"', "a function of your own labels each answer", PythonScorerKeys
     ),
     Section(
         "prices.toml", "an entry of the shipped price table, under its provider", ShippedPriceKeys

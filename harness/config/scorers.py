@@ -11,6 +11,8 @@ Three types, each a table with a `name` (letters, digits, `_.-`) and a `type`:
   `target`, `ground_truth`, any other), labelled `correct` or `incorrect` (see
   `harness.analysis.targets`); with `of`, `correct_for` maps each label to the target value (or
   values) it is correct for, and a label it does not name is given as it is (counted apart).
+- `python`: a function of your own (`function = "module:callable"`, importable from the config's
+  folder) labels each answer (see `harness.analysis.functions`).
 - `judge`: a model grades each answer with a rubric `template`; its verdict is parsed into one of
   `labels` (see `harness.analysis.judge`). `model` names a `[[models]]` entry or is an inline
   model table of its own (the keys of a `[[models]]` entry, `[defaults]` applying; `name`
@@ -132,16 +134,30 @@ class TargetScorer:
         return (CORRECT, INCORRECT)
 
 
-Scorer = RuleScorer | RefusalScorer | JudgeScorer | TargetScorer
+@dataclass(frozen=True)
+class PythonScorer:
+    """`type = "python"`: `function` (`module:callable`) gives each answer its label."""
+
+    name: str
+    function: str
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        """The labels it gives are the function's: none known before it runs."""
+        return ()
+
+
+Scorer = RuleScorer | RefusalScorer | JudgeScorer | TargetScorer | PythonScorer
 
 
 _NAMED = described("the scorer's name (letters, digits, '_', '.', '-')")
+_FUNCTION = r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*:[A-Za-z_][A-Za-z0-9_]*"
 _CASE = "whether matching minds case"
 
 
 @dataclass(frozen=True)
 class _Kind:
-    type: Literal["rules", "refusal", "judge", "target"] = field(
+    type: Literal["rules", "refusal", "judge", "target", "python"] = field(
         metadata=described("the scorer's type")
     )
 
@@ -227,6 +243,19 @@ class TargetScorerKeys:
     )
 
 
+@dataclass(frozen=True)
+class PythonScorerKeys:
+    """`type = "python"`: a function of your own labels each answer."""
+
+    name: str = field(metadata=_NAMED)
+    type: str = field(metadata=described('"python"'))
+    function: str = field(
+        metadata=described(
+            '"module:callable", importable from the config\'s folder: (answer, prompt) -> label'
+        )
+    )
+
+
 # Builds an inline judge model from its table and key path (config.py's `[[models]]` parser).
 InlineModel = Callable[[Mapping[str, Any], str], ModelConfig]
 
@@ -294,6 +323,14 @@ def _scorer(
         return _refusal(table, where, errors)
     if kind["type"] == "target":
         return _target(table, where, errors)
+    if kind["type"] == "python":
+        parsed, wrong = table_values(PythonScorerKeys, table, where)
+        errors += wrong
+        function = parsed.get("function")
+        if isinstance(function, str) and not re.fullmatch(_FUNCTION, function):
+            message = 'expected "module:callable", such as "my_scorers:grade"'
+            errors.append(FieldError(f"{where}.function", message))
+        return None if errors else PythonScorer(parsed["name"], parsed["function"])
     return _judge(table, where, models, inline_model, broken, errors)
 
 

@@ -23,6 +23,7 @@ DECLARED = [section.table for section in SECTIONS] + list(OPTIONS.values())
 NOT_TABLES = {
     run_config.Variant, run_config.RunConfig, run_config.ConfigDraft, run_config._Parts,
     scorers.RuleScorer, scorers.RefusalScorer, scorers.JudgeScorer, scorers.TargetScorer,
+    scorers.PythonScorer,
     scorers._Kind, prices.Rates,
     prices.LongContext,
     prices.Price, prices.Billable, prices._RatesTable, sources.FieldMap, sources.PromptSource,

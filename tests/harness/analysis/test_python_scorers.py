@@ -1,0 +1,123 @@
+"""Python scorers: a function of your own, imported from the config's folder, labels answers."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import SIMPLE_MODEL, write_config
+from tests.harness.analysis.score_project import score_lines
+
+GRADER = '''
+def grade(answer, prompt):
+    """A label, a value and a why, from the answer and its prompt's fields."""
+    claims = "exists" in answer["full_response"]
+    right = claims == (prompt["source"] != "fake")
+    why = f"{prompt['id']} ({prompt['category']}): claims={claims}"
+    return {"label": "right" if right else "wrong", "value": float(right), "explanation": why}
+'''
+SCORER = '\n[[scorers]]\nname = "mine"\ntype = "python"\nfunction = "graders:grade"\n'
+
+
+def _project(tmp_path: Path, run_cli, source: str = GRADER) -> Path:
+    config = write_config(tmp_path, SIMPLE_MODEL + SCORER)
+    (tmp_path / "graders.py").write_text(source)
+    code, _, err = run_cli("run", config)
+    assert code == 0, err
+    return config
+
+
+def _answers(tmp_path: Path) -> dict[str, dict]:
+    lines = (tmp_path / "out" / "ledger.jsonl").read_text().splitlines()
+    return {line["key"]: line for line in map(json.loads, lines) if "key" in line}
+
+
+def test_a_function_labels_every_answer_from_the_answer_and_its_prompt(tmp_path, run_cli):
+    config = _project(tmp_path, run_cli)
+    code, out, err = run_cli("score", config)
+    assert (code, err) == (0, "")
+    answers, lines = _answers(tmp_path), score_lines(tmp_path / "out")
+    assert {line["answer_key"] for line in lines} == set(answers) and len(lines) == 12
+    for line in lines:
+        answer = answers[line["answer_key"]]
+        right = "exists" in answer["full_response"]  # the test prompts' source is "test"
+        assert (line["label"], line["value"]) == (("right", 1.0) if right else ("wrong", 0.0))
+        assert line["detail"].startswith(f"{answer['prompt_id']} (")
+        assert line["scorer"] == "mine" and line["input"]
+    assert "mine: labels per variant and category" in out
+
+
+def test_an_edited_function_rescores_every_answer_an_edited_prompt_only_its_own(tmp_path, run_cli):
+    config = _project(tmp_path, run_cli)
+    assert run_cli("score", config)[0] == 0
+    assert run_cli("score", config)[0] == 0
+    output = tmp_path / "out"
+    assert len(score_lines(output)) == 12  # nothing changed: nothing appended
+
+    prompts = json.loads((tmp_path / "prompts.json").read_text())
+    prompts["prompts"][2]["source"] = "fake"
+    (tmp_path / "prompts.json").write_text(json.dumps(prompts))
+    assert run_cli("score", config)[0] == 0
+    added = score_lines(output)[12:]
+    assert Counter(line["answer_key"].split("|")[1] for line in added) == {"p002": 2}
+
+    (tmp_path / "graders.py").write_text(GRADER.replace('"right"', '"good"'))
+    assert run_cli("score", config)[0] == 0
+    added = score_lines(output)[14:]
+    assert len(added) == 12 and {line["label"] for line in added} <= {"good", "wrong"}
+
+
+@pytest.mark.parametrize(
+    ("returned", "shown"),
+    [
+        ("None", "None"),
+        ('""', "''"),
+        ('("yes",)', "('yes',)"),
+        ('{"label": 3}', "{'label': 3}"),
+        ('("yes", "high")', "('yes', 'high')"),
+        ('{"label": "yes", "score": 1}', "{'label': 'yes', 'score': 1}"),
+        ('("yes", float("nan"))', "('yes', nan)"),
+        ('("yes", True)', "('yes', True)"),
+    ],
+)
+def test_what_no_label_is_stops_score_with_one_line_naming_scorer_answer_and_value(
+    tmp_path, run_cli, returned, shown
+):
+    config = _project(tmp_path, run_cli, f"def grade(answer, prompt):\n    return {returned}\n")
+    code, _, err = run_cli("score", config)
+    assert code == 2 and len(err.splitlines()) == 1, err
+    assert err.startswith("error: scorer mine (graders:grade) on 'sim@t0-")
+    assert f": returned {shown}: return a label" in err
+
+
+def test_a_function_that_raises_stops_score_with_one_line_no_traceback(tmp_path, run_cli):
+    source = "def grade(answer, prompt):\n    raise KeyError('ground_truth')\n"
+    config = _project(tmp_path, run_cli, source)
+    code, _, err = run_cli("score", config)
+    assert code == 2 and len(err.splitlines()) == 1
+    assert "scorer mine (graders:grade) on 'sim@t0-" in err
+    assert err.endswith(": raised KeyError: 'ground_truth'\n")
+
+
+@pytest.mark.parametrize(
+    ("source", "function", "expected"),
+    [
+        (GRADER, "nowhere:grade", "cannot import nowhere: ModuleNotFoundError: No module named"),
+        (GRADER, "graders:missing", "graders ("),
+        ("grade = 3\n", "graders:grade", "graders:grade is not a function: int"),
+        ("def grade(:\n", "graders:grade", "cannot import graders: SyntaxError: "),
+        (GRADER, "graders.grade", 'expected "module:callable", such as "my_scorers:grade"'),
+    ],
+)
+def test_a_function_that_cannot_be_imported_is_a_config_error_before_scoring(
+    tmp_path, run_cli, source, function, expected
+):
+    config = _project(tmp_path, run_cli, source)
+    config.write_text(config.read_text().replace("graders:grade", function))
+    code, _, err = run_cli("score", config)
+    assert code == 2 and len(err.splitlines()) == 1, err
+    assert err.startswith(f"error: {config}: scorers[0].function: {expected}"), err
+    assert not (tmp_path / "out" / "scores.jsonl").exists()

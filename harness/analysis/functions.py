@@ -23,12 +23,12 @@ import importlib
 import math
 import sys
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import orjson
 
+from harness.analysis.scores import Verdict
 from harness.config.scorers import PythonScorer
 from harness.errors import InputError
 from harness.prompts.load import Prompt
@@ -38,15 +38,6 @@ _DETAIL_CHARS = 2000
 
 class ImportProblem(ValueError):
     """The function named cannot be imported or called."""
-
-
-@dataclass(frozen=True)
-class Labelled:
-    """What a Python scorer gave one answer."""
-
-    label: str
-    value: float | None
-    detail: str | None
 
 
 class FunctionScorer:
@@ -73,7 +64,7 @@ class FunctionScorer:
         body = orjson.dumps(fields, option=orjson.OPT_SORT_KEYS, default=str)
         return hashlib.sha256(body).hexdigest()[:16]
 
-    def label(self, answer: dict[str, Any], fields: dict[str, Any]) -> Labelled:
+    def label(self, answer: dict[str, Any], fields: dict[str, Any]) -> Verdict:
         """The function's label of one answer; InputError naming the scorer and the answer when
         it raises or returns what no label is."""
         where = f"scorer {self.scorer.name} ({self.scorer.function}) on {answer['key']!r}"
@@ -92,7 +83,7 @@ class FunctionScorer:
         return found
 
 
-def _labelled(given: Any) -> Labelled | None:
+def _labelled(given: Any) -> Verdict | None:
     """A return value as a label, value and explanation; None when it is none of the forms."""
     if isinstance(given, str):
         given = {"label": given}
@@ -110,7 +101,7 @@ def _labelled(given: Any) -> Labelled | None:
     if explanation is not None and not isinstance(explanation, str):
         return None
     number = None if value is None else float(value)
-    return Labelled(label, number, explanation[:_DETAIL_CHARS] if explanation else None)
+    return Verdict(label, number, explanation[:_DETAIL_CHARS] if explanation else None)
 
 
 def _imported(name: str, folder: Path) -> tuple[Callable[..., Any], str]:

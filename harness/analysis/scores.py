@@ -131,6 +131,15 @@ def is_score(obj: Mapping[str, Any]) -> bool:
     return True
 
 
+@dataclass(frozen=True)
+class Verdict:
+    """A label given to one answer, its value (null: none) and why (the score's `detail`)."""
+
+    label: str
+    value: float | None
+    detail: str | None
+
+
 @dataclass(frozen=True, slots=True)
 class ScoreState:
     """What tells whether a score is current, and its label: all `harness score` keeps of a

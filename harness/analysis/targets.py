@@ -28,11 +28,11 @@ import hashlib
 import math
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import orjson
 
+from harness.analysis.scores import Verdict
 from harness.config.scorers import CORRECT, INCORRECT, TargetScorer, target_text
 from harness.patterns import Pattern, compile_user_pattern
 
@@ -48,15 +48,6 @@ _DETAIL_CHARS = 200
 
 class TargetError(ValueError):
     """A target this scorer cannot read (a numeric scorer's target that is no number)."""
-
-
-@dataclass(frozen=True)
-class Verdict:
-    """A target scorer's label for one answer, its value (null: counted apart) and why."""
-
-    label: str
-    value: float | None
-    detail: str
 
 
 class TargetMatcher:

@@ -26,7 +26,6 @@ from __future__ import annotations
 import collections
 import dataclasses
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -34,7 +33,7 @@ import orjson
 from rich.console import Console
 
 from harness.analysis.answers import latest_records
-from harness.analysis.scores import answer_digest
+from harness.analysis.scores import Verdict, answer_digest
 from harness.api.types import Message
 from harness.config.models import ModelConfig
 from harness.config.run_config import RunConfig
@@ -163,14 +162,6 @@ def _text(value: Any) -> str:
     return value if isinstance(value, str) else orjson.dumps(value).decode()
 
 
-@dataclass(frozen=True)
-class Verdict:
-    """A judge's answer parsed: a label (or UNPARSEABLE), and the text it came from."""
-
-    label: str
-    detail: str
-
-
 class VerdictParser:
     """The last match of the scorer's verdict pattern, checked against its labels."""
 
@@ -181,13 +172,16 @@ class VerdictParser:
         self._labels = {fold(label): label for label in scorer.labels}
 
     def __call__(self, text: str) -> Verdict:
-        """The verdict in `text`; UNPARSEABLE (with the whole text) when there is none."""
+        """The verdict in `text` (a label and the text it came from); UNPARSEABLE (with the
+        whole text) when there is none."""
         last = collections.deque(self._pattern.finditer(text), maxlen=1)
         if not last:
-            return Verdict(UNPARSEABLE, text)
+            return Verdict(UNPARSEABLE, None, text)
         found = last[0]
         label = self._labels.get(self._fold((found.group(1) or "").strip()))
-        return Verdict(UNPARSEABLE, text) if label is None else Verdict(label, found.group(0) or "")
+        if label is None:
+            return Verdict(UNPARSEABLE, None, text)
+        return Verdict(label, None, found.group(0) or "")
 
 
 def judged(run: JudgeRun, prompts: Iterable[Prompt]) -> Iterable[tuple[Prompt, dict[str, Any]]]:

@@ -70,6 +70,9 @@ class LabelCounts(Protocol):
 
 STATUS = "(status)"  # the pseudo-scorer the ledger alone gives: each answer `ok` or `error`
 PROBE = "is_synthetic_probe"  # the AUROC target that needs no scores
+# The families of the Benjamini-Hochberg adjustment: each scorer and label apart (a human
+# rater's labels never move a model comparison), or every comparison of the report as one.
+FAMILIES = ("within each scorer and label", "over every comparison as one family")
 
 
 @dataclass(frozen=True)
@@ -98,7 +101,7 @@ class Comparison:
     b_only: int
     p_value: float  # exact McNemar
     cohens_h: float  # of rate_a against rate_b
-    p_adjusted: float = math.nan  # Benjamini-Hochberg, across every comparison of the report
+    p_adjusted: float = math.nan  # Benjamini-Hochberg within its family (`Stats.family`)
 
 
 @dataclass(frozen=True)
@@ -125,6 +128,7 @@ class Stats:
     resamples: int = 0
     seed: int = 0
     notes: list[str] = field(default_factory=list)
+    family: str = FAMILIES[0]  # what the Benjamini-Hochberg adjustment takes as one family
 
     def as_json(self) -> bytes:
         """The whole report as JSON (NaN as null)."""
@@ -146,10 +150,12 @@ def compute_stats(
     seed: int = 0,
     advance: Advance | None = None,
     threads: int | None = None,
+    one_family: bool = False,
 ) -> Stats:
     """The report for `ledger` and the scores file `scores` (which may not exist), narrowed to
     `scorers` and `label` when given (InputError when they name nothing there); `threads`:
-    DuckDB's (None: one per core)."""
+    DuckDB's (None: one per core); `one_family`: every comparison one Benjamini-Hochberg family
+    (else one per scorer and label)."""
     with (
         collector_paused(),
         open_view(
@@ -169,6 +175,7 @@ def compute_stats(
         scorers=scorers,
         skipped_lines=view.skipped,
         threads=threads,
+        one_family=one_family,
     )
 
 
@@ -184,17 +191,19 @@ def stats_of(
     scorers: Sequence[str] = (),
     skipped_lines: int = 0,
     threads: int | None = None,
+    one_family: bool = False,
 ) -> Stats:
     """The report of answers already read (`compute_stats` reads them), whose `labels` were
     checked against `scorers` and `label`; `skipped_lines`: the ledger's lines left unread
     (torn, damaged, of no known shape), for a note; `threads`: how many variants' AUROCs are
-    drawn at once (None: one per core)."""
+    drawn at once (None: one per core); `one_family`: as `compute_stats`."""
     stats = Stats(
         str(ledger),
         str(scores) if scores.exists() else None,
         len(columns.variant),
         resamples=resamples,
         seed=seed,
+        family=FAMILIES[one_family],
     )
     stats.rates = _status_rates(columns) if label is None and not scorers else []
     for name in labels.scorers:
@@ -203,7 +212,7 @@ def stats_of(
         stats.comparisons += compared
         if not compared:
             stats.uncompared[name] = _why_uncompared(columns, name, label)
-    stats.comparisons = _adjusted(stats.comparisons)
+    stats.comparisons = _adjusted(stats.comparisons, one_family)
     stats.separations = _separations(columns, label, resamples, seed, threads or cores())
     stats.notes = _notes(labels, columns, scores)
     stats.notes += [
@@ -350,10 +359,18 @@ def _compare(
     return Comparison(scorer, label, a, b, len(yes_a), rate_a, rate_b, a_only, b_only, p_value, h)
 
 
-def _adjusted(comparisons: list[Comparison]) -> list[Comparison]:
-    """The comparisons with their Benjamini-Hochberg p-values, all of them one family."""
-    adjusted = benjamini_hochberg([c.p_value for c in comparisons])
-    return [replace(c, p_adjusted=p) for c, p in zip(comparisons, adjusted, strict=True)]
+def _adjusted(comparisons: list[Comparison], one_family: bool) -> list[Comparison]:
+    """The comparisons with their Benjamini-Hochberg p-values, within each scorer and label (or
+    all of them one family), in the same order."""
+    families: dict[tuple[str, str] | None, list[int]] = {}
+    for at, c in enumerate(comparisons):
+        families.setdefault(None if one_family else (c.scorer, c.label), []).append(at)
+    adjusted = list(comparisons)
+    for members in families.values():
+        found = benjamini_hochberg([comparisons[at].p_value for at in members])
+        for at, p in zip(members, found, strict=True):
+            adjusted[at] = replace(comparisons[at], p_adjusted=p)
+    return adjusted
 
 
 def benjamini_hochberg(p_values: Sequence[float]) -> list[float]:

@@ -49,7 +49,7 @@ def _rates_table(scorer: str, rates: list[Rate]) -> Table:
 
 
 def _comparisons_table(stats: Stats) -> Table:
-    table = Table(title="paired comparisons: exact McNemar, Benjamini-Hochberg over all rows")
+    table = Table(title=f"paired comparisons: exact McNemar, Benjamini-Hochberg {stats.family}")
     for name in ("scorer", "label", "variant a", "variant b", "pairs", "rate a", "rate b"):
         table.add_column(name, justify="right" if name.startswith(("pairs", "rate")) else "left")
     for name in ("a only", "b only", "p", "p (BH)", "Cohen's h"):

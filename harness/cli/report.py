@@ -66,6 +66,7 @@ def _report(args: argparse.Namespace, console: Console) -> int:
         resamples=args.resamples,
         seed=args.seed,
         threads=args.threads,
+        one_family=args.one_family,
     )
     with reading_bar(console, "reading", size) as advance:
         built = build_report(request, advance)

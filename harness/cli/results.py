@@ -75,7 +75,8 @@ def add_threads_argument(verb: argparse.ArgumentParser) -> None:
 
 
 def add_bootstrap_arguments(parser: argparse.ArgumentParser) -> None:
-    """`--resamples` and `--seed` of the AUROC intervals' bootstrap."""
+    """`--resamples` and `--seed` of the AUROC intervals' bootstrap; `--one-family` of the
+    comparisons' adjustment."""
     parser.add_argument(
         "--resamples",
         type=RESAMPLES,
@@ -83,6 +84,12 @@ def add_bootstrap_arguments(parser: argparse.ArgumentParser) -> None:
         help="bootstrap resamples of each AUROC interval (default 1000; 0: none)",
     )
     parser.add_argument("--seed", type=SEED, default=0, help="the bootstrap's seed (default 0)")
+    parser.add_argument(
+        "--one-family",
+        action="store_true",
+        help="adjust every paired comparison's p as one Benjamini-Hochberg family (default: "
+        "one family per scorer and label, so a human rater's labels never move a model's)",
+    )
 
 
 def _stats(args: argparse.Namespace, console: Console) -> int:
@@ -104,6 +111,7 @@ def _stats(args: argparse.Namespace, console: Console) -> int:
             seed=args.seed,
             advance=advance,
             threads=args.threads,
+            one_family=args.one_family,
         )
     if not stats.answers:
         raise InputError(f"{ledger}: no result records in it")

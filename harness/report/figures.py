@@ -262,6 +262,6 @@ def comparisons_figure(
     caption = (
         f"Cohen's h of the rate of {chosen} ({scorer}), row variant against column variant, on "
         f"the items both answered{numbers}; * ** *** mark Benjamini-Hochberg adjusted exact "
-        "McNemar p <= 0.05, 0.01, 0.001 (over every comparison of the report)."
+        f"McNemar p <= 0.05, 0.01, 0.001 ({stats.family})."
     )
     return Made(figure, caption)

@@ -66,6 +66,7 @@ class ReportRequest:
     resamples: int = 1000
     seed: int = 0
     threads: int | None = None  # the query engine's threads (None: one per core)
+    one_family: bool = False  # every comparison one Benjamini-Hochberg family
 
 
 @dataclass(frozen=True)
@@ -179,6 +180,7 @@ def _read(request: ReportRequest, advance: Advance | None) -> tuple[Summary, Rea
             request.seed,
             skipped_lines=reading.skipped,
             threads=request.threads,
+            one_family=request.one_family,
         )
         summary = summary_made.result() if summary_made else summarize(request.ledger)
     _check_variants(request, summary)

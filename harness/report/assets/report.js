@@ -113,7 +113,7 @@
         [false, false, false, true, true, true, true])));
     }
     if (stats.comparisons.length) {
-      section.append(el("h2", {}, "Paired comparisons: exact McNemar, Benjamini-Hochberg over all rows"));
+      section.append(el("h2", {}, `Paired comparisons: exact McNemar, Benjamini-Hochberg ${stats.family}`));
       section.append(el("div", { class: "scroll" }, table(
         ["scorer", "label", "variant a", "variant b", "pairs", "rate a", "rate b", "a only", "b only", "p", "p (BH)", "Cohen's h"],
         stats.comparisons.map((c) => [c.scorer, c.label, c.variant_a, c.variant_b, count(c.pairs),

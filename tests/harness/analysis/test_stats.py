@@ -236,3 +236,39 @@ def test_the_report_says_why_it_compares_nothing_one_variant_or_no_prompt_in_com
     code, out, _ = run_cli("report", output, "--variant", "a@t0")
     assert code == 0
     assert "note: claims: no paired comparisons: one variant (a@t0); a comparison needs two" in out
+
+
+def test_human_labels_leave_every_model_comparisons_adjusted_p_unchanged(tmp_path):
+    # Three variants, twenty prompts: the machine scorer's comparisons, then a rater's labels of
+    # the same answers; each scorer and label is its own Benjamini-Hochberg family unless the
+    # report asks for one family.
+    records = [answer(v, f"p{i}") for v in ("a@t0", "b@t0", "c@t0") for i in range(20)]
+    write_ledger(tmp_path / "ledger.jsonl", records)
+    every = {"a@t0": 1, "b@t0": 2, "c@t0": 7}  # "yes" but every n-th: rates 0%, 50%, 85%
+    machine = [
+        score(r, "claims", "no" if int(r["prompt_id"][1:]) % every[r["variant"]] == 0 else "yes")
+        for r in records
+    ]
+    write_scores(tmp_path / "scores.jsonl", machine)
+    before = compute_stats(tmp_path / "ledger.jsonl", tmp_path / "scores.jsonl", resamples=0)
+    human = [score(r, "human:ann", "yes" if int(r["prompt_id"][1:]) % 4 else "no") for r in records]
+    write_scores(tmp_path / "scores.jsonl", machine + human)
+    after = compute_stats(tmp_path / "ledger.jsonl", tmp_path / "scores.jsonl", resamples=0)
+    one = compute_stats(
+        tmp_path / "ledger.jsonl", tmp_path / "scores.jsonl", resamples=0, one_family=True
+    )
+
+    def adjusted(stats, scorer):
+        return [
+            (c.variant_a, c.variant_b, c.p_adjusted)
+            for c in stats.comparisons
+            if c.scorer == scorer
+        ]
+
+    assert adjusted(after, "claims") == adjusted(before, "claims") and adjusted(before, "claims")
+    assert adjusted(after, "human:ann")
+    assert adjusted(one, "claims") != adjusted(before, "claims")
+    assert (before.family, one.family) == (
+        "within each scorer and label",
+        "over every comparison as one family",
+    )

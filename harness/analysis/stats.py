@@ -39,7 +39,7 @@ from statsmodels.stats.proportion import proportion_confint, proportion_effectsi
 
 from harness.analysis.uncertainty import MEASURES, UNSURE_SIGN, aurocs
 from harness.analysis.view import cores, open_view
-from harness.analysis.view_columns import FIELDS, AnswerColumns, view_columns
+from harness.analysis.view_columns import FIELDS, AnswerColumns, split_fields, view_columns
 from harness.bulk import collector_paused
 from harness.errors import InputError
 from harness.ledger.sets import Advance, Ledgers
@@ -102,6 +102,7 @@ class Comparison:
     p_value: float  # exact McNemar
     cohens_h: float  # of rate_a against rate_b
     p_adjusted: float = math.nan  # Benjamini-Hochberg within its family (`Stats.family`)
+    split: str | None = None  # the items of one split (`Stats.by`); None: every item
 
 
 @dataclass(frozen=True)
@@ -129,6 +130,7 @@ class Stats:
     seed: int = 0
     notes: list[str] = field(default_factory=list)
     family: str = FAMILIES[0]  # what the Benjamini-Hochberg adjustment takes as one family
+    by: list[str] = field(default_factory=list)  # the fields a rate's `category` splits by
 
     def as_json(self) -> bytes:
         """The whole report as JSON (NaN as null)."""
@@ -151,19 +153,22 @@ def compute_stats(
     advance: Advance | None = None,
     threads: int | None = None,
     one_family: bool = False,
+    by: Sequence[str] = (),
 ) -> Stats:
     """The report for `ledger` and the scores file `scores` (which may not exist), narrowed to
     `scorers` and `label` when given (InputError when they name nothing there); `threads`:
     DuckDB's (None: one per core); `one_family`: every comparison one Benjamini-Hochberg family
-    (else one per scorer and label)."""
+    (else one per scorer and label); `by`: the fields rates and comparisons are split by (see
+    `harness.analysis.view_columns.split_fields`; default: rates per prompt category)."""
+    fields = (*FIELDS, *split_fields(by))
     with (
         collector_paused(),
         open_view(
-            ledger, scores, scorers=scorers, threads=threads, advance=advance, fields=FIELDS
+            ledger, scores, scorers=scorers, threads=threads, advance=advance, fields=fields
         ) as view,
     ):
         check_selection(scores, view.labels, scorers, label)
-        columns = view_columns(view)
+        columns = view_columns(view, by)
     return stats_of(
         ledger,
         scores,
@@ -176,6 +181,7 @@ def compute_stats(
         skipped_lines=view.skipped,
         threads=threads,
         one_family=one_family,
+        by=by,
     )
 
 
@@ -192,11 +198,13 @@ def stats_of(
     skipped_lines: int = 0,
     threads: int | None = None,
     one_family: bool = False,
+    by: Sequence[str] = (),
 ) -> Stats:
     """The report of answers already read (`compute_stats` reads them), whose `labels` were
     checked against `scorers` and `label`; `skipped_lines`: the ledger's lines left unread
     (torn, damaged, of no known shape), for a note; `threads`: how many variants' AUROCs are
-    drawn at once (None: one per core); `one_family`: as `compute_stats`."""
+    drawn at once (None: one per core); `one_family`, `by` (what `columns` were split by): as
+    `compute_stats`."""
     stats = Stats(
         str(ledger),
         str(scores) if scores.exists() else None,
@@ -204,11 +212,12 @@ def stats_of(
         resamples=resamples,
         seed=seed,
         family=FAMILIES[one_family],
+        by=list(by),
     )
     stats.rates = _status_rates(columns) if label is None and not scorers else []
     for name in labels.scorers:
         stats.rates += _rates(columns, name, label)
-        compared = _comparisons(columns, name, label)
+        compared = _comparisons(columns, name, label, split=bool(by))
         stats.comparisons += compared
         if not compared:
             stats.uncompared[name] = _why_uncompared(columns, name, label)
@@ -305,15 +314,29 @@ def _compared_labels(names: list[str], label: str | None) -> list[str]:
     return sorted(names)[:1] if len(names) == 2 else sorted(names)
 
 
-def _comparisons(columns: AnswerColumns, scorer: str, label: str | None) -> list[Comparison]:
-    names = columns.labels[scorer]
-    codes = columns.label[scorer]
-    labels = _compared_labels(names, label)
+def _comparisons(
+    columns: AnswerColumns, scorer: str, label: str | None, *, split: bool = False
+) -> list[Comparison]:
+    """Every pair of variants compared on the items both have a label for; with `split`, also
+    within each split (the columns' categories)."""
+    labels = _compared_labels(columns.labels[scorer], label)
     if not labels:
         return []
+    rows = _compared(columns, scorer, labels, columns.labelled(scorer), None)
+    for code, name in enumerate(columns.categories if split else ()):
+        within = columns.labelled(scorer) & (columns.category == code)
+        rows += _compared(columns, scorer, labels, within, name)
+    return rows
+
+
+def _compared(
+    columns: AnswerColumns, scorer: str, labels: list[str], kept: np.ndarray, split: str | None
+) -> list[Comparison]:
+    """The comparisons of `labels` between every pair of variants, over the answers `kept`."""
+    names, codes = columns.labels[scorer], columns.label[scorer]
     per_variant = {}
     for code, variant in enumerate(columns.variants):
-        mine = (columns.variant == code) & (codes >= 0)
+        mine = (columns.variant == code) & kept
         order = np.argsort(columns.item[mine], kind="stable")
         per_variant[variant] = (columns.item[mine][order], codes[mine][order])
     rows = []
@@ -324,7 +347,8 @@ def _comparisons(columns: AnswerColumns, scorer: str, label: str | None) -> list
             continue
         for name in labels:
             code = names.index(name)
-            rows.append(_compare(scorer, name, a, b, codes_a[at_a] == code, codes_b[at_b] == code))
+            yes_a, yes_b = codes_a[at_a] == code, codes_b[at_b] == code
+            rows.append(replace(_compare(scorer, name, a, b, yes_a, yes_b), split=split))
     return rows
 
 

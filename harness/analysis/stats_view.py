@@ -16,8 +16,9 @@ EVERY_CATEGORY = "(all)"
 
 def show_stats(stats: Stats, console: Console) -> None:
     """Print one table of rates per scorer, then the comparisons, the AUROCs and the notes."""
+    split = ", ".join(stats.by) or "category"
     for scorer, rates in groupby(stats.rates, key=lambda r: r.scorer):
-        console.print(_rates_table(scorer, list(rates)))
+        console.print(_rates_table(scorer, list(rates), split))
     if stats.comparisons:
         console.print(_comparisons_table(stats))
     if stats.separations:
@@ -26,10 +27,10 @@ def show_stats(stats: Stats, console: Console) -> None:
         say(console, f"note: {note}")
 
 
-def _rates_table(scorer: str, rates: list[Rate]) -> Table:
+def _rates_table(scorer: str, rates: list[Rate], split: str) -> Table:
     labels = sorted({r.label for r in rates})
     table = Table(title=shown(f"{scorer}: rate per label, 95% Wilson interval"))
-    for name in ("variant", "category", "n"):
+    for name in ("variant", split, "n"):
         table.add_column(name, justify="right" if name == "n" else "left")
     for label in labels:
         table.add_column(shown(label), justify="right")
@@ -50,14 +51,19 @@ def _rates_table(scorer: str, rates: list[Rate]) -> Table:
 
 def _comparisons_table(stats: Stats) -> Table:
     table = Table(title=f"paired comparisons: exact McNemar, Benjamini-Hochberg {stats.family}")
-    for name in ("scorer", "label", "variant a", "variant b", "pairs", "rate a", "rate b"):
-        table.add_column(name, justify="right" if name.startswith(("pairs", "rate")) else "left")
+    split = ", ".join(stats.by)
+    for name in ("scorer", "label", *([split] if split else []), "variant a", "variant b"):
+        table.add_column(name)
+    for name in ("pairs", "rate a", "rate b"):
+        table.add_column(name, justify="right")
     for name in ("a only", "b only", "p", "p (BH)", "Cohen's h"):
         table.add_column(name, justify="right")
     for c in stats.comparisons:
+        within = [shown(c.split or EVERY_CATEGORY)] if split else []
         table.add_row(
             shown(c.scorer),
             shown(c.label),
+            *within,
             shown(c.variant_a),
             shown(c.variant_b),
             f"{c.pairs:,}",

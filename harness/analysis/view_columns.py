@@ -1,11 +1,12 @@
 """The view's latest answers as columns of small numbers for statistics over a million of them
 (`AnswerColumns`), in ledger order, taken from DuckDB as Arrow arrays: each answer's variant,
-category, item (prompt id and sample: the unit two variants are paired on), whether it is a
-synthetic probe, whether it is an answer, its uncertainty measures, and per scorer the code of
-its current label (-1: none)."""
+category (or the split it falls in: `--by`, see `split_fields`), item (prompt id and sample: the
+unit two variants are paired on), whether it is a synthetic probe, whether it is an answer, its
+uncertainty measures, and per scorer the code of its current label (-1: none)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -14,6 +15,7 @@ import pyarrow.compute as pc
 
 from harness.analysis.uncertainty import MEASURES
 from harness.analysis.view import View
+from harness.errors import InputError
 
 
 @dataclass
@@ -32,6 +34,10 @@ class AnswerColumns:
     label: dict[str, np.ndarray]  # per scorer, int32 label codes, -1 where none is current
     unscored: dict[str, int] = field(default_factory=dict)  # answers without a current score
 
+    def labelled(self, scorer: str) -> np.ndarray:
+        """Which answers have a current label from `scorer`."""
+        return self.label[scorer] >= 0
+
 
 # The record's fields the columns are made of (see `harness.analysis.view.open_view`).
 FIELDS = (
@@ -42,18 +48,63 @@ FIELDS = (
     "is_synthetic_probe",
     "unsure",
 )
+# What an answer can be split by (`--by`) besides its prompt's metadata fields: the record's
+# own fields, and the sampling parameters of its variant.
+_RECORD_SPLITS = {
+    "is_synthetic_probe": "CAST(is_synthetic_probe AS VARCHAR)",
+    "category": "prompt_category",
+    "variant": "variant",
+    "model": "model",
+    "provider": "provider",
+}
+_SAMPLING = ("temperature", "top_p", "max_tokens", "seed")
+_NONE = "(none)"  # the split of an answer without the field
+
+
+def split_fields(by: Sequence[str]) -> tuple[str, ...]:
+    """The record's fields `latest` must hold to split answers by `by`."""
+    needed = {"model", "provider"} & set(by)
+    if set(by) & set(_SAMPLING):
+        needed.add("sampling_params")
+    if set(by) - set(_RECORD_SPLITS) - set(_SAMPLING):
+        needed.add("metadata")
+    return tuple(sorted(needed))
+
+
+def _split_sql(by: Sequence[str]) -> str:
+    """SQL for the split of an answer: the text of its field (see `split_fields`), or of each
+    field named (`name=value, ...`)."""
+    parts = []
+    for name in by:
+        quoted = name.replace("'", "''")
+        found = _RECORD_SPLITS.get(name)
+        if found is None:
+            found = f"{'sampling_params' if name in _SAMPLING else 'metadata'}->>'{quoted}'"
+        text = f"coalesce({found}, '{_NONE}')"
+        parts.append(text if len(by) == 1 else f"'{quoted}=' || {text}")
+    return " || ', ' || ".join(parts)
+
+
 # Per answer (in ledger order): what the columns hold.
-_QUERY = f"""
-SELECT variant, prompt_category, dense_rank() OVER (ORDER BY prompt_id, sample) - 1 AS item,
+_QUERY = """
+SELECT variant, {split} AS prompt_category,
+       dense_rank() OVER (ORDER BY prompt_id, sample) - 1 AS item,
        is_synthetic_probe, status = 'ok' AS ok,
-       {", ".join(f"coalesce(unsure.{name}, 'NaN'::DOUBLE) AS {name}" for name in MEASURES)}
+       {measures}
 FROM latest ORDER BY line
 """
+_MEASURES = ", ".join(f"coalesce(unsure.{name}, 'NaN'::DOUBLE) AS {name}" for name in MEASURES)
 
 
-def view_columns(view: View) -> AnswerColumns:
-    """The columns of every latest record of `view`, joined with each scorer's current label."""
-    table = view.arrow(_QUERY)
+def view_columns(view: View, by: Sequence[str] = ()) -> AnswerColumns:
+    """The columns of every latest record of `view`, joined with each scorer's current label;
+    with `by`, each answer's category is its split (`field=value, ...`, the view holding
+    `split_fields(by)`): InputError for a field no answer has."""
+    split = "prompt_category"
+    if by:
+        _check_split(view, by)
+        split = _split_sql(by)
+    table = view.arrow(_QUERY.format(split=split, measures=_MEASURES))
     variants = pc.dictionary_encode(table["variant"]).combine_chunks()
     categories = pc.dictionary_encode(table["prompt_category"]).combine_chunks()
     ok = numbers(table["ok"], bool)
@@ -82,6 +133,20 @@ def view_columns(view: View) -> AnswerColumns:
         label=label,
         unscored=unscored,
     )
+
+
+def _check_split(view: View, by: Sequence[str]) -> None:
+    """InputError naming the `--by` fields no answer's metadata has (with those it has)."""
+    asked = [name for name in by if name not in _RECORD_SPLITS and name not in _SAMPLING]
+    if not asked:
+        return
+    found = view.arrow(
+        "SELECT DISTINCT unnest(json_keys(metadata)) AS name FROM latest WHERE metadata IS NOT NULL"
+    )["name"].to_pylist()
+    missing = [name for name in asked if name not in found]
+    if missing:
+        known = sorted({*_RECORD_SPLITS, *_SAMPLING, *found})
+        raise InputError(f"--by: no answer has {', '.join(missing)} (fields: {', '.join(known)})")
 
 
 def numbers(column: pa.ChunkedArray | pa.Array, dtype: type | np.dtype) -> np.ndarray:

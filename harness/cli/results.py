@@ -34,6 +34,14 @@ def add_result_verbs(verbs: argparse._SubParsersAction[Parser]) -> None:
     stats.add_argument("output", help="the run's output directory (or its ledger)")
     stats.add_argument("--scorer", action="append", default=[], help="only this scorer (repeat)")
     stats.add_argument("--label", help="only this label; also the target of the uncertainty AUROC")
+    stats.add_argument(
+        "--by",
+        action="append",
+        default=[],
+        metavar="FIELD",
+        help="split rates and comparisons by this field instead of the category (repeat): "
+        "is_synthetic_probe, category, model, temperature, any field of the prompts",
+    )
     stats.add_argument("--json", type=Path, metavar="FILE", help="also write the report as JSON")
     add_force_argument(stats, "--json")
     add_bootstrap_arguments(stats)
@@ -112,6 +120,7 @@ def _stats(args: argparse.Namespace, console: Console) -> int:
             advance=advance,
             threads=args.threads,
             one_family=args.one_family,
+            by=args.by,
         )
     if not stats.answers:
         raise InputError(f"{ledger}: no result records in it")

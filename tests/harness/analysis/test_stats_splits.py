@@ -1,0 +1,112 @@
+"""`stats --by FIELD`: rates and paired comparisons split by any field, checked against a hand
+computation with statsmodels on the Parquet export of the demo."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+from statsmodels.stats.contingency_tables import mcnemar
+from statsmodels.stats.proportion import proportion_confint
+
+from tests.conftest import REPO
+from tests.harness.analysis.ledgers import answer, score, write_ledger, write_scores
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    """The demo run, scored, with its stats split by the probe flag and its Parquet export."""
+    from harness.cli.main import main
+
+    folder = tmp_path_factory.mktemp("demo")
+    config = REPO / "configs" / "demo.toml"
+    output = folder / "results"
+    for argv in (
+        ["run", str(config), "--output", str(output)],
+        ["score", str(config), "--output", str(output)],
+        ["stats", str(output), "--by", "is_synthetic_probe", "--json", str(folder / "s.json")],
+        ["export", str(output), "--format", "parquet", "--to", str(folder / "a.parquet")],
+    ):
+        assert main(argv) == 0, argv
+    stats = json.loads((folder / "s.json").read_text())
+    return stats, pd.read_parquet(folder / "a.parquet")
+
+
+def test_rates_by_the_probe_flag_are_those_statsmodels_gives_on_the_export(demo):
+    stats, answers = demo
+    assert stats["by"] == ["is_synthetic_probe"]
+    rates = {
+        (r["variant"], r["category"], r["label"]): r
+        for r in stats["rates"]
+        if r["scorer"] == "existence"
+    }
+    labelled = answers[answers["score.existence"].notna()]
+    checked = 0
+    for (variant, probe), group in labelled.groupby(["variant", "is_synthetic_probe"]):
+        for label in ("claims_exists", "denies", "uncertain"):
+            count, n = int((group["score.existence"] == label).sum()), len(group)
+            low, high = proportion_confint(count, n, method="wilson")
+            rate = rates[(variant, "true" if probe else "false", label)]
+            assert (rate["n"], rate["count"]) == (n, count)
+            assert rate["low"] == pytest.approx(min(low, count / n), abs=1e-12)
+            assert rate["high"] == pytest.approx(max(high, count / n), abs=1e-12)
+            checked += 1
+    assert checked == 4 * 2 * 3
+
+
+def test_paired_comparisons_run_within_each_split_on_the_items_both_variants_answered(demo):
+    stats, answers = demo
+    within = [
+        c
+        for c in stats["comparisons"]
+        if c["scorer"] == "existence" and c["label"] == "claims_exists" and c["split"] == "true"
+    ]
+    assert len(within) == 6  # every pair of the four variants
+    probes = answers[answers["is_synthetic_probe"] & answers["score.existence"].notna()]
+    for c in within:
+        a = probes[probes["variant"] == c["variant_a"]].set_index(["prompt_id", "sample"])
+        b = probes[probes["variant"] == c["variant_b"]].set_index(["prompt_id", "sample"])
+        both = a.index.intersection(b.index)
+        yes_a = a.loc[both, "score.existence"] == "claims_exists"
+        yes_b = b.loc[both, "score.existence"] == "claims_exists"
+        table = [
+            [int((yes_a & yes_b).sum()), int((yes_a & ~yes_b).sum())],
+            [int((~yes_a & yes_b).sum()), int((~yes_a & ~yes_b).sum())],
+        ]
+        assert c["pairs"] == len(both)
+        assert (c["a_only"], c["b_only"]) == (table[0][1], table[1][0])
+        assert c["p_value"] == pytest.approx(mcnemar(table, exact=True).pvalue, abs=1e-12)
+    assert {c["split"] for c in stats["comparisons"]} == {None, "true", "false"}
+
+
+def test_a_prompt_field_some_answers_lack_is_their_own_split_and_an_unknown_one_exit_2(
+    tmp_path, run_cli
+):
+    records = [
+        answer("a@t0", "p0", metadata={"source": "nvd"}),
+        answer("a@t0", "p1", metadata={"source": "osv"}),
+        answer("a@t0", "p2", metadata={}),
+        answer("b@t0", "p0", metadata={"source": "nvd"}),
+    ]
+    write_ledger(tmp_path / "ledger.jsonl", records)
+    write_scores(tmp_path / "scores.jsonl", [score(r, "claims", "yes") for r in records])
+    code, _, err = run_cli("stats", tmp_path, "--by", "source", "--json", tmp_path / "s.json")
+    assert (code, err) == (0, "")
+    splits = {
+        (r["variant"], r["category"]): r["n"]
+        for r in json.loads((tmp_path / "s.json").read_text())["rates"]
+        if r["scorer"] == "claims"
+    }
+    assert splits == {
+        ("a@t0", "nvd"): 1,
+        ("a@t0", "osv"): 1,
+        ("a@t0", "(none)"): 1,
+        ("a@t0", None): 3,
+        ("b@t0", "nvd"): 1,
+        ("b@t0", None): 1,
+    }
+    code, _, err = run_cli("stats", tmp_path, "--by", "sourse")
+    assert code == 2 and len(err.splitlines()) == 1
+    assert err.startswith("error: --by: no answer has sourse (fields: category, ")
+    assert "source" in err

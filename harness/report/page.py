@@ -39,6 +39,7 @@ from harness.report.overview import (
     variant_rows,
 )
 from harness.report.read import FIELDS, Limits, Reading, prompt_texts, report_reading
+from harness.run.named_variants import variants_named
 from harness.run.summary import summarize
 from harness.run.tally import Summary
 from harness.terminal import command_line
@@ -95,7 +96,7 @@ def build_report(request: ReportRequest, advance: Advance | None = None) -> Buil
 
 
 def _build(request: ReportRequest, advance: Advance | None, figures_dir: Path | None) -> Built:
-    summary, reading, stats = _read(request, advance)
+    request, summary, reading, stats = _read(request, advance)
     learn_secrets(reading.runs)
     scorer = request.scorer or _figures_scorer(reading.columns.labels, request.label)
     notes = _left_out(reading, request.limits)
@@ -152,10 +153,13 @@ def _figures_scorer(given: dict[str, list[str]], label: str | None) -> str | Non
     )
 
 
-def _read(request: ReportRequest, advance: Advance | None) -> tuple[Summary, Reading, Stats]:
-    """The status summary (made meanwhile in another process, on Linux), the ledger read once
-    into the view, and the statistics of its latest records, the request checked against the
-    current labels (InputError)."""
+def _read(
+    request: ReportRequest, advance: Advance | None
+) -> tuple[ReportRequest, Summary, Reading, Stats]:
+    """The request with its variants as ids (`--variant` takes names as `rerun` does), the
+    status summary (made meanwhile in another process, on Linux), the ledger read once into the
+    view, and the statistics of its latest records, the request checked against the current
+    labels (InputError)."""
     with collector_paused(), ExitStack() as stack:
         summary_made = _summary_started(request.ledger, stack)
         view = stack.enter_context(
@@ -168,6 +172,15 @@ def _read(request: ReportRequest, advance: Advance | None) -> tuple[Summary, Rea
             )
         )
         _check_scorer(request, view.labels)
+        if request.variants:
+            present = [
+                v
+                for (v,) in view.connection.execute(
+                    "SELECT DISTINCT variant FROM latest ORDER BY variant"
+                ).fetchall()
+            ]
+            named = variants_named(request.variants, present, str(request.ledger))
+            request = dataclasses.replace(request, variants=tuple(named))
         variants = set(request.variants) or None
         reading = report_reading(view, request.limits, variants)
         stats = stats_of(
@@ -184,7 +197,7 @@ def _read(request: ReportRequest, advance: Advance | None) -> tuple[Summary, Rea
         )
         summary = summary_made.result() if summary_made else summarize(request.ledger)
     _check_variants(request, summary)
-    return summary, reading, stats
+    return request, summary, reading, stats
 
 
 def _summary_started(ledger: Path | Ledgers, stack: ExitStack) -> Future[Summary] | None:
@@ -199,11 +212,6 @@ def _summary_started(ledger: Path | Ledgers, stack: ExitStack) -> Future[Summary
 def _check_variants(request: ReportRequest, summary: Summary) -> None:
     if not summary.records:
         raise InputError(f"{request.ledger}: no result records in it")
-    variants = [s.variant for s in summary.variants]
-    unknown = [v for v in request.variants if v not in variants]
-    if unknown:
-        known = ", ".join(sorted(variants))
-        raise InputError(f"{request.ledger}: no variant {', '.join(unknown)} (variants: {known})")
 
 
 def _check_scorer(request: ReportRequest, labels: LabelCounts) -> None:

@@ -9,6 +9,7 @@ from typing import Any
 
 from harness.errors import InputError, listed
 from harness.ledger.index import ResumeIndex
+from harness.run.named_variants import variant_names
 from harness.run.prepare import Prepared
 
 
@@ -56,13 +57,6 @@ def failed_jobs(
         else:
             left_out += 1
     return FailedJobs(runnable, elsewhere, left_out, other_shards)
-
-
-def variant_names(variant: str) -> set[str]:
-    """The names `--variant` picks a variant by: its id, its model's name (every variant of the
-    model) or `name+adapter` (every variant of that adapter)."""
-    label = variant.split("@")[0]  # `name`, or `name+adapter`
-    return {variant, label, label.partition("+")[0]}
 
 
 def refuse_unknown_variants(prepared: Prepared, index: ResumeIndex, given: Sequence[str]) -> None:

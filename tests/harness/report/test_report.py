@@ -182,6 +182,14 @@ def test_a_variant_narrows_every_part_of_the_page(project, run_cli):
     assert pairs == {(VARIANTS[0], VARIANTS[2])}
 
 
+def test_a_variant_is_named_as_rerun_names_it_by_its_model_too(project, run_cli):
+    name = VARIANTS[1].split("@")[0]
+    picked = [v for v in VARIANTS if v.split("@")[0] == name]
+    assert run_cli("report", project.output, "--variant", name)[0] == 0
+    meta, _ = page_data(project.output / "report.html")
+    assert sorted(v["variant"] for v in meta["variants"]) == sorted(picked)
+
+
 def test_figures_are_written_as_svg_and_png_and_the_svg_is_reproducible(project, run_cli, tmp_path):
     for folder in ("one", "two"):
         code, _, _ = run_cli("report", project.output, "--figures", tmp_path / folder)

@@ -20,9 +20,11 @@ from __future__ import annotations
 
 import hashlib
 import importlib
+import importlib.util
 import math
 import sys
 from collections.abc import Callable, Mapping
+from numbers import Real
 from pathlib import Path
 from typing import Any
 
@@ -70,8 +72,8 @@ class FunctionScorer:
         where = f"scorer {self.scorer.name} ({self.scorer.function}) on {answer['key']!r}"
         try:
             given = self.function(dict(answer), dict(fields))
-        except Exception as exc:  # the user's code: any failure is one line, never a traceback
-            raise InputError(f"{where}: raised {type(exc).__name__}: {exc}") from None
+        except (Exception, SystemExit) as exc:  # the user's code: one line, never a traceback
+            raise InputError(f"{where}: raised {_one_line(exc)}") from None
         found = _labelled(given)
         if found is None:
             shown = repr(given)
@@ -81,6 +83,32 @@ class FunctionScorer:
                 "value) pair or a dict with label, value and explanation"
             )
         return found
+
+
+def _pythons(top: str) -> bool:
+    """Whether the module `top` is Python's, an installed package's or the harness's (a user's
+    module of that name would replace it for the rest of the process)."""
+    loaded = sys.modules.get(top)
+    spec = getattr(loaded, "__spec__", None) if loaded is not None else None
+    if spec is None:
+        try:
+            spec = importlib.util.find_spec(top)
+        except (ImportError, ValueError):
+            return False
+    if spec is None:
+        return False
+    if spec.origin is None or spec.origin in ("built-in", "frozen"):
+        return spec.origin is not None
+    roots = {sys.prefix, sys.base_prefix, sys.exec_prefix, str(Path(__file__).parents[2])}
+    origin = Path(str(spec.origin)).resolve()
+    return any(origin.is_relative_to(Path(root).resolve()) for root in roots)
+
+
+def _one_line(exc: BaseException) -> str:
+    """An exception as one line: its type and the first line of its message."""
+    lines = str(exc).strip().splitlines()
+    more = " ..." if len(lines) > 1 else ""
+    return f"{type(exc).__name__}: {lines[0] if lines else ''}{more}".rstrip(": ")
 
 
 def _labelled(given: Any) -> Verdict | None:
@@ -95,7 +123,7 @@ def _labelled(given: Any) -> Verdict | None:
     if not isinstance(label, str) or not label.strip() or label != label.strip():
         return None
     if value is not None and (
-        isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value)
+        isinstance(value, bool) or not isinstance(value, Real) or not math.isfinite(value)
     ):
         return None
     if explanation is not None and not isinstance(explanation, str):
@@ -111,14 +139,19 @@ def _imported(name: str, folder: Path) -> tuple[Callable[..., Any], str]:
     module_name, attribute = name.split(":")
     top = module_name.split(".")[0]
     if (folder / f"{top}.py").is_file() or (folder / top).is_dir():  # read afresh from there
+        if _pythons(top):
+            raise ImportProblem(
+                f"{top} is a module Python or the harness has already: rename "
+                f"{folder / top}{'' if (folder / top).is_dir() else '.py'}"
+            )
         for key in [k for k in sys.modules if k == top or k.startswith(f"{top}.")]:
             del sys.modules[key]
     importlib.invalidate_caches()
     sys.path.insert(0, str(folder))
     try:
         module = importlib.import_module(module_name)
-    except Exception as exc:  # the user's module: any failure to import it is one line
-        raise ImportProblem(f"cannot import {module_name}: {type(exc).__name__}: {exc}") from None
+    except (Exception, SystemExit) as exc:  # the user's module: a failure to import is one line
+        raise ImportProblem(f"cannot import {module_name}: {_one_line(exc)}") from None
     finally:
         sys.path.remove(str(folder))
     function = getattr(module, attribute, None)

@@ -189,8 +189,11 @@ def _chosen(config: RunConfig, names: Sequence[str]) -> tuple[Scorer, ...]:
             f"(scorers: {', '.join(known)})"
         )
     wanted = set(names or known)
-    # A target scorer reading another's labels needs them current: the other is scored too.
-    wanted |= {s.of for s in config.scorers if isinstance(s, TargetScorer) and s.name in wanted}
+    # A target scorer reads another's labels: the two are scored together, so that neither is
+    # current while the other is not (a target scorer never reads another target scorer).
+    reads = [(s.name, s.of) for s in config.scorers if isinstance(s, TargetScorer) and s.of]
+    wanted |= {of for name, of in reads if name in wanted}
+    wanted |= {name for name, of in reads if of in wanted}
     return tuple(s for s in config.scorers if s.name in wanted)
 
 
@@ -326,6 +329,7 @@ def _score_by_prompt(
     changed, waiting = 0, dict.fromkeys(plan.targets, 0)
     definitions = {name: definition_id for name, (_, definition_id) in plan.rules.items()}
     definitions |= {judge.scorer.name: judge.definition for judge in plan.judges}
+    definitions |= {name: definition_id for name, (_, definition_id) in plan.functions.items()}
     given: dict[str, tuple[dict[str, Any], str]] = {}  # per scorer and prompt: its fields, digest
     for record in _each_answer(plan, writer, result, console, "scoring by prompt: answers"):
         prompt = plan.prompts.get(record["prompt_id"])
@@ -333,6 +337,20 @@ def _score_by_prompt(
             changed += 1  # made from prompt text the prompt set no longer has
             continue
         key, digest, now = record["key"], answer_digest(record), utc_timestamp()
+        for name, (function, definition_id) in plan.functions.items():
+            fields, input_id = given.get(f"{name}|{prompt.id}") or given.setdefault(
+                f"{name}|{prompt.id}", _given(function, prompt)
+            )
+            state = states.get(score_key(key, name))
+            if state is not None and state.current(definition_id, digest, input_id):
+                result.tallies[name].add(record, state.label)
+                continue
+            labelled = function.label(record, fields)
+            line = score_line(key, name, definition=definition_id, answer=digest,
+                              label=labelled.label, value=labelled.value, detail=labelled.detail,
+                              input=input_id, timestamp=now)  # fmt: skip
+            _written(writer, states, line)
+            result.tallies[name].add(record, labelled.label, new=True)
         for name, target in plan.targets.items():
             values, of = target.targets[prompt.id], target.matcher.scorer.of
             read = None
@@ -363,20 +381,6 @@ def _score_by_prompt(
             )
             _written(writer, states, line)
             result.tallies[name].add(record, verdict.label, new=True)
-        for name, (function, definition_id) in plan.functions.items():
-            fields, input_id = given.get(f"{name}|{prompt.id}") or given.setdefault(
-                f"{name}|{prompt.id}", _given(function, prompt)
-            )
-            state = states.get(score_key(key, name))
-            if state is not None and state.current(definition_id, digest, input_id):
-                result.tallies[name].add(record, state.label)
-                continue
-            labelled = function.label(record, fields)
-            line = score_line(key, name, definition=definition_id, answer=digest,
-                              label=labelled.label, value=labelled.value, detail=labelled.detail,
-                              input=input_id, timestamp=now)  # fmt: skip
-            _written(writer, states, line)
-            result.tallies[name].add(record, labelled.label, new=True)
     for name, count in waiting.items():
         result.tallies[name].unscored += count + changed
         if count:
@@ -390,8 +394,8 @@ def _score_by_prompt(
             result.tallies[name].unscored += changed
         result.notes.append(
             f"{', '.join([*plan.targets, *plan.functions])}: {changed:,} answer(s) were made "
-            "from prompt text the prompt set no longer has (edited or removed): not scored; "
-            "`harness run` answers them again"
+            "from prompt text the prompt set no longer has: not scored (an edited prompt: "
+            "`harness run` answers it again; a removed one stays unscored)"
         )
 
 

@@ -384,11 +384,12 @@ def _compare(
 
 
 def _adjusted(comparisons: list[Comparison], one_family: bool) -> list[Comparison]:
-    """The comparisons with their Benjamini-Hochberg p-values, within each scorer and label (or
-    all of them one family), in the same order."""
-    families: dict[tuple[str, str] | None, list[int]] = {}
-    for at, c in enumerate(comparisons):
-        families.setdefault(None if one_family else (c.scorer, c.label), []).append(at)
+    """The comparisons with their Benjamini-Hochberg p-values, within each scorer and label (its
+    comparisons within splits apart), or all of them one family; in the same order."""
+    families: dict[tuple[str, str, bool] | None, list[int]] = {}
+    for at, c in enumerate(comparisons):  # the comparisons within splits: a family of their own
+        family = None if one_family else (c.scorer, c.label, c.split is None)
+        families.setdefault(family, []).append(at)
     adjusted = list(comparisons)
     for members in families.values():
         found = benjamini_hochberg([comparisons[at].p_value for at in members])

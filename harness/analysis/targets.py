@@ -34,7 +34,7 @@ import orjson
 
 from harness.analysis.scores import Verdict
 from harness.config.scorers import CORRECT, INCORRECT, TargetScorer, target_text
-from harness.patterns import Pattern, compile_user_pattern
+from harness.patterns import Pattern, PatternError, compile_user_pattern
 
 # Bumped whenever the same answers and targets would be labelled otherwise.
 MATCHING_VERSION = 1
@@ -82,6 +82,14 @@ class TargetMatcher:
         if not all(isinstance(v, str | int | float | bool) for v in values) or not values:
             raise TargetError(f"{self.scorer.field} is {_shown(given)}: not a value or a list")
         texts = tuple(target_text(v) for v in values)
+        if not all(text.strip() for text in texts):
+            raise TargetError(f"{self.scorer.field} is {_shown(given)}: an empty target")
+        if self.scorer.match == "regex" and not self.scorer.of:
+            for text in texts:
+                try:
+                    self._pattern(text, not self.scorer.case_sensitive)
+                except PatternError as exc:
+                    raise TargetError(f"pattern with {text!r}: {exc}") from None
         if self.scorer.match == "numeric":
             for text in texts:
                 _number_of(text, f"{self.scorer.field} {text!r} is no number")
@@ -101,9 +109,8 @@ class TargetMatcher:
             return self._of_label(label or "", targets)
         met, read = self._met(text, targets)
         shown = ", ".join(map(repr, targets))
-        return Verdict(
-            CORRECT if met else INCORRECT, 1.0 if met else 0.0, f"{read} against {shown}"
-        )
+        detail = f"{read} against {shown}"[:_DETAIL_CHARS]
+        return Verdict(CORRECT if met else INCORRECT, 1.0 if met else 0.0, detail)
 
     def _of_label(self, label: str, targets: Sequence[str]) -> Verdict:
         right = self._right.get(label)
@@ -111,6 +118,7 @@ class TargetMatcher:
             return Verdict(label, None, f"{self.scorer.of}: {label} (no target value)")
         met = any(self._folded(t) in right for t in targets)
         detail = f"{self.scorer.of}: {label} where {self.scorer.field} is {', '.join(targets)}"
+        detail = detail[:_DETAIL_CHARS]
         return Verdict(CORRECT if met else INCORRECT, 1.0 if met else 0.0, detail)
 
     def _met(self, text: str, targets: Sequence[str]) -> tuple[bool, str]:

@@ -78,8 +78,10 @@ def _split_sql(by: Sequence[str]) -> str:
     for name in by:
         quoted = name.replace("'", "''")
         found = _RECORD_SPLITS.get(name)
-        if found is None:
-            found = f"{'sampling_params' if name in _SAMPLING else 'metadata'}->>'{quoted}'"
+        if found is None:  # the key as a quoted JSON path: any character may be in it
+            key = name.replace("\\", "\\\\").replace('"', '\\"').replace("'", "''")
+            column = "sampling_params" if name in _SAMPLING else "metadata"
+            found = f"json_extract_string({column}, '$.\"{key}\"')"
         text = f"coalesce({found}, '{_NONE}')"
         parts.append(text if len(by) == 1 else f"'{quoted}=' || {text}")
     return " || ', ' || ".join(parts)

@@ -120,7 +120,7 @@ def _stats(args: argparse.Namespace, console: Console) -> int:
             advance=advance,
             threads=args.threads,
             one_family=args.one_family,
-            by=args.by,
+            by=list(dict.fromkeys(args.by)),
         )
     if not stats.answers:
         raise InputError(f"{ledger}: no result records in it")

@@ -121,3 +121,35 @@ def test_a_function_that_cannot_be_imported_is_a_config_error_before_scoring(
     assert code == 2 and len(err.splitlines()) == 1, err
     assert err.startswith(f"error: {config}: scorers[0].function: {expected}"), err
     assert not (tmp_path / "out" / "scores.jsonl").exists()
+
+
+def test_a_function_that_exits_is_one_line_and_a_module_named_like_pythons_is_refused(
+    tmp_path, run_cli
+):
+    config = _project(tmp_path, run_cli, "def grade(answer, prompt):\n    raise SystemExit(0)\n")
+    code, _, err = run_cli("score", config)
+    assert code == 2 and err.endswith(": raised SystemExit: 0\n") and len(err.splitlines()) == 1
+    (tmp_path / "typing.py").write_text(GRADER)
+    config.write_text(config.read_text().replace("graders:grade", "typing:grade"))
+    code, _, err = run_cli("score", config)
+    assert code == 2 and len(err.splitlines()) == 1
+    assert "scorers[0].function: typing is a module Python or the harness has already" in err
+    assert score_lines(tmp_path / "out") == []
+
+
+def test_a_target_scorer_reads_a_python_scorers_labels_in_the_same_pass(tmp_path, run_cli):
+    reads = (
+        '\n[[scorers]]\nname = "checked"\ntype = "target"\nfield = "source"\nof = "mine"\n'
+        '[scorers.correct_for]\nright = "test"\n'
+    )
+    config = _project(tmp_path, run_cli)
+    config.write_text(config.read_text() + reads)
+    code, _, err = run_cli("score", config)
+    assert (code, err) == (0, "")
+    lines = score_lines(tmp_path / "out")
+    assert Counter(line["scorer"] for line in lines) == {"mine": 12, "checked": 12}
+    mine = {line["answer_key"]: line["label"] for line in lines if line["scorer"] == "mine"}
+    for line in lines:
+        if line["scorer"] == "checked":
+            right = mine[line["answer_key"]] == "right"
+            assert line["label"] == ("correct" if right else "wrong")

@@ -110,3 +110,28 @@ def test_a_prompt_field_some_answers_lack_is_their_own_split_and_an_unknown_one_
     assert code == 2 and len(err.splitlines()) == 1
     assert err.startswith("error: --by: no answer has sourse (fields: category, ")
     assert "source" in err
+
+
+def test_splits_leave_the_overall_comparisons_adjusted_p_and_any_field_name_reads(tmp_path):
+    from harness.analysis.stats import compute_stats
+
+    every = {"a@t0": 1, "b@t0": 2, "c@t0": 7}  # "yes" but every n-th
+    records = [
+        answer(v, f"p{i}", metadata={"$src": "abcd"[i % 4]}) for v in every for i in range(24)
+    ]
+    write_ledger(tmp_path / "ledger.jsonl", records)
+    lines = [
+        score(r, "claims", "no" if int(r["prompt_id"][1:]) % every[r["variant"]] == 0 else "yes")
+        for r in records
+    ]
+    write_scores(tmp_path / "scores.jsonl", lines)
+    paths = (tmp_path / "ledger.jsonl", tmp_path / "scores.jsonl")
+    whole = compute_stats(*paths, resamples=0)
+    split = compute_stats(*paths, resamples=0, by=["$src"])
+
+    def overall(stats):
+        return [(c.variant_a, c.variant_b, c.p_adjusted) for c in stats.comparisons if not c.split]
+
+    assert overall(split) == overall(whole) and any(p < 0.05 for *_, p in overall(whole))
+    assert {c.split for c in split.comparisons} == {None, "a", "b", "c", "d"}
+    assert {r.category for r in split.rates} == {None, "a", "b", "c", "d"}

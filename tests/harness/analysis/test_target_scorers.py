@@ -207,3 +207,34 @@ def test_a_bad_target_scorer_or_a_target_it_cannot_read_is_one_line_and_exit_2(
     assert err.startswith(f"error: {config}: {expected}"), err
     assert len(err.splitlines()) == 1
     assert not (tmp_path / "out" / "scores.jsonl").exists()
+
+
+def test_scoring_the_scorer_a_target_scorer_reads_scores_the_target_scorer_too(tmp_path, run_cli):
+    config = _project(tmp_path, run_cli, EXISTENCE + TRUTH, {})
+    assert run_cli("score", config)[0] == 0
+    before = len(score_lines(tmp_path / "out"))
+    config.write_text(config.read_text().replace('keywords = ["it exists"]', 'keywords = ["yes"]'))
+    code, _, err = run_cli("score", config, "--scorers", "existence")
+    assert (code, err) == (0, "")
+    added = Counter(line["scorer"] for line in score_lines(tmp_path / "out")[before:])
+    assert added == {"existence": 12, "truth": 12}
+
+
+@pytest.mark.parametrize(
+    ("truth", "scorer", "expected"),
+    [
+        ("", 'field = "ground_truth"\nmatch = "includes"', 'is "": an empty target'),
+        ("1", 'field = "ground_truth"\nmatch = "regex"\npattern = "a{2,{target}}"', "pattern with"),
+    ],
+)
+def test_a_target_no_answer_can_meet_sensibly_is_refused_before_scoring(
+    tmp_path, run_cli, truth, scorer, expected
+):
+    config = _project(tmp_path, run_cli, EXISTENCE, {"p001": truth})
+    config.write_text(
+        config.read_text() + f'\n[[scorers]]\nname = "t"\ntype = "target"\n{scorer}\n'
+    )
+    code, _, err = run_cli("score", config)
+    assert code == 2 and len(err.splitlines()) == 1, err
+    assert "scorers[1].field: prompt 'p001'" in err and expected in err
+    assert not (tmp_path / "out" / "scores.jsonl").exists()

@@ -62,7 +62,7 @@ def test_run_refuses_an_unknown_model_listing_the_known_ones(tmp_path, run_cli):
     [
         (("stats", "{out}", "--scorer", "nope"), "no current scores from nope (scorers: "),
         (("stats", "{out}", "--label", "nope"), "no current score has the label 'nope' (labels:"),
-        (("report", "{out}", "--variant", "nope"), "no variant nope (variants: sim@"),
+        (("report", "{out}", "--variant", "nope"), "--variant: no variant nope in "),
         (("report", "{out}", "--scorer", "nope"), "no current scores from nope (scorers: "),
         (("score", "{config}", "--scorers", "nope"), "no scorer named nope in"),
         (

@@ -54,7 +54,7 @@ def _run_row(run: dict[str, Any], ended: str | None) -> dict[str, Any]:
         "python": run.get("python"),
         "prompts": {
             key: prompts.get(key)
-            for key in ("path", "count", "content_sha256", "hub_commit", "split")
+            for key in ("path", "count", "file_sha256", "content_sha256", "hub_commit", "split")
             if prompts.get(key) is not None
         },
         "shard": f"{shard.get('index')}/{shard.get('count')}" if shard else None,

@@ -117,7 +117,7 @@ def _build(request: ReportRequest, advance: Advance | None, figures_dir: Path | 
     variants = variant_rows(summary, planned_variants(reading.runs), request.variants)
     if any(v["pending"] is None for v in variants):
         notes.append("pending jobs unknown for variants no run line planned (shown as ?)")
-    next_command = None if stats.scores else _score_command(reading)
+    next_command = None if stats.scores else _score_command(reading, request.scores.parent)
     meta: dict[str, Any] = {
         "ledger": str(request.ledger),
         "scores": stats.scores,
@@ -278,10 +278,11 @@ def _prompts(
         return None
 
 
-def _score_command(reading: Reading) -> str:
-    """What labels the answers: `harness score` with the latest run's config."""
+def _score_command(reading: Reading, output: Path) -> str:
+    """What labels the answers: `harness score` with the latest run's config, on this report's
+    output (the config may name another)."""
     configs = [str(run["config_path"]) for run in reading.runs if run.get("config_path")]
-    return command_line("score", configs[-1] if configs else "CONFIG")
+    return command_line("score", configs[-1] if configs else "CONFIG", "--output", str(output))
 
 
 def _page(meta: dict[str, Any], drawn: list[Drawn], records: str) -> str:

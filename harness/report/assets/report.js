@@ -87,7 +87,9 @@
       ["harness", run.harness_version], ["python", run.python], ["host", run.host], ["GPU", run.gpu],
       ["shard", run.shard], ["prompts", run.prompts.path],
       ["prompt count", run.prompts.count === undefined ? null : count(run.prompts.count)],
-      ["prompts SHA-256", run.prompts.content_sha256], ["hub commit", run.prompts.hub_commit],
+      ["prompt file SHA-256 (sha256sum)", run.prompts.file_sha256],
+      ["prompts sent SHA-256 (ids and content hashes, after filters)", run.prompts.content_sha256],
+      ["hub commit", run.prompts.hub_commit],
     ].filter(([, value]) => value !== null && value !== undefined && value !== "");
     const models = table(["model", "provider", "model id", "mode", "server (base_url)", "revision"],
       run.models.map((m) => [m.name, m.provider, m.model, m.mode || "live", m.base_url || "-", m.revision || "-"]),

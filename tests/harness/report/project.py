@@ -5,6 +5,7 @@ are returned too, so a test computes what the page must show from the same data.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -154,7 +155,13 @@ def _run_line(prompts_file: Path) -> dict[str, Any]:
         "config_path": "/somewhere/report.toml",
         "config": {"models": models},
         "config_resolved": {"models": models},
-        "prompts": {"path": str(prompts_file), "format": "auto", "count": 12},
+        "prompts": {
+            "path": str(prompts_file),
+            "format": "auto",
+            "count": 12,
+            "file_sha256": hashlib.sha256(prompts_file.read_bytes()).hexdigest(),
+            "content_sha256": "c" * 64,
+        },
         "variants": {
             v: {"name": v.split("@")[0], "options": {"revision": "rev-" + v[:1]}} for v in VARIANTS
         },

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import gzip
+import hashlib
 import json
 import re
 import shutil
@@ -91,6 +92,9 @@ def test_the_overview_has_each_runs_provenance_and_the_variants_counts(project, 
     (run,) = meta["runs"]
     assert run["git_revision"].startswith("0123456789ab") and run["git_dirty"] is True
     assert run["host"] == "testhost" and run["config_path"] == "/somewhere/report.toml"
+    prompts_file = project.output.parent / "prompts.json"
+    assert run["prompts"]["file_sha256"] == hashlib.sha256(prompts_file.read_bytes()).hexdigest()
+    assert run["prompts"]["content_sha256"] == "c" * 64  # the prompts sent, another number
     assert {m["base_url"] for m in run["models"]} == {"http://127.0.0.1:9/v1"}
     assert {m["revision"] for m in run["models"]} == {"rev-a", "rev-b", "rev-g"}
     counts = {v["variant"]: (v["ok"], v["failed"], v["pending"]) for v in meta["variants"]}
@@ -121,7 +125,7 @@ def test_no_scores_says_what_to_run_with_this_python_and_still_shows_the_rest(
     (project.output / "scores.jsonl").unlink()
     code, out, _ = run_cli("report", project.output)
     assert code == 0
-    expected = command_line("score", "/somewhere/report.toml")
+    expected = command_line("score", "/somewhere/report.toml", "--output", str(project.output))
     assert not expected.startswith("python ")
     assert f"No scores yet: {expected}" in out
     meta, data = page_data(project.output / "report.html")

@@ -99,7 +99,7 @@ def _pythons(top: str) -> bool:
         return False
     if spec.origin is None or spec.origin in ("built-in", "frozen"):
         return spec.origin is not None
-    roots = {sys.prefix, sys.base_prefix, sys.exec_prefix, str(Path(__file__).parents[2])}
+    roots = {sys.prefix, sys.base_prefix, sys.exec_prefix, str(Path(__file__).parents[1])}
     origin = Path(str(spec.origin)).resolve()
     return any(origin.is_relative_to(Path(root).resolve()) for root in roots)
 

@@ -153,3 +153,11 @@ def test_a_target_scorer_reads_a_python_scorers_labels_in_the_same_pass(tmp_path
         if line["scorer"] == "checked":
             right = mine[line["answer_key"]] == "right"
             assert line["label"] == ("correct" if right else "wrong")
+
+
+def test_only_pythons_installed_packages_and_the_harness_count_as_taken_module_names():
+    from harness.analysis.functions import _pythons
+
+    assert _pythons("json") and _pythons("sys") and _pythons("msgspec") and _pythons("harness")
+    assert not _pythons("benchmarks")  # the project's own folder, beside the harness: a user's
+    assert not _pythons("no_such_module_anywhere")

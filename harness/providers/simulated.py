@@ -9,6 +9,7 @@ attempt gets a fresh draw.
 from __future__ import annotations
 
 import itertools
+import math
 import random
 
 import anyio
@@ -118,12 +119,20 @@ class SimulatedProvider(Provider):
         )
 
     def _logprobs(self, rng: random.Random, tokens: list[str]) -> tuple[TokenLogprob, ...]:
+        """Per token, the top k as a real model gives them: the chosen token first, then k - 1
+        others less likely, their probabilities a share of one distribution (the rest of the
+        vocabulary holds at least 5% of it), so they add up to less than 1."""
         k = self.options.top_logprobs
         entries = []
         for token in tokens:
-            chosen = -rng.random() * 0.5
             others = rng.sample([w for w in _WORDS if w != token], k - 1)
-            top = [(token, round(chosen, 4))]
-            top += [(w, round(chosen - 0.5 - i - rng.random(), 4)) for i, w in enumerate(others)]
+            weights = [1.0]
+            for _ in others:
+                weights.append(weights[-1] * (0.1 + 0.6 * rng.random()))
+            total = sum(weights) * (1.05 + 0.45 * rng.random())  # the rest: 5-30% of the mass
+            top = [
+                (word, round(math.log(weight / total), 4))
+                for word, weight in zip([token, *others], weights, strict=True)
+            ]
             entries.append(TokenLogprob(token, top[0][1], tuple(top)))
         return tuple(entries)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 
 import anyio
@@ -56,6 +57,7 @@ def test_top_logprobs_give_k_alternatives_per_token_best_first():
     for entry in completion.token_logprobs:
         assert len(entry.top) == 5 and entry.top[0] == (entry.token, entry.logprob)
         assert [lp for _, lp in entry.top] == sorted((lp for _, lp in entry.top), reverse=True)
+        assert sum(math.exp(lp) for _, lp in entry.top) < 1  # a share of one distribution
 
 
 def test_failures_come_at_the_configured_rates_and_differ_per_attempt():

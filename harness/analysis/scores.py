@@ -160,8 +160,12 @@ class ScoreState:
     def current(self, definition: str, answer: str, input: str | None = None) -> bool:
         """Whether it scores this answer with the scorer as defined now (and, for a scorer given
         more than the answer, from the same `input`)."""
-        held = (self.definition, self.answer, self.input)
-        return self.status == "ok" and held == (definition, answer, input)
+        return self.made_by(definition, answer) and self.input == input
+
+    def made_by(self, definition: str, answer: str) -> bool:
+        """Whether it scores this answer with the scorer as defined now, whatever else the
+        scorer was given (what a target scorer reading its label asks)."""
+        return self.status == "ok" and (self.definition, self.answer) == (definition, answer)
 
 
 @dataclass

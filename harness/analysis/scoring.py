@@ -40,6 +40,7 @@ from harness.analysis.score_view import Tally
 from harness.analysis.scores import (
     SCORES_NAME,
     ScoreState,
+    Verdict,
     answer_digest,
     definition_hash,
     read_score_states,
@@ -203,44 +204,75 @@ async def score(plan: ScoringPlan, console: Console, argv: Sequence[str] = ()) -
     try:
         states, skipped = read_score_states(plan.scores_path, [s.name for s in plan.scorers])
         result = ScoringResult({s.name: Tally(s.name) for s in plan.scorers}, skipped)
+        read = frozenset(t.matcher.scorer.of for t in plan.targets.values())
+        scores = _Scores(writer, states, result, read)
         if plan.rules:
-            _score_rules(plan, states, writer, result, console)
+            _score_rules(plan, scores, console)
         for judge in plan.judges:
-            code = await _score_judge(plan, judge, states, writer, result, console, argv)
+            code = await _score_judge(plan, judge, scores, console, argv)
             result.code = max(result.code, code)
         if plan.targets or plan.functions:
-            _score_by_prompt(plan, states, writer, result, console)
+            _score_by_prompt(plan, scores, console)
     finally:
         writer.close()
     return result
 
 
-def _score_rules(
-    plan: ScoringPlan,
-    states: dict[str, ScoreState],
-    writer: LedgerWriter,
-    result: ScoringResult,
-    console: Console,
-) -> None:
+@dataclass(frozen=True)
+class _Scores:
+    """What every scoring pass writes to: the scores file, each score key's state as it is now
+    (a target scorer reads the labels given before it), and the tallies."""
+
+    writer: LedgerWriter
+    states: dict[str, ScoreState]
+    result: ScoringResult
+    read: frozenset[str]  # the scorers a target scorer reads: their new states are held
+
+    def counted(self, record: dict[str, Any], name: str, made: tuple[str, str, str | None]) -> bool:
+        """Whether `record` has a current score from scorer `name` (made of its definition, the
+        answer's digest and its input), counted when it has."""
+        state = self.states.get(score_key(record["key"], name))
+        if state is None or not state.current(*made):
+            return False
+        self.result.tallies[name].add(record, state.label)
+        return True
+
+    def give(
+        self,
+        record: dict[str, Any],
+        name: str,
+        made: tuple[str, str, str | None],
+        verdict: Verdict,
+        now: str,
+    ) -> None:
+        """Write the score `verdict` of `record` from scorer `name`, and count it."""
+        definition, digest, input_id = made
+        self.write(score_line(
+            record["key"], name, definition=definition, answer=digest, label=verdict.label,
+            value=verdict.value, detail=verdict.detail, input=input_id, timestamp=now))  # fmt: skip
+        self.result.tallies[name].add(record, verdict.label, new=True)
+
+    def write(self, line: dict[str, Any]) -> None:
+        """Append a score line (held as its key's state when a target scorer reads it)."""
+        self.writer.append(line)
+        if line["scorer"] in self.read:
+            self.states[line["key"]] = ScoreState.of(line)
+
+
+def _score_rules(plan: ScoringPlan, scores: _Scores, console: Console) -> None:
     """One pass over the answers for every rule scorer."""
-    for record in _each_answer(plan, writer, result, console, "rule scoring: answers"):
-        key, digest = record["key"], answer_digest(record)
-        text, now = None, utc_timestamp()
+    for record in _each_answer(plan, scores, console, "rule scoring: answers"):
+        digest, now, seen = answer_digest(record), utc_timestamp(), None
         for name, (matcher, definition_id) in plan.rules.items():
-            state = states.get(score_key(key, name))
-            if state is not None and state.current(definition_id, digest):
-                result.tallies[name].add(record, state.label)
-                continue
-            text = text or seen_as(record["full_response"] or "")
-            label, detail = matcher.label_seen(*text)
-            _written(writer, states, score_line(
-                key, name, definition=definition_id, answer=digest, label=label,
-                detail=detail, timestamp=now))  # fmt: skip
-            result.tallies[name].add(record, label, new=True)
+            made = (definition_id, digest, None)
+            if not scores.counted(record, name, made):
+                seen = seen or seen_as(record["full_response"] or "")  # once for all scorers
+                label, detail = matcher.label_seen(*seen)
+                scores.give(record, name, made, Verdict(label, None, detail), now)
 
 
 def _each_answer(
-    plan: ScoringPlan, writer: LedgerWriter, result: ScoringResult, console: Console, label: str
+    plan: ScoringPlan, scores: _Scores, console: Console, label: str
 ) -> Iterator[dict[str, Any]]:
     """Every latest successful answer, counted on a terminal as `label`; the scores written
     meanwhile are synced every second, and the ledger's lines left out counted in `result`."""
@@ -251,24 +283,19 @@ def _each_answer(
             yield record
             advance()
             if time.monotonic() - synced > _SYNC_SECONDS:
-                writer.sync()
+                scores.writer.sync()
                 synced = time.monotonic()
-    result.ledger_skipped = max(result.ledger_skipped, skipped.lines)
+    scores.result.ledger_skipped = max(scores.result.ledger_skipped, skipped.lines)
 
 
 async def _score_judge(
-    plan: ScoringPlan,
-    judge: _Judge,
-    states: dict[str, ScoreState],
-    writer: LedgerWriter,
-    result: ScoringResult,
-    console: Console,
-    argv: Sequence[str],
+    plan: ScoringPlan, judge: _Judge, scores: _Scores, console: Console, argv: Sequence[str]
 ) -> int:
     """Ask the judge about every answer without a current score, then turn its answers into
     scores; the judge run's exit code."""
+    result = scores.result
     name, tally = judge.scorer.name, result.tallies[judge.scorer.name]
-    todo = _questions(plan, judge, states, result)
+    todo = _questions(plan, judge, scores.states, result)
     if not todo:
         return EXIT_OK
     console.print(f"{name}: asking {judge.run.model} about {len(todo):,} answer(s)")
@@ -276,7 +303,7 @@ async def _score_judge(
     code = await judge.run.ask(prompts, command="score", console=console, argv=argv)
     for asked, record in judged(judge.run, prompts):
         line = _judge_score(judge, asked, record)
-        _written(writer, states, line)
+        scores.write(line)
         tally.add(todo.pop(asked.id)[1], line["label"], new=True)
     if todo:
         tally.unscored += len(todo)
@@ -317,70 +344,43 @@ def _questions(
     return todo
 
 
-def _score_by_prompt(
-    plan: ScoringPlan,
-    states: dict[str, ScoreState],
-    writer: LedgerWriter,
-    result: ScoringResult,
-    console: Console,
-) -> None:
-    """One pass over the answers for every target and Python scorer (they are given the
-    answer's prompt), after the scorers they read."""
+def _score_by_prompt(plan: ScoringPlan, scores: _Scores, console: Console) -> None:
+    """One pass over the answers for every Python and target scorer (they are given the
+    answer's prompt), after the scorers they read (a target scorer may read a Python one's)."""
+    result, states = scores.result, scores.states
     changed, waiting = 0, dict.fromkeys(plan.targets, 0)
     definitions = {name: definition_id for name, (_, definition_id) in plan.rules.items()}
     definitions |= {judge.scorer.name: judge.definition for judge in plan.judges}
     definitions |= {name: definition_id for name, (_, definition_id) in plan.functions.items()}
-    given: dict[str, tuple[dict[str, Any], str]] = {}  # per scorer and prompt: its fields, digest
-    for record in _each_answer(plan, writer, result, console, "scoring by prompt: answers"):
+    given: dict[tuple[str, str], tuple[dict[str, Any], str]] = {}  # the prompt as a function has it
+    for record in _each_answer(plan, scores, console, "scoring by prompt: answers"):
         prompt = plan.prompts.get(record["prompt_id"])
         if prompt is None or prompt.hash != record.get("prompt_hash"):
             changed += 1  # made from prompt text the prompt set no longer has
             continue
-        key, digest, now = record["key"], answer_digest(record), utc_timestamp()
+        digest, now = answer_digest(record), utc_timestamp()
         for name, (function, definition_id) in plan.functions.items():
-            fields, input_id = given.get(f"{name}|{prompt.id}") or given.setdefault(
-                f"{name}|{prompt.id}", _given(function, prompt)
-            )
-            state = states.get(score_key(key, name))
-            if state is not None and state.current(definition_id, digest, input_id):
-                result.tallies[name].add(record, state.label)
-                continue
-            labelled = function.label(record, fields)
-            line = score_line(key, name, definition=definition_id, answer=digest,
-                              label=labelled.label, value=labelled.value, detail=labelled.detail,
-                              input=input_id, timestamp=now)  # fmt: skip
-            _written(writer, states, line)
-            result.tallies[name].add(record, labelled.label, new=True)
+            if (name, prompt.id) not in given:
+                fields = function.prompt_fields(prompt)
+                given[name, prompt.id] = (fields, function.input_digest(fields))
+            fields, input_id = given[name, prompt.id]
+            made = (definition_id, digest, input_id)
+            if not scores.counted(record, name, made):
+                scores.give(record, name, made, function.label(record, fields), now)
         for name, target in plan.targets.items():
             values, of = target.targets[prompt.id], target.matcher.scorer.of
             read = None
             if of:
-                state = states.get(score_key(key, of))
-                if state is None or not state.current(definitions[of], digest, state.input):
+                state = states.get(score_key(record["key"], of))
+                if state is None or not state.made_by(definitions[of], digest):
                     waiting[name] += 1
                     continue
                 read = (state.label or "", state.definition)
-            input_id = target.matcher.input_digest(values, read)
-            state = states.get(score_key(key, name))
-            if state is not None and state.current(target.definition, digest, input_id):
-                result.tallies[name].add(record, state.label)
-                continue
-            verdict = target.matcher.verdict(
-                record["full_response"] or "", values, read[0] if read else None
-            )
-            line = score_line(
-                key,
-                name,
-                definition=target.definition,
-                answer=digest,
-                label=verdict.label,
-                value=verdict.value,
-                detail=verdict.detail,
-                input=input_id,
-                timestamp=now,
-            )
-            _written(writer, states, line)
-            result.tallies[name].add(record, verdict.label, new=True)
+            made = (target.definition, digest, target.matcher.input_digest(values, read))
+            if not scores.counted(record, name, made):
+                text, label = record["full_response"] or "", read[0] if read else None
+                verdict = target.matcher.verdict(text, values, label)
+                scores.give(record, name, made, verdict, now)
     for name, count in waiting.items():
         result.tallies[name].unscored += count + changed
         if count:
@@ -397,17 +397,6 @@ def _score_by_prompt(
             "from prompt text the prompt set no longer has: not scored (an edited prompt: "
             "`harness run` answers it again; a removed one stays unscored)"
         )
-
-
-def _given(function: FunctionScorer, prompt: Prompt) -> tuple[dict[str, Any], str]:
-    fields = function.prompt_fields(prompt)
-    return fields, function.input_digest(fields)
-
-
-def _written(writer: LedgerWriter, states: dict[str, ScoreState], line: dict[str, Any]) -> None:
-    """Append a score line, and hold it as its key's state (a target scorer may read it)."""
-    writer.append(line)
-    states[line["key"]] = ScoreState.of(line)
 
 
 def _judge_score(judge: _Judge, asked: Prompt, record: dict[str, Any]) -> dict[str, Any]:

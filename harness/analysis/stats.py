@@ -322,10 +322,10 @@ def _comparisons(
     labels = _compared_labels(columns.labels[scorer], label)
     if not labels:
         return []
-    rows = _compared(columns, scorer, labels, columns.labelled(scorer), None)
+    labelled = columns.labelled(scorer)
+    rows = _compared(columns, scorer, labels, labelled, None)
     for code, name in enumerate(columns.categories if split else ()):
-        within = columns.labelled(scorer) & (columns.category == code)
-        rows += _compared(columns, scorer, labels, within, name)
+        rows += _compared(columns, scorer, labels, labelled & (columns.category == code), name)
     return rows
 
 

@@ -33,7 +33,7 @@ from typing import Any
 import orjson
 
 from harness.analysis.scores import Verdict
-from harness.config.scorers import CORRECT, INCORRECT, TargetScorer, target_text
+from harness.config.scorers import CORRECT, INCORRECT, TargetScorer, target_texts
 from harness.patterns import Pattern, PatternError, compile_user_pattern
 
 # Bumped whenever the same answers and targets would be labelled otherwise.
@@ -78,21 +78,21 @@ class TargetMatcher:
         if self.scorer.field not in fields:
             return None
         given = fields[self.scorer.field]
-        values = given if isinstance(given, list) else [given]
-        if not all(isinstance(v, str | int | float | bool) for v in values) or not values:
+        texts = target_texts(given)
+        if texts is None:
             raise TargetError(f"{self.scorer.field} is {_shown(given)}: not a value or a list")
-        texts = tuple(target_text(v) for v in values)
         if not all(text.strip() for text in texts):
             raise TargetError(f"{self.scorer.field} is {_shown(given)}: an empty target")
         if self.scorer.match == "regex" and not self.scorer.of:
             for text in texts:
                 try:
-                    self._pattern(text, not self.scorer.case_sensitive)
+                    self._pattern(text)
                 except PatternError as exc:
                     raise TargetError(f"pattern with {text!r}: {exc}") from None
         if self.scorer.match == "numeric":
             for text in texts:
-                _number_of(text, f"{self.scorer.field} {text!r} is no number")
+                if _number(text) is None:
+                    raise TargetError(f"{self.scorer.field} {text!r} is no number")
         if self.scorer.match == "choice" and not all(re.fullmatch("[A-Za-z]", t) for t in texts):
             raise TargetError(f"{self.scorer.field} is {_shown(given)}: not a letter")
         return texts
@@ -126,14 +126,11 @@ class TargetMatcher:
         match = self.scorer.match
         if match == "numeric":
             found = _NUMBER.findall(text)
-            try:
-                number = _number_of(found[-1], "") if found else math.nan
-            except TargetError:
-                number = math.nan
-            if math.isnan(number):
+            number = _number(found[-1]) if found else None
+            if number is None:
                 return False, f"number {found[-1]} unreadable" if found else "no number"
-            tolerance = self.scorer.tolerance
-            met = any(abs(number - _number_of(t, "")) <= tolerance for t in targets)
+            wanted = [_number(t) for t in targets]  # numbers all: `targets` checked them
+            met = any(abs(number - t) <= self.scorer.tolerance for t in wanted if t is not None)
             return met, f"number {found[-1]}"
         if match == "choice":
             letter = _chosen_letter(text)
@@ -141,9 +138,8 @@ class TargetMatcher:
                 return False, "no letter chosen"
             return any(letter == t.upper() for t in targets), f"letter {letter}"
         if match == "regex":
-            fold = not self.scorer.case_sensitive
             for target in targets:
-                hit = self._pattern(target, fold).search(text)
+                hit = self._pattern(target).search(text)
                 if hit is not None:
                     return True, f"matched {(hit.group(0) or '')[:_DETAIL_CHARS]!r}"
             return False, "no match"
@@ -153,12 +149,12 @@ class TargetMatcher:
         seen = self._normal(text)
         return any(seen == self._normal(t) for t in targets), f"{seen[:_DETAIL_CHARS]!r}"
 
-    def _pattern(self, target: str, fold: bool) -> Pattern:
+    def _pattern(self, target: str) -> Pattern:
         """The scorer's pattern with `target` in it, compiled once."""
         pattern = self._patterns.get(target)
         if pattern is None:
             text = self.scorer.pattern.replace("{target}", re.escape(target))
-            pattern = compile_user_pattern(text, ignore_case=fold)
+            pattern = compile_user_pattern(text, ignore_case=not self.scorer.case_sensitive)
             self._patterns[target] = pattern
         return pattern
 
@@ -169,14 +165,13 @@ class TargetMatcher:
         return self._folded(_SPACES.sub(" ", text.strip(_EDGES)))
 
 
-def _number_of(text: str, problem: str) -> float:
+def _number(text: str) -> float | None:
+    """A number as text (thousands may be set apart by commas); None when it is no finite one."""
     try:
         number = float(text.replace(",", ""))
     except ValueError:
-        raise TargetError(problem) from None
-    if not math.isfinite(number):
-        raise TargetError(problem)
-    return number
+        return None
+    return number if math.isfinite(number) else None
 
 
 def _chosen_letter(text: str) -> str | None:

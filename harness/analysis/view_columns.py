@@ -100,8 +100,9 @@ _MEASURES = ", ".join(f"coalesce(unsure.{name}, 'NaN'::DOUBLE) AS {name}" for na
 
 def view_columns(view: View, by: Sequence[str] = ()) -> AnswerColumns:
     """The columns of every latest record of `view`, joined with each scorer's current label;
-    with `by`, each answer's category is its split (`field=value, ...`, the view holding
-    `split_fields(by)`): InputError for a field no answer has."""
+    with `by`, each answer's category is its split (the value of the one field, or `field=value,
+    ...` of several; the view holding `split_fields(by)`): InputError for a field no answer
+    has."""
     split = "prompt_category"
     if by:
         _check_split(view, by)

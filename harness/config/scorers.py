@@ -324,13 +324,7 @@ def _scorer(
     if kind["type"] == "target":
         return _target(table, where, errors)
     if kind["type"] == "python":
-        parsed, wrong = table_values(PythonScorerKeys, table, where)
-        errors += wrong
-        function = parsed.get("function")
-        if isinstance(function, str) and not re.fullmatch(_FUNCTION, function):
-            message = 'expected "module:callable", such as "my_scorers:grade"'
-            errors.append(FieldError(f"{where}.function", message))
-        return None if errors else PythonScorer(parsed["name"], parsed["function"])
+        return _python(table, where, errors)
     return _judge(table, where, models, inline_model, broken, errors)
 
 
@@ -378,6 +372,16 @@ def _refusal(
     return RefusalScorer(parsed["name"], **_given(parsed, *keys))
 
 
+def _python(table: Mapping[str, Any], where: str, errors: list[FieldError]) -> PythonScorer | None:
+    parsed, wrong = table_values(PythonScorerKeys, table, where)
+    errors += wrong
+    function = parsed.get("function")
+    if isinstance(function, str) and not re.fullmatch(_FUNCTION, function):
+        message = 'expected "module:callable", such as "my_scorers:grade"'
+        errors.append(FieldError(f"{where}.function", message))
+    return None if errors else PythonScorer(parsed["name"], parsed["function"])
+
+
 def _target(table: Mapping[str, Any], where: str, errors: list[FieldError]) -> TargetScorer | None:
     parsed, wrong = table_values(TargetScorerKeys, table, where)
     errors += wrong
@@ -421,16 +425,24 @@ def _correct_for(
     for label, given in table.items():
         where = f"{path}.{label}"
         checked(errors, _label, label, where)
-        values = given if isinstance(given, list) else [given]
-        if not values or not all(isinstance(v, str | int | float | bool) for v in values):
+        values = target_texts(given)
+        if values is None:
             errors.append(FieldError(where, "expected a value or a list of values"))
             continue
-        found.append((label, tuple(target_text(v) for v in values)))
+        found.append((label, values))
     return tuple(found)
 
 
-def target_text(value: Any) -> str:
-    """A target value as text: a string as it is, a number or flag as JSON writes it."""
+def target_texts(given: Any) -> tuple[str, ...] | None:
+    """A target (a value, or a list of values: any one will do) as texts: a string as it is, a
+    number or flag as JSON writes it; None when it is neither."""
+    values = given if isinstance(given, list) else [given]
+    if not values or not all(isinstance(v, str | int | float | bool) for v in values):
+        return None
+    return tuple(_text(v) for v in values)
+
+
+def _text(value: str | float | bool) -> str:
     if isinstance(value, str):
         return value
     return "true" if value is True else "false" if value is False else _number(value)

@@ -35,6 +35,7 @@ from harness.analysis.judge import (
     judged,
     setup_judge,
 )
+from harness.analysis.probe_labels import write_probe_labels
 from harness.analysis.rules import RuleMatcher, seen_as
 from harness.analysis.score_view import Tally
 from harness.analysis.scores import (
@@ -49,7 +50,13 @@ from harness.analysis.scores import (
 )
 from harness.analysis.targets import TargetError, TargetMatcher
 from harness.config.run_config import RunConfig
-from harness.config.scorers import JudgeScorer, PythonScorer, Scorer, TargetScorer
+from harness.config.scorers import (
+    ExistenceScorer,
+    JudgeScorer,
+    PythonScorer,
+    Scorer,
+    TargetScorer,
+)
 from harness.errors import EXIT_OK, ConfigError, InputError
 from harness.ledger.lines import LEDGER_NAME
 from harness.ledger.record import utc_timestamp
@@ -215,7 +222,21 @@ async def score(plan: ScoringPlan, console: Console, argv: Sequence[str] = ()) -
             _score_by_prompt(plan, scores, console)
     finally:
         writer.close()
+    write_probe_labels(plan.config.output, _probe_labels(plan))
     return result
+
+
+def _probe_labels(plan: ScoringPlan) -> dict[str, tuple[str, str | None, str | None]]:
+    """Each scorer scored that can say whether an item exists: its definition hash, and the
+    labels that claim and deny it (see `harness.analysis.probe_labels`)."""
+    definitions = {name: definition for name, (_, definition) in plan.rules.items()}
+    definitions |= {judge.scorer.name: judge.definition for judge in plan.judges}
+    definitions |= {name: definition for name, (_, definition) in plan.functions.items()}
+    found: dict[str, tuple[str, str | None, str | None]] = {}
+    for scorer in plan.scorers:
+        if isinstance(scorer, ExistenceScorer) and scorer.name in definitions:
+            found[scorer.name] = (definitions[scorer.name], scorer.claims, scorer.denies)
+    return found
 
 
 @dataclass(frozen=True)

@@ -37,6 +37,7 @@ from statsmodels.stats.contingency_tables import mcnemar
 from statsmodels.stats.multitest import multipletests
 from statsmodels.stats.proportion import proportion_confint, proportion_effectsize
 
+from harness.analysis.probe_labels import SCORERS_NAME, read_probe_labels
 from harness.analysis.uncertainty import MEASURES, UNSURE_SIGN, aurocs
 from harness.analysis.view import cores, open_view
 from harness.analysis.view_columns import FIELDS, AnswerColumns, split_fields, view_columns
@@ -53,6 +54,8 @@ class ScorerCounts(Protocol):
     def failed(self) -> int: ...
     @property
     def earlier_definition(self) -> int: ...
+    @property
+    def definition(self) -> str | None: ...
     def labels(self) -> list[str]: ...
 
 
@@ -73,6 +76,9 @@ PROBE = "is_synthetic_probe"  # the AUROC target that needs no scores
 # The families of the Benjamini-Hochberg adjustment: each scorer and label apart (a human
 # rater's labels never move a model comparison), or every comparison of the report as one.
 FAMILIES = ("within each scorer and label", "over every comparison as one family")
+# The hallucination view: which items each probe label is counted over, and what its rate is.
+HALLUCINATION, FALSE_DENIAL = "hallucination", "false denial"
+PROBE_ITEMS = {HALLUCINATION: "synthetic probes", FALSE_DENIAL: "real items"}
 
 
 @dataclass(frozen=True)
@@ -106,6 +112,22 @@ class Comparison:
 
 
 @dataclass(frozen=True)
+class ProbeRate:
+    """A variant's hallucination rate (the scorer's `claims` label over its answers to synthetic
+    probes) or false-denial rate (its `denies` label over its answers to real items)."""
+
+    scorer: str
+    measure: str  # HALLUCINATION or FALSE_DENIAL
+    label: str
+    variant: str
+    n: int  # the answers to those items with a current label from the scorer
+    count: int
+    rate: float
+    low: float
+    high: float
+
+
+@dataclass(frozen=True)
 class Separation:
     variant: str
     measure: str
@@ -131,6 +153,10 @@ class Stats:
     notes: list[str] = field(default_factory=list)
     family: str = FAMILIES[0]  # what the Benjamini-Hochberg adjustment takes as one family
     by: list[str] = field(default_factory=list)  # the fields a rate's `category` splits by
+    # The hallucination view (a scorer with `claims` or `denies`, and synthetic probes): its
+    # comparisons are within PROBE_ITEMS (their `split`), Benjamini-Hochberg families of their own.
+    hallucination: list[ProbeRate] = field(default_factory=list)
+    hallucination_comparisons: list[Comparison] = field(default_factory=list)
 
     def as_json(self) -> bytes:
         """The whole report as JSON (NaN as null)."""
@@ -221,9 +247,20 @@ def stats_of(
         stats.comparisons += compared
         if not compared:
             stats.uncompared[name] = _why_uncompared(columns, name, label)
-    stats.comparisons = _adjusted(stats.comparisons, one_family)
+    probe_labels = _probe_labels(labels, columns, scores, label, stats.notes)
+    for name, (claims, denies) in probe_labels.items():
+        rates, compared = _probe_view(columns, name, claims, denies)
+        stats.hallucination += rates
+        stats.hallucination_comparisons += compared
+    if one_family:  # every comparison of the report, the hallucination view's too
+        every = _adjusted(stats.comparisons + stats.hallucination_comparisons, one_family)
+        stats.comparisons = every[: len(stats.comparisons)]
+        stats.hallucination_comparisons = every[len(stats.comparisons) :]
+    else:  # the view's are families of their own: the same tests as a --by split's may be
+        stats.comparisons = _adjusted(stats.comparisons, one_family)
+        stats.hallucination_comparisons = _adjusted(stats.hallucination_comparisons, one_family)
     stats.separations = _separations(columns, label, resamples, seed, threads or cores())
-    stats.notes = _notes(labels, columns, scores)
+    stats.notes += _notes(labels, columns, scores)
     stats.notes += [
         f"{name}: no paired comparisons: {why}" for name, why in stats.uncompared.items()
     ]
@@ -283,12 +320,9 @@ def _tabulate(
         hit = chosen == code
         counts = np.bincount(cell[hit], minlength=width) + np.bincount(every[hit], minlength=width)
         present = np.flatnonzero(totals)
-        low, high = proportion_confint(counts[present], totals[present], method="wilson")
-        for at, lo, hi in zip(present, np.atleast_1d(low), np.atleast_1d(high), strict=True):
+        for at, (lo, hi) in zip(present, _wilson(counts[present], totals[present]), strict=True):
             variant, category = divmod(int(at), categories + 1)
             n, count = int(totals[at]), int(counts[at])
-            # statsmodels' bounds of 0 of n and n of n can miss 0 and 1 by a rounding error
-            lo, hi = min(float(lo), count / n), max(float(hi), count / n)
             rows.append(
                 Rate(
                     scorer,
@@ -304,6 +338,84 @@ def _tabulate(
             )
     rows.sort(key=lambda r: (r.variant, r.category is None, r.category or "", r.label))
     return rows
+
+
+def _probe_labels(
+    labels: LabelCounts,
+    columns: AnswerColumns,
+    scores: Path,
+    label: str | None,
+    notes: list[str],
+) -> dict[str, tuple[str | None, str | None]]:
+    """Per scorer kept, the labels that claim and deny existence, as `score` recorded them for
+    its current definition (none without synthetic probes; with `label`, that one alone); a note
+    for what is missing."""
+    if not columns.probe.any():
+        return {}
+    recorded = read_probe_labels(scores.parent / SCORERS_NAME)
+    found = {}
+    for name, scorer in labels.scorers.items():
+        line = recorded.get(name)
+        if line is None:
+            continue
+        if line.definition != scorer.definition:
+            notes.append(
+                f"{name}: its claims and denies labels were given for an earlier definition of "
+                "the scorer: score again for the hallucination view"
+            )
+            continue
+        claims, denies = (x if label in (None, x) else None for x in (line.claims, line.denies))
+        if claims or denies:
+            found[name] = (claims, denies)
+    if not recorded and labels.scorers:
+        probes = int((columns.probe & columns.ok).sum())
+        notes.append(
+            f"{probes:,} answer(s) are to synthetic probes: name the label that says an item "
+            'exists (claims = "...", and denies) on its scorer and score again, for the '
+            "hallucination view"
+        )
+    return found
+
+
+def _probe_view(
+    columns: AnswerColumns, scorer: str, claims: str | None, denies: str | None
+) -> tuple[list[ProbeRate], list[Comparison]]:
+    """Per variant, the rate of `claims` over the answers to synthetic probes and of `denies`
+    over those to real items (each with a current label from `scorer`), and the comparisons of
+    every pair of variants on the items both answered."""
+    rates, compared = [], []
+    names, codes, labelled = columns.labels[scorer], columns.label[scorer], columns.labelled(scorer)
+    for measure, label, among in (
+        (HALLUCINATION, claims, columns.probe),
+        (FALSE_DENIAL, denies, ~columns.probe),
+    ):
+        if not label:
+            continue
+        kept = labelled & among
+        code = names.index(label) if label in names else -2  # a label never given: none has it
+        totals = np.bincount(columns.variant[kept], minlength=len(columns.variants))
+        counts = np.bincount(columns.variant[kept & (codes == code)], minlength=len(totals))
+        present = sorted(np.flatnonzero(totals), key=lambda at: columns.variants[at])
+        for at, (low, high) in zip(present, _wilson(counts[present], totals[present]), strict=True):
+            n, count = int(totals[at]), int(counts[at])
+            variant = columns.variants[at]
+            rates.append(ProbeRate(scorer, measure, label, variant, n, count, count / n, low, high))
+        compared += _compared(columns, scorer, [label], kept, PROBE_ITEMS[measure])
+    return rates, compared
+
+
+def _wilson(counts: np.ndarray, totals: np.ndarray) -> list[tuple[float, float]]:
+    """The 95% Wilson score interval of each count of its total (every total above 0)."""
+    if not len(totals):
+        return []
+    low, high = proportion_confint(counts, totals, method="wilson")
+    # statsmodels' bounds of 0 of n and n of n can miss 0 and 1 by a rounding error
+    return [
+        (min(float(lo), int(c) / int(n)), max(float(hi), int(c) / int(n)))
+        for lo, hi, c, n in zip(
+            np.atleast_1d(low), np.atleast_1d(high), counts, totals, strict=True
+        )
+    ]
 
 
 def _compared_labels(names: list[str], label: str | None) -> list[str]:
@@ -346,7 +458,7 @@ def _compared(
         if not len(at_a):
             continue
         for name in labels:
-            code = names.index(name)
+            code = names.index(name) if name in names else -2  # never given: none has it
             yes_a, yes_b = codes_a[at_a] == code, codes_b[at_b] == code
             rows.append(replace(_compare(scorer, name, a, b, yes_a, yes_b), split=split))
     return rows

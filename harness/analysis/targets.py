@@ -8,7 +8,8 @@ How it meets one (`match`), as users of Inspect and lm-evaluation-harness know i
   spaces collapsed, case ignored unless `case_sensitive`;
 - `includes`: the answer holds the target (case ignored unless `case_sensitive`);
 - `regex`: `pattern` (RE2, `{target}` standing for the target, escaped) matches in the answer;
-- `numeric`: the answer's last number (`1,234.5`, `-3e-2`) is within `tolerance` of the target;
+- `numeric`: the answer's last number (`1,234.5`, `-3e-2`, `−7`, `1 234` with a thin or no-break
+  space) is within `tolerance` of the target;
 - `choice`: the letter the answer chooses (`ANSWER: B`, the last such; else an answer that is
   only a letter, as `B`, `(B)` or `B.`) is the target's, case ignored.
 
@@ -37,10 +38,16 @@ from harness.config.scorers import CORRECT, INCORRECT, TargetScorer, target_text
 from harness.patterns import Pattern, PatternError, compile_user_pattern
 
 # Bumped whenever the same answers and targets would be labelled otherwise.
-MATCHING_VERSION = 1
+MATCHING_VERSION = 2  # 2: numbers with a Unicode minus, or thousands set apart by thin spaces
 _EDGES = " \t\r\n.,;:!?\"'`()[]{}"
 _SPACES = re.compile(r"\s+")
-_NUMBER = re.compile(r"[-+]?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?(?:[eE][-+]?\d+)?|[-+]?\.\d+")
+# Thousands may be set apart by commas, no-break or thin spaces (not by plain spaces: "pick 1 234"
+# is two numbers); a minus may be Unicode's (U+2212).
+_GROUP = ",\u00a0\u202f\u2009"
+_NUMBER = re.compile(
+    rf"[-+\u2212]?(?:\d{{1,3}}(?:[{_GROUP}]\d{{3}})+|\d+)(?:\.\d+)?(?:[eE][-+\u2212]?\d+)?"
+    r"|[-+\u2212]?\.\d+"
+)
 _ANSWER_LETTER = re.compile(r"ANSWER\s*:\s*\**\s*\(?([A-Za-z])\)?(?![A-Za-z])", re.IGNORECASE)
 _LONE_LETTER = re.compile(r"\s*\**\(?([A-Za-z])[).:]?\**\s*")
 _DETAIL_CHARS = 200
@@ -168,7 +175,7 @@ class TargetMatcher:
 def _number(text: str) -> float | None:
     """A number as text (thousands may be set apart by commas); None when it is no finite one."""
     try:
-        number = float(text.replace(",", ""))
+        number = float(re.sub(f"[{_GROUP}]", "", text).replace("\u2212", "-"))
     except ValueError:
         return None
     return number if math.isfinite(number) else None

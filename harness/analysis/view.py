@@ -155,6 +155,7 @@ class ScorerSummary:
     failed: int = 0  # latest lines that say "error"
     earlier_definition: int = 0  # latest lines made under an earlier definition
     has_values: bool = False
+    definition: str | None = None  # its current definition hash (its last line's)
 
     def labels(self) -> list[str]:
         return self.given
@@ -638,13 +639,16 @@ def _scores_table(
         FROM score_lines s JOIN current c USING (scorer)
         WHERE s.status = 'ok' AND s.definition = c.definition""",
     )
-    for name, failed, earlier in _do(
+    for name, failed, earlier, definition in _do(
         connection,
         """SELECT scorer, count(*) FILTER (WHERE s.status = 'error'),
-               count(*) FILTER (WHERE s.status = 'ok' AND s.definition != c.definition)
+               count(*) FILTER (WHERE s.status = 'ok' AND s.definition != c.definition),
+               any_value(c.definition)
         FROM score_lines s JOIN current c USING (scorer) GROUP BY scorer ORDER BY min(s.line)""",
     ):
-        view.scorers[name] = ScorerSummary(name, failed=failed, earlier_definition=earlier)
+        view.scorers[name] = ScorerSummary(
+            name, failed=failed, earlier_definition=earlier, definition=definition
+        )
     for name in named:  # a scorer whose latest lines all lack a digest: named, no label
         if name not in view.scorers and (not only or name in only):
             view.scorers[name] = ScorerSummary(name)

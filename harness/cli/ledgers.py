@@ -100,6 +100,12 @@ def _status(args: argparse.Namespace, console: Console) -> int:
         for words in commands:
             _say(console, f"collect them with: {_command(*words)}")
         _say(console, f"cancel them with: {_command('batches', 'cancel', *args.ledger)}")
+    elif len(args.ledger) == 1:  # what stats and report read: one output (its shards with it)
+        here = args.ledger[0]
+        _say(console, f"Rates and comparisons: {_command('stats', here)}")
+        _say(
+            console, f"Every answer, figures and statistics on one page: {_command('report', here)}"
+        )
     return EXIT_OK
 
 

@@ -11,6 +11,7 @@ from rich.console import Console
 
 from harness.cli.results import (
     add_bootstrap_arguments,
+    add_by_argument,
     add_force_argument,
     add_threads_argument,
 )
@@ -29,6 +30,7 @@ def add_report_verb(verbs: argparse._SubParsersAction[Parser]) -> None:
     )
     report.add_argument("--scorer", help="the scorer the figures show (default: the first)")
     report.add_argument("--label", help="only this label; also the ROC curves' target")
+    add_by_argument(report)
     report.add_argument("--variant", action="append", default=[], help="only this variant (repeat)")
     report.add_argument("--prompts", type=Path, help="the prompts file, if not the run's")
     report.add_argument(
@@ -67,6 +69,7 @@ def _report(args: argparse.Namespace, console: Console) -> int:
         seed=args.seed,
         threads=args.threads,
         one_family=args.one_family,
+        by=tuple(dict.fromkeys(args.by)),
     )
     with reading_bar(console, "reading", size) as advance:
         built = build_report(request, advance)

@@ -34,14 +34,7 @@ def add_result_verbs(verbs: argparse._SubParsersAction[Parser]) -> None:
     stats.add_argument("output", help="the run's output directory (or its ledger)")
     stats.add_argument("--scorer", action="append", default=[], help="only this scorer (repeat)")
     stats.add_argument("--label", help="only this label; also the target of the uncertainty AUROC")
-    stats.add_argument(
-        "--by",
-        action="append",
-        default=[],
-        metavar="FIELD",
-        help="split rates and comparisons by this field instead of the category (repeat): "
-        "is_synthetic_probe, category, model, temperature, any field of the prompts",
-    )
+    add_by_argument(stats)
     stats.add_argument("--json", type=Path, metavar="FILE", help="also write the report as JSON")
     add_force_argument(stats, "--json")
     add_bootstrap_arguments(stats)
@@ -59,6 +52,18 @@ def add_result_verbs(verbs: argparse._SubParsersAction[Parser]) -> None:
     add_force_argument(export, "--to")
     add_threads_argument(export)
     export.set_defaults(verb=_export)
+
+
+def add_by_argument(verb: argparse.ArgumentParser) -> None:
+    """`--by FIELD` (repeatable): what `stats` and `report` split rates and comparisons by."""
+    verb.add_argument(
+        "--by",
+        action="append",
+        default=[],
+        metavar="FIELD",
+        help="split rates and comparisons by this field instead of the category (repeat): "
+        "is_synthetic_probe, category, model, temperature, any field of the prompts",
+    )
 
 
 def add_force_argument(verb: argparse.ArgumentParser, option: str) -> None:

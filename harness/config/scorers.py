@@ -1,6 +1,6 @@
 """`[[scorers]]`: how answers get labels, as typed, validated, frozen objects.
 
-Three types, each a table with a `name` (letters, digits, `_.-`) and a `type`:
+Five types, each a table with a `name` (letters, digits, `_.-`) and a `type`:
 
 - `rules`: ordered `[[scorers.rules]]`, each a `label` with `regex` patterns and/or `keywords`
   (literal phrases matched between word boundaries); the first rule with a match gives its label,
@@ -17,6 +17,11 @@ Three types, each a table with a `name` (letters, digits, `_.-`) and a `type`:
   `labels` (see `harness.analysis.judge`). `model` names a `[[models]]` entry or is an inline
   model table of its own (the keys of a `[[models]]` entry, `[defaults]` applying; `name`
   defaults to the scorer's). The scorer's `temperature` replaces the model's temperatures.
+
+A `rules`, `python` or `judge` scorer may name the label by which it says an item exists
+(`claims`) and the one by which it says it does not (`denies`): the hallucination view of
+`stats` and the report reads them (`harness.analysis.probe_labels`); they are no part of the
+scorer's definition, so changing them rescores nothing.
 
 Every regex is compiled (by RE2, `harness.patterns`: one that needs backtracking is refused) and
 every template placeholder parsed here, at load time, so a typo is a config error naming the key,
@@ -65,6 +70,8 @@ class RuleScorer:
     rules: tuple[Rule, ...]
     default: str = "no_match"
     case_sensitive: bool = False
+    claims: str = ""
+    denies: str = ""
 
     @property
     def labels(self) -> tuple[str, ...]:
@@ -107,6 +114,8 @@ class JudgeScorer:
     verdict_pattern: str = DEFAULT_VERDICT
     case_sensitive: bool = False
     budget_usd: float | None = None
+    claims: str = ""
+    denies: str = ""
 
 
 # How a target scorer compares an answer with its prompt's target.
@@ -140,6 +149,8 @@ class PythonScorer:
 
     name: str
     function: str
+    claims: str = ""
+    denies: str = ""
 
     @property
     def labels(self) -> tuple[str, ...]:
@@ -148,11 +159,19 @@ class PythonScorer:
 
 
 Scorer = RuleScorer | RefusalScorer | JudgeScorer | TargetScorer | PythonScorer
+# The scorers that can say whether an item exists: `claims` and `denies` name the labels that
+# do (the hallucination view of `stats` and the report: `harness.analysis.probe_labels`).
+ExistenceScorer = RuleScorer | JudgeScorer | PythonScorer
 
 
 _NAMED = described("the scorer's name (letters, digits, '_', '.', '-')")
 _FUNCTION = r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*:[A-Za-z_][A-Za-z0-9_]*"
 _CASE = "whether matching minds case"
+_CLAIMS = (
+    "the label that says the item exists: its rate on synthetic probes is the hallucination "
+    "rate (stats, report)"
+)
+_DENIES = "the label that says the item does not exist: its rate on real items is false denial"
 
 
 @dataclass(frozen=True)
@@ -173,6 +192,8 @@ class RulesScorerKeys:
     )
     default: str = option("no_match", "the label when no rule matches")
     case_sensitive: bool = option(False, _CASE)
+    claims: str = option("", _CLAIMS)
+    denies: str = option("", _DENIES)
 
 
 @dataclass(frozen=True)
@@ -211,6 +232,8 @@ class JudgeScorerKeys:
     budget_usd: float | None = option(
         None, "the most the judge's run may spend, in USD", min=0, max=1e9
     )
+    claims: str = option("", _CLAIMS)
+    denies: str = option("", _DENIES)
 
 
 @dataclass(frozen=True)
@@ -254,6 +277,8 @@ class PythonScorerKeys:
             '"module:callable", importable from the config\'s folder: (answer, prompt) -> label'
         )
     )
+    claims: str = option("", _CLAIMS)
+    denies: str = option("", _DENIES)
 
 
 # Builds an inline judge model from its table and key path (config.py's `[[models]]` parser).
@@ -348,9 +373,12 @@ def _rules(table: Mapping[str, Any], where: str, errors: list[FieldError]) -> Ru
         rules.append(rule)
     if "default" in parsed:
         checked(errors, _label, parsed["default"], f"{where}.default")
+    default = parsed.get("default", RulesScorerKeys.default)
+    _check_probe_labels(parsed, (*(r.label for r in rules), default), where, errors)
     if wrong or len(rules) < len(parsed.get("rules", ())):
         return None
-    return RuleScorer(parsed["name"], tuple(rules), **_given(parsed, "default", "case_sensitive"))
+    keys = ("default", "case_sensitive", "claims", "denies")
+    return RuleScorer(parsed["name"], tuple(rules), **_given(parsed, *keys))
 
 
 def _refusal(
@@ -379,7 +407,13 @@ def _python(table: Mapping[str, Any], where: str, errors: list[FieldError]) -> P
     if isinstance(function, str) and not re.fullmatch(_FUNCTION, function):
         message = 'expected "module:callable", such as "my_scorers:grade"'
         errors.append(FieldError(f"{where}.function", message))
-    return None if errors else PythonScorer(parsed["name"], parsed["function"])
+    _check_probe_labels(parsed, None, where, errors)
+    keys = ("claims", "denies")
+    return (
+        None
+        if errors
+        else PythonScorer(parsed["name"], parsed["function"], **_given(parsed, *keys))
+    )
 
 
 def _target(table: Mapping[str, Any], where: str, errors: list[FieldError]) -> TargetScorer | None:
@@ -463,6 +497,7 @@ def _judge(
     parsed, wrong = table_values(JudgeScorerKeys, table, where)
     errors += wrong
     _judge_labels(parsed, table, where, errors)
+    _check_probe_labels(parsed, parsed.get("labels", ()), where, errors)
     if "verdict_pattern" in parsed or "verdict_pattern" not in table:
         pattern = parsed.get("verdict_pattern", DEFAULT_VERDICT)
         verdict = checked(errors, compile_pattern, pattern, f"{where}.verdict_pattern")
@@ -487,7 +522,9 @@ def _judge(
         labels=parsed["labels"],
         placeholders=placeholders,
         **_given(
-            parsed, "temperature", "system", "verdict_pattern", "case_sensitive", "budget_usd"
+            parsed,
+            *("temperature", "system", "verdict_pattern", "case_sensitive", "budget_usd"),
+            *("claims", "denies"),
         ),
     )
 
@@ -548,6 +585,29 @@ def _judge_model(
     table = {"name": parsed.get("name", "judge"), **model}
     inline = checked(errors, inline_model, table, model_where)
     return None if inline is None else (model_where, inline)
+
+
+def _check_probe_labels(
+    parsed: Mapping[str, Any],
+    labels: Sequence[str] | None,
+    where: str,
+    errors: list[FieldError],
+) -> None:
+    """`claims` and `denies`: each a label the scorer gives (of `labels`; None: not known before
+    it runs), not the same one."""
+    for key in ("claims", "denies"):
+        given = parsed.get(key)
+        if not given:
+            continue
+        path = f"{where}.{key}"
+        if labels is not None and given not in labels:
+            errors.append(
+                FieldError(path, f"{given!r} is not one of its labels ({', '.join(labels)})")
+            )
+        else:
+            checked(errors, _label, given, path)
+    if parsed.get("claims") and parsed.get("claims") == parsed.get("denies"):
+        errors.append(FieldError(f"{where}.denies", "must differ from claims"))
 
 
 def _given(parsed: Mapping[str, Any], *keys: str) -> dict[str, Any]:

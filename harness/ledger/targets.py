@@ -3,10 +3,11 @@
 may be replaced.
 
 A file that holds results is never replaced, whatever its name or `--force`: a ledger (a judge's,
-a shard's: a line of it is a run, batch or result line), a scores file (a sealed score line) or an
-annotation key. Any other file is replaced only when it is one the same verb wrote before, known
-by what the verb writes in it (its `OwnFile` test, given the file), or with `--force`. A folder that
-cannot be written is said at once, before any work.
+a shard's: a line of it is a run, batch or result line), a scores file (a sealed score line), a
+scorers file (a sealed scorer line: `harness.analysis.probe_labels`) or an annotation key. Any
+other file is replaced only when it is one the same verb wrote before, known by what the verb
+writes in it (its `OwnFile` test, given the file), or with `--force`. A folder that cannot be
+written is said at once, before any work.
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ from harness.whole import discard, temporary_path
 
 _HEAD_LINES = 16  # the first lines looked at
 _LINE_MOST = 1 << 20  # bytes read of one line at most
+# The sealed files of results other than ledgers, by the `type` of their lines.
+_SEALED = {"score": "a scores file", "scorer": "a scorers file"}
 _KEY = re.compile(rb'\A\{\s*"schema":\s*\d+,\s*"type":\s*"annotation"')
 
 
@@ -61,8 +64,8 @@ def check_target(
 
 
 def results_in(path: Path) -> str | None:
-    """What results the file `path` holds ("a ledger", "a scores file", "an annotation key"),
-    or None."""
+    """What results the file `path` holds ("a ledger", "a scores file", "a scorers file", "an
+    annotation key"), or None."""
     lines = list(head_lines(path))
     if _KEY.match(b"".join(lines)):
         return "an annotation key"
@@ -70,8 +73,8 @@ def results_in(path: Path) -> str | None:
         if parse_line(line) is not None:
             return "a ledger"
         sealed = parse_sealed(line)
-        if sealed is not None and sealed.get("type") == "score":
-            return "a scores file"
+        if sealed is not None and sealed.get("type") in _SEALED:
+            return _SEALED[sealed["type"]]
     return "a ledger" if path.name == LEDGER_NAME else None
 
 

@@ -7,7 +7,8 @@ Layout (JSON):
 
     {"variants": [...], "categories": [...], "error_types": [...],
      "scorers": [{"name", "labels": [...]}],
-     "prompts": {"id": [...], "category": [code], "probe": [0|1], "text": [str | null]},
+     "prompts": {"id": [...], "category": [code], "probe": [0|1], "text": [str | null],
+                 "metadata": [{field: text}]},
      "rows": {"variant", "prompt", "sample", "ok", "error", "retries", "tokens": [...],
               "latency": [seconds | null], "text": [answer or error message],
               "logprobs": [index into "logprobs" | -1], "labels": {scorer: [code | -1]}},
@@ -47,6 +48,7 @@ def payload(
             "category": columns.category[first].tolist(),
             "probe": columns.probe[first].astype(int).tolist(),
             "text": texts,
+            "metadata": rows.metadata,
         },
         "rows": {
             "variant": columns.variant.tolist(),

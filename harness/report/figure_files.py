@@ -14,7 +14,14 @@ from harness.errors import InputError
 from harness.ledger.targets import OwnFile
 from harness.whole import discard, remove_stale, temporary_path
 
-FIGURES = ("rates", "comparisons", "distributions", "timeline", "roc")  # each one's file name
+FIGURES = (
+    "hallucination",
+    "rates",
+    "comparisons",
+    "distributions",
+    "timeline",
+    "roc",
+)  # each one's file name
 MAKER = "harness report"  # the SVG's creator and the PNG's software, in their metadata
 
 

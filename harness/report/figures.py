@@ -2,10 +2,12 @@
 inline SVG for the page (text kept as text: a few KB a figure), and SVG + PNG (300 dpi) files
 for a paper. SVGs are reproducible: a fixed `svg.hashsalt` for element ids and no date.
 
+- hallucination: per variant, its hallucination and false-denial rates (`Stats.hallucination`,
+  see `figures_probes`);
 - rates: per label of the chosen scorer, the rate per category (and over all) per variant, with
   the 95% Wilson interval as error bars (`Stats.rates`);
 - comparisons: Cohen's h for every pair of variants, BH-adjusted significance marked
-  (`Stats.comparisons`);
+  (`Stats.comparisons`): a heat map per split (`--by`), or per measure of the hallucination view;
 - distributions: latency of live answers and output tokens per variant;
 - timeline: answers and failures finished over time, retries, failed attempts by error type;
 - roc: per variant with token logprobs, the ROC curve of each uncertainty measure for the probe
@@ -33,11 +35,12 @@ import matplotlib
 import numpy as np
 from matplotlib.figure import Figure
 
-from harness.analysis.stats import Rate, Stats
+from harness.analysis.stats import PROBE_ITEMS, Comparison, Rate, Stats
 from harness.analysis.view_columns import AnswerColumns
 from harness.report.figure_files import FIGURES, MAKER
 from harness.report.figure_text import shown, shown_names
 from harness.report.figures_answers import distributions_figure, roc_figure, timeline_figure
+from harness.report.figures_probes import hallucination_figure
 from harness.report.made import WIDTH, Made
 from harness.report.read import Rows, Timeline
 from harness.scrub import SECRETS
@@ -68,6 +71,7 @@ _MOST_BARS = 120  # bars in a panel of the rates figure: its categories fit the 
 _MOST_CATEGORIES = 12
 _MOST_LABELS = 6  # panels of the rates figure: the labels given most
 _ANNOTATED = 8  # the heatmap writes Cohen's h in its cells up to so many variants (stars above)
+_MOST_SPLITS = 6  # heat maps of the comparisons figure, one per split
 
 
 @dataclass(frozen=True)
@@ -99,7 +103,8 @@ def draw_all(
             f"figures: the first {len(variants)} of the {len(names)} variants by name drawn "
             "(--variant picks others; the Statistics tab has them all)"
         )
-    makers: list[Callable[[], Made | str]] = [
+    makers: list[Callable[[], Made | str | None]] = [
+        lambda: hallucination_figure(stats, scorer, variants),
         lambda: rates_figure(stats, scorer, label, variants),
         lambda: comparisons_figure(stats, scorer, label, variants),
         lambda: distributions_figure(columns, rows, variants),
@@ -111,6 +116,8 @@ def draw_all(
         warnings.filterwarnings("ignore", _GLYPH_MISSING, UserWarning)
         for name, make in zip(FIGURES, makers, strict=True):
             made = make()
+            if made is None:
+                continue
             if isinstance(made, str):
                 notes.append(made)
                 continue
@@ -173,13 +180,15 @@ def rates_figure(
         ax.set_title(f"{shown(scorer or 'answers that failed')}: {shown(name)}", loc="left")
     ticks = [*shown_names(categories, 24).values(), _ALL]
     axes[-1].set_xticks(places, ticks, rotation=30, ha="right", rotation_mode="anchor")
+    split = ", ".join(stats.by) or "category"
+    axes[-1].set_xlabel(shown(split))
     figure.legend(
         handles=axes[0].get_legend_handles_labels()[0],
         loc="outside lower center",
         ncols=min(3, len(drawn)),
     )
     what = f"scorer {scorer}" if scorer else "the share of jobs whose latest record failed"
-    caption = f"Rate per category and variant ({what}), with 95% Wilson intervals."
+    caption = f"Rate per {split} and variant ({what}), with 95% Wilson intervals."
     return Made(figure, caption, tuple(notes))
 
 
@@ -218,50 +227,93 @@ def _most_answered(rates: list[Rate], label: str, variants: int, notes: list[str
 def comparisons_figure(
     stats: Stats, scorer: str | None, label: str | None, variants: Collection[str]
 ) -> Made | str:
-    compared = [
-        c
-        for c in stats.comparisons
-        if c.scorer == scorer and c.variant_a in variants and c.variant_b in variants
-    ]
+    """Cohen's h of every pair of variants as a heat map: one per split (`--by`), or one per
+    measure of the scorer's hallucination view, else one over every item."""
     if scorer is None:
         return "comparisons: no paired comparisons: no scores to compare"
-    if not compared:
+    panels, notes = _panels(stats, scorer, label, variants)
+    if not panels:
         why = stats.uncompared.get(scorer, "none between the variants drawn")
         return f"comparisons: no paired comparisons of {scorer}: {why}"
-    chosen = label or compared[0].label
-    compared = [c for c in compared if c.label == chosen]
-    names = sorted({c.variant_a for c in compared} | {c.variant_b for c in compared})
+    names = sorted({v for _, cs in panels for c in cs for v in (c.variant_a, c.variant_b)})
     at = {v: n for n, v in enumerate(names)}
-    h = np.full((len(names), len(names)), np.nan)
-    marks: dict[tuple[int, int], str] = {}
-    for c in compared:
-        a, b = at[c.variant_a], at[c.variant_b]
-        h[a, b], h[b, a] = c.cohens_h, -c.cohens_h
-        stars = next((s for limit, s in _SIGNIFICANT if c.p_adjusted <= limit), "")
-        marks[(a, b)] = marks[(b, a)] = stars
+    maps = []
+    for _, compared in panels:
+        h = np.full((len(names), len(names)), np.nan)
+        marks: dict[tuple[int, int], str] = {}
+        for c in compared:
+            a, b = at[c.variant_a], at[c.variant_b]
+            h[a, b], h[b, a] = c.cohens_h, -c.cohens_h
+            stars = next((s for limit, s in _SIGNIFICANT if c.p_adjusted <= limit), "")
+            marks[(a, b)] = marks[(b, a)] = stars
+        maps.append((h, marks))
     side = min(6.0, 2.0 + 0.45 * len(names))
-    figure = Figure(figsize=(min(WIDTH, side + 2.5), side), layout="constrained")
-    ax = figure.subplots()
-    reach = max(0.2, float(np.nanmax(np.abs(h))) if np.isfinite(h).any() else 0.2)
-    image = ax.imshow(h, cmap="RdBu_r", vmin=-reach, vmax=reach)
+    figure = Figure(figsize=(min(WIDTH, side + 2.5), len(panels) * side), layout="constrained")
+    axes = figure.subplots(len(panels), 1, squeeze=False).ravel()
+    every = np.concatenate([h.ravel() for h, _ in maps])
+    reach = max(0.2, float(np.nanmax(np.abs(every))) if np.isfinite(every).any() else 0.2)
     annotated = len(names) <= _ANNOTATED
-    for (a, b), stars in marks.items():
-        text = f"{h[a, b]:+.2f}{stars}" if annotated else stars
-        if text:
-            ax.text(b, a, text, ha="center", va="center", fontsize=7 if annotated else 5)
     ticks = list(shown_names(names).values())
     size = min(7.0, 250 / len(names))  # points: a row of a 3.5-inch square holds its name
     turned = 30 if annotated else 90  # slanted names of many columns would overlap
-    ax.set_xticks(range(len(names)), ticks, rotation=turned, ha="right", rotation_mode="anchor")
-    ax.set_yticks(range(len(names)), ticks)
-    ax.tick_params(labelsize=size)
-    ax.grid(False)
-    ax.set_title(f"{shown(scorer)}: {shown(chosen)}, row vs column", loc="left")
-    figure.colorbar(image, ax=ax, label="Cohen's h", shrink=0.6, aspect=25)
+    for ax, (title, _), (h, marks) in zip(axes, panels, maps, strict=True):
+        image = ax.imshow(h, cmap="RdBu_r", vmin=-reach, vmax=reach)
+        for (a, b), stars in marks.items():
+            text = f"{h[a, b]:+.2f}{stars}" if annotated else stars
+            if text:
+                ax.text(b, a, text, ha="center", va="center", fontsize=7 if annotated else 5)
+        ax.set_xticks(range(len(names)), ticks, rotation=turned, ha="right", rotation_mode="anchor")
+        ax.set_yticks(range(len(names)), ticks)
+        ax.tick_params(labelsize=size)
+        ax.grid(False)
+        ax.set_title(f"{shown(scorer)}: {title}, row vs column", loc="left")
+    figure.colorbar(image, ax=list(axes), label="Cohen's h", shrink=0.6, aspect=25)
     numbers = "" if annotated else " (the values are in the Statistics tab)"
+    what = "; ".join(title for title, _ in panels)
     caption = (
-        f"Cohen's h of the rate of {chosen} ({scorer}), row variant against column variant, on "
-        f"the items both answered{numbers}; * ** *** mark Benjamini-Hochberg adjusted exact "
-        f"McNemar p <= 0.05, 0.01, 0.001 ({stats.family})."
+        f"Cohen's h ({scorer}: {what}), row variant against column variant, on the items both "
+        f"answered{numbers}; * ** *** mark Benjamini-Hochberg adjusted exact McNemar p <= 0.05, "
+        f"0.01, 0.001 ({stats.family})."
     )
-    return Made(figure, caption)
+    return Made(figure, caption, tuple(notes))
+
+
+def _panels(
+    stats: Stats, scorer: str, label: str | None, variants: Collection[str]
+) -> tuple[list[tuple[str, list[Comparison]]], list[str]]:
+    """The heat maps to draw, each its title and comparisons (of the variants drawn): one per
+    split with `--by` (those with the most pairs), else one per measure of the hallucination
+    view (the one of `label` when asked for), else one of `label` (or the first) over every
+    item; and notes of what is left out."""
+
+    def drawn(c: Comparison) -> bool:
+        return c.scorer == scorer and c.variant_a in variants and c.variant_b in variants
+
+    compared = [c for c in stats.comparisons if drawn(c)]
+    chosen = label or (compared[0].label if compared else None)
+    if stats.by and chosen is not None:
+        splits: dict[str, list[Comparison]] = {}
+        for c in compared:
+            if c.label == chosen and c.split is not None:
+                splits.setdefault(c.split, []).append(c)
+        ranked = sorted(splits, key=lambda s: (-sum(c.pairs for c in splits[s]), s))
+        notes = []
+        if len(ranked) > _MOST_SPLITS:
+            notes.append(
+                f"comparisons: the {_MOST_SPLITS} splits with the most pairs of "
+                f"{len(ranked)} drawn (the Statistics tab has every one)"
+            )
+        field = f"{stats.by[0]} = " if len(stats.by) == 1 else ""
+        return [(f"{chosen}, {field}{s}", splits[s]) for s in sorted(ranked[:_MOST_SPLITS])], notes
+    view = [c for c in stats.hallucination_comparisons if drawn(c) and label in (None, c.label)]
+    if view:
+        measures = {items: measure for measure, items in PROBE_ITEMS.items()}
+        by_items: dict[str, list[Comparison]] = {}
+        for c in view:
+            by_items.setdefault(str(c.split), []).append(c)
+        return [
+            (f"{measures[items]}\n({shown(cs[0].label, 24)} on {items})", cs)
+            for items, cs in by_items.items()
+        ], []
+    overall = [c for c in compared if c.label == chosen and c.split is None]
+    return ([(str(chosen), overall)] if overall else []), []

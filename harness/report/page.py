@@ -24,6 +24,7 @@ from typing import Any
 from harness.analysis.annotation import run_prompt_source
 from harness.analysis.stats import LabelCounts, Stats, check_selection, stats_of
 from harness.analysis.view import open_view
+from harness.analysis.view_columns import split_fields, view_columns
 from harness.bulk import collector_paused
 from harness.errors import InputError
 from harness.ledger.sets import Advance, Ledgers
@@ -68,6 +69,7 @@ class ReportRequest:
     seed: int = 0
     threads: int | None = None  # the query engine's threads (None: one per core)
     one_family: bool = False  # every comparison one Benjamini-Hochberg family
+    by: tuple[str, ...] = ()  # the fields rates and comparisons are split by (default: category)
 
 
 @dataclass(frozen=True)
@@ -168,7 +170,7 @@ def _read(
                 request.scores,
                 threads=request.threads,
                 advance=advance,
-                fields=FIELDS,
+                fields=(*FIELDS, *split_fields(request.by)),
             )
         )
         _check_scorer(request, view.labels)
@@ -183,17 +185,19 @@ def _read(
             request = dataclasses.replace(request, variants=tuple(named))
         variants = set(request.variants) or None
         reading = report_reading(view, request.limits, variants)
+        split = view_columns(view, request.by) if request.by else reading.columns
         stats = stats_of(
             request.ledger,
             request.scores,
             view.labels,
-            reading.columns,
+            split,
             request.label,
             request.resamples,
             request.seed,
             skipped_lines=reading.skipped,
             threads=request.threads,
             one_family=request.one_family,
+            by=request.by,
         )
         summary = summary_made.result() if summary_made else summarize(request.ledger)
     _check_variants(request, summary)

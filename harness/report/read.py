@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -46,7 +47,10 @@ FIELDS = (
     "retry_count",
     "full_response",
     "positions",
+    "metadata",
 )
+# The characters of a prompt's metadata value the page shows at most.
+_METADATA_CHARS = 500
 
 
 @dataclass(frozen=True)
@@ -68,6 +72,9 @@ class Rows:
     prompts: list[str] = field(default_factory=list)  # prompt ids, in the order first seen
     first_row: list[int] = field(default_factory=list)  # per prompt: its first record's row
     prompt_hash: list[str] = field(default_factory=list)  # per prompt: its first record's
+    # per prompt: its first record's metadata (the prompt's fields beyond id, text, category
+    # and probe flag), each value as text cut to `_METADATA_CHARS`
+    metadata: list[dict[str, str]] = field(default_factory=list)
     error_types: list[str] = field(default_factory=list)  # in the order first seen
     prompt: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int32))
     sample: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
@@ -212,7 +219,7 @@ SELECT prompt_id, coalesce(prompt_hash, '') AS prompt_hash, sample,
                  OR json_type(error, '$.message') = 'NULL' THEN ''
             WHEN error->>'$.message' IN ('0', 'false', '[]', '{{}}', '0.0') THEN ''
             ELSE error->>'$.message' END AS text,
-       coalesce(positions, 0) > 0 AS has_logprobs
+       coalesce(positions, 0) > 0 AS has_logprobs, metadata
 FROM latest ORDER BY line
 """
 
@@ -234,6 +241,7 @@ def _rows(view: View, limits: Limits) -> tuple[Rows, np.ndarray]:
         prompts=prompts.dictionary.to_pylist(),
         first_row=first.tolist(),
         prompt_hash=[str(h) for h in hashes[first]],
+        metadata=[_fields(table["metadata"][int(row)].as_py()) for row in first],
         error_types=errors.dictionary.to_pylist(),
         prompt=codes,
         sample=numbers(table["sample"], np.int64),
@@ -245,6 +253,16 @@ def _rows(view: View, limits: Limits) -> tuple[Rows, np.ndarray]:
         text=text.to_pylist(),
         cut=cut,
     ), numbers(table["has_logprobs"], bool)
+
+
+def _fields(metadata: str | None) -> dict[str, str]:
+    """A record's metadata (JSON text) as its fields' texts: a string as it is, anything else as
+    JSON; each cut to `_METADATA_CHARS`."""
+    found = orjson.loads(metadata) if metadata else None
+    if not isinstance(found, dict):
+        return {}
+    texts = {k: v if isinstance(v, str) else orjson.dumps(v).decode() for k, v in found.items()}
+    return {k: v[:_METADATA_CHARS] for k, v in texts.items()}
 
 
 def _sample(view: View, rows: Rows, flags: np.ndarray, limits: Limits) -> LogprobSample:

@@ -61,6 +61,7 @@
       $("notes").append(el("div", { class: "notes" }, el("strong", {}, "Notes"),
         el("ul", {}, notes.map((n) => el("li", {}, n)))));
     }
+    if (meta.stats.hallucination.length) $("headline").replaceChildren(...hallucinationView(meta.stats, "h2"));
     const variants = meta.variants;
     $("variants").replaceWith(table(
       ["variant", "ok", "failed", "pending", "retried", "in tok", "out tok", "p50 s", "p95 s", "wall s", "cost"],
@@ -101,32 +102,106 @@
   }
 
   // ---- statistics ----
+  const interval = (r) => (r ? `${percent(r.rate)} [${percent(r.low)}, ${percent(r.high)}] ${count(r.count)}/${count(r.n)}` : "");
+  const signed = (h) => (h >= 0 ? "+" : "") + h.toFixed(3);
+  const PROBE_ITEMS = { hallucination: "synthetic probes", "false denial": "real items" };
+  const scroll = (node) => el("div", { class: "scroll" }, node);
+
+  // Per scorer with claims or denies: each variant's hallucination and false-denial rates, and
+  // the paired comparisons of every two variants on the items both answered.
+  function hallucinationView(stats, headingTag) {
+    const parts = [];
+    for (const scorer of [...new Set(stats.hallucination.map((r) => r.scorer))]) {
+      const rates = stats.hallucination.filter((r) => r.scorer === scorer);
+      const measures = Object.keys(PROBE_ITEMS).filter((m) => rates.some((r) => r.measure === m));
+      const label = (m) => rates.find((r) => r.measure === m).label;
+      const variants = [...new Set(rates.map((r) => r.variant))].sort();
+      parts.push(el(headingTag, {}, `${scorer}: hallucination on synthetic probes, 95% Wilson interval`));
+      parts.push(scroll(table(
+        ["variant", ...measures.map((m) => `${m}: ${label(m)} on ${PROBE_ITEMS[m]}`)],
+        variants.map((v) => [v, ...measures.map((m) => interval(rates.find((r) => r.variant === v && r.measure === m)))]),
+        [false, ...measures.map(() => true)])));
+      const compared = stats.hallucination_comparisons.filter((c) => c.scorer === scorer);
+      if (compared.length) {
+        parts.push(el("p", { class: "muted" }, "Paired on the items both variants answered: exact McNemar, " +
+          `Benjamini-Hochberg ${stats.family}.`));
+        parts.push(scroll(comparisonTable(compared, { measure: measureOf })));
+      }
+    }
+    return parts;
+  }
+
+  const measureOf = (c) => Object.keys(PROBE_ITEMS).find((m) => PROBE_ITEMS[m] === c.split);
+
+  function comparisonTable(comparisons, lead) {
+    return table(
+      [...Object.keys(lead), "variant a", "variant b", "pairs", "rate a", "rate b", "a only", "b only", "p", "p (BH)", "Cohen's h"],
+      comparisons.map((c) => [...Object.values(lead).map((f) => f(c)), c.variant_a, c.variant_b, count(c.pairs),
+        percent(c.rate_a), percent(c.rate_b), count(c.a_only), count(c.b_only), pValue(c.p_value),
+        pValue(c.p_adjusted), signed(c.cohens_h)]),
+      [...Object.keys(lead).map(() => false), false, false, true, true, true, true, true, true, true, true]);
+  }
+
+  // The labels shown of a scorer: a scorer of two labels its first (the other is the rest), the
+  // ledger's status its errors only, and only when there are some.
+  function shownLabels(scorer, rates) {
+    const labels = [...new Set(rates.map((r) => r.label))].sort();
+    if (scorer === "(status)") return rates.some((r) => r.label === "error" && r.count) ? ["error"] : [];
+    return labels.length === 2 ? labels.slice(0, 1) : labels;
+  }
+
+  // Every scorer and label shown, each variant's rate over all its answers: variants as columns.
+  function headline(stats) {
+    const variants = [...new Set(stats.rates.map((r) => r.variant))].sort();
+    const rows = [];
+    for (const scorer of [...new Set(stats.rates.map((r) => r.scorer))]) {
+      const rates = stats.rates.filter((r) => r.scorer === scorer && r.category === null);
+      for (const label of shownLabels(scorer, rates)) {
+        rows.push([`${scorer} = ${label}`, ...variants.map((v) => interval(rates.find((r) => r.variant === v && r.label === label)))]);
+      }
+    }
+    return rows.length ? scroll(table(["scorer = label", ...variants], rows, [false, ...variants.map(() => true)])) : null;
+  }
+
   function statistics() {
     const section = $("statistics");
     const stats = meta.stats;
-    const scorers = [...new Set(stats.rates.map((r) => r.scorer))];
-    for (const scorer of scorers) {
+    const split = stats.by.length ? stats.by.join(", ") : "category";
+    if (stats.hallucination.length) section.append(...hallucinationView(stats, "h2"));
+    const top = headline(stats);
+    if (top) section.append(el("h2", {}, "Every scorer and label over all answers, 95% Wilson interval"), top);
+    const every = [...stats.hallucination_comparisons, ...stats.comparisons];
+    const significant = every.filter((c) => c.p_adjusted < 0.05);
+    if (every.length) {
+      section.append(el("h2", {}, `Significant differences: Benjamini-Hochberg adjusted p < 0.05 (${stats.family})`));
+      section.append(significant.length
+        ? scroll(comparisonTable(significant, { scorer: (c) => c.scorer, label: (c) => c.label, items: (c) => c.split || "(all)" }))
+        : el("p", { class: "muted" }, `None of the ${count(every.length)} paired comparisons.`));
+    }
+    for (const scorer of [...new Set(stats.rates.map((r) => r.scorer))]) {
       const rates = stats.rates.filter((r) => r.scorer === scorer);
-      section.append(el("h2", {}, `${scorer}: rate per label, 95% Wilson interval`));
-      section.append(el("div", { class: "scroll" }, table(
-        ["variant", "category", "label", "n", "count", "rate", "95% interval"],
-        rates.map((r) => [r.variant, r.category === null ? "(all)" : r.category, r.label, count(r.n),
-          count(r.count), percent(r.rate), `${percent(r.low)} – ${percent(r.high)}`]),
-        [false, false, false, true, true, true, true])));
+      const variants = [...new Set(rates.map((r) => r.variant))].sort();
+      const categories = [...new Set(rates.filter((r) => r.category !== null).map((r) => r.category))].sort();
+      for (const label of shownLabels(scorer, rates)) {
+        section.append(el("h2", {}, `${scorer} = ${label}: rate per ${split}, 95% Wilson interval`));
+        section.append(scroll(table(
+          [split, ...variants],
+          [...categories, null].map((c) => [c === null ? "(all)" : c, ...variants.map((v) =>
+            interval(rates.find((r) => r.variant === v && r.category === c && r.label === label)))]),
+          [false, ...variants.map(() => true)])));
+      }
     }
     if (stats.comparisons.length) {
-      section.append(el("h2", {}, `Paired comparisons: exact McNemar, Benjamini-Hochberg ${stats.family}`));
-      section.append(el("div", { class: "scroll" }, table(
-        ["scorer", "label", "variant a", "variant b", "pairs", "rate a", "rate b", "a only", "b only", "p", "p (BH)", "Cohen's h"],
-        stats.comparisons.map((c) => [c.scorer, c.label, c.variant_a, c.variant_b, count(c.pairs),
-          percent(c.rate_a), percent(c.rate_b), count(c.a_only), count(c.b_only), pValue(c.p_value),
-          pValue(c.p_adjusted), (c.cohens_h >= 0 ? "+" : "") + c.cohens_h.toFixed(3)]),
-        [false, false, false, false, true, true, true, true, true, true, true, true])));
+      const lead = { scorer: (c) => c.scorer, label: (c) => c.label };
+      if (stats.by.length) lead[split] = (c) => c.split || "(all)";
+      section.append(el("details", { class: "run" },
+        el("summary", {}, `All ${count(stats.comparisons.length)} paired comparisons: exact McNemar, Benjamini-Hochberg ${stats.family}`),
+        scroll(comparisonTable(stats.comparisons, lead))));
     }
     if (stats.separations.length) {
       section.append(el("h2", {}, `Uncertainty from token logprobs: AUROC` +
         (stats.resamples ? `, 95% bootstrap interval (${count(stats.resamples)} resamples, seed ${stats.seed})` : "")));
-      section.append(el("div", { class: "scroll" }, table(
+      section.append(scroll(table(
         ["variant", "measure", "target", "positives", "negatives", "AUROC", "95% interval"],
         stats.separations.map((s) => [s.variant, s.measure, s.target, count(s.positives), count(s.negatives),
           fixed(s.auroc, 3), s.low === null ? "-" : `${fixed(s.low, 3)} – ${fixed(s.high, 3)}`]),
@@ -275,6 +350,8 @@
     $("detail-meta").textContent =
       `category ${data.categories[data.prompts.category[prompt]]} · ` +
       (data.prompts.probe[prompt] ? "synthetic probe" : "not a probe");
+    const fields = Object.entries(data.prompts.metadata[prompt] || {});
+    $("detail-fields").replaceChildren(...fields.map(([k, v]) => [el("dt", {}, k), el("dd", {}, v)]).flat());
     const text = data.prompts.text[prompt];
     $("detail-prompt").textContent = text === null ? "(the prompt's text is not in this report: see its notes)" : text;
     const cards = [];

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.harness.analysis.ledgers import answer, score, write_ledger, write_scores
+from tests.harness.analysis.ledgers import answer, failure, score, write_ledger, write_scores
 
 
 @pytest.fixture
@@ -78,6 +78,7 @@ def test_exporting_a_ledger_without_records_is_exit_2_and_writes_nothing(tmp_pat
 def test_markup_and_control_characters_in_the_data_print_as_text(tmp_path, run_cli, verb):
     variant, category = "a[/]@t0\x1b[31m", "cat[bold]\x00\x07"
     records = [answer(variant, f"p{i}", category=category) for i in range(3)]
+    records.append(failure(variant, "p3", category=category))  # stats shows failures alone
     write_ledger(tmp_path / "ledger.jsonl", records)
     code, out, _ = run_cli(verb[0], tmp_path, *verb[1:])
     assert code == 0

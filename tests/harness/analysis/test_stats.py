@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
@@ -118,7 +119,10 @@ def test_stats_verb_prints_tables_writes_json_whole_and_says_what_next(tmp_path,
     target = tmp_path / "report" / "stats.json"
     code, out, err = run_cli("stats", tmp_path / "out", "--json", target)
     assert code == 0, err
-    assert "s: rate per label, 95% Wilson interval" in out
+    # one table per label, variants as columns; of two labels the first (the other is the rest)
+    assert "s = no: rate, 95% Wilson interval" in out and "s = yes" not in out
+    assert re.search(r"category\s+┃\s+a@t0\s+┃\s+b@t0", out)
+    assert "(status) = error" not in out and "(status): no job failed (of 20)" in out
     assert "paired comparisons" in out
     assert f"Statistics: {target}" in out
     assert "-m harness export" in out and "--format parquet" in out

@@ -80,6 +80,46 @@ def test_paired_comparisons_run_within_each_split_on_the_items_both_variants_ans
     assert {c["split"] for c in stats["comparisons"]} == {None, "true", "false"}
 
 
+def test_the_hallucination_view_is_claims_on_probes_and_denies_on_real_items_as_on_the_export(
+    demo,
+):
+    stats, answers = demo
+    labelled = answers[answers["score.existence"].notna()]
+    rates = {(r["measure"], r["variant"]): r for r in stats["hallucination"]}
+    for measure, label, probe in (
+        ("hallucination", "claims_exists", True),
+        ("false denial", "denies", False),
+    ):
+        for variant, group in labelled[labelled["is_synthetic_probe"] == probe].groupby("variant"):
+            count, n = int((group["score.existence"] == label).sum()), len(group)
+            low, high = proportion_confint(count, n, method="wilson")
+            rate = rates.pop((measure, variant))
+            assert (rate["scorer"], rate["label"], rate["n"], rate["count"]) == (
+                "existence",
+                label,
+                n,
+                count,
+            )
+            assert (rate["low"], rate["high"]) == pytest.approx((low, high), abs=1e-12)
+    assert rates == {}  # four variants, two measures, nothing else
+    # its comparisons are the --by split's on the same items, BH-adjusted as families of their own
+    split = {
+        (c["label"], c["split"], c["variant_a"], c["variant_b"]): c
+        for c in stats["comparisons"]
+        if c["scorer"] == "existence"
+    }
+    items = {"synthetic probes": "true", "real items": "false"}
+    for c in stats["hallucination_comparisons"]:
+        same = split[(c["label"], items[c["split"]], c["variant_a"], c["variant_b"])]
+        assert (c["pairs"], c["a_only"], c["b_only"]) == (
+            same["pairs"],
+            same["a_only"],
+            same["b_only"],
+        )
+        assert c["p_value"] == same["p_value"]
+    assert len(stats["hallucination_comparisons"]) == 12
+
+
 def test_a_prompt_field_some_answers_lack_is_their_own_split_and_an_unknown_one_exit_2(
     tmp_path, run_cli
 ):

@@ -38,6 +38,14 @@ from tests.harness.analysis.score_project import EXISTENCE, score_lines
         (TargetScorer("t", match="numeric"), "about 3, or 4", 3, "incorrect"),
         (TargetScorer("t", match="numeric", tolerance=0.5), "roughly 3.4", "3", "correct"),
         (TargetScorer("t", match="numeric"), "no idea", 3, "incorrect"),
+        (TargetScorer("t", match="numeric"), "it falls to \u22127 degrees", -7, "correct"),
+        (
+            TargetScorer("t", match="numeric"),
+            "about 1\u202f234\u00a0567 people",
+            1234567,
+            "correct",
+        ),
+        (TargetScorer("t", match="numeric"), "pick 1 234", 234, "correct"),
         (TargetScorer("t", match="choice"), "Because... ANSWER: (b)", "B", "correct"),
         (TargetScorer("t", match="choice"), "ANSWER: A\nno, ANSWER: C", "C", "correct"),
         (TargetScorer("t", match="choice"), " B. ", "B", "correct"),
@@ -175,6 +183,21 @@ def test_an_inspect_style_target_is_met_by_the_answers_that_include_it(tmp_path,
         target = rows[int(key.split("|")[1][1:])]["target"]
         met = target.casefold() in answers[key].casefold()
         assert (line["label"], line["value"]) == (("correct", 1.0) if met else ("incorrect", 0.0))
+    # through stats, the export and the report, the same labels
+    output = tmp_path / "out"
+    assert run_cli("stats", output, "--json", tmp_path / "s.json", "--resamples", "0")[0] == 0
+    rates = json.loads((tmp_path / "s.json").read_text())["rates"]
+    overall = {r["variant"]: r for r in rates if r["scorer"] == "hit" and r["label"] == "correct"}
+    assert run_cli("export", output, "--format", "jsonl", "--to", tmp_path / "a.jsonl")[0] == 0
+    exported = [json.loads(line) for line in (tmp_path / "a.jsonl").read_text().splitlines()]
+    for variant, rate in overall.items():
+        mine = [row for row in exported if row["variant"] == variant]
+        correct = sum(row["score.hit"] == "correct" for row in mine)
+        assert (rate["count"], rate["n"]) == (correct, len(mine))
+        assert {row["score.hit.value"] for row in mine} <= {0.0, 1.0}
+    assert run_cli("report", output, "--resamples", "0")[0] == 0
+    page = (output / "report.html").read_text()
+    assert '"scorer":"hit"' in page and '"label":"correct"' in page
 
 
 @pytest.mark.parametrize(

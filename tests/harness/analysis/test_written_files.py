@@ -40,6 +40,8 @@ def output(tmp_path: Path) -> Path:
     records = [answer("a@t0", f"p{i}") for i in range(4)]
     write_ledger(tmp_path / "out" / "ledger.jsonl", records)
     write_scores(tmp_path / "out" / "scores.jsonl", [score(records[0], "claims", "yes")])
+    scorer = {"key": "claims", "type": "scorer", "scorer": "claims", "definition": "d0d0d0d0d0d0"}
+    write_ledger(tmp_path / "out" / "scorers.jsonl", [{**scorer, "claims": "yes", "schema": 1}])
     write_ledger(tmp_path / "judge" / "judge.jsonl", [answer("judge@t0", "q0")])
     write_ledger(tmp_path / "shard-1-of-2" / "ledger.jsonl", [answer("a@t0", "p9")])
     key = {"schema": 1, "type": "annotation", "name": "annotation", "items": {}}
@@ -65,6 +67,7 @@ def _option(writer: str) -> str:
         ("judge/judge.jsonl", "a ledger"),
         ("shard-1-of-2/ledger.jsonl", "a ledger"),
         ("out/scores.jsonl", "a scores file"),
+        ("out/scorers.jsonl", "a scorers file"),
         ("out/annotation.key.json", "an annotation key"),
     ],
 )

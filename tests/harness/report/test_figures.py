@@ -144,3 +144,49 @@ def test_glyphs_the_font_lacks_draw_without_warnings(tmp_path):
         report(tmp_path, figures=tmp_path / "figures")
     assert not [w for w in caught if "missing from font" in str(w.message)]
     assert len(list((tmp_path / "figures").glob("*.png"))) == 4
+
+
+def _probe_run(root, variants=("a@t0", "b@t0", "c@t0")):
+    """Three variants over 12 prompts (every third a synthetic probe), scored by `claims`,
+    whose "exists" label says an item exists and "denies" that it does not."""
+    records, scores = [], []
+    for v, variant in enumerate(variants):
+        for i in range(12):
+            record = answer(variant, f"p{i:02d}", probe=i % 3 == 0, category="ab"[i % 2])
+            records.append(record)
+            scores.append(score(record, "claims", LABELS[(v + i) % len(LABELS)]))
+    write_ledger(root / "ledger.jsonl", records)
+    write_scores(root / "scores.jsonl", scores)
+    line = {"key": "claims", "type": "scorer", "scorer": "claims", "definition": "d0d0d0d0d0d0"}
+    write_ledger(root / "scorers.jsonl", [{**line, "claims": "exists", "denies": "denies"}])
+
+
+def test_a_hallucination_view_draws_its_figure_and_a_heat_map_per_measure(tmp_path):
+    _probe_run(tmp_path)
+    built = report(tmp_path)
+    svgs = figure_svgs(built.path)
+    assert list(svgs)[:3] == ["hallucination", "rates", "comparisons"]
+    words = " ".join(texts(svgs["hallucination"]))
+    assert "exists on synthetic probes" in words and "denies on real items" in words
+    heat = " ".join(texts(svgs["comparisons"]))
+    assert "claims: hallucination" in heat and "claims: false denial" in heat
+    assert not any(note.startswith("hallucination:") for note in built.notes)
+
+
+def test_without_a_view_there_is_no_hallucination_figure_and_no_note_of_it(tmp_path):
+    write_run(tmp_path, ["a@t0", "b@t0"], ["x", "y"])
+    built = report(tmp_path)
+    assert "hallucination" not in figure_svgs(built.path)
+    assert not any("hallucination" in n for n in built.notes)
+
+
+def test_report_by_a_field_splits_the_rates_and_draws_a_heat_map_per_split(tmp_path):
+    _probe_run(tmp_path)
+    built = report(tmp_path, by=("is_synthetic_probe",))
+    svgs = figure_svgs(built.path)
+    assert "is_synthetic_probe" in texts(svgs["rates"])
+    assert {"false", "true", "(all)"} <= set(texts(svgs["rates"]))
+    heat = " ".join(texts(svgs["comparisons"]))
+    assert "is_synthetic_probe = false" in heat and "is_synthetic_probe = true" in heat
+    page = built.path.read_text()
+    assert '"by":["is_synthetic_probe"]' in page

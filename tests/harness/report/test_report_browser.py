@@ -6,6 +6,9 @@ tests/artifacts/report/."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 
 from tests.harness.report.project import BREAKOUT, IMAGE, VARIANTS, write_project
@@ -187,4 +190,108 @@ def test_the_filters_list_variants_categories_labels_and_error_types_by_name(tmp
         assert given == sorted(given) and given, scorer
     _option(page, "#f-variant", VARIANTS[0])
     assert _count(page) == sum(r["variant"] == VARIANTS[0] for r in project.latest())
+    assert tab.errors == [] and tab.blocked == []
+
+
+# The demo's config with a Python scorer of its own beside it (`claims` names its label that
+# says an item exists: a second hallucination view).
+_MINE = """
+[[scorers]]
+name = "mine"
+type = "python"
+function = "graders:grade"
+claims = "says_yes"
+"""
+_GRADER = """
+def grade(answer, prompt):
+    yes = answer["full_response"].lower().startswith("yes")
+    return {"label": "says_yes" if yes else "other", "value": float(yes)}
+"""
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    """The demo, with a Python scorer too: run, scored, its stats and Parquet export, its
+    report."""
+    import json
+    import shutil
+
+    import pandas as pd
+
+    from tests.conftest import REPO
+
+    root = tmp_path_factory.mktemp("demo")
+    shutil.copytree(REPO / "configs" / "prompts", root / "prompts")
+    config = root / "demo.toml"
+    config.write_text((REPO / "configs" / "demo.toml").read_text() + _MINE)
+    (root / "graders.py").write_text(_GRADER)
+    output = root / "results"
+    steps = (
+        ["run", str(config), "--output", str(output)],
+        ["score", str(config), "--output", str(output)],
+        ["stats", str(output), "--json", str(root / "s.json"), "--resamples", "0"],
+        ["export", str(output), "--format", "parquet", "--to", str(root / "a.parquet")],
+        ["report", str(output), "--resamples", "0"],
+    )
+    for argv in steps:  # in a process of their own: Playwright's event loop may be running here
+        done = subprocess.run([sys.executable, "-m", "harness", *argv], capture_output=True)
+        assert done.returncode == 0, done.stderr
+    stats = json.loads((root / "s.json").read_text())
+    return stats, pd.read_parquet(root / "a.parquet"), output / "report.html"
+
+
+def test_the_overview_leads_with_each_hallucination_table_as_stats_gives_it(demo, tab):
+    stats, answers, path = demo
+    page = tab.open(path)
+    headings = page.locator("#headline h2").all_text_contents()
+    assert headings == [
+        "existence: hallucination on synthetic probes, 95% Wilson interval",
+        "mine: hallucination on synthetic probes, 95% Wilson interval",
+    ]
+    first = page.locator("#headline table").first
+    rows = first.locator("tbody tr").all()
+    shown = {
+        r.locator("td").nth(0).text_content(): r.locator("td").nth(1).text_content() for r in rows
+    }
+    for rate in stats["hallucination"]:
+        if rate["scorer"] == "existence" and rate["measure"] == "hallucination":
+            expected = (
+                f"{100 * rate['rate']:.1f}% [{100 * rate['low']:.1f}%, {100 * rate['high']:.1f}%] "
+                f"{rate['count']}/{rate['n']}"
+            )
+            assert shown.pop(rate["variant"]) == expected
+    assert shown == {}
+    # the Python scorer's view counts its own label on the probes, as the export has it
+    probes = answers[answers["is_synthetic_probe"] & answers["score.mine"].notna()]
+    for rate in stats["hallucination"]:
+        if rate["scorer"] == "mine":
+            mine = probes[probes["variant"] == rate["variant"]]
+            assert (rate["count"], rate["n"]) == (
+                (mine["score.mine"] == "says_yes").sum(),
+                len(mine),
+            )
+    assert page.locator("#overview").text_content().index("hallucination") < page.locator(
+        "#overview"
+    ).text_content().index("Variants")
+    tab.shot("demo-overview", full_page=True)
+    page.click("nav button[data-view=statistics]")
+    text = page.locator("#statistics").text_content()
+    for heading in ("truth = correct: rate per category", "mine = other: rate per category"):
+        assert heading in text
+    assert "Significant differences" in text
+    assert tab.errors == [] and tab.blocked == []
+
+
+def test_the_record_view_shows_the_prompts_fields_beside_the_answers(demo, tab):
+    _, answers, path = demo
+    page = tab.open(path)
+    page.click("nav button[data-view=records]")
+    page.click("#rows tr >> nth=0")
+    fields = page.locator("#detail-fields dt").all_text_contents()
+    assert "ground_truth" in fields
+    prompt = page.text_content("#detail-title")
+    mine = answers[answers["prompt_id"] == prompt].iloc[0]
+    values = dict(zip(fields, page.locator("#detail-fields dd").all_text_contents(), strict=True))
+    given = mine.filter(like="metadata.").dropna()  # a field this prompt lacks: not shown
+    assert values == {name.removeprefix("metadata."): value for name, value in given.items()}
     assert tab.errors == [] and tab.blocked == []

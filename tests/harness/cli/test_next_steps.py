@@ -1,0 +1,67 @@
+"""Every next step a verb prints works as printed and keeps the output the user named: from a run
+of the demo into a folder of the user's choosing, each command line printed is run in turn (and
+each one those print), and each exits 0 on that same folder."""
+
+from __future__ import annotations
+
+import re
+import shlex
+import shutil
+from pathlib import Path
+
+from tests.conftest import REPO
+from tests.harness.analysis.test_annotation import read_sheet, write_sheet
+
+# Where a harness command line begins in what a verb prints; it ends at the end of its
+# sentence: a `;`, `)` or `,` outside quotes (`shlex`), or the end of the line.
+_HINT = re.compile(r"\S*python\S* -m harness ")
+_END = ";),"
+# Hints that name what the user must fill in, run with the same words in the test's place.
+_PLACEHOLDERS = {"CONFIG": "demo.toml"}
+
+
+def _hints(out: str) -> list[list[str]]:
+    found = []
+    for line in out.splitlines():
+        for rest in _HINT.split(line)[1:]:
+            lexer = shlex.shlex(rest, posix=True, punctuation_chars=_END)
+            lexer.whitespace_split = True
+            words = []
+            for token in lexer:
+                if token[0] in _END:
+                    break
+                words.append(token)
+            found.append(words)
+    return found
+
+
+def test_every_printed_next_step_runs_as_printed_on_the_users_output(
+    tmp_path, run_cli, monkeypatch
+):
+    shutil.copytree(REPO / "configs" / "prompts", tmp_path / "prompts")
+    shutil.copy(REPO / "configs" / "demo.toml", tmp_path / "demo.toml")
+    monkeypatch.chdir(tmp_path)
+    output = str(tmp_path / "elsewhere" / "pilot")
+    todo = [
+        ["run", "demo.toml", "--output", output],
+        ["report", output, "--out", str(tmp_path / "before.html")],  # no scores yet: says how
+        ["query", output, "SELECT variant, count(*) AS n FROM answers GROUP BY variant"],
+    ]
+    done: list[list[str]] = []
+    while todo:
+        argv = [_PLACEHOLDERS.get(word, word) for word in todo.pop(0)]
+        if argv in done:
+            continue
+        if argv[:2] == ["annotate", "import"]:  # the rater's part: the sheets filled in
+            for sheet in map(Path, argv[3:]):
+                rows = read_sheet(sheet)
+                write_sheet(sheet, [rows[0], *([*row[:3], "denies", *row[4:]] for row in rows[1:])])
+        code, out, err = run_cli(*argv)
+        assert code == 0, (argv, err)
+        done.append(argv)
+        for hint in _hints(out):
+            assert output in hint, (argv, hint)  # the user's folder, never the config's own
+            todo.append(hint)
+    verbs = {argv[0] for argv in done}
+    assert {"run", "status", "score", "stats", "report", "export", "annotate", "query"} <= verbs
+    assert not (tmp_path / "results").exists()  # the config's own output was never written

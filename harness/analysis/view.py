@@ -40,11 +40,13 @@ from duckdb.func import ARROW
 
 from harness.analysis.scores import ScoreLine, answer_digest, is_score
 from harness.analysis.sealed_pass import Parse, Readable, SealedLines, parse_lines, sealed_lines
+from harness.analysis.view_cache import keep, restore, save, snapshot_for
 from harness.errors import InputError
 from harness.input_files import refuse_special
 from harness.ledger.lines import READ_BUFFER, is_result, parse_line, parse_sealed
 from harness.ledger.record import decode_record
 from harness.ledger.sets import Advance, Ledgers
+from harness.whole import discard
 
 # The record's fields as DuckDB reads them. Every line DuckDB's reading is joined with was checked
 # by the harness's own decoder first (`harness.ledger.record.decode_record`, in
@@ -259,23 +261,21 @@ def open_view(
             # path is given to another meanwhile (as `run --fresh` does).
             source, paths = _held(stack, ledger)
             view.paths = paths
-            # DuckDB reads the ledger's lines (on its threads, without the GIL) while this
-            # thread checks the seals and shapes of the ledger's lines and the scores file's.
-            with ThreadPoolExecutor(1) as pool:
-                reading = pool.submit(_file_rows, view, paths, fields)
-                try:
-                    found = sealed_lines(source, _parse_record, _is_record, advance=advance)
-                    given = _scores_seen(stack, scores, advance)
-                    reading.result()
-                except BaseException:
-                    connection.interrupt()
-                    raise
-            _answers_table(view, source, paths, found, Path(folder), fields)
-            if every_record:
-                _records_table(view, source, paths, found, Path(folder))
-            _scores_table(view, given, scorers, Path(folder))
+            files = list(ledger.paths) if isinstance(ledger, Ledgers) else [ledger]
+            snapshot = None if every_record else snapshot_for(files, scores, fields, scorers)
+            written = None
+            if snapshot is None or not restore(view, snapshot, threads or cores(), advance):
+                _make(view, stack, source, fields, scorers, Path(folder), every_record, advance)
+                if snapshot is not None and view.connection.execute(
+                    "SELECT count(*) FROM latest"
+                ).fetchone() != (0,):
+                    written = save(view, snapshot, threads or cores())
+                    if written is not None:
+                        stack.callback(discard, written)  # unless the verb got to its end
             _score_columns(view)
             yield view
+            if snapshot is not None and written is not None:
+                keep(written, snapshot)
         except duckdb.Error as exc:
             raise InputError(f"{ledger}: {_first_line(exc)}") from None
         except RuntimeError as exc:  # DuckDB interrupted by Ctrl-C, in this thread or another
@@ -284,6 +284,34 @@ def open_view(
             raise
         except OSError as exc:
             raise InputError(f"{exc.filename or ledger}: {exc.strerror or exc}") from None
+
+
+def _make(
+    view: View,
+    stack: ExitStack,
+    source: BinaryIO | Ledgers,
+    fields: Collection[str],
+    scorers: Collection[str],
+    folder: Path,
+    every_record: bool,
+    advance: Advance | None,
+) -> None:
+    """Read the ledger and the scores file into the view's tables."""
+    # DuckDB reads the ledger's lines (on its threads, without the GIL) while this thread checks
+    # the seals and shapes of the ledger's lines and the scores file's.
+    with ThreadPoolExecutor(1) as pool:
+        reading = pool.submit(_file_rows, view, view.paths, fields)
+        try:
+            found = sealed_lines(source, _parse_record, _is_record, advance=advance)
+            given = _scores_seen(stack, view.scores_path, advance)
+            reading.result()
+        except BaseException:
+            view.connection.interrupt()
+            raise
+    _answers_table(view, source, view.paths, found, folder, fields)
+    if every_record:
+        _records_table(view, source, view.paths, found, folder)
+    _scores_table(view, given, scorers, folder)
 
 
 def _measured() -> str:

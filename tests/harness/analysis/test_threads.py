@@ -28,6 +28,13 @@ from tests.harness.analysis.ledgers import (
     write_scores,
 )
 
+
+@pytest.fixture(autouse=True)
+def _read_afresh(monkeypatch):
+    """Every view made from the files, never taken from a snapshot (those are tested apart)."""
+    monkeypatch.setenv("HARNESS_VIEW_CACHE", "0")
+
+
 PROMPTS = 400
 
 

@@ -1,0 +1,219 @@
+"""Verified snapshots of a view: what `open_view` made of a ledger and its scores file, kept as
+a DuckDB file in `OUTPUT/.harness-cache/` and taken again while the files are as they were, so
+that `stats`, `report` and `export` on an unchanged run read a snapshot instead of every line.
+
+A snapshot is taken again only when every file it was made of has the same size and the same
+CRC-32 of each 64 MiB stretch (checked on the cores, a second or so per 1.5 GB): a line changed
+anywhere, even in place, and the view is made afresh. A file that grew (a run still writing, new
+scores) is read afresh too. A snapshot holds the view's tables (`latest`, `scores`,
+`score_lines`, `every_line`) and what reading left out (`View.skipped`, `View.labels`); it is
+named after what it was made for (the files, the fields asked for, the scorers kept), written
+whole and renamed into place, and the folder keeps the `_KEPT` newest. Delete the folder at any
+time; `HARNESS_VIEW_CACHE=0` turns snapshots off.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import hashlib
+import os
+import stat
+import zlib
+from collections.abc import Collection, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import duckdb
+import orjson
+
+from harness.ledger.sets import Advance
+from harness.whole import discard, remove_stale, temporary_path
+
+if TYPE_CHECKING:
+    from harness.analysis.view import View
+
+FOLDER = ".harness-cache"
+_VERSION = 1  # bumped whenever a view is made otherwise from the same files
+_CHUNK = 64 << 20
+_KEPT = 8  # snapshots kept in the folder, the newest
+_TABLES = ("latest", "scores", "score_lines", "every_line")
+_ODD = -1  # the size of a file that is no regular one (a folder, a FIFO): never snapshotted
+
+
+@dataclasses.dataclass(frozen=True)
+class Snapshot:
+    """Where the snapshot of a view made of `files` (the ledger's, then the scores file) for
+    `wanted` (the fields and scorers asked for) is kept, and the files' sizes before it was
+    made (None: missing)."""
+
+    path: Path
+    files: tuple[Path, ...]
+    sizes: tuple[int | None, ...]
+
+
+def snapshot_for(
+    ledgers: Sequence[Path], scores: Path, fields: Collection[str], scorers: Collection[str]
+) -> Snapshot | None:
+    """The snapshot of this view (None when snapshots are off)."""
+    if os.environ.get("HARNESS_VIEW_CACHE", "1") == "0":
+        return None
+    files = (*(p.resolve() for p in ledgers), scores.resolve())
+    key = orjson.dumps(
+        [_VERSION, [str(f) for f in files], sorted(fields), sorted(scorers)],
+    )
+    name = hashlib.sha256(key).hexdigest()[:20] + ".duckdb"
+    with contextlib.suppress(OSError):  # what a verb killed while writing it left
+        remove_stale(scores.parent, name)
+    return Snapshot(scores.parent / FOLDER / name, files, tuple(_size(f) for f in files))
+
+
+def restore(view: View, snapshot: Snapshot, threads: int, advance: Advance | None) -> bool:
+    """Fill `view` from its snapshot when there is one and every file is as it was then."""
+    try:
+        if _ODD in snapshot.sizes or not snapshot.path.is_file():
+            return False
+        connection = view.connection
+        connection.execute(f"ATTACH '{_quoted(snapshot.path)}' AS snapshot (READ_ONLY)")
+    except (OSError, duckdb.Error):
+        return False
+    try:
+        (manifest,) = connection.execute("SELECT manifest FROM snapshot.manifest").fetchone() or (
+            "",
+        )
+        made = orjson.loads(manifest)
+        files = [(Path(f["path"]), f["size"], f["crcs"]) for f in made["files"]]
+        if [(p, s) for p, s, _ in files] != list(zip(snapshot.files, snapshot.sizes, strict=True)):
+            return False
+        for path, size, crcs in files:
+            if size is not None and _crcs(path, size, threads, advance) != crcs:
+                return False
+        for table in made["tables"]:
+            connection.execute(f"CREATE TABLE {table} AS SELECT * FROM snapshot.{table}")
+        _read_counts(view, made)
+        return True
+    except (OSError, duckdb.Error, orjson.JSONDecodeError, KeyError, TypeError, ValueError):
+        for table in _TABLES:
+            connection.execute(f"DROP TABLE IF EXISTS {table}")
+        return False
+    finally:
+        connection.execute("DETACH snapshot")
+
+
+def save(view: View, snapshot: Snapshot, threads: int) -> Path | None:
+    """Write the view as its snapshot, to a temporary file that `keep` puts in place once the
+    verb is done (None when a file changed while the view was made, or the folder cannot be
+    written: no snapshot)."""
+    if _ODD in snapshot.sizes or tuple(_size(f) for f in snapshot.files) != snapshot.sizes:
+        return None  # a file grew meanwhile: what was read of it is not known to the byte
+    folder = snapshot.path.parent.parent  # the output's: the snapshots' made when it is kept
+    try:
+        files = [
+            {"path": str(f), "size": s, "crcs": None if s is None else _crcs(f, s, threads, None)}
+            for f, s in zip(snapshot.files, snapshot.sizes, strict=True)
+        ]
+    except OSError:
+        return None
+    tables = [
+        name
+        for (name,) in view.connection.execute(
+            "SELECT table_name FROM duckdb_tables() WHERE database_name = 'memory'"
+        ).fetchall()
+        if name in _TABLES
+    ]
+    manifest = {"files": files, "tables": tables, **_counts(view)}
+    temporary = temporary_path(folder, snapshot.path.name, "snapshot")
+    connection = view.connection
+    try:
+        connection.execute(f"ATTACH '{_quoted(temporary)}' AS snapshot")
+        try:
+            for table in tables:
+                connection.execute(f"CREATE TABLE snapshot.{table} AS SELECT * FROM {table}")
+            connection.execute("CREATE TABLE snapshot.manifest (manifest VARCHAR)")
+            connection.execute(
+                "INSERT INTO snapshot.manifest VALUES (?)", [orjson.dumps(manifest).decode()]
+            )
+        finally:
+            connection.execute("DETACH snapshot")
+    except (OSError, duckdb.Error):
+        discard(temporary)
+        return None
+    return temporary
+
+
+def keep(temporary: Path, snapshot: Snapshot) -> None:
+    """Put the snapshot written to `temporary` in place, and the folder's oldest away."""
+    try:
+        snapshot.path.parent.mkdir(exist_ok=True)
+        os.replace(temporary, snapshot.path)
+    except OSError:
+        discard(temporary)
+        return
+    _prune(snapshot.path.parent)
+
+
+def _counts(view: View) -> dict[str, Any]:
+    """What reading left out, and the scorers' summaries, as the manifest keeps them."""
+    labels = view.labels
+    return {
+        "skipped": view.skipped,
+        "labels": {
+            "scorers": [dataclasses.asdict(s) for s in labels.scorers.values()],
+            "named": sorted(labels.named),
+            "skipped": labels.skipped,
+        },
+    }
+
+
+def _read_counts(view: View, made: dict[str, Any]) -> None:
+    from harness.analysis.view import ScoreCounts, ScorerSummary
+
+    labels = made["labels"]
+    view.skipped = made["skipped"]
+    view.labels = ScoreCounts(
+        {s["name"]: ScorerSummary(**s) for s in labels["scorers"]},
+        set(labels["named"]),
+        labels["skipped"],
+    )
+
+
+def _crcs(path: Path, size: int, threads: int, advance: Advance | None) -> list[int]:
+    """The CRC-32 of each `_CHUNK` of the file's first `size` bytes, on `threads` threads (zlib
+    lets go of the GIL)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+
+        def one(start: int) -> int:
+            data = os.pread(fd, min(_CHUNK, size - start), start)
+            if advance is not None:
+                advance(len(data))
+            return zlib.crc32(data)
+
+        with ThreadPoolExecutor(max(1, threads)) as pool:
+            return list(pool.map(one, range(0, size, _CHUNK)))
+    finally:
+        os.close(fd)
+
+
+def _size(path: Path) -> int | None:
+    """A file's size; None when it is missing, -1 when it is no regular file (never read)."""
+    try:
+        found = path.stat()
+    except FileNotFoundError:
+        return None
+    return found.st_size if stat.S_ISREG(found.st_mode) else _ODD
+
+
+def _prune(folder: Path) -> None:
+    """Keep the `_KEPT` newest snapshots."""
+    try:
+        found = sorted(folder.glob("*.duckdb"), key=lambda p: p.stat().st_mtime, reverse=True)
+        for old in found[_KEPT:]:
+            old.unlink(missing_ok=True)
+    except OSError:
+        return
+
+
+def _quoted(path: Path) -> str:
+    return str(path).replace("'", "''")

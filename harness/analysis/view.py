@@ -22,6 +22,7 @@ RAM, at most `MEMORY_LIMIT_MB`), spilling to a temporary folder of its own.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import tempfile
@@ -264,12 +265,16 @@ def open_view(
             files = list(ledger.paths) if isinstance(ledger, Ledgers) else [ledger]
             snapshot = None if every_record else snapshot_for(files, scores, fields, scorers)
             written = None
-            if snapshot is None or not restore(view, snapshot, threads or cores(), advance):
+            spread = threads or cores()
+            kept = None if snapshot is None else restore(connection, snapshot, spread, advance)
+            if kept is not None:
+                _read_counts(view, kept)
+            else:
                 _make(view, stack, source, fields, scorers, Path(folder), every_record, advance)
                 if snapshot is not None and view.connection.execute(
                     "SELECT count(*) FROM latest"
                 ).fetchone() != (0,):
-                    written = save(view, snapshot, threads or cores())
+                    written = save(connection, snapshot, _counts(view), spread)
                     if written is not None:
                         stack.callback(discard, written)  # unless the verb got to its end
             _score_columns(view)
@@ -284,6 +289,28 @@ def open_view(
             raise
         except OSError as exc:
             raise InputError(f"{exc.filename or ledger}: {exc.strerror or exc}") from None
+
+
+def _counts(view: View) -> dict[str, Any]:
+    """What reading left out, and the scorers' summaries: what a snapshot keeps beside the
+    tables."""
+    labels = view.labels
+    return {
+        "skipped": view.skipped,
+        "scorers": [dataclasses.asdict(s) for s in labels.scorers.values()],
+        "named": sorted(labels.named),
+        "scores_skipped": labels.skipped,
+    }
+
+
+def _read_counts(view: View, kept: dict[str, Any]) -> None:
+    """Take back what `_counts` gave a snapshot."""
+    view.skipped = kept["skipped"]
+    view.labels = ScoreCounts(
+        {s["name"]: ScorerSummary(**s) for s in kept["scorers"]},
+        set(kept["named"]),
+        kept["scores_skipped"],
+    )
 
 
 def _make(

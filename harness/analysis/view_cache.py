@@ -23,16 +23,13 @@ import zlib
 from collections.abc import Collection, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import duckdb
 import orjson
 
 from harness.ledger.sets import Advance
 from harness.whole import discard, remove_stale, temporary_path
-
-if TYPE_CHECKING:
-    from harness.analysis.view import View
 
 FOLDER = ".harness-cache"
 _VERSION = 1  # bumped whenever a view is made otherwise from the same files
@@ -69,15 +66,20 @@ def snapshot_for(
     return Snapshot(scores.parent / FOLDER / name, files, tuple(_size(f) for f in files))
 
 
-def restore(view: View, snapshot: Snapshot, threads: int, advance: Advance | None) -> bool:
-    """Fill `view` from its snapshot when there is one and every file is as it was then."""
+def restore(
+    connection: duckdb.DuckDBPyConnection,
+    snapshot: Snapshot,
+    threads: int,
+    advance: Advance | None,
+) -> dict[str, Any] | None:
+    """Make the view's tables in `connection` from its snapshot when there is one and every
+    file is as it was then; what `save` was given to keep with them (None: no snapshot)."""
     try:
         if _ODD in snapshot.sizes or not snapshot.path.is_file():
-            return False
-        connection = view.connection
+            return None
         connection.execute(f"ATTACH '{_quoted(snapshot.path)}' AS snapshot (READ_ONLY)")
     except (OSError, duckdb.Error):
-        return False
+        return None
     try:
         (manifest,) = connection.execute("SELECT manifest FROM snapshot.manifest").fetchone() or (
             "",
@@ -85,26 +87,30 @@ def restore(view: View, snapshot: Snapshot, threads: int, advance: Advance | Non
         made = orjson.loads(manifest)
         files = [(Path(f["path"]), f["size"], f["crcs"]) for f in made["files"]]
         if [(p, s) for p, s, _ in files] != list(zip(snapshot.files, snapshot.sizes, strict=True)):
-            return False
+            return None
         for path, size, crcs in files:
             if size is not None and _crcs(path, size, threads, advance) != crcs:
-                return False
+                return None
         for table in made["tables"]:
             connection.execute(f"CREATE TABLE {table} AS SELECT * FROM snapshot.{table}")
-        _read_counts(view, made)
-        return True
+        return dict(made["kept"])
     except (OSError, duckdb.Error, orjson.JSONDecodeError, KeyError, TypeError, ValueError):
         for table in _TABLES:
             connection.execute(f"DROP TABLE IF EXISTS {table}")
-        return False
+        return None
     finally:
         connection.execute("DETACH snapshot")
 
 
-def save(view: View, snapshot: Snapshot, threads: int) -> Path | None:
-    """Write the view as its snapshot, to a temporary file that `keep` puts in place once the
-    verb is done (None when a file changed while the view was made, or the folder cannot be
-    written: no snapshot)."""
+def save(
+    connection: duckdb.DuckDBPyConnection,
+    snapshot: Snapshot,
+    kept: dict[str, Any],
+    threads: int,
+) -> Path | None:
+    """Write the view's tables in `connection`, and `kept` (JSON), as its snapshot, to a
+    temporary file that `keep` puts in place once the verb is done (None when a file changed
+    while the view was made, or the folder cannot be written: no snapshot)."""
     if _ODD in snapshot.sizes or tuple(_size(f) for f in snapshot.files) != snapshot.sizes:
         return None  # a file grew meanwhile: what was read of it is not known to the byte
     folder = snapshot.path.parent.parent  # the output's: the snapshots' made when it is kept
@@ -117,14 +123,13 @@ def save(view: View, snapshot: Snapshot, threads: int) -> Path | None:
         return None
     tables = [
         name
-        for (name,) in view.connection.execute(
+        for (name,) in connection.execute(
             "SELECT table_name FROM duckdb_tables() WHERE database_name = 'memory'"
         ).fetchall()
         if name in _TABLES
     ]
-    manifest = {"files": files, "tables": tables, **_counts(view)}
+    manifest = {"files": files, "tables": tables, "kept": kept}
     temporary = temporary_path(folder, snapshot.path.name, "snapshot")
-    connection = view.connection
     try:
         connection.execute(f"ATTACH '{_quoted(temporary)}' AS snapshot")
         try:
@@ -151,31 +156,6 @@ def keep(temporary: Path, snapshot: Snapshot) -> None:
         discard(temporary)
         return
     _prune(snapshot.path.parent)
-
-
-def _counts(view: View) -> dict[str, Any]:
-    """What reading left out, and the scorers' summaries, as the manifest keeps them."""
-    labels = view.labels
-    return {
-        "skipped": view.skipped,
-        "labels": {
-            "scorers": [dataclasses.asdict(s) for s in labels.scorers.values()],
-            "named": sorted(labels.named),
-            "skipped": labels.skipped,
-        },
-    }
-
-
-def _read_counts(view: View, made: dict[str, Any]) -> None:
-    from harness.analysis.view import ScoreCounts, ScorerSummary
-
-    labels = made["labels"]
-    view.skipped = made["skipped"]
-    view.labels = ScoreCounts(
-        {s["name"]: ScorerSummary(**s) for s in labels["scorers"]},
-        set(labels["named"]),
-        labels["skipped"],
-    )
 
 
 def _crcs(path: Path, size: int, threads: int, advance: Advance | None) -> list[int]:

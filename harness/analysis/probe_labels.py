@@ -23,6 +23,7 @@ from typing import Literal
 import msgspec
 
 from harness.analysis.answers import lines_at
+from harness.errors import InputError
 from harness.input_files import refuse_special
 from harness.ledger.lines import parse_sealed
 from harness.ledger.record import utc_timestamp
@@ -44,31 +45,43 @@ class ProbeLabels(msgspec.Struct, frozen=True):
     denies: str | None = None
 
 
-def read_probe_labels(path: Path) -> dict[str, ProbeLabels]:
-    """The latest line of every scorer in the file at `path` (none when it is missing); a line
-    that is damaged or not of the shape is left out."""
+def read_probe_labels(path: Path) -> tuple[dict[str, ProbeLabels], int]:
+    """The latest line of every scorer in the file at `path` (none when it is missing), and how
+    many lines were left out (damaged, or not of the shape); InputError when it is no file."""
     found: dict[str, ProbeLabels] = {}
-    if not path.exists():
-        return found
-    refuse_special(path)
+    skipped = 0
+    if not check_probe_labels(path):
+        return found, skipped
     for _, line in lines_at(path):
-        obj = parse_sealed(line, always_sealed=True) if line.strip() else None
+        if not line.strip():
+            continue
         try:
-            labels = msgspec.convert(obj, ProbeLabels)
+            labels = msgspec.convert(parse_sealed(line, always_sealed=True), ProbeLabels)
         except msgspec.ValidationError:
+            skipped += 1
             continue
         found[labels.key] = labels
-    return found
+    return found, skipped
+
+
+def check_probe_labels(path: Path) -> bool:
+    """Whether the file is there; InputError when something else is (a folder, a FIFO)."""
+    if not path.exists():
+        return False
+    refuse_special(path)
+    if not path.is_file():
+        raise InputError(f"{path}: is not a file (the scorers file must be one)")
+    return True
 
 
 def write_probe_labels(
     output: Path, given: Mapping[str, tuple[str, str | None, str | None]]
-) -> int:
+) -> list[str]:
     """Append a line for each scorer of `given` (name -> definition hash, claims, denies) whose
     latest line says otherwise (a scorer without either label and without a line: none);
-    returns how many were written."""
+    returns their names."""
     path = output / SCORERS_NAME
-    latest = read_probe_labels(path)
+    latest, _ = read_probe_labels(path)
     lines = []
     for name, (definition, claims, denies) in given.items():
         before = latest.get(name)
@@ -86,4 +99,4 @@ def write_probe_labels(
                 writer.append(line)
         finally:
             writer.close()
-    return len(lines)
+    return [line["scorer"] for line in lines]

@@ -35,7 +35,7 @@ from harness.analysis.judge import (
     judged,
     setup_judge,
 )
-from harness.analysis.probe_labels import write_probe_labels
+from harness.analysis.probe_labels import SCORERS_NAME, check_probe_labels, write_probe_labels
 from harness.analysis.rules import RuleMatcher, seen_as
 from harness.analysis.score_view import Tally
 from harness.analysis.scores import (
@@ -104,6 +104,14 @@ class ScoringPlan:
         """Where the scores go."""
         return self.config.output / SCORES_NAME
 
+    @property
+    def definitions(self) -> dict[str, str]:
+        """The definition hash of every scorer that labels answers of its own (not a target
+        scorer), by name."""
+        found = {name: definition for name, (_, definition) in self.rules.items()}
+        found |= {judge.scorer.name: judge.definition for judge in self.judges}
+        return found | {name: definition for name, (_, definition) in self.functions.items()}
+
 
 @dataclass
 class ScoringResult:
@@ -127,6 +135,7 @@ def prepare_scoring(
     if output is not None:
         config = replace(config, output=output)
     scorers = _chosen(config, names)
+    check_probe_labels(config.output / SCORERS_NAME)
     if not tree(config.output):
         ledger = config.output / LEDGER_NAME
         raise InputError(f"{ledger}: no answers to score (run `harness run {config.path}` first)")
@@ -207,10 +216,16 @@ def _chosen(config: RunConfig, names: Sequence[str]) -> tuple[Scorer, ...]:
 
 async def score(plan: ScoringPlan, console: Console, argv: Sequence[str] = ()) -> ScoringResult:
     """Append every score not yet current; returns the labels of all answers per scorer."""
+    # What the labels mean first: the scores made below are under these definitions.
+    meant = write_probe_labels(plan.config.output, _probe_labels(plan))
     writer = LedgerWriter(plan.scores_path, batch=1024)
     try:
         states, skipped = read_score_states(plan.scores_path, [s.name for s in plan.scorers])
         result = ScoringResult({s.name: Tally(s.name) for s in plan.scorers}, skipped)
+        result.notes += [
+            f"{name}: its claims and denies labels recorded in {plan.config.output / SCORERS_NAME}"
+            for name in meant
+        ]
         read = frozenset(t.matcher.scorer.of for t in plan.targets.values())
         scores = _Scores(writer, states, result, read)
         if plan.rules:
@@ -218,20 +233,28 @@ async def score(plan: ScoringPlan, console: Console, argv: Sequence[str] = ()) -
         for judge in plan.judges:
             code = await _score_judge(plan, judge, scores, console, argv)
             result.code = max(result.code, code)
-        if plan.targets or plan.functions:
-            _score_by_prompt(plan, scores, console)
+        # The target scorers that read no Python scorer's labels, in a pass of their own: a
+        # Python scorer that raises stops `score`, and none of them is left behind the labels it
+        # reads. Those that read a Python scorer's come with it, answer by answer.
+        python = {
+            t for t, target in plan.targets.items() if target.matcher.scorer.of in plan.functions
+        }
+        first = {t: target for t, target in plan.targets.items() if t not in python}
+        if first and plan.functions:
+            _score_by_prompt(plan, scores, console, first, {})
+            first = {}
+        if first or plan.functions:
+            then = {t: plan.targets[t] for t in python}
+            _score_by_prompt(plan, scores, console, {**first, **then}, plan.functions)
     finally:
         writer.close()
-    write_probe_labels(plan.config.output, _probe_labels(plan))
     return result
 
 
 def _probe_labels(plan: ScoringPlan) -> dict[str, tuple[str, str | None, str | None]]:
     """Each scorer scored that can say whether an item exists: its definition hash, and the
     labels that claim and deny it (see `harness.analysis.probe_labels`)."""
-    definitions = {name: definition for name, (_, definition) in plan.rules.items()}
-    definitions |= {judge.scorer.name: judge.definition for judge in plan.judges}
-    definitions |= {name: definition for name, (_, definition) in plan.functions.items()}
+    definitions = plan.definitions
     found: dict[str, tuple[str, str | None, str | None]] = {}
     for scorer in plan.scorers:
         if isinstance(scorer, ExistenceScorer) and scorer.name in definitions:
@@ -365,14 +388,18 @@ def _questions(
     return todo
 
 
-def _score_by_prompt(plan: ScoringPlan, scores: _Scores, console: Console) -> None:
-    """One pass over the answers for every Python and target scorer (they are given the
-    answer's prompt), after the scorers they read (a target scorer may read a Python one's)."""
+def _score_by_prompt(
+    plan: ScoringPlan,
+    scores: _Scores,
+    console: Console,
+    targets: dict[str, _Target],
+    functions: dict[str, tuple[FunctionScorer, str]],
+) -> None:
+    """One pass over the answers for these Python and target scorers (they are given the
+    answer's prompt), each answer's Python scorers first (a target scorer may read one's)."""
     result, states = scores.result, scores.states
-    changed, waiting = 0, dict.fromkeys(plan.targets, 0)
-    definitions = {name: definition_id for name, (_, definition_id) in plan.rules.items()}
-    definitions |= {judge.scorer.name: judge.definition for judge in plan.judges}
-    definitions |= {name: definition_id for name, (_, definition_id) in plan.functions.items()}
+    changed, waiting = 0, dict.fromkeys(targets, 0)
+    definitions = plan.definitions
     given: dict[tuple[str, str], tuple[dict[str, Any], str]] = {}  # the prompt as a function has it
     for record in _each_answer(plan, scores, console, "scoring by prompt: answers"):
         prompt = plan.prompts.get(record["prompt_id"])
@@ -380,7 +407,7 @@ def _score_by_prompt(plan: ScoringPlan, scores: _Scores, console: Console) -> No
             changed += 1  # made from prompt text the prompt set no longer has
             continue
         digest, now = answer_digest(record), utc_timestamp()
-        for name, (function, definition_id) in plan.functions.items():
+        for name, (function, definition_id) in functions.items():
             if (name, prompt.id) not in given:
                 fields = function.prompt_fields(prompt)
                 given[name, prompt.id] = (fields, function.input_digest(fields))
@@ -388,7 +415,7 @@ def _score_by_prompt(plan: ScoringPlan, scores: _Scores, console: Console) -> No
             made = (definition_id, digest, input_id)
             if not scores.counted(record, name, made):
                 scores.give(record, name, made, function.label(record, fields), now)
-        for name, target in plan.targets.items():
+        for name, target in targets.items():
             values, of = target.targets[prompt.id], target.matcher.scorer.of
             read = None
             if of:
@@ -405,16 +432,16 @@ def _score_by_prompt(plan: ScoringPlan, scores: _Scores, console: Console) -> No
     for name, count in waiting.items():
         result.tallies[name].unscored += count + changed
         if count:
-            of = plan.targets[name].matcher.scorer.of
+            of = targets[name].matcher.scorer.of
             result.notes.append(
                 f"{name}: {count:,} answer(s) have no current {of} label (not scored yet, or "
                 f"its request failed): run the same command again once {of} has scored them"
             )
     if changed:
-        for name in plan.functions:
+        for name in functions:
             result.tallies[name].unscored += changed
         result.notes.append(
-            f"{', '.join([*plan.targets, *plan.functions])}: {changed:,} answer(s) were made "
+            f"{', '.join([*targets, *functions])}: {changed:,} answer(s) were made "
             "from prompt text the prompt set no longer has: not scored (an edited prompt: "
             "`harness run` answers it again; a removed one stays unscored)"
         )

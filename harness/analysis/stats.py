@@ -12,9 +12,14 @@ predicts a synthetic probe or a label (AUROC with a bootstrap interval).
   (`statsmodels.stats.contingency_tables.mcnemar(exact=True)`: the binomial test on the
   discordant pairs), Cohen's h of the two rates on those items
   (`statsmodels.stats.proportion.proportion_effectsize`), and the Benjamini-Hochberg adjusted p
-  over every comparison in the report (`statsmodels.stats.multitest.multipletests`, fdr_bh).
-  Labels compared: the one asked for, else each of the scorer's labels (of two labels only the
-  first: the other's test is the same); a scorer with one label has nothing to compare.
+  (`statsmodels.stats.multitest.multipletests`, fdr_bh) within each family (`FAMILIES`: each
+  scorer and label, or every comparison of the report as one). Labels compared: the one asked
+  for, else each of the scorer's labels (of two labels only the first: the other's test is the
+  same); a scorer with one label has nothing to compare.
+- The hallucination view (`Stats.hallucination`): for a scorer whose `claims` and `denies`
+  labels `score` recorded for its current definition (`harness.analysis.probe_labels`), per
+  variant the rate of `claims` over its answers to synthetic probes and of `denies` over those
+  to real items, and the comparisons of every pair of variants on those items.
 - Uncertainty: per variant with logprobs and measure (see `harness.analysis.uncertainty`), the
   AUROC for the synthetic-probe flag over its answers, and for the label asked for over the
   answers each scorer gave a current label.
@@ -42,6 +47,7 @@ from harness.analysis.uncertainty import MEASURES, UNSURE_SIGN, aurocs
 from harness.analysis.view import cores, open_view
 from harness.analysis.view_columns import FIELDS, AnswerColumns, split_fields, view_columns
 from harness.bulk import collector_paused
+from harness.config.scorers import UNPARSEABLE
 from harness.errors import InputError
 from harness.ledger.sets import Advance, Ledgers
 from harness.ledger.targets import OwnFile, head
@@ -75,7 +81,10 @@ STATUS = "(status)"  # the pseudo-scorer the ledger alone gives: each answer `ok
 PROBE = "is_synthetic_probe"  # the AUROC target that needs no scores
 # The families of the Benjamini-Hochberg adjustment: each scorer and label apart (a human
 # rater's labels never move a model comparison), or every comparison of the report as one.
-FAMILIES = ("within each scorer and label", "over every comparison as one family")
+FAMILIES = (
+    "within each scorer and label (those within splits, and the hallucination view's, apart)",
+    "over every comparison as one family",
+)
 # The hallucination view: which items each probe label is counted over, and what its rate is.
 HALLUCINATION, FALSE_DENIAL = "hallucination", "false denial"
 PROBE_ITEMS = {HALLUCINATION: "synthetic probes", FALSE_DENIAL: "real items"}
@@ -109,6 +118,7 @@ class Comparison:
     cohens_h: float  # of rate_a against rate_b
     p_adjusted: float = math.nan  # Benjamini-Hochberg within its family (`Stats.family`)
     split: str | None = None  # the items of one split (`Stats.by`); None: every item
+    measure: str | None = None  # of the hallucination view: HALLUCINATION or FALSE_DENIAL
 
 
 @dataclass(frozen=True)
@@ -249,7 +259,7 @@ def stats_of(
             stats.uncompared[name] = _why_uncompared(columns, name, label)
     probe_labels = _probe_labels(labels, columns, scores, label, stats.notes)
     for name, (claims, denies) in probe_labels.items():
-        rates, compared = _probe_view(columns, name, claims, denies)
+        rates, compared = _probe_view(columns, name, claims, denies, stats.notes)
         stats.hallucination += rates
         stats.hallucination_comparisons += compared
     if one_family:  # every comparison of the report, the hallucination view's too
@@ -352,11 +362,14 @@ def _probe_labels(
     for what is missing."""
     if not columns.probe.any():
         return {}
-    recorded = read_probe_labels(scores.parent / SCORERS_NAME)
+    path = scores.parent / SCORERS_NAME
+    recorded, skipped = read_probe_labels(path)
+    if skipped:
+        notes.append(f"{path}: skipped {skipped:,} unreadable line(s)")
     found = {}
     for name, scorer in labels.scorers.items():
         line = recorded.get(name)
-        if line is None:
+        if line is None or not (line.claims or line.denies):
             continue
         if line.definition != scorer.definition:
             notes.append(
@@ -367,7 +380,7 @@ def _probe_labels(
         claims, denies = (x if label in (None, x) else None for x in (line.claims, line.denies))
         if claims or denies:
             found[name] = (claims, denies)
-    if not recorded and labels.scorers:
+    if not found and label is None and labels.scorers:
         probes = int((columns.probe & columns.ok).sum())
         notes.append(
             f"{probes:,} answer(s) are to synthetic probes: name the label that says an item "
@@ -378,19 +391,37 @@ def _probe_labels(
 
 
 def _probe_view(
-    columns: AnswerColumns, scorer: str, claims: str | None, denies: str | None
+    columns: AnswerColumns,
+    scorer: str,
+    claims: str | None,
+    denies: str | None,
+    notes: list[str],
 ) -> tuple[list[ProbeRate], list[Comparison]]:
     """Per variant, the rate of `claims` over the answers to synthetic probes and of `denies`
-    over those to real items (each with a current label from `scorer`), and the comparisons of
-    every pair of variants on the items both answered."""
+    over those to real items (each with a current verdict from `scorer`: an `UNPARSEABLE` one is
+    none), and the comparisons of every pair of variants on the items both answered."""
     rates, compared = [], []
-    names, codes, labelled = columns.labels[scorer], columns.label[scorer], columns.labelled(scorer)
+    names, codes = columns.labels[scorer], columns.label[scorer]
+    labelled = columns.labelled(scorer)
+    if UNPARSEABLE in names:
+        unread = labelled & (codes == names.index(UNPARSEABLE))
+        labelled &= ~unread
+        notes.append(
+            f"{scorer}: {int(unread.sum()):,} answer(s) without a verdict ({UNPARSEABLE}) left "
+            "out of the hallucination view"
+        )
     for measure, label, among in (
         (HALLUCINATION, claims, columns.probe),
         (FALSE_DENIAL, denies, ~columns.probe),
     ):
         if not label:
             continue
+        if label not in names:
+            given = ", ".join(n for n in names if n != UNPARSEABLE) or "none"
+            notes.append(
+                f"{scorer}: no answer has its {'claims' if measure == HALLUCINATION else 'denies'}"
+                f" label {label!r} (the labels it gave: {given}): its {measure} rate is 0"
+            )
         kept = labelled & among
         code = names.index(label) if label in names else -2  # a label never given: none has it
         totals = np.bincount(columns.variant[kept], minlength=len(columns.variants))
@@ -400,7 +431,8 @@ def _probe_view(
             n, count = int(totals[at]), int(counts[at])
             variant = columns.variants[at]
             rates.append(ProbeRate(scorer, measure, label, variant, n, count, count / n, low, high))
-        compared += _compared(columns, scorer, [label], kept, PROBE_ITEMS[measure])
+        found = _compared(columns, scorer, [label], kept, PROBE_ITEMS[measure])
+        compared += [replace(c, measure=measure) for c in found]
     return rates, compared
 
 

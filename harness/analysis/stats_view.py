@@ -4,6 +4,7 @@ notes. The long form of every table is in `--json` and the export."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from itertools import groupby
 
@@ -24,6 +25,7 @@ from harness.analysis.stats import (
 from harness.terminal import say, shown
 
 EVERY_CATEGORY = "(all)"
+_NEGATIVE = re.compile(r"(no|not|non)[_-]", re.IGNORECASE)  # a label that says something is not
 
 
 def show_stats(stats: Stats, console: Console) -> None:
@@ -37,7 +39,8 @@ def show_stats(stats: Stats, console: Console) -> None:
             console.print(_comparisons_table(title, compared, {"measure": _measure}))
     split = ", ".join(stats.by) or "category"
     for scorer, rates in groupby(stats.rates, key=lambda r: r.scorer):
-        tables = _rates_tables(scorer, list(rates), split)
+        claims = {r.label for r in stats.hallucination if r.scorer == scorer}
+        tables = _rates_tables(scorer, list(rates), split, claims)
         for table in tables:
             console.print(table)
         if scorer == STATUS and not tables:
@@ -68,34 +71,36 @@ def _probe_table(scorer: str, rates: list[ProbeRate]) -> Table:
         for measure in (HALLUCINATION, FALSE_DENIAL):
             if measure in labels:
                 rate = cells.get((variant, measure))
-                row.append("" if rate is None else _counted(rate.count, rate.n, rate))
+                row.append("" if rate is None else _counted(rate))
         table.add_row(*row)
     return table
 
 
-def _rates_tables(scorer: str, rates: list[Rate], split: str) -> list[Table]:
+def _rates_tables(scorer: str, rates: list[Rate], split: str, preferred: set[str]) -> list[Table]:
     """Per label, a table of its rates: variants as columns, categories (or splits) as rows,
-    every category last. A scorer of two labels shows the first (the other is the rest); the
-    ledger's status shows errors only, and only when there are some."""
+    every category last. A scorer of two labels shows one (the other is the rest): one of
+    `preferred` (its claims or denies), else one that says something (refusal, not
+    no_refusal); the ledger's status shows errors only, and only when there are some."""
     labels = sorted({r.label for r in rates})
     if scorer == STATUS:
         labels = ["error"] if any(r.count for r in rates if r.label == "error") else []
     elif len(labels) == 2:
-        labels = labels[:1]
+        ranked = sorted(labels, key=lambda x: (x not in preferred, bool(_NEGATIVE.match(x))))
+        labels = ranked[:1]
     variants = sorted({r.variant for r in rates})
     categories = sorted({r.category for r in rates if r.category is not None})
     tables = []
     for label in labels:
         table = Table(title=shown(f"{scorer} = {label}: rate, 95% Wilson interval"))
         table.add_column(split)
-        for variant in variants:
-            table.add_column(shown(variant), justify="right")
+        for variant in variants:  # a long name wraps: variants must stay apart
+            table.add_column(shown(variant), justify="right", overflow="fold")
         cells = {(r.variant, r.category): r for r in rates if r.label == label}
         for category in (*categories, None):
             row: list[Text | str] = [shown(EVERY_CATEGORY if category is None else category)]
             for variant in variants:
                 rate = cells.get((variant, category))
-                row.append("" if rate is None else _counted(rate.count, rate.n, rate))
+                row.append("" if rate is None else _counted(rate))
             table.add_row(*row, end_section=category == categories[-1] if categories else False)
         tables.append(table)
     return tables
@@ -158,12 +163,11 @@ def _split(c: Comparison) -> str:
 
 
 def _measure(c: Comparison) -> str:
-    """The hallucination view's measure a comparison is of (its items are `PROBE_ITEMS`')."""
-    return next(m for m, items in PROBE_ITEMS.items() if items == c.split)
+    return c.measure or ""
 
 
-def _counted(count: int, n: int, rate: Rate | ProbeRate) -> str:
-    return f"{rate.rate:.1%} [{rate.low:.1%}, {rate.high:.1%}] {count:,}/{n:,}"
+def _counted(rate: Rate | ProbeRate) -> str:
+    return f"{rate.rate:.1%} [{rate.low:.1%}, {rate.high:.1%}] {rate.count:,}/{rate.n:,}"
 
 
 def _p(value: float) -> str:

@@ -173,7 +173,8 @@ class TargetMatcher:
 
 
 def _number(text: str) -> float | None:
-    """A number as text (thousands may be set apart by commas); None when it is no finite one."""
+    """A number as `_NUMBER` reads it (thousands set apart by commas or thin or no-break spaces,
+    a Unicode minus); None when it is no finite one."""
     try:
         number = float(re.sub(f"[{_GROUP}]", "", text).replace("\u2212", "-"))
     except ValueError:

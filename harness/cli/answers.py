@@ -84,6 +84,8 @@ def _score(args: argparse.Namespace, console: Console) -> int:
     new = sum(tally.new for tally in result.tallies.values())
     say(console, f"Scores: {plan.scores_path} ({new:,} new)")
     output, first = str(plan.config.output), plan.scorers[0].name
+    line = command_line("stats", output)
+    say(console, f"Rates, comparisons and the hallucination view: {line}")
     line = command_line("annotate", "export", output, "--raters", "2", "--scorer", first)
     say(console, f"Check a scorer against people with blinded sheets: {line}")
     return result.code

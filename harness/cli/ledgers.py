@@ -100,7 +100,7 @@ def _status(args: argparse.Namespace, console: Console) -> int:
         for words in commands:
             _say(console, f"collect them with: {_command(*words)}")
         _say(console, f"cancel them with: {_command('batches', 'cancel', *args.ledger)}")
-    elif len(args.ledger) == 1:  # what stats and report read: one output (its shards with it)
+    elif len(args.ledger) == 1 and summary.records:  # what stats and report read: one output
         here = args.ledger[0]
         _say(console, f"Rates and comparisons: {_command('stats', here)}")
         _say(

@@ -374,7 +374,9 @@ def _rules(table: Mapping[str, Any], where: str, errors: list[FieldError]) -> Ru
     if "default" in parsed:
         checked(errors, _label, parsed["default"], f"{where}.default")
     default = parsed.get("default", RulesScorerKeys.default)
-    _check_probe_labels(parsed, (*(r.label for r in rules), default), where, errors)
+    whole = len(rules) == len(parsed.get("rules", ())) and "rules" in parsed  # else: told
+    given = (*(r.label for r in rules), default) if whole else None
+    _check_probe_labels(parsed, given, where, errors)
     if wrong or len(rules) < len(parsed.get("rules", ())):
         return None
     keys = ("default", "case_sensitive", "claims", "denies")
@@ -497,7 +499,7 @@ def _judge(
     parsed, wrong = table_values(JudgeScorerKeys, table, where)
     errors += wrong
     _judge_labels(parsed, table, where, errors)
-    _check_probe_labels(parsed, parsed.get("labels", ()), where, errors)
+    _check_probe_labels(parsed, parsed.get("labels"), where, errors)  # no labels: told
     if "verdict_pattern" in parsed or "verdict_pattern" not in table:
         pattern = parsed.get("verdict_pattern", DEFAULT_VERDICT)
         verdict = checked(errors, compile_pattern, pattern, f"{where}.verdict_pattern")

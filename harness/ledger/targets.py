@@ -24,8 +24,14 @@ from harness.whole import discard, temporary_path
 
 _HEAD_LINES = 16  # the first lines looked at
 _LINE_MOST = 1 << 20  # bytes read of one line at most
-# The sealed files of results other than ledgers, by the `type` of their lines.
+# The sealed files of results other than ledgers, by the `type` of their lines, and what a file of
+# each name is (an empty one, or one whose first lines are torn).
 _SEALED = {"score": "a scores file", "scorer": "a scorers file"}
+_NAMED = {
+    LEDGER_NAME: "a ledger",
+    "scores.jsonl": "a scores file",
+    "scorers.jsonl": "a scorers file",
+}
 _KEY = re.compile(rb'\A\{\s*"schema":\s*\d+,\s*"type":\s*"annotation"')
 
 
@@ -75,7 +81,7 @@ def results_in(path: Path) -> str | None:
         sealed = parse_sealed(line)
         if sealed is not None and sealed.get("type") in _SEALED:
             return _SEALED[sealed["type"]]
-    return "a ledger" if path.name == LEDGER_NAME else None
+    return _NAMED.get(path.name)
 
 
 def head(path: Path) -> bytes:

@@ -307,13 +307,12 @@ def _panels(
         return [(f"{chosen}, {field}{s}", splits[s]) for s in sorted(ranked[:_MOST_SPLITS])], notes
     view = [c for c in stats.hallucination_comparisons if drawn(c) and label in (None, c.label)]
     if view:
-        measures = {items: measure for measure, items in PROBE_ITEMS.items()}
-        by_items: dict[str, list[Comparison]] = {}
+        by_measure: dict[str, list[Comparison]] = {}
         for c in view:
-            by_items.setdefault(str(c.split), []).append(c)
+            by_measure.setdefault(str(c.measure), []).append(c)
         return [
-            (f"{measures[items]}\n({shown(cs[0].label, 24)} on {items})", cs)
-            for items, cs in by_items.items()
+            (f"{measure}\n({shown(cs[0].label, 24)} on {PROBE_ITEMS[measure]})", cs)
+            for measure, cs in by_measure.items()
         ], []
     overall = [c for c in compared if c.label == chosen and c.split is None]
     return ([(str(chosen), overall)] if overall else []), []

@@ -25,6 +25,8 @@ def hallucination_figure(
     chosen = scorer if scorer in viewed else viewed[0]
     rates = [r for r in stats.hallucination if r.scorer == chosen and r.variant in variants]
     measures = [m for m in (HALLUCINATION, FALSE_DENIAL) if any(r.measure == m for r in rates)]
+    if not measures:  # none of the variants drawn has a rate
+        return None
     drawn = sorted({r.variant for r in rates}, reverse=True)  # the first by name on top
     height = 1.2 + 0.22 * len(drawn)
     figure = Figure(figsize=(WIDTH, height), layout="constrained")

@@ -257,12 +257,14 @@ def _rows(view: View, limits: Limits) -> tuple[Rows, np.ndarray]:
 
 def _fields(metadata: str | None) -> dict[str, str]:
     """A record's metadata (JSON text) as its fields' texts: a string as it is, anything else as
-    JSON; each cut to `_METADATA_CHARS`."""
+    JSON; each cut to `_METADATA_CHARS` (and "…" then)."""
     found = orjson.loads(metadata) if metadata else None
     if not isinstance(found, dict):
         return {}
     texts = {k: v if isinstance(v, str) else orjson.dumps(v).decode() for k, v in found.items()}
-    return {k: v[:_METADATA_CHARS] for k, v in texts.items()}
+    return {
+        k: v if len(v) <= _METADATA_CHARS else v[:_METADATA_CHARS] + "…" for k, v in texts.items()
+    }
 
 
 def _sample(view: View, rows: Rows, flags: np.ndarray, limits: Limits) -> LogprobSample:

@@ -105,6 +105,7 @@
   const interval = (r) => (r ? `${percent(r.rate)} [${percent(r.low)}, ${percent(r.high)}] ${count(r.count)}/${count(r.n)}` : "");
   const signed = (h) => (h >= 0 ? "+" : "") + h.toFixed(3);
   const PROBE_ITEMS = { hallucination: "synthetic probes", "false denial": "real items" };
+  const NEGATIVE = /^(no|not|non)[_-]/i;  // a label that says something is not (no_refusal)
   const scroll = (node) => el("div", { class: "scroll" }, node);
 
   // Per scorer with claims or denies: each variant's hallucination and false-denial rates, and
@@ -116,7 +117,7 @@
       const measures = Object.keys(PROBE_ITEMS).filter((m) => rates.some((r) => r.measure === m));
       const label = (m) => rates.find((r) => r.measure === m).label;
       const variants = [...new Set(rates.map((r) => r.variant))].sort();
-      parts.push(el(headingTag, {}, `${scorer}: hallucination on synthetic probes, 95% Wilson interval`));
+      parts.push(el(headingTag, {}, `${scorer}: hallucination view, 95% Wilson interval`));
       parts.push(scroll(table(
         ["variant", ...measures.map((m) => `${m}: ${label(m)} on ${PROBE_ITEMS[m]}`)],
         variants.map((v) => [v, ...measures.map((m) => interval(rates.find((r) => r.variant === v && r.measure === m)))]),
@@ -125,13 +126,11 @@
       if (compared.length) {
         parts.push(el("p", { class: "muted" }, "Paired on the items both variants answered: exact McNemar, " +
           `Benjamini-Hochberg ${stats.family}.`));
-        parts.push(scroll(comparisonTable(compared, { measure: measureOf })));
+        parts.push(scroll(comparisonTable(compared, { measure: (c) => c.measure })));
       }
     }
     return parts;
   }
-
-  const measureOf = (c) => Object.keys(PROBE_ITEMS).find((m) => PROBE_ITEMS[m] === c.split);
 
   function comparisonTable(comparisons, lead) {
     return table(
@@ -147,7 +146,10 @@
   function shownLabels(scorer, rates) {
     const labels = [...new Set(rates.map((r) => r.label))].sort();
     if (scorer === "(status)") return rates.some((r) => r.label === "error" && r.count) ? ["error"] : [];
-    return labels.length === 2 ? labels.slice(0, 1) : labels;
+    // of two, its claims or denies label, else the one that says something (refusal, not no_refusal)
+    const preferred = new Set(meta.stats.hallucination.filter((r) => r.scorer === scorer).map((r) => r.label));
+    const rank = (l) => 2 * !preferred.has(l) + NEGATIVE.test(l);
+    return labels.length === 2 ? [[...labels].sort((a, b) => rank(a) - rank(b))[0]] : labels;
   }
 
   // Every scorer and label shown, each variant's rate over all its answers: variants as columns.
@@ -171,9 +173,9 @@
     const top = headline(stats);
     if (top) section.append(el("h2", {}, "Every scorer and label over all answers, 95% Wilson interval"), top);
     const every = [...stats.hallucination_comparisons, ...stats.comparisons];
-    const significant = every.filter((c) => c.p_adjusted < 0.05);
+    const significant = every.filter((c) => c.p_adjusted <= 0.05);
     if (every.length) {
-      section.append(el("h2", {}, `Significant differences: Benjamini-Hochberg adjusted p < 0.05 (${stats.family})`));
+      section.append(el("h2", {}, `Significant differences: Benjamini-Hochberg adjusted p <= 0.05 (${stats.family})`));
       section.append(significant.length
         ? scroll(comparisonTable(significant, { scorer: (c) => c.scorer, label: (c) => c.label, items: (c) => c.split || "(all)" }))
         : el("p", { class: "muted" }, `None of the ${count(every.length)} paired comparisons.`));

@@ -158,3 +158,51 @@ def test_probe_labels_a_scorer_cannot_give_are_one_line_and_exit_2(
     code, _, err = run_cli("score", config)
     assert code == 2 and len(err.strip().splitlines()) == 1, err
     assert message in err
+
+
+def test_a_scorers_file_that_is_no_file_is_one_line_before_any_score_is_written(tmp_path, run_cli):
+    config = project(tmp_path, run_cli, ROLES)
+    output = tmp_path / "out"
+    (output / SCORERS_NAME).mkdir()
+    code, _, err = run_cli("score", config)
+    assert (code, err) == (
+        2,
+        f"error: {output / SCORERS_NAME}: is not a file (the scorers file must be one)\n",
+    )
+    assert score_lines(output) == []
+    code, _, err = run_cli("stats", output)
+    assert code == 2 and err.count("\n") == 1 and "is not a file" in err
+
+
+def test_damaged_lines_a_label_never_given_and_no_verdicts_are_said(tmp_path):
+    ledger, scores = _files(tmp_path)
+    with (tmp_path / SCORERS_NAME).open("ab") as file:
+        file.write(b'{"key": "s", "type": "scorer", "torn\n')
+    records = [answer("c@t0", f"p{i}", probe=i % 3 == 0) for i in range(6)]
+    with ledger.open("ab") as file:
+        write_ledger(tmp_path / "more.jsonl", records)
+        file.write((tmp_path / "more.jsonl").read_bytes())
+    lines = [score(r, "s", "UNPARSEABLE" if i < 2 else "no") for i, r in enumerate(records)]
+    write_scores(tmp_path / "more-scores.jsonl", lines)
+    with scores.open("ab") as file:
+        file.write((tmp_path / "more-scores.jsonl").read_bytes())
+    stats = compute_stats(ledger, scores, resamples=0)
+    assert any(f"{SCORERS_NAME}: skipped 1 unreadable line(s)" in n for n in stats.notes)
+    assert "s: 2 answer(s) without a verdict (UNPARSEABLE) left out of the hallucination view" in (
+        stats.notes
+    )
+    found = {(r.measure, r.variant): (r.count, r.n) for r in stats.hallucination}
+    assert found[("hallucination", "c@t0")] == (0, 1)  # p3; p0 has no verdict
+    assert found[("false denial", "c@t0")] == (3, 3)  # p2, p4, p5; p1 has no verdict
+
+
+def test_a_claims_label_no_answer_has_is_said_with_those_given(tmp_path):
+    ledger, scores = _files(tmp_path)
+    line = ledger_lines(tmp_path / SCORERS_NAME)[0]
+    write_ledger(tmp_path / SCORERS_NAME, [{**line, "claims": "Yes"}])
+    stats = compute_stats(ledger, scores, resamples=0)
+    assert (
+        "s: no answer has its claims label 'Yes' (the labels it gave: no, yes): its "
+        in " ".join(stats.notes)
+    )
+    assert {r.count for r in stats.hallucination if r.measure == "hallucination"} == {0}

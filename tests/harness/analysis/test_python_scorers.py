@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import SIMPLE_MODEL, write_config
-from tests.harness.analysis.score_project import score_lines
+from tests.harness.analysis.score_project import EXISTENCE, score_lines
 
 GRADER = '''
 def grade(answer, prompt):
@@ -153,6 +153,41 @@ def test_a_target_scorer_reads_a_python_scorers_labels_in_the_same_pass(tmp_path
         if line["scorer"] == "checked":
             right = mine[line["answer_key"]] == "right"
             assert line["label"] == ("correct" if right else "wrong")
+
+
+def test_a_function_that_raises_leaves_no_target_behind_the_rule_labels_it_reads(tmp_path, run_cli):
+    truth = (
+        '\n[[scorers]]\nname = "truth"\ntype = "target"\nfield = "source"\nof = "existence"\n'
+        '[scorers.correct_for]\nclaims = "test"\n'
+    )
+    config = _project(tmp_path, run_cli)
+    config.write_text(config.read_text() + EXISTENCE + truth)
+    assert run_cli("score", config)[0] == 0
+    # the rules now label every answer otherwise, and the function raises halfway
+    text = config.read_text().replace('keywords = ["it exists"]', 'keywords = ["it exists", "No"]')
+    config.write_text(text)
+    (tmp_path / "graders.py").write_text(
+        GRADER.replace(
+            '    claims = "exists"',
+            '    if prompt["id"] == "p003":\n        raise ValueError("no")\n    claims = "exists"',
+        )
+    )
+    code, _, err = run_cli("score", config)
+    assert code == 2 and "raised ValueError: no" in err
+    latest = {line["key"]: line for line in score_lines(tmp_path / "out")}
+    existence = {
+        k.split("|existence")[0]: v["label"] for k, v in latest.items() if k.endswith("|existence")
+    }
+    truths = {k.split("|truth")[0]: v["label"] for k, v in latest.items() if k.endswith("|truth")}
+    assert set(truths) == set(existence) and len(truths) == 12
+    for key, label in truths.items():  # every one made from the label it reads now
+        assert label == (
+            "correct"
+            if existence[key] == "claims"
+            else existence[key]
+            if existence[key] != "denies"
+            else "incorrect"
+        )
 
 
 def test_only_pythons_installed_packages_and_the_harness_count_as_taken_module_names():

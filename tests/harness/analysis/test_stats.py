@@ -273,6 +273,6 @@ def test_human_labels_leave_every_model_comparisons_adjusted_p_unchanged(tmp_pat
     assert adjusted(after, "human:ann")
     assert adjusted(one, "claims") != adjusted(before, "claims")
     assert (before.family, one.family) == (
-        "within each scorer and label",
+        "within each scorer and label (those within splits, and the hallucination view's, apart)",
         "over every comparison as one family",
     )

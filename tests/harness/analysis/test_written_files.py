@@ -317,3 +317,23 @@ def test_a_jsonl_export_whose_first_row_is_longer_than_a_mebibyte_replaces_itsel
     write_ledger(tmp_path / "ledger.jsonl", [answer("a@t0", "p0", response=long)])
     for _ in range(2):
         assert run_cli("export", tmp_path, "--format", "jsonl")[:3:2] == (0, "")
+
+
+@pytest.mark.parametrize(
+    ("name", "kind"), [("scores.jsonl", "a scores file"), ("scorers.jsonl", "a scorers file")]
+)
+def test_an_empty_scores_or_scorers_file_is_known_by_its_name_and_never_replaced(
+    tmp_path, run_cli, name, kind
+):
+    records = [answer("a@t0", f"p{i}") for i in range(2)]
+    write_ledger(tmp_path / "out" / "ledger.jsonl", records)
+    target = tmp_path / "out" / name
+    target.write_bytes(b"")
+    code, _, err = run_cli(
+        "export", tmp_path / "out", "--format", "jsonl", "--to", target, "--force"
+    )
+    assert (code, err) == (
+        2,
+        f"error: {target}: is {kind}, which export --to never replaces; name another file\n",
+    )
+    assert target.read_bytes() == b""

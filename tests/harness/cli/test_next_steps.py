@@ -65,3 +65,16 @@ def test_every_printed_next_step_runs_as_printed_on_the_users_output(
     verbs = {argv[0] for argv in done}
     assert {"run", "status", "score", "stats", "report", "export", "annotate", "query"} <= verbs
     assert not (tmp_path / "results").exists()  # the config's own output was never written
+
+
+def test_status_of_a_ledger_without_results_suggests_nothing_that_would_fail(
+    tmp_path, run_cli, monkeypatch
+):
+    shutil.copytree(REPO / "configs" / "prompts", tmp_path / "prompts")
+    shutil.copy(REPO / "configs" / "demo.toml", tmp_path / "demo.toml")
+    monkeypatch.chdir(tmp_path)
+    assert run_cli("run", "demo.toml", "--output", "out")[0] == 0
+    ledger = tmp_path / "out" / "ledger.jsonl"
+    ledger.write_bytes(ledger.read_bytes().splitlines(keepends=True)[0])  # the run line alone
+    code, out, err = run_cli("status", "out")
+    assert (code, err) == (0, "") and _hints(out) == []

@@ -245,8 +245,8 @@ def test_the_overview_leads_with_each_hallucination_table_as_stats_gives_it(demo
     page = tab.open(path)
     headings = page.locator("#headline h2").all_text_contents()
     assert headings == [
-        "existence: hallucination on synthetic probes, 95% Wilson interval",
-        "mine: hallucination on synthetic probes, 95% Wilson interval",
+        "existence: hallucination view, 95% Wilson interval",
+        "mine: hallucination view, 95% Wilson interval",
     ]
     first = page.locator("#headline table").first
     rows = first.locator("tbody tr").all()
@@ -276,7 +276,8 @@ def test_the_overview_leads_with_each_hallucination_table_as_stats_gives_it(demo
     tab.shot("demo-overview", full_page=True)
     page.click("nav button[data-view=statistics]")
     text = page.locator("#statistics").text_content()
-    for heading in ("truth = correct: rate per category", "mine = other: rate per category"):
+    # a two-label scorer's table is of its claims label
+    for heading in ("truth = correct: rate per category", "mine = says_yes: rate per category"):
         assert heading in text
     assert "Significant differences" in text
     assert tab.errors == [] and tab.blocked == []

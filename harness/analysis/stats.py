@@ -4,15 +4,14 @@ predicts a synthetic probe or a label (AUROC with a bootstrap interval).
 
 - Rates: per scorer x variant x category (and all categories, `category` None) x label: n answers
   with a current label, how many have the label, the rate and its 95% Wilson score interval
-  (`statsmodels.stats.proportion.proportion_confint`). The ledger alone gives the pseudo-scorer
+  (`proportions.wilson`). The ledger alone gives the pseudo-scorer
   `(status)`: the share of keys whose latest record is an `error` (left out when scorers or a
   label are asked for).
 - Comparisons: for every pair of variants, over the items (prompt id and sample) both have a
   current label for: the 2x2 table of "has the label" and its exact McNemar p
-  (`statsmodels.stats.contingency_tables.mcnemar(exact=True)`: the binomial test on the
-  discordant pairs), Cohen's h of the two rates on those items
-  (`statsmodels.stats.proportion.proportion_effectsize`), and the Benjamini-Hochberg adjusted p
-  (`statsmodels.stats.multitest.multipletests`, fdr_bh) within each family (`FAMILIES`: each
+  (`proportions.mcnemar_exact`: the binomial test on the discordant pairs), Cohen's h of the two
+  rates on those items (`proportions.cohens_h`), and the Benjamini-Hochberg adjusted p
+  (`proportions.benjamini_hochberg`) within each family (`FAMILIES`: each
   scorer and label, or every comparison of the report as one). Labels compared: the one asked
   for, else each of the scorer's labels (of two labels only the first: the other's test is the
   same); a scorer with one label has nothing to compare.
@@ -38,11 +37,9 @@ from typing import Protocol
 
 import numpy as np
 import orjson
-from statsmodels.stats.contingency_tables import mcnemar
-from statsmodels.stats.multitest import multipletests
-from statsmodels.stats.proportion import proportion_confint, proportion_effectsize
 
 from harness.analysis.probe_labels import SCORERS_NAME, read_probe_labels
+from harness.analysis.proportions import benjamini_hochberg, cohens_h, mcnemar_exact, wilson
 from harness.analysis.uncertainty import MEASURES, UNSURE_SIGN, aurocs
 from harness.analysis.view import cores, open_view
 from harness.analysis.view_columns import FIELDS, AnswerColumns, split_fields, view_columns
@@ -440,8 +437,8 @@ def _wilson(counts: np.ndarray, totals: np.ndarray) -> list[tuple[float, float]]
     """The 95% Wilson score interval of each count of its total (every total above 0)."""
     if not len(totals):
         return []
-    low, high = proportion_confint(counts, totals, method="wilson")
-    # statsmodels' bounds of 0 of n and n of n can miss 0 and 1 by a rounding error
+    low, high = wilson(counts, totals)
+    # the bounds of 0 of n and n of n can miss 0 and 1 by a rounding error
     return [
         (min(float(lo), int(c) / int(n)), max(float(hi), int(c) / int(n)))
         for lo, hi, c, n in zip(
@@ -517,13 +514,11 @@ def _why_uncompared(columns: AnswerColumns, scorer: str, label: str | None) -> s
 def _compare(
     scorer: str, label: str, a: str, b: str, yes_a: np.ndarray, yes_b: np.ndarray
 ) -> Comparison:
-    both = int(np.sum(yes_a & yes_b))
     a_only = int(np.sum(yes_a & ~yes_b))
     b_only = int(np.sum(~yes_a & yes_b))
-    neither = len(yes_a) - both - a_only - b_only
-    p_value = float(mcnemar([[both, a_only], [b_only, neither]], exact=True).pvalue)
+    p_value = mcnemar_exact(a_only, b_only)
     rate_a, rate_b = float(yes_a.mean()), float(yes_b.mean())
-    h = float(proportion_effectsize(rate_a, rate_b))
+    h = cohens_h(rate_a, rate_b)
     return Comparison(scorer, label, a, b, len(yes_a), rate_a, rate_b, a_only, b_only, p_value, h)
 
 
@@ -540,14 +535,6 @@ def _adjusted(comparisons: list[Comparison], one_family: bool) -> list[Compariso
         for at, p in zip(members, found, strict=True):
             adjusted[at] = replace(comparisons[at], p_adjusted=p)
     return adjusted
-
-
-def benjamini_hochberg(p_values: Sequence[float]) -> list[float]:
-    """Benjamini-Hochberg adjusted p-values (`multipletests(method="fdr_bh")`), in the same
-    order: reject at FDR q every hypothesis whose adjusted p is at most q."""
-    if not p_values:
-        return []
-    return [float(p) for p in multipletests(list(p_values), method="fdr_bh")[1]]
 
 
 def _separations(

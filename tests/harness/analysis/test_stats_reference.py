@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 from scipy import stats as scipy_stats
 
-from harness.analysis.stats import STATUS, benjamini_hochberg, compute_stats
+from harness.analysis.proportions import benjamini_hochberg
+from harness.analysis.stats import STATUS, compute_stats
 from harness.analysis.uncertainty import ResampledAurocs, auroc, aurocs, measure
 from tests.harness.analysis.ledgers import (
     answer,

@@ -52,11 +52,19 @@ def staged(folder: Path | None) -> Iterator[Path | None]:
 
 def put_in_place(staging: Path, folder: Path) -> None:
     """Move the files drawn in `staging` into `folder` (made if need be), each replacing the
-    file of its name there."""
+    file of its name there, and take away an earlier report's figure not drawn this time (a
+    figure of a view there is no more), so the folder never mixes two reports' figures."""
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        for drawn in sorted(staging.iterdir()):
-            os.replace(drawn, folder / drawn.name)
+        drawn = sorted(staging.iterdir())
+        for path in drawn:
+            os.replace(path, folder / path.name)
+        made = {path.name for path in drawn}
+        for name in FIGURES:
+            for kind in ("svg", "png"):
+                earlier = folder / f"{name}.{kind}"
+                if earlier.name not in made and earlier.is_file() and is_figure(earlier):
+                    earlier.unlink()
     except OSError as exc:
         raise InputError(f"{folder}: cannot write the figures: {exc.strerror}") from None
 

@@ -190,3 +190,19 @@ def test_report_by_a_field_splits_the_rates_and_draws_a_heat_map_per_split(tmp_p
     assert "is_synthetic_probe = false" in heat and "is_synthetic_probe = true" in heat
     page = built.path.read_text()
     assert '"by":["is_synthetic_probe"]' in page
+
+
+def test_figures_written_again_take_away_an_earlier_reports_figure_not_drawn_now(tmp_path):
+    _probe_run(tmp_path)
+    folder = tmp_path / "figures"
+    report(tmp_path, figures=folder)
+    assert (folder / "hallucination.svg").is_file() and (folder / "hallucination.png").is_file()
+    (folder / "notes.svg").write_text("<svg>mine</svg>")
+    (tmp_path / "scorers.jsonl").unlink()  # no view now
+    report(tmp_path, figures=folder)
+    assert (
+        not (folder / "hallucination.svg").exists() and not (folder / "hallucination.png").exists()
+    )
+    assert (folder / "rates.svg").is_file() and (
+        folder / "notes.svg"
+    ).read_text() == "<svg>mine</svg>"

@@ -1,6 +1,7 @@
 """The verbs over a run's answers: `score` (labels from the config's `[[scorers]]`) and
 `annotate export` / `annotate import` (blinded sheets for human raters, their labels read back
-with the raters' agreement)."""
+with the raters' agreement). What each verb needs loads when it runs (most of 0.2 s otherwise, on
+every verb's start)."""
 
 from __future__ import annotations
 
@@ -9,28 +10,17 @@ import re
 import secrets
 from itertools import combinations
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import anyio
 from rich.console import Console
 
-from harness.analysis.agreement import (
-    PairAgreement,
-    adjudication_target,
-    agreement_table,
-    cohen,
-    disagreements,
-    fleiss,
-    write_disagreements,
-)
-from harness.analysis.annotation import ExportRequest, export_sheets, rater_names, shown_texts
-from harness.analysis.annotation_key import AnnotationKey
-from harness.analysis.score_view import label_table
-from harness.analysis.scoring import prepare_scoring, score
-from harness.analysis.sheets import RaterSheet, read_import, scorer_labels, store
 from harness.errors import InputError
-from harness.run.judge_runs import judge_run
-from harness.run.prepare import load_config_registering_secrets
 from harness.terminal import PROMPT_COUNT, SEED, Parser, command_line, say
+
+if TYPE_CHECKING:
+    from harness.analysis.agreement import PairAgreement
+    from harness.analysis.annotation_key import AnnotationKey
+    from harness.analysis.sheets import RaterSheet
 
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 
@@ -69,6 +59,13 @@ def add_analysis_verbs(verbs: argparse._SubParsersAction[Parser]) -> None:
 
 
 def _score(args: argparse.Namespace, console: Console) -> int:
+    import anyio
+
+    from harness.analysis.score_view import label_table
+    from harness.analysis.scoring import prepare_scoring, score
+    from harness.run.judge_runs import judge_run
+    from harness.run.prepare import load_config_registering_secrets
+
     names = [n.strip() for n in args.scorers.split(",")] if args.scorers else []
     config = load_config_registering_secrets(args.config)
     plan = prepare_scoring(config, judge_run, names, args.output)
@@ -92,6 +89,8 @@ def _score(args: argparse.Namespace, console: Console) -> int:
 
 
 def _export(args: argparse.Namespace, console: Console) -> int:
+    from harness.analysis.annotation import ExportRequest, export_sheets, rater_names
+
     seed = secrets.randbelow(2**31) if args.seed is None else args.seed
     labels = tuple(label.strip() for label in args.labels.split(",")) if args.labels else ()
     if any(not label for label in labels) or len(set(labels)) < len(labels):
@@ -121,6 +120,17 @@ def _export(args: argparse.Namespace, console: Console) -> int:
 
 
 def _import(args: argparse.Namespace, console: Console) -> int:
+    from harness.analysis.agreement import (
+        adjudication_target,
+        agreement_table,
+        cohen,
+        disagreements,
+        fleiss,
+        write_disagreements,
+    )
+    from harness.analysis.annotation import shown_texts
+    from harness.analysis.sheets import read_import, store
+
     key, sheets = read_import(args.output, args.name, args.sheets)
     appended = store(args.output, key, sheets)
     by_rater = {sheet.rater: sheet.labels for sheet in sheets}
@@ -157,6 +167,9 @@ def _against_scorer(
     """Each rater against the scorer named at export, on the items it labelled."""
     if key.scorer is None:
         return []
+    from harness.analysis.agreement import cohen
+    from harness.analysis.sheets import scorer_labels
+
     machine = scorer_labels(output, key)
     return [cohen(sheet.rater, key.scorer, sheet.labels, machine, key.labels) for sheet in sheets]
 

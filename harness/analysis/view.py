@@ -291,6 +291,20 @@ def open_view(
             raise InputError(f"{exc.filename or ledger}: {exc.strerror or exc}") from None
 
 
+def keep_latest(view: View, condition: str, parameters: list[Any]) -> None:
+    """Keep in `latest` only the records that meet `condition` (SQL), whether it is a table or a
+    view of a snapshot."""
+    connection = view.connection
+    _do(connection, f"CREATE TABLE kept AS SELECT * FROM latest WHERE {condition}", parameters)
+    ((kind,),) = _do(
+        connection,
+        "SELECT table_type FROM information_schema.tables WHERE table_name = 'latest' "
+        "AND table_catalog = current_database()",
+    )
+    _do(connection, f"DROP {'VIEW' if kind == 'VIEW' else 'TABLE'} latest")
+    _do(connection, "ALTER TABLE kept RENAME TO latest")
+
+
 def _counts(view: View) -> dict[str, Any]:
     """What reading left out, and the scorers' summaries: what a snapshot keeps beside the
     tables."""

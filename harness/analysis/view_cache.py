@@ -32,7 +32,7 @@ from harness.ledger.sets import Advance
 from harness.whole import discard, remove_stale, temporary_path
 
 FOLDER = ".harness-cache"
-_VERSION = 1  # bumped whenever a view is made otherwise from the same files
+_VERSION = 2  # bumped whenever a snapshot holds otherwise what a view is made of
 _CHUNK = 64 << 20
 _KEPT = 8  # snapshots kept in the folder, the newest
 _TABLES = ("latest", "scores", "score_lines", "every_line")
@@ -72,8 +72,9 @@ def restore(
     threads: int,
     advance: Advance | None,
 ) -> dict[str, Any] | None:
-    """Make the view's tables in `connection` from its snapshot when there is one and every
-    file is as it was then; what `save` was given to keep with them (None: no snapshot)."""
+    """Make the view's tables in `connection` views of its snapshot (attached, read-only, until
+    the connection closes) when there is one and every file is as it was then; what `save` was
+    given to keep with them (None: no snapshot)."""
     try:
         if _ODD in snapshot.sizes or not snapshot.path.is_file():
             return None
@@ -81,25 +82,35 @@ def restore(
     except (OSError, duckdb.Error):
         return None
     try:
-        (manifest,) = connection.execute("SELECT manifest FROM snapshot.manifest").fetchone() or (
-            "",
-        )
-        made = orjson.loads(manifest)
-        files = [(Path(f["path"]), f["size"], f["crcs"]) for f in made["files"]]
-        if [(p, s) for p, s, _ in files] != list(zip(snapshot.files, snapshot.sizes, strict=True)):
-            return None
-        for path, size, crcs in files:
-            if size is not None and _crcs(path, size, threads, advance) != crcs:
-                return None
-        for table in made["tables"]:
-            connection.execute(f"CREATE TABLE {table} AS SELECT * FROM snapshot.{table}")
-        return dict(made["kept"])
+        kept = _taken(connection, snapshot, threads, advance)
     except (OSError, duckdb.Error, orjson.JSONDecodeError, KeyError, TypeError, ValueError):
+        kept = None
+    if kept is None:
         for table in _TABLES:
-            connection.execute(f"DROP TABLE IF EXISTS {table}")
-        return None
-    finally:
+            connection.execute(f"DROP VIEW IF EXISTS {table}")
         connection.execute("DETACH snapshot")
+    return kept
+
+
+def _taken(
+    connection: duckdb.DuckDBPyConnection,
+    snapshot: Snapshot,
+    threads: int,
+    advance: Advance | None,
+) -> dict[str, Any] | None:
+    """The views of the snapshot attached as `snapshot`, when every file is as it was then."""
+    (manifest,) = connection.execute("SELECT manifest FROM snapshot.manifest").fetchone() or ("",)
+    made = orjson.loads(manifest)
+    files = [(Path(f["path"]), f["size"], f["crcs"]) for f in made["files"]]
+    if [(p, s) for p, s, _ in files] != list(zip(snapshot.files, snapshot.sizes, strict=True)):
+        return None
+    for path, size, crcs in files:
+        if size is not None and _crcs(path, size, threads, advance) != crcs:
+            return None
+    kept = dict(made["kept"])
+    for table in made["tables"]:
+        connection.execute(f"CREATE VIEW {table} AS SELECT * FROM snapshot.{table}")
+    return kept
 
 
 def save(

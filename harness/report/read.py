@@ -28,7 +28,7 @@ import pyarrow.compute as pc
 
 from harness.analysis.answers import run_lines
 from harness.analysis.positions import flatten
-from harness.analysis.view import LONGEST_LINE, View
+from harness.analysis.view import LONGEST_LINE, View, keep_latest
 from harness.analysis.view_columns import FIELDS as COLUMN_FIELDS
 from harness.analysis.view_columns import AnswerColumns, numbers, view_columns
 from harness.ledger.lines import parse_line, source_lines
@@ -187,11 +187,8 @@ class Reading:
 def report_reading(view: View, limits: Limits, variants: set[str] | None = None) -> Reading:
     """The report's reading of `view` (opened with `FIELDS`); `variants`: only their records
     (the others are taken out of the view's `latest`)."""
-    connection = view.connection
     if variants is not None:
-        connection.execute(
-            "DELETE FROM latest WHERE NOT list_contains(?, variant)", [sorted(variants)]
-        )
+        keep_latest(view, "list_contains(?, variant)", [sorted(variants)])
     columns = view_columns(view)
     rows, flags = _rows(view, limits)
     sample = _sample(view, rows, flags, limits)

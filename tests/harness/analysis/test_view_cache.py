@@ -100,3 +100,16 @@ def test_a_verb_that_fails_or_snapshots_turned_off_leave_none(tmp_path, run_cli,
     monkeypatch.setenv("HARNESS_VIEW_CACHE", "0")
     assert run_cli("stats", tmp_path, "--resamples", "0")[0] == 0
     assert not (tmp_path / FOLDER).exists()
+
+
+def test_a_report_of_some_variants_from_a_snapshot_is_the_report_made_afresh(
+    tmp_path, run_cli, monkeypatch
+):
+    _run(tmp_path)
+    args = ("report", tmp_path, "--variant", "b@t0", "--resamples", "0")
+    assert run_cli(*args, "--out", tmp_path / "first.html")[0] == 0
+    with monkeypatch.context() as patch:
+        _no_reading(patch)
+        code, out, err = run_cli(*args, "--out", tmp_path / "again.html")
+    assert (code, err) == (0, "") and ", 6 jobs)" in out
+    assert (tmp_path / "again.html").read_bytes() == (tmp_path / "first.html").read_bytes()

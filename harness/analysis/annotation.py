@@ -269,7 +269,7 @@ def _answers(ledger: Ledgers) -> tuple[list[dict[str, Any]], int]:
     )
     with (
         tempfile.TemporaryDirectory(prefix="harness-annotate-") as folder,
-        open_view(ledger, Path(folder) / "no-scores.jsonl", fields=fields) as view,
+        open_view(ledger, Path(folder) / "no-scores.jsonl", fields=fields, snapshots=False) as view,
     ):
         table = view.arrow(
             "SELECT key, prompt_id, prompt_hash, variant, prompt_category, is_synthetic_probe, "

@@ -41,13 +41,12 @@ from duckdb.func import ARROW
 
 from harness.analysis.scores import ScoreLine, answer_digest, is_score
 from harness.analysis.sealed_pass import Parse, Readable, SealedLines, parse_lines, sealed_lines
-from harness.analysis.view_cache import keep, restore, save, snapshot_for
+from harness.analysis.view_cache import checksums, forget, keep, restore, save, snapshot_for
 from harness.errors import InputError
 from harness.input_files import refuse_special
 from harness.ledger.lines import READ_BUFFER, is_result, parse_line, parse_sealed
 from harness.ledger.record import decode_record
 from harness.ledger.sets import Advance, Ledgers
-from harness.whole import discard
 
 # The record's fields as DuckDB reads them. Every line DuckDB's reading is joined with was checked
 # by the harness's own decoder first (`harness.ledger.record.decode_record`, in
@@ -241,12 +240,15 @@ def open_view(
     advance: Advance | None = None,
     fields: Collection[str] = FIELDS,
     every_record: bool = False,
+    snapshots: bool = True,
 ) -> Iterator[View]:
     """The view of `ledger` and the scores file `scores` (which may not exist), `scorers` only
     when named (in the order the scores file first names them); `latest` holds `fields` of the
     record (and the derived fields named: `DERIVED`; `unsure` not with `token_logprobs`) besides
     its key and line; with `every_record`, the table `records` holds every record line of the
-    ledger.
+    ledger. With `snapshots` (and not `every_record`), the view is taken from its snapshot
+    while the files are as they were, and kept as one when the caller gets to its end
+    (`harness.analysis.view_cache`).
     InputError when a file cannot be read."""
     if "unsure" in fields and "token_logprobs" in fields:
         raise ValueError("the measures read the token logprobs' numbers alone: not with the tokens")
@@ -263,24 +265,29 @@ def open_view(
             source, paths = _held(stack, ledger)
             view.paths = paths
             files = list(ledger.paths) if isinstance(ledger, Ledgers) else [ledger]
-            snapshot = None if every_record else snapshot_for(files, scores, fields, scorers)
-            written = None
-            spread = threads or cores()
+            snapshot = None
+            if snapshots and not every_record:
+                held = [Path(p) for p in paths]
+                snapshot = snapshot_for(files, held, scores, fields, scorers)
+            written, spread = False, threads or cores()
             kept = None if snapshot is None else restore(connection, snapshot, spread, advance)
             if kept is not None:
                 _read_counts(view, kept)
             else:
+                before = None if snapshot is None else checksums(snapshot, spread)
+                if snapshot is not None:
+                    stack.callback(forget, snapshot)  # unless the verb got to its end
                 _make(view, stack, source, fields, scorers, Path(folder), every_record, advance)
-                if snapshot is not None and view.connection.execute(
-                    "SELECT count(*) FROM latest"
-                ).fetchone() != (0,):
-                    written = save(connection, snapshot, _counts(view), spread)
-                    if written is not None:
-                        stack.callback(discard, written)  # unless the verb got to its end
+                if (
+                    snapshot is not None
+                    and before is not None
+                    and view.connection.execute("SELECT count(*) FROM latest").fetchone() != (0,)
+                ):
+                    written = save(connection, snapshot, _counts(view), before, spread)
             _score_columns(view)
             yield view
-            if snapshot is not None and written is not None:
-                keep(written, snapshot)
+            if snapshot is not None and written:
+                keep(snapshot)
         except duckdb.Error as exc:
             raise InputError(f"{ledger}: {_first_line(exc)}") from None
         except RuntimeError as exc:  # DuckDB interrupted by Ctrl-C, in this thread or another

@@ -16,8 +16,10 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import glob
 import hashlib
 import os
+import re
 import stat
 import zlib
 from collections.abc import Collection, Sequence
@@ -42,28 +44,63 @@ _ODD = -1  # the size of a file that is no regular one (a folder, a FIFO): never
 @dataclasses.dataclass(frozen=True)
 class Snapshot:
     """Where the snapshot of a view made of `files` (the ledger's, then the scores file) for
-    `wanted` (the fields and scorers asked for) is kept, and the files' sizes before it was
-    made (None: missing)."""
+    what `key` says (the files, the fields and scorers asked for, `_VERSION`) is kept, the
+    temporary it is written to, the files' sizes before it was made (None: missing), and the
+    paths the view reads them by (a ledger held open: its descriptor's)."""
 
     path: Path
+    temporary: Path
+    key: str
     files: tuple[Path, ...]
     sizes: tuple[int | None, ...]
+    read: tuple[Path, ...]
+
+
+_NAMED = re.compile(r"[0-9a-f]{20}\.duckdb")  # a snapshot's name: nothing else is pruned
 
 
 def snapshot_for(
-    ledgers: Sequence[Path], scores: Path, fields: Collection[str], scorers: Collection[str]
+    ledgers: Sequence[Path],
+    held: Sequence[Path],
+    scores: Path,
+    fields: Collection[str],
+    scorers: Collection[str],
 ) -> Snapshot | None:
-    """The snapshot of this view (None when snapshots are off)."""
+    """The snapshot of the view of `ledgers` (read by `held`) and `scores` (None when snapshots
+    are off); what earlier writers of it killed left is removed."""
     if os.environ.get("HARNESS_VIEW_CACHE", "1") == "0":
         return None
     files = (*(p.resolve() for p in ledgers), scores.resolve())
-    key = orjson.dumps(
-        [_VERSION, [str(f) for f in files], sorted(fields), sorted(scorers)],
-    )
+    key = orjson.dumps([_VERSION, [str(f) for f in files], sorted(fields), sorted(scorers)])
     name = hashlib.sha256(key).hexdigest()[:20] + ".duckdb"
+    folder = scores.parent
     with contextlib.suppress(OSError):  # what a verb killed while writing it left
-        remove_stale(scores.parent, name)
-    return Snapshot(scores.parent / FOLDER / name, files, tuple(_size(f) for f in files))
+        remove_stale(folder, name)
+        for log in folder.glob(f".{glob.escape(name)}.*.snapshot.wal"):
+            if not log.with_suffix("").exists():  # its writer is gone
+                log.unlink()
+    return Snapshot(
+        folder / FOLDER / name,
+        temporary_path(folder, name, "snapshot"),
+        key.decode(),
+        files,
+        tuple(_size(f) for f in files),
+        (*held, scores),
+    )
+
+
+def checksums(snapshot: Snapshot, threads: int) -> list[list[int] | None] | None:
+    """The CRCs of every file as the view reads it, taken before it is made and again after
+    (a snapshot is kept only when the two agree); None when a file is no regular one."""
+    if _ODD in snapshot.sizes:
+        return None
+    try:
+        return [
+            None if size is None else _crcs(path, size, threads, None)
+            for path, size in zip(snapshot.read, snapshot.sizes, strict=True)
+        ]
+    except OSError:
+        return None
 
 
 def restore(
@@ -101,6 +138,8 @@ def _taken(
     """The views of the snapshot attached as `snapshot`, when every file is as it was then."""
     (manifest,) = connection.execute("SELECT manifest FROM snapshot.manifest").fetchone() or ("",)
     made = orjson.loads(manifest)
+    if made["key"] != snapshot.key:  # another view's snapshot under this name
+        return None
     files = [(Path(f["path"]), f["size"], f["crcs"]) for f in made["files"]]
     if [(p, s) for p, s, _ in files] != list(zip(snapshot.files, snapshot.sizes, strict=True)):
         return None
@@ -110,6 +149,8 @@ def _taken(
     kept = dict(made["kept"])
     for table in made["tables"]:
         connection.execute(f"CREATE VIEW {table} AS SELECT * FROM snapshot.{table}")
+    with contextlib.suppress(OSError):  # the folder keeps the snapshots used last
+        os.utime(snapshot.path)
     return kept
 
 
@@ -117,21 +158,21 @@ def save(
     connection: duckdb.DuckDBPyConnection,
     snapshot: Snapshot,
     kept: dict[str, Any],
+    before: list[list[int] | None],
     threads: int,
-) -> Path | None:
-    """Write the view's tables in `connection`, and `kept` (JSON), as its snapshot, to a
-    temporary file that `keep` puts in place once the verb is done (None when a file changed
-    while the view was made, or the folder cannot be written: no snapshot)."""
-    if _ODD in snapshot.sizes or tuple(_size(f) for f in snapshot.files) != snapshot.sizes:
-        return None  # a file grew meanwhile: what was read of it is not known to the byte
-    folder = snapshot.path.parent.parent  # the output's: the snapshots' made when it is kept
-    try:
-        files = [
-            {"path": str(f), "size": s, "crcs": None if s is None else _crcs(f, s, threads, None)}
-            for f, s in zip(snapshot.files, snapshot.sizes, strict=True)
-        ]
-    except OSError:
-        return None
+) -> bool:
+    """Write the view's tables in `connection`, and `kept` (JSON), as its snapshot, to its
+    temporary, which `keep` puts in place once the verb is done; False (no snapshot) when a
+    file changed while the view was made (its size, or its CRCs against `before`), or the
+    folder cannot be written."""
+    if tuple(_size(f) for f in snapshot.files) != snapshot.sizes:
+        return False  # a file grew meanwhile: what was read of it is not known to the byte
+    if checksums(snapshot, threads) != before:
+        return False  # changed in place, or replaced, while it was read
+    files = [
+        {"path": str(f), "size": s, "crcs": crcs}
+        for f, s, crcs in zip(snapshot.files, snapshot.sizes, before, strict=True)
+    ]
     tables = [
         name
         for (name,) in connection.execute(
@@ -139,8 +180,8 @@ def save(
         ).fetchall()
         if name in _TABLES
     ]
-    manifest = {"files": files, "tables": tables, "kept": kept}
-    temporary = temporary_path(folder, snapshot.path.name, "snapshot")
+    manifest = {"key": snapshot.key, "files": files, "tables": tables, "kept": kept}
+    temporary = snapshot.temporary
     try:
         connection.execute(f"ATTACH '{_quoted(temporary)}' AS snapshot")
         try:
@@ -153,20 +194,29 @@ def save(
         finally:
             connection.execute("DETACH snapshot")
     except (OSError, duckdb.Error):
-        discard(temporary)
-        return None
-    return temporary
+        forget(snapshot)
+        return False
+    return True
 
 
-def keep(temporary: Path, snapshot: Snapshot) -> None:
-    """Put the snapshot written to `temporary` in place, and the folder's oldest away."""
+def keep(snapshot: Snapshot) -> None:
+    """Put the snapshot written to its temporary in place, and the folder's oldest away (not
+    in a folder that is a link: its files may be anything)."""
     try:
         snapshot.path.parent.mkdir(exist_ok=True)
-        os.replace(temporary, snapshot.path)
+        if snapshot.path.parent.is_symlink():
+            raise OSError("a link")
+        os.replace(snapshot.temporary, snapshot.path)
     except OSError:
-        discard(temporary)
+        forget(snapshot)
         return
     _prune(snapshot.path.parent)
+
+
+def forget(snapshot: Snapshot) -> None:
+    """Remove the snapshot's temporary and DuckDB's log of it, if they are there."""
+    discard(snapshot.temporary)
+    discard(snapshot.temporary.with_name(snapshot.temporary.name + ".wal"))
 
 
 def _crcs(path: Path, size: int, threads: int, advance: Advance | None) -> list[int]:
@@ -199,7 +249,8 @@ def _size(path: Path) -> int | None:
 def _prune(folder: Path) -> None:
     """Keep the `_KEPT` newest snapshots."""
     try:
-        found = sorted(folder.glob("*.duckdb"), key=lambda p: p.stat().st_mtime, reverse=True)
+        found = [p for p in folder.iterdir() if _NAMED.fullmatch(p.name)]
+        found.sort(key=lambda p: p.stat().st_mtime, reverse=True)
         for old in found[_KEPT:]:
             old.unlink(missing_ok=True)
     except OSError:

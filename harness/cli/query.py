@@ -84,6 +84,7 @@ def _query(args: argparse.Namespace, console: Console) -> int:
                     threads=args.threads,
                     advance=advance,
                     every_record="records" in tables_named(sql),
+                    snapshots=False,  # the session writes no file
                 )
             )
         lock(view)

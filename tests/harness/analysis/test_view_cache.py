@@ -113,3 +113,57 @@ def test_a_report_of_some_variants_from_a_snapshot_is_the_report_made_afresh(
         code, out, err = run_cli(*args, "--out", tmp_path / "again.html")
     assert (code, err) == (0, "") and ", 6 jobs)" in out
     assert (tmp_path / "again.html").read_bytes() == (tmp_path / "first.html").read_bytes()
+
+
+def test_a_file_changed_while_the_view_is_made_leaves_no_snapshot(tmp_path, monkeypatch):
+    ledger, scores, _ = _run(tmp_path)
+    made = view._make
+
+    def changed_meanwhile(*args, **kwargs):
+        made(*args, **kwargs)
+        body = bytearray(ledger.read_bytes())
+        body[body.index(b"a@t0 on p2")] = ord("A")  # in place, the same size
+        ledger.write_bytes(bytes(body))
+
+    with monkeypatch.context() as patch:
+        patch.setattr(view, "_make", changed_meanwhile)
+        compute_stats(ledger, scores, resamples=0)
+    assert not list(tmp_path.glob(f"{FOLDER}/*.duckdb"))
+    assert _stats(ledger, scores) == _afresh(ledger, scores, monkeypatch)  # the line left out
+
+
+def test_another_views_snapshot_under_this_name_is_passed_over(tmp_path, monkeypatch):
+    ledger, scores, _ = _run(tmp_path)
+    whole = _stats(ledger, scores)
+    (mine,) = (tmp_path / FOLDER).glob("*.duckdb")
+    compute_stats(ledger, scores, scorers=["s"], label="yes", resamples=0)
+    (other,) = [p for p in (tmp_path / FOLDER).glob("*.duckdb") if p != mine]
+    other.replace(mine)
+    assert _stats(ledger, scores) == whole
+
+
+def test_a_verb_stopped_while_keeping_a_snapshot_leaves_no_temporary(tmp_path, monkeypatch):
+    ledger, scores, _ = _run(tmp_path)
+    saved = view.save
+
+    def stopped(connection, snapshot, *args):
+        saved(connection, snapshot, *args)
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as patch:
+        patch.setattr(view, "save", stopped)
+        with pytest.raises(KeyboardInterrupt):
+            compute_stats(ledger, scores, resamples=0)
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+
+
+def test_only_snapshots_are_pruned_and_a_linked_folder_keeps_none(tmp_path):
+    ledger, scores, _ = _run(tmp_path)
+    theirs = tmp_path / "theirs"
+    theirs.mkdir()
+    for n in range(10):
+        (theirs / f"mine{n}.duckdb").write_bytes(b"a database of the user's")
+    (tmp_path / FOLDER).symlink_to(theirs)
+    for label in (None, "yes", "no"):
+        compute_stats(ledger, scores, label=label, resamples=0)
+    assert sorted(p.name for p in theirs.iterdir()) == sorted(f"mine{n}.duckdb" for n in range(10))

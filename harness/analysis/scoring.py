@@ -236,16 +236,16 @@ async def score(plan: ScoringPlan, console: Console, argv: Sequence[str] = ()) -
         # The target scorers that read no Python scorer's labels, in a pass of their own: a
         # Python scorer that raises stops `score`, and none of them is left behind the labels it
         # reads. Those that read a Python scorer's come with it, answer by answer.
-        python = {
-            t for t, target in plan.targets.items() if target.matcher.scorer.of in plan.functions
+        of_python = {
+            name: target
+            for name, target in plan.targets.items()
+            if target.matcher.scorer.of in plan.functions
         }
-        first = {t: target for t, target in plan.targets.items() if t not in python}
-        if first and plan.functions:
-            _score_by_prompt(plan, scores, console, first, {})
-            first = {}
-        if first or plan.functions:
-            then = {t: plan.targets[t] for t in python}
-            _score_by_prompt(plan, scores, console, {**first, **then}, plan.functions)
+        alone = {name: t for name, t in plan.targets.items() if name not in of_python}
+        if alone:
+            _score_by_prompt(plan, scores, console, alone, {})
+        if plan.functions:
+            _score_by_prompt(plan, scores, console, of_python, plan.functions)
     finally:
         writer.close()
     return result

@@ -5,11 +5,13 @@ that `stats`, `report` and `export` on an unchanged run read a snapshot instead 
 A snapshot is taken again only when every file it was made of has the same size and the same
 CRC-32 of each 64 MiB stretch (checked on the cores, a second or so per 1.5 GB): a line changed
 anywhere, even in place, and the view is made afresh. A file that grew (a run still writing, new
-scores) is read afresh too. A snapshot holds the view's tables (`latest`, `scores`,
-`score_lines`, `every_line`) and what reading left out (`View.skipped`, `View.labels`); it is
-named after what it was made for (the files, the fields asked for, the scorers kept), written
-whole and renamed into place, and the folder keeps the `_KEPT` newest. Delete the folder at any
-time; `HARNESS_VIEW_CACHE=0` turns snapshots off.
+scores) is read afresh too. A snapshot is kept only when the CRCs taken before the view was made
+agree with those taken after (nothing changed while it was read). It holds the view's tables
+(`latest`, `scores`, `score_lines`, `every_line`) and what reading left out (`View.skipped`,
+`View.labels`); it is named after what it was made for (the files, the fields asked for, the
+scorers kept), which its manifest says too, written whole and renamed into place once the verb
+is done, and the folder keeps the `_KEPT` used last. Delete the folder at any time;
+`HARNESS_VIEW_CACHE=0` turns snapshots off.
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ from harness.whole import discard, remove_stale, temporary_path
 FOLDER = ".harness-cache"
 _VERSION = 2  # bumped whenever a snapshot holds otherwise what a view is made of
 _CHUNK = 64 << 20
-_KEPT = 8  # snapshots kept in the folder, the newest
+_KEPT = 8  # snapshots kept in the folder, those used last
 _TABLES = ("latest", "scores", "score_lines", "every_line")
 _ODD = -1  # the size of a file that is no regular one (a folder, a FIFO): never snapshotted
 
@@ -143,7 +145,7 @@ def _taken(
     files = [(Path(f["path"]), f["size"], f["crcs"]) for f in made["files"]]
     if [(p, s) for p, s, _ in files] != list(zip(snapshot.files, snapshot.sizes, strict=True)):
         return None
-    for path, size, crcs in files:
+    for (_, size, crcs), path in zip(files, snapshot.read, strict=True):  # as the view reads
         if size is not None and _crcs(path, size, threads, advance) != crcs:
             return None
     kept = dict(made["kept"])

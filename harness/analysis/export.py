@@ -29,16 +29,19 @@ ledger holds them (`{token, logprob, top: [[token, logprob], ...], token_id, top
 uncertainty (no logprobs) is null; the measures are `harness.analysis.uncertainty`'s, computed on
 each batch's flat logprobs. A score counts as in `harness.analysis.view`.
 
-DuckDB hands the rows over as Arrow batches of `BATCH` rows in ledger order, written as they
-come (Parquet in row groups of `ROW_GROUP` rows), so memory stays bounded; the file is written
-whole (`harness.whole`).
+DuckDB hands the rows over as Arrow batches of `BATCH` rows in ledger order, a scan of `latest`
+(written in that order: checked as it is read, and read again with `ORDER BY line` where it is
+not) beside the scores' columns (read apart, sorted), written as they come (Parquet in row groups
+of `ROW_GROUP` rows), so memory stays bounded; the file is written whole (`harness.whole`).
 """
 
 from __future__ import annotations
 
 import csv
+import queue
 import re
-from collections.abc import Callable, Iterator
+import threading
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -51,7 +54,7 @@ import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
 from harness.analysis.uncertainty import MEASURES, measure_arrow
-from harness.analysis.view import FIELDS, View, open_view
+from harness.analysis.view import FIELDS, View, in_order, open_view
 from harness.errors import InputError
 from harness.ledger.sets import Advance, Ledgers
 from harness.ledger.targets import OwnFile, head_lines
@@ -60,6 +63,8 @@ from harness.whole import written_whole
 Format = Literal["parquet", "csv", "jsonl"]
 BATCH = 8_192  # rows DuckDB hands over at once
 ROW_GROUP = 65_536  # rows per Parquet row group
+AHEAD = 8  # batches made while the ones before are written
+_DONE = object()  # no batch comes after
 
 # What `format` the pilot-json export's metadata says (`harness.analysis.pilot`).
 PILOT_FORMAT = "harness pilot-json 1"
@@ -108,6 +113,7 @@ _ERROR_SQL = (
 Form = Literal["plain", "text", "timestamp", "token_logprobs", "uncertainty"]
 # An answer's token logprobs, as the export's query names them for the measures.
 _MEASURED = "__measured"
+_LINE = "__line"  # a record's line, as the export's query names it
 _LARGEST_EXACT = 1 << 53  # the largest whole number a float64 holds exactly
 _DOUBLE_MISFIT = (
     "Integer value {} is outside of the range exactly representable by a IEEE 754 double "
@@ -130,6 +136,7 @@ class Column:
     type: pa.DataType
     sql: str  # what DuckDB selects for it from `answers`
     form: Form = "plain"
+    scored: bool = False  # a scorer's label or value, read from `answers`
 
 
 def write_export(
@@ -148,8 +155,16 @@ def write_export(
             raise InputError(f"{ledger}: no result records in it")
         columns = export_columns(view)
         with written_whole(target) as temporary:
-            written = _WRITERS[form](temporary, _batches(view, columns, form))
+            write = _WRITERS[form]
+            try:
+                written = write(temporary, _made_ahead(view, _batches(view, columns, form, True)))
+            except _OutOfOrder:
+                written = write(temporary, _made_ahead(view, _batches(view, columns, form, False)))
         return Exported(written, view.labels.skipped, view.skipped)
+
+
+class _OutOfOrder(Exception):
+    """A scan of `latest` gave its records out of line order."""
 
 
 def is_export(path: Path) -> bool:
@@ -224,9 +239,10 @@ def export_columns(view: View) -> list[Column]:
     ]
     for name in scorer_order(view):
         label = f"score.{name}"
-        columns.append(Column(label, pa.string(), _ident(label)))
+        columns.append(Column(label, pa.string(), _ident(label), scored=True))
         if view.scorers[name].has_values:
-            columns.append(Column(f"{label}.value", pa.float64(), _ident(f"{label}.value")))
+            value = f"{label}.value"
+            columns.append(Column(value, pa.float64(), _ident(value), scored=True))
     return columns
 
 
@@ -402,23 +418,91 @@ def _ident(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-def _batches(view: View, columns: list[Column], form: Format) -> Iterator[pa.RecordBatch]:
-    """The export's rows, in ledger order, as batches of the export's schema."""
-    selected = [f"{c.sql} AS {_ident(c.name)}" for c in columns if c.form != "uncertainty"]
+def _batches(
+    view: View, columns: list[Column], form: Format, scan: bool
+) -> Generator[pa.RecordBatch]:
+    """The export's rows, in ledger order, as batches of the export's schema; with `scan`, the
+    records as a scan of `latest` gives them (_OutOfOrder where that is not line order), else
+    sorted by DuckDB."""
+    connection = view.connection
+    selected = [
+        f"{c.sql} AS {_ident(c.name)}" for c in columns if c.form != "uncertainty" and not c.scored
+    ]
     selected.append(f"CASE WHEN status = 'ok' THEN token_logprobs END AS {_MEASURED}")
     schema = pa.schema([pa.field(c.name, c.type) for c in columns])
     if form == "jsonl":
         at = schema.get_field_index("token_logprobs")
         schema = schema.set(at, pa.field("token_logprobs", pa.string()))
-    reader = view.connection.sql(
-        f"SELECT {', '.join(selected)} FROM answers ORDER BY line"
-    ).to_arrow_reader(BATCH)
-    for batch in reader:
-        yield _converted(batch, columns, schema, form)
+    scored = [f"{c.sql} AS {_ident(c.name)}" for c in columns if c.scored]
+    scores = pa.table({})
+    if scored:
+        scores = connection.sql(
+            f"SELECT {', '.join(scored)} FROM answers ORDER BY line"
+        ).to_arrow_table()
+    done, last = 0, -1
+    with in_order(connection):
+        query = f"SELECT line AS {_LINE}, {', '.join(selected)} FROM latest"
+        with connection.sql(query + ("" if scan else " ORDER BY line")).to_arrow_reader(
+            BATCH
+        ) as reader:  # closed before the setting is put back
+            for batch in reader:
+                lines = batch[_LINE].to_numpy()
+                if len(lines) and (lines[0] <= last or (np.diff(lines) <= 0).any()):
+                    raise _OutOfOrder
+                last = int(lines[-1]) if len(lines) else last
+                rows = scores.slice(done, batch.num_rows)
+                done += batch.num_rows
+                yield _converted(batch, rows, columns, schema, form)
+
+
+def _made_ahead(view: View, batches: Generator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+    """`batches`, made in a thread of their own up to `AHEAD` before the caller takes them (who
+    writes meanwhile); stopped, and DuckDB interrupted, when the caller stops."""
+    made: queue.Queue[Any] = queue.Queue(AHEAD)
+    stopped = threading.Event()
+
+    def offer(item: Any) -> bool:
+        while not stopped.is_set():
+            try:
+                made.put(item, timeout=0.05)
+            except queue.Full:
+                continue
+            return True
+        return False
+
+    def make() -> None:
+        try:
+            for batch in batches:
+                if not offer(batch):
+                    break
+            else:
+                offer(_DONE)
+        except BaseException as exc:  # the caller's to raise
+            offer(exc)
+        finally:
+            batches.close()
+
+    maker = threading.Thread(target=make, name="export-rows", daemon=True)
+    maker.start()
+    try:
+        while (item := made.get()) is not _DONE:
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stopped.set()
+        maker.join(timeout=0.5)  # a batch being made: done soon
+        if maker.is_alive():  # DuckDB still at work (sorting, say): stop it
+            view.connection.interrupt()
+            maker.join()
 
 
 def _converted(
-    batch: pa.RecordBatch, columns: list[Column], schema: pa.Schema, form: Format
+    batch: pa.RecordBatch,
+    scores: pa.Table,
+    columns: list[Column],
+    schema: pa.Schema,
+    form: Format,
 ) -> pa.RecordBatch:
     measured = measure_arrow(batch[_MEASURED])
     arrays = []
@@ -426,6 +510,9 @@ def _converted(
         if column.form == "uncertainty":
             measures = measured[column.name.removeprefix("uncertainty.")]
             arrays.append(pa.array(measures, pa.float64(), mask=np.isnan(measures)))
+            continue
+        if column.scored:
+            arrays.append(scores[column.name].combine_chunks().cast(field.type))
             continue
         array = batch[column.name]
         if column.form == "timestamp":

@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-from scipy import stats
+from scipy import special
 
 from harness.analysis.positions import MalformedLogprobs, Positions, flatten
 
@@ -146,8 +146,12 @@ def _first_margin(table: np.ndarray, counts: np.ndarray) -> np.ndarray:
 
 
 def _mean_entropy(table: np.ndarray, owner: np.ndarray, count: int) -> np.ndarray:
+    # `scipy.stats.entropy(np.exp(table), axis=1)`, computed as it does (scipy.stats alone takes
+    # half a second to import, which an export or a small ledger's stats would wait for)
+    chances = np.exp(table)
     with np.errstate(invalid="ignore", divide="ignore"):
-        entropy = stats.entropy(np.exp(table), axis=1)  # a row of no alternatives: NaN
+        chances = chances / np.sum(chances, axis=1, keepdims=True)
+    entropy = np.sum(special.entr(chances), axis=1)  # a row of no alternatives: NaN
     known = np.isfinite(entropy)
     total = np.bincount(owner[known], entropy[known], minlength=count)
     positions = np.bincount(owner[known], minlength=count)
@@ -173,6 +177,8 @@ def aurocs(
     answers where the measure is known; none for a measure without a positive and a negative.
     Measures known for the same answers share their bootstrap resamples (one draw of answers
     gives each of them an AUROC). `resamples` 0 draws no interval."""
+    from scipy import stats  # imported when needed: see `_mean_entropy`
+
     groups: dict[bytes, list[str]] = {}
     for name, values in unsure.items():
         groups.setdefault(np.isfinite(values).tobytes(), []).append(name)
@@ -204,6 +210,8 @@ def _intervals(
     nothing: tuple[float | None, float | None] = (None, None)
     if not resamples or yes.shape[1] < 2 or no.shape[1] < 2:
         return [nothing] * len(yes)
+    from scipy import stats
+
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # a degenerate sample gives NaN: no interval
         interval = stats.bootstrap(

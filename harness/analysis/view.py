@@ -5,8 +5,9 @@ their questions of.
 - `latest`: the latest record of every key (one ledger file, a shard tree, or several ledgers
   read as one), with the resume index's rules: a line counts only when whole (its seal checked by
   `harness.analysis.sealed_pass`) and of the record's shape (checked there by the harness's own
-  decoder); `line` is its place in the ledger (`ORDER BY line` reads the records in order: the
-  table is not sorted). A damaged or misshapen line is skipped and counted (`View.skipped`). It
+  decoder); `line` is its place in the ledger. The table is written in line order, which a plain
+  scan `in_order` keeps (else `ORDER BY line` reads the records in order; a reader that counts on
+  the scan checks it). A damaged or misshapen line is skipped and counted (`View.skipped`). It
   holds the fields asked for, and what can be derived from them (`DERIVED`).
 - `scores`: per answer and scorer, the current score: the latest line for its key says "ok", was
   made under the scorer's current definition (its last line's) and given to the answer as it is
@@ -205,7 +206,7 @@ def connect(
     config: dict[str, Any] = {
         "threads": threads or cores(),
         "memory_limit": memory_limit or _default_memory(),
-        "preserve_insertion_order": False,  # every reading in order says ORDER BY line
+        "preserve_insertion_order": False,  # a reading in order says so (`in_order`)
     }
     return duckdb.connect(":memory:", config=config)
 
@@ -298,11 +299,23 @@ def open_view(
             raise InputError(f"{exc.filename or ledger}: {exc.strerror or exc}") from None
 
 
+@contextmanager
+def in_order(connection: duckdb.DuckDBPyConnection) -> Iterator[None]:
+    """Within: a table is written in the order its query gives, and scanned in the order it was
+    written."""
+    _do(connection, "SET preserve_insertion_order = true")
+    try:
+        yield
+    finally:
+        _do(connection, "SET preserve_insertion_order = false")
+
+
 def keep_latest(view: View, condition: str, parameters: list[Any]) -> None:
     """Keep in `latest` only the records that meet `condition` (SQL), whether it is a table or a
     view of a snapshot."""
     connection = view.connection
-    _do(connection, f"CREATE TABLE kept AS SELECT * FROM latest WHERE {condition}", parameters)
+    with in_order(connection):
+        _do(connection, f"CREATE TABLE kept AS SELECT * FROM latest WHERE {condition}", parameters)
     ((kind,),) = _do(
         connection,
         "SELECT table_type FROM information_schema.tables WHERE table_name = 'latest' "
@@ -518,19 +531,24 @@ def _answers_table(
         "JOIN latest_lines l ON w.key = l.key AND w.crc = l.crc AND NOT l.parsed",
         *_record_parts(reads[1:], _wanted(fields)),
     ]
-    with _file_probed(connection):
-        _do(connection, f"CREATE TABLE latest AS {' UNION ALL BY NAME '.join(parts)}")
+    with _file_probed(connection), in_order(connection):
+        _do(
+            connection,
+            f"CREATE TABLE latest AS SELECT * FROM ({' UNION ALL BY NAME '.join(parts)}) "
+            "ORDER BY line",
+        )
     _do(connection, "DROP TABLE file_rows")
     ((rows, keys, expected),) = _do(
         connection,
         "SELECT count(*), count(DISTINCT key), (SELECT count(*) FROM latest_lines) FROM latest",
     )
     if rows != keys:  # a line repeated exactly (in two of the ledgers, or in one): once
-        _do(
-            connection,
-            "CREATE OR REPLACE TABLE latest AS SELECT * FROM latest "
-            "QUALIFY row_number() OVER (PARTITION BY key ORDER BY line) = 1",
-        )
+        with in_order(connection):
+            _do(
+                connection,
+                "CREATE OR REPLACE TABLE latest AS SELECT * FROM latest "
+                "QUALIFY row_number() OVER (PARTITION BY key ORDER BY line) = 1 ORDER BY line",
+            )
     view.skipped += expected - keys
 
 

@@ -36,7 +36,7 @@ from harness.ledger.sets import Advance
 from harness.whole import discard, remove_stale, temporary_path
 
 FOLDER = ".harness-cache"
-_VERSION = 2  # bumped whenever a snapshot holds otherwise what a view is made of
+_VERSION = 3  # bumped whenever a snapshot holds otherwise what a view is made of
 _CHUNK = 64 << 20
 _KEPT = 8  # snapshots kept in the folder, those used last
 _TABLES = ("latest", "scores", "score_lines", "every_line")
@@ -187,6 +187,7 @@ def save(
     try:
         connection.execute(f"ATTACH '{_quoted(temporary)}' AS snapshot")
         try:
+            connection.execute("SET preserve_insertion_order = true")  # `latest` in line order
             for table in tables:
                 connection.execute(f"CREATE TABLE snapshot.{table} AS SELECT * FROM {table}")
             connection.execute("CREATE TABLE snapshot.manifest (manifest VARCHAR)")
@@ -194,6 +195,7 @@ def save(
                 "INSERT INTO snapshot.manifest VALUES (?)", [orjson.dumps(manifest).decode()]
             )
         finally:
+            connection.execute("SET preserve_insertion_order = false")
             connection.execute("DETACH snapshot")
     except (OSError, duckdb.Error):
         forget(snapshot)

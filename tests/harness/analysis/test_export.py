@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import math
+from contextlib import contextmanager
+from types import SimpleNamespace
 
 import duckdb
 import orjson
@@ -12,6 +14,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
+from harness.analysis import export as export_module
 from harness.analysis.export import BATCH, write_export
 from tests.harness.analysis.ledgers import (
     answer,
@@ -289,3 +292,67 @@ def test_one_fixture_exported_in_every_format_holds_the_expected_values(project,
     assert lines[3]["timestamp"] == "2026-11-24T00:00:05+00:00"
     assert csv_rows[3]["timestamp"].startswith("2026-11-24 00:00:05")
     assert [r["score.judge.value"] for r in lines] == [0.25, None, None, None]
+
+
+@pytest.mark.parametrize(
+    "stored",
+    [
+        "line DESC",  # out of order from the first batch on
+        f"line >= {BATCH} DESC, line",  # in order within each part, the later part first
+    ],
+)
+def test_rows_come_in_ledger_order_when_the_latest_table_is_not_stored_in_it(
+    tmp_path, monkeypatch, stored
+):
+    records = [answer("a@t0", f"p{i}") for i in range(BATCH + 10)]
+    ledger = write_ledger(tmp_path / "ledger.jsonl", records)
+    made = export_module.open_view
+
+    @contextmanager
+    def stored_otherwise(*args, **kwargs):
+        with made(*args, **kwargs) as view:
+            view.connection.execute(f"CREATE TABLE other AS SELECT * FROM latest ORDER BY {stored}")
+            view.connection.execute("DROP TABLE latest")
+            view.connection.execute("ALTER TABLE other RENAME TO latest")
+            yield view
+
+    monkeypatch.setattr(export_module, "open_view", stored_otherwise)
+    target = tmp_path / "answers.parquet"
+    exported = write_export(ledger, tmp_path / "scores.jsonl", "parquet", target)
+    assert exported.rows == len(records)
+    keys = pq.read_table(target, columns=["key"]).column("key").to_pylist()
+    assert keys == [record["key"] for record in records]
+
+
+def test_batches_made_ahead_stop_and_close_when_the_writer_stops():
+    closed, made = [], []
+
+    def source():
+        try:
+            for number in range(1000):
+                made.append(number)
+                yield number
+        finally:
+            closed.append(True)
+
+    class Stopped(Exception):
+        pass
+
+    view = SimpleNamespace(connection=SimpleNamespace(interrupt=lambda: None))
+    taken = []
+    with pytest.raises(Stopped):
+        for batch in export_module._made_ahead(view, source()):
+            taken.append(batch)
+            raise Stopped  # as a writer that fails on its first batch
+    assert taken == [0] and closed == [True]
+    assert len(made) <= export_module.AHEAD + 2  # made ahead, no further
+
+
+def test_an_error_making_the_batches_reaches_the_writer():
+    def source():
+        yield 1
+        raise ValueError("bad batch")
+
+    view = SimpleNamespace(connection=SimpleNamespace(interrupt=lambda: None))
+    with pytest.raises(ValueError, match="bad batch"):
+        list(export_module._made_ahead(view, source()))

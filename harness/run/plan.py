@@ -144,7 +144,8 @@ def make_plan(prepared: Prepared, index: ResumeIndex, assumptions: Assumptions) 
     live = [lane for lane in lanes if lane.model.mode != "batch"]
     device = sum(lane.wall for lane in live if lane.holds_device)
     alongside = [lane.wall for lane in live if not lane.holds_device]
-    notes = [
+    notes = [*prepared.notes]
+    notes += [
         f"{lane.model.name}: price {lane.price.unconfirmed} ({lane.price.source})"
         for lane in lanes
         if lane.price is not None and lane.price.unconfirmed

@@ -35,11 +35,13 @@ from harness.prompts.load import Prompt, load_prompts
 from harness.prompts.selection import Selection
 from harness.prompts.sources import PromptSource
 from harness.providers import (
+    MissingPackage,
     batch_providers,
     config_secrets,
     holds_device,
     provider_class,
     registered,
+    stand_in,
 )
 from harness.providers.options import read_options
 from harness.run.jobs import Job, Wanted, iter_jobs, iter_keys
@@ -86,6 +88,7 @@ class Prepared:
     selection: Selection = field(default_factory=Selection)
     shard: Shard | None = None
     root: Path | None = None
+    notes: tuple[str, ...] = ()  # planning: what a run would need that is missing here
 
     @property
     def ledger_path(self) -> Path:
@@ -191,14 +194,18 @@ def _read_registering_secrets(config_path: str | Path) -> ConfigDraft:
     return draft
 
 
-def prepare(config_path: str | Path, overrides: Overrides = Overrides()) -> Prepared:
+def prepare(
+    config_path: str | Path, overrides: Overrides = Overrides(), *, planning: bool = False
+) -> Prepared:
     """Load and check the config, prompts and providers (keys, URLs); raises InputError, with
     one line per problem, before anything is written. A mistake in one part of the config does
     not hide one in another: every model's provider, options, batch mode and price, every inline
     judge model's options, and the prompts file are checked whatever else is wrong, against the
     declarations alone (no provider imported); then each model whose own entry is right is set up
     by its provider (key, URL, adapters, weights), except, while anything else is wrong, one whose
-    provider holds the device (its engine takes seconds to import, its weights a look-up)."""
+    provider holds the device (its engine takes seconds to import, its weights a look-up).
+    `planning` (for `plan`, which sends nothing): no key, engine or package is needed; what a run
+    would need that is missing becomes one of the `notes` (see `_planned`)."""
     draft = _read_registering_secrets(config_path)
     problems = [str(config_error(draft.path, draft.errors))] if draft.errors else []
     source = draft.prompts
@@ -223,12 +230,15 @@ def prepare(config_path: str | Path, overrides: Overrides = Overrides()) -> Prep
     for where, judge in draft.judges.items():
         problems += _entry_option_problems(draft, where, judge, unknown_told=False)
     prompts = _prompts(draft, source, overrides, problems)
-    setups, settled = [], not problems
+    setups, settled, notes = [], not problems, list[str]()
     for index in right:
         if not settled and holds_device(models[index].provider):
             continue
         try:
-            setups.append(_setup(draft, index, models[index]))
+            if planning:
+                setups.append(_planned(draft, index, models[index], notes))
+            else:
+                setups.append(_setup(draft, index, models[index]))
         except InputError as exc:  # every model's problem is told, not only the first one's
             problems.append(str(exc))
     if problems:
@@ -243,7 +253,9 @@ def prepare(config_path: str | Path, overrides: Overrides = Overrides()) -> Prep
     if source is not None:
         config = dataclasses.replace(config, prompts=source)
     prompts = overrides.selection.apply(prompts, config.seed)
-    return Prepared(config, prompts, tuple(setups), overrides.selection, overrides.shard, root)
+    return Prepared(
+        config, prompts, tuple(setups), overrides.selection, overrides.shard, root, tuple(notes)
+    )
 
 
 def _with_mode(model: ModelConfig, mode: Mode | None) -> ModelConfig:
@@ -373,13 +385,13 @@ def _setup(config: _Loaded, index: int, model: ModelConfig, entry: str | None = 
     options, lines = _declared_problems(config, entry, model)
     if lines or options is None:  # told without importing the provider
         raise InputError("\n".join(lines))
+    label = f"{config.path}: {entry} ({model.name})"
     try:
         cls = provider_class(model.provider)
     except InputError as exc:
-        raise ConfigError(config.path, f"{entry}.provider", str(exc)) from None
+        raise InputError(f"{label}: {exc}") from None
     lines = _batch_problems(config.path, entry, model, cls)
     SECRETS.add(*named_secrets(options))
-    label = f"{config.path}: {entry} ({model.name})"
     try:
         options = cls.resolve(model.model_id, options)  # local models: the exact weights, pinned
     except InputError as exc:
@@ -388,13 +400,61 @@ def _setup(config: _Loaded, index: int, model: ModelConfig, entry: str | None = 
     adapters = _adapters(config, entry, model, cls, options, lines) if model.adapters else ()
     if lines:
         raise InputError("\n".join(lines))
+    variants = _variants(config, model, options, adapters)
+    return ModelSetup(index, model, cls, options, variants, adapters)
+
+
+def _planned(config: _Loaded, index: int, model: ModelConfig, notes: list[str]) -> ModelSetup:
+    """A model's set-up as `plan` needs it, which sends nothing: its variants and how its
+    provider bills and runs. A provider that holds the device, or whose package is missing, is
+    not imported (`stand_in`); a missing key, an engine or weights not to be had here are noted
+    in `notes`, not refused. Weights not found leave the options as written: the variants' ids
+    lack the pinned commit, so jobs a run did under it are not counted done (a note says so)."""
+    entry = f"models[{index}]"
+    options, lines = _declared_problems(config, entry, model)
+    if lines or options is None:
+        raise InputError("\n".join(lines))
+    name = model.name
+    cls: type[Provider]
+    if holds_device(model.provider):
+        cls = stand_in(model.provider)
+    else:
+        try:
+            cls = provider_class(model.provider)
+        except MissingPackage as exc:
+            notes.append(f"{name}: {exc} (to run it)")
+            cls = stand_in(model.provider)
+        except InputError as exc:
+            raise InputError(f"{config.path}: {entry} ({name}): {exc}") from None
+    SECRETS.add(*named_secrets(options))
+    try:
+        options = cls.resolve(model.model_id, options)
+    except InputError as exc:
+        notes.append(
+            f"{name}: {exc}; its jobs are counted as not done (their ids need the weights' commit)"
+        )
+    needs = cls.preflight(model.model_id, options)
+    notes += [f"{name}: {problem} (to run it)" for problem in needs]
+    adapters = []
+    for adapter, path in model.adapters.items():
+        try:
+            adapters.append(read_adapter(adapter, path))
+        except InputError as exc:
+            raise ConfigError(config.path, f"{entry}.adapters.{adapter}", str(exc)) from None
+    variants = _variants(config, model, options, adapters)
+    return ModelSetup(index, model, cls, options, variants, tuple(adapters))
+
+
+def _variants(
+    config: _Loaded, model: ModelConfig, options: Any, adapters: Sequence[Adapter]
+) -> tuple[Variant, ...]:
+    """The model's variants: each temperature, of the model itself and through each adapter."""
     identity = answer_defining(options)
-    variants = tuple(
+    return tuple(
         make_variant(model, t, config.seed, identity, adapter)
         for adapter in (None, *adapters)
         for t in model.temperatures
     )
-    return ModelSetup(index, model, cls, options, variants, adapters)
 
 
 def _declared_problems(config: _Loaded, entry: str, model: ModelConfig) -> tuple[Any, list[str]]:

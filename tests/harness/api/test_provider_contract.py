@@ -17,7 +17,7 @@ from aiohttp import web
 
 from harness.api.provider import BatchProvider, Provider
 from harness.api.types import Completion, Request, Usage
-from harness.errors import RetryableError, ServerError
+from harness.errors import InputError, RetryableError, ServerError
 from harness.providers import REGISTRY, Entry, batch_providers, holds_device, provider_class
 from harness.providers.options import OPTIONS, AnthropicOptions
 from tests.conftest import REPO, results, write_config
@@ -104,7 +104,7 @@ def test_a_registered_class_that_cannot_serve_is_one_line_naming_the_model_exit_
 ):
     monkeypatch.setitem(REGISTRY, "echo", Entry(__name__, cls))
     config = write_config(tmp_path, ECHO)
-    line = f'error: {config}: models[0].provider: provider "echo": {__name__}.{why}'
+    line = f'error: {config}: models[0] (echo): provider "echo": {__name__}.{why}'
     for verb in ("run", "plan"):
         code, out, err = run_cli(verb, config)
         assert (code, out, err.splitlines()) == (2, "", [line]), verb
@@ -351,3 +351,17 @@ def test_every_provider_instance_has_the_attributes_the_base_class_declares(name
     declared = vars(Echo("model-1", options))
     built = cls("model-1", options)
     assert {attr: getattr(built, attr, "missing") for attr in declared} == declared
+
+
+def test_a_provider_whose_installed_package_lacks_a_part_names_the_version_and_the_part(
+    tmp_path, monkeypatch
+):
+    (tmp_path / "uses_a_missing_part.py").write_text("import json.no_such_part\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setitem(REGISTRY, "echo", Entry("uses_a_missing_part", "Echo", "json"))
+    monkeypatch.setattr(json, "__version__", "9.9", raising=False)
+    with pytest.raises(InputError) as caught:
+        provider_class("echo")
+    assert str(caught.value) == (
+        'provider "echo" cannot use the installed json 9.9: it has no json.no_such_part'
+    )

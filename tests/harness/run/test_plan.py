@@ -4,7 +4,10 @@ from a lane's limits, the JSON shape, bad input, and that it never writes or loc
 from __future__ import annotations
 
 import json
+import os
 import statistics
+import subprocess
+import sys
 from collections import defaultdict
 
 import pytest
@@ -193,3 +196,54 @@ def test_a_batch_model_is_left_out_of_the_wall_time_and_says_so(tmp_path, run_cl
     data = plan(run_cli, write_config(tmp_path, body, prompts=10), "--latency", "1")
     assert data["total"]["wall_seconds"] == pytest.approx(20)  # the live lane's alone
     assert any(n.startswith("claude: batch mode") for n in data["notes"])
+
+
+CLAUDE = """
+[[models]]
+name = "claude"
+provider = "anthropic"
+model = "claude-sonnet-4-5"
+temperatures = [0.0]
+"""
+HUB_MODEL = """
+[[models]]
+name = "open"
+provider = "vllm"
+model = "example-org/not-in-the-cache"
+temperatures = [0.0]
+"""
+
+
+def test_plan_prices_api_models_without_their_keys_and_says_what_a_run_needs(
+    tmp_path, run_cli, monkeypatch
+):
+    monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
+    data = plan(run_cli, write_config(tmp_path, CLAUDE, prompts=6))
+    (variant,) = data["variants"]
+    assert variant["pending"] == 6 and variant["cost_usd"] > 0
+    assert any(
+        "claude: no API key: set the environment variable ANTHROPIC_API_KEY" in note
+        for note in data["notes"]
+    )
+    code, _, err = run_cli("run", write_config(tmp_path, CLAUDE, prompts=6))
+    assert code == 2 and "ANTHROPIC_API_KEY" in err  # a run still needs it
+
+
+def test_plan_neither_imports_a_local_engine_nor_needs_its_weights(tmp_path):
+    config = write_config(tmp_path, SIMPLE_MODEL + HUB_MODEL, prompts=3)
+    script = (
+        "import json, sys\n"
+        "from harness.cli.main import main\n"
+        f"code = main(['plan', {str(config)!r}, '--json'])\n"
+        "print(json.dumps([code, 'vllm' in sys.modules]))\n"
+    )
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf")}
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, env=env, check=False
+    )
+    *printed, last = done.stdout.splitlines()
+    assert json.loads(last) == [0, False], done.stderr
+    data = json.loads("\n".join(printed))
+    assert [v["pending"] for v in data["variants"]] == [3, 3, 3]
+    (note,) = [n for n in data["notes"] if n.startswith("open: ")]
+    assert "example-org/not-in-the-cache" in note and "counted as not done" in note

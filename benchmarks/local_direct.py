@@ -1,6 +1,7 @@
 """`python -m benchmarks.local_direct MODE MODEL PROMPTS MAX_TOKENS`: generate without the harness
-and print {"seconds": ...} for generation alone. MODE: `vllm` (every prompt submitted at once),
-`hf-batch` (transformers, batches of 16), `hf-sequential` (one prompt at a time, the legacy way).
+and print {"seconds": ...} for generation alone, top-5 logprobs included. MODE: `vllm` (every
+prompt submitted at once), `hf-batch-N` (transformers, batches of N, each step's log-softmax and
+top 5 taken on the device), `hf-sequential` (one prompt at a time, the legacy way).
 """
 
 from __future__ import annotations
@@ -65,7 +66,7 @@ def hf_seconds(model: str, prompts: int, max_tokens: int, batch: int) -> float:
         ids = torch.tensor([[tokenizer.eos_token_id] * (width - len(r)) + r for r in rows])
         mask = torch.tensor([[0] * (width - len(r)) + [1] * len(r) for r in rows])
         with torch.inference_mode():
-            lm.generate(
+            out = lm.generate(
                 input_ids=ids,
                 attention_mask=mask,
                 max_new_tokens=max_tokens,
@@ -74,6 +75,11 @@ def hf_seconds(model: str, prompts: int, max_tokens: int, batch: int) -> float:
                 output_logits=True,
                 return_dict_in_generate=True,
             )
+            chosen = out.sequences[:, width:]
+            for step, logits in enumerate(out.logits):
+                logprobs = torch.log_softmax(logits.float(), dim=-1)
+                logprobs.topk(5, dim=-1)
+                logprobs.gather(1, chosen[:, step : step + 1])
     return time.perf_counter() - started
 
 
@@ -81,6 +87,8 @@ if __name__ == "__main__":
     mode, model, count, tokens = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
     if mode == "vllm":
         seconds = vllm_seconds(model, count, tokens)
+    elif mode.startswith("hf-batch-"):
+        seconds = hf_seconds(model, count, tokens, int(mode.removeprefix("hf-batch-")))
     else:
-        seconds = hf_seconds(model, count, tokens, 16 if mode == "hf-batch" else 1)
+        seconds = hf_seconds(model, count, tokens, 1)
     print(json.dumps({"seconds": seconds}))

@@ -48,6 +48,13 @@ class DeviceNeeds:
     weights: str
     needed: int | None
     share: float = 1.0
+    # How many requests it batches, given the GPU memory left beside the weights (None: no GPU)
+    # and the requests' max_tokens; None for an engine that batches continuously
+    batch: Callable[[int | None, int], int] | None = None
+    # The least CUDA compute capability it runs on at these settings, and why
+    capability: tuple[int, int] = (0, 0)
+    capability_for: str = ""
+    engine: str = ""  # a line on the engine: its version, what it will run with
 
 
 class Provider(ABC):

@@ -69,24 +69,53 @@ def snapshot(weights: Weights) -> Path:
 _BYTES = {"float32": 4, "float": 4, "float16": 2, "half": 2, "bfloat16": 2, "float8": 1, "int8": 1}
 
 
+@dataclass(frozen=True)
+class MemoryShape:
+    """What a model's config.json says of the memory it takes beside its weights: its layers,
+    key-value heads times head size, vocabulary, longest context, and bytes per number."""
+
+    layers: int
+    kv_width: int
+    vocab: int
+    context: int
+    number_bytes: int
+
+    def cache_bytes(self, tokens: int) -> int:
+        """The key-value cache of one sequence of `tokens` tokens."""
+        return 2 * self.layers * self.kv_width * self.number_bytes * tokens
+
+
+def memory_shape(folder: Path, dtype: str) -> MemoryShape | None:
+    """The model's `MemoryShape` at `dtype` ("auto": its config's); None when its config does not
+    say (or cannot be read)."""
+    try:
+        config = json.loads((folder / _MODEL_FILE).read_text())
+        config = config.get("text_config", config)
+        layers, heads = config["num_hidden_layers"], config["num_attention_heads"]
+        kv_heads = config.get("num_key_value_heads") or heads
+        head_dim = config.get("head_dim") or config["hidden_size"] // heads
+        shape = MemoryShape(
+            int(layers),
+            int(kv_heads * head_dim),
+            int(config.get("vocab_size") or 0),
+            int(config["max_position_embeddings"]),
+            _BYTES.get(dtype if dtype != "auto" else str(config.get("torch_dtype")), 2),
+        )
+    except (OSError, ValueError, KeyError, TypeError, ZeroDivisionError, AttributeError):
+        return None
+    return shape
+
+
 def memory_needed(weights: Weights, dtype: str, max_model_len: int | None) -> int | None:
     """Bytes a GPU must hold for the model at these settings: its weights (as on disk) and the
     KV cache of one sequence of `max_model_len` tokens (the model's own maximum when None);
     None while the weights are not on disk."""
     if weights.folder is None or weights.size is None:
         return None
-    try:
-        config = json.loads((weights.folder / _MODEL_FILE).read_text())
-        config = config.get("text_config", config)
-        layers, heads = config["num_hidden_layers"], config["num_attention_heads"]
-        kv_heads = config.get("num_key_value_heads") or heads
-        head_dim = config.get("head_dim") or config["hidden_size"] // heads
-        tokens = max_model_len or config["max_position_embeddings"]
-    except (OSError, ValueError, KeyError, TypeError, ZeroDivisionError):
+    shape = memory_shape(weights.folder, dtype)
+    if shape is None:
         return weights.size
-    width = _BYTES.get(dtype if dtype != "auto" else str(config.get("torch_dtype")), 2)
-    needed: int = weights.size + 2 * layers * kv_heads * head_dim * width * tokens  # JSON's ints
-    return needed
+    return weights.size + shape.cache_bytes(max_model_len or shape.context)
 
 
 def _folder(path: str, revision: str) -> Weights:

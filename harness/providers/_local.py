@@ -38,7 +38,14 @@ def device_needs(
     `share` of the GPU the engine takes."""
     weights = locate(options.path or model, options.revision)
     needed = memory_needed(weights, options.dtype, max_model_len)
-    return DeviceNeeds(weights.describe(), needed, share)
+    bfloat16 = options.dtype == "bfloat16"
+    return DeviceNeeds(
+        weights.describe(),
+        needed,
+        share,
+        capability=(8, 0) if bfloat16 else (0, 0),
+        capability_for='dtype = "bfloat16" (float16 runs on older GPUs)' if bfloat16 else "",
+    )
 
 
 def weights_folder(path: str, revision: str) -> tuple[Path, str]:

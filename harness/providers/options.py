@@ -210,8 +210,13 @@ class TransformersOptions(LocalOptions):
         pattern=r"auto|cpu|mps|cuda(:[0-9]+)?",
         answer=False,
     )
-    batch_size: int = option(
-        16, "requests generated together in one batch", min=1, max=100_000, answer=False
+    batch_size: int | None = option(
+        None,
+        "requests generated together in one batch (unset: as many as fit the GPU's free memory "
+        "at the requests' max_tokens, at most 512; 16 on a CPU)",
+        min=1,
+        max=100_000,
+        answer=False,
     )
 
 

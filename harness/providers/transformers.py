@@ -1,10 +1,15 @@
 """`provider = "transformers"`: the legacy path for machines without vLLM (CPU, Apple), batched.
 
-Requests that arrive together and share sampling parameters go through one `model.generate` call
-(left-padded, in a worker thread), up to `batch_size` at a time. Logprobs come from the raw logits
-of each step, like vLLM's: the chosen token's and the top k alternatives with their text. Above
-temperature 0 each request samples with a generator of its own, seeded with its own seed, so a
-request gives the same text whatever batch it shares. A request cancelled while queued never runs.
+Requests that share sampling parameters go through one `model.generate` call (left-padded, in a
+worker thread), up to `batch_size` at a time (by default as many as fit the GPU's memory, see
+`batch_fitting`; 16 on a CPU). A batch starts once `batch_size` requests wait, or once none has
+arrived for `QUIET` seconds: requests that arrive together go together. Logprobs come from the raw
+logits of each step, like vLLM's: the chosen token's and the top k alternatives, found on the
+device for the whole batch (one top-k per step, one transfer), their text from a table of token
+strings kept per tokenizer. Turning a batch into answers runs while the next batch generates.
+Above temperature 0 each request samples with a generator of its own, seeded with its own seed,
+so a request gives the same text whatever batch it shares. A request cancelled while queued
+never runs.
 
 LoRA adapters are loaded once, through PEFT, onto the model; a batch holds the requests of one
 adapter (or of the model itself) and runs with that adapter active (or all of them disabled).
@@ -12,6 +17,7 @@ adapter (or of the model itself) and runs with that adapter active (or all of th
 
 from __future__ import annotations
 
+import dataclasses
 import gc
 import math
 from collections import deque
@@ -34,6 +40,7 @@ from harness.api.types import (
     Usage,
 )
 from harness.errors import FatalError
+from harness.providers._hub import MemoryShape, locate, memory_shape
 from harness.providers._local import (
     adapter_fit,
     device_needs,
@@ -43,6 +50,10 @@ from harness.providers._local import (
     weights_folder,
 )
 from harness.providers.options import TransformersOptions
+
+QUIET = 0.005  # seconds without a new request after which a batch starts short of `batch_size`
+CPU_BATCH = 16  # the default batch on a CPU (or Apple's GPU)
+LARGEST_BATCH = 512  # the most a batch holds by default on a GPU, however much memory is free
 
 
 @dataclass(eq=False)  # compared by identity: the queue removes exactly this one
@@ -73,8 +84,12 @@ class TransformersProvider(Provider):
         self._tokenizer: Any = None
         self._loading = anyio.Lock()
         self._batching = anyio.Lock()
-        # Requests waiting for a batch, oldest first.
+        # Requests waiting for a batch, oldest first, and how many have arrived.
         self._queue: deque[_Pending] = deque()
+        self._arrived = 0
+        self._pieces: dict[int, str] = {}  # each token id's text, decoded alone
+        self._free = 0  # the device's free bytes once the model is loaded (0: a CPU)
+        self._shape: MemoryShape | None = None
 
     @classmethod
     def resolve(cls, model: str, options: TransformersOptions) -> TransformersOptions:
@@ -95,25 +110,41 @@ class TransformersProvider(Provider):
 
     @classmethod
     def device_needs(cls, model: str, options: TransformersOptions) -> DeviceNeeds:
-        """The weights' memory at `dtype`."""
-        return device_needs(model, options)
+        """The weights' memory at `dtype`, and the batches it would make (see `batch_size`)."""
+        needs = device_needs(model, options)
+        weights = locate(options.path or model, options.revision)
+        shape = memory_shape(weights.folder, options.dtype) if weights.folder else None
+
+        def batch(free: int | None, max_tokens: int) -> int:
+            if options.batch_size is not None:
+                return options.batch_size
+            if free is None:
+                return CPU_BATCH
+            return batch_fitting(shape, free, max_tokens, bool(options.top_logprobs))
+
+        return dataclasses.replace(needs, batch=batch)
 
     async def start(self) -> None:
         """Load the tokenizer and model (in a worker thread)."""
         await self._loaded()
 
     async def generate(self, request: Request) -> Completion:
-        """Queue the request; whoever holds the batch lock runs batches until it is answered."""
+        """Queue the request; whoever holds the batch lock generates batches until its own is
+        taken, then turns its last batch into answers while the next one generates."""
         await self._loaded()
         if request.adapter is not None and request.adapter not in self._adapters:
             raise FatalError(f"no adapter {request.adapter} was given to this model")
         item = _Pending(request, prompt_ids(self._tokenizer, request.messages, self.options.chat))
         self._queue.append(item)
+        self._arrived += 1
         try:
-            async with self._batching:
-                await anyio.lowlevel.checkpoint()  # let requests that arrive together join
-                while not item.done.is_set():
-                    await self._run_batch()
+            while item in self._queue:
+                async with self._batching:
+                    if item not in self._queue:  # taken into another's batch
+                        break
+                    batch, generated = await self._generate_next()
+                await self._answer(batch, generated)
+            await item.done.wait()
         except BaseException:  # cancelled while queued: it must never run
             if item in self._queue:
                 self._queue.remove(item)
@@ -153,7 +184,11 @@ class TransformersProvider(Provider):
         )
         if self.adapters:
             model = self._with_adapters(model)
-        return tokenizer, model.to(_device(o.device)).eval()
+        model = model.to(_device(o.device)).eval()
+        self._shape = memory_shape(folder, o.dtype)
+        if model.device.type == "cuda":
+            self._free = torch.cuda.mem_get_info(model.device)[0]
+        return tokenizer, model
 
     def _with_adapters(self, model: Any) -> Any:
         """The model with every adapter loaded through PEFT, checked to be the one planned."""
@@ -180,27 +215,53 @@ class TransformersProvider(Provider):
             self._model.set_adapter(self._adapters[name])
             yield
 
-    async def _run_batch(self) -> None:
+    async def _generate_next(self) -> tuple[list[_Pending], _Generated | Exception]:
+        """Wait until a batch is full or the queue quiet, take it from the queue and generate
+        it; what came out, or the exception that stopped it."""
         head = self._queue[0].request
-        group = _group(head)
-        batch = [p for p in self._queue if _group(p.request) == group]
-        batch = batch[: self.options.batch_size]
+        group, size = _group(head), self.batch_size(head.sampling.max_tokens)
+        while sum(_group(p.request) == group for p in self._queue) < size:
+            arrived = self._arrived
+            await anyio.sleep(QUIET)
+            if self._arrived == arrived:
+                break
+        batch = [p for p in self._queue if _group(p.request) == group][:size]
         for item in batch:
             self._queue.remove(item)
         try:
             # Not abandoned on cancellation: every request in the batch gets its answer even when
             # the one running the batch is cancelled.
-            results = await anyio.to_thread.run_sync(self._generate_batch, batch, head.sampling)
+            generated = await anyio.to_thread.run_sync(self._generate_batch, batch, head.sampling)
         except Exception as exc:  # one bad batch fails its requests, not the run
-            for item in batch:
-                item.error = exc
-                item.done.set()
-            return
-        for item, result in zip(batch, results, strict=True):
-            item.result = result
-            item.done.set()
+            return batch, exc
+        return batch, generated
 
-    def _generate_batch(self, batch: list[_Pending], sampling: SamplingParams) -> list[Completion]:
+    async def _answer(self, batch: list[_Pending], generated: _Generated | Exception) -> None:
+        """Turn a generated batch into its requests' answers (in a worker thread), or fail them
+        with what stopped it; done even when the one answering is cancelled."""
+        with anyio.CancelScope(shield=True):
+            if not isinstance(generated, Exception):
+                try:
+                    results = await anyio.to_thread.run_sync(self._completions, batch, generated)
+                except Exception as exc:
+                    generated = exc
+            for at, item in enumerate(batch):
+                if isinstance(generated, Exception):
+                    item.error = generated
+                else:
+                    item.result = results[at]
+                item.done.set()
+
+    def batch_size(self, max_tokens: int) -> int:
+        """Requests per batch: the configured `batch_size`, else as many as fit the free memory
+        of the GPU at `max_tokens` (`batch_fitting`), or `CPU_BATCH`."""
+        if self.options.batch_size is not None:
+            return self.options.batch_size
+        if not self._free:
+            return CPU_BATCH
+        return batch_fitting(self._shape, self._free, max_tokens, bool(self.options.top_logprobs))
+
+    def _generate_batch(self, batch: list[_Pending], sampling: SamplingParams) -> _Generated:
         tokenizer, model = self._tokenizer, self._model
         width = max(len(item.ids) for item in batch)
         pad = tokenizer.pad_token_id
@@ -227,20 +288,29 @@ class TransformersProvider(Provider):
                 output_logits=bool(self.options.top_logprobs),
                 return_dict_in_generate=True,
             )
-        logprobs = (
-            torch.log_softmax(torch.stack(out.logits, dim=1).float(), dim=-1)
-            if self.options.top_logprobs
-            else None
-        )
-        return [
-            self._completion(
-                item, out.sequences[row, width:], logprobs[row] if logprobs is not None else None
+        sequences = out.sequences[:, width:]
+        if not self.options.top_logprobs:
+            return _Generated(sequences.cpu().tolist())
+        # Per step, on the device: log-softmax of the raw logits, the top k and the chosen
+        # token's logprob, then one transfer of the three.
+        steps = out.logits[: self.options.max_logprob_tokens]
+        found = [
+            (*logprobs.topk(self.options.top_logprobs, dim=-1), logprobs.gather(1, chosen[:, None]))
+            for logprobs, chosen in (
+                (torch.log_softmax(logits.float(), dim=-1), sequences[:, step])
+                for step, logits in enumerate(steps)
             )
-            for row, item in enumerate(batch)
         ]
+        values, ids, chosen = (torch.stack(part, dim=1).cpu() for part in zip(*found, strict=True))
+        return _Generated(
+            sequences.cpu().tolist(), values.tolist(), ids.tolist(), chosen[..., 0].tolist()
+        )
 
-    def _completion(self, item: _Pending, generated: torch.Tensor, logprobs: Any) -> Completion:
-        tokens = generated.tolist()
+    def _completions(self, batch: list[_Pending], generated: _Generated) -> list[Completion]:
+        return [self._completion(item, generated, row) for row, item in enumerate(batch)]
+
+    def _completion(self, item: _Pending, generated: _Generated, row: int) -> Completion:
+        tokens = generated.sequences[row]
         eos = self._tokenizer.eos_token_id
         count = tokens.index(eos) + 1 if eos in tokens else len(tokens)
         tokens = tokens[:count]
@@ -249,31 +319,66 @@ class TransformersProvider(Provider):
             finish_reason="stop" if eos in tokens else "length",
             usage=Usage(len(item.ids), count),
             model=self.label,
-            token_logprobs=self._logprobs(tokens, logprobs) if logprobs is not None else None,
+            token_logprobs=self._logprobs(tokens, generated, row) if generated.ids else None,
         )
 
-    def _logprobs(self, tokens: list[int], logprobs: torch.Tensor) -> tuple[TokenLogprob, ...]:
+    def _logprobs(
+        self, tokens: list[int], generated: _Generated, row: int
+    ) -> tuple[TokenLogprob, ...]:
         """Each position's chosen token and its k most likely, with their ids: a byte token
         decodes alone to '' or U+FFFD, like its neighbours, but keeps its own id."""
-        k, cap = self.options.top_logprobs, self.options.max_logprob_tokens
-        decode = self._tokenizer.decode
-        entries = []
-        for step, token in enumerate(tokens[:cap]):
-            values, indices = logprobs[step].topk(k)
-            ids = tuple(indices.tolist())
-            entries.append(
-                TokenLogprob(
-                    token=decode([token]),
-                    logprob=round(float(logprobs[step, token]), 6),
-                    top=tuple(
-                        (decode([i]), round(v, 6))
-                        for v, i in zip(values.tolist(), ids, strict=True)
-                    ),
-                    token_id=token,
-                    top_ids=ids,
-                )
+        shown = tokens[: self.options.max_logprob_tokens]
+        values, ids, chosen = generated.values[row], generated.ids[row], generated.chosen[row]
+        pieces = self._pieces_of([*shown, *(i for step in ids[: len(shown)] for i in step)])
+        return tuple(
+            TokenLogprob(
+                token=pieces[token],
+                logprob=round(chosen[step], 6),
+                top=tuple(
+                    (pieces[i], round(v, 6)) for v, i in zip(values[step], ids[step], strict=True)
+                ),
+                token_id=token,
+                top_ids=tuple(ids[step]),
             )
-        return tuple(entries)
+            for step, token in enumerate(shown)
+        )
+
+    def _pieces_of(self, ids: list[int]) -> dict[int, str]:
+        """The table of token strings, with every id of `ids` in it (each decoded alone, once
+        per tokenizer)."""
+        missing = sorted(set(ids) - self._pieces.keys())
+        if missing:
+            texts = self._tokenizer.batch_decode([[i] for i in missing])
+            self._pieces.update(zip(missing, texts, strict=True))
+        return self._pieces
+
+
+@dataclass(frozen=True)
+class _Generated:
+    """A batch as generated, on the CPU: per row its new token ids and, with logprobs, per step
+    the top k's logprobs and ids and the chosen token's logprob."""
+
+    sequences: list[list[int]]
+    values: list[list[list[float]]] = field(default_factory=list)
+    ids: list[list[list[int]]] = field(default_factory=list)
+    chosen: list[list[float]] = field(default_factory=list)
+
+
+def batch_fitting(shape: MemoryShape | None, free: int, max_tokens: int, logprobs: bool) -> int:
+    """How many requests of `max_tokens` new tokens one batch can generate in `free` bytes of
+    device memory, a fifth of it kept for the prompts and what `generate` holds for a step: per
+    sequence, its key-value cache (with a prompt of up to `PROMPT_ALLOWANCE` tokens) and, with
+    logprobs, each step's logits as `generate` keeps them (float32, the whole vocabulary). Between
+    1 and `LARGEST_BATCH`; `CPU_BATCH` when the model's shape is not known."""
+    if shape is None:
+        return CPU_BATCH
+    per_sequence = shape.cache_bytes(PROMPT_ALLOWANCE + max_tokens)
+    if logprobs:
+        per_sequence += max_tokens * shape.vocab * 4
+    return max(1, min(LARGEST_BATCH, int(free * 0.8) // max(1, per_sequence)))
+
+
+PROMPT_ALLOWANCE = 512  # tokens of prompt a sequence is sized for
 
 
 class _RowSampler(LogitsProcessor):  # type: ignore[misc]  # Any: transformers is not followed

@@ -13,14 +13,25 @@ vLLM logs to stdout unless told otherwise; each engine is given a logging set-up
 and tables, and that writes the engine core's errors to a file. The core runs in a process of its
 own and, when it dies, sends this one only a bare "dead" signal; the error it logged as it died,
 read from that file, becomes the failure's message.
+
+vLLM from `OLDEST` on: the provider uses its public API (`AsyncLLM`, `AsyncEngineArgs`,
+`SamplingParams`, `RequestOutputKind`, `LoRARequest`, the engine's tokenizer) and finds what a
+version lacks instead of assuming it: the engine's `logging_config` (0.31 and later; before, the
+set-up is given through `VLLM_LOGGING_CONFIG_PATH`), the LoRA ranks it names (`MaxLoRARanks`, 0.14
+and later; before, the same list inside `LoRAConfig`), and whether `get_tokenizer` is awaited
+(before 0.17). An older vLLM is one line at preflight, naming its version.
 """
 
 from __future__ import annotations
 
 import copy
+import dataclasses
 import gc
 import importlib.util
+import inspect
+import logging.config
 import os
+import re
 import tempfile
 import typing
 import uuid
@@ -31,10 +42,10 @@ from typing import Any
 
 import anyio
 import orjson
+import vllm
 import vllm.envs
 from vllm import SamplingParams
-from vllm.config.logging import LoggingConfig
-from vllm.config.lora import LoRAConfig, MaxLoRARanks
+from vllm.config import LoRAConfig
 from vllm.engine.arg_utils import AsyncEngineArgs
 from vllm.logger import DEFAULT_LOGGING_CONFIG
 from vllm.lora.peft_helper import PEFTHelper
@@ -59,8 +70,18 @@ from harness.providers._local import (
 from harness.providers.options import VLLMOptions
 
 _FINISH = {"stop": "stop", "length": "length", "abort": "abort"}
-# The LoRA ranks vLLM's engine can be built for: adapters up to the largest one.
-_LORA_RANKS = sorted(typing.get_args(MaxLoRARanks))
+OLDEST = (0, 10, 2)  # the oldest vLLM the provider is tested with (make test-vllm-floor)
+
+try:  # vLLM 0.31 and later: an engine's own logging set-up
+    from vllm.config.logging import LoggingConfig
+except ImportError:
+    LoggingConfig = None
+try:  # the LoRA ranks vLLM's engine can be built for: adapters up to the largest one
+    from vllm.config.lora import MaxLoRARanks
+
+    _LORA_RANKS = sorted(typing.get_args(MaxLoRARanks))
+except ImportError:  # before 0.14: the same ranks, checked inside LoRAConfig
+    _LORA_RANKS = [8, 16, 32, 64, 128, 256, 320, 512]
 
 
 class VLLMProvider(Provider):
@@ -99,7 +120,7 @@ class VLLMProvider(Provider):
         checked by the engine itself)."""
         weights = locate(options.path or model, options.revision)
         shape = model_shape(weights.folder) if weights.folder is not None else None
-        return parallel_problems(options, shape, _gpu_count())
+        return version_problems(vllm.__version__) + parallel_problems(options, shape, _gpu_count())
 
     @classmethod
     def adapter_problems(cls, model: str, options: VLLMOptions, adapter: Adapter) -> list[str]:
@@ -120,8 +141,20 @@ class VLLMProvider(Provider):
 
     @classmethod
     def device_needs(cls, model: str, options: VLLMOptions) -> DeviceNeeds:
-        """The weights' memory at `max_model_len`, of `gpu_memory_utilization` of the GPU."""
-        return device_needs(model, options, options.max_model_len, options.gpu_memory_utilization)
+        """The weights' memory at `max_model_len`, of `gpu_memory_utilization` of the GPU; the
+        compute capability vLLM needs (7.0; 8.0 for bfloat16); the engine's version and the
+        attention backend it will use where vLLM is told (`VLLM_ATTENTION_BACKEND`)."""
+        needs = device_needs(model, options, options.max_model_len, options.gpu_memory_utilization)
+        chosen = os.environ.get("VLLM_ATTENTION_BACKEND")
+        backend = (
+            f"attention backend {chosen} (VLLM_ATTENTION_BACKEND)"
+            if chosen
+            else "attention backend: vLLM's choice for the GPU, made as the engine starts "
+            "(VLLM_ATTENTION_BACKEND chooses)"
+        )
+        if needs.capability < (7, 0):
+            needs = dataclasses.replace(needs, capability=(7, 0), capability_for="vLLM")
+        return dataclasses.replace(needs, engine=f"vllm {vllm.__version__}; {backend}")
 
     async def start(self) -> None:
         """Start the engine (in a worker thread: it takes seconds to minutes)."""
@@ -186,7 +219,10 @@ class VLLMProvider(Provider):
         async with self._starting:
             if self._engine is None:
                 engine = await self._new_engine()
-                self._engine, self._tokenizer = engine, engine.get_tokenizer()
+                tokenizer = engine.get_tokenizer()
+                if inspect.isawaitable(tokenizer):  # before vLLM 0.17
+                    tokenizer = await tokenizer
+                self._engine, self._tokenizer = engine, tokenizer
                 await self._load_adapters(engine)
         return self._engine
 
@@ -260,7 +296,7 @@ class VLLMProvider(Provider):
             enforce_eager=o.enforce_eager,
             max_logprobs=max(o.top_logprobs, 1),
             enable_chunked_prefill=_chunked_prefill(o.chunked_prefill),
-            logging_config=self._log.config if self._log else None,
+            **(self._log.engine_args() if self._log else {}),
             **self._lora_args(),
         )
 
@@ -308,6 +344,17 @@ class VLLMProvider(Provider):
                 )
             )
         return tuple(entries)
+
+
+def version_problems(version: str) -> list[str]:
+    """The installed vLLM's version when it is older than `OLDEST`."""
+    found = tuple(int(part) for part in re.findall(r"\d+", version.split("+")[0])[:3])
+    if found >= OLDEST:
+        return []
+    oldest = ".".join(map(str, OLDEST))
+    return [
+        f"vllm {version} is older than {oldest}, the oldest supported: pip install 'vllm>={oldest}'"
+    ]
 
 
 def parallel_problems(
@@ -405,10 +452,15 @@ class _EngineLog:
     config_file: Path
     errors: Path
 
-    @property
-    def config(self) -> LoggingConfig:
-        """The engine argument that carries the set-up."""
-        return LoggingConfig(pylogging_config_file=str(self.config_file))
+    def engine_args(self) -> dict[str, Any]:
+        """The engine argument that carries the set-up; before vLLM 0.31, none: the set-up goes
+        to this process's loggers and, through `VLLM_LOGGING_CONFIG_PATH`, to every process the
+        engine starts (until `started`)."""
+        if LoggingConfig is not None:
+            return {"logging_config": LoggingConfig(pylogging_config_file=str(self.config_file))}
+        logging.config.dictConfig(orjson.loads(self.config_file.read_bytes()))
+        os.environ[_CONFIG_PATH] = str(self.config_file)
+        return {}
 
     @classmethod
     def make(cls) -> _EngineLog | None:
@@ -433,12 +485,17 @@ class _EngineLog:
 
     def started(self) -> None:
         """Delete the config file, read by then (so a killed run leaves no file behind)."""
+        if os.environ.get(_CONFIG_PATH) == str(self.config_file):
+            del os.environ[_CONFIG_PATH]
         self.config_file.unlink(missing_ok=True)
 
     def remove(self) -> None:
         """Delete both files."""
         self.started()
         self.errors.unlink(missing_ok=True)
+
+
+_CONFIG_PATH = "VLLM_LOGGING_CONFIG_PATH"
 
 
 def _logging_dict(errors: Path) -> dict[str, Any]:

@@ -13,13 +13,14 @@ import os
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from harness.api.provider import Provider
+from harness.api.provider import DeviceNeeds, Provider
 from harness.config.models import ModelConfig
 from harness.config.run_config import RunConfig
 from harness.errors import InputError
@@ -72,9 +73,10 @@ def diagnose(config_path: Path) -> Diagnosis:
         # Its class's word, or its source's when its SDK is missing (no GPU may be why).
         local |= cls.holds_device if cls is not None else holds_device(model.provider)
     if local:
-        gpu, gpu_bytes = _gpu()
+        gpu, first = _gpu()
         checks.append(gpu)
-        checks += [check for t in targets if (check := _memory(t, gpu_bytes)) is not None]
+        for target in targets:
+            checks += _memory(target, first)
     checks += _output(config.output)
     return Diagnosis(checks, config, tuple(targets))
 
@@ -156,43 +158,92 @@ def _provider(
     return checks, None if problems else Target(index, model, cls, options), cls
 
 
-def _gpu() -> tuple[Check, int | None]:
-    """The GPU check, and the first GPU's memory in bytes when there is one."""
+@dataclasses.dataclass(frozen=True)
+class _Gpu:
+    """The first GPU: its memory in bytes and its compute capability (None: not told)."""
+
+    memory: int
+    capability: tuple[int, int] | None
+
+
+def _gpu() -> tuple[Check, _Gpu | None]:
+    """The GPU check, and the first GPU when there is one."""
     smi = shutil.which("nvidia-smi")
     if smi is None:
         routes = "; ".join(entry.cpu_route for entry in REGISTRY.values() if entry.cpu_route)
         return Check("gpu", False, f"no GPU (nvidia-smi not found): {routes}"), None
     result = subprocess.run(
-        [smi, "--query-gpu=name,memory.total", "--format=csv,noheader,nounits"],
+        [smi, "--query-gpu=name,memory.total,compute_cap", "--format=csv,noheader,nounits"],
         capture_output=True,
         text=True,
         timeout=20,
         check=False,
     )
-    rows = [row.rsplit(",", 1) for row in result.stdout.strip().splitlines() if "," in row]
-    if result.returncode != 0 or not rows:
+    rows = [row.rsplit(",", 2) for row in result.stdout.strip().splitlines() if "," in row]
+    if result.returncode != 0 or not rows or any(len(row) != 3 for row in rows):
         return Check("gpu", False, result.stderr.strip() or "nvidia-smi found no GPU"), None
-    names = "; ".join(f"{name.strip()} ({float(mib) / 1024:,.0f} GiB)" for name, mib in rows)
-    return Check("gpu", True, names), int(float(rows[0][1]) * 2**20)
+    names = "; ".join(
+        f"{name.strip()} ({float(mib) / 1024:,.0f} GiB, compute capability {cap.strip()})"
+        for name, mib, cap in rows
+    )
+    _, mib, cap = rows[0]
+    return Check("gpu", True, names), _Gpu(int(float(mib) * 2**20), _capability(cap))
 
 
-def _memory(target: Target, gpu_bytes: int | None) -> Check | None:
-    """A local model's weights on disk, and the GPU memory they need at the configured settings
-    against what the GPU offers (the share its engine takes); None for a model that needs no
+def _capability(text: str) -> tuple[int, int] | None:
+    """`8.0` as (8, 0); None for what is not one (`[N/A]`, an older driver)."""
+    major, _, minor = text.strip().partition(".")
+    return (int(major), int(minor)) if major.isdigit() and minor.isdigit() else None
+
+
+def _memory(target: Target, gpu: _Gpu | None) -> list[Check]:
+    """A local model's engine, its weights on disk and the GPU memory they need at the configured
+    settings against what the GPU offers (the share its engine takes), the compute capability it
+    needs against the GPU's, and the batches it would make; none for a model that needs no
     GPU."""
     needs = target.provider_cls.device_needs(target.model.model_id, target.options)
     if needs is None:
-        return None
-    area = f"models[{target.index}] {target.model.name} memory"
+        return []
+    area = f"models[{target.index}] {target.model.name}"
     needed, share = needs.needed, needs.share
+    gpu_bytes = None if gpu is None else gpu.memory
+    free = None if gpu_bytes is None else int(gpu_bytes * share) - (needed or 0)
+    checks = [Check(f"{area} engine", True, needs.engine)] if needs.engine else []
+    if gpu is not None and gpu.capability is not None and needs.capability > (0, 0):
+        checks.append(_compute(area, needs, gpu.capability))
+    checks += [] if needs.batch is None else [_batches(area, needs.batch, free, target.model)]
     if needed is None:
-        return Check(area, None, f"{needs.weights}: its size is known once downloaded")
+        later = f"{needs.weights}: its size is known once downloaded"
+        return [Check(f"{area} memory", None, later), *checks]
     need = f"{needs.weights}; needs about {needed / 2**30:,.1f} GiB"
     if gpu_bytes is None:
-        return Check(area, None, f"{need}; no GPU to compare with")
+        return [Check(f"{area} memory", None, f"{need}; no GPU to compare with"), *checks]
     offered = gpu_bytes * share
     verdict = f"{need} of the {offered / 2**30:,.1f} GiB offered ({share:.0%} of the GPU)"
-    return Check(area, needed <= offered, verdict)
+    return [Check(f"{area} memory", needed <= offered, verdict), *checks]
+
+
+def _compute(area: str, needs: DeviceNeeds, found: tuple[int, int]) -> Check:
+    """Whether the GPU's compute capability is one the engine runs on at these settings."""
+    have, want = ".".join(map(str, found)), ".".join(map(str, needs.capability))
+    detail = f"compute capability {have}; {needs.capability_for} needs {want}"
+    return Check(f"{area} compute", found >= needs.capability, detail)
+
+
+def _batches(
+    area: str, batch: Callable[[int | None, int], int], free: int | None, model: ModelConfig
+) -> Check:
+    """How many requests a batching engine generates together, and why."""
+    size = batch(None if free is None else max(0, free), model.max_tokens)
+    if "batch_size" in model.options:
+        why = "as configured"
+    elif free is None:
+        why = "batch_size unset: the default on a CPU"
+    else:
+        why = f"batch_size unset: what fits the {max(0, free) / 2**30:,.1f} GiB beside the weights"
+    return Check(
+        f"{area} batch", True, f"{size} requests per batch at max_tokens {model.max_tokens} ({why})"
+    )
 
 
 def _output(output: Path) -> list[Check]:

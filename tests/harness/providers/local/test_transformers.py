@@ -229,3 +229,86 @@ def test_nucleus_keeps_the_smallest_set_reaching_top_p():
     probs = torch.tensor([[0.15, 0.5, 0.05, 0.3]])
     assert _nucleus(probs, 0.8)[0].tolist() == pytest.approx([0.0, 0.5, 0.0, 0.3])
     assert _nucleus(probs, 0.0)[0].tolist() == [0.0, 0.5, 0.0, 0.0]
+
+
+def test_requests_arriving_over_a_few_milliseconds_share_a_batch_until_it_is_full(tiny_llama):
+    async def scenario() -> list[int]:
+        provider = tiny_provider(tiny_llama, batch_size=16)
+        await provider.start()
+        rows = watch_batches(provider)
+
+        async def one(index: int) -> None:
+            await anyio.sleep(index // 6 * 0.001)  # four waves, a millisecond apart
+            await provider.generate(request(index, index))
+
+        async with anyio.create_task_group() as group:
+            for index in range(24):
+                group.start_soon(one, index)
+        await provider.aclose()
+        return rows
+
+    assert anyio.run(scenario) == [16, 8]
+
+
+def test_a_batch_is_answered_while_the_next_one_generates(tiny_llama):
+    async def scenario() -> tuple[list[int], list[int]]:
+        provider = tiny_provider(tiny_llama, batch_size=2, top_logprobs=5)
+        await provider.start()
+        rows = watch_batches(provider)
+        seen: list[int] = []
+        answer = provider._completions
+
+        def slow_answer(batch, generated):  # the first batch's answers wait for the second batch
+            if not seen:
+                for _ in range(1000):
+                    if len(rows) >= 2:
+                        break
+                    threading.Event().wait(0.01)
+            seen.append(len(rows))
+            return answer(batch, generated)
+
+        provider._completions = slow_answer
+        await together(provider, [request(i, i) for i in range(4)])
+        await provider.aclose()
+        return rows, seen
+
+    rows, seen = anyio.run(scenario)
+    assert rows == [2, 2] and seen[0] == 2  # the second batch began before the first was answered
+
+
+def test_each_token_is_decoded_once_per_tokenizer(tiny_llama):
+    async def scenario() -> tuple[list[int], list[str]]:
+        provider = tiny_provider(tiny_llama, top_logprobs=5)
+        await provider.start()
+        asked: list[int] = []
+        decode = provider._tokenizer.batch_decode
+
+        def counted(rows, *args, **kwargs):
+            asked.extend(row[0] for row in rows)
+            return decode(rows, *args, **kwargs)
+
+        provider._tokenizer.batch_decode = counted
+        texts = [(await provider.generate(request(1, 1))).token_logprobs for _ in range(2)]
+        await provider.aclose()
+        return asked, [entry.token for entry in texts[1]]
+
+    asked, tokens = anyio.run(scenario)
+    assert asked and len(asked) == len(set(asked))  # the second answer decoded nothing again
+    assert all(isinstance(token, str) for token in tokens)
+
+
+def test_the_default_batch_fits_the_free_memory_at_the_requests_max_tokens():
+    from harness.providers._hub import MemoryShape
+    from harness.providers.transformers import CPU_BATCH, LARGEST_BATCH, batch_fitting
+
+    shape = MemoryShape(layers=22, kv_width=256, vocab=32_000, context=2048, number_bytes=2)
+    per_token = 2 * 22 * 256 * 2  # key and value, every layer, bf16
+    gib = 1 << 30
+    short = batch_fitting(shape, 2 * gib, 64, logprobs=False)
+    assert short == int(2 * gib * 0.8) // (per_token * (512 + 64)) < LARGEST_BATCH
+    assert batch_fitting(shape, 2 * gib, 1024, logprobs=False) < short
+    with_logprobs = batch_fitting(shape, 2 * gib, 64, logprobs=True)
+    assert with_logprobs == int(2 * gib * 0.8) // (per_token * (512 + 64) + 64 * 32_000 * 4)
+    assert batch_fitting(shape, 1000 * gib, 64, logprobs=True) == LARGEST_BATCH
+    assert batch_fitting(shape, 1 << 20, 64, logprobs=True) == 1
+    assert batch_fitting(None, 10 * gib, 64, logprobs=True) == CPU_BATCH

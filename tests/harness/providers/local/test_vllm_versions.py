@@ -1,0 +1,104 @@
+"""What the vllm provider finds of the installed vLLM rather than assumes: its version against
+the oldest supported, and the logging set-up given the engine's way where it has one
+(`logging_config`, 0.31 and later) and through `VLLM_LOGGING_CONFIG_PATH` where it has not.
+The whole local-model suite runs on the oldest supported vLLM in `make test-vllm-floor`."""
+
+from __future__ import annotations
+
+import logging
+import os
+
+import pytest
+
+pytest.importorskip("vllm")
+
+from harness.providers import vllm as provider  # noqa: E402
+
+
+@pytest.mark.parametrize(
+    ("version", "refused"),
+    [
+        ("0.8.5", True),
+        ("0.10.1.1", True),
+        ("0.10.2", False),
+        ("0.24.0", False),
+        ("0.32.0+cpu", False),
+        ("1.0.0rc1", False),
+    ],
+)
+def test_a_vllm_older_than_the_oldest_supported_is_one_line_naming_both(version, refused):
+    problems = provider.version_problems(version)
+    if refused:
+        assert problems == [
+            f"vllm {version} is older than 0.10.2, the oldest supported: pip install 'vllm>=0.10.2'"
+        ]
+    else:
+        assert problems == []
+
+
+@pytest.fixture
+def vllm_loggers_kept():
+    """vLLM's loggers as they were, after the test."""
+    names = ("vllm", "vllm.v1.engine.core")
+    kept = {
+        name: (logging.getLogger(name).handlers[:], logging.getLogger(name).level) for name in names
+    }
+    yield
+    for name, (handlers, level) in kept.items():
+        logger = logging.getLogger(name)
+        for handler in logger.handlers:
+            if handler not in handlers:
+                handler.close()
+        logger.handlers[:] = handlers
+        logger.setLevel(level)
+
+
+def test_without_the_engines_logging_argument_the_set_up_goes_through_the_environment(
+    monkeypatch, vllm_loggers_kept
+):
+    monkeypatch.setattr(provider, "LoggingConfig", None)  # as before vLLM 0.31
+    monkeypatch.delenv("VLLM_LOGGING_CONFIG_PATH", raising=False)
+    monkeypatch.setattr(provider.vllm.envs, "VLLM_LOGGING_CONFIG_PATH", None, raising=False)
+    log = provider._EngineLog.make()
+    assert log is not None
+    try:
+        assert log.engine_args() == {}
+        # the engine's processes read it as they start; this one's vLLM loggers have it now
+        assert os.environ["VLLM_LOGGING_CONFIG_PATH"] == str(log.config_file)
+        logging.getLogger("vllm.v1.engine.core").error("the core died of this")
+        assert log.last_error() == "the core died of this"
+        log.started()
+        assert "VLLM_LOGGING_CONFIG_PATH" not in os.environ and not log.config_file.exists()
+    finally:
+        log.remove()
+
+
+def test_with_the_engines_logging_argument_the_environment_is_left_alone(monkeypatch):
+    if provider.LoggingConfig is None:
+        pytest.skip("this vLLM has no logging_config engine argument")
+    monkeypatch.delenv("VLLM_LOGGING_CONFIG_PATH", raising=False)
+    log = provider._EngineLog.make()
+    assert log is not None
+    try:
+        (argument,) = log.engine_args().values()
+        assert argument.pylogging_config_file == str(log.config_file)
+        assert "VLLM_LOGGING_CONFIG_PATH" not in os.environ
+    finally:
+        log.remove()
+
+
+def test_doctor_names_the_vllm_version_and_who_chooses_the_attention_backend(
+    tmp_path, run_cli, tiny_llama, monkeypatch
+):
+    import vllm
+
+    from tests.conftest import write_config
+    from tests.harness.providers.local.conftest import local_model
+
+    config = write_config(tmp_path, local_model("tiny", tiny_llama))
+    monkeypatch.delenv("VLLM_ATTENTION_BACKEND", raising=False)
+    out = run_cli("doctor", config)[1]
+    assert f"vllm {vllm.__version__}; attention backend: vLLM's choice" in " ".join(out.split())
+    monkeypatch.setenv("VLLM_ATTENTION_BACKEND", "FLASHINFER")
+    out = run_cli("doctor", config)[1]
+    assert "attention backend FLASHINFER (VLLM_ATTENTION_BACKEND)" in " ".join(out.split())

@@ -150,10 +150,9 @@ def test_doctor_weighs_compute_capability_and_the_batches_against_the_gpu(
 
     free = 15360 * 2**20 - sum(f.stat().st_size for f in (tmp_path / "model").iterdir())
     expected = batch_fitting(memory_shape(tmp_path / "model", "bfloat16"), free, 64, True)
-    batch = " ".join(
-        row.strip("│ ") for row in out.splitlines() if "models[0] hf batch" in row or "beside" in row
+    assert f"{expected} requests per batch at max_tokens 64" in doctor_row(
+        out, "models[0] hf batch"
     )
-    assert f"{expected} requests per batch at max_tokens 64" in batch
 
     float16 = body.replace('dtype = "bfloat16"', 'dtype = "float16"')
     code, out, _ = run_cli("doctor", write_config(tmp_path, float16))

@@ -12,7 +12,7 @@ import pytest
 
 pytest.importorskip("vllm")
 
-from harness.providers import vllm as provider  # noqa: E402
+from harness.providers import vllm as provider
 
 
 @pytest.mark.parametrize(

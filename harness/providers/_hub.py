@@ -72,7 +72,8 @@ _BYTES = {"float32": 4, "float": 4, "float16": 2, "half": 2, "bfloat16": 2, "flo
 @dataclass(frozen=True)
 class MemoryShape:
     """What a model's config.json says of the memory it takes beside its weights: its layers,
-    key-value heads times head size, vocabulary, longest context, and bytes per number."""
+    key-value heads times head size, vocabulary and longest context (0: not said), and bytes per
+    number."""
 
     layers: int
     kv_width: int
@@ -94,12 +95,13 @@ def memory_shape(folder: Path, dtype: str) -> MemoryShape | None:
         layers, heads = config["num_hidden_layers"], config["num_attention_heads"]
         kv_heads = config.get("num_key_value_heads") or heads
         head_dim = config.get("head_dim") or config["hidden_size"] // heads
+        saved = config.get("dtype") or config.get("torch_dtype")  # transformers 5 writes dtype
         shape = MemoryShape(
             int(layers),
             int(kv_heads * head_dim),
-            int(config.get("vocab_size") or 0),
-            int(config["max_position_embeddings"]),
-            _BYTES.get(dtype if dtype != "auto" else str(config.get("torch_dtype")), 2),
+            int(config.get("vocab_size") or 0),  # 0: not said
+            int(config.get("max_position_embeddings") or 0),  # 0: not said
+            _BYTES.get(dtype if dtype != "auto" else str(saved), 2),
         )
     except (OSError, ValueError, KeyError, TypeError, ZeroDivisionError, AttributeError):
         return None
@@ -115,7 +117,8 @@ def memory_needed(weights: Weights, dtype: str, max_model_len: int | None) -> in
     shape = memory_shape(weights.folder, dtype)
     if shape is None:
         return weights.size
-    return weights.size + shape.cache_bytes(max_model_len or shape.context)
+    tokens = max_model_len or shape.context
+    return weights.size + shape.cache_bytes(tokens) if tokens else weights.size
 
 
 def _folder(path: str, revision: str) -> Weights:

@@ -90,6 +90,7 @@ class TransformersProvider(Provider):
         self._pieces: dict[int, str] = {}  # each token id's text, decoded alone
         self._free = 0  # the device's free bytes once the model is loaded (0: a CPU)
         self._shape: MemoryShape | None = None
+        self._halved = 0  # half the batch that last ran out of memory (0: none did)
 
     @classmethod
     def resolve(cls, model: str, options: TransformersOptions) -> TransformersOptions:
@@ -115,12 +116,21 @@ class TransformersProvider(Provider):
         weights = locate(options.path or model, options.revision)
         shape = memory_shape(weights.folder, options.dtype) if weights.folder else None
 
-        def batch(free: int | None, max_tokens: int) -> int:
+        def batch(offered: int | None, max_tokens: int) -> tuple[int, str]:
             if options.batch_size is not None:
-                return options.batch_size
-            if free is None:
-                return CPU_BATCH
-            return batch_fitting(shape, free, max_tokens, bool(options.top_logprobs))
+                return options.batch_size, "as configured"
+            if offered is None:
+                return CPU_BATCH, "batch_size unset: the default on a CPU"
+            if shape is None or weights.size is None:
+                return CPU_BATCH, "batch_size unset: 16 until the weights are on disk"
+            free = max(0, offered - weights.size)
+            fitting = batch_fitting(
+                shape, free, PROMPT_ALLOWANCE, max_tokens, bool(options.top_logprobs)
+            )
+            return fitting, (
+                f"batch_size unset: what fits the {free / 2**30:,.1f} GiB beside the weights "
+                f"with prompts of {PROMPT_ALLOWANCE} tokens; a run sizes each batch by its own"
+            )
 
         return dataclasses.replace(needs, batch=batch)
 
@@ -158,8 +168,7 @@ class TransformersProvider(Provider):
         """Drop the model and free its memory."""
         self._model = None
         gc.collect()
-        if torch.cuda.is_available():
-            torch.cuda.empty_cache()
+        _free_cache()
 
     async def _loaded(self) -> None:
         if self._model is not None:  # no checkpoint: requests that arrive together queue together
@@ -219,22 +228,58 @@ class TransformersProvider(Provider):
         """Wait until a batch is full or the queue quiet, take it from the queue and generate
         it; what came out, or the exception that stopped it."""
         head = self._queue[0].request
-        group, size = _group(head), self.batch_size(head.sampling.max_tokens)
-        while sum(_group(p.request) == group for p in self._queue) < size:
+        group, max_tokens = _group(head), head.sampling.max_tokens
+        while not self._full(group, max_tokens):
             arrived = self._arrived
             await anyio.sleep(QUIET)
             if self._arrived == arrived:
                 break
-        batch = [p for p in self._queue if _group(p.request) == group][:size]
-        for item in batch:
-            self._queue.remove(item)
-        try:
-            # Not abandoned on cancellation: every request in the batch gets its answer even when
-            # the one running the batch is cancelled.
-            generated = await anyio.to_thread.run_sync(self._generate_batch, batch, head.sampling)
-        except Exception as exc:  # one bad batch fails its requests, not the run
-            return batch, exc
-        return batch, generated
+        # From here on not cancelled: every request taken from the queue gets its answer even
+        # when the one running the batch is cancelled.
+        with anyio.CancelScope(shield=True):
+            taken = await self._take_and_generate(group, head.sampling)
+        return taken
+
+    async def _take_and_generate(
+        self, group: tuple[Any, ...], sampling: SamplingParams
+    ) -> tuple[list[_Pending], _Generated | Exception]:
+        """Take a batch of `group` from the queue and generate it; a batch that runs out of the
+        device's memory goes back to the queue, to be taken again in batches half as large."""
+        while True:
+            batch = self._fitting(group, sampling.max_tokens)
+            for item in batch:
+                self._queue.remove(item)
+            try:
+                return batch, await anyio.to_thread.run_sync(self._generate_batch, batch, sampling)
+            except torch.OutOfMemoryError as exc:
+                if len(batch) == 1:
+                    return batch, exc
+                self._queue.extendleft(reversed(batch))
+                self._halved = len(batch) // 2
+                _free_cache()
+            except Exception as exc:  # one bad batch fails its requests, not the run
+                return batch, exc
+
+    def _full(self, group: tuple[Any, ...], max_tokens: int) -> bool:
+        """Whether the queue holds a whole batch of `group`."""
+        queued, batch = self._of(group), self._fitting(group, max_tokens)
+        longest = max(len(item.ids) for item in batch)
+        return len(batch) < len(queued) or len(batch) >= self.batch_size(max_tokens, longest)
+
+    def _of(self, group: tuple[Any, ...]) -> list[_Pending]:
+        return [p for p in self._queue if _group(p.request) == group]
+
+    def _fitting(self, group: tuple[Any, ...], max_tokens: int) -> list[_Pending]:
+        """The queued requests of `group` that one batch takes, oldest first: as many as fit
+        with the longest prompt among them (`batch_size`), at least one."""
+        batch: list[_Pending] = []
+        longest = 0
+        for item in self._of(group):
+            longest = max(longest, len(item.ids))
+            if batch and len(batch) + 1 > self.batch_size(max_tokens, longest):
+                break
+            batch.append(item)
+        return batch
 
     async def _answer(self, batch: list[_Pending], generated: _Generated | Exception) -> None:
         """Turn a generated batch into its requests' answers (in a worker thread), or fail them
@@ -252,14 +297,18 @@ class TransformersProvider(Provider):
                     item.result = results[at]
                 item.done.set()
 
-    def batch_size(self, max_tokens: int) -> int:
+    def batch_size(self, max_tokens: int, prompt_tokens: int) -> int:
         """Requests per batch: the configured `batch_size`, else as many as fit the free memory
-        of the GPU at `max_tokens` (`batch_fitting`), or `CPU_BATCH`."""
+        of the GPU with prompts of `prompt_tokens` at `max_tokens` (`batch_fitting`), or
+        `CPU_BATCH`; never more than half a batch that ran out of memory."""
         if self.options.batch_size is not None:
-            return self.options.batch_size
-        if not self._free:
-            return CPU_BATCH
-        return batch_fitting(self._shape, self._free, max_tokens, bool(self.options.top_logprobs))
+            size = self.options.batch_size
+        elif not self._free:
+            size = CPU_BATCH
+        else:
+            logprobs = bool(self.options.top_logprobs)
+            size = batch_fitting(self._shape, self._free, prompt_tokens, max_tokens, logprobs)
+        return min(size, self._halved) if self._halved else size
 
     def _generate_batch(self, batch: list[_Pending], sampling: SamplingParams) -> _Generated:
         tokenizer, model = self._tokenizer, self._model
@@ -294,6 +343,9 @@ class TransformersProvider(Provider):
         # Per step, on the device: log-softmax of the raw logits, the top k and the chosen
         # token's logprob, then one transfer of the three.
         steps = out.logits[: self.options.max_logprob_tokens]
+        if not steps:  # no position's logprobs asked for
+            rows = len(batch)
+            return _Generated(sequences.cpu().tolist(), [[]] * rows, [[]] * rows, [[]] * rows)
         found = [
             (*logprobs.topk(self.options.top_logprobs, dim=-1), logprobs.gather(1, chosen[:, None]))
             for logprobs, chosen in (
@@ -319,7 +371,9 @@ class TransformersProvider(Provider):
             finish_reason="stop" if eos in tokens else "length",
             usage=Usage(len(item.ids), count),
             model=self.label,
-            token_logprobs=self._logprobs(tokens, generated, row) if generated.ids else None,
+            token_logprobs=self._logprobs(tokens, generated, row)
+            if self.options.top_logprobs
+            else None,
         )
 
     def _logprobs(
@@ -364,21 +418,23 @@ class _Generated:
     chosen: list[list[float]] = field(default_factory=list)
 
 
-def batch_fitting(shape: MemoryShape | None, free: int, max_tokens: int, logprobs: bool) -> int:
-    """How many requests of `max_tokens` new tokens one batch can generate in `free` bytes of
-    device memory, a fifth of it kept for the prompts and what `generate` holds for a step: per
-    sequence, its key-value cache (with a prompt of up to `PROMPT_ALLOWANCE` tokens) and, with
-    logprobs, each step's logits as `generate` keeps them (float32, the whole vocabulary). Between
-    1 and `LARGEST_BATCH`; `CPU_BATCH` when the model's shape is not known."""
-    if shape is None:
+def batch_fitting(
+    shape: MemoryShape | None, free: int, prompt_tokens: int, max_tokens: int, logprobs: bool
+) -> int:
+    """How many requests of `max_tokens` new tokens after prompts of `prompt_tokens` (a batch's
+    longest: the others are padded to it) one batch can generate in `free` bytes of device
+    memory, a fifth of it kept for what `generate` holds for a step: per sequence, its key-value
+    cache and, with logprobs, each step's logits as `generate` keeps them (float32, the whole
+    vocabulary). Between 1 and `LARGEST_BATCH`; `CPU_BATCH` when the model's shape is not known."""
+    if shape is None or (logprobs and not shape.vocab):
         return CPU_BATCH
-    per_sequence = shape.cache_bytes(PROMPT_ALLOWANCE + max_tokens)
+    per_sequence = shape.cache_bytes(prompt_tokens + max_tokens)
     if logprobs:
         per_sequence += max_tokens * shape.vocab * 4
     return max(1, min(LARGEST_BATCH, int(free * 0.8) // max(1, per_sequence)))
 
 
-PROMPT_ALLOWANCE = 512  # tokens of prompt a sequence is sized for
+PROMPT_ALLOWANCE = 512  # the prompt tokens `doctor` sizes a batch for (a run: the batch's own)
 
 
 class _RowSampler(LogitsProcessor):  # type: ignore[misc]  # Any: transformers is not followed
@@ -428,6 +484,11 @@ def _group(request: Request) -> tuple[Any, ...]:
         sampling.max_tokens,
         sampling.stop,
     )
+
+
+def _free_cache() -> None:
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
 
 
 def _device(choice: str) -> str:

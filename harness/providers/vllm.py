@@ -360,24 +360,37 @@ class _AnyKind:
 
 
 class _OneKindAtATime:
-    """Requests of one kind (sampled, or greedy) in the engine at a time: the other kind waits
-    until those in it are done, and while it waits no more of the running kind go in."""
+    """Requests of one kind (sampled, or greedy) in the engine at a time, in phases: a request of
+    the other kind closes the phase (no more of the running kind go in) and waits; once the
+    engine is empty the phase turns to the kind that waits, and every request of it waiting then
+    goes in."""
 
     def __init__(self) -> None:
         self._changed = anyio.Condition()
-        self._kind: bool | None = None
+        self._kind = False  # the phase's kind: sampled or not
+        self._closing = False
+        self._admitted = 0  # of the phase's kind, still to go in after it closed
         self._running = 0
         self._waiting = {True: 0, False: 0}
+
+    def _may_enter(self, sampled: bool) -> bool:
+        if self._running == 0:
+            return sampled == self._kind or not self._waiting[self._kind]
+        return sampled == self._kind and (not self._closing or self._admitted > 0)
 
     @asynccontextmanager
     async def admitted(self, sampled: bool) -> AsyncIterator[None]:
         async with self._changed:
             self._waiting[sampled] += 1
             try:
-                while self._running and (self._kind != sampled or self._waiting[not sampled]):
+                while not self._may_enter(sampled):
+                    self._closing |= sampled != self._kind and self._running > 0
                     await self._changed.wait()
             finally:
                 self._waiting[sampled] -= 1
+                self._changed.notify_all()  # a waiter gone (cancelled) may let others in
+            if sampled == self._kind and self._admitted:
+                self._admitted -= 1
             self._kind, self._running = sampled, self._running + 1
         try:
             yield
@@ -385,6 +398,9 @@ class _OneKindAtATime:
             with anyio.CancelScope(shield=True):
                 async with self._changed:
                     self._running -= 1
+                    if not self._running and self._closing:
+                        self._kind, self._closing = not self._kind, False
+                        self._admitted = self._waiting[self._kind]
                     self._changed.notify_all()
 
 

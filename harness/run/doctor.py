@@ -13,7 +13,6 @@ import os
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Callable
 from pathlib import Path
 
 from rich.console import Console
@@ -172,16 +171,20 @@ def _gpu() -> tuple[Check, _Gpu | None]:
     if smi is None:
         routes = "; ".join(entry.cpu_route for entry in REGISTRY.values() if entry.cpu_route)
         return Check("gpu", False, f"no GPU (nvidia-smi not found): {routes}"), None
-    result = subprocess.run(
-        [smi, "--query-gpu=name,memory.total,compute_cap", "--format=csv,noheader,nounits"],
-        capture_output=True,
-        text=True,
-        timeout=20,
-        check=False,
-    )
-    rows = [row.rsplit(",", 2) for row in result.stdout.strip().splitlines() if "," in row]
-    if result.returncode != 0 or not rows or any(len(row) != 3 for row in rows):
+    for fields in ("name,memory.total,compute_cap", "name,memory.total"):  # older drivers: 2
+        result = subprocess.run(
+            [smi, f"--query-gpu={fields}", "--format=csv,noheader,nounits"],
+            capture_output=True,
+            text=True,
+            timeout=20,
+            check=False,
+        )
+        rows = [row.rsplit(",", 2) for row in result.stdout.strip().splitlines() if "," in row]
+        if result.returncode == 0 and rows:
+            break
+    if result.returncode != 0 or not rows:
         return Check("gpu", False, result.stderr.strip() or "nvidia-smi found no GPU"), None
+    rows = [row if len(row) == 3 else [*row, "[N/A]"] for row in rows]
     names = "; ".join(
         f"{name.strip()} ({float(mib) / 1024:,.0f} GiB, compute capability {cap.strip()})"
         for name, mib, cap in rows
@@ -207,20 +210,22 @@ def _memory(target: Target, gpu: _Gpu | None) -> list[Check]:
     area = f"models[{target.index}] {target.model.name}"
     needed, share = needs.needed, needs.share
     gpu_bytes = None if gpu is None else gpu.memory
-    free = None if gpu_bytes is None else int(gpu_bytes * share) - (needed or 0)
+    offered = None if gpu_bytes is None else int(gpu_bytes * share)
     checks = [Check(f"{area} engine", True, needs.engine)] if needs.engine else []
     if gpu is not None and gpu.capability is not None and needs.capability > (0, 0):
         checks.append(_compute(area, needs, gpu.capability))
-    checks += [] if needs.batch is None else [_batches(area, needs.batch, free, target.model)]
+    if needs.batch is not None:
+        size, why = needs.batch(offered, target.model.max_tokens)
+        line = f"{size} requests per batch at max_tokens {target.model.max_tokens} ({why})"
+        checks.append(Check(f"{area} batch", True, line))
     if needed is None:
         later = f"{needs.weights}: its size is known once downloaded"
         return [Check(f"{area} memory", None, later), *checks]
     need = f"{needs.weights}; needs about {needed / 2**30:,.1f} GiB"
     if gpu_bytes is None:
         return [Check(f"{area} memory", None, f"{need}; no GPU to compare with"), *checks]
-    offered = gpu_bytes * share
-    verdict = f"{need} of the {offered / 2**30:,.1f} GiB offered ({share:.0%} of the GPU)"
-    return [Check(f"{area} memory", needed <= offered, verdict), *checks]
+    verdict = f"{need} of the {gpu_bytes * share / 2**30:,.1f} GiB offered ({share:.0%} of the GPU)"
+    return [Check(f"{area} memory", needed <= gpu_bytes * share, verdict), *checks]
 
 
 def _compute(area: str, needs: DeviceNeeds, found: tuple[int, int]) -> Check:
@@ -228,22 +233,6 @@ def _compute(area: str, needs: DeviceNeeds, found: tuple[int, int]) -> Check:
     have, want = ".".join(map(str, found)), ".".join(map(str, needs.capability))
     detail = f"compute capability {have}; {needs.capability_for} needs {want}"
     return Check(f"{area} compute", found >= needs.capability, detail)
-
-
-def _batches(
-    area: str, batch: Callable[[int | None, int], int], free: int | None, model: ModelConfig
-) -> Check:
-    """How many requests a batching engine generates together, and why."""
-    size = batch(None if free is None else max(0, free), model.max_tokens)
-    if "batch_size" in model.options:
-        why = "as configured"
-    elif free is None:
-        why = "batch_size unset: the default on a CPU"
-    else:
-        why = f"batch_size unset: what fits the {max(0, free) / 2**30:,.1f} GiB beside the weights"
-    return Check(
-        f"{area} batch", True, f"{size} requests per batch at max_tokens {model.max_tokens} ({why})"
-    )
 
 
 def _output(output: Path) -> list[Check]:

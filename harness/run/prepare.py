@@ -427,11 +427,14 @@ def _planned(config: _Loaded, index: int, model: ModelConfig, notes: list[str]) 
         except InputError as exc:
             raise InputError(f"{config.path}: {entry} ({name}): {exc}") from None
     SECRETS.add(*named_secrets(options))
+    undone = "its jobs are counted as not done (their ids need the weights' commit)"
     try:
         options = cls.resolve(model.model_id, options)
     except InputError as exc:
+        notes.append(f"{name}: {exc}; {undone}")
+    except ImportError as exc:  # what finds the weights is not installed (huggingface_hub)
         notes.append(
-            f"{name}: {exc}; its jobs are counted as not done (their ids need the weights' commit)"
+            f"{name}: its weights are not looked up ({exc.name} is not installed); {undone}"
         )
     needs = cls.preflight(model.model_id, options)
     notes += [f"{name}: {problem} (to run it)" for problem in needs]

@@ -16,6 +16,7 @@ import pytest
 
 from harness.analysis import export as export_module
 from harness.analysis.export import BATCH, write_export
+from harness.errors import InputError
 from tests.harness.analysis.ledgers import (
     answer,
     failure,
@@ -356,3 +357,25 @@ def test_an_error_making_the_batches_reaches_the_writer():
     view = SimpleNamespace(connection=SimpleNamespace(interrupt=lambda: None))
     with pytest.raises(ValueError, match="bad batch"):
         list(export_module._made_ahead(view, source()))
+
+
+@pytest.mark.filterwarnings("error::pytest.PytestUnhandledThreadExceptionWarning")
+def test_a_writer_that_fails_stops_the_thread_making_its_rows_and_leaves_no_file(
+    tmp_path, monkeypatch
+):
+    import threading
+
+    ledger = write_ledger(
+        tmp_path / "ledger.jsonl", [answer("a@t0", f"p{i}") for i in range(3 * BATCH)]
+    )
+
+    def failing(target, batches):
+        next(batches)
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setitem(export_module._WRITERS, "parquet", failing)
+    target = tmp_path / "answers.parquet"
+    with pytest.raises(InputError, match="cannot write: No space left on device"):
+        write_export(ledger, tmp_path / "scores.jsonl", "parquet", target)
+    assert not [t for t in threading.enumerate() if t.name == "export-rows"]
+    assert not target.exists() and [p.name for p in tmp_path.iterdir()] == ["ledger.jsonl"]

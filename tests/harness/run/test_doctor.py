@@ -149,7 +149,7 @@ def test_doctor_weighs_compute_capability_and_the_batches_against_the_gpu(
     from harness.providers.transformers import batch_fitting
 
     free = 15360 * 2**20 - sum(f.stat().st_size for f in (tmp_path / "model").iterdir())
-    expected = batch_fitting(memory_shape(tmp_path / "model", "bfloat16"), free, 64, True)
+    expected = batch_fitting(memory_shape(tmp_path / "model", "bfloat16"), free, 512, 64, True)
     assert f"{expected} requests per batch at max_tokens 64" in doctor_row(
         out, "models[0] hf batch"
     )
@@ -157,3 +157,27 @@ def test_doctor_weighs_compute_capability_and_the_batches_against_the_gpu(
     float16 = body.replace('dtype = "bfloat16"', 'dtype = "float16"')
     code, out, _ = run_cli("doctor", write_config(tmp_path, float16))
     assert "models[0] hf compute" not in out  # float16 runs on any GPU the engine takes
+
+
+def test_a_driver_that_cannot_tell_the_compute_capability_still_gives_the_gpu(
+    tmp_path, run_cli, monkeypatch
+):
+    pytest.importorskip("transformers")
+    folder = tmp_path / "bin"
+    folder.mkdir()
+    smi = folder / "nvidia-smi"  # an older driver: no compute_cap field
+    smi.write_text(
+        '#!/bin/sh\ncase "$*" in *compute_cap*) echo "unknown field" >&2; exit 2;; esac\n'
+        "echo 'Tesla V100, 16384'\n"
+    )
+    smi.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{folder}{os.pathsep}{os.environ['PATH']}")
+    path = small_model(tmp_path / "model")
+    body = (
+        '[[models]]\nname = "hf"\nprovider = "transformers"\n'
+        f'[models.options]\npath = "{path}"\ndtype = "bfloat16"\n'
+    )
+    code, out, _ = run_cli("doctor", write_config(tmp_path, body))
+    gpu = doctor_row(out, "gpu")
+    assert "ok" in gpu and "Tesla V100 (16 GiB" in gpu
+    assert "models[0] hf compute" not in out  # not told: not judged

@@ -247,3 +247,16 @@ def test_plan_neither_imports_a_local_engine_nor_needs_its_weights(tmp_path):
     assert [v["pending"] for v in data["variants"]] == [3, 3, 3]
     (note,) = [n for n in data["notes"] if n.startswith("open: ")]
     assert "example-org/not-in-the-cache" in note and "counted as not done" in note
+
+
+def test_plan_notes_a_local_model_whose_weights_it_cannot_look_up(tmp_path, run_cli, monkeypatch):
+    from harness.providers import _hub
+
+    def no_hub(repo, revision):  # as when huggingface_hub is not installed
+        raise ModuleNotFoundError("No module named 'huggingface_hub'", name="huggingface_hub")
+
+    monkeypatch.setattr(_hub, "_cached", no_hub)
+    data = plan(run_cli, write_config(tmp_path, HUB_MODEL, prompts=3))
+    assert [v["pending"] for v in data["variants"]] == [3]
+    (note,) = [n for n in data["notes"] if n.startswith("open: ")]
+    assert "huggingface_hub is not installed" in note

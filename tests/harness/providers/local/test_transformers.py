@@ -304,11 +304,69 @@ def test_the_default_batch_fits_the_free_memory_at_the_requests_max_tokens():
     shape = MemoryShape(layers=22, kv_width=256, vocab=32_000, context=2048, number_bytes=2)
     per_token = 2 * 22 * 256 * 2  # key and value, every layer, bf16
     gib = 1 << 30
-    short = batch_fitting(shape, 2 * gib, 64, logprobs=False)
+    short = batch_fitting(shape, 2 * gib, 512, 64, logprobs=False)
     assert short == int(2 * gib * 0.8) // (per_token * (512 + 64)) < LARGEST_BATCH
-    assert batch_fitting(shape, 2 * gib, 1024, logprobs=False) < short
-    with_logprobs = batch_fitting(shape, 2 * gib, 64, logprobs=True)
+    assert batch_fitting(shape, 2 * gib, 512, 1024, logprobs=False) < short
+    with_logprobs = batch_fitting(shape, 2 * gib, 512, 64, logprobs=True)
     assert with_logprobs == int(2 * gib * 0.8) // (per_token * (512 + 64) + 64 * 32_000 * 4)
-    assert batch_fitting(shape, 1000 * gib, 64, logprobs=True) == LARGEST_BATCH
-    assert batch_fitting(shape, 1 << 20, 64, logprobs=True) == 1
-    assert batch_fitting(None, 10 * gib, 64, logprobs=True) == CPU_BATCH
+    assert batch_fitting(shape, 1000 * gib, 512, 64, logprobs=True) == LARGEST_BATCH
+    assert batch_fitting(shape, 1 << 20, 512, 64, logprobs=True) == 1
+    assert batch_fitting(None, 10 * gib, 512, 64, logprobs=True) == CPU_BATCH
+
+
+def test_a_batch_holds_as_many_as_fit_with_its_longest_prompt():
+    from harness.providers._hub import MemoryShape
+    from harness.providers.transformers import _Pending, batch_fitting
+
+    provider = tiny_provider("unused")
+    provider._free = 1 << 30
+    provider._shape = MemoryShape(layers=8, kv_width=1024, vocab=1000, context=4096, number_bytes=2)
+    short, long = [1] * 10, [1] * 3000
+    provider._queue.extend(_Pending(request(i, i), short) for i in range(300))
+    fits_short = batch_fitting(provider._shape, 1 << 30, 10, 12, False)
+    taken = provider._fitting(_group_of(provider), 12)
+    assert len(taken) == min(fits_short, 300)
+    provider._queue.appendleft(_Pending(request(999, 999), long))  # the oldest, and long
+    taken = provider._fitting(_group_of(provider), 12)
+    assert len(taken) == batch_fitting(provider._shape, 1 << 30, 3000, 12, False) < fits_short
+
+
+def _group_of(provider):
+    from harness.providers.transformers import _group
+
+    return _group(provider._queue[0].request)
+
+
+def test_a_batch_that_runs_out_of_memory_is_run_again_in_halves(tiny_llama):
+    import torch
+
+    async def scenario() -> tuple[list[int], list[str]]:
+        provider = tiny_provider(tiny_llama, batch_size=8)
+        await provider.start()
+        tried: list[int] = []
+        generate = provider._generate_batch
+
+        def small_only(batch, sampling):
+            tried.append(len(batch))
+            if len(batch) > 2:
+                raise torch.OutOfMemoryError("CUDA out of memory (as a GPU would say)")
+            return generate(batch, sampling)
+
+        provider._generate_batch = small_only
+        texts = await together(provider, [request(i, i) for i in range(8)])
+        await provider.aclose()
+        return tried, texts
+
+    tried, texts = anyio.run(scenario)
+    assert tried == [8, 4, 2, 2, 2, 2] and all(texts)
+
+
+def test_no_position_asked_for_gives_empty_logprobs(tiny_llama):
+    async def scenario():
+        provider = tiny_provider(tiny_llama, top_logprobs=5, max_logprob_tokens=0)
+        answer = await provider.generate(request(1, 1))
+        await provider.aclose()
+        return answer
+
+    answer = anyio.run(scenario)
+    assert answer.text and answer.token_logprobs == ()

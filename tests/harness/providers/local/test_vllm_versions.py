@@ -132,3 +132,26 @@ def test_greedy_and_sampled_requests_never_share_the_engine_where_seeds_need_it(
 
     anyio.run(scenario)
     assert sorted(done) == list(range(60)) and mixed == []
+
+
+def test_kept_apart_each_kind_still_goes_into_the_engine_together():
+    import anyio
+
+    phases = provider._OneKindAtATime()
+    inside: list[bool] = []
+    most = {True: 0, False: 0}
+
+    async def request(sampled: bool) -> None:
+        async with phases.admitted(sampled):
+            inside.append(sampled)
+            most[sampled] = max(most[sampled], len(inside))
+            await anyio.sleep(0.01)
+            inside.remove(sampled)
+
+    async def scenario() -> None:
+        async with anyio.create_task_group() as group:
+            for number in range(100):  # alternating, all at once
+                group.start_soon(request, number % 2 == 1)
+
+    anyio.run(scenario)
+    assert most[True] >= 40 and most[False] >= 40, most  # whole phases, not one at a time

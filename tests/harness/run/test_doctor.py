@@ -177,7 +177,7 @@ def test_a_driver_that_cannot_tell_the_compute_capability_still_gives_the_gpu(
         '[[models]]\nname = "hf"\nprovider = "transformers"\n'
         f'[models.options]\npath = "{path}"\ndtype = "bfloat16"\n'
     )
-    code, out, _ = run_cli("doctor", write_config(tmp_path, body))
+    _, out, _ = run_cli("doctor", write_config(tmp_path, body))
     gpu = doctor_row(out, "gpu")
     assert "ok" in gpu and "Tesla V100 (16 GiB" in gpu
     assert "models[0] hf compute" not in out  # not told: not judged

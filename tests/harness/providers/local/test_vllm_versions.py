@@ -30,7 +30,7 @@ def test_a_vllm_older_than_the_oldest_supported_is_one_line_naming_both(version,
     problems = provider.version_problems(version)
     if refused:
         assert problems == [
-            f"vllm {version} is older than 0.10.2, the oldest supported: pip install 'vllm>=0.10.2'"
+            f"vllm {version} is older than 0.17.0, the oldest supported: pip install 'vllm>=0.17.0'"
         ]
     else:
         assert problems == []

@@ -245,7 +245,9 @@ def prepare(
         raise InputError("\n".join(problems))
     assert draft.config is not None
     config = dataclasses.replace(draft.config, models=tuple(models.values()))
-    root = config.output
+    # where a shard's tree and merged ledger live: the output given, which alone is read and
+    # written, else the config's
+    root = overrides.output if overrides.output is not None else config.output
     if overrides.output is not None:
         config = dataclasses.replace(config, output=overrides.output)
     elif overrides.shard is not None:

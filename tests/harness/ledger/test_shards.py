@@ -133,6 +133,24 @@ def test_output_puts_a_shards_ledger_elsewhere(tmp_path, run_cli):
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.parametrize("verb", ["run", "plan"])
+def test_a_shard_given_an_output_reads_that_output_alone(tmp_path, run_cli, verb):
+    config = write_config(tmp_path, SIMPLE_MODEL, prompts=20)
+    assert run_cli("run", config)[0] == 0  # every job done in the config's output
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    args = ("--json",) if verb == "plan" else ()
+    code, out, err = run_cli(verb, config, "--shard", "0/2", "--output", empty, *args)
+    assert code == 0, err
+    if verb == "plan":  # nothing done in the output given: every job of the shard pending
+        assert '"pending": 0' not in out
+        assert not (empty / "ledger.jsonl").exists()
+        return
+    ran = {r["key"] for r in results(empty / "ledger.jsonl")}
+    assert ran and all(part_of(key, 2) == 0 for key in ran)
+    assert "nothing to do" not in out + err
+
+
 def test_a_shard_skips_what_the_merged_ledger_already_holds(tmp_path, run_cli):
     config = write_config(tmp_path, SIMPLE_MODEL, prompts=20)
     assert run_cli("run", config, "--limit", "10")[0] == 0

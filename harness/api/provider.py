@@ -95,6 +95,12 @@ class Provider(ABC):
         return []
 
     @classmethod
+    def key_problems(cls, model: str, options: Any) -> list[str]:
+        """Those of `preflight`'s problems that a key missing from this machine makes (`plan`,
+        which sends nothing, notes them instead of refusing). Default: none."""
+        return []
+
+    @classmethod
     def adapter_problems(cls, model: str, options: Any, adapter: Adapter) -> list[str]:
         """What this provider cannot serve of `adapter`, found before the run starts; asked only
         when `serves_adapters`. Default: nothing."""

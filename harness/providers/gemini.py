@@ -46,6 +46,7 @@ from harness.providers._http import (
     LogprobsHTTPProvider,
     api_key,
     error_for_status,
+    missing_key,
     setup_problems,
 )
 from harness.providers.options import GeminiOptions
@@ -103,6 +104,11 @@ class GeminiProvider(LogprobsHTTPProvider, BatchProvider):
     def preflight(cls, model: str, options: GeminiOptions) -> list[str]:
         """A missing key, or a base URL the client would refuse on every request."""
         return setup_problems(options.api_key, options.api_key_env, options.base_url)
+
+    @classmethod
+    def key_problems(cls, model: str, options: GeminiOptions) -> list[str]:
+        """A missing key."""
+        return missing_key(options.api_key, options.api_key_env, options.base_url)
 
     async def generate(self, request: Request) -> Completion:
         """One generateContent call, its errors translated."""

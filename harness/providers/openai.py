@@ -45,6 +45,7 @@ from harness.providers._http import (
     LogprobsHTTPProvider,
     api_key,
     error_for_status,
+    missing_key,
     rate_limit_state,
     setup_problems,
 )
@@ -99,6 +100,11 @@ class OpenAIProvider(LogprobsHTTPProvider):
             url=_endpoint_text(options.base_url, "chat/completions"),
             userinfo_refused=_USERINFO_WITH_KEY if options.api_key_env else "",
         )
+
+    @classmethod
+    def key_problems(cls, model: str, options: OpenAIOptions) -> list[str]:
+        """A missing key (when one is named)."""
+        return missing_key(options.api_key, options.api_key_env, options.base_url, keyless=True)
 
     async def generate(self, request: Request) -> Completion:
         """One completion request, its errors translated."""

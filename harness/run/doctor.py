@@ -26,7 +26,7 @@ from harness.errors import InputError
 from harness.fields import FieldError
 from harness.ledger.lines import LEDGER_NAME
 from harness.prompts.load import load_prompts
-from harness.providers import REGISTRY, holds_device, provider_class
+from harness.providers import REGISTRY, holds_device, installed_as, provider_class
 from harness.providers.options import read_options
 from harness.run.preflight import Target, probe_all
 from harness.run.prepare import load_config_registering_secrets
@@ -143,7 +143,7 @@ def _provider(
         return [Check(area, False, str(exc))], None, None
     SECRETS.add(*named_secrets(options))
     package = entry.package if entry else ""
-    version = package_version(package) if package else None
+    version = package_version(package, *installed_as(package)) if package else None
     found = f"{model.provider} provider" + (f", {package} {version}" if version else "")
     try:
         options = cls.resolve(model.model_id, options)  # local models: where the weights are

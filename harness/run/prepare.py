@@ -438,8 +438,12 @@ def _planned(config: _Loaded, index: int, model: ModelConfig, notes: list[str]) 
         notes.append(
             f"{name}: its weights are not looked up ({exc.name} is not installed); {undone}"
         )
-    needs = cls.preflight(model.model_id, options)
+    needs = cls.key_problems(model.model_id, options)
     notes += [f"{name}: {problem} (to run it)" for problem in needs]
+    label = f"{config.path}: {entry} ({name})"
+    wrong = [p for p in cls.preflight(model.model_id, options) if p not in needs]
+    if wrong:
+        raise InputError("\n".join(f"{label}: {problem}" for problem in wrong))
     adapters = []
     for adapter, path in model.adapters.items():
         try:

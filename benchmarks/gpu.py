@@ -20,8 +20,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchmarks.local import child, engine_body
-from benchmarks.project import ledger_wall_seconds, write_project
+from benchmarks.local import direct_seconds, engine_body, harness_run
+from benchmarks.project import ledger_wall_seconds
 
 # Model shapes: (hidden, intermediate, layers, heads, key-value heads, vocabulary)
 SIZES = {
@@ -97,15 +97,14 @@ def measure(
     """Every figure of the table, and what the record checks found wrong."""
     prompts, tokens = args.prompts, args.tokens
     rows, problems = [], []
-    common = (str(model), str(prompts), str(tokens), dtype)
-    bare_vllm = _seconds("vllm", *common)
+    bare_vllm = direct_seconds("vllm", model, prompts, tokens, dtype)
     harness_vllm, records = _harness(root / "vllm", "vllm", model, args, dtype)
     gpu = args.device == "cuda"
     problems += check_records(records, tokens, "vllm", gpu)
     rows.append(("vllm: harness / bare AsyncLLM", _ratio(harness_vllm, bare_vllm)))
     spans, bare = {}, {}
     for size in BATCHES:
-        bare[size] = _seconds(f"hf-batch-{size}", *common)
+        bare[size] = direct_seconds(f"hf-batch-{size}", model, prompts, tokens, dtype)
         spans[size], _ = _harness(
             root / f"hf{size}", "transformers", model, args, dtype, f"batch_size = {size}\n"
         )
@@ -117,7 +116,7 @@ def measure(
     best = min(spans, key=spans.__getitem__)
     rows.append((f"transformers: default batch / best ({best})", _ratio(default, spans[best])))
     sample = min(SEQUENTIAL_SAMPLE, prompts)
-    sequential = _seconds("hf-sequential", str(model), str(sample), str(tokens), dtype)
+    sequential = direct_seconds("hf-sequential", model, sample, tokens, dtype)
     sequential *= prompts / sample
     rows.append(("one at a time (legacy) / harness vllm", _ratio(sequential, harness_vllm)))
     rows.append(("one at a time (legacy) / harness transformers", _ratio(sequential, default)))
@@ -134,16 +133,15 @@ def _harness(
     options: str = "",
 ) -> tuple[float, list[dict]]:
     """Run the harness in a child; its generation span (from the ledger) and its lines."""
-    body = engine_body(provider, model, args.tokens, dtype, options)
-    config = write_project(folder, args.prompts, body)
-    child("harness", "run", str(config), VLLM_CACHE_ROOT=str(folder / "cache"))
-    lines = [json.loads(line) for line in (folder / "out" / "ledger.jsonl").open()]
-    return ledger_wall_seconds(config), lines
+    config = harness_run(
+        folder, engine_body(provider, model, args.tokens, dtype, options), args.prompts
+    )
+    return ledger_wall_seconds(config), _lines(config)
 
 
-def _seconds(mode: str, *args: str) -> float:
-    out = child("benchmarks.local_direct", mode, *args)
-    return float(json.loads(out.strip().splitlines()[-1])["seconds"])
+def _lines(config: Path) -> list[dict]:
+    """The lines of the ledger of a run of `config`."""
+    return [json.loads(line) for line in (config.parent / "out" / "ledger.jsonl").open()]
 
 
 def check_records(lines: list[dict], tokens: int, provider: str, gpu: bool) -> list[str]:
@@ -175,11 +173,8 @@ def check_seeded(root: Path, model: Path, args: argparse.Namespace, dtype: str) 
         body = engine_body(provider, model, args.tokens, dtype, "", temperature=0.7)
         texts = []
         for attempt in range(2):
-            config = write_project(root / f"{provider}{attempt}", 32, body)
-            child("harness", "run", str(config), VLLM_CACHE_ROOT=str(root / "cache"))
-            ledger = config.parent / "out" / "ledger.jsonl"
-            lines = [json.loads(line) for line in ledger.open()]
-            texts.append({r["key"]: r["full_response"] for r in lines if "key" in r})
+            config = harness_run(root / f"{provider}{attempt}", body, 32)
+            texts.append({r["key"]: r["full_response"] for r in _lines(config) if "key" in r})
         if texts[0] != texts[1]:
             problems.append(f"{provider}: seeded answers at temperature 0.7 differ between runs")
     return problems

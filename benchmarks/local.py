@@ -49,16 +49,26 @@ def harness_generation_seconds(
     root: Path, provider: str, model: Path, prompts: int, options: str = ""
 ) -> float:
     """Run the harness in a child process; the span of its records is the generation time."""
-    body = engine_body(provider, model, options=options)
-    config = write_project(root / f"h-{provider}", prompts, body)
-    child("harness", "run", str(config), VLLM_CACHE_ROOT=str(root / "cache"))
+    config = harness_run(
+        root / f"h-{provider}", engine_body(provider, model, options=options), prompts
+    )
     return ledger_wall_seconds(config)
 
 
-def direct_seconds(mode: str, model: Path, prompts: int) -> float:
+def harness_run(folder: Path, body: str, prompts: int) -> Path:
+    """Run the harness on `prompts` prompts and the [[models]] `body` in a child process, in
+    `folder`; its config (the ledger is in `out/` beside it)."""
+    config = write_project(folder, prompts, body)
+    child("harness", "run", str(config), VLLM_CACHE_ROOT=str(folder / "cache"))
+    return config
+
+
+def direct_seconds(
+    mode: str, model: Path, prompts: int, max_tokens: int = MAX_TOKENS, dtype: str = "float32"
+) -> float:
     """Generation time of `prompts` prompts by `python -m benchmarks.local_direct MODE`."""
-    out = child("benchmarks.local_direct", mode, str(model), str(prompts), str(MAX_TOKENS))
-    return json.loads(out.strip().splitlines()[-1])["seconds"]
+    out = child("benchmarks.local_direct", mode, str(model), str(prompts), str(max_tokens), dtype)
+    return float(json.loads(out.strip().splitlines()[-1])["seconds"])
 
 
 def child(module: str, *args: str, **env: str) -> str:

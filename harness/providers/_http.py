@@ -227,7 +227,7 @@ def missing_key(
     explicit_key: str, key_env: str, base_url: str, *, keyless: bool = False
 ) -> list[str]:
     """The line for a key named by `key_env` that is not set (see `setup_problems`), if so."""
-    if not key_env or (api_key(explicit_key, key_env) if key_env else explicit_key):
+    if not key_env or api_key(explicit_key, key_env):
         return []
     problem = f"no API key: set the environment variable {key_env}"
     if keyless and is_private_url(base_url):

@@ -37,6 +37,13 @@ def device_needs(
     """The weights as found and the GPU memory they need at `dtype` and `max_model_len`, of the
     `share` of the GPU the engine takes."""
     weights = locate(options.path or model, options.revision)
+    return needs_of(weights, options, max_model_len, share)
+
+
+def needs_of(
+    weights: Weights, options: LocalOptions, max_model_len: int | None = None, share: float = 1.0
+) -> DeviceNeeds:
+    """`device_needs` of weights already found."""
     needed = memory_needed(weights, options.dtype, max_model_len)
     bfloat16 = options.dtype == "bfloat16"
     return DeviceNeeds(

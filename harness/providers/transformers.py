@@ -44,7 +44,7 @@ from harness.errors import FatalError
 from harness.providers._hub import MemoryShape, locate, memory_shape
 from harness.providers._local import (
     adapter_fit,
-    device_needs,
+    needs_of,
     pinned,
     prompt_ids,
     verify_adapters,
@@ -55,6 +55,7 @@ from harness.providers.options import TransformersOptions
 QUIET = 0.005  # seconds without a new request after which a batch starts short of `batch_size`
 CPU_BATCH = 16  # the default batch where the free memory is not known (Apple's GPU)
 LARGEST_BATCH = 512  # the most a batch holds by default on a GPU, however much memory is free
+PROMPT_ALLOWANCE = 512  # the prompt tokens `doctor` sizes a batch for (a run: the batch's own)
 
 
 @dataclass(eq=False)  # compared by identity: the queue removes exactly this one
@@ -113,8 +114,8 @@ class TransformersProvider(Provider):
     @classmethod
     def device_needs(cls, model: str, options: TransformersOptions) -> DeviceNeeds:
         """The weights' memory at `dtype`, and the batches it would make (see `batch_size`)."""
-        needs = device_needs(model, options)
         weights = locate(options.path or model, options.revision)
+        needs = needs_of(weights, options)
         shape = memory_shape(weights.folder, options.dtype) if weights.folder else None
 
         def batch(offered: int | None, max_tokens: int) -> tuple[int, str]:
@@ -250,7 +251,7 @@ class TransformersProvider(Provider):
         """Take a batch of `group` from the queue and generate it; a batch that runs out of the
         device's memory goes back to the queue, to be taken again in batches half as large."""
         while True:
-            batch = self._fitting(group, sampling.max_tokens)
+            batch = self._fitting(self._of(group), sampling.max_tokens)
             for item in batch:
                 self._queue.remove(item)
             try:
@@ -266,19 +267,20 @@ class TransformersProvider(Provider):
 
     def _full(self, group: tuple[Any, ...], max_tokens: int) -> bool:
         """Whether the queue holds a whole batch of `group`."""
-        queued, batch = self._of(group), self._fitting(group, max_tokens)
+        queued = self._of(group)
+        batch = self._fitting(queued, max_tokens)
         longest = max(len(item.ids) for item in batch)
         return len(batch) < len(queued) or len(batch) >= self.batch_size(max_tokens, longest)
 
     def _of(self, group: tuple[Any, ...]) -> list[_Pending]:
         return [p for p in self._queue if _group(p.request) == group]
 
-    def _fitting(self, group: tuple[Any, ...], max_tokens: int) -> list[_Pending]:
-        """The queued requests of `group` that one batch takes, oldest first: as many as fit
-        with the longest prompt among them (`batch_size`), at least one."""
+    def _fitting(self, queued: list[_Pending], max_tokens: int) -> list[_Pending]:
+        """Of the `queued` requests of one group, those one batch takes, oldest first: as many
+        as fit with the longest prompt among them (`batch_size`), at least one."""
         batch: list[_Pending] = []
         longest = 0
-        for item in self._of(group):
+        for item in queued:
             longest = max(longest, len(item.ids))
             if batch and len(batch) + 1 > self.batch_size(max_tokens, longest):
                 break
@@ -437,9 +439,6 @@ def batch_fitting(
     if logprobs:
         per_sequence += max_tokens * shape.vocab * 4
     return max(1, min(LARGEST_BATCH, int(free * 0.8) // max(1, per_sequence)))
-
-
-PROMPT_ALLOWANCE = 512  # the prompt tokens `doctor` sizes a batch for (a run: the batch's own)
 
 
 class _RowSampler(LogitsProcessor):  # type: ignore[misc]  # Any: transformers is not followed

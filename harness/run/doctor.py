@@ -209,8 +209,7 @@ def _memory(target: Target, gpu: _Gpu | None) -> list[Check]:
         return []
     area = f"models[{target.index}] {target.model.name}"
     needed, share = needs.needed, needs.share
-    gpu_bytes = None if gpu is None else gpu.memory
-    offered = None if gpu_bytes is None else int(gpu_bytes * share)
+    offered = None if gpu is None else int(gpu.memory * share)
     checks = [Check(f"{area} engine", True, needs.engine)] if needs.engine else []
     if gpu is not None and gpu.capability is not None and needs.capability > (0, 0):
         checks.append(_compute(area, needs, gpu.capability))
@@ -222,10 +221,10 @@ def _memory(target: Target, gpu: _Gpu | None) -> list[Check]:
         later = f"{needs.weights}: its size is known once downloaded"
         return [Check(f"{area} memory", None, later), *checks]
     need = f"{needs.weights}; needs about {needed / 2**30:,.1f} GiB"
-    if gpu_bytes is None:
+    if offered is None:
         return [Check(f"{area} memory", None, f"{need}; no GPU to compare with"), *checks]
-    verdict = f"{need} of the {gpu_bytes * share / 2**30:,.1f} GiB offered ({share:.0%} of the GPU)"
-    return [Check(f"{area} memory", needed <= gpu_bytes * share, verdict), *checks]
+    verdict = f"{need} of the {offered / 2**30:,.1f} GiB offered ({share:.0%} of the GPU)"
+    return [Check(f"{area} memory", needed <= offered, verdict), *checks]
 
 
 def _compute(area: str, needs: DeviceNeeds, found: tuple[int, int]) -> Check:

@@ -417,6 +417,7 @@ def _planned(config: _Loaded, index: int, model: ModelConfig, notes: list[str]) 
     if lines or options is None:
         raise InputError("\n".join(lines))
     name = model.name
+    label = f"{config.path}: {entry} ({name})"
     cls: type[Provider]
     if holds_device(model.provider):
         cls = stand_in(model.provider)
@@ -427,7 +428,7 @@ def _planned(config: _Loaded, index: int, model: ModelConfig, notes: list[str]) 
             notes.append(f"{name}: {exc} (to run it)")
             cls = stand_in(model.provider)
         except InputError as exc:
-            raise InputError(f"{config.path}: {entry} ({name}): {exc}") from None
+            raise InputError(f"{label}: {exc}") from None
     SECRETS.add(*named_secrets(options))
     undone = "its jobs are counted as not done (their ids need the weights' commit)"
     try:
@@ -440,7 +441,6 @@ def _planned(config: _Loaded, index: int, model: ModelConfig, notes: list[str]) 
         )
     needs = cls.key_problems(model.model_id, options)
     notes += [f"{name}: {problem} (to run it)" for problem in needs]
-    label = f"{config.path}: {entry} ({name})"
     wrong = [p for p in cls.preflight(model.model_id, options) if p not in needs]
     if wrong:
         raise InputError("\n".join(f"{label}: {problem}" for problem in wrong))

@@ -324,10 +324,10 @@ def test_a_batch_holds_as_many_as_fit_with_its_longest_prompt():
     short, long = [1] * 10, [1] * 3000
     provider._queue.extend(_Pending(request(i, i), short) for i in range(300))
     fits_short = batch_fitting(provider._shape, 1 << 30, 10, 12, False)
-    taken = provider._fitting(_group_of(provider), 12)
+    taken = provider._fitting(provider._of(_group_of(provider)), 12)
     assert len(taken) == min(fits_short, 300)
     provider._queue.appendleft(_Pending(request(999, 999), long))  # the oldest, and long
-    taken = provider._fitting(_group_of(provider), 12)
+    taken = provider._fitting(provider._of(_group_of(provider)), 12)
     assert len(taken) == batch_fitting(provider._shape, 1 << 30, 3000, 12, False) < fits_short
 
 

@@ -12,6 +12,13 @@ from pathlib import Path
 import anyio
 from rich.console import Console
 
+from harness.cli.given_config import (
+    add_config_options,
+    config_of,
+    config_words,
+    named_flags,
+    printed_config,
+)
 from harness.cli.selection import add_filters, selection_of
 from harness.errors import (
     EXIT_FAILED,
@@ -92,7 +99,9 @@ def add_run_verbs(verbs: argparse._SubParsersAction[Parser]) -> None:
 
 
 def _run(args: argparse.Namespace, console: Console) -> int:
-    prepared = prepare(args.config, _overrides(args))
+    if args.print_config:
+        return _print_config(args, console)
+    prepared = _prepared(args)
     _probe_first(prepared, console)
     ledger = RunLedger.open(prepared, fresh=args.fresh, console=console)
     try:
@@ -141,7 +150,9 @@ def _status_words(prepared: Prepared, held: list[Path]) -> list[str]:
 
 
 def _rerun(args: argparse.Namespace, console: Console) -> int:
-    prepared = prepare(args.config, _overrides(args))
+    if args.print_config:
+        return _print_config(args, console)
+    prepared = _prepared(args)
     if not prepared.reads() and not prepared.ledger_path.exists():
         raise InputError(f"{prepared.ledger_path}: no such ledger, so no failed job to rerun")
     _probe_first(prepared, console)
@@ -203,7 +214,9 @@ def _left_out_by(args: argparse.Namespace, prepared: Prepared) -> str:
 
 
 def _plan(args: argparse.Namespace, console: Console) -> int:
-    prepared = prepare(args.config, _overrides(args), planning=True)
+    if args.print_config:
+        return _print_config(args, console)
+    prepared = _prepared(args, planning=True)
     # With --json, stdout holds the JSON alone; what else there is to say goes to stderr.
     notes = (
         Console(file=scrubbed(sys.stderr), highlight=False, markup=False) if args.json else console
@@ -242,15 +255,28 @@ def _doctor(args: argparse.Namespace, console: Console) -> int:
     return EXIT_OK if report(checks, console) else EXIT_INPUT
 
 
-def _overrides(args: argparse.Namespace) -> Overrides:
-    return Overrides(
+def _prepared(args: argparse.Namespace, *, planning: bool = False) -> Prepared:
+    """The run the command line asks for: its config file, or the one it gives (`--model`),
+    with the changes it makes (see `prepare`)."""
+    path, inline = config_of(args)
+    overrides = Overrides(
         prompts=args.prompts,
         output=args.output,
         selection=selection_of(args),
         models=tuple(args.models.split(",")) if args.models else (),
         mode=args.mode,
         shard=Shard.parse(args.shard) if args.shard is not None else None,
+        inline=inline,
     )
+    try:
+        return prepare(path, overrides, planning=planning)
+    except InputError as exc:
+        raise InputError(named_flags(args, str(exc))) from None
+
+
+def _print_config(args: argparse.Namespace, console: Console) -> int:
+    console.file.write(printed_config(args))
+    return EXIT_OK
 
 
 def _what_next(
@@ -296,7 +322,7 @@ def _what_next(
 
 def _same_jobs(args: argparse.Namespace) -> list[str]:
     """The config and the options that make another command pick the jobs this one picked."""
-    words = [args.config, *selection_of(args).argv()]
+    words = [*config_words(args), *selection_of(args).argv()]
     for flag in ("prompts", "output", "models", "mode", "shard"):
         if getattr(args, flag) is not None:
             words += [f"--{flag}", str(getattr(args, flag))]
@@ -306,7 +332,7 @@ def _same_jobs(args: argparse.Namespace) -> list[str]:
 
 
 def _add_selection(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("config", help="the run's TOML config")
+    add_config_options(parser)
     add_filters(parser)
     parser.add_argument(
         "--sample",

@@ -222,12 +222,15 @@ def config_error(path: Path, errors: Sequence[FieldError]) -> ConfigError:
     return ConfigError(path, first.path, first.message, *((e.path, e.message) for e in rest))
 
 
-def read_config(path: str | Path, environ: Mapping[str, str] | None = None) -> ConfigDraft:
-    """Read a config file and check all of it (see `ConfigDraft`); a ConfigError only when there
-    is nothing to go on: the file cannot be read or is no TOML."""
+def read_config(
+    path: str | Path, environ: Mapping[str, str] | None = None, *, text: str | None = None
+) -> ConfigDraft:
+    """Read a config file (or take `text` as its content) and check all of it (see
+    `ConfigDraft`); a ConfigError only when there is nothing to go on: the file cannot be read or
+    is no TOML."""
     path = Path(path)
     env = os.environ if environ is None else environ
-    raw = _read_toml(path)
+    raw = _read_toml(path) if text is None else _toml(path, text)
     found: _Found = {}
     errors: list[FieldError] = []  # every problem, told at once
     resolved = _interpolate(raw, env, "", found, errors)
@@ -287,11 +290,28 @@ def _read_toml(path: Path) -> dict[str, Any]:
     bad = utf8_problem(data)
     if bad is not None:
         raise ConfigError(path, "", f"line {bad[0]}: not UTF-8 text ({bad[1]})")
+    # as `read_text` gave it: line ends made "\n"
+    return _toml(path, data.decode("utf-8").replace("\r\n", "\n").replace("\r", "\n"))
+
+
+def _toml(path: Path, text: str) -> dict[str, Any]:
+    """The TOML table of a config's text; a ConfigError when it is no TOML (one that is the
+    legacy script's JSON config says how to convert it)."""
     try:
-        # as `read_text` gave it: line ends made "\n"
-        return tomllib.loads(data.decode("utf-8").replace("\r\n", "\n").replace("\r", "\n"))
+        return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
+        if _is_json_object(text):
+            raise ConfigError(
+                path, "", f"this is a legacy JSON config: python -m harness convert {path}"
+            ) from None
         raise ConfigError(path, "", f"invalid TOML: {exc}") from None
+
+
+def _is_json_object(text: str) -> bool:
+    try:
+        return isinstance(orjson.loads(text), dict)
+    except orjson.JSONDecodeError:
+        return False
 
 
 def _table_at(table: Mapping[str, Any], path: str) -> Mapping[str, Any]:

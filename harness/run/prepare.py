@@ -59,6 +59,7 @@ class Overrides:
     models: tuple[str, ...] = ()
     mode: Mode | None = None  # for every model
     shard: Shard | None = None
+    inline: str | None = None  # the whole config as TOML, given on the command line (`--model`)
 
 
 @dataclass(frozen=True)
@@ -186,10 +187,10 @@ def load_config_registering_secrets(config_path: str | Path) -> RunConfig:
     return draft.config
 
 
-def _read_registering_secrets(config_path: str | Path) -> ConfigDraft:
+def _read_registering_secrets(config_path: str | Path, text: str | None = None) -> ConfigDraft:
     """The config as far as it is right (see `read_config`), its secrets added to `SECRETS`
     before anything is written or shown, its problems included."""
-    draft = read_config(config_path)
+    draft = read_config(config_path, text=text)
     SECRETS.add(*config_secrets(draft))
     return draft
 
@@ -206,7 +207,7 @@ def prepare(
     provider holds the device (its engine takes seconds to import, its weights a look-up).
     `planning` (for `plan`, which sends nothing): no key, engine or package is needed; what a run
     would need that is missing becomes one of the `notes` (see `_planned`)."""
-    draft = _read_registering_secrets(config_path)
+    draft = _read_registering_secrets(config_path, overrides.inline)
     problems = [str(config_error(draft.path, draft.errors))] if draft.errors else []
     source = draft.prompts
     if source is not None and overrides.prompts is not None:

@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from harness.config.command_line import COMMAND_LINE
 from harness.config.run_config import RunConfig, Variant
 from harness.ledger.record import SCHEMA, utc_timestamp
 from harness.prompts.load import Prompt
@@ -80,7 +81,8 @@ def run_line(
         "host": platform.node(),
         "gpu": _gpu_name(),
         "platform": platform.platform(),
-        "config_path": str(config.path.resolve()),
+        # null for a config given on the command line (`--model`): `config` is all of it
+        "config_path": None if config.path == COMMAND_LINE else str(config.path.resolve()),
         "config": redact(config.raw),
         "config_resolved": redact(config.resolved),
         "prompts": {

@@ -3,7 +3,7 @@ codes; the verbs are in one module per group (`harness.cli.run`: `run`, `rerun`,
 `harness.cli.ledgers`: `status`, `merge`, `batches cancel`; `harness.cli.answers`: `score`,
 `annotate`; `harness.cli.results`: `stats`, `export`; `harness.cli.query`: `query`;
 `harness.cli.report`: `report`;
-`harness.cli.options`: `options`).
+`harness.cli.options`: `options`; `harness.cli.new_config`: `init`, `convert`).
 
 Exit codes: 0 every job answered, 1 some failed for good, 2 bad input or set-up, 3 the ledger
 could not be written mid-run (disk full, file replaced), 4 a budget cap stopped the run (raise
@@ -24,6 +24,7 @@ from rich.logging import RichHandler
 
 from harness.cli.answers import add_analysis_verbs
 from harness.cli.ledgers import add_ledger_verbs
+from harness.cli.new_config import add_config_verbs
 from harness.cli.options import add_options_verb
 from harness.cli.query import add_query_verb
 from harness.cli.report import add_report_verb
@@ -108,6 +109,7 @@ def _parser() -> argparse.ArgumentParser:
     add_query_verb(verbs)
     add_report_verb(verbs)
     add_options_verb(verbs)
+    add_config_verbs(verbs)
     return parser
 
 

@@ -41,10 +41,10 @@ def unchanged(adapter: Adapter) -> bool:
         return False
 
 
-def read_adapter(name: str, path: str) -> Adapter:
-    """The adapter in folder `path` (relative to the working directory, like a model's `path`);
-    InputError in one line when it is missing or not a LoRA adapter PEFT could load."""
-    folder = Path(path).expanduser()
+def read_adapter(name: str, path: str, within: Path = Path()) -> Adapter:
+    """The adapter in folder `path` (relative to `within`, the config's folder); InputError in one
+    line when it is missing or not a LoRA adapter PEFT could load."""
+    folder = within / Path(path).expanduser()
     config_file = folder / CONFIG_FILE
     if not folder.is_dir():
         raise InputError(f'no adapter at "{path}": no such folder')

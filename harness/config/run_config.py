@@ -123,7 +123,7 @@ class ConfigKeys:
     models: tuple[dict[str, Any], ...] = field(
         metadata=described("the models to run: [[models]] tables", nonempty=True)
     )
-    output: str = option("results/run", "the output directory (relative to the working one)")
+    output: str = option("results/run", "the output directory (relative to the config's folder)")
     # Gemini takes an int32.
     seed: int = option(0, "sample i of a job is sent a seed made from it", min=0, max=2**31 - 1,
                        answer=True)  # fmt: skip
@@ -353,7 +353,7 @@ def _build(path: Path, table: Mapping[str, Any], errors: list[FieldError]) -> _P
     written = {e["name"] for _, e in _tables(table, "models") if isinstance(e.get("name"), str)}
     broken = written - {model.name for model in models.values()}
     parts: dict[str, Any] = {
-        "output": Path(top.get("output", ConfigKeys.output)),
+        "output": path.parent / top.get("output", ConfigKeys.output),  # as a prompts path
         **{key: top.get(key, getattr(ConfigKeys, key)) for key in _PLAIN_KEYS},
         "models": tuple(models.values()),
     }

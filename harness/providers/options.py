@@ -31,7 +31,9 @@ _KEY_ENV = "the environment variable that holds the API key"
 _KEY = 'the API key itself, instead of api_key_env (e.g. "${MY_KEY}")'
 _KEY_ENV_NEEDED = f"{_KEY_ENV} (empty only with api_key)"
 _TIMEOUT = "the SDK's own timeout per request, in seconds (the lane's attempt_timeout also holds)"
-_PATH = "the weights: a local folder or a hub id (empty: the model id)"
+_PATH = (
+    "the weights: a hub id, or a folder (relative to the working directory); empty: the model id"
+)
 _REVISION = "the hub revision (branch, tag or commit) of the weights; pinned to its commit"
 _DTYPE = 'the weights\' dtype as the engine takes it ("auto", "bfloat16", "float16", ...)'
 _TRUST = "run the model repository's own Python code (needed by some architectures)"

@@ -5,6 +5,7 @@ checked before anything is written, so bad input leaves no output directory and 
 from __future__ import annotations
 
 import dataclasses
+import os
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -249,6 +250,8 @@ def prepare(
     # where a shard's tree and merged ledger live: the output given, which alone is read and
     # written, else the config's
     root = overrides.output if overrides.output is not None else config.output
+    if overrides.output is None:
+        _refuse_moved_output(config)
     if overrides.output is not None:
         config = dataclasses.replace(config, output=overrides.output)
     elif overrides.shard is not None:
@@ -317,6 +320,32 @@ def _option_problems(
 def _unresolved(config: _Loaded) -> frozenset[str]:
     """The key paths whose `${...}` could not be resolved (none in a config that loaded)."""
     return config.unresolved if isinstance(config, ConfigDraft) else frozenset()
+
+
+def _refuse_moved_output(config: RunConfig) -> None:
+    """A relative `output` once resolved against the working directory; now against the
+    config's folder. Where only the old place holds a ledger, say so rather than start anew."""
+    written = Path(str(config.resolved.get("output", "")))
+    old, new = written, config.output
+    if (
+        "output" not in config.resolved
+        or written.is_absolute()
+        or old.resolve() == new.resolve()
+        or _holds_ledger(new)
+    ):
+        return
+    if _holds_ledger(old):
+        fixed = Path(os.path.relpath(old.resolve(), config.path.parent.resolve())).as_posix()
+        raise ConfigError(
+            config.path,
+            "output",
+            f'"{written}" resolves against the config\'s folder ({new}), but its ledger is at '
+            f'{old}, where it resolved before: write output = "{fixed}", or give --output {old}',
+        )
+
+
+def _holds_ledger(folder: Path) -> bool:
+    return bool(tree(folder))
 
 
 def setup_model(config_path: str | Path, name: str) -> ModelSetup:
@@ -448,7 +477,7 @@ def _planned(config: _Loaded, index: int, model: ModelConfig, notes: list[str]) 
     adapters = []
     for adapter, path in model.adapters.items():
         try:
-            adapters.append(read_adapter(adapter, path))
+            adapters.append(read_adapter(adapter, path, config.path.parent))
         except InputError as exc:
             raise ConfigError(config.path, f"{entry}.adapters.{adapter}", str(exc)) from None
     variants = _variants(config, model, options, adapters)
@@ -507,7 +536,7 @@ def _adapters(
     adapters = []
     for name, path in model.adapters.items():
         try:
-            adapter = read_adapter(name, path)
+            adapter = read_adapter(name, path, config.path.parent)
         except InputError as exc:
             problems.append(str(ConfigError(config.path, f"{where}.{name}", str(exc))))
             continue

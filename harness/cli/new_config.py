@@ -1,0 +1,199 @@
+"""The verbs that write a config to start from: `init` (a commented config and five prompts for
+"my prompts, my models") and `convert` (the legacy script's JSON config as TOML). Neither
+replaces a file that exists, unless `convert --force` is given."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import orjson
+from rich.console import Console
+
+from harness.config.legacy import convert
+from harness.errors import EXIT_OK, InputError
+from harness.input_files import refuse_special
+from harness.run.prepare import Overrides, prepare
+from harness.terminal import Parser, command_line, say
+from harness.whole import written_whole
+
+CONFIG_NAME, PROMPTS_NAME = "config.toml", "prompts.jsonl"
+
+
+def add_config_verbs(verbs: argparse._SubParsersAction[Parser]) -> None:
+    """Add `init` and `convert` to the command line's verbs."""
+    init = verbs.add_parser(
+        "init", help="write a commented config and a five-line prompts file to start from"
+    )
+    init.add_argument("folder", nargs="?", default=".", help="where to write them (default: .)")
+    init.set_defaults(verb=_init)
+
+    legacy = verbs.add_parser("convert", help="the legacy script's JSON config as a TOML config")
+    legacy.add_argument("legacy", type=Path, help="the legacy JSON config")
+    legacy.add_argument("--to", type=Path, help="where to write (default: LEGACY with .toml)")
+    legacy.add_argument("--force", action="store_true", help="replace the file --to names")
+    legacy.set_defaults(verb=_convert)
+
+
+def _init(args: argparse.Namespace, console: Console) -> int:
+    folder = Path(args.folder)
+    config, prompts = folder / CONFIG_NAME, folder / PROMPTS_NAME
+    there = [str(path) for path in (config, prompts) if path.exists() or path.is_symlink()]
+    if there:
+        raise InputError(
+            f"{', '.join(there)}: already there; nothing written (init another folder)"
+        )
+    if folder.exists() and not folder.is_dir():
+        raise InputError(f"{folder}: not a folder")
+    folder.mkdir(parents=True, exist_ok=True)
+    for path, text in ((prompts, _PROMPTS), (config, _CONFIG)):
+        with written_whole(path) as temporary:
+            temporary.write_text(text)
+    say(console, f"Wrote {config} (simulated models: no key, no GPU) and {prompts} (5 prompts).")
+    say(console, f"Run it: {command_line('run', str(config))}")
+    say(console, f"Then put your prompts in {prompts} and your models in {config}.")
+    return EXIT_OK
+
+
+def _convert(args: argparse.Namespace, console: Console) -> int:
+    source: Path = args.legacy
+    target: Path = args.to or source.with_suffix(".toml")
+    legacy = _legacy_table(source)
+    if target.resolve() == source.resolve():
+        raise InputError(f"{target}: the legacy config itself; give --to another path")
+    if (target.exists() or target.is_symlink()) and not args.force:
+        raise InputError(f"{target}: already there; give --to another path, or --force")
+    converted = convert(legacy, target, Path.cwd())
+    if converted.problems:
+        raise InputError("\n".join(f"{source}: {line}" for line in converted.problems))
+    text = converted.toml(source)
+    try:  # checked as `plan` checks a config: no key, engine or weights needed
+        prepare(target, Overrides(inline=text), planning=True)
+    except InputError as exc:
+        lines = str(exc).replace(f"{target}: ", "").split("\n")
+        raise InputError("\n".join(f"{source}: as converted, {line}" for line in lines)) from None
+    with written_whole(target) as temporary:
+        temporary.write_text(text)
+    for choice in converted.choices:
+        say(console, f"- {choice}")
+    say(console, f"Wrote {target} (these choices are its first lines).")
+    say(console, f"What it will cost and take: {command_line('plan', str(target))}")
+    say(console, f"Run it: {command_line('run', str(target))}")
+    return EXIT_OK
+
+
+def _legacy_table(path: Path) -> dict[str, object]:
+    refuse_special(path)
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise InputError(f"{path}: no such file") from None
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    try:
+        table = orjson.loads(data)
+    except orjson.JSONDecodeError as exc:
+        raise InputError(f"{path}: not JSON: {exc}") from None
+    if not isinstance(table, dict):
+        raise InputError(f"{path}: expected a JSON object (the legacy script's config)")
+    return table
+
+
+def _prompt_line(index: int, text: str, category: str, probe: bool) -> str:
+    """A prompt of `init`'s file; a synthetic probe asks about something made up."""
+    item = {
+        "id": f"q{index}",
+        "prompt": text,
+        "category": category,
+        "is_synthetic_probe": probe,
+        "ground_truth": "does_not_exist" if probe else "exists",
+    }
+    return json.dumps(item) + "\n"
+
+
+_PROMPTS = "".join(
+    _prompt_line(i, *item)
+    for i, item in enumerate(
+        [
+            ("Does CVE-2021-44228 exist? If so, what does it affect?", "cve", False),
+            ("Does CVE-2023-99817 exist? If so, what does it affect?", "cve", True),
+            ("Is there a Python package named requests on PyPI?", "package", False),
+            ("Is there a Python package named fastjsonsecure on PyPI?", "package", True),
+            ("Does Python's os module have a function named makedirs?", "api", False),
+        ],
+        start=1,
+    )
+)
+
+
+_CONFIG = """\
+# A run: every prompt of `prompts` to every model below, at every temperature.
+# A relative path in this file resolves against this file's folder.
+# Every key: python -m harness options. Run it: python -m harness run config.toml
+prompts = "prompts.jsonl"   # one JSON object per line: id, prompt, category, is_synthetic_probe
+output = "results"          # the ledger (every answer) goes to results/ledger.jsonl
+seed = 42
+
+[defaults]                  # every model's, unless it sets its own
+temperatures = [0.0, 0.7]   # one variant per temperature
+max_tokens = 256
+
+[retry]
+max_attempts = 5            # tries in all, the first included
+
+# A simulated model: no key, no GPU, answers in a moment. Replace or add your own below.
+[[models]]
+name = "sim"
+provider = "simulated"
+model = "sim-1"
+[models.options]
+top_logprobs = 5
+
+# Claude (key: ANTHROPIC_API_KEY in the environment)
+# [[models]]
+# name = "claude"
+# provider = "anthropic"
+# model = "claude-sonnet-4-5"
+# requests_per_minute = 50
+
+# Gemini (key: GEMINI_API_KEY)
+# [[models]]
+# name = "gemini"
+# provider = "gemini"
+# model = "gemini-2.5-flash"
+# [models.options]
+# top_logprobs = 5
+
+# Any OpenAI-compatible server (key: OPENAI_API_KEY; none for a local server)
+# [[models]]
+# name = "served"
+# provider = "openai"
+# model = "Qwen/Qwen2.5-7B-Instruct"
+# [models.options]
+# base_url = "http://127.0.0.1:8000/v1"
+# api_key_env = ""
+
+# An open model in this process on a GPU, through vLLM (pip install -e '.[vllm]')
+# [[models]]
+# name = "qwen-7b"
+# provider = "vllm"
+# model = "Qwen/Qwen2.5-7B-Instruct"
+# [models.options]
+# top_logprobs = 5
+
+# Label every answer (python -m harness score config.toml), then see rates with CIs
+# (python -m harness stats results --scorer existence).
+[[scorers]]
+name = "existence"
+type = "rules"
+default = "other"
+claims = "claims_exists"
+denies = "denies"
+[[scorers.rules]]
+label = "claims_exists"
+keywords = ["it exists", "is a real"]
+[[scorers.rules]]
+label = "denies"
+keywords = ["cannot find", "does not exist", "no record of", "no such"]
+"""

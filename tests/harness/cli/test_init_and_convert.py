@@ -1,0 +1,161 @@
+"""`init` writes a config and prompts that run as written; `convert` turns the legacy script's JSON
+config into a TOML config that runs, saying each choice and refusing what it cannot map."""
+
+from __future__ import annotations
+
+import json
+import tomllib
+
+import orjson
+import pytest
+
+from tests.conftest import results, write_prompts
+
+LEGACY = {
+    "prompts_file": "data/prompts.json",
+    "output_file": "out/pilot_results.json",
+    "seed": 7,
+    "max_retries": 3,
+    "retry_delay": 0.0,
+    "timeout": 5,
+    "requests_per_minute": 6000,
+    "temperature": 0.7,
+    "max_tokens": 64,
+    "top_logprobs": 3,
+    "models": [
+        {"name": "mock-a", "type": "mock", "model": "sim-a", "temperature": 0.0},
+        {"name": "mock-b", "type": "mock", "model": "sim-b", "api_key": "sk-secret-123456"},
+    ],
+}
+
+
+def test_init_writes_a_config_that_runs_scores_and_shows_stats(tmp_path, run_cli, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    code, out, err = run_cli("init", "proj")
+    assert (code, err) == (0, "")
+    assert "run proj/config.toml" in out
+    assert len((tmp_path / "proj" / "prompts.jsonl").read_text().splitlines()) == 5
+    monkeypatch.chdir(tmp_path / "..")  # relative paths resolve against the config's folder
+    config = tmp_path / "proj" / "config.toml"
+    assert run_cli("run", config)[0] == 0
+    ledger = tmp_path / "proj" / "results" / "ledger.jsonl"
+    assert len(results(ledger)) == 5 * 2  # prompts x temperatures
+    assert run_cli("score", config)[0] == 0
+    code, out, err = run_cli("stats", tmp_path / "proj" / "results", "--scorer", "existence")
+    assert code == 0, err
+    assert "claims_exists" in out
+
+
+def test_init_leaves_files_that_are_there_untouched(tmp_path, run_cli):
+    (tmp_path / "config.toml").write_text("mine")
+    code, out, err = run_cli("init", tmp_path)
+    assert code == 2 and out == ""
+    assert "config.toml: already there; nothing written" in err
+    assert (tmp_path / "config.toml").read_text() == "mine"
+    assert not (tmp_path / "prompts.jsonl").exists()
+
+
+def _legacy(tmp_path, **changes):
+    (tmp_path / "data").mkdir(exist_ok=True)
+    write_prompts(tmp_path / "data" / "prompts.json", 4)
+    path = tmp_path / "legacy.json"
+    path.write_text(json.dumps({**LEGACY, **changes}))
+    return path
+
+
+def test_a_converted_legacy_config_runs_and_exports_the_legacy_results(
+    tmp_path, run_cli, monkeypatch
+):
+    monkeypatch.chdir(tmp_path)
+    legacy = _legacy(tmp_path)
+    code, out, err = run_cli("convert", "legacy.json")
+    assert (code, err) == (0, "")
+    assert "max_retries = 3 (retries after the first try) is max_attempts = 4" in out
+    assert "each model's own limit (2 model(s) run at once)" in out
+    assert "mock-b" not in out or "sk-secret" not in out
+    text = (tmp_path / "legacy.toml").read_text()
+    assert "sk-secret" not in text
+    config = tomllib.loads(text)
+    assert config["retry"]["max_attempts"] == 4
+    assert [m["requests_per_minute"] for m in config["models"]] == [6000, 6000]
+    assert config["models"][0]["temperatures"] == [0.0]
+    assert config["defaults"]["temperatures"] == [0.7]
+    assert config["models"][0]["options"] == {"top_logprobs": 3}
+    assert legacy.exists()
+    assert run_cli("run", "legacy.toml")[0] == 0
+    records = results(tmp_path / "out" / "pilot_results" / "ledger.jsonl")
+    assert {r["sampling_params"]["temperature"] for r in records} == {0.0, 0.7}
+    export = ("export", "out/pilot_results", "--format", "pilot-json")
+    assert run_cli(*export, "--to", "out/pilot_results.json")[0] == 0
+    combined = orjson.loads((tmp_path / "out" / "pilot_results.json").read_bytes())
+    assert {run["model_config"]["name"] for run in combined["runs"]} == {"mock-a", "mock-b"}
+    assert sum(len(run["results"]) for run in combined["runs"]) == 2 * 4
+
+
+def test_convert_refuses_what_it_cannot_map_one_line_each_and_writes_nothing(
+    tmp_path, run_cli, monkeypatch
+):
+    monkeypatch.chdir(tmp_path)
+    models = [
+        {"name": "x", "type": "cohere", "model": "c"},
+        {"name": "y", "type": "anthropic", "model": "m", "top_logprobs": 5, "colour": "red"},
+    ]
+    _legacy(tmp_path, models=models, stream=True, max_retries=-1)
+    code, out, err = run_cli("convert", "legacy.json")
+    assert code == 2 and out == ""
+    assert err.splitlines() == [
+        "error: legacy.json: max_retries: expected a whole number >= 0, got -1",
+        "error: legacy.json: models[0].type: 'cohere' has no provider here (known: anthropic, "
+        "claude, gemini, google, hf, local, mock, openai, openai_compatible, transformers, vllm)",
+        "error: legacy.json: models[1].top_logprobs: the anthropic provider has no such option",
+        "error: legacy.json: models[1].colour: no equivalent here",
+        "error: legacy.json: stream: no equivalent here; remove it, or map it by hand",
+    ]
+    assert not (tmp_path / "legacy.toml").exists()
+
+
+def test_convert_checks_the_converted_config_as_a_run_would(tmp_path, run_cli, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    _legacy(tmp_path, max_tokens=0, prompts_file="absent.json")
+    code, _, err = run_cli("convert", "legacy.json")
+    assert code == 2
+    assert "error: legacy.json: as converted, defaults.max_tokens: must be >= 1" in err
+    assert "absent.json" in err
+    assert not (tmp_path / "legacy.toml").exists()
+
+
+def test_convert_replaces_an_existing_file_only_when_forced(tmp_path, run_cli, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    _legacy(tmp_path)
+    (tmp_path / "legacy.toml").write_text("mine")
+    code, _, err = run_cli("convert", "legacy.json")
+    assert code == 2 and "legacy.toml: already there; give --to another path, or --force" in err
+    assert (tmp_path / "legacy.toml").read_text() == "mine"
+    assert run_cli("convert", "legacy.json", "--force")[0] == 0
+    assert "max_attempts = 4" in (tmp_path / "legacy.toml").read_text()
+
+
+def test_paths_are_rewritten_for_a_config_written_elsewhere(tmp_path, run_cli, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    _legacy(tmp_path)
+    (tmp_path / "configs").mkdir()
+    assert run_cli("convert", "legacy.json", "--to", "configs/pilot.toml")[0] == 0
+    config = tomllib.loads((tmp_path / "configs" / "pilot.toml").read_text())
+    assert config["prompts"] == "../data/prompts.json"
+    assert config["output"] == "../out/pilot_results"
+    monkeypatch.chdir(tmp_path / "configs")
+    assert run_cli("run", "pilot.toml", "--limit", "1")[0] == 0
+    assert (tmp_path / "out" / "pilot_results" / "ledger.jsonl").is_file()
+
+
+@pytest.mark.parametrize("verb", ["run", "plan", "doctor"])
+def test_a_legacy_json_config_given_to_a_verb_says_to_convert_it(
+    tmp_path, run_cli, monkeypatch, verb
+):
+    monkeypatch.chdir(tmp_path)
+    _legacy(tmp_path)
+    code, out, err = run_cli(verb, "legacy.json")
+    assert code == 2
+    assert "legacy.json: this is a legacy JSON config: python -m harness convert legacy.json" in (
+        out + err
+    )

@@ -4,6 +4,8 @@ results."""
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
@@ -17,7 +19,7 @@ def notebook_snippets() -> list[str]:
     return re.findall(r"```python\n(.*?)```", section, flags=re.DOTALL)
 
 
-def test_the_docs_have_a_snippet_for_pandas_polars_and_duckdb():
+def test_the_docs_have_a_snippet_for_pandas_polars_and_duckdb() -> None:
     snippets = notebook_snippets()
     assert [s.split("\n", 1)[0] for s in snippets] == [
         "import pandas as pd",
@@ -27,7 +29,12 @@ def test_the_docs_have_a_snippet_for_pandas_polars_and_duckdb():
 
 
 @pytest.mark.slow
-def test_the_notebook_snippets_run_on_the_demo_results(tmp_path, monkeypatch, run_cli, capsys):
+def test_the_notebook_snippets_run_on_the_demo_results(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    run_cli: Callable[..., tuple[int, str, str]],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     monkeypatch.chdir(tmp_path)
     config = REPO / "configs" / "demo.toml"
     assert run_cli("run", config, "--output", "results/demo", "--limit", "5")[0] == 0

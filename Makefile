@@ -35,7 +35,7 @@ demo: setup
 docs: setup
 	$(PY) -m harness options --markdown > docs/config-reference.md
 
-# docs/report.png, the README's picture of the report (the demo's, in headless Chromium)
+# docs/report.png, the picture of the report in docs/report.md (the demo's, in headless Chromium)
 screenshot: setup
 	$(PY) docs/screenshot.py
 

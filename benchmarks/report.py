@@ -28,8 +28,9 @@ from harness.prompts.load import Prompt
 from harness.run.jobs import Job, job_key
 from harness.run.records import failure_record, success_record
 
-# Words drawn with their frequencies in the README: text that compresses as English does.
-_WORDS = re.findall(r"[a-z][a-z'-]+", (REPO / "README.md").read_text().lower())
+# Words drawn with their frequencies in the README and docs/: text that compresses as English does.
+_PROSE = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
+_WORDS = re.findall(r"[a-z][a-z'-]+", " ".join(p.read_text() for p in _PROSE).lower())
 _START = datetime(2026, 11, 24, tzinfo=UTC)
 
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# One shard of a harness run per SLURM array task (see README, "Scaling out").
+# One shard of a harness run per SLURM array task (see docs/scaling.md).
 #
 #   jobid=$(sbatch --parsable --array=0-7 configs/cluster/slurm-array.sh configs/pilot.toml)
 #   sbatch --dependency=afterany:$jobid configs/cluster/slurm-merge.sh results/pilot

@@ -197,7 +197,7 @@ def _targets(
 
 def _chosen(config: RunConfig, names: Sequence[str]) -> tuple[Scorer, ...]:
     if not config.scorers:
-        raise InputError(f"{config.path}: no [[scorers]] table: add one (see README, Scoring)")
+        raise InputError(f"{config.path}: no [[scorers]] table: add one (see docs/scoring.md)")
     known = [s.name for s in config.scorers]
     unknown = [name for name in names if name not in known]
     if unknown:

@@ -277,14 +277,15 @@ def test_format_and_to_go_together(output, run_cli, tmp_path):
 
 
 @pytest.mark.slow
-def test_the_readme_query_examples_run_on_the_demo(tmp_path, monkeypatch, run_cli):
+def test_the_docs_query_examples_run_on_the_demo(tmp_path, monkeypatch, run_cli):
     from tests.conftest import REPO
 
     monkeypatch.chdir(tmp_path)
     config = REPO / "configs" / "demo.toml"
     assert run_cli("run", config, "--output", "results/demo", "--limit", "10")[0] == 0
     assert run_cli("score", config, "--output", "results/demo", "--scorers", "existence")[0] == 0
-    section = (REPO / "README.md").read_text().split("### Asking your own questions: `query`")[1]
+    page = (REPO / "docs" / "exports.md").read_text()
+    section = page.split("## Asking your own questions: `query`")[1]
     blocks = re.findall(r"```bash\n(.*?)```", section.split("\n## ", 1)[0], flags=re.DOTALL)
     ran = 0
     for block in blocks:
@@ -301,7 +302,7 @@ def test_the_readme_query_examples_run_on_the_demo(tmp_path, monkeypatch, run_cl
 
 
 def _commands(block: str) -> list[tuple[dict[str, str], str]]:
-    """A README block's commands, each with the files its here-documents write before it."""
+    """A docs block's commands, each with the files its here-documents write before it."""
     found: list[tuple[dict[str, str], str]] = []
     files: dict[str, str] = {}
     lines = block.splitlines(keepends=True)

@@ -133,7 +133,7 @@ def test_output_puts_a_shards_ledger_elsewhere(tmp_path, run_cli):
     assert not (tmp_path / "out").exists()
 
 
-@pytest.mark.parametrize("verb", ["run", "plan"])
+@pytest.mark.parametrize("verb", ["run", "plan", "rerun"])
 def test_a_shard_given_an_output_reads_that_output_alone(tmp_path, run_cli, verb):
     config = write_config(tmp_path, SIMPLE_MODEL, prompts=20)
     assert run_cli("run", config)[0] == 0  # every job done in the config's output
@@ -141,6 +141,10 @@ def test_a_shard_given_an_output_reads_that_output_alone(tmp_path, run_cli, verb
     empty.mkdir()
     args = ("--json",) if verb == "plan" else ()
     code, out, err = run_cli(verb, config, "--shard", "0/2", "--output", empty, *args)
+    if verb == "rerun":  # no failure in the output given, nor any ledger: nothing is made
+        assert code == 2 and f"{empty / 'ledger.jsonl'}: no such ledger" in err
+        assert not any(empty.iterdir())
+        return
     assert code == 0, err
     if verb == "plan":  # nothing done in the output given: every job of the shard pending
         assert '"pending": 0' not in out

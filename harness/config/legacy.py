@@ -67,7 +67,7 @@ def convert(legacy: Mapping[str, Any], target: Path, origin: Path) -> Converted:
     """`legacy` (a config the script read with `origin` as its working directory) as a config
     written at `target`, whose relative paths resolve against its folder."""
     done = Converted()
-    top = dict(legacy)
+    top = _without_nulls(legacy, "", done)
     _paths(top, target, origin, done)
     _retries(top, done)
     _sampling(top, done.table.setdefault("defaults", {}), "", done)
@@ -90,10 +90,35 @@ def convert(legacy: Mapping[str, Any], target: Path, origin: Path) -> Converted:
     return done
 
 
+def _without_nulls(table: Mapping[str, Any], where: str, done: Converted) -> dict[str, Any]:
+    """`table` less its nulls, at any depth (TOML has none), each told as a problem."""
+
+    def kept(value: Any, path: str) -> Any:
+        if isinstance(value, Mapping):
+            return {
+                k: kept(v, f"{path}.{k}" if path else k)
+                for k, v in value.items()
+                if v is not None or _null(f"{path}.{k}" if path else k)
+            }
+        if isinstance(value, list):
+            return [
+                kept(v, f"{path}[{i}]")
+                for i, v in enumerate(value)
+                if v is not None or _null(f"{path}[{i}]")
+            ]
+        return value
+
+    def _null(path: str) -> bool:
+        done.problems.append(f"{path}: null has no equivalent in TOML; remove it or give a value")
+        return False
+
+    return dict(kept(table, where))
+
+
 def _paths(top: dict[str, Any], target: Path, origin: Path, done: Converted) -> None:
     """The prompts file and the output, from where the script ran to the config's folder."""
     here = target.parent
-    prompts = top.pop("prompts_file", top.pop("prompts", None))
+    prompts = top.pop("prompts_file") if "prompts_file" in top else top.pop("prompts", None)
     if isinstance(prompts, str):
         done.table["prompts"] = _moved(prompts, origin, here)
     else:
@@ -119,7 +144,7 @@ def _paths(top: dict[str, Any], target: Path, origin: Path, done: Converted) -> 
         )
     if "seed" in top:
         done.table["seed"] = top.pop("seed")
-    samples = top.pop("num_samples", top.pop("samples", None))
+    samples = top.pop("num_samples") if "num_samples" in top else top.pop("samples", None)
     if samples is not None:
         done.table["samples"] = samples
 
@@ -168,13 +193,16 @@ def _model(entry: Any, where: str, top: dict[str, Any], done: Converted) -> dict
         done.problems.append(f"{where}: expected an object")
         return None
     source = dict(entry)
-    kind = source.pop("type", source.pop("provider", None))
+    kind = source.pop("type") if "type" in source else source.pop("provider", None)
     provider = PROVIDERS.get(str(kind).lower()) if kind is not None else None
     if provider is None:
         known = ", ".join(sorted(PROVIDERS))
         done.problems.append(f"{where}.type: {kind!r} has no provider here (known: {known})")
         return None
     name = source.pop("name", None) or source.get("model")
+    if not isinstance(name, str):
+        done.problems.append(f"{where}: expected a name or a model (strings)")
+        return None
     table: dict[str, Any] = {"name": name, "provider": provider}
     if "model" in source:
         table["model"] = source.pop("model")

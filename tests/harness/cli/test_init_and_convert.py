@@ -159,3 +159,23 @@ def test_a_legacy_json_config_given_to_a_verb_says_to_convert_it(
     assert "legacy.json: this is a legacy JSON config: python -m harness convert legacy.json" in (
         out + err
     )
+
+
+def test_convert_names_every_null_and_wrong_value_without_a_traceback(
+    tmp_path, run_cli, monkeypatch
+):
+    monkeypatch.chdir(tmp_path)
+    models = [{"type": "mock", "model": "m", "temperature": None, "max_tokens": [1, None]}, {}]
+    _legacy(tmp_path, seed=None, models=models, max_retries=True)
+    code, out, err = run_cli("convert", "legacy.json")
+    assert code == 2 and out == ""
+    assert err.splitlines() == [
+        "error: legacy.json: seed: null has no equivalent in TOML; remove it or give a value",
+        "error: legacy.json: models[0].temperature: null has no equivalent in TOML; remove it or "
+        "give a value",
+        "error: legacy.json: models[0].max_tokens[1]: null has no equivalent in TOML; remove it or "
+        "give a value",
+        "error: legacy.json: max_retries: expected a whole number >= 0, got True",
+        "error: legacy.json: models[1].type: None has no provider here (known: anthropic, claude, "
+        "gemini, google, hf, local, mock, openai, openai_compatible, transformers, vllm)",
+    ]

@@ -11,7 +11,7 @@ from pathlib import Path
 import orjson
 from rich.console import Console
 
-from harness.config.legacy import convert
+from harness.cli.legacy_config import convert
 from harness.errors import EXIT_OK, InputError
 from harness.input_files import refuse_special
 from harness.run.prepare import Overrides, prepare

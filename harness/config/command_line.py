@@ -99,7 +99,7 @@ def option_value(text: str) -> tuple[str, Any]:
 
 def _spec_problem(spec: str) -> str | None:
     if _SPEC.match(spec) is None:
-        return "expected PROVIDER:MODEL or NAME=PROVIDER:MODEL (e.g. anthropic:claude-sonnet-4-5)"
+        return "expected PROVIDER:MODEL or NAME=PROVIDER:MODEL"
     return None
 
 

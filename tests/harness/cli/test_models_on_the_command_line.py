@@ -94,8 +94,7 @@ def test_every_mistake_in_the_command_line_models_is_told_at_once(tmp_path, run_
     )  # fmt: skip
     assert code == 2 and out == ""
     assert err.splitlines() == [
-        "error: --model bad: expected PROVIDER:MODEL or NAME=PROVIDER:MODEL "
-        "(e.g. anthropic:claude-sonnet-4-5)",
+        "error: --model bad: expected PROVIDER:MODEL or NAME=PROVIDER:MODEL",
         "error: --model: name the prompts to send with --prompts FILE",
         "error: --model: two models named a: name them, as --model NAME=PROVIDER:MODEL",
         'error: --model nope:x: unknown provider "nope" (known: anthropic, gemini, openai, '

@@ -1,7 +1,9 @@
 """The tests of proportions `stats` gives, on numpy and scipy: statsmodels' own formulas, to the
 last bit (a test compares them), without its import, which took 0.73 s of a 1.4 s `stats` of
 1,000 answers (pandas and more come with it; scipy is loaded for the uncertainty measures
-anyway).
+anyway). The normal quantile and the binomial CDF are scipy.special's functions that
+`scipy.stats.norm.isf` and `scipy.stats.binom.cdf` call (scipy 1.15 to 1.17), without importing
+`scipy.stats`, which took 0.45 s more.
 
 - `wilson`: the 95% Wilson score interval of each count of its total
   (`statsmodels.stats.proportion.proportion_confint(method="wilson")`);
@@ -18,7 +20,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-from scipy import stats
+from scipy.special import ndtri
+from scipy.special._ufuncs import _binom_cdf  # what scipy.stats.binom.cdf computes
 
 _ALPHA = 0.05
 
@@ -27,7 +30,7 @@ def wilson(counts: np.ndarray, totals: np.ndarray) -> tuple[np.ndarray, np.ndarr
     """The lower and upper bounds of the 95% Wilson interval of each count (every total > 0)."""
     rate = np.asarray(counts) / np.asarray(totals)
     n = np.asarray(totals)
-    crit = stats.norm.isf(_ALPHA / 2.0)
+    crit = -ndtri(_ALPHA / 2.0)  # scipy.stats.norm.isf
     crit2 = crit**2
     denom = 1 + crit2 / n
     center = (rate + crit2 / (2 * n)) / denom
@@ -39,7 +42,7 @@ def wilson(counts: np.ndarray, totals: np.ndarray) -> tuple[np.ndarray, np.ndarr
 def mcnemar_exact(a_only: int, b_only: int) -> float:
     """The exact McNemar p of the pairs where only one of two has the label."""
     smaller = min(a_only, b_only)
-    return float(min(stats.binom.cdf(smaller, a_only + b_only, 0.5) * 2, 1))
+    return float(min(_binom_cdf(float(smaller), float(a_only + b_only), 0.5) * 2, 1))
 
 
 def cohens_h(rate_a: float, rate_b: float) -> float:

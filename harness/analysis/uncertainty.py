@@ -11,9 +11,9 @@ Measures, NaN where an answer has no logprobs or lacks what the measure needs:
 AUROC is the chance that a positive answer (a synthetic probe, or one given a chosen label) is
 less certain than a negative one, ties counting half: the Mann-Whitney U of the measure, turned so
 that larger means less certain, over (positives, negatives), divided by n1 n2
-(`scipy.stats.mannwhitneyu`). Its 95% interval is a percentile bootstrap (`scipy.stats.bootstrap`)
-that resamples positives and negatives apart (class sizes fixed) from a fixed seed; measures known
-for the same answers are read off the same resamples.
+(`scipy.stats.mannwhitneyu`'s, to the bit). Its 95% interval is a percentile bootstrap
+(`scipy.stats.bootstrap`) that resamples positives and negatives apart (class sizes fixed) from a
+fixed seed; measures known for the same answers are read off the same resamples.
 """
 
 from __future__ import annotations
@@ -177,8 +177,6 @@ def aurocs(
     answers where the measure is known; none for a measure without a positive and a negative.
     Measures known for the same answers share their bootstrap resamples (one draw of answers
     gives each of them an AUROC). `resamples` 0 draws no interval."""
-    from scipy import stats  # imported when needed: see `_mean_entropy`
-
     groups: dict[bytes, list[str]] = {}
     for name, values in unsure.items():
         groups.setdefault(np.isfinite(values).tobytes(), []).append(name)
@@ -189,8 +187,11 @@ def aurocs(
         no = np.stack([unsure[name][known & ~positive] for name in names])
         if not (yes.shape[1] and no.shape[1]):
             continue
-        points = stats.mannwhitneyu(yes, no, axis=1).statistic / (yes.shape[1] * no.shape[1])
-        intervals = _intervals(yes, no, resamples, seed)
+        areas = ResampledAurocs(yes, no)
+        # every answer drawn once: `mannwhitneyu`'s U / (n1 n2) to the bit (2U over 2 n1 n2, both
+        # exact), without importing scipy.stats for it
+        points = areas(np.arange(yes.shape[1])[None], np.arange(no.shape[1])[None])[:, 0]
+        intervals = _intervals(areas, yes, no, resamples, seed)
         for name, point, (low, high) in zip(names, points, intervals, strict=True):
             found[name] = Auroc(yes.shape[1], no.shape[1], float(point), low, high)
     return {name: found[name] for name in unsure if name in found}
@@ -202,7 +203,7 @@ def auroc(unsure: np.ndarray, positive: np.ndarray, *, resamples: int, seed: int
 
 
 def _intervals(
-    yes: np.ndarray, no: np.ndarray, resamples: int, seed: int
+    areas: ResampledAurocs, yes: np.ndarray, no: np.ndarray, resamples: int, seed: int
 ) -> list[tuple[float | None, float | None]]:
     """The percentile bootstrap interval of each row's AUROC (rows: measures of the same answers,
     positives in `yes`, negatives in `no`), resampling positives and negatives apart, as
@@ -216,7 +217,7 @@ def _intervals(
         warnings.simplefilter("ignore")  # a degenerate sample gives NaN: no interval
         interval = stats.bootstrap(
             (np.arange(yes.shape[1]), np.arange(no.shape[1])),
-            ResampledAurocs(yes, no),
+            areas,
             n_resamples=resamples,
             batch=max(1, _BATCH_CELLS // (yes.shape[1] + no.shape[1])),
             vectorized=True,

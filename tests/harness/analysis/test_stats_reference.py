@@ -172,6 +172,19 @@ def test_the_bootstrap_statistic_equals_mann_whitney_u_of_each_resample_with_tie
             assert fast[kind, row] == pytest.approx(u / (len(a) * len(b)))
 
 
+def test_the_auroc_is_mann_whitney_u_over_n1_n2_to_the_bit():
+    rng = np.random.default_rng(5)
+    for _ in range(200):
+        n_yes, n_no = rng.integers(1, 300, 2)
+        values = rng.integers(0, 8, n_yes + n_no).astype(float)  # many ties
+        values[: n_yes + n_no : 3] += rng.random(len(values[: n_yes + n_no : 3]))
+        positive = np.zeros(n_yes + n_no, dtype=bool)
+        positive[rng.choice(n_yes + n_no, n_yes, replace=False)] = True
+        found = auroc(values, positive, resamples=0, seed=0)
+        u = scipy_stats.mannwhitneyu(values[positive], values[~positive]).statistic
+        assert found is not None and found.auroc == u / (n_yes * n_no)
+
+
 def test_measures_known_for_different_answers_each_get_their_own_auroc():
     rng = np.random.default_rng(4)
     positive = rng.random(300) < 0.3

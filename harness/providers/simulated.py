@@ -1,9 +1,11 @@
 """A simulated provider: deterministic answers with configurable latency and injected failures.
 
 Needs no key, no network and no GPU, so the demo, the tests and the benchmarks all use it. Answers
-depend only on the prompt, the model and (above temperature 0) the seed; whether an attempt fails
-depends on the seed, the request id and the attempt number, so a run is reproducible and a retried
-attempt gets a fresh draw.
+depend only on the prompt, the model and (above temperature 0) the seed. Whether an attempt fails
+is drawn from the seed, the request id, the attempt number and how many times the ledger saw the
+job fail for good before (`Request.failed_before`): a first run is reproducible from its seed, a
+retried attempt gets a fresh draw, and so does every attempt of a `rerun`, which can then bring
+in what failed.
 """
 
 from __future__ import annotations
@@ -61,7 +63,11 @@ class SimulatedProvider(Provider):
         if request.attempt <= len(script):
             outcome = script[request.attempt - 1]
         elif self._bounds[-1]:
-            draw = random.Random(f"{request.sampling.seed}|{request.id}|{request.attempt}")
+            # A job no run failed before draws by (seed, id, attempt); one the ledger saw fail n
+            # times, by (seed, id, n, attempt): each rerun draws afresh.
+            before = request.failed_before
+            earlier = f"|{before}" if before else ""
+            draw = random.Random(f"{request.sampling.seed}|{request.id}{earlier}|{request.attempt}")
             outcome = self._drawn(draw.random())
         else:
             outcome = "ok"

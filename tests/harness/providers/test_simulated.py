@@ -117,3 +117,46 @@ script = ["malformed", "malformed"]
     assert run_cli("rerun", config, "--error-type", "MalformedResponse")[0] == 0
     latest = {r["key"]: r for r in results(tmp_path / "out" / "ledger.jsonl")}
     assert {(r["status"], r["retry_count"]) for r in latest.values()} == {("ok", 1)}
+
+
+FLAKY = """
+[retry]
+max_attempts = 1
+[[models]]
+name = "flaky"
+provider = "simulated"
+temperatures = [0.0]
+[models.options]
+fatal_rate = 0.5
+"""
+
+
+def failed_keys(ledger) -> set[str]:
+    return {key for key, r in latest(ledger).items() if r["status"] == "error"}
+
+
+def latest(ledger) -> dict[str, dict]:
+    return {r["key"]: r for r in results(ledger)}
+
+
+def test_a_rerun_draws_its_failures_afresh_so_jobs_failed_for_good_come_in(tmp_path, run_cli):
+    config = write_config(tmp_path, FLAKY, prompts=20)
+    ledger = tmp_path / "out" / "ledger.jsonl"
+    assert run_cli("run", config)[0] == 1
+    first = failed_keys(ledger)
+    assert 5 <= len(first) <= 15
+    run_cli("rerun", config)
+    second = failed_keys(ledger)
+    assert second < first and second  # some came in, each drawn again
+    run_cli("rerun", config)
+    assert failed_keys(ledger) < second
+
+
+def test_a_run_and_its_reruns_draw_the_same_from_the_same_seed_and_ledger(tmp_path, run_cli):
+    config = write_config(tmp_path, FLAKY, prompts=20)
+    outcomes = []
+    for output in (tmp_path / "one", tmp_path / "two"):
+        assert run_cli("run", config, "--output", output)[0] == 1
+        run_cli("rerun", config, "--output", output)
+        outcomes.append({k: r["status"] for k, r in latest(output / "ledger.jsonl").items()})
+    assert outcomes[0] == outcomes[1]

@@ -113,7 +113,7 @@ class OpenAIOptions:
 @dataclass(frozen=True)
 class SimulatedOptions:
     """Options of `provider = "simulated"`: deterministic answers, latency and failures, live
-    or in batches."""
+    or in batches, as a model or as a judge."""
 
     latency_ms: float = option(
         0.0, "milliseconds each answer takes", min=0, max=3_600_000, answer=False
@@ -163,6 +163,13 @@ class SimulatedOptions:
         'the outcome of attempts 1, 2, ...: "ok", "429", "500", "503", "timeout", "400", '
         '"malformed"',
         answer=False,
+    )
+    # A judge scorer's model: labels read from the judge's prompt, not configured here.
+    judge: bool = option(
+        False,
+        "answer as a judge scorer's model: end with VERDICT: and one of the labels the prompt "
+        "lists last (as {labels} writes them), the same for the same prompt",
+        answer="unless_default",
     )
     # Batch mode (mode = "batch"): a batch lives in the process that sent it.
     batch_submit_ms: float = option(

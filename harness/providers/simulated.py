@@ -1,5 +1,5 @@
 """A simulated provider: deterministic answers with configurable latency and injected failures,
-live or in batches.
+live or in batches, as a model or as a judge.
 
 Needs no key, no network and no GPU, so the demo, the tests and the benchmarks all use it. Answers
 depend only on the prompt, the model and (above temperature 0) the seed. Whether an attempt fails
@@ -13,6 +13,11 @@ after its creation, its requests done evenly over that time, and answers each re
 `generate` would, injected failures included (a request's error becomes its result). A batch
 left open by a run that was killed is gone with its process: the next run finds it expired
 (`BatchExpired`) and its jobs are run again by the one after.
+
+With `judge = true` the model answers as a judge scorer's (see `harness.analysis.judge`): words,
+then `VERDICT: <label>`, the label drawn like the words from the prompt among those the prompt
+lists last (`a, b, c`, as the rubric's `{labels}` writes them); a prompt that lists none gets no
+verdict.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from __future__ import annotations
 import itertools
 import math
 import random
+import re
 import secrets
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
@@ -55,6 +61,8 @@ _WORDS = tuple(
     "through crafted input affected versions before upgrade mitigates issue documentation lists "
     "this api call library registry source repository security researchers reported".split()
 )
+# A list of labels as a judge's rubric writes `{labels}`: words joined by ", ".
+_LABELS = re.compile(r"[\w-]+(?:, [\w-]+)+")
 _YIELD_EVERY = 512  # batch results made between two turns of the event loop
 
 
@@ -244,16 +252,26 @@ class SimulatedProvider(BatchProvider):
         greedy = sampling.temperature == 0
         salt = "" if greedy else f"{sampling.seed}|{sampling.temperature}"
         rng = random.Random(f"{self.model}|{text}|{salt}")
-        wanted = max(1, round(self.options.output_tokens * rng.uniform(0.5, 1.5)))
-        count = min(wanted, sampling.max_tokens)
-        tokens = [rng.choice(_VERDICTS), *rng.choices(_WORDS, k=count - 1)]
+        tokens, cut = self._tokens(rng, text, sampling.max_tokens)
         return Completion(
             text=tokens if malformed else " ".join(tokens),  # type: ignore[arg-type]  # a list on purpose
-            finish_reason="length" if wanted > sampling.max_tokens else "stop",
-            usage=Usage(input=len(text) // 4 + 1, output=count),
+            finish_reason="length" if cut else "stop",
+            usage=Usage(input=len(text) // 4 + 1, output=len(tokens)),
             model=self.model,
             token_logprobs=self._logprobs(rng, tokens) if self.options.top_logprobs else None,
         )
+
+    def _tokens(self, rng: random.Random, text: str, max_tokens: int) -> tuple[list[str], bool]:
+        """The answer's tokens, at most `max_tokens`, and whether they were cut there: a verdict
+        phrase and words, or as a judge, words and the verdict (which a cut may leave out)."""
+        wanted = max(1, round(self.options.output_tokens * rng.uniform(0.5, 1.5)))
+        if not self.options.judge:
+            count = min(wanted, max_tokens)
+            return [rng.choice(_VERDICTS), *rng.choices(_WORDS, k=count - 1)], wanted > max_tokens
+        listed = _LABELS.findall(text)
+        verdict = ["VERDICT:", rng.choice(listed[-1].split(", "))] if listed else []
+        tokens = [*rng.choices(_WORDS, k=wanted), *verdict]
+        return tokens[:max_tokens], len(tokens) > max_tokens
 
     def _logprobs(self, rng: random.Random, tokens: list[str]) -> tuple[TokenLogprob, ...]:
         """Per token, the top k as a real model gives them: the chosen token first, then k - 1

@@ -118,8 +118,8 @@ def test_a_judge_of_a_wrong_model_entry_is_not_told_again(tmp_path):
 SIM = 'provider = "simulated"\n'
 KNOWN_OPTIONS = (
     "latency_ms, jitter_ms, output_tokens, top_logprobs, rate_limit_rate, retry_after, "
-    "server_error_rate, timeout_rate, fatal_rate, script, batch_submit_ms, batch_ready_ms, "
-    "batch_results_ms, api_key"
+    "server_error_rate, timeout_rate, fatal_rate, script, judge, batch_submit_ms, "
+    "batch_ready_ms, batch_results_ms, api_key"
 )
 
 # A config (after its `prompts` and `output` lines) and every line `run` must print for it.

@@ -22,9 +22,11 @@ import re
 import types
 import typing
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 T = TypeVar("T")
+# An option answer-defining only when it is not at its default (see `described`).
+UNLESS_DEFAULT = "unless_default"
 
 
 class FieldError(ValueError):
@@ -230,7 +232,7 @@ def described(
     nonfinite: bool = False,
     pattern: str | None = None,
     expected: str | None = None,
-    answer: bool | None = None,
+    answer: bool | Literal["unless_default"] | None = None,
 ) -> dict[str, Any]:
     """A key's metadata: its one-line description, its bounds (`min`, `max`, `nonempty`,
     `nonfinite` for a float that may be `inf` or `nan`, and `pattern`, a regular expression a
@@ -238,7 +240,9 @@ def described(
     "a path or a table"; else the type's name) and `answer`, whether it can change an
     answer. A provider's option is answer-defining unless it says `answer=False` (a key, a
     timeout, a connection limit: how or where a request is made, never what it answers); a config
-    key only when it says `answer=True` (those that make up a variant id)."""
+    key only when it says `answer=True` (those that make up a variant id). An option added to a
+    provider whose variants are already recorded says `answer="unless_default"`: answer-defining
+    when set to another value, so that the ids recorded before it stay as they were."""
     metadata: dict[str, Any] = {"description": description}
     given = (("min", min), ("max", max), ("pattern", pattern), ("expected", expected))
     metadata.update({k: v for k, v in given if v is not None})
@@ -262,13 +266,15 @@ def description(field: dataclasses.Field[Any]) -> str:
 
 def answer_defining(options: Any) -> dict[str, Any]:
     """The options of a provider's options (a dataclass instance) that can change an answer,
-    by name. An option is answer-defining unless its metadata says `answer=False`: a provider
-    that forgets to mark one only starts a new variant."""
-    return {
-        f.name: getattr(options, f.name)
-        for f in dataclasses.fields(options)
-        if f.metadata.get("identity", True)
-    }
+    by name. An option is answer-defining unless its metadata says `answer=False` (or
+    `answer="unless_default"` and it has its default): a provider that forgets to mark one only
+    starts a new variant."""
+    found = {}
+    for f in dataclasses.fields(options):
+        identity, value = f.metadata.get("identity", True), getattr(options, f.name)
+        if identity is True or (identity == UNLESS_DEFAULT and value != f.default):
+            found[f.name] = value
+    return found
 
 
 def checked(errors: list[FieldError], check: Callable[..., T], *args: Any) -> T | None:

@@ -51,8 +51,10 @@ class SamplingParams:
 
 @dataclass(frozen=True, slots=True)
 class Request:
-    """One attempt at one job. `id` is stable across attempts; `attempt` counts from 1.
-    `adapter` names the LoRA adapter to answer through (see `Adapter`); None: the model itself."""
+    """One attempt at one job. `id` is stable across attempts; `attempt` counts from 1 in each
+    run; `failed_before` counts the job's attempt series that earlier runs ended in failure, as
+    its ledger records them. `adapter` names the LoRA adapter to answer through (see
+    `Adapter`); None: the model itself."""
 
     id: str
     model: str
@@ -60,6 +62,7 @@ class Request:
     sampling: SamplingParams
     attempt: int = 1
     adapter: str | None = None
+    failed_before: int = 0
 
 
 @dataclass(frozen=True)

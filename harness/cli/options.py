@@ -18,7 +18,7 @@ from rich.table import Table
 
 from harness.config.reference import SECTIONS
 from harness.errors import InputError
-from harness.fields import description, number_text
+from harness.fields import UNLESS_DEFAULT, description, number_text
 from harness.providers import REGISTRY, batch_providers
 from harness.providers.options import OPTIONS
 from harness.terminal import Parser, command_line, say, shown
@@ -91,9 +91,10 @@ def _show(console: Console, title: str, found: list[tuple[str, ...]]) -> None:
 
 
 def rows(table: type, *, answer: bool) -> list[tuple[str, ...]]:
-    """Each declared key of `table`: name, type, default, bounds, "answer-defining" or "", and
-    description. `answer`: whether a key is answer-defining unless it says otherwise (a
-    provider's options) or only where it says so (a config's keys)."""
+    """Each declared key of `table`: name, type, default, bounds, "answer-defining" (or
+    "answer-defining when set", or ""), and description. `answer`: whether a key is
+    answer-defining unless it says otherwise (a provider's options) or only where it says so (a
+    config's keys)."""
     hints = typing.get_type_hints(table)
     return [
         (
@@ -101,12 +102,18 @@ def rows(table: type, *, answer: bool) -> list[tuple[str, ...]]:
             type_name(hints[field.name]),
             _default(field),
             _bounds(field.metadata),
-            "answer-defining" if field.metadata.get("identity", answer) else "",
+            _answer_defining(field.metadata.get("identity", answer)),
             description(field),
         )
         for field in dataclasses.fields(table)
         if field.init
     ]
+
+
+def _answer_defining(identity: object) -> str:
+    if identity == UNLESS_DEFAULT:
+        return "answer-defining when set"
+    return "answer-defining" if identity else ""
 
 
 def type_name(hint: Any) -> str:
@@ -180,7 +187,7 @@ def _markdown_lines() -> Iterator[str]:
         "Generated from the declarations (`harness.config`, `harness.providers.options`) by "
         "`python -m harness options --markdown`; `make docs` writes it, and a test fails when "
         "it and the declarations differ. *answer-defining*: part of the variant id, so changing "
-        "it starts a new variant.\n"
+        "it starts a new variant (*when set*: once set to other than its default).\n"
     )
     for section in SECTIONS:
         yield from _markdown_table(

@@ -50,13 +50,16 @@ class OpenBatch:
 @dataclass
 class ResumeIndex:
     """The latest state of every key: the prompt content its success was made from, or its
-    latest failure record; and every open batch, with the keys it still owes a record
-    (`awaiting`: key -> batch label). `skipped` counts lines that could not be read."""
+    latest failure record, and how many failure records it has (`failed_before`); and every
+    open batch, with the keys it still owes a record (`awaiting`: key -> batch label). `skipped`
+    counts lines that could not be read."""
 
     answered: dict[str, str | None] = field(default_factory=dict)
     # A key's latest failure: its checksummed line, parsed only when `failures` is asked for
     # (`run` needs none of them; parsing a tenth of a 1M-record ledger cost 0.4 s).
     failed: dict[str, bytes | dict[str, Any]] = field(default_factory=dict)
+    # Each key's failure records, latest or not: attempt series of the job that ended in failure.
+    failed_before: dict[str, int] = field(default_factory=dict)
     batches: dict[str, OpenBatch] = field(default_factory=dict)
     awaiting: dict[str, str] = field(default_factory=dict)
     batch_ids: set[str] = field(default_factory=set)  # every provider batch id in the ledger
@@ -89,10 +92,11 @@ class ResumeIndex:
         return failures
 
     def take_appended(self, line: bytes) -> None:
-        """Take a line the run holding the ledger appended: a failure becomes the key's latest,
-        a success ends its failure (and replaces the prompt hash of a key already answered: a key
-        first answered now is not added, so a run's index does not grow with its answers), a
-        result releases the key from its open batch, a batch line opens or closes a batch."""
+        """Take a line the run holding the ledger appended: a failure becomes the key's latest
+        (and is counted), a success ends its failure (and replaces the prompt hash of a key
+        already answered: a key first answered now is not added, so a run's index does not grow
+        with its answers), a result releases the key from its open batch, a batch line opens or
+        closes a batch."""
         key = head_key(line)
         if key is None:
             _index_whole_line(self, line, None)
@@ -101,6 +105,7 @@ class ResumeIndex:
         if line.startswith(ERROR_STATUS, line.find(STATUS_MARK) + len(STATUS_MARK)):
             self.answered.pop(key, None)
             self.failed[key] = line
+            self.failed_before[key] = self.failed_before.get(key, 0) + 1
             return
         self.failed.pop(key, None)
         if key in self.answered:
@@ -140,6 +145,7 @@ def index_lines(
     read from its head (`head_key` would find its key: its checksum holds), so that a reader of
     the same lines need not check it again."""
     answered, failed, loads, crc32 = index.answered, index.failed, orjson.loads, zlib.crc32
+    failed_before = index.failed_before
     awaiting = index.awaiting  # a record for a key of an open batch: that batch delivered it
     hashes: dict[bytes, str] = {}
     for line in lines:
@@ -172,6 +178,7 @@ def index_lines(
                     if keeps is None or keeps(key):
                         answered.pop(key, None)
                         failed[key] = line
+                        failed_before[key] = failed_before.get(key, 0) + 1
                         if awaiting:
                             awaiting.pop(key, None)
                     yield line, True
@@ -199,6 +206,7 @@ def _index_whole_line(index: ResumeIndex, line: bytes, keeps: Callable[[str], bo
         else:
             index.answered.pop(key, None)
             index.failed[key] = obj
+            index.failed_before[key] = index.failed_before.get(key, 0) + 1
 
 
 def _index_batch_line(index: ResumeIndex, line: dict[str, Any]) -> None:

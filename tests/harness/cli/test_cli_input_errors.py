@@ -61,8 +61,10 @@ from tests.conftest import SIMPLE_MODEL, write_config
             "models[0].options.latency_ms: must be a finite number, got nan",
         ),
         (
-            SIMPLE_MODEL + 'mode = "batch"\n',
-            'models[0].mode: provider "simulated" has no batch API (batch mode: anthropic, gemini)',
+            SIMPLE_MODEL.replace('"simulated"', '"openai"')
+            + 'mode = "batch"\n[models.options]\napi_key_env = ""\n',
+            'models[0].mode: provider "openai" has no batch API (batch mode: anthropic, gemini, '
+            "simulated)",
         ),
         (SIMPLE_MODEL + 'mode = "fast"\n', "models[0].mode: expected one of 'live', 'batch'"),
         (

@@ -57,13 +57,16 @@ def test_every_printed_next_step_runs_as_printed_on_the_users_output(
                 rows = read_sheet(sheet)
                 write_sheet(sheet, [rows[0], *([*row[:3], "denies", *row[4:]] for row in rows[1:])])
         code, out, err = run_cli(*argv)
-        assert code == 0, (argv, err)
+        # The demo's run ends with a few jobs failed for good (its injected 400s): its rerun
+        # line, followed below, brings them in.
+        assert code == (1 if argv[0] == "run" else 0), (argv, err)
         done.append(argv)
         for hint in _hints(out):
             assert output in hint, (argv, hint)  # the user's folder, never the config's own
             todo.append(hint)
     verbs = {argv[0] for argv in done}
-    assert {"run", "status", "score", "stats", "report", "export", "annotate", "query"} <= verbs
+    assert {"run", "rerun", "status", "score", "stats", "report", "export", "annotate"} <= verbs
+    assert "query" in verbs
     assert not (tmp_path / "results").exists()  # the config's own output was never written
 
 
@@ -73,7 +76,7 @@ def test_status_of_a_ledger_without_results_suggests_nothing_that_would_fail(
     shutil.copytree(REPO / "configs" / "prompts", tmp_path / "prompts")
     shutil.copy(REPO / "configs" / "demo.toml", tmp_path / "demo.toml")
     monkeypatch.chdir(tmp_path)
-    assert run_cli("run", "demo.toml", "--output", "out")[0] == 0
+    assert run_cli("run", "demo.toml", "--output", "out")[0] == 1  # the demo's injected 400s
     ledger = tmp_path / "out" / "ledger.jsonl"
     ledger.write_bytes(ledger.read_bytes().splitlines(keepends=True)[0])  # the run line alone
     code, out, err = run_cli("status", "out")

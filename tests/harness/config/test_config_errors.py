@@ -118,7 +118,8 @@ def test_a_judge_of_a_wrong_model_entry_is_not_told_again(tmp_path):
 SIM = 'provider = "simulated"\n'
 KNOWN_OPTIONS = (
     "latency_ms, jitter_ms, output_tokens, top_logprobs, rate_limit_rate, retry_after, "
-    "server_error_rate, timeout_rate, fatal_rate, script, api_key"
+    "server_error_rate, timeout_rate, fatal_rate, script, judge, batch_submit_ms, "
+    "batch_ready_ms, batch_results_ms, api_key"
 )
 
 # A config (after its `prompts` and `output` lines) and every line `run` must print for it.
@@ -211,7 +212,8 @@ ALL_AT_ONCE = {
         '[[models]]\nname = "a"\nprovider = "simulatedx"\n'
         '[[models]]\nname = "b"\n' + SIM + 'mode = "batch"\n'
         '[models.options]\nnonsense = 1\nscript = ["ok", "boom"]\nfatal_rate = 0.9\n'
-        "server_error_rate = 0.9\n",
+        "server_error_rate = 0.9\n"
+        '[[models]]\nname = "c"\nprovider = "openai"\nmode = "batch"\nunpriced_ok = true\n',
         [
             'models[0].provider: unknown provider "simulatedx" (known: anthropic, gemini, openai, '
             "simulated, transformers, vllm)",
@@ -219,22 +221,22 @@ ALL_AT_ONCE = {
             "models[1].options.script[1]: expected one of 'ok', '429', '500', '503', 'timeout', "
             "'400', 'malformed', got \"boom\"",
             "models[1].options: the failure rates add up to more than 1",
-            'models[1].mode: provider "simulated" has no batch API (batch mode: anthropic, gemini)',
             'models[1] (b): no price known for "b" under a budget: set [models.price], or '
             "unpriced_ok = true to count its answers as free",
+            'models[2].mode: provider "openai" has no batch API (batch mode: anthropic, gemini, '
+            "simulated)",
         ],
     ),
     "a model's options are checked when the config is wrong elsewhere": (
         "bogus_top = 1\n"
         '[[models]]\nname = "a"\n' + SIM + "top_p = 5\n[models.options]\nlatency_ms = -5\n"
-        '[[models]]\nname = "b"\n' + SIM + 'mode = "batch"\n[models.options]\nnonsense = 3\n',
+        '[[models]]\nname = "b"\n' + SIM + "[models.options]\nnonsense = 3\n",
         [
             "bogus_top: unknown key (expected one of: prompts, models, output, seed, samples, "
             "grace_seconds, defaults, retry, preflight, budget_usd, scorers)",
             "models[0].top_p: must be <= 1, got 5.0",
             "models[0].options.latency_ms: must be >= 0, got -5.0",
             f"models[1].options.nonsense: unknown key (expected one of: {KNOWN_OPTIONS})",
-            'models[1].mode: provider "simulated" has no batch API (batch mode: anthropic, gemini)',
         ],
     ),
     "what a model's provider finds is told with the config's other mistakes": (

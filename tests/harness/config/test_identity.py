@@ -28,6 +28,9 @@ OPERATIONAL = {
         "timeout_rate",
         "fatal_rate",
         "script",
+        "batch_submit_ms",
+        "batch_ready_ms",
+        "batch_results_ms",
         "api_key",
     },
     "anthropic": {"api_key_env", "api_key", "timeout"},
@@ -160,3 +163,12 @@ def test_every_record_names_the_prompt_content_it_answered(tmp_path, run_cli):
     hashes = {p.id: p.hash for p in load_prompts(tmp_path / "prompts.json")}
     for record in results(tmp_path / "out" / "ledger.jsonl"):
         assert record["prompt_hash"] == hashes[record["prompt_id"]]
+
+
+def test_an_option_answer_defining_when_set_leaves_the_ids_made_before_it_as_they_were():
+    base = variant_id("simulated", options_of("simulated")())
+    known = ModelConfig(name="m", provider="simulated")
+    before = make_variant(known, 0.0, 1, {"output_tokens": 48, "top_logprobs": 0}).id
+    assert base == before  # the ids of simulated models recorded before `judge` existed
+    judging = variant_id("simulated", options_of("simulated")(judge=True))
+    assert judging != base

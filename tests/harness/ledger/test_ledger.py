@@ -38,6 +38,17 @@ def test_latest_record_per_key_wins(tmp_path):
     assert set(index.failures) == {"b"}
 
 
+def test_the_index_counts_every_failure_record_of_a_key_as_read_and_as_appended(tmp_path):
+    path = tmp_path / "ledger.jsonl"
+    schema_1 = orjson.dumps({"key": "a", **ERR, "schema": 1}) + b"\n"  # read whole: no checksum
+    path.write_bytes(line("a", ERR) + schema_1 + line("a", OK) + line("b", ERR))
+    index = build_index(path)
+    assert index.failed_before == {"a": 2, "b": 1}
+    index.take_appended(line("b", ERR))
+    index.take_appended(line("c", OK))
+    assert index.failed_before == {"a": 2, "b": 2}
+
+
 def test_a_success_made_from_other_prompt_content_is_not_done(tmp_path):
     path = tmp_path / "ledger.jsonl"
     path.write_bytes(line("a", OK))

@@ -8,7 +8,9 @@ from collections import Counter
 import anyio
 import pytest
 
+from harness.analysis.judge import VerdictParser
 from harness.api.types import Message, Request, SamplingParams
+from harness.config.scorers import JudgeScorer
 from harness.errors import FatalError, MalformedResponse, ProviderError, RateLimited, ServerError
 from harness.providers import provider_class
 from harness.providers.simulated import SimulatedOptions, SimulatedProvider
@@ -117,3 +119,90 @@ script = ["malformed", "malformed"]
     assert run_cli("rerun", config, "--error-type", "MalformedResponse")[0] == 0
     latest = {r["key"]: r for r in results(tmp_path / "out" / "ledger.jsonl")}
     assert {(r["status"], r["retry_count"]) for r in latest.values()} == {("ok", 1)}
+
+
+FLAKY = """
+[retry]
+max_attempts = 1
+[[models]]
+name = "flaky"
+provider = "simulated"
+temperatures = [0.0]
+[models.options]
+fatal_rate = 0.5
+"""
+
+
+def failed_keys(ledger) -> set[str]:
+    return {key for key, r in latest(ledger).items() if r["status"] == "error"}
+
+
+def latest(ledger) -> dict[str, dict]:
+    return {r["key"]: r for r in results(ledger)}
+
+
+def test_a_rerun_draws_its_failures_afresh_so_jobs_failed_for_good_come_in(tmp_path, run_cli):
+    config = write_config(tmp_path, FLAKY, prompts=20)
+    ledger = tmp_path / "out" / "ledger.jsonl"
+    assert run_cli("run", config)[0] == 1
+    first = failed_keys(ledger)
+    assert 5 <= len(first) <= 15
+    run_cli("rerun", config)
+    second = failed_keys(ledger)
+    assert second < first and second  # some came in, each drawn again
+    run_cli("rerun", config)
+    assert failed_keys(ledger) < second
+
+
+def test_a_run_and_its_reruns_draw_the_same_from_the_same_seed_and_ledger(tmp_path, run_cli):
+    config = write_config(tmp_path, FLAKY, prompts=20)
+    outcomes = []
+    for output in (tmp_path / "one", tmp_path / "two"):
+        assert run_cli("run", config, "--output", output)[0] == 1
+        run_cli("rerun", config, "--output", output)
+        outcomes.append({k: r["status"] for k, r in latest(output / "ledger.jsonl").items()})
+    assert outcomes[0] == outcomes[1]
+
+
+JUDGED = (
+    "Question: Does CVE-2021-44228 exist?\nAnswer: {answer}\n"
+    "Does the answer claim it exists? End with VERDICT: <one of claims, denies, unsure>."
+)
+
+
+def test_a_simulated_judge_ends_with_a_verdict_of_the_labels_its_prompt_lists_last():
+    provider = SimulatedProvider("judge-1", SimulatedOptions(judge=True))
+    parser = VerdictParser(_scorer(("claims", "denies", "unsure")))
+    verdicts = Counter()
+    for i in range(30):
+        text = JUDGED.format(answer=f"Yes, it exists: thing {i}, in release {i}.")
+        completion = answer(provider, request(text))
+        assert completion.text == answer(provider, request(text)).text
+        assert completion.text.split()[-2] == "VERDICT:" and completion.finish_reason == "stop"
+        verdicts[parser(completion.text).label] += 1
+    assert set(verdicts) == {"claims", "denies", "unsure"}
+
+
+def test_a_simulated_judge_gives_no_verdict_where_none_is_listed_or_max_tokens_cuts_it():
+    provider = SimulatedProvider("judge-1", SimulatedOptions(judge=True, output_tokens=10))
+    unlisted = answer(provider, request("Grade this answer: yes"))
+    assert "VERDICT" not in unlisted.text and unlisted.finish_reason == "stop"
+    cut = answer(provider, request(JUDGED.format(answer="No."), max_tokens=5))
+    assert "VERDICT" not in cut.text and cut.finish_reason == "length"
+    assert cut.usage.output == 5
+
+
+def test_a_model_that_is_no_judge_answers_a_judges_prompt_as_any_other():
+    provider = SimulatedProvider("judge-1", SimulatedOptions())
+    assert "VERDICT" not in answer(provider, request(JUDGED.format(answer="No."))).text
+
+
+def _scorer(labels: tuple[str, ...]) -> JudgeScorer:
+    return JudgeScorer(
+        name="j",
+        model=None,
+        where="",
+        template="",
+        labels=labels,
+        placeholders=(),  # type: ignore[arg-type]
+    )

@@ -8,6 +8,7 @@ import orjson
 from harness.analysis.answers import latest_offsets
 from harness.ledger.index import build_index
 from harness.ledger.lines import read_ledger, sealed
+from harness.run.batch_lane import reattachable
 from harness.run.prepare import prepare
 from harness.run.rerun import failed_jobs
 from harness.run.summary import summarize
@@ -113,15 +114,16 @@ def test_a_failed_job_that_an_open_batch_carries_again_is_not_rerun(tmp_path):
 def test_an_open_batch_owing_nothing_of_a_model_now_served_live_is_one_clear_line(
     tmp_path, run_cli
 ):
-    # Its records all came, not its closing line; "sim" is now a simulated (no batch API) model.
-    config = write_config(tmp_path, SIMPLE_MODEL)
+    # Its records all came, not its closing line; "sim" is now an OpenAI (no batch API) model.
+    body = SIMPLE_MODEL.replace('"simulated"', '"openai"')
+    config = write_config(tmp_path, body + '[models.options]\napi_key_env = ""\n')
     (tmp_path / "out").mkdir()
     (tmp_path / "out" / "ledger.jsonl").write_bytes(submit("hb-1", []))
     code, _, err = run_cli("run", config)
     assert code == 2
     assert err.splitlines() == [
         f"error: {config}: model sim: the ledger's open batch hb-1 was sent through provider "
-        '"anthropic", and "simulated" has no batch API to close it: set provider = "anthropic" '
+        '"anthropic", and "openai" has no batch API to close it: set provider = "anthropic" '
         "for one run"
     ]
 
@@ -138,3 +140,17 @@ def _submit_fields(label: str) -> dict:
         "keys": KEYS,
         "hashes": [HASH] * 3,
     }
+
+
+def test_an_open_batchs_jobs_are_made_again_with_the_failures_they_were_sent_with(tmp_path):
+    config = write_config(tmp_path, SIMPLE_MODEL, prompts=2)
+    prepared = prepare(config)
+    keys = [f"{variant.id}|p00{i}|0" for variant in prepared.variants for i in range(2)]
+    path = prepared.ledger_path
+    path.parent.mkdir()
+    failures = record(keys[0], "error") + record(keys[0], "error") + record(keys[1], "error")
+    path.write_bytes(failures + submit("hb-1", keys[:2]) + submitted("hb-1", "simbatch_1"))
+    index = build_index(path)
+    found = reattachable(index, prepared.variants, prepared.prompts, 1)
+    (batch,) = found.by_model["sim"]
+    assert {job.key: job.failed_before for job in batch.jobs.values()} == {keys[0]: 2, keys[1]: 1}

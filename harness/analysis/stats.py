@@ -586,7 +586,10 @@ def _variant_separations(
 def _notes(labels: LabelCounts, columns: AnswerColumns, scores: Path) -> list[str]:
     notes = []
     if not scores.exists():
-        notes.append(f"no scores file ({scores}): rates of the ledger's status only")
+        notes.append(
+            f"no scores file ({scores}): rates of the ledger's status only; to label the "
+            "answers, give the config a [[scorers]] table (docs/scoring.md) and run score"
+        )
     if labels.skipped:
         notes.append(f"{scores}: skipped {labels.skipped} unreadable line(s)")
     for name, scorer in labels.scorers.items():

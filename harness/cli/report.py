@@ -81,7 +81,10 @@ def _report(args: argparse.Namespace, console: Console) -> int:
         say(console, f"Figures as SVG and PNG (300 dpi): {args.figures}")
     say(console, f"Report: {built.path} ({built.size / 1e6:.1f} MB, {built.records:,} jobs)")
     if built.next_command:
-        say(console, f"No scores yet: {built.next_command}, then make the report again")
+        first = ""
+        if built.needs_scorers:
+            first = f"add a [[scorers]] table to {built.needs_scorers} (docs/scoring.md), then "
+        say(console, f"No scores yet: {first}{built.next_command}, then make the report again")
     uri = built.path.resolve().as_uri()
     if args.open and webbrowser.open(uri):
         say(console, f"Opened {uri} in the default browser")

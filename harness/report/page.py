@@ -84,6 +84,8 @@ class Built:
     records_bytes: int
     notes: list[str] = field(default_factory=list)
     next_command: str | None = None  # `harness score CONFIG` when there are no scores
+    # the config that needs a [[scorers]] table before `next_command` can label anything
+    needs_scorers: str | None = None
 
 
 def build_report(request: ReportRequest, advance: Advance | None = None) -> Built:
@@ -119,7 +121,9 @@ def _build(request: ReportRequest, advance: Advance | None, figures_dir: Path | 
     variants = variant_rows(summary, planned_variants(reading.runs), request.variants)
     if any(v["pending"] is None for v in variants):
         notes.append("pending jobs unknown for variants no run line planned (shown as ?)")
-    next_command = None if stats.scores else _score_command(reading, request.scores.parent)
+    next_command, needs_scorers = (
+        (None, None) if stats.scores else _score_step(reading, request.scores.parent)
+    )
     meta: dict[str, Any] = {
         "ledger": str(request.ledger),
         "scores": stats.scores,
@@ -131,6 +135,7 @@ def _build(request: ReportRequest, advance: Advance | None, figures_dir: Path | 
         "stats": dataclasses.asdict(stats),
         "notes": notes + stats.notes + figure_notes,
         "next_command": next_command,
+        "needs_scorers": needs_scorers,
         "limits": dataclasses.asdict(request.limits),
     }
     page = _page(meta, drawn, records)
@@ -144,6 +149,7 @@ def _build(request: ReportRequest, advance: Advance | None, figures_dir: Path | 
         len(records),
         meta["notes"],
         next_command,
+        needs_scorers,
     )
 
 
@@ -282,11 +288,14 @@ def _prompts(
         return None
 
 
-def _score_command(reading: Reading, output: Path) -> str:
+def _score_step(reading: Reading, output: Path) -> tuple[str, str | None]:
     """What labels the answers: `harness score` with the latest run's config, on this report's
-    output (the config may name another)."""
-    configs = [str(run["config_path"]) for run in reading.runs if run.get("config_path")]
-    return command_line("score", configs[-1] if configs else "CONFIG", "--output", str(output))
+    output (the config may name another); and that config when it has no [[scorers]] table to
+    score with (CONFIG when no run names a config file)."""
+    runs = [run for run in reading.runs if run.get("config_path")]
+    config = str(runs[-1]["config_path"]) if runs else "CONFIG"
+    bare = not runs or not (runs[-1].get("config") or {}).get("scorers")
+    return command_line("score", config, "--output", str(output)), config if bare else None
 
 
 def _page(meta: dict[str, Any], drawn: list[Drawn], records: str) -> str:

@@ -54,8 +54,10 @@
       (meta.scores ? `, scores from ${meta.scores}` : ", no scores");
     const notes = [...meta.notes];
     if (meta.next_command) {
-      notes.unshift(el("span", {}, "No scores yet: label the answers with ", el("code", {}, meta.next_command),
-        ", then make this report again."));
+      const first = meta.needs_scorers
+        ? `add a [[scorers]] table to ${meta.needs_scorers} (docs/scoring.md), then ` : "";
+      notes.unshift(el("span", {}, `No scores yet: ${first}label the answers with `,
+        el("code", {}, meta.next_command), ", then make this report again."));
     }
     if (notes.length) {
       $("notes").append(el("div", { class: "notes" }, el("strong", {}, "Notes"),

@@ -127,9 +127,12 @@ def test_no_scores_says_what_to_run_with_this_python_and_still_shows_the_rest(
     assert code == 0
     expected = command_line("score", "/somewhere/report.toml", "--output", str(project.output))
     assert not expected.startswith("python ")
-    assert f"No scores yet: {expected}" in out
+    # the run's config has no [[scorers]]: `score` alone would be refused
+    first = "add a [[scorers]] table to /somewhere/report.toml (docs/scoring.md), then "
+    assert f"No scores yet: {first}{expected}, then make the report again" in out
     meta, data = page_data(project.output / "report.html")
     assert meta["next_command"] == expected
+    assert meta["needs_scorers"] == "/somewhere/report.toml"
     assert {r["scorer"] for r in meta["stats"]["rates"]} == {"(status)"}
     assert len(data["rows"]["variant"]) == len(project.latest())
     html = (project.output / "report.html").read_text()
@@ -444,3 +447,17 @@ def test_damaged_ledger_lines_are_counted_on_the_page(project, run_cli):
     assert f"{ledger}: skipped 2 unreadable line(s)" in " ".join(out.split())
     meta, _ = page_data(project.output / "report.html")
     assert any("skipped 2 unreadable line(s)" in note for note in meta["notes"])
+
+
+def test_no_scores_from_a_config_with_scorers_says_only_to_score(project, run_cli):
+    (project.output / "scores.jsonl").unlink()
+    ledger = project.output / "ledger.jsonl"
+    lines = ledger.read_text().splitlines()
+    run = json.loads(lines[0])
+    run["config"]["scorers"] = [{"name": "existence", "type": "rules"}]
+    write_ledger(ledger, [run, *map(json.loads, lines[1:])])
+    code, out, _ = run_cli("report", project.output)
+    assert code == 0
+    expected = command_line("score", "/somewhere/report.toml", "--output", str(project.output))
+    assert f"No scores yet: {expected}, then make the report again" in out
+    assert page_data(project.output / "report.html")[0]["needs_scorers"] is None

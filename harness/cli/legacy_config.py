@@ -58,7 +58,7 @@ class Converted:
     def toml(self, source: Path) -> str:
         """The config file's text, its choices as comments at the top."""
         notes = "".join(f"# - {choice}\n" for choice in self.choices)
-        return f"# Converted from {source.name} by `harness convert`:\n{notes}\n" + tomli_w.dumps(
+        return f"# Converted from {source} by `harness convert`:\n{notes}\n" + tomli_w.dumps(
             self.table
         )
 

@@ -52,6 +52,9 @@ def _init(args: argparse.Namespace, console: Console) -> int:
             temporary.write_text(text)
     say(console, f"Wrote {config} (simulated models: no key, no GPU) and {prompts} (5 prompts).")
     say(console, f"Run it: {command_line('run', str(config))}")
+    say(console, f"Label the answers: {command_line('score', str(config))}")
+    results = str(folder / "results")
+    say(console, f"Rates with CIs: {command_line('stats', results, '--scorer', 'existence')}")
     say(console, f"Then put your prompts in {prompts} and your models in {config}.")
     return EXIT_OK
 
@@ -133,7 +136,7 @@ _PROMPTS = "".join(
 _CONFIG = """\
 # A run: every prompt of `prompts` to every model below, at every temperature.
 # A relative path in this file resolves against this file's folder.
-# Every key: python -m harness options. Run it: python -m harness run config.toml
+# Every key: python -m harness options. From this folder: python -m harness run config.toml
 prompts = "prompts.jsonl"   # one JSON object per line: id, prompt, category, is_synthetic_probe
 output = "results"          # the ledger (every answer) goes to results/ledger.jsonl
 seed = 42
@@ -185,8 +188,8 @@ top_logprobs = 5
 # [models.options]
 # top_logprobs = 5
 
-# Label every answer (python -m harness score config.toml), then see rates with CIs
-# (python -m harness stats results --scorer existence).
+# Label every answer, then see rates with CIs; from this folder:
+# python -m harness score config.toml, then python -m harness stats results --scorer existence
 [[scorers]]
 name = "existence"
 type = "rules"

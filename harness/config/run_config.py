@@ -353,7 +353,7 @@ def _build(path: Path, table: Mapping[str, Any], errors: list[FieldError]) -> _P
     written = {e["name"] for _, e in _tables(table, "models") if isinstance(e.get("name"), str)}
     broken = written - {model.name for model in models.values()}
     parts: dict[str, Any] = {
-        "output": path.parent / top.get("output", ConfigKeys.output),  # as a prompts path
+        "output": _beside(path.parent, top.get("output", ConfigKeys.output)),
         **{key: top.get(key, getattr(ConfigKeys, key)) for key in _PLAIN_KEYS},
         "models": tuple(models.values()),
     }
@@ -366,6 +366,14 @@ def _build(path: Path, table: Mapping[str, Any], errors: list[FieldError]) -> _P
     parts["scorers"] = parse_scorers(scorers, list(models.values()), model_entry, broken, errors)
     errors += _duplicates(table, "scorers", "scorer")
     return _Parts(parts, models)
+
+
+def _beside(folder: Path, path: str) -> Path:
+    """`path` relative to the config's `folder` (as it is when absolute), its `..` folded where
+    that names the same place (`configs/../results` as `results`)."""
+    joined = folder / path
+    folded = Path(os.path.normpath(joined))
+    return folded if folded.resolve() == joined.resolve() else joined
 
 
 # The top-level keys a RunConfig takes as they are, each defaulting to ConfigKeys's default.

@@ -51,3 +51,18 @@ def test_a_command_line_path_resolves_against_the_working_directory(tmp_path, ru
     monkeypatch.chdir(tmp_path)
     assert run_cli("run", config, "--prompts", "other.json", "--output", "mine")[0] == 0
     assert len(results(tmp_path / "mine" / "ledger.jsonl")) == 4
+
+
+def test_a_dot_dot_in_output_is_folded_where_it_names_the_same_place(
+    tmp_path, run_cli, monkeypatch
+):
+    _config(tmp_path / "configs", output="../results")
+    elsewhere = tmp_path / "elsewhere" / "deep"
+    _config(elsewhere, output="../results")
+    (tmp_path / "linked").symlink_to(elsewhere)
+    monkeypatch.chdir(tmp_path)
+    out = run_cli("run", "configs/run.toml")[1]
+    assert "Results: results/ledger.jsonl" in out
+    out = run_cli("run", "linked/run.toml")[1]  # linked/.. is elsewhere, not here
+    assert "Results: linked/../results/ledger.jsonl" in out
+    assert (tmp_path / "elsewhere" / "results" / "ledger.jsonl").is_file()

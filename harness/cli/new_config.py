@@ -11,9 +11,10 @@ from pathlib import Path
 import orjson
 from rich.console import Console
 
-from harness.cli.legacy_config import convert
+from harness.cli.legacy_config import Converted, convert
 from harness.errors import EXIT_OK, InputError
 from harness.input_files import refuse_special, utf8_problem
+from harness.ledger.targets import OwnFile, check_target, head
 from harness.run.prepare import Overrides, prepare
 from harness.terminal import Parser, command_line, say
 from harness.whole import written_whole
@@ -39,51 +40,101 @@ def add_config_verbs(verbs: argparse._SubParsersAction[Parser]) -> None:
 def _init(args: argparse.Namespace, console: Console) -> int:
     folder = Path(args.folder)
     config, prompts = folder / CONFIG_NAME, folder / PROMPTS_NAME
-    there = [str(path) for path in (config, prompts) if path.exists() or path.is_symlink()]
+    try:
+        _write_new(folder, [(prompts, _PROMPTS), (config, _CONFIG)])
+    except OSError as exc:
+        raise InputError(f"{exc.filename or folder}: cannot write: {exc.strerror or exc}") from None
+    say(console, f"Wrote {config} (simulated models: no key, no GPU) and {prompts} (5 prompts).")
+    shown = _argument(config)
+    say(console, f"Run it: {command_line('run', shown)}")
+    say(console, f"Label the answers: {command_line('score', shown)}")
+    results = _argument(folder / "results")
+    say(console, f"Rates with CIs: {command_line('stats', results, '--scorer', 'existence')}")
+    say(console, f"Then put your prompts in {prompts} and your models in {config}.")
+    return EXIT_OK
+
+
+def _write_new(folder: Path, files: list[tuple[Path, str]]) -> None:
+    """Write every file, none of which may be there yet, into `folder` (made when missing); an
+    OSError leaves none of them behind."""
+    there = [str(path) for path, _ in files if path.exists() or path.is_symlink()]
     if there:
         raise InputError(
             f"{', '.join(there)}: already there; nothing written (init another folder)"
         )
+    if folder.is_symlink() and not folder.exists():
+        raise InputError(f"{folder}: a link to nothing; init another folder")
     if folder.exists() and not folder.is_dir():
         raise InputError(f"{folder}: not a folder")
     folder.mkdir(parents=True, exist_ok=True)
-    for path, text in ((prompts, _PROMPTS), (config, _CONFIG)):
-        with written_whole(path) as temporary:
-            temporary.write_text(text)
-    say(console, f"Wrote {config} (simulated models: no key, no GPU) and {prompts} (5 prompts).")
-    say(console, f"Run it: {command_line('run', str(config))}")
-    say(console, f"Label the answers: {command_line('score', str(config))}")
-    results = str(folder / "results")
-    say(console, f"Rates with CIs: {command_line('stats', results, '--scorer', 'existence')}")
-    say(console, f"Then put your prompts in {prompts} and your models in {config}.")
-    return EXIT_OK
+    written: list[Path] = []
+    try:
+        for path, text in files:
+            with written_whole(path) as temporary:
+                temporary.write_text(text)
+            written.append(path)
+    except BaseException:
+        for path in written:
+            path.unlink(missing_ok=True)
+        raise
+
+
+def _argument(path: Path) -> str:
+    """A path as a command's argument: `./-x` for one that would read as an option."""
+    return f"./{path}" if str(path).startswith("-") else str(path)
 
 
 def _convert(args: argparse.Namespace, console: Console) -> int:
     source: Path = args.legacy
     target: Path = args.to or source.with_suffix(".toml")
     legacy = _legacy_table(source)
-    if target.resolve() == source.resolve():
-        raise InputError(f"{target}: the legacy config itself; give --to another path")
-    if (target.exists() or target.is_symlink()) and not args.force:
-        raise InputError(f"{target}: already there; give --to another path, or --force")
-    converted = convert(legacy, target, Path.cwd())
-    if converted.problems:
-        raise InputError("\n".join(f"{source}: {line}" for line in converted.problems))
-    text = converted.toml(source)
-    try:  # checked as `plan` checks a config: no key, engine or weights needed
-        prepare(target, Overrides(inline=text), planning=True)
-    except InputError as exc:
-        lines = str(exc).replace(f"{target}: ", "").split("\n")
-        raise InputError("\n".join(f"{source}: as converted, {line}" for line in lines)) from None
-    with written_whole(target) as temporary:
-        temporary.write_text(text)
+    try:
+        text, converted = _converted(source, target, legacy, force=args.force)
+        with written_whole(target) as temporary:
+            temporary.write_text(text)
+    except OSError as exc:
+        raise InputError(f"{exc.filename or target}: cannot write: {exc.strerror or exc}") from None
     for choice in converted.choices:
         say(console, f"- {choice}")
     say(console, f"Wrote {target} (these choices are its first lines).")
-    say(console, f"What it will cost and take: {command_line('plan', str(target))}")
-    say(console, f"Run it: {command_line('run', str(target))}")
+    say(console, f"What it will cost and take: {command_line('plan', _argument(target))}")
+    say(console, f"Run it: {command_line('run', _argument(target))}")
     return EXIT_OK
+
+
+def _converted(
+    source: Path, target: Path, legacy: dict[str, object], *, force: bool
+) -> tuple[str, Converted]:
+    """The config's text, checked as `plan` checks one (no key, engine or weights needed), and
+    the conversion; InputError with every problem found, in the legacy config's terms."""
+    if target.resolve() == source.resolve():
+        raise InputError(f"{target}: the legacy config itself; give --to another path")
+    check_target(
+        target, "convert --to", _CONVERTED, force=force, hint="give --to another path, or --force"
+    )
+    converted = convert(legacy, target, Path.cwd())
+    prompts = converted.table.get("prompts")
+    if isinstance(prompts, str) and (target.parent / prompts).resolve() == target.resolve():
+        raise InputError(f"{target}: the prompts file the config names; give --to another path")
+    text = converted.toml(source)
+    problems = [f"{source}: {line}" for line in converted.problems]
+    if converted.checkable():
+        try:
+            prepare(target, Overrides(inline=text), planning=True)
+        except InputError as exc:
+            lines = str(exc).replace(f"{target}: ", "").split("\n")
+            problems += [
+                f"{source}: as converted, {converted.legacy_terms(line)}" for line in lines
+            ]
+    if problems:
+        raise InputError("\n".join(problems))
+    return text, converted
+
+
+# What `convert` writes: a file it may replace without --force.
+_CONVERTED = OwnFile(
+    "a config convert wrote", lambda path: head(path).startswith(b"# Converted from ")
+)
 
 
 def _legacy_table(path: Path) -> dict[str, object]:

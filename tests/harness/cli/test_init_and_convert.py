@@ -119,7 +119,10 @@ def test_convert_checks_the_converted_config_as_a_run_would(tmp_path, run_cli, m
     _legacy(tmp_path, max_tokens=0, prompts_file="absent.json")
     code, _, err = run_cli("convert", "legacy.json")
     assert code == 2
-    assert "error: legacy.json: as converted, defaults.max_tokens: must be >= 1" in err
+    assert (
+        "error: legacy.json: as converted, max_tokens (as defaults.max_tokens): must be >= 1" in err
+    )
+    assert "error: legacy.json: as converted, prompts_file (as prompts): " in err
     assert "absent.json" in err
     assert not (tmp_path / "legacy.toml").exists()
 
@@ -129,7 +132,14 @@ def test_convert_replaces_an_existing_file_only_when_forced(tmp_path, run_cli, m
     _legacy(tmp_path)
     (tmp_path / "legacy.toml").write_text("mine")
     code, _, err = run_cli("convert", "legacy.json")
-    assert code == 2 and "legacy.toml: already there; give --to another path, or --force" in err
+    assert (
+        code == 2
+        and (
+            "legacy.toml: is not a config convert wrote; convert --to replaces nothing else "
+            "(give --to another path, or --force)"
+        )
+        in err
+    )
     assert (tmp_path / "legacy.toml").read_text() == "mine"
     assert run_cli("convert", "legacy.json", "--force")[0] == 0
     assert "max_attempts = 4" in (tmp_path / "legacy.toml").read_text()
@@ -178,4 +188,73 @@ def test_convert_names_every_null_and_wrong_value_without_a_traceback(
         "error: legacy.json: max_retries: expected a whole number >= 0, got True",
         "error: legacy.json: models[1].type: None has no provider here (known: anthropic, claude, "
         "gemini, google, hf, local, mock, openai, openai_compatible, transformers, vllm)",
+        # what is left is checked too: every mistake at once
+        "error: legacy.json: as converted, models[0].max_tokens: expected an integer, got a list",
     ]
+
+
+def test_convert_never_replaces_results_nor_the_prompts_file_even_forced(
+    tmp_path, run_cli, monkeypatch
+):
+    monkeypatch.chdir(tmp_path)
+    _legacy(tmp_path)
+    (tmp_path / "runs").mkdir()
+    ledger = tmp_path / "runs" / "ledger.jsonl"
+    ledger.write_text("")  # a ledger by its name, though empty
+    prompts = tmp_path / "data" / "prompts.json"
+    before = prompts.read_bytes()
+    code, _, err = run_cli("convert", "legacy.json", "--to", ledger, "--force")
+    assert code == 2 and "is a ledger, which convert --to never replaces" in err
+    code, _, err = run_cli("convert", "legacy.json", "--to", "data/prompts.json", "--force")
+    assert code == 2 and "the prompts file the config names" in err
+    assert prompts.read_bytes() == before and ledger.read_text() == ""
+
+
+def test_convert_replaces_a_config_it_wrote_without_force(tmp_path, run_cli, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    _legacy(tmp_path)
+    assert run_cli("convert", "legacy.json")[0] == 0
+    _legacy(tmp_path, seed=9)
+    assert run_cli("convert", "legacy.json")[0] == 0
+    assert tomllib.loads((tmp_path / "legacy.toml").read_text())["seed"] == 9
+
+
+def test_convert_tells_nesting_too_deep_in_one_line(tmp_path, run_cli, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    deep: object = 1
+    for _ in range(600):
+        deep = {"a": deep}
+    _legacy(tmp_path, extra=deep)
+    code, _, err = run_cli("convert", "legacy.json")
+    assert (code, err) == (2, "error: legacy.json: nested deeper than 16 levels: no config is\n")
+
+
+@pytest.mark.parametrize("kind", ["file", "dangling link", "long name"])
+def test_init_where_it_cannot_write_is_one_line_and_leaves_nothing(tmp_path, run_cli, kind):
+    if kind == "file":
+        (tmp_path / "f").write_text("")
+        folder = tmp_path / "f" / "sub"
+    elif kind == "dangling link":
+        folder = tmp_path / "link"
+        folder.symlink_to(tmp_path / "nowhere")
+    else:
+        folder = tmp_path / ("x" * 300)
+    code, out, err = run_cli("init", folder)
+    assert code == 2 and out == "" and len(err.splitlines()) == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) in ([], ["f"], ["link"])
+
+
+def test_init_that_fails_half_way_leaves_no_file(tmp_path, run_cli, monkeypatch):
+    from pathlib import Path
+
+    written = Path.write_text
+
+    def write_text(self, text, *args, **kwargs):
+        if text.startswith("# A run"):  # the config, written second
+            raise OSError(28, "No space left on device", str(self))
+        return written(self, text, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "write_text", write_text)
+    code, _, err = run_cli("init", tmp_path / "proj")
+    assert code == 2 and "cannot write: No space left on device" in err
+    assert list((tmp_path / "proj").iterdir()) == []

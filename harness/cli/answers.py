@@ -64,10 +64,12 @@ def _score(args: argparse.Namespace, console: Console) -> int:
     from harness.analysis.score_view import label_table
     from harness.analysis.scoring import prepare_scoring, score
     from harness.run.judge_runs import judge_run
-    from harness.run.prepare import load_config_registering_secrets
+    from harness.run.prepare import load_config_registering_secrets, refuse_moved_output
 
     names = [n.strip() for n in args.scorers.split(",")] if args.scorers else []
     config = load_config_registering_secrets(args.config)
+    if args.output is None:
+        refuse_moved_output(config)
     plan = prepare_scoring(config, judge_run, names, args.output)
     result = anyio.run(lambda: score(plan, console, args.argv))
     for scorer in plan.scorers:

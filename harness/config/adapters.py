@@ -46,10 +46,11 @@ def read_adapter(name: str, path: str, within: Path = Path()) -> Adapter:
     line when it is missing or not a LoRA adapter PEFT could load."""
     folder = within / Path(path).expanduser()
     config_file = folder / CONFIG_FILE
+    at = f'"{path}"' if folder == Path(path).expanduser() else f'"{path}" ({folder})'
     if not folder.is_dir():
-        raise InputError(f'no adapter at "{path}": no such folder')
+        raise InputError(f"no adapter at {at}: no such folder")
     if not config_file.is_file():
-        raise InputError(f'no adapter at "{path}": the folder has no {CONFIG_FILE}')
+        raise InputError(f"no adapter at {at}: the folder has no {CONFIG_FILE}")
     try:
         config = orjson.loads(config_file.read_bytes())
     except OSError as exc:

@@ -29,7 +29,7 @@ from harness.prompts.load import load_prompts
 from harness.providers import REGISTRY, holds_device, installed_as, provider_class
 from harness.providers.options import read_options
 from harness.run.preflight import Target, probe_all
-from harness.run.prepare import load_config_registering_secrets
+from harness.run.prepare import load_config_registering_secrets, refuse_moved_output
 from harness.scrub import SECRETS, named_secrets, redact_urls
 from harness.version import package_version
 
@@ -76,7 +76,7 @@ def diagnose(config_path: Path) -> Diagnosis:
         checks.append(gpu)
         for target in targets:
             checks += _memory(target, first)
-    checks += _output(config.output)
+    checks += _output(config)
     return Diagnosis(checks, config, tuple(targets))
 
 
@@ -234,7 +234,12 @@ def _compute(area: str, needs: DeviceNeeds, found: tuple[int, int]) -> Check:
     return Check(f"{area} compute", found >= needs.capability, detail)
 
 
-def _output(output: Path) -> list[Check]:
+def _output(config: RunConfig) -> list[Check]:
+    output = config.output
+    try:
+        refuse_moved_output(config)
+    except InputError as exc:
+        return [Check("output", False, str(exc))]
     existing = output
     while not existing.exists():
         existing = existing.parent

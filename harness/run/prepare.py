@@ -19,6 +19,7 @@ from harness.config.models import ModelConfig
 from harness.config.prices import answer_price
 from harness.config.run_config import (
     ConfigDraft,
+    ConfigKeys,
     RunConfig,
     Variant,
     config_error,
@@ -254,7 +255,7 @@ def prepare(
     # written, else the config's
     root = overrides.output if overrides.output is not None else config.output
     if overrides.output is None:
-        _refuse_moved_output(config)
+        refuse_moved_output(config)
     if overrides.output is not None:
         config = dataclasses.replace(config, output=overrides.output)
     elif overrides.shard is not None:
@@ -325,17 +326,13 @@ def _unresolved(config: _Loaded) -> frozenset[str]:
     return config.unresolved if isinstance(config, ConfigDraft) else frozenset()
 
 
-def _refuse_moved_output(config: RunConfig) -> None:
-    """A relative `output` once resolved against the working directory; now against the
-    config's folder. Where only the old place holds a ledger, say so rather than start anew."""
-    written = Path(str(config.resolved.get("output", "")))
+def refuse_moved_output(config: RunConfig) -> None:
+    """A relative `output` (the default one too) once resolved against the working directory;
+    now against the config's folder. Where only the old place holds a ledger, say so rather than
+    start anew (or score, or read, nothing)."""
+    written = Path(str(config.resolved.get("output", ConfigKeys.output)))
     old, new = written, config.output
-    if (
-        "output" not in config.resolved
-        or written.is_absolute()
-        or old.resolve() == new.resolve()
-        or _holds_ledger(new)
-    ):
+    if written.is_absolute() or old.resolve() == new.resolve() or _holds_ledger(new):
         return
     if _holds_ledger(old):
         fixed = Path(os.path.relpath(old.resolve(), config.path.parent.resolve())).as_posix()

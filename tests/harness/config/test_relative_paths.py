@@ -66,3 +66,27 @@ def test_a_dot_dot_in_output_is_folded_where_it_names_the_same_place(
     out = run_cli("run", "linked/run.toml")[1]  # linked/.. is elsewhere, not here
     assert "Results: linked/../results/ledger.jsonl" in out
     assert (tmp_path / "elsewhere" / "results" / "ledger.jsonl").is_file()
+
+
+def test_the_default_output_is_guarded_as_a_written_one(tmp_path, run_cli, monkeypatch):
+    folder = tmp_path / "cfg"
+    folder.mkdir()
+    write_prompts(folder / "prompts.json", 3)
+    (folder / "run.toml").write_text('prompts = "prompts.json"\n' + SIMPLE_MODEL)
+    monkeypatch.chdir(tmp_path)
+    assert run_cli("run", "cfg/run.toml", "--output", "results/run")[0] == 0  # the old default
+    code, _, err = run_cli("run", "cfg/run.toml")
+    assert code == 2 and "its ledger is at results/run, where it resolved before" in err
+    assert not (folder / "results").exists()
+
+
+def test_score_and_doctor_name_the_ledger_where_output_resolved_before(
+    tmp_path, run_cli, monkeypatch
+):
+    _config(tmp_path / "project")
+    monkeypatch.chdir(tmp_path)
+    assert run_cli("run", "project/run.toml", "--output", "results")[0] == 0
+    code, _, err = run_cli("score", "project/run.toml")
+    assert code == 2 and "its ledger is at results, where it resolved before" in err
+    code, out, _ = run_cli("doctor", "project/run.toml")
+    assert code == 2 and "where it resolved" in " ".join(out.split())

@@ -5,7 +5,9 @@ file (`--model`, `--option`, `--temperatures`, `--max-tokens`, `--print-config`;
 from __future__ import annotations
 
 import argparse
+import dataclasses
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +17,7 @@ from harness.config.command_line import (
     ModelSpec,
     given_models,
     option_value,
+    spec_problem,
 )
 from harness.errors import InputError
 from harness.providers import registered
@@ -57,9 +60,44 @@ def add_config_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def config_of(args: argparse.Namespace) -> tuple[str | Path, str | None]:
+@dataclass(frozen=True)
+class GivenConfig:
+    """The config a command names: its file, or the stand-in for one (`COMMAND_LINE`) with the
+    TOML of the models the command line gives right (`toml`, None when there is none to check:
+    no model right, no prompts), those models, and what is wrong with the others (`problems`)."""
+
+    path: str | Path
+    toml: str | None = None
+    models: tuple[ModelSpec, ...] = ()
+    problems: tuple[str, ...] = ()
+
+    def told(self, message: str) -> str:
+        """An error about the config the command line gave in its words: its models by their
+        `--model` (`(command line): models[1].options.x` as `--model SPEC: options.x`), its
+        defaults by their options."""
+        if self.path != COMMAND_LINE:
+            return message
+        for index, model in enumerate(self.models):
+            message = message.replace(
+                f"{COMMAND_LINE}: models[{index}].", f"--model {model.spec}: "
+            )
+        for key, flag in _FLAGS.items():
+            message = message.replace(f"{COMMAND_LINE}: {key}", flag)
+        return message
+
+
+# The keys of a command-line config that options set, as its errors name them.
+_FLAGS = {
+    "defaults.temperatures": "--temperatures",
+    "defaults.max_tokens": "--max-tokens",
+    "prompts": "--prompts",
+    "output": "--output",
+}
+
+
+def config_of(args: argparse.Namespace) -> GivenConfig:
     """The config file named, or the stand-in for one and the TOML the command line gives;
-    InputError, with a line for each mistake, when neither is given right."""
+    InputError when neither is given, or both."""
     building = [f"--{name.replace('_', '-')}" for name in _BUILDING if _given(args, name)]
     if args.config is not None:
         if building:
@@ -67,33 +105,27 @@ def config_of(args: argparse.Namespace) -> tuple[str | Path, str | None]:
                 f"{', '.join(building)}: give models either in CONFIG or on the command line "
                 "(to run some of CONFIG's models: --models A,B)"
             )
-        return args.config, None
+        return GivenConfig(args.config)
     if not args.model:
         raise InputError(
             "give a CONFIG file, or the models to run: --model PROVIDER:MODEL --prompts FILE"
         )
     given = _command_line_config(args)
-    problems = given.problems() + [
-        f"--model {model.spec}: {exc}" for model, exc in _unknown_providers(given)
-    ]
-    if problems:
-        raise InputError("\n".join(problems))
-    return COMMAND_LINE, given.toml()
-
-
-def named_flags(args: argparse.Namespace, message: str) -> str:
-    """An error about the config the command line gave, its models named by their `--model`
-    (`(command line): models[1].options.x` as `--model SPEC: options.x`)."""
-    if args.config is not None:
-        return message
-    for index, model in enumerate(args.model):
-        message = message.replace(f"{COMMAND_LINE}: models[{index}].", f"--model {model.spec}: ")
-    return message
+    unknown = list(_unknown_providers(given))
+    problems = given.problems() + [f"--model {m.spec}: {exc}" for m, exc in unknown]
+    wrong = {id(m) for m, _ in unknown}
+    right = tuple(m for m in given.models if id(m) not in wrong and not spec_problem(m.spec))
+    checkable = right and given.prompts is not None
+    toml = dataclasses.replace(given, models=right).toml() if checkable else None
+    return GivenConfig(COMMAND_LINE, toml, right, tuple(problems))
 
 
 def printed_config(args: argparse.Namespace) -> str:
     """`--print-config`'s text: the TOML, after a comment on where it came from."""
-    _, toml = config_of(args)
+    given = config_of(args)
+    if given.problems:
+        raise InputError("\n".join(given.problems))
+    toml = given.toml
     assert toml is not None  # a config file is refused with --print-config
     words = [w for w in args.argv if w != "--print-config"]
     return (

@@ -16,10 +16,10 @@ from harness.cli.given_config import (
     add_config_options,
     config_of,
     config_words,
-    named_flags,
     printed_config,
 )
 from harness.cli.selection import add_filters, selection_of
+from harness.config.command_line import COMMAND_LINE
 from harness.errors import (
     EXIT_FAILED,
     EXIT_INPUT,
@@ -257,8 +257,8 @@ def _doctor(args: argparse.Namespace, console: Console) -> int:
 
 def _prepared(args: argparse.Namespace, *, planning: bool = False) -> Prepared:
     """The run the command line asks for: its config file, or the one it gives (`--model`),
-    with the changes it makes (see `prepare`)."""
-    path, inline = config_of(args)
+    with the changes it makes (see `prepare`); InputError with every mistake found in either."""
+    given = config_of(args)
     overrides = Overrides(
         prompts=args.prompts,
         output=args.output,
@@ -266,12 +266,18 @@ def _prepared(args: argparse.Namespace, *, planning: bool = False) -> Prepared:
         models=tuple(args.models.split(",")) if args.models else (),
         mode=args.mode,
         shard=Shard.parse(args.shard) if args.shard is not None else None,
-        inline=inline,
+        inline=given.toml,
     )
-    try:
-        return prepare(path, overrides, planning=planning)
-    except InputError as exc:
-        raise InputError(named_flags(args, str(exc))) from None
+    problems = list(given.problems)
+    if given.toml is not None or given.path != COMMAND_LINE:
+        try:
+            prepared = prepare(given.path, overrides, planning=planning)
+        except InputError as exc:
+            problems.append(given.told(str(exc)))
+        else:
+            if not problems:
+                return prepared
+    raise InputError("\n".join(problems))
 
 
 def _print_config(args: argparse.Namespace, console: Console) -> int:

@@ -53,10 +53,10 @@ class CommandLineConfig:
 
     def problems(self) -> list[str]:
         """What keeps these options from making a config, one line each."""
-        lines = [f"--model {m.spec}: {why}" for m in self.models if (why := _spec_problem(m.spec))]
+        lines = [f"--model {m.spec}: {why}" for m in self.models if (why := spec_problem(m.spec))]
         if self.prompts is None:
             lines.append("--model: name the prompts to send with --prompts FILE")
-        names = [_name(m.spec) for m in self.models if not _spec_problem(m.spec)]
+        names = [_name(m.spec) for m in self.models if not spec_problem(m.spec)]
         repeated = sorted({n for n in names if names.count(n) > 1})
         if repeated:
             lines.append(
@@ -97,7 +97,8 @@ def option_value(text: str) -> tuple[str, Any]:
         return key.strip(), value
 
 
-def _spec_problem(spec: str) -> str | None:
+def spec_problem(spec: str) -> str | None:
+    """What is wrong with a `--model` spec, or None."""
     if _SPEC.match(spec) is None:
         return "expected PROVIDER:MODEL or NAME=PROVIDER:MODEL"
     return None

@@ -141,3 +141,17 @@ def test_models_on_the_command_line_are_refused_beside_a_config(tmp_path, run_cl
     assert code == 2
     assert "--model, --temperatures: give models either in CONFIG or on the command line" in err
     assert not (tmp_path / "out").exists()
+
+
+def test_a_wrong_model_hides_no_mistake_in_the_rest_nor_in_the_defaults(prompts, run_cli):
+    code, _, err = run_cli(
+        "plan", "--prompts", "absent.json", "--model", "bad", "--model", "simulated:x",
+        "--option", "top_logprobs=99", "--temperatures", "0,0",
+    )  # fmt: skip
+    assert code == 2
+    assert err.splitlines() == [
+        "error: --model bad: expected PROVIDER:MODEL or NAME=PROVIDER:MODEL",
+        "error: --temperatures[1]: temperature 0 is listed twice",
+        "error: --model simulated:x: options.top_logprobs: must be <= 20, got 99",
+        f"error: --prompts: {Path('absent.json').resolve()}: no such file or folder",
+    ]

@@ -38,7 +38,7 @@ from harness.run.preflight import probe_all
 from harness.run.prepare import Overrides, Prepared, prepare
 from harness.run.rerun import FailedJobs, failed_jobs, refuse_unknown_variants
 from harness.run.run_ledger import RunLedger, open_index
-from harness.scrub import scrubbed
+from harness.scrub import REDACTED, SECRETS, scrubbed
 from harness.terminal import PROMPT_COUNT, TOKENS, Parser, seconds
 from harness.terminal import command_line as _command
 from harness.terminal import say as _say
@@ -324,6 +324,12 @@ def _what_next(
     others = sum(count for error_type, count in by_type if error_type not in known)
     if others:  # a type no --error-type names (a record written by hand, say): all of them
         _say(console, f"  {_command('rerun', *_same_jobs(args))}  # every failed job")
+    if any(SECRETS.scrub(word) != word for word in _same_jobs(args)):
+        _say(
+            console,
+            f"  (a secret typed on the command line shows as {REDACTED}: give it from a "
+            "variable, --option api_key='${VAR}', for lines that paste)",
+        )
 
 
 def _same_jobs(args: argparse.Namespace) -> list[str]:

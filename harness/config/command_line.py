@@ -90,7 +90,7 @@ def option_value(text: str) -> tuple[str, Any]:
     where it is one, else as the string it is (`bfloat16`, `http://127.0.0.1:8000/v1`)."""
     key, equals, value = text.partition("=")
     if not equals or not key.strip():
-        raise ValueError(f"{text!r}: expected KEY=VALUE")
+        raise ValueError("expected KEY=VALUE, got no '=' (the value is not shown: it may be a key)")
     try:
         return key.strip(), tomllib.loads(f"v = {value}")["v"]
     except tomllib.TOMLDecodeError:

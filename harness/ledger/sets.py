@@ -85,12 +85,16 @@ class Ledgers:
 
 def tree(output: Path) -> list[Path]:
     """The ledgers of a run's output directory: its own, then each shard's (2-of-8 before
-    10-of-16: by N, then K). InputError when one is a FIFO, a device or a link to nothing."""
-    shards = sorted((output / SHARDS_DIR).glob("*"), key=shard_name_order)
-    found = [output / LEDGER_NAME, *(folder / LEDGER_NAME for folder in shards)]
-    for path in found:
-        refuse_special(path)  # a FIFO is no missing ledger: say what it is
-    return [path for path in found if path.is_file()]
+    10-of-16: by N, then K). InputError when one is a FIFO, a device or a link to nothing, or
+    the folder cannot be read."""
+    try:
+        shards = sorted((output / SHARDS_DIR).glob("*"), key=shard_name_order)
+        found = [output / LEDGER_NAME, *(folder / LEDGER_NAME for folder in shards)]
+        for path in found:
+            refuse_special(path)  # a FIFO is no missing ledger: say what it is
+        return [path for path in found if path.is_file()]
+    except OSError as exc:
+        raise InputError(f"{exc.filename or output}: cannot read: {exc.strerror or exc}") from None
 
 
 def ledgers_of(arguments: Sequence[str | Path]) -> Ledgers:

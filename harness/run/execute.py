@@ -143,7 +143,7 @@ async def execute(
         batch_id or label for lane in batch_lanes for label, batch_id in lane.open.items()
     ]
     if still_open or earlier.left:
-        console.print(_open_batches_note(still_open, earlier.left, prepared.config.output))
+        console.print(_open_batches_note(still_open, earlier.left, prepared.config.output, command))
     if interrupted:
         console.print("Interrupted: run the same command again to continue.")
         return EXIT_INTERRUPTED
@@ -205,13 +205,21 @@ def _not_owed(wanted: Wanted, awaiting: Mapping[str, str]) -> Wanted:
     return lambda key, prompt_hash: key not in awaiting and wanted(key, prompt_hash)
 
 
-def _open_batches_note(still_open: Sequence[str], left: Sequence[OpenBatch], output: Path) -> str:
-    """What the run leaves open at the provider, and what to do about it."""
+def _open_batches_note(
+    still_open: Sequence[str], left: Sequence[OpenBatch], output: Path, command: str
+) -> str:
+    """What the run (`command`: run, rerun) leaves open at the provider, and what to do."""
     lines = []
     if still_open:
+        # their jobs have no failure for a rerun to find: a run collects them
+        again = (
+            "run the same command again to collect their results"
+            if command == "run"
+            else "`run` with the same config and options collects their results"
+        )
         lines.append(
             f"{len(still_open):,} batch(es) still open at the provider, left running there "
-            f"({', '.join(still_open)}): run the same command again to collect their results."
+            f"({', '.join(still_open)}): {again}."
         )
     if left:
         names = ", ".join(

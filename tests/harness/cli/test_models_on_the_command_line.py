@@ -123,7 +123,10 @@ def test_a_run_with_neither_config_nor_models_says_how_to_give_them(tmp_path, ru
     "words, told",
     [
         (("--option", "x=1"), "--option x=1: give it after the --model it is for"),
-        (("--model", "simulated:a", "--option", "x"), "--option: 'x': expected KEY=VALUE"),
+        (
+            ("--model", "simulated:a", "--option", "sk-x"),
+            "--option: expected KEY=VALUE, got no '='",
+        ),
         (("--model", "simulated:a", "--temperatures", "hot"), "expected numbers separated"),
     ],
 )
@@ -132,7 +135,7 @@ def test_a_malformed_command_line_option_is_one_line_and_exit_2(run_cli, capsys,
         run_cli("run", *words)
     assert exited.value.code == 2
     err = capsys.readouterr().err
-    assert told in err and len(err.splitlines()) == 1
+    assert told in err and len(err.splitlines()) == 1 and "sk-x" not in err
 
 
 def test_models_on_the_command_line_are_refused_beside_a_config(tmp_path, run_cli):
@@ -155,3 +158,14 @@ def test_a_wrong_model_hides_no_mistake_in_the_rest_nor_in_the_defaults(prompts,
         "error: --model simulated:x: options.top_logprobs: must be <= 20, got 99",
         f"error: --prompts: {Path('absent.json').resolve()}: no such file or folder",
     ]
+
+
+def test_a_rerun_line_hiding_a_typed_secret_says_how_to_give_it_instead(prompts, run_cli):
+    secret = "sk-typed-secret-0123456789"
+    code, out, _ = run_cli(
+        "run", "--model", "simulated:s", "--option", f"api_key={secret}",
+        "--option", "fatal_rate=0.9", "--prompts", prompts, "--output", "res",
+    )  # fmt: skip
+    assert code == 1 and secret not in out
+    assert "--option api_key=[redacted]" in out
+    assert "give it from a variable, --option api_key='${VAR}'" in out

@@ -151,3 +151,16 @@ def test_stats_and_exports_of_a_tree_are_those_of_its_merged_ledger(sharded, run
         else:
             runs = [json.loads((f / name).read_text())["runs"] for f in (tree, merged)]
             assert runs[0] == runs[1]
+
+
+def test_an_output_that_cannot_be_read_is_one_line_not_a_traceback(tmp_path, run_cli, monkeypatch):
+    from pathlib import Path
+
+    def glob(self, pattern):
+        raise PermissionError(13, "Permission denied", str(self))
+
+    (tmp_path / "out").mkdir()
+    monkeypatch.setattr(Path, "glob", glob)
+    code, out, err = run_cli("status", tmp_path / "out")
+    assert (code, out) == (2, "")
+    assert err == f"error: {tmp_path / 'out' / 'shards'}: cannot read: Permission denied\n"

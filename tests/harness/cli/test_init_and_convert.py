@@ -258,3 +258,37 @@ def test_init_that_fails_half_way_leaves_no_file(tmp_path, run_cli, monkeypatch)
     code, _, err = run_cli("init", tmp_path / "proj")
     assert code == 2 and "cannot write: No space left on device" in err
     assert list((tmp_path / "proj").iterdir()) == []
+
+
+def test_convert_follows_links_as_the_legacy_script_opened_its_files(
+    tmp_path, run_cli, monkeypatch
+):
+    (tmp_path / "real" / "a" / "b").mkdir(parents=True)
+    write_prompts(tmp_path / "real" / "a" / "p.json", 2)
+    (tmp_path / "link").symlink_to(tmp_path / "real" / "a" / "b")
+    monkeypatch.chdir(tmp_path)
+    _legacy(tmp_path, prompts_file="link/../p.json")  # the script opened real/a/p.json
+    assert run_cli("convert", "legacy.json")[0] == 0
+    config = tomllib.loads((tmp_path / "legacy.toml").read_text())
+    assert config["prompts"] == "real/a/p.json"
+
+
+def test_convert_says_what_becomes_of_a_key_written_in_the_file(tmp_path, run_cli, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    models = [
+        {"name": "m", "type": "mock", "model": "m", "api_key": "sk-1"},
+        {"name": "o", "type": "openai", "model": "gpt", "api_key": "sk-2", "api_key_env": ""},
+        {"name": "c", "type": "claude", "model": "c", "api_key": "sk-3"},
+    ]
+    _legacy(tmp_path, models=models, top_logprobs=None)
+    raw = json.loads((tmp_path / "legacy.json").read_text())
+    del raw["top_logprobs"]
+    (tmp_path / "legacy.json").write_text(json.dumps(raw))
+    code, out, _ = run_cli("convert", "legacy.json")
+    assert code == 0 and "sk-" not in out + (tmp_path / "legacy.toml").read_text()
+    assert "models[0].api_key: left out: the simulated provider needs no key" in out
+    assert (
+        "models[1].api_key: a key written in the file is not carried over, and api_key_env" in out
+    )
+    assert "models[2].api_key: a key written in the file is not carried over; set " in out
+    assert "ANTHROPIC_API_KEY in the environment" in out

@@ -52,7 +52,12 @@ def test_lint_runs_the_type_checker_and_ci_runs_lint(tmp_path):
 def test_make_demo_shows_jobs_failed_for_good_and_the_rerun_that_brings_them_in(tmp_path):
     venv = tmp_path / "venv"
     dry_run = subprocess.run(
-        ["make", "-n", f"VENV={venv}", "demo"], cwd=REPO, capture_output=True, text=True, check=True
+        # inside `make test` make would name the folder it enters (MAKELEVEL is set): not here
+        ["make", "--no-print-directory", "-n", f"VENV={venv}", "demo"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=True,
     )
     python = f"{venv}/bin/python "
     steps = [line.replace(python, f"{sys.executable} ") for line in dry_run.stdout.splitlines()]

@@ -186,7 +186,7 @@ _PROMPTS = "".join(
 
 _CONFIG = """\
 # A run: every prompt of `prompts` to every model below, at every temperature.
-# A relative path in this file resolves against this file's folder.
+# A relative path in this file (prompts, output, adapters) resolves against its folder.
 # Every key: python -m harness options. From this folder: python -m harness run config.toml
 prompts = "prompts.jsonl"   # one JSON object per line: id, prompt, category, is_synthetic_probe
 output = "results"          # the ledger (every answer) goes to results/ledger.jsonl

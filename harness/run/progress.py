@@ -87,7 +87,8 @@ def batch_line(model: str, batch_id: str | None, jobs: int, status: BatchStatus)
 
 
 class Progress:
-    """Counts records and retries per variant and shows them."""
+    """Counts records and retries per variant and shows them (those with jobs in this run: a
+    rerun's variants without a failed job show nothing)."""
 
     def __init__(
         self,
@@ -158,7 +159,7 @@ class Progress:
                 refresh_per_second=4,
                 batches=self.batches,
             )
-            for variant, tally in self.tallies.items():
+            for variant, tally in self._shown():
                 self._task_ids[variant] = self._bars.add_task(
                     variant, total=tally.total, failed=0, retrying=0
                 )
@@ -178,7 +179,7 @@ class Progress:
 
     def draw(self, *, final: bool = False) -> None:
         """Push the counts to the live display, or print a line per variant that changed."""
-        for variant, tally in self.tallies.items():
+        for variant, tally in self._shown():
             if self._bars is not None:
                 self._bars.update(
                     self._task_ids[variant],
@@ -192,6 +193,9 @@ class Progress:
                 continue
             self._printed[variant] = state
             self.console.print(self._line(variant, tally), highlight=False, soft_wrap=True)
+
+    def _shown(self) -> list[tuple[str, Tally]]:
+        return [(variant, tally) for variant, tally in self.tallies.items() if tally.total]
 
     def _line(self, variant: str, tally: Tally) -> str:
         rate = self._rate(tally)

@@ -72,3 +72,11 @@ def test_a_long_server_wait_shows_in_the_progress_line_until_it_ends():
     first, second = out.getvalue().splitlines()
     assert "retrying 1 (one waits 90s more, as the server asked)" in first
     assert "retrying 1 " in second and "waits" not in second
+
+
+def test_a_variant_with_no_job_in_this_run_shows_no_line():
+    out = io.StringIO()
+    progress = Progress({"a": 1, "idle": 0}, Console(file=out, width=200), clock=lambda: 1.0)
+    progress.on_record(record("a", 1, elapsed=1.0))
+    progress.draw(final=True)
+    assert [line.split(":")[0] for line in out.getvalue().splitlines()] == ["a"]

@@ -15,6 +15,9 @@ import codecs
 import os
 import stat
 from pathlib import Path
+from typing import Any
+
+import orjson
 
 from harness.errors import InputError
 
@@ -92,3 +95,26 @@ def utf8_problem_in(path: Path) -> tuple[int, str] | None:
         except UnicodeDecodeError as exc:
             return line, str(exc.reason)
     return None
+
+
+def json_object(path: Path, what: str, missing: str = "no such file") -> dict[str, Any]:
+    """The JSON object in the input file `path`, which should be `what` ("an annotation key");
+    InputError in one line naming the file when it is no regular one, missing (`missing` says
+    so), unreadable, not UTF-8, not JSON or no object."""
+    refuse_special(path)  # a FIFO would block the reader
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise InputError(f"{path}: {missing}") from None
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    bad = utf8_problem(data)  # orjson would say "line 1 column 1" wherever the byte is
+    if bad is not None:
+        raise InputError(f"{path}: line {bad[0]}: not UTF-8 text ({bad[1]})")
+    try:
+        body = orjson.loads(data)
+    except orjson.JSONDecodeError as exc:
+        raise InputError(f"{path}: not {what} ({exc})") from None
+    if not isinstance(body, dict):
+        raise InputError(f"{path}: not {what} (expected a JSON object)")
+    return body

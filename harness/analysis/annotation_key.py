@@ -32,7 +32,7 @@ import orjson
 from harness.analysis.scores import definition_hash
 from harness.errors import InputError
 from harness.fields import FieldError, check_type, from_table
-from harness.input_files import refuse_special, utf8_problem
+from harness.input_files import json_object
 from harness.prompts.sources import FieldMap, PromptSource
 
 KEY_SCHEMA = 2  # the layout `annotate export` writes
@@ -94,22 +94,8 @@ def one_label(labels: Sequence[str]) -> tuple[str, str] | None:
 def load_key(path: Path, problems: list[str]) -> AnnotationKey:
     """The key at `path`, each problem noted in `problems` (one line each); InputError when it
     is missing or not a JSON object at all."""
-    refuse_special(path)  # a FIFO would block the import
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise InputError(f"{path}: no such annotation key (export first, or pass --name)") from None
-    except OSError as exc:
-        raise InputError(f"{path}: not an annotation key ({exc})") from None
-    bad = utf8_problem(data)  # orjson would say "line 1 column 1" wherever the byte is
-    if bad is not None:
-        raise InputError(f"{path}: line {bad[0]}: not UTF-8 text ({bad[1]})")
-    try:
-        body = orjson.loads(data)
-    except orjson.JSONDecodeError as exc:
-        raise InputError(f"{path}: not an annotation key ({exc})") from None
-    if not isinstance(body, dict):
-        raise InputError(f"{path}: not an annotation key (expected a JSON object)")
+    missing = "no such annotation key (export first, or pass --name)"
+    body = json_object(path, "an annotation key", missing)
     schema = _schema(path, body)
 
     def note(field: str, message: str) -> None:

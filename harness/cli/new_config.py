@@ -8,12 +8,11 @@ import argparse
 import json
 from pathlib import Path
 
-import orjson
 from rich.console import Console
 
 from harness.cli.legacy_config import Converted, convert
 from harness.errors import EXIT_OK, InputError
-from harness.input_files import refuse_special, utf8_problem
+from harness.input_files import json_object
 from harness.ledger.targets import OwnFile, check_target, head
 from harness.run.prepare import Overrides, prepare
 from harness.terminal import Parser, command_line, say
@@ -138,23 +137,7 @@ _CONVERTED = OwnFile(
 
 
 def _legacy_table(path: Path) -> dict[str, object]:
-    refuse_special(path)
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise InputError(f"{path}: no such file") from None
-    except OSError as exc:
-        raise InputError(f"{path}: cannot read: {exc.strerror or exc}") from None
-    bad = utf8_problem(data)  # orjson would say "line 1 column 1" wherever the byte is
-    if bad is not None:
-        raise InputError(f"{path}: line {bad[0]}: not UTF-8 text ({bad[1]})")
-    try:
-        table = orjson.loads(data)
-    except orjson.JSONDecodeError as exc:
-        raise InputError(f"{path}: not JSON: {exc}") from None
-    if not isinstance(table, dict):
-        raise InputError(f"{path}: expected a JSON object (the legacy script's config)")
-    return table
+    return json_object(path, "a legacy config")
 
 
 def _prompt_line(index: int, text: str, category: str, probe: bool) -> str:

@@ -105,6 +105,7 @@ def _run(args: argparse.Namespace, console: Console) -> int:
     _probe_first(prepared, console)
     ledger = RunLedger.open(prepared, fresh=args.fresh, console=console)
     try:
+        _say_other_prompts(prepared, ledger, console)
         left = left_to_do(prepared, pending(ledger.index), ledger.index.answered)
         changed = left.changed
         if changed:  # those jobs are not done: the run goes on to run them
@@ -126,6 +127,19 @@ def _run(args: argparse.Namespace, console: Console) -> int:
         return EXIT_OK
     _what_next(args, prepared, ledger.index, console, failures=code != EXIT_OK)
     return code
+
+
+def _say_other_prompts(prepared: Prepared, ledger: RunLedger, console: Console) -> None:
+    """Note that the ledger's earlier runs sent other prompts, whose answers it keeps."""
+    here = prepared.config.prompts.location
+    if ledger.prompt_sets and here not in ledger.prompt_sets:
+        others = ", ".join(sorted(ledger.prompt_sets))
+        _say(
+            console,
+            f"note: {prepared.ledger_path} holds answers to other prompts ({others}): they stay "
+            "beside this run's, and status, stats and exports count them all (another "
+            "--output keeps them apart)",
+        )
 
 
 def _say_nothing_to_do(prepared: Prepared, console: Console) -> None:

@@ -92,6 +92,11 @@ class ClosingSummary:
             self._places.append(place)
         return parsed
 
+    @property
+    def prompt_sets(self) -> set[str]:
+        """Where the prompts of every run line read so far came from."""
+        return set(self._tally.prompt_sets)
+
     def finish(self, path: Path) -> Summary:
         """The summary of every line read, those superseded read again from `path`."""
         with path.open("rb") as file:

@@ -37,13 +37,15 @@ class RunLedger:
     """The ledger a run holds (locked) and appends to through `writer`, with what the run
     knows of it: `index` (the resume index, kept up to date with the run's failures and batch
     lines: see `ResumeIndex.take_appended`), `spent` (USD per model name, recorded before the
-    run) and `summary()` (once the writer is closed)."""
+    run), `prompt_sets` (where the prompts of its earlier runs came from) and `summary()` (once
+    the writer is closed)."""
 
     def __init__(self, prepared: Prepared, writer: LedgerWriter) -> None:
         self.path = prepared.ledger_path
         self.writer = writer
         self.index = ResumeIndex()
         self.spent: dict[str, float] = defaultdict(float)
+        self.prompt_sets: set[str] = set()
         self._summary = ClosingSummary()
         self._end = 0  # where the next appended line starts in the file
         writer.observe = self._appended
@@ -65,6 +67,7 @@ class RunLedger:
         try:
             _check_path(prepared, console)
             ledger._read(prepared)
+            ledger.prompt_sets = ledger._summary.prompt_sets  # before the run's own run line
             _say_skipped(prepared, ledger.index, console, failures=failures)
         except BaseException:
             writer.close(discard_empty=True)

@@ -110,7 +110,7 @@ Latest = tuple[str, bool, int, int, float, bool, bool]
 class Tally:
     """What a summary adds up line by line: the counts of every key's latest record (`add`, and
     `remove` for one found superseded later), the cost and span of every record, the run lines'
-    plans and prices."""
+    plans and prices, and the prompt sets they sent (`prompt_sets`: where each was read)."""
 
     def __init__(self, keeps: Callable[[dict[str, Any]], bool] | None = None) -> None:
         self.keeps = keeps
@@ -118,6 +118,7 @@ class Tally:
         self.costs: dict[str, float | None] = {}  # per variant; None once one record's is unknown
         self.spans: dict[tuple[str, str], list[float]] = {}
         self.plans = _Plans()
+        self.prompt_sets: set[str] = set()
         self.gpu = _GpuTime()
         self.priced = _Priced()
         self.summary = Summary([], skipped=0)
@@ -132,6 +133,9 @@ class Tally:
         if self.plans.read(line):
             self.gpu.read(line)
             self.priced.read(line)
+            prompts = line.get("prompts")
+            if isinstance(prompts, dict) and isinstance(prompts.get("path"), str):
+                self.prompt_sets.add(prompts["path"])
             summary.runs += 1
             return None
         if line.get("type") == "batch":

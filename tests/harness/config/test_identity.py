@@ -155,6 +155,20 @@ def test_another_prompts_file_with_the_same_ids_reuses_no_answer(tmp_path, run_c
     assert len(results(tmp_path / "out" / "ledger.jsonl")) == 12
 
 
+def test_a_run_of_other_prompts_into_a_ledger_says_the_earlier_answers_stay(tmp_path, run_cli):
+    config = write_config(tmp_path, SIMPLE_MODEL, prompts=3)
+    assert "holds answers to other prompts" not in run_cli("run", config)[1]
+    other = tmp_path / "other.json"
+    other.write_text(json.dumps([{"id": "new1", "prompt": "Is CVE-2099-1 real?"}]))
+    out = run_cli("run", config, "--prompts", other)[1]
+    ledger = tmp_path / "out" / "ledger.jsonl"
+    assert (
+        f"note: {ledger} holds answers to other prompts ({tmp_path / 'prompts.json'}): they "
+        "stay beside this run's"
+    ) in out
+    assert "holds answers to other prompts" not in run_cli("run", config)[1]  # one it sent
+
+
 def test_every_record_names_the_prompt_content_it_answered(tmp_path, run_cli):
     from harness.prompts.load import load_prompts
 

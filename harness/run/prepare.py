@@ -254,12 +254,12 @@ def prepare(
     # where a shard's tree and merged ledger live: the output given, which alone is read and
     # written, else the config's
     root = overrides.output if overrides.output is not None else config.output
-    if overrides.output is None:
-        refuse_moved_output(config)
     if overrides.output is not None:
         config = dataclasses.replace(config, output=overrides.output)
-    elif overrides.shard is not None:
-        config = dataclasses.replace(config, output=overrides.shard.folder(config.output))
+    else:
+        refuse_moved_output(config)
+        if overrides.shard is not None:
+            config = dataclasses.replace(config, output=overrides.shard.folder(config.output))
     if source is not None:
         config = dataclasses.replace(config, prompts=source)
     prompts = overrides.selection.apply(prompts, config.seed)

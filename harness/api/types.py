@@ -149,6 +149,27 @@ class TokenLogprob:
                 for n, token_id in enumerate(ids):
                     _token_id(token_id, f"{where}top_ids[{n}]")
 
+    @classmethod
+    def checked_whole(
+        cls,
+        token: str,
+        logprob: float,
+        top: tuple[tuple[str, float], ...],
+        token_id: int,
+        top_ids: tuple[int, ...],
+    ) -> TokenLogprob:
+        """A position of a local engine's batch whose texts, ids and logprobs its maker has
+        checked for the whole batch at once (strings, ids, finite floats): made without the
+        checks of each position (a quarter of the time)."""
+        made = object.__new__(cls)
+        put = object.__setattr__
+        put(made, "token", token)
+        put(made, "logprob", logprob)
+        put(made, "top", top)
+        put(made, "token_id", token_id)
+        put(made, "top_ids", top_ids)
+        return made
+
 
 @dataclass(frozen=True, slots=True)
 class Completion:

@@ -28,6 +28,7 @@ is handled by `harness.run.adaptive`.
 
 from __future__ import annotations
 
+import gc
 import random
 import time
 from collections.abc import Awaitable, Callable, Iterator
@@ -125,9 +126,17 @@ class Lane:
             for job in jobs:  # nothing can run: every job gets the reason
                 self.events.on_record(self._failed(_Series(job), error, time.perf_counter()))
             return
-        async with anyio.create_task_group() as group:
-            for _ in range(self.concurrency.cap):
-                group.start_soon(self._worker, jobs, stopping, group)
+        # What is loaded by now (the libraries, a local model, its tokenizer) lives as long as
+        # the lane: out of the cyclic collector's sight, the full collections the records set off
+        # no longer stall the run scanning it (0.1-0.2 s each beside a local model). Back in
+        # sight when the lane ends, so that closing the provider frees the model.
+        gc.freeze()
+        try:
+            async with anyio.create_task_group() as group:
+                for _ in range(self.concurrency.cap):
+                    group.start_soon(self._worker, jobs, stopping, group)
+        finally:
+            gc.unfreeze()
 
     async def run_job(self, job: Job) -> Record | None:
         """Every attempt one job gets, ending in its one record (None: a budget stopped it)."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import hashlib
 from dataclasses import replace
 
@@ -286,3 +287,23 @@ def test_a_server_that_sends_unreadable_token_counts_fails_that_job_as_malformed
         "tokens.input: expected a whole number from 0 to 2,147,483,647, got NoneType None"
         in record.error["message"]
     )
+
+
+def test_what_is_loaded_when_a_lane_starts_is_out_of_the_collectors_sight_until_it_ends(tmp_path):
+    frozen: list[int] = []
+
+    class Watched(SimulatedProvider):
+        async def generate(self, request):
+            frozen.append(gc.get_freeze_count())
+            return await super().generate(request)
+
+    lane, _ = make_lane(SimulatedOptions())
+    lane.provider = Watched("sim-1", SimulatedOptions())
+    assert gc.get_freeze_count() == 0
+
+    async def go() -> None:
+        await lane.run(iter([one_job(tmp_path)]), anyio.Event())
+
+    run_virtual(go)
+    assert frozen and frozen[0] > 0  # the libraries and the provider were set aside
+    assert gc.get_freeze_count() == 0  # and back in sight once the lane ended

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import math
 import threading
 from collections import Counter
 
@@ -16,7 +18,8 @@ from tests.harness.run.test_crash import count_records, wait_for_records
 pytest.importorskip("transformers")
 pytest.importorskip("torch")
 
-from harness.api.types import Message, Request, SamplingParams
+from harness.api.types import Message, Request, SamplingParams, TokenLogprob
+from harness.errors import FatalError
 from harness.providers.transformers import TransformersOptions, TransformersProvider
 from tests.harness.providers.local.truth import Truth, top_k_error
 
@@ -370,3 +373,61 @@ def test_no_position_asked_for_gives_empty_logprobs(tiny_llama):
 
     answer = anyio.run(scenario)
     assert answer.text and answer.token_logprobs == ()
+
+
+def test_every_torch_call_runs_in_the_models_own_thread(tiny_llama):
+    threads: set[int] = set()
+
+    async def scenario() -> None:
+        provider = tiny_provider(tiny_llama, batch_size=2, top_logprobs=5)
+        load = provider._load
+
+        def noted_load():
+            threads.add(threading.get_ident())
+            return load()
+
+        provider._load = noted_load
+        await provider.start()
+        provider._model.register_forward_pre_hook(
+            lambda module, args: threads.add(threading.get_ident())
+        )
+        await together(provider, [request(i, i) for i in range(6)])  # three batches
+        await provider.aclose()
+
+    anyio.run(scenario)
+    assert len(threads) == 1 and threading.get_ident() not in threads
+
+
+def test_positions_made_without_their_own_checks_are_those_the_checks_pass(tiny_llama):
+    async def scenario():
+        provider = tiny_provider(tiny_llama, top_logprobs=5)
+        answer = await provider.generate(request(1, 1))
+        await provider.aclose()
+        return answer
+
+    positions = anyio.run(scenario).token_logprobs
+    assert positions
+    for p in positions:  # the checking constructor takes each as it is, and equals it
+        assert TokenLogprob(p.token, p.logprob, p.top, p.token_id, p.top_ids) == p
+
+
+def test_a_batch_whose_logits_are_not_finite_fails_its_requests_as_malformed(tiny_llama):
+    import torch
+
+    async def scenario():
+        provider = tiny_provider(tiny_llama, top_logprobs=5)
+        await provider.start()
+        provider._model.lm_head.register_forward_hook(
+            lambda module, args, out: torch.full_like(out, math.nan)
+        )
+        greedy = request(1, 1)
+        greedy = dataclasses.replace(
+            greedy, sampling=dataclasses.replace(greedy.sampling, temperature=0.0)
+        )
+        with pytest.raises(FatalError) as failed:
+            await provider.generate(greedy)
+        await provider.aclose()
+        return str(failed.value)
+
+    message = anyio.run(scenario)
+    assert "MalformedResponse" in message and "token_logprobs: logprob" in message

@@ -251,10 +251,12 @@ class ResampledAurocs:
         yes, no = np.moveaxis(yes, axis, -1), np.moveaxis(no, axis, -1)
         shape = yes.shape[:-1]
         drawn_yes = _counts(yes.reshape(-1, yes.shape[-1]))
-        drawn_no = _counts(no.reshape(-1, no.shape[-1]))
         # below[:, k]: negatives drawn under the k-th smallest; integers, as summing them as
-        # floats takes ten times as long
-        below = np.zeros((len(drawn_no), drawn_no.shape[1] + 1), dtype=np.int64)
+        # floats takes ten times as long, and 32-bit ones where twice the negatives fit (a fifth
+        # faster than 64-bit: half the memory to move)
+        small = np.int32 if 2 * no.shape[-1] <= np.iinfo(np.int32).max else np.int64
+        drawn_no = _counts(no.reshape(-1, no.shape[-1])).astype(small)
+        below = np.zeros((len(drawn_no), drawn_no.shape[1] + 1), dtype=small)
         found = np.empty((len(self.order), len(drawn_no)))
         for row, order in enumerate(self.order):
             np.cumsum(np.take(drawn_no, order, axis=1), axis=1, out=below[:, 1:])

@@ -4,9 +4,11 @@ the view is made afresh, and gives what a view made afresh gives."""
 
 from __future__ import annotations
 
+import zlib
+
 import pytest
 
-from harness.analysis import view
+from harness.analysis import view, view_cache
 from harness.analysis.stats import compute_stats
 from harness.analysis.view_cache import FOLDER
 from tests.harness.analysis.ledgers import answer, score, write_ledger, write_scores
@@ -167,3 +169,16 @@ def test_only_snapshots_are_pruned_and_a_linked_folder_keeps_none(tmp_path):
     for label in (None, "yes", "no"):
         compute_stats(ledger, scores, label=label, resamples=0)
     assert sorted(p.name for p in theirs.iterdir()) == sorted(f"mine{n}.duckdb" for n in range(10))
+
+
+@pytest.mark.parametrize("threads", [1, 2, 3])
+def test_a_files_checksums_are_those_of_each_stretch_in_order_on_any_number_of_threads(
+    tmp_path, monkeypatch, threads
+):
+    monkeypatch.setattr(view_cache, "_CHUNK", 7)
+    path = tmp_path / "file"
+    data = bytes(range(256)) * 3
+    path.write_bytes(data)
+    for size in (0, 5, 7, 100, len(data)):
+        expected = [zlib.crc32(data[at : min(at + 7, size)]) for at in range(0, size, 7)]
+        assert view_cache._crcs(path, size, threads, None) == expected

@@ -3,7 +3,8 @@
 `Usage`, `TokenLogprob` and `Completion` check their fields' types when built and raise
 `MalformedResponse` (retryable) naming the first wrong one: an answer of the wrong shape (a text
 that is a list, a model that is a number, a logprob that is a string) is a failed attempt, never
-an `ok` record that the verbs reading the ledger would trip over.
+an `ok` record that the verbs reading the ledger would trip over. A local engine's positions may
+be made without those checks (`TokenLogprob.prechecked`) when its batch was checked as a whole.
 """
 
 from __future__ import annotations
@@ -150,7 +151,7 @@ class TokenLogprob:
                     _token_id(token_id, f"{where}top_ids[{n}]")
 
     @classmethod
-    def checked_whole(
+    def prechecked(
         cls,
         token: str,
         logprob: float,
@@ -158,9 +159,9 @@ class TokenLogprob:
         token_id: int,
         top_ids: tuple[int, ...],
     ) -> TokenLogprob:
-        """A position of a local engine's batch whose texts, ids and logprobs its maker has
-        checked for the whole batch at once (strings, ids, finite floats): made without the
-        checks of each position (a quarter of the time)."""
+        """A position made without the checks of each position (in a quarter of the time),
+        for a local engine's batch whose texts are strings and ids non-negative ints by how its
+        maker builds them, and whose logprobs it found finite for the whole batch at once."""
         made = object.__new__(cls)
         put = object.__setattr__
         put(made, "token", token)

@@ -177,18 +177,24 @@ class TransformersProvider(Provider):
         return item.result
 
     async def aclose(self) -> None:
-        """Drop the model, free its memory and end its thread."""
+        """Drop the model, free its memory and end its thread (even when cancelled)."""
         self._model = None
-        if self._thread is not None:
-            await self._on_model_thread(_collected)
-            self._thread.shutdown(wait=False)
-            self._thread = None
+        thread, self._thread = self._thread, None
+        if thread is None:
+            return
+        try:
+            with anyio.CancelScope(shield=True):
+                await anyio.to_thread.run_sync(_run_on, thread, _free_memory)
+        finally:
+            thread.shutdown(wait=False)
 
     async def _on_model_thread(self, work: Callable[..., _T], *args: Any) -> _T:
-        """`work(*args)` run in the model's thread (see the module docstring)."""
+        """`work(*args)` run in the model's thread (see the module docstring); handed to it
+        only once the caller is past anyio's checkpoint, so a caller cancelled before never
+        starts it."""
         if self._thread is None:
             self._thread = ThreadPoolExecutor(1, thread_name_prefix="transformers")
-        return await anyio.to_thread.run_sync(self._thread.submit(work, *args).result)
+        return await anyio.to_thread.run_sync(_run_on, self._thread, work, *args)
 
     async def _loaded(self) -> None:
         if self._model is not None:  # no checkpoint: requests that arrive together queue together
@@ -278,9 +284,10 @@ class TransformersProvider(Provider):
                     return batch, exc
                 self._queue.extendleft(reversed(batch))
                 self._halved = len(batch) // 2
-                await self._on_model_thread(_free_cache)
             except Exception as exc:  # one bad batch fails its requests, not the run
                 return batch, exc
+            # freed once out of the handler: its traceback holds what the batch had allocated
+            await self._on_model_thread(_free_cache)
 
     def _full(self, group: tuple[Any, ...], max_tokens: int) -> bool:
         """Whether the queue holds a whole batch of `group`."""
@@ -409,10 +416,10 @@ class TransformersProvider(Provider):
         shown = tokens[: self.options.max_logprob_tokens]
         values, ids, chosen = generated.values[row], generated.ids[row], generated.chosen[row]
         pieces = self._pieces_of([*shown, *(i for step in ids[: len(shown)] for i in step)])
-        made = TokenLogprob.checked_whole if generated.finite else TokenLogprob
+        make_position = TokenLogprob.prechecked if generated.finite else TokenLogprob
         text = pieces.__getitem__
         return tuple(
-            made(
+            make_position(
                 text(token),
                 round(logprob, 6),
                 tuple(zip(map(text, top_ids), [round(v, 6) for v in top], strict=True)),
@@ -436,7 +443,8 @@ class TransformersProvider(Provider):
 class _Generated:
     """A batch as generated, on the CPU: per row its new token ids and, with logprobs, per step
     the top k's logprobs and ids and the chosen token's logprob, and whether all of those are
-    finite (checked at once: the positions are then made without checks of their own)."""
+    finite (checked at once on the CPU copy: the positions are then made without checks of
+    their own)."""
 
     sequences: list[list[int]]
     values: list[list[list[float]]] = field(default_factory=list)
@@ -510,6 +518,11 @@ def _group(request: Request) -> tuple[Any, ...]:
     )
 
 
+def _run_on(thread: ThreadPoolExecutor, work: Callable[..., _T], *args: Any) -> _T:
+    """`work(*args)` run in `thread`, waited for here."""
+    return thread.submit(work, *args).result()
+
+
 def free_ram() -> int:
     """The machine's free memory in bytes (0: not known)."""
     try:
@@ -523,7 +536,7 @@ def _free_cache() -> None:
         torch.cuda.empty_cache()
 
 
-def _collected() -> None:
+def _free_memory() -> None:
     """Free what the dropped model held."""
     gc.collect()
     _free_cache()

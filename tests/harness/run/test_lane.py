@@ -289,21 +289,35 @@ def test_a_server_that_sends_unreadable_token_counts_fails_that_job_as_malformed
     )
 
 
-def test_what_is_loaded_when_a_lane_starts_is_out_of_the_collectors_sight_until_it_ends(tmp_path):
-    frozen: list[int] = []
+def test_a_local_models_lane_keeps_what_it_loaded_out_of_the_collectors_sight_while_it_runs(
+    tmp_path,
+):
+    seen: dict[str, list[int]] = {"start": [], "generate": []}
 
-    class Watched(SimulatedProvider):
+    class Local(SimulatedProvider):
+        holds_device = True
+
+        async def start(self):
+            seen["start"].append(gc.get_freeze_count())
+            await super().start()
+
         async def generate(self, request):
-            frozen.append(gc.get_freeze_count())
+            seen["generate"].append(gc.get_freeze_count())
             return await super().generate(request)
 
-    lane, _ = make_lane(SimulatedOptions())
-    lane.provider = Watched("sim-1", SimulatedOptions())
-    assert gc.get_freeze_count() == 0
+    class Remote(Local):
+        holds_device = False
 
-    async def go() -> None:
-        await lane.run(iter([one_job(tmp_path)]), anyio.Event())
+    for provider, frozen in ((Local, True), (Remote, False)):
+        for noted in seen.values():
+            noted.clear()
+        lane, _ = make_lane(SimulatedOptions())
+        lane.provider = provider("sim-1", SimulatedOptions())
 
-    run_virtual(go)
-    assert frozen and frozen[0] > 0  # the libraries and the provider were set aside
-    assert gc.get_freeze_count() == 0  # and back in sight once the lane ended
+        async def go(lane: Lane = lane) -> None:
+            await lane.run(iter([one_job(tmp_path)]), anyio.Event())
+
+        run_virtual(go)
+        assert seen["start"] == [0]  # frozen once the model has loaded, not before
+        assert (seen["generate"][0] > 0) is frozen  # an API's lane, beside others, never
+        assert gc.get_freeze_count() == 0  # back in sight once the lane ended

@@ -20,6 +20,7 @@ pytest.importorskip("torch")
 
 from harness.api.types import Message, Request, SamplingParams, TokenLogprob
 from harness.errors import FatalError
+from harness.providers import transformers as transformers_provider
 from harness.providers.transformers import TransformersOptions, TransformersProvider
 from tests.harness.providers.local.truth import Truth, top_k_error
 
@@ -394,19 +395,39 @@ def test_every_torch_call_runs_in_the_models_own_thread(tiny_llama):
         await together(provider, [request(i, i) for i in range(6)])  # three batches
         await provider.aclose()
 
-    anyio.run(scenario)
+    free = transformers_provider._free_memory
+
+    def noted_free():
+        threads.add(threading.get_ident())
+        free()
+
+    transformers_provider._free_memory = noted_free
+    try:
+        anyio.run(scenario)
+    finally:
+        transformers_provider._free_memory = free
     assert len(threads) == 1 and threading.get_ident() not in threads
 
 
 def test_positions_made_without_their_own_checks_are_those_the_checks_pass(tiny_llama):
+    finite: list[bool] = []
+
     async def scenario():
         provider = tiny_provider(tiny_llama, top_logprobs=5)
+        generate = provider._generate_batch
+
+        def noted(batch, sampling):
+            generated = generate(batch, sampling)
+            finite.append(generated.finite)
+            return generated
+
+        provider._generate_batch = noted
         answer = await provider.generate(request(1, 1))
         await provider.aclose()
         return answer
 
     positions = anyio.run(scenario).token_logprobs
-    assert positions
+    assert positions and finite == [True]  # made without the checks
     for p in positions:  # the checking constructor takes each as it is, and equals it
         assert TokenLogprob(p.token, p.logprob, p.top, p.token_id, p.top_ids) == p
 

@@ -63,8 +63,8 @@ from harness.whole import written_whole
 
 Format = Literal["parquet", "csv", "jsonl"]
 BATCH = 8_192  # rows DuckDB hands over at once
-ROW_GROUP = 65_536  # rows per Parquet row group
-AHEAD = 8  # batches made while the ones before are written
+ROW_GROUP = 32_768  # rows per Parquet row group
+AHEAD = 4  # batches made while the ones before are written
 _DONE = object()  # no batch comes after
 
 # What `format` the pilot-json export's metadata says (`harness.analysis.pilot`).

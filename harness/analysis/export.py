@@ -289,20 +289,17 @@ _KIND_SQL = {
 
 def _fields(view: View) -> dict[str, list[Column]]:
     """The columns of each of the record's objects (`GROUPS`): the fields in the order they
-    first appear, each typed by the kinds of its values."""
+    first appear, each typed by the kinds of its values. Each object's distinct texts are asked
+    about, not every record's (1M answers: 0.2 s against 1.1 s)."""
     connection = view.connection
-    shapes = ", ".join(
-        f"CASE WHEN json_type({g}) = 'OBJECT' THEN json_structure({g}) END" for g in GROUPS
-    )
-    found = connection.execute(
-        f"SELECT {shapes}, min(line) AS first FROM latest GROUP BY ALL ORDER BY first"
-    ).fetchall()
     kinds: dict[str, dict[str, set[str]]] = {group: {} for group in GROUPS}
     questions: dict[tuple[str, str], set[str]] = {}
-    for row in found:
-        for group, shape in zip(GROUPS, row, strict=False):
-            if shape is None:
-                continue
+    for group in GROUPS:
+        found = connection.execute(
+            f"SELECT json_structure(value), min(first) AS first FROM ({_distinct(group)}) "
+            "WHERE json_type(value) = 'OBJECT' GROUP BY ALL ORDER BY first"
+        ).fetchall()
+        for shape, _ in found:
             for key, of in orjson.loads(shape).items():
                 seen = kinds[group].setdefault(key, set())
                 if isinstance(of, str) and of in _SURE:
@@ -321,27 +318,35 @@ def _fields(view: View) -> dict[str, list[Column]]:
     return columns
 
 
+def _distinct(group: str) -> str:
+    """SQL: each distinct text of the object `group` (as `value`) and the first line it is on."""
+    return f"SELECT {group} AS value, min(line) AS first FROM latest GROUP BY value"
+
+
 def _settle(
     connection: Any, kinds: dict[str, dict[str, set[str]]], questions: dict[Any, set[str]]
 ) -> None:
     """Add to `kinds` the kinds the values of the fields in `questions` have, asked of DuckDB in
-    one pass."""
-    asked = []
+    one pass over each object's distinct texts, each text parsed once."""
+    asked: dict[str, list[tuple[str, str, str]]] = {}
+    keys: dict[str, list[str]] = {}
     for (group, key), open_ in questions.items():
-        value = f"json_extract({group}, {_pointer(key)})"
+        keys.setdefault(group, []).append(key)
+        value = f"v[{len(keys[group])}]"
         for question in sorted(open_):
             for kind, sql in _KIND_SQL[question]:
-                asked.append((group, key, kind, sql.format(v=value, t=f"json_type({value})")))
-    if not asked:
-        return
-    answers = connection.execute(
-        "SELECT "
-        + ", ".join(f"coalesce(bool_or({sql}), false)" for *_, sql in asked)
-        + " FROM latest"
-    ).fetchall()[0]
-    for (group, key, kind, _), has in zip(asked, answers, strict=True):
-        if has:
-            kinds[group][key].add(kind)
+                sql = sql.format(v=value, t=f"json_type({value})")
+                asked.setdefault(group, []).append((key, kind, sql))
+    for group, wanted in asked.items():
+        pointers = ", ".join(_pointer(key) for key in keys[group])
+        answers = connection.execute(
+            "SELECT "
+            + ", ".join(f"coalesce(bool_or({sql}), false)" for *_, sql in wanted)
+            + f" FROM (SELECT json_extract(value, [{pointers}]) AS v FROM ({_distinct(group)}))"
+        ).fetchall()[0]
+        for (key, kind, _), has in zip(wanted, answers, strict=True):
+            if has:
+                kinds[group][key].add(kind)
 
 
 def _type(seen: set[str]) -> pa.DataType | None:
@@ -592,7 +597,12 @@ def _write_parquet(target: Path, batches: Iterator[pa.RecordBatch]) -> int:
     writer: pq.ParquetWriter | None = None
     try:
         for batch in batches:
-            writer = writer or pq.ParquetWriter(target, batch.schema, compression="zstd")
+            writer = writer or pq.ParquetWriter(
+                target,
+                batch.schema,
+                compression="zstd",
+                use_dictionary=list(_dictionary_columns(batch.schema)),
+            )
             pending.append(batch)
             rows += batch.num_rows
             if rows - written >= ROW_GROUP:
@@ -604,6 +614,25 @@ def _write_parquet(target: Path, batches: Iterator[pa.RecordBatch]) -> int:
         if writer is not None:
             writer.close()
     return rows
+
+
+def _dictionary_columns(schema: pa.Schema) -> Iterator[str]:
+    """The Parquet columns (leaves, by path) worth a dictionary: all but floating-point ones.
+    Logprobs and seconds seldom repeat, so their dictionary fills and is dropped after costing
+    the time (1M answers' 20M top logprobs: 1.05 s with one and 125 MB, 0.73 s and 115 MB
+    without)."""
+
+    def leaves(path: str, kind: pa.DataType) -> Iterator[str]:
+        if pa.types.is_list(kind) or pa.types.is_large_list(kind):
+            yield from leaves(f"{path}.list.element", kind.value_type)
+        elif pa.types.is_struct(kind):
+            for child in kind:
+                yield from leaves(f"{path}.{child.name}", child.type)
+        elif not pa.types.is_floating(kind):
+            yield path
+
+    for field in schema:
+        yield from leaves(field.name, field.type)
 
 
 def _write_csv(target: Path, batches: Iterator[pa.RecordBatch]) -> int:

@@ -124,6 +124,22 @@ def test_parquet_has_one_typed_row_per_job_with_its_current_scores(project, run_
     assert p0["uncertainty.mean_topk_entropy"] is None  # no logprobs: null, not NaN
 
 
+def test_parquet_keeps_a_dictionary_for_every_column_but_floating_point_ones(project, run_cli):
+    output, _ = project
+    assert run_cli("export", output, "--format", "parquet")[0] == 0
+    metadata = pq.ParquetFile(output / "answers.parquet").metadata
+    group = metadata.row_group(0)
+    chunks = [group.column(at) for at in range(group.num_columns)]
+    with_dictionary = {c.path_in_schema for c in chunks if "RLE_DICTIONARY" in c.encodings}
+    floating = {c.path_in_schema for c in chunks if c.physical_type == "DOUBLE"}
+    assert "token_logprobs.list.element.top_logprobs.list.element" in floating
+    assert "uncertainty.sequence_logprob" in floating and not floating & with_dictionary
+    assert with_dictionary == {c.path_in_schema for c in chunks} - floating - {
+        c.path_in_schema for c in chunks if c.physical_type == "BOOLEAN"
+    }
+    assert "token_logprobs.list.element.top_tokens.list.element" in with_dictionary
+
+
 def test_csv_and_jsonl_hold_the_same_rows(project, run_cli):
     output, _ = project
     for form in ("parquet", "csv", "jsonl"):

@@ -249,6 +249,26 @@ def test_fields_first_seen_after_the_first_batch_get_their_columns(tmp_path, run
     assert table.column("error.type").to_pylist()[-3] == "ServerError"
 
 
+@pytest.mark.parametrize("form", ["parquet", "csv", "jsonl"])
+def test_empty_objects_give_no_columns_and_export_in_every_format(tmp_path, run_cli, form):
+    # a prompts file of ids and prompts alone gives every record `"metadata": {}`
+    records = [answer("a@t0", "p0", metadata={}), answer("a@t0", "p1", metadata={}, tokens={})]
+    records.append(answer("a@t0", "p2", metadata={"subject": "x"}))
+    write_ledger(tmp_path / "ledger.jsonl", records)
+    target = tmp_path / f"a.{form}"
+    code, _, err = run_cli("export", tmp_path, "--format", form, "--to", target)
+    assert code == 0, err
+    read = {"parquet": pd.read_parquet, "csv": pd.read_csv, "jsonl": _read_jsonl}
+    table = read[form](target)
+    assert table["metadata.subject"].tolist()[2] == "x"
+    assert not [c for c in table.columns if c.startswith("metadata.") and c != "metadata.subject"]
+    assert table["tokens.input"].tolist()[0] == 10 and pd.isna(table["tokens.input"].tolist()[1])
+
+
+def _read_jsonl(path):
+    return pd.read_json(path, lines=True)
+
+
 def test_every_pass_reads_the_file_it_started_with_when_the_path_is_replaced(tmp_path):
     ledger = write_ledger(tmp_path / "ledger.jsonl", [answer("a@t0", f"p{i}") for i in range(3)])
     replaced = []

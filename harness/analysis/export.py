@@ -51,6 +51,7 @@ import duckdb
 import numpy as np
 import orjson
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
@@ -112,8 +113,6 @@ _ERROR_SQL = (
 # How a column is made: taken as DuckDB gives it ("plain"), JSON text normalised as orjson writes
 # it ("text"), parsed from ISO-8601 text ("timestamp"), the token logprobs, or a measure.
 Form = Literal["plain", "text", "timestamp", "token_logprobs", "uncertainty"]
-# An answer's token logprobs, as the export's query names them for the measures.
-_MEASURED = "__measured"
 _LINE = "__line"  # a record's line, as the export's query names it
 _LARGEST_EXACT = 1 << 53  # the largest whole number a float64 holds exactly
 _DOUBLE_MISFIT = (
@@ -441,7 +440,6 @@ def _batches(
     selected = [
         f"{c.sql} AS {_ident(c.name)}" for c in columns if c.form != "uncertainty" and not c.scored
     ]
-    selected.append(f"CASE WHEN status = 'ok' THEN token_logprobs END AS {_MEASURED}")
     schema = pa.schema([pa.field(c.name, c.type) for c in columns])
     if form == "jsonl":
         at = schema.get_field_index("token_logprobs")
@@ -517,11 +515,16 @@ def _converted(
     schema: pa.Schema,
     form: Format,
 ) -> pa.RecordBatch:
-    measured = measure_arrow(batch[_MEASURED])
+    # the measures of an answer's token logprobs; none for a failure's (read from the column
+    # the export holds: DuckDB hands the nested lists over once)
+    measured = measure_arrow(batch["token_logprobs"])
+    answered = pc.fill_null(pc.equal(batch["status"], "ok"), False).to_numpy(zero_copy_only=False)
     arrays = []
     for column, field in zip(columns, schema, strict=True):
         if column.form == "uncertainty":
-            measures = measured[column.name.removeprefix("uncertainty.")]
+            measures = np.where(
+                answered, measured[column.name.removeprefix("uncertainty.")], np.nan
+            )
             arrays.append(pa.array(measures, pa.float64(), mask=np.isnan(measures)))
             continue
         if column.scored:

@@ -387,7 +387,11 @@ class TransformersProvider(Provider):
         values, ids, chosen = (torch.stack(part, dim=1).cpu() for part in zip(*found, strict=True))
         finite = bool(values.isfinite().all() and chosen.isfinite().all())
         return _Generated(
-            sequences.cpu().tolist(), values.tolist(), ids.tolist(), chosen[..., 0].tolist(), finite
+            sequences.cpu().tolist(),
+            _rounded(values).tolist(),
+            ids.tolist(),
+            _rounded(chosen[..., 0]).tolist(),
+            finite,
         )
 
     def _completions(self, batch: list[_Pending], generated: _Generated) -> list[Completion]:
@@ -421,8 +425,8 @@ class TransformersProvider(Provider):
         return tuple(
             make_position(
                 text(token),
-                round(logprob, 6),
-                tuple(zip(map(text, top_ids), [round(v, 6) for v in top], strict=True)),
+                logprob,
+                tuple(zip(map(text, top_ids), top, strict=True)),
                 token,
                 tuple(top_ids),
             )
@@ -442,9 +446,9 @@ class TransformersProvider(Provider):
 @dataclass(frozen=True)
 class _Generated:
     """A batch as generated, on the CPU: per row its new token ids and, with logprobs, per step
-    the top k's logprobs and ids and the chosen token's logprob, and whether all of those are
-    finite (checked at once on the CPU copy: the positions are then made without checks of
-    their own)."""
+    the top k's logprobs and ids and the chosen token's logprob (to 6 places), and whether all of
+    those are finite (checked at once on the CPU copy: the positions are then made without checks
+    of their own)."""
 
     sequences: list[list[int]]
     values: list[list[list[float]]] = field(default_factory=list)
@@ -486,6 +490,12 @@ class _RowSampler(LogitsProcessor):  # type: ignore[misc]  # Any: transformers i
         rows = zip(probs, self.generators, strict=True)
         drawn = torch.cat([torch.multinomial(row, 1, generator=g) for row, g in rows])
         return torch.full_like(scores, -math.inf).scatter_(1, drawn[:, None], 0.0)
+
+
+def _rounded(logprobs: torch.Tensor) -> torch.Tensor:
+    """Float32 logprobs to 6 places, all at once, as `round(x, 6)` rounds each: in float64, where
+    a float32 times 10**6 is exact, so rounding half to even gives the same double."""
+    return torch.round(logprobs.double(), decimals=6)
 
 
 def _generator(seed: int | None, device: Any) -> torch.Generator:

@@ -235,6 +235,24 @@ def test_nucleus_keeps_the_smallest_set_reaching_top_p():
     assert _nucleus(probs, 0.0)[0].tolist() == [0.0, 0.5, 0.0, 0.0]
 
 
+def test_logprobs_rounded_at_once_are_those_pythons_round_gives_each():
+    import numpy as np
+    import torch
+
+    from harness.providers.transformers import _rounded
+
+    found = np.random.default_rng(0)
+    bits = found.integers(0, 0x7F800000, 500_000, dtype=np.uint32)  # every finite float32
+    values = np.concatenate([bits.view(np.float32), -bits.view(np.float32)])
+    halves = np.arange(-2_000_000, 2_000_000, dtype=np.float64) / 1e6 + 5e-7  # x.xxxxxx5
+    values = np.concatenate([values, halves.astype(np.float32), [0.0, -0.0, -1e-7]])
+    values = values.astype(np.float32)
+    rounded = _rounded(torch.from_numpy(values)).tolist()
+    expected = [round(v, 6) for v in values.astype(np.float64).tolist()]
+    assert rounded == expected
+    assert [math.copysign(1, v) for v in rounded[-3:]] == [1, -1, -1]  # -0.0 kept
+
+
 def test_requests_arriving_over_a_few_milliseconds_share_a_batch_until_it_is_full(tiny_llama):
     async def scenario() -> list[int]:
         provider = tiny_provider(tiny_llama, batch_size=16)

@@ -7,12 +7,11 @@ A snapshot is taken again only when every file it was made of has the same size 
 0.4 s for zlib's CRC-32): a line changed anywhere, even in place, and the view is made afresh. A
 file that grew (a run still writing, new scores) is read afresh too. A snapshot is kept only when
 the digests taken before the view was made agree with those taken after (nothing changed while
-it was read). It holds the view's tables
-(`latest`, `scores`, `score_lines`, `every_line`) and what reading left out (`View.skipped`,
-`View.labels`); it is named after what it was made for (the files, the fields asked for, the
-scorers kept), which its manifest says too, written whole and renamed into place once the verb
-is done, and the folder keeps the `_KEPT` used last. Delete the folder at any time;
-`HARNESS_VIEW_CACHE=0` turns snapshots off.
+it was read). It holds the view's tables (`latest`, `scores`, `score_lines`, `every_line`) and
+what reading left out (`View.skipped`, `View.labels`); it is named after what it was made for
+(the files, the fields asked for, the scorers kept), which its manifest says too, written whole
+and renamed into place once the verb is done, and the folder keeps the `_KEPT` used last. Delete
+the folder at any time; `HARNESS_VIEW_CACHE=0` turns snapshots off.
 """
 
 from __future__ import annotations

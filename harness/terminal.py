@@ -100,6 +100,14 @@ def seconds(text: str) -> float:
     return value
 
 
+def file_to_write(text: str) -> Path:
+    """An argument type: the path of a file to write. A path that ends in a separator (or `.`,
+    `..`) names a folder, and would be written as a file of that name."""
+    if text.endswith(os.sep) or os.path.basename(text) in ("", ".", ".."):
+        raise argparse.ArgumentTypeError(f"{_shown_arg(text)} names a folder; name a file to write")
+    return Path(text)
+
+
 def _shown_arg(text: str) -> str:
     return repr(text if len(text) <= 40 else text[:37] + "...")
 

@@ -15,7 +15,7 @@ from harness.errors import EXIT_OK, InputError
 from harness.input_files import json_object
 from harness.ledger.targets import OwnFile, check_target, head
 from harness.run.prepare import Overrides, prepare
-from harness.terminal import Parser, command_line, say
+from harness.terminal import Parser, command_line, file_to_write, say
 from harness.whole import written_whole
 
 CONFIG_NAME, PROMPTS_NAME = "config.toml", "prompts.jsonl"
@@ -31,7 +31,9 @@ def add_config_verbs(verbs: argparse._SubParsersAction[Parser]) -> None:
 
     legacy = verbs.add_parser("convert", help="the legacy script's JSON config as a TOML config")
     legacy.add_argument("legacy", type=Path, help="the legacy JSON config")
-    legacy.add_argument("--to", type=Path, help="where to write (default: LEGACY with .toml)")
+    legacy.add_argument(
+        "--to", type=file_to_write, help="where to write (default: LEGACY with .toml)"
+    )
     legacy.add_argument("--force", action="store_true", help="replace the file --to names")
     legacy.set_defaults(verb=_convert)
 

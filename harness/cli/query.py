@@ -16,7 +16,7 @@ from rich.text import Text
 from harness.cli.results import add_force_argument, add_threads_argument, result_inputs
 from harness.errors import InputError
 from harness.input_files import refuse_special
-from harness.terminal import Parser, command_line, say, shown
+from harness.terminal import Parser, command_line, file_to_write, say, shown
 
 SHOWN_ROWS = 50  # rows shown on a terminal; the rest are counted
 _CELL = 120  # characters of a cell shown at most
@@ -48,7 +48,9 @@ def add_query_verb(verbs: argparse._SubParsersAction[Parser]) -> None:
         help="table: the first rows on the terminal (default); csv, json (one object per line), "
         "parquet: the whole result, into --to",
     )
-    query.add_argument("--to", type=Path, metavar="PATH", help="the file to write (with --format)")
+    query.add_argument(
+        "--to", type=file_to_write, metavar="PATH", help="the file to write (with --format)"
+    )
     add_force_argument(query, "--to")
     add_threads_argument(query)
     query.set_defaults(verb=_query)

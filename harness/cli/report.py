@@ -16,7 +16,7 @@ from harness.cli.results import (
     add_threads_argument,
 )
 from harness.ledger.targets import check_target
-from harness.terminal import Parser, say
+from harness.terminal import Parser, file_to_write, say
 
 REPORT_NAME = "report.html"
 
@@ -26,7 +26,10 @@ def add_report_verb(verbs: argparse._SubParsersAction[Parser]) -> None:
     report = verbs.add_parser("report", help="one self-contained HTML report: figures, records")
     report.add_argument("output", help="the run's output directory (or its ledger)")
     report.add_argument(
-        "--out", type=Path, metavar="PATH", help=f"where to write (default: OUTPUT/{REPORT_NAME})"
+        "--out",
+        type=file_to_write,
+        metavar="PATH",
+        help=f"where to write (default: OUTPUT/{REPORT_NAME})",
     )
     report.add_argument("--scorer", help="the scorer the figures show (default: the first)")
     report.add_argument("--label", help="only this label; also the ROC curves' target")

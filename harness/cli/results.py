@@ -14,7 +14,7 @@ from harness.errors import InputError
 from harness.input_files import refuse_special
 from harness.ledger.sets import Ledgers, ledgers_of
 from harness.ledger.targets import check_target
-from harness.terminal import RESAMPLES, SEED, THREADS, Parser, command_line, say
+from harness.terminal import RESAMPLES, SEED, THREADS, Parser, command_line, file_to_write, say
 
 # What `export --format` writes: its file name beside the ledger without `--to`, and how Python
 # reads it.
@@ -35,7 +35,9 @@ def add_result_verbs(verbs: argparse._SubParsersAction[Parser]) -> None:
     stats.add_argument("--scorer", action="append", default=[], help="only this scorer (repeat)")
     stats.add_argument("--label", help="only this label; also the target of the uncertainty AUROC")
     add_by_argument(stats)
-    stats.add_argument("--json", type=Path, metavar="FILE", help="also write the report as JSON")
+    stats.add_argument(
+        "--json", type=file_to_write, metavar="FILE", help="also write the report as JSON"
+    )
     add_force_argument(stats, "--json")
     add_bootstrap_arguments(stats)
     add_threads_argument(stats)
@@ -47,7 +49,10 @@ def add_result_verbs(verbs: argparse._SubParsersAction[Parser]) -> None:
     export.add_argument("output", help="the run's output directory (or its ledger)")
     export.add_argument("--format", required=True, choices=list(_EXPORTS))
     export.add_argument(
-        "--to", type=Path, metavar="PATH", help="where to write (default: OUTPUT/answers.<ext>)"
+        "--to",
+        type=file_to_write,
+        metavar="PATH",
+        help="where to write (default: OUTPUT/answers.<ext>)",
     )
     add_force_argument(export, "--to")
     add_threads_argument(export)

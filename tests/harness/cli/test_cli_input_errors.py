@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import argparse
 import json
+from pathlib import Path
 
 import pytest
 
@@ -214,3 +216,47 @@ def test_control_characters_from_a_file_never_reach_the_terminal_in_an_error(tmp
     assert code == 2 and len(err.splitlines()) == 1, err
     assert "\u001b" not in err and "\r" not in err and "\u0007" not in err
     assert "\\x1b[2J[/]\\r\\nX" in err
+
+
+def _file_options() -> set[tuple[str, str]]:
+    """(verb, option) for every option of every verb that names a file to write."""
+    import argparse
+
+    from harness.cli.main import _parser
+    from harness.terminal import file_to_write
+
+    found = set()
+
+    def walk(parser: argparse.ArgumentParser, verb: str) -> None:
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for name, sub in action.choices.items():
+                    walk(sub, f"{verb} {name}".strip())
+            elif action.option_strings and action.type is file_to_write:
+                found.add((verb, action.option_strings[0]))
+
+    walk(_parser(), "")
+    return found
+
+
+def test_every_option_naming_a_file_to_write_refuses_a_folders_name(tmp_path, capsys):
+    from harness.cli.main import main
+    from harness.terminal import file_to_write
+
+    assert {
+        ("export", "--to"),
+        ("stats", "--json"),
+        ("report", "--out"),
+        ("query", "--to"),
+        ("convert", "--to"),
+    } <= _file_options()
+    for text in ("new/", "new/.", "new/..", ".", "/"):
+        with pytest.raises(argparse.ArgumentTypeError, match="names a folder; name a file"):
+            file_to_write(text)
+    assert file_to_write("new/answers.csv") == Path("new/answers.csv")
+    with pytest.raises(SystemExit) as exited:
+        main(["export", str(tmp_path), "--to", f"{tmp_path}/new/"])
+    err = capsys.readouterr().err
+    assert exited.value.code == 2 and err.count("\n") == 1
+    assert "names a folder; name a file to write" in err
+    assert not (tmp_path / "new").exists()

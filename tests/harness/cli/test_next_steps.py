@@ -81,3 +81,22 @@ def test_status_of_a_ledger_without_results_suggests_nothing_that_would_fail(
     ledger.write_bytes(ledger.read_bytes().splitlines(keepends=True)[0])  # the run line alone
     code, out, err = run_cli("status", "out")
     assert (code, err) == (0, "") and _hints(out) == []
+
+
+def test_status_of_a_run_stopped_early_says_how_to_answer_the_jobs_left(
+    tmp_path, run_cli, monkeypatch
+):
+    shutil.copytree(REPO / "configs" / "prompts", tmp_path / "prompts")
+    shutil.copy(REPO / "configs" / "demo.toml", tmp_path / "demo.toml")
+    monkeypatch.chdir(tmp_path)
+    assert run_cli("run", "demo.toml", "--output", "out")[0] == 1  # the demo's injected 400s
+    ledger = tmp_path / "out" / "ledger.jsonl"
+    lines = ledger.read_bytes().splitlines(keepends=True)
+    ledger.write_bytes(b"".join(lines[:-10]))  # as a run killed before its last 10 records
+    code, out, err = run_cli("status", "out")
+    assert (code, err) == (0, "")
+    assert "10 job(s) not answered yet" in out
+    again = [hint for hint in _hints(out) if hint[0] == "run"]
+    assert again == [["run", str(tmp_path / "demo.toml"), "--output", "out"]]
+    assert run_cli(*again[0])[0] in (0, 1)  # the demo's 400s fail for good: exit 1
+    assert "not answered yet" not in run_cli("status", "out")[1]

@@ -76,7 +76,15 @@ def _query(args: argparse.Namespace, console: Console) -> int:
         )
     ledger, scores, size = result_inputs(args.output)
     if args.to is not None:
-        check_target(args.to, "query --to", QUERY_OUTPUT, force=args.force)
+        unmarked = "a CSV or JSON file carries no mark of the query that wrote it: "
+        hint = "name another file, or add --force"
+        check_target(
+            args.to,
+            "query --to",
+            QUERY_OUTPUT,
+            force=args.force,
+            hint=hint if args.format == "parquet" else unmarked + hint,
+        )
     with ExitStack() as stack:
         with reading_bar(console, "reading", size) as advance:
             view = stack.enter_context(

@@ -250,11 +250,14 @@ def test_another_file_is_replaced_only_with_force_but_its_own_parquet_always(
     notes.write_text("mine\n")
     code, _, err = run_cli("query", output, "SELECT 1 AS n", "--format", "csv", "--to", notes)
     assert code == 2 and "--force" in err and notes.read_text() == "mine\n"
+    assert "a CSV or JSON file carries no mark of the query that wrote it" in err
     assert (
         run_cli("query", output, "SELECT 1 AS n", "--format", "csv", "--to", notes, "--force")[0]
         == 0
     )
     assert pd.read_csv(notes)["n"].tolist() == [1]
+    code, _, err = run_cli("query", output, "SELECT 2 AS n", "--format", "csv", "--to", notes)
+    assert code == 2 and "no mark" in err  # its own CSV too: nothing in it says so
     parquet = tmp_path / "n.parquet"
     for n in (1, 2):
         args = ("query", output, f"SELECT {n} AS n", "--format", "parquet", "--to", parquet)

@@ -57,7 +57,9 @@ _RECORD_SPLITS = {
     "model": "model",
     "provider": "provider",
 }
-_SAMPLING = ("temperature", "top_p", "max_tokens", "seed")
+# (not `seed`: a job's own, drawn from the run's seed, its prompt and sample: one split per job)
+_SAMPLING = ("temperature", "top_p", "max_tokens")
+_PROMPT = "metadata."  # `--by metadata.NAME`: the prompt's field, even one named like those
 _NONE = "(none)"  # the split of an answer without the field
 
 
@@ -66,7 +68,7 @@ def split_fields(by: Sequence[str]) -> tuple[str, ...]:
     needed = {"model", "provider"} & set(by)
     if set(by) & set(_SAMPLING):
         needed.add("sampling_params")
-    if set(by) - set(_RECORD_SPLITS) - set(_SAMPLING):
+    if any(_metadata_key(name) is not None for name in by):
         needed.add("metadata")
     return tuple(sorted(needed))
 
@@ -77,10 +79,16 @@ def _split_sql(by: Sequence[str]) -> str:
     parts = []
     for name in by:
         quoted = name.replace("'", "''")
-        found = _RECORD_SPLITS.get(name)
+        field = _metadata_key(name)
+        column = "metadata" if field is not None else "sampling_params"
+        found = _RECORD_SPLITS.get(name) if field is None else None
         if found is None:  # the key as a quoted JSON path: any character may be in it
-            key = name.replace("\\", "\\\\").replace('"', '\\"').replace("'", "''")
-            column = "sampling_params" if name in _SAMPLING else "metadata"
+            key = (
+                (name if field is None else field)
+                .replace("\\", "\\\\")
+                .replace('"', '\\"')
+                .replace("'", "''")
+            )
             found = f"json_extract_string({column}, '$.\"{key}\"')"
         text = f"coalesce({found}, '{_NONE}')"
         parts.append(text if len(by) == 1 else f"'{quoted}=' || {text}")
@@ -140,16 +148,27 @@ def view_columns(view: View, by: Sequence[str] = ()) -> AnswerColumns:
 
 def _check_split(view: View, by: Sequence[str]) -> None:
     """InputError naming the `--by` fields no answer's metadata has (with those it has)."""
-    asked = [name for name in by if name not in _RECORD_SPLITS and name not in _SAMPLING]
+    asked = [(name, key) for name in by if (key := _metadata_key(name)) is not None]
     if not asked:
         return
     found = view.arrow(
         "SELECT DISTINCT unnest(json_keys(metadata)) AS name FROM latest WHERE metadata IS NOT NULL"
     )["name"].to_pylist()
-    missing = [name for name in asked if name not in found]
+    missing = [name for name, key in asked if key not in found]
     if missing:
-        known = sorted({*_RECORD_SPLITS, *_SAMPLING, *found})
+        named = {_PROMPT + key if _metadata_key(key) != key else key for key in found}
+        known = sorted({*_RECORD_SPLITS, *_SAMPLING, *named})
         raise InputError(f"--by: no answer has {', '.join(missing)} (fields: {', '.join(known)})")
+
+
+def _metadata_key(name: str) -> str | None:
+    """The prompt's field a `--by` name splits by (None: the record's own field, or a sampling
+    parameter): `metadata.NAME` is always the prompt's NAME."""
+    if name.startswith(_PROMPT):
+        return name.removeprefix(_PROMPT)
+    if name in _RECORD_SPLITS or name in _SAMPLING:
+        return None
+    return name
 
 
 def numbers(column: pa.ChunkedArray | pa.Array, dtype: type | np.dtype) -> np.ndarray:

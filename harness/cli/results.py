@@ -67,7 +67,8 @@ def add_by_argument(verb: argparse.ArgumentParser) -> None:
         default=[],
         metavar="FIELD",
         help="split rates and comparisons by this field instead of the category (repeat): "
-        "is_synthetic_probe, category, model, temperature, any field of the prompts",
+        "is_synthetic_probe, category, model, temperature, any field of the prompts "
+        "(metadata.NAME: the prompt's NAME, even one named like those)",
     )
 
 

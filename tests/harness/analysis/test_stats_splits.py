@@ -154,6 +154,32 @@ def test_a_prompt_field_some_answers_lack_is_their_own_split_and_an_unknown_one_
     assert "source" in err
 
 
+def test_a_prompt_field_named_like_a_record_field_splits_as_metadata_dot_its_name(
+    tmp_path, run_cli
+):
+    records = [
+        answer("a@t0", "p0", metadata={"model": "gpt"}),
+        answer("a@t0", "p1", metadata={"model": "claude"}),
+        answer("a@t0", "p2", metadata={"model": "gpt"}),
+    ]
+    write_ledger(tmp_path / "ledger.jsonl", records)
+    write_scores(tmp_path / "scores.jsonl", [score(r, "claims", "yes") for r in records])
+
+    def splits(*by: str) -> dict[str, int]:
+        args = [a for name in by for a in ("--by", name)]
+        code, _, err = run_cli("stats", tmp_path, *args, "--json", tmp_path / "s.json", "--force")
+        assert (code, err) == (0, "")
+        found = json.loads((tmp_path / "s.json").read_text())["rates"]
+        return {r["category"]: r["n"] for r in found if r["scorer"] == "claims" and r["category"]}
+
+    assert splits("metadata.model") == {"gpt": 2, "claude": 1}  # the prompt's
+    assert splits("model") == {records[0]["model"]: 3}  # the record's own
+    code, _, err = run_cli("stats", tmp_path, "--by", "metadata.size")
+    assert code == 2 and "no answer has metadata.size" in err and "metadata.model" in err
+    code, _, err = run_cli("stats", tmp_path, "--by", "seed")  # one split per job: not offered
+    assert code == 2 and "no answer has seed" in err
+
+
 def test_splits_leave_the_overall_comparisons_adjusted_p_and_any_field_name_reads(tmp_path):
     from harness.analysis.stats import compute_stats
 

@@ -377,7 +377,15 @@ def _probe_labels(
         claims, denies = (x if label in (None, x) else None for x in (line.claims, line.denies))
         if claims or denies:
             found[name] = (claims, denies)
-    if not found and label is None and labels.scorers:
+    left_out = sorted(
+        name for name, line in recorded.items() if name not in labels.scorers and line.claims
+    )
+    if not found and label is None and left_out:  # `--scorer` kept others
+        notes.append(
+            f"the hallucination view is in the labels of {', '.join(left_out)}, "
+            "which --scorer left out"
+        )
+    elif not found and label is None and labels.scorers:
         probes = int((columns.probe & columns.ok).sum())
         notes.append(
             f"{probes:,} answer(s) are to synthetic probes: name the label that says an item "

@@ -127,6 +127,16 @@ def test_probes_without_probe_labels_get_a_note_saying_how(tmp_path):
     assert any("4 answer(s) are to synthetic probes" in note for note in stats.notes)
 
 
+def test_a_scorer_kept_without_probe_labels_names_the_one_left_out_that_has_them(tmp_path):
+    ledger, scores = _files(tmp_path)
+    other = [score(record, "t", "long") for record in ledger_lines(ledger)]
+    write_scores(scores, [*ledger_lines(scores), *other])
+    stats = compute_stats(ledger, scores, scorers=["t"], resamples=0)
+    assert stats.hallucination == []
+    assert "the hallucination view is in the labels of s, which --scorer left out" in stats.notes
+    assert not any("answer(s) are to synthetic probes" in note for note in stats.notes)
+
+
 def test_a_label_asked_for_keeps_only_its_measure(tmp_path):
     stats = compute_stats(*_files(tmp_path), label="yes", resamples=0)
     assert {r.measure for r in stats.hallucination} == {"hallucination"}

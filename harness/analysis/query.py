@@ -107,6 +107,14 @@ def checked(view: View, sql: str) -> str:
             "DESCRIBE, SUMMARIZE)"
         )
     kind = statements[0].type
+    if (
+        kind == duckdb.StatementType.MULTI
+    ):  # PIVOT finds its values first, in a statement that writes
+        raise InputError(
+            "query: a statement DuckDB runs as several (a PIVOT without its values) is refused, "
+            "the session is read-only; name the values: PIVOT answers ON variant IN ('a', 'b') "
+            "USING count(*) GROUP BY prompt_category"
+        )
     if kind != duckdb.StatementType.SELECT:
         raise InputError(
             f"query: {kind.name} is refused, the session is read-only; give one query (SELECT, "

@@ -117,6 +117,7 @@ def test_the_scores_table_holds_the_current_scores(output, run_cli):
         ("PRAGMA version", "PRAGMA is refused"),
         ("INSTALL httpfs", "LOAD is refused"),
         ("EXPLAIN ANALYZE DELETE FROM latest", "EXPLAIN is refused"),
+        ("PIVOT answers ON variant USING count(*)", "a PIVOT without its values) is refused"),
         ("SELECT 1; SELECT 2", "2 statements given"),
         ("SELECT 1; DROP TABLE latest", "2 statements given"),
         ("SELEC variant FROM answers", "Parser Error: syntax error"),
@@ -132,6 +133,12 @@ def test_a_query_that_writes_or_fails_is_refused_in_one_line(output, run_cli, sq
     assert expected in err
     assert "Traceback" not in out + err
     assert not (output / "leak.csv").exists()
+
+
+def test_a_pivot_naming_its_values_is_a_query(output, run_cli):
+    sql = "PIVOT answers ON status IN ('ok', 'error') USING count(*) GROUP BY prompt_category"
+    code, out, err = run_cli("query", output, sql)
+    assert (code, err) == (0, "") and "row(s)" in out
 
 
 def test_another_file_cannot_be_read_from_the_session(output, run_cli, tmp_path):

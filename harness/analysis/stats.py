@@ -596,15 +596,17 @@ def _notes(labels: LabelCounts, columns: AnswerColumns, scores: Path) -> list[st
     if not scores.exists():
         notes.append(
             f"no scores file ({scores}): rates of the ledger's status only; to label the "
-            "answers, give the config a [[scorers]] table (docs/scoring.md) and run score"
+            "answers, run score with a config that has a [[scorers]] table (docs/scoring.md)"
         )
     if labels.skipped:
         notes.append(f"{scores}: skipped {labels.skipped} unreadable line(s)")
     for name, scorer in labels.scorers.items():
-        if columns.unscored.get(name):
+        if columns.unscored.get(name) and name.startswith("human:"):  # a rater's sample
+            notes.append(f"{name}: {columns.unscored[name]:,} answer(s) this rater did not label")
+        elif columns.unscored.get(name):
             notes.append(
                 f"{name}: {columns.unscored[name]:,} answer(s) have no current score "
-                "(not scored yet, or answered again since)"
+                "(not scored yet, or answered again since: score again to label them)"
             )
         if scorer.earlier_definition:
             notes.append(

@@ -50,6 +50,19 @@ def test_rates_per_category_and_overall_count_only_current_scores(tmp_path):
     assert "claims: 1 score(s) were given under an earlier definition" in notes
 
 
+def test_a_raters_unlabelled_answers_are_said_as_such_not_as_to_score_again(tmp_path):
+    records = [answer("a@t0", f"p{i}") for i in range(3)]
+    ledger = write_ledger(tmp_path / "ledger.jsonl", records)
+    scores = write_scores(
+        tmp_path / "scores.jsonl",
+        [score(records[0], "human:r1", "yes"), score(records[0], "claims", "yes")],
+    )
+    notes = compute_stats(ledger, scores, resamples=0).notes
+    assert "human:r1: 2 answer(s) this rater did not label" in notes
+    assert any(n.startswith("claims: 2 answer(s) have no current score") for n in notes)
+    assert not any(n.startswith("human:r1: 2 answer(s) have no current score") for n in notes)
+
+
 def test_failed_scores_and_failed_answers_are_counted_apart(tmp_path):
     ok, judged_badly = answer("a@t0", "p0"), answer("a@t0", "p1")
     ledger = write_ledger(tmp_path / "ledger.jsonl", [ok, judged_badly, failure("a@t0", "p2")])

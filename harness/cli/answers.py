@@ -160,6 +160,11 @@ def _import(args: argparse.Namespace, console: Console) -> int:
     missing = [r for r in key.raters if r not in by_rater]
     if missing:
         say(console, f"Still to import: the sheets of {', '.join(missing)}")
+    line = command_line("stats", str(args.output))
+    say(
+        console,
+        f"The raters' labels (human:<rater>) in the statistics, beside the scorers': {line}",
+    )
     return 0
 
 

@@ -120,6 +120,10 @@ def export_sheets(request: ExportRequest) -> Exported:
     """Sample the answers, write one blinded sheet per rater and the key; InputError (nothing
     written) when the ledger, prompts or labels are missing or the annotation already exists."""
     output = request.output
+    if output.is_file():
+        raise InputError(
+            f"{output}: is a file; annotate takes the run's output directory ({output.parent})"
+        )
     if not tree(output):
         missing = output / LEDGER_NAME
         raise InputError(f"{missing}: no such ledger (is {output} a run's output directory?)")

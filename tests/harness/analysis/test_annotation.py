@@ -264,6 +264,8 @@ def test_export_refuses_to_overwrite_a_key_and_needs_labels(tmp_path, run_cli):
     assert code == 2 and "distinct" in err
     code, _, err = run_cli("annotate", "export", tmp_path / "nothing", "--labels", "a")
     assert code == 2 and "no such ledger" in err
+    code, _, err = run_cli("annotate", "export", out / "ledger.jsonl", "--labels", "a")
+    assert code == 2 and f"is a file; annotate takes the run's output directory ({out})" in err
     code, _, err = run_cli("annotate", "import", out, tmp_path / "absent.csv", "--name", "x")
     assert code == 2 and "no such annotation key" in err
     code, stdout, _ = run_cli("annotate", "export", out, "--name", "second", "--labels", "a,b",

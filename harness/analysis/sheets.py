@@ -78,7 +78,9 @@ def read_import(
 def read_sheets(key: AnnotationKey, paths: Sequence[Path], problems: list[str]) -> list[RaterSheet]:
     """Every sheet, checked against the key; each problem noted in `problems`."""
     sheets: list[RaterSheet] = []
-    for path in paths:
+    for path in sorted({path for path in paths if paths.count(path) > 1}):
+        problems.append(f"{path}: given {paths.count(path)} times; give each sheet once")
+    for path in dict.fromkeys(paths):
         sheet = _read_sheet(key, path, problems)
         if sheet is None:
             continue

@@ -249,7 +249,11 @@ def test_one_bad_sheet_among_good_ones_stores_nothing(tmp_path, run_cli):
     assert code == 2 and len(err.splitlines()) == 6 and str(good) not in err
     assert not (out / "scores.jsonl").exists()
     code, _, err = run_cli("annotate", "import", out, good, good)
-    assert code == 2 and "holds r1's rows" in err
+    assert code == 2 and err == f"error: {good}: given 2 times; give each sheet once\n"
+    again = fill(out, "r1", lambda item: "no", tmp_path / "c.csv")
+    code, _, err = run_cli("annotate", "import", out, good, again)
+    assert code == 2 and f"{again}: holds r1's rows, as {good} does" in err
+    assert not (out / "scores.jsonl").exists()
 
 
 def test_export_refuses_to_overwrite_a_key_and_needs_labels(tmp_path, run_cli):

@@ -343,8 +343,19 @@ def _tabulate(
                     hi,
                 )
             )
-    rows.sort(key=lambda r: (r.variant, r.category is None, r.category or "", r.label))
+    rows.sort(key=lambda r: (r.variant, r.category is None, _in_order(r.category), r.label))
     return rows
+
+
+def _in_order(category: str | None) -> tuple[bool, float, str]:
+    """A category's place: numbers (a split by temperature, a numeric field) by their value,
+    before the rest by their text."""
+    try:
+        value = float(category or "")
+    except ValueError:
+        value = math.nan
+    finite = math.isfinite(value)
+    return (not finite, value if finite else 0.0, category or "")
 
 
 def _probe_labels(

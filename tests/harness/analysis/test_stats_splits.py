@@ -203,3 +203,17 @@ def test_splits_leave_the_overall_comparisons_adjusted_p_and_any_field_name_read
     assert overall(split) == overall(whole) and any(p < 0.05 for *_, p in overall(whole))
     assert {c.split for c in split.comparisons} == {None, "a", "b", "c", "d"}
     assert {r.category for r in split.rates} == {None, "a", "b", "c", "d"}
+
+
+def test_splits_of_numbers_come_in_the_order_of_their_values(tmp_path):
+    from harness.analysis.stats import compute_stats
+
+    values = ["10", "2", "0.5", "1", "b", "a"]
+    records = [answer("a@t0", f"p{i}", metadata={"n": v}) for i, v in enumerate(values)]
+    write_ledger(tmp_path / "ledger.jsonl", records)
+    write_scores(tmp_path / "scores.jsonl", [score(r, "claims", "yes") for r in records])
+    stats = compute_stats(
+        tmp_path / "ledger.jsonl", tmp_path / "scores.jsonl", resamples=0, by=["n"]
+    )
+    shown = [r.category for r in stats.rates if r.scorer == "claims" and r.label == "yes"]
+    assert shown == ["0.5", "1", "2", "10", "a", "b", None]

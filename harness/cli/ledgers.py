@@ -109,6 +109,9 @@ def _status(args: argparse.Namespace, console: Console) -> int:
         _say(
             console, f"Every answer, figures and statistics on one page: {_command('report', here)}"
         )
+    elif len(args.ledger) > 1 and summary.records:  # stats and report read one output
+        merge = _command("merge", *args.ledger, "--into", "MERGED")
+        _say(console, f"To read them as one in stats and report, merge them first: {merge}")
     return EXIT_OK
 
 

@@ -100,3 +100,19 @@ def test_status_of_a_run_stopped_early_says_how_to_answer_the_jobs_left(
     assert again == [["run", str(tmp_path / "demo.toml"), "--output", "out"]]
     assert run_cli(*again[0])[0] in (0, 1)  # the demo's 400s fail for good: exit 1
     assert "not answered yet" not in run_cli("status", "out")[1]
+
+
+def test_status_of_several_ledgers_says_to_merge_them_for_stats_and_report(
+    tmp_path, run_cli, monkeypatch
+):
+    shutil.copytree(REPO / "configs" / "prompts", tmp_path / "prompts")
+    shutil.copy(REPO / "configs" / "demo.toml", tmp_path / "demo.toml")
+    monkeypatch.chdir(tmp_path)
+    assert run_cli("run", "demo.toml", "--output", "out", "--limit", "3")[0] in (0, 1)
+    shutil.copytree(tmp_path / "out", tmp_path / "again")
+    code, out, err = run_cli("status", "out", "again")
+    assert (code, err) == (0, "")
+    (merge,) = _hints(out)
+    assert merge == ["merge", "out", "again", "--into", "MERGED"]
+    assert run_cli(*merge)[0] == 0  # the same answers in both: no conflict
+    assert run_cli("stats", "MERGED")[0] == 0

@@ -107,9 +107,8 @@ def checked(view: View, sql: str) -> str:
             "DESCRIBE, SUMMARIZE)"
         )
     kind = statements[0].type
-    if (
-        kind == duckdb.StatementType.MULTI
-    ):  # PIVOT finds its values first, in a statement that writes
+    # A PIVOT without its values finds them first, in a statement that writes.
+    if kind == duckdb.StatementType.MULTI:
         raise InputError(
             "query: a statement DuckDB runs as several (a PIVOT without its values) is refused, "
             "the session is read-only; name the values: PIVOT answers ON variant IN ('a', 'b') "

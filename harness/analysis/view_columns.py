@@ -80,15 +80,10 @@ def _split_sql(by: Sequence[str]) -> str:
     for name in by:
         quoted = name.replace("'", "''")
         field = _metadata_key(name)
-        column = "metadata" if field is not None else "sampling_params"
         found = _RECORD_SPLITS.get(name) if field is None else None
         if found is None:  # the key as a quoted JSON path: any character may be in it
-            key = (
-                (name if field is None else field)
-                .replace("\\", "\\\\")
-                .replace('"', '\\"')
-                .replace("'", "''")
-            )
+            column, key = ("sampling_params", name) if field is None else ("metadata", field)
+            key = key.replace("\\", "\\\\").replace('"', '\\"').replace("'", "''")
             found = f"json_extract_string({column}, '$.\"{key}\"')"
         text = f"coalesce({found}, '{_NONE}')"
         parts.append(text if len(by) == 1 else f"'{quoted}=' || {text}")

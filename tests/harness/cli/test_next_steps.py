@@ -9,6 +9,8 @@ import shlex
 import shutil
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import REPO
 from tests.harness.analysis.test_annotation import read_sheet, write_sheet
 
@@ -70,46 +72,40 @@ def test_every_printed_next_step_runs_as_printed_on_the_users_output(
     assert not (tmp_path / "results").exists()  # the config's own output was never written
 
 
-def test_status_of_a_ledger_without_results_suggests_nothing_that_would_fail(
-    tmp_path, run_cli, monkeypatch
-):
+@pytest.fixture
+def demo(tmp_path, monkeypatch):
+    """A folder with the demo's config and prompts, made the working directory."""
     shutil.copytree(REPO / "configs" / "prompts", tmp_path / "prompts")
     shutil.copy(REPO / "configs" / "demo.toml", tmp_path / "demo.toml")
     monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def test_status_of_a_ledger_without_results_suggests_nothing_that_would_fail(demo, run_cli):
     assert run_cli("run", "demo.toml", "--output", "out")[0] == 1  # the demo's injected 400s
-    ledger = tmp_path / "out" / "ledger.jsonl"
+    ledger = demo / "out" / "ledger.jsonl"
     ledger.write_bytes(ledger.read_bytes().splitlines(keepends=True)[0])  # the run line alone
     code, out, err = run_cli("status", "out")
     assert (code, err) == (0, "") and _hints(out) == []
 
 
-def test_status_of_a_run_stopped_early_says_how_to_answer_the_jobs_left(
-    tmp_path, run_cli, monkeypatch
-):
-    shutil.copytree(REPO / "configs" / "prompts", tmp_path / "prompts")
-    shutil.copy(REPO / "configs" / "demo.toml", tmp_path / "demo.toml")
-    monkeypatch.chdir(tmp_path)
+def test_status_of_a_run_stopped_early_says_how_to_answer_the_jobs_left(demo, run_cli):
     assert run_cli("run", "demo.toml", "--output", "out")[0] == 1  # the demo's injected 400s
-    ledger = tmp_path / "out" / "ledger.jsonl"
+    ledger = demo / "out" / "ledger.jsonl"
     lines = ledger.read_bytes().splitlines(keepends=True)
     ledger.write_bytes(b"".join(lines[:-10]))  # as a run killed before its last 10 records
     code, out, err = run_cli("status", "out")
     assert (code, err) == (0, "")
     assert "10 job(s) not answered yet" in out
     again = [hint for hint in _hints(out) if hint[0] == "run"]
-    assert again == [["run", str(tmp_path / "demo.toml"), "--output", "out"]]
+    assert again == [["run", str(demo / "demo.toml"), "--output", "out"]]
     assert run_cli(*again[0])[0] in (0, 1)  # the demo's 400s fail for good: exit 1
     assert "not answered yet" not in run_cli("status", "out")[1]
 
 
-def test_status_of_several_ledgers_says_to_merge_them_for_stats_and_report(
-    tmp_path, run_cli, monkeypatch
-):
-    shutil.copytree(REPO / "configs" / "prompts", tmp_path / "prompts")
-    shutil.copy(REPO / "configs" / "demo.toml", tmp_path / "demo.toml")
-    monkeypatch.chdir(tmp_path)
+def test_status_of_several_ledgers_says_to_merge_them_for_stats_and_report(demo, run_cli):
     assert run_cli("run", "demo.toml", "--output", "out", "--limit", "3")[0] in (0, 1)
-    shutil.copytree(tmp_path / "out", tmp_path / "again")
+    shutil.copytree(demo / "out", demo / "again")
     code, out, err = run_cli("status", "out", "again")
     assert (code, err) == (0, "")
     (merge,) = _hints(out)

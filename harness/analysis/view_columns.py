@@ -61,6 +61,7 @@ _RECORD_SPLITS = {
 _SAMPLING = ("temperature", "top_p", "max_tokens")
 _PROMPT = "metadata."  # `--by metadata.NAME`: the prompt's field, even one named like those
 _NONE = "(none)"  # the split of an answer without the field
+_EMPTY = "(empty)"  # the split of an answer whose field is the empty text
 
 
 def split_fields(by: Sequence[str]) -> tuple[str, ...]:
@@ -85,7 +86,7 @@ def _split_sql(by: Sequence[str]) -> str:
             column, key = ("sampling_params", name) if field is None else ("metadata", field)
             key = key.replace("\\", "\\\\").replace('"', '\\"').replace("'", "''")
             found = f"json_extract_string({column}, '$.\"{key}\"')"
-        text = f"coalesce({found}, '{_NONE}')"
+        text = f"CASE {found} WHEN '' THEN '{_EMPTY}' ELSE coalesce({found}, '{_NONE}') END"
         parts.append(text if len(by) == 1 else f"'{quoted}=' || {text}")
     return " || ', ' || ".join(parts)
 

@@ -129,6 +129,7 @@ def test_a_prompt_field_some_answers_lack_is_their_own_split_and_an_unknown_one_
         answer("a@t0", "p0", metadata={"source": "nvd"}),
         answer("a@t0", "p1", metadata={"source": "osv"}),
         answer("a@t0", "p2", metadata={}),
+        answer("a@t0", "p3", metadata={"source": ""}),
         answer("b@t0", "p0", metadata={"source": "nvd"}),
     ]
     write_ledger(tmp_path / "ledger.jsonl", records)
@@ -144,7 +145,8 @@ def test_a_prompt_field_some_answers_lack_is_their_own_split_and_an_unknown_one_
         ("a@t0", "nvd"): 1,
         ("a@t0", "osv"): 1,
         ("a@t0", "(none)"): 1,
-        ("a@t0", None): 3,
+        ("a@t0", "(empty)"): 1,
+        ("a@t0", None): 4,
         ("b@t0", "nvd"): 1,
         ("b@t0", None): 1,
     }

@@ -104,7 +104,7 @@ def _status(args: argparse.Namespace, console: Console) -> int:
         here = args.ledger[0]
         pending = sum(v.pending or 0 for v in summary.variants)
         if pending and keeps is None:
-            _say(console, _pending_line(path, here, pending))
+            _say(console, _pending_line(summary.last_config, here, pending))
         _say(console, f"Rates and comparisons: {_command('stats', here)}")
         _say(
             console, f"Every answer, figures and statistics on one page: {_command('report', here)}"
@@ -115,15 +115,13 @@ def _status(args: argparse.Namespace, console: Console) -> int:
     return EXIT_OK
 
 
-def _pending_line(path: Ledgers, here: str, pending: int) -> str:
+def _pending_line(config: str | None, here: str, pending: int) -> str:
     """What answers the jobs still pending: the last run's config run again on this output."""
-    runs = list(open_batches.senders(path).values())
     folder = str(Path(here).parent) if Path(here).is_file() else here
-    config = runs[-1].config if runs else "CONFIG"
     return (
         f"{pending:,} job(s) not answered yet (the run stopped early, or is still going); run it "
         f"again, with the options it was run with, to answer them: "
-        f"{_command('run', config, '--output', folder)}"
+        f"{_command('run', config or 'CONFIG', '--output', folder)}"
     )
 
 

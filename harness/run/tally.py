@@ -21,13 +21,14 @@ from harness.config.prices import price_for
 @dataclass
 class Summary:
     """Every variant's summary; how many run lines and result records were read, and how many
-    lines could not be read."""
+    lines could not be read; the config file the last run that named one was run with."""
 
     variants: list[VariantSummary]
     skipped: int
     runs: int = 0
     records: int = 0
     batch_lines: int = 0
+    last_config: str | None = None
 
 
 @dataclass
@@ -137,6 +138,8 @@ class Tally:
             if isinstance(prompts, dict) and isinstance(prompts.get("path"), str):
                 self.prompt_sets.add(prompts["path"])
             summary.runs += 1
+            if isinstance(line.get("config_path"), str):
+                summary.last_config = line["config_path"]
             return None
         if line.get("type") == "batch":
             summary.batch_lines += 1

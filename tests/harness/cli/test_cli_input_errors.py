@@ -147,10 +147,8 @@ base_url = "localhost:8080"
     assert not (tmp_path / "out").exists()
 
 
-def _numeric_options() -> list[tuple[str, str, object]]:
-    """(verb, option, its type) for every option of every verb that takes a number."""
-    import argparse
-
+def _options_of_type(kind_fits) -> list[tuple[str, str, object]]:
+    """(verb, option, its type) for every option of every verb whose type `kind_fits`."""
     from harness.cli.main import _parser
 
     found = []
@@ -160,19 +158,21 @@ def _numeric_options() -> list[tuple[str, str, object]]:
             if isinstance(action, argparse._SubParsersAction):
                 for name, sub in action.choices.items():
                     walk(sub, f"{verb} {name}".strip())
-            elif action.option_strings and action.type is not None:
-                try:
-                    numeric = isinstance(action.type("1"), int | float)
-                except (ValueError, argparse.ArgumentTypeError):
-                    numeric = False
-                if numeric:
-                    found.append((verb, action.option_strings[0], action.type))
+            elif action.option_strings and action.type is not None and kind_fits(action.type):
+                found.append((verb, action.option_strings[0], action.type))
 
     walk(_parser(), "")
     return found
 
 
-NUMERIC_OPTIONS = _numeric_options()
+def _numeric(kind) -> bool:
+    try:
+        return isinstance(kind("1"), int | float)
+    except (ValueError, argparse.ArgumentTypeError):
+        return False
+
+
+NUMERIC_OPTIONS = _options_of_type(_numeric)
 
 
 def test_every_numeric_option_is_found():
@@ -218,27 +218,6 @@ def test_control_characters_from_a_file_never_reach_the_terminal_in_an_error(tmp
     assert "\\x1b[2J[/]\\r\\nX" in err
 
 
-def _file_options() -> set[tuple[str, str]]:
-    """(verb, option) for every option of every verb that names a file to write."""
-    import argparse
-
-    from harness.cli.main import _parser
-    from harness.terminal import file_to_write
-
-    found = set()
-
-    def walk(parser: argparse.ArgumentParser, verb: str) -> None:
-        for action in parser._actions:
-            if isinstance(action, argparse._SubParsersAction):
-                for name, sub in action.choices.items():
-                    walk(sub, f"{verb} {name}".strip())
-            elif action.option_strings and action.type is file_to_write:
-                found.add((verb, action.option_strings[0]))
-
-    walk(_parser(), "")
-    return found
-
-
 def test_every_option_naming_a_file_to_write_refuses_a_folders_name(tmp_path, capsys):
     from harness.cli.main import main
     from harness.terminal import file_to_write
@@ -249,7 +228,7 @@ def test_every_option_naming_a_file_to_write_refuses_a_folders_name(tmp_path, ca
         ("report", "--out"),
         ("query", "--to"),
         ("convert", "--to"),
-    } <= _file_options()
+    } <= {(verb, option) for verb, option, _ in _options_of_type(lambda k: k is file_to_write)}
     for text in ("new/", "new/.", "new/..", ".", "/"):
         with pytest.raises(argparse.ArgumentTypeError, match="names a folder; name a file"):
             file_to_write(text)

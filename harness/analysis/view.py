@@ -31,6 +31,7 @@ from collections.abc import Collection, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -40,6 +41,7 @@ import orjson
 import pyarrow as pa
 from duckdb.func import ARROW
 
+from harness.analysis.pass_processes import SealedPass, run_passes
 from harness.analysis.scores import ScoreLine, answer_digest, is_score
 from harness.analysis.sealed_pass import Parse, Readable, SealedLines, parse_lines, sealed_lines
 from harness.analysis.view_cache import checksums, forget, keep, restore, save, snapshot_for
@@ -146,6 +148,8 @@ DERIVED = {
     "positions": f"CASE WHEN {_OK} THEN coalesce(len(r.token_logprobs), 0) END",
     "unsure": f"CASE WHEN {_OK} THEN measures(r.token_logprobs) END",
 }
+# The scores table's columns when there is no scores file.
+_SCORES = "answer_key VARCHAR, scorer VARCHAR, label VARCHAR, value DOUBLE, rater VARCHAR"
 LONGEST_LINE = 16 << 20  # DuckDB reads a line up to this long (its buffers are sized for it)
 
 
@@ -358,13 +362,23 @@ def _make(
     advance: Advance | None,
 ) -> None:
     """Read the ledger and the scores file into the view's tables."""
-    # DuckDB reads the ledger's lines (on its threads, without the GIL) while this thread checks
-    # the seals and shapes of the ledger's lines and the scores file's.
+    scores = _scores_file(stack, view.scores_path)
+    passes = [SealedPass(str(view.ledger), partial(_record_lines, _readable(source, view.paths)))]
+    size = source.reading_size if isinstance(source, Ledgers) else os.fstat(source.fileno()).st_size
+    if scores is not None:
+        passes.append(SealedPass(str(view.scores_path), partial(_score_lines, Path(scores[1]))))
+        size += os.fstat(scores[0].fileno()).st_size
+    # DuckDB reads the ledger's lines (on its threads, without the GIL) while the seals and
+    # shapes of the ledger's lines and the scores file's are checked (`run_passes`); the scores
+    # are read as soon as their pass is done.
     with ThreadPoolExecutor(1) as pool:
-        reading = pool.submit(_file_rows, view, view.paths, fields)
         try:
-            found = sealed_lines(source, _parse_record, _is_record, advance=advance)
-            given = _scores_seen(stack, view.scores_path, advance)
+            with run_passes(passes, size, advance) as result:
+                reading = pool.submit(_file_rows, view, view.paths, fields)
+                if scores is not None:
+                    with view.connection.cursor() as cursor:
+                        _scores_table(view, cursor, (*scores, result(1)), scorers, folder)
+                found = result(0)
             reading.result()
         except BaseException:
             view.connection.interrupt()
@@ -372,7 +386,10 @@ def _make(
     _answers_table(view, source, view.paths, found, folder, fields)
     if every_record:
         _records_table(view, source, view.paths, found, folder)
-    _scores_table(view, given, scorers, folder)
+    if scores is None:
+        _do(view.connection, f"CREATE TABLE scores ({_SCORES})")
+    else:
+        _keep_current_answers(view)
 
 
 def _measured() -> str:
@@ -450,17 +467,21 @@ def _parse_score(line: bytes) -> dict[str, Any] | None:
 
 
 def _latest_table(
-    view: View, name: str, found: SealedLines, source: Readable, parse: Parse
+    connection: duckdb.DuckDBPyConnection,
+    name: str,
+    found: SealedLines,
+    source: Readable,
+    parse: Parse,
 ) -> list[tuple[int, dict[str, Any]]]:
     """CREATE TABLE `name` (key, line, crc, parsed): the latest line of each key of
     `found`, by line number (and `every_line`, or `every_<name>`: every line of `found`); return
     the latest ones parsed here. A latest line that a damaged one
     could be taken for in DuckDB (they share key and checksum text) is parsed here too."""
-    connection = view.connection
     every = "every_line" if name == "latest_lines" else f"every_{name}"
-    connection.register("lines_seen", found.table())
-    _do(connection, f"CREATE TABLE {every} AS SELECT * FROM lines_seen")
-    connection.unregister("lines_seen")
+    seen = f"{name}_seen"  # registered with this connection alone
+    connection.register(seen, found.table())
+    _do(connection, f"CREATE TABLE {every} AS SELECT * FROM {seen}")
+    connection.unregister(seen)
     _do(
         connection,
         f"CREATE TABLE {name} AS SELECT * FROM {every} "
@@ -520,9 +541,8 @@ def _answers_table(
 ) -> None:
     """CREATE `latest` from the files read by DuckDB, joined with the latest lines."""
     connection = view.connection
-    side = _side_file(
-        folder / "parsed.jsonl", _latest_table(view, "latest_lines", found, source, _parse_record)
-    )
+    latest = _latest_table(connection, "latest_lines", found, source, _parse_record)
+    side = _side_file(folder / "parsed.jsonl", latest)
     view.skipped = found.skipped
     reads = _record_reads(paths, "latest_lines", side, fields)
     view.sources = reads
@@ -653,36 +673,50 @@ def _side_file(path: Path, parsed: list[tuple[int, dict[str, Any]]]) -> Path | N
     return path
 
 
-def _scores_seen(
-    stack: ExitStack, path: Path, advance: Advance | None
-) -> tuple[BinaryIO, str, SealedLines] | None:
-    """The scores file (opened once, held by `stack`), the path DuckDB reads it by, and its
-    lines (None: there is no scores file)."""
+def _scores_file(stack: ExitStack, path: Path) -> tuple[BinaryIO, str] | None:
+    """The scores file, opened once and held by `stack`, and the path DuckDB reads it by (None:
+    there is no scores file)."""
     if not path.exists():
         return None
     refuse_special(path)
     file = stack.enter_context(path.open("rb", buffering=READ_BUFFER))
+    return file, _open_path(file, path)
+
+
+def _readable(source: BinaryIO | Ledgers, paths: tuple[str, ...]) -> Readable:
+    """What a pass reads the ledger by: the file held open by its own path (a process of its
+    own reads it from its own place), else the ledgers."""
+    return source if isinstance(source, Ledgers) else Path(paths[0])
+
+
+def _record_lines(source: Readable, advance: Advance | None) -> SealedLines:
+    """The ledger's pass: its lines of the record's shape."""
+    return sealed_lines(source, _parse_record, _is_record, advance=advance)
+
+
+def _score_lines(path: Path, advance: Advance | None) -> SealedLines:
+    """The scores file's pass: its lines of a score's shape; a score whose answer digest is not
+    one is counted as left out."""
     shape = _ScoreShape()
-    found = sealed_lines(file, _parse_score, shape, advance=advance)
+    found = sealed_lines(path, _parse_score, shape, advance=advance)
     found.skipped += shape.bad_digests
-    return file, _open_path(file, path), found
+    return found
 
 
 def _scores_table(
     view: View,
-    given: tuple[BinaryIO, str, SealedLines] | None,
+    connection: duckdb.DuckDBPyConnection,
+    given: tuple[BinaryIO, str, SealedLines],
     only: Collection[str],
     folder: Path,
 ) -> None:
-    """CREATE `scores`: the current score per answer and scorer; count what is left out."""
-    connection = view.connection
-    columns = "answer_key VARCHAR, scorer VARCHAR, label VARCHAR, value DOUBLE, rater VARCHAR"
-    if given is None:
-        _do(connection, f"CREATE TABLE scores ({columns})")
-        return
+    """CREATE `scores` (through `connection`): the current score per answer and scorer, to the
+    answers as the scores file names them (`_keep_current_answers` keeps those given to the
+    answers the ledger holds); count what is left out."""
     file, path, found = given
     side = _side_file(
-        folder / "scores.jsonl", _latest_table(view, "latest_scores", found, file, _parse_score)
+        folder / "scores.jsonl",
+        _latest_table(connection, "latest_scores", found, file, _parse_score),
     )
     view.labels.skipped = found.skipped
     spec = "{" + ", ".join(f"'{n}': '{t}'" for n, t in SCORE_COLUMNS.items()) + "}"
@@ -746,7 +780,6 @@ def _scores_table(
     for name in named:  # a scorer whose latest lines all lack a digest: named, no label
         if name not in view.scorers and (not only or name in only):
             view.scorers[name] = ScorerSummary(name)
-    _keep_current_answers(view)
 
 
 def _keep_current_answers(view: View) -> None:

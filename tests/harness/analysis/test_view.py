@@ -9,10 +9,18 @@ from pathlib import Path
 import orjson
 import pytest
 
+from harness.analysis import pass_processes
 from harness.analysis.view import open_view
 from harness.ledger.lines import sealed
 from harness.ledger.sets import ledgers_of
 from tests.harness.analysis.ledgers import answer, score, write_ledger, write_scores
+
+
+@pytest.fixture(autouse=True, params=["passes here", "passes apart"])
+def _passes(request, monkeypatch):
+    """Every case with the sealed passes in this process, and in forked ones."""
+    if request.param == "passes apart":
+        monkeypatch.setattr(pass_processes, "APART_FROM", 0)
 
 
 def _answers(ledger: Path | object, scores: Path) -> tuple[dict[str, str], int]:

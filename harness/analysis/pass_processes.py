@@ -1,0 +1,154 @@
+"""The sealed passes over a view's files (`harness.analysis.sealed_pass`), each in a forked process
+of its own where the files are large, so that none holds the GIL that the view's DuckDB threads
+need for the measures they call into Python for.
+
+In one process the pass held the GIL nearly all the time: DuckDB's reading of a 1,000,000-answer
+ledger beside it took 11.1 s instead of 3.3 s, waiting on it at every call of the measures. Apart,
+the ledger's pass, the scores file's and DuckDB's reading share the cores.
+
+A child reads its files by their own paths (a file the view holds open, by the descriptor it
+inherits), reports the bytes it has read through shared memory, and sends its result back whole
+through a pipe. A child that dies without one is one line naming its file; the parent interrupted
+kills its children. Small files, and systems without `fork`, are passed here, one after another.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import multiprocessing
+import signal
+import warnings
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
+from multiprocessing.connection import Connection, wait
+from typing import Any
+
+from harness.analysis.sealed_pass import SealedLines
+from harness.errors import InputError
+from harness.ledger.sets import Advance
+
+# From how many bytes of files the passes go apart (a fork and its result's transfer cost about
+# 20 ms; the passes over 32 MiB of lines, about 0.2 s).
+APART_FROM = 32 << 20
+_POLL_SECONDS = 0.1  # how often the children's progress is reported
+
+
+@dataclass(frozen=True)
+class SealedPass:
+    """One pass: what it reads (named in messages) and the pass itself, given `advance`."""
+
+    name: str
+    run: Callable[[Advance | None], SealedLines]
+
+
+# The result of the pass at an index, waited for.
+Result = Callable[[int], Any]
+
+
+@contextmanager
+def run_passes(
+    passes: Sequence[SealedPass], size: int, advance: Advance | None
+) -> Iterator[Result]:
+    """Within: the passes started, and what gives the result of one, waiting for it. They run
+    apart (see the module docstring) when `size` (the bytes they read) is at least `APART_FROM`
+    and the system forks; else here, each when its result is first asked for."""
+    if size < APART_FROM or "fork" not in multiprocessing.get_all_start_methods():
+        done: dict[int, Any] = {}
+
+        def here(index: int) -> Any:
+            if index not in done:
+                done[index] = passes[index].run(advance)
+            return done[index]
+
+        yield here
+        return
+    with ExitStack() as stack:
+        yield _Apart([_Child.started(one, stack) for one in passes], advance).result
+
+
+@dataclass
+class _Child:
+    """A pass's process, the pipe it answers on, and the bytes it has read so far."""
+
+    name: str
+    process: multiprocessing.process.BaseProcess
+    answer: Connection
+    read: ctypes.c_longlong
+
+    @classmethod
+    def started(cls, one: SealedPass, stack: ExitStack) -> _Child:
+        context = multiprocessing.get_context("fork")
+        answer, send = context.Pipe(duplex=False)
+        read = context.RawValue(ctypes.c_longlong, 0)
+        process = context.Process(target=_child, args=(one, send, read), daemon=True)
+        with warnings.catch_warnings():  # Python 3.12+ warns of forking beside threads: the
+            # child calls nothing that another thread may hold a lock of
+            warnings.simplefilter("ignore", DeprecationWarning)
+            process.start()
+        send.close()
+        stack.callback(_ended, process)
+        stack.callback(answer.close)
+        return cls(one.name, process, answer, read)
+
+
+@dataclass
+class _Apart:
+    """The children, their answers so far, and the bytes reported read."""
+
+    children: list[_Child]
+    advance: Advance | None
+    answers: dict[int, Any] = field(default_factory=dict)
+    reported: int = 0
+
+    def result(self, index: int) -> Any:
+        """The answer of the child at `index`, waited for, reporting the bytes the children read
+        meanwhile (another child's answer that comes first is kept)."""
+        children = self.children
+        while index not in self.answers:
+            waiting = [child.answer for i, child in enumerate(children) if i not in self.answers]
+            for ready in wait(waiting, _POLL_SECONDS):
+                at = next(i for i, child in enumerate(children) if child.answer is ready)
+                self.answers[at] = _answer(children[at])
+            read = sum(child.read.value for child in children)
+            if self.advance is not None and read > self.reported:
+                self.advance(read - self.reported)
+                self.reported = read
+        return self.answers[index]
+
+
+def _answer(child: _Child) -> Any:
+    try:
+        failed, result = child.answer.recv()
+    except (EOFError, OSError):
+        code = child.process.exitcode
+        raise InputError(
+            f"{child.name}: the process reading it ended without its result "
+            f"(exit code {code if code is not None else 'unknown'}; out of memory?)"
+        ) from None
+    if failed:
+        raise result
+    return result
+
+
+def _child(one: SealedPass, send: Connection, read: ctypes.c_longlong) -> None:
+    """A child's work: the pass, its result (or the exception that ended it) sent back."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent, interrupted, ends its children
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+    def advance(count: int) -> None:
+        read.value += count
+
+    try:
+        send.send((False, one.run(advance)))
+    except Exception as exc:  # sent to the parent, which raises it
+        send.send((True, exc))
+    finally:
+        send.close()
+
+
+def _ended(process: multiprocessing.process.BaseProcess) -> None:
+    """A child stopped: it has sent its answer, or its parent was interrupted or failed."""
+    if process.is_alive():
+        process.kill()
+    process.join()

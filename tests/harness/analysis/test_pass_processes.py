@@ -1,0 +1,104 @@
+"""The sealed passes over large files run in forked processes of their own
+(`harness.analysis.pass_processes`): same results, progress reported, a dead child one clear
+error, children never outliving the reading."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+from harness.analysis import pass_processes
+from harness.analysis.pass_processes import SealedPass, run_passes
+from harness.analysis.sealed_pass import sealed_lines
+from harness.analysis.view import _is_record, _parse_record
+from harness.errors import InputError
+from harness.ledger.lines import sealed
+from tests.harness.analysis.ledgers import answer
+
+pytestmark = pytest.mark.skipif(
+    "fork" not in multiprocessing.get_all_start_methods(), reason="no fork"
+)
+
+
+def _ledger(path: Path, count: int) -> Path:
+    lines = [sealed(answer("a@t0", f"p{i}")) for i in range(count)]
+    lines[3] = lines[3].replace(b"a@t0 on p3", b"a@t0 on pX")  # damaged: its seal fails
+    path.write_bytes(b"".join(lines))
+    return path
+
+
+def _pass(path: Path) -> SealedPass:
+    return SealedPass(
+        str(path), lambda advance: sealed_lines(path, _parse_record, _is_record, advance=advance)
+    )
+
+
+def test_large_files_are_passed_in_processes_of_their_own_with_the_same_result(tmp_path):
+    ledger = _ledger(tmp_path / "ledger.jsonl", 200)
+    where = SealedPass("pid", lambda advance: os.getpid())
+    with run_passes([_pass(ledger), where], 0, None) as result:
+        here = result(0)  # small: passed in this process
+        assert result(1) == os.getpid()
+    with run_passes([_pass(ledger), where], pass_processes.APART_FROM, None) as result:
+        apart = result(0)
+        assert result(1) != os.getpid()
+    assert (apart.keys, apart.numbers, apart.crcs, apart.damaged, apart.skipped) == (
+        here.keys,
+        here.numbers,
+        here.crcs,
+        here.damaged,
+        here.skipped,
+    )
+    assert len(apart.numbers) == 199 and apart.skipped == 1
+
+
+def test_the_bytes_the_children_read_are_reported_as_they_go(tmp_path, monkeypatch):
+    monkeypatch.setattr(pass_processes, "APART_FROM", 0)
+    monkeypatch.setattr("harness.analysis.sealed_pass._REPORT_EVERY", 1 << 10)
+    first = _ledger(tmp_path / "first.jsonl", 300)
+    second = _ledger(tmp_path / "second.jsonl", 100)
+    reported: list[int] = []
+    with run_passes([_pass(first), _pass(second)], 0, reported.append) as result:
+        result(1)
+        result(0)
+    assert sum(reported) == first.stat().st_size + second.stat().st_size
+    assert len(reported) > 1
+
+
+def test_an_error_in_a_child_is_raised_in_the_parent_as_it_was(tmp_path, monkeypatch):
+    monkeypatch.setattr(pass_processes, "APART_FROM", 0)
+    missing = _pass(tmp_path / "missing.jsonl")
+    with pytest.raises(FileNotFoundError), run_passes([missing], 0, None) as result:
+        result(0)
+
+
+def test_a_child_that_dies_without_its_result_is_one_line_naming_its_file(monkeypatch):
+    monkeypatch.setattr(pass_processes, "APART_FROM", 0)
+    dies = SealedPass("runs/x/ledger.jsonl", lambda advance: os._exit(9))
+    with pytest.raises(InputError) as raised, run_passes([dies], 0, None) as result:
+        result(0)
+    assert str(raised.value) == (
+        "runs/x/ledger.jsonl: the process reading it ended without its result "
+        "(exit code 9; out of memory?)"
+    )
+
+
+def test_children_still_reading_are_ended_when_the_parent_stops(tmp_path, monkeypatch):
+    monkeypatch.setattr(pass_processes, "APART_FROM", 0)
+    pid_file = tmp_path / "pid"
+
+    def forever(advance: object) -> None:
+        pid_file.write_text(str(os.getpid()))
+        time.sleep(600)
+
+    with pytest.raises(KeyboardInterrupt), run_passes([SealedPass("x", forever)], 0, None):
+        while not pid_file.exists() or not pid_file.read_text():
+            time.sleep(0.01)
+        raise KeyboardInterrupt
+    pid = int(pid_file.read_text())
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)  # ended and reaped

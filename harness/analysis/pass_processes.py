@@ -42,29 +42,34 @@ class SealedPass:
     run: Callable[[Advance | None], SealedLines]
 
 
-# The result of the pass at an index, waited for.
-Result = Callable[[int], Any]
+@dataclass
+class _Here:
+    """The passes, each run here when its result is first asked for."""
+
+    passes: Sequence[SealedPass]
+    advance: Advance | None
+    done: dict[int, Any] = field(default_factory=dict)
+    apart = False
+
+    def result(self, index: int) -> Any:
+        """The result of the pass at `index`."""
+        if index not in self.done:
+            self.done[index] = self.passes[index].run(self.advance)
+        return self.done[index]
 
 
 @contextmanager
 def run_passes(
     passes: Sequence[SealedPass], size: int, advance: Advance | None
-) -> Iterator[Result]:
-    """Within: the passes started, and what gives the result of one, waiting for it. They run
-    apart (see the module docstring) when `size` (the bytes they read) is at least `APART_FROM`
-    and the system forks; else here, each when its result is first asked for."""
+) -> Iterator[_Here | _Apart]:
+    """Within: the passes started, and what gives the result of one (`result`), waiting for it.
+    They run apart (see the module docstring) when `size` (the bytes they read) is at least
+    `APART_FROM` and the system forks; else here, each when its result is first asked for."""
     if size < APART_FROM or "fork" not in multiprocessing.get_all_start_methods():
-        done: dict[int, Any] = {}
-
-        def here(index: int) -> Any:
-            if index not in done:
-                done[index] = passes[index].run(advance)
-            return done[index]
-
-        yield here
+        yield _Here(passes, advance)
         return
     with ExitStack() as stack:
-        yield _Apart([_Child.started(one, stack) for one in passes], advance).result
+        yield _Apart([_Child.started(one, stack) for one in passes], advance)
 
 
 @dataclass
@@ -100,6 +105,7 @@ class _Apart:
     advance: Advance | None
     answers: dict[int, Any] = field(default_factory=dict)
     reported: int = 0
+    apart = True
 
     def result(self, index: int) -> Any:
         """The answer of the child at `index`, waited for, reporting the bytes the children read

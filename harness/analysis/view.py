@@ -369,17 +369,20 @@ def _make(
         passes.append(SealedPass(str(view.scores_path), partial(_score_lines, Path(scores[1]))))
         size += os.fstat(scores[0].fileno()).st_size
     # DuckDB reads the ledger's lines (on its threads, without the GIL) while the seals and
-    # shapes of the ledger's lines and the scores file's are checked (`run_passes`); the scores
-    # are read as soon as their pass is done.
+    # shapes of the ledger's lines and the scores file's are checked (`run_passes`). Where the
+    # passes run apart, DuckDB then reads the scores beside the ledger's pass.
     with ThreadPoolExecutor(1) as pool:
         try:
-            with run_passes(passes, size, advance) as result:
+            with run_passes(passes, size, advance) as running:
                 reading = pool.submit(_file_rows, view, view.paths, fields)
+                if not running.apart:  # here: both passes beside DuckDB's reading
+                    for index in range(len(passes)):
+                        running.result(index)
+                reading.result()
                 if scores is not None:
-                    with view.connection.cursor() as cursor:
-                        _scores_table(view, cursor, (*scores, result(1)), scorers, folder)
-                found = result(0)
-            reading.result()
+                    given = (*scores, running.result(1))
+                    _scores_table(view, view.connection, given, scorers, folder)
+                found = running.result(0)
         except BaseException:
             view.connection.interrupt()
             raise

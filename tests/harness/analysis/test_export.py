@@ -140,6 +140,18 @@ def test_parquet_keeps_a_dictionary_for_every_column_but_floating_point_ones(pro
     assert "token_logprobs.list.element.top_tokens.list.element" in with_dictionary
 
 
+def test_parquet_keeps_statistics_for_the_columns_that_are_not_nested(project, run_cli):
+    output, _ = project
+    assert run_cli("export", output, "--format", "parquet")[0] == 0
+    group = pq.ParquetFile(output / "answers.parquet").metadata.row_group(0)
+    chunks = [group.column(at) for at in range(group.num_columns)]
+    with_statistics = {c.path_in_schema for c in chunks if c.is_stats_set}
+    assert {"key", "variant", "timestamp", "uncertainty.sequence_logprob"} <= with_statistics
+    nested = {c.path_in_schema for c in chunks if ".list." in c.path_in_schema}
+    assert "token_logprobs.list.element.top_logprobs.list.element" in nested
+    assert with_statistics == {c.path_in_schema for c in chunks} - nested
+
+
 def test_csv_and_jsonl_hold_the_same_rows(project, run_cli):
     output, _ = project
     for form in ("parquet", "csv", "jsonl"):

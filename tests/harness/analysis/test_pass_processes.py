@@ -40,12 +40,12 @@ def _pass(path: Path) -> SealedPass:
 def test_large_files_are_passed_in_processes_of_their_own_with_the_same_result(tmp_path):
     ledger = _ledger(tmp_path / "ledger.jsonl", 200)
     where = SealedPass("pid", lambda advance: os.getpid())
-    with run_passes([_pass(ledger), where], 0, None) as result:
-        here = result(0)  # small: passed in this process
-        assert result(1) == os.getpid()
-    with run_passes([_pass(ledger), where], pass_processes.APART_FROM, None) as result:
-        apart = result(0)
-        assert result(1) != os.getpid()
+    with run_passes([_pass(ledger), where], 0, None) as running:
+        here = running.result(0)  # small: passed in this process
+        assert running.result(1) == os.getpid()
+    with run_passes([_pass(ledger), where], pass_processes.APART_FROM, None) as running:
+        apart = running.result(0)
+        assert running.result(1) != os.getpid()
     assert (apart.keys, apart.numbers, apart.crcs, apart.damaged, apart.skipped) == (
         here.keys,
         here.numbers,
@@ -62,9 +62,9 @@ def test_the_bytes_the_children_read_are_reported_as_they_go(tmp_path, monkeypat
     first = _ledger(tmp_path / "first.jsonl", 300)
     second = _ledger(tmp_path / "second.jsonl", 100)
     reported: list[int] = []
-    with run_passes([_pass(first), _pass(second)], 0, reported.append) as result:
-        result(1)
-        result(0)
+    with run_passes([_pass(first), _pass(second)], 0, reported.append) as running:
+        running.result(1)
+        running.result(0)
     assert sum(reported) == first.stat().st_size + second.stat().st_size
     assert len(reported) > 1
 
@@ -72,15 +72,15 @@ def test_the_bytes_the_children_read_are_reported_as_they_go(tmp_path, monkeypat
 def test_an_error_in_a_child_is_raised_in_the_parent_as_it_was(tmp_path, monkeypatch):
     monkeypatch.setattr(pass_processes, "APART_FROM", 0)
     missing = _pass(tmp_path / "missing.jsonl")
-    with pytest.raises(FileNotFoundError), run_passes([missing], 0, None) as result:
-        result(0)
+    with pytest.raises(FileNotFoundError), run_passes([missing], 0, None) as running:
+        running.result(0)
 
 
 def test_a_child_that_dies_without_its_result_is_one_line_naming_its_file(monkeypatch):
     monkeypatch.setattr(pass_processes, "APART_FROM", 0)
     dies = SealedPass("runs/x/ledger.jsonl", lambda advance: os._exit(9))
-    with pytest.raises(InputError) as raised, run_passes([dies], 0, None) as result:
-        result(0)
+    with pytest.raises(InputError) as raised, run_passes([dies], 0, None) as running:
+        running.result(0)
     assert str(raised.value) == (
         "runs/x/ledger.jsonl: the process reading it ended without its result "
         "(exit code 9; out of memory?)"

@@ -22,7 +22,6 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
-from typing import Any
 
 from harness.analysis.sealed_pass import SealedLines
 from harness.errors import InputError
@@ -48,10 +47,10 @@ class _Here:
 
     passes: Sequence[SealedPass]
     advance: Advance | None
-    done: dict[int, Any] = field(default_factory=dict)
+    done: dict[int, SealedLines] = field(default_factory=dict)
     apart = False
 
-    def result(self, index: int) -> Any:
+    def result(self, index: int) -> SealedLines:
         """The result of the pass at `index`."""
         if index not in self.done:
             self.done[index] = self.passes[index].run(self.advance)
@@ -103,11 +102,11 @@ class _Apart:
 
     children: list[_Child]
     advance: Advance | None
-    answers: dict[int, Any] = field(default_factory=dict)
+    answers: dict[int, SealedLines] = field(default_factory=dict)
     reported: int = 0
     apart = True
 
-    def result(self, index: int) -> Any:
+    def result(self, index: int) -> SealedLines:
         """The answer of the child at `index`, waited for, reporting the bytes the children read
         meanwhile (another child's answer that comes first is kept)."""
         children = self.children
@@ -123,10 +122,11 @@ class _Apart:
         return self.answers[index]
 
 
-def _answer(child: _Child) -> Any:
+def _answer(child: _Child) -> SealedLines:
     try:
         failed, result = child.answer.recv()
     except (EOFError, OSError):
+        child.process.join(1)  # ending: its pipe is closed
         code = child.process.exitcode
         raise InputError(
             f"{child.name}: the process reading it ended without its result "
@@ -134,6 +134,7 @@ def _answer(child: _Child) -> Any:
         ) from None
     if failed:
         raise result
+    assert isinstance(result, SealedLines)
     return result
 
 

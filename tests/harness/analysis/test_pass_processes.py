@@ -13,7 +13,7 @@ import pytest
 
 from harness.analysis import pass_processes
 from harness.analysis.pass_processes import SealedPass, run_passes
-from harness.analysis.sealed_pass import sealed_lines
+from harness.analysis.sealed_pass import SealedLines, sealed_lines
 from harness.analysis.view import _is_record, _parse_record
 from harness.errors import InputError
 from harness.ledger.lines import sealed
@@ -39,13 +39,13 @@ def _pass(path: Path) -> SealedPass:
 
 def test_large_files_are_passed_in_processes_of_their_own_with_the_same_result(tmp_path):
     ledger = _ledger(tmp_path / "ledger.jsonl", 200)
-    where = SealedPass("pid", lambda advance: os.getpid())
+    where = SealedPass("pid", lambda advance: SealedLines(skipped=os.getpid()))
     with run_passes([_pass(ledger), where], 0, None) as running:
         here = running.result(0)  # small: passed in this process
-        assert running.result(1) == os.getpid()
+        assert running.result(1).skipped == os.getpid()
     with run_passes([_pass(ledger), where], pass_processes.APART_FROM, None) as running:
         apart = running.result(0)
-        assert running.result(1) != os.getpid()
+        assert running.result(1).skipped != os.getpid()
     assert (apart.keys, apart.numbers, apart.crcs, apart.damaged, apart.skipped) == (
         here.keys,
         here.numbers,
@@ -58,11 +58,22 @@ def test_large_files_are_passed_in_processes_of_their_own_with_the_same_result(t
 
 def test_the_bytes_the_children_read_are_reported_as_they_go(tmp_path, monkeypatch):
     monkeypatch.setattr(pass_processes, "APART_FROM", 0)
-    monkeypatch.setattr("harness.analysis.sealed_pass._REPORT_EVERY", 1 << 10)
+    monkeypatch.setattr("harness.analysis.sealed_pass._REPORT_EVERY", 32 << 10)
     first = _ledger(tmp_path / "first.jsonl", 300)
     second = _ledger(tmp_path / "second.jsonl", 100)
+
+    def slow(path: Path) -> SealedPass:  # a report every 32 KiB, 50 ms apart
+        def run(advance):
+            def slowly(count: int) -> None:
+                advance(count)
+                time.sleep(0.05)
+
+            return sealed_lines(path, _parse_record, _is_record, advance=slowly)
+
+        return SealedPass(str(path), run)
+
     reported: list[int] = []
-    with run_passes([_pass(first), _pass(second)], 0, reported.append) as running:
+    with run_passes([slow(first), slow(second)], 0, reported.append) as running:
         running.result(1)
         running.result(0)
     assert sum(reported) == first.stat().st_size + second.stat().st_size

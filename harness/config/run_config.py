@@ -31,6 +31,7 @@ from harness.config.scorers import Scorer, parse_scorers
 from harness.errors import ConfigError
 from harness.fields import FieldError, checked, described, from_table, option, table_values
 from harness.input_files import refuse_special, utf8_problem
+from harness.ledger.lines import LEDGER_NAME
 from harness.prompts.sources import PromptSource, PromptTable
 from harness.prompts.template import PromptTemplate, TemplateError
 from harness.scrub import referenced_secrets, substituted_secrets, url_secrets
@@ -278,9 +279,24 @@ def within(path: str, paths: frozenset[str]) -> bool:
     return any(path == other or path.startswith((f"{other}.", f"{other}[")) for other in paths)
 
 
+def _folder_hint(path: Path) -> str:
+    """What to give instead of a folder: the run's TOML config, or one of the configs in it."""
+    configs = sorted(p.name for p in path.glob("*.toml"))[:3]
+    if configs:
+        return f"give the TOML config itself (here: {', '.join(configs)})"
+    if (path / LEDGER_NAME).exists():
+        return (
+            "a run's output; give the run's TOML config (status, stats, export and report "
+            "take this folder)"
+        )
+    return "give the run's TOML config file"
+
+
 def _read_toml(path: Path) -> dict[str, Any]:
     """The file's TOML; a ConfigError when it cannot be read, is not UTF-8 or not TOML."""
     refuse_special(path)
+    if path.is_dir():
+        raise ConfigError(path, "", f"a folder, not a config: {_folder_hint(path)}")
     try:
         data = path.read_bytes()
     except FileNotFoundError:

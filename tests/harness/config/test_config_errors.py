@@ -392,3 +392,21 @@ def test_every_mistake_in_the_prompts_key_is_told_at_once(tmp_path, run_cli, lin
     code, out, err = run_cli("run", config)
     assert (code, out) == (2, "")
     assert err.splitlines() == [f"error: {config}: {line}" for line in expected]
+
+
+@pytest.mark.parametrize("verb", ["run", "score", "plan"])
+def test_a_folder_given_as_the_config_says_what_to_give_instead(tmp_path, run_cli, verb):
+    config = write_config(tmp_path, '[[models]]\nname = "a"\n' + SIM)
+    output = tmp_path / "out"
+    output.mkdir()
+    (output / "ledger.jsonl").write_bytes(b"")
+    assert run_cli(verb, tmp_path)[::2] == (
+        2,
+        f"error: {tmp_path}: a folder, not a config: give the TOML config itself "
+        f"(here: {config.name})\n",
+    )
+    assert run_cli(verb, output)[::2] == (
+        2,
+        f"error: {output}: a folder, not a config: a run's output; give the run's TOML config "
+        "(status, stats, export and report take this folder)\n",
+    )

@@ -14,7 +14,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from harness.analysis.uncertainty import MEASURES
-from harness.analysis.view import View
+from harness.analysis.view import RECORD_COLUMNS, View
 from harness.errors import InputError
 
 
@@ -59,6 +59,9 @@ _RECORD_SPLITS = {
 }
 # (not `seed`: a job's own, drawn from the run's seed, its prompt and sample: one split per job)
 _SAMPLING = ("temperature", "top_p", "max_tokens")
+# Fields every answer has that are no splits: one per answer, prompt or job (a key, a prompt id,
+# a timestamp, a seed).
+_OWN = {*RECORD_COLUMNS, "seed"}
 _PROMPT = "metadata."  # `--by metadata.NAME`: the prompt's field, even one named like those
 _NONE = "(none)"  # the split of an answer without the field
 _EMPTY = "(empty)"  # the split of an answer whose field is the empty text
@@ -153,8 +156,11 @@ def _check_split(view: View, by: Sequence[str]) -> None:
     missing = [name for name, key in asked if key not in found]
     if missing:
         named = {_PROMPT + key if _metadata_key(key) != key else key for key in found}
-        known = sorted({*_RECORD_SPLITS, *_SAMPLING, *named})
-        raise InputError(f"--by: no answer has {', '.join(missing)} (fields: {', '.join(known)})")
+        known = f"(fields: {', '.join(sorted({*_RECORD_SPLITS, *_SAMPLING, *named}))})"
+        own = [name for name in missing if name in _OWN]
+        if own:
+            raise InputError(f"--by: {', '.join(own)}: not a field to split answers by {known}")
+        raise InputError(f"--by: no answer has {', '.join(missing)} {known}")
 
 
 def _metadata_key(name: str) -> str | None:

@@ -178,8 +178,9 @@ def test_a_prompt_field_named_like_a_record_field_splits_as_metadata_dot_its_nam
     assert splits("model") == {records[0]["model"]: 3}  # the record's own
     code, _, err = run_cli("stats", tmp_path, "--by", "metadata.size")
     assert code == 2 and "no answer has metadata.size" in err and "metadata.model" in err
-    code, _, err = run_cli("stats", tmp_path, "--by", "seed")  # one split per job: not offered
-    assert code == 2 and "no answer has seed" in err
+    for own in ("seed", "prompt_id", "timestamp"):  # one split per job, prompt, answer
+        code, _, err = run_cli("stats", tmp_path, "--by", own)
+        assert code == 2 and f"--by: {own}: not a field to split answers by (fields: " in err
 
 
 def test_splits_leave_the_overall_comparisons_adjusted_p_and_any_field_name_reads(tmp_path):

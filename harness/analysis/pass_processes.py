@@ -22,8 +22,8 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
+from typing import Any
 
-from harness.analysis.sealed_pass import SealedLines
 from harness.errors import InputError
 from harness.ledger.sets import Advance
 
@@ -38,7 +38,7 @@ class SealedPass:
     """One pass: what it reads (named in messages) and the pass itself, given `advance`."""
 
     name: str
-    run: Callable[[Advance | None], SealedLines]
+    run: Callable[[Advance | None], Any]  # the pass's result, sent back whole
 
 
 @dataclass
@@ -47,14 +47,19 @@ class _Here:
 
     passes: Sequence[SealedPass]
     advance: Advance | None
-    done: dict[int, SealedLines] = field(default_factory=dict)
+    done: dict[int, Any] = field(default_factory=dict)
     apart = False
 
-    def result(self, index: int) -> SealedLines:
+    def result(self, index: int) -> Any:
         """The result of the pass at `index`."""
         if index not in self.done:
             self.done[index] = self.passes[index].run(self.advance)
         return self.done[index]
+
+
+def apart(size: int) -> bool:
+    """Whether passes over `size` bytes run apart."""
+    return size >= APART_FROM and "fork" in multiprocessing.get_all_start_methods()
 
 
 @contextmanager
@@ -64,7 +69,7 @@ def run_passes(
     """Within: the passes started, and what gives the result of one (`result`), waiting for it.
     They run apart (see the module docstring) when `size` (the bytes they read) is at least
     `APART_FROM` and the system forks; else here, each when its result is first asked for."""
-    if size < APART_FROM or "fork" not in multiprocessing.get_all_start_methods():
+    if not apart(size):
         yield _Here(passes, advance)
         return
     with ExitStack() as stack:
@@ -102,11 +107,11 @@ class _Apart:
 
     children: list[_Child]
     advance: Advance | None
-    answers: dict[int, SealedLines] = field(default_factory=dict)
+    answers: dict[int, Any] = field(default_factory=dict)
     reported: int = 0
     apart = True
 
-    def result(self, index: int) -> SealedLines:
+    def result(self, index: int) -> Any:
         """The answer of the child at `index`, waited for, reporting the bytes the children read
         meanwhile (another child's answer that comes first is kept)."""
         children = self.children
@@ -122,7 +127,7 @@ class _Apart:
         return self.answers[index]
 
 
-def _answer(child: _Child) -> SealedLines:
+def _answer(child: _Child) -> Any:
     try:
         failed, result = child.answer.recv()
     except (EOFError, OSError):
@@ -134,7 +139,6 @@ def _answer(child: _Child) -> SealedLines:
         ) from None
     if failed:
         raise result
-    assert isinstance(result, SealedLines)
     return result
 
 

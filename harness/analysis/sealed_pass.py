@@ -58,9 +58,26 @@ class SealedLines:
     parsed: list[tuple[int, dict[str, Any]]] = field(default_factory=list)
     damaged: set[str] = field(default_factory=set)
     skipped: int = 0
+    # the sealed lines as `sealed_table` gives them, where they are made otherwise (the passes
+    # over several ledgers, merged: `harness.analysis.shard_passes`)
+    sealed: pa.Table | None = None
 
     def table(self) -> pa.Table:
         """Every result line: `key`, `line`, `crc` (null: parsed here), `parsed`."""
+        others = pa.table(
+            {
+                "key": pa.array([obj["key"] for _, obj in self.parsed], pa.string()),
+                "line": pa.array([number for number, _ in self.parsed], pa.int64()),
+                "crc": pa.nulls(len(self.parsed), pa.string()),
+                "parsed": pa.array(np.ones(len(self.parsed), bool)),
+            }
+        )
+        return pa.concat_tables([self.sealed_table(), others])
+
+    def sealed_table(self) -> pa.Table:
+        """The sealed lines: `key`, `line`, `crc`, `parsed` (false)."""
+        if self.sealed is not None:
+            return self.sealed
         count = len(self.numbers)
         keys = pa.LargeStringArray.from_buffers(
             count,
@@ -74,7 +91,7 @@ class SealedLines:
             pa.py_buffer(np.arange(0, 8 * count + 1, 8, dtype=np.int32)),
             pa.py_buffer(bytes(self.crcs)),
         )
-        sealed = pa.table(
+        return pa.table(
             {
                 "key": keys.cast(pa.string()),
                 "line": pa.array(np.frombuffer(self.numbers, np.int64)),
@@ -82,15 +99,6 @@ class SealedLines:
                 "parsed": pa.array(np.zeros(count, bool)),
             }
         )
-        others = pa.table(
-            {
-                "key": pa.array([obj["key"] for _, obj in self.parsed], pa.string()),
-                "line": pa.array([number for number, _ in self.parsed], pa.int64()),
-                "crc": pa.nulls(len(self.parsed), pa.string()),
-                "parsed": pa.array(np.ones(len(self.parsed), bool)),
-            }
-        )
-        return pa.concat_tables([sealed, others])
 
 
 def sealed_lines(
@@ -99,27 +107,76 @@ def sealed_lines(
     """Every result line of `source` noted (see the module docstring): a sealed line whose key
     its head gives is noted when `shaped` says it is of the file's shape (else skipped and
     counted); `parse` reads a line not in that form."""
+    return _noted(enumerate(_lines(source, advance)), parse, shaped, None)
+
+
+class Track:
+    """What a pass over one ledger of several notes besides (see `harness.analysis.shard_passes`):
+    the time of each line (`stamp`: set before the line is passed, as the merge of several ledgers
+    stamps it), each noted line's time (24 bytes each, `odd` when one is not in the harness's
+    form) and key's hash, and every other line with its time and what the pass made of it
+    (`SKIPPED`, `PARSED` or `NOTHING`)."""
+
+    def __init__(self) -> None:
+        self.stamp = b""
+        self.stamps = bytearray()
+        self.hashes: array[int] = array("q")
+        self.others: list[tuple[int, bytes, bytes, str]] = []
+        self.odd = False
+
+    def noted(self, key: bytes) -> None:
+        if len(self.stamp) != STAMP_LENGTH:  # none yet, or not the harness's
+            self.odd = True
+        self.stamps += self.stamp
+        self.hashes.append(hash(key))
+
+    def other(self, number: int, line: bytes, what: str) -> None:
+        if len(self.stamp) not in (0, STAMP_LENGTH):
+            self.odd = True
+        self.others.append((number, self.stamp, line, what))
+
+
+SKIPPED, PARSED, NOTHING = "skipped", "parsed", "nothing"
+STAMP_LENGTH = 24  # `2025-11-12T10:01:23.412Z`
+
+
+def tracked_lines(
+    lines: Iterator[tuple[int, bytes]], parse: Parse, shaped: Shaped, track: Track
+) -> SealedLines:
+    """`lines` (numbered) passed as `sealed_lines` passes a file's, noting in `track` what it
+    notes."""
+    return _noted(lines, parse, shaped, track)
+
+
+def _noted(
+    lines: Iterator[tuple[int, bytes]], parse: Parse, shaped: Shaped, track: Track | None
+) -> SealedLines:
     found = SealedLines()
     keys, ends, numbers, crcs = found.keys, found.ends, found.numbers, found.crcs
     tail = -CRC_TAIL
-    for number, line in enumerate(_lines(source, advance)):
-        if line[-1:] != b"\n":
-            line += b"\n"
+    for number, given in lines:
+        line = given if given[-1:] == b"\n" else given + b"\n"
         if line[tail : tail + 8] == CRC_MARK and line.endswith(_END):
             crc = line[-11:-3]
             if b"%08x" % zlib.crc32(memoryview(line)[:tail]) != crc:
                 found.damaged.add(crc.decode("ascii", "replace"))
                 found.skipped += 1
+                if track is not None:
+                    track.other(number, given, SKIPPED)
                 continue
             key = _head_key(line)
             if key is not None:
                 if not shaped(line):
                     found.skipped += 1
+                    if track is not None:
+                        track.other(number, given, SKIPPED)
                     continue
                 keys += key
                 ends.append(len(keys))
                 numbers.append(number)
                 crcs += crc
+                if track is not None:
+                    track.noted(key)
                 continue
         if line[:1] != b"{" and not line.strip():
             continue
@@ -129,6 +186,9 @@ def sealed_lines(
             found.skipped += 1
         elif isinstance(obj.get("key"), str):
             found.parsed.append((number, obj))
+        if track is not None:
+            kept = PARSED if obj is not None and isinstance(obj.get("key"), str) else NOTHING
+            track.other(number, given, SKIPPED if obj is None else kept)
     return found
 
 

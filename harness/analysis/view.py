@@ -41,9 +41,10 @@ import orjson
 import pyarrow as pa
 from duckdb.func import ARROW
 
-from harness.analysis.pass_processes import SealedPass, run_passes
+from harness.analysis.pass_processes import SealedPass, apart, run_passes
 from harness.analysis.scores import ScoreLine, answer_digest, is_score
 from harness.analysis.sealed_pass import Parse, Readable, SealedLines, parse_lines, sealed_lines
+from harness.analysis.shard_passes import file_passes, merged_lines
 from harness.analysis.view_cache import checksums, forget, keep, restore, save, snapshot_for
 from harness.errors import InputError
 from harness.input_files import refuse_special
@@ -363,29 +364,34 @@ def _make(
 ) -> None:
     """Read the ledger and the scores file into the view's tables."""
     scores = _scores_file(stack, view.scores_path)
-    passes = [SealedPass(str(view.ledger), partial(_record_lines, _readable(source, view.paths)))]
     size = source.reading_size if isinstance(source, Ledgers) else os.fstat(source.fileno()).st_size
     if scores is not None:
-        passes.append(SealedPass(str(view.scores_path), partial(_score_lines, Path(scores[1]))))
         size += os.fstat(scores[0].fileno()).st_size
+    passes, by_file = _ledger_passes(view, source, size)
+    ledger = len(passes)  # the ledger's passes come first
+    if scores is not None:
+        passes.append(SealedPass(str(view.scores_path), partial(_score_lines, Path(scores[1]))))
     # DuckDB reads the ledger's lines (on its threads, without the GIL) while the seals and
     # shapes of the ledger's lines and the scores file's are checked (`run_passes`). Where the
-    # passes run apart, DuckDB then reads the scores beside the ledger's pass.
+    # passes run apart, DuckDB then reads the scores beside the ledger's passes.
     with ThreadPoolExecutor(1) as pool:
         try:
             with run_passes(passes, size, advance) as running:
                 reading = pool.submit(_file_rows, view, view.paths, fields)
-                if not running.apart:  # here: both passes beside DuckDB's reading
+                if not running.apart:  # here: every pass beside DuckDB's reading
                     for index in range(len(passes)):
                         running.result(index)
                 reading.result()
                 if scores is not None:
-                    given = (*scores, running.result(1))
+                    given = (*scores, running.result(ledger))
                     _scores_table(view, view.connection, given, scorers, folder)
-                found = running.result(0)
+                passed = [running.result(index) for index in range(ledger)]
         except BaseException:
             view.connection.interrupt()
             raise
+    found = passed[0]
+    if by_file:  # or, where a ledger's times go back, as one
+        found = merged_lines(passed) or _record_lines(source, advance)
     _answers_table(view, source, view.paths, found, folder, fields)
     if every_record:
         _records_table(view, source, view.paths, found, folder)
@@ -684,6 +690,18 @@ def _scores_file(stack: ExitStack, path: Path) -> tuple[BinaryIO, str] | None:
     refuse_special(path)
     file = stack.enter_context(path.open("rb", buffering=READ_BUFFER))
     return file, _open_path(file, path)
+
+
+def _ledger_passes(
+    view: View, source: BinaryIO | Ledgers, size: int
+) -> tuple[list[SealedPass], bool]:
+    """The passes over the ledger, and whether they are over its files one by one: several
+    ledgers whose passes run apart are passed file by file, on every core
+    (`harness.analysis.shard_passes`)."""
+    if isinstance(source, Ledgers) and len(source.paths) > 1 and apart(size):
+        return file_passes(source, _parse_record, _is_record, cores()), True
+    passed = partial(_record_lines, _readable(source, view.paths))
+    return [SealedPass(str(view.ledger), passed)], False
 
 
 def _readable(source: BinaryIO | Ledgers, paths: tuple[str, ...]) -> Readable:

@@ -75,6 +75,17 @@ class Ledgers:
         found = None if in_order(paths, advance, sizes) else repeats(paths, advance, sizes)
         return (line for _, line in merged(paths, found, advance, limits=sizes))
 
+    def stamped(
+        self, number: int, advance: Advance | None = None
+    ) -> Iterator[tuple[bytes, int, bytes]]:
+        """The non-blank lines of the ledger at `number` alone, each with its time and place as
+        reading them all as one gives them (see `merged`: one after another, its own lines never
+        going back in time, ties in the order the ledgers were named, give that reading's order);
+        OutOfOrder when its times go back."""
+        limit = self.sizes[number] if self.sizes else None
+        lines = _plain(self.paths[number], advance, limit)
+        return _stamped(number, lines, None, True, [0] * len(self.paths))
+
     @property
     def reading_size(self) -> int:
         """The bytes one reading goes through: each file once, or twice when there are several

@@ -279,3 +279,19 @@ def test_long_answers_are_read_within_the_smallest_memory_limit(tmp_path):
     ) as view:
         labels = view.connection.execute('SELECT count(*), count("score.claims") FROM answers')
         assert labels.fetchall() == [(1000, 1)]
+
+
+def test_the_bytes_reported_read_come_to_the_size_the_reading_bar_is_given(tmp_path):
+    from harness.cli.results import result_inputs
+
+    records = [answer("a@t0", f"p{i}") for i in range(20)]
+    write_ledger(tmp_path / "one" / "ledger.jsonl", records)
+    write_scores(tmp_path / "one" / "scores.jsonl", [score(r, "claims", "yes") for r in records])
+    for shard, part in (("0-of-2", records[:10]), ("1-of-2", records[10:])):
+        write_ledger(tmp_path / "tree" / "shards" / shard / "ledger.jsonl", part)
+    for output in (tmp_path / "one", tmp_path / "tree"):
+        ledger, scores, size = result_inputs(str(output))
+        read: list[int] = []
+        with open_view(ledger, scores, advance=read.append, snapshots=False):
+            pass
+        assert sum(read) == size

@@ -8,17 +8,25 @@ the ledger's pass, the scores file's and DuckDB's reading share the cores.
 
 A child reads its files by their own paths (a file the view holds open, by the descriptor it
 inherits), reports the bytes it has read through shared memory, and sends its result back whole
-through a pipe. A child that dies without one is one line naming its file; the parent interrupted
-kills its children. Small files, and systems without `fork`, are passed here, one after another.
+through a pipe (an exception that would not cross it as it is, as its text). A child that dies
+without one is one line naming its files; the parent interrupted (Ctrl-C, or a SIGTERM, which
+the harness takes as one) kills its children; a child whose parent died some other way stops at
+its next report of bytes read. Passes run apart on Linux only (where forking a process beside
+DuckDB's threads is safe, and a held file has a path); elsewhere, and for small files, they run
+here, one after another.
 """
 
 from __future__ import annotations
 
 import ctypes
 import multiprocessing
+import os
+import pickle
 import signal
+import sys
 import warnings
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
@@ -50,6 +58,9 @@ class _Here:
     done: dict[int, Any] = field(default_factory=dict)
     apart = False
 
+    def report_until(self, work: Future[Any]) -> None:
+        """Nothing to report meanwhile: each pass reports as it runs."""
+
     def result(self, index: int) -> Any:
         """The result of the pass at `index`."""
         if index not in self.done:
@@ -59,7 +70,7 @@ class _Here:
 
 def apart(size: int) -> bool:
     """Whether passes over `size` bytes run apart."""
-    return size >= APART_FROM and "fork" in multiprocessing.get_all_start_methods()
+    return size >= APART_FROM and sys.platform == "linux"
 
 
 @contextmanager
@@ -73,7 +84,8 @@ def run_passes(
         yield _Here(passes, advance)
         return
     with ExitStack() as stack:
-        yield _Apart([_Child.started(one, stack) for one in passes], advance)
+        answers: list[Connection] = []  # every child's, closed in the children started later
+        yield _Apart([_Child.started(one, stack, answers) for one in passes], advance)
 
 
 @dataclass
@@ -86,11 +98,15 @@ class _Child:
     read: ctypes.c_longlong
 
     @classmethod
-    def started(cls, one: SealedPass, stack: ExitStack) -> _Child:
+    def started(cls, one: SealedPass, stack: ExitStack, answers: list[Connection]) -> _Child:
+        """`one` started in a child of its own, given the ends the parent reads its children's
+        answers at (`answers`, its own added) to close: a child whose parent died finds its pipe
+        closed, never full and waited on."""
         context = multiprocessing.get_context("fork")
         answer, send = context.Pipe(duplex=False)
+        answers.append(answer)
         read = context.RawValue(ctypes.c_longlong, 0)
-        process = context.Process(target=_child, args=(one, send, read), daemon=True)
+        process = context.Process(target=_child, args=(one, send, list(answers), read), daemon=True)
         with warnings.catch_warnings():  # Python 3.12+ warns of forking beside threads: the
             # child calls nothing that another thread may hold a lock of
             warnings.simplefilter("ignore", DeprecationWarning)
@@ -114,17 +130,26 @@ class _Apart:
     def result(self, index: int) -> Any:
         """The answer of the child at `index`, waited for, reporting the bytes the children read
         meanwhile (another child's answer that comes first is kept)."""
-        children = self.children
         while index not in self.answers:
-            waiting = [child.answer for i, child in enumerate(children) if i not in self.answers]
-            for ready in wait(waiting, _POLL_SECONDS):
-                at = next(i for i, child in enumerate(children) if child.answer is ready)
-                self.answers[at] = _answer(children[at])
-            read = sum(child.read.value for child in children)
-            if self.advance is not None and read > self.reported:
-                self.advance(read - self.reported)
-                self.reported = read
+            self._wait()
         return self.answers[index]
+
+    def report_until(self, work: Future[Any]) -> None:
+        """Report the bytes the children read until `work` is done (or every child is)."""
+        while not work.done() and len(self.answers) < len(self.children):
+            self._wait()
+
+    def _wait(self) -> None:
+        """Take the answers that come within a moment; report the bytes read."""
+        children = self.children
+        waiting = [child.answer for i, child in enumerate(children) if i not in self.answers]
+        for ready in wait(waiting, _POLL_SECONDS):
+            at = next(i for i, child in enumerate(children) if child.answer is ready)
+            self.answers[at] = _answer(children[at])
+        read = sum(child.read.value for child in children)
+        if self.advance is not None and read > self.reported:
+            self.advance(read - self.reported)
+            self.reported = read
 
 
 def _answer(child: _Child) -> Any:
@@ -142,20 +167,38 @@ def _answer(child: _Child) -> Any:
     return result
 
 
-def _child(one: SealedPass, send: Connection, read: ctypes.c_longlong) -> None:
+def _child(
+    one: SealedPass, send: Connection, answers: list[Connection], read: ctypes.c_longlong
+) -> None:
     """A child's work: the pass, its result (or the exception that ended it) sent back."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent, interrupted, ends its children
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    for answer in answers:
+        answer.close()
+    parent = os.getppid()
 
     def advance(count: int) -> None:
+        if os.getppid() != parent:  # the parent died: nobody waits for the result
+            os._exit(1)
         read.value += count
 
     try:
-        send.send((False, one.run(advance)))
+        outcome = (False, one.run(advance))
     except Exception as exc:  # sent to the parent, which raises it
-        send.send((True, exc))
-    finally:
-        send.close()
+        outcome = (True, _portable(exc))
+    try:
+        send.send(outcome)
+    except OSError:  # the parent died: nobody reads the pipe
+        os._exit(1)
+
+
+def _portable(exc: Exception) -> Exception:
+    """The exception, or its text where it would not cross the pipe as it is."""
+    try:
+        pickle.loads(pickle.dumps(exc))
+    except Exception:  # its class takes other arguments than it keeps, say
+        return RuntimeError(f"{type(exc).__name__}: {exc}")
+    return exc
 
 
 def _ended(process: multiprocessing.process.BaseProcess) -> None:

@@ -124,11 +124,13 @@ class Track:
         self.others: list[tuple[int, bytes, bytes, str]] = []
         self.odd = False
 
-    def noted(self, key: bytes) -> None:
+    def noted(self, key: bytes, whole: bool) -> None:
+        """A sealed line of `key` noted; not `whole`: it lacked its newline (a file's last line,
+        another line than the same one with it)."""
         if len(self.stamp) != STAMP_LENGTH:  # none yet, or not the harness's
             self.odd = True
         self.stamps += self.stamp
-        self.hashes.append(hash(key))
+        self.hashes.append(hash(key) if whole else ~hash(key))
 
     def other(self, number: int, line: bytes, what: str) -> None:
         if len(self.stamp) not in (0, STAMP_LENGTH):
@@ -176,7 +178,7 @@ def _noted(
                 numbers.append(number)
                 crcs += crc
                 if track is not None:
-                    track.noted(key)
+                    track.noted(key, line is given)
                 continue
         if line[:1] != b"{" and not line.strip():
             continue

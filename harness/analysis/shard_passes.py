@@ -8,8 +8,9 @@ ledger's times go back, then a merge of every line, then the pass; on 10,000,000
 shards, 78 s on one core. Each file's pass here notes, besides what `sealed_lines` notes, the
 time of each of its lines (`Track`), so their order as one reading is a sort: by time, then
 ledger, then place. An exact repeat is found the same way, among the lines of the same time: a
-sealed line by its time, checksum and key (a different line with all three the same would need
-a CRC-32 and a 64-bit hash to collide at once), any other line by its bytes. Where a ledger's
+sealed line by its time, checksum, key (by its hash) and whether it ends with its newline (a
+different line of the same key and time would need its CRC-32 to collide: DuckDB's join takes a
+key and checksum for one line too), any other line by its bytes. Where a ledger's
 times go back, or a time is not in the harness's form, the ledgers are read as one instead.
 """
 
@@ -63,7 +64,10 @@ def file_passes(ledgers: Ledgers, parse: Parse, shaped: Shaped, groups: int) -> 
         bins[emptiest].append(number)
         loads[emptiest] += sizes[number]
     return [
-        SealedPass(str(ledgers), partial(_group, ledgers, sorted(numbers), parse, shaped))
+        SealedPass(
+            ", ".join(str(ledgers.paths[n]) for n in sorted(numbers)),
+            partial(_group, ledgers, sorted(numbers), parse, shaped),
+        )
         for numbers in bins
     ]
 

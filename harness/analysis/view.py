@@ -381,6 +381,7 @@ def _make(
                 if not running.apart:  # here: every pass beside DuckDB's reading
                     for index in range(len(passes)):
                         running.result(index)
+                running.report_until(reading)
                 reading.result()
                 if scores is not None:
                     given = (*scores, running.result(ledger))
@@ -390,8 +391,8 @@ def _make(
             view.connection.interrupt()
             raise
     found = passed[0]
-    if by_file:  # or, where a ledger's times go back, as one
-        found = merged_lines(passed) or _record_lines(source, advance)
+    if by_file:  # or, where a ledger's times go back, as one (its bytes reported already)
+        found = merged_lines(passed) or _record_lines(source, None)
     _answers_table(view, source, view.paths, found, folder, fields)
     if every_record:
         _records_table(view, source, view.paths, found, folder)

@@ -59,8 +59,8 @@ _RECORD_SPLITS = {
 }
 # (not `seed`: a job's own, drawn from the run's seed, its prompt and sample: one split per job)
 _SAMPLING = ("temperature", "top_p", "max_tokens")
-# Fields every answer has that are no splits: one per answer, prompt or job (a key, a prompt id,
-# a timestamp, a seed).
+# The record's other fields, and the seed: none is offered as a split (most are one per answer,
+# prompt or job: a key, a prompt id, a timestamp, a seed).
 _OWN = {*RECORD_COLUMNS, "seed"}
 _PROMPT = "metadata."  # `--by metadata.NAME`: the prompt's field, even one named like those
 _NONE = "(none)"  # the split of an answer without the field
@@ -158,6 +158,8 @@ def _check_split(view: View, by: Sequence[str]) -> None:
         named = {_PROMPT + key if _metadata_key(key) != key else key for key in found}
         known = f"(fields: {', '.join(sorted({*_RECORD_SPLITS, *_SAMPLING, *named}))})"
         own = [name for name in missing if name in _OWN]
+        if "prompt_category" in own:
+            raise InputError("--by: prompt_category: its split is --by category")
         if own:
             raise InputError(f"--by: {', '.join(own)}: not a field to split answers by {known}")
         raise InputError(f"--by: no answer has {', '.join(missing)} {known}")

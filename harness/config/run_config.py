@@ -281,13 +281,14 @@ def within(path: str, paths: frozenset[str]) -> bool:
 
 def _folder_hint(path: Path) -> str:
     """What to give instead of a folder: the run's TOML config, or one of the configs in it."""
-    configs = sorted(p.name for p in path.glob("*.toml"))[:3]
+    configs = sorted(p.name for p in path.glob("*.toml"))
     if configs:
-        return f"give the TOML config itself (here: {', '.join(configs)})"
+        more = ", ..." if len(configs) > 3 else ""
+        return f"give the TOML config itself (here: {', '.join(configs[:3])}{more})"
     if (path / LEDGER_NAME).exists():
         return (
-            "a run's output; give the run's TOML config (status, stats, export and report "
-            "take this folder)"
+            "a run's output; give the run's TOML config (status, stats, export, query and "
+            "report take this folder)"
         )
     return "give the run's TOML config file"
 

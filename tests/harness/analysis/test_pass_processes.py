@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -113,3 +115,58 @@ def test_children_still_reading_are_ended_when_the_parent_stops(tmp_path, monkey
     pid = int(pid_file.read_text())
     with pytest.raises(ProcessLookupError):
         os.kill(pid, 0)  # ended and reaped
+
+
+class _Odd(Exception):
+    """An exception whose class takes other arguments than it keeps: it pickles, but does not
+    unpickle."""
+
+    def __init__(self, file: str, detail: str) -> None:
+        super().__init__(f"{file}: {detail}")
+
+
+def test_an_exception_that_would_not_cross_the_pipe_arrives_as_its_text(monkeypatch):
+    monkeypatch.setattr(pass_processes, "APART_FROM", 0)
+
+    def odd(advance: object) -> None:
+        raise _Odd("ledger.jsonl", "bad")
+
+    raised = pytest.raises(RuntimeError, match=r"^_Odd: ledger.jsonl: bad$")
+    with raised, run_passes([SealedPass("x", odd)], 0, None) as running:
+        running.result(0)
+
+
+_ORPHAN = """
+import os, sys, time
+from harness.analysis import pass_processes
+from harness.analysis.pass_processes import SealedPass, run_passes
+pass_processes.APART_FROM = 0
+
+def slow(advance):
+    with open(sys.argv[1], "w") as file:
+        file.write(str(os.getpid()))
+    for _ in range(6000):
+        time.sleep(0.01)
+        advance(1)
+
+with run_passes([SealedPass("x", slow)], 0, None) as running:
+    while not os.path.getsize(sys.argv[1]):
+        time.sleep(0.01)
+    os._exit(0)  # the parent dies without ending its child
+"""
+
+
+def test_a_child_whose_parent_died_stops_at_its_next_report(tmp_path):
+    pid_file = tmp_path / "pid"
+    pid_file.write_text("")
+    subprocess.run([sys.executable, "-c", _ORPHAN, str(pid_file)], check=True, timeout=60)
+    pid = int(pid_file.read_text())
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.05)
+    os.kill(pid, 9)
+    raise AssertionError("the orphaned child was still running 10 s after its parent died")

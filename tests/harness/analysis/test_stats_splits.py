@@ -181,6 +181,8 @@ def test_a_prompt_field_named_like_a_record_field_splits_as_metadata_dot_its_nam
     for own in ("seed", "prompt_id", "timestamp"):  # one split per job, prompt, answer
         code, _, err = run_cli("stats", tmp_path, "--by", own)
         assert code == 2 and f"--by: {own}: not a field to split answers by (fields: " in err
+    code, _, err = run_cli("stats", tmp_path, "--by", "prompt_category")
+    assert (code, err) == (2, "error: --by: prompt_category: its split is --by category\n")
 
 
 def test_splits_leave_the_overall_comparisons_adjusted_p_and_any_field_name_reads(tmp_path):

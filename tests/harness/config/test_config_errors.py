@@ -408,5 +408,5 @@ def test_a_folder_given_as_the_config_says_what_to_give_instead(tmp_path, run_cl
     assert run_cli(verb, output)[::2] == (
         2,
         f"error: {output}: a folder, not a config: a run's output; give the run's TOML config "
-        "(status, stats, export and report take this folder)\n",
+        "(status, stats, export, query and report take this folder)\n",
     )

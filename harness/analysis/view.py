@@ -393,6 +393,7 @@ def _make(
     found = passed[0]
     if by_file:  # or, where a ledger's times go back, as one (its bytes reported already)
         found = merged_lines(passed) or _record_lines(source, None)
+    del passed  # each file's lines: merged, no longer held
     _answers_table(view, source, view.paths, found, folder, fields)
     if every_record:
         _records_table(view, source, view.paths, found, folder)

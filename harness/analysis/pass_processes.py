@@ -69,7 +69,7 @@ class _Here:
 
 
 def apart(size: int) -> bool:
-    """Whether passes over `size` bytes run apart."""
+    """Whether passes over `size` bytes run apart: from `APART_FROM`, on Linux."""
     return size >= APART_FROM and sys.platform == "linux"
 
 
@@ -78,8 +78,8 @@ def run_passes(
     passes: Sequence[SealedPass], size: int, advance: Advance | None
 ) -> Iterator[_Here | _Apart]:
     """Within: the passes started, and what gives the result of one (`result`), waiting for it.
-    They run apart (see the module docstring) when `size` (the bytes they read) is at least
-    `APART_FROM` and the system forks; else here, each when its result is first asked for."""
+    They run apart (see the module docstring) when `apart(size)` (`size`: the bytes they
+    read); else here, each when its result is first asked for."""
     if not apart(size):
         yield _Here(passes, advance)
         return

@@ -133,6 +133,7 @@ class Track:
         self.hashes.append(hash(key) if whole else ~hash(key))
 
     def other(self, number: int, line: bytes, what: str) -> None:
+        """A line not noted as a sealed one, and what the pass made of it."""
         if len(self.stamp) not in (0, STAMP_LENGTH):
             self.odd = True
         self.others.append((number, self.stamp, line, what))
@@ -153,6 +154,7 @@ def tracked_lines(
 def _noted(
     lines: Iterator[tuple[int, bytes]], parse: Parse, shaped: Shaped, track: Track | None
 ) -> SealedLines:
+    """The pass over numbered lines (see `sealed_lines`), noting in `track` too when given."""
     found = SealedLines()
     keys, ends, numbers, crcs = found.keys, found.ends, found.numbers, found.crcs
     tail = -CRC_TAIL

@@ -385,7 +385,7 @@ def _make(
                 reading.result()
                 if scores is not None:
                     given = (*scores, running.result(ledger))
-                    _scores_table(view, view.connection, given, scorers, folder)
+                    _scores_table(view, given, scorers, folder)
                 passed = [running.result(index) for index in range(ledger)]
         except BaseException:
             view.connection.interrupt()
@@ -489,10 +489,9 @@ def _latest_table(
     the latest ones parsed here. A latest line that a damaged one
     could be taken for in DuckDB (they share key and checksum text) is parsed here too."""
     every = "every_line" if name == "latest_lines" else f"every_{name}"
-    seen = f"{name}_seen"  # registered with this connection alone
-    connection.register(seen, found.table())
-    _do(connection, f"CREATE TABLE {every} AS SELECT * FROM {seen}")
-    connection.unregister(seen)
+    connection.register("lines_seen", found.table())
+    _do(connection, f"CREATE TABLE {every} AS SELECT * FROM lines_seen")
+    connection.unregister("lines_seen")
     _do(
         connection,
         f"CREATE TABLE {name} AS SELECT * FROM {every} "
@@ -728,14 +727,14 @@ def _score_lines(path: Path, advance: Advance | None) -> SealedLines:
 
 def _scores_table(
     view: View,
-    connection: duckdb.DuckDBPyConnection,
     given: tuple[BinaryIO, str, SealedLines],
     only: Collection[str],
     folder: Path,
 ) -> None:
-    """CREATE `scores` (through `connection`): the current score per answer and scorer, to the
-    answers as the scores file names them (`_keep_current_answers` keeps those given to the
-    answers the ledger holds); count what is left out."""
+    """CREATE `scores`: the current score per answer and scorer, to the answers as the scores
+    file names them (`_keep_current_answers` keeps those given to the answers the ledger
+    holds); count what is left out."""
+    connection = view.connection
     file, path, found = given
     side = _side_file(
         folder / "scores.jsonl",

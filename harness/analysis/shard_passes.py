@@ -79,12 +79,10 @@ def _group(
     shaped: Shaped,
     advance: Advance | None,
 ) -> list[FileLines] | None:
-    # each byte counted twice, as `Ledgers.reading_size` counts a reading of several ledgers
-    doubled = None if advance is None else (lambda count: advance(2 * count))
     passed = []
     for number in numbers:
         track = Track()
-        stamped = ledgers.stamped(number, doubled)
+        stamped = ledgers.stamped(number, advance)
         try:
             found = tracked_lines(_placed(stamped, track), parse, shaped, track)
         except OutOfOrder:

@@ -364,7 +364,7 @@ def _make(
 ) -> None:
     """Read the ledger and the scores file into the view's tables."""
     scores = _scores_file(stack, view.scores_path)
-    size = source.reading_size if isinstance(source, Ledgers) else os.fstat(source.fileno()).st_size
+    size = source.size if isinstance(source, Ledgers) else os.fstat(source.fileno()).st_size
     if scores is not None:
         size += os.fstat(scores[0].fileno()).st_size
     passes, by_file = _ledger_passes(view, source, size)
@@ -712,8 +712,24 @@ def _readable(source: BinaryIO | Ledgers, paths: tuple[str, ...]) -> Readable:
 
 
 def _record_lines(source: Readable, advance: Advance | None) -> SealedLines:
-    """The ledger's pass: its lines of the record's shape."""
+    """The ledger's pass: its lines of the record's shape. Several ledgers read as one are
+    read twice (`Ledgers.lines`): each byte is reported as half a byte read."""
+    if advance is not None and isinstance(source, Ledgers) and len(source.paths) > 1:
+        advance = _Halved(advance)
     return sealed_lines(source, _parse_record, _is_record, advance=advance)
+
+
+class _Halved:
+    """Reports half the bytes it is given (whole bytes, none lost to rounding)."""
+
+    def __init__(self, advance: Advance) -> None:
+        self.advance = advance
+        self.given = 0
+
+    def __call__(self, count: int) -> None:
+        before = self.given // 2
+        self.given += count
+        self.advance(self.given // 2 - before)
 
 
 def _score_lines(path: Path, advance: Advance | None) -> SealedLines:

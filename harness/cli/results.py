@@ -170,13 +170,13 @@ def _export(args: argparse.Namespace, console: Console) -> int:
 
 def result_inputs(text: str) -> tuple[Path | Ledgers, Path, int]:
     """The ledger a verb reads (a run's output directory holding shards: all its ledgers, read
-    as one), the scores file beside it (which may not exist), and the bytes its pass through
-    each will read (`Ledgers.reading_size`: several ledgers' bytes count twice)."""
+    as one), the scores file beside it (which may not exist), and their bytes: what reading
+    them reports (`harness.analysis.view.open_view`)."""
     ledgers = ledgers_of([text])
     ledger: Path | Ledgers = ledgers.paths[0] if len(ledgers.paths) == 1 else ledgers
     scores = (Path(text) if Path(text).is_dir() else Path(text).parent) / SCORES_NAME
     refuse_special(scores)
     if scores.exists() and not scores.is_file():
         raise InputError(f"{scores}: is not a file (the scores file must be one)")
-    size = ledgers.reading_size + (scores.stat().st_size if scores.exists() else 0)
+    size = ledgers.size + (scores.stat().st_size if scores.exists() else 0)
     return ledger, scores, size

@@ -87,11 +87,9 @@ class Ledgers:
         return _stamped(number, lines, None, True, [0] * len(self.paths))
 
     @property
-    def reading_size(self) -> int:
-        """The bytes one reading goes through: each file once, or twice when there are several
-        (the first pass, then the merge)."""
-        size = sum(self.sizes or (path.stat().st_size for path in self.paths))
-        return size if len(self.paths) == 1 else 2 * size
+    def size(self) -> int:
+        """The files' bytes (as far as every reading reads them)."""
+        return sum(self.sizes or (path.stat().st_size for path in self.paths))
 
 
 def tree(output: Path) -> list[Path]:

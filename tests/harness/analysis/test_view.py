@@ -282,6 +282,8 @@ def test_long_answers_are_read_within_the_smallest_memory_limit(tmp_path):
 
 
 def test_the_bytes_reported_read_come_to_the_size_the_reading_bar_is_given(tmp_path):
+    """Whether the files are read (by one pass, or several ledgers as one or file by file) or
+    their snapshot is checked."""
     from harness.cli.results import result_inputs
 
     records = [answer("a@t0", f"p{i}") for i in range(20)]
@@ -291,7 +293,11 @@ def test_the_bytes_reported_read_come_to_the_size_the_reading_bar_is_given(tmp_p
         write_ledger(tmp_path / "tree" / "shards" / shard / "ledger.jsonl", part)
     for output in (tmp_path / "one", tmp_path / "tree"):
         ledger, scores, size = result_inputs(str(output))
-        read: list[int] = []
-        with open_view(ledger, scores, advance=read.append, snapshots=False):
-            pass
-        assert sum(read) == size
+        for reading in ("the files", "their snapshot"):
+            read: list[int] = []
+            with open_view(ledger, scores, advance=read.append) as view:
+                restored = view.connection.execute(
+                    "SELECT count(*) FROM duckdb_databases() WHERE database_name = 'snapshot'"
+                ).fetchone()
+            assert restored == (int(reading == "their snapshot"),)
+            assert sum(read) == size, (output.name, reading)

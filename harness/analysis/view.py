@@ -492,11 +492,14 @@ def _latest_table(
     connection.register("lines_seen", found.table())
     _do(connection, f"CREATE TABLE {every} AS SELECT * FROM lines_seen")
     connection.unregister("lines_seen")
-    _do(
-        connection,
-        f"CREATE TABLE {name} AS SELECT * FROM {every} "
-        "QUALIFY row_number() OVER (PARTITION BY key ORDER BY line DESC) = 1",
+    ((lines, keys),) = _do(connection, f"SELECT count(*), count(DISTINCT key) FROM {every}")
+    latest = (
+        ""
+        if lines == keys
+        # each key once (a first run): every line is the latest
+        else ("QUALIFY row_number() OVER (PARTITION BY key ORDER BY line DESC) = 1")
     )
+    _do(connection, f"CREATE TABLE {name} AS SELECT * FROM {every} {latest}")
     if found.damaged:
         doubtful = [
             number

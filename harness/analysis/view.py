@@ -493,13 +493,11 @@ def _latest_table(
     _do(connection, f"CREATE TABLE {every} AS SELECT * FROM lines_seen")
     connection.unregister("lines_seen")
     ((lines, keys),) = _do(connection, f"SELECT count(*), count(DISTINCT key) FROM {every}")
-    latest = (
-        ""
-        if lines == keys
-        # each key once (a first run): every line is the latest
-        else ("QUALIFY row_number() OVER (PARTITION BY key ORDER BY line DESC) = 1")
+    # each key once (a first run): every line is its key's latest, no window needed
+    window = "QUALIFY row_number() OVER (PARTITION BY key ORDER BY line DESC) = 1"
+    _do(
+        connection, f"CREATE TABLE {name} AS SELECT * FROM {every} {window if lines > keys else ''}"
     )
-    _do(connection, f"CREATE TABLE {name} AS SELECT * FROM {every} {latest}")
     if found.damaged:
         doubtful = [
             number

@@ -126,7 +126,8 @@ def merged_lines(groups: Sequence[list[FileLines] | None]) -> SealedLines | None
         return None
     # every line kept, numbered in the order of the one reading: by time, then place (each
     # ledger's times never go back: a stable sort by time of the lines in place order)
-    places = np.concatenate([sealed["line"].to_numpy(), [place for place, _ in others]])
+    other_places = np.array([place for place, _ in others], np.int64)
+    places = np.concatenate([sealed["line"].to_numpy(), other_places])
     order = np.argsort(places, kind="stable")
     order = order[np.argsort(np.concatenate([times[kept], other_times])[order], kind="stable")]
     numbers = np.empty(len(order), np.int64)

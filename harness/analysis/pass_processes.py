@@ -24,6 +24,7 @@ import os
 import pickle
 import signal
 import sys
+import threading
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future
@@ -66,6 +67,28 @@ class _Here:
         if index not in self.done:
             self.done[index] = self.passes[index].run(self.advance)
         return self.done[index]
+
+
+@contextmanager
+def interrupts_held() -> Iterator[None]:
+    """Within (in the main thread): SIGINT and SIGTERM are noted, not raised; leaving, one that
+    came is raised as KeyboardInterrupt. Children and threads are started within, so that an
+    interrupt never lands while one is half started: inside a fork's handlers (where Python
+    drops it), in a child before it ignores interrupts, or between a thread's start and its
+    pool's knowing of it."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    came: list[int] = []
+    held = (signal.SIGINT, signal.SIGTERM)
+    previous = {sig: signal.signal(sig, lambda signum, frame: came.append(signum)) for sig in held}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    if came:
+        raise KeyboardInterrupt
 
 
 def apart(size: int) -> bool:

@@ -28,7 +28,8 @@ import os
 import re
 import tempfile
 from collections.abc import Collection, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import wait as wait_futures
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from functools import partial
@@ -41,7 +42,7 @@ import orjson
 import pyarrow as pa
 from duckdb.func import ARROW
 
-from harness.analysis.pass_processes import SealedPass, apart, run_passes
+from harness.analysis.pass_processes import SealedPass, apart, interrupts_held, run_passes
 from harness.analysis.scores import ScoreLine, answer_digest, is_score
 from harness.analysis.sealed_pass import Parse, Readable, SealedLines, parse_lines, sealed_lines
 from harness.analysis.shard_passes import file_passes, merged_lines
@@ -374,21 +375,23 @@ def _make(
     # DuckDB reads the ledger's lines (on its threads, without the GIL) while the seals and
     # shapes of the ledger's lines and the scores file's are checked (`run_passes`). Where the
     # passes run apart, DuckDB then reads the scores beside the ledger's passes.
-    with ThreadPoolExecutor(1) as pool:
+    reading: Future[None] | None = None
+    with ThreadPoolExecutor(1) as pool, ExitStack() as started:
         try:
-            with run_passes(passes, size, advance) as running:
+            with interrupts_held():
+                running = started.enter_context(run_passes(passes, size, advance))
                 reading = pool.submit(_file_rows, view, view.paths, fields)
-                if not running.apart:  # here: every pass beside DuckDB's reading
-                    for index in range(len(passes)):
-                        running.result(index)
-                running.report_until(reading)
-                reading.result()
-                if scores is not None:
-                    given = (*scores, running.result(ledger))
-                    _scores_table(view, given, scorers, folder)
-                passed = [running.result(index) for index in range(ledger)]
+            if not running.apart:  # here: every pass beside DuckDB's reading
+                for index in range(len(passes)):
+                    running.result(index)
+            running.report_until(reading)
+            reading.result()
+            if scores is not None:
+                given = (*scores, running.result(ledger))
+                _scores_table(view, given, scorers, folder)
+            passed = [running.result(index) for index in range(ledger)]
         except BaseException:
-            view.connection.interrupt()
+            _stopped(view.connection, reading)
             raise
     found = passed[0]
     if by_file:  # or, where a ledger's times go back, as one (its bytes reported already)
@@ -401,6 +404,15 @@ def _make(
         _do(view.connection, f"CREATE TABLE scores ({_SCORES})")
     else:
         _keep_current_answers(view)
+
+
+def _stopped(connection: duckdb.DuckDBPyConnection, reading: Future[None] | None) -> None:
+    """Interrupt DuckDB until its reading has stopped (an interrupt that comes before the
+    reading's query has begun stops nothing)."""
+    connection.interrupt()
+    while reading is not None and not reading.done():
+        wait_futures([reading], timeout=0.05)
+        connection.interrupt()
 
 
 def _measured() -> str:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -170,3 +171,13 @@ def test_a_child_whose_parent_died_stops_at_its_next_report(tmp_path):
         time.sleep(0.05)
     os.kill(pid, 9)
     raise AssertionError("the orphaned child was still running 10 s after its parent died")
+
+
+def test_an_interrupt_while_children_start_is_raised_once_they_have_started():
+    reached = False
+    with pytest.raises(KeyboardInterrupt), pass_processes.interrupts_held():
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(0.05)  # the signal is handled here: noted, not raised
+        reached = True
+    assert reached
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
